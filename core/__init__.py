@@ -1,0 +1,1 @@
+"""distillguard: streaming detection of model-extraction / distillation campaigns."""
