@@ -1,0 +1,270 @@
+"""Request event v1: decoding and validation (``../shared/contract/request-event.v1.schema.json``).
+
+Errors are data: :func:`parse_event` never raises on bad input, it returns a
+:class:`BadRecord` carrying the original bytes and a reason that an operator can read on
+the dead-letter topic. The validator is hand-written (not jsonschema) because it sits on
+the hot path of every worker; ``tests/unit/models/test_events.py`` checks it against the
+contract's JSON schema.
+
+>>> ev = parse_event(b'{"schema":"llm.request.v1","event_id":"e1","ts":"2026-02-01T00:00:00Z",'
+...                  b'"api_key_id":"k1","account_id":"a1","model":"m","prompt":"hi"}')
+>>> ev.api_key_id, ev.ts_ms
+('k1', 1769904000000)
+>>> parse_event(b'{"schema":"llm.request.v1"}').reason
+'missing required field: event_id'
+>>> parse_event(b'\\xff').reason
+'not valid UTF-8'
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+SCHEMA = "llm.request.v1"
+MAX_EVENT_BYTES = 256 * 1024
+MAX_ID_LEN = 128
+MAX_DEPTH = 16
+# Event time must fall in a sane window: far-future or prehistoric timestamps are producer
+# bugs and would poison windows, rollups and TTLs downstream.
+MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+
+REQUIRED = ("schema", "event_id", "ts", "api_key_id", "account_id", "model", "prompt")
+
+
+@dataclass(slots=True, frozen=True)
+class RequestEvent:
+    """One validated request. ``prompt``/``system_prompt`` are only read to featurize."""
+
+    event_id: str
+    ts_ms: int
+    api_key_id: str
+    account_id: str
+    model: str
+    prompt: str
+    org_id: str | None = None
+    endpoint: str | None = None
+    system_prompt: str | None = None
+    conversation_id: str | None = None
+    turn_index: int = 0
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    n: int | None = None
+    stream: bool | None = None
+    tools: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    status: int | None = None
+    latency_ms: int | None = None
+    client_ip: str | None = None
+    user_agent: str | None = None
+    asn: int | None = None
+    country: str | None = None
+    account_created_ms: int | None = None
+    payment_fingerprint: str | None = None
+    tier: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class BadRecord:
+    """A record that failed validation: the original bytes and why."""
+
+    reason: str
+    raw: bytes
+
+
+class _Invalid(Exception):
+    pass
+
+
+def parse_rfc3339_ms(value: str) -> int:
+    """RFC 3339 timestamp -> epoch milliseconds (UTC). Raises ``ValueError``.
+
+    >>> parse_rfc3339_ms("2026-02-01T00:00:47.883Z")
+    1769904047883
+    >>> parse_rfc3339_ms("2026-02-01T01:00:00+01:00")
+    1769904000000
+    """
+    if not isinstance(value, str) or len(value) < 20 or value[10] not in "Tt ":
+        raise ValueError("not an RFC 3339 timestamp")
+    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        raise ValueError("timestamp has no UTC offset")
+    return int(round(dt.timestamp() * 1000))
+
+
+def _str(obj: dict, name: str, *, required: bool = False, max_len: int | None = None,
+         min_len: int = 0) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise _Invalid(f"missing required field: {name}" if name not in obj else f"{name}: null")
+        return None
+    if not isinstance(value, str):
+        raise _Invalid(f"{name}: expected string, got {type(value).__name__}")
+    if len(value) < min_len:
+        raise _Invalid(f"{name}: empty")
+    if max_len is not None and len(value) > max_len:
+        raise _Invalid(f"{name}: longer than {max_len} characters")
+    return value
+
+
+def _int(obj: dict, name: str, *, minimum: int | None = None, path: str = "") -> int | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    # bool is an int subclass in Python but not in JSON schema.
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+            value = int(value)
+        else:
+            raise _Invalid(f"{path}{name}: expected integer, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise _Invalid(f"{path}{name}: below minimum {minimum}")
+    if abs(value) > 2**53:
+        raise _Invalid(f"{path}{name}: out of range")
+    return value
+
+
+def _num(obj: dict, name: str, *, minimum: float | None = None, maximum: float | None = None,
+         path: str = "") -> float | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Invalid(f"{path}{name}: expected number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise _Invalid(f"{path}{name}: not a finite number")
+    if minimum is not None and value < minimum:
+        raise _Invalid(f"{path}{name}: below minimum {minimum}")
+    if maximum is not None and value > maximum:
+        raise _Invalid(f"{path}{name}: above maximum {maximum}")
+    return value
+
+
+def _obj(obj: dict, name: str) -> dict:
+    value = obj.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Invalid(f"{name}: expected object, got {type(value).__name__}")
+    return value
+
+
+def _reject_constant(token: str):
+    # json.loads accepts NaN / Infinity by default; JSON (RFC 8259) does not.
+    raise _Invalid(f"non-standard JSON number: {token}")
+
+
+def _depth(value, limit: int) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
+    return deepest
+
+
+def _validate(doc) -> RequestEvent:
+    if not isinstance(doc, dict):
+        raise _Invalid(f"expected a JSON object, got {type(doc).__name__}")
+    for name in REQUIRED:
+        if name not in doc:
+            raise _Invalid(f"missing required field: {name}")
+    schema = doc["schema"]
+    if schema != SCHEMA:
+        raise _Invalid(f"unsupported schema: {str(schema)[:40]!r} (expected {SCHEMA!r})")
+    if _depth(doc, MAX_DEPTH) > MAX_DEPTH:
+        raise _Invalid(f"JSON nested deeper than {MAX_DEPTH} levels")
+    ts = _str(doc, "ts", required=True)
+    try:
+        ts_ms = parse_rfc3339_ms(ts)
+    except (ValueError, OverflowError) as exc:
+        raise _Invalid(f"ts: {exc}") from None
+    if not MIN_TS_MS <= ts_ms < MAX_TS_MS:
+        raise _Invalid("ts: outside 2000-01-01 .. 2100-01-01")
+
+    params = _obj(doc, "params")
+    usage = _obj(doc, "usage")
+    client = _obj(doc, "client")
+    account = _obj(doc, "account")
+    stream = params.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _Invalid(f"params.stream: expected boolean, got {type(stream).__name__}")
+    created = _str(account, "created_at")
+    created_ms = None
+    if created is not None:
+        try:
+            created_ms = parse_rfc3339_ms(created)
+        except (ValueError, OverflowError) as exc:
+            raise _Invalid(f"account.created_at: {exc}") from None
+    try:
+        country = _str(client, "country", max_len=2)
+    except _Invalid as exc:
+        raise _Invalid(f"client.{exc}") from None
+    return RequestEvent(
+        event_id=_str(doc, "event_id", required=True, max_len=MAX_ID_LEN, min_len=1),
+        ts_ms=ts_ms,
+        api_key_id=_str(doc, "api_key_id", required=True, max_len=MAX_ID_LEN, min_len=1),
+        account_id=_str(doc, "account_id", required=True, max_len=MAX_ID_LEN, min_len=1),
+        model=_str(doc, "model", required=True, max_len=MAX_ID_LEN, min_len=1),
+        prompt=_str(doc, "prompt", required=True),
+        org_id=_str(doc, "org_id", max_len=MAX_ID_LEN),
+        endpoint=_str(doc, "endpoint", max_len=256),
+        system_prompt=_str(doc, "system_prompt"),
+        conversation_id=_str(doc, "conversation_id", max_len=MAX_ID_LEN),
+        turn_index=_int(doc, "turn_index", minimum=0) or 0,
+        max_tokens=_int(params, "max_tokens", minimum=0, path="params."),
+        temperature=_num(params, "temperature", minimum=0, path="params."),
+        top_p=_num(params, "top_p", minimum=0, maximum=1, path="params."),
+        n=_int(params, "n", minimum=1, path="params."),
+        stream=stream,
+        tools=_int(params, "tools", minimum=0, path="params."),
+        input_tokens=_int(usage, "input_tokens", minimum=0, path="usage."),
+        output_tokens=_int(usage, "output_tokens", minimum=0, path="usage."),
+        status=_int(doc, "status"),
+        latency_ms=_int(doc, "latency_ms", minimum=0),
+        client_ip=_str(client, "ip"),
+        user_agent=_str(client, "user_agent"),
+        asn=_int(client, "asn", path="client."),
+        country=country,
+        account_created_ms=created_ms,
+        payment_fingerprint=_str(account, "payment_fingerprint"),
+        tier=_str(account, "tier"),
+    )
+
+
+def parse_event(raw: bytes | str) -> RequestEvent | BadRecord:
+    """Decode and validate one record. Never raises: bad input becomes a :class:`BadRecord`."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    if len(data) > MAX_EVENT_BYTES:
+        return BadRecord(f"record is {len(data)} bytes, over the {MAX_EVENT_BYTES}-byte limit", data)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return BadRecord("not valid UTF-8", data)
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except _Invalid as exc:
+        return BadRecord(str(exc), data)
+    except RecursionError:
+        return BadRecord(f"JSON nested deeper than {MAX_DEPTH} levels", data)
+    except ValueError as exc:
+        return BadRecord(f"not JSON: {exc}", data)
+    try:
+        return _validate(doc)
+    except _Invalid as exc:
+        return BadRecord(str(exc), data)
+    except (RecursionError, ValueError, TypeError, OverflowError) as exc:  # defensive: never raise
+        return BadRecord(f"invalid record: {type(exc).__name__}: {exc}", data)
