@@ -1,0 +1,9 @@
+"""The project's exception tree: every error distillguard raises on purpose derives from one root."""
+
+
+class DistillguardError(Exception):
+    """Root of distillguard's own errors."""
+
+
+class ConfigError(DistillguardError):
+    """Settings that cannot work together (reported at start-up, never mid-stream)."""

@@ -1,0 +1,208 @@
+"""The Faust application: topics, the per-key state table, the agents, the query endpoints.
+
+Thin by design: records are decoded and scored by ``distillguard.models`` (through
+:class:`~distillguard.streams.processor.RequestProcessor`) and rows/alerts are handed to
+``distillguard.sinks``. Delivery guarantees, in order:
+
+* the state table is co-partitioned with ``llm.requests`` and changelogged on every set;
+  each key's state carries the last input offset applied, so an event re-read after a crash
+  is not applied twice;
+* events are acknowledged (and so their offsets committed) only after their ClickHouse rows
+  are flushed; the sink drops rows at or below its per-partition watermark, so rollups count
+  every event once;
+* alert ids are stable per incident, so a re-sent alert is an update, not a new page.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+
+import faust
+
+from distillguard.models.pipeline import KeyPipeline
+
+from .metrics import WorkerMetrics
+from .processor import DeadLetter, RequestProcessor, alert_bytes
+from .settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+def _broker_credentials(settings: WorkerSettings):
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+    if settings.kafka_sasl_mechanism:
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context if settings.kafka_security_protocol == "SASL_SSL" else None,
+        )
+    return faust.SSLCredentials(context)
+
+
+def create_app(settings: WorkerSettings, *, pipeline: KeyPipeline | None = None, sink=None) -> faust.App:
+    """Build the worker app. ``sink`` defaults to the ClickHouse sink from the settings' env."""
+    data_dir = Path(settings.data_dir).resolve()
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=_broker_credentials(settings),
+        store="memory://",
+        datadir=str(data_dir / "faust"),
+        topic_replication_factor=1,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(settings.session_timeout_s / 4, 0.5),
+        broker_commit_interval=settings.commit_interval_s,
+        processing_guarantee="at_least_once",
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_enabled=True,
+        table_standby_replicas=0,
+    )
+    pipeline = pipeline or KeyPipeline()
+    processor = RequestProcessor(pipeline, source_topic=settings.requests_topic,
+                                 max_future_ms=int(settings.max_future_s * 1000))
+    metrics = WorkerMetrics()
+    if sink is None:
+        from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink
+
+        sink = ClickHouseSink(ClickHouseSettings())
+    app.distillguard_sink = sink
+    app.distillguard_processor = processor
+
+    requests = app.topic(settings.requests_topic, key_serializer="raw", value_serializer="raw",
+                         partitions=settings.partitions)
+    dlq = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw",
+                    partitions=settings.partitions)
+    alerts = app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="raw",
+                       partitions=settings.partitions)
+    key_state = app.Table("key-state", default=None, key_serializer="raw", value_serializer="raw",
+                          partitions=settings.partitions)
+    # Events whose rows are buffered in the sink but not yet flushed: acked after the flush.
+    unacked: list = []
+    last_seen: dict[bytes, float] = {}
+
+    async def send_dead_letter(dead: DeadLetter) -> None:
+        await dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
+        await add_to_sink(sink.add_dead_letter, dead.reason, dead.source_topic, dead.partition, dead.offset,
+                          len(dead.value))
+        metrics.dead_letters.labels(reason=dead.reason.split(":", 1)[0][:40]).inc()
+
+    async def add_to_sink(add, *args) -> None:
+        from distillguard.sinks.errors import SinkBackpressure
+
+        while True:
+            try:
+                add(*args)
+                return
+            except SinkBackpressure as exc:
+                # ClickHouse is behind: stop consuming (lag grows in Kafka, not in memory).
+                metrics.backpressure.inc()
+                await flush_sink()
+                await asyncio.sleep(exc.retry_after)
+
+    @app.agent(requests, name="process-requests")
+    async def process_requests(stream):
+        async for event in stream.noack().events():
+            message = event.message
+            decoded = processor.decode(message.value, message.key, message.partition, message.offset)
+            if isinstance(decoded, DeadLetter):
+                await send_dead_letter(decoded)
+            else:
+                state_key = decoded.api_key_id.encode("utf-8", "surrogatepass")
+                result = processor.step(key_state.get(state_key), decoded, message.offset)
+                if not result.duplicate:
+                    key_state[state_key] = result.state
+                    last_seen[state_key] = time.monotonic()
+                    await add_to_sink(sink.add, result.row, message.partition, message.offset)
+                    metrics.events.inc()
+                else:
+                    metrics.duplicates.inc()
+                if result.alert is not None:
+                    await alerts.send(key=state_key, value=alert_bytes(result.alert))
+                    await add_to_sink(sink.add_alert, result.alert)
+                    metrics.alerts.labels(severity=result.alert["severity"]).inc()
+            unacked.append(event)
+            if sink.should_flush():
+                await flush_sink()
+
+    flush_lock = asyncio.Lock()
+
+    async def flush_sink() -> None:
+        async with flush_lock:
+            pending = list(unacked)
+            started = time.perf_counter()
+            try:
+                await asyncio.to_thread(sink.flush)
+            except Exception as exc:  # noqa: BLE001 - keep the events unacked, retry next tick
+                metrics.sink_errors.inc()
+                log.warning("ClickHouse flush failed, will retry: %s", exc)
+                return
+            metrics.sink_flush_seconds.observe(time.perf_counter() - started)
+            for event in pending:
+                event.ack()
+            del unacked[:len(pending)]
+
+    @app.timer(0.5)
+    async def flush_on_age() -> None:
+        if unacked or sink.should_flush():
+            await flush_sink()
+
+    @app.timer(60.0)
+    async def evict_idle_keys() -> None:
+        # Bound the table: keys not seen for key_idle_ttl are dropped (a tombstone on the changelog).
+        horizon = time.monotonic() - settings.key_idle_ttl_s
+        for state_key in [k for k, seen in last_seen.items() if seen < horizon]:
+            last_seen.pop(state_key, None)
+            if state_key in key_state:
+                del key_state[state_key]
+        metrics.keys.set(len(key_state))
+
+    @app.page("/health")
+    async def health(web, request):
+        return web.json({"status": "ok", "counters": vars_of(processor.counters)})
+
+    @app.page("/metrics")
+    async def prometheus_metrics(web, request):
+        body, content_type = metrics.render()
+        return web.bytes(body, content_type=content_type)
+
+    @app.page("/summary")
+    async def summary(web, request):
+        limit = int(request.query.get("limit", "10"))
+        rows = await asyncio.to_thread(sink.summary, limit)
+        return web.json({"top_keys": rows})
+
+    @app.page("/alerts")
+    async def alert_rows(web, request):
+        limit = int(request.query.get("limit", "100"))
+        rows = await asyncio.to_thread(sink.alert_rows, limit)
+        return web.json({"alerts": rows})
+
+    @app.page("/query/state")
+    async def state_of(web, request):
+        # Lets tests and operators inspect one key's recovered state (size and events seen).
+        key = request.query.get("key", "").encode()
+        value = key_state.get(key)
+        return web.json({"key": key.decode(), "bytes": len(value) if value else 0,
+                         "info": pipeline.describe_state(value) if value else None})
+
+    @app.task
+    async def on_start() -> None:
+        log.info("worker started: %s", json.dumps({"bootstrap": settings.kafka_bootstrap,
+                                                   "topic": settings.requests_topic}))
+
+    return app
+
+
+def vars_of(counters) -> dict:
+    return {name: getattr(counters, name) for name in counters.__slots__}

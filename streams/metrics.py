@@ -1,0 +1,29 @@
+"""Prometheus metrics of one worker, served on ``/metrics`` by the worker's web endpoint."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class WorkerMetrics:
+    """One registry per worker app (tests build several apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter("distillguard_events_processed", "Events scored by the per-key detector", registry=r)
+        self.duplicates = Counter("distillguard_events_duplicate",
+                                  "Events skipped because the key's state already covers them", registry=r)
+        self.dead_letters = Counter("distillguard_dead_letters", "Records sent to the dead-letter topic",
+                                    ["reason"], registry=r)
+        self.alerts = Counter("distillguard_alerts", "Alerts sent (new incidents and escalations)",
+                              ["severity"], registry=r)
+        self.backpressure = Counter("distillguard_sink_backpressure",
+                                    "Times the ClickHouse sink pushed back and consumption paused", registry=r)
+        self.sink_errors = Counter("distillguard_sink_errors", "Failed ClickHouse flushes (retried)", registry=r)
+        self.sink_flush_seconds = Histogram("distillguard_sink_flush_seconds", "ClickHouse flush latency",
+                                            registry=r)
+        self.keys = Gauge("distillguard_keys_in_state", "Keys held in this worker's state table", registry=r)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,62 @@
+"""Worker settings: one frozen pydantic-settings object, every field readable from ``DG_*`` env.
+
+The same names configure the embedded broker (demo, tests) and Apache Kafka in production
+(``docker-compose.yml``, ``deploy/``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    """Kafka connection, topics and worker behaviour (env prefix ``DG_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DG_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=AliasChoices(
+        "DG_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"))
+    # Security for production Kafka: SASL/SCRAM over TLS.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+
+    app_id: str = "distillguard"
+    requests_topic: str = "llm.requests"
+    dlq_topic: str = "llm.requests.dlq"
+    alerts_topic: str = "distill.alerts"
+    partitions: int = Field(8, ge=1, le=1024)
+
+    data_dir: Path = Path("var")
+    web_host: str = "127.0.0.1"  # the query/metrics endpoint binds to loopback unless configured
+    web_port: int = Field(6066, ge=0, le=65535)
+    session_timeout_s: float = Field(8.0, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0)
+    # An event whose ts is this far ahead of the worker's clock is a producer bug: dead-letter it.
+    max_future_s: float = Field(24 * 3600.0, gt=0)
+    # Keys idle for longer are evicted from the state table (bounded state).
+    key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
+    log_level: str = "warn"
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> "WorkerSettings":
+        if self.kafka_security_protocol.startswith("SASL") and not (
+                self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError("SASL needs DG_KAFKA_SASL_MECHANISM, DG_KAFKA_SASL_USERNAME and DG_KAFKA_SASL_PASSWORD")
+        return self
+
+    def confluent_config(self) -> dict[str, str]:
+        """librdkafka settings for confluent-kafka clients (producers, admin, CLI tools)."""
+        conf = {"bootstrap.servers": self.kafka_bootstrap, "security.protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username or ""
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+        if self.kafka_ssl_cafile:
+            conf["ssl.ca.location"] = str(self.kafka_ssl_cafile)
+        return conf

@@ -1,0 +1,43 @@
+"""Create the pipeline's topics up front, with the partition count we want.
+
+Auto-created topics get the broker's default partition count (4 on the embedded brokers),
+and the Faust tables are co-partitioned with ``llm.requests``, so both must agree.
+"""
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from .settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+def pipeline_topics(settings: WorkerSettings) -> dict[str, dict[str, str]]:
+    """Topic name -> topic config, for every topic the workers read or write."""
+    return {
+        settings.requests_topic: {},
+        settings.dlq_topic: {},
+        settings.alerts_topic: {},
+    }
+
+
+def ensure_topics(settings: WorkerSettings, timeout: float = 15.0) -> list[str]:
+    """Create missing topics; returns the names created. Existing topics are left alone."""
+    admin = AdminClient(settings.confluent_config())
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [NewTopic(name, num_partitions=settings.partitions, replication_factor=1, config=config)
+              for name, config in pipeline_topics(settings).items() if name not in existing]
+    if not wanted:
+        return []
+    created = []
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            future.result(timeout)
+            created.append(name)
+        except Exception as exc:  # noqa: BLE001 - a concurrent creator is fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc) and "already exists" not in str(exc):
+                raise
+    log.info("created topics %s", created)
+    return created
