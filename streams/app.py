@@ -22,8 +22,6 @@ from pathlib import Path
 
 import faust
 
-from distillguard.models.pipeline import KeyPipeline
-
 from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .settings import WorkerSettings
@@ -47,9 +45,10 @@ def _broker_credentials(settings: WorkerSettings):
     return faust.SSLCredentials(context)
 
 
-def create_app(settings: WorkerSettings, *, pipeline: KeyPipeline | None = None, sink=None) -> faust.App:
+def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.App:
     """Build the worker app. ``sink`` defaults to the ClickHouse sink from the settings' env."""
     data_dir = Path(settings.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -68,7 +67,10 @@ def create_app(settings: WorkerSettings, *, pipeline: KeyPipeline | None = None,
         web_enabled=True,
         table_standby_replicas=0,
     )
-    pipeline = pipeline or KeyPipeline()
+    if pipeline is None:
+        from distillguard.models.pipeline import KeyPipeline
+
+        pipeline = KeyPipeline()
     processor = RequestProcessor(pipeline, source_topic=settings.requests_topic,
                                  max_future_ms=int(settings.max_future_s * 1000))
     metrics = WorkerMetrics()
@@ -85,8 +87,8 @@ def create_app(settings: WorkerSettings, *, pipeline: KeyPipeline | None = None,
                     partitions=settings.partitions)
     alerts = app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="raw",
                        partitions=settings.partitions)
-    key_state = app.Table("key-state", default=None, key_serializer="raw", value_serializer="raw",
-                          partitions=settings.partitions)
+    key_state = app.Table("key-state", partitions=settings.partitions,
+                          schema=faust.Schema(key_serializer="raw", value_serializer="raw"))
     # Events whose rows are buffered in the sink but not yet flushed: acked after the flush.
     unacked: list = []
     last_seen: dict[bytes, float] = {}
@@ -110,27 +112,36 @@ def create_app(settings: WorkerSettings, *, pipeline: KeyPipeline | None = None,
                 await flush_sink()
                 await asyncio.sleep(exc.retry_after)
 
+    async def handle(event) -> None:
+        message = event.message
+        decoded = processor.decode(message.value, message.key, message.partition, message.offset)
+        if isinstance(decoded, DeadLetter):
+            await send_dead_letter(decoded)
+            return
+        state_key = decoded.api_key_id.encode("utf-8", "surrogatepass")
+        result = processor.step(key_state.get(state_key), decoded, message.offset)
+        if result.duplicate:
+            metrics.duplicates.inc()
+        else:
+            key_state[state_key] = result.state
+            last_seen[state_key] = time.monotonic()
+            await add_to_sink(sink.add, result.row, message.partition, message.offset)
+            metrics.events.inc()
+        if result.alert is not None:
+            await alerts.send(key=state_key, value=alert_bytes(result.alert))
+            await add_to_sink(sink.add_alert, result.alert)
+            metrics.alerts.labels(severity=result.alert["severity"]).inc()
+
     @app.agent(requests, name="process-requests")
     async def process_requests(stream):
         async for event in stream.noack().events():
-            message = event.message
-            decoded = processor.decode(message.value, message.key, message.partition, message.offset)
-            if isinstance(decoded, DeadLetter):
-                await send_dead_letter(decoded)
-            else:
-                state_key = decoded.api_key_id.encode("utf-8", "surrogatepass")
-                result = processor.step(key_state.get(state_key), decoded, message.offset)
-                if not result.duplicate:
-                    key_state[state_key] = result.state
-                    last_seen[state_key] = time.monotonic()
-                    await add_to_sink(sink.add, result.row, message.partition, message.offset)
-                    metrics.events.inc()
-                else:
-                    metrics.duplicates.inc()
-                if result.alert is not None:
-                    await alerts.send(key=state_key, value=alert_bytes(result.alert))
-                    await add_to_sink(sink.add_alert, result.alert)
-                    metrics.alerts.labels(severity=result.alert["severity"]).inc()
+            try:
+                await handle(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a worker never dies on a record
+                log.exception("record %s:%s failed", event.message.partition, event.message.offset)
+                await send_dead_letter(processor.failed(event.message, exc))
             unacked.append(event)
             if sink.should_flush():
                 await flush_sink()
@@ -174,7 +185,7 @@ def create_app(settings: WorkerSettings, *, pipeline: KeyPipeline | None = None,
     @app.page("/metrics")
     async def prometheus_metrics(web, request):
         body, content_type = metrics.render()
-        return web.bytes(body, content_type=content_type)
+        return web.bytes(body, content_type=content_type.split(";")[0])
 
     @app.page("/summary")
     async def summary(web, request):

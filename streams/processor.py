@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from distillguard.models.events import BadRecord, RequestEvent, parse_event
-from distillguard.models.pipeline import KeyPipeline, StepResult
+from distillguard.models.pipeline import StepResult
 
 
 @dataclass(slots=True)
@@ -53,7 +53,7 @@ def _reason_class(reason: str) -> str:
 class RequestProcessor:
     """Turns one input record into state, a feature row, an optional alert or a dead letter."""
 
-    def __init__(self, pipeline: KeyPipeline, *, source_topic: str, max_future_ms: int | None = None,
+    def __init__(self, pipeline, *, source_topic: str, max_future_ms: int | None = None,
                  clock=time.time) -> None:
         self.pipeline = pipeline
         self.source_topic = source_topic
@@ -80,6 +80,14 @@ class RequestProcessor:
             # co-partitioning of the state table. Counted, still processed by api_key_id.
             self.counters.key_mismatch += 1
         return parsed
+
+    def failed(self, message, exc: Exception) -> DeadLetter:
+        """A record that crashed processing (a bug, not bad input): dead-lettered, never dropped."""
+        self.counters.dead_letters += 1
+        self.counters.dead_letter_reasons["processing failed"] = \
+            self.counters.dead_letter_reasons.get("processing failed", 0) + 1
+        return DeadLetter(f"processing failed: {type(exc).__name__}: {exc}"[:500], message.value or b"",
+                          message.key, self.source_topic, message.partition, message.offset)
 
     def step(self, state: bytes | None, event: RequestEvent, offset: int) -> StepResult:
         result = self.pipeline.step(state, event, offset)
