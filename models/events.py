@@ -113,9 +113,12 @@ def _str(obj: dict, name: str, *, required: bool = False, max_len: int | None = 
     return value
 
 
-def _int(obj: dict, name: str, *, minimum: int | None = None, path: str = "") -> int | None:
+def _int(obj: dict, name: str, *, minimum: int | None = None, path: str = "",
+         nullable: bool = True) -> int | None:
     value = obj.get(name)
     if value is None:
+        if not nullable and name in obj:
+            raise _Invalid(f"{path}{name}: null")
         return None
     # bool is an int subclass in Python but not in JSON schema.
     if isinstance(value, bool) or not isinstance(value, int):
@@ -148,9 +151,9 @@ def _num(obj: dict, name: str, *, minimum: float | None = None, maximum: float |
 
 
 def _obj(obj: dict, name: str) -> dict:
-    value = obj.get(name)
-    if value is None:
+    if name not in obj:
         return {}
+    value = obj[name]
     if not isinstance(value, dict):
         raise _Invalid(f"{name}: expected object, got {type(value).__name__}")
     return value
@@ -224,7 +227,7 @@ def _validate(doc) -> RequestEvent:
         endpoint=_str(doc, "endpoint", max_len=256),
         system_prompt=_str(doc, "system_prompt"),
         conversation_id=_str(doc, "conversation_id", max_len=MAX_ID_LEN),
-        turn_index=_int(doc, "turn_index", minimum=0) or 0,
+        turn_index=_int(doc, "turn_index", minimum=0, nullable=False) or 0,
         max_tokens=_int(params, "max_tokens", minimum=0, path="params."),
         temperature=_num(params, "temperature", minimum=0, path="params."),
         top_p=_num(params, "top_p", minimum=0, maximum=1, path="params."),

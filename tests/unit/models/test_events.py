@@ -1,0 +1,187 @@
+"""The request event v1 validator against the contract's JSON schema and a bad-input corpus."""
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from distillguard.models.events import MAX_EVENT_BYTES, BadRecord, RequestEvent, parse_event
+
+CONTRACT = Path(__file__).resolve().parents[4] / "shared" / "contract" / "request-event.v1.schema.json"
+DEV_EVENTS = CONTRACT.parents[1] / "data" / "streams" / "dev-s1" / "events.jsonl.gz"
+
+GOOD = {
+    "schema": "llm.request.v1", "event_id": "ev_1", "ts": "2026-02-01T00:00:47.883Z", "api_key_id": "key_1",
+    "account_id": "acct_1", "org_id": None, "model": "frontier-3-sonnet", "endpoint": "/v1/messages",
+    "prompt": "Are you aware of the history of Lisbon?", "system_prompt": None, "conversation_id": "c1",
+    "turn_index": 0, "params": {"max_tokens": 8192, "stream": True, "tools": 0, "temperature": 0.7, "top_p": 0.9,
+                                "n": 1},
+    "usage": {"input_tokens": 15, "output_tokens": 285}, "status": 200, "latency_ms": 5685,
+    "client": {"ip": "10.1.2.3", "user_agent": "ua", "asn": 4637, "country": "AU"},
+    "account": {"created_at": "2025-03-29T06:43:19Z", "payment_fingerprint": "pf_1", "tier": "free"},
+}
+
+
+def encode(doc) -> bytes:
+    return json.dumps(doc).encode()
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return json.loads(CONTRACT.read_text())
+
+
+def test_good_event_parses_every_field():
+    ev = parse_event(encode(GOOD))
+    assert isinstance(ev, RequestEvent)
+    assert (ev.api_key_id, ev.account_id, ev.ts_ms, ev.max_tokens, ev.temperature) == \
+        ("key_1", "acct_1", 1769904047883, 8192, 0.7)
+    assert (ev.asn, ev.country, ev.payment_fingerprint, ev.stream) == (4637, "AU", "pf_1", True)
+
+
+def test_unknown_fields_are_ignored():
+    doc = dict(GOOD, future_field={"nested": [1, 2]}, params=dict(GOOD["params"], new_param=3))
+    assert isinstance(parse_event(encode(doc)), RequestEvent)
+
+
+def test_dev_stream_events_all_valid():
+    with gzip.open(DEV_EVENTS, "rb") as fh:
+        for i, line in enumerate(fh):
+            assert isinstance(parse_event(line.rstrip(b"\n")), RequestEvent), line[:200]
+            if i >= 2000:
+                break
+
+
+def _mutate(path: list[str], value):
+    doc = copy.deepcopy(GOOD)
+    node = doc
+    for part in path[:-1]:
+        node = node[part]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return doc
+
+
+_DELETE = object()
+
+BAD = {
+    "missing event_id": (_mutate(["event_id"], _DELETE), "missing required field: event_id"),
+    "missing prompt": (_mutate(["prompt"], _DELETE), "missing required field: prompt"),
+    "null api key": (_mutate(["api_key_id"], None), "api_key_id"),
+    "int prompt": (_mutate(["prompt"], 42), "prompt: expected string"),
+    "bool turn": (_mutate(["turn_index"], True), "turn_index: expected integer"),
+    "negative turn": (_mutate(["turn_index"], -1), "below minimum"),
+    "string max_tokens": (_mutate(["params", "max_tokens"], "100"), "params.max_tokens"),
+    "top_p above 1": (_mutate(["params", "top_p"], 1.5), "params.top_p"),
+    "n zero": (_mutate(["params", "n"], 0), "params.n"),
+    "stream as string": (_mutate(["params", "stream"], "yes"), "params.stream"),
+    "params not object": (_mutate(["params"], [1]), "params: expected object"),
+    "bad ts": (_mutate(["ts"], "yesterday"), "ts:"),
+    "ts without zone": (_mutate(["ts"], "2026-02-01T00:00:00"), "ts:"),
+    "ts far future": (_mutate(["ts"], "2999-01-01T00:00:00Z"), "ts: outside"),
+    "ts far past": (_mutate(["ts"], "1970-01-01T00:00:00Z"), "ts: outside"),
+    "schema v2": (_mutate(["schema"], "llm.request.v2"), "unsupported schema"),
+    "long key": (_mutate(["api_key_id"], "k" * 129), "longer than 128"),
+    "empty event id": (_mutate(["event_id"], ""), "event_id: empty"),
+    "country 3 letters": (_mutate(["client", "country"], "USA"), "client.country"),
+    "created_at junk": (_mutate(["account", "created_at"], "soon"), "account.created_at"),
+    "array document": ([GOOD], "expected a JSON object"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_documents_are_rejected_with_reason(name, schema):
+    doc, reason = BAD[name]
+    result = parse_event(encode(doc))
+    assert isinstance(result, BadRecord), name
+    assert reason in result.reason
+    assert result.raw == encode(doc)
+
+
+def test_contract_schema_agrees_on_good_and_structural_bad(schema):
+    jsonschema.validate(GOOD, schema)
+    # Every rejection above that the JSON schema can express is also a schema violation.
+    schema_checkable = {k for k in BAD if k not in {"ts far future", "ts far past", "bad ts", "ts without zone",
+                                                    "created_at junk"}}
+    for name in schema_checkable:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(BAD[name][0], schema)
+
+
+def _nested(depth: int) -> dict:
+    doc: dict = {"leaf": 1}
+    for _ in range(depth):
+        doc = {"n": doc}
+    return doc
+
+
+@pytest.mark.parametrize("raw,reason", [
+    (b"{not json", "not JSON"),
+    (b'{"schema": "llm.request.v1", "event_id": "x"', "not JSON"),  # truncated
+    (b"\xff\xfe\x00", "not valid UTF-8"),
+    (b"", "not JSON"),
+    (b'{"a": NaN}', "non-standard JSON number"),
+    (encode(dict(GOOD, params={"temperature": 1e400})), "non-standard JSON number"),
+    (b"[" * 100000 + b"]" * 100000, "nested deeper"),
+    (encode(dict(GOOD, prompt="x" * (MAX_EVENT_BYTES + 1))), "byte limit"),
+    (encode(dict(GOOD, extra=_nested(20))), "nested deeper"),
+])
+def test_malformed_bytes_are_rejected(raw, reason):
+    result = parse_event(raw)
+    assert isinstance(result, BadRecord)
+    assert reason in result.reason
+
+
+def test_ten_megabyte_prompt_is_rejected_without_parsing():
+    raw = encode(dict(GOOD, prompt="y" * 10_000_000))
+    result = parse_event(raw)
+    assert isinstance(result, BadRecord) and "byte limit" in result.reason
+
+
+def test_lone_surrogate_in_prompt_is_accepted_and_safe():
+    raw = b'{"schema":"llm.request.v1","event_id":"e","ts":"2026-02-01T00:00:00Z","api_key_id":"k",' \
+          b'"account_id":"a","model":"m","prompt":"bad \\ud800 text"}'
+    ev = parse_event(raw)
+    assert isinstance(ev, RequestEvent)
+    assert ev.prompt.encode("utf-8", "surrogatepass")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12),
+                                                                                      children, max_size=6),
+                    max_leaves=30))
+def test_fuzz_arbitrary_json_never_raises(doc):
+    raw = json.dumps(doc).encode("utf-8", "surrogatepass")
+    assert isinstance(parse_event(raw), (RequestEvent, BadRecord))
+
+
+@settings(max_examples=300, deadline=None)
+@given(overrides=st.dictionaries(st.sampled_from(sorted(GOOD)), st.none() | st.integers() | st.text() | st.floats()
+                       | st.booleans() | st.lists(st.integers(), max_size=2), max_size=8))
+def test_fuzz_field_types_agree_with_schema(overrides, schema):
+    doc = dict(GOOD, **overrides)
+    result = parse_event(json.dumps(doc).encode("utf-8", "surrogatepass"))
+    try:
+        jsonschema.validate(doc, schema)
+        schema_ok = True
+    except jsonschema.ValidationError:
+        schema_ok = False
+    if not schema_ok:
+        assert isinstance(result, BadRecord), (doc, "schema rejects, validator accepted")
+    elif isinstance(result, BadRecord):
+        # Stricter than the schema only where the schema cannot say it: time formats and range.
+        assert result.reason.startswith(("ts:", "account.created_at", "non-standard JSON number")), result.reason
+
+
+@given(st.binary(max_size=300))
+def test_fuzz_bytes_never_raise(raw):
+    assert isinstance(parse_event(raw), (RequestEvent, BadRecord))
