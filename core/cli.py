@@ -18,7 +18,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     settings = WorkerSettings()
     ensure_topics(settings)
     app = create_app(settings)
-    faust.Worker(app, loglevel=settings.log_level).execute_from_commandline()
+    faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
     return 0
 
 

@@ -87,8 +87,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                     partitions=settings.partitions)
     alerts = app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="raw",
                        partitions=settings.partitions)
-    key_state = app.Table("key-state", partitions=settings.partitions,
-                          schema=faust.Schema(key_serializer="raw", value_serializer="raw"))
+    # bytes keys and values: the changelog carries the detector's compact state as is.
+    key_state = app.Table("key-state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     # Events whose rows are buffered in the sink but not yet flushed: acked after the flush.
     unacked: list = []
     last_seen: dict[bytes, float] = {}

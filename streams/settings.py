@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class WorkerSettings(BaseSettings):
     """Kafka connection, topics and worker behaviour (env prefix ``DG_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="DG_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DG_", frozen=True, extra="ignore", populate_by_name=True)
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=AliasChoices(
         "DG_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"))
