@@ -1,0 +1,62 @@
+"""Worker settings: env names, SASL/TLS config, secrets never shown."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from distillguard.streams.settings import WorkerSettings
+
+
+def test_reads_env_names(monkeypatch):
+    monkeypatch.setenv("DG_KAFKA_BOOTSTRAP", "kafka:9092")
+    monkeypatch.setenv("DG_PARTITIONS", "12")
+    monkeypatch.setenv("DG_ALERTS_TOPIC", "alerts.x")
+    settings = WorkerSettings()
+    assert (settings.kafka_bootstrap, settings.partitions, settings.alerts_topic) == ("kafka:9092", 12, "alerts.x")
+
+
+def test_frozen():
+    with pytest.raises(ValidationError):
+        WorkerSettings().partitions = 3
+
+
+def test_sasl_scram_over_tls(monkeypatch, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("DG_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("DG_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("DG_KAFKA_SASL_USERNAME", "dg-worker")
+    monkeypatch.setenv("DG_KAFKA_SASL_PASSWORD", "hunter2-secret")
+    monkeypatch.setenv("DG_KAFKA_SSL_CAFILE", str(ca))
+    settings = WorkerSettings()
+    conf = settings.confluent_config()
+    assert conf["security.protocol"] == "SASL_SSL" and conf["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert conf["sasl.username"] == "dg-worker" and conf["sasl.password"] == "hunter2-secret"
+    assert conf["ssl.ca.location"] == str(ca)
+    # The secret never shows in repr/str/model_dump_json (what logs would print).
+    assert "hunter2-secret" not in repr(settings)
+    assert "hunter2-secret" not in str(settings)
+    assert "hunter2-secret" not in settings.model_dump_json()
+
+
+def test_sasl_without_credentials_is_a_startup_error(monkeypatch):
+    monkeypatch.setenv("DG_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(ValidationError, match="SASL needs"):
+        WorkerSettings()
+
+
+def test_faust_credentials_built_from_settings(monkeypatch):
+    from distillguard.streams.app import _broker_credentials
+
+    monkeypatch.setenv("DG_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("DG_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("DG_KAFKA_SASL_USERNAME", "u")
+    monkeypatch.setenv("DG_KAFKA_SASL_PASSWORD", "p")
+    creds = _broker_credentials(WorkerSettings())
+    assert creds.username == "u" and creds.password == "p"
+    assert creds.mechanism.value == "SCRAM-SHA-256" and creds.ssl_context is not None
+    assert _broker_credentials(WorkerSettings(kafka_security_protocol="PLAINTEXT")) is None
+
+
+def test_dashboard_and_metrics_bind_to_loopback_by_default():
+    assert WorkerSettings().web_host == "127.0.0.1"
