@@ -91,7 +91,13 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     key_state = app.Table("key-state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     # Events whose rows are buffered in the sink but not yet flushed: acked after the flush.
     unacked: list = []
-    last_seen: dict[bytes, float] = {}
+    # Keys whose state changed since the last flush -> their partition. The table's store is
+    # updated per event, its changelog once per key per flush: a hot key costs one changelog
+    # record per flush instead of one per event. Safe because the events behind a dirty
+    # state are acked only after its changelog record is queued, and Faust flushes the
+    # producer before it commits offsets.
+    dirty: dict[bytes, int] = {}
+    last_seen: dict[bytes, tuple[float, int]] = {}
 
     async def send_dead_letter(dead: DeadLetter) -> None:
         await dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
@@ -123,8 +129,9 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         if result.duplicate:
             metrics.duplicates.inc()
         else:
-            key_state[state_key] = result.state
-            last_seen[state_key] = time.monotonic()
+            key_state.data[state_key] = result.state
+            dirty[state_key] = message.partition
+            last_seen[state_key] = (time.monotonic(), message.partition)
             await add_to_sink(sink.add, result.row, message.partition, message.offset)
             metrics.events.inc()
         if result.alert is not None:
@@ -151,6 +158,11 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     async def flush_sink() -> None:
         async with flush_lock:
             pending = list(unacked)
+            for state_key, partition in list(dirty.items()):
+                value = key_state.data.get(state_key)
+                if value is not None:
+                    key_state.send_changelog(partition, state_key, value)
+            dirty.clear()
             started = time.perf_counter()
             try:
                 await asyncio.to_thread(sink.flush)
@@ -171,12 +183,14 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     @app.timer(60.0)
     async def evict_idle_keys() -> None:
         # Bound the table: keys not seen for key_idle_ttl are dropped (a tombstone on the changelog).
-        horizon = time.monotonic() - settings.key_idle_ttl_s
-        for state_key in [k for k, seen in last_seen.items() if seen < horizon]:
-            last_seen.pop(state_key, None)
-            if state_key in key_state:
-                del key_state[state_key]
-        metrics.keys.set(len(key_state))
+        now = time.monotonic()
+        horizon = now - settings.key_idle_ttl_s
+        for state_key in [k for k, (seen, _) in last_seen.items() if seen < horizon]:
+            _, partition = last_seen.pop(state_key)
+            if key_state.data.pop(state_key, None) is not None:
+                key_state.send_changelog(partition, state_key, None)
+            dirty.pop(state_key, None)
+        metrics.keys.set(len(key_state.data))
 
     @app.page("/health")
     async def health(web, request):
