@@ -22,6 +22,8 @@ from pathlib import Path
 
 import faust
 
+from distillguard.sinks.errors import SinkBackpressure
+
 from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .settings import WorkerSettings
@@ -78,6 +80,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink
 
         sink = ClickHouseSink(ClickHouseSettings())
+        log.info("ClickHouse sink: %s", sink.settings.describe())
     app.distillguard_sink = sink
     app.distillguard_processor = processor
 
@@ -106,8 +109,6 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         metrics.dead_letters.labels(reason=dead.reason.split(":", 1)[0][:40]).inc()
 
     async def add_to_sink(add, *args) -> None:
-        from distillguard.sinks.errors import SinkBackpressure
-
         while True:
             try:
                 add(*args)
@@ -132,7 +133,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             key_state.data[state_key] = result.state
             dirty[state_key] = message.partition
             last_seen[state_key] = (time.monotonic(), message.partition)
-            await add_to_sink(sink.add, result.row, message.partition, message.offset)
+            await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
             metrics.events.inc()
         if result.alert is not None:
             await alerts.send(key=state_key, value=alert_bytes(result.alert))
@@ -212,6 +213,15 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         limit = int(request.query.get("limit", "100"))
         rows = await asyncio.to_thread(sink.alert_rows, limit)
         return web.json({"alerts": rows})
+
+    @app.page("/query/tables")
+    async def table_counts(web, request):
+        return web.json(await asyncio.to_thread(sink.table_counts))
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app, assigned, **kwargs) -> None:
+        # Another worker may have stored rows of these partitions since we last looked.
+        await asyncio.to_thread(sink.refresh_watermarks)
 
     @app.page("/query/state")
     async def state_of(web, request):

@@ -1,0 +1,28 @@
+"""Sink errors, rooted in the project's one error class."""
+from __future__ import annotations
+
+from distillguard.errors import DistillguardError
+
+
+class SinkError(DistillguardError):
+    """Something went wrong writing to or reading from an output."""
+
+
+class SinkUnavailable(SinkError):
+    """The output (ClickHouse) cannot be reached or refused the write."""
+
+
+class SchemaError(SinkError):
+    """The database schema is not what this version expects and cannot be migrated."""
+
+
+class SinkBackpressure(SinkError):
+    """The sink's buffer is full because the output is failing or slow.
+
+    The caller should stop taking input for ``retry_after`` seconds and try again: the
+    backlog then waits in Kafka (consumer lag), not in worker memory.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

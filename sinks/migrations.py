@@ -1,0 +1,129 @@
+"""Versioned ClickHouse schema, applied on start-up (idempotent, chDB and server alike).
+
+Each migration is a list of statements with ``{db}`` and ``{ttl_days}`` placeholders. A
+migration is recorded in ``schema_migrations`` once all its statements succeeded; every
+statement is written to be safe to run again (``IF NOT EXISTS``), so a crash half-way
+through a migration is repaired by the next start.
+
+TTL note: ClickHouse drops rows older than the TTL *at insert time*. Replaying old history
+(the benchmark streams are months old) with a short TTL silently stores nothing, so the
+default is long (``DG_CLICKHOUSE_EVENTS_TTL_DAYS``, 400 days).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Insert deduplication on non-replicated tables needs an explicit window, on the raw table
+# and on every rollup target (a deduplicated raw insert still fires the MVs otherwise).
+DEDUP = "non_replicated_deduplication_window = 1000"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def _rollup(name: str, bucket: str) -> tuple[str, str]:
+    table = f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{name} (
+    bucket DateTime('UTC'),
+    org_id LowCardinality(String),
+    api_key_id String,
+    account_id SimpleAggregateFunction(any, String),
+    events AggregateFunction(count),
+    score_max AggregateFunction(max, Float32),
+    score_avg AggregateFunction(avg, Float32),
+    style_avg AggregateFunction(avg, Float32),
+    topics AggregateFunction(uniq, UInt16),
+    templates AggregateFunction(uniq, UInt64),
+    input_tokens AggregateFunction(sum, UInt64),
+    output_tokens AggregateFunction(sum, UInt64),
+    alerting_max AggregateFunction(max, UInt8)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (api_key_id, bucket, org_id)
+TTL bucket + INTERVAL {{ttl_days}} DAY
+SETTINGS {DEDUP}"""
+    view = f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{name}_mv TO {{db}}.{name} AS
+SELECT {bucket}(ts) AS bucket, org_id, api_key_id,
+       any(account_id) AS account_id,
+       countState() AS events,
+       maxState(score) AS score_max, avgState(score) AS score_avg,
+       avgState(extraction_style) AS style_avg,
+       uniqState(topic_bucket) AS topics, uniqState(template_hash) AS templates,
+       sumState(toUInt64(input_tokens)) AS input_tokens, sumState(toUInt64(output_tokens)) AS output_tokens,
+       maxState(alerting) AS alerting_max
+FROM {{db}}.events
+GROUP BY bucket, org_id, api_key_id"""
+    return table, view
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "events, rollups, alerts, dead letters", (
+        f"""
+CREATE TABLE IF NOT EXISTS {{db}}.events (
+    ts DateTime64(3, 'UTC'),
+    event_id String,
+    api_key_id String,
+    account_id String,
+    org_id LowCardinality(String),
+    model LowCardinality(String),
+    endpoint LowCardinality(String),
+    asn UInt32,
+    country LowCardinality(String),
+    prompt_chars UInt32,
+    input_tokens UInt32,
+    output_tokens UInt32,
+    status UInt16,
+    latency_ms UInt32,
+    score Float32,
+    extraction_style Float32,
+    topic_bucket UInt16,
+    template_hash UInt64,
+    alerting UInt8,
+    kafka_topic LowCardinality(String),
+    kafka_partition Int32,
+    kafka_offset Int64,
+    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (api_key_id, ts)
+TTL toDateTime(ts) + INTERVAL {{ttl_days}} DAY
+SETTINGS {DEDUP}""",
+        *_rollup("key_minute", "toStartOfMinute"),
+        *_rollup("key_hour", "toStartOfHour"),
+        """
+CREATE TABLE IF NOT EXISTS {db}.alerts (
+    alert_id String,
+    ts DateTime64(3, 'UTC'),
+    entity_type LowCardinality(String),
+    entity_id String,
+    api_key_ids Array(String),
+    score Float64,
+    severity LowCardinality(String),
+    severity_rank UInt8,
+    reasons String,
+    events_seen UInt64,
+    detector LowCardinality(String),
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY alert_id""",
+        """
+CREATE TABLE IF NOT EXISTS {db}.dlq (
+    failed_at DateTime64(3, 'UTC'),
+    reason String,
+    reason_class LowCardinality(String),
+    topic LowCardinality(String),
+    partition Int32,
+    offset Int64,
+    size UInt32
+) ENGINE = MergeTree
+ORDER BY (failed_at, topic, partition, offset)
+TTL toDateTime(failed_at) + INTERVAL {ttl_days} DAY""",
+    )),
+)
+
+LATEST = MIGRATIONS[-1].version
