@@ -1,0 +1,131 @@
+"""Per-event features: what the detectors see of a request. The prompt text stops here.
+
+A fixed-size, deterministic summary: SimHash sketch of the content words (topic), a
+template fingerprint (digits and quoted spans masked, ends kept), lexical signals of
+extraction styles, length, params, timing and client metadata.
+
+>>> from distillguard.models.events import parse_event
+>>> ev = parse_event(b'{"schema":"llm.request.v1","event_id":"e","ts":"2026-02-01T00:00:00Z","api_key_id":"k",'
+...                  b'"account_id":"a","model":"m","prompt":"Think step by step and show your reasoning: 2+2?"}')
+>>> f = featurize(ev)
+>>> f.style > 0.5, 0 <= f.topic_bucket < 256
+(True, True)
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .events import RequestEvent
+
+_WORD = re.compile(r"[a-z][a-z0-9']{2,}")
+_DIGITS = re.compile(r"\d+")
+_QUOTED = re.compile(r"\"[^\"]{0,200}\"|'[^']{0,200}'|`[^`]{0,200}`")
+_SPACE = re.compile(r"\s+")
+
+_STOP = frozenset("""the and for that this with you your are was were what which when where who how why can could
+would should will shall may might must have has had not but from they them their there then than into onto about
+above below between also just only very much many more most some any each every other such own same all both few
+its it's i'm i've don't does did doing done been being our ours out over under again further once here these those
+please thanks thank help want need like make give tell know think use using used one two""".split())
+
+# Lexical signals of extraction styles, as families of paraphrases. Each family counts once.
+_STYLE_FAMILIES: tuple[re.Pattern, ...] = tuple(re.compile(p, re.I) for p in (
+    # reasoning / chain-of-thought elicitation
+    r"step[- ]by[- ]step|chain[- ]of[- ]thought|show (all |every |each )?(of )?(your|the) (work|reasoning|steps)"
+    r"|(explain|walk through|lay out|write out|justify) (your|the|each|every) (reasoning|thought|steps?)"
+    r"|reasoning process|thought process|intermediate steps?|<thinking>|think (carefully|aloud|out loud)"
+    r"|reason (carefully|through)|before (giving|answering|the final answer)",
+    # grading / reward-model style
+    r"\b(rate|grade|score|evaluate|assess)\b.{0,60}\b(response|answer|output|completion|essay|solution)"
+    r"|\brubric\b|on a scale (of|from) \d|\b\d+ ?(-|to|/) ?(5|10|100)\b.{0,30}\b(score|rating|points)"
+    r"|which (response|answer|completion) is better|\bjudge\b.{0,40}\b(quality|correctness)",
+    # benchmark / exam formats
+    r"answer with (the|only|just) (letter|option|number)|\((a|b|c|d)\)|^\s*[a-d][\).:] |\n\s*[a-d][\).:] "
+    r"|multiple[- ]choice|correct (option|answer) (is|from)|question:\s|\banswer:\s*$|final answer",
+    # coverage / format instructions typical of dataset generation
+    r"\b(generate|write|create|produce)\b.{0,40}\b(\d+|several|diverse|varied|list of)\b.{0,40}"
+    r"\b(examples|questions|instructions|tasks|prompts|samples)\b"
+    r"|respond (only )?(with|in) (json|the final answer)|as (completely|thoroughly|detailed) as possible"
+    r"|never refuse|do not skip|complete (and detailed )?(answer|explanation)",
+))
+
+
+@dataclass(slots=True, frozen=True)
+class EventFeatures:
+    """Everything the detectors use about one event. No text."""
+
+    ts_ms: int
+    style: float            # 0..1, share of extraction-style families present
+    topic_bucket: int       # 0..255, SimHash bucket of the content words
+    simhash: int            # 64-bit SimHash of the content words
+    template_hash: int      # 64-bit fingerprint of the masked template
+    prompt_chars: int
+    content_words: int
+    followup: bool          # a later turn of a conversation
+    has_system: bool
+    max_tokens: int
+    temperature: float      # -1 when not sent
+    n: int
+    tools: int
+    event_hash: int         # 32-bit hash of event_id, for duplicate detection
+
+
+def _h64(data: str) -> int:
+    return int.from_bytes(hashlib.blake2b(data.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+def _simhash(words: list[str]) -> int:
+    if not words:
+        return 0
+    hashes = np.array([_h64(w) for w in words], dtype="<u8")
+    bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+    majority = (2 * bits.sum(axis=0, dtype=np.int32) > len(words)).astype(np.uint8)
+    return int(np.packbits(majority, bitorder="little").view("<u8")[0])
+
+
+def template_fingerprint(text: str) -> int:
+    """Hash of the prompt's frame: digits and quoted spans masked, first and last words kept.
+
+    >>> template_fingerprint("Translate ticket 123 to French") == template_fingerprint("Translate ticket 98 to French")
+    True
+    """
+    masked = _SPACE.sub(" ", _DIGITS.sub("#", _QUOTED.sub("\"…\"", text.lower()))).strip()
+    words = masked.split(" ")
+    frame = " ".join(words[:6]) + " … " + " ".join(words[-4:]) if len(words) > 10 else masked
+    return _h64(frame)
+
+
+def style_score(text: str) -> float:
+    """Share of the extraction-style families present in the text, in [0, 1]."""
+    if len(text) > 3000:
+        # Instructions sit at the start or the end of a prompt; the middle is pasted material.
+        text = text[:1500] + "\n" + text[-1500:]
+    hits = sum(1 for family in _STYLE_FAMILIES if family.search(text))
+    return min(1.0, hits / 2.0)
+
+
+def featurize(event: RequestEvent) -> EventFeatures:
+    prompt = event.prompt[:20_000]
+    lower = prompt.lower()
+    words = [w for w in _WORD.findall(lower) if w not in _STOP]
+    simhash = _simhash(words[:200])
+    return EventFeatures(
+        ts_ms=event.ts_ms,
+        style=style_score(prompt + ("\n" + event.system_prompt[:2000] if event.system_prompt else "")),
+        topic_bucket=(simhash >> 56) & 0xFF,
+        simhash=simhash,
+        template_hash=template_fingerprint(prompt),
+        prompt_chars=len(event.prompt),
+        content_words=len(words),
+        followup=event.turn_index > 0,
+        has_system=bool(event.system_prompt),
+        max_tokens=event.max_tokens or 0,
+        temperature=-1.0 if event.temperature is None else event.temperature,
+        n=event.n or 1,
+        tools=event.tools or 0,
+        event_hash=_h64(event.event_id) & 0xFFFFFFFF,
+    )
