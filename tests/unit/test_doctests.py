@@ -1,0 +1,23 @@
+"""Run the numpydoc examples of every module in distillguard.models as doctests."""
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import distillguard.models as models
+
+MODULES = sorted(m.name for m in pkgutil.walk_packages(models.__path__, prefix="distillguard.models."))
+
+
+def test_modules_found():
+    assert "distillguard.models.events" in MODULES and "distillguard.models.features" in MODULES
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"
