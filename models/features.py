@@ -8,7 +8,7 @@ extraction styles, length, params, timing and client metadata.
 >>> ev = parse_event(b'{"schema":"llm.request.v1","event_id":"e","ts":"2026-02-01T00:00:00Z","api_key_id":"k",'
 ...                  b'"account_id":"a","model":"m","prompt":"Think step by step and show your reasoning: 2+2?"}')
 >>> f = featurize(ev)
->>> f.style > 0.5, 0 <= f.topic_bucket < 256
+>>> f.style >= 0.5, 0 <= f.topic_bucket < 256
 (True, True)
 """
 from __future__ import annotations
