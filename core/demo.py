@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from .demo_traffic import bad_records, demo_events, iter_encoded
 from .embedded import EmbeddedBroker
@@ -43,10 +43,11 @@ def run_demo(*, data_dir: Path, broker_kind: str = "tansu", forever: bool = Fals
         worker = WorkerProcess(broker.bootstrap, data_dir).start()
         try:
             out.write(f"worker ready ({worker.url}); feeding demo traffic ...\n\n")
+            # Assigned, not subscribed: a viewer needs no consumer group (and no group join wait).
             consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "distillguard-demo-viewer",
-                                 "auto.offset.reset": "earliest", "enable.auto.commit": False})
-            consumer.subscribe([settings.alerts_topic])
-            producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5,
+                                 "enable.auto.commit": False})
+            consumer.assign([TopicPartition(settings.alerts_topic, p, 0) for p in range(settings.partitions)])
+            producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "log.connection.close": False,
                                  "enable.idempotence": True})
             events = demo_events()
             records = list(iter_encoded(events))

@@ -290,15 +290,21 @@ class ClickHouseSink:
     def summary(self, limit: int = 10) -> list[dict]:
         """Top keys by max score, with their volume, extraction share and alerts."""
         result = self.client.query(f"""
-            SELECT h.api_key_id AS api_key_id, any(h.account_id) AS account_id,
-                   countMerge(h.events) AS events, round(maxMerge(h.score_max), 3) AS max_score,
-                   round(avgMerge(h.style_avg), 3) AS extraction_share,
-                   uniqMerge(h.topics) AS topics,
-                   (SELECT count() FROM {self.db}.alerts FINAL WHERE has(api_key_ids, h.api_key_id)) AS alerts
-            FROM {self.db}.key_hour AS h
-            GROUP BY h.api_key_id
-            ORDER BY max_score DESC, events DESC
-            LIMIT {int(limit)}""")
+            SELECT k.api_key_id AS api_key_id, k.account_id AS account_id, k.events AS events,
+                   k.max_score AS max_score, k.extraction_share AS extraction_share, k.topics AS topics,
+                   ifNull(a.alerts, 0) AS alerts
+            FROM (
+                SELECT api_key_id, any(account_id) AS account_id, countMerge(events) AS events,
+                       round(maxMerge(score_max), 3) AS max_score, round(avgMerge(style_avg), 3) AS extraction_share,
+                       uniqMerge(topics) AS topics
+                FROM {self.db}.key_hour GROUP BY api_key_id
+            ) AS k
+            LEFT JOIN (
+                SELECT arrayJoin(api_key_ids) AS api_key_id, count() AS alerts
+                FROM {self.db}.alerts FINAL GROUP BY api_key_id
+            ) AS a USING (api_key_id)
+            ORDER BY alerts DESC, max_score DESC, events DESC
+            LIMIT {int(limit)}""", settings={"join_use_nulls": 1})
         return [dict(zip(result.column_names, row)) for row in result.result_rows]
 
     def alert_rows(self, limit: int = 100) -> list[dict]:
