@@ -1,0 +1,137 @@
+"""The ClickHouse sink on the real embedded engine (chDB): schema, rollups, idempotency, back-pressure.
+
+chDB allows one open data directory per process, so the whole module shares one client
+and every test writes to its own database.
+"""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink, apply_migrations, make_client
+from distillguard.sinks.errors import SinkBackpressure, SinkUnavailable
+from distillguard.sinks.migrations import LATEST
+
+BASE_MS = 1_769_904_000_000
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    chdb = make_client(ClickHouseSettings(data_dir=tmp_path_factory.mktemp("chdb")))
+    yield chdb
+    chdb.close()
+
+
+@pytest.fixture
+def settings(client):
+    return ClickHouseSettings(database=f"t_{uuid.uuid4().hex[:10]}", batch_rows=500)
+
+
+def row(i: int, key: str = "k1", score: float = 0.5) -> dict:
+    return dict(event_id=f"e{i}", ts_ms=BASE_MS + i * 7_000, api_key_id=key, account_id="a", org_id="org",
+                model="m", endpoint="/v1/messages", asn=7922, country="US", prompt_chars=40, input_tokens=10,
+                output_tokens=20, status=200, latency_ms=300, score=score, extraction_style=0.25,
+                topic_bucket=i % 7, template_hash=(2**64 - 1 - i % 3), alerting=0)
+
+
+def alert(alert_id: str, severity: str, ts: str) -> dict:
+    return {"schema": "distill.alert.v1", "alert_id": alert_id, "ts": ts, "entity_type": "key", "entity_id": "k1",
+            "api_key_ids": ["k1"], "score": 0.9, "severity": severity,
+            "reasons": [{"signal": "s", "value": 1, "baseline": 0, "weight": 1}], "events_seen": 40,
+            "detector": "d"}
+
+
+def count(client, sql: str) -> int:
+    return client.query(sql).result_rows[0][0]
+
+
+def test_migrations_from_empty_and_reapplied(client, settings):
+    assert apply_migrations(client, settings) == [m for m in range(1, LATEST + 1)]
+    assert apply_migrations(client, settings) == []
+    tables = {r[0] for r in client.query(f"SHOW TABLES FROM {settings.database}").result_rows}
+    assert {"events", "key_minute", "key_hour", "alerts", "dlq", "schema_migrations"} <= tables
+    # No column anywhere holds prompt text.
+    cols = client.query(f"SELECT name, type FROM system.columns WHERE database = '{settings.database}'").result_rows
+    assert not [n for n, t in cols if "prompt" in n and "String" in t]
+
+
+def test_rollups_equal_group_by_over_raw(client, settings):
+    sink = ClickHouseSink(settings, client=client)
+    for i in range(1200):
+        sink.add(row(i, key=f"k{i % 5}", score=(i % 10) / 10), partition=i % 3, offset=i // 3, topic="t")
+    sink.flush()
+    db = settings.database
+    direct = client.query(f"SELECT toStartOfMinute(ts) AS m, api_key_id, count(), max(score), uniq(topic_bucket) "
+                          f"FROM {db}.events GROUP BY m, api_key_id ORDER BY m, api_key_id").result_rows
+    rolled = client.query(f"SELECT bucket, api_key_id, countMerge(events), maxMerge(score_max), uniqMerge(topics) "
+                          f"FROM {db}.key_minute GROUP BY bucket, api_key_id ORDER BY bucket, api_key_id").result_rows
+    assert [tuple(r) for r in rolled] == [tuple(r) for r in direct]
+    assert count(client, f"SELECT countMerge(events) FROM {db}.key_hour") == 1200
+
+
+def test_replayed_rows_and_batches_do_not_double_count(client, settings):
+    sink = ClickHouseSink(settings, client=client)
+    for i in range(300):
+        sink.add(row(i), partition=0, offset=i, topic="t")
+    sink.flush()
+    # A worker restarted from an older committed offset re-reads the same events: dropped.
+    restarted = ClickHouseSink(settings, client=client)
+    assert restarted.watermarks() == {("t", 0): 299}
+    assert [restarted.add(row(i), partition=0, offset=i, topic="t") for i in (100, 299)] == [False, False]
+    assert restarted.add(row(300), partition=0, offset=300, topic="t")
+    restarted.flush()
+    # The very same batch sent twice (a retry after a lost acknowledgement) is deduplicated.
+    again = ClickHouseSink(settings, client=client)
+    again._watermarks.clear()
+    for i in range(300):
+        again.add(row(i), partition=0, offset=i, topic="t")
+    again.flush()
+    db = settings.database
+    assert count(client, f"SELECT count() FROM {db}.events") == 301
+    assert count(client, f"SELECT countMerge(events) FROM {db}.key_minute") == 301
+
+
+def test_alert_updates_replace_by_id(client, settings):
+    sink = ClickHouseSink(settings, client=client)
+    sink.add_alert(alert("key:k1:1", "warning", "2026-02-01T00:10:00Z"))
+    sink.add_alert(alert("key:k1:1", "critical", "2026-02-01T00:20:00Z"))
+    sink.add_alert(alert("key:k1:1", "warning", "2026-02-01T00:10:00Z"))  # a late re-send of the first
+    sink.flush()
+    rows = sink.alert_rows()
+    assert [(r["alert_id"], r["severity"]) for r in rows] == [("key:k1:1", "critical")]
+
+
+class FailingClient:
+    """A real client whose inserts fail, as when the ClickHouse server is down."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.down = True
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def insert_arrow(self, *args, **kwargs):
+        if self.down:
+            raise ConnectionError("clickhouse unreachable")
+        return self.inner.insert_arrow(*args, **kwargs)
+
+
+def test_backpressure_when_clickhouse_fails_then_recovers(client, settings):
+    limited = settings.model_copy(update={"max_buffered_rows": 100})
+    failing = FailingClient(client)
+    sink = ClickHouseSink(limited, client=failing)
+    for i in range(100):
+        sink.add(row(i), partition=0, offset=i, topic="t")
+    with pytest.raises(SinkUnavailable):
+        sink.flush()
+    assert sink.buffered == 100  # nothing lost
+    with pytest.raises(SinkBackpressure) as info:
+        sink.add(row(100), partition=0, offset=100, topic="t")
+    assert info.value.retry_after > 0
+    failing.down = False
+    assert sink.flush() == 100
+    sink.add(row(100), partition=0, offset=100, topic="t")
+    sink.flush()
+    assert count(client, f"SELECT count() FROM {settings.database}.events") == 101
