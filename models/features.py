@@ -88,15 +88,17 @@ def _simhash(words: list[str]) -> int:
 
 
 def template_fingerprint(text: str) -> int:
-    """Hash of the prompt's frame: digits and quoted spans masked, first and last words kept.
+    """Hash of the prompt's frame: its opening words with digits and quoted spans masked.
 
-    >>> template_fingerprint("Translate ticket 123 to French") == template_fingerprint("Translate ticket 98 to French")
+    Applications and scripted campaigns put their instruction first and the variable
+    material after it, so the opening frame identifies the template.
+
+    >>> a = template_fingerprint("Classify ticket 123 into billing, technical or other: my card was charged twice")
+    >>> a == template_fingerprint("Classify ticket 98 into billing, technical or other: the app crashes")
     True
     """
-    masked = _SPACE.sub(" ", _DIGITS.sub("#", _QUOTED.sub("\"…\"", text.lower()))).strip()
-    words = masked.split(" ")
-    frame = " ".join(words[:6]) + " … " + " ".join(words[-4:]) if len(words) > 10 else masked
-    return _h64(frame)
+    masked = _SPACE.sub(" ", _DIGITS.sub("#", _QUOTED.sub("\"…\"", text[:400].lower()))).strip()
+    return _h64(" ".join(masked.split(" ")[:8]))
 
 
 def style_score(text: str) -> float:

@@ -76,9 +76,9 @@ class DetectorConfig:
     after ``close_after`` consecutive events below ``close_ratio`` x the info threshold.
     """
 
-    thresholds: tuple[float, float, float] = (0.55, 0.7, 0.85)
-    min_events: int = 30
-    alpha: float = 0.05
+    thresholds: tuple[float, float, float] = (0.5, 0.65, 0.8)
+    min_events: int = 50
+    alpha: float = 0.03
     close_ratio: float = 0.6
     close_after: int = 200
     allow_keys: frozenset[str] = frozenset()
@@ -165,7 +165,7 @@ class KeyPipeline:
         def ew(name: str, value: float) -> None:
             s[_IDX[name]] = value if n == 0 else (1 - a) * s[_IDX[name]] + a * value
 
-        ew("style_ew", f.style)
+        ew("style_ew", float(f.style > 0))
         ew("followup_ew", float(f.followup))
         ew("novelty_ew", min(1.0, novelty))
         ew("template_ew", template_seen)
@@ -196,7 +196,10 @@ class KeyPipeline:
         breadth = s[_IDX["novelty_ew"]] * (1.0 - s[_IDX["template_ew"]])
         conversational = s[_IDX["followup_ew"]]
         extraction_params = 0.5 * s[_IDX["temp0_ew"]] + 0.5 * s[_IDX["bigout_ew"]]
-        raw = 1.6 * style + 0.6 * breadth + 0.3 * extraction_params - 0.8 * conversational
+        # Extraction-style prompts are necessary; follow-up conversations discount them;
+        # breadth (novel content, not one repeated frame) and extraction params add to them.
+        raw = style * (1.0 - 0.9 * conversational)
+        raw *= 0.75 + 0.25 * breadth + 0.15 * extraction_params
         return float(max(0.0, min(1.0, raw)))
 
     def _reasons(self, st: np.ndarray) -> list[dict]:
