@@ -1,0 +1,123 @@
+"""The per-key step: compact state, dedup, incidents without storms, overrides, determinism."""
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from distillguard.demo_traffic import demo_events
+from distillguard.models.events import RequestEvent, parse_event
+from distillguard.models.pipeline import ROW_COLUMNS, STATE_BYTES, DetectorConfig, KeyPipeline
+
+CONTENT = ["Explain the key idea behind {i} in thermodynamics. Think step by step and show all your reasoning.",
+           "Answer with the letter of the correct option only: which of these is a prime, case {i}? (A) 4 (B) 9",
+           "Grade the following answer on a 1-10 rubric for correctness, explaining each score: essay {i}.",
+           "Solve this number theory problem {i} and justify each step of your reasoning before the final answer."]
+
+
+def ev(i: int, key: str = "k1", prompt: str | None = None, **over) -> RequestEvent:
+    doc = {"schema": "llm.request.v1", "event_id": f"{key}-e{i}", "ts_ms": None,
+           "ts": f"2026-02-01T{(i // 60) % 24:02d}:{i % 60:02d}:00Z", "api_key_id": key, "account_id": "acct",
+           "model": "m", "prompt": prompt or CONTENT[i % len(CONTENT)].format(i=i)}
+    doc.pop("ts_ms")
+    doc.update(over)
+    parsed = parse_event(json.dumps(doc).encode())
+    assert isinstance(parsed, RequestEvent), parsed
+    return parsed
+
+
+def run(pipeline: KeyPipeline, events, offsets=True):
+    state, alerts, results = None, [], []
+    for offset, event in enumerate(events):
+        result = pipeline.step(state, event, offset if offsets else None)
+        results.append(result)
+        state = result.state
+        if result.alert:
+            alerts.append(result.alert)
+    return state, alerts, results
+
+
+def test_state_is_small_fixed_size_bytes():
+    state, _, results = run(KeyPipeline(), [ev(i) for i in range(300)])
+    assert isinstance(state, bytes) and len(state) == STATE_BYTES <= 2048
+    assert KeyPipeline().describe_state(state)["events"] == 300
+
+
+def test_rows_have_the_contract_columns_and_no_text():
+    _, _, results = run(KeyPipeline(), [ev(i) for i in range(3)])
+    for result in results:
+        assert tuple(result.row) == ROW_COLUMNS
+        assert not any(isinstance(v, str) and "step by step" in v for v in result.row.values())
+
+
+def test_replayed_offsets_and_resent_event_ids_are_duplicates():
+    pipeline = KeyPipeline()
+    state, _, _ = run(pipeline, [ev(i) for i in range(10)])
+    again = pipeline.step(state, ev(3), offset=3)
+    assert again.duplicate and again.state == state and again.row is None
+    resent = pipeline.step(state, ev(9), offset=10)  # same event id at a new offset (producer retry)
+    assert resent.duplicate
+    fresh = pipeline.step(state, ev(10), offset=10)
+    assert not fresh.duplicate and pipeline.describe_state(fresh.state)["events"] == 11
+
+
+def test_sweep_opens_one_incident_without_a_storm():
+    _, alerts, _ = run(KeyPipeline(), [ev(i) for i in range(600)])
+    assert alerts, "a sustained extraction-style sweep must alert"
+    assert {a["alert_id"] for a in alerts} == {"key:k1:1"}
+    ranks = [("info", "warning", "critical").index(a["severity"]) for a in alerts]
+    assert ranks == sorted(set(ranks)), "re-sent only to escalate"
+    first = alerts[0]
+    assert first["events_seen"] >= KeyPipeline().config.min_events
+    assert first["schema"] == "distill.alert.v1" and first["entity_type"] == "key"
+    assert first["reasons"][0]["signal"] and "value" in first["reasons"][0]
+
+
+def test_conversational_user_does_not_alert():
+    chat = ["How do I roast a chicken?", "And what about the gravy?", "Can I do it without an oven thermometer?",
+            "Thanks, what side dish would go well?"]
+    events = [ev(i, prompt=chat[i % 4], turn_index=i % 4, conversation_id=f"c{i // 4}") for i in range(400)]
+    assert run(KeyPipeline(), events)[1] == []
+
+
+def test_incident_closes_after_quiet_then_reopens_as_new_incident():
+    config = DetectorConfig(close_after=50)
+    pipeline = KeyPipeline(config)
+    quiet = [ev(i, prompt=f"what's a good name for my cat number {i}?", turn_index=1) for i in range(300, 700)]
+    _, alerts, _ = run(pipeline, [ev(i) for i in range(200)] + quiet + [ev(i) for i in range(700, 1400)])
+    assert {a["alert_id"] for a in alerts} == {"key:k1:1", "key:k1:2"}
+
+
+def test_allowlist_and_threshold_overrides():
+    sweep = [ev(i) for i in range(400)]
+    assert run(KeyPipeline(DetectorConfig(allow_keys=frozenset({"k1"}))), sweep)[1] == []
+    assert run(KeyPipeline(DetectorConfig(allow_accounts=frozenset({"acct"}))), sweep)[1] == []
+    assert run(KeyPipeline(DetectorConfig(key_threshold_scale={"k1": 5.0})), sweep)[1] == []
+    late = run(KeyPipeline(DetectorConfig(min_events=300)), sweep)[1]
+    assert late and late[0]["events_seen"] >= 300
+
+
+def test_deterministic_and_pickle_safe():
+    events = demo_events(seed=3, users=10, campaign_events=200)
+    parsed = [parse_event(json.dumps(e).encode()) for e in events]
+    pipeline = KeyPipeline()
+    assert pickle.loads(pickle.dumps(pipeline)).config == pipeline.config
+
+    def alerts_of():
+        states, out = {}, []
+        for event in parsed:
+            result = pipeline.step(states.get(event.api_key_id), event)
+            states[event.api_key_id] = result.state
+            out += [result.alert] if result.alert else []
+        return out, states
+
+    first, states_a = alerts_of()
+    second, states_b = alerts_of()
+    assert first == second and states_a == states_b
+
+
+@pytest.mark.parametrize("data", [b"", b"\x09garbage", b"\x01" + b"\x00" * 10])
+def test_unknown_state_layout_starts_fresh(data):
+    result = KeyPipeline().step(data or None, ev(0), offset=0)
+    assert KeyPipeline().describe_state(result.state)["events"] == 1
