@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Detection benchmark: replay a labelled stream through the detector, score it, report.
+
+    python benchmarks/detection.py                       # the dev stream in ../shared
+    python benchmarks/detection.py --seed 2 --seed 3     # also build and score other seeds
+
+Streams are built with ``../shared/tools/make_stream.py`` into ``var/streams/`` (never
+committed). Writes ``benchmarks/results/detection.json`` and ``detection.md``: the scorer's
+figures per stream (recall/FPR per scenario, events-to-detect), the detector core's
+throughput (events/s, one process, one core) and the bytes of state per key.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def build_stream(seed: int, out: Path) -> Path:
+    if not (out / "events.jsonl.gz").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(SHARED / "tools" / "make_stream.py"), "--prompts",
+                        str(SHARED / "data" / "prompts"), "--out", str(out), "--seed", str(seed)], check=True)
+    return out
+
+
+def run_stream(name: str, stream: Path, work: Path) -> dict:
+    from distillguard.replay import run_replay
+
+    alerts = work / f"{name}-alerts.jsonl"
+    summary = run_replay(stream / "events.jsonl.gz", alerts, progress=False)
+    score_json = work / f"{name}-score.json"
+    subprocess.run([sys.executable, str(SHARED / "tools" / "score.py"), str(stream / "events.jsonl.gz"),
+                    str(stream / "labels.csv"), str(alerts), "--json", str(score_json), "--quiet"], check=True,
+                   stdout=subprocess.DEVNULL)
+    score = json.loads(score_json.read_text())
+    return {"stream": name, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
+            "replay_seconds": round(summary.seconds, 2),
+            "events_per_second": round(summary.events / summary.seconds),
+            "state_bytes_per_key": round(summary.state_bytes_per_key, 1), "score": score}
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _median_etd(score: dict):
+    etd = score.get("events_to_detect") or {}
+    per_key = etd.get("per_key") or etd.get("key") or {}
+    return per_key.get("median") if isinstance(per_key, dict) else None
+
+
+def markdown(results: list[dict]) -> str:
+    lines = ["# Detection benchmark", "", f"Command: `python benchmarks/detection.py {' '.join(sys.argv[1:])}`",
+             f"Machine: {platform.machine()}, Python {platform.python_version()}, one process.", ""]
+    lines += ["| stream | events | key recall | campaign recall | benign FPR | etd median (key) | events/s | "
+              "state B/key |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        s = r["score"]
+        lines.append(f"| {r['stream']} | {r['events']} | {_fmt(s.get('key_recall'))} | "
+                     f"{_fmt(s.get('campaign_recall'))} | {_fmt(s.get('benign_fpr'))} | "
+                     f"{_fmt(_median_etd(s))} | "
+                     f"{r['events_per_second']} | {r['state_bytes_per_key']} |")
+    for r in results:
+        lines += ["", f"## {r['stream']}: per scenario", "", "| scenario | label | keys | alerted | recall (attack) / FPR (benign) |",
+                  "|---|---|---|---|---|"]
+        for name, row in sorted((r["score"].get("per_scenario") or {}).items()):
+            rate = row.get("key_recall") if row.get("label") == "attack" else row.get("fpr")
+            lines.append(f"| {name} | {row.get('label')} | {row.get('keys')} | {row.get('alerted_keys')} | "
+                         f"{_fmt(rate)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, action="append", default=[], help="also build and score this seed")
+    parser.add_argument("--no-dev", action="store_true", help="skip the dev stream")
+    args = parser.parse_args()
+    work = ROOT / "var" / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    if not args.no_dev:
+        results.append(run_stream("dev-s1", SHARED / "data" / "streams" / "dev-s1", work))
+    for seed in args.seed:
+        results.append(run_stream(f"seed-{seed}", build_stream(seed, ROOT / "var" / "streams" / f"seed-{seed}"),
+                                  work))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
+    (RESULTS / "detection.json").write_text(json.dumps(payload, indent=1, default=str))
+    (RESULTS / "detection.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
