@@ -32,7 +32,10 @@ above below between also just only very much many more most some any each every 
 its it's i'm i've don't does did doing done been being our ours out over under again further once here these those
 please thanks thank help want need like make give tell know think use using used one two""".split())
 
-# Lexical signals of extraction styles, as families of paraphrases. Each family counts once.
+# Lexical signals of extraction styles, as families of paraphrases, each with a weight.
+# Harvesting reasoning traces and grader judgements is what distillation wants, so those
+# families weigh fully; a bare benchmark format (what any evaluation sends) weighs little
+# on its own: an eval wants the letter, an extractor wants the reasoning.
 _STYLE_FAMILIES: tuple[re.Pattern, ...] = tuple(re.compile(p, re.I) for p in (
     # reasoning / chain-of-thought elicitation
     r"step[- ]by[- ]step|chain[- ]of[- ]thought|show (all |every |each )?(of )?(your|the) (work|reasoning|steps)"
@@ -101,13 +104,25 @@ def template_fingerprint(text: str) -> int:
     return _h64(" ".join(masked.split(" ")[:8]))
 
 
+_STYLE_WEIGHTS = (1.0, 1.0, 0.35, 0.8)  # reasoning, grading, benchmark format, dataset generation
+
+
 def style_score(text: str) -> float:
-    """Share of the extraction-style families present in the text, in [0, 1]."""
+    """How much the text reads like extraction, in [0, 1]: the strongest family present,
+    plus a little for each further family.
+
+    >>> style_score("What's a good pasta recipe?")
+    0.0
+    >>> style_score("(A) 4 (B) 5 (C) 6. Answer with the letter only.") < style_score("Show your reasoning step by step.")
+    True
+    """
     if len(text) > 3000:
         # Instructions sit at the start or the end of a prompt; the middle is pasted material.
         text = text[:1500] + "\n" + text[-1500:]
-    hits = sum(1 for family in _STYLE_FAMILIES if family.search(text))
-    return min(1.0, hits / 2.0)
+    weights = [w for family, w in zip(_STYLE_FAMILIES, _STYLE_WEIGHTS) if family.search(text)]
+    if not weights:
+        return 0.0
+    return min(1.0, max(weights) + 0.1 * (len(weights) - 1))
 
 
 def featurize(event: RequestEvent) -> EventFeatures:

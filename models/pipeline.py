@@ -165,7 +165,7 @@ class KeyPipeline:
         def ew(name: str, value: float) -> None:
             s[_IDX[name]] = value if n == 0 else (1 - a) * s[_IDX[name]] + a * value
 
-        ew("style_ew", float(f.style > 0))
+        ew("style_ew", f.style)
         ew("followup_ew", float(f.followup))
         ew("novelty_ew", min(1.0, novelty))
         ew("template_ew", template_seen)
