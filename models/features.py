@@ -13,7 +13,7 @@ extraction styles, length, params, timing and client metadata.
 """
 from __future__ import annotations
 
-import hashlib
+import zlib
 import re
 from dataclasses import dataclass
 
@@ -78,7 +78,9 @@ class EventFeatures:
 
 
 def _h64(data: str) -> int:
-    return int.from_bytes(hashlib.blake2b(data.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+    """A stable 64-bit hash (two CRC32s: fast, and the same in every process, unlike ``hash``)."""
+    raw = data.encode("utf-8", "surrogatepass")
+    return zlib.crc32(raw) | (zlib.crc32(raw, 0x9E3779B9) << 32)
 
 
 def _simhash(words: list[str]) -> int:
@@ -105,6 +107,15 @@ def template_fingerprint(text: str) -> int:
 
 
 _STYLE_WEIGHTS = (1.0, 1.0, 0.35, 0.8)  # reasoning, grading, benchmark format, dataset generation
+# Cheap substring triggers (on lower-cased text) that must be present before a family's
+# regex runs: most prompts skip most regexes.
+_STYLE_TRIGGERS = (
+    ("step", "chain", "show", "reason", "thought", "thinking", "think ", "walk through", "lay out", "write out",
+     "justify", "before"),
+    ("rate", "grade", "score", "evaluat", "assess", "rubric", "scale", "better", "judge"),
+    ("answer", "(a)", "(b)", "a)", "a.", "a:", "choice", "option", "question:"),
+    ("generat", "write", "creat", "produc", "json", "complete", "refuse", "skip", "thorough", "detailed"),
+)
 
 
 def style_score(text: str) -> float:
@@ -116,10 +127,12 @@ def style_score(text: str) -> float:
     >>> style_score("(A) 4 (B) 5 (C) 6. Answer with the letter only.") < style_score("Show your reasoning step by step.")
     True
     """
-    if len(text) > 3000:
+    if len(text) > 1500:
         # Instructions sit at the start or the end of a prompt; the middle is pasted material.
-        text = text[:1500] + "\n" + text[-1500:]
-    weights = [w for family, w in zip(_STYLE_FAMILIES, _STYLE_WEIGHTS) if family.search(text)]
+        text = text[:1000] + "\n" + text[-500:]
+    lower = text.lower()
+    weights = [w for family, triggers, w in zip(_STYLE_FAMILIES, _STYLE_TRIGGERS, _STYLE_WEIGHTS)
+               if any(t in lower for t in triggers) and family.search(lower)]
     if not weights:
         return 0.0
     return min(1.0, max(weights) + 0.1 * (len(weights) - 1))
