@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from distillguard.models.clusters import ClusterDetector
 from distillguard.models.events import BadRecord, parse_event
 from distillguard.models.pipeline import DetectorConfig, KeyPipeline
 
@@ -39,8 +40,11 @@ def _open(path: Path):
 
 
 def run_replay(events_path: Path, alerts_out: Path, dlq_path: Path | None = None, progress: bool = True,
-               config: DetectorConfig | None = None, pipeline: KeyPipeline | None = None) -> ReplaySummary:
+               config: DetectorConfig | None = None, pipeline: KeyPipeline | None = None,
+               clusters: ClusterDetector | None | bool = True) -> ReplaySummary:
     pipeline = pipeline or KeyPipeline(config)
+    if clusters is True:
+        clusters = ClusterDetector()
     states: dict[str, bytes] = {}
     summary = ReplaySummary()
     started = last_report = time.monotonic()
@@ -69,9 +73,13 @@ def run_replay(events_path: Path, alerts_out: Path, dlq_path: Path | None = None
                     summary.duplicates += 1
                     continue
                 states[event.api_key_id] = result.state
-                if result.alert is not None:
-                    summary.alerts += 1
-                    out.write(json.dumps(result.alert, separators=(",", ":")) + "\n")
+                alerts = [result.alert]
+                if clusters:
+                    alerts.append(clusters.observe(event, result.features))
+                for alert in alerts:
+                    if alert is not None:
+                        summary.alerts += 1
+                        out.write(json.dumps(alert, separators=(",", ":")) + "\n")
                 if progress and summary.events % 10_000 == 0 and time.monotonic() - last_report > 2:
                     last_report = time.monotonic()
                     rate = summary.events / (last_report - started)

@@ -24,6 +24,7 @@ class StepResult:
     row: dict | None
     alert: dict | None
     duplicate: bool = False
+    features: "EventFeatures | None" = None  # for the cross-key (cluster) detector
 
 
 # The feature row written to ClickHouse for every processed event (sinks.clickhouse owns the
@@ -150,7 +151,7 @@ class KeyPipeline:
             "topic_bucket": f.topic_bucket, "template_hash": f.template_hash,
             "alerting": int(s[_IDX["alerting"]]),
         }
-        return StepResult(encode_state(st), row, alert)
+        return StepResult(encode_state(st), row, alert, features=f)
 
     # -- learning --------------------------------------------------------------------------
     def _learn(self, st: np.ndarray, f: EventFeatures) -> float:

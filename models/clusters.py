@@ -1,0 +1,267 @@
+"""Cross-key detection of coordinated ("hydra") campaigns.
+
+A hydra is many small keys, each under every per-key limit, sharing some infrastructure
+(payment method, account, IP prefix, ASN + user agent) or only content frames and timing,
+and splitting one systematic prompt set between them. Per key they look like a short
+burst; together they are a sweep.
+
+Only extraction-style events (``features.style >= min_style``) create links, so ordinary
+traffic behind one NAT, a reseller or a templated app does not cluster. Each link value
+keeps a bounded set of recent member keys:
+
+* strong links (payment fingerprint, account, IP /24 or /48) join keys at once;
+* weak links (ASN + user agent, opening and closing template frames) join keys only when
+  ``min_coordinated`` keys used the value within ``window_ms``, i.e. in lockstep;
+* a value shared by more than ``max_members`` keys (a big cloud ASN, a popular UA) stops
+  linking: a common value says little.
+
+Linked keys are merged with union-find; a cluster is scored on the joint behaviour of its
+members (extraction-style share of all their events, number of keys, volume) and raises
+one ``entity_type: cluster`` alert whose id stays the same as the cluster grows: it is
+re-sent, with every member key, only when the membership has grown by ``regrow`` times.
+
+>>> det = ClusterDetector(min_keys=3, min_events=6)
+>>> from distillguard.models.events import parse_event
+>>> alerts = []
+>>> for i in range(12):
+...     raw = ('{"schema":"llm.request.v1","event_id":"e%d","ts":"2026-02-01T00:00:%02dZ","api_key_id":"k%d",'
+...            '"account_id":"a%d","model":"m","prompt":"Think step by step and show all your reasoning: q%d",'
+...            '"account":{"payment_fingerprint":"pf_shared"}}' % (i, i, i % 4, i % 4, i))
+...     alert = det.observe(parse_event(raw.encode()))
+...     alerts += [alert] if alert else []
+>>> alerts[0]["entity_type"], sorted(alerts[0]["api_key_ids"])
+('cluster', ['k0', 'k1', 'k2'])
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from .events import RequestEvent
+from .features import EventFeatures, _h64, featurize
+
+STRONG = ("pf", "acct", "net")
+WEAK = ("asnua", "head", "tail")
+
+
+@dataclass(slots=True)
+class _Link:
+    members: OrderedDict = field(default_factory=OrderedDict)  # key -> last ts_ms
+    common: bool = False
+
+
+@dataclass(slots=True)
+class _KeyStats:
+    events: int = 0
+    suspicious: int = 0
+    first_ts: int = 0
+    last_ts: int = 0
+
+
+def _net(ip: str | None) -> str | None:
+    if not ip:
+        return None
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def _tail_frame(text: str) -> int:
+    words = text[-400:].lower().split()
+    return _h64(" ".join(w for w in words[-8:] if not any(c.isdigit() for c in w)))
+
+
+class ClusterDetector:
+    """Online linking of keys into clusters and scoring of clusters. Bounded, deterministic."""
+
+    detector = "distillguard.cluster/0.1"
+
+    def __init__(self, *, min_style: float = 0.5, window_ms: int = 3_600_000, min_coordinated: int = 4,
+                 max_members: int = 64, max_links: int = 200_000, max_keys: int = 200_000,
+                 min_keys: int = 5, min_events: int = 60, min_share: float = 0.6, regrow: float = 1.1,
+                 account_min_keys: int = 3) -> None:
+        self.min_style = min_style
+        self.window_ms = window_ms
+        self.min_coordinated = min_coordinated
+        self.max_members = max_members
+        self.max_links = max_links
+        self.max_keys = max_keys
+        self.min_keys = min_keys
+        self.min_events = min_events
+        self.min_share = min_share
+        self.regrow = regrow
+        self.account_min_keys = account_min_keys
+        self._links: OrderedDict[tuple[str, object], _Link] = OrderedDict()
+        self._keys: OrderedDict[str, _KeyStats] = OrderedDict()
+        self._parent: dict[str, str] = {}
+        self._members: dict[str, set[str]] = {}
+        self._alerted: dict[str, tuple[str, int, int]] = {}  # root -> (alert id, size alerted, severity rank)
+
+    # -- union-find ------------------------------------------------------------------------
+    def _find(self, key: str) -> str:
+        root = key
+        while self._parent.get(root, root) != root:
+            root = self._parent[root]
+        while self._parent.get(key, key) != root:  # path compression
+            self._parent[key], key = root, self._parent[key]
+        return root
+
+    def _union(self, a: str, b: str) -> str:
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb:
+            return ra
+        ma, mb = self._members.get(ra, {ra}), self._members.get(rb, {rb})
+        # The older alerted cluster keeps its id; otherwise the larger set absorbs the smaller.
+        if (rb in self._alerted and ra not in self._alerted) or (
+                (ra in self._alerted) == (rb in self._alerted) and len(mb) > len(ma)):
+            ra, rb, ma, mb = rb, ra, mb, ma
+        self._parent[rb] = ra
+        ma |= mb
+        self._members[ra] = ma
+        self._members.pop(rb, None)
+        if rb in self._alerted:
+            alert_id, size, rank = self._alerted.pop(rb)
+            if ra not in self._alerted:
+                self._alerted[ra] = (alert_id, size, rank)
+        return ra
+
+    def cluster_of(self, key: str) -> set[str]:
+        return set(self._members.get(self._find(key), {key}))
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def _touch_key(self, key: str, ts: int, suspicious: bool) -> _KeyStats:
+        stats = self._keys.get(key)
+        if stats is None:
+            stats = self._keys[key] = _KeyStats(first_ts=ts)
+            if len(self._keys) > self.max_keys:
+                self._evict_key()
+        else:
+            self._keys.move_to_end(key)
+        stats.events += 1
+        stats.suspicious += int(suspicious)
+        stats.last_ts = ts
+        return stats
+
+    def _evict_key(self) -> None:
+        # Drop the least recently seen key that is not part of a cluster (singletons only).
+        for key in list(self._keys)[:64]:
+            if self._find(key) == key and len(self._members.get(key, {key})) == 1:
+                del self._keys[key]
+                self._parent.pop(key, None)
+                self._members.pop(key, None)
+                return
+
+    def _link_values(self, event: RequestEvent, f: EventFeatures) -> list[tuple[str, object]]:
+        values: list[tuple[str, object]] = [("acct", event.account_id), ("head", f.template_hash),
+                                            ("tail", _tail_frame(event.prompt))]
+        if event.payment_fingerprint:
+            values.append(("pf", event.payment_fingerprint))
+        net = _net(event.client_ip)
+        if net:
+            values.append(("net", net))
+        if event.asn is not None and event.user_agent:
+            values.append(("asnua", (event.asn, _h64(event.user_agent))))
+        return values
+
+    def _link(self, kind_value: tuple[str, object], key: str, ts: int) -> list[str]:
+        """Add ``key`` to a link value; returns the keys it now links ``key`` with."""
+        link = self._links.get(kind_value)
+        if link is None:
+            link = self._links[kind_value] = _Link()
+            if len(self._links) > self.max_links:
+                self._links.popitem(last=False)
+        else:
+            self._links.move_to_end(kind_value)
+        if link.common:
+            return []
+        link.members[key] = ts
+        link.members.move_to_end(key)
+        horizon = ts - self.window_ms
+        while link.members and next(iter(link.members.values())) < horizon:
+            link.members.popitem(last=False)  # members idle past the window
+        if len(link.members) > self.max_members:
+            link.common, link.members = True, OrderedDict()
+            return []
+        kind = kind_value[0]
+        if kind in STRONG:
+            return [k for k in link.members if k != key]
+        if len(link.members) >= self.min_coordinated:
+            return [k for k in link.members if k != key]
+        return []
+
+    # -- the step ---------------------------------------------------------------------------
+    def observe(self, event: RequestEvent, features: EventFeatures | None = None) -> dict | None:
+        f = features or featurize(event)
+        key = event.api_key_id
+        suspicious = f.style >= self.min_style
+        known = key in self._keys
+        if not suspicious and not known:
+            return None  # ordinary traffic is not tracked at all
+        self._touch_key(key, event.ts_ms, suspicious)
+        if suspicious:
+            for value in self._link_values(event, f):
+                for other in self._link(value, key, event.ts_ms):
+                    if other in self._keys:
+                        self._union(key, other)
+        return self._score(self._find(key), event)
+
+    @staticmethod
+    def _qualifies(stats: _KeyStats) -> bool:
+        # A member must itself look like extraction: one stray event (a user who once asked
+        # for step-by-step reasoning, a reseller's customer) does not make a key a member.
+        return stats.suspicious >= 2 and 2 * stats.suspicious >= stats.events
+
+    def _score(self, root: str, event: RequestEvent) -> dict | None:
+        linked = self._members.get(root, {root})
+        if len(linked) < self.min_keys:
+            return None
+        members = {k for k in linked if k in self._keys and self._qualifies(self._keys[k])}
+        if len(members) < self.min_keys:
+            return None
+        stats = [self._keys[k] for k in members]
+        events = sum(s.events for s in stats)
+        suspicious = sum(s.suspicious for s in stats)
+        share = suspicious / events if events else 0.0
+        if suspicious < self.min_events or share < self.min_share:
+            return None
+        rank = 3 if len(members) >= 4 * self.min_keys else 2
+        score = round(min(1.0, share * (1.0 - 1.0 / len(members))), 4)
+        previous = self._alerted.get(root)
+        if previous is not None:
+            alert_id, size, old_rank = previous
+            if len(members) < size * self.regrow and rank <= old_rank:
+                return None
+        else:
+            alert_id = f"cluster:{min(members)}"
+        self._alerted[root] = (alert_id, len(members), max(rank, previous[2] if previous else 0))
+        spans = [s.last_ts - s.first_ts for s in stats]
+        return {
+            "schema": "distill.alert.v1",
+            "alert_id": alert_id,
+            "ts": _iso(event.ts_ms),
+            "entity_type": "cluster",
+            "entity_id": alert_id.split(":", 1)[1],
+            "api_key_ids": sorted(members),
+            "score": score,
+            "severity": ("info", "warning", "critical")[rank - 1],
+            "reasons": [
+                {"signal": "cluster_keys", "value": len(members), "baseline": 1, "weight": 1.0},
+                {"signal": "joint_extraction_style_share", "value": round(share, 3), "baseline": 0.05,
+                 "weight": 1.0},
+                {"signal": "joint_extraction_events", "value": suspicious, "baseline": None, "weight": 0.5},
+                {"signal": "median_key_active_minutes", "value": round(sorted(spans)[len(spans) // 2] / 60000, 1),
+                 "baseline": None, "weight": None},
+            ],
+            "events_seen": events,
+            "detector": self.detector,
+        }
+
+
+def _iso(ts_ms: int) -> str:
+    from .pipeline import _iso as iso
+
+    return iso(ts_ms)
