@@ -49,7 +49,7 @@ def run_demo(*, data_dir: Path, broker_kind: str = "tansu", forever: bool = Fals
             consumer.assign([TopicPartition(settings.alerts_topic, p, 0) for p in range(settings.partitions)])
             producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "log.connection.close": False,
                                  "enable.idempotence": True})
-            events = demo_events()
+            events = demo_events(hydra_keys=30)
             records = list(iter_encoded(events))
             records[len(records) // 2:len(records) // 2] = [(b"bad", raw) for raw in bad_records()]
             seen: dict[str, str] = {}

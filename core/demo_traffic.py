@@ -80,8 +80,10 @@ def _event(rng: random.Random, ts_ms: int, key: str, account: str, prompt: str, 
     }
 
 
-def demo_events(seed: int = 7, users: int = 60, campaign_events: int = 600, hours: float = 6.0) -> list[dict]:
-    """A list of request events v1 in ``ts`` order: benign users plus one sweep campaign."""
+def demo_events(seed: int = 7, users: int = 60, campaign_events: int = 600, hours: float = 6.0,
+                hydra_keys: int = 0) -> list[dict]:
+    """A list of request events v1 in ``ts`` order: benign users, one sweep campaign, and
+    with ``hydra_keys`` a coordinated campaign spread over that many keys."""
     rng = random.Random(seed)
     horizon = int(hours * 3_600_000)
     events: list[dict] = []
@@ -124,6 +126,38 @@ def demo_events(seed: int = 7, users: int = 60, campaign_events: int = 600, hour
                              params={"max_tokens": 32000, "temperature": 0.0}, created="2026-01-30T12:00:00Z",
                              fingerprint="pf_demo_sweeper", tier="tier1", model="frontier-3-opus"))
         t += rng.randint(4_000, 9_000)
+    if hydra_keys:
+        events += hydra_events(seed=seed + 1, keys=hydra_keys)
+    events.sort(key=lambda e: e["ts"])
+    return events
+
+
+def hydra_events(seed: int = 13, keys: int = 30, per_key: int = 15, start_hour: float = 1.0,
+                 shared_payment: bool = True) -> list[dict]:
+    """A coordinated campaign: many young keys, each under any per-key threshold, splitting
+    one elicitation sweep between them in lockstep. With ``shared_payment`` the accounts
+    share a payment fingerprint (bought together); without it they share only content
+    frames and timing (a proxy hydra)."""
+    rng = random.Random(seed)
+    events: list[dict] = []
+    tag = "infra" if shared_payment else "proxy"
+    base = START_MS + int(start_hour * 3_600_000)
+    for round_ in range(per_key):
+        t = base + round_ * 90_000
+        for k in range(keys):
+            s, c = rng.choice(_SUBJECTS), rng.choice(_CONCEPTS)
+            prompt = ("Think step by step and show all of your reasoning before answering.\n\n"
+                      + rng.choice(_ASKS).format(s=s, c=c))
+            ip = (f"45.77.{rng.randint(0, 3)}.{rng.randint(1, 254)}" if shared_payment
+                  else f"{rng.randint(11, 220)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}")
+            events.append(_event(rng, t + rng.randint(0, 20_000), f"demo_hydra_{tag}_{k:03d}",
+                                 f"demo_acct_hydra_{tag}_{k:03d}", prompt, conv=None, turn=0,
+                                 ua=rng.choice(["python-requests/2.32.3", "python-httpx/0.28.1"]), ip=ip,
+                                 asn=rng.choice([20473, 14061, 16276]), country="US",
+                                 params={"max_tokens": 16000, "temperature": 0.0},
+                                 created="2026-01-31T00:00:00Z",
+                                 fingerprint="pf_demo_hydra" if shared_payment else f"pf_demo_{tag}_{k}",
+                                 tier="tier1"))
     events.sort(key=lambda e: e["ts"])
     return events
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from distillguard.models.clusters import ClusterDetector
+from distillguard.models.clusters import ClusterDetector, link_record
 from distillguard.models.events import BadRecord, parse_event
 from distillguard.models.pipeline import DetectorConfig, KeyPipeline
 
@@ -75,7 +75,9 @@ def run_replay(events_path: Path, alerts_out: Path, dlq_path: Path | None = None
                 states[event.api_key_id] = result.state
                 alerts = [result.alert]
                 if clusters:
-                    alerts.append(clusters.observe(event, result.features))
+                    rec = link_record(event, result)
+                    if rec is not None:
+                        alerts.append(clusters.observe_link(rec))
                 for alert in alerts:
                     if alert is not None:
                         summary.alerts += 1

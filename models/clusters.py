@@ -35,6 +35,7 @@ re-sent, with every member key, only when the membership has grown by ``regrow``
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -43,6 +44,55 @@ from .features import EventFeatures, _h64, featurize
 
 STRONG = ("pf", "acct", "net")
 WEAK = ("asnua", "head", "tail")
+
+
+@dataclass(slots=True, frozen=True)
+class LinkRecord:
+    """What the cluster detector needs of one event: no text, a few hashes and ids.
+
+    The workers send it on the links topic (one partition: linking is global), replay
+    hands it over directly; both go through :meth:`ClusterDetector.observe_link`.
+    """
+
+    api_key_id: str
+    account_id: str
+    ts_ms: int
+    style: float
+    head: int
+    tail: int
+    payment_fingerprint: str | None = None
+    net: str | None = None
+    asn: int | None = None
+    ua_hash: int | None = None
+
+    @classmethod
+    def from_event(cls, event: RequestEvent, f: EventFeatures) -> "LinkRecord":
+        return cls(event.api_key_id, event.account_id, event.ts_ms, round(f.style, 4), f.template_hash,
+                   _tail_frame(event.prompt), event.payment_fingerprint, _net(event.client_ip), event.asn,
+                   _h64(event.user_agent) if event.user_agent else None)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps([self.api_key_id, self.account_id, self.ts_ms, self.style, self.head, self.tail,
+                           self.payment_fingerprint, self.net, self.asn, self.ua_hash],
+                          separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "LinkRecord":
+        return cls(*json.loads(data))
+
+
+def link_record(event: RequestEvent, result, min_score: float = 0.01) -> LinkRecord | None:
+    """The link record to forward for a processed event, or None for ordinary traffic.
+
+    Forwarded: extraction-style events, and every event of a key that has shown any
+    extraction style (so the cluster sees its members' whole volume). Shared by the
+    workers and replay, so both feed the cluster detector the same records.
+    """
+    if result.duplicate or result.features is None:
+        return None
+    if result.features.style > 0 or (result.row is not None and result.row["score"] > min_score):
+        return LinkRecord.from_event(event, result.features)
+    return None
 
 
 @dataclass(slots=True)
@@ -155,16 +205,15 @@ class ClusterDetector:
                 self._members.pop(key, None)
                 return
 
-    def _link_values(self, event: RequestEvent, f: EventFeatures) -> list[tuple[str, object]]:
-        values: list[tuple[str, object]] = [("acct", event.account_id), ("head", f.template_hash),
-                                            ("tail", _tail_frame(event.prompt))]
-        if event.payment_fingerprint:
-            values.append(("pf", event.payment_fingerprint))
-        net = _net(event.client_ip)
-        if net:
-            values.append(("net", net))
-        if event.asn is not None and event.user_agent:
-            values.append(("asnua", (event.asn, _h64(event.user_agent))))
+    @staticmethod
+    def _link_values(rec: LinkRecord) -> list[tuple[str, object]]:
+        values: list[tuple[str, object]] = [("acct", rec.account_id), ("head", rec.head), ("tail", rec.tail)]
+        if rec.payment_fingerprint:
+            values.append(("pf", rec.payment_fingerprint))
+        if rec.net:
+            values.append(("net", rec.net))
+        if rec.asn is not None and rec.ua_hash is not None:
+            values.append(("asnua", (rec.asn, rec.ua_hash)))
         return values
 
     def _link(self, kind_value: tuple[str, object], key: str, ts: int) -> list[str]:
@@ -195,19 +244,20 @@ class ClusterDetector:
 
     # -- the step ---------------------------------------------------------------------------
     def observe(self, event: RequestEvent, features: EventFeatures | None = None) -> dict | None:
-        f = features or featurize(event)
-        key = event.api_key_id
-        suspicious = f.style >= self.min_style
-        known = key in self._keys
-        if not suspicious and not known:
+        return self.observe_link(LinkRecord.from_event(event, features or featurize(event)))
+
+    def observe_link(self, rec: LinkRecord) -> dict | None:
+        key = rec.api_key_id
+        suspicious = rec.style >= self.min_style
+        if not suspicious and key not in self._keys:
             return None  # ordinary traffic is not tracked at all
-        self._touch_key(key, event.ts_ms, suspicious)
+        self._touch_key(key, rec.ts_ms, suspicious)
         if suspicious:
-            for value in self._link_values(event, f):
-                for other in self._link(value, key, event.ts_ms):
+            for value in self._link_values(rec):
+                for other in self._link(value, key, rec.ts_ms):
                     if other in self._keys:
                         self._union(key, other)
-        return self._score(self._find(key), event)
+        return self._score(self._find(key), rec.ts_ms)
 
     @staticmethod
     def _qualifies(stats: _KeyStats) -> bool:
@@ -215,7 +265,7 @@ class ClusterDetector:
         # for step-by-step reasoning, a reseller's customer) does not make a key a member.
         return stats.suspicious >= 2 and 2 * stats.suspicious >= stats.events
 
-    def _score(self, root: str, event: RequestEvent) -> dict | None:
+    def _score(self, root: str, ts_ms: int) -> dict | None:
         linked = self._members.get(root, {root})
         if len(linked) < self.min_keys:
             return None
@@ -242,7 +292,7 @@ class ClusterDetector:
         return {
             "schema": "distill.alert.v1",
             "alert_id": alert_id,
-            "ts": _iso(event.ts_ms),
+            "ts": _iso(ts_ms),
             "entity_type": "cluster",
             "entity_id": alert_id.split(":", 1)[1],
             "api_key_ids": sorted(members),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import faust
 
+from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
 from distillguard.sinks.errors import SinkBackpressure
 
 from .metrics import WorkerMetrics
@@ -90,6 +91,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                     partitions=settings.partitions)
     alerts = app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="raw",
                        partitions=settings.partitions)
+    links = app.topic(settings.links_topic, key_serializer="raw", value_serializer="raw", partitions=1)
     # bytes keys and values: the changelog carries the detector's compact state as is.
     key_state = app.Table("key-state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     # Events whose rows are buffered in the sink but not yet flushed: acked after the flush.
@@ -135,6 +137,9 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             last_seen[state_key] = (time.monotonic(), message.partition)
             await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
             metrics.events.inc()
+            rec = link_record(decoded, result)
+            if rec is not None:
+                await links.send(key=b"links", value=rec.to_bytes(), partition=0)
         if result.alert is not None:
             await alerts.send(key=state_key, value=alert_bytes(result.alert))
             await add_to_sink(sink.add_alert, result.alert)
@@ -153,6 +158,67 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             unacked.append(event)
             if sink.should_flush():
                 await flush_sink()
+
+    # The cluster detector's state is a function of the links topic: a worker that takes
+    # over its partition rebuilds it from the records before the first one it is handed
+    # (those were processed, and alerted on, before), so no changelog is needed and alert
+    # ids (cluster:<first member>) stay the same across restarts.
+    clusters = {"detector": None, "applied": -1}
+
+    def rebuild_clusters(upto: int) -> ClusterDetector:
+        from confluent_kafka import Consumer, TopicPartition
+
+        detector = ClusterDetector()
+        if upto <= 0:
+            return detector
+        consumer = Consumer({**settings.confluent_config(), "group.id": f"{settings.app_id}-cluster-rebuild",
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        consumer.assign([TopicPartition(settings.links_topic, 0, 0)])
+        idle_polls = 0
+        try:
+            while idle_polls < 20:
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    idle_polls += 1
+                    continue
+                if msg.error():
+                    continue
+                if msg.offset() >= upto:
+                    break
+                detector.observe_link(LinkRecord.from_bytes(msg.value()))
+                if msg.offset() == upto - 1:
+                    break
+        finally:
+            consumer.close()
+        return detector
+
+    @app.agent(links, name="detect-clusters")
+    async def detect_clusters(stream):
+        async for event in stream.events():
+            offset = event.message.offset
+            try:
+                if clusters["detector"] is None:
+                    clusters["detector"] = await asyncio.to_thread(rebuild_clusters, offset)
+                    clusters["applied"] = offset - 1
+                if offset <= clusters["applied"]:
+                    continue
+                alert = clusters["detector"].observe_link(LinkRecord.from_bytes(event.message.value))
+                clusters["applied"] = offset
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a bad link record must not stop cluster detection
+                log.exception("link record %s failed", offset)
+                metrics.cluster_errors.inc()
+                continue
+            if alert is not None:
+                await alerts.send(key=alert["entity_id"].encode(), value=alert_bytes(alert))
+                await add_to_sink(sink.add_alert, alert)
+                metrics.alerts.labels(severity=alert["severity"]).inc()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app, revoked, **kwargs) -> None:
+        if any(tp.topic == settings.links_topic for tp in revoked):
+            clusters["detector"], clusters["applied"] = None, -1
 
     flush_lock = asyncio.Lock()
 

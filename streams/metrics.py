@@ -23,6 +23,8 @@ class WorkerMetrics:
         self.sink_errors = Counter("distillguard_sink_errors", "Failed ClickHouse flushes (retried)", registry=r)
         self.sink_flush_seconds = Histogram("distillguard_sink_flush_seconds", "ClickHouse flush latency",
                                             registry=r)
+        self.cluster_errors = Counter("distillguard_cluster_errors", "Link records the cluster detector failed on",
+                                      registry=r)
         self.keys = Gauge("distillguard_keys_in_state", "Keys held in this worker's state table", registry=r)
 
     def render(self) -> tuple[bytes, str]:

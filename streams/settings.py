@@ -30,6 +30,10 @@ class WorkerSettings(BaseSettings):
     requests_topic: str = "llm.requests"
     dlq_topic: str = "llm.requests.dlq"
     alerts_topic: str = "distill.alerts"
+    # Link records of extraction-like traffic for the cross-key (hydra) detector: one
+    # partition, because linking keys into clusters needs the global view.
+    links_topic: str = "distill.links"
+    links_retention_ms: int = Field(7 * 86_400_000, gt=0)
     partitions: int = Field(8, ge=1, le=1024)
 
     data_dir: Path = Path("var")

@@ -14,12 +14,13 @@ from .settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 
-def pipeline_topics(settings: WorkerSettings) -> dict[str, dict[str, str]]:
-    """Topic name -> topic config, for every topic the workers read or write."""
+def pipeline_topics(settings: WorkerSettings) -> dict[str, tuple[int, dict[str, str]]]:
+    """Topic name -> (partitions, topic config), for every topic the workers read or write."""
     return {
-        settings.requests_topic: {},
-        settings.dlq_topic: {},
-        settings.alerts_topic: {},
+        settings.requests_topic: (settings.partitions, {}),
+        settings.dlq_topic: (settings.partitions, {}),
+        settings.alerts_topic: (settings.partitions, {}),
+        settings.links_topic: (1, {"retention.ms": str(settings.links_retention_ms)}),
     }
 
 
@@ -27,8 +28,8 @@ def ensure_topics(settings: WorkerSettings, timeout: float = 15.0) -> list[str]:
     """Create missing topics; returns the names created. Existing topics are left alone."""
     admin = AdminClient(settings.confluent_config())
     existing = set(admin.list_topics(timeout=timeout).topics)
-    wanted = [NewTopic(name, num_partitions=settings.partitions, replication_factor=1, config=config)
-              for name, config in pipeline_topics(settings).items() if name not in existing]
+    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config)
+              for name, (partitions, config) in pipeline_topics(settings).items() if name not in existing]
     if not wanted:
         return []
     created = []

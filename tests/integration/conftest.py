@@ -39,13 +39,15 @@ class Pipeline:
             "DG_REQUESTS_TOPIC": f"requests-{suffix}",
             "DG_DLQ_TOPIC": f"dlq-{suffix}",
             "DG_ALERTS_TOPIC": f"alerts-{suffix}",
+            "DG_LINKS_TOPIC": f"links-{suffix}",
             "DG_PARTITIONS": str(partitions),
             "DG_SESSION_TIMEOUT_S": "6",
         }
         self.settings = WorkerSettings(kafka_bootstrap=broker.bootstrap, app_id=self.env["DG_APP_ID"],
                                        requests_topic=self.env["DG_REQUESTS_TOPIC"],
                                        dlq_topic=self.env["DG_DLQ_TOPIC"],
-                                       alerts_topic=self.env["DG_ALERTS_TOPIC"], partitions=partitions)
+                                       alerts_topic=self.env["DG_ALERTS_TOPIC"],
+                                       links_topic=self.env["DG_LINKS_TOPIC"], partitions=partitions)
         ensure_topics(self.settings)
         self.workers: list[WorkerProcess] = []
 
