@@ -10,7 +10,7 @@ traffic behind one NAT, a reseller or a templated app does not cluster. Each lin
 keeps a bounded set of recent member keys:
 
 * strong links (payment fingerprint, account, IP /24 or /48) join keys at once;
-* weak links (ASN + user agent, opening and closing template frames) join keys only when
+* weak links (opening and closing template frames) join keys only when
   ``min_coordinated`` keys used the value within ``window_ms``, i.e. in lockstep;
 * a value shared by more than ``max_members`` keys (a big cloud ASN, a popular UA) stops
   linking: a common value says little.
@@ -43,7 +43,7 @@ from .events import RequestEvent
 from .features import EventFeatures, _h64, featurize
 
 STRONG = ("pf", "acct", "net")
-WEAK = ("asnua", "head", "tail")
+WEAK = ("head", "tail")
 
 
 @dataclass(slots=True, frozen=True)
@@ -212,8 +212,9 @@ class ClusterDetector:
             values.append(("pf", rec.payment_fingerprint))
         if rec.net:
             values.append(("net", rec.net))
-        if rec.asn is not None and rec.ua_hash is not None:
-            values.append(("asnua", (rec.asn, rec.ua_hash)))
+        # ASN + user agent is not a link on its own: every customer of a big cloud with the
+        # same SDK shares it, and members would be joined before the value is seen to be
+        # common. (Kept on the record for cluster scoring and a future combined-evidence link.)
         return values
 
     def _link(self, kind_value: tuple[str, object], key: str, ts: int) -> list[str]:

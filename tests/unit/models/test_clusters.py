@@ -1,0 +1,75 @@
+"""The cross-key cluster detector: what links keys, what must not, and its bounds."""
+from __future__ import annotations
+
+from distillguard.models.clusters import ClusterDetector, LinkRecord
+
+COT = 1.0
+T0 = 1_769_904_000_000
+
+
+def rec(key: str, i: int, *, style: float = COT, pf: str | None = None, net: str | None = None,
+        head: int | None = None, tail: int | None = None, asn: int | None = None, ua: int | None = None,
+        account: str | None = None, minutes: float = 1.0) -> LinkRecord:
+    return LinkRecord(key, account or f"acct-{key}", T0 + int(i * minutes * 60_000), style,
+                      head if head is not None else hash((key, i, "h")) & 0xFFFF_FFFF,
+                      tail if tail is not None else hash((key, i, "t")) & 0xFFFF_FFFF, pf, net, asn, ua)
+
+
+def feed(detector: ClusterDetector, records) -> list[dict]:
+    return [a for a in (detector.observe_link(r) for r in records) if a]
+
+
+def test_shared_payment_hydra_raises_one_growing_cluster_incident():
+    det = ClusterDetector()
+    records = [rec(f"k{k}", i, pf="pf-x") for i in range(10) for k in range(20)]
+    alerts = feed(det, records)
+    assert alerts and {a["alert_id"] for a in alerts} == {alerts[0]["alert_id"]}
+    assert set(alerts[-1]["api_key_ids"]) == {f"k{k}" for k in range(20)}
+    assert alerts[-1]["entity_type"] == "cluster" and alerts[-1]["reasons"][0]["signal"] == "cluster_keys"
+
+
+def test_proxy_hydra_links_by_shared_frames_in_lockstep():
+    det = ClusterDetector()
+    records = [rec(f"p{k}", i, head=777) for i in range(10) for k in range(12)]
+    alerts = feed(det, records)
+    assert alerts and set(alerts[-1]["api_key_ids"]) == {f"p{k}" for k in range(12)}
+
+
+def test_shared_frame_spread_over_days_is_not_coordination():
+    det = ClusterDetector(window_ms=3_600_000)
+    # Each key uses the frame once a day: never min_coordinated keys within an hour.
+    records = [rec(f"s{k}", day * 24 * 60 + k * 200, head=42, minutes=1.0) for day in range(5) for k in range(6)]
+    assert feed(det, records) == []
+
+
+def test_ordinary_traffic_behind_one_nat_does_not_cluster():
+    det = ClusterDetector()
+    records = [rec(f"u{k}", i, style=0.0, net="10.0.0.0/24", pf="pf-corp") for i in range(20) for k in range(30)]
+    assert feed(det, records) == []
+    assert len(det._keys) == 0  # not even tracked
+
+
+def test_one_stray_styled_event_does_not_make_a_member():
+    det = ClusterDetector()
+    hydra = [rec(f"k{k}", i, pf="pf-x") for i in range(10) for k in range(10)]
+    stray = [rec("user", 0, pf="pf-x")] + [rec("user", i, style=0.0, pf="pf-x") for i in range(1, 30)]
+    alerts = feed(det, hydra[:50] + stray + hydra[50:])
+    assert alerts and all("user" not in a["api_key_ids"] for a in alerts)
+
+
+def test_common_value_stops_linking():
+    det = ClusterDetector(max_members=16)
+    # A big cloud ASN + popular UA shared by 40 unrelated extraction-looking keys.
+    records = [rec(f"c{k}", i, asn=16509, ua=1) for i in range(4) for k in range(40)]
+    assert feed(det, records) == []
+
+
+def test_link_table_and_key_table_are_bounded():
+    det = ClusterDetector(max_links=500, max_keys=300)
+    feed(det, [rec(f"b{k}", 0) for k in range(2000)])
+    assert len(det._links) <= 500 and len(det._keys) <= 300
+
+
+def test_link_record_round_trips_as_bytes():
+    r = rec("k", 3, pf="pf", net="1.2.3.0/24", asn=7, ua=9)
+    assert LinkRecord.from_bytes(r.to_bytes()) == r
