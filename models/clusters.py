@@ -131,7 +131,7 @@ class ClusterDetector:
     detector = "distillguard.cluster/0.1"
 
     def __init__(self, *, min_style: float = 0.5, window_ms: int = 3_600_000, min_coordinated: int = 4,
-                 max_members: int = 64, max_links: int = 200_000, max_keys: int = 200_000,
+                 max_members: int = 256, max_links: int = 100_000, max_keys: int = 200_000,
                  min_keys: int = 5, min_events: int = 60, min_share: float = 0.6, regrow: float = 1.1,
                  account_min_keys: int = 3) -> None:
         self.min_style = min_style
