@@ -99,6 +99,7 @@ def link_record(event: RequestEvent, result, min_score: float = 0.01) -> LinkRec
 class _Link:
     members: OrderedDict = field(default_factory=OrderedDict)  # key -> last ts_ms
     common: bool = False
+    linking: bool = False  # its current members are already joined into one cluster
 
 
 @dataclass(slots=True)
@@ -236,11 +237,15 @@ class ClusterDetector:
         if len(link.members) > self.max_members:
             link.common, link.members = True, OrderedDict()
             return []
-        kind = kind_value[0]
-        if kind in STRONG:
+        if not link.linking:
+            if kind_value[0] not in STRONG and len(link.members) < self.min_coordinated:
+                return []
+            link.linking = True
             return [k for k in link.members if k != key]
-        if len(link.members) >= self.min_coordinated:
-            return [k for k in link.members if k != key]
+        # Every other member is already in one cluster: joining one of them joins them all.
+        for other in reversed(link.members):
+            if other != key and other in self._keys:
+                return [other]
         return []
 
     # -- the step ---------------------------------------------------------------------------
@@ -250,15 +255,23 @@ class ClusterDetector:
     def observe_link(self, rec: LinkRecord) -> dict | None:
         key = rec.api_key_id
         suspicious = rec.style >= self.min_style
-        if not suspicious and key not in self._keys:
+        stats = self._keys.get(key)
+        if not suspicious and stats is None:
             return None  # ordinary traffic is not tracked at all
-        self._touch_key(key, rec.ts_ms, suspicious)
+        qualified_before = stats is not None and self._qualifies(stats)
+        stats = self._touch_key(key, rec.ts_ms, suspicious)
+        merged = False
         if suspicious:
             for value in self._link_values(rec):
                 for other in self._link(value, key, rec.ts_ms):
-                    if other in self._keys:
+                    if other in self._keys and self._find(other) != self._find(key):
                         self._union(key, other)
-        return self._score(self._find(key), rec.ts_ms)
+                        merged = True
+        root = self._find(key)
+        # An alerted cluster is re-scored only when its membership may have changed.
+        if root in self._alerted and not merged and qualified_before == self._qualifies(stats):
+            return None
+        return self._score(root, rec.ts_ms)
 
     @staticmethod
     def _qualifies(stats: _KeyStats) -> bool:

@@ -127,9 +127,9 @@ def style_score(text: str) -> float:
     >>> style_score("(A) 4 (B) 5 (C) 6. Answer with the letter only.") < style_score("Show your reasoning step by step.")
     True
     """
-    if len(text) > 1500:
+    if len(text) > 800:
         # Instructions sit at the start or the end of a prompt; the middle is pasted material.
-        text = text[:1000] + "\n" + text[-500:]
+        text = text[:500] + "\n" + text[-300:]
     lower = text.lower()
     weights = [w for family, triggers, w in zip(_STYLE_FAMILIES, _STYLE_TRIGGERS, _STYLE_WEIGHTS)
                if any(t in lower for t in triggers) and family.search(lower)]
