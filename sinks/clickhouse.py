@@ -113,6 +113,10 @@ _ARROW_TYPES = {
 }
 
 
+_ROW_SCHEMA = pa.schema([("ts_ms", pa.timestamp("ms", tz="UTC"))] + list(_ARROW_TYPES.items()))
+_ROW_NAMES = ["ts"] + list(_ARROW_TYPES)
+
+
 @dataclass
 class _Batch:
     topic: str
@@ -265,16 +269,17 @@ class ClickHouseSink:
 
     def _insert_events(self, rows: list[dict], topic: str, partition: int, offsets: list[int],
                        token: str | None) -> None:
-        columns = {"ts": pa.array([r["ts_ms"] for r in rows], pa.timestamp("ms", tz="UTC"))}
-        for name, typ in _ARROW_TYPES.items():
-            columns[name] = pa.array([r[name] for r in rows], typ)
-        columns["kafka_topic"] = pa.array([topic] * len(rows), pa.string())
-        columns["kafka_partition"] = pa.array([partition] * len(rows), pa.int32())
-        columns["kafka_offset"] = pa.array(offsets, pa.int64())
+        # One C-level conversion of the row dicts (per-column Python loops held the GIL
+        # long enough to slow the worker's event loop down).
+        table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMA).rename_columns(_ROW_NAMES)
+        n = len(rows)
+        table = table.append_column("kafka_topic", pa.array([topic] * n, pa.string()))
+        table = table.append_column("kafka_partition", pa.array([partition] * n, pa.int32()))
+        table = table.append_column("kafka_offset", pa.array(offsets, pa.int64()))
         settings = {"deduplicate_blocks_in_dependent_materialized_views": 1}
         if token:
             settings["insert_deduplication_token"] = token
-        self.client.insert_arrow(f"{self.db}.events", pa.table(columns), settings=settings)
+        self.client.insert_arrow(f"{self.db}.events", table, settings=settings)
 
     @staticmethod
     def _alert_row(alert: dict) -> list:

@@ -156,8 +156,10 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 log.exception("record %s:%s failed", event.message.partition, event.message.offset)
                 await send_dead_letter(processor.failed(event.message, exc))
             unacked.append(event)
-            if sink.should_flush():
-                await flush_sink()
+            if sink.should_flush() and not flush_lock.locked():
+                # Flush beside the stream, not in it: the agent keeps scoring while ClickHouse
+                # writes (back-pressure, not this await, is what stops it when CH is behind).
+                app.loop.create_task(flush_sink())
 
     # The cluster detector's state is a function of the links topic: a worker that takes
     # over its partition rebuilds it from the records before the first one it is handed
