@@ -77,7 +77,7 @@ def run_replay(events_path: Path, alerts_out: Path, dlq_path: Path | None = None
                 if clusters:
                     rec = link_record(event, result)
                     if rec is not None:
-                        alerts.append(clusters.observe_link(rec))
+                        alerts.extend(clusters.observe_link(rec))
                 for alert in alerts:
                     if alert is not None:
                         summary.alerts += 1

@@ -18,7 +18,9 @@ keeps a bounded set of recent member keys:
 Linked keys are merged with union-find; a cluster is scored on the joint behaviour of its
 members (extraction-style share of all their events, number of keys, volume) and raises
 one ``entity_type: cluster`` alert whose id stays the same as the cluster grows: it is
-re-sent, with every member key, only when the membership has grown by ``regrow`` times.
+re-sent (an update, not a new page) with every member key as members join. An account
+that holds ``account_min_keys`` or more extraction-like keys also raises one
+``entity_type: account`` alert (the unit a provider suspends).
 
 >>> det = ClusterDetector(min_keys=3, min_events=6)
 >>> from distillguard.models.events import parse_event
@@ -27,8 +29,7 @@ re-sent, with every member key, only when the membership has grown by ``regrow``
 ...     raw = ('{"schema":"llm.request.v1","event_id":"e%d","ts":"2026-02-01T00:00:%02dZ","api_key_id":"k%d",'
 ...            '"account_id":"a%d","model":"m","prompt":"Think step by step and show all your reasoning: q%d",'
 ...            '"account":{"payment_fingerprint":"pf_shared"}}' % (i, i, i % 4, i % 4, i))
-...     alert = det.observe(parse_event(raw.encode()))
-...     alerts += [alert] if alert else []
+...     alerts += det.observe(parse_event(raw.encode()))
 >>> alerts[0]["entity_type"], sorted(alerts[0]["api_key_ids"])
 ('cluster', ['k0', 'k1', 'k2'])
 """
@@ -134,7 +135,7 @@ class ClusterDetector:
     def __init__(self, *, min_style: float = 0.5, window_ms: int = 3_600_000, min_coordinated: int = 4,
                  max_members: int = 256, max_links: int = 100_000, max_keys: int = 200_000,
                  min_keys: int = 5, min_events: int = 60, min_share: float = 0.6, regrow: float = 1.1,
-                 account_min_keys: int = 3) -> None:
+                 update_interval_ms: int = 600_000, account_min_keys: int = 3) -> None:
         self.min_style = min_style
         self.window_ms = window_ms
         self.min_coordinated = min_coordinated
@@ -145,12 +146,17 @@ class ClusterDetector:
         self.min_events = min_events
         self.min_share = min_share
         self.regrow = regrow
+        self.update_interval_ms = update_interval_ms
         self.account_min_keys = account_min_keys
         self._links: OrderedDict[tuple[str, object], _Link] = OrderedDict()
         self._keys: OrderedDict[str, _KeyStats] = OrderedDict()
         self._parent: dict[str, str] = {}
         self._members: dict[str, set[str]] = {}
-        self._alerted: dict[str, tuple[str, int, int]] = {}  # root -> (alert id, size alerted, severity rank)
+        # root -> (alert id, members named so far, severity rank, event time of the last update)
+        self._alerted: dict[str, tuple[str, int, int, int]] = {}
+        self._pending: set[str] = set()  # alerted roots with members not yet named
+        self._accounts: dict[str, set[str]] = {}  # account -> its extraction-like keys
+        self._account_alerted: dict[str, int] = {}  # account -> keys named so far
 
     # -- union-find ------------------------------------------------------------------------
     def _find(self, key: str) -> str:
@@ -174,10 +180,13 @@ class ClusterDetector:
         ma |= mb
         self._members[ra] = ma
         self._members.pop(rb, None)
+        if rb in self._pending:
+            self._pending.discard(rb)
+            self._pending.add(ra)
         if rb in self._alerted:
-            alert_id, size, rank = self._alerted.pop(rb)
+            absorbed = self._alerted.pop(rb)
             if ra not in self._alerted:
-                self._alerted[ra] = (alert_id, size, rank)
+                self._alerted[ra] = absorbed
         return ra
 
     def cluster_of(self, key: str) -> set[str]:
@@ -249,16 +258,47 @@ class ClusterDetector:
         return []
 
     # -- the step ---------------------------------------------------------------------------
-    def observe(self, event: RequestEvent, features: EventFeatures | None = None) -> dict | None:
+    def observe(self, event: RequestEvent, features: EventFeatures | None = None) -> list[dict]:
         return self.observe_link(LinkRecord.from_event(event, features or featurize(event)))
 
-    def observe_link(self, rec: LinkRecord) -> dict | None:
+    def observe_link(self, rec: LinkRecord) -> list[dict]:
+        """Learn one link record; returns the cluster / account alerts it raises or updates."""
+        stats_before = self._keys.get(rec.api_key_id)
+        qualified_before = stats_before is not None and self._qualifies(stats_before)
+        alerts = [a for a in (self._observe_cluster(rec, qualified_before),) if a is not None]
+        stats = self._keys.get(rec.api_key_id)
+        if stats is not None and not qualified_before and self._qualifies(stats):
+            account_alert = self._account(rec)
+            if account_alert is not None:
+                alerts.append(account_alert)
+        return alerts
+
+    def _account(self, rec: LinkRecord) -> dict | None:
+        keys = self._accounts.setdefault(rec.account_id, set())
+        keys.add(rec.api_key_id)
+        if len(self._accounts) > self.max_keys:
+            self._accounts.pop(next(iter(self._accounts)))
+        if len(keys) < self.account_min_keys:
+            return None
+        named = self._account_alerted.get(rec.account_id, 0)
+        if named and len(keys) < named * self.regrow:
+            return None
+        self._account_alerted[rec.account_id] = len(keys)
+        return {
+            "schema": "distill.alert.v1", "alert_id": f"account:{rec.account_id}", "ts": _iso(rec.ts_ms),
+            "entity_type": "account", "entity_id": rec.account_id, "api_key_ids": sorted(keys),
+            "score": round(min(1.0, 1.0 - 1.0 / len(keys)), 4),
+            "severity": "critical" if len(keys) >= 2 * self.account_min_keys else "warning",
+            "reasons": [{"signal": "extraction_keys_in_account", "value": len(keys), "baseline": 1, "weight": 1.0}],
+            "events_seen": sum(self._keys[k].events for k in keys if k in self._keys),
+            "detector": self.detector,
+        }
+
+    def _observe_cluster(self, rec: LinkRecord, qualified_before: bool) -> dict | None:
         key = rec.api_key_id
         suspicious = rec.style >= self.min_style
-        stats = self._keys.get(key)
-        if not suspicious and stats is None:
+        if not suspicious and key not in self._keys:
             return None  # ordinary traffic is not tracked at all
-        qualified_before = stats is not None and self._qualifies(stats)
         stats = self._touch_key(key, rec.ts_ms, suspicious)
         merged = False
         if suspicious:
@@ -268,8 +308,10 @@ class ClusterDetector:
                         self._union(key, other)
                         merged = True
         root = self._find(key)
-        # An alerted cluster is re-scored only when its membership may have changed.
-        if root in self._alerted and not merged and qualified_before == self._qualifies(stats):
+        # An alerted cluster is re-scored only when its membership may have changed, or when
+        # an update naming new members is waiting for its interval.
+        if (root in self._alerted and root not in self._pending and not merged
+                and qualified_before == self._qualifies(stats)):
             return None
         return self._score(root, rec.ts_ms)
 
@@ -296,12 +338,20 @@ class ClusterDetector:
         score = round(min(1.0, share * (1.0 - 1.0 / len(members))), 4)
         previous = self._alerted.get(root)
         if previous is not None:
-            alert_id, size, old_rank = previous
-            if len(members) < size * self.regrow and rank <= old_rank:
+            alert_id, size, old_rank, updated = previous
+            # Re-send (an update of the same incident, never a new page) to name new members:
+            # at once when the cluster grew by ``regrow`` or escalated, else at most every
+            # ``update_interval_ms`` of event time.
+            grown = len(members) >= size * self.regrow or rank > old_rank
+            due = len(members) > size and ts_ms - updated >= self.update_interval_ms
+            if not (grown or due):
+                if len(members) > size:
+                    self._pending.add(root)
                 return None
+            self._pending.discard(root)
         else:
             alert_id = f"cluster:{min(members)}"
-        self._alerted[root] = (alert_id, len(members), max(rank, previous[2] if previous else 0))
+        self._alerted[root] = (alert_id, len(members), max(rank, previous[2] if previous else 0), ts_ms)
         spans = [s.last_ts - s.first_ts for s in stats]
         return {
             "schema": "distill.alert.v1",

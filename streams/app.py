@@ -204,7 +204,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                     clusters["applied"] = offset - 1
                 if offset <= clusters["applied"]:
                     continue
-                alert = clusters["detector"].observe_link(LinkRecord.from_bytes(event.message.value))
+                raised = clusters["detector"].observe_link(LinkRecord.from_bytes(event.message.value))
                 clusters["applied"] = offset
             except asyncio.CancelledError:
                 raise
@@ -212,7 +212,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 log.exception("link record %s failed", offset)
                 metrics.cluster_errors.inc()
                 continue
-            if alert is not None:
+            for alert in raised:
                 await alerts.send(key=alert["entity_id"].encode(), value=alert_bytes(alert))
                 await add_to_sink(sink.add_alert, alert)
                 metrics.alerts.labels(severity=alert["severity"]).inc()

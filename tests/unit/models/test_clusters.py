@@ -16,7 +16,7 @@ def rec(key: str, i: int, *, style: float = COT, pf: str | None = None, net: str
 
 
 def feed(detector: ClusterDetector, records) -> list[dict]:
-    return [a for a in (detector.observe_link(r) for r in records) if a]
+    return [a for r in records for a in detector.observe_link(r) if a["entity_type"] == "cluster"]
 
 
 def test_shared_payment_hydra_raises_one_growing_cluster_incident():
@@ -73,3 +73,26 @@ def test_link_table_and_key_table_are_bounded():
 def test_link_record_round_trips_as_bytes():
     r = rec("k", 3, pf="pf", net="1.2.3.0/24", asn=7, ua=9)
     assert LinkRecord.from_bytes(r.to_bytes()) == r
+
+
+def test_new_members_are_named_by_periodic_updates_of_the_same_incident():
+    det = ClusterDetector(regrow=10.0, update_interval_ms=600_000)
+    first = [rec(f"k{k}", i, pf="pf-x") for i in range(10) for k in range(10)]
+    late = [rec(f"late{k}", 20 + i, pf="pf-x") for i in range(15) for k in range(3)]  # 15 minutes
+    alerts = feed(det, first + late)
+    assert len({a["alert_id"] for a in alerts}) == 1
+    assert {"late0", "late1", "late2"} <= set(alerts[-1]["api_key_ids"])
+
+
+def test_account_holding_many_extraction_keys_raises_an_account_alert():
+    det = ClusterDetector(account_min_keys=3)
+    records = [rec(f"a{k}", i, account="acct-shared") for i in range(4) for k in range(4)]
+    accounts = [a for r in records for a in det.observe_link(r) if a["entity_type"] == "account"]
+    assert accounts and {a["alert_id"] for a in accounts} == {"account:acct-shared"}
+    assert set(accounts[-1]["api_key_ids"]) >= {"a0", "a1", "a2"}
+
+
+def test_account_with_one_key_is_not_accused():
+    det = ClusterDetector(account_min_keys=3)
+    records = [rec("solo", i, account="acct-solo") for i in range(50)]
+    assert not [a for r in records for a in det.observe_link(r) if a["entity_type"] == "account"]
