@@ -43,8 +43,7 @@ from dataclasses import dataclass, field
 from .events import RequestEvent
 from .features import EventFeatures, _h64, featurize
 
-STRONG = ("pf", "acct", "net")
-WEAK = ("head", "tail")
+STRONG = ("pf", "acct", "net")  # link kinds that join keys at once; the frames need lockstep
 
 
 @dataclass(slots=True, frozen=True)

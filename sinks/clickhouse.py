@@ -113,6 +113,8 @@ _ARROW_TYPES = {
 }
 
 
+if set(_ARROW_TYPES) | {"ts_ms"} != set(ROW_COLUMNS):  # a feature column without a migration
+    raise SchemaError(f"events table columns {sorted(_ARROW_TYPES)} do not match the feature row {ROW_COLUMNS}")
 _ROW_SCHEMA = pa.schema([("ts_ms", pa.timestamp("ms", tz="UTC"))] + list(_ARROW_TYPES.items()))
 _ROW_NAMES = ["ts"] + list(_ARROW_TYPES)
 
