@@ -18,6 +18,10 @@ from dataclasses import dataclass
 DEDUP = "non_replicated_deduplication_window = 1000"
 
 
+_ALERT_COLUMNS = ("alert_id, ts, entity_type, entity_id, api_key_ids, score, severity, severity_rank, reasons, "
+                  "events_seen, detector, version")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -123,6 +127,51 @@ CREATE TABLE IF NOT EXISTS {db}.dlq (
 ) ENGINE = MergeTree
 ORDER BY (failed_at, topic, partition, offset)
 TTL toDateTime(failed_at) + INTERVAL {ttl_days} DAY""",
+    )),
+    # Dashboards: every version of every alert (the incident timeline; ``alerts`` keeps only
+    # the latest), an ``incidents`` view over it, and skip indexes for the by-org filters.
+    Migration(2, "alert history, incidents view, org indexes", (
+        """
+CREATE TABLE IF NOT EXISTS {db}.alert_history (
+    alert_id String,
+    ts DateTime64(3, 'UTC'),
+    entity_type LowCardinality(String),
+    entity_id String,
+    api_key_ids Array(String),
+    score Float64,
+    severity LowCardinality(String),
+    severity_rank UInt8,
+    reasons String,
+    events_seen UInt64,
+    detector LowCardinality(String),
+    version UInt64,
+    received_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (alert_id, version)
+TTL toDateTime(ts) + INTERVAL {ttl_days} DAY""",
+        f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.alert_history_mv TO {{db}}.alert_history AS
+SELECT {_ALERT_COLUMNS} FROM {{db}}.alerts""",
+        # Backfill from the versions ``alerts`` still holds; safe to re-run (a repeated
+        # version is harmless: readers take distinct versions).
+        f"""
+INSERT INTO {{db}}.alert_history ({_ALERT_COLUMNS})
+SELECT {_ALERT_COLUMNS} FROM {{db}}.alerts
+WHERE alert_id NOT IN (SELECT alert_id FROM {{db}}.alert_history)""",
+        """
+CREATE VIEW IF NOT EXISTS {db}.incidents AS
+SELECT alert_id AS incident_id, any(entity_type) AS entity_type, any(entity_id) AS entity_id,
+       argMax(api_key_ids, version) AS api_key_ids, argMax(severity, version) AS severity,
+       max(severity_rank) AS severity_rank, argMax(score, version) AS score,
+       argMax(reasons, version) AS reasons, max(events_seen) AS events_seen,
+       argMax(detector, version) AS detector, min(ts) AS opened_at, max(ts) AS updated_at,
+       uniqExact(version) AS updates
+FROM {db}.alert_history
+GROUP BY alert_id""",
+        "ALTER TABLE {db}.events ADD INDEX IF NOT EXISTS org_idx org_id TYPE set(1000) GRANULARITY 4",
+        "ALTER TABLE {db}.key_minute ADD INDEX IF NOT EXISTS org_idx org_id TYPE set(1000) GRANULARITY 4",
+        "ALTER TABLE {db}.key_hour ADD INDEX IF NOT EXISTS org_idx org_id TYPE set(1000) GRANULARITY 4",
     )),
 )
 
