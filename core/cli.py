@@ -1,4 +1,4 @@
-"""``distillguard`` command line: worker, replay, demo, produce, broker."""
+"""``distillguard`` command line: worker, replay, demo, produce, broker, dashboard."""
 from __future__ import annotations
 
 import argparse
@@ -91,6 +91,18 @@ def _cmd_broker(args: argparse.Namespace) -> int:
             return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from distillguard.dashboard import DashboardSettings, data_dir_settings, seed_demo, serve
+
+    ch_settings = data_dir_settings(args.data_dir)
+    if args.seed_demo:
+        print(f"seeded {seed_demo(ch_settings)}", file=sys.stderr)
+        return 0
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    serve(ch_settings, DashboardSettings(**overrides))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="distillguard", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -116,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("events", type=Path)
     produce.add_argument("--rate", type=float, default=0.0, help="events per second (0 = as fast as possible)")
     produce.set_defaults(func=_cmd_produce)
+
+    dashboard = sub.add_parser("dashboard", help="read-only web dashboard over ClickHouse (embedded or server)")
+    dashboard.add_argument("--data-dir", help="the data dir whose embedded chDB to open (default DG_DATA_DIR); "
+                           "e.g. var/demo after `make demo`")
+    dashboard.add_argument("--host", help="listen address (default DG_DASHBOARD_HOST, 127.0.0.1)")
+    dashboard.add_argument("--port", type=int, help="listen port (default DG_DASHBOARD_PORT, 8050)")
+    dashboard.add_argument("--seed-demo", action="store_true",
+                           help="write the built-in demo traffic, scored, into ClickHouse (no Kafka) and exit")
+    dashboard.set_defaults(func=_cmd_dashboard)
 
     broker = sub.add_parser("broker", help="run the embedded broker in the foreground")
     broker.add_argument("--kind", choices=["tansu", "noida"], default="tansu")
