@@ -1,0 +1,80 @@
+"""Feedback from on-call (topic ``distill.feedback``): ack, resolve, false positive.
+
+A record is one JSON object ``{schema, feedback_id, entity_type, entity_id, action, reason,
+actor, ts}``, keyed by ``entity_id`` with Kafka's murmur2 partitioner (the one Faust uses for
+``distill.alerts``), so a feedback record lands on the partition whose router owns the
+entity's incident. The router applies ack/resolve to incidents; the detector workers read
+every partition to suppress entities marked false positive; feedback is stored in ClickHouse.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+
+from .errors import DistillguardError
+
+SCHEMA = "distill.feedback.v1"
+ACTIONS = ("ack", "resolve", "false_positive")
+ENTITY_TYPES = ("key", "account", "cluster")
+
+
+class BadFeedback(DistillguardError):
+    """A feedback record that is not valid (returned as data by :func:`parse_feedback`)."""
+
+
+def split_entity(entity: str, default_type: str = "key") -> tuple[str, str]:
+    """``cluster:abc`` -> (cluster, abc); a bare ``abc`` is an entity of ``default_type``."""
+    prefix, sep, rest = entity.partition(":")
+    if sep and prefix in ENTITY_TYPES and rest:
+        return prefix, rest
+    return default_type, entity
+
+
+def feedback_record(entity_type: str, entity_id: str, action: str, *, reason: str = "", actor: str = "",
+                    now: float | None = None) -> dict:
+    if action not in ACTIONS:
+        raise BadFeedback(f"feedback action must be one of {ACTIONS}, not {action!r}")
+    if entity_type not in ENTITY_TYPES or not entity_id:
+        raise BadFeedback(f"feedback needs an entity type in {ENTITY_TYPES} and an id")
+    ts = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
+    return {"schema": SCHEMA, "feedback_id": uuid.uuid4().hex, "entity_type": entity_type, "entity_id": entity_id,
+            "action": action, "reason": reason[:2000], "actor": actor[:200],
+            "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+
+
+def parse_feedback(value: bytes | None) -> dict | BadFeedback:
+    """A validated feedback dict, or the reason it is not one (errors are data)."""
+    try:
+        record = json.loads(value or b"")
+    except (ValueError, UnicodeDecodeError):
+        return BadFeedback("feedback is not JSON")
+    if not isinstance(record, dict):
+        return BadFeedback("feedback is not a JSON object")
+    for name in ("entity_type", "entity_id", "action", "ts"):
+        if not isinstance(record.get(name), str) or not record[name]:
+            return BadFeedback(f"feedback field {name!r} missing or not a string")
+    if record["action"] not in ACTIONS:
+        return BadFeedback(f"unknown feedback action {record['action']!r}")
+    if record["entity_type"] not in ENTITY_TYPES:
+        return BadFeedback(f"unknown entity type {record['entity_type']!r}")
+    try:
+        record["ts_ms"] = int(datetime.fromisoformat(record["ts"].replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return BadFeedback("feedback ts is not RFC 3339")
+    record.setdefault("feedback_id", f"{record['entity_type']}:{record['entity_id']}:{record['ts']}")
+    record.setdefault("reason", "")
+    record.setdefault("actor", "")
+    return record
+
+
+def produce_feedback(config: dict, topic: str, record: dict, timeout: float = 30.0) -> None:
+    """Send one record; ``config`` is librdkafka's (``WorkerSettings.confluent_config()``)."""
+    from confluent_kafka import Producer
+
+    # murmur2: the partitioner Faust (aiokafka) uses for the alerts the router consumes.
+    producer = Producer({**config, "partitioner": "murmur2_random", "enable.idempotence": True})
+    producer.produce(topic, key=record["entity_id"].encode(), value=json.dumps(record).encode())
+    if producer.flush(timeout) != 0:
+        raise DistillguardError(f"feedback not delivered to {topic} within {timeout:.0f}s")

@@ -1,0 +1,229 @@
+"""Incident lifecycle per entity: open, escalated, acknowledged, resolved (pure, JSON state).
+
+One incident per entity (``key:ID``, ``account:ID``, ``cluster:ID``) at a time: alerts for
+an entity with an active incident update it, and re-notify (escalate) only when its severity
+rises, its score rises by ``escalate_score_delta`` or its cluster grows by ``cluster_growth``
+since the last notification. An incident that stays quiet for ``auto_resolve_after_s`` is
+resolved; a resolved one is kept ``resolved_ttl_s`` (so a late re-delivery of its alerts
+does not page again) and then expires, which bounds the router's table.
+
+The state is a small JSON-able dict (strings and numbers, a few short lists), stored as
+bytes in a changelogged Faust table. Delivery is *reconciled*, not queued: each target
+records the incident version it has been paged for and whether it has seen the ack and
+the resolve, and :func:`pending` compares that with the incident's status. Replaying an
+alert, restarting the router or re-running a tick therefore never re-sends what a target
+already acknowledged receiving, and whatever was not confirmed is sent again with the same
+``dedup_key`` (which PagerDuty, Opsgenie and Alertmanager collapse on their side).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from .routes import SEVERITY_RANK, Lifecycle
+
+ACTIVE = ("open", "escalated", "acknowledged")
+MAX_KEYS = 50  # member keys kept in the state (the count is kept exactly)
+MAX_REASONS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The new state (None = delete it) and what happened, for logs and metrics."""
+
+    state: dict | None
+    change: str  # opened | escalated | updated | ignored | acknowledged | resolved | expired | none
+    reason: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.change not in ("none", "ignored")
+
+
+def entity_key(entity_type: str, entity_id: str) -> str:
+    return f"{entity_type}:{entity_id}"
+
+
+def dedup_key_for(alert_id: str, reopened: int = 0) -> str:
+    """Stable per incident: derived from the detector's alert id, so it survives a lost state."""
+    key = f"dg:{alert_id}" + (f":r{reopened}" if reopened else "")
+    if len(key) > 200:  # PagerDuty allows 255 characters, Opsgenie aliases 512
+        key = "dg:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+    return key
+
+
+def encode(state: dict) -> bytes:
+    return json.dumps(state, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode(value: bytes | None) -> dict | None:
+    return json.loads(value) if value else None
+
+
+def _members(alert: dict) -> int:
+    return len(alert.get("api_key_ids") or [])
+
+
+def _refresh(state: dict, alert: dict, now_ms: int) -> None:
+    """Copy the alert's current facts into the state (bounded)."""
+    state["last_alert_id"] = alert["alert_id"]
+    state["score"] = float(alert.get("score", 0.0))
+    state["members"] = _members(alert)
+    state["keys"] = list(alert.get("api_key_ids") or [])[:MAX_KEYS]
+    state["reasons"] = list(alert.get("reasons") or [])[:MAX_REASONS]
+    state["events_seen"] = int(alert.get("events_seen", 0) or 0)
+    state["alert_ts"] = alert.get("ts", "")
+    state["detector"] = alert.get("detector", "")
+    if alert.get("org_id"):
+        state["org_id"] = alert["org_id"]
+    state["updated_ms"] = now_ms
+
+
+def _add_targets(state: dict, targets: list[str]) -> None:
+    for name in targets:
+        state["targets"].setdefault(name, {"v": 0, "ack": 0, "res": 0, "failed": ""})
+
+
+def _open(alert: dict, now_ms: int, partition: int, targets: list[str], previous: dict | None) -> dict:
+    reopened = 0
+    if previous is not None and previous.get("alert_id") == alert["alert_id"]:
+        # The detector still escalates an incident the router resolved: a new incident, new key.
+        reopened = int(previous.get("reopened", 0)) + 1
+    state = {
+        "entity_type": alert["entity_type"], "entity_id": alert["entity_id"], "partition": partition,
+        "status": "open", "alert_id": alert["alert_id"], "dedup_key": dedup_key_for(alert["alert_id"], reopened),
+        "reopened": reopened, "version": 1, "severity": alert["severity"], "prev_severity": "",
+        "opened_ms": now_ms, "resolved_ms": 0, "resolution": "", "fp_until_ms": 0,
+        "notified_score": float(alert.get("score", 0.0)), "notified_members": _members(alert),
+        "targets": {}, "acted_v": 0, "action": "", "released": 0,
+        "incidents": int(previous.get("incidents", 0)) + 1 if previous else 1,
+    }
+    _refresh(state, alert, now_ms)
+    _add_targets(state, targets)
+    return state
+
+
+def escalation(state: dict, alert: dict, lifecycle: Lifecycle) -> str:
+    """Why this alert escalates the incident, or "" when it is only an update."""
+    old_rank, new_rank = SEVERITY_RANK.get(state["severity"], 0), SEVERITY_RANK.get(alert["severity"], 0)
+    if new_rank > old_rank:
+        return f"severity {state['severity']} -> {alert['severity']}"
+    score = float(alert.get("score", 0.0))
+    if score >= state["notified_score"] + lifecycle.escalate_score_delta:
+        return f"score {state['notified_score']:.3f} -> {score:.3f}"
+    members, notified = _members(alert), int(state["notified_members"])
+    if notified > 1 and members > notified and members >= notified * lifecycle.cluster_growth:
+        return f"{alert['entity_type']} grew from {notified} to {members} keys"
+    return ""
+
+
+def on_alert(state: dict | None, alert: dict, *, now_ms: int, partition: int, targets: list[str],
+             lifecycle: Lifecycle) -> Transition:
+    """Apply one alert v1 to its entity's incident state."""
+    if state is None:
+        return Transition(_open(alert, now_ms, partition, targets, None), "opened")
+    if state["status"] == "resolved":
+        if state.get("fp_until_ms", 0) > now_ms:
+            return Transition(state, "ignored", "entity marked false positive")
+        return Transition(_open(alert, now_ms, partition, targets, state), "opened", "reopened after resolve")
+    state = json.loads(json.dumps(state))  # the caller's dict is not changed
+    why = escalation(state, alert, lifecycle)
+    _refresh(state, alert, now_ms)
+    if not why:
+        return Transition(state, "updated")
+    state["version"] += 1
+    state["prev_severity"] = state["severity"]
+    if SEVERITY_RANK.get(alert["severity"], 0) > SEVERITY_RANK.get(state["severity"], 0):
+        state["severity"] = alert["severity"]
+    state["notified_score"] = state["score"]
+    state["notified_members"] = state["members"]
+    state["status"] = "escalated"
+    for target in state["targets"].values():
+        target["ack"] = 0  # a re-ack after an escalation is sent again
+    _add_targets(state, targets)
+    return Transition(state, "escalated", why)
+
+
+def on_feedback(state: dict | None, action: str, *, now_ms: int, lifecycle: Lifecycle, actor: str = "",
+                reason: str = "") -> Transition:
+    """Apply an on-call's ``ack`` / ``resolve`` / ``false_positive`` to the incident."""
+    if state is None:
+        return Transition(None, "ignored", "no incident for this entity")
+    state = json.loads(json.dumps(state))
+    who = f"{actor}: {reason}" if reason else actor
+    if action == "ack":
+        if state["status"] not in ("open", "escalated"):
+            return Transition(state, "ignored", f"incident is {state['status']}")
+        state["status"] = "acknowledged"
+        state["resolution"] = f"acknowledged by {who}"
+        return Transition(state, "acknowledged", who)
+    if action in ("resolve", "false_positive"):
+        if action == "false_positive":
+            state["fp_until_ms"] = now_ms + int(lifecycle.false_positive_ttl_s * 1000)
+        if state["status"] == "resolved":
+            return Transition(state, "updated" if action == "false_positive" else "ignored", "already resolved")
+        state["status"] = "resolved"
+        state["resolved_ms"] = now_ms
+        state["resolution"] = ("false positive" if action == "false_positive" else "resolved") + f" by {who}"
+        return Transition(state, "resolved", state["resolution"])
+    return Transition(state, "ignored", f"unknown feedback action {action!r}")
+
+
+def on_tick(state: dict, *, now_ms: int, lifecycle: Lifecycle) -> Transition:
+    """Time passing: auto-resolve quiet incidents, expire old resolved ones."""
+    if state["status"] in ACTIVE:
+        quiet_ms = now_ms - state["updated_ms"]
+        if quiet_ms >= lifecycle.auto_resolve_after_s * 1000:
+            state = json.loads(json.dumps(state))
+            state["status"] = "resolved"
+            state["resolved_ms"] = now_ms
+            state["resolution"] = f"auto-resolved: no alert for {quiet_ms // 1000}s"
+            return Transition(state, "resolved", state["resolution"])
+        return Transition(state, "none")
+    if now_ms - state["resolved_ms"] >= lifecycle.resolved_ttl_s * 1000 and state.get("fp_until_ms", 0) <= now_ms:
+        return Transition(None, "expired")
+    return Transition(state, "none")
+
+
+def pending(state: dict) -> list[tuple[str, str]]:
+    """(target, event) deliveries the incident still owes; event is ``trigger``/``acknowledge``/``resolve``."""
+    owed = []
+    for name, sent in state["targets"].items():
+        if state["status"] in ACTIVE:
+            if sent["v"] < state["version"]:
+                event = "trigger"
+            elif state["status"] == "acknowledged" and not sent["ack"]:
+                event = "acknowledge"
+            else:
+                continue
+        elif sent["v"] > 0 and not sent["res"]:
+            event = "resolve"  # a target never paged is not told about the resolve
+        else:
+            continue
+        if sent.get("failed") == f"{event}:{state['version']}":
+            continue  # gave up on exactly this one (it is on the failed-deliveries topic)
+        owed.append((name, event))
+    return owed
+
+
+def mark_delivered(state: dict, target: str, event: str, version: int) -> None:
+    """Record a confirmed delivery (in place); ``version`` is the version the notification carried."""
+    sent = state["targets"][target]
+    if event == "trigger":
+        sent["v"] = max(sent["v"], version)
+    elif event == "acknowledge":
+        sent["ack"] = 1
+    elif event == "resolve":
+        sent["res"] = 1
+    sent["failed"] = ""
+
+
+def mark_failed(state: dict, target: str, event: str, version: int) -> None:
+    """Record that retries are exhausted for this notification (it is not retried on every tick)."""
+    state["targets"][target]["failed"] = f"{event}:{version}"
+
+
+def notification(state: dict, event: str) -> dict:
+    """What a target needs to build its request: a read-only snapshot of the incident."""
+    return {**{k: v for k, v in state.items() if k != "targets"}, "event": event}
