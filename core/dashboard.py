@@ -4,8 +4,8 @@ Works on the embedded chDB default (no Grafana needed) and on a ClickHouse serve
 client comes from the sink's :func:`~distillguard.sinks.clickhouse.make_client`, so the same
 ``DG_DATA_DIR`` / ``DG_CLICKHOUSE_URL`` settings choose the backend. chDB allows one process
 per data directory: run the dashboard on a directory no worker holds (after ``make demo``:
-``distillguard dashboard --data-dir var/demo``), or use the worker's own ``/dashboard``
-pages, served by the process that owns the directory.
+``distillguard dashboard --data-dir var/demo``), or use the worker's own ``/dashboard/``
+pages (:func:`mount_on_faust`), served by the process that owns the directory.
 
 Plots are SVG drawn on the server (no JavaScript, no CDN): each ``<svg class="plot">``
 carries ``data-panel`` and ``data-points`` (how many data points it draws). Every query is
@@ -164,7 +164,7 @@ def stacked_bars(panel: str, buckets: dict[datetime, dict[str, int]], t0: dateti
     return _svg(panel, count, "".join(body))
 
 
-def timeline_chart(panel: str, incidents: list[dict], t0: datetime, t1: datetime) -> str:
+def timeline_chart(panel: str, incidents: list[dict], t0: datetime, t1: datetime, root: str = "./") -> str:
     """One row per incident: a line from its first to its latest version, a dot per version."""
     left = ML + 110
     height = max(60, 22 * len(incidents) + MB + 8)
@@ -176,7 +176,7 @@ def timeline_chart(panel: str, incidents: list[dict], t0: datetime, t1: datetime
         xs = [_x(t, t0, t1, left) for t, _, _ in pts]
         label = f'{inc["entity_type"]}:{inc["entity_id"]}'
         label = label if len(label) <= 24 else label[:23] + "…"
-        body.append(f'<a href="/incident/{quote(inc["alert_id"], safe="")}"><text x="{left - 6}" y="{y + 4}" '
+        body.append(f'<a href="{root}incident/{quote(inc["alert_id"], safe="")}"><text x="{left - 6}" y="{y + 4}" '
                     f'font-size="11" text-anchor="end" fill="#222">{_e(label)}</text></a>')
         body.append(f'<line x1="{min(xs):.1f}" y1="{y}" x2="{max(xs) + 0.5:.1f}" y2="{y}" stroke="#bbb" '
                     f'stroke-width="4"/>')
@@ -212,10 +212,10 @@ th{color:#555;font-weight:600}
 """
 
 
-def _page(title: str, body: str, filters_html: str = "") -> str:
+def _page(title: str, body: str, filters_html: str = "", root: str = "./") -> str:
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{_e(title)}</title><meta name=\"viewport\" content=\"width=device-width\">"
-            f"<style>{STYLE}</style></head><body><header><a href=\"/\">distillguard</a>"
+            f"<style>{STYLE}</style></head><body><header><a href=\"{root}\">distillguard</a>"
             f"<span>{_e(title)}</span></header>{filters_html}{body}</body></html>")
 
 
@@ -246,20 +246,20 @@ def _table(rows: list[dict], columns: list[str], links: dict[str, callable] | No
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _filter_form(f: Filters, orgs: list[str]) -> str:
+def _filter_form(f: Filters, orgs: list[str], root: str = "./") -> str:
     org_options = ['<option value="">all orgs</option>'] + [
         f'<option value="{_e(o)}"{" selected" if o == f.org else ""}>{_e(o or "(none)")}</option>'
         for o in orgs if o]
     ranges = ['<option value="">custom / default</option>'] + [
         f'<option value="{r}"{" selected" if r == f.range_name else ""}>last {r} of data</option>'
         for r in [*RANGES, "all"]]
-    return (f'<form class="filters" method="get" action="/">'
+    return (f'<form class="filters" method="get" action="{root}">'
             f'<label>org<select name="org">{"".join(org_options)}</select></label>'
             f'<label>API key<input name="key" value="{_e(f.key)}" placeholder="any key" size="22"></label>'
             f'<label>from (UTC)<input type="datetime-local" name="from" value="{f.t0:%Y-%m-%dT%H:%M}"></label>'
             f'<label>to (UTC)<input type="datetime-local" name="to" value="{f.t1:%Y-%m-%dT%H:%M}"></label>'
             f'<label>range<select name="range">{"".join(ranges)}</select></label>'
-            f'<button type="submit">apply</button> <a href="/" style="font-size:12px">reset</a>'
+            f'<button type="submit">apply</button> <a href="{root}" style="font-size:12px">reset</a>'
             f'<span style="font-size:12px;color:#666">bucket {f.step // 60} min · {f.table}</span></form>')
 
 
@@ -269,9 +269,10 @@ def _section(panel: str, title: str, note: str, content: str) -> str:
 
 
 def render_dashboard(q: DashboardQueries, query: dict) -> str:
+    """The dashboard page, served at ``<base>/`` (links are relative: it mounts under any prefix)."""
     f = q.filters(query)
-    link_key = lambda row: "/?" + f.query_string(key=row["api_key_id"])  # noqa: E731
-    link_incident = lambda row: "/incident/" + quote(row.get("incident_id") or row["alert_id"], safe="")  # noqa: E731
+    link_key = lambda row: "./?" + f.query_string(key=row["api_key_id"])  # noqa: E731
+    link_incident = lambda row: "./incident/" + quote(row.get("incident_id") or row["alert_id"], safe="")  # noqa: E731
     sections = []
 
     keys = q.top_keys(f)
@@ -363,7 +364,7 @@ def render_incident(q: DashboardQueries, incident_id: str) -> str | None:
     for r in members:
         series[r["api_key_id"]].append((r["t"], float(r["max_score"])))
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
-    member_link = lambda row: "/?" + Filters(t0=window.t0, t1=window.t1).query_string(key=row["api_key_id"])  # noqa: E731
+    member_link = lambda row: "../?" + Filters(t0=window.t0, t1=window.t1).query_string(key=row["api_key_id"])  # noqa: E731
     member_rows = [{"api_key_id": k} for k in inc["api_key_ids"]]
     body = ("<main>"
             + _section("incident", "Incident", "the latest version of this incident", summary)
@@ -377,7 +378,7 @@ def render_incident(q: DashboardQueries, incident_id: str) -> str | None:
                                   colours=colours) + _legend(list(series), colours)
                        + _table(member_rows, ["api_key_id"], {"api_key_id": member_link}))
             + "</main>")
-    return _page(f"incident {incident_id}", body)
+    return _page(f"incident {incident_id}", body, root="../")
 
 
 def panels_json(q: DashboardQueries, query: dict) -> dict:
@@ -439,6 +440,32 @@ def build_web_app(q: DashboardQueries):
     app.router.add_get("/api/panels", api)
     app.router.add_get("/health", health)
     return app
+
+
+def mount_on_faust(app, client, database: str, prefix: str = "/dashboard") -> None:
+    """Serve the same pages from a worker's web server (the process that owns an embedded chDB)."""
+    q = DashboardQueries(client, database)
+
+    async def respond(web, fn, *args):
+        try:
+            body = await asyncio.to_thread(fn, q, *args)
+        except BadFilter as exc:
+            return web.text(f"bad filter: {exc}", status=400)
+        if body is None:
+            return web.text("no such incident", status=404)
+        return web.html(body, headers=dict(SECURITY_HEADERS))
+
+    @app.page(prefix)
+    async def dashboard_redirect(web, request):
+        return web.text("", status=302, headers={"Location": prefix + "/"})
+
+    @app.page(prefix + "/")
+    async def dashboard_index(web, request):
+        return await respond(web, render_dashboard, dict(request.query))
+
+    @app.page(prefix + "/incident/{incident_id}")
+    async def dashboard_incident(web, request, incident_id):
+        return await respond(web, render_incident, incident_id)
 
 
 def open_queries(ch_settings) -> DashboardQueries:

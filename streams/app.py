@@ -103,6 +103,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     # producer before it commits offsets.
     dirty: dict[bytes, int] = {}
     last_seen: dict[bytes, tuple[float, int]] = {}
+    positions: dict[int, int] = {}  # partition -> last offset processed (for the lag gauge)
 
     async def send_dead_letter(dead: DeadLetter) -> None:
         await dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
@@ -156,6 +157,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 log.exception("record %s:%s failed", event.message.partition, event.message.offset)
                 await send_dead_letter(processor.failed(event.message, exc))
             unacked.append(event)
+            positions[event.message.partition] = event.message.offset
             if sink.should_flush() and not flush_lock.locked():
                 # Flush beside the stream, not in it: the agent keeps scoring while ClickHouse
                 # writes (back-pressure, not this await, is what stops it when CH is behind).
@@ -260,6 +262,27 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 key_state.send_changelog(partition, state_key, None)
             dirty.pop(state_key, None)
         metrics.keys.set(len(key_state.data))
+
+    @app.timer(5.0)
+    async def update_gauges() -> None:
+        metrics.keys.set(len(key_state.data))
+        metrics.state_bytes.set(sum(map(len, key_state.data.values())))
+        metrics.sink_buffered.set(sink.buffered)
+        try:
+            assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.requests_topic]
+            highs = {tp: app.consumer.highwater(tp) for tp in assigned}
+        except Exception:  # noqa: BLE001 - a gauge must not stop the worker (e.g. mid-rebalance)
+            return
+        metrics.lag.clear()  # only the partitions assigned now
+        for tp, high in highs.items():
+            if high is not None and tp.partition in positions:
+                metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(0, high - positions[tp.partition] - 1))
+
+    if getattr(sink, "client", None) is not None:  # the read-only dashboard, from the chDB owner
+        from distillguard.dashboard import mount_on_faust
+
+        mount_on_faust(app, sink.client, sink.db)
 
     @app.page("/health")
     async def health(web, request):

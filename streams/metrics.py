@@ -26,6 +26,12 @@ class WorkerMetrics:
         self.cluster_errors = Counter("distillguard_cluster_errors", "Link records the cluster detector failed on",
                                       registry=r)
         self.keys = Gauge("distillguard_keys_in_state", "Keys held in this worker's state table", registry=r)
+        self.state_bytes = Gauge("distillguard_state_bytes", "Bytes of per-key state held in this worker's table",
+                                 registry=r)
+        self.lag = Gauge("distillguard_consumer_lag", "Records between the last one processed and the partition's "
+                         "high watermark", ["topic", "partition"], registry=r)
+        self.sink_buffered = Gauge("distillguard_sink_buffered_rows", "Rows buffered in the ClickHouse sink",
+                                   registry=r)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

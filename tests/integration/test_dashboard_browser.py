@@ -148,7 +148,8 @@ class Browser:
                                 empty: svg.querySelectorAll('text.empty').length,
                                 x: r.x + scrollX, y: r.y + scrollY, w: r.width, h: r.height};
                     }),
-                    links: [...document.querySelectorAll('a[href^="/incident/"]')].map(a => a.getAttribute('href')),
+                    links: [...document.querySelectorAll('a[href*="incident/"]')]
+                        .map(a => new URL(a.getAttribute('href'), document.baseURI).href),
                 }))()""")
                 shot = await call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
                 return {**facts["result"]["value"], "png": base64.b64decode(shot["data"])}
@@ -260,11 +261,11 @@ def test_filters_by_key_narrow_the_plots(dashboard, browser):
 def test_incident_page_has_reasons_and_timeline(dashboard, browser):
     index = asyncio.run(browser.page(dashboard + "/"))
     cluster = next(link for link in index["links"] if "cluster%3A" in link)
-    page = asyncio.run(browser.page(dashboard + cluster))
+    page = asyncio.run(browser.page(cluster))
     plots = {p["panel"]: p for p in page["plots"]}
     assert plots["incident_timeline"]["points"] >= 1
     assert plots["incident_members"]["lines"] >= 2  # member keys of the cluster
-    status, body = _get(dashboard + cluster)
+    status, body = _get(cluster)
     assert status == 200 and "cluster_keys" in body and "Reasons" in body
 
 
@@ -278,3 +279,44 @@ def test_read_only_and_validated(dashboard):
     data = json.loads(body)
     assert status == 200 and data["top_keys"] and data["alert_volume"] and data["dlq"]
     assert sum(r["records"] for r in data["dlq"]) == 3
+
+
+def test_worker_serves_metrics_and_the_dashboard_after_a_demo_run(pipeline, browser):
+    """The demo traffic through the embedded broker and a worker (which owns the chDB): its
+    ``/metrics`` has the pipeline gauges and its ``/dashboard/`` draws the same plots."""
+    from distillguard.demo_traffic import bad_records, demo_events, iter_encoded
+
+    records = list(iter_encoded(demo_events(users=30, campaign_events=400, hydra_keys=12)))
+    records[100:100] = [(b"bad", raw) for raw in bad_records()]
+    worker = pipeline.start_worker()
+    pipeline.produce(records)
+    pipeline.wait_processed(worker, len(records))
+    deadline = time.monotonic() + 30
+    while worker.get("/query/tables")["events"] < len(records) - len(bad_records()):
+        assert time.monotonic() < deadline, "rows not flushed to ClickHouse"
+        time.sleep(0.5)
+    time.sleep(5.5)  # one tick of the gauges timer
+
+    status, text = _get(worker.url + "/metrics")
+    assert status == 200
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    assert values["distillguard_events_processed_total"] == len(records) - len(bad_records())
+    assert sum(v for k, v in values.items() if k.startswith("distillguard_dead_letters_total")) == len(bad_records())
+    assert sum(v for k, v in values.items() if k.startswith("distillguard_alerts_total")) >= 1
+    assert values["distillguard_sink_flush_seconds_count"] >= 1
+    assert values["distillguard_state_bytes"] > 0 and values["distillguard_keys_in_state"] > 0
+    lags = {k: v for k, v in values.items() if k.startswith("distillguard_consumer_lag{")}
+    assert lags and all(v == 0 for v in lags.values()), lags  # caught up, one gauge per partition
+
+    page = asyncio.run(browser.page(worker.url + "/dashboard/"))
+    plots = {p["panel"]: p for p in page["plots"]}
+    for name in ("top_keys", "top_clusters", "score_over_time", "extraction_share", "campaign_timeline",
+                 "alert_volume", "dlq"):
+        assert plots[name]["points"] > 0, (name, plots.get(name))
+    incident = next(link for link in page["links"] if "key%3Ademo_sweeper" in link)
+    page = asyncio.run(browser.page(incident))
+    assert {p["panel"]: p["points"] for p in page["plots"]}["incident_timeline"] >= 1
