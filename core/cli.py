@@ -22,6 +22,52 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_router(args: argparse.Namespace) -> int:
+    import faust
+
+    from distillguard.sinks.routing.routes import load_routes, resolve_secrets
+    from distillguard.streams.router import RouterSettings, create_router_app, router_topics
+    from distillguard.streams.settings import WorkerSettings
+
+    routes_file = args.routes or RouterSettings().routes_file
+    config = load_routes(routes_file)
+    secrets = resolve_secrets(config)  # every secret the routes name must be set: fail at start
+    settings = RouterSettings()
+    kafka = {**WorkerSettings().confluent_config(), "bootstrap.servers": settings.kafka_bootstrap}
+    partitions = router_topics(settings, kafka)
+    settings = settings.model_copy(update={"partitions": partitions, "routes_file": Path(routes_file)})
+    app = create_router_app(settings, config, secrets)
+    faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    return 0
+
+
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    """``ack`` / ``resolve`` / ``false-positive``: one record on the feedback topic."""
+    import getpass
+    import os
+
+    from distillguard.feedback import feedback_record, produce_feedback, split_entity
+    from distillguard.streams.settings import WorkerSettings
+
+    entity_type, entity_id = split_entity(args.entity, args.type)
+    record = feedback_record(entity_type, entity_id, args.command.replace("-", "_"), reason=args.reason or "",
+                             actor=args.actor or os.environ.get("DG_ACTOR") or getpass.getuser())
+    topic = args.topic or os.environ.get("DG_FEEDBACK_TOPIC", "distill.feedback")
+    produce_feedback(WorkerSettings().confluent_config(), topic, record)
+    print(f"{record['action']} {entity_type}:{entity_id} -> {topic} ({record['feedback_id']})", file=sys.stderr)
+    return 0
+
+
+def _cmd_evidence(args: argparse.Namespace) -> int:
+    from distillguard.evidence import write_evidence
+    from distillguard.sinks.clickhouse import ClickHouseSettings
+
+    paths = write_evidence(args.incident, Path(args.out), ClickHouseSettings(), include_prompts=args.include_prompts)
+    for path in paths:
+        print(path)
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from distillguard.replay import run_replay
 
@@ -110,6 +156,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="run a Faust worker (settings from DG_* env)").set_defaults(func=_cmd_worker)
 
+    router = sub.add_parser("router", help="run the alert router (settings from DG_ROUTER_* env)")
+    router.add_argument("--routes", type=Path, help="routes file, YAML or TOML (default $DG_ROUTER_ROUTES_FILE)")
+    router.set_defaults(func=_cmd_router)
+
+    for name, text in (("ack", "acknowledge an entity's incident"), ("resolve", "resolve an entity's incident"),
+                       ("false-positive", "mark an entity a false positive: resolved, suppressed, recorded")):
+        feedback = sub.add_parser(name, help=text)
+        feedback.add_argument("entity", help="ID (a key), or key:ID / account:ID / cluster:ID")
+        feedback.add_argument("--type", choices=["key", "account", "cluster"], default="key",
+                              help="entity type when ENTITY has no prefix")
+        feedback.add_argument("--reason", default="")
+        feedback.add_argument("--actor", help="who (default $DG_ACTOR or the login name)")
+        feedback.add_argument("--topic", help="feedback topic (default $DG_FEEDBACK_TOPIC or distill.feedback)")
+        feedback.set_defaults(func=_cmd_feedback)
+
+    evidence = sub.add_parser("evidence", help="write a forensic bundle for an incident from ClickHouse")
+    evidence.add_argument("incident", help="incident id = alert id, e.g. key:K:1 or cluster:K")
+    evidence.add_argument("--out", required=True, help="output directory")
+    evidence.add_argument("--include-prompts", action="store_true",
+                          help="opt in to prompt text (none is stored by default, so none is written)")
+    evidence.set_defaults(func=_cmd_evidence)
+
     replay = sub.add_parser("replay", help="run the detector over an events file, no Kafka")
     replay.add_argument("events", type=Path)
     replay.add_argument("--alerts", type=Path, required=True, help="alert v1 JSONL output")
@@ -150,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "worker":
+    if args.command in ("worker", "router"):
         sys.argv = [sys.argv[0]]  # faust's Worker parses argv itself
     return args.func(args)
 

@@ -29,6 +29,8 @@ class WorkerProcess:
     env: dict[str, str] = field(default_factory=dict)
     web_port: int | None = None
     log_path: Path | None = None
+    # The CLI subcommand and its arguments: ``("worker",)``, or ``("router", "--routes", F)``.
+    command: tuple[str, ...] = ("worker",)
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
     _log: object = field(default=None, init=False, repr=False)
 
@@ -49,7 +51,7 @@ class WorkerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_path or self.data_dir / "worker.log"
         self._log = open(log_path, "ab")
-        self._proc = subprocess.Popen([sys.executable, "-m", "distillguard.cli", "worker"], env=env,
+        self._proc = subprocess.Popen([sys.executable, "-m", "distillguard.cli", *self.command], env=env,
                                       stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       start_new_session=True)
         self.wait_ready(ready_timeout, log_path)

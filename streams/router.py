@@ -1,0 +1,371 @@
+"""The alert router: its own Faust app (own app id, consumer group, changelog) that pages on-call.
+
+``distill.alerts`` -> incident lifecycle (one incident per entity, changelogged table) ->
+targets from the routes file (PagerDuty, Opsgenie, Slack, Alertmanager, signed webhook),
+with retries, rate limits, maintenance windows and snoozes -> ``distill.alerts.failed`` for
+deliveries that exhaust their retries, and ``distill.actions`` (recommended enforcement)
+once per incident version. ``distill.feedback`` (ack / resolve / false positive) changes
+incidents and is passed on to the targets.
+
+Idempotency: after every delivery the incident's per-target record (version paged, ack,
+resolve) is written to the table and its changelog *before* the alert's offset can be
+committed (Faust flushes the producer before it commits). A router killed mid-delivery
+re-reads the uncommitted alerts, finds what the table already recorded, and re-sends only
+what was not confirmed, with the same ``dedup_key`` (which the incident services collapse).
+So a restart never opens a second page for an incident; it may repeat the one trigger that
+was in flight.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+
+import faust
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from distillguard.feedback import BadFeedback, parse_feedback
+from distillguard.sinks.routing import actions as policy_actions
+from distillguard.sinks.routing import lifecycle
+from distillguard.sinks.routing.delivery import Sender
+from distillguard.sinks.routing.ratelimit import TokenBucket
+from distillguard.sinks.routing.routes import RoutesConfig
+from distillguard.sinks.routing.targets import Target, build_targets, iso
+
+log = logging.getLogger(__name__)
+
+
+class RouterSettings(BaseSettings):
+    """The router worker's settings (env prefix ``DG_ROUTER_``; Kafka security from ``DG_KAFKA_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DG_ROUTER_", frozen=True, extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=AliasChoices(
+        "DG_ROUTER_KAFKA_BOOTSTRAP", "DG_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"))
+    app_id: str = "distillguard-router"
+    routes_file: Path = Path("routes.yaml")
+    alerts_topic: str = Field("distill.alerts", validation_alias=AliasChoices(
+        "DG_ROUTER_ALERTS_TOPIC", "DG_ALERTS_TOPIC"))
+    feedback_topic: str = Field("distill.feedback", validation_alias=AliasChoices(
+        "DG_ROUTER_FEEDBACK_TOPIC", "DG_FEEDBACK_TOPIC"))
+    actions_topic: str = "distill.actions"
+    failed_topic: str = "distill.alerts.failed"
+    # Partitions of the incidents table: must equal those of the alerts topic (read from
+    # the broker when the topic exists, this value when the router creates it).
+    partitions: int = Field(8, ge=1, le=1024, validation_alias=AliasChoices("DG_ROUTER_PARTITIONS",
+                                                                            "DG_PARTITIONS"))
+    data_dir: Path = Field(Path("var/router"), validation_alias=AliasChoices("DG_ROUTER_DATA_DIR"))
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6067, ge=0, le=65535)
+    session_timeout_s: float = Field(8.0, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0)
+    log_level: str = "warn"
+
+
+class RouterMetrics:
+    """Per-target delivery metrics, served on the router's ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        labels = ["target", "type"]
+        self.delivered = Counter("distillguard_router_delivered", "Notifications delivered", labels + ["event"],
+                                 registry=r)
+        self.retried = Counter("distillguard_router_retries", "Delivery attempts that were retried", labels,
+                               registry=r)
+        self.failed = Counter("distillguard_router_failed", "Notifications given up on (sent to the failed topic)",
+                              labels + ["event"], registry=r)
+        self.deferred = Counter("distillguard_router_deferred",
+                                "Deliveries held back (rate limit, maintenance, snooze)", labels + ["reason"],
+                                registry=r)
+        self.latency = Histogram("distillguard_router_delivery_seconds", "Delivery time including retries",
+                                 labels, registry=r, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.transitions = Counter("distillguard_router_incident_changes", "Incident lifecycle changes",
+                                   ["change"], registry=r)
+        self.actions = Counter("distillguard_router_actions", "Enforcement recommendations produced", ["action"],
+                               registry=r)
+        self.bad_input = Counter("distillguard_router_bad_input", "Alert or feedback records not understood",
+                                 ["topic"], registry=r)
+        self.incidents = Gauge("distillguard_router_incidents", "Incidents held by this router", ["status"],
+                               registry=r)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _parse_alert(value: bytes | None) -> dict | None:
+    try:
+        alert = json.loads(value or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(alert, dict) or alert.get("schema") != "distill.alert.v1":
+        return None
+    for name in ("alert_id", "entity_type", "entity_id", "severity"):
+        if not isinstance(alert.get(name), str) or not alert[name]:
+            return None
+    if alert["severity"] not in ("info", "warning", "critical"):
+        return None
+    return alert
+
+
+def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: dict, *,
+                      clock=time.time) -> faust.App:
+    """Build the router app from its settings, a validated routes file and the resolved secrets."""
+    from distillguard.streams.app import _broker_credentials
+    from distillguard.streams.settings import WorkerSettings
+
+    data_dir = Path(settings.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=_broker_credentials(WorkerSettings()),
+        store="memory://",
+        datadir=str(data_dir / "faust"),
+        topic_replication_factor=1,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(settings.session_timeout_s / 4, 0.5),
+        broker_commit_interval=settings.commit_interval_s,
+        processing_guarantee="at_least_once",
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_enabled=True,
+        table_standby_replicas=0,
+    )
+    metrics = RouterMetrics()
+    targets: dict[str, Target] = build_targets(config, secrets)
+    secret_values = [s.get_secret_value() for per_target in secrets.values() for s in per_target.values()]
+
+    def redact(text: str) -> str:
+        for value in secret_values:
+            text = text.replace(value, "***")
+        return text
+
+    sender = Sender(config.delivery, redact=redact)
+    now_s = time.monotonic
+    buckets = {name: TokenBucket(cfg.rate_limit.per_minute, cfg.rate_limit.burst, now_s())
+               for name, cfg in config.targets.items() if cfg.rate_limit}
+
+    raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.partitions}
+    alerts_topic = app.topic(settings.alerts_topic, **raw)
+    feedback_topic = app.topic(settings.feedback_topic, **raw)
+    actions_topic = app.topic(settings.actions_topic, **raw)
+    failed_topic = app.topic(settings.failed_topic, **raw)
+    # entity key ("key:ID") -> JSON incident state; bytes so the changelog is readable as is.
+    incidents = app.Table("incidents", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    locks: dict[bytes, asyncio.Lock] = {}
+
+    def now_ms() -> int:
+        return int(clock() * 1000)
+
+    def save(key: bytes, state: dict | None, partition: int) -> None:
+        if state is None:
+            if incidents.data.pop(key, None) is not None:
+                incidents.send_changelog(partition, key, None)
+            return
+        value = lifecycle.encode(state)
+        incidents.data[key] = value
+        incidents.send_changelog(partition, key, value)
+
+    def muted(state: dict, target: str) -> str | None:
+        facts = {"entity_type": state["entity_type"], "entity_id": state["entity_id"],
+                 "severity": state["severity"], "score": state["score"], "org_id": state.get("org_id")}
+        return config.muted(facts, target, now_ms())
+
+    async def deliver(state: dict, target_name: str, event: str) -> tuple[str, str, int, object]:
+        target = targets[target_name]
+        note = lifecycle.notification(state, event)
+        requests = target.build(note, now_ms())
+        if not requests:
+            return target_name, event, state["version"], None
+        outcome = await sender.send(requests, target.config.timeout_s)
+        labels = {"target": target_name, "type": target.kind}
+        metrics.latency.labels(**labels).observe(outcome.latency_s)
+        if outcome.retries:
+            metrics.retried.labels(**labels).inc(outcome.retries)
+        return target_name, event, state["version"], outcome
+
+    async def reconcile(key: bytes) -> None:
+        """Send whatever the incident still owes its targets and the gateway; record it."""
+        lock = locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            state = lifecycle.decode(incidents.data.get(key))
+            if state is None:
+                return
+            produced = False
+            # A target that just got the trigger may owe the ack or resolve next: a few rounds.
+            for _ in range(3):
+                due = due_deliveries(state)
+                if not due:
+                    break
+                produced = True
+                await deliver_all(state, due)
+                save(key, state, state["partition"])  # recorded before the offset can be committed
+            record = policy_actions.next_action(state, config.actions, now_ms())
+            if record is not None:
+                await actions_topic.send(key=state["entity_id"].encode(), value=json.dumps(record).encode())
+                policy_actions.mark_acted(state, record)
+                metrics.actions.labels(action=record["action"]).inc()
+            if produced or record is not None:
+                save(key, state, state["partition"])
+
+    def due_deliveries(state: dict) -> list[tuple[str, str]]:
+        due = []
+        for target_name, event in lifecycle.pending(state):
+            labels = {"target": target_name, "type": targets[target_name].kind}
+            why = muted(state, target_name) if event == "trigger" else None
+            if why:
+                metrics.deferred.labels(**labels, reason=why.split(" ", 1)[0]).inc()
+                continue
+            bucket = buckets.get(target_name)
+            if bucket is not None and not bucket.take(now_s()):
+                metrics.deferred.labels(**labels, reason="rate_limit").inc()
+                continue
+            due.append((target_name, event))
+        return due
+
+    async def deliver_all(state: dict, due: list[tuple[str, str]]) -> None:
+        results = await asyncio.gather(*(deliver(state, t, e) for t, e in due))
+        for target_name, event, version, outcome in results:
+            labels = {"target": target_name, "type": targets[target_name].kind}
+            if outcome is None or outcome.ok:
+                lifecycle.mark_delivered(state, target_name, event, version)
+                metrics.delivered.labels(**labels, event=event).inc()
+                log.info("delivered %s %s v%d to %s", event, state["dedup_key"], version, target_name)
+                continue
+            lifecycle.mark_failed(state, target_name, event, version)
+            metrics.failed.labels(**labels, event=event).inc()
+            log.warning("delivery of %s %s v%d to %s failed after %d attempts: %s", event,
+                        state["dedup_key"], version, target_name, outcome.attempts, outcome.error)
+            await failed_topic.send(key=state["dedup_key"].encode(), value=json.dumps({
+                "schema": "distill.delivery_failure.v1", "target": target_name,
+                "target_type": targets[target_name].kind, "event": event, "dedup_key": state["dedup_key"],
+                "version": version, "incident": state["alert_id"], "entity_type": state["entity_type"],
+                "entity_id": state["entity_id"], "attempts": outcome.attempts, "status": outcome.status,
+                "last_error": outcome.error, "ts": iso(now_ms())}).encode())
+
+    def apply(key: bytes, transition: lifecycle.Transition, partition: int) -> None:
+        metrics.transitions.labels(change=transition.change).inc()
+        if transition.changed:
+            save(key, transition.state, partition)
+            state = transition.state or {}
+            log.info("incident %s %s%s", state.get("dedup_key", key.decode()), transition.change,
+                     f" ({transition.reason})" if transition.reason else "")
+
+    @app.agent(alerts_topic, name="route-alerts")
+    async def route_alerts(stream):
+        async for event in stream.events():
+            message = event.message
+            alert = _parse_alert(message.value)
+            if alert is None:
+                metrics.bad_input.labels(topic="alerts").inc()
+                log.warning("alert %s:%s is not an alert v1; skipped", message.partition, message.offset)
+                continue
+            if config.allowlist.allows(alert):
+                metrics.transitions.labels(change="allowlisted").inc()
+                continue
+            key = lifecycle.entity_key(alert["entity_type"], alert["entity_id"]).encode()
+            try:
+                async with locks.setdefault(key, asyncio.Lock()):
+                    transition = lifecycle.on_alert(
+                        lifecycle.decode(incidents.data.get(key)), alert, now_ms=now_ms(),
+                        partition=message.partition, targets=config.targets_for(alert), lifecycle=config.lifecycle)
+                    apply(key, transition, message.partition)
+                await reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one bad incident must not stop the router
+                log.exception("routing alert %s failed", alert["alert_id"])
+
+    @app.agent(feedback_topic, name="apply-feedback")
+    async def apply_feedback(stream):
+        async for event in stream.events():
+            message = event.message
+            record = parse_feedback(message.value)
+            if isinstance(record, BadFeedback):
+                metrics.bad_input.labels(topic="feedback").inc()
+                log.warning("feedback %s:%s skipped: %s", message.partition, message.offset, record)
+                continue
+            key = lifecycle.entity_key(record["entity_type"], record["entity_id"]).encode()
+            try:
+                async with locks.setdefault(key, asyncio.Lock()):
+                    state = lifecycle.decode(incidents.data.get(key))
+                    transition = lifecycle.on_feedback(state, record["action"], now_ms=now_ms(),
+                                                       lifecycle=config.lifecycle, actor=record["actor"],
+                                                       reason=record["reason"])
+                    apply(key, transition, state["partition"] if state else message.partition)
+                await reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("applying feedback to %s failed", key.decode())
+
+    @app.timer(config.lifecycle.tick_s)
+    async def tick() -> None:
+        # Auto-resolve quiet incidents, expire old resolved ones, and retry deliveries that
+        # were deferred (rate limit, maintenance window, snooze).
+        counts: dict[str, int] = {}
+        for key in list(incidents.data.keys()):
+            state = lifecycle.decode(incidents.data.get(key))
+            if state is None:
+                continue
+            transition = lifecycle.on_tick(state, now_ms=now_ms(), lifecycle=config.lifecycle)
+            if transition.changed:
+                apply(key, transition, state["partition"])
+            if transition.state is not None:
+                counts[transition.state["status"]] = counts.get(transition.state["status"], 0) + 1
+                if lifecycle.pending(transition.state) or policy_actions.next_action(
+                        transition.state, config.actions, now_ms()):
+                    await reconcile(key)
+        for key in [k for k, lock in locks.items() if k not in incidents.data and not lock.locked()]:
+            locks.pop(key, None)  # bounded: no lock left behind for expired incidents
+        for status in ("open", "escalated", "acknowledged", "resolved"):
+            metrics.incidents.labels(status=status).set(counts.get(status, 0))
+
+    @app.page("/health")
+    async def health(web, request):
+        return web.json({"status": "ok", "incidents": len(incidents.data), "targets": sorted(targets)})
+
+    @app.page("/metrics")
+    async def prometheus_metrics(web, request):
+        body, content_type = metrics.render()
+        return web.bytes(body, content_type=content_type.split(";")[0])
+
+    @app.page("/incidents")
+    async def incident_rows(web, request):
+        # Operators and tests: the incidents this router holds (state has no secrets, no prompts).
+        rows = [lifecycle.decode(v) for v in list(incidents.data.values())]
+        return web.json({"incidents": rows})
+
+    @app.on_before_shutdown.connect
+    async def close_sender(app, **kwargs) -> None:
+        await sender.close()
+
+    app.distillguard_router_metrics = metrics
+    return app
+
+
+def router_topics(settings: RouterSettings, bootstrap_config: dict, timeout: float = 15.0) -> int:
+    """Create the router's topics; returns the partition count (that of the alerts topic if it exists)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(bootstrap_config)
+    topics = admin.list_topics(timeout=timeout).topics
+    partitions = len(topics[settings.alerts_topic].partitions) if settings.alerts_topic in topics \
+        else settings.partitions
+    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=1)
+              for name in (settings.alerts_topic, settings.feedback_topic, settings.actions_topic,
+                           settings.failed_topic) if name not in topics]
+    for name, future in (admin.create_topics(wanted, operation_timeout=timeout).items() if wanted else []):
+        try:
+            future.result(timeout)
+        except Exception as exc:  # noqa: BLE001 - a concurrent creator is fine
+            if "already exists" not in str(exc).lower() and "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return partitions
