@@ -67,7 +67,7 @@ class LinkRecord:
 
     @classmethod
     def from_event(cls, event: RequestEvent, f: EventFeatures) -> "LinkRecord":
-        return cls(event.api_key_id, event.account_id, event.ts_ms, round(f.style, 4), f.template_hash,
+        return cls(event.api_key_id, event.account_id, event.ts_ms, round(_harvest_style(f), 4), f.template_hash,
                    _tail_frame(event.prompt), event.payment_fingerprint, _net(event.client_ip), event.asn,
                    _h64(event.user_agent) if event.user_agent else None)
 
@@ -79,6 +79,19 @@ class LinkRecord:
     @classmethod
     def from_bytes(cls, data: bytes) -> "LinkRecord":
         return cls(*json.loads(data))
+
+
+# Output tokens below which one answer harvests little (a letter, a label, a final number).
+MIN_HARVEST_TOKENS = 150
+
+
+def _harvest_style(f: EventFeatures) -> float:
+    """The event's extraction style, discounted when its answer was short: a final-answer
+    eval or a classifier behind one frame collects no teacher signal worth distilling, so it
+    must not count as a hydra member (unknown usage stays undiscounted)."""
+    if 0 <= f.output_tokens < MIN_HARVEST_TOKENS:
+        return f.style * f.output_tokens / MIN_HARVEST_TOKENS
+    return f.style
 
 
 def link_record(event: RequestEvent, result, min_score: float = 0.01) -> LinkRecord | None:
@@ -316,9 +329,9 @@ class ClusterDetector:
 
     @staticmethod
     def _qualifies(stats: _KeyStats) -> bool:
-        # A member must itself look like extraction: one stray event (a user who once asked
+        # A member must itself look like extraction: a stray event or two (a user who once asked
         # for step-by-step reasoning, a reseller's customer) does not make a key a member.
-        return stats.suspicious >= 2 and 2 * stats.suspicious >= stats.events
+        return stats.suspicious >= 3 and 2 * stats.suspicious >= stats.events
 
     def _score(self, root: str, ts_ms: int) -> dict | None:
         linked = self._members.get(root, {root})

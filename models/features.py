@@ -54,6 +54,10 @@ _STYLE_FAMILIES: tuple[re.Pattern, ...] = tuple(re.compile(p, re.I) for p in (
     r"\b(examples|questions|instructions|tasks|prompts|samples)\b"
     r"|respond (only )?(with|in) (json|the final answer)|as (completely|thoroughly|detailed) as possible"
     r"|never refuse|do not skip|complete (and detailed )?(answer|explanation)",
+    # tool-use / agent traces: tool catalogues and ReAct-style scaffolds in the prompt itself
+    r"(have|has|with) access to (the following |these )?(tools|functions|apis)|available (tools|functions)"
+    r"|use this (tool )?(when|whenever|if) you|input should be an? |\b(tool|function)[ _]call"
+    r"|^\s*(thought|action|action input|observation):|\n\s*(action|action input|observation):",
 ))
 
 
@@ -74,6 +78,7 @@ class EventFeatures:
     temperature: float      # -1 when not sent
     n: int
     tools: int
+    output_tokens: int      # -1 when the gateway did not report usage
     event_hash: int         # 32-bit hash of event_id, for duplicate detection
 
 
@@ -106,7 +111,8 @@ def template_fingerprint(text: str) -> int:
     return _h64(" ".join(masked.split(" ")[:8]))
 
 
-_STYLE_WEIGHTS = (1.0, 1.0, 0.35, 0.8)  # reasoning, grading, benchmark format, dataset generation
+# reasoning, grading, benchmark format, dataset generation, tool-use traces
+_STYLE_WEIGHTS = (1.0, 1.0, 0.35, 0.8, 0.7)
 # Cheap substring triggers (on lower-cased text) that must be present before a family's
 # regex runs: most prompts skip most regexes.
 _STYLE_TRIGGERS = (
@@ -115,6 +121,7 @@ _STYLE_TRIGGERS = (
     ("rate", "grade", "score", "evaluat", "assess", "rubric", "scale", "better", "judge"),
     ("answer", "(a)", "(b)", "a)", "a.", "a:", "choice", "option", "question:"),
     ("generat", "write", "creat", "produc", "json", "complete", "refuse", "skip", "thorough", "detailed"),
+    ("access to", "available", "use this", "input should", "call", "thought:", "action", "observation:"),
 )
 
 
@@ -157,5 +164,6 @@ def featurize(event: RequestEvent) -> EventFeatures:
         temperature=-1.0 if event.temperature is None else event.temperature,
         n=event.n or 1,
         tools=event.tools or 0,
+        output_tokens=-1 if event.output_tokens is None else event.output_tokens,
         event_hash=_h64(event.event_id) & 0xFFFFFFFF,
     )

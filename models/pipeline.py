@@ -56,12 +56,13 @@ ROW_COLUMNS: tuple[str, ...] = (
 # The per-key detector. State is one fixed-layout little-endian byte string per key
 # (version byte + float64 scalars + uint64 rings + uint16 topic histogram), never pickle.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 1
+STATE_VERSION = 2
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "temp0_ew", "bigout_ew", "score", "incident", "alerting", "severity",
-            "quiet")
+            "quiet", "yield_ew", "yield_n")
 _IDX = {name: i for i, name in enumerate(_SCALARS)}
 _RING = 8
+_YIELD_TOKENS = 500.0  # output tokens that count as a full harvest for one request
 _BINS = 64
 _LAYOUT = np.dtype([("scalars", "<f8", len(_SCALARS)), ("ids", "<u4", _RING), ("sketch", "<u8", _RING),
                     ("templates", "<u4", _RING), ("hist", "<u2", _BINS)])
@@ -172,6 +173,11 @@ class KeyPipeline:
         ew("template_ew", template_seen)
         ew("temp0_ew", float(f.temperature == 0.0))
         ew("bigout_ew", float(f.max_tokens >= 16000))
+        if f.output_tokens >= 0:
+            # Output yield: only over events whose usage was reported (first one seeds it).
+            y = min(1.0, f.output_tokens / _YIELD_TOKENS)
+            s[_IDX["yield_ew"]] = y if s[_IDX["yield_n"]] == 0 else (1 - a) * s[_IDX["yield_ew"]] + a * y
+            s[_IDX["yield_n"]] += 1
         if n:
             lg = math.log(gap)
             delta = lg - s[_IDX["gap_mean"]]
@@ -196,12 +202,23 @@ class KeyPipeline:
         style = s[_IDX["style_ew"]]
         breadth = s[_IDX["novelty_ew"]] * (1.0 - s[_IDX["template_ew"]])
         conversational = s[_IDX["followup_ew"]]
-        extraction_params = 0.5 * s[_IDX["temp0_ew"]] + 0.5 * s[_IDX["bigout_ew"]]
         # Extraction-style prompts are necessary; follow-up conversations discount them;
-        # breadth (novel content, not one repeated frame) and extraction params add to them.
+        # breadth (novel content, not one repeated frame) and a very large output budget add
+        # to them. Temperature 0 is not evidence: every evaluation harness sends it.
         raw = style * (1.0 - 0.9 * conversational)
-        raw *= 0.75 + 0.25 * breadth + 0.15 * extraction_params
+        raw *= 0.75 + 0.25 * breadth + 0.075 * s[_IDX["bigout_ew"]]
+        raw *= self._harvest_factor(s)
         return float(max(0.0, min(1.0, raw)))
+
+    @staticmethod
+    def _harvest_factor(s: np.ndarray) -> float:
+        """Distillation collects the model's *outputs*: a key whose answers are short (a
+        final-answer eval, a classifier) harvests little teacher signal however its prompts
+        read. Full weight from a mean yield of 0.5 (about 250+ output tokens); unknown when
+        usage is not reported, then neutral."""
+        if s[_IDX["yield_n"]] < 5:
+            return 1.0
+        return 0.3 + 0.7 * min(1.0, s[_IDX["yield_ew"]] / 0.5)
 
     def _reasons(self, st: np.ndarray) -> list[dict]:
         s = st["scalars"]
@@ -215,6 +232,8 @@ class KeyPipeline:
              "weight": -0.6},
             {"signal": "follow_up_share", "value": round(float(s[_IDX["followup_ew"]]), 3), "baseline": 0.4,
              "weight": -0.8},
+            {"signal": "output_yield", "value": round(float(s[_IDX["yield_ew"]]), 3), "baseline": 0.5,
+             "weight": 0.7},
             {"signal": "topic_buckets_seen", "value": int((hist > 0).sum()), "baseline": None, "weight": None},
         ]
         return sorted(reasons, key=lambda r: -abs((r["weight"] or 0) * (r["value"] or 0)))

@@ -187,3 +187,11 @@ def test_fuzz_field_types_agree_with_schema(overrides, schema):
 @given(st.binary(max_size=300))
 def test_fuzz_bytes_never_raise(raw):
     assert isinstance(parse_event(raw), (RequestEvent, BadRecord))
+
+
+def test_tool_use_scaffolds_read_as_extraction_style_but_ordinary_words_do_not():
+    from distillguard.models.features import style_score
+
+    assert style_score("You have access to the following tools: search, calculator. Who won in 1998?") >= 0.5
+    assert style_score("Thought: I should look this up\nAction: search\nAction Input: tallest tower") >= 0.5
+    assert style_score("Can you call my mother later and tell her what actions I took?") == 0.0

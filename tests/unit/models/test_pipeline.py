@@ -121,3 +121,21 @@ def test_deterministic_and_pickle_safe():
 def test_unknown_state_layout_starts_fresh(data):
     result = KeyPipeline().step(data or None, ev(0), offset=0)
     assert KeyPipeline().describe_state(result.state)["events"] == 1
+
+
+def _usage(tokens: int) -> dict:
+    return {"usage": {"input_tokens": 80, "output_tokens": tokens}}
+
+
+def test_short_answers_harvest_little_so_a_final_answer_eval_does_not_page():
+    # The same reasoning-style prompts: answered in a few tokens they are an evaluation run
+    # (nothing worth distilling), answered at length they are a harvest of reasoning traces.
+    _, eval_alerts, _ = run(KeyPipeline(), [ev(i, **_usage(30)) for i in range(400)])
+    _, harvest_alerts, _ = run(KeyPipeline(), [ev(i, **_usage(900)) for i in range(400)])
+    assert eval_alerts == []
+    assert harvest_alerts and any(r["signal"] == "output_yield" for r in harvest_alerts[0]["reasons"])
+
+
+def test_unreported_usage_is_neutral():
+    _, alerts, _ = run(KeyPipeline(), [ev(i) for i in range(400)])  # no usage field at all
+    assert alerts
