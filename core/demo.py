@@ -95,13 +95,15 @@ def run_demo(*, data_dir: Path, broker_kind: str = "tansu", forever: bool = Fals
                     out.write("  " + "  ".join(f"{_fmt(row[c]):>14}" for c in cols) + "\n")
             out.write(f"\n{len(seen)} incident(s) alerted.\n")
             if forever:
-                out.write("running until Ctrl-C (metrics: %s/metrics)\n" % worker.url)
+                out.write("running until Ctrl-C (metrics: %s/metrics, dashboard: %s/dashboard/)\n"
+                          % (worker.url, worker.url))
                 try:
                     while True:
                         drain(1.0)
                 except KeyboardInterrupt:
                     pass
             consumer.close()
+            out.write(f"dashboard over this run: distillguard dashboard --data-dir {data_dir}\n")
             return 0 if seen else 1
         finally:
             worker.stop()
