@@ -135,3 +135,17 @@ def test_backpressure_when_clickhouse_fails_then_recovers(client, settings):
     sink.add(row(100), partition=0, offset=100, topic="t")
     sink.flush()
     assert count(client, f"SELECT count() FROM {settings.database}.events") == 101
+
+
+def test_backpressure_when_flushes_fall_behind_a_healthy_clickhouse(client, settings):
+    # ClickHouse answers but the flushes are behind: the buffer stops at twice its bound.
+    sink = ClickHouseSink(settings.model_copy(update={"max_buffered_rows": 50}), client=client)
+    for i in range(100):
+        sink.add(row(i), partition=0, offset=i, topic="t")
+    with pytest.raises(SinkBackpressure):
+        sink.add(row(100), partition=0, offset=100, topic="t")
+    with pytest.raises(SinkBackpressure):
+        sink.add_alert(alert("key:k1:1", "info", "2026-02-01T00:10:00Z"))
+    assert sink.buffered == 100
+    assert sink.flush() == 100
+    assert sink.add(row(100), partition=0, offset=100, topic="t")
