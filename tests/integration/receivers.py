@@ -44,6 +44,7 @@ class Receiver:
         self.requests: list[dict] = []  # every request that reached the handler (incl. faulted ones)
         self.errors: list[str] = []  # shape violations
         self.faults: list[list] = []  # [entity substring, kind, remaining, hang seconds]
+        self.delay_s = 0.0  # every request takes this long (a slow service: deliveries are in flight)
         self.lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -90,6 +91,8 @@ class Receiver:
             fault = next((f for f in self.faults if f[0] in text and f[2] > 0), None)
             if fault is not None:
                 fault[2] -= 1
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if fault is not None:
             record["fault"] = fault[1]
             if fault[1] == "500":
@@ -467,8 +470,8 @@ class RouterRun:
 
 
 def make_alert(entity_id: str, *, entity_type: str = "key", severity: str = "warning", score: float = 0.6,
-               keys: list[str] | None = None, n: int = 1) -> dict:
-    return {"schema": "distill.alert.v1", "alert_id": f"{entity_type}:{entity_id}:{n}",
+               keys: list[str] | None = None, n: int = 1, **extra) -> dict:
+    return {**extra, "schema": "distill.alert.v1", "alert_id": f"{entity_type}:{entity_id}:{n}",
             "ts": "2026-02-01T10:00:00Z", "entity_type": entity_type, "entity_id": entity_id,
             "api_key_ids": keys or [entity_id], "score": score, "severity": severity, "events_seen": 150,
             "detector": "test/1",
