@@ -140,6 +140,7 @@ class ClickHouseSink:
         self._events: dict[tuple[str, int], _Batch] = {}
         self._alerts: list[dict] = []
         self._dead: list[list] = []
+        self._feedback: list[list] = []
         self._buffered = 0
         self._oldest: float | None = None
         self._failing_since: float | None = None
@@ -206,6 +207,15 @@ class ClickHouseSink:
                                reason.split(":", 1)[0][:40], topic, partition, offset, size])
             self._note_added()
 
+    def add_feedback(self, record: dict) -> None:
+        """Buffer one on-call feedback record (a parsed ``distill.feedback.v1``)."""
+        with self._lock:
+            self._check_room()
+            self._feedback.append([record["feedback_id"], record["ts_ms"], record["entity_type"],
+                                   record["entity_id"], record["action"], record.get("reason", "")[:2000],
+                                   record.get("actor", "")[:200]])
+            self._note_added()
+
     def should_flush(self) -> bool:
         with self._lock:
             if self._buffered >= self.settings.batch_rows:
@@ -224,11 +234,12 @@ class ClickHouseSink:
                 events, self._events = self._events, {}
                 alerts, self._alerts = self._alerts, []
                 dead, self._dead = self._dead, []
+                feedback, self._feedback = self._feedback, []
                 count, self._buffered, self._oldest = self._buffered, 0, None
             if not count:
                 return 0
             try:
-                self.write(events, alerts, dead)
+                self.write(events, alerts, dead, feedback)
             except Exception as exc:  # noqa: BLE001 - put the batch back, report one typed error
                 with self._lock:
                     for tp, batch in events.items():
@@ -239,6 +250,7 @@ class ClickHouseSink:
                         self._events[tp] = batch
                     self._alerts[:0] = alerts
                     self._dead[:0] = dead
+                    self._feedback[:0] = feedback
                     self._buffered += count
                     self._oldest = self._clock() if self._oldest is None else self._oldest
                     if self._failing_since is None:
@@ -248,7 +260,8 @@ class ClickHouseSink:
                 self._failing_since = None
             return count
 
-    def write(self, events: dict[tuple[str, int], _Batch], alerts: list[dict], dead: list[list]) -> None:
+    def write(self, events: dict[tuple[str, int], _Batch], alerts: list[dict], dead: list[list],
+              feedback: list[list] = ()) -> None:
         for (topic, partition), batch in events.items():
             step = self.settings.batch_rows
             for start in range(0, len(batch.rows), step):
@@ -268,6 +281,9 @@ class ClickHouseSink:
         if dead:
             self.client.insert(f"{self.db}.dlq", dead, column_names=[
                 "failed_at", "reason", "reason_class", "topic", "partition", "offset", "size"])
+        if feedback:
+            self.client.insert(f"{self.db}.feedback", list(feedback), column_names=[
+                "feedback_id", "ts", "entity_type", "entity_id", "action", "reason", "actor"])
 
     def _insert_events(self, rows: list[dict], topic: str, partition: int, offsets: list[int],
                        token: str | None) -> None:
@@ -337,6 +353,7 @@ class ClickHouseSink:
             "key_hour_events": q(f"SELECT countMerge(events) FROM {self.db}.key_hour").result_rows[0][0],
             "alerts": q(f"SELECT count() FROM {self.db}.alerts FINAL").result_rows[0][0],
             "dlq": q(f"SELECT count() FROM {self.db}.dlq").result_rows[0][0],
+            "feedback": q(f"SELECT count() FROM {self.db}.feedback FINAL").result_rows[0][0],
             "columns": columns,
         }
 

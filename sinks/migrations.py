@@ -173,6 +173,23 @@ GROUP BY alert_id""",
         "ALTER TABLE {db}.key_minute ADD INDEX IF NOT EXISTS org_idx org_id TYPE set(1000) GRANULARITY 4",
         "ALTER TABLE {db}.key_hour ADD INDEX IF NOT EXISTS org_idx org_id TYPE set(1000) GRANULARITY 4",
     )),
+    # On-call feedback (ack / resolve / false positive) for threshold tuning. Every detector
+    # worker reads the whole feedback topic, so the same record is inserted more than once:
+    # ReplacingMergeTree on its id keeps one (read with FINAL).
+    Migration(3, "feedback", (
+        """
+CREATE TABLE IF NOT EXISTS {db}.feedback (
+    feedback_id String,
+    ts DateTime64(3, 'UTC'),
+    entity_type LowCardinality(String),
+    entity_id String,
+    action LowCardinality(String),
+    reason String,
+    actor String,
+    received_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree
+ORDER BY (entity_type, entity_id, feedback_id)""",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

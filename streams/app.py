@@ -25,6 +25,7 @@ import faust
 from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
 from distillguard.sinks.errors import SinkBackpressure
 
+from .feedback_follower import FeedbackFollower
 from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .settings import WorkerSettings
@@ -84,6 +85,15 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         log.info("ClickHouse sink: %s", sink.settings.describe())
     app.distillguard_sink = sink
     app.distillguard_processor = processor
+    # On-call feedback: a false positive suppresses its entity's alerts on every worker.
+    feedback = app.distillguard_feedback = FeedbackFollower.for_worker(settings, sink)
+    feedback.catch_up()
+
+    def suppressed(alert: dict) -> bool:
+        if feedback.suppresses(alert):
+            metrics.alerts_suppressed.labels(entity_type=alert["entity_type"]).inc()
+            return True
+        return False
 
     requests = app.topic(settings.requests_topic, key_serializer="raw", value_serializer="raw",
                          partitions=settings.partitions)
@@ -141,7 +151,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             rec = link_record(decoded, result)
             if rec is not None:
                 await links.send(key=b"links", value=rec.to_bytes(), partition=0)
-        if result.alert is not None:
+        if result.alert is not None and not suppressed(result.alert):
             await alerts.send(key=state_key, value=alert_bytes(result.alert))
             await add_to_sink(sink.add_alert, result.alert)
             metrics.alerts.labels(severity=result.alert["severity"]).inc()
@@ -215,6 +225,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 metrics.cluster_errors.inc()
                 continue
             for alert in raised:
+                if suppressed(alert):
+                    continue
                 await alerts.send(key=alert["entity_id"].encode(), value=alert_bytes(alert))
                 await add_to_sink(sink.add_alert, alert)
                 metrics.alerts.labels(severity=alert["severity"]).inc()
@@ -321,6 +333,10 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         value = key_state.get(key)
         return web.json({"key": key.decode(), "bytes": len(value) if value else 0,
                          "info": pipeline.describe_state(value) if value else None})
+
+    @app.task
+    async def follow_feedback() -> None:
+        feedback.start()
 
     @app.task
     async def on_start() -> None:

@@ -25,6 +25,9 @@ class WorkerMetrics:
                                             registry=r)
         self.cluster_errors = Counter("distillguard_cluster_errors", "Link records the cluster detector failed on",
                                       registry=r)
+        self.alerts_suppressed = Counter("distillguard_alerts_suppressed",
+                                         "Alerts not sent: their entity was marked a false positive",
+                                         ["entity_type"], registry=r)
         self.keys = Gauge("distillguard_keys_in_state", "Keys held in this worker's state table", registry=r)
         self.state_bytes = Gauge("distillguard_state_bytes", "Bytes of per-key state held in this worker's table",
                                  registry=r)
