@@ -139,13 +139,18 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from distillguard.dashboard import DashboardSettings, data_dir_settings, seed_demo, serve
+    from distillguard.errors import DistillguardError
 
     ch_settings = data_dir_settings(args.data_dir)
     if args.seed_demo:
         print(f"seeded {seed_demo(ch_settings)}", file=sys.stderr)
         return 0
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
-    serve(ch_settings, DashboardSettings(**overrides))
+    try:
+        serve(ch_settings, DashboardSettings(**overrides))
+    except DistillguardError as exc:
+        print(f"distillguard dashboard: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

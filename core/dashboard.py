@@ -526,8 +526,17 @@ def seed_demo(ch_settings, *, hydra_keys: int = 30) -> dict:
 def serve(ch_settings, settings: DashboardSettings | None = None, *, out=None) -> None:
     from aiohttp import web
 
+    from distillguard.sinks.errors import SinkUnavailable
+
     settings = settings or DashboardSettings()
-    q = open_queries(ch_settings)
+    try:
+        q = open_queries(ch_settings)
+    except SinkUnavailable as exc:
+        if ch_settings.embedded:  # (chDB's own message, e.g. "Cannot lock file", went to stderr)
+            raise SinkUnavailable(f"{exc}\nchDB opens a directory in one process only: if a worker (or another "
+                                  f"dashboard) runs on it, use that worker's /dashboard/ pages, or stop it "
+                                  f"first.") from None
+        raise
     app = build_web_app(q)
     print(f"dashboard on http://{settings.host}:{settings.port}/ (ClickHouse: {ch_settings.describe()})",
           file=out, flush=True)

@@ -51,8 +51,13 @@ def _get(url: str, method: str = "GET") -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dashboard")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("dashboard")
+
+
+@pytest.fixture(scope="module")
+def dashboard(data_dir):
+    root = data_dir
     seeded = _run(["dashboard", "--data-dir", str(root), "--seed-demo"])
     assert seeded.returncode == 0, seeded.stderr[-3000:]
     port = free_port()
@@ -281,6 +286,12 @@ def test_read_only_and_validated(dashboard):
     assert sum(r["records"] for r in data["dlq"]) == 3
 
 
+def test_a_second_process_on_the_same_chdb_directory_is_told_why(dashboard, data_dir):
+    second = _run(["dashboard", "--data-dir", str(data_dir), "--port", str(free_port())])
+    assert second.returncode == 2
+    assert "one process only" in second.stderr and "/dashboard/" in second.stderr
+
+
 def test_worker_serves_metrics_and_the_dashboard_after_a_demo_run(pipeline, browser):
     """The demo traffic through the embedded broker and a worker (which owns the chDB): its
     ``/metrics`` has the pipeline gauges and its ``/dashboard/`` draws the same plots."""
@@ -312,6 +323,9 @@ def test_worker_serves_metrics_and_the_dashboard_after_a_demo_run(pipeline, brow
     lags = {k: v for k, v in values.items() if k.startswith("distillguard_consumer_lag{")}
     assert lags and all(v == 0 for v in lags.values()), lags  # caught up, one gauge per partition
 
+    assert _get(worker.url + "/dashboard/?key=x%27")[0] == 400
+    status, body = _get(worker.url + "/dashboard")  # redirected to /dashboard/
+    assert status == 200 and 'data-panel="top_keys"' in body
     page = asyncio.run(browser.page(worker.url + "/dashboard/"))
     plots = {p["panel"]: p for p in page["plots"]}
     for name in ("top_keys", "top_clusters", "score_over_time", "extraction_share", "campaign_timeline",
