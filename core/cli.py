@@ -59,10 +59,15 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def _cmd_evidence(args: argparse.Namespace) -> int:
-    from distillguard.evidence import write_evidence
+    from distillguard.evidence import EvidenceError, write_evidence
     from distillguard.sinks.clickhouse import ClickHouseSettings
 
-    paths = write_evidence(args.incident, Path(args.out), ClickHouseSettings(), include_prompts=args.include_prompts)
+    try:
+        paths = write_evidence(args.incident, Path(args.out), ClickHouseSettings(),
+                               include_prompts=args.include_prompts)
+    except EvidenceError as exc:
+        print(f"distillguard evidence: {exc}", file=sys.stderr)
+        return 2
     for path in paths:
         print(path)
     return 0
@@ -177,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         feedback.set_defaults(func=_cmd_feedback)
 
     evidence = sub.add_parser("evidence", help="write a forensic bundle for an incident from ClickHouse")
-    evidence.add_argument("incident", help="incident id = alert id, e.g. key:K:1 or cluster:K")
+    evidence.add_argument("incident", help="alert id (key:K:1, cluster:C), router dedup key (dg:key:K:1) "
+                                           "or entity (key:K: its latest incident)")
     evidence.add_argument("--out", required=True, help="output directory")
     evidence.add_argument("--include-prompts", action="store_true",
                           help="opt in to prompt text (none is stored by default, so none is written)")
