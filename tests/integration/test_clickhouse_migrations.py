@@ -95,13 +95,15 @@ def test_a_newer_schema_is_refused(client, settings):
         apply_migrations(client, settings)
 
 
-def test_from_previous_version_with_data(client, settings, monkeypatch):
+@pytest.mark.parametrize("start", range(1, len(migrations.MIGRATIONS)))
+def test_from_previous_version_with_data(client, settings, monkeypatch, start):
     db = settings.database
-    # A database written by the previous release (schema v1), with events and alert versions.
-    monkeypatch.setattr(ch, "MIGRATIONS", migrations.MIGRATIONS[:1])
-    monkeypatch.setattr(ch, "LATEST", 1)
+    # A database written by an earlier release (schema v<start>), with events and alert versions.
+    monkeypatch.setattr(ch, "MIGRATIONS", migrations.MIGRATIONS[:start])
+    monkeypatch.setattr(ch, "LATEST", migrations.MIGRATIONS[start - 1].version)
     old = ClickHouseSink(settings, client=client)
-    assert "alert_history" not in tables(client, db)
+    assert versions(client, db) == [m.version for m in migrations.MIGRATIONS[:start]]
+    assert ("alert_history" in tables(client, db)) == (start >= 2)
     for i in range(400):
         old.add(row(i, key=f"k{i % 3}"), partition=0, offset=i, topic="t")
     old.add_alert(alert("key:k1:1", "info", "2026-02-01T00:10:00Z"))
