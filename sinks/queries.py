@@ -220,7 +220,7 @@ class DashboardQueries:
         return [r["org_id"] for r in self.rows("orgs", {})]
 
     def filters(self, query: dict) -> Filters:
-        """Validated filters from a request's query string; the default window ends at the newest data."""
+        """Validated filters from a request's query string; windows end at the newest data by default."""
         org = check_name(query.get("org", ""), "org")
         key = check_name(query.get("key", ""), "key")
         range_name = query.get("range", "")
@@ -230,8 +230,11 @@ class DashboardQueries:
         now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
         anchor = last or now
         t1 = parse_time(query["to"], "to") if query.get("to") else anchor
-        if range_name == "all" or (not range_name and not query.get("from")):
-            t0 = first if first and first < t1 else t1 - timedelta(days=1)
+        if range_name == "all" and first and first < t1:
+            t0 = first
+        elif not range_name and not query.get("from"):
+            # Default: all the stored data when it spans a week at most, else its last day.
+            t0 = first if first and timedelta(0) < t1 - first <= timedelta(days=7) else t1 - timedelta(days=1)
         elif range_name:
             t0 = t1 - timedelta(seconds=RANGES[range_name])
         else:

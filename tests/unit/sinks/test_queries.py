@@ -57,6 +57,12 @@ def test_default_window_is_the_stored_data_and_presets_end_at_its_newest_bucket(
     q = DashboardQueries(FakeClient())
     f = q.filters({})
     assert (f.t0, f.t1) == (T0, T0 + timedelta(hours=6))  # newest hour bucket + 1 h
+    f = DashboardQueries(FakeClient(first=T0 - timedelta(days=30))).filters({})  # a month stored: its last day
+    assert (f.t0, f.t1) == (T0 - timedelta(hours=18), T0 + timedelta(hours=6))
+    f = DashboardQueries(FakeClient(first=T0 - timedelta(days=30))).filters({"range": "all"})
+    assert f.t0 == T0 - timedelta(days=30) and f.table == "key_hour"
+    f = DashboardQueries(FakeClient(buckets=0)).filters({})  # nothing stored yet: the last day to now
+    assert f.t1 - f.t0 == timedelta(days=1)
     f = q.filters({"range": "1h"})
     assert (f.t0, f.t1) == (T0 + timedelta(hours=5), T0 + timedelta(hours=6))
     f = q.filters({"from": "2026-02-01T02:00", "to": "2026-02-01T03:30Z", "org": "acme", "key": "sk-1"})
