@@ -1,6 +1,8 @@
 """Routes file: validation, matching, quiet times, allowlist, secrets from the environment."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from distillguard.errors import ConfigError
@@ -81,3 +83,10 @@ def test_allowlist(config, make_alert):
     assert config.allowlist.allows(make_alert("c", entity_type="cluster", keys=["partner-1", "partner-2"]))
     assert not config.allowlist.allows(make_alert("c", entity_type="cluster", keys=["partner-1", "stranger"]))
     assert not config.allowlist.allows(make_alert("k1"))
+
+
+def test_the_example_routes_file_is_valid():
+    config = load_routes(Path(__file__).parents[3] / "deploy" / "routes.example.yaml")
+    assert set(config.targets) == {"oncall-pagerduty", "secops-opsgenie", "abuse-slack", "alertmanager",
+                                   "gateway-webhook"}
+    assert not config.actions.allow_suspend
