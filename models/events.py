@@ -164,6 +164,9 @@ def _reject_constant(token: str):
     raise _Invalid(f"non-standard JSON number: {token}")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # built once: json.loads(**kw) builds one a call
+
+
 def _depth(value, limit: int) -> int:
     stack = [(value, 1)]
     deepest = 0
@@ -179,7 +182,7 @@ def _depth(value, limit: int) -> int:
     return deepest
 
 
-def _validate(doc) -> RequestEvent:
+def _validate(doc, *, shallow: bool = False) -> RequestEvent:
     if not isinstance(doc, dict):
         raise _Invalid(f"expected a JSON object, got {type(doc).__name__}")
     for name in REQUIRED:
@@ -188,7 +191,7 @@ def _validate(doc) -> RequestEvent:
     schema = doc["schema"]
     if schema != SCHEMA:
         raise _Invalid(f"unsupported schema: {str(schema)[:40]!r} (expected {SCHEMA!r})")
-    if _depth(doc, MAX_DEPTH) > MAX_DEPTH:
+    if not shallow and _depth(doc, MAX_DEPTH) > MAX_DEPTH:
         raise _Invalid(f"JSON nested deeper than {MAX_DEPTH} levels")
     ts = _str(doc, "ts", required=True)
     try:
@@ -250,7 +253,10 @@ def _validate(doc) -> RequestEvent:
 
 def parse_event(raw: bytes | str) -> RequestEvent | BadRecord:
     """Decode and validate one record. Never raises: bad input becomes a :class:`BadRecord`."""
-    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    if isinstance(raw, str):
+        data = raw.encode("utf-8", "surrogatepass")
+    else:
+        data = raw if type(raw) is bytes else bytes(raw)
     if len(data) > MAX_EVENT_BYTES:
         return BadRecord(f"record is {len(data)} bytes, over the {MAX_EVENT_BYTES}-byte limit", data)
     try:
@@ -258,7 +264,7 @@ def parse_event(raw: bytes | str) -> RequestEvent | BadRecord:
     except UnicodeDecodeError:
         return BadRecord("not valid UTF-8", data)
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = _DECODER.decode(text)
     except _Invalid as exc:
         return BadRecord(str(exc), data)
     except RecursionError:
@@ -266,7 +272,8 @@ def parse_event(raw: bytes | str) -> RequestEvent | BadRecord:
     except ValueError as exc:
         return BadRecord(f"not JSON: {exc}", data)
     try:
-        return _validate(doc)
+        # A document with at most MAX_DEPTH brackets cannot nest deeper: skip the walk.
+        return _validate(doc, shallow=data.count(b"{") + data.count(b"[") <= MAX_DEPTH)
     except _Invalid as exc:
         return BadRecord(str(exc), data)
     except (RecursionError, ValueError, TypeError, OverflowError) as exc:  # defensive: never raise

@@ -36,29 +36,66 @@ please thanks thank help want need like make give tell know think use using used
 # Harvesting reasoning traces and grader judgements is what distillation wants, so those
 # families weigh fully; a bare benchmark format (what any evaluation sends) weighs little
 # on its own: an eval wants the letter, an extractor wants the reasoning.
-_STYLE_FAMILIES: tuple[re.Pattern, ...] = tuple(re.compile(p, re.I) for p in (
-    # reasoning / chain-of-thought elicitation
-    r"step[- ]by[- ]step|chain[- ]of[- ]thought|show (all |every |each )?(of )?(your|the) (work|reasoning|steps)"
-    r"|(explain|walk through|lay out|write out|justify) (your|the|each|every) (reasoning|thought|steps?)"
-    r"|reasoning process|thought process|intermediate steps?|<thinking>|think (carefully|aloud|out loud)"
-    r"|reason (carefully|through)|before (giving|answering|the final answer)",
-    # grading / reward-model style
-    r"\b(rate|grade|score|evaluate|assess)\b.{0,60}\b(response|answer|output|completion|essay|solution)"
-    r"|\brubric\b|on a scale (of|from) \d|\b\d+ ?(-|to|/) ?(5|10|100)\b.{0,30}\b(score|rating|points)"
-    r"|which (response|answer|completion) is better|\bjudge\b.{0,40}\b(quality|correctness)",
-    # benchmark / exam formats
-    r"answer with (the|only|just) (letter|option|number)|\((a|b|c|d)\)|^\s*[a-d][\).:] |\n\s*[a-d][\).:] "
-    r"|multiple[- ]choice|correct (option|answer) (is|from)|question:\s|\banswer:\s*$|final answer",
-    # coverage / format instructions typical of dataset generation
-    r"\b(generate|write|create|produce)\b.{0,40}\b(\d+|several|diverse|varied|list of)\b.{0,40}"
-    r"\b(examples|questions|instructions|tasks|prompts|samples)\b"
-    r"|respond (only )?(with|in) (json|the final answer)|as (completely|thoroughly|detailed) as possible"
-    r"|never refuse|do not skip|complete (and detailed )?(answer|explanation)",
-    # tool-use / agent traces: tool catalogues and ReAct-style scaffolds in the prompt itself
-    r"(have|has|with) access to (the following |these )?(tools|functions|apis)|available (tools|functions)"
-    r"|use this (tool )?(when|whenever|if) you|input should be an? |\b(tool|function)[ _]call"
-    r"|^\s*(thought|action|action input|observation):|\n\s*(action|action input|observation):",
-))
+#
+# Each rule is (literal triggers, regex or None) on lower-cased text: the regex runs only
+# when one of its triggers is present (a C substring search), and a rule without a regex
+# is matched by its trigger alone. One big alternation per family cost ~100 us a prompt.
+def _rules(*rules: tuple) -> tuple[tuple[tuple[str, ...], "re.Pattern | None"], ...]:
+    return tuple((triggers if isinstance(triggers, tuple) else (triggers,), re.compile(rx) if rx else None)
+                 for triggers, rx in rules)
+
+
+_STEPS = r" (your|the|each|every) (reasoning|thought|steps?)"
+_STYLE_FAMILIES = (
+    _rules(  # reasoning / chain-of-thought elicitation
+        (("step by step", "step-by-step", "step by-step", "step-by step"), None),
+        (("chain of thought", "chain-of-thought", "chain of-thought", "chain-of thought"), None),
+        ("show ", r"show (all |every |each )?(of )?(your|the) (work|reasoning|steps)"),
+        ("explain ", "explain" + _STEPS), ("walk through ", "walk through" + _STEPS),
+        ("lay out ", "lay out" + _STEPS), ("write out ", "write out" + _STEPS), ("justify ", "justify" + _STEPS),
+        (("reasoning process", "thought process", "intermediate step", "<thinking>"), None),
+        ("think ", r"think (carefully|aloud|out loud)"),
+        ("reason ", r"reason (carefully|through)"),
+        ("before ", r"before (giving|answering|the final answer)"),
+    ),
+    _rules(  # grading / reward-model style
+        (("rate", "grade", "score", "evaluate", "assess"),
+         r"\b(rate|grade|score|evaluate|assess)\b.{0,60}\b(response|answer|output|completion|essay|solution)"),
+        ("rubric", r"\brubric\b"),
+        ("on a scale ", r"on a scale (of|from) \d"),
+        (("score", "rating", "points"), r"\b\d+ ?(-|to|/) ?(5|10|100)\b.{0,30}\b(score|rating|points)"),
+        ("is better", r"which (response|answer|completion) is better"),
+        ("judge", r"\bjudge\b.{0,40}\b(quality|correctness)"),
+    ),
+    _rules(  # benchmark / exam formats
+        ("answer with ", r"answer with (the|only|just) (letter|option|number)"),
+        (("(a)", "(b)", "(c)", "(d)"), None),
+        (("a)", "a.", "a:"), r"(^|\n)\s*[a-d][\).:] "),
+        (("multiple choice", "multiple-choice"), None),
+        ("correct ", r"correct (option|answer) (is|from)"),
+        ("question:", r"question:\s"),
+        ("answer:", r"\banswer:\s*$"),
+        ("final answer", None),
+    ),
+    _rules(  # coverage / format instructions typical of dataset generation
+        (("generate", "write", "create", "produce"),
+         r"\b(generate|write|create|produce)\b.{0,40}\b(\d+|several|diverse|varied|list of)\b.{0,40}"
+         r"\b(examples|questions|instructions|tasks|prompts|samples)\b"),
+        ("respond ", r"respond (only )?(with|in) (json|the final answer)"),
+        ("as possible", r"as (completely|thoroughly|detailed) as possible"),
+        (("never refuse", "do not skip"), None),
+        ("complete ", r"complete (and detailed )?(answer|explanation)"),
+    ),
+    _rules(  # tool-use / agent traces: tool catalogues and ReAct-style scaffolds in the prompt itself
+        ("access to ", r"(have|has|with) access to (the following |these )?(tools|functions|apis)"),
+        ("available ", r"available (tools|functions)"),
+        ("use this ", r"use this (tool )?(when|whenever|if) you"),
+        ("input should be a", r"input should be an? "),
+        (("tool call", "tool_call", "function call", "function_call"), None),
+        (("thought:", "action:", "action input:", "observation:"),
+         r"^\s*(thought|action|action input|observation):|\n\s*(action|action input|observation):"),
+    ),
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -88,10 +125,25 @@ def _h64(data: str) -> int:
     return zlib.crc32(raw) | (zlib.crc32(raw, 0x9E3779B9) << 32)
 
 
+# Word -> _h64 memo: words repeat (Zipf), and hashing dominated featurization. Bounded:
+# cleared when full, which only costs time (the hash is a pure function of the word).
+_WORD_HASHES: dict[str, int] = {}
+_WORD_HASHES_MAX = 1 << 18
+
+
+def _word_hash(word: str) -> int:
+    h = _WORD_HASHES.get(word)
+    if h is None:
+        if len(_WORD_HASHES) >= _WORD_HASHES_MAX:
+            _WORD_HASHES.clear()
+        h = _WORD_HASHES[word] = _h64(word)
+    return h
+
+
 def _simhash(words: list[str]) -> int:
     if not words:
         return 0
-    hashes = np.array([_h64(w) for w in words], dtype="<u8")
+    hashes = np.array([_word_hash(w) for w in words], dtype="<u8")
     bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
     majority = (2 * bits.sum(axis=0, dtype=np.int32) > len(words)).astype(np.uint8)
     return int(np.packbits(majority, bitorder="little").view("<u8")[0])
@@ -113,16 +165,16 @@ def template_fingerprint(text: str) -> int:
 
 # reasoning, grading, benchmark format, dataset generation, tool-use traces
 _STYLE_WEIGHTS = (1.0, 1.0, 0.35, 0.8, 0.7)
-# Cheap substring triggers (on lower-cased text) that must be present before a family's
-# regex runs: most prompts skip most regexes.
-_STYLE_TRIGGERS = (
-    ("step", "chain", "show", "reason", "thought", "thinking", "think ", "walk through", "lay out", "write out",
-     "justify", "before"),
-    ("rate", "grade", "score", "evaluat", "assess", "rubric", "scale", "better", "judge"),
-    ("answer", "(a)", "(b)", "a)", "a.", "a:", "choice", "option", "question:"),
-    ("generat", "write", "creat", "produc", "json", "complete", "refuse", "skip", "thorough", "detailed"),
-    ("access to", "available", "use this", "input should", "call", "thought:", "action", "observation:"),
-)
+
+
+def _family_present(family, lower: str) -> bool:
+    for triggers, regex in family:
+        for trigger in triggers:
+            if trigger in lower:
+                if regex is None or regex.search(lower):
+                    return True
+                break  # the rule's regex covers all its triggers: one search is enough
+    return False
 
 
 def style_score(text: str) -> float:
@@ -138,8 +190,7 @@ def style_score(text: str) -> float:
         # Instructions sit at the start or the end of a prompt; the middle is pasted material.
         text = text[:500] + "\n" + text[-300:]
     lower = text.lower()
-    weights = [w for family, triggers, w in zip(_STYLE_FAMILIES, _STYLE_TRIGGERS, _STYLE_WEIGHTS)
-               if any(t in lower for t in triggers) and family.search(lower)]
+    weights = [w for family, w in zip(_STYLE_FAMILIES, _STYLE_WEIGHTS) if _family_present(family, lower)]
     if not weights:
         return 0.0
     return min(1.0, max(weights) + 0.1 * (len(weights) - 1))

@@ -9,10 +9,9 @@ streaming it through Kafka give the same alerts.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-
-import numpy as np
 
 from .events import RequestEvent
 from .features import EventFeatures, featurize
@@ -54,20 +53,55 @@ ROW_COLUMNS: tuple[str, ...] = (
 
 # ---------------------------------------------------------------------------------------
 # The per-key detector. State is one fixed-layout little-endian byte string per key
-# (version byte + float64 scalars + uint64 rings + uint16 topic histogram), never pickle.
+# (version byte + float64 scalars + uint32/uint64 rings + uint16 topic histogram), never
+# pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
+# than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
 STATE_VERSION = 2
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "temp0_ew", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n")
-_IDX = {name: i for i, name in enumerate(_SCALARS)}
 _RING = 8
 _YIELD_TOKENS = 500.0  # output tokens that count as a full harvest for one request
 _BINS = 64
-_LAYOUT = np.dtype([("scalars", "<f8", len(_SCALARS)), ("ids", "<u4", _RING), ("sketch", "<u8", _RING),
-                    ("templates", "<u4", _RING), ("hist", "<u2", _BINS)])
-STATE_BYTES = 1 + _LAYOUT.itemsize
+_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RING}I{_RING}Q{_RING}I{_BINS}H")
+STATE_BYTES = _STRUCT.size
 SEVERITIES = ("info", "warning", "critical")
+_NS = len(_SCALARS)
+
+
+class KeyState:
+    """One key's decoded state: named scalars, three rings and the topic histogram."""
+
+    __slots__ = _SCALARS + ("ids", "sketch", "templates", "hist")
+
+    def __init__(self, values: tuple | None = None) -> None:
+        if values is None:
+            for name in _SCALARS:
+                setattr(self, name, 0.0)
+            self.last_offset = -1.0
+            self.ids, self.sketch, self.templates = [0] * _RING, [0] * _RING, [0] * _RING
+            self.hist = [0] * _BINS
+            return
+        for name, value in zip(_SCALARS, values[1:_NS + 1]):
+            setattr(self, name, value)
+        at = _NS + 1
+        self.ids = list(values[at:at + _RING])
+        self.sketch = list(values[at + _RING:at + 2 * _RING])
+        self.templates = list(values[at + 2 * _RING:at + 3 * _RING])
+        self.hist = list(values[at + 3 * _RING:])
+
+
+def decode_state(data: bytes | None) -> KeyState:
+    if not data or data[0] != STATE_VERSION or len(data) != STATE_BYTES:
+        # New key, or an unknown layout (older/newer worker): start afresh rather than misread it.
+        return KeyState()
+    return KeyState(_STRUCT.unpack(data))
+
+
+def encode_state(st: KeyState) -> bytes:
+    return _STRUCT.pack(STATE_VERSION, *[getattr(st, name) for name in _SCALARS], *st.ids, *st.sketch,
+                        *st.templates, *st.hist)
 
 
 @dataclass(frozen=True)
@@ -89,31 +123,8 @@ class DetectorConfig:
     account_threshold_scale: dict[str, float] = field(default_factory=dict)
 
 
-def _new_state() -> np.ndarray:
-    state = np.zeros((), dtype=_LAYOUT)
-    state["scalars"][_IDX["last_offset"]] = -1.0
-    return state
-
-
-def decode_state(data: bytes | None) -> np.ndarray:
-    if not data:
-        return _new_state()
-    if data[0] != STATE_VERSION or len(data) != STATE_BYTES:
-        # An unknown layout (older/newer worker): start the key afresh rather than misread it.
-        return _new_state()
-    return np.frombuffer(data, dtype=_LAYOUT, offset=1)[0].copy()
-
-
-def encode_state(state: np.ndarray) -> bytes:
-    return bytes([STATE_VERSION]) + state.tobytes()
-
-
 def _iso(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _popcount(x: int) -> int:
-    return bin(x).count("1")
 
 
 class KeyPipeline:
@@ -125,23 +136,22 @@ class KeyPipeline:
         self.config = config or DetectorConfig()
 
     def describe_state(self, data: bytes) -> dict:
-        s = decode_state(data)["scalars"]
-        return {"events": int(s[_IDX["n"]]), "score": round(float(s[_IDX["score"]]), 4),
-                "alerting": bool(s[_IDX["alerting"]]), "incident": int(s[_IDX["incident"]]),
-                "last_offset": int(s[_IDX["last_offset"]]), "bytes": len(data)}
+        st = decode_state(data)
+        return {"events": int(st.n), "score": round(float(st.score), 4),
+                "alerting": bool(st.alerting), "incident": int(st.incident),
+                "last_offset": int(st.last_offset), "bytes": len(data)}
 
     def step(self, state: bytes | None, event: RequestEvent, offset: int | None = None) -> StepResult:
         st = decode_state(state)
-        s = st["scalars"]
-        if offset is not None and offset <= s[_IDX["last_offset"]]:
+        if offset is not None and offset <= st.last_offset:
             return StepResult(state or encode_state(st), None, None, duplicate=True)
         f = featurize(event)
-        if f.event_hash in st["ids"] and s[_IDX["n"]] > 0:
+        if f.event_hash in st.ids and st.n > 0:
             return StepResult(state or encode_state(st), None, None, duplicate=True)
         score = self._learn(st, f)
         alert = self._incident(st, event, score)
         if offset is not None:
-            s[_IDX["last_offset"]] = offset
+            st.last_offset = offset
         row = {
             "event_id": event.event_id, "ts_ms": event.ts_ms, "api_key_id": event.api_key_id,
             "account_id": event.account_id, "org_id": event.org_id or "", "model": event.model,
@@ -150,91 +160,90 @@ class KeyPipeline:
             "output_tokens": event.output_tokens or 0, "status": max(0, min(65535, event.status or 0)),
             "latency_ms": event.latency_ms or 0, "score": float(score), "extraction_style": f.style,
             "topic_bucket": f.topic_bucket, "template_hash": f.template_hash,
-            "alerting": int(s[_IDX["alerting"]]),
+            "alerting": int(st.alerting),
         }
         return StepResult(encode_state(st), row, alert, features=f)
 
     # -- learning --------------------------------------------------------------------------
-    def _learn(self, st: np.ndarray, f: EventFeatures) -> float:
-        s, a = st["scalars"], self.config.alpha
-        n = s[_IDX["n"]]
+    def _learn(self, st: KeyState, f: EventFeatures) -> float:
+        a = self.config.alpha
+        n = st.n
         # Score before learn: novelty against the key's recent sketches and templates.
-        recent = [int(x) for x in st["sketch"] if x]
-        novelty = min((_popcount(f.simhash ^ x) for x in recent), default=32) / 32.0
-        template_seen = float((f.template_hash & 0xFFFFFFFF) in st["templates"])
-        gap = max(1.0, (f.ts_ms - s[_IDX["last_ts"]]) / 1000.0) if n else 0.0
-
-        def ew(name: str, value: float) -> None:
-            s[_IDX[name]] = value if n == 0 else (1 - a) * s[_IDX[name]] + a * value
-
-        ew("style_ew", f.style)
-        ew("followup_ew", float(f.followup))
-        ew("novelty_ew", min(1.0, novelty))
-        ew("template_ew", template_seen)
-        ew("temp0_ew", float(f.temperature == 0.0))
-        ew("bigout_ew", float(f.max_tokens >= 16000))
+        simhash = f.simhash
+        novelty = min(((simhash ^ x).bit_count() for x in st.sketch if x), default=32) / 32.0
+        template_seen = float((f.template_hash & 0xFFFFFFFF) in st.templates)
+        gap = max(1.0, (f.ts_ms - st.last_ts) / 1000.0) if n else 0.0
+        if n == 0:
+            st.style_ew, st.followup_ew, st.novelty_ew = f.style, float(f.followup), min(1.0, novelty)
+            st.template_ew, st.temp0_ew = template_seen, float(f.temperature == 0.0)
+            st.bigout_ew = float(f.max_tokens >= 16000)
+        else:
+            b = 1.0 - a
+            st.style_ew = b * st.style_ew + a * f.style
+            st.followup_ew = b * st.followup_ew + a * f.followup
+            st.novelty_ew = b * st.novelty_ew + a * min(1.0, novelty)
+            st.template_ew = b * st.template_ew + a * template_seen
+            st.temp0_ew = b * st.temp0_ew + a * (f.temperature == 0.0)
+            st.bigout_ew = b * st.bigout_ew + a * (f.max_tokens >= 16000)
         if f.output_tokens >= 0:
             # Output yield: only over events whose usage was reported (first one seeds it).
             y = min(1.0, f.output_tokens / _YIELD_TOKENS)
-            s[_IDX["yield_ew"]] = y if s[_IDX["yield_n"]] == 0 else (1 - a) * s[_IDX["yield_ew"]] + a * y
-            s[_IDX["yield_n"]] += 1
+            st.yield_ew = y if st.yield_n == 0 else (1 - a) * st.yield_ew + a * y
+            st.yield_n += 1
         if n:
             lg = math.log(gap)
-            delta = lg - s[_IDX["gap_mean"]]
-            s[_IDX["gap_mean"]] += a * delta
-            s[_IDX["gap_var"]] = (1 - a) * (s[_IDX["gap_var"]] + a * delta * delta)
+            delta = lg - st.gap_mean
+            st.gap_mean += a * delta
+            st.gap_var = (1 - a) * (st.gap_var + a * delta * delta)
         else:
-            s[_IDX["first_ts"]] = f.ts_ms
+            st.first_ts = f.ts_ms
         slot = int(n) % _RING
-        st["ids"][slot] = f.event_hash
-        st["sketch"][slot] = f.simhash
-        st["templates"][slot] = f.template_hash & 0xFFFFFFFF
+        st.ids[slot] = f.event_hash
+        st.sketch[slot] = simhash
+        st.templates[slot] = f.template_hash & 0xFFFFFFFF
         bin_ = f.topic_bucket * _BINS // 256
-        st["hist"][bin_] = min(65535, int(st["hist"][bin_]) + 1)
-        s[_IDX["n"]] = n + 1
-        s[_IDX["last_ts"]] = f.ts_ms
+        st.hist[bin_] = min(65535, st.hist[bin_] + 1)
+        st.n = n + 1
+        st.last_ts = f.ts_ms
         score = self._score(st)
-        s[_IDX["score"]] = score
+        st.score = score
         return score
 
-    def _score(self, st: np.ndarray) -> float:
-        s = st["scalars"]
-        style = s[_IDX["style_ew"]]
-        breadth = s[_IDX["novelty_ew"]] * (1.0 - s[_IDX["template_ew"]])
-        conversational = s[_IDX["followup_ew"]]
+    def _score(self, st: KeyState) -> float:
+        style = st.style_ew
+        breadth = st.novelty_ew * (1.0 - st.template_ew)
+        conversational = st.followup_ew
         # Extraction-style prompts are necessary; follow-up conversations discount them;
         # breadth (novel content, not one repeated frame) and a very large output budget add
         # to them. Temperature 0 is not evidence: every evaluation harness sends it.
         raw = style * (1.0 - 0.9 * conversational)
-        raw *= 0.75 + 0.25 * breadth + 0.075 * s[_IDX["bigout_ew"]]
-        raw *= self._harvest_factor(s)
+        raw *= 0.75 + 0.25 * breadth + 0.075 * st.bigout_ew
+        raw *= self._harvest_factor(st)
         return float(max(0.0, min(1.0, raw)))
 
     @staticmethod
-    def _harvest_factor(s: np.ndarray) -> float:
+    def _harvest_factor(st: KeyState) -> float:
         """Distillation collects the model's *outputs*: a key whose answers are short (a
         final-answer eval, a classifier) harvests little teacher signal however its prompts
         read. Full weight from a mean yield of 0.5 (about 250+ output tokens); unknown when
         usage is not reported, then neutral."""
-        if s[_IDX["yield_n"]] < 5:
+        if st.yield_n < 5:
             return 1.0
-        return 0.3 + 0.7 * min(1.0, s[_IDX["yield_ew"]] / 0.5)
+        return 0.3 + 0.7 * min(1.0, st.yield_ew / 0.5)
 
-    def _reasons(self, st: np.ndarray) -> list[dict]:
-        s = st["scalars"]
-        hist = st["hist"]
+    def _reasons(self, st: KeyState) -> list[dict]:
         reasons = [
-            {"signal": "extraction_style_share", "value": round(float(s[_IDX["style_ew"]]), 3), "baseline": 0.05,
+            {"signal": "extraction_style_share", "value": round(float(st.style_ew), 3), "baseline": 0.05,
              "weight": 1.6},
-            {"signal": "topic_novelty", "value": round(float(s[_IDX["novelty_ew"]]), 3), "baseline": 0.5,
+            {"signal": "topic_novelty", "value": round(float(st.novelty_ew), 3), "baseline": 0.5,
              "weight": 0.6},
-            {"signal": "template_repetition", "value": round(float(s[_IDX["template_ew"]]), 3), "baseline": 0.2,
+            {"signal": "template_repetition", "value": round(float(st.template_ew), 3), "baseline": 0.2,
              "weight": -0.6},
-            {"signal": "follow_up_share", "value": round(float(s[_IDX["followup_ew"]]), 3), "baseline": 0.4,
+            {"signal": "follow_up_share", "value": round(float(st.followup_ew), 3), "baseline": 0.4,
              "weight": -0.8},
-            {"signal": "output_yield", "value": round(float(s[_IDX["yield_ew"]]), 3), "baseline": 0.5,
+            {"signal": "output_yield", "value": round(float(st.yield_ew), 3), "baseline": 0.5,
              "weight": 0.7},
-            {"signal": "topic_buckets_seen", "value": int((hist > 0).sum()), "baseline": None, "weight": None},
+            {"signal": "topic_buckets_seen", "value": sum(1 for c in st.hist if c), "baseline": None, "weight": None},
         ]
         return sorted(reasons, key=lambda r: -abs((r["weight"] or 0) * (r["value"] or 0)))
 
@@ -244,32 +253,32 @@ class KeyPipeline:
                                                     self.config.account_threshold_scale.get(event.account_id, 1.0))
         return tuple(t * scale for t in self.config.thresholds)
 
-    def _incident(self, st: np.ndarray, event: RequestEvent, score: float) -> dict | None:
-        s, cfg = st["scalars"], self.config
+    def _incident(self, st: KeyState, event: RequestEvent, score: float) -> dict | None:
+        cfg = self.config
         if event.api_key_id in cfg.allow_keys or event.account_id in cfg.allow_accounts:
             return None
         thresholds = self._thresholds(event)
         level = sum(score >= t for t in thresholds)  # 0 = below info
-        if s[_IDX["alerting"]]:
+        if st.alerting:
             if score < cfg.close_ratio * thresholds[0]:
-                s[_IDX["quiet"]] += 1
-                if s[_IDX["quiet"]] >= cfg.close_after:
-                    s[_IDX["alerting"]] = 0
-                    s[_IDX["severity"]] = 0
+                st.quiet += 1
+                if st.quiet >= cfg.close_after:
+                    st.alerting = 0
+                    st.severity = 0
                 return None
-            s[_IDX["quiet"]] = 0
-            if level <= s[_IDX["severity"]]:
+            st.quiet = 0
+            if level <= st.severity:
                 return None
-        elif level == 0 or s[_IDX["n"]] < cfg.min_events:
+        elif level == 0 or st.n < cfg.min_events:
             return None
         else:
-            s[_IDX["incident"]] += 1
-            s[_IDX["alerting"]] = 1
-            s[_IDX["quiet"]] = 0
-        s[_IDX["severity"]] = level
+            st.incident += 1
+            st.alerting = 1
+            st.quiet = 0
+        st.severity = level
         return {
             "schema": "distill.alert.v1",
-            "alert_id": f"key:{event.api_key_id}:{int(s[_IDX['incident']])}",
+            "alert_id": f"key:{event.api_key_id}:{int(st.incident)}",
             "ts": _iso(event.ts_ms),
             "entity_type": "key",
             "entity_id": event.api_key_id,
@@ -277,6 +286,6 @@ class KeyPipeline:
             "score": round(score, 4),
             "severity": SEVERITIES[level - 1],
             "reasons": self._reasons(st),
-            "events_seen": int(s[_IDX["n"]]),
+            "events_seen": int(st.n),
             "detector": self.detector,
         }
