@@ -126,6 +126,10 @@ class _KeyStats:
 def _net(ip: str | None) -> str | None:
     if not ip:
         return None
+    parts = ip.split(".")
+    if len(parts) == 4 and all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255 and (p == "0" or p[0] != "0")
+                               for p in parts):
+        return f"{int(parts[0])}.{int(parts[1])}.{int(parts[2])}.0/24"  # the common case, without ipaddress
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:

@@ -143,7 +143,8 @@ def _word_hash(word: str) -> int:
 def _simhash(words: list[str]) -> int:
     if not words:
         return 0
-    hashes = np.array([_word_hash(w) for w in words], dtype="<u8")
+    get = _WORD_HASHES.get
+    hashes = np.array([get(w) or _word_hash(w) for w in words], dtype="<u8")
     bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
     majority = (2 * bits.sum(axis=0, dtype=np.int32) > len(words)).astype(np.uint8)
     return int(np.packbits(majority, bitorder="little").view("<u8")[0])
