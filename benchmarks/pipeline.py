@@ -1,25 +1,46 @@
 #!/usr/bin/env python3
-"""End-to-end throughput: producer -> embedded broker -> one worker -> alerts + chDB.
+"""End to end on the embedded broker: producer -> worker(s) -> alerts + chDB. Not a test.
 
-    python benchmarks/pipeline.py [--events 30000] [--broker tansu]
+    python benchmarks/pipeline.py                        # all phases
+    python benchmarks/pipeline.py --phase throughput --events 30000
+    python benchmarks/pipeline.py --phase latency --rate 600 --seconds 40
+    python benchmarks/pipeline.py --phase scaleout --events 30000
+    python benchmarks/pipeline.py --phase clickhouse --rows 200000
 
-Feeds the first N events of the dev stream as fast as the producer can, and measures how
-long one worker takes to process them all (events/s sustained), plus ClickHouse rows.
-Writes ``benchmarks/results/pipeline.json``. Not a test: numbers depend on the machine.
+Phases:
+
+* ``throughput``: the first N events of the dev stream produced as fast as possible into
+  one worker; sustained events/s until the worker has processed them all, ClickHouse rows.
+* ``latency``: synthetic traffic (ordinary users and many sweeping keys, each of which
+  alerts once it has shown enough) produced at a fixed offered rate with event time = wall
+  clock; event->alert latency is the time an alert is read from ``distill.alerts`` minus
+  the event time of the event that raised it (p50/p99), and the consumer lag (events
+  produced but not yet processed) is sampled every 0.5 s.
+* ``scaleout``: the throughput phase with two worker processes in one consumer group
+  (partitions split between them); compared with one worker.
+* ``clickhouse``: feature rows through the sink into a fresh embedded chDB (rows/s).
+
+Writes ``benchmarks/results/pipeline.json`` (phases merged into what is already there).
+Numbers depend on the machine and on what else runs on it: the JSON records both.
 """
 from __future__ import annotations
 
 import argparse
 import gzip
 import json
+import os
 import platform
+import random
 import shutil
 import sys
+import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
+from distillguard.demo_traffic import _ASKS, _CONCEPTS, _ELICIT, _SUBJECTS, _event, demo_events
 from distillguard.embedded import EmbeddedBroker
 from distillguard.processes import WorkerProcess
 from distillguard.streams.settings import WorkerSettings
@@ -27,55 +48,239 @@ from distillguard.streams.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "streams" / "dev-s1" / "events.jsonl.gz"
+RESULTS = ROOT / "benchmarks" / "results" / "pipeline.json"
+WORK = ROOT / "var" / "bench-pipeline"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=30_000)
-    parser.add_argument("--broker", default="tansu", choices=["tansu", "noida"])
-    args = parser.parse_args()
-    work = ROOT / "var" / "bench-pipeline"
-    shutil.rmtree(work, ignore_errors=True)
+def _producer(bootstrap: str) -> Producer:
+    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4",
+                     "enable.idempotence": True})
+
+
+def _produce(producer: Producer, key: bytes, value: bytes) -> None:
+    while True:
+        try:
+            producer.produce("llm.requests", key=key, value=value)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+def _dev_records(n: int) -> list[tuple[bytes, bytes]]:
     records = []
     with gzip.open(DEV, "rb") as fh:
         for line in fh:
             records.append((json.loads(line)["api_key_id"].encode(), line.rstrip(b"\n")))
-            if len(records) >= args.events:
+            if len(records) >= n:
                 break
-    with EmbeddedBroker(args.broker, data_dir=work / "broker", log_path=work / "broker.log") as broker:
+    return records
+
+
+def _processed(workers: list[WorkerProcess]) -> int:
+    return sum(w.get("/health")["counters"]["events"] for w in workers)
+
+
+def run_throughput(n_events: int, n_workers: int, broker_kind: str) -> dict:
+    work = WORK / f"throughput-{n_workers}"
+    shutil.rmtree(work, ignore_errors=True)
+    records = _dev_records(n_events)
+    with EmbeddedBroker(broker_kind, data_dir=work / "broker", log_path=work / "broker.log") as broker:
         ensure_topics(WorkerSettings(kafka_bootstrap=broker.bootstrap))
-        worker = WorkerProcess(broker.bootstrap, work / "data").start()
+        # One chDB directory per worker process (chDB is one process per directory); in
+        # production they share a ClickHouse server.
+        workers = [WorkerProcess(broker.bootstrap, work / f"data-{i}").start() for i in range(n_workers)]
         try:
-            producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20, "compression.type": "lz4",
-                                 "enable.idempotence": True})
+            time.sleep(3.0 * n_workers)  # let the group settle its partition assignment
+            producer = _producer(broker.bootstrap)
             started = time.monotonic()
             for key, value in records:
-                while True:
-                    try:
-                        producer.produce("llm.requests", key=key, value=value)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                _produce(producer, key, value)
             producer.flush(60)
             produced_s = time.monotonic() - started
-            while worker.get("/health")["counters"]["events"] < len(records):
+            while _processed(workers) < len(records):
                 time.sleep(0.2)
             processed_s = time.monotonic() - started
             time.sleep(2.0)
-            tables = worker.get("/query/tables")
+            tables = [w.get("/query/tables") for w in workers]
+            shares = [w.get("/health")["counters"]["events"] for w in workers]
         finally:
+            for w in workers:
+                w.stop()
+    return {"workers": n_workers, "broker": broker_kind, "events": len(records),
+            "produce_seconds": round(produced_s, 2), "process_seconds": round(processed_s, 2),
+            "events_per_second": round(len(records) / processed_s), "events_per_worker": shares,
+            "clickhouse_rows": sum(t["events"] for t in tables), "alert_rows": sum(t["alerts"] for t in tables)}
+
+
+def _latency_traffic(rate: float, seconds: float, seed: int = 11) -> list[dict]:
+    """Ordinary users plus sweeping keys, in a random interleaving, ~rate*seconds events."""
+    rng = random.Random(seed)
+    total = int(rate * seconds)
+    benign = [e for e in demo_events(seed=seed, users=max(50, total // 40), campaign_events=0)]
+    sweep_keys = max(10, total // 160)  # each sweeps ~80 events: alerts after 50, escalates later
+    sweeps = []
+    for k in range(sweep_keys):
+        for _ in range(80):
+            prompt = rng.choice(_ASKS).format(s=rng.choice(_SUBJECTS), c=rng.choice(_CONCEPTS))
+            tail = rng.choice(_ELICIT[:3])
+            sweeps.append(_event(rng, 0, f"bench_sweeper_{k:04d}", f"bench_acct_{k:04d}", f"{prompt}\n\n{tail}",
+                                 conv=None, turn=0, ua="python-requests/2.32.3", ip=f"45.{k % 250}.10.20",
+                                 asn=20473, country="US", params={"max_tokens": 32000, "temperature": 0.0},
+                                 created="2026-01-30T12:00:00Z", fingerprint=f"pf_bench_{k}", tier="tier1"))
+    events = benign[: max(0, total - len(sweeps))] + sweeps
+    rng.shuffle(events)
+    for i, e in enumerate(events):
+        e["event_id"] = f"bench_{i:08d}"  # unique even where the synthetic text repeats
+    return events[:total] if len(events) > total else events
+
+
+def _stamp(event: dict, now: float) -> bytes:
+    event["ts"] = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def run_latency(rate: float, seconds: float, broker_kind: str) -> dict:
+    work = WORK / "latency"
+    shutil.rmtree(work, ignore_errors=True)
+    events = _latency_traffic(rate, seconds)
+    latencies: list[float] = []
+    lag_samples: list[int] = []
+    stop = threading.Event()
+    with EmbeddedBroker(broker_kind, data_dir=work / "broker", log_path=work / "broker.log") as broker:
+        ensure_topics(WorkerSettings(kafka_bootstrap=broker.bootstrap))
+        worker = WorkerProcess(broker.bootstrap, work / "data").start()
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"bench-{os.getpid()}",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        # Assigned, not subscribed: no group rebalance to wait for (and Tansu's group
+        # coordinator is slow to hand out partitions to a new member).
+        consumer.assign([TopicPartition("distill.alerts", p, 0) for p in range(WorkerSettings().partitions)])
+
+        def read_alerts() -> None:
+            while not stop.is_set():
+                msg = consumer.poll(0.1)
+                if msg is None or msg.error():
+                    continue
+                received = time.time()
+                alert = json.loads(msg.value())
+                if alert.get("entity_type") != "key":
+                    continue
+                raised_at = datetime.fromisoformat(alert["ts"].replace("Z", "+00:00")).timestamp()
+                latencies.append(received - raised_at)
+
+        reader = threading.Thread(target=read_alerts, daemon=True)
+        try:
+            time.sleep(3.0)
+            reader.start()
+            producer = _producer(broker.bootstrap)
+            produced = 0
+            started = time.monotonic()
+            next_sample = started
+            for i, event in enumerate(events):
+                due = started + i / rate
+                while (now := time.monotonic()) < due:
+                    time.sleep(min(0.002, due - now))
+                _produce(producer, event["api_key_id"].encode(), _stamp(event, time.time()))
+                producer.poll(0)
+                produced += 1
+                if now >= next_sample:
+                    next_sample = now + 0.5
+                    lag_samples.append(produced - worker.get("/health")["counters"]["events"])
+            producer.flush(60)
+            offered_s = time.monotonic() - started
+            deadline = time.monotonic() + 120
+            while worker.get("/health")["counters"]["events"] < len(events) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            drained_s = time.monotonic() - started
+            time.sleep(3.0)
+            alert_rows = worker.get("/query/tables")["alerts"]
+        finally:
+            stop.set()
+            reader.join(5)
+            consumer.close()
             worker.stop()
-    result = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "command": "python benchmarks/pipeline.py " + " ".join(sys.argv[1:]),
-              "machine": f"{platform.machine()}, {platform.python_version()}", "broker": args.broker,
-              "events": len(records), "produce_seconds": round(produced_s, 2),
-              "process_seconds": round(processed_s, 2),
-              "events_per_second_end_to_end": round(len(records) / processed_s),
-              "clickhouse_rows": tables["events"], "alerts_rows": tables["alerts"]}
-    out = ROOT / "benchmarks" / "results" / "pipeline.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
+    return {"broker": broker_kind, "offered_rate": rate, "events": len(events),
+            "offered_seconds": round(offered_s, 2), "drained_seconds": round(drained_s, 2),
+            "achieved_rate": round(len(events) / drained_s), "key_alerts": len(latencies),
+            "alert_rows_in_clickhouse": alert_rows,
+            "latency_p50_s": _round(_percentile(latencies, 0.5)), "latency_p99_s": _round(_percentile(latencies, 0.99)),
+            "latency_max_s": _round(max(latencies) if latencies else None),
+            "lag_max_events": max(lag_samples, default=0),
+            "lag_p50_events": _percentile([float(x) for x in lag_samples], 0.5)}
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def run_clickhouse(n_rows: int) -> dict:
+    from distillguard.models.events import parse_event
+    from distillguard.models.pipeline import KeyPipeline
+    from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink
+
+    work = WORK / "clickhouse"
+    shutil.rmtree(work, ignore_errors=True)
+    pipeline, states, rows = KeyPipeline(), {}, []
+    for offset, (_, line) in enumerate(_dev_records(n_rows)):
+        event = parse_event(line)
+        result = pipeline.step(states.get(event.api_key_id), event, offset)
+        states[event.api_key_id] = result.state
+        rows.append((result.row, offset))
+    sink = ClickHouseSink(ClickHouseSettings(data_dir=work / "chdb"))
+    try:
+        started = time.monotonic()
+        for row, offset in rows:
+            sink.add(row, partition=offset % 8, offset=offset, topic="llm.requests")
+            if sink.should_flush():
+                sink.flush()
+        sink.flush()
+        seconds = time.monotonic() - started
+        stored = sink.table_counts()["events"]
+    finally:
+        sink.close()
+    return {"rows": len(rows), "seconds": round(seconds, 2), "rows_per_second": round(len(rows) / seconds),
+            "rows_stored": stored}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--phase", action="append", choices=["throughput", "latency", "scaleout", "clickhouse"])
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--rate", type=float, default=600.0, help="offered events/s in the latency phase")
+    parser.add_argument("--seconds", type=float, default=40.0, help="length of the latency phase")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--broker", default="tansu", choices=["tansu", "noida"])
+    args = parser.parse_args()
+    phases = args.phase or ["throughput", "latency", "scaleout", "clickhouse"]
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = {k: v for k, v in results.items() if k in ("throughput", "latency", "scaleout", "clickhouse")}
+    for phase in phases:
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        load = os.getloadavg()[0]
+        if phase == "throughput":
+            result = run_throughput(args.events, 1, args.broker)
+        elif phase == "scaleout":
+            two = run_throughput(args.events, 2, args.broker)
+            one = results.get("throughput") or run_throughput(args.events, 1, args.broker)
+            result = dict(two, one_worker_events_per_second=one["events_per_second"],
+                          speedup=round(two["events_per_second"] / one["events_per_second"], 2))
+        elif phase == "latency":
+            result = run_latency(args.rate, args.seconds, args.broker)
+        else:
+            result = run_clickhouse(args.rows)
+        result.update({"generated_at": started, "load_average_before": round(load, 2),
+                       "command": "python benchmarks/pipeline.py " + " ".join(sys.argv[1:]),
+                       "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"})
+        results[phase] = result
+        print(phase, json.dumps(result, indent=1), flush=True)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=1))
     return 0
 
 
