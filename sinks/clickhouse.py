@@ -51,6 +51,9 @@ class ClickHouseSettings(BaseSettings):
     max_buffered_rows: int = Field(200_000, ge=1)
     retry_after_s: float = Field(1.0, gt=0)
     events_ttl_days: int = Field(400, ge=1)
+    # Fault injection for the outage tests: while this file exists every write fails as if
+    # ClickHouse refused the connection (reads and migrations are unaffected). Unset in production.
+    fault_file: Path | None = None
 
     @property
     def embedded(self) -> bool:
@@ -262,6 +265,8 @@ class ClickHouseSink:
 
     def write(self, events: dict[tuple[str, int], _Batch], alerts: list[dict], dead: list[list],
               feedback: list[list] = ()) -> None:
+        if self.settings.fault_file is not None and Path(self.settings.fault_file).exists():
+            raise ConnectionRefusedError(f"ClickHouse unavailable (fault injected: {self.settings.fault_file})")
         for (topic, partition), batch in events.items():
             step = self.settings.batch_rows
             for start in range(0, len(batch.rows), step):

@@ -76,7 +76,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
 
         pipeline = KeyPipeline()
     processor = RequestProcessor(pipeline, source_topic=settings.requests_topic,
-                                 max_future_ms=int(settings.max_future_s * 1000))
+                                 max_future_ms=int(settings.max_future_s * 1000),
+                                 allowed_lateness_ms=int(settings.allowed_lateness_s * 1000))
     metrics = WorkerMetrics()
     if sink is None:
         from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink
@@ -139,14 +140,26 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             await send_dead_letter(decoded)
             return
         state_key = decoded.api_key_id.encode("utf-8", "surrogatepass")
-        result = processor.step(key_state.get(state_key), decoded, message.offset)
+        state = key_state.get(state_key)
+        if processor.is_late(state, decoded):  # stored, not learned (DG_ALLOWED_LATENESS_S)
+            result = processor.step_late(state, decoded, message.offset)
+            if result.row is not None:
+                await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
+                metrics.events.inc()
+                metrics.late.inc()
+            else:
+                metrics.duplicates.inc()
+            return
+        result = processor.step(state, decoded, message.offset)
         if result.duplicate:
             metrics.duplicates.inc()
         else:
+            # The row is buffered before the state moves on: a state that reaches the changelog
+            # (after a successful flush) never covers an event whose row is not in ClickHouse.
+            await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
             key_state.data[state_key] = result.state
             dirty[state_key] = message.partition
             last_seen[state_key] = (time.monotonic(), message.partition)
-            await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
             metrics.events.inc()
             rec = link_record(decoded, result)
             if rec is not None:
@@ -241,10 +254,12 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     async def flush_sink() -> None:
         async with flush_lock:
             pending = list(unacked)
-            for state_key, partition in list(dirty.items()):
-                value = key_state.data.get(state_key)
-                if value is not None:
-                    key_state.send_changelog(partition, state_key, value)
+            # States as of now: their events' rows are all buffered (rows go in before states
+            # move), so they are in this flush. Changelogged only once ClickHouse has the rows:
+            # a crash before that restores an older state and the events are re-applied (their
+            # rows dropped by the sink watermark), never skipped as already seen.
+            changed = [(state_key, partition, key_state.data.get(state_key))
+                       for state_key, partition in dirty.items()]
             dirty.clear()
             started = time.perf_counter()
             try:
@@ -252,8 +267,24 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             except Exception as exc:  # noqa: BLE001 - keep the events unacked, retry next tick
                 metrics.sink_errors.inc()
                 log.warning("ClickHouse flush failed, will retry: %s", exc)
+                for state_key, partition, _ in changed:
+                    dirty.setdefault(state_key, partition)
                 return
             metrics.sink_flush_seconds.observe(time.perf_counter() - started)
+            last: dict[int, tuple[bytes, bytes]] = {}
+            for state_key, partition, value in changed:
+                if value is not None:
+                    key_state.send_changelog(partition, state_key, value)
+                    last[partition] = (state_key, value)
+            if last:
+                # A broker that reports a short high watermark (tansu: the first offset of the
+                # last batch + 1) makes a restarted worker stop its table recovery early. Seal
+                # each partition with a record in a batch of its own (its last key again: a
+                # no-op for the table), so the reported end is the true end.
+                await app.producer.flush()
+                for partition, (state_key, value) in last.items():
+                    key_state.send_changelog(partition, state_key, value)
+                await app.producer.flush()
             for event in pending:
                 event.ack()
             del unacked[:len(pending)]

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from distillguard.models.events import BadRecord, RequestEvent, parse_event
-from distillguard.models.pipeline import StepResult
+from distillguard.models.pipeline import StepResult, decode_state
 
 
 @dataclass(slots=True)
@@ -42,6 +42,7 @@ class Counters:
     duplicates: int = 0
     alerts: int = 0
     key_mismatch: int = 0
+    late: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -54,10 +55,11 @@ class RequestProcessor:
     """Turns one input record into state, a feature row, an optional alert or a dead letter."""
 
     def __init__(self, pipeline, *, source_topic: str, max_future_ms: int | None = None,
-                 clock=time.time) -> None:
+                 allowed_lateness_ms: int | None = None, clock=time.time) -> None:
         self.pipeline = pipeline
         self.source_topic = source_topic
         self.max_future_ms = max_future_ms
+        self.allowed_lateness_ms = allowed_lateness_ms
         self.clock = clock
         self.counters = Counters()
 
@@ -88,6 +90,35 @@ class RequestProcessor:
             self.counters.dead_letter_reasons.get("processing failed", 0) + 1
         return DeadLetter(f"processing failed: {type(exc).__name__}: {exc}"[:500], message.value or b"",
                           message.key, self.source_topic, message.partition, message.offset)
+
+    def is_late(self, state: bytes | None, event: RequestEvent) -> bool:
+        """Event time more than the allowed lateness before the key's last applied event time.
+
+        Late events are stored (ClickHouse rollups aggregate by event time whenever a row
+        arrives) but not learned: feeding a key's detector an event from its past would
+        read as a burst (a negative gap) and rewind its clock. See :meth:`step_late`.
+        """
+        if self.allowed_lateness_ms is None or state is None:
+            return False
+        return event.ts_ms < decode_state(state).last_ts - self.allowed_lateness_ms
+
+    def step_late(self, state: bytes, event: RequestEvent, offset: int) -> StepResult:
+        """A late event: its feature row, scored with the key's current score; state unchanged.
+
+        The detector steps a copy only to build the row and recognise a duplicate event id;
+        the new state, any alert and the features (no link record for the cluster detector)
+        are dropped. The key's input offset is not advanced, so after a crash the event is
+        re-read and classified the same way; the sink's watermark drops its row if stored.
+        """
+        result = self.pipeline.step(state, event, offset)
+        if result.duplicate:
+            self.counters.duplicates += 1
+            return StepResult(state, None, None, duplicate=True)
+        current = decode_state(state)
+        row = dict(result.row, score=float(current.score), alerting=int(current.alerting))
+        self.counters.late += 1
+        self.counters.processed += 1
+        return StepResult(state, row, None)
 
     def step(self, state: bytes | None, event: RequestEvent, offset: int) -> StepResult:
         result = self.pipeline.step(state, event, offset)

@@ -43,6 +43,9 @@ class WorkerSettings(BaseSettings):
     commit_interval_s: float = Field(1.0, gt=0)
     # An event whose ts is this far ahead of the worker's clock is a producer bug: dead-letter it.
     max_future_s: float = Field(24 * 3600.0, gt=0)
+    # Out-of-order events: one whose event time is more than this before its key's last applied
+    # event time is stored in ClickHouse (rollups by event time) but not fed to the key's detector.
+    allowed_lateness_s: float = Field(900.0, ge=0)
     # Keys idle for longer are evicted from the state table (bounded state).
     key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
     log_level: str = "warn"

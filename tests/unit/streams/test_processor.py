@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from types import SimpleNamespace
 
 from distillguard.models.events import RequestEvent
@@ -62,3 +63,77 @@ def test_processing_failure_becomes_dead_letter():
     dead = proc.failed(message, ZeroDivisionError("boom"))
     assert dead.reason == "processing failed: ZeroDivisionError: boom"
     assert dead.value == b"raw" and proc.counters.dead_letters == 1
+
+
+# -- late and out-of-order events (DG_ALLOWED_LATENESS_S) ---------------------------------
+def _key_events(times_s: list[int], **over) -> list[RequestEvent]:
+    from distillguard.models.events import parse_event
+
+    out = []
+    for i, t in enumerate(times_s):
+        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW_S + t))
+        out.append(parse_event(event(event_id=f"e{i}", ts=ts, prompt=f"question number {i} about rivers", **over)))
+    return out
+
+
+def _run(proc: RequestProcessor, events: list[RequestEvent]):
+    state, results = None, []
+    for offset, ev in enumerate(events):
+        if proc.is_late(state, ev):
+            result = proc.step_late(state, ev, offset)
+            results.append(("late", result))
+        else:
+            result = proc.step(state, ev, offset)
+            results.append(("step", result))
+        state = result.state
+    return state, results
+
+
+def test_event_within_allowed_lateness_is_learned():
+    from distillguard.models.pipeline import KeyPipeline
+
+    proc = RequestProcessor(KeyPipeline(), source_topic="t", allowed_lateness_ms=600_000, clock=lambda: NOW_S)
+    state, results = _run(proc, _key_events([0, 60, 120, 120 - 500]))  # 500 s out of order: allowed
+    assert [kind for kind, _ in results] == ["step"] * 4
+    assert KeyPipeline().describe_state(state)["events"] == 4
+    assert proc.counters.late == 0 and proc.counters.processed == 4
+
+
+def test_event_beyond_allowed_lateness_is_stored_not_learned():
+    from distillguard.models.pipeline import KeyPipeline, decode_state
+
+    pipe = KeyPipeline()
+    proc = RequestProcessor(pipe, source_topic="t", allowed_lateness_ms=600_000, clock=lambda: NOW_S)
+    events = _key_events([0, 60, 120, 120 - 601, 180])
+    state, results = _run(proc, events)
+    kinds = [kind for kind, _ in results]
+    assert kinds == ["step", "step", "step", "late", "step"]
+    _, late = results[3]
+    before = results[2][1].state
+    # Stored with its own event time (rollups count it in its own minute), the key's score as
+    # it was, no alert; the detector state is exactly what it was before the late event.
+    assert late.row["ts_ms"] == events[3].ts_ms and late.row["event_id"] == "e3"
+    assert late.row["score"] == decode_state(before).score and late.alert is None
+    assert late.state == before and late.features is None
+    assert pipe.describe_state(state)["events"] == 4  # 5 events, the late one not learned
+    assert decode_state(state).last_ts == events[4].ts_ms
+    assert proc.counters.late == 1 and proc.counters.processed == 5
+
+
+def test_late_duplicate_is_a_duplicate():
+    from distillguard.models.pipeline import KeyPipeline
+
+    proc = RequestProcessor(KeyPipeline(), source_topic="t", allowed_lateness_ms=0, clock=lambda: NOW_S)
+    first, second = _key_events([0, 60])
+    state = proc.step(None, first, 0).state
+    state = proc.step(state, second, 1).state
+    replayed = proc.step_late(state, first, 2) if proc.is_late(state, first) else None
+    assert replayed is not None and replayed.duplicate and replayed.row is None and replayed.state == state
+
+
+def test_no_lateness_limit_learns_everything():
+    from distillguard.models.pipeline import KeyPipeline
+
+    proc = RequestProcessor(KeyPipeline(), source_topic="t", clock=lambda: NOW_S)
+    _, results = _run(proc, _key_events([0, 86_400, 0 + 1]))
+    assert [kind for kind, _ in results] == ["step"] * 3

@@ -60,3 +60,9 @@ def test_faust_credentials_built_from_settings(monkeypatch):
 
 def test_dashboard_and_metrics_bind_to_loopback_by_default():
     assert WorkerSettings().web_host == "127.0.0.1"
+
+
+def test_allowed_lateness_from_env(monkeypatch):
+    assert WorkerSettings().allowed_lateness_s == 900.0
+    monkeypatch.setenv("DG_ALLOWED_LATENESS_S", "60")
+    assert WorkerSettings().allowed_lateness_s == 60.0
