@@ -36,6 +36,7 @@ that holds ``account_min_keys`` or more extraction-like keys also raises one
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -224,7 +225,7 @@ class ClusterDetector:
 
     def _evict_key(self) -> None:
         # Drop the least recently seen key that is not part of a cluster (singletons only).
-        for key in list(self._keys)[:64]:
+        for key in list(itertools.islice(self._keys, 64)):  # O(64), not O(max_keys)
             if self._find(key) == key and len(self._members.get(key, {key})) == 1:
                 del self._keys[key]
                 self._parent.pop(key, None)
