@@ -224,13 +224,22 @@ class ClusterDetector:
         return stats
 
     def _evict_key(self) -> None:
-        # Drop the least recently seen key that is not part of a cluster (singletons only).
+        # Drop the least recently seen key that is not part of a cluster (singletons only);
+        # when the oldest keys are all clustered, drop the least recently seen whole cluster:
+        # the table is bounded whatever the traffic (its alerts were sent; a cluster that
+        # comes back is detected afresh under a new incident).
         for key in list(itertools.islice(self._keys, 64)):  # O(64), not O(max_keys)
             if self._find(key) == key and len(self._members.get(key, {key})) == 1:
                 del self._keys[key]
                 self._parent.pop(key, None)
                 self._members.pop(key, None)
                 return
+        root = self._find(next(iter(self._keys)))
+        for key in self._members.pop(root, {root}):
+            self._keys.pop(key, None)
+            self._parent.pop(key, None)
+        self._alerted.pop(root, None)
+        self._pending.discard(root)
 
     @staticmethod
     def _link_values(rec: LinkRecord) -> list[tuple[str, object]]:

@@ -70,6 +70,15 @@ def test_link_table_and_key_table_are_bounded():
     assert len(det._links) <= 500 and len(det._keys) <= 300
 
 
+def test_key_table_is_bounded_when_every_key_is_clustered():
+    # Keys joined in clusters of 50 by a shared payment method: eviction must still hold
+    # the bound (dropping whole idle clusters), and union-find must stay consistent.
+    det = ClusterDetector(max_keys=300)
+    feed(det, [rec(f"b{k}", i, pf=f"pf-{k // 50}") for k in range(3000) for i in range(2)])
+    assert len(det._keys) <= 300
+    assert all(det._find(k) in det._members or det._find(k) == k for k in det._keys)
+
+
 def test_link_record_round_trips_as_bytes():
     r = rec("k", 3, pf="pf", net="1.2.3.0/24", asn=7, ua=9)
     assert LinkRecord.from_bytes(r.to_bytes()) == r
