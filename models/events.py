@@ -258,7 +258,7 @@ def parse_event(raw: bytes | str) -> RequestEvent | BadRecord:
     else:
         data = raw if type(raw) is bytes else bytes(raw)
     if len(data) > MAX_EVENT_BYTES:
-        return BadRecord(f"record is {len(data)} bytes, over the {MAX_EVENT_BYTES}-byte limit", data)
+        return BadRecord(f"record too large: {len(data)} bytes, over the {MAX_EVENT_BYTES}-byte limit", data)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

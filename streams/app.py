@@ -77,7 +77,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         pipeline = KeyPipeline()
     processor = RequestProcessor(pipeline, source_topic=settings.requests_topic,
                                  max_future_ms=int(settings.max_future_s * 1000),
-                                 allowed_lateness_ms=int(settings.allowed_lateness_s * 1000))
+                                 allowed_lateness_ms=int(settings.allowed_lateness_s * 1000),
+                                 dlq_max_bytes=settings.dlq_max_bytes)
     metrics = WorkerMetrics()
     if sink is None:
         from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink
@@ -119,7 +120,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     async def send_dead_letter(dead: DeadLetter) -> None:
         await dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
         await add_to_sink(sink.add_dead_letter, dead.reason, dead.source_topic, dead.partition, dead.offset,
-                          len(dead.value))
+                          dead.size)
         metrics.dead_letters.labels(reason=dead.reason.split(":", 1)[0][:40]).inc()
 
     async def add_to_sink(add, *args) -> None:
@@ -178,7 +179,14 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 raise
             except Exception as exc:  # noqa: BLE001 - a worker never dies on a record
                 log.exception("record %s:%s failed", event.message.partition, event.message.offset)
-                await send_dead_letter(processor.failed(event.message, exc))
+                try:
+                    await send_dead_letter(processor.failed(event.message, exc))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - not even dead-letterable: say where it is, carry on
+                    log.exception("record %s:%s could not be dead-lettered", event.message.partition,
+                                  event.message.offset)
+                    metrics.dead_letter_errors.inc()
             unacked.append(event)
             positions[event.message.partition] = event.message.offset
             if sink.should_flush() and not flush_lock.locked():

@@ -14,6 +14,9 @@ class WorkerMetrics:
         self.events = Counter("distillguard_events_processed", "Events scored by the per-key detector", registry=r)
         self.duplicates = Counter("distillguard_events_duplicate",
                                   "Events skipped because the key's state already covers them", registry=r)
+        self.dead_letter_errors = Counter("distillguard_dead_letter_errors",
+                                          "Records that failed and could not be dead-lettered either (logged "
+                                          "with their partition and offset)", registry=r)
         self.late = Counter("distillguard_events_late",
                             "Events later than the allowed lateness: stored, not learned by the detector", registry=r)
         self.dead_letters = Counter("distillguard_dead_letters", "Records sent to the dead-letter topic",

@@ -23,15 +23,30 @@ class DeadLetter:
     source_topic: str
     partition: int
     offset: int
+    size: int = -1  # the original record's size in bytes (``value`` may be a truncated prefix)
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            self.size = len(self.value)
+
+    def truncated(self, max_bytes: int | None) -> "DeadLetter":
+        """Keep the first ``max_bytes`` of the value: a record bigger than the dead-letter
+        topic accepts must still be dead-lettered (its reason, position and a prefix)."""
+        if max_bytes is not None and len(self.value) > max_bytes:
+            self.value = self.value[:max_bytes]
+        return self
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
+        headers = [
             ("dg.reason", self.reason.encode("utf-8", "replace")),
             ("dg.source.topic", self.source_topic.encode()),
             ("dg.source.partition", str(self.partition).encode()),
             ("dg.source.offset", str(self.offset).encode()),
             ("dg.failed.at", str(int(time.time() * 1000)).encode()),
         ]
+        if self.size > len(self.value):
+            headers += [("dg.truncated", b"1"), ("dg.original.size", str(self.size).encode())]
+        return headers
 
 
 @dataclass(slots=True)
@@ -55,7 +70,9 @@ class RequestProcessor:
     """Turns one input record into state, a feature row, an optional alert or a dead letter."""
 
     def __init__(self, pipeline, *, source_topic: str, max_future_ms: int | None = None,
-                 allowed_lateness_ms: int | None = None, clock=time.time) -> None:
+                 allowed_lateness_ms: int | None = None, dlq_max_bytes: int | None = None,
+                 clock=time.time) -> None:
+        self.dlq_max_bytes = dlq_max_bytes
         self.pipeline = pipeline
         self.source_topic = source_topic
         self.max_future_ms = max_future_ms
@@ -76,7 +93,8 @@ class RequestProcessor:
             self.counters.dead_letters += 1
             cls = _reason_class(parsed.reason)
             self.counters.dead_letter_reasons[cls] = self.counters.dead_letter_reasons.get(cls, 0) + 1
-            return DeadLetter(parsed.reason, value or b"", key, self.source_topic, partition, offset)
+            return DeadLetter(parsed.reason, value or b"", key, self.source_topic, partition,
+                              offset).truncated(self.dlq_max_bytes)
         if key is not None and key != parsed.api_key_id.encode("utf-8", "surrogatepass"):
             # The contract keys messages by api_key_id; a producer that does not breaks
             # co-partitioning of the state table. Counted, still processed by api_key_id.
@@ -89,7 +107,8 @@ class RequestProcessor:
         self.counters.dead_letter_reasons["processing failed"] = \
             self.counters.dead_letter_reasons.get("processing failed", 0) + 1
         return DeadLetter(f"processing failed: {type(exc).__name__}: {exc}"[:500], message.value or b"",
-                          message.key, self.source_topic, message.partition, message.offset)
+                          message.key, self.source_topic, message.partition,
+                          message.offset).truncated(self.dlq_max_bytes)
 
     def is_late(self, state: bytes | None, event: RequestEvent) -> bool:
         """Event time more than the allowed lateness before the key's last applied event time.

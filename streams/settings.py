@@ -46,6 +46,9 @@ class WorkerSettings(BaseSettings):
     # Out-of-order events: one whose event time is more than this before its key's last applied
     # event time is stored in ClickHouse (rollups by event time) but not fed to the key's detector.
     allowed_lateness_s: float = Field(900.0, ge=0)
+    # Dead letters keep at most this many bytes of the original record (with dg.truncated and
+    # dg.original.size headers beyond it): under Kafka's default 1 MiB message limit.
+    dlq_max_bytes: int = Field(900_000, ge=1024)
     # Keys idle for longer are evicted from the state table (bounded state).
     key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
     log_level: str = "warn"

@@ -195,3 +195,49 @@ def test_tool_use_scaffolds_read_as_extraction_style_but_ordinary_words_do_not()
     assert style_score("You have access to the following tools: search, calculator. Who won in 1998?") >= 0.5
     assert style_score("Thought: I should look this up\nAction: search\nAction Input: tallest tower") >= 0.5
     assert style_score("Can you call my mother later and tell her what actions I took?") == 0.0
+
+
+_NESTED = {"params": ["max_tokens", "temperature", "top_p", "n", "stream", "tools"],
+           "usage": ["input_tokens", "output_tokens"], "client": ["ip", "user_agent", "asn", "country"],
+           "account": ["created_at", "payment_fingerprint", "tier"]}
+_VALUES = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-2, max_value=2**60)
+           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=6)
+           | st.lists(st.integers(), max_size=2) | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@settings(max_examples=400, deadline=None)
+@given(overrides=st.lists(st.sampled_from([(o, i) for o, inner in _NESTED.items() for i in inner])
+                          .flatmap(lambda path: st.tuples(st.just(path), _VALUES)), max_size=5))
+def test_fuzz_nested_field_types_agree_with_schema(overrides, schema):
+    doc = copy.deepcopy(GOOD)
+    for (outer, inner), value in overrides:
+        doc[outer][inner] = value
+    result = parse_event(json.dumps(doc).encode())
+    try:
+        jsonschema.validate(doc, schema)
+        schema_ok = True
+    except jsonschema.ValidationError:
+        schema_ok = False
+    if not schema_ok:
+        assert isinstance(result, BadRecord), (doc, "schema rejects, validator accepted")
+    elif isinstance(result, BadRecord):
+        assert result.reason.startswith("account.created_at") or result.reason.endswith("out of range"), \
+            result.reason
+
+
+_VALID_BYTES = encode(GOOD)
+
+
+@settings(max_examples=400, deadline=None)
+@given(cut=st.integers(0, len(_VALID_BYTES)), at=st.integers(0, len(_VALID_BYTES) - 1),
+       insert=st.binary(max_size=8), drop=st.integers(0, 4))
+def test_fuzz_mutated_valid_record_never_raises_and_keeps_bytes(cut, at, insert, drop):
+    # Truncations, byte insertions and deletions of a valid record: near-valid input, where
+    # random bytes almost never reach the validator.
+    for raw in (_VALID_BYTES[:cut], _VALID_BYTES[:at] + insert + _VALID_BYTES[at + drop:]):
+        result = parse_event(raw)
+        assert isinstance(result, (RequestEvent, BadRecord))
+        if isinstance(result, BadRecord):
+            assert result.raw == raw and result.reason
+        else:
+            assert result.event_id and result.api_key_id and 946_684_800_000 <= result.ts_ms < 4_102_444_800_000

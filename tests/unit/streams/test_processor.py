@@ -137,3 +137,14 @@ def test_no_lateness_limit_learns_everything():
     proc = RequestProcessor(KeyPipeline(), source_topic="t", clock=lambda: NOW_S)
     _, results = _run(proc, _key_events([0, 86_400, 0 + 1]))
     assert [kind for kind, _ in results] == ["step"] * 3
+
+
+def test_oversized_record_is_dead_lettered_as_a_prefix_with_its_size():
+    proc = processor(dlq_max_bytes=1000)
+    raw = b"{" + b"x" * 5000
+    dead = proc.decode(raw, b"k", 0, 3)
+    headers = dict(dead.headers())
+    assert dead.value == raw[:1000] and dead.size == 5001
+    assert headers["dg.truncated"] == b"1" and headers["dg.original.size"] == b"5001"
+    small = proc.decode(b"{oops", b"k", 0, 4)
+    assert small.value == b"{oops" and small.size == 5 and "dg.truncated" not in dict(small.headers())
