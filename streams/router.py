@@ -88,6 +88,8 @@ class RouterMetrics:
                                    ["change"], registry=r)
         self.actions = Counter("distillguard_router_actions", "Enforcement recommendations produced", ["action"],
                                registry=r)
+        self.gap_repairs = Counter("distillguard_router_gap_repairs",
+                                   "Alert records the consumer skipped and the router re-read itself", registry=r)
         self.bad_input = Counter("distillguard_router_bad_input", "Alert or feedback records not understood",
                                  ["topic"], registry=r)
         self.incidents = Gauge("distillguard_router_incidents", "Incidents held by this router", ["status"],
@@ -113,13 +115,15 @@ def _parse_alert(value: bytes | None) -> dict | None:
 
 
 def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: dict, *,
-                      clock=time.time) -> faust.App:
+                      clock=time.time, kafka_config: dict | None = None) -> faust.App:
     """Build the router app from its settings, a validated routes file and the resolved secrets."""
     from distillguard.streams.app import _broker_credentials
     from distillguard.streams.settings import WorkerSettings
 
     data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    # librdkafka settings for the router's own reads (gap repair): same broker and security.
+    kafka_config = kafka_config or {**WorkerSettings().confluent_config(), "bootstrap.servers": settings.kafka_bootstrap}
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -159,6 +163,13 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
     failed_topic = app.topic(settings.failed_topic, **raw)
     # entity key ("key:ID") -> JSON incident state; bytes so the changelog is readable as is.
     incidents = app.Table("incidents", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    # alerts partition -> highest offset applied with every earlier one applied too. Faust can
+    # commit past a record it fetched but never handed to the agent (a record dropped while a
+    # rebalance suspends the flow is later counted as a "gap" and committed), so the router
+    # keeps its own contiguous position and re-reads any hole itself (see repair_gap).
+    positions = app.Table("alert-positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    applied: dict[int, int] = {}
+    agent_busy = {"since": 0.0, "idle_since": time.monotonic()}
     locks: dict[bytes, asyncio.Lock] = {}
 
     def now_ms() -> int:
@@ -250,66 +261,160 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
                 "entity_id": state["entity_id"], "attempts": outcome.attempts, "status": outcome.status,
                 "last_error": outcome.error, "ts": iso(now_ms())}).encode())
 
-    def apply(key: bytes, transition: lifecycle.Transition, partition: int) -> None:
+    def apply(key: bytes, transition: lifecycle.Transition, partition: int, source: str = "") -> None:
         metrics.transitions.labels(change=transition.change).inc()
         if transition.changed:
             save(key, transition.state, partition)
             state = transition.state or {}
-            log.info("incident %s %s%s", state.get("dedup_key", key.decode()), transition.change,
-                     f" ({transition.reason})" if transition.reason else "")
+            log.info("incident %s %s%s%s", state.get("dedup_key", key.decode()), transition.change,
+                     f" ({transition.reason})" if transition.reason else "", f" [{source}]" if source else "")
 
+    async def route_alert(message) -> None:
+        alert = _parse_alert(message.value)
+        if alert is None:
+            metrics.bad_input.labels(topic="alerts").inc()
+            log.warning("alert %s:%s is not an alert v1; skipped", message.partition, message.offset)
+            return
+        if config.allowlist.allows(alert):
+            metrics.transitions.labels(change="allowlisted").inc()
+            return
+        key = lifecycle.entity_key(alert["entity_type"], alert["entity_id"]).encode()
+        try:
+            async with locks.setdefault(key, asyncio.Lock()):
+                transition = lifecycle.on_alert(
+                    lifecycle.decode(incidents.data.get(key)), alert, now_ms=now_ms(),
+                    partition=message.partition, targets=config.targets_for(alert), lifecycle=config.lifecycle)
+                apply(key, transition, message.partition, f"{message.topic}:{message.partition}@{message.offset}")
+            await reconcile(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one bad incident must not stop the router
+            log.exception("routing alert %s failed", alert["alert_id"])
+
+    async def apply_feedback_record(message) -> None:
+        record = parse_feedback(message.value)
+        if isinstance(record, BadFeedback):
+            metrics.bad_input.labels(topic="feedback").inc()
+            log.warning("feedback %s:%s skipped: %s", message.partition, message.offset, record)
+            return
+        key = lifecycle.entity_key(record["entity_type"], record["entity_id"]).encode()
+        try:
+            async with locks.setdefault(key, asyncio.Lock()):
+                state = lifecycle.decode(incidents.data.get(key))
+                transition = lifecycle.on_feedback(state, record["action"], now_ms=now_ms(),
+                                                   lifecycle=config.lifecycle, actor=record["actor"],
+                                                   reason=record["reason"])
+                apply(key, transition, state["partition"] if state else message.partition,
+                      f"{message.topic}:{message.partition}@{message.offset}")
+            await reconcile(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001
+            log.exception("applying feedback to %s failed", key.decode())
+
+    # Records are acked explicitly, after their incident change and deliveries are recorded in
+    # the table (whose changelog Faust flushes before it commits offsets); a cancelled step
+    # is not acked, so it is read again.
     @app.agent(alerts_topic, name="route-alerts")
     async def route_alerts(stream):
-        async for event in stream.events():
+        async for event in stream.noack().events():
             message = event.message
-            alert = _parse_alert(message.value)
-            if alert is None:
-                metrics.bad_input.labels(topic="alerts").inc()
-                log.warning("alert %s:%s is not an alert v1; skipped", message.partition, message.offset)
-                continue
-            if config.allowlist.allows(alert):
-                metrics.transitions.labels(change="allowlisted").inc()
-                continue
-            key = lifecycle.entity_key(alert["entity_type"], alert["entity_id"]).encode()
-            try:
-                async with locks.setdefault(key, asyncio.Lock()):
-                    transition = lifecycle.on_alert(
-                        lifecycle.decode(incidents.data.get(key)), alert, now_ms=now_ms(),
-                        partition=message.partition, targets=config.targets_for(alert), lifecycle=config.lifecycle)
-                    apply(key, transition, message.partition)
-                await reconcile(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - one bad incident must not stop the router
-                log.exception("routing alert %s failed", alert["alert_id"])
+            log.debug("alert %s:%s@%s", message.topic, message.partition, message.offset)
+            agent_busy["idle_since"] = 0.0
+            await repair_gap(message.partition, message.offset)
+            await route_alert(message)
+            mark_applied(message.partition, message.offset)
+            event.ack()
+            agent_busy["idle_since"] = time.monotonic()
+
+    async def repair_tail_holes() -> None:
+        # A hole at the end of a partition has no later record to reveal it: when the agent
+        # has been idle for a while and the partition's end is past our position, read it.
+        idle_since = agent_busy["idle_since"]
+        if not idle_since or time.monotonic() - idle_since < 3 * config.lifecycle.tick_s:
+            return
+        try:
+            assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.alerts_topic]
+            highs = {tp.partition: app.consumer.highwater(tp) for tp in assigned}
+        except Exception:  # noqa: BLE001 - mid-rebalance: next tick
+            return
+        for partition, high in highs.items():
+            if high is not None and high - 1 > position(partition):
+                await repair_gap(partition, high)
+
+    def position(partition: int) -> int:
+        if partition not in applied:
+            value = positions.data.get(str(partition).encode())
+            applied[partition] = int(value) if value else -1
+        return applied[partition]
+
+    def mark_applied(partition: int, offset: int) -> None:
+        if offset > position(partition):
+            applied[partition] = offset
+            key, value = str(partition).encode(), str(offset).encode()
+            positions.data[key] = value
+            positions.send_changelog(partition, key, value)
+
+    async def repair_gap(partition: int, offset: int) -> None:
+        """Apply, in order, any records of this partition between our position and ``offset``."""
+        last = position(partition)
+        if offset <= last + 1:
+            return
+        missing = await asyncio.to_thread(read_range, partition, last + 1, offset)
+        if missing:
+            metrics.gap_repairs.inc(len(missing))
+            log.warning("alerts partition %d: %d record(s) before offset %d were not handed to the router; "
+                        "re-read and applied", partition, len(missing), offset)
+        for record in missing:
+            await route_alert(record)
+            mark_applied(partition, record.offset)
+
+    def read_range(partition: int, start: int, end: int) -> list:
+        """Records [start, end) of one alerts partition (those still retained), read directly."""
+        from types import SimpleNamespace
+
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({**kafka_config, "group.id": f"{settings.app_id}-gap-repair",
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        try:
+            low, _ = consumer.get_watermark_offsets(TopicPartition(settings.alerts_topic, partition), timeout=10)
+            start = max(start, low)
+            if start >= end:
+                return []
+            consumer.assign([TopicPartition(settings.alerts_topic, partition, start)])
+            records, deadline = [], time.monotonic() + 30
+            while time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                if msg.offset() >= end:
+                    break
+                records.append(SimpleNamespace(topic=msg.topic(), partition=partition, offset=msg.offset(),
+                                               value=msg.value()))
+                if msg.offset() == end - 1:
+                    break
+            return records
+        finally:
+            consumer.close()
+
+    @app.on_partitions_revoked.connect
+    async def forget_positions(app, revoked, **kwargs) -> None:
+        for tp in revoked:
+            if tp.topic == settings.alerts_topic:
+                applied.pop(tp.partition, None)  # re-read from the table when next assigned
 
     @app.agent(feedback_topic, name="apply-feedback")
     async def apply_feedback(stream):
-        async for event in stream.events():
-            message = event.message
-            record = parse_feedback(message.value)
-            if isinstance(record, BadFeedback):
-                metrics.bad_input.labels(topic="feedback").inc()
-                log.warning("feedback %s:%s skipped: %s", message.partition, message.offset, record)
-                continue
-            key = lifecycle.entity_key(record["entity_type"], record["entity_id"]).encode()
-            try:
-                async with locks.setdefault(key, asyncio.Lock()):
-                    state = lifecycle.decode(incidents.data.get(key))
-                    transition = lifecycle.on_feedback(state, record["action"], now_ms=now_ms(),
-                                                       lifecycle=config.lifecycle, actor=record["actor"],
-                                                       reason=record["reason"])
-                    apply(key, transition, state["partition"] if state else message.partition)
-                await reconcile(key)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                log.exception("applying feedback to %s failed", key.decode())
+        async for event in stream.noack().events():
+            await apply_feedback_record(event.message)
+            event.ack()
 
     @app.timer(config.lifecycle.tick_s)
     async def tick() -> None:
         # Auto-resolve quiet incidents, expire old resolved ones, and retry deliveries that
         # were deferred (rate limit, maintenance window, snooze).
+        await repair_tail_holes()
         counts: dict[str, int] = {}
         for key in list(incidents.data.keys()):
             state = lifecycle.decode(incidents.data.get(key))
