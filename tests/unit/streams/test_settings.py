@@ -66,3 +66,37 @@ def test_allowed_lateness_from_env(monkeypatch):
     assert WorkerSettings().allowed_lateness_s == 900.0
     monkeypatch.setenv("DG_ALLOWED_LATENESS_S", "60")
     assert WorkerSettings().allowed_lateness_s == 60.0
+
+
+def test_tls_without_sasl(monkeypatch, tmp_path):
+    from distillguard.streams.app import _broker_credentials
+
+    monkeypatch.setenv("DG_KAFKA_SECURITY_PROTOCOL", "SSL")
+    settings = WorkerSettings()
+    conf = settings.confluent_config()
+    assert conf["security.protocol"] == "SSL" and "sasl.password" not in conf
+    creds = _broker_credentials(settings)
+    assert type(creds).__name__ == "SSLCredentials" and creds.context is not None
+
+
+def test_faust_app_gets_the_credentials_and_confluent_clients_the_same_secret(monkeypatch, tmp_path):
+    from distillguard.streams.app import create_app
+
+    monkeypatch.setenv("DG_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("DG_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("DG_KAFKA_SASL_USERNAME", "dg-worker")
+    monkeypatch.setenv("DG_KAFKA_SASL_PASSWORD", "scram-secret")
+    monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
+
+    class NoSink:
+        client = None
+
+    settings = WorkerSettings()
+    from distillguard.streams import feedback_follower
+
+    monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
+    app = create_app(settings, pipeline=object(), sink=NoSink())
+    creds = app.conf.broker_credentials
+    assert (creds.username, creds.password, creds.mechanism.value) == ("dg-worker", "scram-secret", "SCRAM-SHA-512")
+    assert creds.ssl_context is not None
+    assert settings.confluent_config()["sasl.password"] == "scram-secret"
