@@ -52,8 +52,14 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
     entity_type, entity_id = split_entity(args.entity, args.type)
     record = feedback_record(entity_type, entity_id, args.command.replace("-", "_"), reason=args.reason or "",
                              actor=args.actor or os.environ.get("DG_ACTOR") or getpass.getuser())
+    from distillguard.streams.router import RouterSettings, router_topics
+
     topic = args.topic or os.environ.get("DG_FEEDBACK_TOPIC", "distill.feedback")
-    produce_feedback(WorkerSettings().confluent_config(), topic, record)
+    kafka = WorkerSettings().confluent_config()
+    # Created like the router creates it (as many partitions as the alerts topic), never
+    # auto-created with the broker's default count.
+    router_topics(RouterSettings(feedback_topic=topic), kafka, names=(topic,))
+    produce_feedback(kafka, topic, record)
     print(f"{record['action']} {entity_type}:{entity_id} -> {topic} ({record['feedback_id']})", file=sys.stderr)
     return 0
 

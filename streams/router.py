@@ -456,17 +456,18 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
     return app
 
 
-def router_topics(settings: RouterSettings, bootstrap_config: dict, timeout: float = 15.0) -> int:
-    """Create the router's topics; returns the partition count (that of the alerts topic if it exists)."""
+def router_topics(settings: RouterSettings, bootstrap_config: dict, timeout: float = 15.0,
+                  names: tuple[str, ...] | None = None) -> int:
+    """Create the router's topics (or only ``names``) with the alerts topic's partition count; returns it."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(bootstrap_config)
     topics = admin.list_topics(timeout=timeout).topics
     partitions = len(topics[settings.alerts_topic].partitions) if settings.alerts_topic in topics \
         else settings.partitions
-    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=1)
-              for name in (settings.alerts_topic, settings.feedback_topic, settings.actions_topic,
-                           settings.failed_topic) if name not in topics]
+    names = names or (settings.alerts_topic, settings.feedback_topic, settings.actions_topic, settings.failed_topic)
+    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names
+              if name not in topics]
     for name, future in (admin.create_topics(wanted, operation_timeout=timeout).items() if wanted else []):
         try:
             future.result(timeout)

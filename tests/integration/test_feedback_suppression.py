@@ -2,7 +2,10 @@
 every feedback record is stored in ClickHouse (once, though re-read)."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -26,8 +29,12 @@ def test_false_positive_feedback_suppresses_alerts_and_is_stored(pipeline):
     events = demo_events(seed=11, users=40, campaign_events=500)
     pipeline.produce(list(iter_encoded(events)))
     pipeline.wait_processed(worker, len(events))
-    # Feedback while running is followed too (and stored).
-    produce_feedback(kafka, topic, feedback_record("cluster", "c-1", "ack", actor="bob"))
+    # Feedback while running is followed too (and stored); this one through the CLI.
+    cli = subprocess.run([sys.executable, "-m", "distillguard.cli", "ack", "cluster:c-1", "--reason", "on it",
+                          "--actor", "bob", "--topic", topic],
+                         env={**os.environ, "DG_KAFKA_BOOTSTRAP": pipeline.broker.bootstrap},
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and "ack cluster:c-1" in cli.stderr, cli.stderr
 
     deadline, tables = time.monotonic() + 30, {}
     while time.monotonic() < deadline:

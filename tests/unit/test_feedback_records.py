@@ -1,0 +1,40 @@
+"""Feedback records (distill.feedback.v1) and evidence references: pure parsing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distillguard.evidence import incident_alert_id
+from distillguard.feedback import BadFeedback, feedback_record, parse_feedback, split_entity
+
+
+def test_feedback_round_trip_and_validation():
+    record = feedback_record("cluster", "c-9", "false_positive", reason="red team", actor="al", now=1_770_000_000)
+    parsed = parse_feedback(json.dumps(record).encode())
+    assert parsed["ts"] == "2026-02-02T02:40:00.000Z" and parsed["ts_ms"] == 1_770_000_000_000
+    assert parsed["entity_type"] == "cluster" and parsed["action"] == "false_positive"
+    for bad in (b"not json", b"[]", json.dumps({**record, "action": "delete"}).encode(),
+                json.dumps({**record, "entity_type": "org"}).encode(),
+                json.dumps({**record, "ts": "yesterday"}).encode(),
+                json.dumps({k: v for k, v in record.items() if k != "entity_id"}).encode()):
+        assert isinstance(parse_feedback(bad), BadFeedback), bad
+    with pytest.raises(BadFeedback):
+        feedback_record("key", "k", "snooze")
+
+
+@pytest.mark.parametrize("entity, expected", [
+    ("k1", ("key", "k1")), ("cluster:abc", ("cluster", "abc")), ("account:a:b", ("account", "a:b")),
+    ("weird:id", ("key", "weird:id")),
+])
+def test_split_entity(entity, expected):
+    assert split_entity(entity) == expected
+
+
+@pytest.mark.parametrize("reference, expected", [
+    ("key:k1:3", ("alert_id", "key:k1:3")), ("dg:key:k1:3", ("alert_id", "key:k1:3")),
+    ("dg:key:k1:3:r2", ("alert_id", "key:k1:3")), ("cluster:c1", ("alert_id", "cluster:c1")),
+    ("dg:cluster:c1", ("alert_id", "cluster:c1")), ("key:k1", ("entity", "key:k1")),
+])
+def test_evidence_accepts_alert_ids_dedup_keys_and_entities(reference, expected):
+    assert incident_alert_id(reference) == expected
