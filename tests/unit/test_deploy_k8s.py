@@ -1,0 +1,219 @@
+"""deploy/k8s: every manifest loads; every env var set is one the code reads; probes hit a
+served path on the container's web port; secrets come only from the Secret."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import AliasChoices
+
+from distillguard.dashboard import DashboardSettings
+from distillguard.sinks.clickhouse import ClickHouseSettings
+from distillguard.sinks.routing.routes import parse_routes, resolve_secrets, secret_env_names
+from distillguard.streams.router import RouterSettings
+from distillguard.streams.settings import WorkerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+SETTINGS = (WorkerSettings, ClickHouseSettings, RouterSettings, DashboardSettings)
+SECRET_LIKE = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|ROUTING_KEY|WEBHOOK_URL")
+# command (container args[0]) -> the paths its web server serves and the setting of its port
+SERVED = {"worker": ({"/health", "/metrics"}, "DG_WEB_PORT", 6066),
+          "router": ({"/health", "/metrics", "/incidents"}, "DG_ROUTER_WEB_PORT", 6067),
+          "dashboard": ({"/health", "/"}, "DG_DASHBOARD_PORT", 8050)}
+
+
+def settings_env_names(cls) -> set[str]:
+    """Every environment variable name a pydantic-settings class reads."""
+    prefix = cls.model_config.get("env_prefix", "")
+    names = set()
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        if alias is None:
+            names.add((prefix + name).upper())
+        elif isinstance(alias, AliasChoices):
+            names |= {c for c in alias.choices if isinstance(c, str)}
+        else:
+            names.add(str(alias))
+    return names
+
+
+def code_env_names() -> set[str]:
+    """Names read straight from os.environ in the package's code."""
+    pattern = re.compile(r"""os\.environ(?:\.get\(|\[)\s*["']([A-Z0-9_]+)["']""")
+    names = set()
+    for folder in ("core", "streams", "sinks", "models"):
+        for path in (ROOT / folder).rglob("*.py"):
+            names |= set(pattern.findall(path.read_text()))
+    return names
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[dict]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    return docs
+
+
+def _one(manifests, kind: str, name: str) -> dict:
+    (doc,) = [d for d in manifests if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+def _workloads(manifests):
+    return [d for d in manifests if d["kind"] in ("Deployment", "StatefulSet")]
+
+
+def _containers(manifests):
+    for workload in _workloads(manifests):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            yield workload, container
+
+
+def _routes(manifests):
+    return parse_routes(_one(manifests, "ConfigMap", "distillguard-routes")["data"]["routes.yaml"])
+
+
+def _container_env(manifests, container) -> dict[str, object]:
+    """name -> value (a str, or the valueFrom dict) as the container will see it."""
+    env: dict[str, object] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(_one(manifests, "ConfigMap", source["configMapRef"]["name"])["data"])
+        if "secretRef" in source:
+            env.update({k: {"secretRef": source["secretRef"]["name"]}
+                        for k in _one(manifests, "Secret", source["secretRef"]["name"])["stringData"]})
+    for item in container.get("env", []):
+        env[item["name"]] = item.get("value", item.get("valueFrom"))
+    return env
+
+
+def test_every_manifest_is_listed_in_the_kustomization_and_loads(manifests):
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+    assert {d["kind"] for d in manifests} >= {"Deployment", "Service", "ConfigMap", "Secret",
+                                              "PodDisruptionBudget", "Namespace", "Kustomization"}
+    for doc in manifests:
+        assert doc.get("apiVersion") and doc.get("kind")
+        assert doc["kind"] == "Kustomization" or doc["metadata"]["name"]
+
+
+def test_every_env_var_set_is_read_by_the_code(manifests):
+    readable = set().union(*(settings_env_names(cls) for cls in SETTINGS)) | code_env_names()
+    routes_secrets = {name for target in _routes(manifests).targets.values()
+                      for name in secret_env_names(target).values()}
+    for workload, container in _containers(manifests):
+        allowed = readable | (routes_secrets if container["args"][0] == "router" else set())
+        unknown = set(_container_env(manifests, container)) - allowed
+        assert not unknown, (workload["metadata"]["name"], sorted(unknown))
+    # and the names are read as meant: the settings built from the ConfigMap + Secret carry them
+    config = _one(manifests, "ConfigMap", "distillguard-config")["data"]
+    secret = _one(manifests, "Secret", "distillguard-secrets")["stringData"]
+    env = {**config, **secret}
+    worker = _from_env(WorkerSettings, env)
+    assert worker.kafka_bootstrap == config["DG_KAFKA_BOOTSTRAP"]
+    assert worker.kafka_security_protocol == "SASL_SSL" and worker.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert worker.kafka_sasl_password.get_secret_value() == secret["DG_KAFKA_SASL_PASSWORD"]
+    assert worker.partitions == int(config["DG_PARTITIONS"])
+    assert worker.allowed_lateness_s == float(config["DG_ALLOWED_LATENESS_S"])
+    clickhouse = _from_env(ClickHouseSettings, env)
+    assert not clickhouse.embedded and clickhouse.user == config["DG_CLICKHOUSE_USER"]
+    assert clickhouse.password.get_secret_value() == secret["DG_CLICKHOUSE_PASSWORD"]
+    assert "@" not in config["DG_CLICKHOUSE_URL"]  # no credentials in the URL
+    router = _from_env(RouterSettings, env)
+    assert router.kafka_bootstrap == config["DG_KAFKA_BOOTSTRAP"] and router.partitions == worker.partitions
+    # the router's routes file resolves every secret it names from the Secret
+    assert resolve_secrets(_routes(manifests), secret)
+
+
+def _from_env(cls, env: dict[str, str]):
+    mp = pytest.MonkeyPatch()
+    try:
+        for name in [n for n in __import__("os").environ if n.startswith(("DG_", "CLICKHOUSE_", "KAFKA_"))]:
+            mp.delenv(name)
+        for name, value in env.items():
+            mp.setenv(name, str(value))
+        return cls()
+    finally:
+        mp.undo()
+
+
+def test_secrets_come_only_from_the_secret(manifests):
+    secret = _one(manifests, "Secret", "distillguard-secrets")
+    for cm in (d for d in manifests if d["kind"] == "ConfigMap"):
+        assert not [k for k in cm.get("data", {}) if SECRET_LIKE.search(k)], cm["metadata"]["name"]
+    for workload, container in _containers(manifests):
+        for item in container.get("env", []):
+            if SECRET_LIKE.search(item["name"]):
+                ref = item.get("valueFrom", {}).get("secretKeyRef")
+                assert ref and "value" not in item, (workload["metadata"]["name"], item["name"])
+                assert ref["name"] == "distillguard-secrets" and ref["key"] in secret["stringData"]
+    # Placeholders only: nothing that looks like a real credential is committed.
+    assert all(v == "change-me" or "change" in v for v in secret["stringData"].values())
+
+
+def test_probes_hit_a_served_path_on_the_web_port(manifests):
+    for workload, container in _containers(manifests):
+        command = container["args"][0]
+        paths, port_setting, default_port = SERVED[command]
+        env = _container_env(manifests, container)
+        web_port = int(env.get(port_setting, default_port))
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        host_setting = {"worker": "DG_WEB_HOST", "router": "DG_ROUTER_WEB_HOST",
+                        "dashboard": "DG_DASHBOARD_HOST"}[command]
+        assert env.get(host_setting) == "0.0.0.0", (command, "must listen on the pod IP for its probes")
+        probes = [container[k] for k in ("livenessProbe", "readinessProbe", "startupProbe") if k in container]
+        assert {"livenessProbe", "readinessProbe"} <= set(container), command
+        for probe in probes:
+            get = probe["httpGet"]
+            port = ports[get["port"]] if isinstance(get["port"], str) else get["port"]
+            assert port == web_port, (command, port, web_port)
+            assert get["path"] in paths, (command, get["path"])
+
+
+def test_worker_app_serves_the_probed_paths(monkeypatch, tmp_path):
+    from distillguard.streams import feedback_follower
+    from distillguard.streams.app import create_app
+
+    class NoSink:
+        client = None
+
+    monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
+    monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
+    app = create_app(WorkerSettings(), pipeline=object(), sink=NoSink())
+    served = set(app.web.views)
+    assert SERVED["worker"][0] <= served, served
+    # the router (a Faust app too) and the dashboard (aiohttp) register theirs in code
+    assert '@app.page("/health")' in (ROOT / "streams" / "router.py").read_text()
+    assert 'add_get("/health"' in (ROOT / "core" / "dashboard.py").read_text()
+
+
+def test_every_container_has_requests_limits_and_runs_unprivileged(manifests):
+    for workload, container in _containers(manifests):
+        resources = container["resources"]
+        assert {"cpu", "memory"} <= set(resources["requests"]) and "memory" in resources["limits"]
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_disruption_budgets_select_the_workers_and_the_router(manifests):
+    budgets = [d for d in manifests if d["kind"] == "PodDisruptionBudget"]
+    selected = {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for b in budgets}
+    for name in ("distillguard-worker", "distillguard-router"):
+        workload = _one(manifests, "Deployment", name)
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert workload["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert labels["app.kubernetes.io/name"] in selected
+    worker = _one(manifests, "Deployment", "distillguard-worker")
+    config = _one(manifests, "ConfigMap", "distillguard-config")["data"]
+    assert worker["spec"]["replicas"] <= int(config["DG_PARTITIONS"])  # more would sit idle
+
+
+def test_routes_configmap_is_the_example_routes_file(manifests):
+    example = parse_routes((ROOT / "deploy" / "routes.example.yaml").read_text())
+    assert _routes(manifests) == example
