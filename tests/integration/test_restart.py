@@ -49,6 +49,11 @@ def test_sigkill_mid_stream_then_restart(pipeline):
 
     # At-least-once may re-send an alert, but never opens a second incident for the same key.
     alerts = pipeline.alerts()
+    # No alert lost: every alert sent (before or after the kill) is stored in ClickHouse.
+    stored = {a["alert_id"] for a in restarted.get("/alerts?limit=1000")["alerts"]}
+    assert {a["alert_id"] for a in alerts} <= stored
+    counters = restarted.get("/health")["counters"]
+    assert counters["dead_letters"] == 0
     incidents = {(a["entity_id"], a["alert_id"]) for a in alerts if a["entity_type"] == "key"}
     per_entity = Counter(entity for entity, _ in incidents)
     assert per_entity["demo_sweeper"] == 1
