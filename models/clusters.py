@@ -65,16 +65,17 @@ class LinkRecord:
     net: str | None = None
     asn: int | None = None
     ua_hash: int | None = None
+    output_tokens: int = -1  # -1: usage not reported
 
     @classmethod
     def from_event(cls, event: RequestEvent, f: EventFeatures) -> "LinkRecord":
         return cls(event.api_key_id, event.account_id, event.ts_ms, round(_harvest_style(f), 4), f.template_hash,
                    _tail_frame(event.prompt), event.payment_fingerprint, _net(event.client_ip), event.asn,
-                   _h64(event.user_agent) if event.user_agent else None)
+                   _h64(event.user_agent) if event.user_agent else None, f.output_tokens)
 
     def to_bytes(self) -> bytes:
         return json.dumps([self.api_key_id, self.account_id, self.ts_ms, self.style, self.head, self.tail,
-                           self.payment_fingerprint, self.net, self.asn, self.ua_hash],
+                           self.payment_fingerprint, self.net, self.asn, self.ua_hash, self.output_tokens],
                           separators=(",", ":")).encode()
 
     @classmethod
@@ -120,6 +121,8 @@ class _Link:
 class _KeyStats:
     events: int = 0
     suspicious: int = 0
+    output_tokens: int = 0  # summed over the events whose usage was reported
+    reported: int = 0
     first_ts: int = 0
     last_ts: int = 0
 
@@ -326,6 +329,9 @@ class ClusterDetector:
         if not suspicious and key not in self._keys:
             return None  # ordinary traffic is not tracked at all
         stats = self._touch_key(key, rec.ts_ms, suspicious)
+        if rec.output_tokens >= 0:
+            stats.output_tokens += rec.output_tokens
+            stats.reported += 1
         merged = False
         if suspicious:
             for value in self._link_values(rec):
@@ -344,7 +350,12 @@ class ClusterDetector:
     @staticmethod
     def _qualifies(stats: _KeyStats) -> bool:
         # A member must itself look like extraction: a stray event or two (a user who once asked
-        # for step-by-step reasoning, a reseller's customer) does not make a key a member.
+        # for step-by-step reasoning, a reseller's customer) does not make a key a member, and
+        # neither does a key whose answers are short on average (an evaluation run that asks
+        # for the letter only harvests nothing, even when its prompts elicit reasoning).
+        # (Judged once five answers are in: a lucky long answer or two must not qualify it.)
+        if stats.reported and (stats.reported < 5 or stats.output_tokens < MIN_HARVEST_TOKENS * stats.reported):
+            return False
         return stats.suspicious >= 3 and 2 * stats.suspicious >= stats.events
 
     def _score(self, root: str, ts_ms: int) -> dict | None:

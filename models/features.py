@@ -57,6 +57,14 @@ _STYLE_FAMILIES = (
         ("think ", r"think (carefully|aloud|out loud)"),
         ("reason ", r"reason (carefully|through)"),
         ("before ", r"before (giving|answering|the final answer)"),
+        # paraphrases an attacker rotates through when the plain ones are filtered
+        ("explain your ", r"explain your (thinking|rationale|logic|answer|solution)"),
+        (("rationale", "justification", "derivation"),
+         r"\b(give|provide|include|write|with|show)\b.{0,30}\b(rationale|justification|derivation)"),
+        (("let's work", "let us work", "work it out", "work this out"), None),
+        ("show your ", r"show your (calculations?|working|derivation|thinking)"),
+        (("detailed", "full", "complete", "thorough"),
+         r"\b(detailed|full|complete|thorough) (step|reasoning|derivation|worked solution)"),
     ),
     _rules(  # grading / reward-model style
         (("rate", "grade", "score", "evaluate", "assess"),
@@ -66,6 +74,9 @@ _STYLE_FAMILIES = (
         (("score", "rating", "points"), r"\b\d+ ?(-|to|/) ?(5|10|100)\b.{0,30}\b(score|rating|points)"),
         ("is better", r"which (response|answer|completion) is better"),
         ("judge", r"\bjudge\b.{0,40}\b(quality|correctness)"),
+        (("critique", "review"), r"\b(critique|review)\b.{0,30}\b(response|answer|output|completion)s?\b"),
+        ("score", r"\b(assign|give|output|provide)\b.{0,20}\bscore\b|\bscore (it |this |each )?(from|between|out of)"),
+        (("preferred", "prefer"), r"which (of the two |one )?(responses?|answers?|outputs?|completions?).{0,30}prefer"),
     ),
     _rules(  # benchmark / exam formats
         ("answer with ", r"answer with (the|only|just) (letter|option|number)"),

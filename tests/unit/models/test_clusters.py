@@ -120,3 +120,18 @@ def test_short_answered_styled_events_do_not_make_a_member():
         return link_record(event, KeyPipeline().step(None, event))
 
     assert record(40).style < ClusterDetector().min_style <= record(600).style
+
+
+def test_key_with_short_answers_on_average_is_not_a_member():
+    # 20 keys of one payment method send reasoning-style prompts; five of them only ever get
+    # short answers (an eval asking for the letter): they are not named as members.
+    det = ClusterDetector()
+    records = []
+    for i in range(30):
+        for k in range(20):
+            r = rec(f"k{k}", i, pf="pf-x")
+            tokens = 40 if k < 5 else 900
+            records.append(LinkRecord(*[getattr(r, f) for f in r.__slots__ if f != "output_tokens"], tokens))
+    alerts = feed(det, records)
+    named = set().union(*(a["api_key_ids"] for a in alerts))
+    assert named == {f"k{k}" for k in range(5, 20)}
