@@ -48,6 +48,12 @@ ROW_COLUMNS: tuple[str, ...] = (
     "topic_bucket",    # int in [0, 255], coarse topic of the prompt sketch
     "template_hash",   # int, uint64 fingerprint of the masked prompt template
     "alerting",        # int 0/1, key has an open incident
+    # the key's signals after this event (what its score is made of), each in [0, 1]
+    "style_share",     # share of extraction-style prompts
+    "output_yield",    # mean answer length as a harvest (1 = 500+ output tokens)
+    "follow_up_share",  # share of follow-up turns (conversations)
+    "template_repetition",  # share of prompts reusing a recent opening frame
+    "topic_novelty",   # how new each prompt's content is against the key's recent ones
 )
 
 
@@ -161,6 +167,8 @@ class KeyPipeline:
             "latency_ms": event.latency_ms or 0, "score": float(score), "extraction_style": f.style,
             "topic_bucket": f.topic_bucket, "template_hash": f.template_hash,
             "alerting": int(st.alerting),
+            "style_share": st.style_ew, "output_yield": st.yield_ew, "follow_up_share": st.followup_ew,
+            "template_repetition": st.template_ew, "topic_novelty": st.novelty_ew,
         }
         return StepResult(encode_state(st), row, alert, features=f)
 

@@ -190,6 +190,12 @@ CREATE TABLE IF NOT EXISTS {db}.feedback (
 ) ENGINE = ReplacingMergeTree
 ORDER BY (entity_type, entity_id, feedback_id)""",
     )),
+    # The key's detector signals after each event (what the score is made of), so analysts
+    # can chart and query them per key/org/time. Old rows read the defaults (0).
+    Migration(4, "per-event detector signals", tuple(
+        f"ALTER TABLE {{db}}.events ADD COLUMN IF NOT EXISTS {column} Float32 DEFAULT 0 AFTER alerting"
+        for column in ("topic_novelty", "template_repetition", "follow_up_share", "output_yield", "style_share")
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -149,3 +149,31 @@ def test_backpressure_when_flushes_fall_behind_a_healthy_clickhouse(client, sett
     assert sink.buffered == 100
     assert sink.flush() == 100
     assert sink.add(row(100), partition=0, offset=100, topic="t")
+
+
+def test_detector_rows_store_the_key_signals_and_no_prompt_text(client, settings):
+    from distillguard.models.events import parse_event
+    from distillguard.models.pipeline import KeyPipeline
+
+    pipeline, state, rows = KeyPipeline(), None, []
+    for i in range(60):
+        raw = ('{"schema":"llm.request.v1","event_id":"sig%d","ts":"2026-02-01T01:%02d:00Z","api_key_id":"ksig",'
+               '"account_id":"a","model":"m","prompt":"Secret plan %d: think step by step and show all your reasoning.",'
+               '"usage":{"input_tokens":20,"output_tokens":%d}}' % (i, i, i, 100 + 10 * i))
+        result = pipeline.step(state, parse_event(raw.encode()), offset=i)
+        state = result.state
+        rows.append(result.row)
+    sink = ClickHouseSink(settings, client=client)
+    for i, r in enumerate(rows):
+        sink.add(r, partition=3, offset=i, topic="signals")
+    sink.flush()
+    db = settings.database
+    stored = client.query(f"SELECT style_share, output_yield, follow_up_share, template_repetition, topic_novelty "
+                          f"FROM {db}.events WHERE api_key_id = 'ksig' ORDER BY ts DESC LIMIT 1").result_rows[0]
+    last = rows[-1]
+    expected = (last["style_share"], last["output_yield"], last["follow_up_share"], last["template_repetition"],
+                last["topic_novelty"])
+    assert stored == pytest.approx(expected, abs=1e-6)
+    assert stored[0] > 0.9 and 0 < stored[1] < 1
+    text = client.query(f"SELECT * FROM {db}.events WHERE api_key_id = 'ksig'").result_rows
+    assert "Secret plan" not in str(text)
