@@ -169,7 +169,7 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
     # keeps its own contiguous position and re-reads any hole itself (see repair_gap).
     positions = app.Table("alert-positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     applied: dict[int, int] = {}
-    agent_busy = {"since": 0.0, "idle_since": time.monotonic()}
+    agent_busy = {"idle_since": time.monotonic()}  # 0 while the alerts agent is inside a record
     locks: dict[bytes, asyncio.Lock] = {}
 
     def now_ms() -> int:
@@ -417,12 +417,16 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
         await repair_tail_holes()
         counts: dict[str, int] = {}
         for key in list(incidents.data.keys()):
-            state = lifecycle.decode(incidents.data.get(key))
-            if state is None:
-                continue
-            transition = lifecycle.on_tick(state, now_ms=now_ms(), lifecycle=config.lifecycle)
-            if transition.changed:
-                apply(key, transition, state["partition"])
+            lock = locks.setdefault(key, asyncio.Lock())
+            if lock.locked():
+                continue  # being delivered right now: next tick
+            async with lock:
+                state = lifecycle.decode(incidents.data.get(key))
+                if state is None:
+                    continue
+                transition = lifecycle.on_tick(state, now_ms=now_ms(), lifecycle=config.lifecycle)
+                if transition.changed:
+                    apply(key, transition, state["partition"])
             if transition.state is not None:
                 counts[transition.state["status"]] = counts.get(transition.state["status"], 0) + 1
                 if lifecycle.pending(transition.state) or policy_actions.next_action(
