@@ -100,3 +100,14 @@ def test_faust_app_gets_the_credentials_and_confluent_clients_the_same_secret(mo
     assert (creds.username, creds.password, creds.mechanism.value) == ("dg-worker", "scram-secret", "SCRAM-SHA-512")
     assert creds.ssl_context is not None
     assert settings.confluent_config()["sasl.password"] == "scram-secret"
+
+
+def test_router_and_dashboard_bind_to_loopback_by_default(monkeypatch):
+    from distillguard.dashboard import DashboardSettings
+    from distillguard.streams.router import RouterSettings
+
+    for name in ("DG_WEB_HOST", "DG_ROUTER_WEB_HOST", "DG_DASHBOARD_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    assert WorkerSettings().web_host == RouterSettings().web_host == DashboardSettings().host == "127.0.0.1"
+    monkeypatch.setenv("DG_DASHBOARD_HOST", "0.0.0.0")
+    assert DashboardSettings().host == "0.0.0.0"  # only when configured
