@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from .routes import SEVERITY_RANK, Lifecycle
 
@@ -65,8 +66,21 @@ def _members(alert: dict) -> int:
     return len(alert.get("api_key_ids") or [])
 
 
+def alert_ms(alert: dict) -> int:
+    """The alert's event time in ms (0 when it cannot be read)."""
+    try:
+        return int(datetime.fromisoformat(str(alert.get("ts", "")).replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return 0
+
+
 def _refresh(state: dict, alert: dict, now_ms: int) -> None:
-    """Copy the alert's current facts into the state (bounded)."""
+    """Copy the alert's current facts into the state (bounded); an older alert only counts as activity."""
+    state["updated_ms"] = now_ms
+    ts_ms = alert_ms(alert)
+    if ts_ms < state.get("alert_ms", 0):
+        return  # re-read or out of order: keep the newer facts
+    state["alert_ms"] = ts_ms
     state["last_alert_id"] = alert["alert_id"]
     state["score"] = float(alert.get("score", 0.0))
     state["members"] = _members(alert)
@@ -77,7 +91,6 @@ def _refresh(state: dict, alert: dict, now_ms: int) -> None:
     state["detector"] = alert.get("detector", "")
     if alert.get("org_id"):
         state["org_id"] = alert["org_id"]
-    state["updated_ms"] = now_ms
 
 
 def _add_targets(state: dict, targets: list[str]) -> None:
@@ -126,6 +139,9 @@ def on_alert(state: dict | None, alert: dict, *, now_ms: int, partition: int, ta
     if state["status"] == "resolved":
         if state.get("fp_until_ms", 0) > now_ms:
             return Transition(state, "ignored", "entity marked false positive")
+        if alert_ms(alert) <= state.get("alert_ms", 0):
+            # An alert from before the resolve, read again (restart, redelivery): not a new page.
+            return Transition(state, "ignored", "not newer than the resolved incident's last alert")
         return Transition(_open(alert, now_ms, partition, targets, state), "opened", "reopened after resolve")
     state = json.loads(json.dumps(state))  # the caller's dict is not changed
     why = escalation(state, alert, lifecycle)

@@ -82,10 +82,22 @@ def test_auto_resolve_after_quiet_then_expiry_bounds_the_table(config, make_aler
 def test_reopen_after_resolve_gets_a_new_dedup_key(config, make_alert):
     state = _alert(config, make_alert, None, make_alert()).state
     resolved = on_feedback(state, "resolve", now_ms=T0, lifecycle=config.lifecycle).state
-    same_incident = _alert(config, make_alert, resolved, make_alert(severity="critical"), now=T0 + 10)
+    later = "2026-02-01T11:00:00Z"
+    same_incident = _alert(config, make_alert, resolved, make_alert(severity="critical", ts=later), now=T0 + 10)
     assert same_incident.change == "opened" and same_incident.state["dedup_key"] == "dg:key:k1:1:r1"
-    new_incident = _alert(config, make_alert, resolved, make_alert(n=2), now=T0 + 10)
+    new_incident = _alert(config, make_alert, resolved, make_alert(n=2, ts=later), now=T0 + 10)
     assert new_incident.state["dedup_key"] == "dg:key:k1:2"
+
+
+def test_an_old_alert_read_again_neither_reopens_nor_rewinds(config, make_alert):
+    state = _alert(config, make_alert, None, make_alert(score=0.6)).state
+    newer = _alert(config, make_alert, state, make_alert(score=0.65, ts="2026-02-01T10:05:00Z")).state
+    replay = _alert(config, make_alert, newer, make_alert(score=0.6), now=T0 + 50)  # the first alert again
+    assert replay.change == "updated" and replay.state["score"] == 0.65  # facts not rewound
+    assert replay.state["updated_ms"] == T0 + 50  # still counts as activity
+    resolved = on_feedback(replay.state, "resolve", now_ms=T0 + 60, lifecycle=config.lifecycle).state
+    again = _alert(config, make_alert, resolved, make_alert(severity="critical", ts="2026-02-01T10:05:00Z"))
+    assert again.change == "ignored"  # a restarted router re-reading it does not page again
 
 
 def test_false_positive_mutes_the_entity_until_it_expires(config, make_alert):
@@ -95,7 +107,8 @@ def test_false_positive_mutes_the_entity_until_it_expires(config, make_alert):
     assert _alert(config, make_alert, fp, make_alert(severity="critical"), now=T0 + 1000).change == "ignored"
     assert on_tick(fp, now_ms=T0 + 1_000_000, lifecycle=config.lifecycle).change == "none"  # kept while muted
     later = T0 + 3_600_000
-    assert _alert(config, make_alert, fp, make_alert(severity="critical"), now=later).change == "opened"
+    assert _alert(config, make_alert, fp, make_alert(severity="critical", ts="2026-02-01T12:00:00Z"),
+                  now=later).change == "opened"
 
 
 def test_failed_delivery_is_not_retried_until_a_new_version(config, make_alert):
