@@ -230,6 +230,8 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
         due = []
         for target_name, event in lifecycle.pending(state):
             labels = {"target": target_name, "type": targets[target_name].kind}
+            if grouped(target_name, event, state):
+                continue  # posted with others by flush_groups
             why = muted(state, target_name) if event == "trigger" else None
             if why:
                 metrics.deferred.labels(**labels, reason=why.split(" ", 1)[0]).inc()
@@ -250,16 +252,71 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
                 metrics.delivered.labels(**labels, event=event).inc()
                 log.info("delivered %s %s v%d to %s", event, state["dedup_key"], version, target_name)
                 continue
-            lifecycle.mark_failed(state, target_name, event, version)
-            metrics.failed.labels(**labels, event=event).inc()
-            log.warning("delivery of %s %s v%d to %s failed after %d attempts: %s", event,
-                        state["dedup_key"], version, target_name, outcome.attempts, outcome.error)
-            await failed_topic.send(key=state["dedup_key"].encode(), value=json.dumps({
-                "schema": "distill.delivery_failure.v1", "target": target_name,
-                "target_type": targets[target_name].kind, "event": event, "dedup_key": state["dedup_key"],
-                "version": version, "incident": state["alert_id"], "entity_type": state["entity_type"],
-                "entity_id": state["entity_id"], "attempts": outcome.attempts, "status": outcome.status,
-                "last_error": outcome.error, "ts": iso(now_ms())}).encode())
+            await report_failure(state, target_name, event, version, outcome)
+
+    async def report_failure(state: dict, target_name: str, event: str, version: int, outcome) -> None:
+        lifecycle.mark_failed(state, target_name, event, version)
+        metrics.failed.labels(target=target_name, type=targets[target_name].kind, event=event).inc()
+        log.warning("delivery of %s %s v%d to %s failed after %d attempts: %s", event,
+                    state["dedup_key"], version, target_name, outcome.attempts, outcome.error)
+        await failed_topic.send(key=state["dedup_key"].encode(), value=json.dumps({
+            "schema": "distill.delivery_failure.v1", "target": target_name,
+            "target_type": targets[target_name].kind, "event": event, "dedup_key": state["dedup_key"],
+            "version": version, "incident": state["alert_id"], "entity_type": state["entity_type"],
+            "entity_id": state["entity_id"], "attempts": outcome.attempts, "status": outcome.status,
+            "last_error": outcome.error, "ts": iso(now_ms())}).encode())
+
+    def grouped(target_name: str, event: str, state: dict) -> bool:
+        """A new incident's trigger to a target that posts new incidents in groups (Slack group_wait_s)."""
+        return (getattr(config.targets[target_name], "group_wait_s", 0) > 0 and event == "trigger"
+                and state["targets"][target_name]["v"] == 0)
+
+    async def flush_groups() -> None:
+        """Post the new incidents waiting for a grouping target once the oldest has waited group_wait_s."""
+        for name, cfg in config.targets.items():
+            if getattr(cfg, "group_wait_s", 0) <= 0:
+                continue
+            waiting = []
+            for key, value in list(incidents.data.items()):
+                state = lifecycle.decode(value)
+                if state and (name, "trigger") in lifecycle.pending(state) and grouped(name, "trigger", state) \
+                        and not muted(state, name):
+                    waiting.append((state["opened_ms"], key))
+            if not waiting or now_ms() - min(waiting)[0] < cfg.group_wait_s * 1000:
+                continue
+            bucket = buckets.get(name)
+            if bucket is not None and not bucket.take(now_s()):
+                metrics.deferred.labels(target=name, type=cfg.type, reason="rate_limit").inc()
+                continue
+            held = []
+            try:
+                for _, key in sorted(waiting)[:cfg.group_max]:
+                    lock = locks.setdefault(key, asyncio.Lock())
+                    if not lock.locked():  # one being delivered right now waits for the next group
+                        await lock.acquire()
+                        held.append(key)
+                states = {key: lifecycle.decode(incidents.data.get(key)) for key in held}
+                states = {key: st for key, st in states.items() if st and grouped(name, "trigger", st)
+                          and (name, "trigger") in lifecycle.pending(st)}
+                if not states:
+                    continue
+                notes = [lifecycle.notification(st, "trigger") for st in states.values()]
+                outcome = await sender.send(targets[name].build_group(notes, now_ms()), cfg.timeout_s)
+                metrics.latency.labels(target=name, type=cfg.type).observe(outcome.latency_s)
+                if outcome.retries:
+                    metrics.retried.labels(target=name, type=cfg.type).inc(outcome.retries)
+                for key, state in states.items():
+                    if outcome.ok:
+                        lifecycle.mark_delivered(state, name, "trigger", state["version"])
+                        metrics.delivered.labels(target=name, type=cfg.type, event="trigger").inc()
+                    else:
+                        await report_failure(state, name, "trigger", state["version"], outcome)
+                    save(key, state, state["partition"])
+                log.info("posted %d new incidents to %s in one message: %s", len(states), name,
+                         "ok" if outcome.ok else outcome.error)
+            finally:
+                for key in held:
+                    locks[key].release()
 
     def apply(key: bytes, transition: lifecycle.Transition, partition: int, source: str = "") -> None:
         metrics.transitions.labels(change=transition.change).inc()
@@ -415,6 +472,7 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
         # Auto-resolve quiet incidents, expire old resolved ones, and retry deliveries that
         # were deferred (rate limit, maintenance window, snooze).
         await repair_tail_holes()
+        await flush_groups()
         counts: dict[str, int] = {}
         for key in list(incidents.data.keys()):
             lock = locks.setdefault(key, asyncio.Lock())

@@ -85,6 +85,10 @@ class OpsgenieTarget(_Target):
 class SlackTarget(_Target):
     type: Literal["slack"]
     webhook_url_env: str  # the incoming-webhook URL is itself the credential
+    # New incidents opened within this many seconds of the first waiting one are posted as
+    # one message (a hydra campaign or a burst of keys is one post, not twenty); 0 = each alone.
+    group_wait_s: float = Field(0.0, ge=0)
+    group_max: int = Field(10, ge=1, le=15)  # incidents per grouped message (Slack allows 50 blocks)
 
 
 class AlertmanagerTarget(_Target):

@@ -36,6 +36,7 @@ SIGNATURE_HEADER = "X-Distillguard-Signature"
 TIMESTAMP_HEADER = "X-Distillguard-Timestamp"
 DELIVERY_HEADER = "X-Distillguard-Delivery"
 ALERTNAME = "DistillationCampaign"
+SEVERITY_ORDER = {"info": 1, "warning": 2, "critical": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +210,22 @@ class Slack(Target):
                        f"<{link}|Open in dashboard> · incident `{n['alert_id']}` · dedup `{n['dedup_key']}`"}]})
         return [HttpRequest(self.name, "POST", self._secret("webhook_url"), {"Content-Type": "application/json"},
                             _json({"text": text, "blocks": blocks}))]
+
+
+    def build_group(self, notes: list[dict], now_ms: int) -> list[HttpRequest]:
+        """One message for several new incidents (``group_wait_s``): a line, reasons and link each."""
+        worst = max(notes, key=lambda n: SEVERITY_ORDER.get(n["severity"], 0))["severity"]
+        text = f"{self.ICON[worst]} {len(notes)} new incidents: " + "; ".join(
+            f"{n['entity_type']} {n['entity_id']} ({n['severity']}, {n['score']:.2f})" for n in notes)
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{len(notes)} new incidents*"}}]
+        for n in notes:
+            reasons = "; ".join(reason_lines(n)[:3]) or "no reasons given"
+            link = dashboard_link(self.dashboard_url, n)
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
+                           f"{self.ICON[n['severity']]} *{summary(n)}*\n{reasons}\n"
+                           f"<{link}|Open in dashboard> · dedup `{n['dedup_key']}`"}})
+        return [HttpRequest(self.name, "POST", self._secret("webhook_url"), {"Content-Type": "application/json"},
+                            _json({"text": text[:3000], "blocks": blocks}))]
 
 
 class Alertmanager(Target):

@@ -20,8 +20,10 @@ targets:
   pagerduty: {{type: pagerduty, routing_key_env: TEST_PD_ROUTING_KEY, url: "{pd}/v2/enqueue"}}
   slack: {{type: slack, webhook_url_env: TEST_SLACK_WEBHOOK_URL}}
   slack-limited: {{type: slack, webhook_url_env: TEST_SLACK_WEBHOOK_URL, rate_limit: {{per_minute: 60, burst: 1}}}}
+  slack-grouped: {{type: slack, webhook_url_env: TEST_SLACK_WEBHOOK_URL, group_wait_s: 1.5}}
 routes:
   - {{match: {{org: [burst-org]}}, targets: [slack-limited]}}
+  - {{match: {{org: [group-org]}}, targets: [slack-grouped]}}
   - {{targets: [pagerduty, slack]}}
 delivery: {{timeout_s: 2.0, max_attempts: 3, backoff_base_s: 0.1, backoff_max_s: 0.3}}
 lifecycle: {{auto_resolve_after_s: 4, tick_s: 0.5, resolved_ttl_s: 600, false_positive_ttl_s: 600}}
@@ -109,3 +111,17 @@ def test_router_pagerduty_false_positive_mutes_then_new_incident_reopens(stack):
     time.sleep(2.0)
     assert pd.actions_for(entity) == ["trigger", "resolve"]  # muted: no page for a known false positive
     assert [d for d in pd.pages if entity in d] == [f"dg:key:{entity}:1"]
+
+
+def test_router_slack_groups_new_incidents_into_one_message(stack):
+    slack, run = stack["slack"], stack["run"]
+    entities = [f"grp-{i}-{uuid.uuid4().hex[:4]}" for i in range(4)]
+    run.send_alerts([make_alert(e, severity="critical" if i == 2 else "warning", org_id="group-org")
+                     for i, e in enumerate(entities)])
+    message = slack.wait(lambda: next((m for m in slack.messages if all(e in m["text"] for e in entities)), None),
+                         timeout=20, what="one message naming all four incidents")
+    assert message["text"].startswith(":rotating_light: 4 new incidents")
+    assert len(message["blocks"]) == 5 and "Open in dashboard" in str(message["blocks"][1])
+    time.sleep(1.0)
+    mine = [m for m in slack.messages if any(e in m["text"] for e in entities) and "Resolved" not in m["text"]]
+    assert mine == [message]  # no separate post per incident

@@ -109,3 +109,16 @@ def test_targets_repr_holds_no_secret(targets, secrets_env, incident):
     text = repr(targets) + repr(targets["slack"].build(lifecycle.notification(incident, "trigger"), NOW))
     for value in secrets_env.values():
         assert value not in text
+
+
+def test_slack_grouped_message_lists_every_incident(targets, config, make_alert):
+    notes = []
+    for i, severity in enumerate(["warning", "critical", "info"]):
+        alert = make_alert(f"g{i}", severity=severity)
+        state = lifecycle.on_alert(None, alert, now_ms=NOW, partition=0, targets=[], lifecycle=config.lifecycle).state
+        notes.append(lifecycle.notification(state, "trigger"))
+    [req] = targets["slack"].build_group(notes, NOW)
+    body = req.json()
+    assert body["text"].startswith(":rotating_light: 3 new incidents: key g0 (warning, 0.60)")
+    assert len(body["blocks"]) == 4 and all("Open in dashboard" in json.dumps(b) for b in body["blocks"][1:])
+    assert "dg:key:g2:1" in json.dumps(body["blocks"][3])
