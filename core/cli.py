@@ -29,9 +29,15 @@ def _cmd_router(args: argparse.Namespace) -> int:
     from distillguard.streams.router import RouterSettings, create_router_app, router_topics
     from distillguard.streams.settings import WorkerSettings
 
+    from distillguard.errors import ConfigError
+
     routes_file = args.routes or RouterSettings().routes_file
-    config = load_routes(routes_file)
-    secrets = resolve_secrets(config)  # every secret the routes name must be set: fail at start
+    try:
+        config = load_routes(routes_file)
+        secrets = resolve_secrets(config)  # every secret the routes name must be set: fail at start
+    except ConfigError as exc:
+        print(f"distillguard router: {exc}", file=sys.stderr)
+        return 2
     settings = RouterSettings()
     kafka = {**WorkerSettings().confluent_config(), "bootstrap.servers": settings.kafka_bootstrap}
     partitions = router_topics(settings, kafka)
