@@ -154,21 +154,22 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         result = processor.step(state, decoded, message.offset)
         if result.duplicate:
             metrics.duplicates.inc()
-        else:
-            # The row is buffered before the state moves on: a state that reaches the changelog
-            # (after a successful flush) never covers an event whose row is not in ClickHouse.
-            await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
-            key_state.data[state_key] = result.state
-            dirty[state_key] = message.partition
-            last_seen[state_key] = (time.monotonic(), message.partition)
-            metrics.events.inc()
-            rec = link_record(decoded, result)
-            if rec is not None:
-                await links.send(key=b"links", value=rec.to_bytes(), partition=0)
+            return
+        # Everything the event produces (row, alert, link record) is buffered before its state
+        # moves on, with no await after that: a state that reaches the changelog (after a
+        # successful flush) never covers an event whose outputs are not written.
+        await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
         if result.alert is not None and not suppressed(result.alert):
             await alerts.send(key=state_key, value=alert_bytes(result.alert))
             await add_to_sink(sink.add_alert, result.alert)
             metrics.alerts.labels(severity=result.alert["severity"]).inc()
+        rec = link_record(decoded, result)
+        if rec is not None:
+            await links.send(key=b"links", value=rec.to_bytes(), partition=0)
+        key_state.data[state_key] = result.state
+        dirty[state_key] = message.partition
+        last_seen[state_key] = (time.monotonic(), message.partition)
+        metrics.events.inc()
 
     @app.agent(requests, name="process-requests")
     async def process_requests(stream):
