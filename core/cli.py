@@ -56,8 +56,11 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
     from distillguard.streams.settings import WorkerSettings
 
     entity_type, entity_id = split_entity(args.entity, args.type)
+    until = None
+    if args.command == "snooze":
+        until = time.time() + args.duration
     record = feedback_record(entity_type, entity_id, args.command.replace("-", "_"), reason=args.reason or "",
-                             actor=args.actor or os.environ.get("DG_ACTOR") or getpass.getuser())
+                             actor=args.actor or os.environ.get("DG_ACTOR") or getpass.getuser(), until=until)
     from distillguard.streams.router import RouterSettings, router_topics
 
     topic = args.topic or os.environ.get("DG_FEEDBACK_TOPIC", "distill.feedback")
@@ -68,6 +71,18 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
     produce_feedback(kafka, topic, record)
     print(f"{record['action']} {entity_type}:{entity_id} -> {topic} ({record['feedback_id']})", file=sys.stderr)
     return 0
+
+
+def _duration_s(text: str) -> float:
+    """``90s``, ``30m``, ``2h``, ``1d`` -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        value = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 30m, 2h, 1d)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a snooze lasts more than 0 seconds")
+    return value
 
 
 def _cmd_evidence(args: argparse.Namespace) -> int:
@@ -183,8 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     router.set_defaults(func=_cmd_router)
 
     for name, text in (("ack", "acknowledge an entity's incident"), ("resolve", "resolve an entity's incident"),
-                       ("false-positive", "mark an entity a false positive: resolved, suppressed, recorded")):
+                       ("false-positive", "mark an entity a false positive: resolved, suppressed, recorded"),
+                       ("snooze", "hold an entity's pages for --for DURATION (detection and actions go on)")):
         feedback = sub.add_parser(name, help=text)
+        if name == "snooze":
+            feedback.add_argument("--for", dest="duration", type=_duration_s, required=True,
+                                  help="e.g. 30m, 2h, 1d")
         feedback.add_argument("entity", help="ID (a key), or key:ID / account:ID / cluster:ID")
         feedback.add_argument("--type", choices=["key", "account", "cluster"], default="key",
                               help="entity type when ENTITY has no prefix")

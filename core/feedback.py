@@ -1,7 +1,7 @@
-"""Feedback from on-call (topic ``distill.feedback``): ack, resolve, false positive.
+"""Feedback from on-call (topic ``distill.feedback``): ack, resolve, false positive, snooze.
 
 A record is one JSON object ``{schema, feedback_id, entity_type, entity_id, action, reason,
-actor, ts}``, keyed by ``entity_id`` with Kafka's murmur2 partitioner (the one Faust uses for
+actor, ts}`` (a snooze adds ``until``, RFC 3339), keyed by ``entity_id`` with Kafka's murmur2 partitioner (the one Faust uses for
 ``distill.alerts``), so a feedback record lands on the partition whose router owns the
 entity's incident. The router applies ack/resolve to incidents; the detector workers read
 every partition to suppress entities marked false positive; feedback is stored in ClickHouse.
@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from .errors import DistillguardError
 
 SCHEMA = "distill.feedback.v1"
-ACTIONS = ("ack", "resolve", "false_positive")
+ACTIONS = ("ack", "resolve", "false_positive", "snooze")
 ENTITY_TYPES = ("key", "account", "cluster")
 
 
@@ -33,15 +33,26 @@ def split_entity(entity: str, default_type: str = "key") -> tuple[str, str]:
 
 
 def feedback_record(entity_type: str, entity_id: str, action: str, *, reason: str = "", actor: str = "",
-                    now: float | None = None) -> dict:
+                    now: float | None = None, until: float | None = None) -> dict:
     if action not in ACTIONS:
         raise BadFeedback(f"feedback action must be one of {ACTIONS}, not {action!r}")
     if entity_type not in ENTITY_TYPES or not entity_id:
         raise BadFeedback(f"feedback needs an entity type in {ENTITY_TYPES} and an id")
+    if (action == "snooze") != (until is not None):
+        raise BadFeedback("a snooze needs an end time (until), and only a snooze has one")
     ts = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
-    return {"schema": SCHEMA, "feedback_id": uuid.uuid4().hex, "entity_type": entity_type, "entity_id": entity_id,
+    extra = {"until": _iso(until)} if until is not None else {}
+    return {**extra, "schema": SCHEMA, "feedback_id": uuid.uuid4().hex, "entity_type": entity_type, "entity_id": entity_id,
             "action": action, "reason": reason[:2000], "actor": actor[:200],
-            "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+            "ts": _iso(ts.timestamp())}
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _ms(value: str) -> int:
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def parse_feedback(value: bytes | None) -> dict | BadFeedback:
@@ -60,9 +71,14 @@ def parse_feedback(value: bytes | None) -> dict | BadFeedback:
     if record["entity_type"] not in ENTITY_TYPES:
         return BadFeedback(f"unknown entity type {record['entity_type']!r}")
     try:
-        record["ts_ms"] = int(datetime.fromisoformat(record["ts"].replace("Z", "+00:00")).timestamp() * 1000)
+        record["ts_ms"] = _ms(record["ts"])
     except ValueError:
         return BadFeedback("feedback ts is not RFC 3339")
+    if record["action"] == "snooze":
+        try:
+            record["until_ms"] = _ms(str(record.get("until", "")))
+        except ValueError:
+            return BadFeedback("a snooze needs 'until' as RFC 3339")
     record.setdefault("feedback_id", f"{record['entity_type']}:{record['entity_id']}:{record['ts']}")
     record.setdefault("reason", "")
     record.setdefault("actor", "")

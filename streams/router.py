@@ -169,6 +169,8 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
     # keeps its own contiguous position and re-reads any hole itself (see repair_gap).
     positions = app.Table("alert-positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     applied: dict[int, int] = {}
+    # entity key -> b"<until ms>:<partition>": snoozes from `distillguard snooze` (feedback).
+    snoozes = app.Table("snoozes", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     agent_busy = {"idle_since": time.monotonic()}  # 0 while the alerts agent is inside a record
     locks: dict[bytes, asyncio.Lock] = {}
 
@@ -185,6 +187,9 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
         incidents.send_changelog(partition, key, value)
 
     def muted(state: dict, target: str) -> str | None:
+        snoozed = snoozes.data.get(lifecycle.entity_key(state["entity_type"], state["entity_id"]).encode())
+        if snoozed and int(snoozed.split(b":")[0]) > now_ms():
+            return f"snoozed until {iso(int(snoozed.split(b':')[0]))}"
         facts = {"entity_type": state["entity_type"], "entity_id": state["entity_id"],
                  "severity": state["severity"], "score": state["score"], "org_id": state.get("org_id")}
         return config.muted(facts, target, now_ms())
@@ -355,6 +360,13 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
             log.warning("feedback %s:%s skipped: %s", message.partition, message.offset, record)
             return
         key = lifecycle.entity_key(record["entity_type"], record["entity_id"]).encode()
+        if record["action"] == "snooze":
+            # Kept beside the incidents (an entity may be snoozed before it has one).
+            value = f"{record['until_ms']}:{message.partition}".encode()
+            snoozes.data[key] = value
+            snoozes.send_changelog(message.partition, key, value)
+            log.info("%s snoozed until %s by %s", key.decode(), record["until"], record["actor"])
+            return
         try:
             async with locks.setdefault(key, asyncio.Lock()):
                 state = lifecycle.decode(incidents.data.get(key))
@@ -472,6 +484,11 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
         # Auto-resolve quiet incidents, expire old resolved ones, and retry deliveries that
         # were deferred (rate limit, maintenance window, snooze).
         await repair_tail_holes()
+        for key, value in list(snoozes.data.items()):
+            until, _, partition = value.partition(b":")
+            if int(until) <= now_ms():  # ended: forget it (bounded), held pages go out below
+                snoozes.data.pop(key, None)
+                snoozes.send_changelog(int(partition), key, None)
         await flush_groups()
         counts: dict[str, int] = {}
         for key in list(incidents.data.keys()):

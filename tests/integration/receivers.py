@@ -428,10 +428,11 @@ class RouterRun:
             producer.produce(self.topics["alerts"], key=alert["entity_id"].encode(), value=json.dumps(alert).encode())
         assert producer.flush(30) == 0
 
-    def feedback(self, entity_type: str, entity_id: str, action: str, reason: str = "test") -> dict:
+    def feedback(self, entity_type: str, entity_id: str, action: str, reason: str = "test",
+                 until: float | None = None) -> dict:
         from distillguard.feedback import feedback_record, produce_feedback
 
-        record = feedback_record(entity_type, entity_id, action, reason=reason, actor="oncall-test")
+        record = feedback_record(entity_type, entity_id, action, reason=reason, actor="oncall-test", until=until)
         produce_feedback({"bootstrap.servers": self.broker.bootstrap}, self.topics["feedback"], record)
         return record
 

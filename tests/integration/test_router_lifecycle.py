@@ -125,3 +125,17 @@ def test_router_slack_groups_new_incidents_into_one_message(stack):
     time.sleep(1.0)
     mine = [m for m in slack.messages if any(e in m["text"] for e in entities) and "Resolved" not in m["text"]]
     assert mine == [message]  # no separate post per incident
+
+
+def test_router_pagerduty_snooze_command_holds_pages_until_it_ends(stack):
+    pd, run = stack["pd"], stack["run"]
+    entity = f"snz-{uuid.uuid4().hex[:6]}"
+    until = time.time() + 2.5
+    run.feedback("key", entity, "snooze", reason="load test", until=until)
+    deadline = time.monotonic() + 20
+    while f"key:{entity} snoozed until" not in run.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run.send_alerts([make_alert(entity, severity="critical", score=0.9)])
+    pd.wait(lambda: pd.actions_for(entity) == ["trigger"], timeout=20, what="the page once the snooze ended")
+    paged_at = next(r["at"] for r in pd.requests if entity in r["body"].decode())
+    assert paged_at >= until  # held while snoozed, sent (not dropped) after

@@ -38,3 +38,21 @@ def test_split_entity(entity, expected):
 ])
 def test_evidence_accepts_alert_ids_dedup_keys_and_entities(reference, expected):
     assert incident_alert_id(reference) == expected
+
+
+def test_snooze_records_carry_their_end():
+    record = feedback_record("key", "k", "snooze", actor="al", now=1_770_000_000, until=1_770_003_600)
+    parsed = parse_feedback(json.dumps(record).encode())
+    assert parsed["until"] == "2026-02-02T03:40:00.000Z" and parsed["until_ms"] == 1_770_003_600_000
+    assert isinstance(parse_feedback(json.dumps({**record, "until": "soon"}).encode()), BadFeedback)
+    with pytest.raises(BadFeedback):
+        feedback_record("key", "k", "snooze")
+    with pytest.raises(BadFeedback):
+        feedback_record("key", "k", "ack", until=1.0)
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("45", 45)])
+def test_snooze_durations(text, seconds):
+    from distillguard.cli import _duration_s
+
+    assert _duration_s(text) == seconds
