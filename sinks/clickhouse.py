@@ -152,6 +152,8 @@ class ClickHouseSink:
         self.rows_written = 0
         apply_migrations(self.client, self.settings)
         self._watermarks: dict[tuple[str, int], int] = self._read_watermarks()
+        # The dead-letter table's own positions: a record re-read after a crash is stored once.
+        self._dlq_watermarks: dict[tuple[str, int], int] = self._read_dlq_watermarks()
 
     # -- positions ---------------------------------------------------------------------
     def _read_watermarks(self) -> dict[tuple[str, int], int]:
@@ -159,13 +161,19 @@ class ClickHouseSink:
                                  f"WHERE kafka_partition >= 0 GROUP BY kafka_topic, kafka_partition").result_rows
         return {(topic, int(part)): int(off) for topic, part, off in rows}
 
+    def _read_dlq_watermarks(self) -> dict[tuple[str, int], int]:
+        rows = self.client.query(f"SELECT topic, partition, max(offset) FROM {self.db}.dlq "
+                                 f"WHERE partition >= 0 GROUP BY topic, partition").result_rows
+        return {(topic, int(part)): int(off) for topic, part, off in rows}
+
     def refresh_watermarks(self) -> None:
         """Re-read stored positions: call when partitions move between workers."""
-        marks = self._read_watermarks()
+        marks, dlq_marks = self._read_watermarks(), self._read_dlq_watermarks()
         with self._lock:
-            for tp, offset in marks.items():
-                if offset > self._watermarks.get(tp, -1):
-                    self._watermarks[tp] = offset
+            for known, read in ((self._watermarks, marks), (self._dlq_watermarks, dlq_marks)):
+                for tp, offset in read.items():
+                    if offset > known.get(tp, -1):
+                        known[tp] = offset
 
     def watermarks(self) -> dict[tuple[str, int], int]:
         with self._lock:
@@ -208,6 +216,8 @@ class ClickHouseSink:
                         failed_at_ms: int | None = None) -> None:
         with self._lock:
             self._check_room()
+            if partition >= 0 and offset <= self._dlq_watermarks.get((topic, partition), -1):
+                return  # stored before a crash: its offset was not committed, so it came again
             self._dead.append([failed_at_ms or int(time.time() * 1000), reason[:1000],
                                reason.split(":", 1)[0][:40], topic, partition, offset, size])
             self._note_added()
@@ -285,9 +295,15 @@ class ClickHouseSink:
             self.client.insert(f"{self.db}.alerts", [self._alert_row(a) for a in alerts], column_names=[
                 "alert_id", "ts", "entity_type", "entity_id", "api_key_ids", "score", "severity", "severity_rank",
                 "reasons", "events_seen", "detector", "version"])
+        with self._lock:  # a batch put back after a later insert failed was stored already
+            dead = [r for r in dead if r[4] < 0 or r[5] > self._dlq_watermarks.get((r[3], r[4]), -1)]
         if dead:
             self.client.insert(f"{self.db}.dlq", dead, column_names=[
                 "failed_at", "reason", "reason_class", "topic", "partition", "offset", "size"])
+            with self._lock:
+                for _, _, _, topic, partition, offset, _ in dead:
+                    if partition >= 0 and offset > self._dlq_watermarks.get((topic, partition), -1):
+                        self._dlq_watermarks[(topic, partition)] = offset
         if feedback:
             self.client.insert(f"{self.db}.feedback", list(feedback), column_names=[
                 "feedback_id", "ts", "entity_type", "entity_id", "action", "reason", "actor"])

@@ -177,3 +177,25 @@ def test_detector_rows_store_the_key_signals_and_no_prompt_text(client, settings
     assert stored[0] > 0.9 and 0 < stored[1] < 1
     text = client.query(f"SELECT * FROM {db}.events WHERE api_key_id = 'ksig'").result_rows
     assert "Secret plan" not in str(text)
+
+
+def test_dead_letters_re_read_after_a_crash_are_stored_once(client, settings):
+    sink = ClickHouseSink(settings, client=client)
+    for offset in range(5):
+        sink.add_dead_letter("not JSON: x", "llm.requests", 0, offset, 10)
+    sink.add_dead_letter("not JSON: y", "llm.requests", 1, 0, 10)
+    sink.flush()
+    # A restarted worker (a new sink on the same database) re-reads from the committed offset.
+    restarted = ClickHouseSink(settings, client=client)
+    for offset in range(8):
+        restarted.add_dead_letter("not JSON: x", "llm.requests", 0, offset, 10)
+    restarted.add_dead_letter("processing failed: no position", "llm.requests", -1, -1, 10)
+    assert restarted.buffered == 4  # offsets 5, 6, 7 and the one without a position
+    restarted.flush()
+    rows = client.query(f"SELECT partition, offset FROM {settings.database}.dlq WHERE partition >= 0 "
+                        f"ORDER BY partition, offset").result_rows
+    assert rows == [(0, o) for o in range(8)] + [(1, 0)]
+    # A batch written once and then put back (a later insert of the same flush failed) is not
+    # written twice.
+    restarted.write({}, [], [[BASE_MS, "r", "r", "llm.requests", 0, 7, 1], [BASE_MS, "r", "r", "llm.requests", 0, 8, 1]])
+    assert count(client, f"SELECT count() FROM {settings.database}.dlq WHERE partition = 0") == 9
