@@ -146,7 +146,8 @@ def summary_markdown(bundle: dict) -> str:
              f"* prompt text: {bundle['prompt_text']}", "", "## Signals", ""]
     for r in bundle["signals"]:
         lines.append(f"* {r['signal']}: {r.get('value')} (baseline {r.get('baseline')}, weight {r.get('weight')})")
-    lines += ["", "## Timeline", "", "| version | ts | severity | score | events seen | keys |", "|---|---|---|---|---|---|"]
+    lines += ["", "## Timeline", "", "| version | ts | severity | score | events seen | keys |",
+              "|---|---|---|---|---|---|"]
     for row in bundle["timeline"]:
         lines.append(f"| {row['version']} | {row['ts']} | {row['severity']} | {row['score']} | "
                      f"{row['events_seen']} | {len(row['api_key_ids'])} |")

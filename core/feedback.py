@@ -1,10 +1,11 @@
 """Feedback from on-call (topic ``distill.feedback``): ack, resolve, false positive, snooze.
 
 A record is one JSON object ``{schema, feedback_id, entity_type, entity_id, action, reason,
-actor, ts}`` (a snooze adds ``until``, RFC 3339), keyed by ``entity_id`` with Kafka's murmur2 partitioner (the one Faust uses for
-``distill.alerts``), so a feedback record lands on the partition whose router owns the
-entity's incident. The router applies ack/resolve to incidents; the detector workers read
-every partition to suppress entities marked false positive; feedback is stored in ClickHouse.
+actor, ts}`` (a snooze adds ``until``, RFC 3339), keyed by ``entity_id`` with Kafka's murmur2
+partitioner (the one Faust uses for ``distill.alerts``), so a feedback record lands on the
+partition whose router owns the entity's incident. The router applies ack / resolve / snooze
+to incidents; the detector workers read every partition to suppress entities marked false
+positive; feedback is stored in ClickHouse.
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def feedback_record(entity_type: str, entity_id: str, action: str, *, reason: st
         raise BadFeedback("a snooze needs an end time (until), and only a snooze has one")
     ts = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
     extra = {"until": _iso(until)} if until is not None else {}
-    return {**extra, "schema": SCHEMA, "feedback_id": uuid.uuid4().hex, "entity_type": entity_type, "entity_id": entity_id,
+    return {**extra, "schema": SCHEMA, "feedback_id": uuid.uuid4().hex, "entity_type": entity_type,
+            "entity_id": entity_id,
             "action": action, "reason": reason[:2000], "actor": actor[:200],
             "ts": _iso(ts.timestamp())}
 

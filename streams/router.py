@@ -123,7 +123,8 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
     data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # librdkafka settings for the router's own reads (gap repair): same broker and security.
-    kafka_config = kafka_config or {**WorkerSettings().confluent_config(), "bootstrap.servers": settings.kafka_bootstrap}
+    kafka_config = kafka_config or {**WorkerSettings().confluent_config(),
+                                    "bootstrap.servers": settings.kafka_bootstrap}
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
