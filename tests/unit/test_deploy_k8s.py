@@ -126,7 +126,10 @@ def test_every_env_var_set_is_read_by_the_code(manifests):
     assert "@" not in config["DG_CLICKHOUSE_URL"]  # no credentials in the URL
     router = _from_env(RouterSettings, env)
     assert router.kafka_bootstrap == config["DG_KAFKA_BOOTSTRAP"] and router.partitions == worker.partitions
-    # the router's routes file resolves every secret it names from the Secret
+    # the router's routes file resolves every secret it names from the router's environment
+    (router_container,) = _one(manifests, "Deployment", "distillguard-router")["spec"]["template"]["spec"][
+        "containers"]
+    assert routes_secrets <= set(_container_env(manifests, router_container))
     assert resolve_secrets(_routes(manifests), secret)
 
 
