@@ -70,10 +70,6 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         web_port=settings.web_port,
         web_enabled=True,
         table_standby_replicas=0,
-        # Batch what the worker produces (link records, changelog, alerts) for a few ms
-        # instead of one produce request per record: per-record requests were a fifth of
-        # the worker's time.
-        producer_linger=0.005,
     )
     if pipeline is None:
         from distillguard.models.pipeline import KeyPipeline
