@@ -103,7 +103,10 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from distillguard.replay import run_replay
 
-    summary = run_replay(args.events, args.alerts, dlq_path=args.dlq, progress=not args.quiet)
+    from distillguard.streams.settings import WorkerSettings
+
+    summary = run_replay(args.events, args.alerts, dlq_path=args.dlq, progress=not args.quiet,
+                         allowed_lateness_ms=int(WorkerSettings().allowed_lateness_s * 1000))
     print(summary.describe() if hasattr(summary, "describe") else summary, file=sys.stderr)
     return 0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from distillguard.models.clusters import ClusterDetector, link_record
 from distillguard.models.events import BadRecord, parse_event
-from distillguard.models.pipeline import DetectorConfig, KeyPipeline
+from distillguard.models.pipeline import DetectorConfig, KeyPipeline, decode_state
 
 
 @dataclass
@@ -23,6 +23,7 @@ class ReplaySummary:
     events: int = 0
     bad_records: int = 0
     duplicates: int = 0
+    late: int = 0  # beyond the allowed lateness: not learned (as in the workers)
     alerts: int = 0
     keys: int = 0
     seconds: float = 0.0
@@ -41,7 +42,9 @@ def _open(path: Path):
 
 def run_replay(events_path: Path, alerts_out: Path, dlq_path: Path | None = None, progress: bool = True,
                config: DetectorConfig | None = None, pipeline: KeyPipeline | None = None,
-               clusters: ClusterDetector | None | bool = True) -> ReplaySummary:
+               clusters: ClusterDetector | None | bool = True,
+               allowed_lateness_ms: int | None = None) -> ReplaySummary:
+    """``allowed_lateness_ms``: the workers' ``DG_ALLOWED_LATENESS_S`` rule (None: learn every event)."""
     pipeline = pipeline or KeyPipeline(config)
     if clusters is True:
         clusters = ClusterDetector()
@@ -68,7 +71,12 @@ def run_replay(events_path: Path, alerts_out: Path, dlq_path: Path | None = None
                         dlq.write(json.dumps({"reason": event.reason, "line": line_no, **raw}) + "\n")
                     continue
                 summary.events += 1
-                result = pipeline.step(states.get(event.api_key_id), event)
+                state = states.get(event.api_key_id)
+                if allowed_lateness_ms is not None and state is not None and \
+                        event.ts_ms < decode_state(state).last_ts - allowed_lateness_ms:
+                    summary.late += 1
+                    continue
+                result = pipeline.step(state, event)
                 if result.duplicate:
                     summary.duplicates += 1
                     continue
