@@ -6,11 +6,12 @@ Errors are data: nothing here raises on a record; the Faust agent only moves byt
 from __future__ import annotations
 
 import json
+import struct
 import time
 from dataclasses import dataclass, field
 
 from distillguard.models.events import BadRecord, RequestEvent, parse_event
-from distillguard.models.pipeline import StepResult, decode_state
+from distillguard.models.pipeline import StepResult, decode_state, encode_state
 
 
 @dataclass(slots=True)
@@ -59,6 +60,27 @@ class Counters:
     key_mismatch: int = 0
     late: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def _last_ts_reader():
+    """A fast reader of a state's last event time (one float, not the whole state), checked
+    against the detector's own encoding at import; the full decode if the layout differs."""
+    probe = decode_state(None)
+    probe.last_ts = 1234567.0
+    encoded = encode_state(probe)
+    for at in range(1, len(encoded) - 7, 8):
+        if struct.unpack_from("<d", encoded, at)[0] == 1234567.0:
+            size, version = len(encoded), encoded[0]
+
+            def last_ts(state: bytes) -> float:
+                if len(state) != size or state[0] != version:
+                    return decode_state(state).last_ts
+                return struct.unpack_from("<d", state, at)[0]
+            return last_ts
+    return lambda state: decode_state(state).last_ts
+
+
+_last_ts = _last_ts_reader()
 
 
 def _reason_class(reason: str) -> str:
@@ -119,7 +141,7 @@ class RequestProcessor:
         """
         if self.allowed_lateness_ms is None or state is None:
             return False
-        return event.ts_ms < decode_state(state).last_ts - self.allowed_lateness_ms
+        return event.ts_ms < _last_ts(state) - self.allowed_lateness_ms
 
     def step_late(self, state: bytes, event: RequestEvent, offset: int) -> StepResult:
         """A late event: its feature row, scored with the key's current score; state unchanged.

@@ -148,3 +148,15 @@ def test_oversized_record_is_dead_lettered_as_a_prefix_with_its_size():
     assert headers["dg.truncated"] == b"1" and headers["dg.original.size"] == b"5001"
     small = proc.decode(b"{oops", b"k", 0, 4)
     assert small.value == b"{oops" and small.size == 5 and "dg.truncated" not in dict(small.headers())
+
+
+def test_fast_last_event_time_agrees_with_the_detector_state():
+    from distillguard.models.pipeline import KeyPipeline, decode_state
+    from distillguard.streams.processor import _last_ts
+
+    proc = RequestProcessor(KeyPipeline(), source_topic="t", clock=lambda: NOW_S)
+    state = None
+    for offset, ev in enumerate(_key_events([0, 90, 45, 4000])):
+        state = proc.step(state, ev, offset).state
+        assert _last_ts(state) == decode_state(state).last_ts == ev.ts_ms
+    assert _last_ts(b"\x00junk") == decode_state(b"\x00junk").last_ts == 0.0  # unknown layout: a new key
