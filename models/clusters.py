@@ -174,6 +174,7 @@ class ClusterDetector:
         self._members: dict[str, set[str]] = {}
         # root -> (alert id, members named so far, severity rank, event time of the last update)
         self._alerted: dict[str, tuple[str, int, int, int]] = {}
+        self._evidence: dict[str, dict[str, int]] = {}  # root -> link kind -> joins
         self._pending: set[str] = set()  # alerted roots with members not yet named
         self._accounts: dict[str, set[str]] = {}  # account -> its extraction-like keys
         self._account_alerted: dict[str, int] = {}  # account -> keys named so far
@@ -187,7 +188,7 @@ class ClusterDetector:
             self._parent[key], key = root, self._parent[key]
         return root
 
-    def _union(self, a: str, b: str) -> str:
+    def _union(self, a: str, b: str, kind: str = "") -> str:
         ra, rb = self._find(a), self._find(b)
         if ra == rb:
             return ra
@@ -200,6 +201,12 @@ class ClusterDetector:
         ma |= mb
         self._members[ra] = ma
         self._members.pop(rb, None)
+        # Which evidence joined the cluster (kind -> joins), for the humans reading its alert.
+        evidence = self._evidence.setdefault(ra, {})
+        for k, n in self._evidence.pop(rb, {}).items():
+            evidence[k] = evidence.get(k, 0) + n
+        if kind:
+            evidence[kind] = evidence.get(kind, 0) + 1
         if rb in self._pending:
             self._pending.discard(rb)
             self._pending.add(ra)
@@ -242,6 +249,7 @@ class ClusterDetector:
             self._keys.pop(key, None)
             self._parent.pop(key, None)
         self._alerted.pop(root, None)
+        self._evidence.pop(root, None)
         self._pending.discard(root)
 
     @staticmethod
@@ -337,7 +345,7 @@ class ClusterDetector:
             for value in self._link_values(rec):
                 for other in self._link(value, key, rec.ts_ms):
                     if other in self._keys and self._find(other) != self._find(key):
-                        self._union(key, other)
+                        self._union(key, other, value[0])
                         merged = True
         root = self._find(key)
         # An alerted cluster is re-scored only when its membership may have changed, or when
@@ -406,10 +414,22 @@ class ClusterDetector:
                 {"signal": "joint_extraction_events", "value": suspicious, "baseline": None, "weight": 0.5},
                 {"signal": "median_key_active_minutes", "value": round(sorted(spans)[len(spans) // 2] / 60000, 1),
                  "baseline": None, "weight": None},
+                {"signal": "linked_by", "value": _describe_evidence(self._evidence.get(root, {})), "baseline": None,
+                 "weight": None},
             ],
             "events_seen": events,
             "detector": self.detector,
         }
+
+
+_EVIDENCE_NAMES = {"pf": "shared payment fingerprint", "acct": "same account", "net": "shared IP prefix",
+                   "head": "same opening frame in lockstep", "tail": "same closing frame in lockstep"}
+
+
+def _describe_evidence(evidence: dict[str, int]) -> str:
+    """'shared payment fingerprint x12, same opening frame in lockstep x40' (most joins first)."""
+    parts = sorted(evidence.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{_EVIDENCE_NAMES.get(kind, kind)} x{n}" for kind, n in parts)
 
 
 def _iso(ts_ms: int) -> str:

@@ -28,6 +28,13 @@ def test_shared_payment_hydra_raises_one_growing_cluster_incident():
     assert alerts[-1]["entity_type"] == "cluster" and alerts[-1]["reasons"][0]["signal"] == "cluster_keys"
 
 
+def test_cluster_alert_says_which_evidence_linked_the_keys():
+    det = ClusterDetector()
+    alerts = feed(det, [rec(f"k{k}", i, pf="pf-x") for i in range(10) for k in range(20)])
+    linked_by = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}["linked_by"]
+    assert linked_by.startswith("shared payment fingerprint x")
+
+
 def test_proxy_hydra_links_by_shared_frames_in_lockstep():
     det = ClusterDetector()
     records = [rec(f"p{k}", i, head=777) for i in range(10) for k in range(12)]
