@@ -22,6 +22,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Literal
 
 import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -57,6 +58,10 @@ class RouterSettings(BaseSettings):
     failed_topic: str = "distill.alerts.failed"
     # Partitions of the incidents table: must equal those of the alerts topic (read from
     # the broker when the topic exists, this value when the router creates it).
+    # Where a new router group starts on the alerts topic: "earliest" pages everything the
+    # topic still holds (right for a fresh pipeline), "latest" only what comes after (for a
+    # first deployment against a topic with history).
+    start_from: Literal["earliest", "latest"] = "earliest"
     partitions: int = Field(8, ge=1, le=1024, validation_alias=AliasChoices("DG_ROUTER_PARTITIONS",
                                                                             "DG_PARTITIONS"))
     data_dir: Path = Field(Path("var/router"), validation_alias=AliasChoices("DG_ROUTER_DATA_DIR"))
@@ -133,7 +138,7 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
         datadir=str(data_dir / "faust"),
         topic_replication_factor=1,
         topic_partitions=settings.partitions,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=settings.start_from,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(settings.session_timeout_s / 4, 0.5),
         broker_commit_interval=settings.commit_interval_s,
@@ -409,7 +414,7 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
         except Exception:  # noqa: BLE001 - mid-rebalance: next tick
             return
         for partition, high in highs.items():
-            if high is not None and high - 1 > position(partition):
+            if high is not None and 0 <= position(partition) < high - 1:
                 await repair_gap(partition, high)
 
     def position(partition: int) -> int:
@@ -428,8 +433,8 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
     async def repair_gap(partition: int, offset: int) -> None:
         """Apply, in order, any records of this partition between our position and ``offset``."""
         last = position(partition)
-        if offset <= last + 1:
-            return
+        if last < 0 or offset <= last + 1:
+            return  # nothing applied here yet: where the group starts is where this router starts
         missing = await asyncio.to_thread(read_range, partition, last + 1, offset)
         if missing:
             metrics.gap_repairs.inc(len(missing))
