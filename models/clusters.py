@@ -66,16 +66,19 @@ class LinkRecord:
     asn: int | None = None
     ua_hash: int | None = None
     output_tokens: int = -1  # -1: usage not reported
+    account_created_ms: int | None = None
 
     @classmethod
     def from_event(cls, event: RequestEvent, f: EventFeatures) -> "LinkRecord":
         return cls(event.api_key_id, event.account_id, event.ts_ms, round(_harvest_style(f), 4), f.template_hash,
                    _tail_frame(event.prompt), event.payment_fingerprint, _net(event.client_ip), event.asn,
-                   _h64(event.user_agent) if event.user_agent else None, f.output_tokens)
+                   _h64(event.user_agent) if event.user_agent else None, f.output_tokens,
+                   event.account_created_ms)
 
     def to_bytes(self) -> bytes:
         return json.dumps([self.api_key_id, self.account_id, self.ts_ms, self.style, self.head, self.tail,
-                           self.payment_fingerprint, self.net, self.asn, self.ua_hash, self.output_tokens],
+                           self.payment_fingerprint, self.net, self.asn, self.ua_hash, self.output_tokens,
+                           self.account_created_ms],
                           separators=(",", ":")).encode()
 
     @classmethod
@@ -123,6 +126,7 @@ class _KeyStats:
     suspicious: int = 0
     output_tokens: int = 0  # summed over the events whose usage was reported
     reported: int = 0
+    account_age_ms: int | None = None  # account age at the key's first tracked event
     first_ts: int = 0
     last_ts: int = 0
 
@@ -337,6 +341,8 @@ class ClusterDetector:
         if not suspicious and key not in self._keys:
             return None  # ordinary traffic is not tracked at all
         stats = self._touch_key(key, rec.ts_ms, suspicious)
+        if stats.account_age_ms is None and rec.account_created_ms is not None:
+            stats.account_age_ms = max(0, rec.ts_ms - rec.account_created_ms)
         if rec.output_tokens >= 0:
             stats.output_tokens += rec.output_tokens
             stats.reported += 1
@@ -414,6 +420,8 @@ class ClusterDetector:
                 {"signal": "joint_extraction_events", "value": suspicious, "baseline": None, "weight": 0.5},
                 {"signal": "median_key_active_minutes", "value": round(sorted(spans)[len(spans) // 2] / 60000, 1),
                  "baseline": None, "weight": None},
+                {"signal": "median_account_age_days", "value": _median_age_days(stats), "baseline": None,
+                 "weight": None},
                 {"signal": "linked_by", "value": _describe_evidence(self._evidence.get(root, {})), "baseline": None,
                  "weight": None},
             ],
@@ -424,6 +432,11 @@ class ClusterDetector:
 
 _EVIDENCE_NAMES = {"pf": "shared payment fingerprint", "acct": "same account", "net": "shared IP prefix",
                    "head": "same opening frame in lockstep", "tail": "same closing frame in lockstep"}
+
+
+def _median_age_days(stats: list[_KeyStats]) -> float | None:
+    ages = sorted(s.account_age_ms for s in stats if s.account_age_ms is not None)
+    return round(ages[len(ages) // 2] / 86_400_000, 1) if ages else None
 
 
 def _describe_evidence(evidence: dict[str, int]) -> str:

@@ -1,6 +1,8 @@
 """The cross-key cluster detector: what links keys, what must not, and its bounds."""
 from __future__ import annotations
 
+import dataclasses
+
 from distillguard.models.clusters import ClusterDetector, LinkRecord
 
 COT = 1.0
@@ -33,6 +35,17 @@ def test_cluster_alert_says_which_evidence_linked_the_keys():
     alerts = feed(det, [rec(f"k{k}", i, pf="pf-x") for i in range(10) for k in range(20)])
     linked_by = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}["linked_by"]
     assert linked_by.startswith("shared payment fingerprint x")
+
+
+def test_cluster_alert_reports_how_young_the_member_accounts_are():
+    det = ClusterDetector()
+    records = []
+    for i in range(10):
+        for k in range(20):
+            r = rec(f"k{k}", i, pf="pf-x")
+            records.append(dataclasses.replace(r, account_created_ms=T0 - 3 * 86_400_000))  # 3 days before
+    reasons = {r["signal"]: r["value"] for r in feed(det, records)[-1]["reasons"]}
+    assert reasons["median_account_age_days"] == 3.0
 
 
 def test_proxy_hydra_links_by_shared_frames_in_lockstep():
@@ -138,7 +151,7 @@ def test_key_with_short_answers_on_average_is_not_a_member():
         for k in range(20):
             r = rec(f"k{k}", i, pf="pf-x")
             tokens = 40 if k < 5 else 900
-            records.append(LinkRecord(*[getattr(r, f) for f in r.__slots__ if f != "output_tokens"], tokens))
+            records.append(dataclasses.replace(r, output_tokens=tokens))
     alerts = feed(det, records)
     named = set().union(*(a["api_key_ids"] for a in alerts))
     assert named == {f"k{k}" for k in range(5, 20)}
