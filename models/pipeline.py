@@ -212,7 +212,7 @@ class KeyPipeline:
         bin_ = f.topic_bucket * _BINS // 256
         st.hist[bin_] = min(65535, st.hist[bin_] + 1)
         st.n = n + 1
-        st.last_ts = f.ts_ms
+        st.last_ts = max(st.last_ts, f.ts_ms)  # an out-of-order event does not wind the clock back
         score = self._score(st)
         st.score = score
         return score

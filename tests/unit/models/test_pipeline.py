@@ -139,3 +139,12 @@ def test_short_answers_harvest_little_so_a_final_answer_eval_does_not_page():
 def test_unreported_usage_is_neutral():
     _, alerts, _ = run(KeyPipeline(), [ev(i) for i in range(400)])  # no usage field at all
     assert alerts
+
+
+def test_an_out_of_order_event_does_not_wind_the_key_clock_back():
+    from distillguard.models.pipeline import decode_state
+
+    state, _, _ = run(KeyPipeline(), [ev(i) for i in range(10)])
+    newest = decode_state(state).last_ts
+    older = KeyPipeline().step(state, ev(2, event_id="late-copy")).state
+    assert decode_state(older).last_ts == newest
