@@ -49,19 +49,21 @@ def _broker_credentials(settings: WorkerSettings):
     return faust.SSLCredentials(context)
 
 
-def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.App:
-    """Build the worker app. ``sink`` defaults to the ClickHouse sink from the settings' env."""
-    data_dir = Path(settings.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+def faust_app(settings, kafka: WorkerSettings, data_dir: Path, *, auto_offset_reset: str) -> faust.App:
+    """The Faust app shape shared by the detector worker and the router.
+
+    ``settings`` gives the app id, broker address, partitions, timeouts and web endpoint
+    (``WorkerSettings`` or ``RouterSettings``); ``kafka`` the broker security.
+    """
+    return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
-        broker_credentials=_broker_credentials(settings),
+        broker_credentials=_broker_credentials(kafka),
         store="memory://",
         datadir=str(data_dir / "faust"),
         topic_replication_factor=1,
         topic_partitions=settings.partitions,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=auto_offset_reset,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(settings.session_timeout_s / 4, 0.5),
         broker_commit_interval=settings.commit_interval_s,
@@ -71,6 +73,13 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         web_enabled=True,
         table_standby_replicas=0,
     )
+
+
+def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.App:
+    """Build the worker app. ``sink`` defaults to the ClickHouse sink from the settings' env."""
+    data_dir = Path(settings.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust_app(settings, settings, data_dir, auto_offset_reset="earliest")
     if pipeline is None:
         from distillguard.models.pipeline import KeyPipeline
 

@@ -122,7 +122,7 @@ def _parse_alert(value: bytes | None) -> dict | None:
 def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: dict, *,
                       clock=time.time, kafka_config: dict | None = None) -> faust.App:
     """Build the router app from its settings, a validated routes file and the resolved secrets."""
-    from distillguard.streams.app import _broker_credentials
+    from distillguard.streams.app import faust_app
     from distillguard.streams.settings import WorkerSettings
 
     data_dir = Path(settings.data_dir).resolve()
@@ -130,24 +130,7 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
     # librdkafka settings for the router's own reads (gap repair): same broker and security.
     kafka_config = kafka_config or {**WorkerSettings().confluent_config(),
                                     "bootstrap.servers": settings.kafka_bootstrap}
-    app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        broker_credentials=_broker_credentials(WorkerSettings()),
-        store="memory://",
-        datadir=str(data_dir / "faust"),
-        topic_replication_factor=1,
-        topic_partitions=settings.partitions,
-        consumer_auto_offset_reset=settings.start_from,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=max(settings.session_timeout_s / 4, 0.5),
-        broker_commit_interval=settings.commit_interval_s,
-        processing_guarantee="at_least_once",
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_enabled=True,
-        table_standby_replicas=0,
-    )
+    app = faust_app(settings, WorkerSettings(), data_dir, auto_offset_reset=settings.start_from)
     metrics = RouterMetrics()
     targets: dict[str, Target] = build_targets(config, secrets)
     secret_values = [s.get_secret_value() for per_target in secrets.values() for s in per_target.values()]
