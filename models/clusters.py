@@ -45,6 +45,9 @@ from .events import RequestEvent
 from .features import EventFeatures, _h64, featurize
 
 STRONG = ("pf", "acct", "net")  # link kinds that join keys at once; the frames need lockstep
+# Weak kinds whose value must also have stayed below ``max_members`` for a whole window
+# before it links anything: most such values are shared by many unrelated keys.
+SLOW = ("asnua",)
 
 
 @dataclass(slots=True, frozen=True)
@@ -118,6 +121,7 @@ class _Link:
     members: OrderedDict = field(default_factory=OrderedDict)  # key -> last ts_ms
     common: bool = False
     linking: bool = False  # its current members are already joined into one cluster
+    first_ts: int = 0
 
 
 @dataclass(slots=True)
@@ -263,16 +267,17 @@ class ClusterDetector:
             values.append(("pf", rec.payment_fingerprint))
         if rec.net:
             values.append(("net", rec.net))
-        # ASN + user agent is not a link on its own: every customer of a big cloud with the
-        # same SDK shares it, and members would be joined before the value is seen to be
-        # common. (Kept on the record for cluster scoring and a future combined-evidence link.)
+        # ASN + user agent says little on its own (every customer of a big cloud with the same
+        # SDK shares it), so it is a weak link: it joins keys only in lockstep, like a frame.
+        if rec.asn and rec.ua_hash:
+            values.append(("asnua", (rec.asn, rec.ua_hash)))
         return values
 
     def _link(self, kind_value: tuple[str, object], key: str, ts: int) -> list[str]:
         """Add ``key`` to a link value; returns the keys it now links ``key`` with."""
         link = self._links.get(kind_value)
         if link is None:
-            link = self._links[kind_value] = _Link()
+            link = self._links[kind_value] = _Link(first_ts=ts)
             if len(self._links) > self.max_links:
                 self._links.popitem(last=False)
         else:
@@ -290,6 +295,8 @@ class ClusterDetector:
         if not link.linking:
             if kind_value[0] not in STRONG and len(link.members) < self.min_coordinated:
                 return []
+            if kind_value[0] in SLOW and ts - link.first_ts < self.window_ms:
+                return []  # not yet known to be rare: a big cloud's ASN + SDK turns common first
             link.linking = True
             return [k for k in link.members if k != key]
         # Every other member is already in one cluster: joining one of them joins them all.
@@ -431,7 +438,8 @@ class ClusterDetector:
 
 
 _EVIDENCE_NAMES = {"pf": "shared payment fingerprint", "acct": "same account", "net": "shared IP prefix",
-                   "head": "same opening frame in lockstep", "tail": "same closing frame in lockstep"}
+                   "head": "same opening frame in lockstep", "tail": "same closing frame in lockstep",
+                   "asnua": "same ASN and user agent in lockstep"}
 
 
 def _median_age_days(stats: list[_KeyStats]) -> float | None:

@@ -77,6 +77,18 @@ def test_one_stray_styled_event_does_not_make_a_member():
     assert alerts and all("user" not in a["api_key_ids"] for a in alerts)
 
 
+def test_same_asn_and_user_agent_links_only_in_lockstep():
+    det = ClusterDetector()
+    lockstep = feed(det, [rec(f"k{k}", i, asn=64501, ua=77) for i in range(90) for k in range(8)])
+    assert lockstep and len(lockstep[-1]["api_key_ids"]) == 8
+    assert "same ASN and user agent in lockstep" in {r["signal"]: r["value"] for r in lockstep[-1]["reasons"]}[
+        "linked_by"]
+    # The same ASN and agent, but each key active on its own day: no coordination, no link.
+    spread = ClusterDetector()
+    assert feed(spread, [rec(f"s{k}", k * 48 + i, asn=64501, ua=77, minutes=30.0)
+                         for k in range(8) for i in range(10)]) == []
+
+
 def test_common_value_stops_linking():
     det = ClusterDetector(max_members=16)
     # A big cloud ASN + popular UA shared by 40 unrelated extraction-looking keys.
