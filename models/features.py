@@ -123,7 +123,6 @@ class EventFeatures:
     followup: bool          # a later turn of a conversation
     has_system: bool
     max_tokens: int
-    temperature: float      # -1 when not sent
     n: int
     tools: int
     output_tokens: int      # -1 when the gateway did not report usage
@@ -224,7 +223,6 @@ def featurize(event: RequestEvent) -> EventFeatures:
         followup=event.turn_index > 0,
         has_system=bool(event.system_prompt),
         max_tokens=event.max_tokens or 0,
-        temperature=-1.0 if event.temperature is None else event.temperature,
         n=event.n or 1,
         tools=event.tools or 0,
         output_tokens=-1 if event.output_tokens is None else event.output_tokens,

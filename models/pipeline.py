@@ -63,9 +63,9 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 2
+STATE_VERSION = 3
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
-            "gap_mean", "gap_var", "temp0_ew", "bigout_ew", "score", "incident", "alerting", "severity",
+            "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n")
 _RING = 8
 _YIELD_TOKENS = 500.0  # output tokens that count as a full harvest for one request
@@ -181,18 +181,13 @@ class KeyPipeline:
         novelty = min(((simhash ^ x).bit_count() for x in st.sketch if x), default=32) / 32.0
         template_seen = float((f.template_hash & 0xFFFFFFFF) in st.templates)
         gap = max(1.0, (f.ts_ms - st.last_ts) / 1000.0) if n else 0.0
-        if n == 0:
-            st.style_ew, st.followup_ew, st.novelty_ew = f.style, float(f.followup), min(1.0, novelty)
-            st.template_ew, st.temp0_ew = template_seen, float(f.temperature == 0.0)
-            st.bigout_ew = float(f.max_tokens >= 16000)
-        else:
-            b = 1.0 - a
-            st.style_ew = b * st.style_ew + a * f.style
-            st.followup_ew = b * st.followup_ew + a * f.followup
-            st.novelty_ew = b * st.novelty_ew + a * min(1.0, novelty)
-            st.template_ew = b * st.template_ew + a * template_seen
-            st.temp0_ew = b * st.temp0_ew + a * (f.temperature == 0.0)
-            st.bigout_ew = b * st.bigout_ew + a * (f.max_tokens >= 16000)
+        # Exponentially weighted shares; the key's first event seeds them.
+        keep, w = (0.0, 1.0) if n == 0 else (1.0 - a, a)
+        st.style_ew = keep * st.style_ew + w * f.style
+        st.followup_ew = keep * st.followup_ew + w * f.followup
+        st.novelty_ew = keep * st.novelty_ew + w * min(1.0, novelty)
+        st.template_ew = keep * st.template_ew + w * template_seen
+        st.bigout_ew = keep * st.bigout_ew + w * (f.max_tokens >= 16000)
         if f.output_tokens >= 0:
             # Output yield: only over events whose usage was reported (first one seeds it).
             y = min(1.0, f.output_tokens / _YIELD_TOKENS)
