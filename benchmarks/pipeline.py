@@ -116,7 +116,7 @@ def _latency_traffic(rate: float, seconds: float, seed: int = 11) -> list[dict]:
     """Ordinary users plus sweeping keys, in a random interleaving, ~rate*seconds events."""
     rng = random.Random(seed)
     total = int(rate * seconds)
-    benign = [e for e in demo_events(seed=seed, users=max(50, total // 40), campaign_events=0)]
+    benign = demo_events(seed=seed, users=max(50, total // 40), campaign_events=0)
     sweep_keys = max(10, total // 160)  # each sweeps ~80 events: alerts after 50, escalates later
     sweeps = []
     for k in range(sweep_keys):
@@ -131,7 +131,7 @@ def _latency_traffic(rate: float, seconds: float, seed: int = 11) -> list[dict]:
     rng.shuffle(events)
     for i, e in enumerate(events):
         e["event_id"] = f"bench_{i:08d}"  # unique even where the synthetic text repeats
-    return events[:total] if len(events) > total else events
+    return events[:total]
 
 
 def _stamp(event: dict, now: float) -> bytes:

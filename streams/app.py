@@ -75,6 +75,15 @@ def faust_app(settings, kafka: WorkerSettings, data_dir: Path, *, auto_offset_re
     )
 
 
+def serve_metrics(app: faust.App, metrics) -> None:
+    """``/metrics`` in the Prometheus text format, from anything with ``render()``."""
+
+    @app.page("/metrics")
+    async def prometheus_metrics(web, request):
+        body, content_type = metrics.render()
+        return web.bytes(body, content_type=content_type.split(";")[0])
+
+
 def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.App:
     """Build the worker app. ``sink`` defaults to the ClickHouse sink from the settings' env."""
     data_dir = Path(settings.data_dir).resolve()
@@ -365,10 +374,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                              "counters": vars_of(processor.counters)}, status=503)
         return web.json({"status": "ok", "counters": vars_of(processor.counters)})
 
-    @app.page("/metrics")
-    async def prometheus_metrics(web, request):
-        body, content_type = metrics.render()
-        return web.bytes(body, content_type=content_type.split(";")[0])
+    serve_metrics(app, metrics)
 
     @app.page("/summary")
     async def summary(web, request):

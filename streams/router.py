@@ -122,7 +122,7 @@ def _parse_alert(value: bytes | None) -> dict | None:
 def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: dict, *,
                       clock=time.time, kafka_config: dict | None = None) -> faust.App:
     """Build the router app from its settings, a validated routes file and the resolved secrets."""
-    from distillguard.streams.app import faust_app
+    from distillguard.streams.app import faust_app, serve_metrics
     from distillguard.streams.settings import WorkerSettings
 
     data_dir = Path(settings.data_dir).resolve()
@@ -505,10 +505,7 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
     async def health(web, request):
         return web.json({"status": "ok", "incidents": len(incidents.data), "targets": sorted(targets)})
 
-    @app.page("/metrics")
-    async def prometheus_metrics(web, request):
-        body, content_type = metrics.render()
-        return web.bytes(body, content_type=content_type.split(";")[0])
+    serve_metrics(app, metrics)
 
     @app.page("/incidents")
     async def incident_rows(web, request):
