@@ -38,11 +38,12 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from .events import RequestEvent
-from .features import EventFeatures, _h64, featurize
+from .features import EventFeatures, _h64, answered_style, featurize
 
 STRONG = ("pf", "acct", "net")  # link kinds that join keys at once; the frames need lockstep
 # Weak kinds whose value must also have stayed below ``max_members`` for a whole window
@@ -99,7 +100,7 @@ def _harvest_style(f: EventFeatures) -> float:
     must not count as a hydra member (unknown usage stays undiscounted)."""
     if 0 <= f.output_tokens < MIN_HARVEST_TOKENS:
         return f.style * f.output_tokens / MIN_HARVEST_TOKENS
-    return f.style
+    return answered_style(f)
 
 
 def link_record(event: RequestEvent, result, min_score: float = 0.01) -> LinkRecord | None:
@@ -133,6 +134,7 @@ class _KeyStats:
     account_age_ms: int | None = None  # account age at the key's first tracked event
     first_ts: int = 0
     last_ts: int = 0
+    rate_evidence: float = 0.0  # CUSUM: its extraction rate is a campaign's, not the population's
 
 
 def _net(ip: str | None) -> str | None:
@@ -163,8 +165,16 @@ class ClusterDetector:
     def __init__(self, *, min_style: float = 0.5, window_ms: int = 3_600_000, min_coordinated: int = 4,
                  max_members: int = 256, max_links: int = 100_000, max_keys: int = 200_000,
                  min_keys: int = 5, min_events: int = 60, min_share: float = 0.6, regrow: float = 1.1,
-                 update_interval_ms: int = 600_000, account_min_keys: int = 3) -> None:
+                 update_interval_ms: int = 600_000, account_min_keys: int = 3, member_evidence: float = 8.0,
+                 base_rate: float = 0.05, campaign_rate: float = 0.25) -> None:
         self.min_style = min_style
+        # A camouflaged member mixes ordinary prompts into its share of the sweep, so it is
+        # also named once its sequential evidence (the per-key detector's test, on the events
+        # seen here) reaches member_evidence: about half the level that pages a lone key,
+        # because being linked to the cluster's core is evidence too.
+        self.member_evidence = member_evidence
+        self._llr_up = math.log(campaign_rate / base_rate)
+        self._llr_down = math.log((1.0 - campaign_rate) / (1.0 - base_rate))
         self.window_ms = window_ms
         self.min_coordinated = min_coordinated
         self.max_members = max_members
@@ -228,7 +238,7 @@ class ClusterDetector:
         return set(self._members.get(self._find(key), {key}))
 
     # -- bookkeeping -----------------------------------------------------------------------
-    def _touch_key(self, key: str, ts: int, suspicious: bool) -> _KeyStats:
+    def _touch_key(self, key: str, ts: int, suspicious: bool, style: float = 0.0) -> _KeyStats:
         stats = self._keys.get(key)
         if stats is None:
             stats = self._keys[key] = _KeyStats(first_ts=ts)
@@ -239,6 +249,8 @@ class ClusterDetector:
         stats.events += 1
         stats.suspicious += int(suspicious)
         stats.last_ts = ts
+        llr = style * self._llr_up + (1.0 - style) * self._llr_down
+        stats.rate_evidence = max(0.0, min(4.0 * self.member_evidence, stats.rate_evidence + llr))
         return stats
 
     def _evict_key(self) -> None:
@@ -313,7 +325,8 @@ class ClusterDetector:
         """Learn one link record; returns the cluster / account alerts it raises or updates."""
         stats_before = self._keys.get(rec.api_key_id)
         qualified_before = stats_before is not None and self._qualifies(stats_before)
-        alerts = [a for a in (self._observe_cluster(rec, qualified_before),) if a is not None]
+        named_before = stats_before is not None and self._named(stats_before)
+        alerts = [a for a in (self._observe_cluster(rec, qualified_before, named_before),) if a is not None]
         stats = self._keys.get(rec.api_key_id)
         if stats is not None and not qualified_before and self._qualifies(stats):
             account_alert = self._account(rec)
@@ -342,12 +355,12 @@ class ClusterDetector:
             "detector": self.detector,
         }
 
-    def _observe_cluster(self, rec: LinkRecord, qualified_before: bool) -> dict | None:
+    def _observe_cluster(self, rec: LinkRecord, qualified_before: bool, named_before: bool) -> dict | None:
         key = rec.api_key_id
         suspicious = rec.style >= self.min_style
         if not suspicious and key not in self._keys:
             return None  # ordinary traffic is not tracked at all
-        stats = self._touch_key(key, rec.ts_ms, suspicious)
+        stats = self._touch_key(key, rec.ts_ms, suspicious, min(1.0, max(0.0, rec.style)))
         if stats.account_age_ms is None and rec.account_created_ms is not None:
             stats.account_age_ms = max(0, rec.ts_ms - rec.account_created_ms)
         if rec.output_tokens >= 0:
@@ -364,7 +377,7 @@ class ClusterDetector:
         # An alerted cluster is re-scored only when its membership may have changed, or when
         # an update naming new members is waiting for its interval.
         if (root in self._alerted and root not in self._pending and not merged
-                and qualified_before == self._qualifies(stats)):
+                and qualified_before == self._qualifies(stats) and named_before == self._named(stats)):
             return None
         return self._score(root, rec.ts_ms)
 
@@ -379,19 +392,34 @@ class ClusterDetector:
             return False
         return stats.suspicious >= 3 and 2 * stats.suspicious >= stats.events
 
+    def _named(self, stats: _KeyStats) -> bool:
+        """Named in its cluster's alert: a member of the core, or a camouflaged member (its
+        harvested extraction rate is a campaign's although under half its traffic)."""
+        if self._qualifies(stats):
+            return True
+        if stats.reported and (stats.reported < 5 or stats.output_tokens < MIN_HARVEST_TOKENS * stats.reported):
+            return False
+        return stats.suspicious >= 3 and stats.rate_evidence >= self.member_evidence
+
     def _score(self, root: str, ts_ms: int) -> dict | None:
         linked = self._members.get(root, {root})
         if len(linked) < self.min_keys:
             return None
-        members = {k for k in linked if k in self._keys and self._qualifies(self._keys[k])}
-        if len(members) < self.min_keys:
+        core = {k for k in linked if k in self._keys and self._qualifies(self._keys[k])}
+        if len(core) < self.min_keys:
             return None
-        stats = [self._keys[k] for k in members]
+        stats = [self._keys[k] for k in core]
         events = sum(s.events for s in stats)
         suspicious = sum(s.suspicious for s in stats)
         share = suspicious / events if events else 0.0
         if suspicious < self.min_events or share < self.min_share:
             return None
+        # The core (mostly-extraction members) makes the cluster; camouflaged members are named
+        # with it but do not dilute the share that decided it.
+        camouflaged = {k for k in linked - core if k in self._keys and self._named(self._keys[k])}
+        members = core | camouflaged
+        stats += [self._keys[k] for k in camouflaged]
+        events += sum(self._keys[k].events for k in camouflaged)
         rank = 3 if len(members) >= 4 * self.min_keys else 2
         score = round(min(1.0, share * (1.0 - 1.0 / len(members))), 4)
         previous = self._alerted.get(root)
@@ -425,6 +453,7 @@ class ClusterDetector:
                 {"signal": "joint_extraction_style_share", "value": round(share, 3), "baseline": 0.05,
                  "weight": 1.0},
                 {"signal": "joint_extraction_events", "value": suspicious, "baseline": None, "weight": 0.5},
+                {"signal": "camouflaged_members", "value": len(camouflaged), "baseline": 0, "weight": None},
                 {"signal": "median_key_active_minutes", "value": round(sorted(spans)[len(spans) // 2] / 60000, 1),
                  "baseline": None, "weight": None},
                 {"signal": "median_account_age_days", "value": _median_age_days(stats), "baseline": None,

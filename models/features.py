@@ -13,13 +13,14 @@ extraction styles, length, params, timing and client metadata.
 """
 from __future__ import annotations
 
-import zlib
+import json
 import re
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from .events import RequestEvent
+from .events import RequestEvent, parse_event
 
 _WORD = re.compile(r"[a-z][a-z0-9']{2,}")
 _DIGITS = re.compile(r"\d+")
@@ -62,6 +63,7 @@ _STYLE_FAMILIES = (
         (("rationale", "justification", "derivation"),
          r"\b(give|provide|include|write|with|show)\b.{0,30}\b(rationale|justification|derivation)"),
         (("let's work", "let us work", "work it out", "work this out"), None),
+        ("explanation", r"\b(answer|respond|solve)\b.{0,40}\bwith (an? |the )?explanation|explanation first"),
         ("show your ", r"show your (calculations?|working|derivation|thinking)"),
         (("detailed", "full", "complete", "thorough"),
          r"\b(detailed|full|complete|thorough) (step|reasoning|derivation|worked solution)"),
@@ -84,15 +86,19 @@ _STYLE_FAMILIES = (
         (("a)", "a.", "a:"), r"(^|\n)\s*[a-d][\).:] "),
         (("multiple choice", "multiple-choice"), None),
         ("correct ", r"correct (option|answer) (is|from)"),
-        ("question:", r"question:\s"),
+        # "Question: ..." as an item that then lists choices or asks for the answer ("Quick
+        # question: ..." alone is how people open a chat)
+        ("question:", r"(^|\n)\s*question:\s[\s\S]{0,3000}?\n\s*(answer|options|choices)\s*:"),
         ("answer:", r"\banswer:\s*$"),
         ("final answer", None),
+        ("options:", r"options:\s*\n\s*[-*(]"),  # choices listed under "Options:"
     ),
     _rules(  # coverage / format instructions typical of dataset generation
         (("generate", "write", "create", "produce"),
          r"\b(generate|write|create|produce)\b.{0,40}\b(\d+|several|diverse|varied|list of)\b.{0,40}"
          r"\b(examples|questions|instructions|tasks|prompts|samples)\b"),
-        ("respond ", r"respond (only )?(with|in) (json|the final answer)"),
+        # (not "respond in JSON": that is what every application asks for)
+        ("respond ", r"respond (only )?with the final answer"),
         ("as possible", r"as (completely|thoroughly|detailed) as possible"),
         (("never refuse", "do not skip"), None),
         ("complete ", r"complete (and detailed )?(answer|explanation)"),
@@ -101,7 +107,8 @@ _STYLE_FAMILIES = (
         ("access to ", r"(have|has|with) access to (the following |these )?(tools|functions|apis)"),
         ("available ", r"available (tools|functions)"),
         ("use this ", r"use this (tool )?(when|whenever|if) you"),
-        ("input should be a", r"input should be an? "),
+        # a tool's input/output contract, as tool catalogues (LangChain, Toolformer-style) state it
+        ("input should be", r"input should be\b.{0,160}\boutput (will|should) be|input should be an? "),
         (("tool call", "tool_call", "function call", "function_call"), None),
         (("thought:", "action:", "action input:", "observation:"),
          r"^\s*(thought|action|action input|observation):|\n\s*(action|action input|observation):"),
@@ -127,6 +134,7 @@ class EventFeatures:
     tools: int
     output_tokens: int      # -1 when the gateway did not report usage
     event_hash: int         # 32-bit hash of event_id, for duplicate detection
+    families: int = 0       # bit i set: style family i present (see _STYLE_WEIGHTS)
 
 
 def _h64(data: str) -> int:
@@ -176,6 +184,24 @@ def template_fingerprint(text: str) -> int:
 
 # reasoning, grading, benchmark format, dataset generation, tool-use traces
 _STYLE_WEIGHTS = (1.0, 1.0, 0.35, 0.8, 0.7)
+BENCHMARK_FORMAT = 1 << 2
+# A benchmark-format prompt answered at length: the requester let the model reason and kept
+# the reasoning. An eval wants the letter; this is a harvest of worked solutions.
+LONG_ANSWER_TOKENS = 400
+_REASONING_HARVEST_STYLE = 0.7
+
+
+def answered_style(f: "EventFeatures") -> float:
+    """The event's extraction style in the light of its answer (what the requester got back).
+
+    >>> import dataclasses
+    >>> mc = featurize_text("(A) 4 (B) 5 (C) 6 (D) 7. Which is prime?")
+    >>> answered_style(dataclasses.replace(mc, output_tokens=1)), answered_style(dataclasses.replace(mc, output_tokens=900))
+    (0.35, 0.7)
+    """
+    if f.families == BENCHMARK_FORMAT and f.output_tokens >= LONG_ANSWER_TOKENS:
+        return _REASONING_HARVEST_STYLE
+    return f.style
 
 
 def _family_present(family, lower: str) -> bool:
@@ -188,6 +214,20 @@ def _family_present(family, lower: str) -> bool:
     return False
 
 
+def _style(text: str) -> tuple[float, int]:
+    if len(text) > 800:
+        # Instructions sit at the start or the end of a prompt; the middle is pasted material.
+        text = text[:500] + "\n" + text[-300:]
+    lower = text.lower()
+    families, best, present = 0, 0.0, 0
+    for i, (family, weight) in enumerate(zip(_STYLE_FAMILIES, _STYLE_WEIGHTS)):
+        if _family_present(family, lower):
+            families |= 1 << i
+            best = max(best, weight)
+            present += 1
+    return (min(1.0, best + 0.1 * (present - 1)) if present else 0.0), families
+
+
 def style_score(text: str) -> float:
     """How much the text reads like extraction, in [0, 1]: the strongest family present,
     plus a little for each further family.
@@ -197,14 +237,7 @@ def style_score(text: str) -> float:
     >>> style_score("(A) 4 (B) 5 (C) 6. Answer with the letter only.") < style_score("Show your reasoning step by step.")
     True
     """
-    if len(text) > 800:
-        # Instructions sit at the start or the end of a prompt; the middle is pasted material.
-        text = text[:500] + "\n" + text[-300:]
-    lower = text.lower()
-    weights = [w for family, w in zip(_STYLE_FAMILIES, _STYLE_WEIGHTS) if _family_present(family, lower)]
-    if not weights:
-        return 0.0
-    return min(1.0, max(weights) + 0.1 * (len(weights) - 1))
+    return _style(text)[0]
 
 
 def featurize(event: RequestEvent) -> EventFeatures:
@@ -212,9 +245,11 @@ def featurize(event: RequestEvent) -> EventFeatures:
     lower = prompt.lower()
     words = [w for w in _WORD.findall(lower) if w not in _STOP]
     simhash = _simhash(words[:200])
+    style, families = _style(prompt + ("\n" + event.system_prompt[:2000] if event.system_prompt else ""))
     return EventFeatures(
         ts_ms=event.ts_ms,
-        style=style_score(prompt + ("\n" + event.system_prompt[:2000] if event.system_prompt else "")),
+        style=style,
+        families=families,
         topic_bucket=(simhash >> 56) & 0xFF,
         simhash=simhash,
         template_hash=template_fingerprint(prompt),
@@ -228,3 +263,12 @@ def featurize(event: RequestEvent) -> EventFeatures:
         output_tokens=-1 if event.output_tokens is None else event.output_tokens,
         event_hash=_h64(event.event_id) & 0xFFFFFFFF,
     )
+
+
+def featurize_text(prompt: str, output_tokens: int = -1) -> EventFeatures:
+    """Features of a bare prompt (docs, tests and what-if checks; no event needed)."""
+    doc = {"schema": "llm.request.v1", "event_id": "text", "ts": "2026-01-01T00:00:00Z", "api_key_id": "k",
+           "account_id": "a", "model": "m", "prompt": prompt}
+    if output_tokens >= 0:
+        doc["usage"] = {"input_tokens": 0, "output_tokens": output_tokens}
+    return featurize(parse_event(json.dumps(doc).encode()))

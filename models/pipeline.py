@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .events import RequestEvent
-from .features import EventFeatures, featurize
+from .features import EventFeatures, answered_style, featurize
 
 
 @dataclass(slots=True)
@@ -54,6 +54,7 @@ ROW_COLUMNS: tuple[str, ...] = (
     "follow_up_share",  # share of follow-up turns (conversations)
     "template_repetition",  # share of prompts reusing a recent opening frame
     "topic_novelty",   # how new each prompt's content is against the key's recent ones
+    "extraction_evidence",  # sequential evidence of a campaign's extraction rate (>= 0; info level at 15)
 )
 
 
@@ -63,15 +64,22 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 3
+STATE_VERSION = 4
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
-            "quiet", "yield_ew", "yield_n")
+            "quiet", "yield_ew", "yield_n", "evidence")
 _RING = 8
 _YIELD_TOKENS = 500.0  # output tokens that count as a full harvest for one request
 _BINS = 64
 _STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RING}I{_RING}Q{_RING}I{_BINS}H")
 STATE_BYTES = _STRUCT.size
+# v3 is v4 without the trailing "evidence" scalar: read it (evidence 0) so an upgrade keeps
+# every key's history instead of re-learning the whole population.
+_STRUCT_V3 = struct.Struct(f"<B{len(_SCALARS) - 1}d{_RING}I{_RING}Q{_RING}I{_BINS}H")
+# Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
+# carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
+# more is a full harvest.
+_HARVEST_LO, _HARVEST_HI = 100.0, 300.0
 SEVERITIES = ("info", "warning", "critical")
 _NS = len(_SCALARS)
 
@@ -99,10 +107,13 @@ class KeyState:
 
 
 def decode_state(data: bytes | None) -> KeyState:
-    if not data or data[0] != STATE_VERSION or len(data) != STATE_BYTES:
-        # New key, or an unknown layout (older/newer worker): start afresh rather than misread it.
-        return KeyState()
-    return KeyState(_STRUCT.unpack(data))
+    if data and data[0] == STATE_VERSION and len(data) == STATE_BYTES:
+        return KeyState(_STRUCT.unpack(data))
+    if data and data[0] == 3 and len(data) == _STRUCT_V3.size:
+        values = _STRUCT_V3.unpack(data)
+        return KeyState(values[:_NS] + (0.0,) + values[_NS:])
+    # New key, or an unknown layout (a newer worker's): start afresh rather than misread it.
+    return KeyState()
 
 
 def encode_state(st: KeyState) -> bytes:
@@ -116,6 +127,13 @@ class DetectorConfig:
 
     ``thresholds`` are score levels for info / warning / critical; an incident closes
     after ``close_after`` consecutive events below ``close_ratio`` x the info threshold.
+
+    The evidence test (a one-sided CUSUM, Page 1954) asks of every key: is its rate of
+    harvested extraction-style prompts nearer ``campaign_rate`` than the population's
+    ``base_rate``? Each event adds its log-likelihood ratio; the sum is floored at 0 and
+    capped at 2 x ``evidence_threshold``, which scores as the info level (2 x scores 1.0).
+    A campaign diluted with ordinary prompts stays under every share threshold but keeps
+    adding evidence; a user's occasional burst of "step by step" decays away.
     """
 
     thresholds: tuple[float, float, float] = (0.5, 0.65, 0.8)
@@ -127,6 +145,9 @@ class DetectorConfig:
     allow_accounts: frozenset[str] = frozenset()
     key_threshold_scale: dict[str, float] = field(default_factory=dict)
     account_threshold_scale: dict[str, float] = field(default_factory=dict)
+    base_rate: float = 0.05
+    campaign_rate: float = 0.25
+    evidence_threshold: float = 15.0
 
 
 def _iso(ts_ms: int) -> str:
@@ -140,6 +161,9 @@ class KeyPipeline:
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = config or DetectorConfig()
+        c = self.config
+        self._llr_up = math.log(c.campaign_rate / c.base_rate)
+        self._llr_down = math.log((1.0 - c.campaign_rate) / (1.0 - c.base_rate))
 
     def describe_state(self, data: bytes) -> dict:
         st = decode_state(data)
@@ -169,6 +193,7 @@ class KeyPipeline:
             "alerting": int(st.alerting),
             "style_share": st.style_ew, "output_yield": st.yield_ew, "follow_up_share": st.followup_ew,
             "template_repetition": st.template_ew, "topic_novelty": st.novelty_ew,
+            "extraction_evidence": st.evidence,
         }
         return StepResult(encode_state(st), row, alert, features=f)
 
@@ -188,6 +213,13 @@ class KeyPipeline:
         st.novelty_ew = keep * st.novelty_ew + w * min(1.0, novelty)
         st.template_ew = keep * st.template_ew + w * template_seen
         st.bigout_ew = keep * st.bigout_ew + w * (f.max_tokens >= 16000)
+        # Evidence test: a follow-up turn is conversation, a short answer harvests nothing;
+        # both count as an ordinary prompt. Unknown usage is neutral (full weight).
+        harvested = 0.0 if f.followup else answered_style(f)
+        if f.output_tokens >= 0 and harvested:
+            harvested *= max(0.0, min(1.0, (f.output_tokens - _HARVEST_LO) / (_HARVEST_HI - _HARVEST_LO)))
+        llr = harvested * self._llr_up + (1.0 - harvested) * self._llr_down
+        st.evidence = max(0.0, min(2.0 * self.config.evidence_threshold, st.evidence + llr))
         if f.output_tokens >= 0:
             # Output yield: only over events whose usage was reported (first one seeds it).
             y = min(1.0, f.output_tokens / _YIELD_TOKENS)
@@ -222,7 +254,9 @@ class KeyPipeline:
         raw = style * (1.0 - 0.9 * conversational)
         raw *= 0.75 + 0.25 * breadth + 0.075 * st.bigout_ew
         raw *= self._harvest_factor(st)
-        return float(max(0.0, min(1.0, raw)))
+        # The evidence test scores 0.5 (the default info level) at its threshold, 1.0 at its cap.
+        sustained = st.evidence / (2.0 * self.config.evidence_threshold)
+        return float(max(0.0, min(1.0, max(raw, sustained))))
 
     @staticmethod
     def _harvest_factor(st: KeyState) -> float:
@@ -248,7 +282,14 @@ class KeyPipeline:
              "weight": 0.7},
             {"signal": "topic_buckets_seen", "value": sum(1 for c in st.hist if c), "baseline": None, "weight": None},
         ]
-        return sorted(reasons, key=lambda r: -abs((r["weight"] or 0) * (r["value"] or 0)))
+        reasons.sort(key=lambda r: -abs((r["weight"] or 0) * (r["value"] or 0)))
+        # Sustained evidence that this key's harvested extraction rate is a campaign's, not the
+        # population's (log-likelihood ratio; baseline = the level that opens an incident).
+        # Leads the list when it, not the share, is what carries the score.
+        evidence = {"signal": "extraction_rate_evidence", "value": round(float(st.evidence), 2),
+                    "baseline": self.config.evidence_threshold, "weight": None}
+        leads = st.evidence / (2.0 * self.config.evidence_threshold) >= st.score - 1e-9 and st.evidence > 0
+        return [evidence] + reasons if leads else reasons + [evidence]
 
     # -- incidents ---------------------------------------------------------------------------
     def _thresholds(self, event: RequestEvent) -> tuple[float, ...]:

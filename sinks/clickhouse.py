@@ -114,7 +114,7 @@ _ARROW_TYPES = {
     "status": pa.uint16(), "latency_ms": pa.uint32(), "score": pa.float32(), "extraction_style": pa.float32(),
     "topic_bucket": pa.uint16(), "template_hash": pa.uint64(), "alerting": pa.uint8(),
     "style_share": pa.float32(), "output_yield": pa.float32(), "follow_up_share": pa.float32(),
-    "template_repetition": pa.float32(), "topic_novelty": pa.float32(),
+    "template_repetition": pa.float32(), "topic_novelty": pa.float32(), "extraction_evidence": pa.float32(),
 }
 
 

@@ -196,6 +196,11 @@ ORDER BY (entity_type, entity_id, feedback_id)""",
         f"ALTER TABLE {{db}}.events ADD COLUMN IF NOT EXISTS {column} Float32 DEFAULT 0 AFTER alerting"
         for column in ("topic_novelty", "template_repetition", "follow_up_share", "output_yield", "style_share")
     )),
+    # The key's sequential extraction-rate evidence after each event (the CUSUM that pages
+    # diluted, low-and-slow campaigns): on-call charts it climbing towards its threshold.
+    Migration(5, "per-event extraction evidence", (
+        "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS extraction_evidence Float32 DEFAULT 0 AFTER style_share",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -102,8 +102,11 @@ def test_from_previous_version_with_data(client, settings, monkeypatch, start):
     # A database written by an earlier release (schema v<start>), with events and alert versions.
     monkeypatch.setattr(ch, "MIGRATIONS", migrations.MIGRATIONS[:start])
     monkeypatch.setattr(ch, "LATEST", migrations.MIGRATIONS[start - 1].version)
-    if start < 4:  # that release's feature row had no per-event signal columns
-        signals = {"style_share", "output_yield", "follow_up_share", "template_repetition", "topic_novelty"}
+    # that release's feature row had none of the per-event signal columns added since
+    signals = {"extraction_evidence"} if start < 5 else set()
+    if start < 4:
+        signals |= {"style_share", "output_yield", "follow_up_share", "template_repetition", "topic_novelty"}
+    if signals:
         old_names = [n for n in ch._ROW_NAMES if n not in signals]
         monkeypatch.setattr(ch, "_ROW_NAMES", old_names)
         monkeypatch.setattr(ch, "_ROW_SCHEMA", pa.schema([f for f in ch._ROW_SCHEMA if f.name not in signals]))

@@ -168,13 +168,14 @@ def test_detector_rows_store_the_key_signals_and_no_prompt_text(client, settings
         sink.add(r, partition=3, offset=i, topic="signals")
     sink.flush()
     db = settings.database
-    stored = client.query(f"SELECT style_share, output_yield, follow_up_share, template_repetition, topic_novelty "
+    stored = client.query(f"SELECT style_share, output_yield, follow_up_share, template_repetition, topic_novelty, "
+                          f"extraction_evidence "
                           f"FROM {db}.events WHERE api_key_id = 'ksig' ORDER BY ts DESC LIMIT 1").result_rows[0]
     last = rows[-1]
     expected = (last["style_share"], last["output_yield"], last["follow_up_share"], last["template_repetition"],
-                last["topic_novelty"])
+                last["topic_novelty"], last["extraction_evidence"])
     assert stored == pytest.approx(expected, abs=1e-6)
-    assert stored[0] > 0.9 and 0 < stored[1] < 1
+    assert stored[0] > 0.9 and 0 < stored[1] < 1 and stored[5] > 0
     text = client.query(f"SELECT * FROM {db}.events WHERE api_key_id = 'ksig'").result_rows
     assert "Secret plan" not in str(text)
 

@@ -167,3 +167,26 @@ def test_key_with_short_answers_on_average_is_not_a_member():
     alerts = feed(det, records)
     named = set().union(*(a["api_key_ids"] for a in alerts))
     assert named == {f"k{k}" for k in range(5, 20)}
+
+
+def _camouflaged(key: str, i: int, every: int) -> LinkRecord:
+    # one extraction-style event in ``every``, the rest ordinary prompts, all answered at length
+    r = rec(key, i, pf="pf-x", style=COT if i % every == 0 else 0.0)
+    return dataclasses.replace(r, output_tokens=700)
+
+
+def test_camouflaged_members_are_named_but_do_not_make_the_cluster():
+    det = ClusterDetector()
+    core = [dataclasses.replace(rec(f"k{k}", i, pf="pf-x"), output_tokens=700) for k in range(10) for i in range(12)]
+    camo = [_camouflaged(f"c{k}", i, 3) for k in range(4) for i in range(60)]  # a third of their traffic
+    alerts = feed(det, core + camo)
+    named = set(alerts[-1]["api_key_ids"])
+    assert {f"c{k}" for k in range(4)} <= named
+    reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
+    assert reasons["camouflaged_members"] == 4 and reasons["joint_extraction_style_share"] == 1.0
+    # camouflaged keys alone are not a cluster, and a population rate of style is not camouflage
+    assert feed(ClusterDetector(), camo) == []
+    det = ClusterDetector()
+    sometimes = [_camouflaged(f"u{k}", i, 20) for k in range(4) for i in range(60)]
+    alerts = feed(det, core + sometimes)
+    assert alerts and not {f"u{k}" for k in range(4)} & set().union(*(a["api_key_ids"] for a in alerts))

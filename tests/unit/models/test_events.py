@@ -239,3 +239,28 @@ def test_fuzz_mutated_valid_record_never_raises_and_keeps_bytes(cut, at, insert,
             assert result.raw == raw and result.reason
         else:
             assert result.event_id and result.api_key_id and 946_684_800_000 <= result.ts_ms < 4_102_444_800_000
+
+
+def test_style_rules_for_tool_contracts_listed_options_and_explanations_but_not_chat_openers():
+    from distillguard.models.features import style_score
+
+    tool = ("search: looks things up on the web. Input should be a query, and the output will be the top results.\n"
+            "search(query)\nWho won the 1998 World Cup?")
+    assert style_score(tool) >= 0.5
+    assert style_score("Which of these is a mammal?\nOptions:\n- shark\n- whale\n- trout") > 0
+    assert style_score("Answer the following question, with explanation first. Is a tomato a fruit?") >= 0.5
+    # how people open a chat, and what every application asks of its answers
+    assert style_score("Quick question: what is the capital of Peru?") == 0.0
+    assert style_score("What is a kite? Respond in JSON only.") == 0.0
+    assert style_score("the input should be validated before saving, right?") == 0.0
+
+
+def test_a_benchmark_item_answered_at_length_reads_as_a_reasoning_harvest():
+    from distillguard.models.features import LONG_ANSWER_TOKENS, answered_style, featurize_text
+
+    item = "The following are multiple choice questions (with answers).\nWhat is 2+3?\nA. 4\nB. 5\nC. 6\nD. 7\nAnswer:"
+    letter, essay = featurize_text(item, output_tokens=1), featurize_text(item, output_tokens=LONG_ANSWER_TOKENS)
+    assert answered_style(letter) == letter.style < 0.5 <= answered_style(essay)
+    # a prompt that already elicits reasoning is not changed by its answer's length
+    cot = featurize_text("Think step by step: what is 2+3?", output_tokens=900)
+    assert answered_style(cot) == cot.style == 1.0

@@ -148,3 +148,64 @@ def test_an_out_of_order_event_does_not_wind_the_key_clock_back():
     newest = decode_state(state).last_ts
     older = KeyPipeline().step(state, ev(2, event_id="late-copy")).state
     assert decode_state(older).last_ts == newest
+
+
+PLAIN = ["Write a short story about a lighthouse keeper, number {i}.", "List the main causes of inflation in case {i}.",
+         "Translate 'good morning' into language number {i}.", "Summarize the plot of chapter {i} of a mystery novel.",
+         "What are some tips for growing tomatoes on balcony {i}?"]
+
+
+def _diluted_campaign(n: int, every: int, tokens: int) -> list[RequestEvent]:
+    """One extraction-style prompt in ``every``, the rest ordinary instructions, all answered at
+    ``tokens`` output tokens: a low-and-slow campaign hiding in camouflage."""
+    return [ev(i, **_usage(tokens)) if i % every == 0 else
+            ev(i, prompt=PLAIN[i % len(PLAIN)].format(i=i), **_usage(tokens)) for i in range(n)]
+
+
+def test_a_diluted_campaign_pages_on_sustained_evidence_not_on_its_share():
+    # One in three prompts is extraction-style: the share (~0.33) scores under every level,
+    # but the evidence that the key's rate is a campaign's keeps growing.
+    _, share_only, _ = run(KeyPipeline(DetectorConfig(evidence_threshold=1e9)), _diluted_campaign(600, 3, 700))
+    state, alerts, _ = run(KeyPipeline(), _diluted_campaign(600, 3, 700))
+    assert share_only == []
+    assert alerts and alerts[0]["reasons"][0]["signal"] == "extraction_rate_evidence"
+    assert alerts[0]["reasons"][0]["value"] >= alerts[0]["reasons"][0]["baseline"] == 15.0
+    assert alerts[-1]["severity"] == "critical"
+
+
+def test_evidence_ignores_a_population_rate_of_style_and_short_or_conversational_answers():
+    pipeline = KeyPipeline()
+    # one in twenty: a user who sometimes asks for steps, as the population does
+    assert run(pipeline, _diluted_campaign(1500, 20, 700))[1] == []
+    # every prompt styled, answered in a word: an evaluation, nothing harvested
+    assert run(pipeline, _diluted_campaign(1500, 1, 40))[1] == []
+    # a tutoring conversation: follow-up turns asking for steps are conversation, not a sweep
+    chat = [ev(i, turn_index=1 + i % 3, conversation_id=f"c{i // 4}", **_usage(700)) if i % 4 else
+            ev(i, prompt=PLAIN[i % 5].format(i=i), **_usage(700)) for i in range(1500)]
+    state = run(pipeline, chat)[0]
+    from distillguard.models.pipeline import decode_state
+    assert decode_state(state).evidence < 15.0
+
+
+def test_evidence_decays_so_the_incident_can_close():
+    config = DetectorConfig(close_after=50)
+    events = _diluted_campaign(400, 2, 700) + [ev(i, prompt=PLAIN[i % 5].format(i=i), turn_index=1, **_usage(700))
+                                               for i in range(400, 900)]
+    from distillguard.models.pipeline import decode_state
+    state, alerts, _ = run(KeyPipeline(config), events)
+    assert alerts and not KeyPipeline(config).describe_state(state)["alerting"]
+    assert decode_state(state).evidence == 0.0
+
+
+def test_a_v3_state_is_read_with_its_history_after_an_upgrade():
+    import struct
+
+    from distillguard.models import pipeline as p
+
+    state, _, _ = run(KeyPipeline(), [ev(i) for i in range(120)])
+    v4 = p._STRUCT.unpack(state)
+    v3 = p._STRUCT_V3.pack(3, *v4[1:p._NS], *v4[p._NS + 1:])  # the same key, written by a v3 worker
+    assert len(v3) == p.STATE_BYTES - struct.calcsize("<d")
+    upgraded = p.decode_state(v3)
+    assert upgraded.n == 120 and upgraded.evidence == 0.0 and upgraded.score == p.decode_state(state).score
+    assert KeyPipeline().step(v3, ev(500)).state[0] == p.STATE_VERSION
