@@ -135,6 +135,7 @@ class _KeyStats:
     first_ts: int = 0
     last_ts: int = 0
     rate_evidence: float = 0.0  # CUSUM: its extraction rate is a campaign's, not the population's
+    in_lockstep: bool = False  # sent the same prompt frame as other keys within the window
 
 
 def _net(ip: str | None) -> str | None:
@@ -370,6 +371,8 @@ class ClusterDetector:
         if suspicious:
             for value in self._link_values(rec):
                 for other in self._link(value, key, rec.ts_ms):
+                    if other in self._keys and value[0] in _CONTENT_KINDS:
+                        stats.in_lockstep = self._keys[other].in_lockstep = True
                     if other in self._keys and self._find(other) != self._find(key):
                         self._union(key, other, value[0])
                         merged = True
@@ -393,13 +396,14 @@ class ClusterDetector:
         return stats.suspicious >= 3 and 2 * stats.suspicious >= stats.events
 
     def _named(self, stats: _KeyStats) -> bool:
-        """Named in its cluster's alert: a member of the core, or a camouflaged member (its
-        harvested extraction rate is a campaign's although under half its traffic)."""
+        """Named in its cluster's alert: a member of the core, or a camouflaged member with a few
+        harvested extraction events that either sent the sweep's own prompt frames in lockstep
+        with other keys, or whose extraction rate is a campaign's although under half its traffic."""
         if self._qualifies(stats):
             return True
         if stats.reported and (stats.reported < 5 or stats.output_tokens < MIN_HARVEST_TOKENS * stats.reported):
             return False
-        return stats.suspicious >= 3 and stats.rate_evidence >= self.member_evidence
+        return stats.suspicious >= 3 and (stats.rate_evidence >= self.member_evidence or stats.in_lockstep)
 
     def _score(self, root: str, ts_ms: int) -> dict | None:
         linked = self._members.get(root, {root})
@@ -466,6 +470,7 @@ class ClusterDetector:
         }
 
 
+_CONTENT_KINDS = frozenset({"head", "tail"})
 _EVIDENCE_NAMES = {"pf": "shared payment fingerprint", "acct": "same account", "net": "shared IP prefix",
                    "head": "same opening frame in lockstep", "tail": "same closing frame in lockstep",
                    "asnua": "same ASN and user agent in lockstep"}

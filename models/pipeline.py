@@ -208,16 +208,19 @@ class KeyPipeline:
         gap = max(1.0, (f.ts_ms - st.last_ts) / 1000.0) if n else 0.0
         # Exponentially weighted shares; the key's first event seeds them.
         keep, w = (0.0, 1.0) if n == 0 else (1.0 - a, a)
-        st.style_ew = keep * st.style_ew + w * f.style
+        # Extraction style as harvested: a short answer (under _HARVEST_LO output tokens: a
+        # letter, a label, a verdict) collected no reasoning, whatever the prompt asked for;
+        # unknown usage is neutral (full weight).
+        answered = answered_style(f)
+        if f.output_tokens >= 0 and answered:
+            answered *= max(0.0, min(1.0, (f.output_tokens - _HARVEST_LO) / (_HARVEST_HI - _HARVEST_LO)))
+        st.style_ew = keep * st.style_ew + w * answered
         st.followup_ew = keep * st.followup_ew + w * f.followup
         st.novelty_ew = keep * st.novelty_ew + w * min(1.0, novelty)
         st.template_ew = keep * st.template_ew + w * template_seen
         st.bigout_ew = keep * st.bigout_ew + w * (f.max_tokens >= 16000)
-        # Evidence test: a follow-up turn is conversation, a short answer harvests nothing;
-        # both count as an ordinary prompt. Unknown usage is neutral (full weight).
-        harvested = 0.0 if f.followup else answered_style(f)
-        if f.output_tokens >= 0 and harvested:
-            harvested *= max(0.0, min(1.0, (f.output_tokens - _HARVEST_LO) / (_HARVEST_HI - _HARVEST_LO)))
+        # Evidence test: a follow-up turn is conversation, counted as an ordinary prompt.
+        harvested = 0.0 if f.followup else answered
         llr = harvested * self._llr_up + (1.0 - harvested) * self._llr_down
         st.evidence = max(0.0, min(2.0 * self.config.evidence_threshold, st.evidence + llr))
         if f.output_tokens >= 0:

@@ -239,10 +239,22 @@ def test_router_actions_once_per_incident_version(stack):
 
 def test_router_metrics_and_logs_never_show_secrets(stack):
     run, router = stack["run"], stack["router"]
-    text = run.metrics()
-    for target in ("pagerduty", "opsgenie", "slack", "alertmanager", "webhook"):
-        assert re.search(rf'distillguard_router_delivered_total\{{event="trigger",target="{target}",'
-                         rf'type="{target}"\}} [1-9]', text), target
+    # Its own deliveries to every target (a key alert and a cluster alert), so the test holds
+    # when it runs alone, not only after the tests above it have delivered.
+    entity = _entity("secrets")
+    run.send_alerts([make_alert(entity, severity="warning"),
+                     make_alert(entity, entity_type="cluster", keys=[entity, entity + "-2"], severity="warning")])
+    targets = ("pagerduty", "opsgenie", "slack", "alertmanager", "webhook")
+
+    def delivered_everywhere(text: str) -> bool:
+        return all(re.search(rf'distillguard_router_delivered_total\{{event="trigger",target="{target}",'
+                             rf'type="{target}"\}} [1-9]', text) for target in targets)
+
+    deadline = time.monotonic() + 60
+    while not delivered_everywhere(text := run.metrics()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert delivered_everywhere(text), text[-2000:]
+    for target in targets:
         assert f'distillguard_router_delivery_seconds_count{{target="{target}"' in text
     with urllib.request.urlopen(router.url + "/incidents", timeout=5) as resp:
         incidents = resp.read().decode()

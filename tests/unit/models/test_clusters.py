@@ -190,3 +190,21 @@ def test_camouflaged_members_are_named_but_do_not_make_the_cluster():
     sometimes = [_camouflaged(f"u{k}", i, 20) for k in range(4) for i in range(60)]
     alerts = feed(det, core + sometimes)
     assert alerts and not {f"u{k}" for k in range(4)} & set().union(*(a["api_key_ids"] for a in alerts))
+
+
+def test_a_camouflaged_key_sending_the_sweeps_frames_in_lockstep_is_named():
+    # A proxy hydra's core sends one opening frame in lockstep; one more key sends the same
+    # frame at the same time, but only one event in eight: its rate alone proves nothing, its
+    # coordination with the core does. The same sparse key tied only by a payment method is not named.
+    def core():
+        return [dataclasses.replace(rec(f"k{k}", i, head=4242), output_tokens=700) for i in range(12) for k in range(10)]
+
+    def sparse(**link):
+        return [dataclasses.replace(rec("sparse", i, style=COT if i % 8 == 0 else 0.0, **link), output_tokens=700)
+                for i in range(40)]
+
+    in_lockstep = feed(ClusterDetector(), core() + sparse(head=4242))
+    assert "sparse" in in_lockstep[-1]["api_key_ids"]
+    by_payment = [dataclasses.replace(r, payment_fingerprint="pf-x") for r in core()]
+    alerts = feed(ClusterDetector(), by_payment + sparse(pf="pf-x"))
+    assert alerts and "sparse" not in set().union(*(a["api_key_ids"] for a in alerts))

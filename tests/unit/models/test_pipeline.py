@@ -209,3 +209,13 @@ def test_a_v3_state_is_read_with_its_history_after_an_upgrade():
     upgraded = p.decode_state(v3)
     assert upgraded.n == 120 and upgraded.evidence == 0.0 and upgraded.score == p.decode_state(state).score
     assert KeyPipeline().step(v3, ev(500)).state[0] == p.STATE_VERSION
+
+
+def test_a_reasoning_eval_with_mostly_short_answers_does_not_page_on_its_few_long_ones():
+    # Chain-of-thought prompts, nine in ten answered with a verdict, one in ten at length: the
+    # mean answer looks like a harvest, but per event the key collected almost nothing.
+    events = [ev(i, **_usage(700 if i % 10 == 0 else 60)) for i in range(600)]
+    state, alerts, _ = run(KeyPipeline(), events)
+    assert alerts == []
+    from distillguard.models.pipeline import decode_state
+    assert decode_state(state).yield_ew > 0.15  # what the old mean-yield discount alone would have let through
