@@ -64,6 +64,9 @@ _STYLE_FAMILIES = (
          r"\b(give|provide|include|write|with|show)\b.{0,30}\b(rationale|justification|derivation)"),
         (("let's work", "let us work", "work it out", "work this out"), None),
         ("explanation", r"\b(answer|respond|solve)\b.{0,40}\bwith (an? |the )?explanation|explanation first"),
+        # a prompt that ends on a reasoning label, for the model to fill in
+        (("reasoning", "rationale", "thought", "let's think"),
+         r"(^|\n)\s*(reasoning|rationale|step-by-step reasoning|thoughts?|let's think)\s*:?\s*$"),
         ("show your ", r"show your (calculations?|working|derivation|thinking)"),
         (("detailed", "full", "complete", "thorough"),
          r"\b(detailed|full|complete|thorough) (step|reasoning|derivation|worked solution)"),
@@ -79,6 +82,14 @@ _STYLE_FAMILIES = (
         (("critique", "review"), r"\b(critique|review)\b.{0,30}\b(response|answer|output|completion)s?\b"),
         ("score", r"\b(assign|give|output|provide)\b.{0,20}\bscore\b|\bscore (it |this |each )?(from|between|out of)"),
         (("preferred", "prefer"), r"which (of the two |one )?(responses?|answers?|outputs?|completions?).{0,30}prefer"),
+        # pairwise comparison of two candidate outputs (preference data for a reward model)
+        (("response a", "response 1", "answer a", "output a", "completion a", "assistant a"),
+         r"\b(response|answer|output|completion|assistant) ?(a|1)\b[\s\S]{0,1500}?\b(response|answer|output|completion"
+         r"|assistant) ?(b|2)\b"),
+        # revising a model's output (critique-and-revise data)
+        (("rewrite", "revise", "improve", "refine", "correct"),
+         r"\b(rewrite|revise|improve|refine|correct)\b.{0,30}\b(the|this|following|above|given|previous)\b.{0,20}"
+         r"\b(response|completion|model output|assistant'?s? (reply|answer|response))s?\b"),
     ),
     _rules(  # benchmark / exam formats
         ("answer with ", r"answer with (the|only|just) (letter|option|number)"),

@@ -249,6 +249,11 @@ def test_style_rules_for_tool_contracts_listed_options_and_explanations_but_not_
     assert style_score(tool) >= 0.5
     assert style_score("Which of these is a mammal?\nOptions:\n- shark\n- whale\n- trout") > 0
     assert style_score("Answer the following question, with explanation first. Is a tomato a fruit?") >= 0.5
+    # preference pairs and critique-and-revise data: the model as a reward model and reviser
+    assert style_score("Which is more helpful?\nResponse A: Paris.\nResponse B: Lyon, I think.") >= 0.5
+    assert style_score("Revise the following response so that it is more accurate: The sun orbits the earth.") >= 0.5
+    assert style_score("Q: Can a penguin fly?\nReasoning:") >= 0.5
+    assert style_score("Improve my essay about cats") == style_score("I had a thought: cats are great") == 0.0
     # how people open a chat, and what every application asks of its answers
     assert style_score("Quick question: what is the capital of Peru?") == 0.0
     assert style_score("What is a kite? Respond in JSON only.") == 0.0
