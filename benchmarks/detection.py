@@ -45,7 +45,11 @@ def run_stream(name: str, stream: Path, work: Path) -> dict:
     return {"stream": name, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
             "replay_seconds": round(summary.seconds, 2),
             "events_per_second": round(summary.events / summary.seconds),
-            "state_bytes_per_key": round(summary.state_bytes_per_key, 1), "score": score}
+            "state_bytes_per_key": round(summary.state_bytes_per_key, 1),
+            "link_records": summary.link_records,
+            "cluster_records_per_second": round(summary.link_records / summary.cluster_seconds)
+            if summary.cluster_seconds else None,
+            "score": score}
 
 
 def _fmt(value) -> str:
@@ -62,13 +66,13 @@ def markdown(results: list[dict]) -> str:
     lines = ["# Detection benchmark", "", f"Command: `python benchmarks/detection.py {' '.join(sys.argv[1:])}`",
              f"Machine: {platform.machine()}, Python {platform.python_version()}, one process.", ""]
     lines += ["| stream | events | key recall | campaign recall | benign FPR | etd median (key) | events/s | "
-              "state B/key |", "|---|---|---|---|---|---|---|---|"]
+              "state B/key | cluster detector records/s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         s = r["score"]
         lines.append(f"| {r['stream']} | {r['events']} | {_fmt(s.get('key_recall'))} | "
                      f"{_fmt(s.get('campaign_recall'))} | {_fmt(s.get('benign_fpr'))} | "
                      f"{_fmt(_median_etd(s))} | "
-                     f"{r['events_per_second']} | {r['state_bytes_per_key']} |")
+                     f"{r['events_per_second']} | {r['state_bytes_per_key']} | {r['cluster_records_per_second']} |")
     for r in results:
         lines += ["", f"## {r['stream']}: per scenario", "", "| scenario | label | keys | alerted | recall (attack) / FPR (benign) |",
                   "|---|---|---|---|---|"]

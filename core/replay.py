@@ -28,6 +28,9 @@ class ReplaySummary:
     keys: int = 0
     seconds: float = 0.0
     state_bytes_per_key: float = 0.0
+    # the cross-key detector's share: what the workers' one-partition cluster agent must keep up with
+    link_records: int = 0
+    cluster_seconds: float = 0.0
 
     def describe(self) -> str:
         rate = self.events / self.seconds if self.seconds else 0.0
@@ -85,7 +88,10 @@ def run_replay(events_path: Path, alerts_out: Path, dlq_path: Path | None = None
                 if clusters:
                     rec = link_record(event, result)
                     if rec is not None:
+                        began = time.perf_counter()
                         alerts.extend(clusters.observe_link(rec))
+                        summary.cluster_seconds += time.perf_counter() - began
+                        summary.link_records += 1
                 for alert in alerts:
                     if alert is not None:
                         summary.alerts += 1

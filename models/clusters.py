@@ -136,6 +136,11 @@ class _KeyStats:
     last_ts: int = 0
     rate_evidence: float = 0.0  # CUSUM: its extraction rate is a campaign's, not the population's
     in_lockstep: bool = False  # sent the same prompt frame as other keys within the window
+    # What this key adds to its cluster's running totals (see ClusterDetector._refresh).
+    core: bool = False
+    named: bool = False
+    core_events: int = 0
+    core_suspicious: int = 0
 
 
 def _net(ip: str | None) -> str | None:
@@ -194,6 +199,9 @@ class ClusterDetector:
         # root -> (alert id, members named so far, severity rank, event time of the last update)
         self._alerted: dict[str, tuple[str, int, int, int]] = {}
         self._evidence: dict[str, dict[str, int]] = {}  # root -> link kind -> joins
+        # root -> [core members, their events, their suspicious events, named members]: kept
+        # up to date per event, so scoring a cluster costs O(1), not O(members), per event.
+        self._totals: dict[str, list[int]] = {}
         self._pending: set[str] = set()  # alerted roots with members not yet named
         self._accounts: dict[str, set[str]] = {}  # account -> its extraction-like keys
         self._account_alerted: dict[str, int] = {}  # account -> keys named so far
@@ -217,6 +225,11 @@ class ClusterDetector:
                 (ra in self._alerted) == (rb in self._alerted) and len(mb) > len(ma)):
             ra, rb, ma, mb = rb, ra, mb, ma
         self._parent[rb] = ra
+        absorbed_totals = self._totals.pop(rb, None)
+        if absorbed_totals:
+            totals = self._totals.setdefault(ra, [0, 0, 0, 0])
+            for i, v in enumerate(absorbed_totals):
+                totals[i] += v
         ma |= mb
         self._members[ra] = ma
         self._members.pop(rb, None)
@@ -264,6 +277,7 @@ class ClusterDetector:
                 del self._keys[key]
                 self._parent.pop(key, None)
                 self._members.pop(key, None)
+                self._totals.pop(key, None)
                 return
         root = self._find(next(iter(self._keys)))
         for key in self._members.pop(root, {root}):
@@ -271,6 +285,7 @@ class ClusterDetector:
             self._parent.pop(key, None)
         self._alerted.pop(root, None)
         self._evidence.pop(root, None)
+        self._totals.pop(root, None)
         self._pending.discard(root)
 
     @staticmethod
@@ -367,12 +382,17 @@ class ClusterDetector:
         if rec.output_tokens >= 0:
             stats.output_tokens += rec.output_tokens
             stats.reported += 1
+        self._refresh(key, stats)
         merged = False
         if suspicious:
             for value in self._link_values(rec):
                 for other in self._link(value, key, rec.ts_ms):
                     if other in self._keys and value[0] in _CONTENT_KINDS:
-                        stats.in_lockstep = self._keys[other].in_lockstep = True
+                        other_stats = self._keys[other]
+                        if not (stats.in_lockstep and other_stats.in_lockstep):
+                            stats.in_lockstep = other_stats.in_lockstep = True
+                            self._refresh(key, stats)
+                            self._refresh(other, other_stats)
                     if other in self._keys and self._find(other) != self._find(key):
                         self._union(key, other, value[0])
                         merged = True
@@ -383,6 +403,17 @@ class ClusterDetector:
                 and qualified_before == self._qualifies(stats) and named_before == self._named(stats)):
             return None
         return self._score(root, rec.ts_ms)
+
+    def _refresh(self, key: str, stats: _KeyStats) -> None:
+        """Re-judge one key after its stats changed and move its share of its cluster's totals."""
+        core, named = self._qualifies(stats), self._named(stats)
+        events, suspicious = (stats.events, stats.suspicious) if core else (0, 0)
+        totals = self._totals.setdefault(self._find(key), [0, 0, 0, 0])
+        totals[0] += core - stats.core
+        totals[1] += events - stats.core_events
+        totals[2] += suspicious - stats.core_suspicious
+        totals[3] += named - stats.named
+        stats.core, stats.named, stats.core_events, stats.core_suspicious = core, named, events, suspicious
 
     @staticmethod
     def _qualifies(stats: _KeyStats) -> bool:
@@ -409,37 +440,36 @@ class ClusterDetector:
         linked = self._members.get(root, {root})
         if len(linked) < self.min_keys:
             return None
-        core = {k for k in linked if k in self._keys and self._qualifies(self._keys[k])}
-        if len(core) < self.min_keys:
+        n_core, events, suspicious, n_named = self._totals.get(root, (0, 0, 0, 0))
+        if n_core < self.min_keys:
             return None
-        stats = [self._keys[k] for k in core]
-        events = sum(s.events for s in stats)
-        suspicious = sum(s.suspicious for s in stats)
         share = suspicious / events if events else 0.0
         if suspicious < self.min_events or share < self.min_share:
             return None
-        # The core (mostly-extraction members) makes the cluster; camouflaged members are named
-        # with it but do not dilute the share that decided it.
-        camouflaged = {k for k in linked - core if k in self._keys and self._named(self._keys[k])}
-        members = core | camouflaged
-        stats += [self._keys[k] for k in camouflaged]
-        events += sum(self._keys[k].events for k in camouflaged)
-        rank = 3 if len(members) >= 4 * self.min_keys else 2
-        score = round(min(1.0, share * (1.0 - 1.0 / len(members))), 4)
+        rank = 3 if n_named >= 4 * self.min_keys else 2
+        score = round(min(1.0, share * (1.0 - 1.0 / n_named)), 4)
         previous = self._alerted.get(root)
         if previous is not None:
             alert_id, size, old_rank, updated = previous
             # Re-send (an update of the same incident, never a new page) to name new members:
             # at once when the cluster grew by ``regrow`` or escalated, else at most every
             # ``update_interval_ms`` of event time.
-            grown = len(members) >= size * self.regrow or rank > old_rank
-            due = len(members) > size and ts_ms - updated >= self.update_interval_ms
+            grown = n_named >= size * self.regrow or rank > old_rank
+            due = n_named > size and ts_ms - updated >= self.update_interval_ms
             if not (grown or due):
-                if len(members) > size:
+                if n_named > size:
                     self._pending.add(root)
                 return None
             self._pending.discard(root)
-        else:
+        # The core (mostly-extraction members) makes the cluster; camouflaged members are named
+        # with it but do not dilute the share that decided it. Listed only when alerting.
+        keys = self._keys
+        core = {k for k in linked if k in keys and keys[k].core}
+        camouflaged = {k for k in linked if k in keys and keys[k].named and not keys[k].core}
+        members = core | camouflaged
+        stats = [self._keys[k] for k in core] + [self._keys[k] for k in camouflaged]
+        events += sum(self._keys[k].events for k in camouflaged)
+        if previous is None:
             alert_id = f"cluster:{min(members)}"
         self._alerted[root] = (alert_id, len(members), max(rank, previous[2] if previous else 0), ts_ms)
         spans = [s.last_ts - s.first_ts for s in stats]

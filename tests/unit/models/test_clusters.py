@@ -208,3 +208,40 @@ def test_a_camouflaged_key_sending_the_sweeps_frames_in_lockstep_is_named():
     by_payment = [dataclasses.replace(r, payment_fingerprint="pf-x") for r in core()]
     alerts = feed(ClusterDetector(), by_payment + sparse(pf="pf-x"))
     assert alerts and "sparse" not in set().union(*(a["api_key_ids"] for a in alerts))
+
+
+def test_running_cluster_totals_match_a_recount_through_merges_and_evictions():
+    import random
+
+    rnd = random.Random(7)
+    det = ClusterDetector(max_keys=60, min_keys=3, min_events=5, min_coordinated=2)
+    merges, camouflaged = 0, 0
+    for i in range(4000):
+        key = f"k{rnd.randrange(120)}"
+        extraction = 0.3 if int(key[1:]) < 30 else 0.8  # a quarter of the keys camouflaged
+        r = rec(key, i, style=COT if rnd.random() < extraction else 0.0, head=rnd.randrange(400),
+                pf=f"pf{rnd.randrange(40)}" if rnd.random() < 0.05 else None, minutes=0.05)
+        before = len(det._totals)
+        det.observe_link(dataclasses.replace(r, output_tokens=rnd.choice((-1, 40, 700, 900))))
+        merges += len(det._totals) < before
+        camouflaged += sum(s.named and not s.core for s in det._keys.values())
+        for root in {det._find(k) for k in det._keys}:
+            members = [det._keys[k] for k in det._members.get(root, {root}) if k in det._keys]
+            core = [s for s in members if det._qualifies(s)]
+            expected = [len(core), sum(s.events for s in core), sum(s.suspicious for s in core),
+                        sum(det._named(s) for s in members)]
+            assert list(det._totals.get(root, [0, 0, 0, 0])) == expected, (i, root)
+    # the run exercised what it checks: merges of clusters with members of every kind
+    assert merges > 20 and camouflaged > 0
+
+
+def test_a_key_named_by_another_keys_lockstep_event_counts_at_once():
+    det = ClusterDetector(min_coordinated=2)
+    camo = [rec("camo", i, style=COT if i % 4 == 0 else 0.0, head=1000 + i) for i in range(12)]
+    camo.append(rec("camo", 12, head=7))  # its fourth extraction event, on frame 7
+    for r in camo:
+        det.observe_link(dataclasses.replace(r, output_tokens=700))
+    assert not det._keys["camo"].named
+    det.observe_link(dataclasses.replace(rec("b", 13, head=7), output_tokens=700))  # b sends frame 7 too
+    root = det._find("camo")
+    assert det._keys["camo"].named and det._totals[root][3] == sum(det._named(det._keys[k]) for k in ("camo", "b"))
