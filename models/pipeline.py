@@ -248,6 +248,13 @@ class KeyPipeline:
         return score
 
     def _score(self, st: KeyState) -> float:
+        # The evidence test scores 0.5 (the default info level) at its threshold, 1.0 at its cap.
+        return float(max(0.0, min(1.0, max(self._share_score(st), self._evidence_score(st)))))
+
+    def _evidence_score(self, st: KeyState) -> float:
+        return st.evidence / (2.0 * self.config.evidence_threshold)
+
+    def _share_score(self, st: KeyState) -> float:
         style = st.style_ew
         breadth = st.novelty_ew * (1.0 - st.template_ew)
         conversational = st.followup_ew
@@ -257,9 +264,7 @@ class KeyPipeline:
         raw = style * (1.0 - 0.9 * conversational)
         raw *= 0.75 + 0.25 * breadth + 0.075 * st.bigout_ew
         raw *= self._harvest_factor(st)
-        # The evidence test scores 0.5 (the default info level) at its threshold, 1.0 at its cap.
-        sustained = st.evidence / (2.0 * self.config.evidence_threshold)
-        return float(max(0.0, min(1.0, max(raw, sustained))))
+        return raw
 
     @staticmethod
     def _harvest_factor(st: KeyState) -> float:
@@ -288,10 +293,11 @@ class KeyPipeline:
         reasons.sort(key=lambda r: -abs((r["weight"] or 0) * (r["value"] or 0)))
         # Sustained evidence that this key's harvested extraction rate is a campaign's, not the
         # population's (log-likelihood ratio; baseline = the level that opens an incident).
-        # Leads the list when it, not the share, is what carries the score.
+        # Leads the list when the share alone would not have reached the info level.
         evidence = {"signal": "extraction_rate_evidence", "value": round(float(st.evidence), 2),
                     "baseline": self.config.evidence_threshold, "weight": None}
-        leads = st.evidence / (2.0 * self.config.evidence_threshold) >= st.score - 1e-9 and st.evidence > 0
+        share = self._share_score(st)
+        leads = share < self.config.thresholds[0] and self._evidence_score(st) > share
         return [evidence] + reasons if leads else reasons + [evidence]
 
     # -- incidents ---------------------------------------------------------------------------

@@ -159,7 +159,7 @@ def test_detector_rows_store_the_key_signals_and_no_prompt_text(client, settings
     for i in range(60):
         raw = ('{"schema":"llm.request.v1","event_id":"sig%d","ts":"2026-02-01T01:%02d:00Z","api_key_id":"ksig",'
                '"account_id":"a","model":"m","prompt":"Secret plan %d: think step by step and show all your reasoning.",'
-               '"usage":{"input_tokens":20,"output_tokens":%d}}' % (i, i, i, 100 + 10 * i))
+               '"usage":{"input_tokens":20,"output_tokens":%d}}' % (i, i, i, 300 + 3 * i))
         result = pipeline.step(state, parse_event(raw.encode()), offset=i)
         state = result.state
         rows.append(result.row)

@@ -51,8 +51,20 @@ def wait_for(predicate, what: str, timeout: float = 60.0, every: float = 0.5):
 
 
 def wait_rows(worker, expected: int, timeout: float = 90.0) -> dict:
-    wait_for(lambda: worker.get("/query/tables")["events"] >= expected,
-             f"{expected} rows in ClickHouse", timeout)
+    seen = {}
+
+    def enough() -> bool:
+        seen.update(worker.get("/query/tables"))
+        try:
+            seen["health"] = worker.get("/health")
+        except Exception as exc:  # noqa: BLE001 - unhealthy is what we want to see here
+            seen["health"] = repr(exc)
+        return seen["events"] >= expected
+
+    try:
+        wait_for(enough, f"{expected} rows in ClickHouse", timeout)
+    except AssertionError as exc:  # say how far it got and what the worker reported
+        raise AssertionError(f"{exc}: {seen}") from None
     time.sleep(2.0)  # anything beyond expected would be a duplicate: let it land
     return worker.get("/query/tables")
 
