@@ -22,7 +22,7 @@ from pathlib import Path
 
 import faust
 
-from distillguard.models.clusters import ClusterDetector, LinkRecord, LinkMembers, link_record, link_step, link_value_key
+from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
 from distillguard.sinks.errors import SinkBackpressure
 
 from .feedback_follower import FeedbackFollower
@@ -122,12 +122,6 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     alerts = app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="raw",
                        partitions=settings.partitions)
     links = app.topic(settings.links_topic, key_serializer="raw", value_serializer="raw", partitions=1)
-    link_values = app.topic(settings.link_values_topic, key_serializer="raw", value_serializer="raw",
-                            partitions=settings.partitions)
-    # Link value -> its recent member keys (bounded: max_members, idle members dropped, idle
-    # values expired by a timer), changelogged and partitioned by the value.
-    link_members = app.Table("link-members", partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    linking = ClusterDetector()  # the linking parameters, shared with the cluster agent's detector
     # bytes keys and values: the changelog carries the detector's compact state as is.
     key_state = app.Table("key-state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     # Events whose rows are buffered in the sink but not yet flushed: acked after the flush.
@@ -189,12 +183,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             metrics.alerts.labels(severity=result.alert["severity"]).inc()
         rec = link_record(decoded, result)
         if rec is not None:
-            # The key's behaviour to the cluster agent; its link values to their partitions.
             await links.send(key=b"links", value=rec.to_bytes(), partition=0)
-            if rec.style >= linking.min_style:
-                for kind, link_value in ClusterDetector.link_values(rec):
-                    await link_values.send(key=link_value_key(kind, link_value),
-                                           value=json.dumps([kind, rec.api_key_id, rec.ts_ms]).encode())
         key_state.data[state_key] = result.state
         dirty[state_key] = message.partition
         last_seen[state_key] = (time.monotonic(), message.partition)
@@ -224,48 +213,6 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 # writes (back-pressure, not this await, is what stops it when CH is behind).
                 app.loop.create_task(flush_sink())
 
-    newest_link_ts: dict[str, int] = {"ts": 0}
-
-    @app.agent(link_values, name="link-values")
-    async def judge_link_values(stream):
-        async for event in stream.events():
-            try:
-                kind, key, ts = json.loads(event.message.value)
-                value_key = event.message.key
-                link = LinkMembers.from_bytes(link_members.get(value_key)) or LinkMembers(first_ts=ts)
-                others = link_step(link, kind, key, ts, window_ms=linking.window_ms,
-                                   min_coordinated=linking.min_coordinated, max_members=linking.max_members)
-                link_members[value_key] = link.to_bytes()
-                newest_link_ts["ts"] = max(newest_link_ts["ts"], ts)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - a bad link value must not stop linking
-                log.exception("link value %s:%s failed", event.message.partition, event.message.offset)
-                metrics.cluster_errors.inc()
-                continue
-            if others:
-                await links.send(key=b"links", partition=0, value=json.dumps(
-                    {"join": kind, "key": key, "others": others, "ts": ts}, separators=(",", ":")).encode())
-
-    @app.timer(interval=60.0)
-    async def expire_link_values() -> None:
-        # Values idle for a few linking windows are forgotten (tombstoned in the changelog): the
-        # table is bounded by the traffic of the last hours, not by all values ever seen.
-        horizon = newest_link_ts["ts"] - settings.link_idle_windows * linking.window_ms
-        for value_key, data in list(link_members.items()):
-            try:
-                if LinkMembers.from_bytes(data).last_ts < horizon:
-                    del link_members[value_key]
-            except Exception:  # noqa: BLE001 - an unreadable entry is dropped, not kept forever
-                del link_members[value_key]
-
-    def observe(detector: ClusterDetector, value: bytes) -> list[dict]:
-        """A links-topic record: a key's behaviour, or a join found by the link-values stage."""
-        if value[:1] == b"{":
-            join = json.loads(value)
-            return detector.observe_join(join["join"], join["key"], join["others"], join["ts"])
-        return detector.observe_link(LinkRecord.from_bytes(value), link=False)
-
     # The cluster detector's state is a function of the links topic: a worker that takes
     # over its partition rebuilds it from the records before the first one it is handed
     # (those were processed, and alerted on, before), so no changelog is needed and alert
@@ -292,7 +239,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                     continue
                 if msg.offset() >= upto:
                     break
-                observe(detector, msg.value())
+                detector.observe_link(LinkRecord.from_bytes(msg.value()))
                 if msg.offset() == upto - 1:
                     break
         finally:
@@ -309,7 +256,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                     clusters["applied"] = offset - 1
                 if offset <= clusters["applied"]:
                     continue
-                raised = observe(clusters["detector"], event.message.value)
+                raised = clusters["detector"].observe_link(LinkRecord.from_bytes(event.message.value))
                 clusters["applied"] = offset
             except asyncio.CancelledError:
                 raise
@@ -334,7 +281,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         log.error("agent %s crashed (%s): /health now reports unhealthy", agent.name, type(exc).__name__)
         await app._on_agent_error(agent, exc)
 
-    for agent in (process_requests, judge_link_values, detect_clusters):
+    for agent in (process_requests, detect_clusters):
         agent._on_error = on_agent_error  # Faust's per-agent error hook (app.agent sets the app's)
 
     @app.on_partitions_revoked.connect

@@ -21,7 +21,6 @@ def pipeline_topics(settings: WorkerSettings) -> dict[str, tuple[int, dict[str, 
         settings.dlq_topic: (settings.partitions, {}),
         settings.alerts_topic: (settings.partitions, {}),
         settings.links_topic: (1, {"retention.ms": str(settings.links_retention_ms)}),
-        settings.link_values_topic: (settings.partitions, {"retention.ms": str(settings.links_retention_ms)}),
     }
 
 

@@ -40,7 +40,6 @@ class Pipeline:
             "DG_DLQ_TOPIC": f"dlq-{suffix}",
             "DG_ALERTS_TOPIC": f"alerts-{suffix}",
             "DG_LINKS_TOPIC": f"links-{suffix}",
-            "DG_LINK_VALUES_TOPIC": f"link-values-{suffix}",
             "DG_PARTITIONS": str(partitions),
             "DG_SESSION_TIMEOUT_S": "6",
         }
@@ -48,8 +47,7 @@ class Pipeline:
                                        requests_topic=self.env["DG_REQUESTS_TOPIC"],
                                        dlq_topic=self.env["DG_DLQ_TOPIC"],
                                        alerts_topic=self.env["DG_ALERTS_TOPIC"],
-                                       links_topic=self.env["DG_LINKS_TOPIC"],
-                                       link_values_topic=self.env["DG_LINK_VALUES_TOPIC"], partitions=partitions)
+                                       links_topic=self.env["DG_LINKS_TOPIC"], partitions=partitions)
         ensure_topics(self.settings)
         self.workers: list[WorkerProcess] = []
 
