@@ -416,7 +416,7 @@ class ClusterDetector:
         stats.core, stats.named, stats.core_events, stats.core_suspicious = core, named, events, suspicious
 
     @staticmethod
-    def _qualifies(stats: _KeyStats) -> bool:
+    def _may_be_member(stats: _KeyStats) -> bool:
         # A member must itself look like extraction: a stray event or two (a user who once asked
         # for step-by-step reasoning, a reseller's customer) does not make a key a member, and
         # neither does a key whose answers are short on average (an evaluation run that asks
@@ -424,17 +424,19 @@ class ClusterDetector:
         # (Judged once five answers are in: a lucky long answer or two must not qualify it.)
         if stats.reported and (stats.reported < 5 or stats.output_tokens < MIN_HARVEST_TOKENS * stats.reported):
             return False
-        return stats.suspicious >= 3 and 2 * stats.suspicious >= stats.events
+        return stats.suspicious >= 3
+
+    @classmethod
+    def _qualifies(cls, stats: _KeyStats) -> bool:
+        """A member of the core: mostly extraction."""
+        return cls._may_be_member(stats) and 2 * stats.suspicious >= stats.events
 
     def _named(self, stats: _KeyStats) -> bool:
         """Named in its cluster's alert: a member of the core, or a camouflaged member with a few
         harvested extraction events that either sent the sweep's own prompt frames in lockstep
         with other keys, or whose extraction rate is a campaign's although under half its traffic."""
-        if self._qualifies(stats):
-            return True
-        if stats.reported and (stats.reported < 5 or stats.output_tokens < MIN_HARVEST_TOKENS * stats.reported):
-            return False
-        return stats.suspicious >= 3 and (stats.rate_evidence >= self.member_evidence or stats.in_lockstep)
+        return self._may_be_member(stats) and (2 * stats.suspicious >= stats.events or stats.in_lockstep
+                                               or stats.rate_evidence >= self.member_evidence)
 
     def _score(self, root: str, ts_ms: int) -> dict | None:
         linked = self._members.get(root, {root})

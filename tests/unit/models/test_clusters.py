@@ -11,10 +11,12 @@ T0 = 1_769_904_000_000
 
 def rec(key: str, i: int, *, style: float = COT, pf: str | None = None, net: str | None = None,
         head: int | None = None, tail: int | None = None, asn: int | None = None, ua: int | None = None,
-        account: str | None = None, minutes: float = 1.0) -> LinkRecord:
+        account: str | None = None, minutes: float = 1.0, output_tokens: int = -1,
+        account_created_ms: int | None = None) -> LinkRecord:
     return LinkRecord(key, account or f"acct-{key}", T0 + int(i * minutes * 60_000), style,
                       head if head is not None else hash((key, i, "h")) & 0xFFFF_FFFF,
-                      tail if tail is not None else hash((key, i, "t")) & 0xFFFF_FFFF, pf, net, asn, ua)
+                      tail if tail is not None else hash((key, i, "t")) & 0xFFFF_FFFF, pf, net, asn, ua,
+                      output_tokens, account_created_ms)
 
 
 def feed(detector: ClusterDetector, records) -> list[dict]:
@@ -39,11 +41,8 @@ def test_cluster_alert_says_which_evidence_linked_the_keys():
 
 def test_cluster_alert_reports_how_young_the_member_accounts_are():
     det = ClusterDetector()
-    records = []
-    for i in range(10):
-        for k in range(20):
-            r = rec(f"k{k}", i, pf="pf-x")
-            records.append(dataclasses.replace(r, account_created_ms=T0 - 3 * 86_400_000))  # 3 days before
+    created = T0 - 3 * 86_400_000  # 3 days before
+    records = [rec(f"k{k}", i, pf="pf-x", account_created_ms=created) for i in range(10) for k in range(20)]
     reasons = {r["signal"]: r["value"] for r in feed(det, records)[-1]["reasons"]}
     assert reasons["median_account_age_days"] == 3.0
 
@@ -158,12 +157,7 @@ def test_key_with_short_answers_on_average_is_not_a_member():
     # 20 keys of one payment method send reasoning-style prompts; five of them only ever get
     # short answers (an eval asking for the letter): they are not named as members.
     det = ClusterDetector()
-    records = []
-    for i in range(30):
-        for k in range(20):
-            r = rec(f"k{k}", i, pf="pf-x")
-            tokens = 40 if k < 5 else 900
-            records.append(dataclasses.replace(r, output_tokens=tokens))
+    records = [rec(f"k{k}", i, pf="pf-x", output_tokens=40 if k < 5 else 900) for i in range(30) for k in range(20)]
     alerts = feed(det, records)
     named = set().union(*(a["api_key_ids"] for a in alerts))
     assert named == {f"k{k}" for k in range(5, 20)}
@@ -171,13 +165,12 @@ def test_key_with_short_answers_on_average_is_not_a_member():
 
 def _camouflaged(key: str, i: int, every: int) -> LinkRecord:
     # one extraction-style event in ``every``, the rest ordinary prompts, all answered at length
-    r = rec(key, i, pf="pf-x", style=COT if i % every == 0 else 0.0)
-    return dataclasses.replace(r, output_tokens=700)
+    return rec(key, i, pf="pf-x", style=COT if i % every == 0 else 0.0, output_tokens=700)
 
 
 def test_camouflaged_members_are_named_but_do_not_make_the_cluster():
     det = ClusterDetector()
-    core = [dataclasses.replace(rec(f"k{k}", i, pf="pf-x"), output_tokens=700) for k in range(10) for i in range(12)]
+    core = [rec(f"k{k}", i, pf="pf-x", output_tokens=700) for k in range(10) for i in range(12)]
     camo = [_camouflaged(f"c{k}", i, 3) for k in range(4) for i in range(60)]  # a third of their traffic
     alerts = feed(det, core + camo)
     named = set(alerts[-1]["api_key_ids"])
@@ -197,11 +190,10 @@ def test_a_camouflaged_key_sending_the_sweeps_frames_in_lockstep_is_named():
     # frame at the same time, but only one event in eight: its rate alone proves nothing, its
     # coordination with the core does. The same sparse key tied only by a payment method is not named.
     def core():
-        return [dataclasses.replace(rec(f"k{k}", i, head=4242), output_tokens=700) for i in range(12) for k in range(10)]
+        return [rec(f"k{k}", i, head=4242, output_tokens=700) for i in range(12) for k in range(10)]
 
     def sparse(**link):
-        return [dataclasses.replace(rec("sparse", i, style=COT if i % 8 == 0 else 0.0, **link), output_tokens=700)
-                for i in range(40)]
+        return [rec("sparse", i, style=COT if i % 8 == 0 else 0.0, output_tokens=700, **link) for i in range(40)]
 
     in_lockstep = feed(ClusterDetector(), core() + sparse(head=4242))
     assert "sparse" in in_lockstep[-1]["api_key_ids"]
@@ -220,9 +212,10 @@ def test_running_cluster_totals_match_a_recount_through_merges_and_evictions():
         key = f"k{rnd.randrange(120)}"
         extraction = 0.3 if int(key[1:]) < 30 else 0.8  # a quarter of the keys camouflaged
         r = rec(key, i, style=COT if rnd.random() < extraction else 0.0, head=rnd.randrange(400),
-                pf=f"pf{rnd.randrange(40)}" if rnd.random() < 0.05 else None, minutes=0.05)
+                pf=f"pf{rnd.randrange(40)}" if rnd.random() < 0.05 else None, minutes=0.05,
+                output_tokens=rnd.choice((-1, 40, 700, 900)))
         before = len(det._totals)
-        det.observe_link(dataclasses.replace(r, output_tokens=rnd.choice((-1, 40, 700, 900))))
+        det.observe_link(r)
         merges += len(det._totals) < before
         camouflaged += sum(s.named and not s.core for s in det._keys.values())
         for root in {det._find(k) for k in det._keys}:
@@ -237,11 +230,11 @@ def test_running_cluster_totals_match_a_recount_through_merges_and_evictions():
 
 def test_a_key_named_by_another_keys_lockstep_event_counts_at_once():
     det = ClusterDetector(min_coordinated=2)
-    camo = [rec("camo", i, style=COT if i % 4 == 0 else 0.0, head=1000 + i) for i in range(12)]
-    camo.append(rec("camo", 12, head=7))  # its fourth extraction event, on frame 7
+    camo = [rec("camo", i, style=COT if i % 4 == 0 else 0.0, head=1000 + i, output_tokens=700) for i in range(12)]
+    camo.append(rec("camo", 12, head=7, output_tokens=700))  # its fourth extraction event, on frame 7
     for r in camo:
-        det.observe_link(dataclasses.replace(r, output_tokens=700))
+        det.observe_link(r)
     assert not det._keys["camo"].named
-    det.observe_link(dataclasses.replace(rec("b", 13, head=7), output_tokens=700))  # b sends frame 7 too
+    det.observe_link(rec("b", 13, head=7, output_tokens=700))  # b sends frame 7 too
     root = det._find("camo")
     assert det._keys["camo"].named and det._totals[root][3] == sum(det._named(det._keys[k]) for k in ("camo", "b"))
