@@ -15,6 +15,8 @@ from confluent_kafka import Consumer, TopicPartition
 from distillguard.demo_traffic import demo_events, iter_encoded
 from distillguard.embedded import EmbeddedBroker
 
+from .conftest import wait_for, wait_rows
+
 FAULT_ENV = {"DG_CLICKHOUSE_MAX_BUFFERED_ROWS": "200", "DG_CLICKHOUSE_RETRY_AFTER_S": "0.5"}
 
 
@@ -37,36 +39,6 @@ def committed(pipeline) -> int:
     finally:
         consumer.close()
     return sum(max(tp.offset, 0) for tp in parts)
-
-
-def wait_for(predicate, what: str, timeout: float = 60.0, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
-
-
-def wait_rows(worker, expected: int, timeout: float = 90.0) -> dict:
-    seen = {}
-
-    def enough() -> bool:
-        seen.update(worker.get("/query/tables"))
-        try:
-            seen["health"] = worker.get("/health")
-        except Exception as exc:  # noqa: BLE001 - unhealthy is what we want to see here
-            seen["health"] = repr(exc)
-        return seen["events"] >= expected
-
-    try:
-        wait_for(enough, f"{expected} rows in ClickHouse", timeout)
-    except AssertionError as exc:  # say how far it got and what the worker reported
-        raise AssertionError(f"{exc}: {seen}") from None
-    time.sleep(2.0)  # anything beyond expected would be a duplicate: let it land
-    return worker.get("/query/tables")
 
 
 def assert_alerts_complete(pipeline, worker) -> list[dict]:

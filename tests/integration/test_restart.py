@@ -6,17 +6,7 @@ from collections import Counter
 
 from distillguard.demo_traffic import demo_events, iter_encoded
 
-
-def _wait_rows(worker, expected: int, timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
-    tables = {}
-    while time.monotonic() < deadline:
-        tables = worker.get("/query/tables")
-        if tables["events"] >= expected:
-            time.sleep(2.0)  # anything beyond expected would be a duplicate: let it land
-            return worker.get("/query/tables")
-        time.sleep(1.0)
-    raise AssertionError(f"{tables.get('events')} of {expected} rows after {timeout}s")
+from .conftest import wait_rows
 
 
 def test_sigkill_mid_stream_then_restart(pipeline):
@@ -38,7 +28,7 @@ def test_sigkill_mid_stream_then_restart(pipeline):
     pipeline.produce(second)
 
     restarted = pipeline.start_worker()
-    tables = _wait_rows(restarted, len(events))
+    tables = wait_rows(restarted, len(events), timeout=180.0)
     # Every event exactly once in ClickHouse, rollups included.
     assert tables["events"] == len(events)
     assert tables["key_minute_events"] == len(events)
