@@ -26,6 +26,7 @@ from distillguard.models.clusters import ClusterDetector, LinkRecord, link_recor
 from distillguard.sinks.errors import SinkBackpressure
 
 from .feedback_follower import FeedbackFollower
+from .holes import HoleGuard, read_partition
 from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .settings import WorkerSettings
@@ -189,29 +190,115 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         last_seen[state_key] = (time.monotonic(), message.partition)
         metrics.events.inc()
 
+    holes = HoleGuard()
+    MAX_HOLE_FILL = 50_000  # records read back at most for one hole
+
+    def partition_start(partition: int) -> int:
+        """Where the group resumes an input partition: its committed offset, else the log start."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({**settings.confluent_config(), "group.id": settings.app_id,
+                             "enable.auto.commit": False})
+        try:
+            tp = TopicPartition(settings.requests_topic, partition)
+            [committed] = consumer.committed([tp], timeout=10)
+            if committed.offset >= 0:
+                return committed.offset
+            low, _ = consumer.get_watermark_offsets(tp, timeout=10)
+            return max(low, 0)
+        finally:
+            consumer.close()
+
+    class FilledEvent:
+        """A record read back from the broker to fill a hole, acked like a stream event."""
+
+        __slots__ = ("message",)
+
+        def __init__(self, message) -> None:
+            self.message = message
+
+        def ack(self) -> bool:
+            return app.consumer.ack(self.message)
+
+    async def fill_hole(message) -> None:
+        """Process the records missing before ``message`` (read from the broker), in order."""
+        start = holes.expected(message.partition)
+        if message.offset - start > MAX_HOLE_FILL:
+            # Most likely the partition was away (another worker moved it on): what the group
+            # has committed is done; read only what lies beyond it.
+            start = max(start, await asyncio.to_thread(partition_start, message.partition))
+            if start >= message.offset:
+                return
+        await fill(message.partition, start, message.offset)
+
+    async def fill(partition: int, start: int, end: int) -> None:
+        records, complete = await asyncio.to_thread(
+            read_partition, settings.confluent_config(), f"{settings.app_id}-hole-fill", settings.requests_topic,
+            partition, start, end)
+        if not complete:
+            log.error("partition %s: reading offsets %s..%s back timed out (%d read)", partition, start, end - 1,
+                      len(records))
+            metrics.hole_errors.inc()
+        if records:
+            log.warning("records %s..%s of partition %s never reached the worker: read %d back from the broker",
+                        start, end - 1, partition, len(records))
+            metrics.holes.inc(len(records))
+        for record in records:
+            await process(FilledEvent(record))
+
+    skipping = {"left": 0}
+
+    def injected_skip() -> bool:
+        """The fault test's stand-in for records lost on their way to the agent."""
+        fault = settings.consumer_skip_fault_file
+        if fault is not None and not skipping["left"] and fault.exists():
+            fault.unlink()
+            skipping["left"] = 3
+        if skipping["left"]:
+            skipping["left"] -= 1
+            return True
+        return False
+
+    async def process(event) -> None:
+        try:
+            await handle(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a worker never dies on a record
+            log.exception("record %s:%s failed", event.message.partition, event.message.offset)
+            try:
+                await send_dead_letter(processor.failed(event.message, exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - not even dead-letterable: say where it is, carry on
+                log.exception("record %s:%s could not be dead-lettered", event.message.partition,
+                              event.message.offset)
+                metrics.dead_letter_errors.inc()
+        unacked.append(event)
+        positions[event.message.partition] = event.message.offset
+        holes.processed(event.message.partition, event.message.offset)
+        if sink.should_flush() and not flush_lock.locked():
+            # Flush beside the stream, not in it: the agent keeps scoring while ClickHouse
+            # writes (back-pressure, not this await, is what stops it when CH is behind).
+            app.loop.create_task(flush_sink())
+
     @app.agent(requests, name="process-requests")
     async def process_requests(stream):
         async for event in stream.noack().events():
+            if injected_skip():
+                continue
+            partition = event.message.partition
             try:
-                await handle(event)
+                if not holes.known(partition):
+                    holes.start(partition, await asyncio.to_thread(partition_start, partition))
+                if not holes.admit(partition, event.message.offset):
+                    await fill_hole(event.message)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a worker never dies on a record
-                log.exception("record %s:%s failed", event.message.partition, event.message.offset)
-                try:
-                    await send_dead_letter(processor.failed(event.message, exc))
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - not even dead-letterable: say where it is, carry on
-                    log.exception("record %s:%s could not be dead-lettered", event.message.partition,
-                                  event.message.offset)
-                    metrics.dead_letter_errors.inc()
-            unacked.append(event)
-            positions[event.message.partition] = event.message.offset
-            if sink.should_flush() and not flush_lock.locked():
-                # Flush beside the stream, not in it: the agent keeps scoring while ClickHouse
-                # writes (back-pressure, not this await, is what stops it when CH is behind).
-                app.loop.create_task(flush_sink())
+            except Exception:  # noqa: BLE001 - the broker could not be read: logged and counted
+                log.exception("hole before %s:%s not filled", partition, event.message.offset)
+                metrics.hole_errors.inc()
+            await process(event)
 
     # The cluster detector's state is a function of the links topic: a worker that takes
     # over its partition rebuilds it from the records before the first one it is handed

@@ -33,6 +33,12 @@ class WorkerMetrics:
         self.alerts_suppressed = Counter("distillguard_alerts_suppressed",
                                          "Alerts not sent: their entity was marked a false positive",
                                          ["entity_type"], registry=r)
+        self.holes = Counter("distillguard_consumer_holes",
+                             "Input records that never reached the worker's agent and were read back from "
+                             "the broker", registry=r)
+        self.hole_errors = Counter("distillguard_consumer_hole_errors",
+                                   "Holes in an input partition the worker could not read back (logged with "
+                                   "their offsets)", registry=r)
         self.keys = Gauge("distillguard_keys_in_state", "Keys held in this worker's state table", registry=r)
         self.state_bytes = Gauge("distillguard_state_bytes", "Bytes of per-key state held in this worker's table",
                                  registry=r)

@@ -38,6 +38,8 @@ from distillguard.sinks.routing.ratelimit import TokenBucket
 from distillguard.sinks.routing.routes import RoutesConfig
 from distillguard.sinks.routing.targets import Target, build_targets, iso
 
+from .holes import read_partition
+
 log = logging.getLogger(__name__)
 
 
@@ -418,7 +420,11 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
         last = position(partition)
         if last < 0 or offset <= last + 1:
             return  # nothing applied here yet: where the group starts is where this router starts
-        missing = await asyncio.to_thread(read_range, partition, last + 1, offset)
+        missing, complete = await asyncio.to_thread(read_partition, kafka_config, f"{settings.app_id}-gap-repair",
+                                                    settings.alerts_topic, partition, last + 1, offset)
+        if not complete:
+            log.error("alerts partition %d: reading offsets %d..%d back timed out (%d read)", partition, last + 1,
+                      offset - 1, len(missing))
         if missing:
             metrics.gap_repairs.inc(len(missing))
             log.warning("alerts partition %d: %d record(s) before offset %d were not handed to the router; "
@@ -426,35 +432,6 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
         for record in missing:
             await route_alert(record)
             mark_applied(partition, record.offset)
-
-    def read_range(partition: int, start: int, end: int) -> list:
-        """Records [start, end) of one alerts partition (those still retained), read directly."""
-        from types import SimpleNamespace
-
-        from confluent_kafka import Consumer, TopicPartition
-
-        consumer = Consumer({**kafka_config, "group.id": f"{settings.app_id}-gap-repair",
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-        try:
-            low, _ = consumer.get_watermark_offsets(TopicPartition(settings.alerts_topic, partition), timeout=10)
-            start = max(start, low)
-            if start >= end:
-                return []
-            consumer.assign([TopicPartition(settings.alerts_topic, partition, start)])
-            records, deadline = [], time.monotonic() + 30
-            while time.monotonic() < deadline:
-                msg = consumer.poll(0.5)
-                if msg is None or msg.error():
-                    continue
-                if msg.offset() >= end:
-                    break
-                records.append(SimpleNamespace(topic=msg.topic(), partition=partition, offset=msg.offset(),
-                                               value=msg.value()))
-                if msg.offset() == end - 1:
-                    break
-            return records
-        finally:
-            consumer.close()
 
     @app.on_partitions_revoked.connect
     async def forget_positions(app, revoked, **kwargs) -> None:

@@ -116,6 +116,28 @@ def test_worker_killed_during_clickhouse_outage_loses_nothing(pipeline, tmp_path
     assert_alerts_complete(pipeline, restarted)
 
 
+def test_records_the_consumer_skips_are_read_again(pipeline, tmp_path):
+    """The consumer jumps over 3 records of a partition (as Faust's fetch loop does when a
+    rebalance catches it mid-record): the worker sees the hole, re-reads them, loses nothing."""
+    events = demo_events(seed=7, users=30, campaign_events=400)
+    records = list(iter_encoded(events))
+    first, rest = records[:200], records[200:]
+    skip = tmp_path / "skip-records"
+    worker = pipeline.start_worker(DG_CONSUMER_SKIP_FAULT_FILE=str(skip))
+    pipeline.produce(first)
+    wait_rows(worker, len(first))
+    skip.touch()
+    pipeline.produce(rest)
+    tables = wait_rows(worker, len(events))
+    assert not skip.exists()  # the jump happened
+    assert metric(worker, "distillguard_consumer_holes_total") == 3
+    assert tables["events"] == len(events) and tables["key_minute_events"] == len(events)
+    counters = worker.get("/health")["counters"]
+    assert counters["processed"] == len(events) and counters["dead_letters"] == 0
+    assert_alerts_complete(pipeline, worker)
+    wait_for(lambda: committed(pipeline) == len(events), "every offset committed")
+
+
 def test_broker_stopped_and_restarted_mid_stream(tmp_path):
     """noida-db (it persists: tansu would come back empty) stopped with the worker running."""
     from .conftest import Pipeline

@@ -1,4 +1,4 @@
-"""Run the numpydoc examples of every module in distillguard.models as doctests."""
+"""Run the numpydoc examples of every module in distillguard.models (and the pure stream helpers) as doctests."""
 from __future__ import annotations
 
 import doctest
@@ -9,7 +9,8 @@ import pytest
 
 import distillguard.models as models
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(models.__path__, prefix="distillguard.models."))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(models.__path__, prefix="distillguard.models.")) + [
+    "distillguard.streams.holes"]
 
 
 def test_modules_found():
