@@ -118,11 +118,104 @@ def link_record(event: RequestEvent, result, min_score: float = 0.01) -> LinkRec
 
 
 @dataclass(slots=True)
-class _Link:
+class LinkMembers:
+    """One link value's members: in the detector's own table (replay) or, in the workers, one
+    entry of the changelogged ``link-members`` table, partitioned by the value."""
+
     members: OrderedDict = field(default_factory=OrderedDict)  # key -> last ts_ms
     common: bool = False
     linking: bool = False  # its current members are already joined into one cluster
     first_ts: int = 0
+
+    def to_bytes(self) -> bytes:
+        return json.dumps([self.first_ts, int(self.common), int(self.linking), list(self.members.items())],
+                          separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None) -> "LinkMembers | None":
+        if not data:
+            return None
+        first_ts, common, linking, members = json.loads(data)
+        return cls(OrderedDict((k, int(t)) for k, t in members), bool(common), bool(linking), int(first_ts))
+
+    @property
+    def last_ts(self) -> int:
+        return next(reversed(self.members.values()), self.first_ts)
+
+
+def link_step(link: LinkMembers, kind: str, key: str, ts: int, *, window_ms: int, min_coordinated: int,
+              max_members: int, known=None, max_others: int = 4) -> list[str]:
+    """Add ``key`` to one link value (in place); returns the keys it now links ``key`` with.
+
+    Shared by the detector's in-process table and the workers' partitioned link-members
+    table. ``known`` (a predicate) picks, once the value's members are one cluster, the most
+    recent member the caller tracks; without it the ``max_others`` most recent are returned.
+    """
+    if link.common:
+        return []
+    link.members[key] = ts
+    link.members.move_to_end(key)
+    horizon = ts - window_ms
+    while link.members and next(iter(link.members.values())) < horizon:
+        link.members.popitem(last=False)  # members idle past the window
+    if len(link.members) > max_members:
+        link.common, link.members = True, OrderedDict()
+        return []
+    if not link.linking:
+        if kind not in STRONG and len(link.members) < min_coordinated:
+            return []
+        if kind in SLOW and ts - link.first_ts < window_ms:
+            return []  # not yet known to be rare: a big cloud's ASN + SDK turns common first
+        link.linking = True
+        return [k for k in link.members if k != key]
+    # Every other member is already in one cluster: joining one of them joins them all.
+    others = []
+    for other in reversed(link.members):
+        if other != key and (known is None or known(other)):
+            others.append(other)
+            if known is not None or len(others) >= max_others:
+                break
+    return others
+
+
+class LinkRefresh:
+    """Which (key, link value) pairs are due to be linked again: each pair at most once per
+    ``refresh_ms`` of event time.
+
+    A key's account, payment fingerprint, network and client are the same on every event,
+    and a sweep repeats its frames: re-linking them per event only moves the member's
+    timestamp (idle members leave a value after its window, much longer than this). Bounded:
+    the oldest pairs are forgotten past ``max_pairs`` (they are then linked once more).
+
+    >>> refresh = LinkRefresh(refresh_ms=600_000)
+    >>> refresh.due("k1", ("acct", "a1"), 0), refresh.due("k1", ("acct", "a1"), 60_000)
+    (True, False)
+    >>> refresh.due("k2", ("acct", "a1"), 60_000), refresh.due("k1", ("acct", "a1"), 600_000)
+    (True, True)
+    """
+
+    def __init__(self, refresh_ms: int = 600_000, max_pairs: int = 200_000) -> None:
+        self.refresh_ms = refresh_ms
+        self.max_pairs = max_pairs
+        self._sent: OrderedDict[tuple, int] = OrderedDict()
+
+    def due(self, key: str, kind_value: tuple[str, object], ts: int) -> bool:
+        pair = (key, kind_value)
+        last = self._sent.get(pair)
+        if last is not None and 0 <= ts - last < self.refresh_ms:
+            return False
+        self._sent[pair] = ts
+        self._sent.move_to_end(pair)
+        if len(self._sent) > self.max_pairs:
+            self._sent.popitem(last=False)
+        return True
+
+
+def link_value_key(kind: str, value: object) -> bytes:
+    """The Kafka key of a link value on the link-values topic (what partitions the table)."""
+    if isinstance(value, tuple):
+        value = "/".join(str(v) for v in value)
+    return f"{kind}:{value}".encode("utf-8", "surrogatepass")
 
 
 @dataclass(slots=True)
@@ -172,8 +265,11 @@ class ClusterDetector:
                  max_members: int = 256, max_links: int = 100_000, max_keys: int = 200_000,
                  min_keys: int = 5, min_events: int = 60, min_share: float = 0.6, regrow: float = 1.1,
                  update_interval_ms: int = 600_000, account_min_keys: int = 3, member_evidence: float = 8.0,
-                 base_rate: float = 0.05, campaign_rate: float = 0.25) -> None:
+                 base_rate: float = 0.05, campaign_rate: float = 0.25,
+                 link_refresh_ms: int = 600_000) -> None:
         self.min_style = min_style
+        self.link_refresh_ms = link_refresh_ms
+        self._refresh_links = LinkRefresh(link_refresh_ms, max_keys)
         # A camouflaged member mixes ordinary prompts into its share of the sweep, so it is
         # also named once its sequential evidence (the per-key detector's test, on the events
         # seen here) reaches member_evidence: about half the level that pages a lone key,
@@ -192,7 +288,7 @@ class ClusterDetector:
         self.regrow = regrow
         self.update_interval_ms = update_interval_ms
         self.account_min_keys = account_min_keys
-        self._links: OrderedDict[tuple[str, object], _Link] = OrderedDict()
+        self._links: OrderedDict[tuple[str, object], LinkMembers] = OrderedDict()
         self._keys: OrderedDict[str, _KeyStats] = OrderedDict()
         self._parent: dict[str, str] = {}
         self._members: dict[str, set[str]] = {}
@@ -289,7 +385,7 @@ class ClusterDetector:
         self._pending.discard(root)
 
     @staticmethod
-    def _link_values(rec: LinkRecord) -> list[tuple[str, object]]:
+    def link_values(rec: LinkRecord) -> list[tuple[str, object]]:
         values: list[tuple[str, object]] = [("acct", rec.account_id), ("head", rec.head), ("tail", rec.tail)]
         if rec.payment_fingerprint:
             values.append(("pf", rec.payment_fingerprint))
@@ -305,44 +401,29 @@ class ClusterDetector:
         """Add ``key`` to a link value; returns the keys it now links ``key`` with."""
         link = self._links.get(kind_value)
         if link is None:
-            link = self._links[kind_value] = _Link(first_ts=ts)
+            link = self._links[kind_value] = LinkMembers(first_ts=ts)
             if len(self._links) > self.max_links:
                 self._links.popitem(last=False)
         else:
             self._links.move_to_end(kind_value)
-        if link.common:
-            return []
-        link.members[key] = ts
-        link.members.move_to_end(key)
-        horizon = ts - self.window_ms
-        while link.members and next(iter(link.members.values())) < horizon:
-            link.members.popitem(last=False)  # members idle past the window
-        if len(link.members) > self.max_members:
-            link.common, link.members = True, OrderedDict()
-            return []
-        if not link.linking:
-            if kind_value[0] not in STRONG and len(link.members) < self.min_coordinated:
-                return []
-            if kind_value[0] in SLOW and ts - link.first_ts < self.window_ms:
-                return []  # not yet known to be rare: a big cloud's ASN + SDK turns common first
-            link.linking = True
-            return [k for k in link.members if k != key]
-        # Every other member is already in one cluster: joining one of them joins them all.
-        for other in reversed(link.members):
-            if other != key and other in self._keys:
-                return [other]
-        return []
+        return link_step(link, kind_value[0], key, ts, window_ms=self.window_ms,
+                         min_coordinated=self.min_coordinated, max_members=self.max_members,
+                         known=self._keys.__contains__)
 
     # -- the step ---------------------------------------------------------------------------
     def observe(self, event: RequestEvent, features: EventFeatures | None = None) -> list[dict]:
         return self.observe_link(LinkRecord.from_event(event, features or featurize(event)))
 
-    def observe_link(self, rec: LinkRecord) -> list[dict]:
-        """Learn one link record; returns the cluster / account alerts it raises or updates."""
+    def observe_link(self, rec: LinkRecord, *, link: bool = True) -> list[dict]:
+        """Learn one link record; returns the cluster / account alerts it raises or updates.
+
+        ``link=False``: learn the key's behaviour only; its link values are judged elsewhere
+        (the workers' partitioned link-values stage) and arrive through :meth:`observe_join`.
+        """
         stats_before = self._keys.get(rec.api_key_id)
         qualified_before = stats_before is not None and self._qualifies(stats_before)
         named_before = stats_before is not None and self._named(stats_before)
-        alerts = [a for a in (self._observe_cluster(rec, qualified_before, named_before),) if a is not None]
+        alerts = [a for a in (self._observe_cluster(rec, qualified_before, named_before, link),) if a is not None]
         stats = self._keys.get(rec.api_key_id)
         if stats is not None and not qualified_before and self._qualifies(stats):
             account_alert = self._account(rec)
@@ -371,7 +452,37 @@ class ClusterDetector:
             "detector": self.detector,
         }
 
-    def _observe_cluster(self, rec: LinkRecord, qualified_before: bool, named_before: bool) -> dict | None:
+    def observe_join(self, kind: str, key: str, others: list[str], ts_ms: int) -> list[dict]:
+        """One link value joined ``key`` with ``others`` (from the partitioned link-values
+        stage); returns the cluster alert it raises or updates, if any."""
+        stats = self._keys.get(key)
+        if stats is None:
+            return []  # not tracked (evicted): its next extraction event links it again
+        before = stats.named
+        merged = self._join(key, stats, kind, others)
+        root = self._find(key)
+        if root in self._alerted and root not in self._pending and not merged and before == stats.named:
+            return []
+        alert = self._score(root, ts_ms)
+        return [alert] if alert is not None else []
+
+    def _join(self, key: str, stats: _KeyStats, kind: str, others) -> bool:
+        merged = False
+        for other in others:
+            other_stats = self._keys.get(other)
+            if other_stats is None:
+                continue
+            if kind in _CONTENT_KINDS and not (stats.in_lockstep and other_stats.in_lockstep):
+                stats.in_lockstep = other_stats.in_lockstep = True
+                self._refresh(key, stats)
+                self._refresh(other, other_stats)
+            if self._find(other) != self._find(key):
+                self._union(key, other, kind)
+                merged = True
+        return merged
+
+    def _observe_cluster(self, rec: LinkRecord, qualified_before: bool, named_before: bool,
+                         link: bool = True) -> dict | None:
         key = rec.api_key_id
         suspicious = rec.style >= self.min_style
         if not suspicious and key not in self._keys:
@@ -384,18 +495,10 @@ class ClusterDetector:
             stats.reported += 1
         self._refresh(key, stats)
         merged = False
-        if suspicious:
-            for value in self._link_values(rec):
-                for other in self._link(value, key, rec.ts_ms):
-                    if other in self._keys and value[0] in _CONTENT_KINDS:
-                        other_stats = self._keys[other]
-                        if not (stats.in_lockstep and other_stats.in_lockstep):
-                            stats.in_lockstep = other_stats.in_lockstep = True
-                            self._refresh(key, stats)
-                            self._refresh(other, other_stats)
-                    if other in self._keys and self._find(other) != self._find(key):
-                        self._union(key, other, value[0])
-                        merged = True
+        if suspicious and link:
+            for value in self.link_values(rec):
+                if self._refresh_links.due(key, value, rec.ts_ms):
+                    merged |= self._join(key, stats, value[0], self._link(value, key, rec.ts_ms))
         root = self._find(key)
         # An alerted cluster is re-scored only when its membership may have changed, or when
         # an update naming new members is waiting for its interval.

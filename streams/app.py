@@ -22,7 +22,8 @@ from pathlib import Path
 
 import faust
 
-from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
+from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRecord, LinkRefresh, link_record,
+                                          link_step, link_value_key)
 from distillguard.sinks.errors import SinkBackpressure
 
 from .feedback_follower import FeedbackFollower
@@ -123,6 +124,16 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     alerts = app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="raw",
                        partitions=settings.partitions)
     links = app.topic(settings.links_topic, key_serializer="raw", value_serializer="raw", partitions=1)
+    if settings.link_values_partitioned:
+        link_values = app.topic(settings.link_values_topic, key_serializer="raw", value_serializer="raw",
+                                partitions=settings.partitions)
+        # Link value -> its recent member keys (bounded: max_members, idle members dropped, idle
+        # values expired by a timer), changelogged and partitioned by the value.
+        link_members = app.Table("link-members", partitions=settings.partitions, key_type=bytes,
+                                 value_type=bytes)
+    linking = ClusterDetector()  # the linking parameters, shared with the cluster agent's detector
+    # (key, link value) pairs already sent recently: the same filter replay applies in-process.
+    refresh_links = LinkRefresh(linking.link_refresh_ms, linking.max_keys)
     # bytes keys and values: the changelog carries the detector's compact state as is.
     key_state = app.Table("key-state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     # Events whose rows are buffered in the sink but not yet flushed: acked after the flush.
@@ -184,7 +195,13 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             metrics.alerts.labels(severity=result.alert["severity"]).inc()
         rec = link_record(decoded, result)
         if rec is not None:
+            # The key's behaviour to the cluster agent; its link values to their partitions.
             await links.send(key=b"links", value=rec.to_bytes(), partition=0)
+            if settings.link_values_partitioned and rec.style >= linking.min_style:
+                for kind, link_value in ClusterDetector.link_values(rec):
+                    if refresh_links.due(rec.api_key_id, (kind, link_value), rec.ts_ms):
+                        await link_values.send(key=link_value_key(kind, link_value),
+                                               value=json.dumps([kind, rec.api_key_id, rec.ts_ms]).encode())
         key_state.data[state_key] = result.state
         dirty[state_key] = message.partition
         last_seen[state_key] = (time.monotonic(), message.partition)
@@ -300,6 +317,78 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 metrics.hole_errors.inc()
             await process(event)
 
+    if settings.link_values_partitioned:  # (else: linking in the cluster agent, below)
+        newest_link_ts: dict[str, int] = {"ts": 0}
+        link_partitions: dict[bytes, int] = {}  # link value -> its partition (bounded with the table)
+
+        # As for key-state: the store is set per record, the changelog written once per value per
+        # tick (a changelog record per set filled Faust's producer buffer and stalled the worker),
+        # and the records are acked only after their values' changelog records are queued.
+        link_dirty: dict[bytes, int] = {}
+        link_unacked: list = []
+
+        @app.agent(link_values, name="link-values")
+        async def judge_link_values(stream):
+            async for event in stream.noack().events():
+                link_unacked.append(event)
+                try:
+                    kind, key, ts = json.loads(event.message.value)
+                    value_key = event.message.key
+                    link = LinkMembers.from_bytes(link_members.get(value_key)) or LinkMembers(first_ts=ts)
+                    others = link_step(link, kind, key, ts, window_ms=linking.window_ms,
+                                       min_coordinated=linking.min_coordinated, max_members=linking.max_members)
+                    link_members.data[value_key] = link.to_bytes()
+                    link_partitions[value_key] = link_dirty[value_key] = event.message.partition
+                    newest_link_ts["ts"] = max(newest_link_ts["ts"], ts)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - a bad link value must not stop linking
+                    log.exception("link value %s:%s failed", event.message.partition, event.message.offset)
+                    metrics.cluster_errors.inc()
+                    continue
+                if others:
+                    await links.send(key=b"links", partition=0, value=json.dumps(
+                        {"join": kind, "key": key, "others": others, "ts": ts}, separators=(",", ":")).encode())
+
+        @app.timer(0.5)
+        async def changelog_link_members() -> None:
+            if not link_unacked:
+                return
+            pending = list(link_unacked)
+            changed = [(key, partition, link_members.data.get(key)) for key, partition in link_dirty.items()]
+            link_dirty.clear()
+            await send_changelog(link_members, changed)
+            for event in pending:
+                event.ack()
+            del link_unacked[:len(pending)]
+
+        @app.timer(interval=settings.link_expiry_interval_s)
+        async def expire_link_values() -> None:
+            # Values idle for a few linking windows are forgotten (tombstoned in the changelog): the
+            # table is bounded by the traffic of the last hours, not by all values ever seen.
+            # (A timer is outside stream iteration, where Faust cannot tell a key's partition: the
+            # store is edited directly and the tombstone sent to the partition the value came from.)
+            horizon = newest_link_ts["ts"] - settings.link_idle_windows * linking.window_ms
+            for value_key, data in list(link_members.data.items()):
+                try:
+                    expired = LinkMembers.from_bytes(data).last_ts < horizon
+                except Exception:  # noqa: BLE001 - an unreadable entry is dropped, not kept forever
+                    expired = True
+                if expired:
+                    link_members.data.pop(value_key, None)
+                    metrics.link_values_expired.inc()
+                    link_dirty.pop(value_key, None)
+                    partition = link_partitions.pop(value_key, None)
+                    if partition is not None:  # else only recovered, never touched since: local only
+                        link_members.send_changelog(partition, value_key, None)
+
+    def observe(detector: ClusterDetector, value: bytes) -> list[dict]:
+        """A links-topic record: a key's behaviour, or a join found by the link-values stage."""
+        if value[:1] == b"{":
+            join = json.loads(value)
+            return detector.observe_join(join["join"], join["key"], join["others"], join["ts"])
+        return detector.observe_link(LinkRecord.from_bytes(value), link=not settings.link_values_partitioned)
+
     # The cluster detector's state is a function of the links topic: a worker that takes
     # over its partition rebuilds it from the records before the first one it is handed
     # (those were processed, and alerted on, before), so no changelog is needed and alert
@@ -326,7 +415,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                     continue
                 if msg.offset() >= upto:
                     break
-                detector.observe_link(LinkRecord.from_bytes(msg.value()))
+                observe(detector, msg.value())
                 if msg.offset() == upto - 1:
                     break
         finally:
@@ -343,7 +432,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                     clusters["applied"] = offset - 1
                 if offset <= clusters["applied"]:
                     continue
-                raised = clusters["detector"].observe_link(LinkRecord.from_bytes(event.message.value))
+                raised = observe(clusters["detector"], event.message.value)
                 clusters["applied"] = offset
             except asyncio.CancelledError:
                 raise
@@ -368,7 +457,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         log.error("agent %s crashed (%s): /health now reports unhealthy", agent.name, type(exc).__name__)
         await app._on_agent_error(agent, exc)
 
-    for agent in (process_requests, detect_clusters):
+    agents = [process_requests, detect_clusters] + ([judge_link_values] if settings.link_values_partitioned else [])
+    for agent in agents:
         agent._on_error = on_agent_error  # Faust's per-agent error hook (app.agent sets the app's)
 
     @app.on_partitions_revoked.connect
@@ -398,23 +488,27 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                     dirty.setdefault(state_key, partition)
                 return
             metrics.sink_flush_seconds.observe(time.perf_counter() - started)
-            last: dict[int, tuple[bytes, bytes]] = {}
-            for state_key, partition, value in changed:
-                if value is not None:
-                    key_state.send_changelog(partition, state_key, value)
-                    last[partition] = (state_key, value)
-            if last:
-                # A broker that reports a short high watermark (tansu: the first offset of the
-                # last batch + 1) makes a restarted worker stop its table recovery early. Seal
-                # each partition with a record in a batch of its own (its last key again: a
-                # no-op for the table), so the reported end is the true end.
-                await app.producer.flush()
-                for partition, (state_key, value) in last.items():
-                    key_state.send_changelog(partition, state_key, value)
-                await app.producer.flush()
+            await send_changelog(key_state, changed)
             for event in pending:
                 event.ack()
             del unacked[:len(pending)]
+
+    async def send_changelog(table, changed: list[tuple[bytes, int, bytes | None]]) -> None:
+        """Changelog records for entries set in the table's store directly (key, partition, value)."""
+        last: dict[int, tuple[bytes, bytes]] = {}
+        for key, partition, value in changed:
+            if value is not None:
+                table.send_changelog(partition, key, value)
+                last[partition] = (key, value)
+        if last:
+            # A broker that reports a short high watermark (tansu: the first offset of the
+            # last batch + 1) makes a restarted worker stop its table recovery early. Seal
+            # each partition with a record in a batch of its own (its last key again: a
+            # no-op for the table), so the reported end is the true end.
+            await app.producer.flush()
+            for partition, (key, value) in last.items():
+                table.send_changelog(partition, key, value)
+            await app.producer.flush()
 
     @app.timer(0.5)
     async def flush_on_age() -> None:

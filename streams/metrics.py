@@ -39,6 +39,9 @@ class WorkerMetrics:
         self.hole_errors = Counter("distillguard_consumer_hole_errors",
                                    "Holes in an input partition the worker could not read back (logged with "
                                    "their offsets)", registry=r)
+        self.link_values_expired = Counter("distillguard_link_values_expired",
+                                           "Link values dropped from the link-members table after idling",
+                                           registry=r)
         self.keys = Gauge("distillguard_keys_in_state", "Keys held in this worker's state table", registry=r)
         self.state_bytes = Gauge("distillguard_state_bytes", "Bytes of per-key state held in this worker's table",
                                  registry=r)

@@ -33,7 +33,20 @@ class WorkerSettings(BaseSettings):
     # Link records of extraction-like traffic for the cross-key (hydra) detector: one
     # partition, because linking keys into clusters needs the global view.
     links_topic: str = "distill.links"
+    # Link values (payment fingerprint, account, IP prefix, ASN + user agent, prompt frames) of
+    # extraction-like events, keyed by the value: each value's members live in a changelogged
+    # table partitioned like this topic, and only the joins it finds go to the links topic.
+    link_values_topic: str = "distill.link-values"
+    # True: the partitioned link-values stage (topic, agent, changelogged table per value).
+    # Off by default: it cost more than half of end-to-end throughput here, and with it a worker
+    # SIGKILLed during a ClickHouse outage was once not given back one input partition
+    # (tansu). Off, link values are judged in the one-partition cluster agent (bounded by
+    # max_links), as replay does.
+    link_values_partitioned: bool = False
     links_retention_ms: int = Field(7 * 86_400_000, gt=0)
+    # A link value idle for this many linking windows (1 h each) is dropped from its table.
+    link_idle_windows: int = Field(6, ge=2)
+    link_expiry_interval_s: float = Field(60.0, gt=0)  # how often idle link values are looked for
     partitions: int = Field(8, ge=1, le=1024)
 
     data_dir: Path = Path("var")

@@ -16,12 +16,15 @@ log = logging.getLogger(__name__)
 
 def pipeline_topics(settings: WorkerSettings) -> dict[str, tuple[int, dict[str, str]]]:
     """Topic name -> (partitions, topic config), for every topic the workers read or write."""
-    return {
+    topics = {
         settings.requests_topic: (settings.partitions, {}),
         settings.dlq_topic: (settings.partitions, {}),
         settings.alerts_topic: (settings.partitions, {}),
         settings.links_topic: (1, {"retention.ms": str(settings.links_retention_ms)}),
     }
+    if settings.link_values_partitioned:
+        topics[settings.link_values_topic] = (settings.partitions, {"retention.ms": str(settings.links_retention_ms)})
+    return topics
 
 
 def ensure_topics(settings: WorkerSettings, timeout: float = 15.0) -> list[str]:

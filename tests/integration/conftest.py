@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -25,6 +26,15 @@ def broker(tmp_path_factory):
     root = tmp_path_factory.mktemp("broker")
     with EmbeddedBroker("tansu", log_path=root / "broker.log") as running:
         yield running
+
+
+def metric(worker, name: str) -> float:
+    """Sum of every sample of one metric on the worker's /metrics."""
+    with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#") and
+               (line[len(name)] in " {"))
 
 
 def wait_for(predicate, what: str, timeout: float = 60.0, every: float = 0.5):
@@ -70,6 +80,7 @@ class Pipeline:
             "DG_DLQ_TOPIC": f"dlq-{suffix}",
             "DG_ALERTS_TOPIC": f"alerts-{suffix}",
             "DG_LINKS_TOPIC": f"links-{suffix}",
+            "DG_LINK_VALUES_TOPIC": f"link-values-{suffix}",
             "DG_PARTITIONS": str(partitions),
             "DG_SESSION_TIMEOUT_S": "6",
         }
@@ -77,7 +88,8 @@ class Pipeline:
                                        requests_topic=self.env["DG_REQUESTS_TOPIC"],
                                        dlq_topic=self.env["DG_DLQ_TOPIC"],
                                        alerts_topic=self.env["DG_ALERTS_TOPIC"],
-                                       links_topic=self.env["DG_LINKS_TOPIC"], partitions=partitions)
+                                       links_topic=self.env["DG_LINKS_TOPIC"],
+                                       link_values_topic=self.env["DG_LINK_VALUES_TOPIC"], partitions=partitions)
         ensure_topics(self.settings)
         self.workers: list[WorkerProcess] = []
 

@@ -7,7 +7,6 @@ rollups), no alert is lost (every alert on the topic is stored) and no key has t
 from __future__ import annotations
 
 import time
-import urllib.request
 from collections import Counter
 
 from confluent_kafka import Consumer, TopicPartition
@@ -15,18 +14,9 @@ from confluent_kafka import Consumer, TopicPartition
 from distillguard.demo_traffic import demo_events, iter_encoded
 from distillguard.embedded import EmbeddedBroker
 
-from .conftest import wait_for, wait_rows
+from .conftest import metric, wait_for, wait_rows
 
 FAULT_ENV = {"DG_CLICKHOUSE_MAX_BUFFERED_ROWS": "200", "DG_CLICKHOUSE_RETRY_AFTER_S": "0.5"}
-
-
-def metric(worker, name: str) -> float:
-    """Sum of every sample of one metric on the worker's /metrics."""
-    with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and not line.startswith("#") and
-               (line[len(name)] in " {"))
 
 
 def committed(pipeline) -> int:

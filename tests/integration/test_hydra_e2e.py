@@ -3,19 +3,38 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
 from distillguard.demo_traffic import demo_events, hydra_events, iter_encoded
 
+from .conftest import metric, wait_for
 
-def test_hydra_clusters_alert_once_naming_members(pipeline):
+
+@pytest.mark.parametrize("partitioned", ["true", "false"], ids=["link-values stage", "links in the cluster agent"])
+def test_hydra_clusters_alert_once_naming_members(pipeline, partitioned):
     infra = hydra_events(seed=31, keys=25, per_key=12, shared_payment=True)
     proxy = hydra_events(seed=32, keys=25, per_key=12, start_hour=3.0, shared_payment=False)
     background = demo_events(seed=33, users=40, campaign_events=0)
     events = sorted(infra + proxy + background, key=lambda e: e["ts"])
-    worker = pipeline.start_worker()
+    # Expiry every second, of values idle 2 hours of event time: the hydras are 3 hours apart.
+    worker = pipeline.start_worker(DG_LINK_VALUES_PARTITIONED=partitioned, DG_LINK_EXPIRY_INTERVAL_S="1",
+                                   DG_LINK_IDLE_WINDOWS="2")
     pipeline.produce(list(iter_encoded(events)))
     pipeline.wait_processed(worker, len(events))
 
     clusters = [a for a in pipeline.alerts() if a["entity_type"] == "cluster"]
+    # the link values went through their own topic only when the stage is on
+    consumer = Consumer({"bootstrap.servers": pipeline.broker.bootstrap, "group.id": "hydra-e2e-count"})
+    try:
+        topic = pipeline.settings.link_values_topic
+        sent = 0
+        if topic in consumer.list_topics(timeout=10).topics:
+            sent = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                       for p in range(pipeline.settings.partitions))
+    finally:
+        consumer.close()
+    assert (sent > 0) == (partitioned == "true"), sent
     for members, tag in ((infra, "infra"), (proxy, "proxy")):
         keys = {e["api_key_id"] for e in members}
         about = [a for a in clusters if set(a["api_key_ids"]) & keys]
@@ -31,3 +50,6 @@ def test_hydra_clusters_alert_once_naming_members(pipeline):
             break
         time.sleep(0.5)
     assert stored == {a["alert_id"] for a in clusters}
+    if partitioned == "true":  # the first hydra's values expired (from a timer, outside any stream)
+        wait_for(lambda: metric(worker, "distillguard_link_values_expired_total") > 0, "link values expired")
+        assert worker.get("/health")["status"] == "ok"
