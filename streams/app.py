@@ -210,21 +210,18 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     holes = HoleGuard()
     MAX_HOLE_FILL = 50_000  # records read back at most for one hole
 
-    def partition_start(partition: int) -> int:
-        """Where the group resumes an input partition: its committed offset, else the log start."""
-        from confluent_kafka import Consumer, TopicPartition
+    async def partition_start(tp) -> int:
+        """Where the group resumes an input partition: its committed offset, else the log start.
 
-        consumer = Consumer({**settings.confluent_config(), "group.id": settings.app_id,
-                             "enable.auto.commit": False})
-        try:
-            tp = TopicPartition(settings.requests_topic, partition)
-            [committed] = consumer.committed([tp], timeout=10)
-            if committed.offset >= 0:
-                return committed.offset
-            low, _ = consumer.get_watermark_offsets(tp, timeout=10)
-            return max(low, 0)
-        finally:
-            consumer.close()
+        From Faust's own record of the commit (read when the partition was assigned, before
+        its first record is handed out): asking the broker from a second consumer in the
+        workers' group was followed by a partition never being re-assigned after a restart.
+        """
+        committed = app.consumer._committed_offset.get(tp)  # noqa: SLF001 - not exposed otherwise
+        if committed is not None and committed >= 0:
+            return committed
+        earliest = await app.consumer.earliest_offsets(tp)
+        return max(earliest.get(tp) or 0, 0)
 
     class FilledEvent:
         """A record read back from the broker to fill a hole, acked like a stream event."""
@@ -243,7 +240,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         if message.offset - start > MAX_HOLE_FILL:
             # Most likely the partition was away (another worker moved it on): what the group
             # has committed is done; read only what lies beyond it.
-            start = max(start, await asyncio.to_thread(partition_start, message.partition))
+            start = max(start, await partition_start(message.tp))
             if start >= message.offset:
                 return
         await fill(message.partition, start, message.offset)
@@ -307,7 +304,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             partition = event.message.partition
             try:
                 if not holes.known(partition):
-                    holes.start(partition, await asyncio.to_thread(partition_start, partition))
+                    holes.start(partition, await partition_start(event.message.tp))
                 if not holes.admit(partition, event.message.offset):
                     await fill_hole(event.message)
             except asyncio.CancelledError:
