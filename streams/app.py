@@ -131,9 +131,9 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         # values expired by a timer), changelogged and partitioned by the value.
         link_members = app.Table("link-members", partitions=settings.partitions, key_type=bytes,
                                  value_type=bytes)
-    linking = ClusterDetector()  # the linking parameters, shared with the cluster agent's detector
-    # (key, link value) pairs already sent recently: the same filter replay applies in-process.
-    refresh_links = LinkRefresh(linking.link_refresh_ms, linking.max_keys)
+        linking = ClusterDetector()  # the linking parameters, shared with the cluster agent's detector
+        # (key, link value) pairs already sent recently: the same filter replay applies in-process.
+        refresh_links = LinkRefresh(linking.link_refresh_ms, linking.max_keys)
     # bytes keys and values: the changelog carries the detector's compact state as is.
     key_state = app.Table("key-state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     # Events whose rows are buffered in the sink but not yet flushed: acked after the flush.
@@ -145,7 +145,6 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     # producer before it commits offsets.
     dirty: dict[bytes, int] = {}
     last_seen: dict[bytes, tuple[float, int]] = {}
-    positions: dict[int, int] = {}  # partition -> last offset processed (for the lag gauge)
 
     async def send_dead_letter(dead: DeadLetter) -> None:
         await dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
@@ -243,9 +242,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             start = max(start, await partition_start(message.tp))
             if start >= message.offset:
                 return
-        await fill(message.partition, start, message.offset)
-
-    async def fill(partition: int, start: int, end: int) -> None:
+        partition, end = message.partition, message.offset
         records, complete = await asyncio.to_thread(
             read_partition, settings.confluent_config(), f"{settings.app_id}-hole-fill", settings.requests_topic,
             partition, start, end)
@@ -289,7 +286,6 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                               event.message.offset)
                 metrics.dead_letter_errors.inc()
         unacked.append(event)
-        positions[event.message.partition] = event.message.offset
         holes.processed(event.message.partition, event.message.offset)
         if sink.should_flush() and not flush_lock.locked():
             # Flush beside the stream, not in it: the agent keeps scoring while ClickHouse
@@ -536,9 +532,10 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             return
         metrics.lag.clear()  # only the partitions assigned now
         for tp, high in highs.items():
-            if high is not None and tp.partition in positions:
+            expected = holes.expected(tp.partition)
+            if high is not None and expected is not None:
                 metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                    max(0, high - positions[tp.partition] - 1))
+                    max(0, high - expected))
 
     if getattr(sink, "client", None) is not None:  # the read-only dashboard, from the chDB owner
         from distillguard.dashboard import mount_on_faust
