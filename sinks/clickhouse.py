@@ -281,8 +281,18 @@ class ClickHouseSink:
             raise ConnectionRefusedError(f"ClickHouse unavailable (fault injected: {self.settings.fault_file})")
         for (topic, partition), batch in events.items():
             step = self.settings.batch_rows
-            for start in range(0, len(batch.rows), step):
-                rows, offsets = batch.rows[start:start + step], batch.offsets[start:start + step]
+            batch_rows, batch_offsets = batch.rows, batch.offsets
+            if partition >= 0:
+                # Rows of a batch put back after a later insert of the same flush failed are
+                # stored already; with newer rows appended the slices (and their dedup tokens)
+                # differ from the first try, so only the watermark can tell.
+                with self._lock:
+                    mark = self._watermarks.get((topic, partition), -1)
+                if batch_offsets and batch_offsets[0] <= mark:
+                    keep = [i for i, offset in enumerate(batch_offsets) if offset > mark]
+                    batch_rows, batch_offsets = [batch_rows[i] for i in keep], [batch_offsets[i] for i in keep]
+            for start in range(0, len(batch_rows), step):
+                rows, offsets = batch_rows[start:start + step], batch_offsets[start:start + step]
                 token = f"events:{topic}:{partition}:{offsets[0]}:{offsets[-1]}:{len(rows)}" if partition >= 0 \
                     else None
                 self._insert_events(rows, topic, partition, offsets, token)

@@ -137,6 +137,41 @@ def test_backpressure_when_clickhouse_fails_then_recovers(client, settings):
     assert count(client, f"SELECT count() FROM {settings.database}.events") == 101
 
 
+class AlertsFailOnce:
+    """A real client whose next alerts insert fails: a flush that fails half way, after its
+    event rows were stored."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.failures = 1
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def insert(self, table, *args, **kwargs):
+        if table.endswith(".alerts") and self.failures:
+            self.failures -= 1
+            raise ConnectionError("connection reset")
+        return self.inner.insert(table, *args, **kwargs)
+
+
+def test_a_flush_retried_after_failing_half_way_stores_each_row_once(client, settings):
+    sink = ClickHouseSink(settings.model_copy(update={"batch_rows": 7}), client=AlertsFailOnce(client))
+    for i in range(50):
+        sink.add(row(i), partition=0, offset=i, topic="t")
+    sink.add_alert(alert("key:k1:1", "warning", "2026-02-01T00:10:00Z"))
+    with pytest.raises(SinkUnavailable):
+        sink.flush()  # the event rows went in, the alert did not: everything is put back
+    for i in range(50, 60):  # newer rows join the put-back batch (other slices, other tokens)
+        sink.add(row(i), partition=0, offset=i, topic="t")
+    sink.flush()
+    db = settings.database
+    assert count(client, f"SELECT count() FROM {db}.events") == 60
+    assert count(client, f"SELECT uniqExact(kafka_offset) FROM {db}.events") == 60
+    assert count(client, f"SELECT countMerge(events) FROM {db}.key_minute") == 60
+    assert [r["alert_id"] for r in sink.alert_rows()] == ["key:k1:1"]
+
+
 def test_backpressure_when_flushes_fall_behind_a_healthy_clickhouse(client, settings):
     # ClickHouse answers but the flushes are behind: the buffer stops at twice its bound.
     sink = ClickHouseSink(settings.model_copy(update={"max_buffered_rows": 50}), client=client)
