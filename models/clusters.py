@@ -71,18 +71,24 @@ class LinkRecord:
     ua_hash: int | None = None
     output_tokens: int = -1  # -1: usage not reported
     account_created_ms: int | None = None
+    # Where the event sits in the input (partition, offset; -1: unknown, as in replay). A
+    # worker that re-applies events (its key states restored older after a restart or a
+    # rebalance) sends their records again; the detector learns each event once by this.
+    source_partition: int = -1
+    source_offset: int = -1
 
     @classmethod
-    def from_event(cls, event: RequestEvent, f: EventFeatures) -> "LinkRecord":
+    def from_event(cls, event: RequestEvent, f: EventFeatures, partition: int = -1,
+                   offset: int = -1) -> "LinkRecord":
         return cls(event.api_key_id, event.account_id, event.ts_ms, round(_harvest_style(f), 4), f.template_hash,
                    _tail_frame(event.prompt), event.payment_fingerprint, _net(event.client_ip), event.asn,
                    _h64(event.user_agent) if event.user_agent else None, f.output_tokens,
-                   event.account_created_ms)
+                   event.account_created_ms, partition, offset)
 
     def to_bytes(self) -> bytes:
         return json.dumps([self.api_key_id, self.account_id, self.ts_ms, self.style, self.head, self.tail,
                            self.payment_fingerprint, self.net, self.asn, self.ua_hash, self.output_tokens,
-                           self.account_created_ms],
+                           self.account_created_ms, self.source_partition, self.source_offset],
                           separators=(",", ":")).encode()
 
     @classmethod
@@ -103,7 +109,8 @@ def _harvest_style(f: EventFeatures) -> float:
     return answered_style(f)
 
 
-def link_record(event: RequestEvent, result, min_score: float = 0.01) -> LinkRecord | None:
+def link_record(event: RequestEvent, result, min_score: float = 0.01, *, partition: int = -1,
+                offset: int = -1) -> LinkRecord | None:
     """The link record to forward for a processed event, or None for ordinary traffic.
 
     Forwarded: extraction-style events, and every event of a key that has shown any
@@ -113,7 +120,7 @@ def link_record(event: RequestEvent, result, min_score: float = 0.01) -> LinkRec
     if result.duplicate or result.features is None:
         return None
     if result.features.style > 0 or (result.row is not None and result.row["score"] > min_score):
-        return LinkRecord.from_event(event, result.features)
+        return LinkRecord.from_event(event, result.features, partition, offset)
     return None
 
 
@@ -234,6 +241,7 @@ class _KeyStats:
     named: bool = False
     core_events: int = 0
     core_suspicious: int = 0
+    source: tuple[int, int] = (-1, -1)  # input partition and offset of its last record learned
 
 
 def _net(ip: str | None) -> str | None:
@@ -421,6 +429,10 @@ class ClusterDetector:
         (the workers' partitioned link-values stage) and arrive through :meth:`observe_join`.
         """
         stats_before = self._keys.get(rec.api_key_id)
+        if stats_before is not None and rec.source_offset >= 0:
+            partition, offset = stats_before.source
+            if rec.source_partition == partition and rec.source_offset <= offset:
+                return []  # sent again for an event re-applied upstream: learned already
         qualified_before = stats_before is not None and self._qualifies(stats_before)
         named_before = stats_before is not None and self._named(stats_before)
         alerts = [a for a in (self._observe_cluster(rec, qualified_before, named_before, link),) if a is not None]
@@ -488,6 +500,8 @@ class ClusterDetector:
         if not suspicious and key not in self._keys:
             return None  # ordinary traffic is not tracked at all
         stats = self._touch_key(key, rec.ts_ms, suspicious, min(1.0, max(0.0, rec.style)))
+        if rec.source_offset >= 0:
+            stats.source = (rec.source_partition, rec.source_offset)
         if stats.account_age_ms is None and rec.account_created_ms is not None:
             stats.account_age_ms = max(0, rec.ts_ms - rec.account_created_ms)
         if rec.output_tokens >= 0:

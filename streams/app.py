@@ -192,7 +192,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             await alerts.send(key=state_key, value=alert_bytes(result.alert))
             await add_to_sink(sink.add_alert, result.alert)
             metrics.alerts.labels(severity=result.alert["severity"]).inc()
-        rec = link_record(decoded, result)
+        rec = link_record(decoded, result, partition=message.partition, offset=message.offset)
         if rec is not None:
             # The key's behaviour to the cluster agent; its link values to their partitions.
             await links.send(key=b"links", value=rec.to_bytes(), partition=0)

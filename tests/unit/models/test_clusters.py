@@ -296,3 +296,27 @@ def test_link_members_round_trip_as_bytes_and_stay_bounded():
     # a member idle past the window is dropped when the value is next touched
     link_step(again, "pf", "c", T0 + 120_000, window_ms=60_000, min_coordinated=4, max_members=32)
     assert list(again.members) == ["c"]
+
+
+def test_records_sent_again_for_re_applied_events_are_learned_once():
+    """A worker whose key states were restored older (restart, rebalance) re-applies events and
+    sends their link records again, late: they must not link an old hydra to a new one."""
+    det = ClusterDetector()
+    first = [dataclasses.replace(rec(f"a{k}", i, head=777), source_partition=k % 4, source_offset=i)
+             for i in range(10) for k in range(12)]
+    later = [dataclasses.replace(rec(f"b{k}", 180 + i, head=777), source_partition=k % 4, source_offset=100 + i)
+             for i in range(10) for k in range(12)]
+    feed(det, first)
+    before = {k: dataclasses.replace(v) for k, v in det._keys.items()}
+    alerts = feed(det, later[:60]) + feed(det, first[-24:]) + feed(det, later[60:])
+    b_keys = {f"b{k}" for k in range(12)}
+    about_b = [a for a in alerts if set(a["api_key_ids"]) & b_keys]
+    assert about_b and not set().union(*(a["api_key_ids"] for a in about_b)) - b_keys
+    assert all(det._keys[k].events == before[k].events for k in before)
+
+
+def test_link_records_round_trip_with_their_source():
+    r = dataclasses.replace(rec("k", 1, pf="p"), source_partition=3, source_offset=41)
+    assert LinkRecord.from_bytes(r.to_bytes()) == r
+    old = r.to_bytes()[:-len(b",3,41]")] + b"]"  # a record sent before the source fields existed
+    assert LinkRecord.from_bytes(old).source_offset == -1
