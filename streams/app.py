@@ -239,7 +239,10 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             start = max(start, partition_start(message.tp))
             if start >= message.offset:
                 return
-        partition, end = message.partition, message.offset
+        await fill(message.partition, start, message.offset)
+
+    async def fill(partition: int, start: int, end: int) -> None:
+        """Process the records at offsets ``start`` .. ``end - 1``, read from the broker."""
         records, complete = await asyncio.to_thread(
             read_partition, settings.confluent_config(), f"{settings.app_id}-hole-fill", settings.requests_topic,
             partition, start, end)
@@ -289,23 +292,65 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             # writes (back-pressure, not this await, is what stops it when CH is behind).
             app.loop.create_task(flush_sink())
 
+    # One input record at a time, from the agent or from the tail check below.
+    processing = asyncio.Lock()
+    agent_idle_since = {"t": time.monotonic()}
+
     @app.agent(requests, name="process-requests")
     async def process_requests(stream):
         async for event in stream.noack().events():
             if injected_skip():
                 continue
-            partition = event.message.partition
-            try:
-                if not holes.known(partition):
-                    holes.start(partition, partition_start(event.message.tp))
-                if not holes.admit(partition, event.message.offset):
-                    await fill_hole(event.message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the broker could not be read: logged and counted
-                log.exception("hole before %s:%s not filled", partition, event.message.offset)
-                metrics.hole_errors.inc()
-            await process(event)
+            async with processing:
+                partition = event.message.partition
+                try:
+                    if not holes.known(partition):
+                        holes.start(partition, partition_start(event.message.tp))
+                    if not holes.admit(partition, event.message.offset):
+                        await fill_hole(event.message)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the broker could not be read: logged and counted
+                    log.exception("hole before %s:%s not filled", partition, event.message.offset)
+                    metrics.hole_errors.inc()
+                await process(event)
+                agent_idle_since["t"] = time.monotonic()
+
+    tail_seen: dict[int, tuple] = {}  # partition -> (expected, handed out) at the last check
+
+    @app.timer(settings.tail_check_interval_s)
+    async def fill_tail_holes() -> None:
+        """A hole at the end of a partition has no later record to reveal it. Faust's read
+        offset says which records it handed to the agent; when the agent has been idle for a
+        whole interval (so nothing is queued for it) and that offset has been at or past the
+        next one the worker expects for two checks in a row, those records were lost on the
+        way: read them back."""
+        consumer = app.consumer
+        if app.rebalancing or not consumer.flow_active or processing.locked():
+            return
+        if time.monotonic() - agent_idle_since["t"] < settings.tail_check_interval_s:
+            return
+        try:
+            assigned = [tp for tp in consumer.assignment() if tp.topic == settings.requests_topic]
+        except Exception:  # noqa: BLE001 - mid-rebalance
+            return
+        for tp in assigned:
+            async with processing:
+                if app.rebalancing:
+                    return
+                expected = holes.expected(tp.partition)
+                handed = consumer._read_offset.get(tp)  # noqa: SLF001 - Faust's last offset handed out
+                seen, tail_seen[tp.partition] = tail_seen.get(tp.partition), (expected, handed)
+                if expected is None or handed is None or handed < expected or seen != (expected, handed):
+                    continue  # nothing missing, or not yet for two checks in a row (it may be on its way)
+                try:
+                    await fill(tp.partition, expected, handed + 1)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the broker could not be read: next interval
+                    log.exception("tail of %s from %s not filled", tp.partition, expected)
+                    metrics.hole_errors.inc()
+                agent_idle_since["t"] = time.monotonic()
 
     if settings.link_values_partitioned:  # (else: linking in the cluster agent, below)
         newest_link_ts: dict[str, int] = {"ts": 0}

@@ -38,10 +38,8 @@ class WorkerSettings(BaseSettings):
     # table partitioned like this topic, and only the joins it finds go to the links topic.
     link_values_topic: str = "distill.link-values"
     # True: the partitioned link-values stage (topic, agent, changelogged table per value).
-    # Off by default: it cost more than half of end-to-end throughput here, and with it a worker
-    # SIGKILLed during a ClickHouse outage was once not given back one input partition
-    # (tansu). Off, link values are judged in the one-partition cluster agent (bounded by
-    # max_links), as replay does.
+    # Off by default: it cost more than half of end-to-end throughput here. Off, link values
+    # are judged in the one-partition cluster agent (bounded by max_links), as replay does.
     link_values_partitioned: bool = False
     links_retention_ms: int = Field(7 * 86_400_000, gt=0)
     # A link value idle for this many linking windows (1 h each) is dropped from its table.
@@ -62,6 +60,9 @@ class WorkerSettings(BaseSettings):
     # Dead letters keep at most this many bytes of the original record (with dg.truncated and
     # dg.original.size headers beyond it): under Kafka's default 1 MiB message limit.
     dlq_max_bytes: int = Field(900_000, ge=1024)
+    # How often (and for how long a partition must stand still) before the worker looks for
+    # records Faust handed out at the end of a partition that never reached the agent.
+    tail_check_interval_s: float = Field(5.0, gt=0)
     # Keys idle for longer are evicted from the state table (bounded state).
     key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
     log_level: str = "warn"

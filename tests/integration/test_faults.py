@@ -135,6 +135,26 @@ def test_records_the_consumer_skips_are_read_again(pipeline, tmp_path):
         assert state["committed"] == state["next_offset"] >= state["high_watermark"] and not state["paused"]
 
 
+def test_records_lost_at_the_end_of_partitions_are_read_again(pipeline, tmp_path):
+    """The last 3 records never reach the agent, and no later record reveals the holes: the
+    worker's tail check sees that Faust handed out more than the worker processed."""
+    events = demo_events(seed=7, users=30, campaign_events=400)
+    records = list(iter_encoded(events))
+    first, last = records[:-3], records[-3:]
+    skip = tmp_path / "skip-records"
+    worker = pipeline.start_worker(DG_CONSUMER_SKIP_FAULT_FILE=str(skip), DG_TAIL_CHECK_INTERVAL_S="1")
+    pipeline.produce(first)
+    wait_rows(worker, len(first))
+    skip.touch()
+    pipeline.produce(last)
+    tables = wait_rows(worker, len(events))
+    assert not skip.exists()  # the 3 records were handed out and lost
+    assert metric(worker, "distillguard_consumer_holes_total") == 3
+    assert tables["events"] == len(events) and tables["key_minute_events"] == len(events)
+    assert worker.get("/health")["counters"]["processed"] == len(events)
+    wait_for(lambda: committed(pipeline) == len(events), "every offset committed")
+
+
 def test_broker_stopped_and_restarted_mid_stream(tmp_path):
     """noida-db (it persists: tansu would come back empty) stopped with the worker running."""
     from .conftest import Pipeline
