@@ -343,6 +343,11 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 seen, tail_seen[tp.partition] = tail_seen.get(tp.partition), (expected, handed)
                 if expected is None or handed is None or handed < expected or seen != (expected, handed):
                     continue  # nothing missing, or not yet for two checks in a row (it may be on its way)
+                # (Right after Faust's seek its read offset is the committed one, the next to
+                # read: only records the broker holds beyond it can be missing.)
+                high = consumer.highwater(tp)
+                if high is None or high <= expected:
+                    continue
                 try:
                     await fill(tp.partition, expected, handed + 1)
                 except asyncio.CancelledError:
@@ -627,37 +632,46 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app, assigned, **kwargs) -> None:
+        rewind_uncommitted_after_seeks(app.consumer)  # before recovery's seek, which follows
         # Another worker may have stored rows of these partitions since we last looked.
         await asyncio.to_thread(sink.refresh_watermarks)
 
     source_topics = {settings.requests_topic, settings.links_topic} | (
         {settings.link_values_topic} if settings.link_values_partitioned else set())
 
-    @app.on_rebalance_complete.connect
-    async def rewind_uncommitted(app, **kwargs) -> None:
-        """Every assigned source partition back to its first record, just before Faust seeks
-        them to their committed offsets.
+    def rewind_uncommitted_after_seeks(consumer) -> None:
+        """After each of Faust's seeks to the committed offsets, rewind the assigned source
+        partitions that have no commit to their first record.
 
         When a rebalance suspends Faust's flow, the records it had fetched are dropped, yet
         the fetch position stays past them; the seek to the committed offset that follows
         brings them back, but aiokafka seeks only partitions with a commit above 0. A
         partition nothing was committed on stayed past its dropped records: in the SIGKILL
-        fault test the restarted worker never saw 94 of one partition's 95 records. Rewound
-        here, such a partition is read again from its start (records already applied are
-        recognised by the key's state, rows by the sink's watermark); the others are moved
-        on to their commits by Faust's own seek.
+        fault test the restarted worker never saw 94 of one partition's 95 records. Rewound,
+        such a partition is read again from its start (records already applied are
+        recognised by the key's state, rows by the sink's watermark).
         """
-        partitions = [tp for tp in app.consumer.assignment() if tp.topic in source_topics]
-        # In the consumer's own thread, as Faust's seek to the commits is: aiokafka's fetcher is
-        # not thread-safe (Faust's Consumer.seek calls it from this loop; that crashed the
-        # fetcher with a KeyError in its record buffer).
-        thread = app.consumer._thread  # noqa: SLF001 - the aiokafka consumer thread
-        try:
-            for tp in partitions:
-                # below the log start, the reset policy applies: earliest
-                await thread.call_thread(thread.seek, tp, 0)
-        except Exception:  # noqa: BLE001 - rebalancing again: the next rebalance rewinds
-            log.warning("could not rewind %d partitions after a rebalance", len(partitions), exc_info=True)
+        if getattr(consumer, "_dg_rewinds_uncommitted", False):
+            return
+        seek_to_committed = consumer.perform_seek
+
+        async def perform_seek() -> None:
+            await seek_to_committed()
+            committed = consumer._committed_offset  # noqa: SLF001 - set by the seek just made
+            partitions = [tp for tp in consumer.assignment()
+                          if tp.topic in source_topics and committed.get(tp) is None]
+            # In the consumer's own thread, as Faust's seek is: aiokafka's fetcher is not
+            # thread-safe (Faust's Consumer.seek, from this loop, crashed it with a KeyError).
+            thread = consumer._thread  # noqa: SLF001 - the aiokafka consumer thread
+            try:
+                for tp in partitions:
+                    # below the log start, the reset policy applies: earliest
+                    await thread.call_thread(thread.seek, tp, 0)
+            except Exception:  # noqa: BLE001 - rebalancing again: the next seek rewinds
+                log.warning("could not rewind %d uncommitted partitions", len(partitions), exc_info=True)
+
+        consumer.perform_seek = perform_seek
+        consumer._dg_rewinds_uncommitted = True
 
     @app.page("/query/state")
     async def state_of(web, request):
