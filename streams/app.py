@@ -292,70 +292,23 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             # writes (back-pressure, not this await, is what stops it when CH is behind).
             app.loop.create_task(flush_sink())
 
-    # One input record at a time, from the agent or from the tail check below.
-    processing = asyncio.Lock()
-    agent_idle_since = {"t": time.monotonic()}
-
     @app.agent(requests, name="process-requests")
     async def process_requests(stream):
         async for event in stream.noack().events():
             if injected_skip():
                 continue
-            async with processing:
-                partition = event.message.partition
-                try:
-                    if not holes.known(partition):
-                        holes.start(partition, partition_start(event.message.tp))
-                    if not holes.admit(partition, event.message.offset):
-                        await fill_hole(event.message)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - the broker could not be read: logged and counted
-                    log.exception("hole before %s:%s not filled", partition, event.message.offset)
-                    metrics.hole_errors.inc()
-                await process(event)
-                agent_idle_since["t"] = time.monotonic()
-
-    tail_seen: dict[int, tuple] = {}  # partition -> (expected, handed out) at the last check
-
-    @app.timer(settings.tail_check_interval_s)
-    async def fill_tail_holes() -> None:
-        """A hole at the end of a partition has no later record to reveal it. Faust's read
-        offset says which records it handed to the agent; when the agent has been idle for a
-        whole interval (so nothing is queued for it) and that offset has been at or past the
-        next one the worker expects for two checks in a row, those records were lost on the
-        way: read them back."""
-        consumer = app.consumer
-        if app.rebalancing or not consumer.flow_active or processing.locked():
-            return
-        if time.monotonic() - agent_idle_since["t"] < settings.tail_check_interval_s:
-            return
-        try:
-            assigned = [tp for tp in consumer.assignment() if tp.topic == settings.requests_topic]
-        except Exception:  # noqa: BLE001 - mid-rebalance
-            return
-        for tp in assigned:
-            async with processing:
-                if app.rebalancing:
-                    return
-                expected = holes.expected(tp.partition)
-                handed = consumer._read_offset.get(tp)  # noqa: SLF001 - Faust's last offset handed out
-                seen, tail_seen[tp.partition] = tail_seen.get(tp.partition), (expected, handed)
-                if expected is None or handed is None or handed < expected or seen != (expected, handed):
-                    continue  # nothing missing, or not yet for two checks in a row (it may be on its way)
-                # (Right after Faust's seek its read offset is the committed one, the next to
-                # read: only records the broker holds beyond it can be missing.)
-                high = consumer.highwater(tp)
-                if high is None or high <= expected:
-                    continue
-                try:
-                    await fill(tp.partition, expected, handed + 1)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - the broker could not be read: next interval
-                    log.exception("tail of %s from %s not filled", tp.partition, expected)
-                    metrics.hole_errors.inc()
-                agent_idle_since["t"] = time.monotonic()
+            partition = event.message.partition
+            try:
+                if not holes.known(partition):
+                    holes.start(partition, partition_start(event.message.tp))
+                if not holes.admit(partition, event.message.offset):
+                    await fill_hole(event.message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the broker could not be read: logged and counted
+                log.exception("hole before %s:%s not filled", partition, event.message.offset)
+                metrics.hole_errors.inc()
+            await process(event)
 
     if settings.link_values_partitioned:  # (else: linking in the cluster agent, below)
         newest_link_ts: dict[str, int] = {"ts": 0}
@@ -567,6 +520,9 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             dirty.pop(state_key, None)
         metrics.keys.set(len(key_state.data))
 
+    progress: dict[int, tuple[int, float]] = {}  # input partition -> (next offset, since when)
+    stalled: set[int] = set()
+
     @app.timer(5.0)
     async def update_gauges() -> None:
         metrics.keys.set(len(key_state.data))
@@ -578,11 +534,22 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         except Exception:  # noqa: BLE001 - a gauge must not stop the worker (e.g. mid-rebalance)
             return
         metrics.lag.clear()  # only the partitions assigned now
+        metrics.stalled.clear()
+        now = time.monotonic()
         for tp, high in highs.items():
+            # (a partition no record of which has arrived yet starts at the group's commit)
             expected = holes.expected(tp.partition)
-            if high is not None and expected is not None:
-                metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                    max(0, high - expected))
+            next_offset = expected if expected is not None else partition_start(tp)
+            moved = progress.get(tp.partition)
+            if moved is None or moved[0] != next_offset:
+                moved = progress[tp.partition] = (next_offset, now)
+            if high is None:
+                continue
+            labels = {"topic": tp.topic, "partition": str(tp.partition)}
+            metrics.lag.labels(**labels).set(max(0, high - next_offset))
+            is_stalled = high > next_offset and now - moved[1] >= settings.stall_after_s
+            metrics.stalled.labels(**labels).set(int(is_stalled))
+            (stalled.add if is_stalled else stalled.discard)(tp.partition)
 
     if getattr(sink, "client", None) is not None:  # the read-only dashboard, from the chDB owner
         from distillguard.dashboard import mount_on_faust
@@ -607,7 +574,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             return {str(tp.partition): {"next_offset": holes.expected(tp.partition),
                                         "committed": consumer._committed_offset.get(tp),  # noqa: SLF001
                                         "high_watermark": consumer.highwater(tp),
-                                        "paused": tp in paused}
+                                        "paused": tp in paused, "stalled": tp.partition in stalled}
                     for tp in assigned}
         except Exception as exc:  # noqa: BLE001 - mid-rebalance: say so rather than fail /health
             return {"error": type(exc).__name__}
@@ -653,10 +620,18 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         """
         if getattr(consumer, "_dg_rewinds_uncommitted", False):
             return
+        rewound = {"generation": None}
         seek_to_committed = consumer.perform_seek
 
         async def perform_seek() -> None:
+            generation = app.consumer_generation_id
             await seek_to_committed()
+            if rewound["generation"] == generation:
+                # Once per generation: Faust also seeks from its fetch loop while the flow is
+                # stopped (recovery), and a seek on every pass there kept the changelog
+                # fetches from completing after a broker restart (recovery never ended).
+                return
+            rewound["generation"] = generation
             committed = consumer._committed_offset  # noqa: SLF001 - set by the seek just made
             partitions = [tp for tp in consumer.assignment()
                           if tp.topic in source_topics and committed.get(tp) is None]

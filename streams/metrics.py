@@ -47,6 +47,9 @@ class WorkerMetrics:
                                  registry=r)
         self.lag = Gauge("distillguard_consumer_lag", "Records between the last one processed and the partition's "
                          "high watermark", ["topic", "partition"], registry=r)
+        self.stalled = Gauge("distillguard_consumer_partition_stalled",
+                             "1 while an input partition has records waiting and its next offset has not "
+                             "moved for DG_STALL_AFTER_S", ["topic", "partition"], registry=r)
         self.sink_buffered = Gauge("distillguard_sink_buffered_rows", "Rows buffered in the ClickHouse sink",
                                    registry=r)
 

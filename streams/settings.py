@@ -60,9 +60,9 @@ class WorkerSettings(BaseSettings):
     # Dead letters keep at most this many bytes of the original record (with dg.truncated and
     # dg.original.size headers beyond it): under Kafka's default 1 MiB message limit.
     dlq_max_bytes: int = Field(900_000, ge=1024)
-    # How often (and for how long a partition must stand still) before the worker looks for
-    # records Faust handed out at the end of a partition that never reached the agent.
-    tail_check_interval_s: float = Field(5.0, gt=0)
+    # An input partition with records waiting whose next offset has not moved for this long
+    # is reported stalled (/health, distillguard_consumer_partition_stalled): page on it.
+    stall_after_s: float = Field(120.0, gt=0)
     # Keys idle for longer are evicted from the state table (bounded state).
     key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
     log_level: str = "warn"

@@ -1,0 +1,47 @@
+"""The Prometheus alert rules on the pipeline's own health: loadable, and every metric they
+name is one the worker exports (a renamed metric would silently never fire)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from distillguard.streams.metrics import WorkerMetrics
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+
+
+def exported() -> tuple[set[str], set[str]]:
+    names, labels = set(), set()
+    for family in WorkerMetrics().registry.collect():
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(family.type, [""])
+        names.update(family.name + s for s in suffixes)
+    metrics = WorkerMetrics()
+    for attribute in vars(metrics).values():
+        labels.update(getattr(attribute, "_labelnames", ()))
+    return names, labels
+
+
+def test_the_rules_file_is_loaded_by_the_prometheus_config():
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    rules = yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"][0]["rules"]
+    for rule in rules:
+        for job in re.findall(r'job="([^"]+)"', rule["expr"]):
+            assert job in jobs, (rule["alert"], job)
+
+
+def test_every_rule_names_exported_metrics_and_labels():
+    names, labels = exported()
+    rules = yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"][0]["rules"]
+    assert {"DistillguardWorkerDown", "DistillguardPartitionStalled", "DistillguardHolesNotFilled"} <= \
+        {r["alert"] for r in rules}
+    for rule in rules:
+        used = set(re.findall(r"distillguard_\w+", rule["expr"]))
+        assert used <= names, (rule["alert"], used - names)
+        for by in re.findall(r"by \(([^)]*)\)", rule["expr"]):
+            assert {b.strip() for b in by.split(",")} <= labels, (rule["alert"], by)
+        assert rule["labels"]["severity"] in {"critical", "warning"}
+        assert rule["annotations"]["summary"]
