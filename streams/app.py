@@ -607,8 +607,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         {settings.link_values_topic} if settings.link_values_partitioned else set())
 
     def rewind_uncommitted_after_seeks(consumer) -> None:
-        """After each of Faust's seeks to the committed offsets, rewind the assigned source
-        partitions that have no commit to their first record.
+        """After Faust's first seek to the committed offsets in each consumer generation,
+        rewind the assigned source partitions that have no commit to their first record.
 
         When a rebalance suspends Faust's flow, the records it had fetched are dropped, yet
         the fetch position stays past them; the seek to the committed offset that follows
@@ -628,8 +628,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             await seek_to_committed()
             if rewound["generation"] == generation:
                 # Once per generation: Faust also seeks from its fetch loop while the flow is
-                # stopped (recovery), and a seek on every pass there kept the changelog
-                # fetches from completing after a broker restart (recovery never ended).
+                # stopped (recovery); rewinding on every pass there would re-read those
+                # partitions again and again.
                 return
             rewound["generation"] = generation
             committed = consumer._committed_offset  # noqa: SLF001 - set by the seek just made
