@@ -239,10 +239,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             start = max(start, partition_start(message.tp))
             if start >= message.offset:
                 return
-        await fill(message.partition, start, message.offset)
-
-    async def fill(partition: int, start: int, end: int) -> None:
-        """Process the records at offsets ``start`` .. ``end - 1``, read from the broker."""
+        partition, end = message.partition, message.offset
         records, complete = await asyncio.to_thread(
             read_partition, settings.confluent_config(), f"{settings.app_id}-hole-fill", settings.requests_topic,
             partition, start, end)
