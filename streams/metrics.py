@@ -53,5 +53,14 @@ class WorkerMetrics:
         self.sink_buffered = Gauge("distillguard_sink_buffered_rows", "Rows buffered in the ClickHouse sink",
                                    registry=r)
 
+    def sample_names(self) -> set[str]:
+        """The sample names /metrics can show (counters with ``_total``, histograms with their
+        series): what dashboards and alert rules may query."""
+        names = set()
+        for family in self.registry.collect():
+            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(family.type, [""])
+            names.update(family.name + s for s in suffixes)
+        return names
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

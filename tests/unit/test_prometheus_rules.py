@@ -13,14 +13,11 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
 
 def exported() -> tuple[set[str], set[str]]:
-    names, labels = set(), set()
-    for family in WorkerMetrics().registry.collect():
-        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(family.type, [""])
-        names.update(family.name + s for s in suffixes)
     metrics = WorkerMetrics()
+    labels = set()
     for attribute in vars(metrics).values():
         labels.update(getattr(attribute, "_labelnames", ()))
-    return names, labels
+    return metrics.sample_names(), labels
 
 
 def test_the_rules_file_is_loaded_by_the_prometheus_config():
