@@ -12,6 +12,8 @@ throughput (events/s, one process, one core) and the bytes of state per key.
 from __future__ import annotations
 
 import argparse
+import collections
+import csv
 import json
 import platform
 import subprocess
@@ -42,7 +44,7 @@ def run_stream(name: str, stream: Path, work: Path) -> dict:
                     str(stream / "labels.csv"), str(alerts), "--json", str(score_json), "--quiet"], check=True,
                    stdout=subprocess.DEVNULL)
     score = json.loads(score_json.read_text())
-    return {"stream": name, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
+    return {"clusters": cluster_incidents(alerts, stream / "labels.csv"), "stream": name, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
             "replay_seconds": round(summary.seconds, 2),
             "events_per_second": round(summary.events / summary.seconds),
             "state_bytes_per_key": round(summary.state_bytes_per_key, 1),
@@ -50,6 +52,30 @@ def run_stream(name: str, stream: Path, work: Path) -> dict:
             "cluster_records_per_second": round(summary.link_records / summary.cluster_seconds)
             if summary.cluster_seconds else None,
             "score": score}
+
+
+def cluster_incidents(alerts: Path, labels: Path) -> dict:
+    """How well cluster incidents match campaigns (the scorer counts keys named, not this):
+    one incident per coordinated campaign is what on-call needs. Read from each cluster
+    incident's last alert; campaigns come from the labels (evaluation only)."""
+    campaign = {row["api_key_id"]: row["campaign_id"] or "benign" for row in csv.DictReader(open(labels))}
+    last: dict[str, list[str]] = {}
+    for line in open(alerts, encoding="utf-8"):
+        alert = json.loads(line)
+        if alert["entity_type"] == "cluster":
+            last[alert["alert_id"]] = alert["api_key_ids"]
+    incidents = [collections.Counter(campaign.get(k, "unknown") for k in keys) for keys in last.values()]
+    members = sum(sum(c.values()) for c in incidents)
+    hydras = {c for k, c in campaign.items() if c != "benign"} & {c for i in incidents for c in i}
+    return {
+        "incidents": len(incidents),
+        "largest_incident_keys": max((sum(c.values()) for c in incidents), default=0),
+        "most_campaigns_in_one_incident": max((len(c) for c in incidents), default=0),
+        # members that belong to their incident's main campaign (1.0: no unrelated key named)
+        "purity": round(sum(c.most_common(1)[0][1] for c in incidents) / members, 4) if members else None,
+        # the most incidents one campaign's keys are spread over (with 3+ keys in each)
+        "most_incidents_per_campaign": max((sum(1 for i in incidents if i[c] >= 3) for c in hydras), default=0),
+    }
 
 
 def _fmt(value) -> str:
@@ -73,6 +99,13 @@ def markdown(results: list[dict]) -> str:
                      f"{_fmt(s.get('campaign_recall'))} | {_fmt(s.get('benign_fpr'))} | "
                      f"{_fmt(_median_etd(s))} | "
                      f"{r['events_per_second']} | {r['state_bytes_per_key']} | {r['cluster_records_per_second']} |")
+    lines += ["", "Cluster incidents against campaigns (last alert of each incident):", "",
+              "| stream | incidents | largest (keys) | most campaigns in one | purity | most incidents per campaign |",
+              "|---|---|---|---|---|---|"]
+    for r in results:
+        c = r["clusters"]
+        lines.append(f"| {r['stream']} | {c['incidents']} | {c['largest_incident_keys']} | "
+                     f"{c['most_campaigns_in_one_incident']} | {_fmt(c['purity'])} | {c['most_incidents_per_campaign']} |")
     for r in results:
         lines += ["", f"## {r['stream']}: per scenario", "", "| scenario | label | keys | alerted | recall (attack) / FPR (benign) |",
                   "|---|---|---|---|---|"]

@@ -13,12 +13,17 @@ keeps a bounded set of recent member keys:
 * weak links (opening and closing template frames) join keys only when
   ``min_coordinated`` keys used the value within ``window_ms``, i.e. in lockstep;
 * a value shared by more than ``max_members`` keys (a big cloud ASN, a popular UA) stops
-  linking: a common value says little.
+  linking: a common value says little;
+* only a payment fingerprint or an account joins keys whenever they were seen; every other
+  value joins two keys only when they began extracting within ``enrollment_window_ms`` of
+  each other (a hydra's heads are enrolled together; unrelated campaigns using the same
+  public prompt frames or proxy pool a day apart are not one campaign).
 
 Linked keys are merged with union-find; a cluster is scored on the joint behaviour of its
 members (extraction-style share of all their events, number of keys, volume) and raises
 one ``entity_type: cluster`` alert whose id stays the same as the cluster grows: it is
-re-sent (an update, not a new page) with every member key as members join. An account
+re-sent (an update, not a new page) with every member key as members join, also after its
+sweep has ended (a pending update falls due on any record's event time). An account
 that holds ``account_min_keys`` or more extraction-like keys also raises one
 ``entity_type: account`` alert (the unit a provider suspends).
 
@@ -46,6 +51,10 @@ from .events import RequestEvent
 from .features import EventFeatures, _h64, answered_style, featurize
 
 STRONG = ("pf", "acct", "net")  # link kinds that join keys at once; the frames need lockstep
+# Link kinds that join keys whenever they were seen: a payment method or an account is the
+# same party for good. Every other kind (an IP prefix is reassigned: DHCP, proxy pools; a
+# frame or an ASN + UA is shared by chance) joins only keys enrolled together.
+DURABLE = ("pf", "acct")
 # Weak kinds whose value must also have stayed below ``max_members`` for a whole window
 # before it links anything: most such values are shared by many unrelated keys.
 SLOW = ("asnua",)
@@ -274,8 +283,16 @@ class ClusterDetector:
                  min_keys: int = 5, min_events: int = 60, min_share: float = 0.6, regrow: float = 1.1,
                  update_interval_ms: int = 600_000, account_min_keys: int = 3, member_evidence: float = 8.0,
                  base_rate: float = 0.05, campaign_rate: float = 0.25,
-                 link_refresh_ms: int = 600_000) -> None:
+                 link_refresh_ms: int = 600_000, enrollment_window_ms: int = 7_200_000) -> None:
         self.min_style = min_style
+        # Every link kind but a payment method or an account joins two keys only when they
+        # began extracting within this of each other (pairwise; a cluster grows by chains of
+        # such pairs, so a hydra enrolled gradually stays one). A hydra's heads are enrolled
+        # together. Without it, a long-running campaign using the same public prompt frames,
+        # or the IP prefix of a shared proxy pool, chained every campaign of a week into one
+        # incident (dev-s1: one 733-key incident of 37 campaigns). 2 h, not 1: camouflaged
+        # heads show their first extraction prompt late (dev-s1: 74 min after the others).
+        self.enrollment_window_ms = enrollment_window_ms
         self.link_refresh_ms = link_refresh_ms
         self._refresh_links = LinkRefresh(link_refresh_ms, max_keys)
         # A camouflaged member mixes ordinary prompts into its share of the sweep, so it is
@@ -307,6 +324,7 @@ class ClusterDetector:
         # up to date per event, so scoring a cluster costs O(1), not O(members), per event.
         self._totals: dict[str, list[int]] = {}
         self._pending: set[str] = set()  # alerted roots with members not yet named
+        self._next_update_ms = 0  # event time at which the earliest pending update falls due
         self._accounts: dict[str, set[str]] = {}  # account -> its extraction-like keys
         self._account_alerted: dict[str, int] = {}  # account -> keys named so far
 
@@ -351,6 +369,12 @@ class ClusterDetector:
             if ra not in self._alerted:
                 self._alerted[ra] = absorbed
         return ra
+
+    def _enrolled_together(self, a: str, b: str) -> bool:
+        """Whether keys ``a`` and ``b`` began extracting within ``enrollment_window_ms`` of
+        each other (what a weak link needs to join them). An evicted key joins nothing."""
+        sa, sb = self._keys.get(a), self._keys.get(b)
+        return sa is not None and sb is not None and abs(sa.first_ts - sb.first_ts) <= self.enrollment_window_ms
 
     def cluster_of(self, key: str) -> set[str]:
         return set(self._members.get(self._find(key), {key}))
@@ -414,9 +438,13 @@ class ClusterDetector:
                 self._links.popitem(last=False)
         else:
             self._links.move_to_end(kind_value)
+        if kind_value[0] in DURABLE:
+            known = self._keys.__contains__
+        else:
+            def known(other: str) -> bool:
+                return other in self._keys and self._enrolled_together(key, other)
         return link_step(link, kind_value[0], key, ts, window_ms=self.window_ms,
-                         min_coordinated=self.min_coordinated, max_members=self.max_members,
-                         known=self._keys.__contains__)
+                         min_coordinated=self.min_coordinated, max_members=self.max_members, known=known)
 
     # -- the step ---------------------------------------------------------------------------
     def observe(self, event: RequestEvent, features: EventFeatures | None = None) -> list[dict]:
@@ -436,11 +464,32 @@ class ClusterDetector:
         qualified_before = stats_before is not None and self._qualifies(stats_before)
         named_before = stats_before is not None and self._named(stats_before)
         alerts = [a for a in (self._observe_cluster(rec, qualified_before, named_before, link),) if a is not None]
+        alerts.extend(self._due_updates(rec.ts_ms))
         stats = self._keys.get(rec.api_key_id)
         if stats is not None and not qualified_before and self._qualifies(stats):
             account_alert = self._account(rec)
             if account_alert is not None:
                 alerts.append(account_alert)
+        return alerts
+
+    def _due_updates(self, ts_ms: int) -> list[dict]:
+        """Updates naming members that joined an alerted cluster since its last alert, once
+        ``update_interval_ms`` of event time has passed: on any record, not only on the next
+        one of that cluster, so the members that joined at the end of a sweep are named too."""
+        if not self._pending or ts_ms < self._next_update_ms:
+            return []
+        alerts, next_due = [], None
+        for root in list(self._pending):
+            due = self._alerted[root][3] + self.update_interval_ms if root in self._alerted else ts_ms
+            if ts_ms >= due:
+                alert = self._score(root, ts_ms)
+                if alert is not None:
+                    alerts.append(alert)
+                else:
+                    self._pending.discard(root)  # no longer scores (members evicted): nothing to name
+            else:
+                next_due = due if next_due is None else min(next_due, due)
+        self._next_update_ms = next_due if next_due is not None else 0
         return alerts
 
     def _account(self, rec: LinkRecord) -> dict | None:
@@ -483,6 +532,8 @@ class ClusterDetector:
         for other in others:
             other_stats = self._keys.get(other)
             if other_stats is None:
+                continue
+            if kind not in DURABLE and not self._enrolled_together(key, other):
                 continue
             if kind in _CONTENT_KINDS and not (stats.in_lockstep and other_stats.in_lockstep):
                 stats.in_lockstep = other_stats.in_lockstep = True
@@ -560,14 +611,14 @@ class ClusterDetector:
         if len(linked) < self.min_keys:
             return None
         n_core, events, suspicious, n_named = self._totals.get(root, (0, 0, 0, 0))
-        if n_core < self.min_keys:
-            return None
         share = suspicious / events if events else 0.0
-        if suspicious < self.min_events or share < self.min_share:
+        previous = self._alerted.get(root)
+        # The gates open an incident; an open one keeps naming members that join it even when
+        # its core's share sinks (camouflaged members joining late), until it is evicted.
+        if previous is None and (n_core < self.min_keys or suspicious < self.min_events or share < self.min_share):
             return None
         rank = 3 if n_named >= 4 * self.min_keys else 2
-        score = round(min(1.0, share * (1.0 - 1.0 / n_named)), 4)
-        previous = self._alerted.get(root)
+        score = round(min(1.0, share * (1.0 - 1.0 / max(1, n_named))), 4)
         if previous is not None:
             alert_id, size, old_rank, updated = previous
             # Re-send (an update of the same incident, never a new page) to name new members:
@@ -578,6 +629,8 @@ class ClusterDetector:
             if not (grown or due):
                 if n_named > size:
                     self._pending.add(root)
+                    due = updated + self.update_interval_ms
+                    self._next_update_ms = due if not self._next_update_ms else min(self._next_update_ms, due)
                 return None
             self._pending.discard(root)
         # The core (mostly-extraction members) makes the cluster; camouflaged members are named

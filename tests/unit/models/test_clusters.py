@@ -124,6 +124,66 @@ def test_new_members_are_named_by_periodic_updates_of_the_same_incident():
     assert {"late0", "late1", "late2"} <= set(alerts[-1]["api_key_ids"])
 
 
+def test_members_that_join_after_the_sweep_are_named_on_a_later_record_of_any_key():
+    det = ClusterDetector(regrow=10.0, update_interval_ms=600_000)
+    first = [rec(f"k{k}", i, pf="pf-x") for i in range(10) for k in range(10)]
+    late = [rec(f"late{k}", 12 + i, pf="pf-x") for i in range(3) for k in range(3)]  # 3 minutes, then silence
+    assert not any("late0" in a["api_key_ids"] for a in feed(det, first + late))
+    # The hydra has stopped; an unrelated key's record an hour later carries event time on.
+    update = feed(det, [rec("elsewhere", 80)])
+    assert len(update) == 1 and {"late0", "late1", "late2"} <= set(update[0]["api_key_ids"])
+    assert update[0]["alert_id"] == feed(ClusterDetector(regrow=10.0), first)[0]["alert_id"]
+
+
+def test_an_open_incident_keeps_naming_members_when_its_share_sinks():
+    det = ClusterDetector(regrow=1.01)
+    core = [rec(f"k{k}", i, pf="pf-x") for i in range(10) for k in range(6)]
+    # The first heads turn to ordinary traffic (no longer mostly extraction: the cluster no
+    # longer passes the gates that open an incident), then new heads join the open one.
+    quiet = [rec(f"k{k}", 10 + i, pf="pf-x", style=0.0) for i in range(12) for k in range(6)]
+    late = [rec(f"late{k}", 30 + i, pf="pf-x") for i in range(10) for k in range(3)]
+    alerts = feed(det, core + quiet + late + [rec("later", 120)])
+    assert len({a["alert_id"] for a in alerts}) == 1
+    assert {"late0", "late1", "late2"} <= set(alerts[-1]["api_key_ids"])
+
+
+def _two_hydras_bridged(gap_minutes: int, **shared) -> list[LinkRecord]:
+    """Two hydras (12 keys each, one prompt frame) ``gap_minutes`` apart; one key of the
+    first goes on all along, so it is a recent member of every shared value when the second
+    one starts."""
+    records = [rec(f"a{k}", i, head=777, **shared) for i in range(10) for k in range(12)]
+    records += [rec("a0", i, head=777, **shared) for i in range(10, gap_minutes + 10, 5)]
+    records += [rec(f"b{k}", gap_minutes + i, head=777, **shared) for i in range(10) for k in range(12)]
+    # an unrelated record an hour later: event time on, pending updates fall due
+    return sorted(records, key=lambda r: r.ts_ms) + [rec("later", gap_minutes + 70)]
+
+
+A_KEYS, B_KEYS = frozenset(f"a{k}" for k in range(12)), frozenset(f"b{k}" for k in range(12))
+
+
+def test_campaigns_using_the_same_frame_hours_apart_are_separate_incidents():
+    alerts = feed(ClusterDetector(), _two_hydras_bridged(6 * 60))
+    incidents = {a["alert_id"]: frozenset(a["api_key_ids"]) for a in alerts}
+    assert set(incidents.values()) == {A_KEYS, B_KEYS}
+
+
+def test_a_shared_ip_prefix_hours_apart_does_not_join_campaigns():
+    alerts = feed(ClusterDetector(), _two_hydras_bridged(6 * 60, net="203.0.113.0/24"))
+    assert {frozenset(a["api_key_ids"]) for a in alerts} >= {A_KEYS, B_KEYS}
+    assert not any(A_KEYS & set(a["api_key_ids"]) and B_KEYS & set(a["api_key_ids"]) for a in alerts)
+
+
+def test_a_shared_payment_method_joins_keys_whenever_they_were_enrolled():
+    alerts = feed(ClusterDetector(), _two_hydras_bridged(6 * 60, pf="pf-x"))
+    assert len({a["alert_id"] for a in alerts}) == 1
+    assert A_KEYS | B_KEYS <= set(alerts[-1]["api_key_ids"])
+
+
+def test_campaigns_enrolled_within_the_window_are_one_incident():
+    alerts = feed(ClusterDetector(), _two_hydras_bridged(30))
+    assert len({a["alert_id"] for a in alerts}) == 1 and A_KEYS | B_KEYS <= set(alerts[-1]["api_key_ids"])
+
+
 def test_account_holding_many_extraction_keys_raises_an_account_alert():
     det = ClusterDetector(account_min_keys=3)
     records = [rec(f"a{k}", i, account="acct-shared") for i in range(4) for k in range(4)]
