@@ -1,0 +1,17 @@
+"""Per-key signal detectors: River anomaly detectors over one key's events, one per file.
+
+``models.pipeline.KeyPipeline`` loads a key's state into one detector of each kind per
+event, learns the event and combines their levels into the key's score.
+"""
+from .base import KeySignal
+from .extraction_rate_cusum import ExtractionRateCUSUM
+from .extraction_share import ExtractionShare
+from .follow_up_share import FollowUpShare
+from .inter_arrival_timing import InterArrivalTiming, regularity
+from .large_output_budget import LargeOutputBudget
+from .output_yield import OutputYield
+from .template_repetition import TemplateRepetition
+from .topic_novelty import TopicNovelty
+
+__all__ = ["KeySignal", "ExtractionRateCUSUM", "ExtractionShare", "FollowUpShare", "InterArrivalTiming",
+           "LargeOutputBudget", "OutputYield", "TemplateRepetition", "TopicNovelty", "regularity"]

@@ -1,0 +1,62 @@
+"""What every per-key signal detector shares.
+
+Each detector is a River anomaly detector over *one key's* stream of events: ``learn_one``
+folds an event into the key's profile; ``score_one`` is the detector's reading of one event
+against the key's past (how new its content is, whether it repeats a recent frame, how much
+it harvested, how far its gap is from the key's rhythm: each class says), and it never
+learns. ``learn_one`` scores the event first, then learns it (River's score-before-learn).
+``level`` is the key's signal after what it has learned, in [0, 1]: what the key scorer
+(``models.pipeline``) combines and what an alert's reasons show.
+
+A worker keeps one detector of each kind and loads a key's state into it for each event:
+the state is ``state_fields``, plain numbers or a fixed-length list of ints, written into
+the key's fixed-layout record (``models.pipeline``), never pickled, so a Faust changelog
+record stays a few hundred bytes.
+"""
+from __future__ import annotations
+
+from river import base
+
+
+class KeySignal(base.AnomalyDetector):
+    """A per-key signal: a River anomaly detector whose state is a few numbers."""
+
+    #: the attributes that make up one key's state for this detector
+    state_fields: tuple[str, ...] = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0  # events learned
+
+    @property
+    def level(self) -> float:
+        """The key's signal after what it has learned, in [0, 1]."""
+        raise NotImplementedError
+
+    def get_state(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.state_fields)
+
+    def set_state(self, values) -> KeySignal:
+        for name, value in zip(self.state_fields, values):
+            setattr(self, name, list(value) if isinstance(value, (list, tuple)) else value)
+        return self
+
+
+def harvested_style(x: dict, harvest_lo: float, harvest_hi: float) -> float:
+    """The event's extraction style as harvested: an answer under ``harvest_lo`` output
+    tokens (a letter, a label, a verdict) collected no reasoning, whatever the prompt asked
+    for; one of ``harvest_hi`` or more is a full harvest; unknown usage (absent or -1) is
+    neutral (full weight).
+
+    >>> harvested_style({"extraction_style": 1.0, "output_tokens": 5}, 100, 300)
+    0.0
+    >>> harvested_style({"extraction_style": 1.0, "output_tokens": 200}, 100, 300)
+    0.5
+    >>> harvested_style({"extraction_style": 1.0}, 100, 300)
+    1.0
+    """
+    # (features absent from x are neutral: River's checks feed unrelated features)
+    style = x.get("extraction_style", 0.0)
+    out = x.get("output_tokens", -1)
+    if out >= 0 and style:
+        style *= max(0.0, min(1.0, (out - harvest_lo) / (harvest_hi - harvest_lo)))
+    return style

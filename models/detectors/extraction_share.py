@@ -1,0 +1,54 @@
+"""Share of a key's events that harvest extraction-style answers."""
+from __future__ import annotations
+
+from .base import KeySignal, harvested_style
+
+
+class ExtractionShare(KeySignal):
+    """Exponentially weighted share of extraction-style events, as harvested.
+
+    An event counts by its extraction style (reasoning elicitation, grading, benchmark or
+    dataset formats, tool scaffolds: ``x["extraction_style"]`` in [0, 1]) weighed by how
+    long its answer was (``x["output_tokens"]``; short answers harvest nothing). The key's
+    first event seeds the share.
+
+    Parameters
+    ----------
+    alpha
+        Weight of each new event.
+    harvest_lo
+        Output tokens under which an answer harvests nothing.
+    harvest_hi
+        Output tokens from which an answer is a full harvest.
+
+    Examples
+    --------
+    >>> share = ExtractionShare(alpha=0.5)
+    >>> share.score_one({"extraction_style": 1.0, "output_tokens": 800})
+    1.0
+    >>> for x in ({"extraction_style": 1.0, "output_tokens": 800}, {"extraction_style": 0.0}):
+    ...     share.learn_one(x)
+    >>> share.level
+    0.5
+    """
+
+    state_fields = ("n", "share")
+
+    def __init__(self, alpha: float = 0.03, harvest_lo: float = 100.0, harvest_hi: float = 300.0) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.harvest_lo = harvest_lo
+        self.harvest_hi = harvest_hi
+        self.share = 0.0
+
+    @property
+    def level(self) -> float:
+        return self.share
+
+    def score_one(self, x: dict) -> float:
+        return harvested_style(x, self.harvest_lo, self.harvest_hi)
+
+    def learn_one(self, x: dict) -> None:
+        keep, w = (0.0, 1.0) if self.n == 0 else (1.0 - self.alpha, self.alpha)
+        self.share = keep * self.share + w * self.score_one(x)
+        self.n += 1

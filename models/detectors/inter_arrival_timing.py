@@ -1,0 +1,67 @@
+"""The rhythm of a key's requests."""
+from __future__ import annotations
+
+import math
+
+from .base import KeySignal
+
+
+class InterArrivalTiming(KeySignal):
+    """Exponentially weighted mean and variance of the log gap (seconds, at least 1)
+    between a key's requests, by event time (``x["ts_ms"]``).
+
+    People come and go in sessions (a wide spread of gaps); a script fires on a clock (a
+    narrow one). ``level`` is that regularity: 1 / (1 + standard deviation of the log gap).
+    An out-of-order event does not wind the key's clock back.
+
+    Parameters
+    ----------
+    alpha
+        Weight of each new gap.
+
+    Examples
+    --------
+    >>> import random
+    >>> cron, person, rng, t = InterArrivalTiming(alpha=0.1), InterArrivalTiming(alpha=0.1), random.Random(1), 0
+    >>> for i in range(200):
+    ...     cron.learn_one({"ts_ms": i * 10_000})  # every 10 s
+    ...     t += int(rng.expovariate(1 / 600) * 1000)  # about every 10 minutes, at random
+    ...     person.learn_one({"ts_ms": t})
+    >>> round(math.exp(cron.gap_mean)), cron.level > 0.9 > person.level
+    (10, True)
+    """
+
+    state_fields = ("n", "last_ts", "gap_mean", "gap_var")
+
+    def __init__(self, alpha: float = 0.03) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.last_ts = 0.0
+        self.gap_mean = 0.0
+        self.gap_var = 0.0
+
+    @property
+    def level(self) -> float:
+        return regularity(self.gap_var)
+
+    def score_one(self, x: dict) -> float:
+        """How far this gap is from the key's usual rhythm, in standard deviations of the log
+        gap (0 before two events)."""
+        if not self.n:
+            return 0.0
+        gap = max(1.0, (x.get("ts_ms", self.last_ts) - self.last_ts) / 1000.0)
+        return abs(math.log(gap) - self.gap_mean) / math.sqrt(self.gap_var) if self.gap_var > 0 else 0.0
+
+    def learn_one(self, x: dict) -> None:
+        ts = x.get("ts_ms", self.last_ts)
+        if self.n:
+            delta = math.log(max(1.0, (ts - self.last_ts) / 1000.0)) - self.gap_mean
+            self.gap_mean += self.alpha * delta
+            self.gap_var = (1 - self.alpha) * (self.gap_var + self.alpha * delta * delta)
+        self.last_ts = max(self.last_ts, ts)
+        self.n += 1
+
+
+def regularity(gap_var: float) -> float:
+    """1 / (1 + standard deviation of the log gap): 1 for a clock, under 0.5 for people."""
+    return 1.0 / (1.0 + math.sqrt(max(0.0, gap_var)))
