@@ -18,14 +18,11 @@ import re
 import zlib
 from dataclasses import dataclass
 
-import numpy as np
-
 from .events import RequestEvent, parse_event
 
 _WORD = re.compile(r"[a-z][a-z0-9']{2,}")
 _DIGITS = re.compile(r"\d+")
 _QUOTED = re.compile(r"\"[^\"]{0,200}\"|'[^']{0,200}'|`[^`]{0,200}`")
-_SPACE = re.compile(r"\s+")
 
 _STOP = frozenset("""the and for that this with you your are was were what which when where who how why can could
 would should will shall may might must have has had not but from they them their there then than into onto about
@@ -154,29 +151,48 @@ def _h64(data: str) -> int:
     return zlib.crc32(raw) | (zlib.crc32(raw, 0x9E3779B9) << 32)
 
 
-# Word -> _h64 memo: words repeat (Zipf), and hashing dominated featurization. Bounded:
-# cleared when full, which only costs time (the hash is a pure function of the word).
-_WORD_HASHES: dict[str, int] = {}
-_WORD_HASHES_MAX = 1 << 18
+# SimHash by big-integer lanes: each word's 64-bit hash is spread into 64 lanes of 16 bits
+# (bit i -> lane i), so one ``sum`` of the words' spreads counts every bit position at once
+# in C, and adding 2**15 - t to every lane sets a lane's top bit exactly when its count
+# reached t. The same result as counting bits with numpy (a test checks), 2x faster on the
+# 50-200 words of a prompt, where numpy's per-call overhead dominated.
+_LANE = 16
+_LANE_ONES = sum(1 << (_LANE * i) for i in range(64))
+_BYTE_SPREAD = tuple(b"".join((b >> k & 1).to_bytes(_LANE // 8, "little") for k in range(8)) for b in range(256))
+_BIT_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
+_MAX_WORDS = (1 << (_LANE - 1)) - 1  # a lane's count must stay under its top bit
+
+# Word -> spread memo: words repeat (Zipf), and hashing dominated featurization. Bounded:
+# cleared when full, which only costs time (the spread is a pure function of the word).
+_WORD_SPREADS: dict[str, int] = {}
+_WORD_SPREADS_MAX = 1 << 16
 
 
-def _word_hash(word: str) -> int:
-    h = _WORD_HASHES.get(word)
-    if h is None:
-        if len(_WORD_HASHES) >= _WORD_HASHES_MAX:
-            _WORD_HASHES.clear()
-        h = _WORD_HASHES[word] = _h64(word)
-    return h
+def _word_spread(word: str) -> int:
+    spread = _WORD_SPREADS.get(word)
+    if spread is None:
+        if len(_WORD_SPREADS) >= _WORD_SPREADS_MAX:
+            _WORD_SPREADS.clear()
+        spread = _WORD_SPREADS[word] = int.from_bytes(
+            b"".join(_BYTE_SPREAD[b] for b in _h64(word).to_bytes(8, "little")), "little")
+    return spread
 
 
 def _simhash(words: list[str]) -> int:
+    """Bit i of the result: bit i of more than half of the words' hashes.
+
+    >>> _simhash(["alpha"]) == _h64("alpha"), _simhash([])
+    (True, 0)
+    """
     if not words:
         return 0
-    get = _WORD_HASHES.get
-    hashes = np.array([get(w) or _word_hash(w) for w in words], dtype="<u8")
-    bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
-    majority = (2 * bits.sum(axis=0, dtype=np.int32) > len(words)).astype(np.uint8)
-    return int(np.packbits(majority, bitorder="little").view("<u8")[0])
+    if len(words) > _MAX_WORDS:
+        raise ValueError(f"at most {_MAX_WORDS} words")
+    get = _WORD_SPREADS.get
+    counts = sum([get(w) or _word_spread(w) for w in words])
+    at_least = len(words) // 2 + 1
+    majority = ((counts + _LANE_ONES * ((1 << (_LANE - 1)) - at_least)) >> (_LANE - 1)) & _LANE_ONES
+    return int(majority.to_bytes(64 * _LANE // 8, "little")[::_LANE // 8][::-1].translate(_BIT_DIGITS), 2)
 
 
 def template_fingerprint(text: str) -> int:
@@ -189,8 +205,13 @@ def template_fingerprint(text: str) -> int:
     >>> a == template_fingerprint("Classify ticket 98 into billing, technical or other: the app crashes")
     True
     """
-    masked = _SPACE.sub(" ", _DIGITS.sub("#", _QUOTED.sub("\"…\"", text[:400].lower()))).strip()
-    return _h64(" ".join(masked.split(" ")[:8]))
+    return _template_hash(text[:400].lower())
+
+
+def _template_hash(head: str) -> int:
+    """``template_fingerprint`` of a prompt's first 400 characters, lower-cased."""
+    masked = _DIGITS.sub("#", _QUOTED.sub("\"…\"", head))
+    return _h64(" ".join(masked.split(None, 8)[:8]))  # the first 8 words (whitespace runs as one)
 
 
 # reasoning, grading, benchmark format, dataset generation, tool-use traces
@@ -225,11 +246,15 @@ def _family_present(family, lower: str) -> bool:
     return False
 
 
-def _style(text: str) -> tuple[float, int]:
-    if len(text) > 800:
-        # Instructions sit at the start or the end of a prompt; the middle is pasted material.
-        text = text[:500] + "\n" + text[-300:]
-    lower = text.lower()
+def _style(text: str, lower: str | None = None) -> tuple[float, int]:
+    """``lower``: ``text.lower()`` when the caller has it, the same length as ``text``."""
+    if lower is None:
+        if len(text) > 800:
+            # Instructions sit at the start or the end of a prompt; the middle is pasted material.
+            text = text[:500] + "\n" + text[-300:]
+        lower = text.lower()
+    elif len(lower) > 800:
+        lower = lower[:500] + "\n" + lower[-300:]
     families, best, present = 0, 0.0, 0
     for i, (family, weight) in enumerate(zip(_STYLE_FAMILIES, _STYLE_WEIGHTS)):
         if _family_present(family, lower):
@@ -256,14 +281,20 @@ def featurize(event: RequestEvent) -> EventFeatures:
     lower = prompt.lower()
     words = [w for w in _WORD.findall(lower) if w not in _STOP]
     simhash = _simhash(words[:200])
-    style, families = _style(prompt + ("\n" + event.system_prompt[:2000] if event.system_prompt else ""))
+    # Lower-casing maps most text character for character; then slices of the lower-cased
+    # prompt are the lower-cased slices, and the prompt is lower-cased once, not three times.
+    one_to_one = len(lower) == len(prompt)
+    if event.system_prompt:
+        style, families = _style(prompt + "\n" + event.system_prompt[:2000])
+    else:
+        style, families = _style(prompt, lower if one_to_one else None)
     return EventFeatures(
         ts_ms=event.ts_ms,
         style=style,
         families=families,
         topic_bucket=(simhash >> 56) & 0xFF,
         simhash=simhash,
-        template_hash=template_fingerprint(prompt),
+        template_hash=_template_hash(lower[:400]) if one_to_one else template_fingerprint(prompt),
         prompt_chars=len(event.prompt),
         content_words=len(words),
         followup=event.turn_index > 0,

@@ -13,6 +13,7 @@ streaming it through Kafka give the same alerts.
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -128,9 +129,11 @@ def decode_state(data: bytes | None) -> KeyState:
     return KeyState()
 
 
+_GET_SCALARS = operator.attrgetter(*_SCALARS)
+
+
 def encode_state(st: KeyState) -> bytes:
-    return _STRUCT.pack(STATE_VERSION, *[getattr(st, name) for name in _SCALARS], *st.ids, *st.sketch,
-                        *st.templates, *st.hist)
+    return _STRUCT.pack(STATE_VERSION, *_GET_SCALARS(st), *st.ids, *st.sketch, *st.templates, *st.hist)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,54 @@
+"""Feature extraction: the fast paths give the same features as the plain definitions."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from distillguard.models.events import parse_event
+from distillguard.models.features import _h64, _simhash, _style, featurize, template_fingerprint
+
+
+def simhash_by_counting(words: list[str]) -> int:
+    """The definition: bit i is set when more than half of the words' hashes have it set."""
+    hashes = np.array([_h64(w) for w in words], dtype="<u8")
+    bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+    majority = (2 * bits.sum(axis=0, dtype=np.int32) > len(words)).astype(np.uint8)
+    return int(np.packbits(majority, bitorder="little").view("<u8")[0])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_simhash_lanes_equal_bit_counting(seed):
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(rng.choice([3, 50, 5000]))]
+    for n in (1, 2, 3, 4, 17, 100, 199, 200):
+        words = [rng.choice(vocab) for _ in range(n)]
+        assert _simhash(words) == simhash_by_counting(words), (seed, n)
+
+
+def _event(prompt: str, system: str | None = None):
+    doc = ('{"schema":"llm.request.v1","event_id":"e","ts":"2026-02-01T00:00:00Z","api_key_id":"k",'
+           '"account_id":"a","model":"m","prompt":%s%s}')
+    import json
+    return parse_event((doc % (json.dumps(prompt), f',"system_prompt":{json.dumps(system)}' if system else "")).encode())
+
+
+# "İ" lower-cases to two characters, "K" (Kelvin) to an ASCII k: slices of the lower-cased
+# text are then not the lower-cased slices, and featurize must take the plain path.
+TEXTS = ["Think step by step and show all your reasoning: what is 17 * 23?",
+         "Question: " + "x " * 600 + "\nOptions:\n- a\n- b\nAnswer:",
+         "İstanbul  \t question 12: \"quoted\"   Show your work step by step",
+         "KELVIN rate the response on a scale of 1 to 10 " + "İ" * 900 + " final answer",
+         "   ", "Rate the following response, step by step.\n" * 40,
+         "a " * 150 + "İ" * 150 + " step by step " + "z" * 1000,  # the trigger sits where the slices differ
+         "İ" * 300 + " hello world"]
+
+
+@pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
+def test_featurize_fast_paths_match_the_definitions(text):
+    f = featurize(_event(text))
+    assert f.template_hash == template_fingerprint(text)
+    assert (f.style, f.families) == _style(text)
+    with_system = featurize(_event(text, system="You are a grader. Score each answer."))
+    assert (with_system.style, with_system.families) == _style(text + "\nYou are a grader. Score each answer.")
