@@ -85,6 +85,7 @@ class LinkRecord:
     # rebalance) sends their records again; the detector learns each event once by this.
     source_partition: int = -1
     source_offset: int = -1
+    topic_bucket: int = -1  # the prompt's coarse topic (0..255), -1 unknown: what a member covers
 
     @classmethod
     def from_event(cls, event: RequestEvent, f: EventFeatures, partition: int = -1,
@@ -92,12 +93,12 @@ class LinkRecord:
         return cls(event.api_key_id, event.account_id, event.ts_ms, round(_harvest_style(f), 4), f.template_hash,
                    _tail_frame(event.prompt), event.payment_fingerprint, _net(event.client_ip), event.asn,
                    _h64(event.user_agent) if event.user_agent else None, f.output_tokens,
-                   event.account_created_ms, partition, offset)
+                   event.account_created_ms, partition, offset, f.topic_bucket)
 
     def to_bytes(self) -> bytes:
         return json.dumps([self.api_key_id, self.account_id, self.ts_ms, self.style, self.head, self.tail,
                            self.payment_fingerprint, self.net, self.asn, self.ua_hash, self.output_tokens,
-                           self.account_created_ms, self.source_partition, self.source_offset],
+                           self.account_created_ms, self.source_partition, self.source_offset, self.topic_bucket],
                           separators=(",", ":")).encode()
 
     @classmethod
@@ -251,6 +252,7 @@ class _KeyStats:
     core_events: int = 0
     core_suspicious: int = 0
     source: tuple[int, int] = (-1, -1)  # input partition and offset of its last record learned
+    topics: int = 0  # bit b: it sent a prompt of coarse topic b (of 64) - what it covered of the sweep
 
 
 def _net(ip: str | None) -> str | None:
@@ -558,6 +560,8 @@ class ClusterDetector:
         if rec.output_tokens >= 0:
             stats.output_tokens += rec.output_tokens
             stats.reported += 1
+        if 0 <= rec.topic_bucket < 256:
+            stats.topics |= 1 << (rec.topic_bucket >> 2)
         self._refresh(key, stats)
         merged = False
         if suspicious and link:
@@ -645,6 +649,14 @@ class ClusterDetector:
             alert_id = f"cluster:{min(members)}"
         self._alerted[root] = (alert_id, len(members), max(rank, previous[2] if previous else 0), ts_ms)
         spans = [s.last_ts - s.first_ts for s in stats]
+        # A hydra splits one sweep: each head covers a little of its topics, together they
+        # cover them all; and its heads were enrolled together.
+        joint_topics, member_topics = 0, []
+        for s in stats:
+            joint_topics |= s.topics
+            member_topics.append(s.topics.bit_count())
+        member_topics.sort()
+        firsts = [s.first_ts for s in stats]
         return {
             "schema": "distill.alert.v1",
             "alert_id": alert_id,
@@ -661,6 +673,10 @@ class ClusterDetector:
                 {"signal": "joint_extraction_events", "value": suspicious, "baseline": None, "weight": 0.5},
                 {"signal": "camouflaged_members", "value": len(camouflaged), "baseline": 0, "weight": None},
                 {"signal": "median_key_active_minutes", "value": round(sorted(spans)[len(spans) // 2] / 60000, 1),
+                 "baseline": None, "weight": None},
+                {"signal": "joint_topic_coverage", "value": round(joint_topics.bit_count() / 64, 3),
+                 "baseline": round(member_topics[len(member_topics) // 2] / 64, 3), "weight": None},
+                {"signal": "members_enrolled_within_minutes", "value": round((max(firsts) - min(firsts)) / 60000, 1),
                  "baseline": None, "weight": None},
                 {"signal": "median_account_age_days", "value": _median_age_days(stats), "baseline": None,
                  "weight": None},

@@ -376,7 +376,18 @@ def test_records_sent_again_for_re_applied_events_are_learned_once():
 
 
 def test_link_records_round_trip_with_their_source():
-    r = dataclasses.replace(rec("k", 1, pf="p"), source_partition=3, source_offset=41)
+    r = dataclasses.replace(rec("k", 1, pf="p"), source_partition=3, source_offset=41, topic_bucket=200)
     assert LinkRecord.from_bytes(r.to_bytes()) == r
-    old = r.to_bytes()[:-len(b",3,41]")] + b"]"  # a record sent before the source fields existed
-    assert LinkRecord.from_bytes(old).source_offset == -1
+    old = r.to_bytes()[:-len(b",3,41,200]")] + b"]"  # a record sent before the source fields existed
+    assert LinkRecord.from_bytes(old).source_offset == -1 and LinkRecord.from_bytes(old).topic_bucket == -1
+
+
+def test_cluster_alert_shows_a_split_sweep_and_how_close_its_heads_were_enrolled():
+    # 12 heads enrolled over 11 minutes, each sweeping 4 of 48 topics; together all 48.
+    records = [dataclasses.replace(rec(f"k{k}", k + i, pf="pf-x"), topic_bucket=4 * (4 * k + i % 4))
+               for i in range(10) for k in range(12)]
+    alerts = feed(ClusterDetector(), sorted(records, key=lambda r: r.ts_ms) + [rec("later", 120)])
+    reasons = {r["signal"]: r for r in alerts[-1]["reasons"]}
+    assert reasons["joint_topic_coverage"]["value"] == round(48 / 64, 3)
+    assert reasons["joint_topic_coverage"]["baseline"] == round(4 / 64, 3)
+    assert reasons["members_enrolled_within_minutes"]["value"] == 11.0
