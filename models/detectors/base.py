@@ -32,6 +32,11 @@ class KeySignal(base.AnomalyDetector):
         """The key's signal after what it has learned, in [0, 1]."""
         raise NotImplementedError
 
+    def _ew(self, current: float, value: float) -> float:
+        """``current`` (an exponentially weighted mean) with ``value`` learned at weight
+        ``self.alpha``; the key's first event seeds it."""
+        return value if self.n == 0 else (1.0 - self.alpha) * current + self.alpha * value
+
     def get_state(self) -> tuple:
         return tuple(getattr(self, name) for name in self.state_fields)
 

@@ -49,6 +49,5 @@ class ExtractionShare(KeySignal):
         return harvested_style(x, self.harvest_lo, self.harvest_hi)
 
     def learn_one(self, x: dict) -> None:
-        keep, w = (0.0, 1.0) if self.n == 0 else (1.0 - self.alpha, self.alpha)
-        self.share = keep * self.share + w * self.score_one(x)
+        self.share = self._ew(self.share, self.score_one(x))
         self.n += 1

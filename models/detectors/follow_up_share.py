@@ -42,6 +42,5 @@ class FollowUpShare(KeySignal):
         return 0.0 if x.get("follow_up") else 1.0
 
     def learn_one(self, x: dict) -> None:
-        keep, w = (0.0, 1.0) if self.n == 0 else (1.0 - self.alpha, self.alpha)
-        self.share = keep * self.share + w * (1.0 if x.get("follow_up") else 0.0)
+        self.share = self._ew(self.share, 1.0 if x.get("follow_up") else 0.0)
         self.n += 1

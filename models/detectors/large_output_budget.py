@@ -40,6 +40,5 @@ class LargeOutputBudget(KeySignal):
         return float(x.get("max_tokens", 0) >= self.min_tokens)
 
     def learn_one(self, x: dict) -> None:
-        keep, w = (0.0, 1.0) if self.n == 0 else (1.0 - self.alpha, self.alpha)
-        self.share = keep * self.share + w * self.score_one(x)
+        self.share = self._ew(self.share, self.score_one(x))
         self.n += 1

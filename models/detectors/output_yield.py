@@ -48,6 +48,5 @@ class OutputYield(KeySignal):
         out = x.get("output_tokens", -1)
         if out < 0:
             return
-        y = min(1.0, out / self.full_tokens)
-        self.yield_ = y if self.n == 0 else (1 - self.alpha) * self.yield_ + self.alpha * y
+        self.yield_ = self._ew(self.yield_, min(1.0, out / self.full_tokens))
         self.n += 1

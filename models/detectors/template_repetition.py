@@ -46,8 +46,6 @@ class TemplateRepetition(KeySignal):
         return float((x.get("template", 0) & 0xFFFF_FFFF) in self.templates)
 
     def learn_one(self, x: dict) -> None:
-        seen = self.score_one(x)
-        keep, w = (0.0, 1.0) if self.n == 0 else (1.0 - self.alpha, self.alpha)
-        self.repetition = keep * self.repetition + w * seen
+        self.repetition = self._ew(self.repetition, self.score_one(x))
         self.templates[self.n % self.ring] = x.get("template", 0) & 0xFFFF_FFFF
         self.n += 1

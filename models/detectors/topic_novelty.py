@@ -46,8 +46,6 @@ class TopicNovelty(KeySignal):
         return min(1.0, min(((simhash ^ s).bit_count() for s in self.sketches if s), default=32) / 32.0)
 
     def learn_one(self, x: dict) -> None:
-        novelty = self.score_one(x)
-        keep, w = (0.0, 1.0) if self.n == 0 else (1.0 - self.alpha, self.alpha)
-        self.novelty = keep * self.novelty + w * novelty
+        self.novelty = self._ew(self.novelty, self.score_one(x))
         self.sketches[self.n % self.ring] = x.get("simhash", 0)
         self.n += 1
