@@ -46,6 +46,25 @@ class KeySignal(base.AnomalyDetector):
         return self
 
 
+class EWShare(KeySignal):
+    """A per-key share: the exponentially weighted mean of ``score_one`` over the events learned."""
+
+    state_fields = ("n", "share")
+
+    def __init__(self, alpha: float = 0.03) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.share = 0.0
+
+    @property
+    def level(self) -> float:
+        return self.share
+
+    def learn_one(self, x: dict) -> None:
+        self.share = self._ew(self.share, self.score_one(x))
+        self.n += 1
+
+
 def harvested_style(x: dict, harvest_lo: float, harvest_hi: float) -> float:
     """The event's extraction style as harvested: an answer under ``harvest_lo`` output
     tokens (a letter, a label, a verdict) collected no reasoning, whatever the prompt asked

@@ -1,10 +1,10 @@
 """Share of a key's events that harvest extraction-style answers."""
 from __future__ import annotations
 
-from .base import KeySignal, harvested_style
+from .base import EWShare, harvested_style
 
 
-class ExtractionShare(KeySignal):
+class ExtractionShare(EWShare):
     """Exponentially weighted share of extraction-style events, as harvested.
 
     An event counts by its extraction style (reasoning elicitation, grading, benchmark or
@@ -32,22 +32,10 @@ class ExtractionShare(KeySignal):
     0.5
     """
 
-    state_fields = ("n", "share")
-
     def __init__(self, alpha: float = 0.03, harvest_lo: float = 100.0, harvest_hi: float = 300.0) -> None:
-        super().__init__()
-        self.alpha = alpha
+        super().__init__(alpha)
         self.harvest_lo = harvest_lo
         self.harvest_hi = harvest_hi
-        self.share = 0.0
-
-    @property
-    def level(self) -> float:
-        return self.share
 
     def score_one(self, x: dict) -> float:
         return harvested_style(x, self.harvest_lo, self.harvest_hi)
-
-    def learn_one(self, x: dict) -> None:
-        self.share = self._ew(self.share, self.score_one(x))
-        self.n += 1

@@ -1,10 +1,10 @@
 """Share of a key's events that are later turns of a conversation."""
 from __future__ import annotations
 
-from .base import KeySignal
+from .base import EWShare
 
 
-class FollowUpShare(KeySignal):
+class FollowUpShare(EWShare):
     """Exponentially weighted share of follow-up turns (``x["follow_up"]``).
 
     People converse: they ask again about the answer they got. A sweep sends one-shot
@@ -25,17 +25,6 @@ class FollowUpShare(KeySignal):
     >>> follow_up.score_one({"follow_up": True})
     0.0
     """
-
-    state_fields = ("n", "share")
-
-    def __init__(self, alpha: float = 0.03) -> None:
-        super().__init__()
-        self.alpha = alpha
-        self.share = 0.0
-
-    @property
-    def level(self) -> float:
-        return self.share
 
     def score_one(self, x: dict) -> float:
         # as evidence of extraction: a one-shot prompt is what a sweep sends

@@ -20,7 +20,8 @@ from distillguard.models import detectors
 from distillguard.models.features import featurize_text
 from distillguard.models.pipeline import signal_inputs
 
-DETECTORS = [getattr(detectors, name) for name in detectors.__all__ if name[0].isupper() and name != "KeySignal"]
+DETECTORS = [getattr(detectors, name) for name in detectors.__all__
+             if name[0].isupper() and name not in ("KeySignal", "EWShare")]  # (the two bases)
 
 PROMPTS = ["Think step by step and show all your reasoning: what is 17 * 23?",
            "What's a good pasta recipe for two?", "Rate the following response on a scale of 1 to 10: ...",
