@@ -20,7 +20,8 @@ keeps a bounded set of recent member keys:
   public prompt frames or proxy pool a day apart are not one campaign).
 
 Linked keys are merged with union-find; a cluster is scored on the joint behaviour of its
-members (extraction-style share of all their events, number of keys, volume) and raises
+members (extraction-style share of all their events, number of keys, volume, and whether
+they split one sweep's topics between them or each swept them all) and raises
 one ``entity_type: cluster`` alert whose id stays the same as the cluster grows: it is
 re-sent (an update, not a new page) with every member key as members join, also after its
 sweep has ended (a pending update falls due on any record's event time). An account
@@ -622,7 +623,6 @@ class ClusterDetector:
         if previous is None and (n_core < self.min_keys or suspicious < self.min_events or share < self.min_share):
             return None
         rank = 3 if n_named >= 4 * self.min_keys else 2
-        score = round(min(1.0, share * (1.0 - 1.0 / max(1, n_named))), 4)
         if previous is not None:
             alert_id, size, old_rank, updated = previous
             # Re-send (an update of the same incident, never a new page) to name new members:
@@ -657,6 +657,12 @@ class ClusterDetector:
             member_topics.append(s.topics.bit_count())
         member_topics.sort()
         firsts = [s.first_ts for s in stats]
+        # The score: the joint extraction share, scaled by size, and by how much of the joint
+        # coverage one member's is not (a split sweep scores near full; keys that each
+        # sweep everything, linked by a shared frame, lose up to a quarter).
+        joint = joint_topics.bit_count()
+        split = 1.0 - member_topics[len(member_topics) // 2] / joint if joint else 1.0
+        score = round(min(1.0, share * (1.0 - 1.0 / max(1, n_named)) * (0.75 + 0.25 * split)), 4)
         return {
             "schema": "distill.alert.v1",
             "alert_id": alert_id,

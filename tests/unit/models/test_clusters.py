@@ -391,3 +391,13 @@ def test_cluster_alert_shows_a_split_sweep_and_how_close_its_heads_were_enrolled
     assert reasons["joint_topic_coverage"]["value"] == round(48 / 64, 3)
     assert reasons["joint_topic_coverage"]["baseline"] == round(4 / 64, 3)
     assert reasons["members_enrolled_within_minutes"]["value"] == 11.0
+
+
+def test_a_split_sweep_scores_above_keys_that_each_sweep_everything():
+    split = [dataclasses.replace(rec(f"s{k}", i, pf="pf-s"), topic_bucket=4 * (4 * k + i % 4))
+             for i in range(10) for k in range(12)]
+    whole = [dataclasses.replace(rec(f"w{k}", i, pf="pf-w"), topic_bucket=4 * i)  # each key: all 10 topics
+             for i in range(10) for k in range(12)]
+    alerts = feed(ClusterDetector(), sorted(split + whole, key=lambda r: r.ts_ms) + [rec("later", 120)])
+    score = {a["api_key_ids"][0][0]: a["score"] for a in alerts}
+    assert score["s"] > 0.85 and score["w"] < score["s"] - 0.15
