@@ -616,8 +616,13 @@ class ClusterDetector:
         if len(linked) < self.min_keys:
             return None
         n_core, events, suspicious, n_named = self._totals.get(root, (0, 0, 0, 0))
-        share = suspicious / events if events else 0.0
         previous = self._alerted.get(root)
+        if not events and previous is not None:
+            # An open incident whose core has left (its heads turned to ordinary traffic):
+            # its share is that of everything its named members sent.
+            named = [self._keys[k] for k in linked if k in self._keys and self._keys[k].named]
+            events, suspicious = sum(s.events for s in named), sum(s.suspicious for s in named)
+        share = suspicious / events if events else 0.0
         # The gates open an incident; an open one keeps naming members that join it even when
         # its core's share sinks (camouflaged members joining late), until it is evicted.
         if previous is None and (n_core < self.min_keys or suspicious < self.min_events or share < self.min_share):

@@ -401,3 +401,14 @@ def test_a_split_sweep_scores_above_keys_that_each_sweep_everything():
     alerts = feed(ClusterDetector(), sorted(split + whole, key=lambda r: r.ts_ms) + [rec("later", 120)])
     score = {a["api_key_ids"][0][0]: a["score"] for a in alerts}
     assert score["s"] > 0.85 and score["w"] < score["s"] - 0.15
+
+
+def test_an_open_incident_whose_core_left_still_scores_what_its_members_send():
+    det = ClusterDetector(regrow=1.01)
+    core = [rec(f"k{k}", i, pf="pf-x") for i in range(10) for k in range(6)]
+    quiet = [rec(f"k{k}", 10 + i, pf="pf-x", style=0.0) for i in range(12) for k in range(6)]
+    # camouflaged heads (one extraction prompt in four) join once no member is mostly extraction
+    camo = [rec(f"c{k}", 30 + i, pf="pf-x", style=COT if i % 4 == 0 else 0.0) for i in range(40) for k in range(3)]
+    alerts = feed(det, core + quiet + camo + [rec("later", 200)])
+    assert {"c0", "c1", "c2"} <= set(alerts[-1]["api_key_ids"])
+    assert 0.0 < alerts[-1]["score"] < 0.5
