@@ -57,6 +57,7 @@ def faust_app(settings, kafka: WorkerSettings, data_dir: Path, *, auto_offset_re
     ``settings`` gives the app id, broker address, partitions, timeouts and web endpoint
     (``WorkerSettings`` or ``RouterSettings``); ``kafka`` the broker security.
     """
+    use_fetch_max_wait(settings.consumer_fetch_max_wait_ms)
     return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -75,6 +76,24 @@ def faust_app(settings, kafka: WorkerSettings, data_dir: Path, *, auto_offset_re
         web_enabled=True,
         table_standby_replicas=0,
     )
+
+
+def use_fetch_max_wait(ms: int) -> None:
+    """Make Faust's consumers wait at most ``ms`` for records at the broker (Faust hard-codes
+    1,500 ms in its aiokafka driver and offers no setting). One value per process: a worker
+    or a router process builds one app."""
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    thread = faust_aiokafka.AIOKafkaConsumerThread
+    create = getattr(thread, "_dg_create_worker_consumer", thread._create_worker_consumer)  # noqa: SLF001
+
+    def _create_worker_consumer(self, transport):
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = ms  # noqa: SLF001 - read by the fetcher it starts
+        return consumer
+
+    thread._dg_create_worker_consumer = create
+    thread._create_worker_consumer = _create_worker_consumer
 
 
 def serve_metrics(app: faust.App, metrics) -> None:

@@ -71,6 +71,10 @@ class RouterSettings(BaseSettings):
     web_port: int = Field(6067, ge=0, le=65535)
     session_timeout_s: float = Field(8.0, gt=0)
     commit_interval_s: float = Field(1.0, gt=0)
+    # How long a fetch may wait at the broker for records. Faust fixes it at 1,500 ms; the
+    # embedded tansu broker holds every fetch that long, which made it the floor of event ->
+    # alert latency (p50 1.5 s at 600 events/s; 0.24 s with 100 ms).
+    consumer_fetch_max_wait_ms: int = Field(100, ge=1, le=1500)
     log_level: str = "warn"
 
 

@@ -111,3 +111,30 @@ def test_router_and_dashboard_bind_to_loopback_by_default(monkeypatch):
     assert WorkerSettings().web_host == RouterSettings().web_host == DashboardSettings().host == "127.0.0.1"
     monkeypatch.setenv("DG_DASHBOARD_HOST", "0.0.0.0")
     assert DashboardSettings().host == "0.0.0.0"  # only when configured
+
+
+@pytest.mark.parametrize("env, expected", [({}, 100), ({"DG_CONSUMER_FETCH_MAX_WAIT_MS": "250"}, 250)])
+def test_faust_consumers_wait_at_most_the_configured_fetch_time(monkeypatch, tmp_path, env, expected):
+    # Faust builds its aiokafka consumer with a fixed 1,500 ms fetch wait; the setting replaces it.
+    import asyncio
+
+    from distillguard.streams.app import faust_app
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = WorkerSettings(data_dir=str(tmp_path))
+    app = faust_app(settings, settings, tmp_path, auto_offset_reset="earliest")
+
+    async def build():
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)  # what the worker starts
+        try:
+            return consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(build()) == expected
+
+
+def test_fetch_wait_is_bounded():
+    with pytest.raises(ValidationError):
+        WorkerSettings(consumer_fetch_max_wait_ms=0)
