@@ -107,6 +107,26 @@ class LinkRecord:
         return cls(*json.loads(data))
 
 
+def link_batch_bytes(records: list[bytes]) -> bytes:
+    """One links-topic message carrying many records (each ``LinkRecord.to_bytes()``)."""
+    return b"[" + b",".join(records) + b"]"
+
+
+def link_records_in(message: bytes) -> list[LinkRecord]:
+    """The link records of a links-topic message: a batch, or one record (as sent before
+    batching, still read when a worker rebuilds from an older topic).
+
+    >>> one = LinkRecord("k", "a", 1, 1.0, 2, 3)
+    >>> link_records_in(link_batch_bytes([one.to_bytes(), one.to_bytes()])) == [one, one]
+    True
+    >>> link_records_in(one.to_bytes()) == [one]
+    True
+    """
+    if message[:2] == b"[[":
+        return [LinkRecord(*fields) for fields in json.loads(message)]
+    return [LinkRecord.from_bytes(message)]
+
+
 # Output tokens below which one answer harvests little (a letter, a label, a final number).
 MIN_HARVEST_TOKENS = 150
 

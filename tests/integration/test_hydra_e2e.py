@@ -14,10 +14,13 @@ from .conftest import metric, wait_for
 @pytest.mark.parametrize("partitioned", ["true", "false"], ids=["link-values stage", "links in the cluster agent"])
 def test_hydra_clusters_alert_once_naming_members(pipeline, partitioned):
     infra = hydra_events(seed=31, keys=25, per_key=12, shared_payment=True)
-    proxy = hydra_events(seed=32, keys=25, per_key=12, start_hour=3.0, shared_payment=False)
+    proxy = hydra_events(seed=32, keys=25, per_key=12, start_hour=4.0, shared_payment=False)
     background = demo_events(seed=33, users=40, campaign_events=0)
     events = sorted(infra + proxy + background, key=lambda e: e["ts"])
-    # Expiry every second, of values idle 2 hours of event time: the hydras are 3 hours apart.
+    # Expiry every second, of values idle 2 hours of event time: the hydras are 3 hours apart
+    # (so also beyond the detector's 2-hour enrollment window: the 8 input partitions are
+    # processed at their own pace, and an infra key's record can reach a shared frame's
+    # members after the proxy hydra's first records).
     worker = pipeline.start_worker(DG_LINK_VALUES_PARTITIONED=partitioned, DG_LINK_EXPIRY_INTERVAL_S="1",
                                    DG_LINK_IDLE_WINDOWS="2")
     pipeline.produce(list(iter_encoded(events)))
