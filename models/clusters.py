@@ -680,13 +680,12 @@ class ClusterDetector:
         for s in stats:
             joint_topics |= s.topics
             member_topics.append(s.topics.bit_count())
-        member_topics.sort()
+        joint, one_member = joint_topics.bit_count(), sorted(member_topics)[len(member_topics) // 2]
         firsts = [s.first_ts for s in stats]
         # The score: the joint extraction share, scaled by size, and by how much of the joint
         # coverage one member's is not (a split sweep scores near full; keys that each
         # sweep everything, linked by a shared frame, lose up to a quarter).
-        joint = joint_topics.bit_count()
-        split = 1.0 - member_topics[len(member_topics) // 2] / joint if joint else 1.0
+        split = 1.0 - one_member / joint if joint else 1.0
         score = round(min(1.0, share * (1.0 - 1.0 / max(1, n_named)) * (0.75 + 0.25 * split)), 4)
         return {
             "schema": "distill.alert.v1",
@@ -705,8 +704,8 @@ class ClusterDetector:
                 {"signal": "camouflaged_members", "value": len(camouflaged), "baseline": 0, "weight": None},
                 {"signal": "median_key_active_minutes", "value": round(sorted(spans)[len(spans) // 2] / 60000, 1),
                  "baseline": None, "weight": None},
-                {"signal": "joint_topic_coverage", "value": round(joint_topics.bit_count() / 64, 3),
-                 "baseline": round(member_topics[len(member_topics) // 2] / 64, 3), "weight": None},
+                {"signal": "joint_topic_coverage", "value": round(joint / 64, 3),
+                 "baseline": round(one_member / 64, 3), "weight": None},
                 {"signal": "members_enrolled_within_minutes", "value": round((max(firsts) - min(firsts)) / 60000, 1),
                  "baseline": None, "weight": None},
                 {"signal": "median_account_age_days", "value": _median_age_days(stats), "baseline": None,
