@@ -3,6 +3,7 @@
 
     python benchmarks/detection.py                       # the dev stream in ../shared
     python benchmarks/detection.py --seed 2 --seed 3     # also build and score other seeds
+    python benchmarks/detection.py --stress paraphrased-b   # campaigns reworded (benchmarks/stress/)
 
 Streams are built with ``../shared/tools/make_stream.py`` into ``var/streams/`` (never
 committed). Writes ``benchmarks/results/detection.json`` and ``detection.md``: the scorer's
@@ -31,6 +32,41 @@ def build_stream(seed: int, out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, str(SHARED / "tools" / "make_stream.py"), "--prompts",
                         str(SHARED / "data" / "prompts"), "--out", str(out), "--seed", str(seed)], check=True)
+    return out
+
+
+# Stress streams: the builder with a config from benchmarks/stress/ (campaigns reworded or
+# stripped of style), each at its own seed. Not tuned on: they show what a held-out stream
+# of other campaign styles could cost.
+STRESS = ROOT / "benchmarks" / "stress"
+STRESS_SEEDS = {"paraphrased-a": 23, "paraphrased-b": 24, "unwrapped": 21, "unwrapped-plain-corpora": 22}
+
+
+def build_stress_stream(name: str, out: Path) -> Path:
+    """``name``: a config in benchmarks/stress/. Its ``_drop_corpora`` are left out of the
+    prompt corpora (a directory of links with a reduced manifest); the rest goes to the builder."""
+    if (out / "events.jsonl.gz").exists():
+        return out
+    config = json.loads((STRESS / f"{name}.json").read_text())
+    prompts = SHARED / "data" / "prompts"
+    out.mkdir(parents=True, exist_ok=True)
+    drop = config.pop("_drop_corpora", [])
+    if drop:
+        reduced = out / "prompts"
+        reduced.mkdir(exist_ok=True)
+        for path in prompts.iterdir():
+            if path.name != "MANIFEST.json" and not (reduced / path.name).exists():
+                (reduced / path.name).symlink_to(path)
+        manifest = json.loads((prompts / "MANIFEST.json").read_text())
+        corpora = manifest.get("corpora", manifest)
+        for corpus in drop:
+            corpora.pop(corpus)
+        (reduced / "MANIFEST.json").write_text(json.dumps(manifest))
+        prompts = reduced
+    (out / "config.json").write_text(json.dumps(config))
+    subprocess.run([sys.executable, str(SHARED / "tools" / "make_stream.py"), "--prompts", str(prompts),
+                    "--out", str(out), "--seed", str(STRESS_SEEDS[name]), "--config", str(out / "config.json")],
+                   check=True)
     return out
 
 
@@ -120,6 +156,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, action="append", default=[], help="also build and score this seed")
     parser.add_argument("--no-dev", action="store_true", help="skip the dev stream")
+    parser.add_argument("--stress", action="append", default=[], choices=sorted(STRESS_SEEDS),
+                        help="also build and score this stress stream (benchmarks/stress/NAME.json)")
     args = parser.parse_args()
     work = ROOT / "var" / "bench"
     work.mkdir(parents=True, exist_ok=True)
@@ -128,6 +166,9 @@ def main() -> int:
         results.append(run_stream("dev-s1", SHARED / "data" / "streams" / "dev-s1", work))
     for seed in args.seed:
         results.append(run_stream(f"seed-{seed}", build_stream(seed, ROOT / "var" / "streams" / f"seed-{seed}"),
+                                  work))
+    for name in args.stress:
+        results.append(run_stream(f"stress-{name}", build_stress_stream(name, ROOT / "var" / "streams" / f"stress-{name}"),
                                   work))
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}

@@ -124,6 +124,50 @@ _STYLE_FAMILIES = (
 )
 
 
+# Paraphrase-tolerant reasoning elicitation. The phrase rules above catch the wordings
+# campaigns were seen to use; a campaign that words its wrapper afresh ("elaborate on each
+# stage of your thinking", "document every intermediate deduction") still asks for the
+# same thing: the *process* of answering, laid out. Four groups of cue words; a prompt
+# whose instruction zones use words of two or more groups asks for the process. One group
+# alone is how people ask ("explain X", "in detail"): not counted. Two groups weigh like
+# the tool-use family, three or more like a phrase rule. (On the dev stream, cues alone,
+# with no phrase rule, mark 0.5-1.9 % of each benign scenario's prompts, and three groups
+# under 0.05 %.) Matched as words of the prompt (a set intersection), not as regexes: four
+# regex scans cost ~27 us a prompt.
+_PROCESS_GROUPS = (
+    # the reasoning itself
+    "reasoning thinking logic inference inferences deduction deductions derivation derivations deliberate "
+    "deliberation deliberately rationale",
+    # piece by piece
+    "step steps stepwise stage stages intermediate piece",
+    # depth and completeness
+    "depth detail detailed exhaustive exhaustively thorough thoroughly comprehensive comprehensively methodical "
+    "methodically carefully explicit explicitly",
+    # laid out for the reader
+    "explain elaborate describe narrate narrating walk talk outline document justify spell lay",
+)
+_PROCESS_CUE = {word: group for group, words in enumerate(_PROCESS_GROUPS) for word in words.split()}
+_PROCESS_WORDS = frozenset(_PROCESS_CUE)
+_PROCESS_WEIGHTS = (0.0, 0.0, 0.6, 0.85, 0.85)  # by the number of cue groups present
+
+
+def process_elicitation(words) -> float:
+    """Weight of the paraphrase-tolerant reasoning-elicitation family, from the words of a
+    prompt's instruction zones (lower-cased, as ``_WORD`` finds them).
+
+    >>> process_elicitation(_WORD.findall("walk me through the history of rome in detail."))
+    0.6
+    >>> process_elicitation(_WORD.findall("elaborate on each stage of your thinking before concluding."))
+    0.85
+    >>> process_elicitation(_WORD.findall("explain how tides work."))
+    0.0
+    """
+    hits = _PROCESS_WORDS.intersection(words)
+    if len(hits) < 2:
+        return 0.0
+    return _PROCESS_WEIGHTS[len({_PROCESS_CUE[w] for w in hits})]
+
+
 @dataclass(slots=True, frozen=True)
 class EventFeatures:
     """Everything the detectors use about one event. No text."""
@@ -214,9 +258,11 @@ def _template_hash(head: str) -> int:
     return _h64(" ".join(masked.split(None, 8)[:8]))  # the first 8 words (whitespace runs as one)
 
 
-# reasoning, grading, benchmark format, dataset generation, tool-use traces
+# reasoning, grading, benchmark format, dataset generation, tool-use traces (the phrase
+# families); bit PROCESS_ELICITATION: the paraphrase-tolerant cues, weighed by their count
 _STYLE_WEIGHTS = (1.0, 1.0, 0.35, 0.8, 0.7)
 BENCHMARK_FORMAT = 1 << 2
+PROCESS_ELICITATION = 1 << len(_STYLE_WEIGHTS)
 # A benchmark-format prompt answered at length: the requester let the model reason and kept
 # the reasoning. An eval wants the letter; this is a harvest of worked solutions.
 LONG_ANSWER_TOKENS = 400
@@ -246,22 +292,35 @@ def _family_present(family, lower: str) -> bool:
     return False
 
 
-def _style(text: str, lower: str | None = None) -> tuple[float, int]:
-    """``lower``: ``text.lower()`` when the caller has it, the same length as ``text``."""
+def _style(text: str, lower: str | None = None, words: list[str] | None = None) -> tuple[float, int]:
+    """``lower``: ``text.lower()`` when the caller has it, the same length as ``text``;
+    ``words``: the words ``_WORD`` finds in the whole text, when the caller has them."""
+    cut = False  # ``words`` are the whole prompt's, ``lower`` only its instruction zones
     if lower is None:
         if len(text) > 800:
             # Instructions sit at the start or the end of a prompt; the middle is pasted material.
             text = text[:500] + "\n" + text[-300:]
+            cut = words is not None
         lower = text.lower()
     elif len(lower) > 800:
         lower = lower[:500] + "\n" + lower[-300:]
+        cut = words is not None
     families, best, present = 0, 0.0, 0
     for i, (family, weight) in enumerate(zip(_STYLE_FAMILIES, _STYLE_WEIGHTS)):
         if _family_present(family, lower):
             families |= 1 << i
             best = max(best, weight)
             present += 1
-    return (min(1.0, best + 0.1 * (present - 1)) if present else 0.0), families
+    # The paraphrase cues overlap the phrase rules (most phrased prompts hit them too): they
+    # set a floor, and do not count as a further family.
+    # (Under two cue words in the whole prompt: none in its zones either, and no tokenizing.)
+    if words is None or (cut and len(_PROCESS_WORDS.intersection(words)) >= 2):
+        words = _WORD.findall(lower)
+    process = process_elicitation(words)
+    if process:
+        families |= PROCESS_ELICITATION
+    style = min(1.0, best + 0.1 * (present - 1)) if present else 0.0
+    return max(style, process), families
 
 
 def style_score(text: str) -> float:
@@ -287,7 +346,7 @@ def featurize(event: RequestEvent) -> EventFeatures:
     if event.system_prompt:
         style, families = _style(prompt + "\n" + event.system_prompt[:2000])
     else:
-        style, families = _style(prompt, lower if one_to_one else None)
+        style, families = _style(prompt, lower if one_to_one else None, words)
     return EventFeatures(
         ts_ms=event.ts_ms,
         style=style,

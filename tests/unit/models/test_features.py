@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from distillguard.models.events import parse_event
-from distillguard.models.features import _h64, _simhash, _style, featurize, template_fingerprint
+from distillguard.models.features import (PROCESS_ELICITATION, _h64, _simhash, _style, featurize, style_score,
+                                          template_fingerprint)
 
 
 def simhash_by_counting(words: list[str]) -> int:
@@ -42,7 +43,12 @@ TEXTS = ["Think step by step and show all your reasoning: what is 17 * 23?",
          "KELVIN rate the response on a scale of 1 to 10 " + "İ" * 900 + " final answer",
          "   ", "Rate the following response, step by step.\n" * 40,
          "a " * 150 + "İ" * 150 + " step by step " + "z" * 1000,  # the trigger sits where the slices differ
-         "İ" * 300 + " hello world"]
+         "İ" * 300 + " hello world",
+         # paraphrase cues: in the instruction zones, in the pasted middle only, split across both
+         "Elaborate on each stage of your thinking.\n" + "lorem ipsum " * 200,
+         "lorem ipsum " * 80 + "elaborate on each stage of your thinking " + "lorem ipsum " * 80,
+         "Describe it.\n" + "lorem ipsum " * 150 + "\nin full detail",
+         "İ" * 900 + " walk me through it in detail"]
 
 
 @pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
@@ -52,3 +58,37 @@ def test_featurize_fast_paths_match_the_definitions(text):
     assert (f.style, f.families) == _style(text)
     with_system = featurize(_event(text, system="You are a grader. Score each answer."))
     assert (with_system.style, with_system.families) == _style(text + "\nYou are a grader. Score each answer.")
+
+
+# Campaigns reword their elicitation; these ask for the reasoning without any phrase rule's
+# wording. (benchmarks/stress/ builds whole streams of such campaigns.)
+REWORDED = ["Elaborate on each stage of your thinking before concluding.",
+            "Work through this problem methodically, narrating your logic at each point.",
+            "Solve the following, making sure to document every intermediate deduction.",
+            "Outline the logic you use, point by point, before the conclusion.",
+            "I'd like a thorough, stepwise breakdown of the solution."]
+# One cue group alone is how people ask.
+ORDINARY = ["Explain how tides work.", "Describe your ideal weekend in Lisbon.", "Can you walk me through a tax form?",
+            "What are the steps to renew a passport?", "Give me a detailed packing list for a week of hiking.",
+            "My logic board died, what now?"]
+
+
+@pytest.mark.parametrize("text", REWORDED)
+def test_reworded_reasoning_elicitation_is_extraction_style(text):
+    question = "A train leaves at 3pm at 60 km/h; when does it reach a town 150 km away?"
+    for prompt in (f"{question}\n\n{text}", f"{text}\n\n{question}"):
+        f = featurize(_event(prompt))
+        assert f.style >= 0.6 and f.families & PROCESS_ELICITATION, prompt
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_one_cue_group_is_not_extraction_style(text):
+    assert style_score(text) == 0.0
+
+
+def test_reworded_cues_count_only_in_the_instruction_zones():
+    pasted = "lorem ipsum dolor sit amet " * 40  # 1,080 characters of material
+    instruction = "Elaborate on each stage of your thinking."
+    assert style_score(f"{instruction}\n{pasted}") >= 0.6
+    assert style_score(f"{pasted}\n{instruction}") >= 0.6
+    assert style_score(f"{pasted[:600]}{instruction} {pasted}") == 0.0
