@@ -39,7 +39,8 @@ def build_stream(seed: int, out: Path) -> Path:
 # stripped of style), each at its own seed. Not tuned on: they show what a held-out stream
 # of other campaign styles could cost.
 STRESS = ROOT / "benchmarks" / "stress"
-STRESS_SEEDS = {"paraphrased-a": 23, "paraphrased-b": 24, "unwrapped": 21, "unwrapped-plain-corpora": 22}
+STRESS_SEEDS = {"paraphrased-a": 23, "paraphrased-b": 24, "unwrapped": 21, "unwrapped-plain-corpora": 22, "judging-a": 25,
+                "judging-b": 26}
 
 
 def build_stress_stream(name: str, out: Path) -> Path:

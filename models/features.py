@@ -168,6 +168,28 @@ def process_elicitation(words) -> float:
     return _PROCESS_WEIGHTS[len({_PROCESS_CUE[w] for w in hits})]
 
 
+# Paraphrase-tolerant grading (the model as a reward model or editor): the prompt hands over
+# an answer, under a label of its own, and asks for a verdict on it or a better version.
+# All three must be present: a verdict or rework word and a word for the judged output in
+# the instruction zones, and a section that holds the output ("Reply: ...", "The student
+# wrote: ...", "[1] ..."). Any two alone are common (a student asking whether their answer
+# is correct; "output:" in pasted material): 1-3 % of benign prompts have the first two,
+# 0.1-0.2 % all three.
+_VERDICT_WORDS = frozenset(
+    "rate rating rated grade grading graded score scoring scored judge judging judgement judgment verdict evaluate "
+    "evaluating evaluation assess assessing assessment critique critiquing examiner marks award accurate accuracy "
+    "correct correctness incorrect flaws flawed mistakes errors helpful helpfulness harmless trustworthy quality "
+    "compare comparing better worse prefer preferred preference accept accepted acceptable pass fail wrong improve "
+    "polish refine revise rewrite paraphrase rephrase".split())
+_JUDGED_WORDS = frozenset(
+    "response responses reply replies answer answers output outputs completion completions solution solutions "
+    "candidate candidates assistant assistants submitted submission proposed draft".split())
+_ANSWER_SECTION = re.compile(r"(^|\n)[^\n:]{0,30}\b(answer|response|reply|output|completion|solution|assistant|wrote"
+                             r"|said)\b[^\n:]{0,12}:[ \t]*(\n|\S)|(^|\n)\s*\[\d\]")
+_JUDGING_WEIGHT = 0.85
+_CUE_WORDS = _PROCESS_WORDS | _VERDICT_WORDS | _JUDGED_WORDS
+
+
 @dataclass(slots=True, frozen=True)
 class EventFeatures:
     """Everything the detectors use about one event. No text."""
@@ -259,10 +281,11 @@ def _template_hash(head: str) -> int:
 
 
 # reasoning, grading, benchmark format, dataset generation, tool-use traces (the phrase
-# families); bit PROCESS_ELICITATION: the paraphrase-tolerant cues, weighed by their count
+# families); then the paraphrase-tolerant cues: PROCESS_ELICITATION, JUDGING
 _STYLE_WEIGHTS = (1.0, 1.0, 0.35, 0.8, 0.7)
 BENCHMARK_FORMAT = 1 << 2
 PROCESS_ELICITATION = 1 << len(_STYLE_WEIGHTS)
+JUDGING = PROCESS_ELICITATION << 1
 # A benchmark-format prompt answered at length: the requester let the model reason and kept
 # the reasoning. An eval wants the letter; this is a harvest of worked solutions.
 LONG_ANSWER_TOKENS = 400
@@ -295,32 +318,45 @@ def _family_present(family, lower: str) -> bool:
 def _style(text: str, lower: str | None = None, words: list[str] | None = None) -> tuple[float, int]:
     """``lower``: ``text.lower()`` when the caller has it, the same length as ``text``;
     ``words``: the words ``_WORD`` finds in the whole text, when the caller has them."""
-    cut = False  # ``words`` are the whole prompt's, ``lower`` only its instruction zones
+    whole = lower if lower is not None else text  # where a judged answer's section is looked for
+    zone_words = None if words is not None else []  # [] = still to be found
     if lower is None:
         if len(text) > 800:
             # Instructions sit at the start or the end of a prompt; the middle is pasted material.
             text = text[:500] + "\n" + text[-300:]
-            cut = words is not None
         lower = text.lower()
     elif len(lower) > 800:
         lower = lower[:500] + "\n" + lower[-300:]
-        cut = words is not None
+    if words is not None and len(whole) <= 800:
+        zone_words = words  # the whole text is instruction zone
     families, best, present = 0, 0.0, 0
     for i, (family, weight) in enumerate(zip(_STYLE_FAMILIES, _STYLE_WEIGHTS)):
         if _family_present(family, lower):
             families |= 1 << i
             best = max(best, weight)
             present += 1
-    # The paraphrase cues overlap the phrase rules (most phrased prompts hit them too): they
-    # set a floor, and do not count as a further family.
-    # (Under two cue words in the whole prompt: none in its zones either, and no tokenizing.)
-    if words is None or (cut and len(_PROCESS_WORDS.intersection(words)) >= 2):
-        words = _WORD.findall(lower)
-    process = process_elicitation(words)
+    style = min(1.0, best + 0.1 * (present - 1)) if present else 0.0
+    # The paraphrase-tolerant cues overlap the phrase rules (most phrased prompts hit them
+    # too): they set a floor, and do not count as a further family. Under two cue words in
+    # the whole text, none of them can be present: no tokenizing of the zones then.
+    if zone_words is None:
+        if len(_CUE_WORDS.intersection(words)) < 2:
+            return style, families
+        zone_words = []
+    if not zone_words:
+        zone_words = _WORD.findall(lower)
+    hits = _CUE_WORDS.intersection(zone_words)
+    if len(hits) < 2:
+        return style, families
+    process = process_elicitation(hits)
     if process:
         families |= PROCESS_ELICITATION
-    style = min(1.0, best + 0.1 * (present - 1)) if present else 0.0
-    return max(style, process), families
+        style = max(style, process)
+    if not hits.isdisjoint(_VERDICT_WORDS) and not hits.isdisjoint(_JUDGED_WORDS) and \
+            _ANSWER_SECTION.search(whole[:6000].lower()):
+        families |= JUDGING
+        style = max(style, _JUDGING_WEIGHT)
+    return style, families
 
 
 def style_score(text: str) -> float:

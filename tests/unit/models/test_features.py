@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from distillguard.models.events import parse_event
-from distillguard.models.features import (PROCESS_ELICITATION, _h64, _simhash, _style, featurize, style_score,
+from distillguard.models.features import (JUDGING, PROCESS_ELICITATION, _h64, _simhash, _style, featurize, style_score,
                                           template_fingerprint)
 
 
@@ -48,7 +48,10 @@ TEXTS = ["Think step by step and show all your reasoning: what is 17 * 23?",
          "Elaborate on each stage of your thinking.\n" + "lorem ipsum " * 200,
          "lorem ipsum " * 80 + "elaborate on each stage of your thinking " + "lorem ipsum " * 80,
          "Describe it.\n" + "lorem ipsum " * 150 + "\nin full detail",
-         "İ" * 900 + " walk me through it in detail"]
+         "İ" * 900 + " walk me through it in detail",
+         # judging cues: the verdict asked at the end, the judged answer's section in the middle
+         "Question: " + "lorem ipsum " * 60 + "\nReply: " + "dolor sit " * 60 + "\nIs the reply correct?",
+         "Is the reply correct? " + "lorem ipsum " * 100 + "\nReply: dolor"]
 
 
 @pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
@@ -92,3 +95,29 @@ def test_reworded_cues_count_only_in_the_instruction_zones():
     assert style_score(f"{instruction}\n{pasted}") >= 0.6
     assert style_score(f"{pasted}\n{instruction}") >= 0.6
     assert style_score(f"{pasted[:600]}{instruction} {pasted}") == 0.0
+
+
+QUESTION = "What is the boiling point of water at the top of Mount Everest?"
+ANSWER = "About 70 degrees Celsius, because the air pressure is lower."
+
+
+@pytest.mark.parametrize("wrapper", [
+    "Question: {q}\nProposed solution: {a}\n\nIs the proposed solution correct? Give a verdict.",
+    "You are an impartial judge. Compare the assistant's output below with an expert's.\n\nTask: {q}\nOutput: {a}",
+    "{q}\n\nCandidate answer: {a}\n\nList the flaws in the candidate answer.",
+    "Two assistants answered the same prompt.\nPrompt: {q}\n[1] {a}\n[2] {a}\nWhich one is more helpful?",
+    "Make this response better:\n{a}\n(original request: {q})",
+])
+def test_reworded_grading_is_extraction_style(wrapper):
+    f = featurize(_event(wrapper.format(q=QUESTION, a=ANSWER)))
+    assert f.style >= 0.85 and f.families & JUDGING
+
+
+@pytest.mark.parametrize("text", [
+    "Is my answer correct? I got 42 for question 3.",          # no answer section
+    "Which is better for a beginner, Python or Java?",          # a verdict word alone
+    "Now, output:\n1/ a profile of the user\n2/ their interests",  # a section, no verdict asked
+    "Reply: thanks, see you tomorrow",                         # a section and a judged word, no verdict
+])
+def test_ordinary_questions_about_answers_are_not_grading(text):
+    assert not featurize(_event(text)).families & JUDGING
