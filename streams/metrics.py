@@ -50,6 +50,15 @@ class WorkerMetrics:
         self.stalled = Gauge("distillguard_consumer_partition_stalled",
                              "1 while an input partition has records waiting and its next offset has not "
                              "moved for DG_STALL_AFTER_S", ["topic", "partition"], registry=r)
+        self.recovery_stalled = Gauge("distillguard_table_recovery_stalled",
+                                      "1 while Faust's table recovery has read no changelog record for "
+                                      "DG_RECOVERY_STALL_S after being restarted once (the worker reports "
+                                      "itself unhealthy)", registry=r)
+        self.recovery_restarts = Counter("distillguard_table_recovery_restarts",
+                                         "Table recoveries restarted after DG_RECOVERY_STALL_S without progress",
+                                         registry=r)
+        self.commit_errors = Counter("distillguard_consumer_commit_errors",
+                                     "Offset commits that raised (retried on the next tick)", registry=r)
         self.sink_buffered = Gauge("distillguard_sink_buffered_rows", "Rows buffered in the ClickHouse sink",
                                    registry=r)
 

@@ -67,6 +67,11 @@ class WorkerSettings(BaseSettings):
     # An input partition with records waiting whose next offset has not moved for this long
     # is reported stalled (/health, distillguard_consumer_partition_stalled): page on it.
     stall_after_s: float = Field(120.0, gt=0)
+    # Faust's table recovery after a rebalance waits, with no timeout, to read each changelog
+    # partition to its end; after a broker restart it was seen to read nothing, ever (1 run
+    # in 4 on noida). Recovery with no changelog progress for this long is restarted once,
+    # then reported (/health 503, distillguard_table_recovery_stalled) for a restart.
+    recovery_stall_s: float = Field(60.0, gt=0)
     # Keys idle for longer are evicted from the state table (bounded state).
     key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
     log_level: str = "warn"

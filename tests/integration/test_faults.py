@@ -151,7 +151,8 @@ def test_broker_stopped_and_restarted_mid_stream(tmp_path):
         records = list(iter_encoded(events))
         first, rest = records[:500], records[500:]
         down = tmp_path / "clickhouse-down"
-        worker = pipeline.start_worker(DG_CLICKHOUSE_FAULT_FILE=str(down))
+        # (A table recovery that reads nothing for 10 s is restarted: see DG_RECOVERY_STALL_S.)
+        worker = pipeline.start_worker(DG_CLICKHOUSE_FAULT_FILE=str(down), DG_RECOVERY_STALL_S="10")
         pipeline.produce(first[:100])
         wait_rows(worker, 100)
         # Hold ClickHouse back so that the broker goes away with events in flight: processed,
@@ -171,7 +172,10 @@ def test_broker_stopped_and_restarted_mid_stream(tmp_path):
         assert counters["dead_letters"] == 0 and counters["processed"] == len(events)
         assert worker.pid is not None and worker._proc.poll() is None  # the same worker, never restarted
         assert_alerts_complete(pipeline, worker)
-        wait_for(lambda: committed(pipeline) == len(events), "every offset committed after the restart")
+        try:
+            wait_for(lambda: committed(pipeline) == len(events), "every offset committed after the restart")
+        except AssertionError as exc:  # say where each partition stands
+            raise AssertionError(f"{exc}: {worker.get('/health')}") from None
     finally:
         pipeline.close()
         broker.stop()
