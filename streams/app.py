@@ -580,7 +580,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             return
         if now - recovery_watch["since"] < settings.recovery_stall_s or recovery_watch["stage"] >= 2:
             return
-        behind = recovery_state()["behind"]
+        behind = recovery_state().get("behind")
         if recovery_watch["stage"] == 0:
             log.warning("table recovery has read nothing for %.0fs (behind: %s): restarting it",
                         now - recovery_watch["since"], behind)
@@ -666,11 +666,16 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     def recovery_state() -> dict:
         """Faust's table recovery: in progress or not, and each changelog partition it still
         reads (the offset it has applied, the end it waits for)."""
-        recovery = app.tables.recovery
-        behind = {f"{tp.topic}:{tp.partition}": [recovery.active_offsets.get(tp), high]
-                  for tp, high in recovery.active_highwaters.items()
-                  if high is not None and recovery.active_offsets.get(tp, -1) < high}
-        return {"in_progress": bool(recovery.in_recovery), "behind": behind}
+        try:
+            recovery = app.tables.recovery
+            behind = {}
+            for tp, high in list(recovery.active_highwaters.items()):
+                offset = recovery.active_offsets.get(tp)
+                if high is not None and (-1 if offset is None else offset) < high:
+                    behind[f"{tp.topic}:{tp.partition}"] = [offset, high]
+            return {"in_progress": bool(recovery.in_recovery), "behind": behind}
+        except Exception as exc:  # noqa: BLE001 - mid-rebalance: say so rather than fail /health
+            return {"error": type(exc).__name__}
 
     def input_partitions() -> dict:
         """Per assigned input partition: where processing is, what the broker has, whether
