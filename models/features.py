@@ -319,7 +319,8 @@ def _style(text: str, lower: str | None = None, words: list[str] | None = None) 
     """``lower``: ``text.lower()`` when the caller has it, the same length as ``text``;
     ``words``: the words ``_WORD`` finds in the whole text, when the caller has them."""
     whole = lower if lower is not None else text  # where a judged answer's section is looked for
-    zone_words = None if words is not None else []  # [] = still to be found
+    # the words of the instruction zones: the caller's when the whole text is instruction zone
+    zone_words = words if words is not None and len(whole) <= 800 else None
     if lower is None:
         if len(text) > 800:
             # Instructions sit at the start or the end of a prompt; the middle is pasted material.
@@ -327,8 +328,6 @@ def _style(text: str, lower: str | None = None, words: list[str] | None = None) 
         lower = text.lower()
     elif len(lower) > 800:
         lower = lower[:500] + "\n" + lower[-300:]
-    if words is not None and len(whole) <= 800:
-        zone_words = words  # the whole text is instruction zone
     families, best, present = 0, 0.0, 0
     for i, (family, weight) in enumerate(zip(_STYLE_FAMILIES, _STYLE_WEIGHTS)):
         if _family_present(family, lower):
@@ -340,10 +339,8 @@ def _style(text: str, lower: str | None = None, words: list[str] | None = None) 
     # too): they set a floor, and do not count as a further family. Under two cue words in
     # the whole text, none of them can be present: no tokenizing of the zones then.
     if zone_words is None:
-        if len(_CUE_WORDS.intersection(words)) < 2:
+        if words is not None and len(_CUE_WORDS.intersection(words)) < 2:
             return style, families
-        zone_words = []
-    if not zone_words:
         zone_words = _WORD.findall(lower)
     hits = _CUE_WORDS.intersection(zone_words)
     if len(hits) < 2:
