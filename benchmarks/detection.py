@@ -81,7 +81,8 @@ def run_stream(name: str, stream: Path, work: Path) -> dict:
                     str(stream / "labels.csv"), str(alerts), "--json", str(score_json), "--quiet"], check=True,
                    stdout=subprocess.DEVNULL)
     score = json.loads(score_json.read_text())
-    return {"clusters": cluster_incidents(alerts, stream / "labels.csv"), "stream": name, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
+    return {"clusters": cluster_incidents(alerts, stream / "labels.csv"),
+            "key_history": key_histories(stream / "events.jsonl.gz", alerts, stream / "labels.csv"), "stream": name, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
             "replay_seconds": round(summary.seconds, 2),
             "events_per_second": round(summary.events / summary.seconds),
             "state_bytes_per_key": round(summary.state_bytes_per_key, 1),
@@ -115,6 +116,65 @@ def cluster_incidents(alerts: Path, labels: Path) -> dict:
     }
 
 
+def _iso_ms(ts: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def key_histories(events: Path, alerts: Path, labels: Path) -> dict:
+    """How well the key alerts' account of the key's own past matches the labels.
+
+    An attack key that sent ``TURNED_AFTER`` or more events before its ``attack_from`` had an
+    ordinary past and then turned: its first key alert should say ``turned``, and its
+    ``events_before_extraction`` should be its events before ``attack_from`` (the error is
+    in events: a label's ``attack_from`` can be an hour before the campaign's first request).
+    Every other attack key extracted from its first events. Read from each key's first
+    alert that carries the history.
+    """
+    import gzip
+
+    from distillguard.models.pipeline import TURNED_AFTER
+
+    attack_from = {row["api_key_id"]: _iso_ms(row["attack_from"]) for row in csv.DictReader(open(labels))
+                   if row["label"] == "attack" and row["attack_from"]}
+    before: collections.Counter = collections.Counter()
+    with gzip.open(events, "rt", encoding="utf-8") as src:
+        for line in src:
+            try:
+                event = json.loads(line)
+                key = event["api_key_id"]
+                if key in attack_from and _iso_ms(event["ts"]) < attack_from[key]:
+                    before[key] += 1
+            except (ValueError, KeyError, TypeError):
+                continue
+    told: dict[str, dict] = {}
+    for line in open(alerts, encoding="utf-8"):
+        alert = json.loads(line)
+        key = alert["entity_id"]
+        if alert["entity_type"] != "key" or key in told or key not in attack_from:
+            continue
+        reasons = {r["signal"]: r["value"] for r in alert["reasons"]}
+        if "key_history" in reasons:
+            told[key] = reasons
+    turned = {k for k in attack_from if before[k] >= TURNED_AFTER}
+    from_start = set(attack_from) - turned
+    errors = sorted(abs(told[k]["events_before_extraction"] - before[k]) for k in turned if k in told)
+
+    def share(keys: set, history: str):
+        keys = [k for k in keys if k in told]
+        return round(sum(told[k]["key_history"] == history for k in keys) / len(keys), 4) if keys else None
+
+    return {
+        "turned_keys": len(turned), "turned_keys_told": sum(k in told for k in turned),
+        "turned_called_turned": share(turned, "turned"),
+        "turned_event_error_median": errors[len(errors) // 2] if errors else None,
+        "turned_event_error_p90": errors[int(0.9 * (len(errors) - 1))] if errors else None,
+        "from_start_keys_told": sum(k in told for k in from_start),
+        "from_start_called_from_first_events": share(from_start, "from_first_events"),
+    }
+
+
 def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -143,6 +203,15 @@ def markdown(results: list[dict]) -> str:
         c = r["clusters"]
         lines.append(f"| {r['stream']} | {c['incidents']} | {c['largest_incident_keys']} | "
                      f"{c['most_campaigns_in_one_incident']} | {_fmt(c['purity'])} | {c['most_incidents_per_campaign']} |")
+    lines += ["", "The key's own past, as its first alert tells it (attack keys with 20+ events before "
+              "attack_from should read `turned`, the rest `from_first_events`):", "",
+              "| stream | turned keys (alerted with history) | called turned | events-before error median / p90 | "
+              "from-start keys (alerted with history) | called from_first_events |", "|---|---|---|---|---|---|"]
+    for r in results:
+        h = r["key_history"]
+        lines.append(f"| {r['stream']} | {h['turned_keys']} ({h['turned_keys_told']}) | {_fmt(h['turned_called_turned'])} | "
+                     f"{h['turned_event_error_median']} / {h['turned_event_error_p90']} | "
+                     f"{h['from_start_keys_told']} | {_fmt(h['from_start_called_from_first_events'])} |")
     for r in results:
         lines += ["", f"## {r['stream']}: per scenario", "", "| scenario | label | keys | alerted | recall (attack) / FPR (benign) |",
                   "|---|---|---|---|---|"]

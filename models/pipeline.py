@@ -77,23 +77,34 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 4
+STATE_VERSION = 5
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
-            "quiet", "yield_ew", "yield_n", "evidence")
+            "quiet", "yield_ew", "yield_n", "evidence",
+            # the key's current run of extraction evidence (see KeyPipeline._learn): the event
+            # time it began, the events the key had sent before it, its extraction-style share then
+            "run_ts", "run_n", "run_share")
 _RING = 8
 _YIELD_TOKENS = 500.0  # output tokens that count as a full harvest for one request
 _BINS = 64
 _STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RING}I{_RING}Q{_RING}I{_BINS}H")
 STATE_BYTES = _STRUCT.size
-# v3 is v4 without the trailing "evidence" scalar: read it (evidence 0) so an upgrade keeps
-# every key's history instead of re-learning the whole population.
-_STRUCT_V3 = struct.Struct(f"<B{len(_SCALARS) - 1}d{_RING}I{_RING}Q{_RING}I{_BINS}H")
+# Older layouts are the current one with fewer trailing scalars (v3: up to "yield_n", v4: up to
+# "evidence"): read them with the missing scalars at 0, so an upgrade keeps every key's history
+# instead of re-learning the whole population.
+_OLD_LAYOUTS = {version: (struct.Struct(f"<B{count}d{_RING}I{_RING}Q{_RING}I{_BINS}H"), count)
+                for version, count in ((3, _SCALARS.index("evidence")), (4, _SCALARS.index("run_ts")))}
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
 _HARVEST_LO, _HARVEST_HI = 100.0, 300.0
 SEVERITIES = ("info", "warning", "critical")
+# A key with this many events before its run of extraction evidence had a past of its own
+# (fraud accounts warm up with a few requests at most; dev-s1's turned keys sent 21-1,218).
+TURNED_AFTER = 20
+# An extraction-style share under this is an ordinary key's (dev-s1: casual users 0-0.07,
+# every benign scenario's median under 0.04; campaigns 0.2 and up once running).
+_ORDINARY_SHARE = 0.15
 _NS = len(_SCALARS)
 
 
@@ -122,9 +133,11 @@ class KeyState:
 def decode_state(data: bytes | None) -> KeyState:
     if data and data[0] == STATE_VERSION and len(data) == STATE_BYTES:
         return KeyState(_STRUCT.unpack(data))
-    if data and data[0] == 3 and len(data) == _STRUCT_V3.size:
-        values = _STRUCT_V3.unpack(data)
-        return KeyState(values[:_NS] + (0.0,) + values[_NS:])
+    old = _OLD_LAYOUTS.get(data[0]) if data else None
+    if old is not None and len(data) == old[0].size:
+        layout, count = old
+        values = layout.unpack(data)
+        return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
     # New key, or an unknown layout (a newer worker's): start afresh rather than misread it.
     return KeyState()
 
@@ -228,7 +241,8 @@ class KeyPipeline:
         # against the key's past first) and hands its state back. Written out, not looped
         # over a binding table: this runs for every event, and the loop cost 7 % of a step.
         d = self._style
-        d.n, d.share = n, st.style_ew
+        share_before = d.share = st.style_ew
+        d.n = n
         d.learn_one(x)
         st.style_ew = d.share
         d = self._follow_up
@@ -254,6 +268,10 @@ class KeyPipeline:
         d = self._evidence
         d.n, d.evidence = n, st.evidence
         d.learn_one(x)
+        if d.evidence > 0.0 and not st.evidence:
+            # A run of evidence begins: its last zero is the CUSUM's estimate of when the key
+            # began extracting (Page 1954). What the key was before it is its own past.
+            st.run_ts, st.run_n, st.run_share = f.ts_ms, n, share_before
         st.evidence = d.evidence
         d = self._timing
         d.n, d.last_ts, d.gap_mean, d.gap_var = n, st.last_ts, st.gap_mean, st.gap_var
@@ -325,7 +343,28 @@ class KeyPipeline:
                     "baseline": self.config.evidence_threshold, "weight": None}
         share = self._share_score(st)
         leads = share < self.config.thresholds[0] and self._evidence_score(st) > share
-        return [evidence] + reasons if leads else reasons + [evidence]
+        reasons = [evidence] + reasons if leads else reasons + [evidence]
+        if st.evidence > 0.0:
+            # Against the key's own past: since when it extracts, and what it was before. Third,
+            # so that notifications that show the first few reasons carry it.
+            reasons.insert(2, {"signal": "key_history", "value": self.key_history(st), "baseline": None,
+                               "weight": None})
+            reasons += [
+                {"signal": "extraction_since", "value": _iso(int(st.run_ts)), "baseline": None, "weight": None},
+                {"signal": "events_before_extraction", "value": int(st.run_n), "baseline": None, "weight": None},
+                {"signal": "extraction_style_share_before", "value": round(float(st.run_share), 3),
+                 "baseline": 0.05, "weight": None},
+            ]
+        return reasons
+
+    def key_history(self, st: KeyState) -> str:
+        """What the key was before its current run of extraction evidence: ``turned`` (an
+        ordinary history of ``TURNED_AFTER`` or more events first: a compromised, sold or
+        repurposed key, or a cover built up), ``recurring`` (a history that already read like
+        extraction) or ``from_first_events`` (an account set up for this)."""
+        if st.run_n < TURNED_AFTER:
+            return "from_first_events"
+        return "turned" if st.run_share < _ORDINARY_SHARE else "recurring"
 
     # -- incidents ---------------------------------------------------------------------------
     def _thresholds(self, event: RequestEvent) -> tuple[float, ...]:

@@ -197,18 +197,22 @@ def test_evidence_decays_so_the_incident_can_close():
     assert decode_state(state).evidence == 0.0
 
 
-def test_a_v3_state_is_read_with_its_history_after_an_upgrade():
-    import struct
-
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_older_state_is_read_with_its_history_after_an_upgrade(version):
     from distillguard.models import pipeline as p
 
     state, _, _ = run(KeyPipeline(), [ev(i) for i in range(120)])
-    v4 = p._STRUCT.unpack(state)
-    v3 = p._STRUCT_V3.pack(3, *v4[1:p._NS], *v4[p._NS + 1:])  # the same key, written by a v3 worker
-    assert len(v3) == p.STATE_BYTES - struct.calcsize("<d")
-    upgraded = p.decode_state(v3)
-    assert upgraded.n == 120 and upgraded.evidence == 0.0 and upgraded.score == p.decode_state(state).score
-    assert KeyPipeline().step(v3, ev(500)).state[0] == p.STATE_VERSION
+    current = p._STRUCT.unpack(state)
+    layout, count = p._OLD_LAYOUTS[version]
+    # the same key, written by an older worker: its layout ends its scalars earlier
+    old = layout.pack(version, *current[1:count + 1], *current[p._NS + 1:])
+    assert len(old) == p.STATE_BYTES - 8 * (p._NS - count)
+    upgraded = p.decode_state(old)
+    assert upgraded.n == 120 and upgraded.score == p.decode_state(state).score
+    assert upgraded.run_ts == upgraded.run_n == 0.0 and upgraded.hist == p.decode_state(state).hist
+    if version == 3:
+        assert upgraded.evidence == 0.0
+    assert KeyPipeline().step(old, ev(500)).state[0] == p.STATE_VERSION
 
 
 def test_a_reasoning_eval_with_mostly_short_answers_does_not_page_on_its_few_long_ones():
@@ -219,3 +223,37 @@ def test_a_reasoning_eval_with_mostly_short_answers_does_not_page_on_its_few_lon
     assert alerts == []
     from distillguard.models.pipeline import decode_state
     assert decode_state(state).yield_ew > 0.15  # what the old mean-yield discount alone would have let through
+
+
+def _reason(alert: dict, signal: str):
+    return next(r["value"] for r in alert["reasons"] if r["signal"] == signal)
+
+
+def test_alerts_say_whether_a_key_turned_or_extracted_from_its_first_events():
+    # 300 ordinary requests (events 0-299, 00:00-04:59), then a sweep from event 300 (05:00)
+    ordinary = [ev(i, prompt=PLAIN[i % len(PLAIN)].format(i=i), **_usage(700)) for i in range(300)]
+    sweep = [ev(i, **_usage(700)) for i in range(300, 700)]
+    _, alerts, _ = run(KeyPipeline(), ordinary + sweep)
+    first = alerts[0]
+    assert _reason(first, "key_history") == "turned"
+    assert [r["signal"] for r in first["reasons"]].index("key_history") == 2  # in the routed top five
+    assert "2026-02-01T05:00" <= _reason(first, "extraction_since") < "2026-02-01T05:05"
+    assert 300 <= _reason(first, "events_before_extraction") < 305
+    assert _reason(first, "extraction_style_share_before") < 0.05
+
+    _, alerts, _ = run(KeyPipeline(), [ev(i, **_usage(700)) for i in range(400)])
+    assert _reason(alerts[0], "key_history") == "from_first_events"
+    assert _reason(alerts[0], "events_before_extraction") == 0
+    assert _reason(alerts[0], "extraction_since") == "2026-02-01T00:00:00.000Z"
+
+
+def test_a_key_whose_past_already_read_like_extraction_is_recurring_not_turned():
+    from distillguard.models.pipeline import KeyState
+
+    pipeline, st = KeyPipeline(), KeyState()
+    st.run_n, st.run_share = 500, 0.4
+    assert pipeline.key_history(st) == "recurring"
+    st.run_share = 0.02
+    assert pipeline.key_history(st) == "turned"
+    st.run_n = 10
+    assert pipeline.key_history(st) == "from_first_events"
