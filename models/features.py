@@ -44,6 +44,9 @@ def _rules(*rules: tuple) -> tuple[tuple[tuple[str, ...], "re.Pattern | None"], 
 
 
 _STEPS = r" (your|the|each|every) (reasoning|thought|steps?)"
+# a call signature as tool catalogues write one: name(arg, arg: type, arg="default")
+_ARG = r"[a-z_][a-z0-9_]*(\s*[:=]\s*[^,()\n]{1,24})?"
+_SIGNATURE = r"[a-z_][a-z0-9_.]{1,30}\(\s*(" + _ARG + r"(\s*,\s*" + _ARG + r"){0,3})?\s*\)"
 _STYLE_FAMILIES = (
     _rules(  # reasoning / chain-of-thought elicitation
         (("step by step", "step-by-step", "step by-step", "step-by step"), None),
@@ -120,6 +123,13 @@ _STYLE_FAMILIES = (
         (("tool call", "tool_call", "function call", "function_call"), None),
         (("thought:", "action:", "action input:", "observation:"),
          r"^\s*(thought|action|action input|observation):|\n\s*(action|action input|observation):"),
+        # a catalogue in any words: "<tools|functions|actions ...>:" then two or more call
+        # signatures in a list ("lookup(term), compute(expression)"; "- search(query): ...").
+        # Pasted code has signatures too, but not listed under such a heading (dev-s1 and
+        # seed 3: no benign prompt matches).
+        (("tool", "function", "action", "api", "command", "operation"),
+         r"\b(tools?|functions?|actions?|apis?|commands?|operations?)\b[^\n.:]{0,40}:\s*(\n\s*)?[-*•]?\s*"
+         + _SIGNATURE + r"([^\n(]{0,80})?(,|;|\n)\s*[-*•]?\s*" + _SIGNATURE),
     ),
 )
 

@@ -121,3 +121,27 @@ def test_reworded_grading_is_extraction_style(wrapper):
 ])
 def test_ordinary_questions_about_answers_are_not_grading(text):
     assert not featurize(_event(text)).families & JUDGING
+
+
+TOOL_USE = 1 << 4  # the tool-use / agent-trace family
+
+
+@pytest.mark.parametrize("catalogue", [
+    "Available actions: lookup(term), compute(expression), translate(text, lang). Respond with the actions, as JSON.",
+    "You can call these functions: search(query), calculator(expr), fetch_url(url). Emit calls, one per line.",
+    "Tools:\n- search(query: str): searches the web\n- calculator(expr=\"1+1\"): evaluates arithmetic",
+    "The following operations are allowed; use them in order:\nread_file(path)\nwrite_file(path, text)",
+])
+def test_a_tool_catalogue_in_any_words_is_extraction_style(catalogue):
+    f = featurize(_event(f"{catalogue}\n\n{QUESTION}"))
+    assert f.families & TOOL_USE and f.style >= 0.7
+
+
+@pytest.mark.parametrize("text", [
+    "I wrote this function: foo(a, b), and it returns None. Why?",          # one signature
+    "Refactor these functions: void initQueue() {\n  queue.len = 0;\n}\nInfo pop() {",  # code, not a list
+    "The contract has these functions\n\ne4b8c38d => buyAlbum(bytes32[])\n8d0eb9f7 => buySong(bytes32[])",
+    "Use max(a, b), min(a, b) and abs(x) to clamp the value.",              # calls, no catalogue heading
+])
+def test_pasted_code_with_calls_is_not_a_tool_catalogue(text):
+    assert not featurize(_event(text)).families & TOOL_USE
