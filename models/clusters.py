@@ -6,8 +6,8 @@ and splitting one systematic prompt set between them. Per key they look like a s
 burst; together they are a sweep.
 
 Only extraction-style events (``features.style >= min_style``) create links, so ordinary
-traffic behind one NAT, a reseller or a templated app does not cluster. Each link value
-keeps a bounded set of recent member keys:
+traffic behind one NAT, a reseller or a templated app does not cluster; with one exception,
+the payment ring (below). Each link value keeps a bounded set of recent member keys:
 
 * strong links (payment fingerprint, account, IP /24 or /48) join keys at once;
 * weak links (opening and closing template frames) join keys only when
@@ -27,6 +27,17 @@ re-sent (an update, not a new page) with every member key as members join, also 
 sweep has ended (a pending update falls due on any record's event time). An account
 that holds ``account_min_keys`` or more extraction-like keys also raises one
 ``entity_type: account`` alert (the unit a provider suspends).
+
+A hydra that words its sweep as plain instructions shows no extraction style, but its
+accounts still pay. Every key that pays with a payment method sends a sample of its events
+(``link_record``), and its payment method alone links it: keys of ``ring_min_accounts`` or
+more accounts on one payment method, first seen within ``ring_enrollment_ms`` of each other,
+each with ``ring_min_key_events`` or more requests answered at harvest length, are a payment
+ring. A ring of ``min_keys`` such keys raises a cluster incident by itself (a warning:
+critical takes extraction), and ring members linked to an extraction cluster are named in
+its incident. One customer's keys share its card (one account); a team's accounts on one
+card that began together and ask for long answers would be a ring too: a warning, for a
+human to look at what its keys ask.
 
 >>> det = ClusterDetector(min_keys=3, min_events=6)
 >>> from distillguard.models.events import parse_event
@@ -87,19 +98,22 @@ class LinkRecord:
     source_partition: int = -1
     source_offset: int = -1
     topic_bucket: int = -1  # the prompt's coarse topic (0..255), -1 unknown: what a member covers
+    key_events: int = -1  # the key's events so far, this one included (-1 unknown): its volume
+
 
     @classmethod
     def from_event(cls, event: RequestEvent, f: EventFeatures, partition: int = -1,
-                   offset: int = -1) -> "LinkRecord":
+                   offset: int = -1, key_events: int = -1) -> "LinkRecord":
         return cls(event.api_key_id, event.account_id, event.ts_ms, round(_harvest_style(f), 4), f.template_hash,
                    _tail_frame(event.prompt), event.payment_fingerprint, _net(event.client_ip), event.asn,
                    _h64(event.user_agent) if event.user_agent else None, f.output_tokens,
-                   event.account_created_ms, partition, offset, f.topic_bucket)
+                   event.account_created_ms, partition, offset, f.topic_bucket, key_events)
 
     def to_bytes(self) -> bytes:
         return json.dumps([self.api_key_id, self.account_id, self.ts_ms, self.style, self.head, self.tail,
                            self.payment_fingerprint, self.net, self.asn, self.ua_hash, self.output_tokens,
-                           self.account_created_ms, self.source_partition, self.source_offset, self.topic_bucket],
+                           self.account_created_ms, self.source_partition, self.source_offset, self.topic_bucket,
+                           self.key_events],
                           separators=(",", ":")).encode()
 
     @classmethod
@@ -145,13 +159,17 @@ def link_record(event: RequestEvent, result, min_score: float = 0.01, *, partiti
     """The link record to forward for a processed event, or None for ordinary traffic.
 
     Forwarded: extraction-style events, and every event of a key that has shown any
-    extraction style (so the cluster sees its members' whole volume). Shared by the
-    workers and replay, so both feed the cluster detector the same records.
+    extraction style (so the cluster sees its members' whole volume); and, of every key
+    that pays with a payment method, a sample of its events (its 1st, 2nd, 4th, 8th, ...
+    and every 64th: a few records per key, for the payment rings of ``ClusterDetector``).
+    Shared by the workers and replay, so both feed the cluster detector the same records.
     """
     if result.duplicate or result.features is None:
         return None
-    if result.features.style > 0 or (result.row is not None and result.row["score"] > min_score):
-        return LinkRecord.from_event(event, result.features, partition, offset)
+    n = getattr(result, "key_events", 0)
+    if result.features.style > 0 or (result.row is not None and result.row["score"] > min_score) or (
+            event.payment_fingerprint and n > 0 and (n & (n - 1) == 0 or n % 64 == 0)):
+        return LinkRecord.from_event(event, result.features, partition, offset, n or -1)
     return None
 
 
@@ -274,6 +292,11 @@ class _KeyStats:
     core_suspicious: int = 0
     source: tuple[int, int] = (-1, -1)  # input partition and offset of its last record learned
     topics: int = 0  # bit b: it sent a prompt of coarse topic b (of 64) - what it covered of the sweep
+    key_events: int = 0  # the key's own count of its events (records are a sample of them)
+    account: str = ""
+    pf_ring: bool = False  # joined by its payment method to a key enrolled with it
+    ring: bool = False  # a member of a payment ring (see ClusterDetector._ring_member)
+    ring_events: int = 0
 
 
 def _net(ip: str | None) -> str | None:
@@ -306,8 +329,18 @@ class ClusterDetector:
                  min_keys: int = 5, min_events: int = 60, min_share: float = 0.6, regrow: float = 1.1,
                  update_interval_ms: int = 600_000, account_min_keys: int = 3, member_evidence: float = 8.0,
                  base_rate: float = 0.05, campaign_rate: float = 0.25,
-                 link_refresh_ms: int = 600_000, enrollment_window_ms: int = 7_200_000) -> None:
+                 link_refresh_ms: int = 600_000, enrollment_window_ms: int = 7_200_000,
+                 ring_min_accounts: int = 3, ring_min_key_events: int = 10,
+                 ring_enrollment_ms: int = 1_800_000) -> None:
         self.min_style = min_style
+        # A payment ring: keys of ring_min_accounts or more accounts paying with one payment
+        # method, each first seen within ring_enrollment_ms of another (dev streams: a
+        # hydra's heads on one card within 1-24 minutes), each with ring_min_key_events or
+        # more requests answered at harvest length. No extraction style needed: hydras that
+        # word their prompts as plain instructions still pay (see _ring_member).
+        self.ring_min_accounts = ring_min_accounts
+        self.ring_min_key_events = ring_min_key_events
+        self.ring_enrollment_ms = ring_enrollment_ms
         # Every link kind but a payment method or an account joins two keys only when they
         # began extracting within this of each other (pairwise; a cluster grows by chains of
         # such pairs, so a hydra enrolled gradually stays one). A hydra's heads are enrolled
@@ -343,9 +376,11 @@ class ClusterDetector:
         # root -> (alert id, members named so far, severity rank, event time of the last update)
         self._alerted: dict[str, tuple[str, int, int, int]] = {}
         self._evidence: dict[str, dict[str, int]] = {}  # root -> link kind -> joins
-        # root -> [core members, their events, their suspicious events, named members]: kept
-        # up to date per event, so scoring a cluster costs O(1), not O(members), per event.
+        # root -> [core members, their events, their suspicious events, named members, payment
+        # ring members, their events]: kept up to date per event, so scoring a cluster costs
+        # O(1), not O(members), per event.
         self._totals: dict[str, list[int]] = {}
+        self._ring_accounts: dict[str, dict[str, int]] = {}  # root -> account -> its ring members
         self._pending: set[str] = set()  # alerted roots with members not yet named
         self._next_update_ms = 0  # event time at which the earliest pending update falls due
         self._accounts: dict[str, set[str]] = {}  # account -> its extraction-like keys
@@ -372,9 +407,14 @@ class ClusterDetector:
         self._parent[rb] = ra
         absorbed_totals = self._totals.pop(rb, None)
         if absorbed_totals:
-            totals = self._totals.setdefault(ra, [0, 0, 0, 0])
+            totals = self._totals.setdefault(ra, [0] * _TOTALS)
             for i, v in enumerate(absorbed_totals):
                 totals[i] += v
+        absorbed_accounts = self._ring_accounts.pop(rb, None)
+        if absorbed_accounts:
+            accounts = self._ring_accounts.setdefault(ra, {})
+            for account, n in absorbed_accounts.items():
+                accounts[account] = accounts.get(account, 0) + n
         ma |= mb
         self._members[ra] = ma
         self._members.pop(rb, None)
@@ -429,6 +469,7 @@ class ClusterDetector:
                 self._parent.pop(key, None)
                 self._members.pop(key, None)
                 self._totals.pop(key, None)
+                self._ring_accounts.pop(key, None)
                 return
         root = self._find(next(iter(self._keys)))
         for key in self._members.pop(root, {root}):
@@ -437,6 +478,7 @@ class ClusterDetector:
         self._alerted.pop(root, None)
         self._evidence.pop(root, None)
         self._totals.pop(root, None)
+        self._ring_accounts.pop(root, None)
         self._pending.discard(root)
 
     @staticmethod
@@ -451,6 +493,13 @@ class ClusterDetector:
         if rec.asn and rec.ua_hash:
             values.append(("asnua", (rec.asn, rec.ua_hash)))
         return values
+
+    def values_to_link(self, rec: LinkRecord) -> list[tuple[str, object]]:
+        """The link values one record offers: every kind for an extraction-style event; for an
+        ordinary one only its payment method (what a payment ring is made of)."""
+        if rec.style >= self.min_style:
+            return self.link_values(rec)
+        return [("pf", rec.payment_fingerprint)] if rec.payment_fingerprint else []
 
     def _link(self, kind_value: tuple[str, object], key: str, ts: int) -> list[str]:
         """Add ``key`` to a link value; returns the keys it now links ``key`` with."""
@@ -562,6 +611,11 @@ class ClusterDetector:
                 stats.in_lockstep = other_stats.in_lockstep = True
                 self._refresh(key, stats)
                 self._refresh(other, other_stats)
+            if kind == "pf" and not (stats.pf_ring and other_stats.pf_ring) and \
+                    abs(stats.first_ts - other_stats.first_ts) <= self.ring_enrollment_ms:
+                stats.pf_ring = other_stats.pf_ring = True
+                self._refresh(key, stats)
+                self._refresh(other, other_stats)
             if self._find(other) != self._find(key):
                 self._union(key, other, kind)
                 merged = True
@@ -571,9 +625,11 @@ class ClusterDetector:
                          link: bool = True) -> dict | None:
         key = rec.api_key_id
         suspicious = rec.style >= self.min_style
-        if not suspicious and key not in self._keys:
-            return None  # ordinary traffic is not tracked at all
+        if not suspicious and key not in self._keys and not rec.payment_fingerprint:
+            return None  # ordinary traffic is not tracked, but for the payment rings
         stats = self._touch_key(key, rec.ts_ms, suspicious, min(1.0, max(0.0, rec.style)))
+        stats.key_events = max(stats.key_events, rec.key_events if rec.key_events > 0 else stats.events)
+        stats.account = rec.account_id
         if rec.source_offset >= 0:
             stats.source = (rec.source_partition, rec.source_offset)
         if stats.account_age_ms is None and rec.account_created_ms is not None:
@@ -585,8 +641,8 @@ class ClusterDetector:
             stats.topics |= 1 << (rec.topic_bucket >> 2)
         self._refresh(key, stats)
         merged = False
-        if suspicious and link:
-            for value in self.link_values(rec):
+        if link:
+            for value in self.values_to_link(rec):
                 if self._refresh_links.due(key, value, rec.ts_ms):
                     merged |= self._join(key, stats, value[0], self._link(value, key, rec.ts_ms))
         root = self._find(key)
@@ -599,14 +655,24 @@ class ClusterDetector:
 
     def _refresh(self, key: str, stats: _KeyStats) -> None:
         """Re-judge one key after its stats changed and move its share of its cluster's totals."""
-        core, named = self._qualifies(stats), self._named(stats)
+        core, named, ring = self._qualifies(stats), self._named(stats), self._ring_member(stats)
         events, suspicious = (stats.events, stats.suspicious) if core else (0, 0)
-        totals = self._totals.setdefault(self._find(key), [0, 0, 0, 0])
+        ring_events = stats.key_events if ring else 0
+        root = self._find(key)
+        totals = self._totals.setdefault(root, [0] * _TOTALS)
         totals[0] += core - stats.core
         totals[1] += events - stats.core_events
         totals[2] += suspicious - stats.core_suspicious
         totals[3] += named - stats.named
+        totals[4] += ring - stats.ring
+        totals[5] += ring_events - stats.ring_events
+        if ring != stats.ring:
+            accounts = self._ring_accounts.setdefault(root, {})
+            accounts[stats.account] = accounts.get(stats.account, 0) + (1 if ring else -1)
+            if accounts[stats.account] <= 0:
+                del accounts[stats.account]
         stats.core, stats.named, stats.core_events, stats.core_suspicious = core, named, events, suspicious
+        stats.ring, stats.ring_events = ring, ring_events
 
     @staticmethod
     def _may_be_member(stats: _KeyStats) -> bool:
@@ -624,18 +690,31 @@ class ClusterDetector:
         """A member of the core: mostly extraction."""
         return cls._may_be_member(stats) and 2 * stats.suspicious >= stats.events
 
-    def _named(self, stats: _KeyStats) -> bool:
-        """Named in its cluster's alert: a member of the core, or a camouflaged member with a few
-        harvested extraction events that either sent the sweep's own prompt frames in lockstep
-        with other keys, or whose extraction rate is a campaign's although under half its traffic."""
+    def _style_named(self, stats: _KeyStats) -> bool:
+        """A member of the core, or a camouflaged member with a few harvested extraction events
+        that either sent the sweep's own prompt frames in lockstep with other keys, or whose
+        extraction rate is a campaign's although under half its traffic."""
         return self._may_be_member(stats) and (2 * stats.suspicious >= stats.events or stats.in_lockstep
                                                or stats.rate_evidence >= self.member_evidence)
+
+    def _ring_member(self, stats: _KeyStats) -> bool:
+        """A payment-ring member: joined by its payment method to a key first seen with it,
+        with ``ring_min_key_events`` or more requests whose answers average harvest length
+        (150+ output tokens, three answers known at least). Whether the ring spans enough
+        accounts is the cluster's test (``_score``): one customer's keys share a card."""
+        return (stats.pf_ring and stats.key_events >= self.ring_min_key_events and stats.reported >= 3
+                and stats.output_tokens >= MIN_HARVEST_TOKENS * stats.reported)
+
+    def _named(self, stats: _KeyStats) -> bool:
+        """Named in its cluster's alert: by its extraction (``_style_named``) or as a member of a
+        payment ring."""
+        return self._style_named(stats) or self._ring_member(stats)
 
     def _score(self, root: str, ts_ms: int) -> dict | None:
         linked = self._members.get(root, {root})
         if len(linked) < self.min_keys:
             return None
-        n_core, events, suspicious, n_named = self._totals.get(root, (0, 0, 0, 0))
+        n_core, events, suspicious, n_named, n_ring, ring_events = self._totals.get(root, _NO_TOTALS)
         previous = self._alerted.get(root)
         if not events and previous is not None:
             # An open incident whose core has left (its heads turned to ordinary traffic):
@@ -645,9 +724,15 @@ class ClusterDetector:
         share = suspicious / events if events else 0.0
         # The gates open an incident; an open one keeps naming members that join it even when
         # its core's share sinks (camouflaged members joining late), until it is evicted.
-        if previous is None and (n_core < self.min_keys or suspicious < self.min_events or share < self.min_share):
+        extracting = n_core >= self.min_keys and suspicious >= self.min_events and share >= self.min_share
+        ring_accounts = len(self._ring_accounts.get(root, ()))
+        paying_together = (n_ring >= self.min_keys and ring_events >= self.min_events
+                           and ring_accounts >= self.ring_min_accounts)
+        if previous is None and not (extracting or paying_together):
             return None
-        rank = 3 if n_named >= 4 * self.min_keys else 2
+        # Critical takes extraction: a payment ring alone (no extraction-style prompts) is a
+        # warning, for a human to look at what its keys ask.
+        rank = 3 if n_named >= 4 * self.min_keys and (extracting or previous is not None and previous[2] == 3) else 2
         if previous is not None:
             alert_id, size, old_rank, updated = previous
             # Re-send (an update of the same incident, never a new page) to name new members:
@@ -666,10 +751,12 @@ class ClusterDetector:
         # with it but do not dilute the share that decided it. Listed only when alerting.
         keys = self._keys
         core = {k for k in linked if k in keys and keys[k].core}
-        camouflaged = {k for k in linked if k in keys and keys[k].named and not keys[k].core}
-        members = core | camouflaged
-        stats = [self._keys[k] for k in core] + [self._keys[k] for k in camouflaged]
-        events += sum(self._keys[k].events for k in camouflaged)
+        named = {k for k in linked if k in keys and keys[k].named and not keys[k].core}
+        camouflaged = {k for k in named if self._style_named(keys[k])}
+        paying = named - camouflaged  # named as payment-ring members only
+        members = core | named
+        stats = [self._keys[k] for k in core] + [self._keys[k] for k in named]
+        events += sum(self._keys[k].events for k in named)
         if previous is None:
             alert_id = f"cluster:{min(members)}"
         self._alerted[root] = (alert_id, len(members), max(rank, previous[2] if previous else 0), ts_ms)
@@ -686,7 +773,11 @@ class ClusterDetector:
         # coverage one member's is not (a split sweep scores near full; keys that each
         # sweep everything, linked by a shared frame, lose up to a quarter).
         split = 1.0 - one_member / joint if joint else 1.0
-        score = round(min(1.0, share * (1.0 - 1.0 / max(1, n_named)) * (0.75 + 0.25 * split)), 4)
+        score = share * (1.0 - 1.0 / max(1, n_named)) * (0.75 + 0.25 * split)
+        if paying_together:
+            # at the warning level (0.65) with three accounts, a little more for each further one
+            score = max(score, min(0.79, 0.62 + 0.01 * ring_accounts))
+        score = round(min(1.0, score), 4)
         return {
             "schema": "distill.alert.v1",
             "alert_id": alert_id,
@@ -702,6 +793,9 @@ class ClusterDetector:
                  "weight": 1.0},
                 {"signal": "joint_extraction_events", "value": suspicious, "baseline": None, "weight": 0.5},
                 {"signal": "camouflaged_members", "value": len(camouflaged), "baseline": 0, "weight": None},
+                {"signal": "payment_ring_members", "value": len(paying), "baseline": 0, "weight": None},
+                {"signal": "accounts_sharing_a_payment_method", "value": ring_accounts, "baseline": 1,
+                 "weight": None},
                 {"signal": "median_key_active_minutes", "value": round(sorted(spans)[len(spans) // 2] / 60000, 1),
                  "baseline": None, "weight": None},
                 {"signal": "joint_topic_coverage", "value": round(joint / 64, 3),
@@ -719,6 +813,8 @@ class ClusterDetector:
 
 
 _CONTENT_KINDS = frozenset({"head", "tail"})
+_TOTALS = 6  # the per-root running totals (ClusterDetector._totals)
+_NO_TOTALS = (0,) * _TOTALS
 _EVIDENCE_NAMES = {"pf": "shared payment fingerprint", "acct": "same account", "net": "shared IP prefix",
                    "head": "same opening frame in lockstep", "tail": "same closing frame in lockstep",
                    "asnua": "same ASN and user agent in lockstep"}

@@ -37,6 +37,7 @@ class StepResult:
     alert: dict | None
     duplicate: bool = False
     features: "EventFeatures | None" = None  # for the cross-key (cluster) detector
+    key_events: int = 0  # the key's events with this one (0: a duplicate)
 
 
 # The feature row written to ClickHouse for every processed event (sinks.clickhouse owns the
@@ -231,7 +232,7 @@ class KeyPipeline:
             "template_repetition": st.template_ew, "topic_novelty": st.novelty_ew,
             "extraction_evidence": st.evidence,
         }
-        return StepResult(encode_state(st), row, alert, features=f)
+        return StepResult(encode_state(st), row, alert, features=f, key_events=int(st.n))
 
     # -- learning --------------------------------------------------------------------------
     def _learn(self, st: KeyState, f: EventFeatures) -> float:

@@ -230,8 +230,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             link_batch.append(rec.to_bytes())
             if len(link_batch) >= LINK_BATCH_MAX:
                 await send_link_batch()
-            if settings.link_values_partitioned and rec.style >= linking.min_style:
-                for kind, link_value in ClusterDetector.link_values(rec):
+            if settings.link_values_partitioned:
+                for kind, link_value in linking.values_to_link(rec):
                     if refresh_links.due(rec.api_key_id, (kind, link_value), rec.ts_ms):
                         await link_values.send(key=link_value_key(kind, link_value),
                                                value=json.dumps([kind, rec.api_key_id, rec.ts_ms]).encode())

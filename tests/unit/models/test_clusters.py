@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from distillguard.models.clusters import ClusterDetector, LinkRecord
 
 COT = 1.0
@@ -65,7 +67,9 @@ def test_ordinary_traffic_behind_one_nat_does_not_cluster():
     det = ClusterDetector()
     records = [rec(f"u{k}", i, style=0.0, net="10.0.0.0/24", pf="pf-corp") for i in range(20) for k in range(30)]
     assert feed(det, records) == []
-    assert len(det._keys) == 0  # not even tracked
+    # tracked for the payment rings only (one card, 30 accounts), and no ring: no answer
+    # was reported, so none is known to harvest anything
+    assert not any(stats.ring for stats in det._keys.values())
 
 
 def test_one_stray_styled_event_does_not_make_a_member():
@@ -240,7 +244,9 @@ def test_camouflaged_members_are_named_but_do_not_make_the_cluster():
     # camouflaged keys alone are not a cluster, and a population rate of style is not camouflage
     assert feed(ClusterDetector(), camo) == []
     det = ClusterDetector()
-    sometimes = [_camouflaged(f"u{k}", i, 20) for k in range(4) for i in range(60)]
+    # (each first seen 45 minutes after the previous one: not enrolled with the core's heads or
+    # with each other, so not a payment ring; what a ring adds is test_a_payment_ring_* below)
+    sometimes = [_camouflaged(f"u{k}", 45 * (k + 1) + i, 20) for k in range(4) for i in range(60)]
     alerts = feed(det, core + sometimes)
     assert alerts and not {f"u{k}" for k in range(4)} & set().union(*(a["api_key_ids"] for a in alerts))
 
@@ -258,7 +264,9 @@ def test_a_camouflaged_key_sending_the_sweeps_frames_in_lockstep_is_named():
     in_lockstep = feed(ClusterDetector(), core() + sparse(head=4242))
     assert "sparse" in in_lockstep[-1]["api_key_ids"]
     by_payment = [dataclasses.replace(r, payment_fingerprint="pf-x") for r in core()]
-    alerts = feed(ClusterDetector(), by_payment + sparse(pf="pf-x"))
+    # (first seen 45 minutes after the core: not enrolled with it, so not a payment-ring member)
+    late = [dataclasses.replace(r, ts_ms=r.ts_ms + 45 * 60_000) for r in sparse(pf="pf-x")]
+    alerts = feed(ClusterDetector(), by_payment + late)
     assert alerts and "sparse" not in set().union(*(a["api_key_ids"] for a in alerts))
 
 
@@ -281,9 +289,14 @@ def test_running_cluster_totals_match_a_recount_through_merges_and_evictions():
         for root in {det._find(k) for k in det._keys}:
             members = [det._keys[k] for k in det._members.get(root, {root}) if k in det._keys]
             core = [s for s in members if det._qualifies(s)]
+            ring = [s for s in members if det._ring_member(s)]
             expected = [len(core), sum(s.events for s in core), sum(s.suspicious for s in core),
-                        sum(det._named(s) for s in members)]
-            assert list(det._totals.get(root, [0, 0, 0, 0])) == expected, (i, root)
+                        sum(det._named(s) for s in members), len(ring), sum(s.key_events for s in ring)]
+            assert list(det._totals.get(root, [0] * 6)) == expected, (i, root)
+            accounts = {}
+            for s in ring:
+                accounts[s.account] = accounts.get(s.account, 0) + 1
+            assert det._ring_accounts.get(root, {}) == accounts, (i, root)
     # the run exercised what it checks: merges of clusters with members of every kind
     assert merges > 20 and camouflaged > 0
 
@@ -378,8 +391,9 @@ def test_records_sent_again_for_re_applied_events_are_learned_once():
 def test_link_records_round_trip_with_their_source():
     r = dataclasses.replace(rec("k", 1, pf="p"), source_partition=3, source_offset=41, topic_bucket=200)
     assert LinkRecord.from_bytes(r.to_bytes()) == r
-    old = r.to_bytes()[:-len(b",3,41,200]")] + b"]"  # a record sent before the source fields existed
+    old = r.to_bytes()[:-len(b",3,41,200,-1]")] + b"]"  # a record sent before the source fields existed
     assert LinkRecord.from_bytes(old).source_offset == -1 and LinkRecord.from_bytes(old).topic_bucket == -1
+    assert LinkRecord.from_bytes(old).key_events == -1
 
 
 def test_cluster_alert_shows_a_split_sweep_and_how_close_its_heads_were_enrolled():
@@ -412,3 +426,51 @@ def test_an_open_incident_whose_core_left_still_scores_what_its_members_send():
     alerts = feed(det, core + quiet + camo + [rec("later", 200)])
     assert {"c0", "c1", "c2"} <= set(alerts[-1]["api_key_ids"])
     assert 0.0 < alerts[-1]["score"] < 0.5
+
+
+
+def _ring(keys: int, accounts: int, *, tokens: int = 600, spread_minutes: float = 1.0, events: int = 30,
+          pf: str | None = "pf-ring") -> list[LinkRecord]:
+    """Plain prompts (no extraction style) from ``keys`` keys of ``accounts`` accounts, all paying
+    with ``pf``, every answer ``tokens`` long; key k is first seen ``k * spread_minutes`` after
+    the first, then sends one request every 30 s."""
+    import dataclasses
+
+    records = [dataclasses.replace(rec(f"r{k}", i, style=0.0, pf=pf, account=f"acct-{k % accounts}",
+                                       output_tokens=tokens, minutes=0.5),
+                                   ts_ms=T0 + int(k * spread_minutes * 60_000) + i * 30_000, key_events=i + 1)
+               for i in range(events) for k in range(keys)]
+    return sorted(records, key=lambda r: r.ts_ms)
+
+
+def test_a_payment_ring_of_plain_prompts_raises_one_warning_cluster():
+    # a hydra that words its sweep as plain instructions: no extraction style at all
+    alerts = feed(ClusterDetector(), _ring(keys=12, accounts=6))
+    assert alerts and {a["alert_id"] for a in alerts} == {alerts[0]["alert_id"]}
+    last = alerts[-1]
+    assert set(last["api_key_ids"]) == {f"r{k}" for k in range(12)}
+    assert {a["severity"] for a in alerts} == {"warning"}  # critical takes extraction
+    reasons = {r["signal"]: r["value"] for r in last["reasons"]}
+    assert reasons["accounts_sharing_a_payment_method"] == 6 and reasons["payment_ring_members"] == 12
+    assert reasons["joint_extraction_style_share"] == 0.0 and "shared payment fingerprint" in reasons["linked_by"]
+
+
+@pytest.mark.parametrize("case", [
+    dict(accounts=1),              # one customer's keys share its card
+    dict(accounts=2),              # under ring_min_accounts
+    dict(tokens=40),               # short answers: a classifier, an eval: nothing harvested
+    dict(spread_minutes=45.0),     # keys that began apart, not enrolled together
+    dict(events=8),                # a few requests per key
+    dict(pf=None),                 # nothing shared
+])
+def test_what_is_not_a_payment_ring(case):
+    assert feed(ClusterDetector(), _ring(**{"keys": 12, "accounts": 6, **case})) == []
+
+
+def test_a_payment_ring_names_its_plain_members_in_the_extraction_cluster():
+    # The hydra's styled heads and its plain heads pay with one card: one incident names both.
+    det = ClusterDetector()
+    styled = [rec(f"k{k}", i, pf="pf-ring", output_tokens=600, minutes=0.5) for i in range(10) for k in range(8)]
+    alerts = feed(det, sorted(styled + _ring(keys=12, accounts=6), key=lambda r: r.ts_ms))
+    assert len({a["alert_id"] for a in alerts}) == 1
+    assert {f"r{k}" for k in range(12)} | {f"k{k}" for k in range(8)} <= set(alerts[-1]["api_key_ids"])
