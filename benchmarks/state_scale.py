@@ -9,7 +9,8 @@ states are reused under new key names, since a state's size does not depend on i
 content), held the way a worker holds them (a dict of key bytes -> state bytes, which is
 what the Faust table's in-memory store and its changelog carry), and measured with
 ``tracemalloc``. The cluster detector is fed one extraction-style link record per key and
-measured the same way: it is bounded (``max_keys``), so its total stops growing.
+measured the same way (each key with a payment method of its own, as paying customers
+have): it is bounded (``max_keys``, ``max_links``), so its total stops growing.
 
 Writes ``benchmarks/results/state_scale.json``.
 """
@@ -64,7 +65,7 @@ def measure(n_keys: int, stepped: int) -> dict:
     base = tracemalloc.get_traced_memory()[0]
     for k in range(n_keys):
         detector.observe_link(LinkRecord(f"key_{k:07d}", f"acct_{k:07d}", T0 + k, 1.0, k * 7919, k * 104729,
-                                         None, f"10.{k % 250}.{(k // 250) % 250}.0/24", 64500, 1))
+                                         f"pf_{k:07d}", f"10.{k % 250}.{(k // 250) % 250}.0/24", 64500, 1))
     cluster_bytes = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     result = {"keys": n_keys, "stepped_keys": len(distinct), "state_bytes_serialized": STATE_BYTES,

@@ -57,6 +57,7 @@ import itertools
 import json
 import math
 from collections import OrderedDict
+import dataclasses
 from dataclasses import dataclass, field
 
 from .events import RequestEvent
@@ -118,7 +119,17 @@ class LinkRecord:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "LinkRecord":
-        return cls(*json.loads(data))
+        return cls.from_fields(json.loads(data))
+
+    @classmethod
+    def from_fields(cls, fields: list) -> "LinkRecord":
+        """From its JSON fields: an older worker's record lacks the trailing ones (their
+        defaults apply), a newer one's may carry more (ignored, so that a rolling upgrade's
+        old cluster agent still reads what new workers send)."""
+        return cls(*fields[:_LINK_FIELDS])
+
+
+_LINK_FIELDS = len(dataclasses.fields(LinkRecord))
 
 
 def link_batch_bytes(records: list[bytes]) -> bytes:
@@ -137,7 +148,7 @@ def link_records_in(message: bytes) -> list[LinkRecord]:
     True
     """
     if message[:2] == b"[[":
-        return [LinkRecord(*fields) for fields in json.loads(message)]
+        return [LinkRecord.from_fields(fields) for fields in json.loads(message)]
     return [LinkRecord.from_bytes(message)]
 
 

@@ -394,6 +394,8 @@ def test_link_records_round_trip_with_their_source():
     old = r.to_bytes()[:-len(b",3,41,200,-1]")] + b"]"  # a record sent before the source fields existed
     assert LinkRecord.from_bytes(old).source_offset == -1 and LinkRecord.from_bytes(old).topic_bucket == -1
     assert LinkRecord.from_bytes(old).key_events == -1
+    newer = r.to_bytes()[:-1] + b',"a field of a later version"]'  # read by an older agent: ignored
+    assert LinkRecord.from_bytes(newer) == r
 
 
 def test_cluster_alert_shows_a_split_sweep_and_how_close_its_heads_were_enrolled():
