@@ -303,7 +303,13 @@ class _KeyStats:
     core_suspicious: int = 0
     source: tuple[int, int] = (-1, -1)  # input partition and offset of its last record learned
     topics: int = 0  # bit b: it sent a prompt of coarse topic b (of 64) - what it covered of the sweep
+    # The payment rings' view of the key, from every record (sampled or not): the above
+    # counts only from its first extraction event on (``extracting``).
+    extracting: bool = False
+    seen_ts: int = 0  # its first record
     key_events: int = 0  # the key's own count of its events (records are a sample of them)
+    ring_tokens: int = 0
+    ring_reported: int = 0
     account: str = ""
     pf_ring: bool = False  # joined by its payment method to a key enrolled with it
     ring: bool = False  # a member of a payment ring (see ClusterDetector._ring_member)
@@ -457,16 +463,21 @@ class ClusterDetector:
     def _touch_key(self, key: str, ts: int, suspicious: bool, style: float = 0.0) -> _KeyStats:
         stats = self._keys.get(key)
         if stats is None:
-            stats = self._keys[key] = _KeyStats(first_ts=ts)
+            stats = self._keys[key] = _KeyStats(first_ts=ts, seen_ts=ts)
             if len(self._keys) > self.max_keys:
                 self._evict_key()
         else:
             self._keys.move_to_end(key)
-        stats.events += 1
-        stats.suspicious += int(suspicious)
         stats.last_ts = ts
-        llr = style * self._llr_up + (1.0 - style) * self._llr_down
-        stats.rate_evidence = max(0.0, min(4.0 * self.member_evidence, stats.rate_evidence + llr))
+        if suspicious and not stats.extracting:
+            stats.extracting, stats.first_ts = True, ts
+        if stats.extracting:
+            # Its behaviour as an extraction member counts from its first extraction event on
+            # (the records sampled before it, for the payment rings, do not dilute its share).
+            stats.events += 1
+            stats.suspicious += int(suspicious)
+            llr = style * self._llr_up + (1.0 - style) * self._llr_down
+            stats.rate_evidence = max(0.0, min(4.0 * self.member_evidence, stats.rate_evidence + llr))
         return stats
 
     def _evict_key(self) -> None:
@@ -623,7 +634,7 @@ class ClusterDetector:
                 self._refresh(key, stats)
                 self._refresh(other, other_stats)
             if kind == "pf" and not (stats.pf_ring and other_stats.pf_ring) and \
-                    abs(stats.first_ts - other_stats.first_ts) <= self.ring_enrollment_ms:
+                    abs(stats.seen_ts - other_stats.seen_ts) <= self.ring_enrollment_ms:
                 stats.pf_ring = other_stats.pf_ring = True
                 self._refresh(key, stats)
                 self._refresh(other, other_stats)
@@ -639,17 +650,21 @@ class ClusterDetector:
         if not suspicious and key not in self._keys and not rec.payment_fingerprint:
             return None  # ordinary traffic is not tracked, but for the payment rings
         stats = self._touch_key(key, rec.ts_ms, suspicious, min(1.0, max(0.0, rec.style)))
-        stats.key_events = max(stats.key_events, rec.key_events if rec.key_events > 0 else stats.events)
+        stats.key_events = max(stats.key_events, rec.key_events if rec.key_events > 0 else stats.key_events + 1)
         stats.account = rec.account_id
         if rec.source_offset >= 0:
             stats.source = (rec.source_partition, rec.source_offset)
-        if stats.account_age_ms is None and rec.account_created_ms is not None:
-            stats.account_age_ms = max(0, rec.ts_ms - rec.account_created_ms)
         if rec.output_tokens >= 0:
-            stats.output_tokens += rec.output_tokens
-            stats.reported += 1
-        if 0 <= rec.topic_bucket < 256:
-            stats.topics |= 1 << (rec.topic_bucket >> 2)
+            stats.ring_tokens += rec.output_tokens
+            stats.ring_reported += 1
+        if stats.extracting:
+            if stats.account_age_ms is None and rec.account_created_ms is not None:
+                stats.account_age_ms = max(0, rec.ts_ms - rec.account_created_ms)
+            if rec.output_tokens >= 0:
+                stats.output_tokens += rec.output_tokens
+                stats.reported += 1
+            if 0 <= rec.topic_bucket < 256:
+                stats.topics |= 1 << (rec.topic_bucket >> 2)
         self._refresh(key, stats)
         merged = False
         if link:
@@ -713,8 +728,8 @@ class ClusterDetector:
         with ``ring_min_key_events`` or more requests whose answers average harvest length
         (150+ output tokens, three answers known at least). Whether the ring spans enough
         accounts is the cluster's test (``_score``): one customer's keys share a card."""
-        return (stats.pf_ring and stats.key_events >= self.ring_min_key_events and stats.reported >= 3
-                and stats.output_tokens >= MIN_HARVEST_TOKENS * stats.reported)
+        return (stats.pf_ring and stats.key_events >= self.ring_min_key_events and stats.ring_reported >= 3
+                and stats.ring_tokens >= MIN_HARVEST_TOKENS * stats.ring_reported)
 
     def _named(self, stats: _KeyStats) -> bool:
         """Named in its cluster's alert: by its extraction (``_style_named``) or as a member of a
