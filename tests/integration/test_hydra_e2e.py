@@ -56,3 +56,32 @@ def test_hydra_clusters_alert_once_naming_members(pipeline, partitioned):
     if partitioned == "true":  # the first hydra's values expired (from a timer, outside any stream)
         wait_for(lambda: metric(worker, "distillguard_link_values_expired_total") > 0, "link values expired")
         assert worker.get("/health")["status"] == "ok"
+
+
+@pytest.mark.parametrize("partitioned", ["true", "false"], ids=["link-values stage", "links in the cluster agent"])
+def test_a_payment_ring_of_plain_prompts_alerts_once_as_a_warning(pipeline, partitioned):
+    # A hydra on one card whose prompts read as ordinary instructions: no extraction style.
+    ring = hydra_events(seed=41, keys=20, per_key=12, shared_payment=True)
+    for i, event in enumerate(ring):
+        event["prompt"] = f"Write a short essay about the history of city number {i}."
+        event["usage"]["output_tokens"] = 600
+    background = demo_events(seed=43, users=40, campaign_events=0)
+    events = sorted(ring + background, key=lambda e: e["ts"])
+    worker = pipeline.start_worker(DG_LINK_VALUES_PARTITIONED=partitioned)
+    pipeline.produce(list(iter_encoded(events)))
+    pipeline.wait_processed(worker, len(events))
+
+    keys = {e["api_key_id"] for e in ring}
+
+    def named() -> set:
+        return set().union(*(a["api_key_ids"] for a in pipeline.alerts() if a["entity_type"] == "cluster"))
+
+    # (the cluster agent reads the link records a flush tick after their events)
+    wait_for(lambda: len(named() & keys) >= 0.9 * len(keys), "the ring's keys named in a cluster alert")
+    clusters = [a for a in pipeline.alerts() if a["entity_type"] == "cluster"]
+    assert len({a["alert_id"] for a in clusters}) == 1
+    assert {a["severity"] for a in clusters} == {"warning"}
+    assert named() <= keys  # no background user pulled in
+    reasons = {r["signal"]: r["value"] for r in clusters[-1]["reasons"]}
+    assert reasons["accounts_sharing_a_payment_method"] >= 18 and reasons["joint_extraction_style_share"] == 0.0
+    assert not [a for a in pipeline.alerts() if a["entity_type"] == "key"]  # no key looks like extraction
