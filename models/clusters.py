@@ -347,13 +347,14 @@ class ClusterDetector:
                  update_interval_ms: int = 600_000, account_min_keys: int = 3, member_evidence: float = 8.0,
                  base_rate: float = 0.05, campaign_rate: float = 0.25,
                  link_refresh_ms: int = 600_000, enrollment_window_ms: int = 7_200_000,
-                 ring_min_accounts: int = 3, ring_min_key_events: int = 10,
+                 ring_min_accounts: int = 3, ring_min_key_events: int = 8,
                  ring_enrollment_ms: int = 1_800_000) -> None:
         self.min_style = min_style
         # A payment ring: keys of ring_min_accounts or more accounts paying with one payment
         # method, each first seen within ring_enrollment_ms of another (dev streams: a
         # hydra's heads on one card within 1-24 minutes), each with ring_min_key_events or
-        # more requests answered at harvest length. No extraction style needed: hydras that
+        # more requests answered at harvest length (a point of link_record's sample, 1, 2, 4,
+        # 8, ...: what the detector knows of a key's count). No extraction style needed: hydras that
         # word their prompts as plain instructions still pay (see _ring_member).
         self.ring_min_accounts = ring_min_accounts
         self.ring_min_key_events = ring_min_key_events

@@ -462,7 +462,7 @@ def test_a_payment_ring_of_plain_prompts_raises_one_warning_cluster():
     dict(accounts=2),              # under ring_min_accounts
     dict(tokens=40),               # short answers: a classifier, an eval: nothing harvested
     dict(spread_minutes=45.0),     # keys that began apart, not enrolled together
-    dict(events=8),                # a few requests per key
+    dict(events=5),                # a few requests per key
     dict(pf=None),                 # nothing shared
 ])
 def test_what_is_not_a_payment_ring(case):
