@@ -28,6 +28,7 @@ from distillguard.sinks.errors import SinkBackpressure
 
 from .feedback_follower import FeedbackFollower
 from .holes import HoleGuard, read_partition
+from .recovery import RESTART, STALLED, RecoveryWatch
 from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .settings import WorkerSettings
@@ -562,36 +563,22 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
 
     progress: dict[int, tuple[int, float]] = {}  # input partition -> (next offset, since when)
     stalled: set[int] = set()
-    # Faust's table recovery: the changelog offsets it has applied, since when unchanged, and
-    # how far the watch has gone (0 watching, 1 restarted once, 2 reported stalled).
-    recovery_watch: dict = {"offsets": None, "since": 0.0, "stage": 0}
+    recovery_watch = RecoveryWatch(settings.recovery_stall_s)
 
     def watch_recovery(now: float) -> None:
         """Restart a table recovery that reads nothing for DG_RECOVERY_STALL_S; report it if
         that does not help (/health answers 503: the orchestrator restarts the worker)."""
         recovery = app.tables.recovery
-        if not recovery.in_recovery:
-            recovery_watch.update(offsets=None, stage=0)
-            metrics.recovery_stalled.set(0)
-            return
-        offsets = dict(recovery.active_offsets)
-        if offsets != recovery_watch["offsets"]:
-            recovery_watch.update(offsets=offsets, since=now)
-            return
-        if now - recovery_watch["since"] < settings.recovery_stall_s or recovery_watch["stage"] >= 2:
-            return
-        behind = recovery_state().get("behind")
-        if recovery_watch["stage"] == 0:
+        action = recovery_watch.observe(bool(recovery.in_recovery), dict(recovery.active_offsets), now)
+        if action == RESTART:
             log.warning("table recovery has read nothing for %.0fs (behind: %s): restarting it",
-                        now - recovery_watch["since"], behind)
+                        settings.recovery_stall_s, recovery_state().get("behind"))
             metrics.recovery_restarts.inc()
             recovery.signal_recovery_start.set()
-            recovery_watch.update(stage=1, since=now)
-        else:
+        elif action == STALLED:
             log.error("table recovery still reads nothing after a restart (behind: %s): reporting unhealthy",
-                      behind)
-            metrics.recovery_stalled.set(1)
-            recovery_watch["stage"] = 2
+                      recovery_state().get("behind"))
+        metrics.recovery_stalled.set(int(recovery_watch.stalled))
 
     @app.timer(settings.commit_interval_s)
     async def commit_on_own_clock() -> None:
@@ -657,7 +644,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         if crashed:
             return web.json({"status": "agent crashed", "crashed": crashed,
                              "counters": vars_of(processor.counters)}, status=503)
-        if recovery_watch["stage"] >= 2:
+        if recovery_watch.stalled:
             return web.json({"status": "table recovery stalled", "recovery": recovery_state(),
                              "counters": vars_of(processor.counters)}, status=503)
         return web.json({"status": "ok", "counters": vars_of(processor.counters),

@@ -10,7 +10,7 @@ import pytest
 import distillguard.models as models
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(models.__path__, prefix="distillguard.models.")) + [
-    "distillguard.streams.holes"]
+    "distillguard.streams.holes", "distillguard.streams.recovery"]
 
 
 def test_modules_found():
