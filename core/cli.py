@@ -16,6 +16,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from distillguard.streams.topics import ensure_topics
 
     settings = WorkerSettings()
+    try:
+        settings.detector_config()  # a bad overrides file stops the worker here, with the reason
+    except ValueError as exc:
+        print(f"distillguard worker: {exc}", file=sys.stderr)
+        return 2
     ensure_topics(settings)
     app = create_app(settings)
     faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
@@ -105,8 +110,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     from distillguard.streams.settings import WorkerSettings
 
-    summary = run_replay(args.events, args.alerts, dlq_path=args.dlq, progress=not args.quiet,
-                         allowed_lateness_ms=int(WorkerSettings().allowed_lateness_s * 1000))
+    settings = WorkerSettings()
+    try:  # the workers' overrides (DG_DETECTOR_OVERRIDES_FILE), or --overrides: a backtest of them
+        config = settings.detector_config(args.overrides)
+    except ValueError as exc:
+        print(f"distillguard replay: {exc}", file=sys.stderr)
+        return 2
+    summary = run_replay(args.events, args.alerts, dlq_path=args.dlq, progress=not args.quiet, config=config,
+                         allowed_lateness_ms=int(settings.allowed_lateness_s * 1000))
     print(summary.describe() if hasattr(summary, "describe") else summary, file=sys.stderr)
     return 0
 
@@ -227,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("events", type=Path)
     replay.add_argument("--alerts", type=Path, required=True, help="alert v1 JSONL output")
     replay.add_argument("--dlq", type=Path, help="write bad lines with their reason here")
+    replay.add_argument("--overrides", type=Path, help="detector overrides (YAML/JSON: allow_keys, allow_accounts, "
+                        "key_threshold_scale, account_threshold_scale, thresholds, min_events); default: "
+                        "DG_DETECTOR_OVERRIDES_FILE")
     replay.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     replay.set_defaults(func=_cmd_replay)
 

@@ -178,6 +178,51 @@ class DetectorConfig:
     campaign_rate: float = 0.25
     evidence_threshold: float = 15.0
 
+    #: what an operator's overrides file may set (``from_mapping``)
+    OVERRIDABLE = ("thresholds", "min_events", "allow_keys", "allow_accounts", "key_threshold_scale",
+                   "account_threshold_scale")
+
+    @classmethod
+    def from_mapping(cls, overrides: dict) -> "DetectorConfig":
+        """A config from an operator's overrides (a parsed YAML/JSON mapping), validated.
+
+        >>> c = DetectorConfig.from_mapping({"allow_keys": ["key_ci"], "key_threshold_scale": {"key_eval": 1.5}})
+        >>> sorted(c.allow_keys), c.key_threshold_scale, c.min_events
+        (['key_ci'], {'key_eval': 1.5}, 50)
+        >>> DetectorConfig.from_mapping({"allow_key": ["x"]})
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown detector setting 'allow_key' (known: thresholds, min_events, allow_keys, allow_accounts, key_threshold_scale, account_threshold_scale)
+        """
+        if not isinstance(overrides, dict):
+            raise ValueError("detector overrides must be a mapping of setting -> value")
+        fields: dict = {}
+        for name, value in overrides.items():
+            if name not in cls.OVERRIDABLE:
+                raise ValueError(f"unknown detector setting {name!r} (known: {', '.join(cls.OVERRIDABLE)})")
+            if name == "thresholds":
+                if (not isinstance(value, (list, tuple)) or len(value) != 3
+                        or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in value)
+                        or not 0 < value[0] <= value[1] <= value[2] <= 1):
+                    raise ValueError("thresholds: three increasing numbers in (0, 1] (info, warning, critical)")
+                fields[name] = tuple(float(t) for t in value)
+            elif name == "min_events":
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ValueError("min_events: a whole number of events, 1 or more")
+                fields[name] = value
+            elif name in ("allow_keys", "allow_accounts"):
+                if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+                    raise ValueError(f"{name}: a list of ids")
+                fields[name] = frozenset(value)
+            else:
+                if not isinstance(value, dict) or not all(
+                        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                        for k, v in value.items()):
+                    raise ValueError(f"{name}: a mapping of id -> threshold scale (a number above 0; 2 = twice "
+                                     "as hard to alert)")
+                fields[name] = {k: float(v) for k, v in value.items()}
+        return cls(**fields)
+
 
 def _iso(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -114,7 +114,12 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     if pipeline is None:
         from distillguard.models.pipeline import KeyPipeline
 
-        pipeline = KeyPipeline()
+        pipeline = KeyPipeline(settings.detector_config())
+        if settings.detector_overrides_file:
+            c = pipeline.config
+            log.info("detector overrides from %s: %d keys and %d accounts allowlisted, %d threshold scales, "
+                     "min_events %d", settings.detector_overrides_file, len(c.allow_keys), len(c.allow_accounts),
+                     len(c.key_threshold_scale) + len(c.account_threshold_scale), c.min_events)
     processor = RequestProcessor(pipeline, source_topic=settings.requests_topic,
                                  max_future_ms=int(settings.max_future_s * 1000),
                                  allowed_lateness_ms=int(settings.allowed_lateness_s * 1000),

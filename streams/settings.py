@@ -72,6 +72,10 @@ class WorkerSettings(BaseSettings):
     # in 4 on noida). Recovery with no changelog progress for this long is restarted once,
     # then reported (/health 503, distillguard_table_recovery_stalled) for a restart.
     recovery_stall_s: float = Field(60.0, gt=0)
+    # Per-entity overrides of the key detector (YAML or JSON): allowlisted keys and accounts,
+    # threshold scales per key or account, thresholds, minimum events before any alert. Read
+    # at start; a bad file stops the worker with the reason (never a silent default).
+    detector_overrides_file: Path | None = None
     # Keys idle for longer are evicted from the state table (bounded state).
     key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
     log_level: str = "warn"
@@ -86,6 +90,22 @@ class WorkerSettings(BaseSettings):
                 self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
             raise ValueError("SASL needs DG_KAFKA_SASL_MECHANISM, DG_KAFKA_SASL_USERNAME and DG_KAFKA_SASL_PASSWORD")
         return self
+
+    def detector_config(self, path: Path | None = None):
+        """The key detector's config: defaults, with ``path`` (or DG_DETECTOR_OVERRIDES_FILE)
+        applied. Raises ``ValueError`` naming the file and what is wrong in it."""
+        from distillguard.models.pipeline import DetectorConfig
+
+        path = path or self.detector_overrides_file
+        if path is None:
+            return DetectorConfig()
+        import yaml  # JSON is YAML too
+
+        try:
+            overrides = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            return DetectorConfig.from_mapping(overrides)
+        except (OSError, yaml.YAMLError, ValueError) as exc:
+            raise ValueError(f"detector overrides {path}: {exc}") from None
 
     def confluent_config(self) -> dict[str, str]:
         """librdkafka settings for confluent-kafka clients (producers, admin, CLI tools)."""
