@@ -220,3 +220,17 @@ def test_disruption_budgets_select_the_workers_and_the_router(manifests):
 def test_routes_configmap_is_the_example_routes_file(manifests):
     example = parse_routes((ROOT / "deploy" / "routes.example.yaml").read_text())
     assert _routes(manifests) == example
+
+
+def test_detector_overrides_configmap_is_the_example_file_and_is_mounted_where_the_setting_points(manifests):
+    data = _one(manifests, "ConfigMap", "distillguard-detector-overrides")["data"]
+    example = ROOT / "deploy" / "detector-overrides.example.yaml"
+    assert yaml.safe_load(data["overrides.yaml"]) == yaml.safe_load(example.read_text())
+    path = Path(_one(manifests, "ConfigMap", "distillguard-config")["data"]["DG_DETECTOR_OVERRIDES_FILE"])
+    assert path.name in data  # the key the volume projects as that file
+    worker = _one(manifests, "Deployment", "distillguard-worker")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in worker["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in worker["volumes"]}
+    assert mounts["detector-overrides"] == str(path.parent)
+    assert volumes["detector-overrides"]["configMap"]["name"] == "distillguard-detector-overrides"
+    assert WorkerSettings(detector_overrides_file=example).detector_config().thresholds == (0.5, 0.65, 0.8)
