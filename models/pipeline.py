@@ -22,6 +22,7 @@ from .detectors import (ExtractionRateCUSUM, ExtractionShare, FollowUpShare, Int
                         OutputYield, TemplateRepetition, TopicNovelty, regularity)
 from .events import RequestEvent
 from .features import EventFeatures, answered_style, featurize
+from .population import PopulationProfile
 
 
 def signal_inputs(f: EventFeatures) -> dict:
@@ -103,6 +104,9 @@ SEVERITIES = ("info", "warning", "critical")
 # A key with this many events before its run of extraction evidence had a past of its own
 # (fraud accounts warm up with a few requests at most; dev-s1's turned keys sent 21-1,218).
 TURNED_AFTER = 20
+# The key signals whose population median alert baselines show, and how often a key is sampled
+_POPULATION_SIGNALS = ("style_ew", "novelty_ew", "template_ew", "followup_ew", "yield_ew")
+_POPULATION_EVERY = 50
 # An extraction-style share under this is an ordinary key's (dev-s1: casual users 0-0.07,
 # every benign scenario's median under 0.04; campaigns 0.2 and up once running).
 _ORDINARY_SHARE = 0.15
@@ -246,6 +250,8 @@ class KeyPipeline:
         self._evidence = ExtractionRateCUSUM(c.base_rate, c.campaign_rate, c.evidence_threshold, _HARVEST_LO,
                                              _HARVEST_HI)
         self._timing = InterArrivalTiming(c.alpha)
+        # What alert baselines say is normal: learned from the keys this process scores.
+        self.population = PopulationProfile(_POPULATION_SIGNALS)
 
     def describe_state(self, data: bytes) -> dict:
         st = decode_state(data)
@@ -329,6 +335,10 @@ class KeyPipeline:
         bin_ = f.topic_bucket * _BINS // 256
         st.hist[bin_] = min(65535, st.hist[bin_] + 1)
         st.n = n + 1
+        if n + 1 >= self.config.min_events and (n + 1) % _POPULATION_EVERY == 0:
+            self.population.learn_one({"style_ew": st.style_ew, "novelty_ew": st.novelty_ew,
+                                       "template_ew": st.template_ew, "followup_ew": st.followup_ew,
+                                       "yield_ew": st.yield_ew})
         score = self._score(st)
         st.score = score
         return score
@@ -363,17 +373,20 @@ class KeyPipeline:
         return 0.3 + 0.7 * min(1.0, st.yield_ew / 0.5)
 
     def _reasons(self, st: KeyState) -> list[dict]:
+        # baselines: the population's median of each signal (learned from the keys scored here),
+        # the built-in prior until enough keys were seen
+        base = self.population.baseline
         reasons = [
-            {"signal": "extraction_style_share", "value": round(float(st.style_ew), 3), "baseline": 0.05,
-             "weight": 1.6},
-            {"signal": "topic_novelty", "value": round(float(st.novelty_ew), 3), "baseline": 0.5,
-             "weight": 0.6},
-            {"signal": "template_repetition", "value": round(float(st.template_ew), 3), "baseline": 0.2,
-             "weight": -0.6},
-            {"signal": "follow_up_share", "value": round(float(st.followup_ew), 3), "baseline": 0.4,
-             "weight": -0.8},
-            {"signal": "output_yield", "value": round(float(st.yield_ew), 3), "baseline": 0.5,
-             "weight": 0.7},
+            {"signal": "extraction_style_share", "value": round(float(st.style_ew), 3),
+             "baseline": round(base("style_ew", 0.05), 3), "weight": 1.6},
+            {"signal": "topic_novelty", "value": round(float(st.novelty_ew), 3),
+             "baseline": round(base("novelty_ew", 0.5), 3), "weight": 0.6},
+            {"signal": "template_repetition", "value": round(float(st.template_ew), 3),
+             "baseline": round(base("template_ew", 0.2), 3), "weight": -0.6},
+            {"signal": "follow_up_share", "value": round(float(st.followup_ew), 3),
+             "baseline": round(base("followup_ew", 0.4), 3), "weight": -0.8},
+            {"signal": "output_yield", "value": round(float(st.yield_ew), 3),
+             "baseline": round(base("yield_ew", 0.5), 3), "weight": 0.7},
             {"signal": "topic_buckets_seen", "value": sum(1 for c in st.hist if c), "baseline": None, "weight": None},
             # context for the human, not scored: a script fires on a clock, people in sessions
             {"signal": "typical_gap_seconds", "value": round(math.exp(st.gap_mean), 1), "baseline": None,

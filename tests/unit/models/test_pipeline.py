@@ -257,3 +257,21 @@ def test_a_key_whose_past_already_read_like_extraction_is_recurring_not_turned()
     assert pipeline.key_history(st) == "turned"
     st.run_n = 10
     assert pipeline.key_history(st) == "from_first_events"
+
+
+def test_alert_baselines_are_the_population_median_learned_from_the_keys_scored():
+    pipeline = KeyPipeline()
+    sweep = [ev(i, key="sweeper", **_usage(700)) for i in range(300)]
+    _, before, _ = run(pipeline, sweep)
+    # nothing learned yet: the built-in priors
+    assert {r["signal"]: r["baseline"] for r in before[0]["reasons"]}["follow_up_share"] == 0.4
+    pipeline = KeyPipeline()
+    for k in range(110):  # ordinary keys, no follow-up turns, each sampled at its 50th event
+        run(pipeline, [ev(i, key=f"u{k}", prompt=PLAIN[i % len(PLAIN)].format(i=i), **_usage(300))
+                       for i in range(50)])
+    assert pipeline.population.samples == 110
+    _, alerts, _ = run(pipeline, sweep)
+    baselines = {r["signal"]: r["baseline"] for r in alerts[0]["reasons"]}
+    assert baselines["follow_up_share"] == 0.0 and baselines["extraction_style_share"] < 0.01
+    # it explains scores, it never changes one
+    assert [(a["score"], a["severity"]) for a in alerts] == [(a["score"], a["severity"]) for a in before]
