@@ -82,7 +82,8 @@ def run_stream(name: str, stream: Path, work: Path) -> dict:
                    stdout=subprocess.DEVNULL)
     score = json.loads(score_json.read_text())
     return {"clusters": cluster_incidents(alerts, stream / "labels.csv"),
-            "key_history": key_histories(stream / "events.jsonl.gz", alerts, stream / "labels.csv"), "stream": name, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
+            "key_history": key_histories(stream / "events.jsonl.gz", alerts, stream / "labels.csv"),
+            "stream": name, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
             "replay_seconds": round(summary.seconds, 2),
             "events_per_second": round(summary.events / summary.seconds),
             "state_bytes_per_key": round(summary.state_bytes_per_key, 1),
@@ -209,7 +210,8 @@ def markdown(results: list[dict]) -> str:
               "from-start keys (alerted with history) | called from_first_events |", "|---|---|---|---|---|---|"]
     for r in results:
         h = r["key_history"]
-        lines.append(f"| {r['stream']} | {h['turned_keys']} ({h['turned_keys_told']}) | {_fmt(h['turned_called_turned'])} | "
+        lines.append(f"| {r['stream']} | {h['turned_keys']} ({h['turned_keys_told']}) | "
+                     f"{_fmt(h['turned_called_turned'])} | "
                      f"{h['turned_event_error_median']} / {h['turned_event_error_p90']} | "
                      f"{h['from_start_keys_told']} | {_fmt(h['from_start_called_from_first_events'])} |")
     for r in results:

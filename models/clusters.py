@@ -52,12 +52,12 @@ human to look at what its keys ask.
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import itertools
 import json
 import math
 from collections import OrderedDict
-import dataclasses
 from dataclasses import dataclass, field
 
 from .events import RequestEvent
@@ -100,7 +100,6 @@ class LinkRecord:
     source_offset: int = -1
     topic_bucket: int = -1  # the prompt's coarse topic (0..255), -1 unknown: what a member covers
     key_events: int = -1  # the key's events so far, this one included (-1 unknown): its volume
-
 
     @classmethod
     def from_event(cls, event: RequestEvent, f: EventFeatures, partition: int = -1,
@@ -353,9 +352,9 @@ class ClusterDetector:
         # A payment ring: keys of ring_min_accounts or more accounts paying with one payment
         # method, each first seen within ring_enrollment_ms of another (dev streams: a
         # hydra's heads on one card within 1-24 minutes), each with ring_min_key_events or
-        # more requests answered at harvest length (a point of link_record's sample, 1, 2, 4,
-        # 8, ...: what the detector knows of a key's count). No extraction style needed: hydras that
-        # word their prompts as plain instructions still pay (see _ring_member).
+        # more requests answered at harvest length (a point of link_record's sample, 1, 2,
+        # 4, 8, ...: what the detector knows of a key's count). No extraction style needed:
+        # hydras that word their prompts as plain instructions still pay (_ring_member).
         self.ring_min_accounts = ring_min_accounts
         self.ring_min_key_events = ring_min_key_events
         self.ring_enrollment_ms = ring_enrollment_ms
