@@ -186,41 +186,41 @@ def _median_etd(score: dict):
     return per_key.get("median") if isinstance(per_key, dict) else None
 
 
+def _table(columns: list[str], rows) -> list[str]:
+    """A markdown table: its header, then one line per row of cells."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + [
+        "| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
 def markdown(results: list[dict]) -> str:
     lines = ["# Detection benchmark", "", f"Command: `python benchmarks/detection.py {' '.join(sys.argv[1:])}`",
              f"Machine: {platform.machine()}, Python {platform.python_version()}, one process.", ""]
-    lines += ["| stream | events | key recall | campaign recall | benign FPR | etd median (key) | events/s | "
-              "state B/key | cluster detector records/s |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        s = r["score"]
-        lines.append(f"| {r['stream']} | {r['events']} | {_fmt(s.get('key_recall'))} | "
-                     f"{_fmt(s.get('campaign_recall'))} | {_fmt(s.get('benign_fpr'))} | "
-                     f"{_fmt(_median_etd(s))} | "
-                     f"{r['events_per_second']} | {r['state_bytes_per_key']} | {r['cluster_records_per_second']} |")
-    lines += ["", "Cluster incidents against campaigns (last alert of each incident):", "",
-              "| stream | incidents | largest (keys) | most campaigns in one | purity | most incidents per campaign |",
-              "|---|---|---|---|---|---|"]
-    for r in results:
-        c = r["clusters"]
-        lines.append(f"| {r['stream']} | {c['incidents']} | {c['largest_incident_keys']} | "
-                     f"{c['most_campaigns_in_one_incident']} | {_fmt(c['purity'])} | {c['most_incidents_per_campaign']} |")
+    lines += _table(
+        ["stream", "events", "key recall", "campaign recall", "benign FPR", "etd median (key)", "events/s",
+         "state B/key", "cluster detector records/s"],
+        ([r["stream"], r["events"], _fmt(r["score"].get("key_recall")), _fmt(r["score"].get("campaign_recall")),
+          _fmt(r["score"].get("benign_fpr")), _fmt(_median_etd(r["score"])), r["events_per_second"],
+          r["state_bytes_per_key"], r["cluster_records_per_second"]] for r in results))
+    lines += ["", "Cluster incidents against campaigns (last alert of each incident):", ""]
+    lines += _table(
+        ["stream", "incidents", "largest (keys)", "most campaigns in one", "purity", "most incidents per campaign"],
+        ([r["stream"], c["incidents"], c["largest_incident_keys"], c["most_campaigns_in_one_incident"],
+          _fmt(c["purity"]), c["most_incidents_per_campaign"]] for r in results for c in [r["clusters"]]))
     lines += ["", "The key's own past, as its first alert tells it (attack keys with 20+ events before "
-              "attack_from should read `turned`, the rest `from_first_events`):", "",
-              "| stream | turned keys (alerted with history) | called turned | events-before error median / p90 | "
-              "from-start keys (alerted with history) | called from_first_events |", "|---|---|---|---|---|---|"]
+              "attack_from should read `turned`, the rest `from_first_events`):", ""]
+    lines += _table(
+        ["stream", "turned keys (alerted with history)", "called turned", "events-before error median / p90",
+         "from-start keys (alerted with history)", "called from_first_events"],
+        ([r["stream"], f"{h['turned_keys']} ({h['turned_keys_told']})", _fmt(h["turned_called_turned"]),
+          f"{h['turned_event_error_median']} / {h['turned_event_error_p90']}", h["from_start_keys_told"],
+          _fmt(h["from_start_called_from_first_events"])] for r in results for h in [r["key_history"]]))
     for r in results:
-        h = r["key_history"]
-        lines.append(f"| {r['stream']} | {h['turned_keys']} ({h['turned_keys_told']}) | "
-                     f"{_fmt(h['turned_called_turned'])} | "
-                     f"{h['turned_event_error_median']} / {h['turned_event_error_p90']} | "
-                     f"{h['from_start_keys_told']} | {_fmt(h['from_start_called_from_first_events'])} |")
-    for r in results:
-        lines += ["", f"## {r['stream']}: per scenario", "", "| scenario | label | keys | alerted | recall (attack) / FPR (benign) |",
-                  "|---|---|---|---|---|"]
-        for name, row in sorted((r["score"].get("per_scenario") or {}).items()):
-            rate = row.get("key_recall") if row.get("label") == "attack" else row.get("fpr")
-            lines.append(f"| {name} | {row.get('label')} | {row.get('keys')} | {row.get('alerted_keys')} | "
-                         f"{_fmt(rate)} |")
+        lines += ["", f"## {r['stream']}: per scenario", ""]
+        lines += _table(
+            ["scenario", "label", "keys", "alerted", "recall (attack) / FPR (benign)"],
+            ([name, row.get("label"), row.get("keys"), row.get("alerted_keys"),
+              _fmt(row.get("key_recall") if row.get("label") == "attack" else row.get("fpr"))]
+             for name, row in sorted((r["score"].get("per_scenario") or {}).items())))
     return "\n".join(lines) + "\n"
 
 

@@ -11,18 +11,19 @@ from pathlib import Path
 def _cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
+    from distillguard.models.pipeline import KeyPipeline
     from distillguard.streams.app import create_app
     from distillguard.streams.settings import WorkerSettings
     from distillguard.streams.topics import ensure_topics
 
     settings = WorkerSettings()
     try:
-        settings.detector_config()  # a bad overrides file stops the worker here, with the reason
+        config = settings.detector_config()  # a bad overrides file stops the worker here, with the reason
     except ValueError as exc:
         print(f"distillguard worker: {exc}", file=sys.stderr)
         return 2
     ensure_topics(settings)
-    app = create_app(settings)
+    app = create_app(settings, pipeline=KeyPipeline(config))
     faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
     return 0
 

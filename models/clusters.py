@@ -176,7 +176,7 @@ def link_record(event: RequestEvent, result, min_score: float = 0.01, *, partiti
     """
     if result.duplicate or result.features is None:
         return None
-    n = getattr(result, "key_events", 0)
+    n = result.key_events
     if result.features.style > 0 or (result.row is not None and result.row["score"] > min_score) or (
             event.payment_fingerprint and n > 0 and (n & (n - 1) == 0 or n % 64 == 0)):
         return LinkRecord.from_event(event, result.features, partition, offset, n or -1)

@@ -104,7 +104,8 @@ SEVERITIES = ("info", "warning", "critical")
 # A key with this many events before its run of extraction evidence had a past of its own
 # (fraud accounts warm up with a few requests at most; dev-s1's turned keys sent 21-1,218).
 TURNED_AFTER = 20
-# The key signals whose population median alert baselines show, and how often a key is sampled
+# The key signals (KeyState scalars) whose population median alert baselines show, and how
+# often a key is sampled
 _POPULATION_SIGNALS = ("style_ew", "novelty_ew", "template_ew", "followup_ew", "yield_ew")
 _POPULATION_EVERY = 50
 # An extraction-style share under this is an ordinary key's (dev-s1: casual users 0-0.07,
@@ -336,9 +337,7 @@ class KeyPipeline:
         st.hist[bin_] = min(65535, st.hist[bin_] + 1)
         st.n = n + 1
         if n + 1 >= self.config.min_events and (n + 1) % _POPULATION_EVERY == 0:
-            self.population.learn_one({"style_ew": st.style_ew, "novelty_ew": st.novelty_ew,
-                                       "template_ew": st.template_ew, "followup_ew": st.followup_ew,
-                                       "yield_ew": st.yield_ew})
+            self.population.learn_one({name: getattr(st, name) for name in _POPULATION_SIGNALS})
         score = self._score(st)
         st.score = score
         return score

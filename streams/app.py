@@ -28,9 +28,9 @@ from distillguard.sinks.errors import SinkBackpressure
 
 from .feedback_follower import FeedbackFollower
 from .holes import HoleGuard, read_partition
-from .recovery import RESTART, STALLED, RecoveryWatch
 from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
+from .recovery import RESTART, STALLED, RecoveryWatch
 from .settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -115,11 +115,11 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         from distillguard.models.pipeline import KeyPipeline
 
         pipeline = KeyPipeline(settings.detector_config())
-        if settings.detector_overrides_file:
-            c = pipeline.config
-            log.info("detector overrides from %s: %d keys and %d accounts allowlisted, %d threshold scales, "
-                     "min_events %d", settings.detector_overrides_file, len(c.allow_keys), len(c.allow_accounts),
-                     len(c.key_threshold_scale) + len(c.account_threshold_scale), c.min_events)
+    if settings.detector_overrides_file:
+        c = pipeline.config
+        log.info("detector overrides from %s: %d keys and %d accounts allowlisted, %d threshold scales, "
+                 "min_events %d", settings.detector_overrides_file, len(c.allow_keys), len(c.allow_accounts),
+                 len(c.key_threshold_scale) + len(c.account_threshold_scale), c.min_events)
     processor = RequestProcessor(pipeline, source_topic=settings.requests_topic,
                                  max_future_ms=int(settings.max_future_s * 1000),
                                  allowed_lateness_ms=int(settings.allowed_lateness_s * 1000),
