@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
+
+from .columns import MAX_EXACT_INT, column_range
 
 SCHEMA = "llm.request.v1"
 MAX_EVENT_BYTES = 256 * 1024
@@ -66,6 +69,9 @@ class RequestEvent:
     account_created_ms: int | None = None
     payment_fingerprint: str | None = None
     tier: str | None = None
+    # Fields whose value did not fit where it goes and was changed to fit (see
+    # _FIT_TO_COLUMN and _repaired): counted by the worker, never silently.
+    clamped: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,6 +84,33 @@ class BadRecord:
 
 class _Invalid(Exception):
     pass
+
+
+# Identity fields key state, deduplication and incidents: a value that is not valid Unicode
+# (a lone surrogate such as "\ud800", legal in JSON escapes, unencodable as UTF-8) cannot be
+# stored as sent, and changing it would merge it with another key's; the record is
+# dead-lettered. Other strings (model, endpoint, client details...) are claims the client
+# chooses: rejecting them would let a client hide requests from the detector, so their lone
+# surrogates become U+FFFD and the field is counted as clamped.
+_IDENTITY_FIELDS = frozenset({"event_id", "api_key_id", "account_id", "org_id"})
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")  # a valid pair decodes to one astral character
+
+
+def _unicode_ok(value: str) -> bool:
+    return value.isascii() or not _LONE_SURROGATE.search(value)
+
+
+# Integer fields stored in an ``events`` column (models.columns): a value above the column's
+# maximum is clamped to it (a claim of 5e9 output tokens still reads as a huge answer), one
+# outside the column's range that has no sensible nearest value (an ASN) is stored as unknown.
+# (JSON path, column, "clamp" | "unknown")
+_FIT_TO_COLUMN = (
+    ("usage.input_tokens", "input_tokens", "clamp"),
+    ("usage.output_tokens", "output_tokens", "clamp"),
+    ("latency_ms", "latency_ms", "clamp"),
+    ("status", "status", "clamp"),
+    ("client.asn", "asn", "unknown"),
+)
 
 
 def parse_rfc3339_ms(value: str) -> int:
@@ -110,7 +143,21 @@ def _str(obj: dict, name: str, *, required: bool = False, max_len: int | None = 
         raise _Invalid(f"{name}: empty")
     if max_len is not None and len(value) > max_len:
         raise _Invalid(f"{name}: longer than {max_len} characters")
+    if not _unicode_ok(value) and name in _IDENTITY_FIELDS:
+        raise _Invalid(f"{name}: not valid Unicode (lone surrogate)")
     return value
+
+
+def _repaired(fields: dict[str, tuple[str, str | None]], clamped: list[str]) -> dict[str, str | None]:
+    """Free-text claims ({field: (JSON path, value)}) with lone surrogates replaced by U+FFFD,
+    their paths noted in ``clamped``."""
+    repaired = {}
+    for name, (path, value) in fields.items():
+        if value is not None and not _unicode_ok(value):
+            value = _LONE_SURROGATE.sub("\ufffd", value)
+            clamped.append(path)
+        repaired[name] = value
+    return repaired
 
 
 def _int(obj: dict, name: str, *, minimum: int | None = None, path: str = "",
@@ -128,9 +175,21 @@ def _int(obj: dict, name: str, *, minimum: int | None = None, path: str = "",
             raise _Invalid(f"{path}{name}: expected integer, got {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise _Invalid(f"{path}{name}: below minimum {minimum}")
-    if abs(value) > 2**53:
+    if abs(value) > MAX_EXACT_INT:
         raise _Invalid(f"{path}{name}: out of range")
     return value
+
+
+def _fit(values: dict[str, int | None], clamped: list[str]) -> dict[str, int | None]:
+    """Integers brought into their ``events`` column's range (see _FIT_TO_COLUMN)."""
+    for path, column, action in _FIT_TO_COLUMN:
+        value = values[column]
+        low, high = column_range(column)
+        if value is None or low <= value <= high:
+            continue
+        values[column] = None if action == "unknown" else min(max(value, low), high)
+        clamped.append(path)
+    return values
 
 
 def _num(obj: dict, name: str, *, minimum: float | None = None, maximum: float | None = None,
@@ -219,17 +278,34 @@ def _validate(doc, *, shallow: bool = False) -> RequestEvent:
         country = _str(client, "country", max_len=2)
     except _Invalid as exc:
         raise _Invalid(f"client.{exc}") from None
+    identity = {
+        "event_id": _str(doc, "event_id", required=True, max_len=MAX_ID_LEN, min_len=1),
+        "api_key_id": _str(doc, "api_key_id", required=True, max_len=MAX_ID_LEN, min_len=1),
+        "account_id": _str(doc, "account_id", required=True, max_len=MAX_ID_LEN, min_len=1),
+        "org_id": _str(doc, "org_id", max_len=MAX_ID_LEN),
+    }
+    clamped: list[str] = []
+    claims = _repaired({
+        "model": ("model", _str(doc, "model", required=True, max_len=MAX_ID_LEN, min_len=1)),
+        "endpoint": ("endpoint", _str(doc, "endpoint", max_len=256)),
+        "conversation_id": ("conversation_id", _str(doc, "conversation_id", max_len=MAX_ID_LEN)),
+        "client_ip": ("client.ip", _str(client, "ip")),
+        "user_agent": ("client.user_agent", _str(client, "user_agent")),
+        "country": ("client.country", country),
+        "payment_fingerprint": ("account.payment_fingerprint", _str(account, "payment_fingerprint")),
+        "tier": ("account.tier", _str(account, "tier")),
+    }, clamped)
+    numbers = _fit({
+        "input_tokens": _int(usage, "input_tokens", minimum=0, path="usage."),
+        "output_tokens": _int(usage, "output_tokens", minimum=0, path="usage."),
+        "status": _int(doc, "status"),
+        "latency_ms": _int(doc, "latency_ms", minimum=0),
+        "asn": _int(client, "asn", path="client."),
+    }, clamped)
     return RequestEvent(
-        event_id=_str(doc, "event_id", required=True, max_len=MAX_ID_LEN, min_len=1),
         ts_ms=ts_ms,
-        api_key_id=_str(doc, "api_key_id", required=True, max_len=MAX_ID_LEN, min_len=1),
-        account_id=_str(doc, "account_id", required=True, max_len=MAX_ID_LEN, min_len=1),
-        model=_str(doc, "model", required=True, max_len=MAX_ID_LEN, min_len=1),
         prompt=_str(doc, "prompt", required=True),
-        org_id=_str(doc, "org_id", max_len=MAX_ID_LEN),
-        endpoint=_str(doc, "endpoint", max_len=256),
         system_prompt=_str(doc, "system_prompt"),
-        conversation_id=_str(doc, "conversation_id", max_len=MAX_ID_LEN),
         turn_index=_int(doc, "turn_index", minimum=0, nullable=False) or 0,
         max_tokens=_int(params, "max_tokens", minimum=0, path="params."),
         temperature=_num(params, "temperature", minimum=0, path="params."),
@@ -237,17 +313,9 @@ def _validate(doc, *, shallow: bool = False) -> RequestEvent:
         n=_int(params, "n", minimum=1, path="params."),
         stream=stream,
         tools=_int(params, "tools", minimum=0, path="params."),
-        input_tokens=_int(usage, "input_tokens", minimum=0, path="usage."),
-        output_tokens=_int(usage, "output_tokens", minimum=0, path="usage."),
-        status=_int(doc, "status"),
-        latency_ms=_int(doc, "latency_ms", minimum=0),
-        client_ip=_str(client, "ip"),
-        user_agent=_str(client, "user_agent"),
-        asn=_int(client, "asn", path="client."),
-        country=country,
         account_created_ms=created_ms,
-        payment_fingerprint=_str(account, "payment_fingerprint"),
-        tier=_str(account, "tier"),
+        clamped=tuple(clamped),
+        **identity, **claims, **numbers,
     )
 
 

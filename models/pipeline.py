@@ -42,7 +42,8 @@ class StepResult:
 
 
 # The feature row written to ClickHouse for every processed event (sinks.clickhouse owns the
-# table; a new column here needs a migration there). No prompt text, by construction.
+# table; a new column here needs a migration there and its type in models.columns, which the
+# validator checks every value against). No prompt text, by construction.
 ROW_COLUMNS: tuple[str, ...] = (
     "event_id",        # str
     "ts_ms",           # int, event time, epoch ms
@@ -274,9 +275,9 @@ class KeyPipeline:
         row = {
             "event_id": event.event_id, "ts_ms": event.ts_ms, "api_key_id": event.api_key_id,
             "account_id": event.account_id, "org_id": event.org_id or "", "model": event.model,
-            "endpoint": event.endpoint or "", "asn": max(0, event.asn or 0), "country": event.country or "",
+            "endpoint": event.endpoint or "", "asn": event.asn or 0, "country": event.country or "",
             "prompt_chars": f.prompt_chars, "input_tokens": event.input_tokens or 0,
-            "output_tokens": event.output_tokens or 0, "status": max(0, min(65535, event.status or 0)),
+            "output_tokens": event.output_tokens or 0, "status": event.status or 0,
             "latency_ms": event.latency_ms or 0, "score": float(score), "extraction_style": f.style,
             "topic_bucket": f.topic_bucket, "template_hash": f.template_hash,
             "alerting": int(st.alerting),

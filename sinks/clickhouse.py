@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,9 +27,10 @@ import pyarrow as pa
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from distillguard.models.columns import EVENT_COLUMNS
 from distillguard.models.pipeline import ROW_COLUMNS
 
-from .errors import SchemaError, SinkBackpressure, SinkUnavailable
+from .errors import RowsRejected, SchemaError, SinkBackpressure, SinkUnavailable
 from .migrations import LATEST, MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -107,21 +110,118 @@ def apply_migrations(client, settings: ClickHouseSettings) -> list[int]:
     return applied
 
 
-_ARROW_TYPES = {
-    "event_id": pa.string(), "api_key_id": pa.string(), "account_id": pa.string(), "org_id": pa.string(),
-    "model": pa.string(), "endpoint": pa.string(), "asn": pa.uint32(), "country": pa.string(),
-    "prompt_chars": pa.uint32(), "input_tokens": pa.uint32(), "output_tokens": pa.uint32(),
-    "status": pa.uint16(), "latency_ms": pa.uint32(), "score": pa.float32(), "extraction_style": pa.float32(),
-    "topic_bucket": pa.uint16(), "template_hash": pa.uint64(), "alerting": pa.uint8(),
-    "style_share": pa.float32(), "output_yield": pa.float32(), "follow_up_share": pa.float32(),
-    "template_repetition": pa.float32(), "topic_novelty": pa.float32(), "extraction_evidence": pa.float32(),
-}
+_ARROW_BY_CLICKHOUSE_TYPE = {"String": pa.string(), "UInt8": pa.uint8(), "UInt16": pa.uint16(),
+                             "UInt32": pa.uint32(), "UInt64": pa.uint64(), "Float32": pa.float32()}
+# From the one table of column types the request validator also checks values against.
+_ARROW_TYPES = {column: _ARROW_BY_CLICKHOUSE_TYPE[kind] for column, kind in EVENT_COLUMNS.items()}
 
 
 if set(_ARROW_TYPES) | {"ts_ms"} != set(ROW_COLUMNS):  # a feature column without a migration
     raise SchemaError(f"events table columns {sorted(_ARROW_TYPES)} do not match the feature row {ROW_COLUMNS}")
 _ROW_SCHEMA = pa.schema([("ts_ms", pa.timestamp("ms", tz="UTC"))] + list(_ARROW_TYPES.items()))
 _ROW_NAMES = ["ts"] + list(_ARROW_TYPES)
+
+# ClickHouse error codes that are about the rows sent, not the server: a value that does not
+# parse or fit its column. Any other error (connection refused, timeout, too many parts,
+# read-only table...) means ClickHouse is unavailable and the batch is retried whole.
+_ROW_ERROR_CODES = frozenset({
+    6,    # CANNOT_PARSE_TEXT
+    26,   # CANNOT_PARSE_QUOTED_STRING
+    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,   # CANNOT_PARSE_DATE
+    41,   # CANNOT_PARSE_DATETIME
+    53,   # TYPE_MISMATCH
+    69,   # ARGUMENT_OUT_OF_BOUND
+    70,   # CANNOT_CONVERT_TYPE
+    72,   # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+})
+_ERROR_CODE = re.compile(r"Code: (\d+)\.")
+# Python-side conversion of rows to the wire format (arrow, or clickhouse_connect's native
+# columns): a value that does not fit its type. UnicodeEncodeError (a lone surrogate) is a
+# ValueError.
+_CONVERSION_ERRORS = (pa.ArrowException, ValueError, TypeError, OverflowError, struct.error)
+
+
+def refuses_rows(exc: BaseException) -> bool:
+    """True when ``exc`` says the rows cannot be stored (retrying them can never succeed),
+    False when it says ClickHouse is unavailable (retry the batch, push back meanwhile)."""
+    from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
+
+    if isinstance(exc, (RowsRejected, DataError)):
+        return True
+    if isinstance(exc, (OSError, OperationalError)):  # connection refused or reset, timeouts
+        return False
+    if isinstance(exc, DatabaseError):
+        code = _ERROR_CODE.search(str(exc))
+        return code is not None and int(code.group(1)) in _ROW_ERROR_CODES
+    return isinstance(exc, _CONVERSION_ERRORS)
+
+
+def _describe(exc: BaseException) -> str:
+    """The error for a dead-letter reason: one line, bounded, storable (the message may quote
+    the very value that could not be encoded, e.g. a lone surrogate)."""
+    text = f"{type(exc).__name__}: {exc}"
+    if exc.__cause__ is not None:
+        text += f" ({type(exc.__cause__).__name__}: {exc.__cause__})"
+    return " ".join(text.split())[:300].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def isolate_refused(count: int, insert, refuse) -> int:
+    """Insert items ``[0, count)`` with ``insert(lo, hi)``; when ClickHouse refuses a slice,
+    split it in halves until each refused item stands alone, and hand it to
+    ``refuse(index, error)``. Slices are inserted and refused in index order (offset order,
+    which the watermarks rely on). Errors that mean ClickHouse is unavailable propagate.
+
+    O(k log n) inserts for k refused items among n; returns how many were refused.
+    """
+    refused = 0
+    pending = [(0, count)]
+    while pending:
+        lo, hi = pending.pop()
+        try:
+            insert(lo, hi)
+        except Exception as exc:  # noqa: BLE001 - classified: refused rows, or re-raised
+            if not refuses_rows(exc):
+                raise
+            if hi - lo == 1:
+                refuse(lo, _describe(exc))
+                refused += 1
+                continue
+            mid = (lo + hi) // 2
+            pending += [(mid, hi), (lo, mid)]  # the left half first
+    return refused
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """A row ClickHouse refused, already stored in the ``dlq`` table with ``reason``; the
+    worker sends the source record to the dead-letter topic (``take_rejected``)."""
+
+    table: str  # events, alerts, feedback
+    reason: str  # "sink_rejected: <table>: <error>"
+    topic: str
+    partition: int
+    offset: int
+    entity: str = ""  # what the row was about, for logs (an alert or feedback id)
+
+
+_ALERT_COLUMNS = ["alert_id", "ts", "entity_type", "entity_id", "api_key_ids", "score", "severity",
+                  "severity_rank", "reasons", "events_seen", "detector", "version"]
+_DLQ_COLUMNS = ["failed_at", "reason", "reason_class", "topic", "partition", "offset", "size"]
+_FEEDBACK_COLUMNS = ["feedback_id", "ts", "entity_type", "entity_id", "action", "reason", "actor"]
+
+
+def _dead_letter_row(reason: str, topic: str, partition: int, offset: int, size: int,
+                     failed_at_ms: int | None = None) -> list:
+    # Reasons may quote a value that cannot be encoded (a lone surrogate): made storable here
+    # so the dead letter of an unstorable row is never unstorable itself.
+    reason = reason[:1000].encode("utf-8", "backslashreplace").decode("utf-8")
+    return [failed_at_ms or int(time.time() * 1000), reason, reason.split(":", 1)[0][:40], topic, partition,
+            offset, size]
 
 
 @dataclass
@@ -150,6 +250,11 @@ class ClickHouseSink:
         self._oldest: float | None = None
         self._failing_since: float | None = None
         self.rows_written = 0
+        # Rows ClickHouse refused (stored as dead letters, not retried) until the worker takes
+        # them; bounded by the rows flushed since its last take.
+        self._rejected: list[RejectedRow] = []
+        self.rows_rejected = 0
+        self.dead_letters_lost = 0  # dlq rows that could not be stored either (logged)
         apply_migrations(self.client, self.settings)
         self._watermarks: dict[tuple[str, int], int] = self._read_watermarks()
         # The dead-letter table's own positions: a record re-read after a crash is stored once.
@@ -218,8 +323,7 @@ class ClickHouseSink:
             self._check_room()
             if partition >= 0 and offset <= self._dlq_watermarks.get((topic, partition), -1):
                 return  # stored before a crash: its offset was not committed, so it came again
-            self._dead.append([failed_at_ms or int(time.time() * 1000), reason[:1000],
-                               reason.split(":", 1)[0][:40], topic, partition, offset, size])
+            self._dead.append(_dead_letter_row(reason, topic, partition, offset, size, failed_at_ms))
             self._note_added()
 
     def add_feedback(self, record: dict) -> None:
@@ -240,6 +344,12 @@ class ClickHouseSink:
     @property
     def buffered(self) -> int:
         return self._buffered
+
+    def take_rejected(self) -> list[RejectedRow]:
+        """The rows ClickHouse refused since the last call (already in the ``dlq`` table)."""
+        with self._lock:
+            rejected, self._rejected = self._rejected, []
+            return rejected
 
     # -- flush / write -------------------------------------------------------------------
     def flush(self) -> int:
@@ -277,8 +387,11 @@ class ClickHouseSink:
 
     def write(self, events: dict[tuple[str, int], _Batch], alerts: list[dict], dead: list[list],
               feedback: list[list] = ()) -> None:
+        """Insert a flush's rows. Rows ClickHouse refuses are isolated and dead-lettered (see
+        :func:`isolate_refused`); any other error means ClickHouse is unavailable and is raised."""
         if self.settings.fault_file is not None and Path(self.settings.fault_file).exists():
             raise ConnectionRefusedError(f"ClickHouse unavailable (fault injected: {self.settings.fault_file})")
+        dead = list(dead)  # refused rows join as dead letters; the caller's list is its put-back copy
         for (topic, partition), batch in events.items():
             step = self.settings.batch_rows
             batch_rows, batch_offsets = batch.rows, batch.offsets
@@ -293,36 +406,94 @@ class ClickHouseSink:
                     batch_rows, batch_offsets = [batch_rows[i] for i in keep], [batch_offsets[i] for i in keep]
             for start in range(0, len(batch_rows), step):
                 rows, offsets = batch_rows[start:start + step], batch_offsets[start:start + step]
-                token = f"events:{topic}:{partition}:{offsets[0]}:{offsets[-1]}:{len(rows)}" if partition >= 0 \
-                    else None
-                self._insert_events(rows, topic, partition, offsets, token)
-                if partition >= 0:
-                    with self._lock:
-                        mark = self._watermarks.get((topic, partition), -1)
-                        self._watermarks[(topic, partition)] = max(mark, offsets[-1])
-                self.rows_written += len(rows)
-        if alerts:
-            self.client.insert(f"{self.db}.alerts", [self._alert_row(a) for a in alerts], column_names=[
-                "alert_id", "ts", "entity_type", "entity_id", "api_key_ids", "score", "severity", "severity_rank",
-                "reasons", "events_seen", "detector", "version"])
+                self._write_event_slice(rows, topic, partition, offsets, dead)
+        self._write_isolated("alerts", [(str(a.get("alert_id", "")), a) for a in alerts], self._alert_row,
+                             _ALERT_COLUMNS, dead)
+        # Feedback before dead letters, so a refused feedback record is dead-lettered too.
+        self._write_isolated("feedback", [(str(r[0]), r) for r in feedback], list, _FEEDBACK_COLUMNS, dead)
         with self._lock:  # a batch put back after a later insert failed was stored already
             dead = [r for r in dead if r[4] < 0 or r[5] > self._dlq_watermarks.get((r[3], r[4]), -1)]
         if dead:
-            self.client.insert(f"{self.db}.dlq", dead, column_names=[
-                "failed_at", "reason", "reason_class", "topic", "partition", "offset", "size"])
+            self._write_dead_letters(dead)
+
+    def _write_event_slice(self, rows: list[dict], topic: str, partition: int, offsets: list[int],
+                           dead: list[list]) -> None:
+        """Insert one slice of a partition's rows; refused rows become dead letters. Inserts and
+        refusals go in offset order, each moving the partition's watermark past its rows."""
+        def advance(offset: int) -> None:
+            if partition >= 0:
+                with self._lock:
+                    self._watermarks[(topic, partition)] = max(self._watermarks.get((topic, partition), -1), offset)
+
+        def insert(lo: int, hi: int) -> None:
+            token = f"events:{topic}:{partition}:{offsets[lo]}:{offsets[hi - 1]}:{hi - lo}" if partition >= 0 \
+                else None
+            self._insert_events(rows[lo:hi], topic, partition, offsets[lo:hi], token)
+            advance(offsets[hi - 1])
+            self.rows_written += hi - lo
+
+        def refuse(index: int, error: str) -> None:
+            self._reject("events", error, topic, partition, offsets[index], dead)
+            advance(offsets[index])
+
+        isolate_refused(len(rows), insert, refuse)
+
+    def _write_isolated(self, table: str, records: list[tuple[str, object]], to_row, columns: list[str],
+                        dead: list[list]) -> None:
+        """Insert alert or feedback records ``(id, record)`` as ``to_row(record)``; records that
+        cannot be converted or that ClickHouse refuses become dead letters (no source position)."""
+        def refuse(index: int, error: str) -> None:
+            log.error("ClickHouse refused a row of %s (%s): %s", table, records[index][0], error)
+            self._reject(table, error, "", -1, -1, dead, records[index][0])
+
+        rows = []
+        for index, (_, record) in enumerate(records):
+            try:
+                rows.append(to_row(record))
+            except Exception as exc:  # noqa: BLE001 - a malformed record is refused, never retried
+                rows.append(None)
+                refuse(index, _describe(exc))
+        kept = [index for index, row in enumerate(rows) if row is not None]
+
+        def insert(lo: int, hi: int) -> None:
+            self.client.insert(f"{self.db}.{table}", [rows[i] for i in kept[lo:hi]], column_names=columns)
+
+        if kept:
+            isolate_refused(len(kept), insert, lambda at, error: refuse(kept[at], error))
+
+    def _reject(self, table: str, error: str, topic: str, partition: int, offset: int,
+                dead: list[list], entity: str = "") -> None:
+        reason = f"sink_rejected: {table}: {error}"
+        dead.append(_dead_letter_row(reason, topic, partition, offset, 0))
+        with self._lock:
+            self._rejected.append(RejectedRow(table, reason, topic, partition, offset, entity))
+            self.rows_rejected += 1
+
+    def _write_dead_letters(self, dead: list[list]) -> None:
+        """Insert dlq rows; one that ClickHouse refuses too is logged and counted, never retried."""
+        def insert(lo: int, hi: int) -> None:
+            self.client.insert(f"{self.db}.dlq", dead[lo:hi], column_names=_DLQ_COLUMNS)
             with self._lock:
-                for _, _, _, topic, partition, offset, _ in dead:
+                for _, _, _, topic, partition, offset, _ in dead[lo:hi]:
                     if partition >= 0 and offset > self._dlq_watermarks.get((topic, partition), -1):
                         self._dlq_watermarks[(topic, partition)] = offset
-        if feedback:
-            self.client.insert(f"{self.db}.feedback", list(feedback), column_names=[
-                "feedback_id", "ts", "entity_type", "entity_id", "action", "reason", "actor"])
+
+        def lost(index: int, error: str) -> None:
+            _, _, reason_class, topic, partition, offset, _ = dead[index]
+            log.error("dead letter %s:%s:%s (%s) could not be stored: %s", topic, partition, offset,
+                      reason_class, error)
+            self.dead_letters_lost += 1
+
+        isolate_refused(len(dead), insert, lost)
 
     def _insert_events(self, rows: list[dict], topic: str, partition: int, offsets: list[int],
                        token: str | None) -> None:
         # One C-level conversion of the row dicts (per-column Python loops held the GIL
         # long enough to slow the worker's event loop down).
-        table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMA).rename_columns(_ROW_NAMES)
+        try:
+            table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMA).rename_columns(_ROW_NAMES)
+        except _CONVERSION_ERRORS as exc:
+            raise RowsRejected(f"a row does not fit the events table: {type(exc).__name__}: {exc}") from exc
         n = len(rows)
         table = table.append_column("kafka_topic", pa.array([topic] * n, pa.string()))
         table = table.append_column("kafka_partition", pa.array([partition] * n, pa.int32()))

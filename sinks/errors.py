@@ -12,6 +12,11 @@ class SinkUnavailable(SinkError):
     """The output (ClickHouse) cannot be reached or refused the write."""
 
 
+class RowsRejected(SinkError):
+    """The output refuses these rows (a value that does not fit its column): retrying cannot
+    help, so the sink isolates them and dead-letters them instead (see ClickHouseSink.flush)."""
+
+
 class SchemaError(SinkError):
     """The database schema is not what this version expects and cannot be migrated."""
 

@@ -59,7 +59,9 @@ class Counters:
     alerts: int = 0
     key_mismatch: int = 0
     late: int = 0
+    clamped: int = 0  # events with a field changed to fit its column (RequestEvent.clamped)
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    clamped_fields: dict[str, int] = field(default_factory=dict)
 
 
 def _last_ts_reader():
@@ -121,6 +123,10 @@ class RequestProcessor:
             # The contract keys messages by api_key_id; a producer that does not breaks
             # co-partitioning of the state table. Counted, still processed by api_key_id.
             self.counters.key_mismatch += 1
+        if parsed.clamped:
+            self.counters.clamped += 1
+            for name in parsed.clamped:
+                self.counters.clamped_fields[name] = self.counters.clamped_fields.get(name, 0) + 1
         return parsed
 
     def failed(self, message, exc: Exception) -> DeadLetter:
