@@ -201,7 +201,7 @@ class RejectedRow:
     """A row ClickHouse refused, already stored in the ``dlq`` table with ``reason``; the
     worker sends the source record to the dead-letter topic (``take_rejected``)."""
 
-    table: str  # events, alerts, feedback
+    table: str  # events, alerts, feedback; dlq: a dead letter that could not be stored either
     reason: str  # "sink_rejected: <table>: <error>"
     topic: str
     partition: int
@@ -482,7 +482,9 @@ class ClickHouseSink:
             _, _, reason_class, topic, partition, offset, _ = dead[index]
             log.error("dead letter %s:%s:%s (%s) could not be stored: %s", topic, partition, offset,
                       reason_class, error)
-            self.dead_letters_lost += 1
+            with self._lock:
+                self.dead_letters_lost += 1
+                self._rejected.append(RejectedRow("dlq", f"sink_rejected: dlq: {error}", topic, partition, offset))
 
         isolate_refused(len(dead), insert, lost)
 

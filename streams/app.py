@@ -190,6 +190,18 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                           dead.size)
         metrics.dead_letters.labels(reason=dead.reason.split(":", 1)[0][:40]).inc()
 
+    async def send_sink_rejected(pending: list) -> None:
+        """Rows ClickHouse refused (in its dlq table already): their records to the dead-letter
+        topic before their events are acked; a dlq row it refused too counts as not dead-lettered."""
+        rejected = sink.take_rejected()
+        for dead in processor.rejected_by_sink(rejected, [event.message for event in pending]):
+            await dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
+        for row in rejected:
+            if row.table == "dlq":
+                metrics.dead_letter_errors.inc()
+            else:
+                metrics.sink_rejected.labels(table=row.table).inc()
+
     async def add_to_sink(add, *args) -> None:
         while True:
             try:
@@ -207,6 +219,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         if isinstance(decoded, DeadLetter):
             await send_dead_letter(decoded)
             return
+        for field_path in decoded.clamped:
+            metrics.clamped.labels(field=field_path).inc()
         state_key = decoded.api_key_id.encode("utf-8", "surrogatepass")
         state = key_state.get(state_key)
         if processor.is_late(state, decoded):  # stored, not learned (DG_ALLOWED_LATENESS_S)
@@ -527,6 +541,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                     dirty.setdefault(state_key, partition)
                 return
             metrics.sink_flush_seconds.observe(time.perf_counter() - started)
+            await send_sink_rejected(pending)
             await send_changelog(key_state, changed)
             for event in pending:
                 event.ack()

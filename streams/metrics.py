@@ -26,6 +26,12 @@ class WorkerMetrics:
         self.backpressure = Counter("distillguard_sink_backpressure",
                                     "Times the ClickHouse sink pushed back and consumption paused", registry=r)
         self.sink_errors = Counter("distillguard_sink_errors", "Failed ClickHouse flushes (retried)", registry=r)
+        self.sink_rejected = Counter("distillguard_sink_rejected_rows",
+                                     "Rows ClickHouse refused (a value that does not fit its column): "
+                                     "dead-lettered, not retried", ["table"], registry=r)
+        self.clamped = Counter("distillguard_events_clamped",
+                               "Events with a field changed to fit its column (clamped to the column's "
+                               "range, an invalid ASN unknown, lone surrogates replaced)", ["field"], registry=r)
         self.sink_flush_seconds = Histogram("distillguard_sink_flush_seconds", "ClickHouse flush latency",
                                             registry=r)
         self.cluster_errors = Counter("distillguard_cluster_errors", "Link records the cluster detector failed on",

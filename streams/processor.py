@@ -138,6 +138,25 @@ class RequestProcessor:
                           message.key, self.source_topic, message.partition,
                           message.offset).truncated(self.dlq_max_bytes)
 
+    def rejected_by_sink(self, rejected, messages) -> list[DeadLetter]:
+        """Dead letters for the event rows ClickHouse refused (``ClickHouseSink.take_rejected``),
+        carrying their source records from ``messages`` (the flushed events' messages). The
+        sink stored them in its dlq table already; alert, feedback and dlq rows have no
+        source record on the input topic and are only counted by the caller."""
+        by_position = {(m.partition, m.offset): m for m in messages}
+        letters = []
+        for row in rejected:
+            if row.table != "events":
+                continue
+            message = by_position.get((row.partition, row.offset))
+            self.counters.dead_letters += 1
+            self.counters.dead_letter_reasons["sink_rejected"] = \
+                self.counters.dead_letter_reasons.get("sink_rejected", 0) + 1
+            letters.append(DeadLetter(row.reason, (message.value or b"") if message else b"",
+                                      message.key if message else None, row.topic, row.partition,
+                                      row.offset).truncated(self.dlq_max_bytes))
+        return letters
+
     def is_late(self, state: bytes | None, event: RequestEvent) -> bool:
         """Event time more than the allowed lateness before the key's last applied event time.
 

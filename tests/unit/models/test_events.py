@@ -184,7 +184,7 @@ def test_fuzz_field_types_agree_with_schema(overrides, schema):
         # Stricter than the schema only where the schema cannot say it: time formats and range,
         # and integers beyond 2**53 (not exactly representable by JSON consumers).
         assert result.reason.startswith(("ts:", "account.created_at", "non-standard JSON number")) \
-            or result.reason.endswith("out of range"), result.reason
+            or result.reason.endswith(("out of range", "not valid Unicode (lone surrogate)")), result.reason
 
 
 @given(st.binary(max_size=300))
@@ -269,3 +269,65 @@ def test_a_benchmark_item_answered_at_length_reads_as_a_reasoning_harvest():
     # a prompt that already elicits reasoning is not changed by its answer's length
     cot = featurize_text("Think step by step: what is 2+3?", output_tokens=900)
     assert answered_style(cot) == cot.style == 1.0
+
+
+# -- every value checked against the column it is stored in (issue #17, finding 1) ----------
+def _doc(**fields) -> dict:
+    doc = copy.deepcopy(GOOD)
+    for path, value in fields.items():
+        node = doc
+        *outer, name = path.split(".")
+        for part in outer:
+            node = node[part]
+        node[name] = value
+    return doc
+
+
+@pytest.mark.parametrize("path,value,stored", [
+    ("usage.output_tokens", 5e9, 2**32 - 1),
+    ("usage.output_tokens", 2**53, 2**32 - 1),
+    ("usage.input_tokens", 2**32, 2**32 - 1),
+    ("latency_ms", 2**40, 2**32 - 1),
+    ("status", -1, 0),
+    ("status", 70_000, 65_535),
+    ("client.asn", -7, None),
+    ("client.asn", 2**32, None),
+])
+def test_an_integer_past_its_column_is_clamped_and_noted(path, value, stored):
+    ev = parse_event(encode(_doc(**{path: value})))
+    assert isinstance(ev, RequestEvent)
+    attribute = path.split(".")[-1]
+    assert getattr(ev, attribute) == stored and ev.clamped == (path,)
+
+
+def test_integers_that_fit_their_column_are_kept_and_not_noted():
+    ev = parse_event(encode(_doc(**{"usage.output_tokens": 2**32 - 1, "status": 65_535, "client.asn": 0,
+                                    "latency_ms": 0})))
+    assert (ev.output_tokens, ev.status, ev.asn, ev.latency_ms, ev.clamped) == (2**32 - 1, 65_535, 0, 0, ())
+
+
+def _with_escape(path: str, text: str) -> bytes:
+    """A document whose field holds ``text`` written with JSON \\u escapes (a lone surrogate
+    can only reach the worker this way: it is not encodable as UTF-8)."""
+    return encode(_doc(**{path: text}))  # json.dumps escapes non-ASCII (ensure_ascii)
+
+
+@pytest.mark.parametrize("name", ["event_id", "api_key_id", "account_id", "org_id"])
+def test_a_lone_surrogate_in_an_identity_field_is_dead_lettered(name):
+    result = parse_event(_with_escape(name, "key-\ud800"))
+    assert isinstance(result, BadRecord)
+    assert result.reason == f"{name}: not valid Unicode (lone surrogate)"
+
+
+@pytest.mark.parametrize("path", ["model", "endpoint", "conversation_id", "client.ip", "client.user_agent",
+                                  "client.country", "account.payment_fingerprint", "account.tier"])
+def test_a_lone_surrogate_in_a_client_claim_is_replaced_and_noted(path):
+    ev = parse_event(_with_escape(path, "x\udc00" if path != "client.country" else "\udc00"))
+    assert isinstance(ev, RequestEvent) and ev.clamped == (path,)
+    value = getattr(ev, {"client.ip": "client_ip"}.get(path, path.split(".")[-1]))
+    assert "\ufffd" in value and value.encode("utf-8")
+
+
+def test_a_valid_surrogate_pair_is_an_ordinary_character():
+    ev = parse_event(_with_escape("model", "m\U0001F600"))
+    assert ev.model == "m\U0001F600" and ev.clamped == ()

@@ -161,3 +161,30 @@ def test_fast_last_event_time_agrees_with_the_detector_state():
         newest = max(newest, ev.ts_ms)  # an out-of-order event does not wind the clock back
         assert _last_ts(state) == decode_state(state).last_ts == newest
     assert _last_ts(b"\x00junk") == decode_state(b"\x00junk").last_ts == 0.0  # unknown layout: a new key
+
+
+def test_clamped_fields_are_counted():
+    proc = processor()
+    ev = proc.decode(event(usage={"output_tokens": 5_000_000_000}, model="m\ud800"), b"k1", 0, 1)
+    assert isinstance(ev, RequestEvent) and ev.output_tokens == 2**32 - 1
+    proc.decode(event(usage={"output_tokens": 10**10}), b"k1", 0, 2)
+    proc.decode(event(), b"k1", 0, 3)
+    assert proc.counters.clamped == 2
+    assert proc.counters.clamped_fields == {"usage.output_tokens": 2, "model": 1}
+
+
+def test_rows_the_sink_refused_become_dead_letters_with_their_source_record():
+    from distillguard.sinks.clickhouse import RejectedRow
+
+    proc = processor(dlq_max_bytes=1000)
+    messages = [SimpleNamespace(partition=2, offset=o, key=b"k%d" % o, value=b"record %d" % o) for o in range(5)]
+    rejected = [RejectedRow("events", "sink_rejected: events: ArrowInvalid: too large", "llm.requests", 2, 3),
+                RejectedRow("alerts", "sink_rejected: alerts: bad", "", -1, -1, "key:k1:1"),
+                RejectedRow("events", "sink_rejected: events: gone", "llm.requests", 2, 9)]
+    letters = proc.rejected_by_sink(rejected, messages)
+    assert [(d.key, d.value, d.partition, d.offset) for d in letters] == [(b"k3", b"record 3", 2, 3),
+                                                                       (None, b"", 2, 9)]
+    headers = dict(letters[0].headers())
+    assert headers["dg.reason"].startswith(b"sink_rejected: events: ArrowInvalid")
+    assert headers["dg.source.offset"] == b"3" and headers["dg.source.topic"] == b"llm.requests"
+    assert proc.counters.dead_letters == 2 and proc.counters.dead_letter_reasons == {"sink_rejected": 2}
