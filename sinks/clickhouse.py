@@ -139,6 +139,9 @@ _ROW_ERROR_CODES = frozenset({
     321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
     349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
 })
+# Rows within this much of the events TTL are dead-lettered too: ClickHouse applies the TTL when
+# the row is inserted, up to a flush later.
+_TTL_SLACK_MS = 60_000
 _ERROR_CODE = re.compile(r"Code: (\d+)\.")
 # Python-side conversion of rows to the wire format (arrow, or clickhouse_connect's native
 # columns): a value that does not fit its type. UnicodeEncodeError (a lone surrogate) is a
@@ -255,6 +258,7 @@ class ClickHouseSink:
         self._rejected: list[RejectedRow] = []
         self.rows_rejected = 0
         self.dead_letters_lost = 0  # dlq rows that could not be stored either (logged)
+        self._ttl_ms = self.settings.events_ttl_days * 86_400_000
         apply_migrations(self.client, self.settings)
         self._watermarks: dict[tuple[str, int], int] = self._read_watermarks()
         # The dead-letter table's own positions: a record re-read after a crash is stored once.
@@ -303,6 +307,8 @@ class ClickHouseSink:
             self._check_room()
             if partition >= 0 and offset <= self._watermarks.get((topic, partition), -1):
                 return False
+            if self._expired(row, topic, partition, offset):
+                return True
             batch = self._events.get((topic, partition))
             if batch is None:
                 batch = self._events[(topic, partition)] = _Batch(topic, partition)
@@ -310,6 +316,19 @@ class ClickHouseSink:
             batch.offsets.append(offset)
             self._note_added()
             return True
+
+    def _expired(self, row: dict, topic: str, partition: int, offset: int) -> bool:
+        """A row older than the events TTL: ClickHouse would drop it at insert without a word, so
+        it is dead-lettered instead (lock held)."""
+        ts_ms = row.get("ts_ms")
+        if not isinstance(ts_ms, int) or ts_ms >= int(time.time() * 1000) - self._ttl_ms + _TTL_SLACK_MS:
+            return False
+        reason = f"sink_rejected: events: ts older than the events TTL ({self.settings.events_ttl_days} days)"
+        self._dead.append(_dead_letter_row(reason, topic, partition, offset, 0))
+        self._rejected.append(RejectedRow("events", reason, topic, partition, offset))
+        self.rows_rejected += 1
+        self._note_added()
+        return True
 
     def add_alert(self, alert: dict) -> None:
         with self._lock:

@@ -6,6 +6,8 @@ forever and the worker's commits froze (issue #17, finding 1).
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
@@ -209,3 +211,17 @@ def test_a_dead_letter_that_cannot_be_stored_is_counted_and_never_blocks(chdb_cl
 ])
 def test_errors_about_rows_are_told_from_an_unavailable_clickhouse(exc, refused):
     assert refuses_rows(exc) is refused
+
+
+def test_a_row_older_than_the_events_ttl_is_dead_lettered_not_dropped_silently(chdb_client, chdb_settings):
+    # ClickHouse applies the TTL at insert: such a row would vanish without an error.
+    sink = ClickHouseSink(chdb_settings.model_copy(update={"events_ttl_days": 30}), client=chdb_client)
+    now_ms = int(time.time() * 1000)
+    sink.add(row(0, ts_ms=now_ms - 31 * 86_400_000), partition=0, offset=0, topic=TOPIC)
+    sink.add(row(1, ts_ms=now_ms - 29 * 86_400_000), partition=0, offset=1, topic=TOPIC)
+    sink.flush()
+    db = chdb_settings.database
+    assert rows_of(chdb_client, f"SELECT kafka_offset FROM {db}.events") == [(1,)]
+    assert rows_of(chdb_client, f"SELECT offset, reason FROM {db}.dlq") == [
+        (0, "sink_rejected: events: ts older than the events TTL (30 days)")]
+    assert [r.offset for r in sink.take_rejected()] == [0]
