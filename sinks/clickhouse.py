@@ -410,7 +410,20 @@ class ClickHouseSink:
         :func:`isolate_refused`); any other error means ClickHouse is unavailable and is raised."""
         if self.settings.fault_file is not None and Path(self.settings.fault_file).exists():
             raise ConnectionRefusedError(f"ClickHouse unavailable (fault injected: {self.settings.fault_file})")
-        dead = list(dead)  # refused rows join as dead letters; the caller's list is its put-back copy
+        put_back = len(dead)  # the caller puts these back if the write fails
+        dead = list(dead)  # refused rows join as dead letters
+        try:
+            self._write_rows(events, alerts, dead, feedback)
+        except Exception:
+            # Dead letters of rows refused before ClickHouse became unavailable: their rows are
+            # past the watermark now and will not be refused again, so they wait for the retry.
+            with self._lock:
+                self._dead.extend(dead[put_back:])
+                self._buffered += len(dead) - put_back
+            raise
+
+    def _write_rows(self, events: dict[tuple[str, int], _Batch], alerts: list[dict], dead: list[list],
+                    feedback: list[list]) -> None:
         for (topic, partition), batch in events.items():
             step = self.settings.batch_rows
             batch_rows, batch_offsets = batch.rows, batch.offsets

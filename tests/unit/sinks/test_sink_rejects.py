@@ -225,3 +225,37 @@ def test_a_row_older_than_the_events_ttl_is_dead_lettered_not_dropped_silently(c
     assert rows_of(chdb_client, f"SELECT offset, reason FROM {db}.dlq") == [
         (0, "sink_rejected: events: ts older than the events TTL (30 days)")]
     assert [r.offset for r in sink.take_rejected()] == [0]
+
+
+class AlertsFailOnce:
+    """The real client; the first alerts insert fails as if the connection dropped."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.failures = 1
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def insert(self, table, *args, **kwargs):
+        if table.endswith(".alerts") and self.failures:
+            self.failures -= 1
+            raise ConnectionResetError("connection reset by peer")
+        return self.inner.insert(table, *args, **kwargs)
+
+
+def test_a_refused_row_is_dead_lettered_once_when_clickhouse_fails_later_in_the_flush(chdb_client, chdb_settings):
+    sink = ClickHouseSink(chdb_settings, client=AlertsFailOnce(chdb_client))
+    for i in range(10):
+        sink.add(row(i, output_tokens=2**32) if i == 5 else row(i), partition=0, offset=i, topic=TOPIC)
+    sink.add_dead_letter("not JSON: x", TOPIC, 0, 10, 4)
+    sink.add_alert(alert("key:k1:1"))
+    with pytest.raises(SinkUnavailable):
+        sink.flush()  # rows stored and row 5 refused, then the alerts insert meets an outage
+    sink.flush()
+    db = chdb_settings.database
+    assert rows_of(chdb_client, f"SELECT count(), uniqExact(kafka_offset) FROM {db}.events") == [(9, 9)]
+    assert rows_of(chdb_client, f"SELECT offset, reason_class FROM {db}.dlq ORDER BY offset") == [
+        (5, "sink_rejected"), (10, "not JSON")]
+    assert [a["alert_id"] for a in sink.alert_rows()] == ["key:k1:1"]
+    assert [r.offset for r in sink.take_rejected()] == [5]
