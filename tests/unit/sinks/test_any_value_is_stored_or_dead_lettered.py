@@ -106,3 +106,34 @@ def test_any_field_at_any_value_is_stored_or_dead_lettered_and_the_next_record_i
             assert (poison_at in stored) != (poison_at in dead), (changes, outcome)
 
     one_record_then_a_normal_one()
+
+
+EXTREMES = [None, True, -1, 0.5, -2**63, 2**32, 2**53 + 1, 2**64, 5e9, 1e300, float("nan"), float("inf"), "",
+            "\ud800", "k\udfff", "\U0001F600", "\x00", "x" * 5000, "2001-01-01T00:00:00Z", [1, {"a": []}],
+            {"nested": {"deep": [None]}}]
+
+
+def test_every_field_at_each_extreme_value_in_one_batch(chdb_client, chdb_settings):
+    """Every field x every extreme value, all in one flush: the batch holds many rows ClickHouse
+    would refuse among good ones, and the worker's outcome is decided for each record."""
+    sink = ClickHouseSink(chdb_settings, client=chdb_client)
+    processor = RequestProcessor(KeyPipeline(), source_topic=TOPIC)
+    states: dict[bytes, bytes] = {}
+    outcomes, normal = {}, []
+    offsets = itertools.count()
+    for path in FIELDS:
+        for value in EXTREMES:
+            at = next(offsets)
+            outcomes[at] = (path, value, worker_step(processor, states, sink, record({path: value}, at), at))
+            normal.append(next(offsets))
+            assert worker_step(processor, states, sink, record({}, normal[-1]), normal[-1]) == "stored"
+    sink.flush()
+    db = chdb_settings.database
+    stored = {r[0] for r in chdb_client.query(f"SELECT kafka_offset FROM {db}.events").result_rows}
+    dead = {r[0] for r in chdb_client.query(f"SELECT offset FROM {db}.dlq").result_rows}
+    assert set(normal) <= stored
+    for at, (path, value, outcome) in outcomes.items():
+        assert outcome != "duplicate" and (at in stored) != (at in dead), (path, value, outcome)
+    # What was stored is what fits: clamped values at their column's bound, never wrapped.
+    assert chdb_client.query(f"SELECT max(output_tokens), max(latency_ms) FROM {db}.events").result_rows == \
+        [(2**32 - 1, 2**32 - 1)]
