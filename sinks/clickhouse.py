@@ -142,6 +142,7 @@ _ROW_ERROR_CODES = frozenset({
 # Rows within this much of the events TTL are dead-lettered too: ClickHouse applies the TTL when
 # the row is inserted, up to a flush later.
 _TTL_SLACK_MS = 60_000
+_MAX_REJECTED_KEPT = 100_000
 _ERROR_CODE = re.compile(r"Code: (\d+)\.")
 # Python-side conversion of rows to the wire format (arrow, or clickhouse_connect's native
 # columns): a value that does not fit its type. UnicodeEncodeError (a lone surrogate) is a
@@ -254,7 +255,8 @@ class ClickHouseSink:
         self._failing_since: float | None = None
         self.rows_written = 0
         # Rows ClickHouse refused (stored as dead letters, not retried) until the worker takes
-        # them; bounded by the rows flushed since its last take.
+        # them after each flush. Bounded for callers that never take them (the dashboard's
+        # file ingest): beyond _MAX_REJECTED_KEPT they are only counted, their dlq rows stay.
         self._rejected: list[RejectedRow] = []
         self.rows_rejected = 0
         self.dead_letters_lost = 0  # dlq rows that could not be stored either (logged)
@@ -325,10 +327,15 @@ class ClickHouseSink:
             return False
         reason = f"sink_rejected: events: ts older than the events TTL ({self.settings.events_ttl_days} days)"
         self._dead.append(_dead_letter_row(reason, topic, partition, offset, 0))
-        self._rejected.append(RejectedRow("events", reason, topic, partition, offset))
-        self.rows_rejected += 1
+        self._keep_rejected(RejectedRow("events", reason, topic, partition, offset))
         self._note_added()
         return True
+
+    def _keep_rejected(self, row: RejectedRow) -> None:  # lock held
+        if row.table != "dlq":
+            self.rows_rejected += 1
+        if len(self._rejected) < _MAX_REJECTED_KEPT:
+            self._rejected.append(row)
 
     def add_alert(self, alert: dict) -> None:
         with self._lock:
@@ -498,8 +505,7 @@ class ClickHouseSink:
         reason = f"sink_rejected: {table}: {error}"
         dead.append(_dead_letter_row(reason, topic, partition, offset, 0))
         with self._lock:
-            self._rejected.append(RejectedRow(table, reason, topic, partition, offset, entity))
-            self.rows_rejected += 1
+            self._keep_rejected(RejectedRow(table, reason, topic, partition, offset, entity))
 
     def _write_dead_letters(self, dead: list[list]) -> None:
         """Insert dlq rows; one that ClickHouse refuses too is logged and counted, never retried."""
@@ -516,7 +522,7 @@ class ClickHouseSink:
                       reason_class, error)
             with self._lock:
                 self.dead_letters_lost += 1
-                self._rejected.append(RejectedRow("dlq", f"sink_rejected: dlq: {error}", topic, partition, offset))
+                self._keep_rejected(RejectedRow("dlq", f"sink_rejected: dlq: {error}", topic, partition, offset))
 
         isolate_refused(len(dead), insert, lost)
 

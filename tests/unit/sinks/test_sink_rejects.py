@@ -259,3 +259,15 @@ def test_a_refused_row_is_dead_lettered_once_when_clickhouse_fails_later_in_the_
         (5, "sink_rejected"), (10, "not JSON")]
     assert [a["alert_id"] for a in sink.alert_rows()] == ["key:k1:1"]
     assert [r.offset for r in sink.take_rejected()] == [5]
+
+
+def test_refused_rows_nobody_takes_are_bounded_and_still_dead_lettered(chdb_client, chdb_settings, monkeypatch):
+    import distillguard.sinks.clickhouse as clickhouse
+
+    monkeypatch.setattr(clickhouse, "_MAX_REJECTED_KEPT", 3)
+    sink = ClickHouseSink(chdb_settings, client=chdb_client)
+    for i in range(5):
+        sink.add(row(i, status=-1), partition=0, offset=i, topic=TOPIC)
+    sink.flush()
+    assert len(sink.take_rejected()) == 3 and sink.rows_rejected == 5
+    assert rows_of(chdb_client, f"SELECT count() FROM {chdb_settings.database}.dlq")[0][0] == 5
