@@ -190,11 +190,14 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                           dead.size)
         metrics.dead_letters.labels(reason=dead.reason.split(":", 1)[0][:40]).inc()
 
-    async def send_sink_rejected(pending: list) -> None:
+    async def send_sink_rejected() -> None:
         """Rows ClickHouse refused (in its dlq table already): their records to the dead-letter
-        topic before their events are acked; a dlq row it refused too counts as not dead-lettered."""
+        topic before their events are acked; a dlq row it refused too counts as not dead-lettered.
+        Records are looked up among all unacked events: a flush also takes rows added while it ran."""
         rejected = sink.take_rejected()
-        for dead in processor.rejected_by_sink(rejected, [event.message for event in pending]):
+        if not rejected:
+            return
+        for dead in processor.rejected_by_sink(rejected, [event.message for event in unacked]):
             await dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
         for row in rejected:
             if row.table == "dlq":
@@ -541,7 +544,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                     dirty.setdefault(state_key, partition)
                 return
             metrics.sink_flush_seconds.observe(time.perf_counter() - started)
-            await send_sink_rejected(pending)
+            await send_sink_rejected()
             await send_changelog(key_state, changed)
             for event in pending:
                 event.ack()
