@@ -14,9 +14,10 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from distillguard.models.clusters import ClusterDetector, link_batch_bytes, link_record, link_value_key
 from distillguard.models.pipeline import KeyPipeline
 from distillguard.sinks.clickhouse import ClickHouseSink
-from distillguard.streams.processor import DeadLetter, RequestProcessor
+from distillguard.streams.processor import DeadLetter, RequestProcessor, alert_bytes
 
 TOPIC = "llm.requests"
 GOOD = {
@@ -63,7 +64,8 @@ def record(changes: dict, serial: int) -> bytes:
 
 
 def worker_step(processor, states, sink, raw: bytes, offset: int) -> str:
-    """What the worker does with one record (streams/app.py handle): its outcome."""
+    """What the worker does with one record (streams/app.py handle): its outcome. Raises if
+    anything the worker sends on (alert, link record, link value key) cannot be encoded."""
     decoded = processor.decode(raw, None, 0, offset)
     if isinstance(decoded, DeadLetter):
         sink.add_dead_letter(decoded.reason, TOPIC, 0, offset, decoded.size)
@@ -74,7 +76,13 @@ def worker_step(processor, states, sink, raw: bytes, offset: int) -> str:
         return "duplicate"
     sink.add(result.row, 0, offset, TOPIC)
     if result.alert is not None:
+        alert_bytes(result.alert)  # what goes on the alerts topic
         sink.add_alert(result.alert)
+    rec = link_record(decoded, result, partition=0, offset=offset)
+    if rec is not None:  # what goes to the cluster detector and the link-values topic
+        link_batch_bytes([rec.to_bytes()])
+        for kind, link_value in ClusterDetector().values_to_link(rec):
+            link_value_key(kind, link_value)
     states[key] = result.state
     return "stored"
 
