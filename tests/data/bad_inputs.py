@@ -70,6 +70,10 @@ CORPUS: dict[str, tuple[bytes, str]] = {
     # encoding
     "invalid utf-8": (b'{"prompt": "\xff\xfe"}', "not valid UTF-8"),
     "latin-1 prompt": (_valid.replace(b"tides", "mar\u00e9es".encode("latin-1")), "not valid UTF-8"),
+    # a lone surrogate escape: legal JSON, not encodable as UTF-8, in an identity field
+    "lone surrogate in api_key_id": (enc(good(api_key_id="key-\ud800")), "api_key_id"),
+    "lone surrogate in event_id": (enc(good(event_id="\udfffev")), "event_id"),
+    "lone surrogate in account_id": (enc(good(account_id="acct-\ud83d")), "account_id"),
     # missing fields
     "missing event_id": (enc(good(event_id=_DELETE)), "missing required field"),
     "missing prompt": (enc(good(prompt=_DELETE)), "missing required field"),
