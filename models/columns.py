@@ -19,8 +19,9 @@ UINT_RANGES: dict[str, tuple[int, int]] = {
     "UInt32": (0, 2**32 - 1),
     "UInt64": (0, 2**64 - 1),
 }
-# Integers that only feed the detector's float arithmetic (max_tokens, n, tools, turn_index):
-# beyond 2**53 a float no longer holds every integer, and no real request comes near it.
+# Integers that only feed the detector's float arithmetic (max_tokens, n, tools, turn_index)
+# are clamped here: beyond 2**53 a float no longer holds every integer, and no real request
+# comes near it.
 MAX_EXACT_INT = 2**53
 
 # The ``events`` feature columns (models.pipeline.ROW_COLUMNS without ``ts_ms``, which is

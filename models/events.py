@@ -175,9 +175,20 @@ def _int(obj: dict, name: str, *, minimum: int | None = None, path: str = "",
             raise _Invalid(f"{path}{name}: expected integer, got {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise _Invalid(f"{path}{name}: below minimum {minimum}")
-    if abs(value) > MAX_EXACT_INT:
-        raise _Invalid(f"{path}{name}: out of range")
     return value
+
+
+def _exact(values: dict[str, tuple[str, int | None]], clamped: list[str]) -> dict[str, int | None]:
+    """Integers that only feed the detector's float arithmetic ({field: (JSON path, value)}),
+    clamped to what a float holds exactly (noted in ``clamped``): they are client claims
+    (max_tokens=1e20 must not hide a request from the detector)."""
+    exact = {}
+    for name, (path, value) in values.items():
+        if value is not None and value > MAX_EXACT_INT:
+            value = MAX_EXACT_INT
+            clamped.append(path)
+        exact[name] = value
+    return exact
 
 
 def _fit(values: dict[str, int | None], clamped: list[str]) -> dict[str, int | None]:
@@ -302,20 +313,22 @@ def _validate(doc, *, shallow: bool = False) -> RequestEvent:
         "latency_ms": _int(doc, "latency_ms", minimum=0),
         "asn": _int(client, "asn", path="client."),
     }, clamped)
+    counts = _exact({
+        "turn_index": ("turn_index", _int(doc, "turn_index", minimum=0, nullable=False) or 0),
+        "max_tokens": ("params.max_tokens", _int(params, "max_tokens", minimum=0, path="params.")),
+        "n": ("params.n", _int(params, "n", minimum=1, path="params.")),
+        "tools": ("params.tools", _int(params, "tools", minimum=0, path="params.")),
+    }, clamped)
     return RequestEvent(
         ts_ms=ts_ms,
         prompt=_str(doc, "prompt", required=True),
         system_prompt=_str(doc, "system_prompt"),
-        turn_index=_int(doc, "turn_index", minimum=0, nullable=False) or 0,
-        max_tokens=_int(params, "max_tokens", minimum=0, path="params."),
         temperature=_num(params, "temperature", minimum=0, path="params."),
         top_p=_num(params, "top_p", minimum=0, maximum=1, path="params."),
-        n=_int(params, "n", minimum=1, path="params."),
         stream=stream,
-        tools=_int(params, "tools", minimum=0, path="params."),
         account_created_ms=created_ms,
         clamped=tuple(clamped),
-        **identity, **claims, **numbers,
+        **identity, **claims, **numbers, **counts,
     )
 
 
