@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -203,20 +204,28 @@ def _fit(values: dict[str, int | None], clamped: list[str]) -> dict[str, int | N
     return values
 
 
-def _num(obj: dict, name: str, *, minimum: float | None = None, maximum: float | None = None,
-         path: str = "") -> float | None:
+def _num(obj: dict, name: str, clamped: list[str], *, minimum: float | None = None,
+         maximum: float | None = None, path: str = "") -> float | None:
     value = obj.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Invalid(f"{path}{name}: expected number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
+    try:
+        value = float(value)
+    except OverflowError:  # an integer past the float range
+        value = math.inf if value > 0 else -math.inf
+    if math.isnan(value):
         raise _Invalid(f"{path}{name}: not a finite number")
     if minimum is not None and value < minimum:
         raise _Invalid(f"{path}{name}: below minimum {minimum}")
     if maximum is not None and value > maximum:
         raise _Invalid(f"{path}{name}: above maximum {maximum}")
+    if math.isinf(value):
+        # JSON numbers past the float range (1e400) decode to infinity: a valid claim of a
+        # huge value, kept as the largest float (NaN/Infinity tokens are not JSON: rejected).
+        value = math.copysign(sys.float_info.max, value)
+        clamped.append(f"{path}{name}")
     return value
 
 
@@ -323,8 +332,8 @@ def _validate(doc, *, shallow: bool = False) -> RequestEvent:
         ts_ms=ts_ms,
         prompt=_str(doc, "prompt", required=True),
         system_prompt=_str(doc, "system_prompt"),
-        temperature=_num(params, "temperature", minimum=0, path="params."),
-        top_p=_num(params, "top_p", minimum=0, maximum=1, path="params."),
+        temperature=_num(params, "temperature", clamped, minimum=0, path="params."),
+        top_p=_num(params, "top_p", clamped, minimum=0, maximum=1, path="params."),
         stream=stream,
         account_created_ms=created_ms,
         clamped=tuple(clamped),

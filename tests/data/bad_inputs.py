@@ -104,8 +104,9 @@ CORPUS: dict[str, tuple[bytes, str]] = {
     "Infinity top_p": (_valid.replace(b'"top_p": 0.9', b'"top_p": Infinity'), "non-standard JSON number"),
     "-Infinity latency": (_valid.replace(b'"latency_ms": 812', b'"latency_ms": -Infinity'),
                           "non-standard JSON number"),
-    # JSON allows 1e400; it decodes to inf, which no field accepts
-    "overflowing float": (_valid.replace(b'"temperature": 0.7', b'"temperature": 1e400'), "params.temperature"),
+    # JSON allows 1e400; it decodes to inf, past top_p's maximum of 1 (a temperature of 1e400
+    # is a valid claim: clamped to the largest float, see tests/unit/models/test_events.py)
+    "overflowing float": (_valid.replace(b'"top_p": 0.9', b'"top_p": 1e400'), "params.top_p"),
     # size and depth
     "10 MB prompt": (enc(good(prompt="y" * 10_000_000)), "record too large"),
     "deeply nested arrays": (b"[" * 100_000 + b"]" * 100_000, "JSON nested deeper than 16 levels"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -336,3 +337,17 @@ def test_a_lone_surrogate_in_a_client_claim_is_replaced_and_noted(path):
 def test_a_valid_surrogate_pair_is_an_ordinary_character():
     ev = parse_event(_with_escape("model", "m\U0001F600"))
     assert ev.model == "m\U0001F600" and ev.clamped == ()
+
+
+@pytest.mark.parametrize("raw_number", [b"1e400", b"1" + b"0" * 400])
+def test_a_temperature_past_the_float_range_is_clamped_and_noted(raw_number):
+    raw = encode(GOOD).replace(b'"temperature": 0.7', b'"temperature": ' + raw_number)
+    ev = parse_event(raw)
+    assert isinstance(ev, RequestEvent)
+    assert ev.temperature == sys.float_info.max and ev.clamped == ("params.temperature",)
+
+
+@pytest.mark.parametrize("raw_number", [b"-1e400", b"1e400"])
+def test_a_top_p_past_the_float_range_is_dead_lettered(raw_number):
+    result = parse_event(encode(GOOD).replace(b'"top_p": 0.9', b'"top_p": ' + raw_number))
+    assert isinstance(result, BadRecord) and result.reason.startswith("params.top_p: ")
