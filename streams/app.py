@@ -198,7 +198,12 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         if not rejected:
             return
         for dead in processor.rejected_by_sink(rejected, [event.message for event in unacked]):
-            await dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
+            try:
+                await dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
+            except Exception:  # noqa: BLE001 - in the dlq table already: never hold the flush back
+                log.exception("record %s:%s refused by ClickHouse could not be sent to the dead-letter topic",
+                              dead.partition, dead.offset)
+                metrics.dead_letter_errors.inc()
         for row in rejected:
             if row.table == "dlq":
                 metrics.dead_letter_errors.inc()
