@@ -207,9 +207,16 @@ def test_router_app_binds_and_guards_as_the_worker(monkeypatch, tmp_path):
     (["dashboard"], {"DG_DASHBOARD_HOST": "::"}),
 ])
 def test_cli_refuses_an_exposed_endpoint_without_a_token(monkeypatch, tmp_path, capsys, command, env):
-    from distillguard import cli
+    from distillguard import cli, dashboard
+    from distillguard.streams import router, topics
 
-    monkeypatch.setenv("DG_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # nothing there: it must stop before
+    def started(*args, **kwargs):  # fail fast, where a process that went on would block on Kafka
+        raise AssertionError("went on to start: it must stop at the web settings")
+
+    for module, name in ((topics, "ensure_topics"), (router, "router_topics"), (router, "create_router_app"),
+                         (dashboard, "open_queries")):
+        monkeypatch.setattr(module, name, started)
+    monkeypatch.setenv("DG_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # nothing there either
     monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
