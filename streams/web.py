@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -99,11 +100,19 @@ def _presented_token(header: str) -> str | None:
 
 
 def token_matches(header: str | None, token: str) -> bool:
-    """Constant-time comparison of the presented token with ``token`` (no timing oracle)."""
+    """Constant-time comparison of the presented token with ``token`` (no timing oracle).
+    Digests are compared, not the texts: compare_digest returns at once on a length
+    difference, which would tell a caller the token's length."""
     presented = _presented_token(header or "")
     if presented is None:
         return False
-    return hmac.compare_digest(presented.encode("utf-8"), token.encode("utf-8"))
+    return hmac.compare_digest(_digest(presented), _digest(token))
+
+
+def _digest(text: str) -> bytes:
+    # surrogatepass: aiohttp hands over a header's undecodable bytes as lone surrogates; such
+    # a header is a wrong token (401), not a server error
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def bearer_auth(token: SecretStr | str, *, open_paths: frozenset[str] = OPEN_PATHS):

@@ -117,7 +117,15 @@ def test_tokens_are_compared_in_constant_time(monkeypatch):
     monkeypatch.setattr(dg_web.hmac, "compare_digest", compare_digest)
     assert dg_web.token_matches(f"Bearer {TOKEN}", TOKEN)
     assert not dg_web.token_matches("Bearer nope", TOKEN)
-    assert compared == [(TOKEN.encode(), TOKEN.encode()), (b"nope", TOKEN.encode())]
+    # digests of equal length: a wrong token's length is not told by how soon it is refused
+    assert [(len(a), len(b)) for a, b in compared] == [(32, 32), (32, 32)]
+    assert compared[0][0] == compared[0][1] != compared[1][0]
+
+
+@pytest.mark.parametrize("header", ["Bearer \udcff\udcfe", "Basic " + base64.b64encode(b"u:\xff\xfe").decode(),
+                                    "Bearer", "", "Basic", "Digest abc", " Bearer  "])
+def test_malformed_credentials_are_refused_not_an_error(header):
+    assert dg_web.token_matches(header, TOKEN) is False
 
 
 def test_without_a_token_nothing_is_asked():
