@@ -11,6 +11,7 @@ Web exposure (#17 finding 6): which address a real worker's socket listens on is
 """
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -23,6 +24,11 @@ import pytest
 
 from distillguard.demo_traffic import demo_events, iter_encoded
 from distillguard.embedded import free_port
+
+from .conftest import wait_for
+
+sys.path.insert(0, str(Path(__file__).parent))
+from receivers import RouterRun  # noqa: E402
 
 KAFKA_SECRET = "Kafka-S3cret-7f3a91"
 CLICKHOUSE_SECRET = "ClickHouse-S3cret-c04e2b"
@@ -185,3 +191,59 @@ def test_secrets_absent_when_credentials_fail_at_startup(pipeline, tmp_path):
                                  DG_CLICKHOUSE_PASSWORD=CLICKHOUSE_SECRET,
                                  DG_CLICKHOUSE_URL=f"http://127.0.0.1:{port}/distillguard")
     assert CLICKHOUSE_SECRET not in output
+
+
+ROUTES = """
+targets:
+  pagerduty: {type: pagerduty, routing_key_env: TEST_PD_ROUTING_KEY, url: "http://127.0.0.1:9/v2/enqueue"}
+routes:
+  - {targets: [pagerduty]}
+"""
+
+
+def test_router_and_dashboard_exposed_ask_for_the_token(broker, tmp_path):
+    run = RouterRun(broker, tmp_path / "router", ROUTES, {"TEST_PD_ROUTING_KEY": "R" * 32})
+    run.env.update({"DG_ROUTER_WEB_BIND": "0.0.0.0", "DG_WEB_TOKEN": WEB_TOKEN})
+    router = run.start()  # ready: /health answered without the token
+    try:
+        assert _listening_addresses(router.web_port) == {"0.0.0.0"}
+        for path in ("/incidents", "/metrics", "/table/", "/router/"):
+            assert _status(router.url + path)[0] == 401, path
+        assert [_status(router.url + path, WEB_TOKEN)[0] for path in ("/incidents", "/metrics", "/table/")] == \
+            [200, 200, 404]
+    finally:
+        router.stop()
+
+    # The standalone dashboard over a chDB directory (seeded, no Kafka), on every interface.
+    data_dir = tmp_path / "dashboard"
+    cli = [sys.executable, "-m", "distillguard.cli", "dashboard", "--data-dir", str(data_dir)]
+    seeded = subprocess.run([*cli, "--seed-demo"], capture_output=True, timeout=240)
+    assert seeded.returncode == 0, seeded.stderr[-2000:]
+    port = free_port()
+    env = {**os.environ, "DG_WEB_TOKEN": WEB_TOKEN}
+    with open(tmp_path / "dashboard.log", "wb") as log:
+        dashboard = subprocess.Popen([*cli, "--host", "0.0.0.0", "--port", str(port)], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for(lambda: _health_answers(url, dashboard), "the dashboard's /health", timeout=90)
+            assert _listening_addresses(port) == {"0.0.0.0"}
+            assert _status(url + "/")[0] == _status(url + "/api/panels")[0] == 401
+            page = _status(url + "/", WEB_TOKEN)
+            assert page[0] == 200 and "demo_sweeper" in page[1]
+            # a browser's login prompt: the token as password
+            basic = base64.b64encode(f"on-call:{WEB_TOKEN}".encode()).decode()
+            request = urllib.request.Request(url + "/api/panels", headers={"Authorization": f"Basic {basic}"})
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                assert resp.status == 200
+        finally:
+            dashboard.terminate()
+            dashboard.wait(15)
+
+
+def _health_answers(url: str, process: subprocess.Popen) -> bool:
+    assert process.poll() is None, f"the dashboard exited with {process.returncode}"
+    try:
+        return _status(url + "/health")[0] == 200
+    except OSError:
+        return False
