@@ -32,12 +32,8 @@ from receivers import RouterRun  # noqa: E402
 
 KAFKA_SECRET = "Kafka-S3cret-7f3a91"
 CLICKHOUSE_SECRET = "ClickHouse-S3cret-c04e2b"
-SECRETS = (KAFKA_SECRET, CLICKHOUSE_SECRET)
-
-
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=20) as resp:
-        return resp.read().decode("utf-8", "replace")
+WEB_TOKEN = "web-t0ken-for-the-security-test-91c2"
+SECRETS = (KAFKA_SECRET, CLICKHOUSE_SECRET, WEB_TOKEN)
 
 
 def _run_failing_worker(pipeline, tmp_path, name: str, *, command=("worker",), expect_code=None, **env) -> str:
@@ -51,8 +47,6 @@ def _run_failing_worker(pipeline, tmp_path, name: str, *, command=("worker",), e
     assert expect_code is None or done.returncode == expect_code, (done.returncode, output[-2000:])
     return output
 
-
-WEB_TOKEN = "web-t0ken-for-the-security-test-91c2"
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -142,13 +136,15 @@ def test_secrets_absent_from_logs_metrics_endpoints_and_topics(pipeline, tmp_pat
     prompts = {e["prompt"] for e in events if len(e["prompt"]) >= 24}
     worker = pipeline.start_worker(DG_KAFKA_SASL_USERNAME="dg-worker", DG_KAFKA_SASL_PASSWORD=KAFKA_SECRET,
                                    DG_CLICKHOUSE_USER="dg", DG_CLICKHOUSE_PASSWORD=CLICKHOUSE_SECRET,
-                                   DG_LOG_LEVEL="debug")
+                                   DG_WEB_TOKEN=WEB_TOKEN, DG_LOG_LEVEL="debug")
     pipeline.produce(list(iter_encoded(events)) + [(b"bad", b"{not json")])
     pipeline.wait_processed(worker, len(events) + 1)
 
-    served = {path: _get(worker.url + path) for path in
+    served = {path: _status(worker.url + path, WEB_TOKEN) for path in
               ("/health", "/metrics", "/summary", "/alerts", "/query/tables", "/query/state?key=demo_sweeper",
                "/dashboard/")}
+    assert {path: status for path, (status, _) in served.items()} == dict.fromkeys(served, 200)
+    served = {path: body for path, (_, body) in served.items()}
     alerts = pipeline.consume_all(pipeline.settings.alerts_topic)
     assert alerts, "the sweep should have raised an alert"
     worker.stop()
@@ -178,9 +174,9 @@ def test_secrets_absent_when_credentials_fail_at_startup(pipeline, tmp_path):
     # SASL/SCRAM the broker refuses: the worker gives up, saying why, without the password.
     output = _run_failing_worker(pipeline, tmp_path, "sasl", DG_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
                                  DG_KAFKA_SASL_MECHANISM="SCRAM-SHA-512", DG_KAFKA_SASL_USERNAME="dg-worker",
-                                 DG_KAFKA_SASL_PASSWORD=KAFKA_SECRET)
+                                 DG_KAFKA_SASL_PASSWORD=KAFKA_SECRET, DG_WEB_TOKEN=WEB_TOKEN)
     assert "SASL" in output
-    assert KAFKA_SECRET not in output
+    assert KAFKA_SECRET not in output and WEB_TOKEN not in output
     # A ClickHouse server URL carrying the password, and nothing listening there.
     port = free_port()
     output = _run_failing_worker(pipeline, tmp_path, "clickhouse",
