@@ -242,3 +242,15 @@ def test_dashboard_app_asks_for_the_token(monkeypatch):
     app = build_web_app(object(), dg_web.web_middlewares(settings.token))
     assert _statuses(app, [("/health", {}), ("/", {}), ("/api/panels", {}), ("/incident/key:k:1", {})]) \
         == [200, 401, 401, 401]
+
+
+def test_worker_process_sends_the_token_it_was_started_with(monkeypatch):
+    from distillguard.processes import WorkerProcess
+
+    worker = WorkerProcess("127.0.0.1:1", data_dir=None, env={"DG_WEB_TOKEN": TOKEN}, web_port=1)
+    assert worker.request("/alerts").get_header("Authorization") == f"Bearer {TOKEN}"
+    assert WorkerProcess("127.0.0.1:1", data_dir=None, web_port=1).request("/alerts").get_header("Authorization") \
+        is None
+    router = WorkerProcess("127.0.0.1:1", data_dir=None, command=("router",), web_port=1,
+                           env={"DG_WEB_TOKEN": "the-workers-token-0000", "DG_ROUTER_WEB_TOKEN": TOKEN})
+    assert router.request("/incidents").get_header("Authorization") == f"Bearer {TOKEN}"
