@@ -13,6 +13,7 @@ Every process that serves HTTP (worker, router, dashboard) goes through this mod
   pages are on by default. The middleware goes in through ``web_application_options``, which
   Faust passes to the ``aiohttp.web.Application`` it builds, so it also covers Faust's own
   pages.
+* :func:`state_without_verdict`: what ``/query/state`` may show of a key (never its score).
 """
 from __future__ import annotations
 
@@ -21,13 +22,10 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
-import logging
 
 from pydantic import SecretStr
 
 from distillguard.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 # Probes (k8s, docker healthchecks) call /health without credentials; it says "ok" or why
 # not, and the counters (no key, no score).
