@@ -11,15 +11,18 @@ from pathlib import Path
 def _cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
+    from distillguard.errors import ConfigError
     from distillguard.models.pipeline import KeyPipeline
     from distillguard.streams.app import create_app
     from distillguard.streams.settings import WorkerSettings
     from distillguard.streams.topics import ensure_topics
+    from distillguard.streams.web import check_web_settings
 
     settings = WorkerSettings()
     try:
+        check_web_settings(settings)  # an endpoint open to the network stops the worker here
         config = settings.detector_config()  # a bad overrides file stops the worker here, with the reason
-    except ValueError as exc:
+    except (ConfigError, ValueError) as exc:
         print(f"distillguard worker: {exc}", file=sys.stderr)
         return 2
     ensure_topics(settings)
@@ -34,11 +37,13 @@ def _cmd_router(args: argparse.Namespace) -> int:
     from distillguard.sinks.routing.routes import load_routes, resolve_secrets
     from distillguard.streams.router import RouterSettings, create_router_app, router_topics
     from distillguard.streams.settings import WorkerSettings
+    from distillguard.streams.web import check_web_settings
 
     from distillguard.errors import ConfigError
 
     routes_file = args.routes or RouterSettings().routes_file
     try:
+        check_web_settings(RouterSettings())  # an endpoint open to the network stops the router here
         config = load_routes(routes_file)
         secrets = resolve_secrets(config)  # every secret the routes name must be set: fail at start
     except ConfigError as exc:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from distillguard.sinks.queries import RANGES, BadFilter, DashboardQueries, Filters
@@ -35,12 +35,16 @@ RANK_NAMES = {0: "", 1: "info", 2: "warning", 3: "critical"}
 
 
 class DashboardSettings(BaseSettings):
-    """Where the dashboard listens (env prefix ``DG_DASHBOARD_``); loopback by default."""
+    """Where the dashboard listens (env prefix ``DG_DASHBOARD_``); loopback by default.
+
+    Beyond loopback it needs a token (``DG_DASHBOARD_TOKEN``, or the workers' ``DG_WEB_TOKEN``)
+    and refuses to start without one; browsers send it as the password of the Basic prompt."""
 
     model_config = SettingsConfigDict(env_prefix="DG_DASHBOARD_", frozen=True, extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = Field(8050, ge=0, le=65535)
+    token: SecretStr | None = Field(None, validation_alias=AliasChoices("DG_DASHBOARD_TOKEN", "DG_WEB_TOKEN"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -402,8 +406,9 @@ SECURITY_HEADERS = {
 }
 
 
-def build_web_app(q: DashboardQueries):
-    """The aiohttp application: GET-only routes over one :class:`DashboardQueries`."""
+def build_web_app(q: DashboardQueries, middlewares=()):
+    """The aiohttp application: GET-only routes over one :class:`DashboardQueries`
+    (``middlewares``: the token check of :func:`distillguard.streams.web.web_middlewares`)."""
     import json
 
     from aiohttp import web
@@ -434,7 +439,7 @@ def build_web_app(q: DashboardQueries):
     async def health(request):
         return web.json_response({"status": "ok"})
 
-    app = web.Application()
+    app = web.Application(middlewares=list(middlewares))
     app.router.add_get("/", index)
     app.router.add_get("/incident/{incident_id}", incident)
     app.router.add_get("/api/panels", api)
@@ -527,8 +532,11 @@ def serve(ch_settings, settings: DashboardSettings | None = None, *, out=None) -
     from aiohttp import web
 
     from distillguard.sinks.errors import SinkUnavailable
+    from distillguard.streams.web import require_token_when_exposed, web_middlewares
 
     settings = settings or DashboardSettings()
+    require_token_when_exposed(settings.host, settings.token, setting="DG_DASHBOARD_HOST (--host)",
+                               token_setting="DG_DASHBOARD_TOKEN (or DG_WEB_TOKEN)")
     try:
         q = open_queries(ch_settings)
     except SinkUnavailable as exc:
@@ -537,7 +545,7 @@ def serve(ch_settings, settings: DashboardSettings | None = None, *, out=None) -
                                   f"dashboard) runs on it, use that worker's /dashboard/ pages, or stop it "
                                   f"first.") from None
         raise
-    app = build_web_app(q)
+    app = build_web_app(q, web_middlewares(settings.token))
     print(f"dashboard on http://{settings.host}:{settings.port}/ (ClickHouse: {ch_settings.describe()})",
           file=out, flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

@@ -72,8 +72,16 @@ class WorkerProcess:
         raise WorkerError(f"worker not ready after {timeout:.0f}s")
 
     def get(self, path: str, timeout: float = 10.0) -> dict:
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
+        with urllib.request.urlopen(self.request(path), timeout=timeout) as resp:
             return json.loads(resp.read())
+
+    def request(self, path: str) -> urllib.request.Request:
+        """A GET of ``path`` carrying the process's web token (DG_WEB_TOKEN), if it has one."""
+        env = {**os.environ, **self.env}
+        names = ("DG_ROUTER_WEB_TOKEN", "DG_WEB_TOKEN") if self.command[0] == "router" else ("DG_WEB_TOKEN",)
+        token = next((env[name] for name in names if env.get(name)), None)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return urllib.request.Request(self.url + path, headers=headers)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         proc, self._proc = self._proc, None

@@ -32,6 +32,7 @@ from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .recovery import RESTART, STALLED, RecoveryWatch
 from .settings import WorkerSettings
+from .web import faust_web_settings, state_without_verdict
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,9 @@ def faust_app(settings, kafka: WorkerSettings, data_dir: Path, *, auto_offset_re
         broker_heartbeat_interval=max(settings.session_timeout_s / 4, 0.5),
         broker_commit_interval=settings.commit_interval_s,
         processing_guarantee="at_least_once",
-        web_host=settings.web_host,
         web_port=settings.web_port,
         web_enabled=True,
+        **faust_web_settings(settings),  # loopback unless configured, token beyond
         table_standby_replicas=0,
     )
 
@@ -782,7 +783,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         key = request.query.get("key", "").encode()
         value = key_state.get(key)
         return web.json({"key": key.decode(), "bytes": len(value) if value else 0,
-                         "info": pipeline.describe_state(value) if value else None})
+                         "info": state_without_verdict(pipeline.describe_state(value)) if value else None})
 
     @app.task
     async def follow_feedback() -> None:

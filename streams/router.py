@@ -27,7 +27,7 @@ from typing import Literal
 import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from distillguard.feedback import BadFeedback, parse_feedback
@@ -67,7 +67,10 @@ class RouterSettings(BaseSettings):
     partitions: int = Field(8, ge=1, le=1024, validation_alias=AliasChoices("DG_ROUTER_PARTITIONS",
                                                                             "DG_PARTITIONS"))
     data_dir: Path = Field(Path("var/router"), validation_alias=AliasChoices("DG_ROUTER_DATA_DIR"))
-    web_host: str = "127.0.0.1"
+    # As the worker's DG_WEB_BIND / DG_WEB_TOKEN (streams/web.py): loopback unless configured,
+    # a token required beyond it. The token may be shared with the workers (DG_WEB_TOKEN).
+    web_bind: str = Field("127.0.0.1", validation_alias=AliasChoices("DG_ROUTER_WEB_BIND", "DG_ROUTER_WEB_HOST"))
+    web_token: SecretStr | None = Field(None, validation_alias=AliasChoices("DG_ROUTER_WEB_TOKEN", "DG_WEB_TOKEN"))
     web_port: int = Field(6067, ge=0, le=65535)
     session_timeout_s: float = Field(8.0, gt=0)
     commit_interval_s: float = Field(1.0, gt=0)

@@ -48,7 +48,13 @@ class WorkerSettings(BaseSettings):
     partitions: int = Field(8, ge=1, le=1024)
 
     data_dir: Path = Path("var")
-    web_host: str = "127.0.0.1"  # the query/metrics endpoint binds to loopback unless configured
+    # The web endpoint's listen address: loopback unless configured. Beyond loopback the worker
+    # needs web_token and refuses to start without one (streams/web.py). DG_WEB_HOST is its
+    # former name, still read: a deployment that set it to 0.0.0.0 then stops with the reason
+    # instead of going quietly deaf to its probes.
+    web_bind: str = Field("127.0.0.1", validation_alias=AliasChoices("DG_WEB_BIND", "DG_WEB_HOST"))
+    # Bearer token every web endpoint but /health asks for when set (`Authorization: Bearer T`).
+    web_token: SecretStr | None = None
     web_port: int = Field(6066, ge=0, le=65535)
     session_timeout_s: float = Field(8.0, gt=0)
     commit_interval_s: float = Field(1.0, gt=0)

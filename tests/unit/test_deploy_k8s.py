@@ -166,7 +166,7 @@ def test_probes_hit_a_served_path_on_the_web_port(manifests):
         env = _container_env(manifests, container)
         web_port = int(env.get(port_setting, default_port))
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        host_setting = {"worker": "DG_WEB_HOST", "router": "DG_ROUTER_WEB_HOST",
+        host_setting = {"worker": "DG_WEB_BIND", "router": "DG_ROUTER_WEB_BIND",
                         "dashboard": "DG_DASHBOARD_HOST"}[command]
         assert env.get(host_setting) == "0.0.0.0", (command, "must listen on the pod IP for its probes")
         probes = [container[k] for k in ("livenessProbe", "readinessProbe", "startupProbe") if k in container]
@@ -176,6 +176,33 @@ def test_probes_hit_a_served_path_on_the_web_port(manifests):
             port = ports[get["port"]] if isinstance(get["port"], str) else get["port"]
             assert port == web_port, (command, port, web_port)
             assert get["path"] in paths, (command, get["path"])
+
+
+def test_web_endpoints_beyond_loopback_take_their_token_from_the_secret(manifests):
+    """Every container listens on the pod IP (its probes need it), so each must carry the web
+    token from the Secret, and its settings must pass the start-up check with a real token.
+    The committed placeholder is too short: a deployment that forgot to set it stops."""
+    from distillguard.streams.web import WeakWebToken, is_loopback, require_token_when_exposed
+
+    secret = _one(manifests, "Secret", "distillguard-secrets")["stringData"]
+    real_token = "0123456789abcdef0123456789abcdef"
+    for workload, container in _containers(manifests):
+        env = _container_env(manifests, container)
+        assert env.get("DG_WEB_TOKEN") == {"secretKeyRef": {"name": "distillguard-secrets", "key": "DG_WEB_TOKEN"}}
+        resolved = {k: (secret[v["secretKeyRef"]["key"]] if isinstance(v, dict) and "secretKeyRef" in v else v)
+                    for k, v in env.items() if not isinstance(v, dict) or "secretKeyRef" in v}
+        settings_class = {"worker": WorkerSettings, "router": RouterSettings,
+                          "dashboard": DashboardSettings}[container["args"][0]]
+        for token, ok in ((real_token, True), (secret["DG_WEB_TOKEN"], False)):
+            settings = _from_env(settings_class, {**resolved, "DG_WEB_TOKEN": token})
+            bind = settings.host if settings_class is DashboardSettings else settings.web_bind
+            web_token = settings.token if settings_class is DashboardSettings else settings.web_token
+            assert not is_loopback(bind) and web_token.get_secret_value() == token
+            if ok:
+                require_token_when_exposed(bind, web_token, setting="bind")
+            else:
+                with pytest.raises(WeakWebToken):
+                    require_token_when_exposed(bind, web_token, setting="bind")
 
 
 def test_worker_app_serves_the_probed_paths(monkeypatch, tmp_path):

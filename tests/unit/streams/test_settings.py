@@ -58,8 +58,16 @@ def test_faust_credentials_built_from_settings(monkeypatch):
     assert _broker_credentials(WorkerSettings(kafka_security_protocol="PLAINTEXT")) is None
 
 
-def test_dashboard_and_metrics_bind_to_loopback_by_default():
-    assert WorkerSettings().web_host == "127.0.0.1"
+def test_dashboard_and_metrics_bind_to_loopback_by_default(monkeypatch, tmp_path):
+    from distillguard.streams.app import faust_app
+
+    monkeypatch.delenv("DG_WEB_BIND", raising=False)
+    monkeypatch.delenv("DG_WEB_HOST", raising=False)
+    settings = WorkerSettings()
+    assert settings.web_bind == "127.0.0.1"
+    # what Faust listens on (its own default is every interface)
+    app = faust_app(settings, settings, tmp_path, auto_offset_reset="earliest")
+    assert app.conf.web_bind == "127.0.0.1"
 
 
 def test_allowed_lateness_from_env(monkeypatch):
@@ -106,9 +114,9 @@ def test_router_and_dashboard_bind_to_loopback_by_default(monkeypatch):
     from distillguard.dashboard import DashboardSettings
     from distillguard.streams.router import RouterSettings
 
-    for name in ("DG_WEB_HOST", "DG_ROUTER_WEB_HOST", "DG_DASHBOARD_HOST"):
+    for name in ("DG_WEB_BIND", "DG_WEB_HOST", "DG_ROUTER_WEB_BIND", "DG_ROUTER_WEB_HOST", "DG_DASHBOARD_HOST"):
         monkeypatch.delenv(name, raising=False)
-    assert WorkerSettings().web_host == RouterSettings().web_host == DashboardSettings().host == "127.0.0.1"
+    assert WorkerSettings().web_bind == RouterSettings().web_bind == DashboardSettings().host == "127.0.0.1"
     monkeypatch.setenv("DG_DASHBOARD_HOST", "0.0.0.0")
     assert DashboardSettings().host == "0.0.0.0"  # only when configured
 
