@@ -29,6 +29,7 @@ from distillguard.models.pipeline import ROW_COLUMNS
 
 from .errors import SchemaError, SinkBackpressure, SinkUnavailable
 from .migrations import LATEST, MIGRATIONS
+from .rollups import check_rollups
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ class ClickHouseSettings(BaseSettings):
     max_buffered_rows: int = Field(200_000, ge=1)
     retry_after_s: float = Field(1.0, gt=0)
     events_ttl_days: int = Field(400, ge=1)
+    # On start the rollups are checked against the events rows inserted since the last check
+    # (sinks/rollups.py); a database never checked (or not for long) is checked this far back
+    # from its newest row at most, so that a start never reads the whole table.
+    rollup_check_max_lookback_s: float = Field(7 * 86400.0, gt=0)
     # Fault injection for the outage tests: while this file exists every write fails as if
     # ClickHouse refused the connection (reads and migrations are unaffected). Unset in production.
     fault_file: Path | None = None
@@ -151,6 +156,9 @@ class ClickHouseSink:
         self._failing_since: float | None = None
         self.rows_written = 0
         apply_migrations(self.client, self.settings)
+        # Before the first write: rollup rows a kill left out (or doubled) are rebuilt from events.
+        self.rollup_check = check_rollups(self.client, self.db,
+                                          max_lookback_s=self.settings.rollup_check_max_lookback_s)
         self._watermarks: dict[tuple[str, int], int] = self._read_watermarks()
         # The dead-letter table's own positions: a record re-read after a crash is stored once.
         self._dlq_watermarks: dict[tuple[str, int], int] = self._read_dlq_watermarks()
