@@ -29,7 +29,7 @@ from distillguard.models.pipeline import ROW_COLUMNS
 
 from .errors import SchemaError, SinkBackpressure, SinkUnavailable
 from .migrations import LATEST, MIGRATIONS
-from .rollups import check_rollups
+from .rollups import RollupCheck, check_rollups
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +157,19 @@ class ClickHouseSink:
         self.rows_written = 0
         apply_migrations(self.client, self.settings)
         # Before the first write: rollup rows a kill left out (or doubled) are rebuilt from events.
-        self.rollup_check = check_rollups(self.client, self.db,
-                                          max_lookback_s=self.settings.rollup_check_max_lookback_s)
+        self.rollup_check = self._check_rollups()
         self._watermarks: dict[tuple[str, int], int] = self._read_watermarks()
         # The dead-letter table's own positions: a record re-read after a crash is stored once.
         self._dlq_watermarks: dict[tuple[str, int], int] = self._read_dlq_watermarks()
+
+    def _check_rollups(self) -> RollupCheck | None:
+        try:
+            return check_rollups(self.client, self.db, max_lookback_s=self.settings.rollup_check_max_lookback_s)
+        except Exception as exc:  # noqa: BLE001 - a failed check must not stop the events being stored
+            # Nothing is lost: the verified point did not move, the next start checks again.
+            log.error("rollup check failed (rollups may disagree with events until the next start): %s: %s",
+                      type(exc).__name__, exc)
+            return None
 
     # -- positions ---------------------------------------------------------------------
     def _read_watermarks(self) -> dict[tuple[str, int], int]:

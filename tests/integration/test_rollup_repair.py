@@ -134,6 +134,24 @@ def test_the_check_reads_only_rows_inserted_since_the_last_one(client, settings)
     assert [r[0] for r in left["key_hour"]] == ["k-old"]
 
 
+def test_a_check_that_fails_does_not_stop_the_sink_and_runs_again_next_start(client, settings, caplog):
+    db = settings.database
+    sink = ClickHouseSink(settings, client=client)
+    with without_views(client, db):
+        write(sink, range(0, 40))
+    client.command(f"RENAME TABLE {db}.rollup_checks TO {db}.rollup_checks_away")  # the check fails
+
+    failed = ClickHouseSink(settings, client=client)
+
+    assert failed.rollup_check is None
+    assert "rollup check failed" in caplog.text
+    write(failed, range(40, 60))  # events are still stored
+    assert client.query(f"SELECT count() FROM {db}.events").result_rows[0][0] == 60
+    client.command(f"RENAME TABLE {db}.rollup_checks_away TO {db}.rollup_checks")
+    assert ClickHouseSink(settings, client=client).rollup_check.total_repaired > 0
+    assert disagreements(client, db) == {"key_minute": [], "key_hour": []}
+
+
 # -- a real kill -------------------------------------------------------------------------
 
 WRITER = textwrap.dedent("""
