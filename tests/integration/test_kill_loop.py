@@ -19,7 +19,7 @@ from distillguard.demo_traffic import demo_events, iter_encoded
 from distillguard.embedded import EmbeddedBroker
 from distillguard.streams.alert_outbox import alert_identity
 
-from .conftest import Pipeline, metric, wait_for, wait_rows
+from .conftest import Pipeline, wait_rows
 from .test_faults import assert_alerts_complete, committed
 
 
@@ -47,7 +47,8 @@ class AlertWatch:
 
 
 def test_workers_killed_as_alerts_leave_send_each_alert_once_and_store_each_event_once(pipeline):
-    events = demo_events(seed=5, users=150, campaign_events=1500, hours=24, hydra_keys=20)
+    # (replayed, this stream raises 13 alerts: 1 key incident, 12 cluster alerts and updates)
+    events = demo_events(seed=5, users=150, campaign_events=1500, hours=24, hydra_keys=40)
     pipeline.produce(list(iter_encoded(events)))
     watch = AlertWatch(pipeline)
     worker = pipeline.start_worker()
