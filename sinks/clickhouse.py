@@ -56,6 +56,9 @@ class ClickHouseSettings(BaseSettings):
     # (sinks/rollups.py); a database never checked (or not for long) is checked this far back
     # from its newest row at most, so that a start never reads the whole table.
     rollup_check_max_lookback_s: float = Field(7 * 86400.0, gt=0)
+    # A running worker checks the rows stored since the last check this often (what a start
+    # after a kill then reads is at most this much), leaving out the last minute's rows.
+    rollup_check_interval_s: float = Field(600.0, gt=0)
     # Fault injection for the outage tests: while this file exists every write fails as if
     # ClickHouse refused the connection (reads and migrations are unaffected). Unset in production.
     fault_file: Path | None = None
@@ -162,9 +165,16 @@ class ClickHouseSink:
         # The dead-letter table's own positions: a record re-read after a crash is stored once.
         self._dlq_watermarks: dict[tuple[str, int], int] = self._read_dlq_watermarks()
 
-    def _check_rollups(self) -> RollupCheck | None:
+    def check_rollups(self, settle_s: float = 60.0) -> RollupCheck | None:
+        """Check (and repair) the rollups of the rows stored since the last check, between
+        flushes (the process's own inserts are then complete)."""
+        with self._write_lock:
+            return self._check_rollups(settle_s)
+
+    def _check_rollups(self, settle_s: float = 0.0) -> RollupCheck | None:
         try:
-            return check_rollups(self.client, self.db, max_lookback_s=self.settings.rollup_check_max_lookback_s)
+            return check_rollups(self.client, self.db, max_lookback_s=self.settings.rollup_check_max_lookback_s,
+                                 settle_s=settle_s)
         except Exception as exc:  # noqa: BLE001 - a failed check must not stop the events being stored
             # Nothing is lost: the verified point did not move, the next start checks again.
             log.error("rollup check failed (rollups may disagree with events until the next start): %s: %s",

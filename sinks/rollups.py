@@ -20,8 +20,11 @@ inserted since the last verified point and rebuilds the rollup rows that disagre
 4. ``upto`` is recorded as verified. A kill anywhere before that leaves the point where it
    was, so the next start finds the same buckets wrong and rebuilds them again.
 
-Run before the sink writes anything: with the embedded chDB the process owns the database,
-so nothing inserts while it runs. With a shared ClickHouse server a worker starting while
+Run when the sink opens, before it writes anything: with the embedded chDB the process owns
+the database, so nothing inserts while it runs. A running worker also checks every
+``DG_CLICKHOUSE_ROLLUP_CHECK_INTERVAL_S`` between its flushes, leaving out the last minute's
+rows, so that the check on a start after a kill reads one interval's rows, not the days
+since the last start. With a shared ClickHouse server a worker starting while
 another one writes the same key's bucket can race the rebuild (the counts of that bucket are
 then wrong until the next check): keys are partitioned, so only during a rebalance.
 """
@@ -50,12 +53,18 @@ class RollupCheck:
         return sum(self.repaired.values())
 
 
-def check_rollups(client, db: str, *, max_lookback_s: float) -> RollupCheck:
-    """Verify the rollups against ``events`` since the last check; rebuild what disagrees."""
-    upto = client.query(f"SELECT max(ingested_at), count() FROM {db}.events").result_rows[0]
-    if not upto[1]:
+def check_rollups(client, db: str, *, max_lookback_s: float, settle_s: float = 0.0) -> RollupCheck:
+    """Verify the rollups against ``events`` since the last check; rebuild what disagrees.
+
+    ``settle_s``: leave out rows ingested less than this long ago (the next check reads
+    them). A check while other processes write uses it, so that an insert whose views are
+    still running is not taken for one a kill cut short.
+    """
+    newest, rows, now = client.query(
+        f"SELECT max(ingested_at), count(), now64(3, 'UTC') FROM {db}.events").result_rows[0]
+    if not rows:
         return RollupCheck(None, None)
-    upto = upto[0]
+    upto = min(newest, now - timedelta(seconds=settle_s)) if settle_s else newest
     verified = client.query(f"SELECT max(verified_to), count() FROM {db}.rollup_checks").result_rows[0]
     since = upto - timedelta(seconds=max_lookback_s)
     if verified[1]:

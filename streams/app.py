@@ -584,6 +584,12 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         if unacked or sink.should_flush():
             await flush_sink()
 
+    if hasattr(sink, "check_rollups"):
+        @app.timer(sink.settings.rollup_check_interval_s)
+        async def check_rollups() -> None:
+            # Keeps what the rollup check on the next start reads (after a kill) to one interval.
+            await asyncio.to_thread(sink.check_rollups)
+
     @app.timer(60.0)
     async def evict_idle_keys() -> None:
         # Bound the table: keys not seen for key_idle_ttl are dropped (a tombstone on the changelog).
