@@ -32,6 +32,7 @@ from distillguard.models.pipeline import ROW_COLUMNS
 
 from .errors import RowsRejected, SchemaError, SinkBackpressure, SinkUnavailable
 from .migrations import LATEST, MIGRATIONS
+from .rollups import RollupCheck, check_rollups
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,13 @@ class ClickHouseSettings(BaseSettings):
     max_buffered_rows: int = Field(200_000, ge=1)
     retry_after_s: float = Field(1.0, gt=0)
     events_ttl_days: int = Field(400, ge=1)
+    # On start the rollups are checked against the events rows inserted since the last check
+    # (sinks/rollups.py); a database never checked (or not for long) is checked this far back
+    # from its newest row at most, so that a start never reads the whole table.
+    rollup_check_max_lookback_s: float = Field(7 * 86400.0, gt=0)
+    # A running worker checks the rows stored since the last check this often (what a start
+    # after a kill then reads is at most this much), leaving out the last minute's rows.
+    rollup_check_interval_s: float = Field(600.0, gt=0)
     # Fault injection for the outage tests: while this file exists every write fails as if
     # ClickHouse refused the connection (reads and migrations are unaffected). Unset in production.
     fault_file: Path | None = None
@@ -262,9 +270,27 @@ class ClickHouseSink:
         self.dead_letters_lost = 0  # dlq rows that could not be stored either (logged)
         self._ttl_ms = self.settings.events_ttl_days * 86_400_000
         apply_migrations(self.client, self.settings)
+        # Before the first write: rollup rows a kill left out (or doubled) are rebuilt from events.
+        self.rollup_check = self._check_rollups()
         self._watermarks: dict[tuple[str, int], int] = self._read_watermarks()
         # The dead-letter table's own positions: a record re-read after a crash is stored once.
         self._dlq_watermarks: dict[tuple[str, int], int] = self._read_dlq_watermarks()
+
+    def check_rollups(self, settle_s: float = 60.0) -> RollupCheck | None:
+        """Check (and repair) the rollups of the rows stored since the last check, between
+        flushes (the process's own inserts are then complete)."""
+        with self._write_lock:
+            return self._check_rollups(settle_s)
+
+    def _check_rollups(self, settle_s: float = 0.0) -> RollupCheck | None:
+        try:
+            return check_rollups(self.client, self.db, max_lookback_s=self.settings.rollup_check_max_lookback_s,
+                                 settle_s=settle_s)
+        except Exception as exc:  # noqa: BLE001 - a failed check must not stop the events being stored
+            # Nothing is lost: the verified point did not move, the next start checks again.
+            log.error("rollup check failed (rollups may disagree with events until the next start): %s: %s",
+                      type(exc).__name__, exc)
+            return None
 
     # -- positions ---------------------------------------------------------------------
     def _read_watermarks(self) -> dict[tuple[str, int], int]:

@@ -10,7 +10,9 @@ Thin by design: records are decoded and scored by ``distillguard.models`` (throu
 * events are acknowledged (and so their offsets committed) only after their ClickHouse rows
   are flushed; the sink drops rows at or below its per-partition watermark, so rollups count
   every event once;
-* alert ids are stable per incident, so a re-sent alert is an update, not a new page.
+* alert ids are stable per incident, so a re-sent alert is an update, not a new page;
+  alerts leave after their events' rows are stored and before the events are acked, once
+  (:mod:`~distillguard.streams.alert_outbox`).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefr
                                           link_records_in, link_step, link_value_key)
 from distillguard.sinks.errors import SinkBackpressure
 
+from .alert_outbox import AlertOutbox, read_topic_tail
 from .feedback_follower import FeedbackFollower
 from .holes import HoleGuard, read_partition
 from .metrics import WorkerMetrics
@@ -72,6 +75,7 @@ def faust_app(settings, kafka: WorkerSettings, data_dir: Path, *, auto_offset_re
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(settings.session_timeout_s / 4, 0.5),
         broker_commit_interval=settings.commit_interval_s,
+        consumer_group_instance_id=getattr(settings, "group_instance_id", None),  # (workers only)
         processing_guarantee="at_least_once",
         web_port=settings.web_port,
         web_enabled=True,
@@ -150,6 +154,21 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     alerts = app.topic(settings.alerts_topic, key_serializer="raw", value_serializer="raw",
                        partitions=settings.partitions)
     links = app.topic(settings.links_topic, key_serializer="raw", value_serializer="raw", partitions=1)
+
+    async def send_alert(key: bytes, alert: dict) -> None:
+        await alerts.send(key=key, value=alert_bytes(alert))
+        metrics.alerts.labels(severity=alert["severity"]).inc()
+
+    def alerts_sent_before() -> list[bytes]:
+        values, complete = read_topic_tail(settings.confluent_config(), f"{settings.app_id}-alerts-sent",
+                                           settings.alerts_topic, settings.alert_dedup_tail)
+        if not complete:
+            log.warning("alerts topic tail not read to its end (%d read): an alert may be sent twice", len(values))
+        return values
+
+    # Alerts raised since the last flush: sent in the flush, once (see alert_outbox).
+    outbox = AlertOutbox(send_alert, alerts_sent_before, max_entries=settings.alert_dedup_max,
+                         on_duplicate=lambda alert: metrics.alerts_deduplicated.inc())
     if settings.link_values_partitioned:
         link_values = app.topic(settings.link_values_topic, key_serializer="raw", value_serializer="raw",
                                 partitions=settings.partitions)
@@ -250,9 +269,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         # successful flush) never covers an event whose outputs are not written.
         await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
         if result.alert is not None and not suppressed(result.alert):
-            await alerts.send(key=state_key, value=alert_bytes(result.alert))
             await add_to_sink(sink.add_alert, result.alert)
-            metrics.alerts.labels(severity=result.alert["severity"]).inc()
+            outbox.add(state_key, result.alert)
         rec = link_record(decoded, result, partition=message.partition, offset=message.offset)
         if rec is not None:
             # The key's behaviour to the cluster agent; its link values to their partitions.
@@ -347,9 +365,10 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 metrics.dead_letter_errors.inc()
         unacked.append(event)
         holes.processed(event.message.partition, event.message.offset)
-        if sink.should_flush() and not flush_lock.locked():
+        if (sink.should_flush() or len(outbox)) and not flush_lock.locked():
             # Flush beside the stream, not in it: the agent keeps scoring while ClickHouse
             # writes (back-pressure, not this await, is what stops it when CH is behind).
+            # An alert waiting flushes at once: alerts leave in the flush.
             app.loop.create_task(flush_sink())
 
     @app.agent(requests, name="process-requests")
@@ -485,7 +504,11 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
 
     @app.agent(links, name="detect-clusters")
     async def detect_clusters(stream):
-        async for event in stream.events():
+        # Acked after the flush, as input events are: the alerts a record raises are stored and
+        # sent first (a kill before that re-reads the record; the outbox drops a re-raised
+        # alert that had left).
+        async for event in stream.noack().events():
+            unacked.append(event)
             offset = event.message.offset
             try:
                 if clusters["detector"] is None:
@@ -504,9 +527,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             for alert in raised:
                 if suppressed(alert):
                     continue
-                await alerts.send(key=alert["entity_id"].encode(), value=alert_bytes(alert))
                 await add_to_sink(sink.add_alert, alert)
-                metrics.alerts.labels(severity=alert["severity"]).inc()
+                outbox.add(alert["entity_id"].encode(), alert)
 
     # An agent whose actor died on an exception that escaped it (a bug: records never do) leaves
     # an unacked event that blocks every later commit: /health then answers 503 so that the
@@ -533,6 +555,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         async with flush_lock:
             await send_link_batch()
             pending = list(unacked)
+            outgoing = outbox.snapshot()  # raised by the pending events: their rows are buffered
             # States as of now: their events' rows are all buffered (rows go in before states
             # move), so they are in this flush. Changelogged only once ClickHouse has the rows:
             # a crash before that restores an older state and the events are re-applied (their
@@ -551,6 +574,13 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 return
             metrics.sink_flush_seconds.observe(time.perf_counter() - started)
             await send_sink_rejected()
+            try:
+                await outbox.send_pending(outgoing)
+            except Exception as exc:  # noqa: BLE001 - the broker: keep the events unacked, retry next tick
+                log.warning("sending alerts failed, will retry: %s: %s", type(exc).__name__, exc)
+                for state_key, partition, _ in changed:
+                    dirty.setdefault(state_key, partition)
+                return
             await send_changelog(key_state, changed)
             for event in pending:
                 event.ack()
@@ -577,6 +607,12 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     async def flush_on_age() -> None:
         if unacked or sink.should_flush():
             await flush_sink()
+
+    if hasattr(sink, "check_rollups"):
+        @app.timer(sink.settings.rollup_check_interval_s)
+        async def check_rollups() -> None:
+            # Keeps what the rollup check on the next start reads (after a kill) to one interval.
+            await asyncio.to_thread(sink.check_rollups)
 
     @app.timer(60.0)
     async def evict_idle_keys() -> None:
@@ -729,6 +765,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     @app.on_partitions_assigned.connect
     async def on_assigned(app, assigned, **kwargs) -> None:
         rewind_uncommitted_after_seeks(app.consumer)  # before recovery's seek, which follows
+        outbox.mark_stale()  # the previous owner of these partitions may have sent their alerts
         # Another worker may have stored rows of these partitions since we last looked.
         await asyncio.to_thread(sink.refresh_watermarks)
 

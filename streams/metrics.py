@@ -36,6 +36,9 @@ class WorkerMetrics:
                                             registry=r)
         self.cluster_errors = Counter("distillguard_cluster_errors", "Link records the cluster detector failed on",
                                       registry=r)
+        self.alerts_deduplicated = Counter("distillguard_alerts_deduplicated",
+                                           "Alerts raised again after a restart or rebalance and not sent: "
+                                           "already on the alerts topic", registry=r)
         self.alerts_suppressed = Counter("distillguard_alerts_suppressed",
                                          "Alerts not sent: their entity was marked a false positive",
                                          ["entity_type"], registry=r)

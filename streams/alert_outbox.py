@@ -1,0 +1,170 @@
+"""Alerts leave once, after the state that produced them is safe.
+
+Why both an outbox and a de-duplication: the worker's outputs for an event are its ClickHouse
+rows, its state's changelog record, its alert and its offset commit, and no broker here gives
+a transaction over them (Faust's exactly-once needs Kafka transactions: tansu and noida-db
+have none). So:
+
+* alerts wait in the :class:`AlertOutbox` and leave in the flush, after ClickHouse has their
+  rows (an alert never pages for an event that is not stored) and before the events behind
+  them are acked (Faust flushes the producer before it commits: an alert is never lost
+  behind a commit);
+* a kill after the alert left and before the changelog and the commit re-applies the events
+  on restart, which raises the same alert again. Before the first alert leaves (and after
+  every rebalance) the outbox reads the tail of the alerts topic, which is the one record of
+  what left that survives any crash, and drops an alert already there
+  (:func:`alert_identity`). Before this, 4 kills re-sent 32 alert messages.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+
+log = logging.getLogger(__name__)
+
+
+def alert_identity(alert: dict) -> tuple:
+    """What makes two alert messages the same message.
+
+    A key incident sends each severity at most once (it only escalates), so
+    (alert_id, severity) names a key alert; cluster and account incidents re-send the same
+    severity to name new members, so their event time and member count are part of it. A
+    re-applied event raises an alert identical in all four.
+    """
+    return (alert.get("alert_id"), alert.get("severity"), alert.get("ts"), len(alert.get("api_key_ids") or ()))
+
+
+class SentAlerts:
+    """Identities of the alerts known to be on the alerts topic, the newest ``max_entries``."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._sent: OrderedDict[tuple, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sent)
+
+    def __contains__(self, alert: dict) -> bool:
+        return alert_identity(alert) in self._sent
+
+    def add(self, alert: dict) -> None:
+        identity = alert_identity(alert)
+        self._sent[identity] = None
+        self._sent.move_to_end(identity)
+        while len(self._sent) > self.max_entries:
+            self._sent.popitem(last=False)
+
+    def load(self, values: Iterable[bytes]) -> int:
+        """Learn the alerts of ``values`` (raw alerts-topic messages); returns how many."""
+        learned = 0
+        for value in values:
+            try:
+                alert = json.loads(value)
+            except (TypeError, ValueError):  # not ours (someone else wrote to the topic): ignore
+                continue
+            if isinstance(alert, dict) and "alert_id" in alert:
+                self.add(alert)
+                learned += 1
+        return learned
+
+
+def read_topic_tail(kafka_config: dict, group_id: str, topic: str, per_partition: int,
+                    timeout_s: float = 30.0) -> tuple[list[bytes], bool]:
+    """The values of the last ``per_partition`` records of every partition of ``topic`` (a
+    consumer of its own, no commits), and whether every partition was read to its end."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer({**kafka_config, "group.id": group_id, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    values: list[bytes] = []
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            return values, True  # no topic yet: nothing was sent
+        starts = []
+        for partition in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                starts.append(TopicPartition(topic, partition, max(low, high - per_partition)))
+        if not starts:
+            return values, True
+        consumer.assign(starts)
+        # (a partition's end is where the broker says EOF: tansu reports a high watermark
+        # short of the true end, the start of its last batch + 1)
+        open_partitions = {tp.partition for tp in starts}
+        deadline = time.monotonic() + timeout_s
+        while open_partitions and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    open_partitions.discard(msg.partition())
+                continue
+            values.append(msg.value())
+        return values, not open_partitions
+    finally:
+        consumer.close()
+
+
+class AlertOutbox:
+    """Alerts raised since the last flush, sent by :meth:`send_pending` in the flush.
+
+    ``send`` is the coroutine that puts one alert on the topic; ``read_sent`` a blocking
+    function returning the alerts-topic values to learn from (run in a thread).
+    """
+
+    def __init__(self, send, read_sent, *, max_entries: int, on_duplicate=None, to_thread=None) -> None:
+        import asyncio
+
+        self._send = send
+        self._read_sent = read_sent
+        self._on_duplicate = on_duplicate or (lambda alert: None)
+        self._to_thread = to_thread or asyncio.to_thread
+        self.sent = SentAlerts(max_entries)
+        self._pending: list[tuple[bytes, dict]] = []
+        self._stale = True
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, key: bytes, alert: dict) -> None:
+        self._pending.append((key, alert))
+
+    def mark_stale(self) -> None:
+        """Another worker may have sent alerts of our new partitions: re-read before sending."""
+        self._stale = True
+
+    def snapshot(self) -> int:
+        """How many alerts are queued now: the ones :meth:`send_pending` sends."""
+        return len(self._pending)
+
+    async def send_pending(self, upto: int | None = None) -> int:
+        """Send the first ``upto`` queued alerts (all by default) that are not on the topic
+        yet; returns how many were sent. On an error the unsent ones stay queued."""
+        count = len(self._pending) if upto is None else upto
+        if not count:
+            return 0
+        if self._stale:
+            values = await self._to_thread(self._read_sent)
+            learned = self.sent.load(values)
+            self._stale = False
+            log.info("alerts topic tail read: %d alerts already sent", learned)
+        sent = 0
+        for index in range(count):
+            key, alert = self._pending[index]
+            if alert in self.sent:
+                self._on_duplicate(alert)
+                continue
+            try:
+                await self._send(key, alert)
+            except BaseException:
+                del self._pending[:index]
+                raise
+            self.sent.add(alert)
+            sent += 1
+        del self._pending[:count]
+        return sent
