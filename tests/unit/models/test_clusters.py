@@ -235,8 +235,12 @@ def _camouflaged(key: str, i: int, every: int) -> LinkRecord:
 def test_camouflaged_members_are_named_but_do_not_make_the_cluster():
     det = ClusterDetector()
     core = [rec(f"k{k}", i, pf="pf-x", output_tokens=700) for k in range(10) for i in range(12)]
-    camo = [_camouflaged(f"c{k}", i, 3) for k in range(4) for i in range(60)]  # a third of their traffic
-    alerts = feed(det, core + camo)
+    # A third of their traffic; each first seen 45 minutes after the previous one (not enrolled
+    # together: not payment-ring members, named by their extraction only); each key's records
+    # in one go, then an unrelated key's record an hour later (event time on: the last update
+    # falls due).
+    camo = [_camouflaged(f"c{k}", 45 * (k + 1) + i, 3) for k in range(4) for i in range(60)]
+    alerts = feed(det, core + camo + [rec("later", 300)])
     named = set(alerts[-1]["api_key_ids"])
     assert {f"c{k}" for k in range(4)} <= named
     reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
@@ -476,3 +480,126 @@ def test_a_payment_ring_names_its_plain_members_in_the_extraction_cluster():
     alerts = feed(det, sorted(styled + _ring(keys=12, accounts=6), key=lambda r: r.ts_ms))
     assert len({a["alert_id"] for a in alerts}) == 1
     assert {f"r{k}" for k in range(12)} | {f"k{k}" for k in range(8)} <= set(alerts[-1]["api_key_ids"])
+
+
+# -- incident identity whatever the interleaving -------------------------------------------------
+
+def _hydra_link_records(partitions: int = 8) -> list[LinkRecord]:
+    """Two hydras (on one card; a proxy one linked by its frames and timing only) among
+    ordinary users, as the workers' link records: each from its key's own pipeline, tagged
+    with the input partition (by key, as Kafka partitions) and offset it came from."""
+    import zlib
+
+    from distillguard.demo_traffic import demo_events, hydra_events
+    from distillguard.models.clusters import link_record
+    from distillguard.models.events import parse_event
+    from distillguard.models.pipeline import KeyPipeline
+
+    events = sorted(hydra_events(seed=31, keys=25, per_key=12, start_hour=1.5, shared_payment=True)
+                    + hydra_events(seed=32, keys=25, per_key=12, start_hour=4.25, shared_payment=False)
+                    + demo_events(seed=33, users=40, campaign_events=0), key=lambda e: e["ts"])
+    pipeline, states, offsets, records = KeyPipeline(), {}, [0] * partitions, []
+    import json
+
+    for raw in events:
+        event = parse_event(json.dumps(raw).encode())
+        partition = zlib.crc32(event.api_key_id.encode()) % partitions
+        result = pipeline.step(states.get(event.api_key_id), event)
+        states[event.api_key_id] = result.state
+        r = link_record(event, result, partition=partition, offset=offsets[partition])
+        offsets[partition] += 1
+        if r is not None:
+            records.append(r)
+    return records
+
+
+def _by_partition(records: list[LinkRecord]) -> list[list[LinkRecord]]:
+    queues: dict[int, list[LinkRecord]] = {}
+    for r in records:
+        queues.setdefault(r.source_partition, []).append(r)
+    return list(queues.values())
+
+
+def _backlog(records, seed):
+    """A worker draining a backlog: each partition's records in order, fetched in chunks of
+    random size, partition after partition (one partition runs hours of event time ahead)."""
+    import random
+
+    rnd, queues, out = random.Random(seed), _by_partition(records), []
+    while any(queues):
+        for q in queues:
+            n = rnd.randint(20, 300)
+            out += q[:n]
+            del q[:n]
+    return out
+
+
+def _one_partition_delayed(records, seed):
+    """Every partition in time, but one whose records all come after the others' (a slow
+    consumer, a partition re-assigned late)."""
+    late = sorted({r.source_partition for r in records})[seed % 8]
+    return [r for r in records if r.source_partition != late] + [r for r in records if r.source_partition == late]
+
+
+def _random_merge(records, seed):
+    """Partitions interleaved at random, a record or a few at a time."""
+    import random
+
+    rnd, queues, out = random.Random(seed), _by_partition(records), []
+    while any(queues):
+        q = rnd.choice([q for q in queues if q])
+        n = rnd.randint(1, 40)
+        out += q[:n]
+        del q[:n]
+    return out
+
+
+def _with_garbage(records, seed):
+    """Interleaved with records of keys that send one odd extraction-looking event each (noise
+    a worker forwards after dead-lettering what could not be decoded), in backlog order."""
+    import random
+
+    rnd, out = random.Random(seed), []
+    for r in _backlog(records, seed):
+        out.append(r)
+        if rnd.random() < 0.2:
+            out.append(dataclasses.replace(r, api_key_id=f"noise-{rnd.randrange(10 ** 6)}", account_id="acct-noise",
+                                           payment_fingerprint=None, net=None, asn=None, ua_hash=None,
+                                           head=rnd.getrandbits(63), tail=rnd.getrandbits(63),
+                                           source_partition=-1, source_offset=-1))
+    return out
+
+
+def _killed_and_restarted(records, seed):
+    """A worker killed mid-backlog: the records of the events it re-applies after the restart
+    (its key states restored older) are sent again, then the rest in another interleaving."""
+    cut = len(records) * (1 + seed % 3) // 4
+    before = _backlog(records[:cut], seed)
+    resent = [r for r in records[max(0, cut - 400):cut] if r.source_partition % 2 == seed % 2]
+    return before + resent + _backlog(records[cut:], seed + 1)
+
+
+INTERLEAVINGS = {"backlog": _backlog, "one partition delayed": _one_partition_delayed,
+                 "random merge": _random_merge, "garbage": _with_garbage, "kill -9": _killed_and_restarted}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("interleaving", sorted(INTERLEAVINGS))
+def test_cluster_incident_ids_do_not_depend_on_how_partitions_interleave(interleaving, seed):
+    # Records of one key keep their order; records of different keys interleave however the
+    # partitions are processed: the worker must name each campaign as replay does (time order).
+    records = _hydra_link_records()
+    replayed = feed(ClusterDetector(), records)
+    streamed = feed(ClusterDetector(), INTERLEAVINGS[interleaving](list(records), seed))
+
+    def incidents(alerts):
+        members: dict[str, set] = {}
+        for a in alerts:
+            members.setdefault(a["alert_id"], set()).update(a["api_key_ids"])
+        return members
+
+    expected, got = incidents(replayed), incidents(streamed)
+    assert len(expected) == 2  # the two hydras, each one incident
+    assert set(got) == set(expected)
+    for alert_id, keys in expected.items():  # and each id names the same campaign
+        assert len(got[alert_id] & keys) >= 0.9 * len(keys)
