@@ -752,27 +752,29 @@ class ClusterDetector:
         payment ring."""
         return self._style_named(stats) or self._ring_member(stats)
 
-    def _incident_id(self, root: str, members: set[str]) -> str:
-        """A new incident's id: the hour (``incident_grid_ms``) in which its earliest member
-        began extracting, ``cluster:20260201T0500Z``.
+    def _incident_id(self, root: str, core: set[str], members: set[str]) -> str:
+        """A new incident's id: the hour (``incident_grid_ms``) in which the earliest of its
+        core members (of its members, for a payment ring without core) began extracting,
+        ``cluster:20260201T0500Z``.
 
-        Why not a member key or a link value: the members known at the first alert depend on
-        the order in which the records of different keys arrive (input partitions are
-        processed at their own pace; a backlog, a kill or a rebalance changes the interleaving),
-        so any choice among them (the smallest key, the earliest key, the most shared prompt
-        frame or card) names one campaign differently in the worker and in replay: on dev-s1,
-        2-8 of 8 incidents under a backlog. A hydra's heads are enrolled together, so whichever
-        of them are known first, the earliest began within minutes of the campaign's first
-        head: its hour is the campaign's (dev-s1, five interleavings: 8 of 8 incidents named
-        as in replay). A campaign whose first head and first known head straddle the hour
-        boundary is still named apart; so is one of two unrelated campaigns that began in the
-        same hour (an id is never shared by two open incidents): that one's id names its
-        earliest known member too.
+        Not a member key nor a link value: which members are known at the first alert depends
+        on how the records of different keys interleave (the input partitions are processed at
+        their own pace; a backlog, a kill or a rebalance changes it), so a choice among them
+        names one campaign differently in the worker and in replay. dev-s1's link records fed
+        in 8 interleavings (partition backlogs, random merges, a partition delayed, a kill),
+        8 incidents each: the smallest member key (as before) kept 1-5 of 8 replay's ids, the
+        earliest member key 0-8, the link value shared by most members (with its day) 4-6 of
+        7, and 8 incidents became 5 or 7 (public frames and cards are shared by campaigns).
+        A hydra's heads are enrolled together: whichever are known first, the earliest began
+        within minutes of the campaign's first head (dev-s1: 0-3, once 13 minutes), so its hour
+        is the campaign's: 8 of 8 in every interleaving. Still named apart: a campaign whose
+        first heads straddle the hour; an incident whose hour is already open for another
+        cluster (two campaigns that began in the same hour; an id is never shared by two open
+        incidents) gets its earliest member's key appended.
         """
-        earliest = min(members, key=lambda k: (self._keys[k].first_ts, k))
-        began = self._keys[earliest].first_ts
-        hour = datetime.fromtimestamp(began // self.incident_grid_ms * self.incident_grid_ms / 1000, timezone.utc)
-        alert_id = "cluster:" + hour.strftime("%Y%m%dT%H%MZ")
+        earliest = min(core or members, key=lambda k: (self._keys[k].first_ts, k))
+        began = self._keys[earliest].first_ts // self.incident_grid_ms * self.incident_grid_ms
+        alert_id = "cluster:" + datetime.fromtimestamp(began / 1000, timezone.utc).strftime("%Y%m%dT%H%MZ")
         if any(other[0] == alert_id for other_root, other in self._alerted.items() if other_root != root):
             alert_id += f"-{earliest}"
         return alert_id
@@ -826,7 +828,7 @@ class ClusterDetector:
         stats = [self._keys[k] for k in core] + [self._keys[k] for k in named]
         events += sum(self._keys[k].events for k in named)
         if previous is None:
-            alert_id = self._incident_id(root, members)
+            alert_id = self._incident_id(root, core, members)
         self._alerted[root] = (alert_id, len(members), max(rank, previous[2] if previous else 0), now)
         spans = [s.last_ts - s.first_ts for s in stats]
         # A hydra splits one sweep: each head covers a little of its topics, together they

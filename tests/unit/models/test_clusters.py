@@ -603,3 +603,42 @@ def test_cluster_incident_ids_do_not_depend_on_how_partitions_interleave(interle
     assert set(got) == set(expected)
     for alert_id, keys in expected.items():  # and each id names the same campaign
         assert len(got[alert_id] & keys) >= 0.9 * len(keys)
+
+
+def _hydra(prefix: str, keys: int, start_minute: int, pf: str) -> list[list[LinkRecord]]:
+    """Per key, its 12 extraction records a minute apart from ``start_minute``."""
+    return [[rec(f"{prefix}{k}", start_minute + i, pf=pf, output_tokens=700) for i in range(12)] for k in range(keys)]
+
+
+def _flat(per_key: list[list[LinkRecord]]) -> list[LinkRecord]:
+    return sorted((r for records in per_key for r in records), key=lambda r: r.ts_ms)
+
+
+def test_merging_open_incidents_keeps_the_earlier_campaigns_id_whichever_is_larger():
+    # Two hydras on two cards, three hours apart, each alerted; then a key of the first pays
+    # with the second's card too (one operator): one incident goes on. Which cluster is larger
+    # at that moment depends on how far each partition has got, the id kept must not.
+    a, b = _hydra("a", 12, 0, "pf-a"), _hydra("b", 16, 180, "pf-b")
+    bridge = rec("a0", 195, pf="pf-b", output_tokens=700)  # a0's next record, on card b
+    a_ahead = _flat(a) + _flat(b[:8]) + [bridge] + _flat(b[8:])  # a: 12 keys, b: 8 when they merge
+    b_ahead = _flat(a[:6]) + _flat(b) + _flat(a[6:]) + [bridge]  # a's partition behind
+
+    for records in (a_ahead, b_ahead):
+        alerts = feed(ClusterDetector(regrow=1.01), records + [rec("later", 400)])
+        a_opened = {x["alert_id"] for x in alerts if "a1" in x["api_key_ids"] and "b1" not in x["api_key_ids"]}
+        b_opened = {x["alert_id"] for x in alerts if "b1" in x["api_key_ids"] and "a1" not in x["api_key_ids"]}
+        merged = {x["alert_id"] for x in alerts if {"a1", "b1"} <= set(x["api_key_ids"])}
+        assert len(a_opened) == len(b_opened) == 1 and a_opened != b_opened  # both open before
+        assert merged == a_opened  # the earlier campaign's incident goes on
+
+
+def test_campaigns_that_began_in_the_same_hour_are_separate_incidents():
+    # Not linked (two cards, no shared frame), both begun between 00:05 and 00:40: the hour is
+    # taken by the first incident; the other's id names its earliest member too.
+    records = _flat(_hydra("a", 10, 5, "pf-a")) + _flat(_hydra("c", 10, 40, "pf-c"))
+    alerts = feed(ClusterDetector(), sorted(records, key=lambda r: r.ts_ms))
+    incidents = {}
+    for a in alerts:
+        incidents.setdefault(a["alert_id"], set()).update(a["api_key_ids"])
+    assert sorted(incidents.values(), key=min) == [{f"a{k}" for k in range(10)}, {f"c{k}" for k in range(10)}]
+    assert set(incidents) == {"cluster:20260201T0000Z", "cluster:20260201T0000Z-c0"}
