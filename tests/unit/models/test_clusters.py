@@ -642,3 +642,20 @@ def test_campaigns_that_began_in_the_same_hour_are_separate_incidents():
         incidents.setdefault(a["alert_id"], set()).update(a["api_key_ids"])
     assert sorted(incidents.values(), key=min) == [{f"a{k}" for k in range(10)}, {f"c{k}" for k in range(10)}]
     assert set(incidents) == {"cluster:20260201T0000Z", "cluster:20260201T0000Z-c0"}
+
+
+def test_updates_are_paced_on_the_latest_event_time_when_partitions_interleave():
+    # An update naming new members leaves at most once per update_interval_ms of event time.
+    # With partitions at different event times, a member named on a record of a partition
+    # behind (minute 27, while another partition is at minute 60) must not open a second
+    # update for a member named a few records later on the partition ahead (minute 63).
+    det = ClusterDetector(regrow=10.0, update_interval_ms=600_000)
+    first = feed(det, [rec(f"k{k}", i, pf="pf-x") for i in range(12) for k in range(10)])
+    assert len(first) == 1
+    feed(det, [rec("elsewhere", 60)])  # the partition ahead
+    behind = feed(det, [rec("late-behind", 25 + i, pf="pf-x") for i in range(3)])
+    ahead = feed(det, [rec("late-ahead", 61 + i, pf="pf-x") for i in range(3)])
+    assert len(behind) == 1 and "late-behind" in behind[0]["api_key_ids"]
+    assert ahead == []  # pending: named with the next update, 10 minutes of event time on
+    later = feed(det, [rec("elsewhere", 71)])
+    assert len(later) == 1 and {"late-behind", "late-ahead"} <= set(later[0]["api_key_ids"])
