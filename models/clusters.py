@@ -385,9 +385,9 @@ class ClusterDetector:
         self.min_events = min_events
         self.min_share = min_share
         self.regrow = regrow
-        # A cluster incident is named after the hour its earliest member began extracting
-        # (see _incident_id): wider, two campaigns more often share it; narrower, a campaign
-        # whose first heads are known in another order straddles a boundary more often.
+        # A cluster incident is named after the hour its earliest core member began extracting
+        # (see _incident_id): wider, two campaigns more often begin in one; narrower, a
+        # campaign whose first heads are known in another order straddles a boundary more often.
         self.incident_grid_ms = incident_grid_ms
         self.update_interval_ms = update_interval_ms
         self.account_min_keys = account_min_keys
