@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 
@@ -484,10 +485,12 @@ def test_a_payment_ring_names_its_plain_members_in_the_extraction_cluster():
 
 # -- incident identity whatever the interleaving -------------------------------------------------
 
-def _hydra_link_records(partitions: int = 8) -> list[LinkRecord]:
+@functools.lru_cache(maxsize=1)
+def _hydra_link_records(partitions: int = 8) -> tuple[LinkRecord, ...]:
     """Two hydras (on one card; a proxy one linked by its frames and timing only) among
     ordinary users, as the workers' link records: each from its key's own pipeline, tagged
     with the input partition (by key, as Kafka partitions) and offset it came from."""
+    import json
     import zlib
 
     from distillguard.demo_traffic import demo_events, hydra_events
@@ -499,8 +502,6 @@ def _hydra_link_records(partitions: int = 8) -> list[LinkRecord]:
                     + hydra_events(seed=32, keys=25, per_key=12, start_hour=4.25, shared_payment=False)
                     + demo_events(seed=33, users=40, campaign_events=0), key=lambda e: e["ts"])
     pipeline, states, offsets, records = KeyPipeline(), {}, [0] * partitions, []
-    import json
-
     for raw in events:
         event = parse_event(json.dumps(raw).encode())
         partition = zlib.crc32(event.api_key_id.encode()) % partitions
@@ -510,7 +511,7 @@ def _hydra_link_records(partitions: int = 8) -> list[LinkRecord]:
         offsets[partition] += 1
         if r is not None:
             records.append(r)
-    return records
+    return tuple(records)
 
 
 def _by_partition(records: list[LinkRecord]) -> list[list[LinkRecord]]:
@@ -588,7 +589,7 @@ INTERLEAVINGS = {"backlog": _backlog, "one partition delayed": _one_partition_de
 def test_cluster_incident_ids_do_not_depend_on_how_partitions_interleave(interleaving, seed):
     # Records of one key keep their order; records of different keys interleave however the
     # partitions are processed: the worker must name each campaign as replay does (time order).
-    records = _hydra_link_records()
+    records = list(_hydra_link_records())
     replayed = feed(ClusterDetector(), records)
     streamed = feed(ClusterDetector(), INTERLEAVINGS[interleaving](list(records), seed))
 
