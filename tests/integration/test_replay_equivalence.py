@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from distillguard.demo_traffic import demo_events, hydra_events, iter_encoded
 
 from .conftest import wait_for, wait_rows
@@ -82,11 +84,12 @@ def _assert_same_cluster_incidents(pipeline, replayed: list[dict], hydras: list[
         assert len(streamed[alert_id] & keys) >= 0.9 * len(keys), alert_id
 
 
-def test_cluster_incidents_are_replays_when_the_worker_starts_on_a_backlog(pipeline, tmp_path):
+@pytest.mark.parametrize("partitioned", ["false", "true"], ids=["links in the cluster agent", "link-values stage"])
+def test_cluster_incidents_are_replays_when_the_worker_starts_on_a_backlog(pipeline, tmp_path, partitioned):
     events, hydras = _hydras()
     replayed = _replay(events, tmp_path)
     pipeline.produce(list(iter_encoded(events)))  # everything waits before the worker starts
-    worker = pipeline.start_worker()
+    worker = pipeline.start_worker(DG_LINK_VALUES_PARTITIONED=partitioned)
     pipeline.wait_processed(worker, len(events))
     _assert_same_cluster_incidents(pipeline, replayed, hydras)
 
