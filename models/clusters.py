@@ -760,17 +760,18 @@ class ClusterDetector:
         Not a member key nor a link value: which members are known at the first alert depends
         on how the records of different keys interleave (the input partitions are processed at
         their own pace; a backlog, a kill or a rebalance changes it), so a choice among them
-        names one campaign differently in the worker and in replay. dev-s1's link records fed
-        in 8 interleavings (partition backlogs, random merges, a partition delayed, a kill),
-        8 incidents each: the smallest member key (as before) kept 1-5 of 8 replay's ids, the
-        earliest member key 0-8, the link value shared by most members (with its day) 4-6 of
-        7, and 8 incidents became 5 or 7 (public frames and cards are shared by campaigns).
-        A hydra's heads are enrolled together: whichever are known first, the earliest began
-        within minutes of the campaign's first head (dev-s1: 0-3, once 13 minutes), so its hour
-        is the campaign's: 8 of 8 in every interleaving. Still named apart: a campaign whose
-        first heads straddle the hour; an incident whose hour is already open for another
-        cluster (two campaigns that began in the same hour; an id is never shared by two open
-        incidents) gets its earliest member's key appended.
+        names one campaign differently in the worker and in replay. dev-s1's link records in
+        8 interleavings (``benchmarks/cluster_ids.py``: partition backlogs, random merges, a
+        partition behind, a kill), 8 incidents each: the smallest member key (as before) kept
+        1-5 of replay's 8 ids, the earliest member key 0-8, the link value shared by most
+        members (with its day) 4-6 of 7, and 8 incidents became 5 or 7 (public frames and cards
+        are shared by campaigns). A hydra's heads are enrolled together: whichever are known
+        first, the earliest began within minutes of the campaign's first head (dev-s1: 0-3,
+        once 13 minutes), so its hour is the campaign's: every incident under replay's id, no
+        other. Still named apart: a campaign whose first heads straddle the hour; an incident
+        whose hour is already open for another cluster (two campaigns that began in the same
+        hour; an id is never shared by two open incidents) gets its earliest member's key
+        appended.
         """
         earliest = min(core or members, key=lambda k: (self._keys[k].first_ts, k))
         began = self._keys[earliest].first_ts // self.incident_grid_ms * self.incident_grid_ms
