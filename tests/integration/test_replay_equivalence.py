@@ -86,11 +86,17 @@ def _assert_same_cluster_incidents(pipeline, replayed: list[dict], hydras: list[
 
 @pytest.mark.parametrize("partitioned", ["false", "true"], ids=["links in the cluster agent", "link-values stage"])
 def test_cluster_incidents_are_replays_when_the_worker_starts_on_a_backlog(pipeline, tmp_path, partitioned):
+    # (with garbage among the records: dead-lettered, they change the interleaving only)
     events, hydras = _hydras()
-    replayed = _replay(events, tmp_path)
-    pipeline.produce(list(iter_encoded(events)))  # everything waits before the worker starts
+    garbage = [b'{"schema": "llm.request.v1", "event_id": "bad-%d"' % i for i in range(12)]
+    replayed = _replay(events, tmp_path, tuple(g.decode() for g in garbage))
+    records = list(iter_encoded(events))
+    for i, bad in enumerate(garbage):  # truncated records spread through the stream (dead-lettered)
+        records.insert(len(records) * (i + 1) // (len(garbage) + 1), (b"bad-%d" % i, bad))
+    pipeline.produce(records)  # everything waits before the worker starts
     worker = pipeline.start_worker(DG_LINK_VALUES_PARTITIONED=partitioned)
     pipeline.wait_processed(worker, len(events))
+    wait_for(lambda: len(pipeline.consume_all(pipeline.settings.dlq_topic)) >= len(garbage), "garbage dead-lettered")
     _assert_same_cluster_incidents(pipeline, replayed, hydras)
 
 
