@@ -556,8 +556,9 @@ def _random_merge(records, seed):
 
 
 def _with_garbage(records, seed):
-    """Interleaved with records of keys that send one odd extraction-looking event each (noise
-    a worker forwards after dead-lettering what could not be decoded), in backlog order."""
+    """In backlog order, interleaved with records of one-off keys with random frames and no
+    shared infrastructure (odd records that decode, unlike dead-lettered ones, reach the
+    cluster detector: they must not link to a campaign nor move its id)."""
     import random
 
     rnd, out = random.Random(seed), []
