@@ -27,6 +27,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from distillguard.models.pipeline import ROW_COLUMNS
 
+from distillguard.streams.epochs import EPOCH_SHIFT, StoredRecord, epoch_of, offset_of
+
 from .errors import SchemaError, SinkBackpressure, SinkUnavailable
 from .migrations import LATEST, MIGRATIONS
 
@@ -156,15 +158,42 @@ class ClickHouseSink:
         self._dlq_watermarks: dict[tuple[str, int], int] = self._read_dlq_watermarks()
 
     # -- positions ---------------------------------------------------------------------
+    # Positions are (epoch, offset) packed as in streams.epochs: a partition's watermark is
+    # the highest offset of its latest epoch, so a new log (broker restarted empty, topic
+    # recreated) starts below nothing stored.
     def _read_watermarks(self) -> dict[tuple[str, int], int]:
-        rows = self.client.query(f"SELECT kafka_topic, kafka_partition, max(kafka_offset) FROM {self.db}.events "
-                                 f"WHERE kafka_partition >= 0 GROUP BY kafka_topic, kafka_partition").result_rows
-        return {(topic, int(part)): int(off) for topic, part, off in rows}
+        rows = self.client.query(
+            f"SELECT kafka_topic, kafka_partition, max(bitShiftLeft(toInt64(kafka_epoch), {EPOCH_SHIFT}) + "
+            f"kafka_offset) FROM {self.db}.events WHERE kafka_partition >= 0 "
+            f"GROUP BY kafka_topic, kafka_partition").result_rows
+        return {(topic, int(part)): int(pos) for topic, part, pos in rows}
 
     def _read_dlq_watermarks(self) -> dict[tuple[str, int], int]:
-        rows = self.client.query(f"SELECT topic, partition, max(offset) FROM {self.db}.dlq "
-                                 f"WHERE partition >= 0 GROUP BY topic, partition").result_rows
-        return {(topic, int(part)): int(off) for topic, part, off in rows}
+        rows = self.client.query(
+            f"SELECT topic, partition, max(bitShiftLeft(toInt64(epoch), {EPOCH_SHIFT}) + offset) FROM {self.db}.dlq "
+            f"WHERE partition >= 0 GROUP BY topic, partition").result_rows
+        return {(topic, int(part)): int(pos) for topic, part, pos in rows}
+
+    def stored_position(self, topic: str, partition: int) -> int:
+        """The highest position stored for a partition, feature rows and dead letters (-1: none)."""
+        with self._lock:
+            return max(self._watermarks.get((topic, partition), -1), self._dlq_watermarks.get((topic, partition), -1))
+
+    def stored_at(self, topic: str, partition: int, pos: int) -> StoredRecord | None:
+        """What was stored for the record at one position: its row's event id, a dead letter, or
+        nothing (the record was a duplicate event). Compared with the record read now to tell
+        a re-read from a new log (see streams.epochs)."""
+        epoch, offset = epoch_of(pos), offset_of(pos)
+        where = f"kafka_topic = {{t:String}} AND kafka_partition = {int(partition)} AND kafka_epoch = {epoch} " \
+                f"AND kafka_offset = {offset}"
+        rows = self.client.query(f"SELECT event_id FROM {self.db}.events WHERE {where} LIMIT 1",
+                                 parameters={"t": topic}).result_rows
+        if rows:
+            return StoredRecord("row", rows[0][0])
+        rows = self.client.query(f"SELECT 1 FROM {self.db}.dlq WHERE topic = {{t:String}} AND partition = "
+                                 f"{int(partition)} AND epoch = {epoch} AND offset = {offset} LIMIT 1",
+                                 parameters={"t": topic}).result_rows
+        return StoredRecord("dead") if rows else None
 
     def refresh_watermarks(self) -> None:
         """Re-read stored positions: call when partitions move between workers."""
@@ -308,8 +337,9 @@ class ClickHouseSink:
         with self._lock:  # a batch put back after a later insert failed was stored already
             dead = [r for r in dead if r[4] < 0 or r[5] > self._dlq_watermarks.get((r[3], r[4]), -1)]
         if dead:
-            self.client.insert(f"{self.db}.dlq", dead, column_names=[
-                "failed_at", "reason", "reason_class", "topic", "partition", "offset", "size"])
+            self.client.insert(f"{self.db}.dlq", [r[:5] + [offset_of(r[5]), r[6], epoch_of(r[5])] for r in dead],
+                               column_names=["failed_at", "reason", "reason_class", "topic", "partition", "offset",
+                                             "size", "epoch"])
             with self._lock:
                 for _, _, _, topic, partition, offset, _ in dead:
                     if partition >= 0 and offset > self._dlq_watermarks.get((topic, partition), -1):
@@ -326,7 +356,8 @@ class ClickHouseSink:
         n = len(rows)
         table = table.append_column("kafka_topic", pa.array([topic] * n, pa.string()))
         table = table.append_column("kafka_partition", pa.array([partition] * n, pa.int32()))
-        table = table.append_column("kafka_offset", pa.array(offsets, pa.int64()))
+        table = table.append_column("kafka_offset", pa.array([offset_of(p) for p in offsets], pa.int64()))
+        table = table.append_column("kafka_epoch", pa.array([epoch_of(p) for p in offsets], pa.uint32()))
         settings = {"deduplicate_blocks_in_dependent_materialized_views": 1}
         if token:
             settings["insert_deduplication_token"] = token

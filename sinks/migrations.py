@@ -201,6 +201,13 @@ ORDER BY (entity_type, entity_id, feedback_id)""",
     Migration(5, "per-event extraction evidence", (
         "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS extraction_evidence Float32 DEFAULT 0 AFTER style_share",
     )),
+    # The input log's epoch beside each stored offset: a broker that comes back empty or a
+    # recreated topic starts offsets at 0 again, and (epoch, offset) keeps positions ordered
+    # (see streams/epochs.py). Rows stored before read epoch 0.
+    Migration(6, "input partition epochs", (
+        "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS kafka_epoch UInt32 DEFAULT 0 AFTER kafka_partition",
+        "ALTER TABLE {db}.dlq ADD COLUMN IF NOT EXISTS epoch UInt32 DEFAULT 0 AFTER partition",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -26,7 +26,9 @@ from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefr
                                           link_records_in, link_step, link_value_key)
 from distillguard.sinks.errors import SinkBackpressure
 
+from .epochs import NEW, EpochTracker
 from .feedback_follower import FeedbackFollower
+from .health import CommitWatch, HealthJudge
 from .holes import HoleGuard, read_partition
 from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
@@ -186,8 +188,9 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
 
     async def send_dead_letter(dead: DeadLetter) -> None:
         await dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
-        await add_to_sink(sink.add_dead_letter, dead.reason, dead.source_topic, dead.partition, dead.offset,
-                          dead.size)
+        stored = sink.stored_position(dead.source_topic, dead.partition)
+        await add_to_sink(sink.add_dead_letter, dead.reason, dead.source_topic, dead.partition,
+                          epochs.position(dead.partition, dead.offset, stored), dead.size)
         metrics.dead_letters.labels(reason=dead.reason.split(":", 1)[0][:40]).inc()
 
     async def add_to_sink(add, *args) -> None:
@@ -201,36 +204,84 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 await flush_sink()
                 await asyncio.sleep(exc.retry_after)
 
+    # Input partition epochs (streams/epochs.py): positions (epoch, offset) instead of offsets,
+    # so a replaced log (broker back empty, topic recreated) is processed, not deduplicated.
+    epochs = EpochTracker()
+
+    async def input_position(message, decoded) -> int:
+        """The record's position in its partition's current epoch; a new epoch begins here
+        when the record differs from the one stored at its offset."""
+        partition, offset = message.partition, message.offset
+        stored = sink.stored_position(message.topic, partition)
+        if epochs.needs_check(partition, offset, stored):
+            found = await stored_record(message.topic, partition, epochs.position(partition, offset, stored))
+            event_id = None if isinstance(decoded, DeadLetter) else decoded.event_id
+            if epochs.decide(partition, offset, found, event_id) == NEW:
+                await begin_epoch(message, stored)
+        return epochs.position(partition, offset, stored)
+
+    async def stored_record(topic: str, partition: int, position: int):
+        # ClickHouse unreachable: wait (back-pressure), never guess "duplicate" or "new log".
+        while True:
+            try:
+                return await asyncio.to_thread(sink.stored_at, topic, partition, position)
+            except Exception as exc:  # noqa: BLE001 - retried; /health reports the stalled commits
+                log.warning("cannot read the stored record of %s:%s, will retry: %s", partition, position,
+                            type(exc).__name__)
+                await asyncio.sleep(sink.settings.retry_after_s)
+
+    async def begin_epoch(message, stored: int) -> None:
+        new = epochs.begin_epoch(message.partition, message.offset, stored)
+        log.warning("partition %s of %s: offset %s holds another record than the one stored (stored up to offset "
+                    "%s): the log was replaced (broker restarted empty or topic recreated); epoch %s starts",
+                    message.partition, message.topic, message.offset, new.stored_offset, new.epoch)
+        metrics.epochs.labels(topic=message.topic, partition=str(message.partition)).inc()
+        start = new.refill_from if new.refill_from is not None else message.offset
+        holes.restart(message.partition, start)
+        if start < message.offset:
+            # Records before this one could not decide and were taken for re-reads: read
+            # them back and process them in the new epoch.
+            records, complete = await asyncio.to_thread(
+                read_partition, settings.confluent_config(), f"{settings.app_id}-hole-fill", settings.requests_topic,
+                message.partition, start, message.offset)
+            if not complete:
+                log.error("partition %s: reading offsets %s..%s back timed out (%d read)", message.partition, start,
+                          message.offset - 1, len(records))
+                metrics.hole_errors.inc()
+            for record in records:
+                await process(FilledEvent(record))
+
     async def handle(event) -> None:
         message = event.message
         decoded = processor.decode(message.value, message.key, message.partition, message.offset)
+        position = await input_position(message, decoded)
         if isinstance(decoded, DeadLetter):
             await send_dead_letter(decoded)
             return
         state_key = decoded.api_key_id.encode("utf-8", "surrogatepass")
         state = key_state.get(state_key)
         if processor.is_late(state, decoded):  # stored, not learned (DG_ALLOWED_LATENESS_S)
-            result = processor.step_late(state, decoded, message.offset)
+            result = processor.step_late(state, decoded, position)
             if result.row is not None:
-                await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
+                await add_to_sink(sink.add, result.row, message.partition, position, message.topic)
                 metrics.events.inc()
                 metrics.late.inc()
             else:
                 metrics.duplicates.inc()
             return
-        result = processor.step(state, decoded, message.offset)
+        result = processor.step(state, decoded, position)
         if result.duplicate:
             metrics.duplicates.inc()
             return
         # Everything the event produces (row, alert, link record) is buffered before its state
         # moves on, with no await after that: a state that reaches the changelog (after a
         # successful flush) never covers an event whose outputs are not written.
-        await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
+        await add_to_sink(sink.add, result.row, message.partition, position, message.topic)
         if result.alert is not None and not suppressed(result.alert):
             await alerts.send(key=state_key, value=alert_bytes(result.alert))
             await add_to_sink(sink.add_alert, result.alert)
             metrics.alerts.labels(severity=result.alert["severity"]).inc()
-        rec = link_record(decoded, result, partition=message.partition, offset=message.offset)
+        rec = link_record(decoded, result, partition=message.partition, offset=position)
         if rec is not None:
             # The key's behaviour to the cluster agent; its link values to their partitions.
             link_batch.append(rec.to_bytes())
@@ -569,6 +620,12 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     progress: dict[int, tuple[int, float]] = {}  # input partition -> (next offset, since when)
     stalled: set[int] = set()
     recovery_watch = RecoveryWatch(settings.recovery_stall_s)
+    commit_watch = CommitWatch(settings.stall_after_s)
+    health_judge = HealthJudge(stall_after_s=settings.stall_after_s,
+                               sink_failing_unhealthy_s=settings.sink_failing_unhealthy_s)
+
+    def sink_failing_since() -> float | None:
+        return getattr(sink, "_failing_since", None)  # (sink clock: time.monotonic, as here)
 
     def watch_recovery(now: float) -> None:
         """Restart a table recovery that reads nothing for DG_RECOVERY_STALL_S; report it if
@@ -617,6 +674,9 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         metrics.keys.set(len(key_state.data))
         metrics.state_bytes.set(sum(map(len, key_state.data.values())))
         metrics.sink_buffered.set(sink.buffered)
+        failing_since = sink_failing_since()
+        metrics.sink_failing_seconds.set(0 if failing_since is None else now - failing_since)
+        metrics.epoch_undecided_seconds.set(max(epochs.checking_for(now).values(), default=0))
         try:
             assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.requests_topic]
             highs = {tp: app.consumer.highwater(tp) for tp in assigned}
@@ -624,6 +684,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             return
         metrics.lag.clear()  # only the partitions assigned now
         metrics.stalled.clear()
+        metrics.commit_stalled.clear()
+        commit_watch.keep_only({tp.partition for tp in highs})
         for tp, high in highs.items():
             # (a partition no record of which has arrived yet starts at the group's commit)
             expected = holes.expected(tp.partition)
@@ -638,6 +700,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             is_stalled = high > next_offset and now - moved[1] >= settings.stall_after_s
             metrics.stalled.labels(**labels).set(int(is_stalled))
             (stalled.add if is_stalled else stalled.discard)(tp.partition)
+            committed = app.consumer._committed_offset.get(tp)  # noqa: SLF001 - not exposed otherwise
+            metrics.commit_stalled.labels(**labels).set(int(commit_watch.observe(tp.partition, committed, high, now)))
 
     if getattr(sink, "client", None) is not None:  # the read-only dashboard, from the chDB owner
         from distillguard.dashboard import mount_on_faust
@@ -646,14 +710,18 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
 
     @app.page("/health")
     async def health(web, request):
-        if crashed:
-            return web.json({"status": "agent crashed", "crashed": crashed,
-                             "counters": vars_of(processor.counters)}, status=503)
-        if recovery_watch.stalled:
-            return web.json({"status": "table recovery stalled", "recovery": recovery_state(),
-                             "counters": vars_of(processor.counters)}, status=503)
-        return web.json({"status": "ok", "counters": vars_of(processor.counters),
-                         "partitions": input_partitions(), "recovery": recovery_state()})
+        now = time.monotonic()
+        verdict = health_judge.verdict(now=now, crashed=crashed, recovery_stalled=recovery_watch.stalled,
+                                       sink_failing_since=sink_failing_since(), commit_stalled=commit_watch.stalled,
+                                       epochs_undecided=epochs.checking_for(now))
+        return web.json({"status": verdict.status, **verdict.details, "counters": vars_of(processor.counters),
+                         "partitions": input_partitions(), "recovery": recovery_state(),
+                         "epochs": epochs_detected()}, status=200 if verdict.healthy else 503)
+
+    def epochs_detected() -> dict:
+        """Per input partition: its last new log (epoch, first offset, what was stored of the old one)."""
+        return {str(p): {"epoch": e.epoch, "from_offset": e.offset, "previous_stored": e.stored_offset}
+                for p, e in epochs.detected.items()}
 
     def recovery_state() -> dict:
         """Faust's table recovery: in progress or not, and each changelog partition it still
@@ -679,7 +747,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             return {str(tp.partition): {"next_offset": holes.expected(tp.partition),
                                         "committed": consumer._committed_offset.get(tp),  # noqa: SLF001
                                         "high_watermark": consumer.highwater(tp),
-                                        "paused": tp in paused, "stalled": tp.partition in stalled}
+                                        "paused": tp in paused, "stalled": tp.partition in stalled,
+                                        "commit_stalled": tp.partition in commit_watch.stalled}
                     for tp in assigned}
         except Exception as exc:  # noqa: BLE001 - mid-rebalance: say so rather than fail /health
             return {"error": type(exc).__name__}

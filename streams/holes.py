@@ -57,6 +57,11 @@ class HoleGuard:
     def expected(self, partition: int) -> int | None:
         return self._next.get(partition)
 
+    def restart(self, partition: int, offset: int) -> None:
+        """The partition's log was replaced (a new epoch, see streams/epochs.py): it goes on
+        from ``offset``, below what was expected of the old log."""
+        self._next[partition] = offset
+
     def processed(self, partition: int, offset: int) -> None:
         """``offset`` went through processing (or was dead-lettered)."""
         if offset + 1 > self._next.get(partition, -1):
