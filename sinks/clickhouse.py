@@ -124,6 +124,8 @@ if set(_ARROW_TYPES) | {"ts_ms"} != set(ROW_COLUMNS):  # a feature column withou
     raise SchemaError(f"events table columns {sorted(_ARROW_TYPES)} do not match the feature row {ROW_COLUMNS}")
 _ROW_SCHEMA = pa.schema([("ts_ms", pa.timestamp("ms", tz="UTC"))] + list(_ARROW_TYPES.items()))
 _ROW_NAMES = ["ts"] + list(_ARROW_TYPES)
+# Where each row came from: (epoch, offset) is its position (see streams/epochs.py).
+_POSITION_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_epoch")
 
 
 @dataclass
@@ -354,10 +356,14 @@ class ClickHouseSink:
         # long enough to slow the worker's event loop down).
         table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMA).rename_columns(_ROW_NAMES)
         n = len(rows)
-        table = table.append_column("kafka_topic", pa.array([topic] * n, pa.string()))
-        table = table.append_column("kafka_partition", pa.array([partition] * n, pa.int32()))
-        table = table.append_column("kafka_offset", pa.array([offset_of(p) for p in offsets], pa.int64()))
-        table = table.append_column("kafka_epoch", pa.array([epoch_of(p) for p in offsets], pa.uint32()))
+        position_columns = {
+            "kafka_topic": lambda: pa.array([topic] * n, pa.string()),
+            "kafka_partition": lambda: pa.array([partition] * n, pa.int32()),
+            "kafka_offset": lambda: pa.array([offset_of(p) for p in offsets], pa.int64()),
+            "kafka_epoch": lambda: pa.array([epoch_of(p) for p in offsets], pa.uint32()),
+        }
+        for name in _POSITION_COLUMNS:
+            table = table.append_column(name, position_columns[name]())
         settings = {"deduplicate_blocks_in_dependent_materialized_views": 1}
         if token:
             settings["insert_deduplication_token"] = token
