@@ -197,6 +197,14 @@ class ClickHouseSink:
                                  parameters={"t": topic}).result_rows
         return StoredRecord("dead") if rows else None
 
+    def stored_event_ids(self, topic: str, partition: int, epoch: int, first: int, end: int) -> dict[int, str]:
+        """Offset -> event id of the rows stored for offsets ``first`` .. ``end - 1`` of one epoch."""
+        rows = self.client.query(
+            f"SELECT kafka_offset, any(event_id) FROM {self.db}.events WHERE kafka_topic = {{t:String}} AND "
+            f"kafka_partition = {int(partition)} AND kafka_epoch = {int(epoch)} AND kafka_offset >= {int(first)} "
+            f"AND kafka_offset < {int(end)} GROUP BY kafka_offset", parameters={"t": topic}).result_rows
+        return {int(offset): event_id for offset, event_id in rows}
+
     def refresh_watermarks(self) -> None:
         """Re-read stored positions: call when partitions move between workers."""
         marks, dlq_marks = self._read_watermarks(), self._read_dlq_watermarks()

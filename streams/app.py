@@ -24,12 +24,13 @@ import faust
 
 from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefresh, link_batch_bytes, link_record,
                                           link_records_in, link_step, link_value_key)
+from distillguard.models.events import parse_event
 from distillguard.sinks.errors import SinkBackpressure
 
-from .epochs import NEW, EpochTracker
+from .epochs import NEW, EpochTracker, epoch_of, offset_of
 from .feedback_follower import FeedbackFollower
 from .health import CommitWatch, HealthJudge
-from .holes import HoleGuard, read_partition
+from .holes import HoleGuard, read_first_records, read_partition
 from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .recovery import RESTART, STALLED, RecoveryWatch
@@ -208,16 +209,21 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     # so a replaced log (broker back empty, topic recreated) is processed, not deduplicated.
     epochs = EpochTracker()
 
-    async def input_position(message, decoded) -> int:
-        """The record's position in its partition's current epoch; a new epoch begins here
-        when the record differs from the one stored at its offset."""
+    async def input_position(message, decoded) -> int | None:
+        """The record's position in its partition's current epoch (None: stored already, under
+        the previous one); a new epoch begins here when the record differs from the one
+        stored at its offset."""
         partition, offset = message.partition, message.offset
         stored = sink.stored_position(message.topic, partition)
-        if epochs.needs_check(partition, offset, stored):
+        event_id = None if isinstance(decoded, DeadLetter) else decoded.event_id
+        if epochs.replaced(partition):  # seen by verify_input_logs
+            await begin_epoch(message, stored)
+        elif epochs.needs_check(partition, offset, stored):
             found = await stored_record(message.topic, partition, epochs.position(partition, offset, stored))
-            event_id = None if isinstance(decoded, DeadLetter) else decoded.event_id
             if epochs.decide(partition, offset, found, event_id) == NEW:
                 await begin_epoch(message, stored)
+        if epochs.stored_before(partition, offset, event_id):
+            return None
         return epochs.position(partition, offset, stored)
 
     async def stored_record(topic: str, partition: int, position: int):
@@ -231,16 +237,22 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 await asyncio.sleep(sink.settings.retry_after_s)
 
     async def begin_epoch(message, stored: int) -> None:
+        processed_until = holes.expected(message.partition)
         new = epochs.begin_epoch(message.partition, message.offset, stored)
         log.warning("partition %s of %s: offset %s holds another record than the one stored (stored up to offset "
                     "%s): the log was replaced (broker restarted empty or topic recreated); epoch %s starts",
                     message.partition, message.topic, message.offset, new.stored_offset, new.epoch)
         metrics.epochs.labels(topic=message.topic, partition=str(message.partition)).inc()
-        start = new.refill_from if new.refill_from is not None else message.offset
+        carry = epochs.carry_range(new, processed_until)
+        if carry is not None:
+            await flush_sink()  # rows of the new log read under the old epoch: in ClickHouse, to be found
+            epochs.carry(message.partition, await asyncio.to_thread(
+                sink.stored_event_ids, message.topic, message.partition, new.epoch - 1, *carry), carry[1])
+        start = new.refill_from
         holes.restart(message.partition, start)
         if start < message.offset:
-            # Records before this one could not decide and were taken for re-reads: read
-            # them back and process them in the new epoch.
+            # The new log's records before this one went by as re-reads (undecided) or never
+            # reached the agent: read them back and process them in the new epoch.
             records, complete = await asyncio.to_thread(
                 read_partition, settings.confluent_config(), f"{settings.app_id}-hole-fill", settings.requests_topic,
                 message.partition, start, message.offset)
@@ -251,10 +263,67 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             for record in records:
                 await process(FilledEvent(record))
 
+    @app.timer(settings.epoch_check_interval_s)
+    async def verify_input_logs() -> None:
+        """Compare each input partition's record at a reference offset with the row stored
+        from it: a different one means the log was replaced under this worker (its fetch
+        position still valid in the new log, so no offset went backwards). The partition is
+        rewound; its next record begins the new epoch (streams/epochs.py)."""
+        try:
+            assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.requests_topic]
+            references = {}
+            for tp in assigned:
+                reference = epochs.reference(tp.partition)
+                if reference is None:
+                    await take_reference(tp)  # compared from the next tick on
+                elif not epochs.replaced(tp.partition):
+                    references[tp] = reference
+            if not references:
+                return
+            found = await asyncio.to_thread(
+                read_first_records, settings.confluent_config(), f"{settings.app_id}-epoch-check",
+                settings.requests_topic, {tp.partition: offset for tp, (offset, _) in references.items()})
+            for tp, (offset, event_id) in references.items():
+                at, value = found.get(tp.partition, (None, None))
+                if at is None:
+                    continue  # an empty log: its first record shows offsets going back
+                if at > offset:
+                    epochs.set_reference(tp.partition, offset, None)  # removed by retention: take another
+                    continue
+                # at < offset: the log now ends before the reference (read from its start)
+                now = parse_event(value) if value is not None and at == offset else None
+                # (the reference is dropped when an epoch begins: then offsets went back meanwhile)
+                if getattr(now, "event_id", None) != event_id and epochs.reference(tp.partition) == (offset, event_id):
+                    await rewind_replaced(tp, offset)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a check must not stop the worker; retried on the next tick
+            log.warning("input log check failed", exc_info=True)
+
+    async def take_reference(tp) -> None:
+        stored = sink.watermarks().get((tp.topic, tp.partition))
+        if stored is not None and epoch_of(stored) == epochs.epoch(tp.partition, stored):
+            record = await asyncio.to_thread(sink.stored_at, tp.topic, tp.partition, stored)
+            if record is not None and record.kind == "row":
+                epochs.set_reference(tp.partition, offset_of(stored), record.event_id)
+
+    async def rewind_replaced(tp, offset: int) -> None:
+        log.warning("partition %s of %s: the broker holds another record at offset %s than the one stored: the "
+                    "log was replaced (broker restarted empty or topic recreated); reading it from its start",
+                    tp.partition, tp.topic, offset)
+        epochs.mark_replaced(tp.partition)
+        consumer = app.consumer
+        thread = consumer._thread  # noqa: SLF001 - seek in the consumer's thread (see rewind_uncommitted_after_seeks)
+        await thread.call_thread(thread.seek, tp, 0)
+        consumer._read_offset[tp] = None  # noqa: SLF001 - else Faust drops the records below it
+
     async def handle(event) -> None:
         message = event.message
         decoded = processor.decode(message.value, message.key, message.partition, message.offset)
         position = await input_position(message, decoded)
+        if position is None:
+            metrics.duplicates.inc()
+            return
         if isinstance(decoded, DeadLetter):
             await send_dead_letter(decoded)
             return
@@ -791,24 +860,50 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         fault test the restarted worker never saw 94 of one partition's 95 records. Rewound,
         such a partition is read again from its start (records already applied are
         recognised by the key's state, rows by the sink's watermark).
+
+        A commit Faust remembers but the broker no longer has (it came back empty, the topic
+        was recreated) counts as none: forgotten, so that commits of the new log are not held
+        back by it, and the partition is read from its new start (a new epoch: streams/epochs.py).
         """
         if getattr(consumer, "_dg_rewinds_uncommitted", False):
             return
         rewound = {"generation": None}
         seek_to_committed = consumer.perform_seek
+        broker_commits: dict = {}  # what the broker answered at the seek being made (None: no answer)
+        ask_broker = consumer.seek_to_committed
+
+        async def seek_to_broker_commits():
+            offsets = await ask_broker()
+            broker_commits["answer"] = dict(offsets)
+            return offsets
 
         async def perform_seek() -> None:
             generation = app.consumer_generation_id
+            broker_commits["answer"] = None
             await seek_to_committed()
+            committed = consumer._committed_offset  # noqa: SLF001 - set by the seek just made
+            answer = broker_commits["answer"]
+            source = [tp for tp in consumer.assignment() if tp.topic in source_topics]
+            # Forgotten once, so rewound once; checked on every seek: a broker back empty
+            # starts its generations again, so the generation can be the one already seen.
+            gone = [tp for tp in source
+                    if committed.get(tp) is not None and answer is not None and not answer.get(tp)]
+            for tp in gone:
+                committed.pop(tp, None)
+            if gone:
+                log.warning("the broker has lost the commits of %s (back empty? topic recreated?): reading them "
+                            "from their start", ", ".join(f"{tp.topic}:{tp.partition}" for tp in gone))
             if rewound["generation"] == generation:
                 # Once per generation: Faust also seeks from its fetch loop while the flow is
                 # stopped (recovery); rewinding on every pass there would re-read those
                 # partitions again and again.
-                return
-            rewound["generation"] = generation
-            committed = consumer._committed_offset  # noqa: SLF001 - set by the seek just made
-            partitions = [tp for tp in consumer.assignment()
-                          if tp.topic in source_topics and committed.get(tp) is None]
+                partitions = gone
+            else:
+                rewound["generation"] = generation
+                partitions = [tp for tp in source if committed.get(tp) is None]
+            # a log found replaced (verify_input_logs) is read from its start, whatever is committed on it
+            partitions += [tp for tp in source if tp.topic == settings.requests_topic and epochs.replaced(tp.partition)
+                           and tp not in partitions]
             # In the consumer's own thread, as Faust's seek is: aiokafka's fetcher is not
             # thread-safe (Faust's Consumer.seek, from this loop, crashed it with a KeyError).
             thread = consumer._thread  # noqa: SLF001 - the aiokafka consumer thread
@@ -816,10 +911,12 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 for tp in partitions:
                     # below the log start, the reset policy applies: earliest
                     await thread.call_thread(thread.seek, tp, 0)
+                    consumer._read_offset[tp] = None  # noqa: SLF001 - else Faust drops what it re-reads
             except Exception:  # noqa: BLE001 - rebalancing again: the next seek rewinds
                 log.warning("could not rewind %d uncommitted partitions", len(partitions), exc_info=True)
 
         consumer.perform_seek = perform_seek
+        consumer.seek_to_committed = seek_to_broker_commits
         consumer._dg_rewinds_uncommitted = True
 
     @app.page("/query/state")

@@ -17,9 +17,18 @@ cannot tell: tansu reports a high watermark short of the end (the start of its l
 + 1), which after an ordinary crash can lie below the stored watermark.
 
 A record that cannot decide (nothing stored at its offset: it was a duplicate event, or
-garbage then and now) is handled as before (a duplicate) and remembered; when a later
-record decides "new log", the undecided ones are read back from the broker and processed
-in the new epoch. Positions pack the epoch above the offset (:func:`position`), so every
+garbage then and now) is handled as before (a duplicate). When a record decides "new log",
+the new log's records before it (undecided ones, and any the consumer jumped over: Faust
+hands a rewound partition on from where it was) are read back from the broker and
+processed in the new epoch. A running worker can also have read some of the new log at
+its old position before the group noticed the broker had restarted (its fetch position
+was still valid): those were stored under the old epoch, and :meth:`EpochTracker.carry`
+keeps their event ids so that they are not stored twice. Such a worker sees no offset go
+backwards until it is rewound: every ``DG_EPOCH_CHECK_INTERVAL_S`` it compares the record
+at a reference offset (a row it stored earlier, :meth:`EpochTracker.reference`) with the
+broker's record there, and a different one marks the partition replaced
+(:meth:`EpochTracker.mark_replaced`); the worker rewinds it, and its next record begins
+the new epoch. Positions pack the epoch above the offset (:func:`position`), so every
 comparison made on offsets before (key state, sink watermark, cluster sources) orders the
 new log after the old one, and a crash inside the new log is still recognised as a re-read.
 The per-key ``event_id`` ring still catches events a producer re-sends into the new log.
@@ -45,6 +54,9 @@ EPOCH_SHIFT = 40
 MAX_OFFSET = (1 << EPOCH_SHIFT) - 1
 
 SAME, NEW, UNDECIDED = "same", "new", "undecided"
+# At most this many rows of the previous epoch are checked for records of the new log read
+# before the epoch was detected (a window of fetches: a few hundred records at most).
+CARRY_MAX = 50_000
 
 
 def position(epoch: int, offset: int) -> int:
@@ -79,7 +91,7 @@ class NewEpoch:
     epoch: int
     offset: int  # the record that decided it
     stored_offset: int  # the highest offset stored of the previous epoch
-    refill_from: int | None
+    refill_from: int  # read back from here (the log start) up to ``offset``
 
 
 @dataclass(slots=True)
@@ -90,6 +102,12 @@ class _Partition:
     undecided_from: int | None = None
     undecided: int = 0
     checking_since: float | None = None
+    # offset -> event id of records stored under the previous epoch that may come from this
+    # log (read before the epoch was detected); bounded by CARRY_MAX, dropped once passed
+    carried: dict[int, str] | None = None
+    carried_until: int = -1
+    reference: tuple[int, str] | None = None  # (offset, event id) of a row stored from this log
+    replaced: bool = False  # the broker's record at the reference differs: the next record begins an epoch
 
 
 class EpochTracker:
@@ -161,15 +179,63 @@ class EpochTracker:
     def begin_epoch(self, partition: int, offset: int, stored: int) -> NewEpoch:
         """Start the next epoch at ``offset`` (after :meth:`decide` said ``"new"``)."""
         part = self._part(partition, stored)
-        refill_from = part.undecided_from
         part.epoch += 1
         part.verified = False
         part.undecided_from, part.undecided, part.checking_since = None, 0, None
+        part.carried, part.carried_until = None, -1
+        part.reference, part.replaced = None, False
         stored_offset = offset_of(stored) if epoch_of(stored) == part.epoch - 1 else -1
-        event = self.detected[partition] = NewEpoch(partition, part.epoch, offset, stored_offset, refill_from)
+        event = self.detected[partition] = NewEpoch(partition, part.epoch, offset, stored_offset, 0)
         return event
+
+    @staticmethod
+    def carry_range(new: NewEpoch, processed_until: int | None) -> tuple[int, int] | None:
+        """Offsets whose rows, stored under the previous epoch, may hold records of the new log:
+        those this worker processed before the epoch began (``processed_until``: the next offset
+        it expected then), at most :data:`CARRY_MAX` of the last."""
+        if not processed_until or processed_until <= 0:
+            return None
+        return max(0, processed_until - CARRY_MAX), processed_until
+
+    def carry(self, partition: int, event_ids: dict[int, str], until: int) -> None:
+        """Event ids stored under the previous epoch at offsets below ``until`` (see :meth:`carry_range`)."""
+        part = self._partitions.setdefault(partition, _Partition())
+        part.carried, part.carried_until = dict(event_ids), until
+
+    def stored_before(self, partition: int, offset: int, event_id: str | None) -> bool:
+        """Whether this record of the new log was already stored under the previous epoch."""
+        part = self._partitions.get(partition)
+        if part is None or part.carried is None:
+            return False
+        if offset >= part.carried_until:
+            part.carried, part.carried_until = None, -1
+            return False
+        return event_id is not None and part.carried.pop(offset, None) == event_id
 
     def checking_for(self, now: float) -> dict[int, float]:
         """Partitions whose offsets went backwards with no decision yet: seconds since."""
         return {p: now - part.checking_since for p, part in self._partitions.items()
                 if part.checking_since is not None}
+
+    def reference(self, partition: int) -> tuple[int, str] | None:
+        """The (offset, event id) of a row stored from this partition's current log, to compare
+        with the broker's record at that offset (None: take one with :meth:`set_reference`)."""
+        part = self._partitions.get(partition)
+        return part.reference if part is not None else None
+
+    def set_reference(self, partition: int, offset: int, event_id: str | None) -> None:
+        """Set (or, with ``event_id`` None, drop: retention removed it) the partition's reference."""
+        part = self._partitions.setdefault(partition, _Partition())
+        part.reference = (offset, event_id) if event_id is not None else None
+
+    def mark_replaced(self, partition: int) -> None:
+        """The broker holds another record at the reference offset: the log was replaced. Until
+        a record of it begins the new epoch the partition counts as undecided (:meth:`checking_for`)."""
+        part = self._partitions.setdefault(partition, _Partition())
+        part.replaced = True
+        if part.checking_since is None:
+            part.checking_since = self._clock()
+
+    def replaced(self, partition: int) -> bool:
+        part = self._partitions.get(partition)
+        return part is not None and part.replaced

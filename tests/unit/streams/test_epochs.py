@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from distillguard.streams.epochs import (NEW, SAME, UNDECIDED, EpochTracker, StoredRecord, epoch_of, offset_of,
-                                         position)
+from distillguard.streams.epochs import (CARRY_MAX, NEW, SAME, UNDECIDED, EpochTracker, StoredRecord, epoch_of,
+                                         offset_of, position)
 
 
 def test_positions_order_epochs_after_every_offset_of_earlier_ones():
@@ -38,7 +38,7 @@ def test_another_record_at_a_stored_offset_starts_a_new_epoch():
     assert tracker.needs_check(0, 0, stored)
     assert tracker.decide(0, 0, StoredRecord("row", "old-0"), "new-0") == NEW
     new = tracker.begin_epoch(0, 0, stored)
-    assert (new.epoch, new.offset, new.stored_offset, new.refill_from) == (1, 0, 99, None)
+    assert (new.epoch, new.offset, new.stored_offset, new.refill_from) == (1, 0, 99, 0)
     # every record of the new log sorts after everything stored of the old one
     assert tracker.position(0, 0, stored) == position(1, 0) > stored
     assert not tracker.needs_check(0, 1, stored)
@@ -96,3 +96,40 @@ def test_the_epoch_stored_by_another_worker_is_taken_up():
     assert tracker.epoch(0, position(0, 5)) == 0
     assert tracker.epoch(0, position(2, 5)) == 2
     assert tracker.position(0, 6, position(2, 5)) == position(2, 6)
+
+
+def test_records_of_the_new_log_stored_under_the_old_epoch_are_not_stored_twice():
+    """A running worker read offsets 120..129 of the new log at its old fetch position before
+    the group noticed the broker restart; they were stored under epoch 0. Offsets going back
+    to 0 then start epoch 1, and when the new log reaches 120 again those records are known."""
+    tracker = EpochTracker()
+    stored = position(0, 129)
+    assert tracker.needs_check(0, 0, stored)
+    assert tracker.decide(0, 0, StoredRecord("row", "old-0"), "new-0") == NEW
+    new = tracker.begin_epoch(0, 0, stored)
+    assert EpochTracker.carry_range(new, processed_until=130) == (0, 130)
+    assert EpochTracker.carry_range(new, processed_until=None) is None
+    assert EpochTracker.carry_range(new, processed_until=10**6) == (10**6 - CARRY_MAX, 10**6)  # bounded
+    tracker.carry(0, {5: "old-5", 120: "new-120", 121: "new-121"}, until=130)
+    assert not tracker.stored_before(0, 5, "new-5")  # the old log's record at 5: this one is new
+    assert tracker.stored_before(0, 120, "new-120")
+    assert not tracker.stored_before(0, 121, None)  # garbage now
+    assert not tracker.stored_before(0, 130, "new-130")  # past the range: forgotten
+    assert not tracker.stored_before(0, 121, "new-121")
+
+
+def test_a_log_replaced_under_a_running_worker_begins_an_epoch_at_its_next_record():
+    """The worker's fetch position stayed valid in the new log: no offset went back. The
+    periodic check found another record at the reference offset and marked the partition."""
+    tracker = EpochTracker(clock=lambda: 10.0)
+    stored = position(0, 99)
+    tracker.set_reference(0, 99, "e99")
+    assert tracker.reference(0) == (99, "e99") and not tracker.replaced(0)
+    tracker.mark_replaced(0)
+    assert tracker.replaced(0) and tracker.checking_for(now=40.0) == {0: 30.0}  # unresolved until a record comes
+    new = tracker.begin_epoch(0, 130, stored)
+    assert (new.epoch, new.refill_from) == (1, 0)  # the new log's records before 130 are read back
+    assert EpochTracker.carry_range(new, processed_until=130) == (0, 130)  # those stored under epoch 0 skipped
+    assert not tracker.replaced(0) and tracker.reference(0) is None and tracker.checking_for(now=40.0) == {}
+    tracker.set_reference(0, 5, None)  # retention removed it: none
+    assert tracker.reference(0) is None
