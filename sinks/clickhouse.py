@@ -197,6 +197,14 @@ class ClickHouseSink:
                                  parameters={"t": topic}).result_rows
         return StoredRecord("dead") if rows else None
 
+    def first_row(self, topic: str, partition: int, epoch: int, from_offset: int = 0) -> tuple[int, str] | None:
+        """(offset, event id) of the lowest stored row of one epoch at or after ``from_offset``."""
+        rows = self.client.query(
+            f"SELECT kafka_offset, event_id FROM {self.db}.events WHERE kafka_topic = {{t:String}} AND "
+            f"kafka_partition = {int(partition)} AND kafka_epoch = {int(epoch)} AND kafka_offset >= {int(from_offset)} "
+            f"ORDER BY kafka_offset LIMIT 1", parameters={"t": topic}).result_rows
+        return (int(rows[0][0]), rows[0][1]) if rows else None
+
     def stored_event_ids(self, topic: str, partition: int, epoch: int, first: int, end: int) -> dict[int, str]:
         """Offset -> event id of the rows stored for offsets ``first`` .. ``end - 1`` of one epoch."""
         rows = self.client.query(

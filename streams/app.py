@@ -27,7 +27,7 @@ from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefr
 from distillguard.models.events import parse_event
 from distillguard.sinks.errors import SinkBackpressure
 
-from .epochs import NEW, EpochTracker, epoch_of, offset_of
+from .epochs import NEW, EpochTracker
 from .feedback_follower import FeedbackFollower
 from .health import CommitWatch, HealthJudge
 from .holes import HoleGuard, read_first_records, read_partition
@@ -217,11 +217,11 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         stored = sink.stored_position(message.topic, partition)
         event_id = None if isinstance(decoded, DeadLetter) else decoded.event_id
         if epochs.replaced(partition):  # seen by verify_input_logs
-            await begin_epoch(message, stored)
-        elif epochs.needs_check(partition, offset, stored):
+            return await begin_epoch(message, stored)
+        if epochs.needs_check(partition, offset, stored):
             found = await stored_record(message.topic, partition, epochs.position(partition, offset, stored))
             if epochs.decide(partition, offset, found, event_id) == NEW:
-                await begin_epoch(message, stored)
+                return await begin_epoch(message, stored)
         if epochs.stored_before(partition, offset, event_id):
             return None
         return epochs.position(partition, offset, stored)
@@ -237,6 +237,9 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 await asyncio.sleep(sink.settings.retry_after_s)
 
     async def begin_epoch(message, stored: int) -> None:
+        """Begin the partition's next epoch: its new log is read back from its start through
+        this record (and on to what the group committed on it: Faust seeks there, and would
+        not hand those records over again) and processed in order; this delivery is done."""
         processed_until = holes.expected(message.partition)
         new = epochs.begin_epoch(message.partition, message.offset, stored)
         log.warning("partition %s of %s: offset %s holds another record than the one stored (stored up to offset "
@@ -248,20 +251,20 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             await flush_sink()  # rows of the new log read under the old epoch: in ClickHouse, to be found
             epochs.carry(message.partition, await asyncio.to_thread(
                 sink.stored_event_ids, message.topic, message.partition, new.epoch - 1, *carry), carry[1])
-        start = new.refill_from
+        start, committed = new.refill_from, partition_start(message.tp)
+        end = max(message.offset + 1, min(committed, message.offset + 1 + MAX_HOLE_FILL))
         holes.restart(message.partition, start)
-        if start < message.offset:
-            # The new log's records before this one went by as re-reads (undecided) or never
-            # reached the agent: read them back and process them in the new epoch.
-            records, complete = await asyncio.to_thread(
-                read_partition, settings.confluent_config(), f"{settings.app_id}-hole-fill", settings.requests_topic,
-                message.partition, start, message.offset)
-            if not complete:
-                log.error("partition %s: reading offsets %s..%s back timed out (%d read)", message.partition, start,
-                          message.offset - 1, len(records))
-                metrics.hole_errors.inc()
-            for record in records:
-                await process(FilledEvent(record))
+        # The new log's records before this one went by as re-reads (undecided) or never
+        # reached the agent; those after it up to the commit would not be handed over again.
+        records, complete = await asyncio.to_thread(
+            read_partition, settings.confluent_config(), f"{settings.app_id}-hole-fill", settings.requests_topic,
+            message.partition, start, end)
+        if not complete:
+            log.error("partition %s: reading offsets %s..%s back timed out (%d read)", message.partition, start,
+                      end - 1, len(records))
+            metrics.hole_errors.inc()
+        for record in records:
+            await process(FilledEvent(record))
 
     @app.timer(settings.epoch_check_interval_s)
     async def verify_input_logs() -> None:
@@ -275,7 +278,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             for tp in assigned:
                 reference = epochs.reference(tp.partition)
                 if reference is None:
-                    await take_reference(tp)  # compared from the next tick on
+                    await take_reference(tp, 0)  # compared from the next tick on
                 elif not epochs.replaced(tp.partition):
                     references[tp] = reference
             if not references:
@@ -288,7 +291,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 if at is None:
                     continue  # an empty log: its first record shows offsets going back
                 if at > offset:
-                    epochs.set_reference(tp.partition, offset, None)  # removed by retention: take another
+                    await take_reference(tp, at)  # removed by retention: the first one left
                     continue
                 # at < offset: the log now ends before the reference (read from its start)
                 now = parse_event(value) if value is not None and at == offset else None
@@ -300,12 +303,15 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         except Exception:  # noqa: BLE001 - a check must not stop the worker; retried on the next tick
             log.warning("input log check failed", exc_info=True)
 
-    async def take_reference(tp) -> None:
-        stored = sink.watermarks().get((tp.topic, tp.partition))
-        if stored is not None and epoch_of(stored) == epochs.epoch(tp.partition, stored):
-            record = await asyncio.to_thread(sink.stored_at, tp.topic, tp.partition, stored)
-            if record is not None and record.kind == "row":
-                epochs.set_reference(tp.partition, offset_of(stored), record.event_id)
+    async def take_reference(tp, from_offset: int) -> None:
+        # The lowest row stored of the epoch: any new log that has records at all has one
+        # there (a reference near the end may lie beyond a shorter new log, where tansu
+        # answers a fetch with nothing rather than an out-of-range error).
+        stored = sink.stored_position(tp.topic, tp.partition)
+        if stored >= 0:
+            first = await asyncio.to_thread(sink.first_row, tp.topic, tp.partition,
+                                            epochs.epoch(tp.partition, stored), from_offset)
+            epochs.set_reference(tp.partition, *(first or (from_offset, None)))
 
     async def rewind_replaced(tp, offset: int) -> None:
         log.warning("partition %s of %s: the broker holds another record at offset %s than the one stored: the "
@@ -321,7 +327,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         message = event.message
         decoded = processor.decode(message.value, message.key, message.partition, message.offset)
         position = await input_position(message, decoded)
-        if position is None:
+        if position is None:  # stored already, under the previous epoch
+            processor.counters.duplicates += 1
             metrics.duplicates.inc()
             return
         if isinstance(decoded, DeadLetter):
@@ -782,7 +789,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         now = time.monotonic()
         verdict = health_judge.verdict(now=now, crashed=crashed, recovery_stalled=recovery_watch.stalled,
                                        sink_failing_since=sink_failing_since(), commit_stalled=commit_watch.stalled,
-                                       epochs_undecided=epochs.checking_for(now))
+                                       input_stalled=stalled, epochs_undecided=epochs.checking_for(now))
         return web.json({"status": verdict.status, **verdict.details, "counters": vars_of(processor.counters),
                          "partitions": input_partitions(), "recovery": recovery_state(),
                          "epochs": epochs_detected()}, status=200 if verdict.healthy else 503)

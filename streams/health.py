@@ -10,6 +10,8 @@ and while a replaced log's records were dropped as duplicates. The worker is unh
 * ClickHouse flushes have failed without a break for ``sink_failing_unhealthy_s``;
 * a partition's committed offset has not moved for ``stall_after_s`` while the partition
   has records beyond it (:class:`CommitWatch`): input waits, nothing is completed;
+* a partition's processing has not moved for ``stall_after_s`` while records wait beyond
+  it (the worker's ``stalled`` partitions: it may commit offsets it has not processed);
 * a partition's offsets went back below what was stored and, for ``stall_after_s``, no
   record could tell a re-read from a new log (``streams.epochs``). A new epoch once
   detected is handled (its events processed): ``/health`` lists it, still 200.
@@ -75,6 +77,7 @@ class HealthJudge:
 
     def verdict(self, *, now: float, crashed: dict | None = None, recovery_stalled: bool = False,
                 sink_failing_since: float | None = None, commit_stalled: set[int] | frozenset = frozenset(),
+                input_stalled: set[int] | frozenset = frozenset(),
                 epochs_undecided: dict[int, float] | None = None) -> Verdict:
         """The first reason to be unhealthy, in the order an operator should look at them.
 
@@ -89,6 +92,8 @@ class HealthJudge:
             return Verdict(False, "sink failing", {"sink_failing_s": round(now - sink_failing_since, 1)})
         if commit_stalled:
             return Verdict(False, "commits stalled", {"commit_stalled": sorted(commit_stalled)})
+        if input_stalled:
+            return Verdict(False, "partitions stalled", {"stalled": sorted(input_stalled)})
         undecided = {p: s for p, s in (epochs_undecided or {}).items() if s >= self.stall_after_s}
         if undecided:
             return Verdict(False, "offsets went backwards, epoch undecided",

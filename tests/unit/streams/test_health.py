@@ -68,3 +68,10 @@ def test_a_crashed_agent_comes_first():
     verdict = JUDGE.verdict(now=1000.0, crashed={"process-requests": "RuntimeError"}, recovery_stalled=True,
                             sink_failing_since=0.0)
     assert verdict.status == "agent crashed" and verdict.details == {"crashed": {"process-requests": "RuntimeError"}}
+
+
+def test_processing_not_moving_while_records_wait_is_unhealthy():
+    """Commits can move past records never processed (a replaced log's commits): the
+    processing position is judged too."""
+    verdict = JUDGE.verdict(now=0.0, input_stalled={1, 2})
+    assert not verdict.healthy and verdict.status == "partitions stalled" and verdict.details == {"stalled": [1, 2]}
