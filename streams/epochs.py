@@ -210,7 +210,8 @@ class EpochTracker:
         if offset >= part.carried_until:
             part.carried, part.carried_until = None, -1
             return False
-        return event_id is not None and part.carried.pop(offset, None) == event_id
+        # (kept, not popped: Faust may hand the record over again after it was read back)
+        return event_id is not None and part.carried.get(offset) == event_id
 
     def checking_for(self, now: float) -> dict[int, float]:
         """Partitions whose offsets went backwards with no decision yet: seconds since."""

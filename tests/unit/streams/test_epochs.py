@@ -113,6 +113,7 @@ def test_records_of_the_new_log_stored_under_the_old_epoch_are_not_stored_twice(
     tracker.carry(0, {5: "old-5", 120: "new-120", 121: "new-121"}, until=130)
     assert not tracker.stored_before(0, 5, "new-5")  # the old log's record at 5: this one is new
     assert tracker.stored_before(0, 120, "new-120")
+    assert tracker.stored_before(0, 120, "new-120")  # handed over again: still known
     assert not tracker.stored_before(0, 121, None)  # garbage now
     assert not tracker.stored_before(0, 130, "new-130")  # past the range: forgotten
     assert not tracker.stored_before(0, 121, "new-121")
