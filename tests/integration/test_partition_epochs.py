@@ -8,26 +8,13 @@ compared with the record stored at its offset, found different, and processed in
 """
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-
 import pytest
 
 from distillguard.demo_traffic import demo_events, iter_encoded
 from distillguard.embedded import EmbeddedBroker
 from distillguard.streams.topics import ensure_topics
 
-from .conftest import Pipeline, metric, wait_for, wait_rows
-
-
-def health(worker) -> tuple[int, dict]:
-    """/health's status code and body (503 included)."""
-    try:
-        with urllib.request.urlopen(worker.url + "/health", timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+from .conftest import Pipeline, health_status, metric, wait_for, wait_rows
 
 
 # (A worker kept running through the restart is detected too, by offsets going back and by
@@ -60,7 +47,7 @@ def test_events_after_the_broker_comes_back_empty_are_all_stored(tmp_path, worke
         assert tables["events"] == len(records) and tables["key_minute_events"] == len(records)
         # every partition of the new log was recognised as a new epoch, each event processed once
         assert metric(worker, "distillguard_partition_epochs_total") == pipeline.settings.partitions
-        status, body = health(worker)
+        status, body = health_status(worker)
         counters = body["counters"]
         assert counters["processed"] == (len(after) if worker_restarted else len(records))
         # Only deliveries of records already processed count as duplicates: the record that
@@ -72,7 +59,7 @@ def test_events_after_the_broker_comes_back_empty_are_all_stored(tmp_path, worke
             assert counters["duplicates"] == pipeline.settings.partitions
         assert sorted(body["epochs"]) == [str(p) for p in range(pipeline.settings.partitions)]
         assert all(e["epoch"] == 1 and e["previous_stored"] >= 0 for e in body["epochs"].values())
-        wait_for(lambda: health(worker)[0] == 200, "/health ok after the new epoch", timeout=30)
+        wait_for(lambda: health_status(worker)[0] == 200, "/health ok after the new epoch", timeout=30)
         if not worker_restarted:
             # each key's detector applied each of its events once, across both logs
             per_key: dict[str, int] = {}
@@ -99,10 +86,10 @@ def test_health_fails_while_commits_are_stuck_with_input_waiting(pipeline, tmp_p
     worker = pipeline.start_worker(DG_CLICKHOUSE_FAULT_FILE=str(down), **setting)
     pipeline.produce(first)
     wait_rows(worker, len(first))
-    assert health(worker)[0] == 200
+    assert health_status(worker)[0] == 200
     down.touch()
     pipeline.produce(rest)
-    status, body = wait_for(lambda: (lambda h: h if h[0] == 503 else None)(health(worker)), "/health 503")
+    status, body = wait_for(lambda: (lambda h: h if h[0] == 503 else None)(health_status(worker)), "/health 503")
     assert body["status"] == expected
     if expected == "commits stalled":
         assert body["commit_stalled"] and metric(worker, "distillguard_consumer_commit_stalled") >= 1
@@ -111,4 +98,4 @@ def test_health_fails_while_commits_are_stuck_with_input_waiting(pipeline, tmp_p
         wait_for(lambda: metric(worker, "distillguard_sink_failing_seconds") >= 3, "the sink-failing gauge")
     down.unlink()
     wait_rows(worker, len(records))
-    wait_for(lambda: health(worker)[0] == 200, "/health ok once ClickHouse takes writes again", timeout=60)
+    wait_for(lambda: health_status(worker)[0] == 200, "/health ok once ClickHouse takes writes again", timeout=60)
