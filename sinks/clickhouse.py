@@ -30,6 +30,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from distillguard.models.columns import EVENT_COLUMNS
 from distillguard.models.pipeline import ROW_COLUMNS
 
+from distillguard.streams.epochs import EPOCH_SHIFT, StoredRecord, epoch_of, offset_of
+
 from .errors import RowsRejected, SchemaError, SinkBackpressure, SinkUnavailable
 from .migrations import LATEST, MIGRATIONS
 from .rollups import RollupCheck, check_rollups
@@ -128,6 +130,8 @@ if set(_ARROW_TYPES) | {"ts_ms"} != set(ROW_COLUMNS):  # a feature column withou
     raise SchemaError(f"events table columns {sorted(_ARROW_TYPES)} do not match the feature row {ROW_COLUMNS}")
 _ROW_SCHEMA = pa.schema([("ts_ms", pa.timestamp("ms", tz="UTC"))] + list(_ARROW_TYPES.items()))
 _ROW_NAMES = ["ts"] + list(_ARROW_TYPES)
+# Where each row came from: (epoch, offset) is its position (see streams/epochs.py).
+_POSITION_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_epoch")
 
 # ClickHouse error codes that are about the rows sent, not the server: a value that does not
 # parse or fit its column. Any other error (connection refused, timeout, too many parts,
@@ -293,15 +297,58 @@ class ClickHouseSink:
             return None
 
     # -- positions ---------------------------------------------------------------------
+    # Positions are (epoch, offset) packed as in streams.epochs: a partition's watermark is
+    # the highest offset of its latest epoch, so a new log (broker restarted empty, topic
+    # recreated) starts below nothing stored.
     def _read_watermarks(self) -> dict[tuple[str, int], int]:
-        rows = self.client.query(f"SELECT kafka_topic, kafka_partition, max(kafka_offset) FROM {self.db}.events "
-                                 f"WHERE kafka_partition >= 0 GROUP BY kafka_topic, kafka_partition").result_rows
-        return {(topic, int(part)): int(off) for topic, part, off in rows}
+        rows = self.client.query(
+            f"SELECT kafka_topic, kafka_partition, max(bitShiftLeft(toInt64(kafka_epoch), {EPOCH_SHIFT}) + "
+            f"kafka_offset) FROM {self.db}.events WHERE kafka_partition >= 0 "
+            f"GROUP BY kafka_topic, kafka_partition").result_rows
+        return {(topic, int(part)): int(pos) for topic, part, pos in rows}
 
     def _read_dlq_watermarks(self) -> dict[tuple[str, int], int]:
-        rows = self.client.query(f"SELECT topic, partition, max(offset) FROM {self.db}.dlq "
-                                 f"WHERE partition >= 0 GROUP BY topic, partition").result_rows
-        return {(topic, int(part)): int(off) for topic, part, off in rows}
+        rows = self.client.query(
+            f"SELECT topic, partition, max(bitShiftLeft(toInt64(epoch), {EPOCH_SHIFT}) + offset) FROM {self.db}.dlq "
+            f"WHERE partition >= 0 GROUP BY topic, partition").result_rows
+        return {(topic, int(part)): int(pos) for topic, part, pos in rows}
+
+    def stored_position(self, topic: str, partition: int) -> int:
+        """The highest position stored for a partition, feature rows and dead letters (-1: none)."""
+        with self._lock:
+            return max(self._watermarks.get((topic, partition), -1), self._dlq_watermarks.get((topic, partition), -1))
+
+    def stored_at(self, topic: str, partition: int, pos: int) -> StoredRecord | None:
+        """What was stored for the record at one position: its row's event id, a dead letter, or
+        nothing (the record was a duplicate event). Compared with the record read now to tell
+        a re-read from a new log (see streams.epochs)."""
+        epoch, offset = epoch_of(pos), offset_of(pos)
+        where = f"kafka_topic = {{t:String}} AND kafka_partition = {int(partition)} AND kafka_epoch = {epoch} " \
+                f"AND kafka_offset = {offset}"
+        rows = self.client.query(f"SELECT event_id FROM {self.db}.events WHERE {where} LIMIT 1",
+                                 parameters={"t": topic}).result_rows
+        if rows:
+            return StoredRecord("row", rows[0][0])
+        rows = self.client.query(f"SELECT 1 FROM {self.db}.dlq WHERE topic = {{t:String}} AND partition = "
+                                 f"{int(partition)} AND epoch = {epoch} AND offset = {offset} LIMIT 1",
+                                 parameters={"t": topic}).result_rows
+        return StoredRecord("dead") if rows else None
+
+    def first_row(self, topic: str, partition: int, epoch: int, from_offset: int = 0) -> tuple[int, str] | None:
+        """(offset, event id) of the lowest stored row of one epoch at or after ``from_offset``."""
+        rows = self.client.query(
+            f"SELECT kafka_offset, event_id FROM {self.db}.events WHERE kafka_topic = {{t:String}} AND "
+            f"kafka_partition = {int(partition)} AND kafka_epoch = {int(epoch)} AND kafka_offset >= {int(from_offset)} "
+            f"ORDER BY kafka_offset LIMIT 1", parameters={"t": topic}).result_rows
+        return (int(rows[0][0]), rows[0][1]) if rows else None
+
+    def stored_event_ids(self, topic: str, partition: int, epoch: int, first: int, end: int) -> dict[int, str]:
+        """Offset -> event id of the rows stored for offsets ``first`` .. ``end - 1`` of one epoch."""
+        rows = self.client.query(
+            f"SELECT kafka_offset, any(event_id) FROM {self.db}.events WHERE kafka_topic = {{t:String}} AND "
+            f"kafka_partition = {int(partition)} AND kafka_epoch = {int(epoch)} AND kafka_offset >= {int(first)} "
+            f"AND kafka_offset < {int(end)} GROUP BY kafka_offset", parameters={"t": topic}).result_rows
+        return {int(offset): event_id for offset, event_id in rows}
 
     def refresh_watermarks(self) -> None:
         """Re-read stored positions: call when partitions move between workers."""
@@ -536,7 +583,9 @@ class ClickHouseSink:
     def _write_dead_letters(self, dead: list[list]) -> None:
         """Insert dlq rows; one that ClickHouse refuses too is logged and counted, never retried."""
         def insert(lo: int, hi: int) -> None:
-            self.client.insert(f"{self.db}.dlq", dead[lo:hi], column_names=_DLQ_COLUMNS)
+            # dead letters carry positions (epoch, offset): stored as the two columns
+            self.client.insert(f"{self.db}.dlq", [r[:5] + [offset_of(r[5]), r[6], epoch_of(r[5])] for r in dead[lo:hi]],
+                               column_names=_DLQ_COLUMNS + ["epoch"])
             with self._lock:
                 for _, _, _, topic, partition, offset, _ in dead[lo:hi]:
                     if partition >= 0 and offset > self._dlq_watermarks.get((topic, partition), -1):
@@ -561,9 +610,14 @@ class ClickHouseSink:
         except _CONVERSION_ERRORS as exc:
             raise RowsRejected(f"a row does not fit the events table: {type(exc).__name__}: {exc}") from exc
         n = len(rows)
-        table = table.append_column("kafka_topic", pa.array([topic] * n, pa.string()))
-        table = table.append_column("kafka_partition", pa.array([partition] * n, pa.int32()))
-        table = table.append_column("kafka_offset", pa.array(offsets, pa.int64()))
+        position_columns = {
+            "kafka_topic": lambda: pa.array([topic] * n, pa.string()),
+            "kafka_partition": lambda: pa.array([partition] * n, pa.int32()),
+            "kafka_offset": lambda: pa.array([offset_of(p) for p in offsets], pa.int64()),
+            "kafka_epoch": lambda: pa.array([epoch_of(p) for p in offsets], pa.uint32()),
+        }
+        for name in _POSITION_COLUMNS:
+            table = table.append_column(name, position_columns[name]())
         settings = {"deduplicate_blocks_in_dependent_materialized_views": 1}
         if token:
             settings["insert_deduplication_token"] = token

@@ -245,6 +245,13 @@ CREATE TABLE IF NOT EXISTS {db}.rollup_repairs (
 ORDER BY (check_id, rollup, api_key_id, bucket)
 TTL toDateTime(found_at) + INTERVAL {ttl_days} DAY""",
     )),
+    # The input log's epoch beside each stored offset: a broker that comes back empty or a
+    # recreated topic starts offsets at 0 again, and (epoch, offset) keeps positions ordered
+    # (see streams/epochs.py). Rows stored before read epoch 0.
+    Migration(7, "input partition epochs", (
+        "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS kafka_epoch UInt32 DEFAULT 0 AFTER kafka_partition",
+        "ALTER TABLE {db}.dlq ADD COLUMN IF NOT EXISTS epoch UInt32 DEFAULT 0 AFTER partition",
+    )),
 )
 
 LATEST = MIGRATIONS[-1].version

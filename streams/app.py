@@ -26,11 +26,14 @@ import faust
 
 from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefresh, link_batch_bytes, link_record,
                                           link_records_in, link_step, link_value_key)
+from distillguard.models.events import parse_event
 from distillguard.sinks.errors import SinkBackpressure
 
 from .alert_outbox import AlertOutbox, read_topic_tail
+from .epochs import NEW, EpochTracker
 from .feedback_follower import FeedbackFollower
-from .holes import HoleGuard, read_partition
+from .health import CommitWatch, HealthJudge
+from .holes import HoleGuard, read_first_records, read_partition
 from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .recovery import RESTART, STALLED, RecoveryWatch
@@ -206,8 +209,9 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
 
     async def send_dead_letter(dead: DeadLetter) -> None:
         await dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
-        await add_to_sink(sink.add_dead_letter, dead.reason, dead.source_topic, dead.partition, dead.offset,
-                          dead.size)
+        stored = sink.stored_position(dead.source_topic, dead.partition)
+        await add_to_sink(sink.add_dead_letter, dead.reason, dead.source_topic, dead.partition,
+                          epochs.position(dead.partition, dead.offset, stored), dead.size)
         metrics.dead_letters.labels(reason=dead.reason.split(":", 1)[0][:40]).inc()
 
     async def send_sink_rejected() -> None:
@@ -241,9 +245,132 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 await flush_sink()
                 await asyncio.sleep(exc.retry_after)
 
+    # Input partition epochs (streams/epochs.py): positions (epoch, offset) instead of offsets,
+    # so a replaced log (broker back empty, topic recreated) is processed, not deduplicated.
+    epochs = EpochTracker()
+
+    async def input_position(message, decoded) -> int | None:
+        """The record's position in its partition's current epoch (None: stored already, under
+        the previous one); a new epoch begins here when the record differs from the one
+        stored at its offset."""
+        partition, offset = message.partition, message.offset
+        stored = sink.stored_position(message.topic, partition)
+        event_id = None if isinstance(decoded, DeadLetter) else decoded.event_id
+        if epochs.replaced(partition):  # seen by verify_input_logs
+            return await begin_epoch(message, stored)
+        if epochs.needs_check(partition, offset, stored):
+            found = await stored_record(message.topic, partition, epochs.position(partition, offset, stored))
+            if epochs.decide(partition, offset, found, event_id) == NEW:
+                return await begin_epoch(message, stored)
+        if epochs.stored_before(partition, offset, event_id):
+            return None
+        return epochs.position(partition, offset, stored)
+
+    async def stored_record(topic: str, partition: int, position: int):
+        # ClickHouse unreachable: wait (back-pressure), never guess "duplicate" or "new log".
+        while True:
+            try:
+                return await asyncio.to_thread(sink.stored_at, topic, partition, position)
+            except Exception as exc:  # noqa: BLE001 - retried; /health reports the stalled commits
+                log.warning("cannot read the stored record of %s:%s, will retry: %s", partition, position,
+                            type(exc).__name__)
+                await asyncio.sleep(sink.settings.retry_after_s)
+
+    async def begin_epoch(message, stored: int) -> None:
+        """Begin the partition's next epoch: its new log is read back from its start through
+        this record (and on to what the group committed on it: Faust seeks there, and would
+        not hand those records over again) and processed in order; this delivery is done."""
+        processed_until = holes.expected(message.partition)
+        new = epochs.begin_epoch(message.partition, message.offset, stored)
+        log.warning("partition %s of %s: offset %s holds another record than the one stored (stored up to offset "
+                    "%s): the log was replaced (broker restarted empty or topic recreated); epoch %s starts",
+                    message.partition, message.topic, message.offset, new.stored_offset, new.epoch)
+        metrics.epochs.labels(topic=message.topic, partition=str(message.partition)).inc()
+        carry = epochs.carry_range(new, processed_until)
+        if carry is not None:
+            await flush_sink()  # rows of the new log read under the old epoch: in ClickHouse, to be found
+            epochs.carry(message.partition, await asyncio.to_thread(
+                sink.stored_event_ids, message.topic, message.partition, new.epoch - 1, *carry), carry[1])
+        start, committed = new.refill_from, partition_start(message.tp)
+        end = max(message.offset + 1, min(committed, message.offset + 1 + MAX_HOLE_FILL))
+        holes.restart(message.partition, start)
+        # The new log's records before this one went by as re-reads (undecided) or never
+        # reached the agent; those after it up to the commit would not be handed over again.
+        records, complete = await asyncio.to_thread(
+            read_partition, settings.confluent_config(), f"{settings.app_id}-hole-fill", settings.requests_topic,
+            message.partition, start, end)
+        if not complete:
+            log.error("partition %s: reading offsets %s..%s back timed out (%d read)", message.partition, start,
+                      end - 1, len(records))
+            metrics.hole_errors.inc()
+        for record in records:
+            await process(FilledEvent(record))
+
+    @app.timer(settings.epoch_check_interval_s)
+    async def verify_input_logs() -> None:
+        """Compare each input partition's record at a reference offset with the row stored
+        from it: a different one means the log was replaced under this worker (its fetch
+        position still valid in the new log, so no offset went backwards). The partition is
+        rewound; its next record begins the new epoch (streams/epochs.py)."""
+        try:
+            assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.requests_topic]
+            references = {}
+            for tp in assigned:
+                reference = epochs.reference(tp.partition)
+                if reference is None:
+                    await take_reference(tp, 0)  # compared from the next tick on
+                elif not epochs.replaced(tp.partition):
+                    references[tp] = reference
+            if not references:
+                return
+            found = await asyncio.to_thread(
+                read_first_records, settings.confluent_config(), f"{settings.app_id}-epoch-check",
+                settings.requests_topic, {tp.partition: offset for tp, (offset, _) in references.items()})
+            for tp, (offset, event_id) in references.items():
+                at, value = found.get(tp.partition, (None, None))
+                if at is None:
+                    continue  # an empty log: its first record shows offsets going back
+                if at > offset:
+                    await take_reference(tp, at)  # removed by retention: the first one left
+                    continue
+                # at < offset: the log now ends before the reference (read from its start)
+                now = parse_event(value) if value is not None and at == offset else None
+                # (the reference is dropped when an epoch begins: then offsets went back meanwhile)
+                if getattr(now, "event_id", None) != event_id and epochs.reference(tp.partition) == (offset, event_id):
+                    await rewind_replaced(tp, offset)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a check must not stop the worker; retried on the next tick
+            log.warning("input log check failed", exc_info=True)
+
+    async def take_reference(tp, from_offset: int) -> None:
+        # The lowest row stored of the epoch: any new log that has records at all has one
+        # there (a reference near the end may lie beyond a shorter new log, where tansu
+        # answers a fetch with nothing rather than an out-of-range error).
+        stored = sink.stored_position(tp.topic, tp.partition)
+        if stored >= 0:
+            first = await asyncio.to_thread(sink.first_row, tp.topic, tp.partition,
+                                            epochs.epoch(tp.partition, stored), from_offset)
+            epochs.set_reference(tp.partition, *(first or (from_offset, None)))
+
+    async def rewind_replaced(tp, offset: int) -> None:
+        log.warning("partition %s of %s: the broker holds another record at offset %s than the one stored: the "
+                    "log was replaced (broker restarted empty or topic recreated); reading it from its start",
+                    tp.partition, tp.topic, offset)
+        epochs.mark_replaced(tp.partition)
+        consumer = app.consumer
+        thread = consumer._thread  # noqa: SLF001 - seek in the consumer's thread (see rewind_uncommitted_after_seeks)
+        await thread.call_thread(thread.seek, tp, 0)
+        consumer._read_offset[tp] = None  # noqa: SLF001 - else Faust drops the records below it
+
     async def handle(event) -> None:
         message = event.message
         decoded = processor.decode(message.value, message.key, message.partition, message.offset)
+        position = await input_position(message, decoded)
+        if position is None:  # stored already, under the previous epoch
+            processor.counters.duplicates += 1
+            metrics.duplicates.inc()
+            return
         if isinstance(decoded, DeadLetter):
             await send_dead_letter(decoded)
             return
@@ -252,26 +379,26 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         state_key = decoded.api_key_id.encode("utf-8", "surrogatepass")
         state = key_state.get(state_key)
         if processor.is_late(state, decoded):  # stored, not learned (DG_ALLOWED_LATENESS_S)
-            result = processor.step_late(state, decoded, message.offset)
+            result = processor.step_late(state, decoded, position)
             if result.row is not None:
-                await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
+                await add_to_sink(sink.add, result.row, message.partition, position, message.topic)
                 metrics.events.inc()
                 metrics.late.inc()
             else:
                 metrics.duplicates.inc()
             return
-        result = processor.step(state, decoded, message.offset)
+        result = processor.step(state, decoded, position)
         if result.duplicate:
             metrics.duplicates.inc()
             return
         # Everything the event produces (row, alert, link record) is buffered before its state
         # moves on, with no await after that: a state that reaches the changelog (after a
         # successful flush) never covers an event whose outputs are not written.
-        await add_to_sink(sink.add, result.row, message.partition, message.offset, message.topic)
+        await add_to_sink(sink.add, result.row, message.partition, position, message.topic)
         if result.alert is not None and not suppressed(result.alert):
             await add_to_sink(sink.add_alert, result.alert)
             outbox.add(state_key, result.alert)
-        rec = link_record(decoded, result, partition=message.partition, offset=message.offset)
+        rec = link_record(decoded, result, partition=message.partition, offset=position)
         if rec is not None:
             # The key's behaviour to the cluster agent; its link values to their partitions.
             link_batch.append(rec.to_bytes())
@@ -629,6 +756,12 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     progress: dict[int, tuple[int, float]] = {}  # input partition -> (next offset, since when)
     stalled: set[int] = set()
     recovery_watch = RecoveryWatch(settings.recovery_stall_s)
+    commit_watch = CommitWatch(settings.stall_after_s)
+    health_judge = HealthJudge(stall_after_s=settings.stall_after_s,
+                               sink_failing_unhealthy_s=settings.sink_failing_unhealthy_s)
+
+    def sink_failing_since() -> float | None:
+        return getattr(sink, "_failing_since", None)  # (sink clock: time.monotonic, as here)
 
     def watch_recovery(now: float) -> None:
         """Restart a table recovery that reads nothing for DG_RECOVERY_STALL_S; report it if
@@ -677,6 +810,9 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         metrics.keys.set(len(key_state.data))
         metrics.state_bytes.set(sum(map(len, key_state.data.values())))
         metrics.sink_buffered.set(sink.buffered)
+        failing_since = sink_failing_since()
+        metrics.sink_failing_seconds.set(0 if failing_since is None else now - failing_since)
+        metrics.epoch_undecided_seconds.set(max(epochs.checking_for(now).values(), default=0))
         try:
             assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.requests_topic]
             highs = {tp: app.consumer.highwater(tp) for tp in assigned}
@@ -684,6 +820,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             return
         metrics.lag.clear()  # only the partitions assigned now
         metrics.stalled.clear()
+        metrics.commit_stalled.clear()
+        commit_watch.keep_only({tp.partition for tp in highs})
         for tp, high in highs.items():
             # (a partition no record of which has arrived yet starts at the group's commit)
             expected = holes.expected(tp.partition)
@@ -698,6 +836,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             is_stalled = high > next_offset and now - moved[1] >= settings.stall_after_s
             metrics.stalled.labels(**labels).set(int(is_stalled))
             (stalled.add if is_stalled else stalled.discard)(tp.partition)
+            committed = app.consumer._committed_offset.get(tp)  # noqa: SLF001 - not exposed otherwise
+            metrics.commit_stalled.labels(**labels).set(int(commit_watch.observe(tp.partition, committed, high, now)))
 
     if getattr(sink, "client", None) is not None:  # the read-only dashboard, from the chDB owner
         from distillguard.dashboard import mount_on_faust
@@ -706,14 +846,18 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
 
     @app.page("/health")
     async def health(web, request):
-        if crashed:
-            return web.json({"status": "agent crashed", "crashed": crashed,
-                             "counters": vars_of(processor.counters)}, status=503)
-        if recovery_watch.stalled:
-            return web.json({"status": "table recovery stalled", "recovery": recovery_state(),
-                             "counters": vars_of(processor.counters)}, status=503)
-        return web.json({"status": "ok", "counters": vars_of(processor.counters),
-                         "partitions": input_partitions(), "recovery": recovery_state()})
+        now = time.monotonic()
+        verdict = health_judge.verdict(now=now, crashed=crashed, recovery_stalled=recovery_watch.stalled,
+                                       sink_failing_since=sink_failing_since(), commit_stalled=commit_watch.stalled,
+                                       input_stalled=stalled, epochs_undecided=epochs.checking_for(now))
+        return web.json({"status": verdict.status, **verdict.details, "counters": vars_of(processor.counters),
+                         "partitions": input_partitions(), "recovery": recovery_state(),
+                         "epochs": epochs_detected()}, status=200 if verdict.healthy else 503)
+
+    def epochs_detected() -> dict:
+        """Per input partition: its last new log (epoch, first offset, what was stored of the old one)."""
+        return {str(p): {"epoch": e.epoch, "from_offset": e.offset, "previous_stored": e.stored_offset}
+                for p, e in epochs.detected.items()}
 
     def recovery_state() -> dict:
         """Faust's table recovery: in progress or not, and each changelog partition it still
@@ -739,7 +883,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             return {str(tp.partition): {"next_offset": holes.expected(tp.partition),
                                         "committed": consumer._committed_offset.get(tp),  # noqa: SLF001
                                         "high_watermark": consumer.highwater(tp),
-                                        "paused": tp in paused, "stalled": tp.partition in stalled}
+                                        "paused": tp in paused, "stalled": tp.partition in stalled,
+                                        "commit_stalled": tp.partition in commit_watch.stalled}
                     for tp in assigned}
         except Exception as exc:  # noqa: BLE001 - mid-rebalance: say so rather than fail /health
             return {"error": type(exc).__name__}
@@ -783,24 +928,50 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         fault test the restarted worker never saw 94 of one partition's 95 records. Rewound,
         such a partition is read again from its start (records already applied are
         recognised by the key's state, rows by the sink's watermark).
+
+        A commit Faust remembers but the broker no longer has (it came back empty, the topic
+        was recreated) counts as none: forgotten, so that commits of the new log are not held
+        back by it, and the partition is read from its new start (a new epoch: streams/epochs.py).
         """
         if getattr(consumer, "_dg_rewinds_uncommitted", False):
             return
         rewound = {"generation": None}
         seek_to_committed = consumer.perform_seek
+        broker_commits: dict = {}  # what the broker answered at the seek being made (None: no answer)
+        ask_broker = consumer.seek_to_committed
+
+        async def seek_to_broker_commits():
+            offsets = await ask_broker()
+            broker_commits["answer"] = dict(offsets)
+            return offsets
 
         async def perform_seek() -> None:
             generation = app.consumer_generation_id
+            broker_commits["answer"] = None
             await seek_to_committed()
+            committed = consumer._committed_offset  # noqa: SLF001 - set by the seek just made
+            answer = broker_commits["answer"]
+            source = [tp for tp in consumer.assignment() if tp.topic in source_topics]
+            # Forgotten once, so rewound once; checked on every seek: a broker back empty
+            # starts its generations again, so the generation can be the one already seen.
+            gone = [tp for tp in source
+                    if committed.get(tp) is not None and answer is not None and not answer.get(tp)]
+            for tp in gone:
+                committed.pop(tp, None)
+            if gone:
+                log.warning("the broker has lost the commits of %s (back empty? topic recreated?): reading them "
+                            "from their start", ", ".join(f"{tp.topic}:{tp.partition}" for tp in gone))
             if rewound["generation"] == generation:
                 # Once per generation: Faust also seeks from its fetch loop while the flow is
                 # stopped (recovery); rewinding on every pass there would re-read those
                 # partitions again and again.
-                return
-            rewound["generation"] = generation
-            committed = consumer._committed_offset  # noqa: SLF001 - set by the seek just made
-            partitions = [tp for tp in consumer.assignment()
-                          if tp.topic in source_topics and committed.get(tp) is None]
+                partitions = gone
+            else:
+                rewound["generation"] = generation
+                partitions = [tp for tp in source if committed.get(tp) is None]
+            # a log found replaced (verify_input_logs) is read from its start, whatever is committed on it
+            partitions += [tp for tp in source if tp.topic == settings.requests_topic and epochs.replaced(tp.partition)
+                           and tp not in partitions]
             # In the consumer's own thread, as Faust's seek is: aiokafka's fetcher is not
             # thread-safe (Faust's Consumer.seek, from this loop, crashed it with a KeyError).
             thread = consumer._thread  # noqa: SLF001 - the aiokafka consumer thread
@@ -808,10 +979,12 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
                 for tp in partitions:
                     # below the log start, the reset policy applies: earliest
                     await thread.call_thread(thread.seek, tp, 0)
+                    consumer._read_offset[tp] = None  # noqa: SLF001 - else Faust drops what it re-reads
             except Exception:  # noqa: BLE001 - rebalancing again: the next seek rewinds
                 log.warning("could not rewind %d uncommitted partitions", len(partitions), exc_info=True)
 
         consumer.perform_seek = perform_seek
+        consumer.seek_to_committed = seek_to_broker_commits
         consumer._dg_rewinds_uncommitted = True
 
     @app.page("/query/state")

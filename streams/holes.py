@@ -57,6 +57,11 @@ class HoleGuard:
     def expected(self, partition: int) -> int | None:
         return self._next.get(partition)
 
+    def restart(self, partition: int, offset: int) -> None:
+        """The partition's log was replaced (a new epoch, see streams/epochs.py): it goes on
+        from ``offset``, below what was expected of the old log."""
+        self._next[partition] = offset
+
     def processed(self, partition: int, offset: int) -> None:
         """``offset`` went through processing (or was dead-lettered)."""
         if offset + 1 > self._next.get(partition, -1):
@@ -96,5 +101,35 @@ def read_partition(kafka_config: dict, group_id: str, topic: str, partition: int
             if msg.offset() == end - 1:
                 return records, True
         return records, False
+    finally:
+        consumer.close()
+
+
+def read_first_records(kafka_config: dict, group_id: str, topic: str, offsets: dict[int, int],
+                       timeout_s: float = 5.0) -> dict[int, tuple[int, bytes | None]]:
+    """Per partition, the first record stored at or after the given offset, as (offset, value);
+    from the log start when the log ends before the offset (``auto.offset.reset``: earliest);
+    partitions with no record at all or not read in ``timeout_s`` are left out."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer({**kafka_config, "group.id": group_id, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    found: dict[int, tuple[int, bytes | None]] = {}
+    waiting = set(offsets)
+    try:
+        # (no high-watermark shortcut: tansu reports the start of its last batch + 1)
+        consumer.assign([TopicPartition(topic, partition, offset) for partition, offset in offsets.items()])
+        deadline = time.monotonic() + timeout_s
+        while waiting and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.partition() not in waiting:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    waiting.discard(msg.partition())
+                continue
+            found[msg.partition()] = (msg.offset(), msg.value())
+            waiting.discard(msg.partition())
+        return found
     finally:
         consumer.close()

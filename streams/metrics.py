@@ -68,6 +68,22 @@ class WorkerMetrics:
                                          registry=r)
         self.commit_errors = Counter("distillguard_consumer_commit_errors",
                                      "Offset commits that raised (retried on the next tick)", registry=r)
+        self.commit_stalled = Gauge("distillguard_consumer_commit_stalled",
+                                    "1 while an input partition has records beyond its committed offset and "
+                                    "that offset has not moved for DG_STALL_AFTER_S (/health answers 503)",
+                                    ["topic", "partition"], registry=r)
+        self.sink_failing_seconds = Gauge("distillguard_sink_failing_seconds",
+                                          "Seconds ClickHouse flushes have been failing without a break (0: the "
+                                          "last one succeeded); /health answers 503 from "
+                                          "DG_SINK_FAILING_UNHEALTHY_S", registry=r)
+        self.epochs = Counter("distillguard_partition_epochs",
+                              "New logs detected on an input partition (offsets went back below what was "
+                              "stored, with other records: broker restarted empty, topic recreated)",
+                              ["topic", "partition"], registry=r)
+        self.epoch_undecided_seconds = Gauge("distillguard_partition_epoch_undecided_seconds",
+                                             "Longest time an input partition's offsets have gone back below what "
+                                             "was stored with no record yet telling a re-read from a new log",
+                                             registry=r)
         self.sink_buffered = Gauge("distillguard_sink_buffered_rows", "Rows buffered in the ClickHouse sink",
                                    registry=r)
 

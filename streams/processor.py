@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from distillguard.models.events import BadRecord, RequestEvent, parse_event
 from distillguard.models.pipeline import StepResult, decode_state, encode_state
+from .epochs import offset_of
 
 
 @dataclass(slots=True)
@@ -148,13 +149,14 @@ class RequestProcessor:
         for row in rejected:
             if row.table != "events":
                 continue
-            message = by_position.get((row.partition, row.offset))
+            offset = offset_of(row.offset)  # the sink keeps positions (epoch, offset): see epochs.py
+            message = by_position.get((row.partition, offset))
             self.counters.dead_letters += 1
             self.counters.dead_letter_reasons["sink_rejected"] = \
                 self.counters.dead_letter_reasons.get("sink_rejected", 0) + 1
             letters.append(DeadLetter(row.reason, (message.value or b"") if message else b"",
                                       message.key if message else None, row.topic, row.partition,
-                                      row.offset).truncated(self.dlq_max_bytes))
+                                      offset).truncated(self.dlq_max_bytes))
         return letters
 
     def is_late(self, state: bytes | None, event: RequestEvent) -> bool:

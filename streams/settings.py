@@ -86,6 +86,13 @@ class WorkerSettings(BaseSettings):
     # in 4 on noida). Recovery with no changelog progress for this long is restarted once,
     # then reported (/health 503, distillguard_table_recovery_stalled) for a restart.
     recovery_stall_s: float = Field(60.0, gt=0)
+    # ClickHouse flushes failing without a break for this long make /health answer 503 (the
+    # sink is not catching up by retrying; distillguard_sink_failing_seconds shows how long).
+    sink_failing_unhealthy_s: float = Field(300.0, gt=0)
+    # How often each input partition's log is checked for having been replaced under a running
+    # worker (broker back empty, topic recreated, and the worker's fetch position still valid
+    # in the new log): the broker's record at an offset stored earlier is compared with the row.
+    epoch_check_interval_s: float = Field(30.0, gt=0)
     # Per-entity overrides of the key detector (YAML or JSON): allowlisted keys and accounts,
     # threshold scales per key or account, thresholds, minimum events before any alert. Read
     # at start; a bad file stops the worker with the reason (never a silent default).

@@ -153,3 +153,14 @@ def pipeline(broker, tmp_path):
     running = Pipeline(broker, tmp_path)
     yield running
     running.close()
+
+
+def health_status(worker) -> tuple[int, dict]:
+    """The worker's /health status code and body (a 503 included: it says why)."""
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(worker.url + "/health", timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

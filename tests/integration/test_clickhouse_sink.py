@@ -12,6 +12,7 @@ import pytest
 from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink, apply_migrations, make_client
 from distillguard.sinks.errors import SinkBackpressure, SinkUnavailable
 from distillguard.sinks.migrations import LATEST
+from distillguard.streams.epochs import StoredRecord, position
 
 BASE_MS = 1_769_904_000_000
 
@@ -90,6 +91,34 @@ def test_replayed_rows_and_batches_do_not_double_count(client, settings):
     db = settings.database
     assert count(client, f"SELECT count() FROM {db}.events") == 301
     assert count(client, f"SELECT countMerge(events) FROM {db}.key_minute") == 301
+
+
+def test_a_new_epoch_of_a_partition_is_stored_below_the_old_watermark(client, settings):
+    """A broker back empty (or a topic recreated) starts offsets at 0 again: its records carry
+    the next epoch in their position and are stored, and stay deduplicated within it."""
+    sink = ClickHouseSink(settings, client=client)
+    for i in range(100):
+        sink.add(row(i), partition=0, offset=position(0, i), topic="t")
+    sink.add_dead_letter("not JSON: x", "t", 0, position(0, 100), 10)
+    sink.flush()
+    assert sink.stored_position("t", 0) == position(0, 100)
+    assert [sink.add(row(1000 + i), partition=0, offset=position(1, i), topic="t") for i in range(50)] == [True] * 50
+    sink.add_dead_letter("not JSON: y", "t", 0, position(1, 50), 10)
+    sink.flush()
+    restarted = ClickHouseSink(settings, client=client)
+    assert restarted.watermarks() == {("t", 0): position(1, 49)}
+    assert restarted.stored_position("t", 0) == position(1, 50)
+    assert not restarted.add(row(1010), partition=0, offset=position(1, 10), topic="t")  # a re-read of the new log
+    # what is stored at a position, to tell a re-read from a new log
+    assert restarted.stored_at("t", 0, position(0, 10)) == StoredRecord("row", "e10")
+    assert restarted.stored_at("t", 0, position(1, 10)) == StoredRecord("row", "e1010")
+    assert restarted.stored_at("t", 0, position(0, 100)) == StoredRecord("dead")
+    assert restarted.stored_at("t", 0, position(1, 51)) is None
+    db = settings.database
+    assert client.query(f"SELECT kafka_epoch, min(kafka_offset), max(kafka_offset), count() FROM {db}.events "
+                        f"GROUP BY kafka_epoch ORDER BY kafka_epoch").result_rows == [(0, 0, 99, 100), (1, 0, 49, 50)]
+    assert client.query(f"SELECT epoch, offset FROM {db}.dlq ORDER BY epoch").result_rows == [(0, 100), (1, 50)]
+    assert count(client, f"SELECT countMerge(events) FROM {db}.key_minute") == 150
 
 
 def test_alert_updates_replace_by_id(client, settings):

@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 from distillguard.demo_traffic import demo_events, iter_encoded
 from distillguard.embedded import EmbeddedBroker
 
-from .conftest import metric, wait_for, wait_rows
+from .conftest import health_status, metric, wait_for, wait_rows
 
 FAULT_ENV = {"DG_CLICKHOUSE_MAX_BUFFERED_ROWS": "200", "DG_CLICKHOUSE_RETRY_AFTER_S": "0.5"}
 
@@ -70,7 +70,8 @@ def test_clickhouse_outage_backpressure_then_recovery(pipeline, tmp_path):
     assert committed(pipeline) == len(first)
     # What pages the team running the workers: partitions with records waiting, not moving.
     wait_for(lambda: metric(worker, "distillguard_consumer_partition_stalled") > 0, "a partition reported stalled")
-    assert any(p["stalled"] for p in worker.get("/health")["partitions"].values())
+    status, body = health_status(worker)  # 503: input waits, nothing completes (commits or processing)
+    assert status == 503 and any(p["stalled"] for p in body["partitions"].values())
 
     down.unlink()  # ClickHouse is back
     tables = wait_rows(worker, len(events))

@@ -10,7 +10,8 @@ import pytest
 import distillguard.models as models
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(models.__path__, prefix="distillguard.models.")) + [
-    "distillguard.streams.holes", "distillguard.streams.recovery"]
+    "distillguard.streams.holes", "distillguard.streams.recovery", "distillguard.streams.epochs",
+    "distillguard.streams.health"]
 
 
 def test_modules_found():

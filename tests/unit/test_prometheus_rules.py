@@ -33,8 +33,9 @@ def test_the_rules_file_is_loaded_by_the_prometheus_config():
 def test_every_rule_names_exported_metrics_and_labels():
     names, labels = exported()
     rules = yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"][0]["rules"]
-    assert {"DistillguardWorkerDown", "DistillguardPartitionStalled", "DistillguardHolesNotFilled"} <= \
-        {r["alert"] for r in rules}
+    assert {"DistillguardWorkerDown", "DistillguardPartitionStalled", "DistillguardHolesNotFilled",
+            "DistillguardCommitsStalled", "DistillguardSinkFailing", "DistillguardTableRecoveryStalled",
+            "DistillguardPartitionNewEpoch", "DistillguardPartitionEpochUndecided"} <= {r["alert"] for r in rules}
     for rule in rules:
         used = set(re.findall(r"distillguard_\w+", rule["expr"]))
         assert used <= names, (rule["alert"], used - names)

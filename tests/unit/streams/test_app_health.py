@@ -46,3 +46,21 @@ def test_health_fails_once_an_agent_crashed(app, agent_name):
     status, body = _health(app)
     assert status == 503 and body["crashed"] == {agent_name: "RuntimeError"}
     assert "prompt text" not in json.dumps(body)
+
+
+class _FailingSink(_NoSink):
+    def __init__(self, failing_for_s: float) -> None:
+        import time
+
+        self._failing_since = time.monotonic() - failing_for_s
+
+
+@pytest.mark.parametrize("failing_for_s, expected", [(5.0, 200), (31.0, 503)])
+def test_health_fails_while_clickhouse_keeps_failing(monkeypatch, tmp_path, failing_for_s, expected):
+    monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
+    monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
+    app = create_app(WorkerSettings(sink_failing_unhealthy_s=30), pipeline=object(), sink=_FailingSink(failing_for_s))
+    status, body = _health(app)
+    assert status == expected
+    if expected == 503:
+        assert body["status"] == "sink failing" and body["sink_failing_s"] >= 31
