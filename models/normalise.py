@@ -1,0 +1,233 @@
+"""Text normalisation before any text signal: undo the cheap tricks that hide a prompt's
+wording from the lexical signals in ``features.py`` while leaving it readable to the model.
+
+The signals are English phrase rules, cue words, a word SimHash and a template hash. Each
+of these is defeated by text a model reads exactly like the plain prompt: fullwidth or
+mathematical letters (``ｓｔｅｐ``, ``𝐬𝐭𝐞𝐩``), Cyrillic or Greek look-alikes inside Latin words
+(``ѕtер``), zero-width and other invisible format characters (``st\u200bep``), letters spaced
+or dotted out (``s t e p  b y  s t e p``, ``s.t.e.p``) and combining marks piled on as noise.
+``normalise`` maps all of these to the plain form, in this order:
+
+1. Removal of format characters (Unicode category Cf: zero-width space/joiners, soft hyphen,
+   word joiner, BOM, bidi controls, tag characters) and variation selectors. Done first, so
+   that NFKC can compose what they separated.
+2. NFKC (compatibility folding: fullwidth, mathematical alphanumerics, circled letters,
+   ligatures, superscripts) and case folding (``str.casefold``, which every signal wanted
+   anyway: they used ``lower``), then removal of the combining marks NFKC left uncomposed on an
+   ASCII letter (no language writes ``p̈``; attackers do).
+3. Spaced-out letters collapsed: a run of four or more single letters joined by the same
+   short separator (space, dot, dash, underscore, ``*``, ``·``, ``/``, ``|``) becomes a word;
+   a different or longer separator inside the run is a word gap.
+4. Confusable skeletons after UTS #39, for letters only and only where they disguise Latin
+   text: a look-alike (Cyrillic ``а е о р с у х і ѕ ј ԁ``, Greek ``ο α ν``, Latin ``ɡ ı`` ...)
+   becomes its Latin letter in a word whose other letters are all ASCII or look-alikes
+   (``ехрlаіn``), and everywhere in Latin text (at least half its letters ASCII, under a tenth
+   of another script: an English prompt with look-alikes sprinkled in). Genuine Russian or
+   Greek text keeps its letters: it is not Latin text, and its words hold letters with no
+   Latin look-alike (``д л и б``) or no ASCII letter. In such Latin text, accented
+   Latin letters are folded to their base letter too (``ëxpläin``; French and German words
+   lose their accents for the signals only, as accent-insensitive search does; the
+   multilingual cue lists must be written through ``normalise`` too). The table is Unicode's
+   confusables.txt as the ``confusable-homoglyphs`` package ships it, reduced to characters
+   whose prototype is one ASCII letter.
+
+Pure and deterministic; the result is only ever used for signals (never stored or logged).
+Plain ASCII text, most traffic, only pays for ``isascii``, ``lower`` and one regex search.
+
+>>> normalise("Ｅｘｐｌａｉｎ ѕtер by\u200b step, then s t e p  b y  s t e p")
+'explain step by step, then step by step'
+>>> normalise("Объясните решение шаг за шагом")
+'объясните решение шаг за шагом'
+"""
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from functools import lru_cache
+from importlib import resources
+
+__all__ = ["normalise"]
+
+# ---- 1. invisible characters -------------------------------------------------------------
+
+
+def _format_characters() -> dict[int, None]:
+    """Every Cf code point (about 170), plus variation selectors (Mn, but invisible and
+    meaningless to a signal), as a ``str.translate`` deletion table. Built once at import
+    by scanning the planes that hold Cf characters (the BMP, planes 1-2 and 14; a test
+    checks against the whole code space): ~20 ms, and no hand list to keep in step with
+    Unicode versions."""
+    table = {cp: None for plane in (range(0x30000), range(0xE0000, 0xE1000)) for cp in plane
+             if unicodedata.category(chr(cp)) == "Cf"}
+    table.update({cp: None for cp in range(0xFE00, 0xFE10)})      # VS1-VS16
+    table.update({cp: None for cp in range(0xE0100, 0xE01F0)})    # VS17-VS256
+    return table
+
+
+_INVISIBLE = _format_characters()
+
+# ---- 2. combining marks left on an ASCII letter after NFKC ------------------------------
+
+_NOISE_MARKS = re.compile(r"(?<=[A-Za-z])[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+
+# ---- 3. spaced-out letters ---------------------------------------------------------------
+
+_SEP = r"[ .\-_*·/|]{1,3}"
+# Four or more isolated letters (no letter or digit touching either side), each pair joined
+# by a short separator. [^\W\d_] is "a letter" in any script.
+_SPACED_RUN = re.compile(r"(?<![^\W_])[^\W\d_](?:" + _SEP + r"[^\W\d_](?![^\W_])){3,}")
+_SEP_TOKEN = re.compile(_SEP)
+
+
+def _collapse_run(match: re.Match) -> str:
+    run = match.group(0)
+    separators = _SEP_TOKEN.findall(run)
+    # The separator between letters is the most frequent one; any other is a word gap.
+    # Ties go to the shortest (word gaps are written wider: "s t e p  b y").
+    inside = min(set(separators), key=lambda s: (-separators.count(s), len(s), s))
+    return _SEP_TOKEN.sub(lambda m: "" if m.group(0) == inside else " ", run)
+
+
+def _collapse_spaced(text: str) -> str:
+    # Each pass strictly shortens the text (a run loses at least its in-word separators),
+    # and a pass can leave single letters that form a run with their neighbours: repeat to
+    # a fixed point, so that normalising twice changes nothing.
+    while True:
+        collapsed = _SPACED_RUN.sub(_collapse_run, text)
+        if collapsed == text:
+            return text
+        text = collapsed
+
+
+# ---- 4. confusable skeletons ----------------------------------------------------------------
+
+
+def _latin_skeletons() -> dict[int, str]:
+    """Non-ASCII character -> the ASCII letter UTS #39 gives as its prototype (lower case),
+    from the confusables.txt that ``confusable-homoglyphs`` ships as JSON. Entries whose
+    prototypes are several letters (``ﬁ``: NFKC folds those) or no letter are left out.
+    The skeleton runs on case-folded text, so an upper-case look-alike (Cyrillic ``Т Н В
+    М К``) is entered by its case-folded form (``т н в м к``) too, unless that form has a
+    prototype of its own."""
+    data = json.loads(resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
+    table: dict[int, str] = {}
+    folded: dict[int, str] = {}
+    for char, homoglyphs in data.items():
+        if len(char) != 1 or char.isascii():
+            continue
+        letters = {h["c"].lower() for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalpha()}
+        if len(letters) != 1:
+            continue
+        (letter,) = letters
+        table[ord(char)] = letter
+        lower = char.casefold()
+        if len(lower) == 1 and not lower.isascii():
+            folded.setdefault(ord(lower), letter)
+    return folded | table
+_SKELETON = _latin_skeletons()
+_LOOKALIKES = frozenset(map(chr, _SKELETON))
+# Latin text, where every word of look-alikes is disguised Latin: at least half its letters
+# ASCII (or accented Latin) and under a tenth genuinely of another script (neither a
+# look-alike nor accented Latin). Short Russian lines are all look-alikes but for a letter
+# or two ("Кто автор романа?"): the ASCII share keeps them Russian. A text that only turns
+# Latin once its mixed words are mapped is decided again (see ``_skeleton``).
+_LATIN_SHARE = 0.5
+_FOREIGN_SCRIPT_SHARE = 0.1
+_WORD_RUN = re.compile(r"[^\W\d_]+")
+
+
+def _accent_folds() -> dict[int, str]:
+    """Accented Latin letter -> its ASCII base letter (``é`` -> ``e``), for every Latin
+    letter whose canonical decomposition is an ASCII letter and combining marks."""
+    table = {}
+    for cp in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00)):
+        parts = unicodedata.normalize("NFD", chr(cp))
+        if len(parts) > 1 and parts[0].isascii() and parts[0].isalpha() and \
+                all(unicodedata.combining(mark) for mark in parts[1:]):
+            table[cp] = parts[0].lower()
+    return table
+
+
+_ACCENT_FOLD = _accent_folds()
+_LATIN_FOLD = {**_ACCENT_FOLD, **_SKELETON}  # disjoint: UTS #39 gives accented letters no ASCII prototype
+
+
+def _is_lookalike_word(word: str) -> bool:
+    """ASCII letters and look-alikes, nothing else (``ехрlаіn``)."""
+    has_ascii = has_lookalike = False
+    for ch in word:
+        if ch in _LOOKALIKES:
+            has_lookalike = True
+        elif ch.isascii():
+            has_ascii = True
+        else:
+            return False  # a genuine letter of another script (or an accented one): leave the word
+    return has_lookalike and has_ascii
+
+
+def _skeleton(text: str) -> str:
+    # Each pass only maps letters to ASCII, which can only turn the text Latin: repeat until
+    # nothing changes (at most a few passes), so that normalising twice changes nothing.
+    while True:
+        mapped = _skeleton_pass(text)
+        if mapped == text:
+            return text
+        text = mapped
+
+
+def _skeleton_pass(text: str) -> str:
+    words = _WORD_RUN.findall(text)
+    letters = latin = foreign = 0
+    for word in words:
+        letters += len(word)
+        for ch in word:
+            if ch.isascii() or ord(ch) in _ACCENT_FOLD:
+                latin += 1
+            elif ch not in _LOOKALIKES:
+                foreign += 1
+    if latin < _LATIN_SHARE * letters or foreign >= _FOREIGN_SCRIPT_SHARE * letters:
+        # Another script (Russian, Greek, CJK, Arabic ...): only words that mix ASCII
+        # letters with look-alikes (and nothing else) are disguised Latin.
+        return _WORD_RUN.sub(lambda m: m.group(0).translate(_SKELETON) if _is_lookalike_word(m.group(0))
+                             else m.group(0), text)
+    # Latin text: accents are folded too ("ëxpläin" is noise that composes; French or German
+    # words lose their accents for the signals only, as accent-insensitive search does), and
+    # every look-alike is mapped.
+    return text.translate(_LATIN_FOLD)
+
+
+# ---- the normaliser ---------------------------------------------------------------------------
+
+
+def normalise(text: str) -> str:
+    """``text`` as the text signals should read it (see the module doc): invisible
+    characters removed, compatibility- and case-folded, spaced-out letters collapsed,
+    Latin look-alikes (and, in Latin text, accented letters) mapped to ASCII. Idempotent;
+    never raises on a ``str`` (lone surrogates pass through unchanged)."""
+    if text.isascii():
+        # ASCII is NFKC-stable and has no format characters or look-alikes; only spacing tricks.
+        lower = text.lower()
+        return _collapse_spaced(lower) if _SPACED_RUN.search(lower) else lower
+    if len(text) <= _CACHED_CHARS:
+        return _normalise_short(text)
+    return _normalise_unicode(text)
+
+
+def _normalise_unicode(text: str) -> str:
+    text = text.translate(_INVISIBLE)
+    # NFKC and casefold each can produce what the other folds again (rarely): repeat to a
+    # fixed point, so that normalising twice changes nothing.
+    for _ in range(4):
+        folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+        folded = _NOISE_MARKS.sub("", folded.translate(_INVISIBLE))
+        if folded == text:
+            break
+        text = folded
+    return _skeleton(_collapse_spaced(text))
+
+
+# The same system prompt or app wrapper arrives with many requests: short texts are cached
+# (bounded: 4096 entries of at most 2000 characters).
+_CACHED_CHARS = 2000
+_normalise_short = lru_cache(maxsize=4096)(_normalise_unicode)
