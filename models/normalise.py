@@ -86,7 +86,21 @@ def _collapse_run(match: re.Match) -> str:
     # The separator between letters is the most frequent one; any other is a word gap.
     # Ties go to the shortest (word gaps are written wider: "s t e p  b y").
     inside = min(set(separators), key=lambda s: (-separators.count(s), len(s), s))
-    return _SEP_TOKEN.sub(lambda m: "" if m.group(0) == inside else " ", run)
+    joins = separators.count(inside)
+    if joins < 3 or joins <= len(separators) - joins or \
+            any(sep != inside and " " not in sep and inside not in sep for sep in separators):
+        # Spelled-out words join more letters than they leave gaps ("s t e p  b y": 4 joins,
+        # 1 gap), and a gap is wider or a space ("s.t.e.p b.y"); a run of initials and short
+        # tokens is neither ("x_y x_y u.s. u.s.", "a-b i i x_y"): left alone.
+        return run
+    collapsed = _SEP_TOKEN.sub(lambda m: "" if m.group(0) == inside else " ", run)
+    # and a spelled-out instruction has a word of four letters or more ("a i x_y a" has not),
+    # which is not a list of option labels ("A. B. C. D.", "a/b/c/d")
+    words = [word for word in collapsed.split() if word.strip(".") not in _ALPHABET]
+    return collapsed if words and max(map(len, words)) >= 4 else run
+
+
+_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _collapse_spaced(text: str) -> str:
@@ -170,7 +184,8 @@ def _skeleton(text: str) -> str:
     # Each pass only maps letters to ASCII, which can only turn the text Latin: repeat until
     # nothing changes (at most a few passes), so that normalising twice changes nothing.
     while True:
-        mapped = _skeleton_pass(text)
+        # a mark that sat on a mapped letter now sits on an ASCII one: noise, as in step 2
+        mapped = _NOISE_MARKS.sub("", _skeleton_pass(text))
         if mapped == text:
             return text
         text = mapped
