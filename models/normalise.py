@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections import Counter
 from functools import lru_cache
 from importlib import resources
 
@@ -91,14 +90,11 @@ def _ranges(points: list[int]) -> str:
                          for a, b in ranges) + "]"
 
 
-# Membership tests: a frozenset's isdisjoint walks a string in C (~10 ns a character), far
-# faster than str.translate through a dict or a regex with a large character class.
+# Whether a text has any is tested on the set of its characters (built once per text, ~20 us
+# for 1 kB): far faster than str.translate through a dict or a regex with a large class.
 _INVISIBLE_CHARS = frozenset(map(chr, _INVISIBLE))
 _INVISIBLE_RE = re.compile(_char_class(_INVISIBLE))
 
-
-def _drop_invisible(text: str) -> str:
-    return text if _INVISIBLE_CHARS.isdisjoint(set(text)) else _INVISIBLE_RE.sub("", text)
 
 # ---- 2. combining marks left on an ASCII letter after NFKC ------------------------------
 
@@ -111,6 +107,7 @@ def _drop_noise_marks(text: str) -> str:
     # most text has no combining mark at all: one fast test for any, then the exact rule
     return text if _MARK_CHARS.isdisjoint(set(text)) else _NOISE_MARKS.sub("", text)
 
+
 # ---- 3. spaced-out letters ---------------------------------------------------------------
 
 _SEP = r"[ .\-_*·/|]{1,3}"
@@ -120,10 +117,22 @@ _SPACED_RUN = re.compile(r"(?<![^\W_])[^\W\d_](?:" + _SEP + r"[^\W\d_](?![^\W_])
 _SEP_TOKEN = re.compile(_SEP)
 # Cheap necessary conditions for a run (its two inner letters each have a separator on both
 # sides), checked before the exact pattern, whose look-behind is tried at every position
-# (~30 us a prompt): for ASCII, substrings of the text mapped to letter/separator classes
-# (~3 us); otherwise a pattern that starts on a separator.
-_ASCII_CLASSES = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz.-_*/|", b"a" * 26 + b" " * 6)
-_ASCII_RUN_HINTS = (b" a a ", b" a  a ", b" a   a ")
+# (~30 us a prompt): a search in the text mapped to letter/separator classes (~3 us), then
+# a pattern that starts on a separator, to find where.
+def _letter_classes() -> bytes:
+    """Latin-1 byte -> ``a`` for a letter (and ``?``, which stands for any character past
+    Latin-1), a space for a separator, itself otherwise."""
+    table = bytearray(range(256))
+    for byte in range(256):
+        if chr(byte).isalpha() or byte == ord("?"):
+            table[byte] = ord("a")
+        elif chr(byte) in " .-_*·/|":
+            table[byte] = ord(" ")
+    return bytes(table)
+
+
+_LETTER_CLASSES = _letter_classes()
+_CLASS_RUN_HINT = re.compile(rb" a {1,3}a ")
 _RUN_HINT = re.compile(r"[ .\-_*·/|][^\W\d_][ .\-_*·/|]{1,3}[^\W\d_][ .\-_*·/|]")
 
 
@@ -150,13 +159,14 @@ def _collapse_run(match: re.Match) -> str:
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def _may_have_spaced_run(lower_ascii: str) -> bool:
-    classes = lower_ascii.encode("ascii").translate(_ASCII_CLASSES)
-    return any(hint in classes for hint in _ASCII_RUN_HINTS)
+def _may_have_spaced_run(text: str) -> bool:
+    # a false hint costs only time: a run is then looked for exactly
+    classes = text.encode("latin-1", "replace").translate(_LETTER_CLASSES)
+    return _CLASS_RUN_HINT.search(classes) is not None
 
 
 def _collapse_spaced(text: str) -> str:
-    if not _RUN_HINT.search(text):
+    if not _may_have_spaced_run(text):
         return text
     # Each pass strictly shortens the text (a run loses at least its in-word separators),
     # and a pass can leave single letters that form a run with their neighbours: repeat to
@@ -264,6 +274,7 @@ def _is_lookalike_word(word: str) -> bool:
 
 
 _FOLDABLE = frozenset(map(chr, _LATIN_FOLD))
+_NOT_ASCII_LETTERS = bytes(b for b in range(128) if not chr(b).isalpha())
 _ACCENTED = frozenset(map(chr, _ACCENT_FOLD))
 # a word of ASCII letters and look-alikes (what _is_lookalike_word then checks)
 _LATINISH_WORD = re.compile(r"(?<![^\W\d_])(?:[A-Za-z]|" + _char_class(_SKELETON) + r")+(?![^\W\d_])")
@@ -283,11 +294,15 @@ def _skeleton(text: str) -> str:
 
 
 def _skeleton_pass(text: str) -> str:
-    letters = latin = lookalike = 0
-    for ch, count in Counter(text).items():  # per distinct character: a few hundred at most
-        if ch.isalpha():
+    # Letters counted without a Python loop over the text: the ASCII ones in C, each distinct
+    # other letter by str.count (a few dozen at most; Counter(text) cost ~0.1 ms a prompt).
+    letters = latin = len(text.encode("ascii", "ignore").translate(None, _NOT_ASCII_LETTERS))
+    lookalike = 0
+    for ch in set(text):
+        if not ch.isascii() and ch.isalpha():
+            count = text.count(ch)
             letters += count
-            if ch.isascii() or ch in _ACCENTED:
+            if ch in _ACCENTED:
                 latin += count
             elif ch in _LOOKALIKES:
                 lookalike += count
@@ -322,15 +337,16 @@ def normalise(text: str) -> str:
     if text.isascii():
         # ASCII is NFKC-stable and has no format characters or look-alikes; only spacing tricks.
         lower = text.lower()
-        return _collapse_spaced(lower) if _may_have_spaced_run(lower) else lower
+        return _collapse_spaced(lower)
     if len(text) <= _CACHED_CHARS:
         return _normalise_short(text)
     return _normalise_unicode(text)
 
 
 def _normalise_unicode(text: str) -> str:
-    text = _fold(_drop_invisible(text))
-    # Removing characters can let NFKC compose anew: fold again until nothing is removed
+    text = _fold(text)
+    # Removing characters can let NFKC compose anew (across a zero-width space, say): fold
+    # again until nothing is removed
     # (normalising twice must change nothing). One set of the text's characters serves
     # every membership test (building it: ~25 us for 1 kB; each test on it: nothing).
     for _ in range(4):
