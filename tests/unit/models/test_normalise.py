@@ -3,6 +3,7 @@ that keep a prompt readable to a model must not hide its extraction style, its t
 or its template; genuine text of other scripts and ordinary Unicode must come through."""
 from __future__ import annotations
 
+import json
 import random
 import sys
 import unicodedata
@@ -173,3 +174,23 @@ def test_normalise_is_idempotent_and_total(text):
     once = normalise(text)
     assert isinstance(once, str)
     assert normalise(once) == once
+
+
+def _event_with_system(prompt: str, system: str):
+    from distillguard.models.events import parse_event
+
+    doc = {"schema": "llm.request.v1", "event_id": "e", "ts": "2026-02-01T00:00:00Z", "api_key_id": "k",
+           "account_id": "a", "model": "m", "prompt": prompt, "system_prompt": system}
+    return parse_event(json.dumps(doc).encode())
+
+
+@pytest.mark.parametrize("trick", [cyrillic_lookalikes, zero_width, fullwidth, spaced_out],
+                         ids=lambda t: t.__name__)
+def test_a_disguised_system_prompt_is_read_like_the_plain_one(trick):
+    from distillguard.models.features import featurize
+
+    system = "You are a grader. Rate the following response on a scale of 1 to 10 for correctness."
+    plain = featurize(_event_with_system("What is the capital of France? Paris.", system))
+    disguised = featurize(_event_with_system("What is the capital of France? Paris.", trick(system)))
+    assert plain.style >= 0.5
+    assert (disguised.style, disguised.families) == (plain.style, plain.families)
