@@ -247,9 +247,14 @@ def score(stream: Path, alerts: Path) -> dict:
                     str(stream / "labels.csv"), str(alerts), "--json", str(out), "--quiet"], check=True,
                    stdout=subprocess.DEVNULL)
     result = json.loads(out.read_text())
-    return {k: result.get(k) for k in ("key_recall", "campaign_recall", "benign_fpr")} | {
-        "per_scenario_recall": {name: row.get("key_recall") for name, row in sorted(result.get("per_scenario", {}).items())
+    return {k: _round(result.get(k)) for k in ("key_recall", "campaign_recall", "benign_fpr")} | {
+        "per_scenario_recall": {name: _round(row.get("key_recall"))
+                                for name, row in sorted(result.get("per_scenario", {}).items())
                                 if row.get("label") == "attack"}}
+
+
+def _round(value):
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def incidents(alerts: Path) -> dict:
@@ -298,14 +303,16 @@ def markdown(payload: dict) -> str:
              "## Detection (replay + ../shared/tools/score.py)", "",
              "| stream | features | key recall | campaign recall | benign FPR | replay events/s |", "|---|---|---|---|---|---|"]
     for row in payload["detection"]:
-        lines.append(f"| {row['stream']} | {row['features']} | {row['key_recall']} | {row['campaign_recall']} | "
-                     f"{row['benign_fpr']} | {row['events_per_second']} |")
+        lines.append(f"| {row['stream']} | {row['features']} | {_round(row['key_recall'])} | "
+                     f"{_round(row['campaign_recall'])} | {_round(row['benign_fpr'])} | {row['events_per_second']} |")
     lines += ["", "Obfuscated dev-s1, key recall per attack scenario (before -> after):", ""]
     det = {(r["stream"], r["features"]): r for r in payload["detection"]}
     b, a = det[("dev-s1-obfuscated", "before")], det[("dev-s1-obfuscated", "after")]
-    lines += [f"- {name}: {b['per_scenario_recall'][name]} -> {a['per_scenario_recall'].get(name)}"
+    lines += [f"- {name}: {_round(b['per_scenario_recall'][name])} -> {_round(a['per_scenario_recall'].get(name))}"
               for name in b["per_scenario_recall"]]
-    lines += ["", "Tricks per campaign: " + ", ".join(f"{k}={v}" for k, v in sorted(payload["tricks"].items())), "",
+    lines += ["", "Replay events/s are wall-clock on a loaded shared box (five engineers): compare the "
+              "featurize CPU-time figures above, not these.", "",
+              "Tricks per campaign: " + ", ".join(f"{k}={v}" for k, v in sorted(payload["tricks"].items())), "",
               "## dev-s1 unchanged?", ""]
     d = payload["dev_s1_diff"]
     lines += [f"- alerted keys: {d['alerted_keys_before']} before, {d['alerted_keys_after']} after",
