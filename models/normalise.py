@@ -368,6 +368,7 @@ def _normalise_unicode(text: str) -> str:
 
 
 # The same system prompt or app wrapper arrives with many requests: short texts are cached
-# (bounded: 4096 entries of at most 2000 characters).
-_CACHED_CHARS = 2000
-_normalise_short = lru_cache(maxsize=4096)(_normalise_unicode)
+# (bounded: 1024 entries of at most 1000 characters, key and value: under 8 MB even at 4
+# bytes a character).
+_CACHED_CHARS = 1000
+_normalise_short = lru_cache(maxsize=1024)(_normalise_unicode)
