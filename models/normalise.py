@@ -35,8 +35,8 @@ or dotted out (``s t e p  b y  s t e p``, ``s.t.e.p``) and combining marks piled
 
 Pure and deterministic; the result is only ever used for signals (never stored or logged).
 Plain ASCII text, most traffic, only pays for ``isascii``, ``lower`` and a search for
-spaced letters in a byte translation of the text (~2 us a prompt on the dev stream; other
-text ~85 us: ``benchmarks/normalise.py``).
+spaced letters in a byte translation of the text (~3 us a prompt on the dev stream; other
+text ~90 us: ``benchmarks/normalise.py``).
 
 >>> normalise("Ｅｘｐｌａｉｎ ѕtер by\u200b step, then s t e p  b y  s t e p")
 'explain step by step, then step by step'
