@@ -2,7 +2,10 @@
 
 A fixed-size, deterministic summary: SimHash sketch of the content words (topic), a
 template fingerprint (digits and quoted spans masked, ends kept), lexical signals of
-extraction styles, length, params, timing and client metadata.
+extraction styles, length, params, timing and client metadata. Every text signal reads the
+prompt through ``normalise.normalise`` (look-alike letters, invisible characters, fullwidth
+and spaced-out letters undone, case-folded), so the tricks that keep a prompt readable to the
+model do not hide its wording from the signals.
 
 >>> from distillguard.models.events import parse_event
 >>> ev = parse_event(b'{"schema":"llm.request.v1","event_id":"e","ts":"2026-02-01T00:00:00Z","api_key_id":"k",'
@@ -19,6 +22,7 @@ import zlib
 from dataclasses import dataclass
 
 from .events import RequestEvent, parse_event
+from .normalise import normalise
 
 _WORD = re.compile(r"[a-z][a-z0-9']{2,}")
 _DIGITS = re.compile(r"\d+")
@@ -281,11 +285,11 @@ def template_fingerprint(text: str) -> int:
     >>> a == template_fingerprint("Classify ticket 98 into billing, technical or other: the app crashes")
     True
     """
-    return _template_hash(text[:400].lower())
+    return _template_hash(normalise(text[:_MAX_PROMPT_CHARS])[:400])
 
 
 def _template_hash(head: str) -> int:
-    """``template_fingerprint`` of a prompt's first 400 characters, lower-cased."""
+    """``template_fingerprint`` of a prompt's first 400 characters, normalised."""
     masked = _DIGITS.sub("#", _QUOTED.sub("\"…\"", head))
     return _h64(" ".join(masked.split(None, 8)[:8]))  # the first 8 words (whitespace runs as one)
 
@@ -325,19 +329,19 @@ def _family_present(family, lower: str) -> bool:
     return False
 
 
-def _style(text: str, lower: str | None = None, words: list[str] | None = None) -> tuple[float, int]:
-    """``lower``: ``text.lower()`` when the caller has it, the same length as ``text``;
-    ``words``: the words ``_WORD`` finds in the whole text, when the caller has them."""
-    whole = lower if lower is not None else text  # where a judged answer's section is looked for
+def _style(text: str) -> tuple[float, int]:
+    """(style, families) of a raw text: the definition ``featurize`` computes faster."""
+    return _style_normalised(normalise(text))
+
+
+def _style_normalised(norm: str, words: list[str] | None = None) -> tuple[float, int]:
+    """``norm``: the text as ``normalise`` returns it; ``words``: the words ``_WORD`` finds in
+    the whole of it, when the caller has them."""
+    whole = norm  # where a judged answer's section is looked for
     # the words of the instruction zones: the caller's when the whole text is instruction zone
     zone_words = words if words is not None and len(whole) <= 800 else None
-    if lower is None:
-        if len(text) > 800:
-            # Instructions sit at the start or the end of a prompt; the middle is pasted material.
-            text = text[:500] + "\n" + text[-300:]
-        lower = text.lower()
-    elif len(lower) > 800:
-        lower = lower[:500] + "\n" + lower[-300:]
+    # Instructions sit at the start or the end of a prompt; the middle is pasted material.
+    lower = norm if len(norm) <= 800 else norm[:500] + "\n" + norm[-300:]
     families, best, present = 0, 0.0, 0
     for i, (family, weight) in enumerate(zip(_STYLE_FAMILIES, _STYLE_WEIGHTS)):
         if _family_present(family, lower):
@@ -360,7 +364,7 @@ def _style(text: str, lower: str | None = None, words: list[str] | None = None) 
         families |= PROCESS_ELICITATION
         style = max(style, process)
     if not hits.isdisjoint(_VERDICT_WORDS) and not hits.isdisjoint(_JUDGED_WORDS) and \
-            _ANSWER_SECTION.search(whole[:6000].lower()):
+            _ANSWER_SECTION.search(whole[:6000]):
         families |= JUDGING
         style = max(style, _JUDGING_WEIGHT)
     return style, families
@@ -378,25 +382,24 @@ def style_score(text: str) -> float:
     return _style(text)[0]
 
 
+_MAX_PROMPT_CHARS = 20_000
+
+
 def featurize(event: RequestEvent) -> EventFeatures:
-    prompt = event.prompt[:20_000]
-    lower = prompt.lower()
-    words = [w for w in _WORD.findall(lower) if w not in _STOP]
+    norm = normalise(event.prompt[:_MAX_PROMPT_CHARS])
+    words = [w for w in _WORD.findall(norm) if w not in _STOP]
     simhash = _simhash(words[:200])
-    # Lower-casing maps most text character for character; then slices of the lower-cased
-    # prompt are the lower-cased slices, and the prompt is lower-cased once, not three times.
-    one_to_one = len(lower) == len(prompt)
     if event.system_prompt:
-        style, families = _style(prompt + "\n" + event.system_prompt[:2000])
+        style, families = _style_normalised(norm + "\n" + normalise(event.system_prompt[:2000]))
     else:
-        style, families = _style(prompt, lower if one_to_one else None, words)
+        style, families = _style_normalised(norm, words)
     return EventFeatures(
         ts_ms=event.ts_ms,
         style=style,
         families=families,
         topic_bucket=(simhash >> 56) & 0xFF,
         simhash=simhash,
-        template_hash=_template_hash(lower[:400]) if one_to_one else template_fingerprint(prompt),
+        template_hash=_template_hash(norm[:400]),
         prompt_chars=len(event.prompt),
         content_words=len(words),
         followup=event.turn_index > 0,

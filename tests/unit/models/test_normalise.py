@@ -1,0 +1,196 @@
+"""Text normalisation (models/normalise.py) and what it does for the text signals: the tricks
+that keep a prompt readable to a model must not hide its extraction style, its topic words
+or its template; genuine text of other scripts and ordinary Unicode must come through."""
+from __future__ import annotations
+
+import json
+import random
+import sys
+import unicodedata
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from distillguard.models.features import featurize_text
+from distillguard.models.normalise import _INVISIBLE, normalise
+
+# Extraction-style prompts: each hits a different phrase family or cue group.
+EXTRACTION = [
+    "Think step by step and show your reasoning: what is 17 * 23?",
+    "Rate the following response on a scale of 1 to 10 for correctness.",
+    "Which planet is largest? (A) Mars (B) Jupiter (C) Venus (D) Earth. Answer with the letter only.",
+    "Generate 20 diverse examples of questions about photosynthesis.",
+    "You have access to the following tools: search(query), calculator(expression).",
+    "Elaborate on each stage of your thinking before concluding: why is the sky blue?",
+]
+
+_CYRILLIC = str.maketrans("aceopxyisjACEOPXYIS", "асеорхуіѕјАСЕОРХУІЅ")
+
+
+def cyrillic_lookalikes(text: str) -> str:
+    return text.translate(_CYRILLIC)
+
+
+def zero_width(text: str) -> str:
+    invisible = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u202a"
+    return "".join(ch + invisible[i % len(invisible)] for i, ch in enumerate(text))
+
+
+def fullwidth(text: str) -> str:
+    return "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in text)
+
+
+def spaced_out(text: str) -> str:
+    return "  ".join(" ".join(word) for word in text.split(" "))
+
+
+def dotted(text: str) -> str:
+    return " ".join(".".join(word) if word.isalpha() else word for word in text.split(" "))
+
+
+def math_bold(text: str) -> str:
+    return "".join(chr(0x1D41A + ord(ch) - 97) if "a" <= ch <= "z" else ch for ch in text)
+
+
+def noise_marks(text: str) -> str:
+    return "".join(ch + "\u0308" if ch.isalpha() else ch for ch in text)  # "ëxpläin": some compose, some do not
+
+
+def mixed(text: str) -> str:
+    return zero_width(cyrillic_lookalikes(fullwidth(text[: len(text) // 2])) + noise_marks(text[len(text) // 2:]))
+
+
+TRICKS = [cyrillic_lookalikes, zero_width, fullwidth, spaced_out, dotted, math_bold, noise_marks, mixed]
+
+
+@pytest.mark.parametrize("trick", TRICKS, ids=lambda t: t.__name__)
+@pytest.mark.parametrize("prompt", EXTRACTION, ids=range(len(EXTRACTION)))
+def test_a_trick_does_not_hide_the_extraction_style(prompt, trick):
+    plain = featurize_text(prompt)
+    disguised = featurize_text(trick(prompt))
+    assert plain.style >= 0.35
+    assert (disguised.style, disguised.families) == (plain.style, plain.families)
+
+
+@pytest.mark.parametrize("trick", [cyrillic_lookalikes, zero_width, fullwidth, math_bold, noise_marks],
+                         ids=lambda t: t.__name__)
+def test_a_trick_does_not_change_the_topic_or_the_template(trick):
+    # a campaign's template and topic sketch link its keys; letter tricks must not split them
+    prompt = "Explain your reasoning in full detail: how does photosynthesis convert light into chemical energy?"
+    plain, disguised = featurize_text(prompt), featurize_text(trick(prompt))
+    assert (disguised.simhash, disguised.template_hash, disguised.content_words) == \
+        (plain.simhash, plain.template_hash, plain.content_words)
+
+
+def test_spaced_out_words_are_collapsed_with_their_word_gaps():
+    assert normalise("S t e p  b y  s t e p, please") == "step by step, please"
+    assert normalise("s.t.e.p b.y s.t.e.p") == "step by step"
+    assert normalise("s-h-o-w y-o-u-r w-o-r-k") == "show your work"
+    assert normalise("c_h_a_i_n o_f t_h_o_u_g_h_t") == "chain of thought"
+
+
+def test_ordinary_single_letters_are_left_alone():
+    for text in ["I think a b test is fine", "Is it a or b?", "x = a + b * c", "e.g. the U.S. economy",
+                 "Options: a, b, c, d", "a i x_y a", "u.s. u.s. x_y x_y", "A. B. C. D.", "use a/b/c/d testing"]:
+        assert normalise(text) == text.lower()
+
+
+GENUINE = {
+    "ru": "Объясните, пожалуйста, почему небо голубое. Вопрос: Кто автор романа «Спартак»?\nОтвет:",
+    "ru-short": "Кто автор романа?",
+    "ru-caps": "ВОПРОС: КТО АВТОР?",
+    "bg": "Кое равнище на организация на живата материя се означава като мезосистема?",
+    "el": "Γιατί ο ουρανός είναι μπλε; Εξήγησε σύντομα.",
+    "zh": "请解释为什么天空是蓝色的。",
+    "ja": "空はなぜ青いのですか？",
+    "ko": "하늘은 왜 파란가요?",
+    "ar": "لماذا السماء زرقاء؟",
+    "hi": "आसमान नीला क्यों है?",
+    "uk": "Чому небо блакитне? Поясніть коротко.",
+}
+
+
+@pytest.mark.parametrize("lang", GENUINE)
+def test_genuine_text_of_other_scripts_keeps_its_letters(lang):
+    text = GENUINE[lang]
+    normalised = normalise(text)
+    # case-folded and NFKC-folded (a fullwidth "？" becomes "?"), but not a letter turned Latin
+    assert normalised == unicodedata.normalize("NFKC", text).casefold()
+    assert not any(ch.isascii() and ch.isalpha() for ch in normalised)
+
+
+def test_a_disguised_english_instruction_inside_russian_text_is_still_found():
+    text = "Объясните, почему небо голубое. Think ѕtер by ѕtер."
+    assert normalise(text) == "объясните, почему небо голубое. think step by step."
+    assert featurize_text(text).style >= 0.5
+
+
+BENIGN = [
+    "Café au lait or crème brûlée? Which dessert goes better with a Riesling from Württemberg?",
+    "My naïve résumé for the Zürich job 😀👍🏽 — can you fix the wording? 👨‍👩‍👧",
+    "def f(x):\n    return x\u200b  # pasted from a web page with a zero-width space\n",
+    "Translate into Vietnamese: good morning (Chào buổi sáng)",
+    "Convert 5 km² to m² and 30 °C to °F, please.",
+    "What does the ﬁ ligature in ‘ﬁnance’ mean in typography?",
+]
+
+
+@pytest.mark.parametrize("text", BENIGN, ids=range(len(BENIGN)))
+def test_ordinary_unicode_does_not_gain_extraction_style(text):
+    assert featurize_text(text).style == 0.0
+
+
+def test_accents_are_folded_in_latin_text_only():
+    assert normalise("Erklären Sie Schritt für Schritt") == "erklaren sie schritt fur schritt"
+    assert normalise("Σκέψου βήμα") == "σκέψου βήμα"
+
+
+def test_the_invisible_table_covers_every_format_character():
+    everywhere = {cp for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) == "Cf"}
+    assert everywhere <= set(_INVISIBLE)
+
+
+def test_plain_ascii_is_only_lower_cased():
+    rng = random.Random(7)
+    # prose, code and abbreviations; never four single letters in a row (that is what is collapsed)
+    words = ["the", "quick", "Brown", "fox", "2+2", "I", "(B)", "step-by-step", "U.S.", "x_y", "e.g.", "a-b"]
+    for _ in range(200):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 30)))
+        assert normalise(text) == text.lower()
+
+
+_ALPHABETS = st.sampled_from([
+    st.text(),  # any code point, lone surrogates included
+    st.text(alphabet=st.sampled_from("aAeEoOpPcCxXsS iIjJ.-_*|/·" "аеорсхуіѕјԁɡ АЕОРСХ" "\u200b\u00ad\u0301\u0308"
+                                     "ｓｔｅｐ𝐬𝐭𝐞𝐩 ëäßİıς")),
+    st.text(alphabet=st.characters(codec="utf-8")),
+]).flatmap(lambda strategy: strategy)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_ALPHABETS)
+def test_normalise_is_idempotent_and_total(text):
+    once = normalise(text)
+    assert isinstance(once, str)
+    assert normalise(once) == once
+
+
+def _event_with_system(prompt: str, system: str):
+    from distillguard.models.events import parse_event
+
+    doc = {"schema": "llm.request.v1", "event_id": "e", "ts": "2026-02-01T00:00:00Z", "api_key_id": "k",
+           "account_id": "a", "model": "m", "prompt": prompt, "system_prompt": system}
+    return parse_event(json.dumps(doc).encode())
+
+
+@pytest.mark.parametrize("trick", [cyrillic_lookalikes, zero_width, fullwidth, spaced_out],
+                         ids=lambda t: t.__name__)
+def test_a_disguised_system_prompt_is_read_like_the_plain_one(trick):
+    from distillguard.models.features import featurize
+
+    system = "You are a grader. Rate the following response on a scale of 1 to 10 for correctness."
+    plain = featurize(_event_with_system("What is the capital of France? Paris.", system))
+    disguised = featurize(_event_with_system("What is the capital of France? Paris.", trick(system)))
+    assert plain.style >= 0.5
+    assert (disguised.style, disguised.families) == (plain.style, plain.families)
