@@ -63,6 +63,16 @@ def attack_pools(b, corpora=None, prefix=None, langs=None):
     return pools
 
 
+def spec_pools(b, spec, names_key="corpora_names"):
+    """The attack pools a scenario's config allows: ``corpora_names`` (all when absent) less the
+    groups whose name starts with one of ``exclude_groups`` (e.g. tool catalogues, which carry
+    extraction style in the item itself)."""
+    names = spec.get(names_key)
+    pools = attack_pools(b, corpora=names) if names else list(b.C.attack)
+    drop = tuple(spec.get("exclude_groups", ()))
+    return [p for p in pools if not (drop and p.group.startswith(drop))]
+
+
 def walk(R, pools, n, per_group, spill=()):
     """n records (text, answer, group) walked through pools in turn, ``per_group`` at a time;
     once they are used up, the ``spill`` pools with records left join; once every pool is used
@@ -251,9 +261,18 @@ def ml_topics(b, R, k):
 def gen_ml_casual(b, name, spec, R):
     """Benign users who chat in another language (and a few students who paste exam-like
     questions in it now and then)."""
+    exam_pools = attack_pools(b, prefix="ml_")
     for _ in range(b.scaled(spec.get("count", 0))):
         topics = ml_topics(b, R, draw_num(R, spec.get("topics", [1, 2])))
-        ms._casual_key(b, name, spec, R, topics=topics)
+        key, profs, styles, model = ms._casual_key(b, name, spec, R, topics=topics)
+        if exam_pools and R.random() < spec.get("exam_p", 0.0):
+            # a student pastes a few exam questions of one language, at a person's pace
+            pool = R.choice(exam_pools)
+            items = [[t] for t, _a in pool.take(R.randint(1, 5), allow_wrap=True)]
+            tz = b.tz_of(R, profs[0][0]["cc"])
+            times = b.layout_sessions(R, items, tz, "casual", sess_mean=len(items),
+                                      think={"median": 90.0, "sigma": 0.8})
+            ms.emit_benign_convs(b, R, key, items, times, profs, model, styles, conv_id_p=0.4)
 
 
 # --------------------------------------------------------------------------- 2. obfuscated
@@ -323,10 +342,12 @@ def gen_obfuscated_campaign(b, name, spec, R):
         allt = [t for f in families for t in W[f]] + extra
         templates = R.sample(allt, min(len(allt), R.randint(1, 4)))
         strength = R.uniform(*spec.get("strength", [0.3, 1.0]))
-        item_p = spec.get("obfuscate_items_p", 0.3) if R.random() < 0.5 else 0.0
         rate = R.uniform(*spec.get("wrap_rate", [0.7, 1.0]))
-        corp = spec.get("corpora_names")
-        pools = attack_pools(b, corpora=corp) if corp else b.C.attack
+        # items with style of their own (benchmark headers, exemplars) are disguised as well;
+        # plain items are disguised now and then
+        styled_items = R.random() < spec.get("styled_items_p", 0.3)
+        pools = spec_pools(b, spec, "styled_item_corpora" if styled_items else "corpora_names")
+        item_p = R.uniform(0.7, 1.0) if styled_items else (spec.get("obfuscate_items_p", 0.3) if R.random() < 0.5 else 0.0)
 
         def wrap(rec, RR, _t=templates, _m=mset, _s=strength, _ip=item_p, _r=rate):
             text, ans, group = rec
@@ -458,7 +479,9 @@ def gen_content_cohort(b, name, spec, R):
         ci = b.new_campaign(scen, camo)
         k = draw_num(R, spec["keys"])
         sizes = [draw_num(R, spec["events"]) for _ in range(k)]
-        pools = _cohort_item_set(b, R, spec, families, sum(sizes))
+        pools = _cohort_item_set(b, R, spec, families if styled else spec.get("plain_families", families), sum(sizes))
+        drop = tuple(spec.get("exclude_groups", ()))
+        pools = [p for p in pools if not (drop and p.group.startswith(drop))] or pools
         # the slices are disjoint: a set smaller than the sweep gets fewer members, not repeats
         left = sum(p.remaining() for p in pools)
         while sum(sizes) > left and len(sizes) > 1:
@@ -506,8 +529,7 @@ def gen_harvest_plain(b, name, spec, R):
     """Single keys sweeping free-form problems as they are (no wrapper, no system prompt, no
     conversation), at machine rate, with long answers: a reasoning model returns its
     reasoning unasked."""
-    corp = spec.get("corpora_names")
-    pools_all = attack_pools(b, corpora=corp) if corp else b.C.attack
+    pools_all = spec_pools(b, spec)
     for camo in ms.camo_flags(b, R, spec):
         scen = name + ("_camo" if camo else "")
         ci = b.new_campaign(scen, camo)
@@ -547,6 +569,13 @@ FOLLOW_UPS = ["why?", "I don't get the second step", "can you explain that again
               "my teacher did it differently", "explain like I'm 12", "and if the number was negative?"]
 
 
+def _short_question(R, text):
+    """The first line of an item, cut at a word near 60-300 characters: what a student types."""
+    line = text.strip().split("\n", 1)[0]
+    cut = line.rfind(" ", 0, R.randint(60, 300))
+    return line if len(line) <= 300 or cut <= 0 else line[:cut] + "?"
+
+
 @register("homework_app")
 def gen_homework_app(b, name, spec, R):
     """A homework-help app: one or a few keys of a mature verified account, a fixed tutoring
@@ -559,7 +588,7 @@ def gen_homework_app(b, name, spec, R):
         use_system = R.random() < 0.5
         system = R.choice(TUTOR_SYSTEMS) if use_system else None
         template = None if use_system else R.choice(TUTOR_TEMPLATES)
-        pools = attack_pools(b, corpora=spec.get("question_corpora")) or b.C.attack
+        pools = spec_pools(b, spec, "question_corpora") or b.C.attack
         backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
         ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(2, 6))]
         ua = b.ua(R, "sdk")
@@ -578,7 +607,7 @@ def gen_homework_app(b, name, spec, R):
                 convs = []
                 for text in items:
                     # a student's question: a short one, or an item pasted from the worksheet
-                    turns = [text[:R.randint(60, 400)] if R.random() < 0.5 else text]
+                    turns = [_short_question(R, text) if R.random() < 0.5 else text]
                     while R.random() < spec.get("follow_up_p", 0.55) and len(turns) < 6:
                         turns.append(R.choice(FOLLOW_UPS))
                     convs.append(turns)
