@@ -44,11 +44,6 @@ ms = _load_make_stream()
 register, draw_num, wchoice, hexid, fill = ms.register, ms.draw_num, ms.wchoice, ms.hexid, ms.fill
 DAY_MS, HOUR_MS = ms.DAY_MS, ms.HOUR_MS
 
-# Kinds this module adds (a config may name these or the builder's own kinds).
-KINDS = ("ml_campaign", "ml_casual", "obfuscated_campaign", "fabricated_conv", "multi_turn_users",
-         "content_cohort", "harvest_plain", "homework_app", "eval_company", "longform_service", "turned_mature")
-
-
 # --------------------------------------------------------------------------- shared helpers
 
 def attack_pools(b, corpora=None, prefix=None, langs=None):
@@ -202,21 +197,41 @@ ML_GRADE = {
 ML_LANGS = ("zh", "ja", "ko", "de", "fr", "es", "ru", "ar", "pt", "hi", "it", "tr", "pl", "vi")
 
 
+def ml_chat_pools(b):
+    """The multilingual chat corpora's opening turns as walkable item pools (free-form
+    instructions without any exam format), built once per stream."""
+    pools = getattr(b, "_stress_ml_chat_pools", None)
+    if pools is None:
+        pools = [ms.AttackPool(t.corpus, t.group, [(chain[0], None) for chain in t.chains if chain])
+                 for t in b.C.benign_topics if t.corpus.startswith("ml_") and ":" in t.group]
+        b._stress_ml_chat_pools = pools
+    return pools
+
+
 @register("ml_campaign")
 def gen_ml_campaign(b, name, spec, R):
     """Single-key sweeps over other-language items. ``styles``: sweep (items as they are),
     cot (an elicitation wrapper in the items' language), grading (a rubric in that language),
-    capability (items of several languages, some wrapped). Low-and-slow ones mix in chat."""
+    capability (items of several languages, each wrapped in its own language). A share
+    (``slow_p``) is spread over the week at a person's hours instead of a machine's rate."""
     have = {p.group.split(":", 1)[0] for p in attack_pools(b, prefix="ml_")}
     langs = [lang for lang in spec.get("languages", ML_LANGS) if lang in have]
     for camo in ms.camo_flags(b, R, spec):
         style = wchoice(R, spec.get("styles", [["sweep", 0.25], ["cot", 0.3], ["grading", 0.25],
                                                ["capability", 0.2]]))
-        scen = f"{name}_{style}" + ("_camo" if camo else "")
+        # exam/QA items, or free-form instructions of the chat corpora (no option lists to spot)
+        chat = R.random() < spec.get("chat_items_p", 0.0) and bool(ml_chat_pools(b))
+        if chat:
+            style = "cot" if style == "grading" else style  # a rubric needs an answer to grade
+        scen = f"{name}_{style}" + ("_chat" if chat else "") + ("_camo" if camo else "")
         ci = b.new_campaign(scen, camo)
         n = draw_num(R, spec["events"])
-        key_langs = R.sample(langs, R.randint(2, 4)) if style == "capability" else [R.choice(langs)]
-        recs = walk(R, attack_pools(b, prefix="ml_", langs=key_langs), n, draw_num(R, spec.get("per_group", [20, 200])))
+        item_pools = ml_chat_pools(b) if chat else attack_pools(b, prefix="ml_")
+        item_langs = sorted({p.group.split(":", 1)[0] for p in item_pools} & set(langs))
+        key_langs = R.sample(item_langs, min(len(item_langs), R.randint(2, 4))) if style == "capability" \
+            else [R.choice(item_langs)]
+        recs = walk(R, [p for p in item_pools if p.group.split(":", 1)[0] in key_langs], n,
+                    draw_num(R, spec.get("per_group", [20, 200])))
         templates = []
         for lang in key_langs:
             table = ML_GRADE if style == "grading" else ML_COT
@@ -445,10 +460,18 @@ def gen_multi_turn_users(b, name, spec, R):
 
 # --------------------------------------------------------------------------- 4. content cohort
 
-def _cohort_profile(b, R, spec):
-    """Each member's own network and client: no shared /24, ASN+UA pair or payment method."""
-    return b.profile(R, spec.get("asn", {"residential": 0.6, "cloud": 0.2, "hosting": 0.1, "office": 0.1}),
-                     spec.get("ua", {"browser": 0.3, "sdk": 0.4, "http": 0.3}), n_ips=R.randint(1, 2))
+def _cohort_profile(b, R, spec, taken):
+    """A member's own network and client: no /24 or ASN+UA pair another member of its campaign
+    used (``taken``, updated). Redrawn until it is new (a few tries; the space is ~1000 pairs)."""
+    for _ in range(50):
+        prof = b.profile(R, spec.get("asn", {"residential": 0.6, "cloud": 0.2, "hosting": 0.1, "office": 0.1}),
+                         spec.get("ua", {"browser": 0.3, "sdk": 0.4, "http": 0.3}), n_ips=R.randint(1, 2))
+        marks = {("asn+ua", prof["asn"], prof["ua"])} | {("/24", ip.rsplit(".", 1)[0]) for ip in prof["ips"]
+                                                          if "." in ip}
+        if not marks & taken:
+            break
+    taken |= marks
+    return prof
 
 
 def _cohort_item_set(b, R, spec, families, needed):
@@ -494,10 +517,11 @@ def gen_content_cohort(b, name, spec, R):
         t_start = b.t0 + int(R.uniform(0, max(0.1, b.days - span_days - 1)) * DAY_MS)
         enrol = sorted(t_start + int(R.random() * span_days * DAY_MS) for _ in range(k))
         pos = 0
-        for j, (size, t_en) in enumerate(zip(sizes, enrol)):
+        taken: set = set()
+        for size, t_en in zip(sizes, enrol):
             mine = recs[pos:pos + size]
             pos += size
-            prof = _cohort_profile(b, R, spec)
+            prof = _cohort_profile(b, R, spec, taken)
             if R.random() < spec.get("automated_p", 0.5):
                 interval = math.exp(R.uniform(math.log(2.0), math.log(90.0)))
                 times = b.automated_times(R, size, t_en, interval, R.uniform(0.2, 1.0))
