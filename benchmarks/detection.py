@@ -138,7 +138,7 @@ def benign_alerted(alerts: Path, labels: Path) -> dict:
     worst: dict[str, int] = {}
     for line in open(alerts, encoding="utf-8"):
         alert = json.loads(line)
-        rank = SEVERITY_RANK.get(alert.get("severity"), 2)
+        rank = SEVERITY_RANK.get(alert.get("severity"), 2)  # an unknown severity is counted as a page, not hidden
         for key in alert.get("api_key_ids") or [alert["entity_id"]]:
             if key in scenario and rank > worst.get(key, -1):
                 worst[key] = rank
