@@ -59,6 +59,7 @@ import json
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from .events import RequestEvent
 from .features import EventFeatures, _h64, answered_style, featurize
@@ -347,7 +348,7 @@ class ClusterDetector:
                  base_rate: float = 0.05, campaign_rate: float = 0.25,
                  link_refresh_ms: int = 600_000, enrollment_window_ms: int = 7_200_000,
                  ring_min_accounts: int = 3, ring_min_key_events: int = 8,
-                 ring_enrollment_ms: int = 1_800_000) -> None:
+                 ring_enrollment_ms: int = 1_800_000, incident_grid_ms: int = 3_600_000) -> None:
         self.min_style = min_style
         # A payment ring: keys of ring_min_accounts or more accounts paying with one payment
         # method, each first seen within ring_enrollment_ms of another (dev streams: a
@@ -384,6 +385,10 @@ class ClusterDetector:
         self.min_events = min_events
         self.min_share = min_share
         self.regrow = regrow
+        # A cluster incident is named after the hour its earliest core member began extracting
+        # (see _incident_id): wider, two campaigns more often begin in one; narrower, a
+        # campaign whose first heads are known in another order straddles a boundary more often.
+        self.incident_grid_ms = incident_grid_ms
         self.update_interval_ms = update_interval_ms
         self.account_min_keys = account_min_keys
         self._links: OrderedDict[tuple[str, object], LinkMembers] = OrderedDict()
@@ -400,6 +405,11 @@ class ClusterDetector:
         self._ring_accounts: dict[str, dict[str, int]] = {}  # root -> account -> its ring members
         self._pending: set[str] = set()  # alerted roots with members not yet named
         self._next_update_ms = 0  # event time at which the earliest pending update falls due
+        # The latest event time learned: what paces a cluster's updates. The records of
+        # different input partitions interleave at the workers' pace, so one record's time
+        # jumps back and forth; paced on it, one update fell due on a partition ahead, the
+        # next on one behind, and so on.
+        self._clock = 0
         self._accounts: dict[str, set[str]] = {}  # account -> its extraction-like keys
         self._account_alerted: dict[str, int] = {}  # account -> keys named so far
 
@@ -417,7 +427,7 @@ class ClusterDetector:
         if ra == rb:
             return ra
         ma, mb = self._members.get(ra, {ra}), self._members.get(rb, {rb})
-        # The older alerted cluster keeps its id; otherwise the larger set absorbs the smaller.
+        # An alerted cluster absorbs one not alerted; otherwise the larger set absorbs the smaller.
         if (rb in self._alerted and ra not in self._alerted) or (
                 (ra in self._alerted) == (rb in self._alerted) and len(mb) > len(ma)):
             ra, rb, ma, mb = rb, ra, mb, ma
@@ -446,7 +456,11 @@ class ClusterDetector:
             self._pending.add(ra)
         if rb in self._alerted:
             absorbed = self._alerted.pop(rb)
-            if ra not in self._alerted:
+            kept = self._alerted.get(ra)
+            # Two open incidents merging go on as the one with the smaller id, i.e. the one
+            # whose campaign began first (ids sort by that hour): whichever was found first
+            # or is larger, the worker and replay then keep the same one.
+            if kept is None or absorbed[0] < kept[0]:
                 self._alerted[ra] = absorbed
         return ra
 
@@ -555,10 +569,11 @@ class ClusterDetector:
             partition, offset = stats_before.source
             if rec.source_partition == partition and rec.source_offset <= offset:
                 return []  # sent again for an event re-applied upstream: learned already
+        self._clock = max(self._clock, rec.ts_ms)
         qualified_before = stats_before is not None and self._qualifies(stats_before)
         named_before = stats_before is not None and self._named(stats_before)
         alerts = [a for a in (self._observe_cluster(rec, qualified_before, named_before, link),) if a is not None]
-        alerts.extend(self._due_updates(rec.ts_ms))
+        alerts.extend(self._due_updates(self._clock))
         stats = self._keys.get(rec.api_key_id)
         if stats is not None and not qualified_before and self._qualifies(stats):
             account_alert = self._account(rec)
@@ -613,6 +628,7 @@ class ClusterDetector:
         stats = self._keys.get(key)
         if stats is None:
             return []  # not tracked (evicted): its next extraction event links it again
+        self._clock = max(self._clock, ts_ms)
         before = stats.named
         merged = self._join(key, stats, kind, others)
         root = self._find(key)
@@ -736,6 +752,34 @@ class ClusterDetector:
         payment ring."""
         return self._style_named(stats) or self._ring_member(stats)
 
+    def _incident_id(self, root: str, core: set[str], members: set[str]) -> str:
+        """A new incident's id: the hour (``incident_grid_ms``) in which the earliest of its
+        core members (of its members, for a payment ring without core) began extracting,
+        ``cluster:20260201T0500Z``.
+
+        Not a member key nor a link value: which members are known at the first alert depends
+        on how the records of different keys interleave (the input partitions are processed at
+        their own pace; a backlog, a kill or a rebalance changes it), so a choice among them
+        names one campaign differently in the worker and in replay. dev-s1's link records in
+        8 interleavings (``benchmarks/cluster_ids.py``: partition backlogs, random merges, a
+        partition behind, a kill), 8 incidents each: the smallest member key (as before) kept
+        1-5 of replay's 8 ids, the earliest member key 0-8, the link value shared by most
+        members (with its day) 4-6 of 7, and 8 incidents became 5 or 7 (public frames and cards
+        are shared by campaigns). A hydra's heads are enrolled together: whichever are known
+        first, the earliest began within minutes of the campaign's first head (dev-s1: 0-3,
+        once 13 minutes), so its hour is the campaign's: every incident under replay's id, no
+        other. Still named apart: a campaign whose first heads straddle the hour; an incident
+        whose hour is already open for another cluster (two campaigns that began in the same
+        hour; an id is never shared by two open incidents) gets its earliest member's key
+        appended.
+        """
+        earliest = min(core or members, key=lambda k: (self._keys[k].first_ts, k))
+        began = self._keys[earliest].first_ts // self.incident_grid_ms * self.incident_grid_ms
+        alert_id = "cluster:" + datetime.fromtimestamp(began / 1000, timezone.utc).strftime("%Y%m%dT%H%MZ")
+        if any(other[0] == alert_id for other_root, other in self._alerted.items() if other_root != root):
+            alert_id += f"-{earliest}"
+        return alert_id
+
     def _score(self, root: str, ts_ms: int) -> dict | None:
         linked = self._members.get(root, {root})
         if len(linked) < self.min_keys:
@@ -759,13 +803,14 @@ class ClusterDetector:
         # Critical takes extraction: a payment ring alone (no extraction-style prompts) is a
         # warning, for a human to look at what its keys ask.
         rank = 3 if n_named >= 4 * self.min_keys and (extracting or previous is not None and previous[2] == 3) else 2
+        now = max(ts_ms, self._clock)
         if previous is not None:
             alert_id, size, old_rank, updated = previous
             # Re-send (an update of the same incident, never a new page) to name new members:
             # at once when the cluster grew by ``regrow`` or escalated, else at most every
             # ``update_interval_ms`` of event time.
             grown = n_named >= size * self.regrow or rank > old_rank
-            due = n_named > size and ts_ms - updated >= self.update_interval_ms
+            due = n_named > size and now - updated >= self.update_interval_ms
             if not (grown or due):
                 if n_named > size:
                     self._pending.add(root)
@@ -784,8 +829,8 @@ class ClusterDetector:
         stats = [self._keys[k] for k in core] + [self._keys[k] for k in named]
         events += sum(self._keys[k].events for k in named)
         if previous is None:
-            alert_id = f"cluster:{min(members)}"
-        self._alerted[root] = (alert_id, len(members), max(rank, previous[2] if previous else 0), ts_ms)
+            alert_id = self._incident_id(root, core, members)
+        self._alerted[root] = (alert_id, len(members), max(rank, previous[2] if previous else 0), now)
         spans = [s.last_ts - s.first_ts for s in stats]
         # A hydra splits one sweep: each head covers a little of its topics, together they
         # cover them all; and its heads were enrolled together.

@@ -472,7 +472,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     # The cluster detector's state is a function of the links topic: a worker that takes
     # over its partition rebuilds it from the records before the first one it is handed
     # (those were processed, and alerted on, before), so no changelog is needed and alert
-    # ids (cluster:<first member>) stay the same across restarts.
+    # ids (the hour its campaign began, see ClusterDetector._incident_id) stay the same.
     clusters = {"detector": None, "applied": -1}
 
     def rebuild_clusters(upto: int) -> ClusterDetector:

@@ -5,8 +5,13 @@ import gzip
 import json
 import subprocess
 import sys
+import time
 
-from distillguard.demo_traffic import demo_events, iter_encoded
+import pytest
+
+from distillguard.demo_traffic import demo_events, hydra_events, iter_encoded
+
+from .conftest import wait_for, wait_rows
 
 
 def _incidents(alerts: list[dict]) -> set[tuple]:
@@ -14,20 +19,25 @@ def _incidents(alerts: list[dict]) -> set[tuple]:
     return {(a["alert_id"], a["entity_type"], a["entity_id"], a["severity"]) for a in alerts}
 
 
-def test_replay_and_worker_agree(pipeline, tmp_path):
-    events = demo_events(seed=23, users=60, campaign_events=700)
+def _replay(events: list[dict], tmp_path, extra_lines: tuple[str, ...] = ()) -> list[dict]:
     path = tmp_path / "events.jsonl.gz"
     with gzip.open(path, "wt") as fh:
         for event in events:
             fh.write(json.dumps(event) + "\n")
-        fh.write("{broken line\n")
+        for line in extra_lines:
+            fh.write(line + "\n")
     out, dlq = tmp_path / "alerts.jsonl", tmp_path / "dlq.jsonl"
     run = subprocess.run([sys.executable, "-m", "distillguard.cli", "replay", str(path), "--alerts", str(out),
                           "--dlq", str(dlq), "--quiet"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    replayed = [json.loads(line) for line in out.read_text().splitlines()]
     bad = [json.loads(line) for line in dlq.read_text().splitlines()]
-    assert len(bad) == 1 and bad[0]["reason"].startswith("not JSON")
+    assert len(bad) == len(extra_lines) and all(b["reason"].startswith("not JSON") for b in bad)
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_replay_and_worker_agree(pipeline, tmp_path):
+    events = demo_events(seed=23, users=60, campaign_events=700)
+    replayed = _replay(events, tmp_path, ("{broken line",))
     assert replayed, "the demo campaign must alert in replay"
 
     worker = pipeline.start_worker()
@@ -35,3 +45,99 @@ def test_replay_and_worker_agree(pipeline, tmp_path):
     pipeline.wait_processed(worker, len(events))
     streamed = pipeline.alerts(expect=len(replayed))
     assert _incidents(streamed) == _incidents(replayed)
+
+
+# Two hydras (one on a shared card, one linked only by its frames and timing) among ordinary
+# users; 4 input partitions, each processed at its own pace by the worker, so the records of
+# different keys reach the cluster detector in another interleaving than replay's.
+def _hydras() -> tuple[list[dict], list[set[str]]]:
+    infra = hydra_events(seed=51, keys=25, per_key=12, start_hour=1.5, shared_payment=True)
+    proxy = hydra_events(seed=52, keys=25, per_key=12, start_hour=4.25, shared_payment=False)
+    background = demo_events(seed=53, users=40, campaign_events=0)
+    events = sorted(infra + proxy + background, key=lambda e: e["ts"])
+    return events, [{e["api_key_id"] for e in infra}, {e["api_key_id"] for e in proxy}]
+
+
+def _cluster_incidents(alerts: list[dict]) -> dict[str, set[str]]:
+    """Cluster incident id -> every key named under it."""
+    incidents: dict[str, set[str]] = {}
+    for a in alerts:
+        if a["entity_type"] == "cluster":
+            incidents.setdefault(a["alert_id"], set()).update(a["api_key_ids"])
+    return incidents
+
+
+def _assert_same_cluster_incidents(pipeline, replayed: list[dict], hydras: list[set[str]]) -> None:
+    expected = _cluster_incidents(replayed)
+    assert len(expected) == 2, expected.keys()  # one incident per hydra
+
+    def named_enough() -> dict | None:
+        # (the cluster agent names the last members a flush tick or an update interval later)
+        got = _cluster_incidents(pipeline.alerts())
+        named = set().union(*got.values()) if got else set()
+        return got if all(len(named & keys) >= 0.9 * len(keys) for keys in hydras) else None
+
+    streamed = wait_for(named_enough, "both hydras named in cluster alerts", timeout=180)
+    # The same incidents, each naming the same campaign: on-call sees no new incident.
+    assert set(streamed) == set(expected)
+    for alert_id, keys in expected.items():
+        assert len(streamed[alert_id] & keys) >= 0.9 * len(keys), alert_id
+
+
+@pytest.mark.parametrize("partitioned", ["false", "true"], ids=["links in the cluster agent", "link-values stage"])
+def test_cluster_incidents_are_replays_when_the_worker_starts_on_a_backlog(pipeline, tmp_path, partitioned):
+    # (with garbage among the records: dead-lettered, they change the interleaving only)
+    events, hydras = _hydras()
+    garbage = [b'{"schema": "llm.request.v1", "event_id": "bad-%d"' % i for i in range(12)]
+    replayed = _replay(events, tmp_path, tuple(g.decode() for g in garbage))
+    records = list(iter_encoded(events))
+    for i, bad in enumerate(garbage):  # truncated records spread through the stream (dead-lettered)
+        records.insert(len(records) * (i + 1) // (len(garbage) + 1), (b"bad-%d" % i, bad))
+    pipeline.produce(records)  # everything waits before the worker starts
+    worker = pipeline.start_worker(DG_LINK_VALUES_PARTITIONED=partitioned)
+    pipeline.wait_processed(worker, len(events))
+    wait_for(lambda: len(pipeline.consume_all(pipeline.settings.dlq_topic)) >= len(garbage), "garbage dead-lettered")
+    _assert_same_cluster_incidents(pipeline, replayed, hydras)
+
+
+def test_cluster_incidents_are_replays_after_a_kill_and_restart(pipeline, tmp_path):
+    events, hydras = _hydras()
+    replayed = _replay(events, tmp_path)
+    records = list(iter_encoded(events))
+    first, second = records[: len(records) // 2], records[len(records) // 2:]
+    worker = pipeline.start_worker()
+    pipeline.produce(first)
+    deadline = time.monotonic() + 60
+    while worker.get("/health")["counters"]["events"] < len(first) // 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    worker.kill()  # kill -9 mid-stream: records processed, not all flushed or committed
+    pipeline.produce(second)
+    restarted = pipeline.start_worker()
+    wait_rows(restarted, len(events), timeout=180.0)  # every event stored: the restart has caught up
+    _assert_same_cluster_incidents(pipeline, replayed, hydras)
+
+
+def test_cluster_incidents_are_replays_across_a_rebalance(pipeline, tmp_path):
+    # A second worker joins mid-stream: the input partitions (and perhaps the links partition,
+    # whose new owner rebuilds the cluster detector from the links topic) move between them.
+    from distillguard.processes import WorkerProcess
+
+    events, hydras = _hydras()
+    replayed = _replay(events, tmp_path)
+    records = list(iter_encoded(events))
+    first, second = records[: len(records) // 2], records[len(records) // 2:]
+    worker = pipeline.start_worker()
+    pipeline.produce(first)
+    deadline = time.monotonic() + 60
+    while worker.get("/health")["counters"]["events"] < len(first) // 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    joining = WorkerProcess(pipeline.broker.bootstrap, pipeline.root / "data-joining", env=pipeline.env,
+                            log_path=pipeline.root / "worker-joining.log")
+    pipeline.workers.append(joining)  # (stopped with the pipeline)
+    joining.start()
+    pipeline.produce(second)
+    wait_for(lambda: joining.get("/health")["counters"]["events"] > 0, "the joining worker taking partitions over",
+             timeout=240)  # (a rebalance on a loaded 2-core machine: a minute or two)
+    _assert_same_cluster_incidents(pipeline, replayed, hydras)

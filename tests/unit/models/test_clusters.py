@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 
@@ -235,8 +236,12 @@ def _camouflaged(key: str, i: int, every: int) -> LinkRecord:
 def test_camouflaged_members_are_named_but_do_not_make_the_cluster():
     det = ClusterDetector()
     core = [rec(f"k{k}", i, pf="pf-x", output_tokens=700) for k in range(10) for i in range(12)]
-    camo = [_camouflaged(f"c{k}", i, 3) for k in range(4) for i in range(60)]  # a third of their traffic
-    alerts = feed(det, core + camo)
+    # A third of their traffic; each first seen 45 minutes after the previous one (not enrolled
+    # together: not payment-ring members, named by their extraction only); each key's records
+    # in one go, then an unrelated key's record an hour later (event time on: the last update
+    # falls due).
+    camo = [_camouflaged(f"c{k}", 45 * (k + 1) + i, 3) for k in range(4) for i in range(60)]
+    alerts = feed(det, core + camo + [rec("later", 300)])
     named = set(alerts[-1]["api_key_ids"])
     assert {f"c{k}" for k in range(4)} <= named
     reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
@@ -476,3 +481,183 @@ def test_a_payment_ring_names_its_plain_members_in_the_extraction_cluster():
     alerts = feed(det, sorted(styled + _ring(keys=12, accounts=6), key=lambda r: r.ts_ms))
     assert len({a["alert_id"] for a in alerts}) == 1
     assert {f"r{k}" for k in range(12)} | {f"k{k}" for k in range(8)} <= set(alerts[-1]["api_key_ids"])
+
+
+# -- incident identity whatever the interleaving -------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _hydra_link_records(partitions: int = 8) -> tuple[LinkRecord, ...]:
+    """Two hydras (on one card; a proxy one linked by its frames and timing only) among
+    ordinary users, as the workers' link records: each from its key's own pipeline, tagged
+    with the input partition (by key, as Kafka partitions) and offset it came from."""
+    import json
+    import zlib
+
+    from distillguard.demo_traffic import demo_events, hydra_events
+    from distillguard.models.clusters import link_record
+    from distillguard.models.events import parse_event
+    from distillguard.models.pipeline import KeyPipeline
+
+    events = sorted(hydra_events(seed=31, keys=25, per_key=12, start_hour=1.5, shared_payment=True)
+                    + hydra_events(seed=32, keys=25, per_key=12, start_hour=4.25, shared_payment=False)
+                    + demo_events(seed=33, users=40, campaign_events=0), key=lambda e: e["ts"])
+    pipeline, states, offsets, records = KeyPipeline(), {}, [0] * partitions, []
+    for raw in events:
+        event = parse_event(json.dumps(raw).encode())
+        partition = zlib.crc32(event.api_key_id.encode()) % partitions
+        result = pipeline.step(states.get(event.api_key_id), event)
+        states[event.api_key_id] = result.state
+        r = link_record(event, result, partition=partition, offset=offsets[partition])
+        offsets[partition] += 1
+        if r is not None:
+            records.append(r)
+    return tuple(records)
+
+
+def _by_partition(records: list[LinkRecord]) -> list[list[LinkRecord]]:
+    queues: dict[int, list[LinkRecord]] = {}
+    for r in records:
+        queues.setdefault(r.source_partition, []).append(r)
+    return list(queues.values())
+
+
+def _backlog(records, seed):
+    """A worker draining a backlog: each partition's records in order, fetched in chunks of
+    random size, partition after partition (one partition runs hours of event time ahead)."""
+    import random
+
+    rnd, queues, out = random.Random(seed), _by_partition(records), []
+    while any(queues):
+        for q in queues:
+            n = rnd.randint(20, 300)
+            out += q[:n]
+            del q[:n]
+    return out
+
+
+def _one_partition_delayed(records, seed):
+    """Every partition in time, but one whose records all come after the others' (a slow
+    consumer, a partition re-assigned late)."""
+    late = sorted({r.source_partition for r in records})[seed % 8]
+    return [r for r in records if r.source_partition != late] + [r for r in records if r.source_partition == late]
+
+
+def _random_merge(records, seed):
+    """Partitions interleaved at random, a record or a few at a time."""
+    import random
+
+    rnd, queues, out = random.Random(seed), _by_partition(records), []
+    while any(queues):
+        q = rnd.choice([q for q in queues if q])
+        n = rnd.randint(1, 40)
+        out += q[:n]
+        del q[:n]
+    return out
+
+
+def _with_garbage(records, seed):
+    """In backlog order, interleaved with records of one-off keys with random frames and no
+    shared infrastructure (odd records that decode, unlike dead-lettered ones, reach the
+    cluster detector: they must not link to a campaign nor move its id)."""
+    import random
+
+    rnd, out = random.Random(seed), []
+    for r in _backlog(records, seed):
+        out.append(r)
+        if rnd.random() < 0.2:
+            out.append(dataclasses.replace(r, api_key_id=f"noise-{rnd.randrange(10 ** 6)}", account_id="acct-noise",
+                                           payment_fingerprint=None, net=None, asn=None, ua_hash=None,
+                                           head=rnd.getrandbits(63), tail=rnd.getrandbits(63),
+                                           source_partition=-1, source_offset=-1))
+    return out
+
+
+def _killed_and_restarted(records, seed):
+    """A worker killed mid-backlog: the records of the events it re-applies after the restart
+    (its key states restored older) are sent again, then the rest in another interleaving."""
+    cut = len(records) * (1 + seed % 3) // 4
+    before = _backlog(records[:cut], seed)
+    resent = [r for r in records[max(0, cut - 400):cut] if r.source_partition % 2 == seed % 2]
+    return before + resent + _backlog(records[cut:], seed + 1)
+
+
+INTERLEAVINGS = {"backlog": _backlog, "one partition delayed": _one_partition_delayed,
+                 "random merge": _random_merge, "garbage": _with_garbage, "kill -9": _killed_and_restarted}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("interleaving", sorted(INTERLEAVINGS))
+def test_cluster_incident_ids_do_not_depend_on_how_partitions_interleave(interleaving, seed):
+    # Records of one key keep their order; records of different keys interleave however the
+    # partitions are processed: the worker must name each campaign as replay does (time order).
+    records = list(_hydra_link_records())
+    replayed = feed(ClusterDetector(), records)
+    streamed = feed(ClusterDetector(), INTERLEAVINGS[interleaving](list(records), seed))
+
+    def incidents(alerts):
+        members: dict[str, set] = {}
+        for a in alerts:
+            members.setdefault(a["alert_id"], set()).update(a["api_key_ids"])
+        return members
+
+    expected, got = incidents(replayed), incidents(streamed)
+    assert len(expected) == 2  # the two hydras, each one incident
+    assert set(got) == set(expected)
+    for alert_id, keys in expected.items():  # and each id names the same campaign
+        assert len(got[alert_id] & keys) >= 0.9 * len(keys)
+
+
+def _hydra(prefix: str, keys: int, start_minute: int, pf: str) -> list[list[LinkRecord]]:
+    """Per key, its 12 extraction records a minute apart from ``start_minute``."""
+    return [[rec(f"{prefix}{k}", start_minute + i, pf=pf, output_tokens=700) for i in range(12)] for k in range(keys)]
+
+
+def _flat(per_key: list[list[LinkRecord]]) -> list[LinkRecord]:
+    return sorted((r for records in per_key for r in records), key=lambda r: r.ts_ms)
+
+
+def test_merging_open_incidents_keeps_the_earlier_campaigns_id_whichever_is_larger():
+    # Two hydras on two cards, three hours apart, each alerted; then a key of the first pays
+    # with the second's card too (one operator): one incident goes on. Which cluster is larger
+    # at that moment depends on how far each partition has got, the id kept must not.
+    a, b = _hydra("a", 12, 0, "pf-a"), _hydra("b", 16, 180, "pf-b")
+    bridge = rec("a0", 195, pf="pf-b", output_tokens=700)  # a0's next record, on card b
+    a_ahead = _flat(a) + _flat(b[:8]) + [bridge] + _flat(b[8:])  # a: 12 keys, b: 8 when they merge
+    b_ahead = _flat(a[:6]) + _flat(b) + _flat(a[6:]) + [bridge]  # a's partition behind
+
+    for records in (a_ahead, b_ahead):
+        alerts = feed(ClusterDetector(regrow=1.01), records + [rec("later", 400)])
+        a_opened = {x["alert_id"] for x in alerts if "a1" in x["api_key_ids"] and "b1" not in x["api_key_ids"]}
+        b_opened = {x["alert_id"] for x in alerts if "b1" in x["api_key_ids"] and "a1" not in x["api_key_ids"]}
+        merged = {x["alert_id"] for x in alerts if {"a1", "b1"} <= set(x["api_key_ids"])}
+        assert len(a_opened) == len(b_opened) == 1 and a_opened != b_opened  # both open before
+        assert merged == a_opened  # the earlier campaign's incident goes on
+
+
+def test_campaigns_that_began_in_the_same_hour_are_separate_incidents():
+    # Not linked (two cards, no shared frame), both begun between 00:05 and 00:40: the hour is
+    # taken by the first incident; the other's id names its earliest member too.
+    records = _flat(_hydra("a", 10, 5, "pf-a")) + _flat(_hydra("c", 10, 40, "pf-c"))
+    alerts = feed(ClusterDetector(), sorted(records, key=lambda r: r.ts_ms))
+    incidents = {}
+    for a in alerts:
+        incidents.setdefault(a["alert_id"], set()).update(a["api_key_ids"])
+    assert sorted(incidents.values(), key=min) == [{f"a{k}" for k in range(10)}, {f"c{k}" for k in range(10)}]
+    assert set(incidents) == {"cluster:20260201T0000Z", "cluster:20260201T0000Z-c0"}
+
+
+def test_updates_are_paced_on_the_latest_event_time_when_partitions_interleave():
+    # An update naming new members leaves at most once per update_interval_ms of event time.
+    # With partitions at different event times, a member named on a record of a partition
+    # behind (minute 27, while another partition is at minute 60) must not open a second
+    # update for a member named a few records later on the partition ahead (minute 63).
+    det = ClusterDetector(regrow=10.0, update_interval_ms=600_000)
+    first = feed(det, [rec(f"k{k}", i, pf="pf-x") for i in range(12) for k in range(10)])
+    assert len(first) == 1
+    feed(det, [rec("elsewhere", 60)])  # the partition ahead
+    behind = feed(det, [rec("late-behind", 25 + i, pf="pf-x") for i in range(3)])
+    ahead = feed(det, [rec("late-ahead", 61 + i, pf="pf-x") for i in range(3)])
+    assert len(behind) == 1 and "late-behind" in behind[0]["api_key_ids"]
+    assert ahead == []  # pending: named with the next update, 10 minutes of event time on
+    later = feed(det, [rec("elsewhere", 71)])
+    assert len(later) == 1 and {"late-behind", "late-ahead"} <= set(later[0]["api_key_ids"])
