@@ -451,8 +451,9 @@ class KeyPipeline:
             return None
         thresholds = self._thresholds(event)
         level = sum(score >= t for t in thresholds)  # 0 = below info
-        # A real product's traffic (models.products) caps the incident at info, never clears it.
-        exculpatory = self._products.exculpation(st, event, st.template_ew) if level > 1 else []
+        # A real product's traffic (models.products) caps the incident at info, never clears it;
+        # an info alert names the evidence too, so on-call knows why it will not escalate.
+        exculpatory = self._products.exculpation(st, event, st.template_ew) if level else []
         if exculpatory:
             level = 1
         if st.alerting:
