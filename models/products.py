@@ -102,16 +102,17 @@ class ProductEvidence:
     # -- learning ----------------------------------------------------------------------------
     def learn_one(self, st, event: RequestEvent) -> None:
         """Fold one event into the key's evidence (``st.n``: the key's events before it)."""
-        c = self.config
+        # (runs for every event: plain arithmetic on bools, no per-event allocation)
         follow_up = (event.conversation_id is not None and
                      self.conversation_follow_up(st, event.conversation_id, event.turn_index, event.ts_ms,
                                                  event.prompt))
-        transform = event.turn_index == 0 and self.transformation(event.input_tokens, event.output_tokens)
-        if st.n == 0:
-            st.app_ew, st.transform_ew = float(follow_up), float(transform)
+        transform = not event.turn_index and self.transformation(event.input_tokens, event.output_tokens)
+        if st.n:
+            alpha = self.config.alpha
+            st.app_ew += alpha * (follow_up - st.app_ew)
+            st.transform_ew += alpha * (transform - st.transform_ew)
         else:
-            st.app_ew += c.alpha * (float(follow_up) - st.app_ew)
-            st.transform_ew += c.alpha * (float(transform) - st.transform_ew)
+            st.app_ew, st.transform_ew = float(follow_up), float(transform)
 
     def conversation_follow_up(self, st, conversation_id: str, turn_index: int, ts_ms: int, prompt: str) -> bool:
         """Record the turn in the key's conversation ring; True when it is a consistent
@@ -120,7 +121,7 @@ class ProductEvidence:
         ids, times = st.conv_ids, st.conv_ts
         if turn_index == 0:
             # a conversation opened: it takes the slot idle longest
-            slot = min(range(len(ids)), key=times.__getitem__)
+            slot = times.index(min(times))
             ids[slot], times[slot] = h, now & 0xFFFF_FFFF
             st.convs = min(65535.0, st.convs + 1)
             return False
