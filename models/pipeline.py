@@ -23,6 +23,7 @@ from .detectors import (ExtractionRateCUSUM, ExtractionShare, FollowUpShare, Int
 from .events import RequestEvent
 from .features import EventFeatures, answered_style, featurize
 from .population import PopulationProfile
+from .products import CONVERSATION_RING, ProductEvidence
 
 
 def signal_inputs(f: EventFeatures) -> dict:
@@ -80,23 +81,29 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 5
+STATE_VERSION = 6
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
             # the key's current run of extraction evidence (see KeyPipeline._learn): the event
             # time it began, the events the key had sent before it, its extraction-style share then
-            "run_ts", "run_n", "run_share")
+            "run_ts", "run_n", "run_share",
+            # exculpatory evidence of a real product (models.products): consistent follow-up
+            # share, transformation share, conversations the key opened
+            "app_ew", "transform_ew", "convs")
 _RING = 8
 _YIELD_TOKENS = 500.0  # output tokens that count as a full harvest for one request
 _BINS = 64
-_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RING}I{_RING}Q{_RING}I{_BINS}H")
+_CONV = CONVERSATION_RING  # the key's recent conversations: id hashes, then last turn times (s)
+_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I")
 STATE_BYTES = _STRUCT.size
 # Older layouts are the current one with fewer trailing scalars (v3: up to "yield_n", v4: up to
-# "evidence"): read them with the missing scalars at 0, so an upgrade keeps every key's history
-# instead of re-learning the whole population.
+# "evidence", v5: up to "run_share") and no conversation ring: read them with the missing
+# scalars and ring at 0, so an upgrade keeps every key's history instead of re-learning the
+# whole population.
 _OLD_LAYOUTS = {version: (struct.Struct(f"<B{count}d{_RING}I{_RING}Q{_RING}I{_BINS}H"), count)
-                for version, count in ((3, _SCALARS.index("evidence")), (4, _SCALARS.index("run_ts")))}
+                for version, count in ((3, _SCALARS.index("evidence")), (4, _SCALARS.index("run_ts")),
+                                       (5, _SCALARS.index("app_ew")))}
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -118,7 +125,7 @@ _NS = len(_SCALARS)
 class KeyState:
     """One key's decoded state: named scalars, three rings and the topic histogram."""
 
-    __slots__ = _SCALARS + ("ids", "sketch", "templates", "hist")
+    __slots__ = _SCALARS + ("ids", "sketch", "templates", "hist", "conv_ids", "conv_ts")
 
     def __init__(self, values: tuple | None = None) -> None:
         if values is None:
@@ -127,6 +134,7 @@ class KeyState:
             self.last_offset = -1.0
             self.ids, self.sketch, self.templates = [0] * _RING, [0] * _RING, [0] * _RING
             self.hist = [0] * _BINS
+            self.conv_ids, self.conv_ts = [0] * _CONV, [0] * _CONV
             return
         for name, value in zip(_SCALARS, values[1:_NS + 1]):
             setattr(self, name, value)
@@ -134,7 +142,10 @@ class KeyState:
         self.ids = list(values[at:at + _RING])
         self.sketch = list(values[at + _RING:at + 2 * _RING])
         self.templates = list(values[at + 2 * _RING:at + 3 * _RING])
-        self.hist = list(values[at + 3 * _RING:])
+        at += 3 * _RING
+        self.hist = list(values[at:at + _BINS])
+        self.conv_ids = list(values[at + _BINS:at + _BINS + _CONV])
+        self.conv_ts = list(values[at + _BINS + _CONV:at + _BINS + 2 * _CONV])
 
 
 def decode_state(data: bytes | None) -> KeyState:
@@ -144,7 +155,7 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
-        return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
+        return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * (2 * _CONV))
     # New key, or an unknown layout (a newer worker's): start afresh rather than misread it.
     return KeyState()
 
@@ -153,7 +164,8 @@ _GET_SCALARS = operator.attrgetter(*_SCALARS)
 
 
 def encode_state(st: KeyState) -> bytes:
-    return _STRUCT.pack(STATE_VERSION, *_GET_SCALARS(st), *st.ids, *st.sketch, *st.templates, *st.hist)
+    return _STRUCT.pack(STATE_VERSION, *_GET_SCALARS(st), *st.ids, *st.sketch, *st.templates, *st.hist,
+                        *st.conv_ids, *st.conv_ts)
 
 
 @dataclass(frozen=True)
@@ -252,6 +264,7 @@ class KeyPipeline:
         self._evidence = ExtractionRateCUSUM(c.base_rate, c.campaign_rate, c.evidence_threshold, _HARVEST_LO,
                                              _HARVEST_HI)
         self._timing = InterArrivalTiming(c.alpha)
+        self._products = ProductEvidence()  # exculpatory evidence: caps an incident at info
         # What alert baselines say is normal: learned from the keys this process scores.
         self.population = PopulationProfile(_POPULATION_SIGNALS)
 
@@ -268,6 +281,7 @@ class KeyPipeline:
         f = featurize(event)
         if f.event_hash in st.ids and st.n > 0:
             return StepResult(state or encode_state(st), None, None, duplicate=True)
+        self._products.learn_one(st, event)
         score = self._learn(st, f)
         alert = self._incident(st, event, score)
         if offset is not None:
@@ -437,6 +451,11 @@ class KeyPipeline:
             return None
         thresholds = self._thresholds(event)
         level = sum(score >= t for t in thresholds)  # 0 = below info
+        # A real product's traffic (models.products) caps the incident at info, never clears it;
+        # an info alert names the evidence too, so on-call knows why it will not escalate.
+        exculpatory = self._products.exculpation(st, event, st.template_ew) if level else []
+        if exculpatory:
+            level = 1
         if st.alerting:
             if score < cfg.close_ratio * thresholds[0]:
                 st.quiet += 1
@@ -463,7 +482,7 @@ class KeyPipeline:
             "api_key_ids": [event.api_key_id],
             "score": round(score, 4),
             "severity": SEVERITIES[level - 1],
-            "reasons": self._reasons(st),
+            "reasons": exculpatory + self._reasons(st),
             "events_seen": int(st.n),
             "detector": self.detector,
         }

@@ -197,19 +197,23 @@ def test_evidence_decays_so_the_incident_can_close():
     assert decode_state(state).evidence == 0.0
 
 
-@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("version", [3, 4, 5])
 def test_an_older_state_is_read_with_its_history_after_an_upgrade(version):
     from distillguard.models import pipeline as p
 
     state, _, _ = run(KeyPipeline(), [ev(i) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[version]
-    # the same key, written by an older worker: its layout ends its scalars earlier
-    old = layout.pack(version, *current[1:count + 1], *current[p._NS + 1:])
-    assert len(old) == p.STATE_BYTES - 8 * (p._NS - count)
+    # the same key, written by an older worker: its layout ends its scalars earlier and has no
+    # conversation ring
+    old = layout.pack(version, *current[1:count + 1], *current[p._NS + 1:-2 * p._CONV])
+    assert len(old) == p.STATE_BYTES - 8 * (p._NS - count) - 8 * p._CONV
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.score == p.decode_state(state).score
-    assert upgraded.run_ts == upgraded.run_n == 0.0 and upgraded.hist == p.decode_state(state).hist
+    assert upgraded.hist == p.decode_state(state).hist
+    assert upgraded.app_ew == upgraded.convs == 0.0 and upgraded.conv_ids == [0] * p._CONV
+    if version < 5:
+        assert upgraded.run_ts == upgraded.run_n == 0.0
     if version == 3:
         assert upgraded.evidence == 0.0
     assert KeyPipeline().step(old, ev(500)).state[0] == p.STATE_VERSION

@@ -1,0 +1,171 @@
+"""Exculpatory evidence: what a real product's traffic has that a sweep's does not.
+
+Some products look like extraction by their prompts: a homework app wraps every student's
+question in "explain step by step"; a translation or summarisation service sends one fixed
+frame around long material and gets long answers back. Their *traffic* differs from a
+sweep's in ways that are expensive to fake, and that is what this module measures, per key:
+
+``app_conversations``
+    Many conversations the key itself opened, continued by short user turns at a person's
+    pace: the follow-up names a conversation this key opened (turn 0) recently, arrives
+    ``human_gap_s`` after that conversation's previous turn, and is short. A conversation id
+    and a turn index are claims a client sets for free; a stream in which a large share of
+    all requests are such follow-ups, over dozens of conversations, is not: every one of
+    them is a request spent on "why?" instead of a new item.
+``templated_transformation``
+    One fixed frame around material the model transforms (translation, summarisation,
+    rewriting): the answer is about the size of the input or smaller. A harvest asks short
+    questions for long answers; the output/input token ratio (both gateway-measured) is
+    what separates them, whatever the words.
+
+Either holds only on an account older than ``min_account_age_days`` (``account.created_at``
+comes from the provider's account records, not from the client). It never clears a key:
+it caps the key's incident at ``info``, with the evidence as the alert's first reasons.
+Maturity is no free pass: the evidence is a recent-window share, so a key that turns (sweeps
+without the conversations, or without the material) loses it within a few dozen events and
+its incident escalates as before (``key_history: turned``).
+
+State per key: three scalars and a ring of recent conversations (id hash, last turn time),
+held in the key's fixed-layout record by ``models.pipeline``. Pure, no I/O.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from .events import RequestEvent
+
+DAY_MS = 86_400_000
+#: recent conversations a key's record keeps (id hash + last turn time, 8 bytes each)
+CONVERSATION_RING = 8
+
+
+@dataclass(frozen=True)
+class ProductEvidenceConfig:
+    """When traffic counts as a real product's. Defaults, and why:
+
+    - ``alpha`` 0.05: a window of about 20-40 events, so a key that turns loses the evidence
+      within a few dozen events of turning (the key signals use 0.03), while a real app's
+      share does not dip under the bar by chance.
+    - ``human_gap_s`` (5, 1800): a person reads the answer before replying (a script replies
+      at once) and a conversation idle for over half an hour is a new visit.
+    - ``short_turn_chars`` 300: a user's follow-up ("why?", "and for b)?"), not a new item.
+    - ``app_follow_up_share`` 0.2: share of all the key's recent events that are such
+      follow-ups (a homework app with follow-ups on about half its questions: 0.4-0.6; keys
+      that turned to a sweep, product-negatives stress stream: 0.05 or less when they alert).
+    - ``app_min_conversations`` 20: conversations the key opened before the evidence counts
+      (an app reaches the 50 events a key needs to alert with 20-30).
+    - ``transform_min_input_tokens`` 150 / ``transform_max_ratio`` 2.5: material pasted for
+      transformation, answered at most 2.5x its size (translation ~1x, summary < 1x; a
+      harvested worked solution is 5-50x its question).
+    - ``transform_share`` 0.6 with ``template_share`` 0.5: most of the key's recent prompts
+      are such transformations under a repeated frame.
+    - ``min_account_age_days`` 30: an account that old, by the provider's own records.
+    """
+
+    alpha: float = 0.05
+    human_gap_s: tuple[float, float] = (5.0, 1800.0)
+    short_turn_chars: int = 300
+    app_follow_up_share: float = 0.2
+    app_min_conversations: int = 20
+    transform_min_input_tokens: int = 150
+    transform_max_ratio: float = 2.5
+    transform_share: float = 0.6
+    template_share: float = 0.5
+    min_account_age_days: float = 30.0
+
+
+def conversation_hash(conversation_id: str) -> int:
+    """A stable nonzero 32-bit hash of a conversation id (0 marks an empty ring slot)."""
+    return zlib.crc32(conversation_id.encode("utf-8", "surrogatepass")) or 1
+
+
+class ProductEvidence:
+    """Learns a key's exculpatory evidence from each event and says whether it holds.
+
+    Works on the key's state object (``models.pipeline.KeyState``): the scalars ``app_ew``,
+    ``transform_ew``, ``convs`` and the rings ``conv_ids`` / ``conv_ts`` (seconds).
+
+    >>> from types import SimpleNamespace
+    >>> st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, convs=0.0, conv_ids=[0] * 8, conv_ts=[0] * 8)
+    >>> ProductEvidence().conversation_follow_up(st, "c1", 0, 1_000, "What is 2+2? Explain step by step.")
+    False
+    >>> ProductEvidence().conversation_follow_up(st, "c1", 1, 40_000, "why?")  # 39 s later, short
+    True
+    >>> ProductEvidence().conversation_follow_up(st, "c9", 1, 80_000, "why?")  # never opened here
+    False
+    """
+
+    def __init__(self, config: ProductEvidenceConfig | None = None) -> None:
+        self.config = config or ProductEvidenceConfig()
+
+    # -- learning ----------------------------------------------------------------------------
+    def learn_one(self, st, event: RequestEvent) -> None:
+        """Fold one event into the key's evidence (``st.n``: the key's events before it)."""
+        # (runs for every event: plain arithmetic on bools, no per-event allocation)
+        follow_up = (event.conversation_id is not None and
+                     self.conversation_follow_up(st, event.conversation_id, event.turn_index, event.ts_ms,
+                                                 event.prompt))
+        transform = not event.turn_index and self.transformation(event.input_tokens, event.output_tokens)
+        if st.n:
+            alpha = self.config.alpha
+            st.app_ew += alpha * (follow_up - st.app_ew)
+            st.transform_ew += alpha * (transform - st.transform_ew)
+        else:
+            st.app_ew, st.transform_ew = float(follow_up), float(transform)
+
+    def conversation_follow_up(self, st, conversation_id: str, turn_index: int, ts_ms: int, prompt: str) -> bool:
+        """Record the turn in the key's conversation ring; True when it is a consistent
+        follow-up: a conversation this key opened, at a person's pace, in a short user turn."""
+        h, now = conversation_hash(conversation_id), ts_ms // 1000
+        ids, times = st.conv_ids, st.conv_ts
+        if turn_index == 0:
+            # a conversation opened: it takes the slot idle longest
+            slot = times.index(min(times))
+            ids[slot], times[slot] = h, now & 0xFFFF_FFFF
+            st.convs = min(65535.0, st.convs + 1)
+            return False
+        try:
+            slot = ids.index(h)
+        except ValueError:
+            return False  # not opened by this key, or long ago: no claim either way
+        low, high = self.config.human_gap_s
+        gap = now - times[slot]
+        times[slot] = max(times[slot], now & 0xFFFF_FFFF)
+        return low <= gap <= high and len(prompt) <= self.config.short_turn_chars
+
+    def transformation(self, input_tokens: int | None, output_tokens: int | None) -> bool:
+        """The answer is a transformation of material given: long input, answer at most
+        ``transform_max_ratio`` times its size (gateway-measured usage; unknown: no)."""
+        c = self.config
+        if input_tokens is None or output_tokens is None or input_tokens < c.transform_min_input_tokens:
+            return False
+        return output_tokens <= c.transform_max_ratio * input_tokens
+
+    # -- judging -----------------------------------------------------------------------------
+    def exculpation(self, st, event: RequestEvent, template_share: float) -> list[dict]:
+        """The reasons that cap this key's incident at info, first the kind
+        (``{"signal": "exculpatory", "value": "app_conversations"}``), or [] when none holds."""
+        c = self.config
+        if event.account_created_ms is None:
+            return []
+        age_days = (event.ts_ms - event.account_created_ms) / DAY_MS
+        if age_days < c.min_account_age_days:
+            return []
+        account = {"signal": "account_age_days", "value": round(age_days, 1), "baseline": c.min_account_age_days,
+                   "weight": None}
+        if st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations:
+            return [{"signal": "exculpatory", "value": "app_conversations", "baseline": None, "weight": None},
+                    {"signal": "consistent_follow_up_share", "value": round(float(st.app_ew), 3),
+                     "baseline": c.app_follow_up_share, "weight": None},
+                    {"signal": "conversations_opened", "value": int(st.convs), "baseline": c.app_min_conversations,
+                     "weight": None},
+                    account]
+        if st.transform_ew >= c.transform_share and template_share >= c.template_share:
+            return [{"signal": "exculpatory", "value": "templated_transformation", "baseline": None, "weight": None},
+                    {"signal": "transformation_share", "value": round(float(st.transform_ew), 3),
+                     "baseline": c.transform_share, "weight": None},
+                    {"signal": "template_repetition", "value": round(float(template_share), 3),
+                     "baseline": c.template_share, "weight": None},
+                    account]
+        return []

@@ -1,0 +1,141 @@
+"""Exculpatory evidence of real products: capped at info with reasons, never a free pass."""
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta, timezone
+
+from distillguard.models.events import RequestEvent, parse_event
+from distillguard.models.pipeline import KeyPipeline, decode_state
+from distillguard.models.products import ProductEvidence, ProductEvidenceConfig
+
+T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+SEVERITY = {"info": 1, "warning": 2, "critical": 3}
+# A tutoring wrapper that reads as extraction (reasoning elicitation), around varied questions.
+WRAPPER = "Explain step by step, showing all your reasoning, for a student: {q}"
+TOPICS = ["photosynthesis", "the french revolution", "quadratic equations", "plate tectonics", "supply and demand",
+          "the krebs cycle", "newton's second law", "prime factorisation", "the water cycle", "ohm's law",
+          "the cold war", "cell division", "compound interest", "volcanoes", "probability of dice", "enzymes"]
+FOLLOW_UPS = ["why?", "I don't get the second step", "can you give another example", "so the answer is C?",
+              "what does that word mean", "thanks, and the next part?"]
+
+
+def event(i: int, ts: datetime, prompt: str, key: str = "app", account_age_days: float | None = 400.0,
+          usage: tuple[int, int] = (60, 600), **over) -> RequestEvent:
+    doc = {"schema": "llm.request.v1", "event_id": f"{key}-{i}", "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+           "api_key_id": key, "account_id": f"acct-{key}", "model": "m", "prompt": prompt,
+           "usage": {"input_tokens": usage[0], "output_tokens": usage[1]}}
+    if account_age_days is not None:
+        doc["account"] = {"created_at": (T0 - timedelta(days=account_age_days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                          "tier": "tier3"}
+    doc.update(over)
+    parsed = parse_event(json.dumps(doc).encode())
+    assert isinstance(parsed, RequestEvent), parsed
+    return parsed
+
+
+def app_traffic(conversations: int, key: str = "app", account_age_days: float | None = 400.0,
+                gap_s: float = 40.0, opened_by_key: bool = True, seed: int = 1) -> list[RequestEvent]:
+    """A homework app: each student's question in the wrapper (long answer), then short
+    follow-ups ``gap_s`` apart on the same conversation; a new student a few minutes later."""
+    rng, ts, events = random.Random(seed), T0, []
+    for c in range(conversations):
+        q = f"{rng.choice(TOPICS)} (worksheet {c}, question {rng.randint(1, 40)})"
+        cid = f"conv-{key}-{c}"
+        turns = [WRAPPER.format(q=q)] + [rng.choice(FOLLOW_UPS) for _ in range(rng.randint(1, 2))]
+        for t, prompt in enumerate(turns):
+            # a fabricated history: the item itself claims to be a later turn of a conversation
+            # this key never opened
+            turn = t if opened_by_key else t + 1
+            events.append(event(len(events), ts, prompt, key, account_age_days, conversation_id=cid,
+                                turn_index=turn))
+            ts += timedelta(seconds=gap_s * rng.uniform(0.8, 1.5))
+        ts += timedelta(minutes=rng.uniform(2, 20))
+    return events
+
+
+def sweep(n: int, start: datetime, key: str = "app", first: int = 0) -> list[RequestEvent]:
+    """One-shot wrapped items at machine pace: no conversations."""
+    return [event(first + i, start + timedelta(seconds=3 * i), WRAPPER.format(q=f"{TOPICS[i % 16]} item {i}"), key)
+            for i in range(n)]
+
+
+def run(events) -> list[dict]:
+    pipeline, states, alerts = KeyPipeline(), {}, []
+    for offset, ev in enumerate(events):
+        result = pipeline.step(states.get(ev.api_key_id), ev, offset)
+        states[ev.api_key_id] = result.state
+        if result.alert:
+            alerts.append(result.alert)
+    return alerts
+
+
+def worst(alerts) -> int:
+    return max((SEVERITY[a["severity"]] for a in alerts), default=0)
+
+
+def test_an_app_with_many_human_paced_conversations_is_info_at_most_with_its_reasons():
+    alerts = run(app_traffic(150))
+    assert alerts, "the wrapper reads as extraction: the key is still reported"
+    assert worst(alerts) == SEVERITY["info"] and len(alerts) == 1
+    reasons = {r["signal"]: r["value"] for r in alerts[0]["reasons"]}
+    assert alerts[0]["reasons"][0] == {"signal": "exculpatory", "value": "app_conversations", "baseline": None,
+                                       "weight": None}
+    assert reasons["conversations_opened"] >= 20 and reasons["consistent_follow_up_share"] >= 0.2
+    assert reasons["account_age_days"] >= 30
+
+
+def test_only_a_mature_account_earns_the_cap_a_new_one_or_one_of_unknown_age_pages():
+    assert worst(run(app_traffic(150, account_age_days=400.0))) == SEVERITY["info"]
+    for age in (3.0, None):
+        assert worst(run(app_traffic(150, account_age_days=age))) >= SEVERITY["warning"], age
+
+
+def test_follow_ups_on_conversations_the_key_never_opened_are_no_evidence():
+    pipeline, state = KeyPipeline(), None
+    for offset, ev in enumerate(app_traffic(200, opened_by_key=False)):
+        result = pipeline.step(state, ev, offset)
+        state = result.state
+        assert not (result.alert and any(r["signal"] == "exculpatory" for r in result.alert["reasons"]))
+    st = decode_state(state)
+    assert st.app_ew == 0.0 and st.convs == 0.0
+
+
+def test_follow_ups_at_a_persons_pace_earn_the_cap_at_machine_pace_they_do_not():
+    assert worst(run(app_traffic(150, gap_s=40.0))) == SEVERITY["info"]
+    assert worst(run(app_traffic(150, gap_s=1.0))) >= SEVERITY["warning"]
+
+
+def test_a_mature_app_key_that_turns_to_a_sweep_is_still_paged():
+    app = app_traffic(150)
+    after = datetime.fromtimestamp(app[-1].ts_ms / 1000, timezone.utc) + timedelta(hours=1)
+    alerts = run(app + sweep(300, after, first=len(app)))
+    as_an_app = [a for a in alerts if a["events_seen"] <= len(app)]
+    assert as_an_app and worst(as_an_app) == SEVERITY["info"], "while it behaves as an app: info"
+    assert worst(alerts) == SEVERITY["critical"]
+    paged = next(a for a in alerts if a["severity"] != "info")
+    assert all(r["signal"] != "exculpatory" for r in paged["reasons"])
+
+
+def test_templated_transformation_of_long_material_is_info_at_most_short_questions_with_long_answers_page():
+    frame = "Rewrite the passage below step by step, explaining your reasoning for each change:\n\n{text}"
+    material = [event(i, T0 + timedelta(seconds=4 * i), frame.format(text=f"passage {i} " + "lorem ipsum " * 300),
+                      "tr", usage=(900, 850)) for i in range(200)]
+    alerts = run(material)
+    assert alerts and worst(alerts) == SEVERITY["info"]
+    assert alerts[0]["reasons"][0]["value"] == "templated_transformation"
+    questions = [event(i, T0 + timedelta(seconds=4 * i), frame.format(text=f"passage {i}: tides"), "tr",
+                       usage=(40, 900)) for i in range(200)]
+    assert worst(run(questions)) >= SEVERITY["warning"]
+
+
+def test_the_conversation_ring_is_bounded_and_forgets_the_longest_idle():
+    from types import SimpleNamespace
+
+    evidence, ring = ProductEvidence(ProductEvidenceConfig()), 8
+    st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, convs=0.0, conv_ids=[0] * ring, conv_ts=[0] * ring)
+    for c in range(ring + 1):  # one more conversation than the ring holds: the first is forgotten
+        evidence.conversation_follow_up(st, f"c{c}", 0, 1_000 * (c + 1), "a question")
+    assert len(st.conv_ids) == ring and st.convs == ring + 1
+    assert not evidence.conversation_follow_up(st, "c0", 1, 60_000, "why?")
+    assert evidence.conversation_follow_up(st, f"c{ring}", 1, 60_000, "why?")
