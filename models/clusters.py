@@ -63,6 +63,7 @@ from datetime import datetime, timezone
 
 from .events import RequestEvent
 from .features import EventFeatures, _h64, answered_style, featurize
+from .normalise import normalise
 
 STRONG = ("pf", "acct", "net")  # link kinds that join keys at once; the frames need lockstep
 # Link kinds that join keys whenever they were seen: a payment method or an account is the
@@ -332,7 +333,11 @@ def _net(ip: str | None) -> str | None:
 
 
 def _tail_frame(text: str) -> int:
-    words = text[-400:].lower().split()
+    # Normalised (models/normalise.py) like every other text signal: a campaign that varies
+    # zero-width characters or combining marks per request must not escape lockstep linking
+    # (obfuscated dev-s1: one such campaign had 25 of 79 keys linked on the raw text). Cut
+    # before normalising, which only shortens text, so the last 400 characters are there.
+    words = normalise(text[-800:])[-400:].split()
     return _h64(" ".join(w for w in words[-8:] if not any(c.isdigit() for c in w)))
 
 
