@@ -479,6 +479,14 @@ class KeyPipeline:
              "baseline": None, "weight": None},
         ]
         reasons.sort(key=lambda r: -abs((r["weight"] or 0) * (r["value"] or 0)))
+        reasons = self._claim_reasons(st) + reasons
+        harvest = self._harvest_score(st)
+        if harvest > self._share_score(st) and harvest >= self._evidence_score(st):
+            # what made the score: no wording, so say what the key does instead
+            reasons = [{"signal": "harvest_without_wording", "value": round(harvest, 3),
+                        "baseline": self.config.thresholds[0], "weight": None},
+                       {"signal": "typical_answer_tokens", "value": round(math.exp(st.answer_log)) if st.answer_n else 0,
+                        "baseline": self._length.ordinary_tokens, "weight": None}] + reasons
         # Sustained evidence that this key's harvested extraction rate is a campaign's, not the
         # population's (log-likelihood ratio; baseline = the level that opens an incident).
         # Leads the list when the share alone would not have reached the info level.
@@ -499,6 +507,18 @@ class KeyPipeline:
                  "baseline": 0.05, "weight": None},
             ]
         return reasons
+
+    @staticmethod
+    def _claim_reasons(st: KeyState) -> list[dict]:
+        """The key's follow-up claims that did not hold, and why: a sweep dressed up as
+        conversation (turns of conversations the key never opened, turns that go back or
+        skip ahead, follow-ups that do not resend the history)."""
+        if not st.claims_broken:
+            return []
+        why = ", ".join(f"{name} {count}" for name, count in zip(CLAIM_KINDS, st.claim_kinds) if count)
+        return [{"signal": "conversation_claims_inconsistent", "value": int(st.claims_broken),
+                 "baseline": int(st.claims_n), "weight": None},
+                {"signal": "conversation_claims_broken_by", "value": why, "baseline": None, "weight": None}]
 
     def key_history(self, st: KeyState) -> str:
         """What the key was before its current run of extraction evidence: ``turned`` (an
