@@ -410,7 +410,8 @@ def featurize(event: RequestEvent) -> EventFeatures:
         tools=event.tools or 0,
         output_tokens=-1 if event.output_tokens is None else event.output_tokens,
         event_hash=_h64(event.event_id) & 0xFFFFFFFF,
-        conversation=(_h64(event.conversation_id) & 0xFFFFFFFF or 1) if event.conversation_id else 0,
+        conversation=(zlib.crc32(event.conversation_id.encode("utf-8", "surrogatepass")) or 1)
+        if event.conversation_id else 0,
         turn=event.turn_index,
         input_tokens=-1 if event.input_tokens is None else event.input_tokens,
     )
