@@ -485,7 +485,8 @@ class KeyPipeline:
             # what made the score: no wording, so say what the key does instead
             reasons = [{"signal": "harvest_without_wording", "value": round(harvest, 3),
                         "baseline": self.config.thresholds[0], "weight": None},
-                       {"signal": "typical_answer_tokens", "value": round(math.exp(st.answer_log)) if st.answer_n else 0,
+                       {"signal": "typical_answer_tokens",
+                        "value": round(math.exp(st.answer_log)) if st.answer_n else 0,
                         "baseline": self._length.ordinary_tokens, "weight": None}] + reasons
         # Sustained evidence that this key's harvested extraction rate is a campaign's, not the
         # population's (log-likelihood ratio; baseline = the level that opens an incident).

@@ -16,4 +16,5 @@ from .template_repetition import TemplateRepetition
 from .topic_novelty import TopicNovelty
 
 __all__ = ["KeySignal", "EWShare", "AnswerLength", "ConversationClaims", "ExtractionRateCUSUM", "ExtractionShare",
-           "FollowUpShare", "InterArrivalTiming", "LargeOutputBudget", "OutputYield", "TemplateRepetition", "TopicNovelty", "regularity"]
+           "FollowUpShare", "InterArrivalTiming", "LargeOutputBudget", "OutputYield", "TemplateRepetition", "TopicNovelty",
+           "regularity"]
