@@ -472,7 +472,7 @@ class KeyPipeline:
             {"signal": "output_yield", "value": round(float(st.yield_ew), 3),
              "baseline": round(base("yield_ew", 0.5), 3), "weight": 0.7},
             {"signal": "topic_buckets_seen", "value": sum(1 for c in st.hist if c), "baseline": None, "weight": None},
-            # context for the human, not scored: a script fires on a clock, people in sessions
+            # a script fires on a clock, people in sessions (scored only in the harvest score)
             {"signal": "typical_gap_seconds", "value": round(math.exp(st.gap_mean), 1), "baseline": None,
              "weight": None},
             {"signal": "timing_regularity", "value": round(regularity(st.gap_var), 3),
