@@ -223,6 +223,10 @@ class EventFeatures:
     output_tokens: int      # -1 when the gateway did not report usage
     event_hash: int         # 32-bit hash of event_id, for duplicate detection
     families: int = 0       # bit i set: style family i present (see _STYLE_WEIGHTS)
+    # the client's conversation claim, checked against the key's own past by the pipeline
+    conversation: int = 0   # 32-bit hash of conversation_id (never 0 when there is one), 0 without
+    turn: int = 0           # turn_index as claimed
+    input_tokens: int = -1  # -1 when the gateway did not report usage
 
 
 def _h64(data: str) -> int:
@@ -409,6 +413,10 @@ def featurize(event: RequestEvent) -> EventFeatures:
         tools=event.tools or 0,
         output_tokens=-1 if event.output_tokens is None else event.output_tokens,
         event_hash=_h64(event.event_id) & 0xFFFFFFFF,
+        conversation=(zlib.crc32(event.conversation_id.encode("utf-8", "surrogatepass")) or 1)
+        if event.conversation_id else 0,
+        turn=event.turn_index,
+        input_tokens=-1 if event.input_tokens is None else event.input_tokens,
     )
 
 

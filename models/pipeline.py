@@ -18,8 +18,10 @@ import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .detectors import (ExtractionRateCUSUM, ExtractionShare, FollowUpShare, InterArrivalTiming, LargeOutputBudget,
-                        OutputYield, TemplateRepetition, TopicNovelty, regularity)
+from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
+                        FollowUpShare, InterArrivalTiming, LargeOutputBudget, OutputYield, TemplateRepetition,
+                        TopicNovelty, regularity)
+from .detectors.conversation_claims import CLAIM_KINDS
 from .events import RequestEvent
 from .features import EventFeatures, answered_style, featurize
 from .population import PopulationProfile
@@ -27,9 +29,11 @@ from .products import CONVERSATION_RING, ProductEvidence
 
 
 def signal_inputs(f: EventFeatures) -> dict:
-    """The features the per-key signal detectors learn from (``models.detectors``)."""
+    """The features the per-key signal detectors learn from (``models.detectors``). ``follow_up``
+    is the client's claim; ``KeyPipeline`` replaces it with whether the claim holds."""
     return {"extraction_style": answered_style(f), "output_tokens": f.output_tokens, "follow_up": f.followup,
-            "simhash": f.simhash, "template": f.template_hash, "max_tokens": f.max_tokens, "ts_ms": f.ts_ms}
+            "simhash": f.simhash, "template": f.template_hash, "max_tokens": f.max_tokens, "ts_ms": f.ts_ms,
+            "conversation": f.conversation, "turn": f.turn, "input_tokens": f.input_tokens}
 
 
 @dataclass(slots=True)
@@ -90,20 +94,28 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             "run_ts", "run_n", "run_share",
             # exculpatory evidence of a real product (models.products): consistent follow-up
             # share, transformation share, conversations the key opened
-            "app_ew", "transform_ew", "convs")
+            "app_ew", "transform_ew", "convs",
+            # conversation claims (ConversationClaims): share of events whose follow-up claim did
+            # not hold, follow-up claims, of which broken; typical answer length (AnswerLength)
+            "claims_share", "claims_n", "claims_broken", "answer_log", "answer_n")
 _RING = 8
+_CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
+_CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
 _YIELD_TOKENS = 500.0  # output tokens that count as a full harvest for one request
 _BINS = 64
-_CONV = CONVERSATION_RING  # the key's recent conversations: id hashes, then last turn times (s)
-_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I")
+_CONV = CONVERSATION_RING  # products: the key's recent conversations' id hashes, last turn times (s)
+# Two conversation rings for now (ProductEvidence's 8 with turn times, ConversationClaims' 16
+# with marks): they were built side by side; folding them into one is known work.
+_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I{_CLAIM_ARRAYS}")
 STATE_BYTES = _STRUCT.size
 # Older layouts are the current one with fewer trailing scalars (v3: up to "yield_n", v4: up to
-# "evidence", v5: up to "run_share") and no conversation ring: read them with the missing
-# scalars and ring at 0, so an upgrade keeps every key's history instead of re-learning the
-# whole population.
+# "evidence", v5: up to "run_share") and no conversation rings: read them with the missing
+# values at 0, so an upgrade keeps every key's history instead of re-learning the whole
+# population.
 _OLD_LAYOUTS = {version: (struct.Struct(f"<B{count}d{_RING}I{_RING}Q{_RING}I{_BINS}H"), count)
                 for version, count in ((3, _SCALARS.index("evidence")), (4, _SCALARS.index("run_ts")),
                                        (5, _SCALARS.index("app_ew")))}
+_CLAIM_VALUES = 2 * _CONVERSATIONS + len(CLAIM_KINDS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -119,13 +131,31 @@ _POPULATION_EVERY = 50
 # An extraction-style share under this is an ordinary key's (dev-s1: casual users 0-0.07,
 # every benign scenario's median under 0.04; campaigns 0.2 and up once running).
 _ORDINARY_SHARE = 0.15
+# Harvest without wording (KeyPipeline._harvest_score): each condition ramps from 0 to 1
+# between two levels. Timing regularity: people under 0.5, scripts 0.6 and up (dev-s1: casual
+# and reseller keys 0.2-0.47). Breadth (topic novelty x no repeated frame): an app's
+# template scores near 0, a sweep 0.7-0.8. Disguise: share of events whose conversation
+# claim does not hold. One-shot: 1 - share of conversation turns that hold.
+_HARVEST_REGULARITY = (0.5, 0.65)
+_HARVEST_BREADTH = (0.4, 0.6)
+_HARVEST_DISGUISE = (0.2, 0.5)
+_HARVEST_ONE_SHOT = (0.7, 0.9)
+_HARVEST_MIN_EVENTS = 30  # the timing estimate needs a few dozen gaps
+_HARVEST_MIN_ANSWERS = 10
+_HARVEST_CAP = 0.7  # over the default info (0.5) and warning (0.65) levels, under critical (0.8)
 _NS = len(_SCALARS)
+
+
+def _ramp(value: float, lo: float, hi: float) -> float:
+    """0 at ``lo`` or under, 1 at ``hi`` or over, linear between."""
+    return max(0.0, min(1.0, (value - lo) / (hi - lo)))
 
 
 class KeyState:
     """One key's decoded state: named scalars, three rings and the topic histogram."""
 
-    __slots__ = _SCALARS + ("ids", "sketch", "templates", "hist", "conv_ids", "conv_ts")
+    __slots__ = _SCALARS + ("ids", "sketch", "templates", "hist", "app_conv_ids", "app_conv_ts", "conv_ids",
+                            "conv_marks", "claim_kinds")
 
     def __init__(self, values: tuple | None = None) -> None:
         if values is None:
@@ -134,7 +164,9 @@ class KeyState:
             self.last_offset = -1.0
             self.ids, self.sketch, self.templates = [0] * _RING, [0] * _RING, [0] * _RING
             self.hist = [0] * _BINS
-            self.conv_ids, self.conv_ts = [0] * _CONV, [0] * _CONV
+            self.app_conv_ids, self.app_conv_ts = [0] * _CONV, [0] * _CONV
+            self.conv_ids, self.conv_marks = [0] * _CONVERSATIONS, [0] * _CONVERSATIONS
+            self.claim_kinds = [0] * len(CLAIM_KINDS)
             return
         for name, value in zip(_SCALARS, values[1:_NS + 1]):
             setattr(self, name, value)
@@ -144,8 +176,13 @@ class KeyState:
         self.templates = list(values[at + 2 * _RING:at + 3 * _RING])
         at += 3 * _RING
         self.hist = list(values[at:at + _BINS])
-        self.conv_ids = list(values[at + _BINS:at + _BINS + _CONV])
-        self.conv_ts = list(values[at + _BINS + _CONV:at + _BINS + 2 * _CONV])
+        at += _BINS
+        self.app_conv_ids = list(values[at:at + _CONV])
+        self.app_conv_ts = list(values[at + _CONV:at + 2 * _CONV])
+        at += 2 * _CONV
+        self.conv_ids = list(values[at:at + _CONVERSATIONS])
+        self.conv_marks = list(values[at + _CONVERSATIONS:at + 2 * _CONVERSATIONS])
+        self.claim_kinds = list(values[at + 2 * _CONVERSATIONS:])
 
 
 def decode_state(data: bytes | None) -> KeyState:
@@ -155,7 +192,8 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
-        return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * (2 * _CONV))
+        return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:]
+                        + (0,) * (2 * _CONV + _CLAIM_VALUES))
     # New key, or an unknown layout (a newer worker's): start afresh rather than misread it.
     return KeyState()
 
@@ -165,7 +203,7 @@ _GET_SCALARS = operator.attrgetter(*_SCALARS)
 
 def encode_state(st: KeyState) -> bytes:
     return _STRUCT.pack(STATE_VERSION, *_GET_SCALARS(st), *st.ids, *st.sketch, *st.templates, *st.hist,
-                        *st.conv_ids, *st.conv_ts)
+                        *st.app_conv_ids, *st.app_conv_ts, *st.conv_ids, *st.conv_marks, *st.claim_kinds)
 
 
 @dataclass(frozen=True)
@@ -265,6 +303,8 @@ class KeyPipeline:
                                              _HARVEST_HI)
         self._timing = InterArrivalTiming(c.alpha)
         self._products = ProductEvidence()  # exculpatory evidence: caps an incident at info
+        self._claims = ConversationClaims(c.alpha, _CONVERSATIONS)
+        self._length = AnswerLength(c.alpha)
         # What alert baselines say is normal: learned from the keys this process scores.
         self.population = PopulationProfile(_POPULATION_SIGNALS)
 
@@ -308,6 +348,24 @@ class KeyPipeline:
         # Each signal detector is loaded with the key's state, learns the event (scoring it
         # against the key's past first) and hands its state back. Written out, not looped
         # over a binding table: this runs for every event, and the loop cost 7 % of a step.
+        # The conversation claim first: a turn counts as conversation (which discounts
+        # extraction) only when the claim holds against what the key itself sent.
+        if f.turn or f.conversation:
+            d = self._claims
+            d.n, d.share, d.claims, d.broken = n, st.claims_share, st.claims_n, st.claims_broken
+            d.ids, d.marks, d.kinds = st.conv_ids, st.conv_marks, st.claim_kinds  # updated in place
+            broken = d.check(x)
+            x["follow_up"] = f.turn > 0 and broken < 0
+            d.learn_checked(x, broken)
+            st.claims_share, st.claims_n, st.claims_broken = d.share, d.claims, d.broken
+        elif n:
+            # no claim and no conversation to sketch (most events): what learn_one would do,
+            # without loading the sketch
+            st.claims_share *= 1.0 - self.config.alpha
+        d = self._length  # counts only the answers with output tokens
+        d.n, d.log_mean = st.answer_n, st.answer_log
+        d.learn_one(x)
+        st.answer_n, st.answer_log = d.n, d.log_mean
         d = self._style
         share_before = d.share = st.style_ew
         d.n = n
@@ -359,7 +417,34 @@ class KeyPipeline:
 
     def _score(self, st: KeyState) -> float:
         # The evidence test scores 0.5 (the default info level) at its threshold, 1.0 at its cap.
-        return float(max(0.0, min(1.0, max(self._share_score(st), self._evidence_score(st)))))
+        return float(max(0.0, min(1.0, max(self._share_score(st), self._evidence_score(st),
+                                           self._harvest_score(st)))))
+
+    def _harvest_score(self, st: KeyState) -> float:
+        """A harvest needs no extraction wording: a key that is automated (requests on a
+        clock), broad (new content, no fixed frame), collects long answers and does not
+        converse is harvesting outputs, whatever its prompts say. Each is necessary: the
+        weakest scores. A key whose conversation claims do not hold is disguising its sweep:
+        that stands in for long answers. At most ``_HARVEST_CAP``: no wording to show a
+        human, so it raises info or warning, never a page at critical on its own."""
+        if st.n < _HARVEST_MIN_EVENTS:
+            return 0.0
+        # the cheap conditions first: most keys fail one of them
+        weakest = min(_ramp(1.0 - st.followup_ew, *_HARVEST_ONE_SHOT),
+                      _ramp(st.novelty_ew * (1.0 - st.template_ew), *_HARVEST_BREADTH))
+        if weakest <= 0.0:
+            return 0.0
+        weakest = min(weakest, max(self._long_answers(st), _ramp(st.claims_share, *_HARVEST_DISGUISE)))
+        if weakest <= 0.0:
+            return 0.0
+        return _HARVEST_CAP * min(weakest, _ramp(regularity(st.gap_var), *_HARVEST_REGULARITY))
+
+    def _long_answers(self, st: KeyState) -> float:
+        if st.answer_n < _HARVEST_MIN_ANSWERS:
+            return 0.0
+        d = self._length
+        d.n, d.log_mean = st.answer_n, st.answer_log
+        return d.level
 
     def _evidence_score(self, st: KeyState) -> float:
         return st.evidence / (2.0 * self.config.evidence_threshold)
@@ -402,13 +487,22 @@ class KeyPipeline:
             {"signal": "output_yield", "value": round(float(st.yield_ew), 3),
              "baseline": round(base("yield_ew", 0.5), 3), "weight": 0.7},
             {"signal": "topic_buckets_seen", "value": sum(1 for c in st.hist if c), "baseline": None, "weight": None},
-            # context for the human, not scored: a script fires on a clock, people in sessions
+            # a script fires on a clock, people in sessions (scored only in the harvest score)
             {"signal": "typical_gap_seconds", "value": round(math.exp(st.gap_mean), 1), "baseline": None,
              "weight": None},
             {"signal": "timing_regularity", "value": round(regularity(st.gap_var), 3),
              "baseline": None, "weight": None},
         ]
         reasons.sort(key=lambda r: -abs((r["weight"] or 0) * (r["value"] or 0)))
+        reasons = self._claim_reasons(st) + reasons
+        harvest = self._harvest_score(st)
+        if harvest > self._share_score(st) and harvest >= self._evidence_score(st):
+            # what made the score: no wording, so say what the key does instead
+            reasons = [{"signal": "harvest_without_wording", "value": round(harvest, 3),
+                        "baseline": self.config.thresholds[0], "weight": None},
+                       {"signal": "typical_answer_tokens",
+                        "value": round(math.exp(st.answer_log)) if st.answer_n else 0,
+                        "baseline": self._length.ordinary_tokens, "weight": None}] + reasons
         # Sustained evidence that this key's harvested extraction rate is a campaign's, not the
         # population's (log-likelihood ratio; baseline = the level that opens an incident).
         # Leads the list when the share alone would not have reached the info level.
@@ -429,6 +523,18 @@ class KeyPipeline:
                  "baseline": 0.05, "weight": None},
             ]
         return reasons
+
+    @staticmethod
+    def _claim_reasons(st: KeyState) -> list[dict]:
+        """The key's follow-up claims that did not hold, and why: a sweep dressed up as
+        conversation (turns of conversations the key never opened, turns that go back or
+        skip ahead, follow-ups that do not resend the history)."""
+        if not st.claims_broken:
+            return []
+        why = ", ".join(f"{name} {count}" for name, count in zip(CLAIM_KINDS, st.claim_kinds) if count)
+        return [{"signal": "conversation_claims_inconsistent", "value": int(st.claims_broken),
+                 "baseline": int(st.claims_n), "weight": None},
+                {"signal": "conversation_claims_broken_by", "value": why, "baseline": None, "weight": None}]
 
     def key_history(self, st: KeyState) -> str:
         """What the key was before its current run of extraction evidence: ``turned`` (an

@@ -84,10 +84,10 @@ class ProductEvidence:
     """Learns a key's exculpatory evidence from each event and says whether it holds.
 
     Works on the key's state object (``models.pipeline.KeyState``): the scalars ``app_ew``,
-    ``transform_ew``, ``convs`` and the rings ``conv_ids`` / ``conv_ts`` (seconds).
+    ``transform_ew``, ``convs`` and the rings ``app_conv_ids`` / ``app_conv_ts`` (seconds).
 
     >>> from types import SimpleNamespace
-    >>> st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, convs=0.0, conv_ids=[0] * 8, conv_ts=[0] * 8)
+    >>> st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, convs=0.0, app_conv_ids=[0] * 8, app_conv_ts=[0] * 8)
     >>> ProductEvidence().conversation_follow_up(st, "c1", 0, 1_000, "What is 2+2? Explain step by step.")
     False
     >>> ProductEvidence().conversation_follow_up(st, "c1", 1, 40_000, "why?")  # 39 s later, short
@@ -118,7 +118,7 @@ class ProductEvidence:
         """Record the turn in the key's conversation ring; True when it is a consistent
         follow-up: a conversation this key opened, at a person's pace, in a short user turn."""
         h, now = conversation_hash(conversation_id), ts_ms // 1000
-        ids, times = st.conv_ids, st.conv_ts
+        ids, times = st.app_conv_ids, st.app_conv_ts
         if turn_index == 0:
             # a conversation opened: it takes the slot idle longest
             slot = times.index(min(times))

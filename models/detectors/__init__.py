@@ -3,7 +3,9 @@
 ``models.pipeline.KeyPipeline`` loads a key's state into one detector of each kind per
 event, learns the event and combines their levels into the key's score.
 """
+from .answer_length import AnswerLength
 from .base import EWShare, KeySignal
+from .conversation_claims import ConversationClaims
 from .extraction_rate_cusum import ExtractionRateCUSUM
 from .extraction_share import ExtractionShare
 from .follow_up_share import FollowUpShare
@@ -13,5 +15,6 @@ from .output_yield import OutputYield
 from .template_repetition import TemplateRepetition
 from .topic_novelty import TopicNovelty
 
-__all__ = ["KeySignal", "EWShare", "ExtractionRateCUSUM", "ExtractionShare", "FollowUpShare", "InterArrivalTiming",
-           "LargeOutputBudget", "OutputYield", "TemplateRepetition", "TopicNovelty", "regularity"]
+__all__ = ["KeySignal", "EWShare", "AnswerLength", "ConversationClaims", "ExtractionRateCUSUM", "ExtractionShare",
+           "FollowUpShare", "InterArrivalTiming", "LargeOutputBudget", "OutputYield", "TemplateRepetition", "TopicNovelty",
+           "regularity"]

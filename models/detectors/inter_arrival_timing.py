@@ -18,6 +18,8 @@ class InterArrivalTiming(KeySignal):
     ----------
     alpha
         Weight of each new gap.
+    prior_var
+        The variance of the log gap a key starts from at its first gap (1.0: regularity 0.5).
 
     Examples
     --------
@@ -33,9 +35,10 @@ class InterArrivalTiming(KeySignal):
 
     state_fields = ("n", "last_ts", "gap_mean", "gap_var")
 
-    def __init__(self, alpha: float = 0.03) -> None:
+    def __init__(self, alpha: float = 0.03, prior_var: float = 1.0) -> None:
         super().__init__()
         self.alpha = alpha
+        self.prior_var = prior_var
         self.last_ts = 0.0
         self.gap_mean = 0.0
         self.gap_var = 0.0
@@ -54,7 +57,13 @@ class InterArrivalTiming(KeySignal):
 
     def learn_one(self, x: dict) -> None:
         ts = x.get("ts_ms", self.last_ts)
-        if self.n:
+        if self.n == 1:
+            # The first gap seeds the mean (from 0, the mean's slow climb to the key's rhythm
+            # read as spread for a hundred events) and the spread starts at the prior: a key's
+            # rhythm is unknown (regularity 0.5) until its gaps show it.
+            self.gap_mean = math.log(max(1.0, (ts - self.last_ts) / 1000.0))
+            self.gap_var = self.prior_var
+        elif self.n:
             delta = math.log(max(1.0, (ts - self.last_ts) / 1000.0)) - self.gap_mean
             self.gap_mean += self.alpha * delta
             self.gap_var = (1 - self.alpha) * (self.gap_var + self.alpha * delta * delta)

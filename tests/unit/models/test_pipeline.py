@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import struct
 
 import pytest
 
@@ -180,8 +181,10 @@ def test_evidence_ignores_a_population_rate_of_style_and_short_or_conversational
     # every prompt styled, answered in a word: an evaluation, nothing harvested
     assert run(pipeline, _diluted_campaign(1500, 1, 40))[1] == []
     # a tutoring conversation: follow-up turns asking for steps are conversation, not a sweep
-    chat = [ev(i, turn_index=1 + i % 3, conversation_id=f"c{i // 4}", **_usage(700)) if i % 4 else
-            ev(i, prompt=PLAIN[i % 5].format(i=i), **_usage(700)) for i in range(1500)]
+    # (the key opened each conversation, and every turn resends the history before it)
+    chat = [ev(i, turn_index=i % 4, conversation_id=f"c{i // 4}",
+               usage={"input_tokens": 80 + 780 * (i % 4), "output_tokens": 700}) if i % 4 else
+            ev(i, prompt=PLAIN[i % 5].format(i=i), conversation_id=f"c{i // 4}", **_usage(700)) for i in range(1500)]
     state = run(pipeline, chat)[0]
     from distillguard.models.pipeline import decode_state
     assert decode_state(state).evidence < 15.0
@@ -205,15 +208,19 @@ def test_an_older_state_is_read_with_its_history_after_an_upgrade(version):
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[version]
     # the same key, written by an older worker: its layout ends its scalars earlier and has no
-    # conversation ring
-    old = layout.pack(version, *current[1:count + 1], *current[p._NS + 1:-2 * p._CONV])
-    assert len(old) == p.STATE_BYTES - 8 * (p._NS - count) - 8 * p._CONV
+    # conversation rings (the products' and the claims')
+    tail = 2 * p._CONV + p._CLAIM_VALUES
+    old = layout.pack(version, *current[1:count + 1], *current[p._NS + 1:-tail])
+    assert len(old) == p.STATE_BYTES - 8 * (p._NS - count) - 8 * p._CONV - struct.calcsize(f"<{p._CLAIM_ARRAYS}")
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.score == p.decode_state(state).score
     assert upgraded.hist == p.decode_state(state).hist
-    assert upgraded.app_ew == upgraded.convs == 0.0 and upgraded.conv_ids == [0] * p._CONV
+    assert upgraded.app_ew == upgraded.convs == 0.0 and upgraded.app_conv_ids == [0] * p._CONV
     if version < 5:
         assert upgraded.run_ts == upgraded.run_n == 0.0
+    else:
+        assert upgraded.run_ts == p.decode_state(state).run_ts
+    assert upgraded.claims_n == upgraded.answer_n == 0.0 and upgraded.conv_ids == [0] * p._CONVERSATIONS
     if version == 3:
         assert upgraded.evidence == 0.0
     assert KeyPipeline().step(old, ev(500)).state[0] == p.STATE_VERSION

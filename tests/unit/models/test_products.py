@@ -133,9 +133,9 @@ def test_the_conversation_ring_is_bounded_and_forgets_the_longest_idle():
     from types import SimpleNamespace
 
     evidence, ring = ProductEvidence(ProductEvidenceConfig()), 8
-    st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, convs=0.0, conv_ids=[0] * ring, conv_ts=[0] * ring)
+    st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, convs=0.0, app_conv_ids=[0] * ring, app_conv_ts=[0] * ring)
     for c in range(ring + 1):  # one more conversation than the ring holds: the first is forgotten
         evidence.conversation_follow_up(st, f"c{c}", 0, 1_000 * (c + 1), "a question")
-    assert len(st.conv_ids) == ring and st.convs == ring + 1
+    assert len(st.app_conv_ids) == ring and st.convs == ring + 1
     assert not evidence.conversation_follow_up(st, "c0", 1, 60_000, "why?")
     assert evidence.conversation_follow_up(st, f"c{ring}", 1, 60_000, "why?")

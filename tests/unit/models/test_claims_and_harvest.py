@@ -1,0 +1,140 @@
+"""The key detector against an attacker who reads it: conversation claims are checked, and a
+harvest needs no extraction wording (issue 18, items 3 and 5)."""
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta, timezone
+
+from distillguard.models.events import RequestEvent, parse_event
+from distillguard.models.pipeline import KeyPipeline
+
+T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+STYLED = "Think step by step and show all your reasoning: {q}"
+# words for free-form questions with no extraction wording: each prompt new content
+WORDS = ("river bridge orbit enzyme tariff sonnet glacier circuit ledger violin harbor pigment molecule "
+         "senate canyon algorithm festival vaccine compass mortgage volcano grammar satellite protein "
+         "museum drought theorem lantern election fungus crystal budget nebula reef dialect turbine").split()
+
+
+def question(rng: random.Random) -> str:
+    a, b, c = rng.sample(WORDS, 3)
+    return rng.choice(["How does the {a} relate to the {b} and the {c}?", "Why would a {a} change a {b} near a {c}?",
+                       "What happens to the {a} when the {b} meets the {c}?"]).format(a=a, b=b, c=c)
+
+
+def event(i: int, at: datetime, prompt: str, out: int, sent: int = 60, key: str = "k1", **over) -> RequestEvent:
+    doc = {"schema": "llm.request.v1", "event_id": f"{key}-{i}", "ts": at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+           "api_key_id": key, "account_id": "acct", "model": "m", "prompt": prompt,
+           "usage": {"input_tokens": sent, "output_tokens": out}}
+    doc.update(over)
+    parsed = parse_event(json.dumps(doc).encode())
+    assert isinstance(parsed, RequestEvent), parsed
+    return parsed
+
+
+def run(events) -> list[dict]:
+    pipeline, state, alerts = KeyPipeline(), None, []
+    for offset, e in enumerate(events):
+        result = pipeline.step(state, e, offset)
+        state = result.state
+        if result.alert:
+            alerts.append(result.alert)
+    return alerts
+
+
+def script(n: int, gap_s: float, jitter: float, seed: int = 1):
+    """Event times of a script: a request every ``gap_s`` seconds, give or take ``jitter``."""
+    rng, at = random.Random(seed), T0
+    for _ in range(n):
+        at += timedelta(seconds=gap_s * rng.uniform(1 - jitter, 1 + jitter))
+        yield at
+
+
+def reasons(alert: dict) -> dict:
+    return {r["signal"]: r["value"] for r in alert["reasons"]}
+
+
+# -- item 3: conversation claims ---------------------------------------------------------
+
+def fabricated_sweep(n: int = 400, seed: int = 2) -> list[RequestEvent]:
+    """A styled sweep that claims every request is a later turn of one of three conversations
+    it never opened, with no history resent."""
+    rng = random.Random(seed)
+    return [event(i, at, "Thanks! Next one: " + STYLED.format(q=question(rng)), 900, turn_index=1 + i,
+                  conversation_id=f"c{i % 3}") for i, at in enumerate(script(n, 20, 0.5, seed))]
+
+
+def test_a_sweep_claiming_conversation_turns_is_not_discounted_as_conversation():
+    alerts = run(fabricated_sweep())
+    assert alerts, "fabricated follow-up claims discounted the sweep as conversation"
+    why = reasons(alerts[-1])
+    assert why["conversation_claims_inconsistent"] >= 50
+    assert "unopened" in why["conversation_claims_broken_by"]
+
+
+def test_the_same_prompts_in_real_conversations_still_count_as_conversation():
+    # a person who opens each conversation, answers the previous turn (history resent) and
+    # asks for steps in a few follow-ups, at human pace
+    rng, at, events, context = random.Random(4), T0, [], 0
+    for i in range(400):
+        t = i % 4
+        at += timedelta(seconds=rng.expovariate(1 / 240) if t else rng.expovariate(1 / 7200))
+        context = 0 if t == 0 else context
+        sent = context + 60
+        prompt = question(rng) if t == 0 else STYLED.format(q="and " + question(rng))
+        events.append(event(i, at, prompt, 700, sent, turn_index=t, conversation_id=f"c{i // 4}"))
+        context = sent + 700
+    assert run(events) == []
+
+
+# -- item 5: harvest without wording -----------------------------------------------------
+
+def plain_harvest(n: int, out: int, gap_s: float = 6.0, jitter: float = 0.3, seed: int = 5):
+    rng = random.Random(seed)
+    return [event(i, at, question(rng), int(out * rng.lognormvariate(0, 0.5)))
+            for i, at in enumerate(script(n, gap_s, jitter, seed))]
+
+
+def test_a_plain_harvest_of_long_answers_at_machine_rate_alerts_within_100_events():
+    alerts = run(plain_harvest(300, 1500))
+    assert alerts and alerts[0]["events_seen"] <= 100
+    first = reasons(alerts[0])
+    assert alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+    assert first["typical_answer_tokens"] >= 1000
+    # no wording to show a human: info or warning, never a page at critical on its own
+    assert {a["severity"] for a in alerts} <= {"info", "warning"}
+
+
+def test_a_script_with_ordinary_answers_is_not_a_harvest():
+    # a developer's SDK script over varied questions, answers of a few hundred tokens
+    assert run(plain_harvest(600, 250)) == []
+
+
+def test_people_reading_long_answers_are_not_a_harvest():
+    # the same long answers, at a person's irregular pace
+    rng = random.Random(6)
+    at, events = T0, []
+    for i in range(400):
+        at += timedelta(seconds=rng.expovariate(1 / 300))
+        events.append(event(i, at, question(rng), 1500))
+    assert run(events) == []
+
+
+def test_an_app_wrapping_one_frame_with_long_answers_is_not_a_harvest():
+    # a templated product (one fixed frame, new material): long outputs, machine rate
+    rng = random.Random(7)
+    events = [event(i, at, "Translate the following customer message into French, keeping the tone: "
+                    + question(rng), 1500) for i, at in enumerate(script(600, 6, 0.3, 7))]
+    assert run(events) == []
+
+
+def test_fabricated_claims_stand_in_for_long_answers():
+    # a plain sweep with ordinary answer lengths, every request dressed up as a follow-up of a
+    # conversation it never opened: the disguise is itself evidence
+    rng = random.Random(8)
+    events = [event(i, at, question(rng), 250, turn_index=1 + rng.randint(0, 9), conversation_id=f"x{i}")
+              for i, at in enumerate(script(300, 6, 0.3, 8))]
+    alerts = run(events)
+    assert alerts and reasons(alerts[0])["conversation_claims_inconsistent"] > 0
+    assert alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
