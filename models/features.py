@@ -344,8 +344,10 @@ def _style_normalised(norm: str, words: list[str] | None = None) -> tuple[float,
     # Instructions sit at the start or the end of a prompt; the middle is pasted material.
     lower = norm if len(norm) <= 800 else norm[:500] + "\n" + norm[-300:]
     families, best, present = 0, 0.0, 0
+    if words is None:  # the zones' words, needed below anyway: found once
+        zone_words = _WORD.findall(lower)
     # the same reasoning, grading and item-format families in other languages and scripts
-    translated = multilingual.families(lower, words)
+    translated = multilingual.families(lower, words if words is not None else zone_words)
     for i, (family, weight) in enumerate(zip(_STYLE_FAMILIES, _STYLE_WEIGHTS)):
         if translated >> i & 1 or _family_present(family, lower):
             families |= 1 << i

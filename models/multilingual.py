@@ -96,12 +96,29 @@ def _cue_bits(zones: str, ascii_words) -> int:
             if not found & bit and phrase in zones:
                 found |= bit
     if not zones.isascii():
-        for script, candidates in _BY_SCRIPT:
-            if script.search(zones):
-                for bit, phrase in candidates:
-                    if not found & bit and phrase in zones:
-                        found |= bit
+        for script, candidates in _scripts(zones):
+            for bit, phrase in candidates:
+                if not found & bit and phrase in zones:
+                    found |= bit
     return found
+
+
+# A letter that is not ASCII (nor Latin-1 punctuation, general punctuation, currency, arrows,
+# math operators, box drawing, emoji ...): most non-ASCII English prompts only hold curly
+# quotes, dashes and emoji, and need no search of any script's phrases.
+_FOREIGN_LETTER = re.compile(r"[^\x00-\xbf\xd7\xf7\u2000-\u2bff\u3000-\u303f\ufe00-\ufe0f\ufff0-\uffff"
+                             r"\U0001f000-\U0001faff]")
+
+
+def _scripts(zones: str):
+    """The scripts of the first and the last foreign letter of the zones (an instruction sits at
+    the start or the end), with their candidate phrases."""
+    first = _FOREIGN_LETTER.search(zones)
+    if first is None:
+        return ()
+    last = _FOREIGN_LETTER.search(zones[::-1])
+    letters = first.group() + last.group()
+    return [(script, candidates) for script, candidates in _BY_SCRIPT if script.search(letters)]
 
 
 # ---- structure -------------------------------------------------------------------------------
@@ -130,7 +147,7 @@ def _item_shape(zones: str) -> bool:
     tail = zones.rstrip().rstrip("_.… []<>()")
     if tail.endswith(":") and tail[:-1].rstrip().endswith(_ANSWER_ENDINGS):
         return True
-    if zones.isascii():
+    if zones.isascii() or _FOREIGN_LETTER.search(zones) is None:
         return False
     if any(a in zones and b in zones and c in zones for a, b, c in _INLINE_OPTIONS):
         return True
@@ -199,7 +216,10 @@ def script_tokens(norm: str, limit: int = 200) -> list[str]:
     ['объясните', 'фотосинтез']
     """
     tokens: list[str] = []
-    for run in _SCRIPT_RUN.findall(norm):
+    first = _FOREIGN_LETTER.search(norm)
+    if first is None:
+        return tokens
+    for run in _SCRIPT_RUN.findall(norm, first.start(), first.start() + 8 * limit):
         if _UNSPACED.search(run):
             run = run.translate(_DROP_FUNCTION)
             tokens += [run[i:i + 2] for i in range(len(run) - 1)]
