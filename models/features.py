@@ -394,7 +394,7 @@ def featurize(event: RequestEvent) -> EventFeatures:
     norm = normalise(event.prompt[:_MAX_PROMPT_CHARS])
     words = [w for w in _WORD.findall(norm) if w not in _STOP]
     if not norm.isascii():  # Chinese has no words _WORD finds: character bigrams instead
-        words += multilingual.script_tokens(norm, 200)
+        words += multilingual.script_tokens(norm, 100)  # (each new bigram costs a hash: 100 suffice)
     simhash = _simhash(words[:200])
     if event.system_prompt:
         style, families = _style_normalised(norm + "\n" + normalise(event.system_prompt[:2000]))
