@@ -122,3 +122,16 @@ def test_english_style_unchanged_by_the_multilingual_families():
                         ("(A) 4 (B) 5 (C) 6. Answer with the letter only.", 0.35)):
         assert style_score(text) == style
     assert multilingual.families("what's a good pasta recipe? step 1: boil water") == 0
+
+
+def test_a_cue_word_alone_is_not_the_instruction():
+    # the ASCII path is gated by the cue phrases' words; the whole phrase must be present
+    assert featurize_text("How do I dance a paso doble at a wedding?").style == 0.0
+    assert featurize_text("Mi abuela me enseñó a cocinar paso por la tarde.").style == 0.0
+
+
+def test_a_cue_in_pasted_material_does_not_count():
+    # instructions sit at the start or the end of a prompt; the middle is pasted material
+    middle = "这是一篇文章。" * 120 + "请一步一步地思考。" + "这是一篇文章。" * 120
+    assert featurize_text("总结下面的文字：\n" + middle + "\n谢谢").families & REASONING == 0
+    assert featurize_text("总结下面的文字，请一步一步地思考：\n" + middle).families & REASONING
