@@ -21,6 +21,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
+from . import multilingual
 from .events import RequestEvent, parse_event
 from .normalise import normalise
 
@@ -347,8 +348,12 @@ def _style_normalised(norm: str, words: list[str] | None = None) -> tuple[float,
     # Instructions sit at the start or the end of a prompt; the middle is pasted material.
     lower = norm if len(norm) <= 800 else norm[:500] + "\n" + norm[-300:]
     families, best, present = 0, 0.0, 0
+    if words is None:  # the zones' words, needed below anyway: found once
+        zone_words = _WORD.findall(lower)
+    # the same reasoning, grading and item-format families in other languages and scripts
+    translated = multilingual.families(lower, words if words is not None else zone_words)
     for i, (family, weight) in enumerate(zip(_STYLE_FAMILIES, _STYLE_WEIGHTS)):
-        if _family_present(family, lower):
+        if translated >> i & 1 or _family_present(family, lower):
             families |= 1 << i
             best = max(best, weight)
             present += 1
@@ -392,6 +397,8 @@ _MAX_PROMPT_CHARS = 20_000
 def featurize(event: RequestEvent) -> EventFeatures:
     norm = normalise(event.prompt[:_MAX_PROMPT_CHARS])
     words = [w for w in _WORD.findall(norm) if w not in _STOP]
+    if not norm.isascii():  # Chinese has no words _WORD finds: character bigrams instead
+        words += multilingual.script_tokens(norm, 100)  # (each new bigram costs a hash: 100 suffice)
     simhash = _simhash(words[:200])
     if event.system_prompt:
         style, families = _style_normalised(norm + "\n" + normalise(event.system_prompt[:2000]))

@@ -1,0 +1,261 @@
+"""Extraction signals that do not depend on the prompt being English.
+
+The phrase rules in ``features.py`` are English: the same instruction in Chinese, German or
+Russian scored zero. Two kinds of signal here close that gap, both read on the normalised
+text (``normalise.normalise``) of a prompt's instruction zones:
+
+* **cues** (``cues.py``): the reasoning-elicitation, grading and answer-format instructions
+  in 21 of the largest languages of LLM traffic, one compiled alternation per family. A
+  match sets the same family bit as the English rule, so a Chinese sweep with "请一步一步地
+  思考" scores like the English "think step by step".
+* **structure**: an exam item's shape in any script: three option labels in sequence
+  (``A) B) C)``, ``А) Б) В)``, ``ア イ ウ``, ``가 나 다``, ``甲 乙 丙``; not digits, as any list
+  has them), a prompt that ends on an answer label and a colon (``答案：``,
+  ``Antwort:``, ``Ответ: ___``), an item label (``问题：``, ``Frage:``) followed by an answer
+  or options label. These set the benchmark-format bit (weak alone, like the English rule).
+
+And a topic sketch for scripts without spaces: ``script_tokens`` gives the words of
+non-Latin scripts, and character bigrams of Chinese, Japanese and Thai runs, for SimHash.
+
+Cost: ASCII text (most traffic) pays for a set intersection of its words with the cue
+phrases' words, and searches only the phrases whose words it holds; other text searches the
+phrases of the scripts it holds (substring search) and its lines for the item shape.
+
+>>> families("请一步一步地思考，然后给出最终答案。")
+5
+>>> families("Resuelve paso a paso: 2x + 3 = 7", ascii_words=["resuelve", "paso", "paso"])
+1
+>>> families("今天天气怎么样？")
+0
+"""
+from __future__ import annotations
+
+import re
+
+from . import cues
+from .normalise import normalise
+
+__all__ = ["families", "script_tokens", "REASONING", "GRADING", "BENCHMARK_FORMAT"]
+
+# the family bits of features._STYLE_FAMILIES these signals set
+REASONING, GRADING, BENCHMARK_FORMAT = 1 << 0, 1 << 1, 1 << 2
+
+_ASCII_WORD = re.compile(r"[a-z][a-z0-9']{2,}")
+
+
+def _variants(phrase: str) -> set[str]:
+    """The forms a phrase can take in normalised text: as ``normalise`` reads it alone, and
+    case-folded only (``normalise`` folds accents only in text that is mostly ASCII, so a
+    German phrase inside Cyrillic-heavy text keeps them).
+
+    >>> sorted(_variants("Schritt für Schritt"))
+    ['schritt fur schritt', 'schritt für schritt']
+    """
+    out = {normalise(phrase), phrase.casefold()}
+    # Persian and Arabic spell yeh and kaf with different code points (NFKC keeps both)
+    return out | {v.replace("ی", "ي").replace("ک", "ك") for v in out}
+
+
+# Python's regex engine tries every alternative at every position (6 ms for 300 phrases on
+# 800 characters), so the phrases are found by substring search (C), and only the phrases
+# that can be present are searched: an ASCII phrase when its longest word is among the
+# prompt's words; another phrase when the text holds its script.
+_SCRIPTS = {  # a script's letters (a charset search), for the phrases that start with one of them
+    "cjk": "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff", "hangul": "\uac00-\ud7af\u1100-\u11ff",
+    "cyrillic": "\u0400-\u04ff", "arabic": "\u0600-\u06ff", "devanagari": "\u0900-\u097f",
+    "bengali": "\u0980-\u09ff", "thai": "\u0e00-\u0e7f", "hebrew": "\u0590-\u05ff", "latin": "\u00c0-\u024f\u1e00-\u1eff",
+}
+_SCRIPT_OF = {name: re.compile(f"[{chars}]") for name, chars in _SCRIPTS.items()}
+
+
+def _index(*tables: tuple[int, dict[str, tuple[str, ...]]]):
+    by_word: dict[str, list[tuple[int, str]]] = {}
+    by_script: dict[str, list[tuple[int, str]]] = {name: [] for name in _SCRIPTS}
+    for bit, table in tables:
+        for phrases in table.values():
+            for phrase in phrases:
+                for form in _variants(phrase):
+                    if form.isascii():
+                        anchor = max(_ASCII_WORD.findall(form) or [form], key=len)
+                        by_word.setdefault(anchor, []).append((bit, form))
+                    else:
+                        script = next(name for name, rx in _SCRIPT_OF.items() if rx.search(form))
+                        by_script[script].append((bit, form))
+    return by_word, tuple((_SCRIPT_OF[name], _by_first_letter(cands)) for name, cands in by_script.items() if cands)
+
+
+def _by_first_letter(candidates: list[tuple[int, str]]) -> dict[str, tuple[tuple[int, str], ...]]:
+    """Phrases by their first letter: only those whose first letter the text holds are searched
+    (a set of the text's letters is one C call; 160 substring searches were 50 us)."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for bit, phrase in candidates:
+        out.setdefault(phrase[0], []).append((bit, phrase))
+    return {first: tuple(group) for first, group in out.items()}
+
+
+_BY_WORD, _BY_SCRIPT = _index((REASONING, cues.REASONING), (GRADING, cues.GRADING),
+                              (BENCHMARK_FORMAT, cues.ANSWER_FORMAT))
+_ASCII_TRIGGERS = frozenset(_BY_WORD)
+
+
+def _cue_bits(zones: str, ascii_words, foreign: bool) -> int:
+    found = 0
+    for word in _ASCII_TRIGGERS.intersection(ascii_words):
+        for bit, phrase in _BY_WORD[word]:
+            if not found & bit and phrase in zones:
+                found |= bit
+    if foreign:
+        scripts = _scripts(zones)
+        letters = set(zones) if scripts else ()
+        for by_first in scripts:
+            for first in by_first.keys() & letters:
+                for bit, phrase in by_first[first]:
+                    if not found & bit and phrase in zones:
+                        found |= bit
+    return found
+
+
+# A letter that is not ASCII (nor Latin-1 punctuation, general punctuation, currency, arrows,
+# math operators, box drawing, emoji ...): most non-ASCII English prompts only hold curly
+# quotes, dashes and emoji, and need no search of any script's phrases.
+_FOREIGN_LETTER = re.compile(r"[^\x00-\xbf\xd7\xf7\u2000-\u2bff\u3000-\u303f\ufe00-\ufe0f\ufff0-\uffff"
+                             r"\U0001f000-\U0001faff]")
+
+
+# the non-ASCII characters English prompts hold most: removed (a C replace each) before asking
+# whether the rest is ASCII, which spares the regex scan (15 ns a character) most of them
+_COMMON_PUNCTUATION = "’‘“”–—…•·«»°×€£ "
+
+
+def _foreign(text: str) -> bool:
+    """Whether a text that is not ASCII holds a foreign letter (see ``_FOREIGN_LETTER``).
+
+    >>> _foreign("It’s “fine” — really…"), _foreign("café — 中文")
+    (False, True)
+    """
+    for char in _COMMON_PUNCTUATION:
+        if char in text:
+            text = text.replace(char, "")
+    return not text.isascii() and _FOREIGN_LETTER.search(text) is not None
+
+
+def _scripts(zones: str):
+    """The scripts of the first and the last foreign letter of the zones (an instruction sits at
+    the start or the end), with their candidate phrases."""
+    first = _FOREIGN_LETTER.search(zones)
+    if first is None:
+        return ()
+    last = _FOREIGN_LETTER.search(zones[::-1])
+    letters = first.group() + last.group()
+    return [by_first for script, by_first in _BY_SCRIPT if script.search(letters)]
+
+
+# ---- structure -------------------------------------------------------------------------------
+
+# Option label sequences, as they read after NFKC and case folding (① is "1", ア stays ア).
+# Latin a-d is the English rule's; it is here too for options in text that is not ASCII.
+# Not digits: "1. 2. 3." is how people write any list (and NFKC reads ① as 1).
+_OPTION_SETS = ("abcd", "абвг", "αβγδ", "アイウエ", "あいうえ", "가나다라", "甲乙丙丁", "ابجد", "أبجد", "กขคง",
+                "कखगघ", "কখগঘ", "אבגד")
+_CLOSERS = ").:、"
+# label -> (its option set, its place in it)
+_OPTION_LABEL = {label: (k, i) for k, labels in enumerate(_OPTION_SETS) for i, label in enumerate(labels)}
+_INLINE_OPTIONS = tuple(tuple(f"({label})" for label in labels[:3]) for labels in _OPTION_SETS)
+_ANSWER_LABELS = frozenset(v for label in cues.ANSWER_LABELS for v in _variants(label))
+_ANSWER_ENDINGS = tuple(_ANSWER_LABELS)
+_ITEM_LABELS = frozenset(v for label in cues.ITEM_LABELS for v in _variants(label))
+_MAX_LINES = 80
+
+
+def _item_shape(zones: str, foreign: bool) -> bool:
+    """An exam item in any script: three option labels in order (at line starts, or inline in
+    parentheses), an item label line ("问题：") followed by an answer label line, or a text
+    that ends on an answer label, a colon and at most a blank ("答案：", "Ответ: ___").
+    In ASCII text only the last (option lists and "Question:" items there are the English
+    rules': English behaviour stays as it was)."""
+    tail = zones[-80:].rstrip().rstrip("_.… []<>()")  # (a slice: no copy of the whole text)
+    if tail.endswith(":") and tail[:-1].rstrip().endswith(_ANSWER_ENDINGS):
+        return True
+    if not foreign:
+        return False
+    if any(a in zones and b in zones and c in zones for a, b, c in _INLINE_OPTIONS):
+        return True
+    last, run, item_seen = None, 0, False
+    for line in zones.split("\n", _MAX_LINES)[:_MAX_LINES]:
+        line = line.lstrip().lstrip("(")
+        if len(line) >= 2 and line[1] in _CLOSERS and line[0] in _OPTION_LABEL:
+            label = _OPTION_LABEL[line[0]]
+            run = run + 1 if last is not None and label == (last[0], last[1] + 1) else (1 if label[1] == 0 else 0)
+            last = label
+            if run >= 3:
+                return True
+        head, colon, _ = line.partition(":")
+        if colon:
+            head = head.strip()
+            if head in _ITEM_LABELS:
+                item_seen = True
+            elif item_seen and head in _ANSWER_LABELS:
+                return True
+    return False
+
+
+def families(zones: str, ascii_words=None) -> int:
+    """The family bits (``REASONING | GRADING | BENCHMARK_FORMAT``) the multilingual cues and
+    the item structure find in ``zones``: a prompt's instruction zones, normalised.
+    ``ascii_words``: the words ``features._WORD`` finds in the prompt, when the caller has
+    them (found here otherwise).
+
+    >>> families(normalise("Schritt für Schritt erklären: was ist 3 + 4?")) == REASONING
+    True
+    >>> families(normalise("Оцените ответ по шкале от 1 до 10.")) == GRADING
+    True
+    >>> families(normalise("下列哪个是质数？\\nア. 4\\nイ. 6\\nウ. 7\\nエ. 9")) == BENCHMARK_FORMAT
+    True
+    """
+    foreign = not zones.isascii() and _foreign(zones)
+    found = _cue_bits(zones, _ASCII_WORD.findall(zones) if ascii_words is None else ascii_words, foreign)
+    if not found & BENCHMARK_FORMAT and _item_shape(zones, foreign):
+        found |= BENCHMARK_FORMAT
+    return found
+
+
+# ---- a topic sketch for every script ---------------------------------------------------------
+
+# Runs of letters outside ASCII (with the combining marks Indic and Arabic words are written
+# with: ``\\w`` alone would cut a Hindi word at every vowel sign).
+_SCRIPT_RUN = re.compile(r"(?:[^\W\d_a-z]|[\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0900-\u0dff])+")
+# scripts written without spaces between words (Chinese, Japanese, Thai), and Korean, whose
+# words carry their particles: a run is cut into character bigrams
+_UNSPACED = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+                       r"\uf900-\ufaff]")
+# the commonest function characters of Chinese and Japanese, dropped before the bigrams are
+# cut: they say nothing of the topic
+_DROP_FUNCTION = str.maketrans("", "", "的了是在我你他她它们們这這那和与與及或就也都而之其个個一不有吗嗎呢吧啊请請"
+                                       "はがをにでとのもへやかなだすまたいるれてしっうこそあ")
+
+
+def script_tokens(norm: str, limit: int = 200) -> list[str]:
+    """Topic tokens of the non-ASCII scripts of a normalised text (at most ``limit``): each
+    word of a spaced script (Cyrillic, Greek, Arabic, Hebrew, Devanagari ...), and the
+    character bigrams of each unspaced run (Chinese, Japanese, Thai, Korean), where a word
+    SimHash found no words at all and put every Chinese prompt in one bucket.
+
+    >>> script_tokens("光合作用的原理")
+    ['光合', '合作', '作用', '用原', '原理']
+    >>> script_tokens("объясните фотосинтез")
+    ['объясните', 'фотосинтез']
+    """
+    tokens: list[str] = []
+    # (the first 2000 characters: the tokens come from the start, as the words do)
+    first = _FOREIGN_LETTER.search(norm, 0, 2000) if _foreign(norm[:2000]) else None
+    if first is None:
+        return tokens
+    for run in _SCRIPT_RUN.findall(norm, first.start(), first.start() + 8 * limit):
+        if _UNSPACED.search(run):
+            run = run.translate(_DROP_FUNCTION)
+            tokens += [run[i:i + 2] for i in range(len(run) - 1)]
+        elif len(run) >= 2:
+            tokens.append(run)
+        if len(tokens) >= limit:
+            return tokens[:limit]
+    return tokens

@@ -1,0 +1,137 @@
+"""Extraction style and topic sketch of prompts that are not English (small written examples)."""
+from __future__ import annotations
+
+import pytest
+
+from distillguard.models import features, multilingual
+from distillguard.models.features import BENCHMARK_FORMAT, featurize_text, style_score
+
+REASONING, GRADING = 1 << 0, 1 << 1
+
+# The same instruction, "solve this step by step / show your reasoning", in other languages.
+REASONING_PROMPTS = {
+    "zh": "请一步一步地思考：一个数的三倍加五等于二十，这个数是多少？",
+    "zh-hant": "請寫出推理過程：一列火車以每小時80公里行駛3小時，共行駛多少公里？",
+    "ja": "ステップバイステップで考えてください。3つのリンゴと5つのリンゴを合わせるといくつですか？",
+    "ko": "단계별로 풀어 주세요: 어떤 수에 3을 곱하고 5를 더하면 20입니다. 그 수는?",
+    "es": "Resuelve paso a paso: si 2x + 3 = 11, ¿cuánto vale x?",
+    "pt": "Explique seu raciocínio: qual é a capital da Austrália?",
+    "fr": "Résous ce problème étape par étape : un train roule 3 heures à 80 km/h.",
+    "de": "Löse Schritt für Schritt: Wie viele Primzahlen gibt es unter 20?",
+    "it": "Mostra il tuo ragionamento: quanto fa 17 per 23?",
+    "ru": "Решите шаг за шагом: сколько будет 17 умножить на 23?",
+    "uk": "Поясни свою відповідь: чому небо блакитне?",
+    "pl": "Rozwiąż krok po kroku: ile to jest 17 razy 23?",
+    "nl": "Los stap voor stap op: hoeveel is 17 keer 23?",
+    "tr": "Adım adım çöz: 17 çarpı 23 kaçtır?",
+    "vi": "Giải từng bước: 17 nhân 23 bằng bao nhiêu?",
+    "id": "Jelaskan penalaranmu langkah demi langkah: berapa 17 kali 23?",
+    "hi": "चरण दर चरण हल करें: 17 गुणा 23 कितना है?",
+    "bn": "ধাপে ধাপে সমাধান করো: ১৭ গুণ ২৩ কত?",
+    "ar": "فكر خطوة بخطوة: ما حاصل ضرب 17 في 23؟",
+    "fa": "گام به گام حل کن: حاصل ضرب ۱۷ در ۲۳ چیست؟",
+    "th": "อธิบายเหตุผลทีละขั้นตอน: 17 คูณ 23 เท่ากับเท่าไร",
+}
+
+GRADING_PROMPTS = {
+    "zh": "请给这个回答打分（1到10分）。\n问题：水的沸点是多少？\n回答：100摄氏度。",
+    "ja": "次の回答を評価してください。10点満点で採点してください。\n回答: 東京です。",
+    "es": "Califica esta respuesta en una escala del 1 al 10.\nRespuesta: París.",
+    "de": "Bewerte die Antwort auf einer Skala von 1 bis 10.\nAntwort: Berlin.",
+    "ru": "Оцените ответ по шкале от 1 до 10.\nОтвет: Париж.",
+    "ko": "다음 답변을 평가해 주세요.\n답변: 서울입니다.",
+}
+
+# Benign chat in the same languages: no instruction to lay out reasoning, grade or answer an item.
+BENIGN_CHAT = [
+    "今天天气怎么样？我想去公园散步。",
+    "帮我写一封给朋友的生日祝福。",
+    "おすすめの京都の観光地を教えてください。",
+    "주말에 서울에서 가볼 만한 곳을 추천해 줘.",
+    "¿Me recomiendas una buena receta de paella?",
+    "Wie spät ist es gerade in Tokio?",
+    "Quelle est la meilleure saison pour visiter Lisbonne ?",
+    "Какой фильм посмотреть сегодня вечером?",
+    "Bana kısa bir doğum günü mesajı yazar mısın?",
+    "मुझे दिल्ली में घूमने की अच्छी जगहें बताओ।",
+    "ما هي أفضل طريقة لتعلم الطبخ؟",
+    "Napisz krótki wiersz o jesieni.",
+    "Thời tiết Hà Nội hôm nay thế nào?",
+    "Tolong buatkan daftar belanja untuk makan malam.",
+]
+
+
+@pytest.mark.parametrize("lang", sorted(REASONING_PROMPTS))
+def test_reasoning_elicitation_in_other_languages_scores_like_english(lang):
+    f = featurize_text(REASONING_PROMPTS[lang])
+    assert f.families & REASONING, lang
+    assert f.style == style_score("Think step by step: what is 17 times 23?") == 1.0
+
+
+@pytest.mark.parametrize("lang", sorted(GRADING_PROMPTS))
+def test_grading_in_other_languages(lang):
+    f = featurize_text(GRADING_PROMPTS[lang])
+    assert f.families & GRADING, lang
+    assert f.style >= 0.85
+
+
+@pytest.mark.parametrize("prompt", BENIGN_CHAT)
+def test_benign_chat_in_other_languages_has_no_style(prompt):
+    assert featurize_text(prompt).style == 0.0
+
+
+@pytest.mark.parametrize("prompt", [
+    "下列哪个是质数？\nA. 4\nB. 6\nC. 7\nD. 9",
+    "Какое число простое?\nА) 4\nБ) 6\nВ) 7\nГ) 9",
+    "次のうち素数はどれか。\nア．4\nイ．6\nウ．7\nエ．9",
+    "다음 중 소수는?\n가. 4\n나. 6\n다. 7\n라. 9",
+    "下列哪个是质数？①4 ②6 ③7 ④9\n答案：",
+    "Welche Zahl ist eine Primzahl: 4, 6, 7 oder 9?\nAntwort: ___",
+    "问题：水在多少度沸腾？\n答案：",
+])
+def test_exam_item_shape_in_any_script_is_a_benchmark_format(prompt):
+    f = featurize_text(prompt)
+    assert f.families == BENCHMARK_FORMAT
+    # answered at length, an item sweep harvests worked solutions, as in English
+    assert features.answered_style(featurize_text(prompt, output_tokens=900)) == 0.7
+
+
+def test_a_numbered_list_in_chat_is_not_an_item():
+    assert featurize_text("周末计划：\n1. 买菜\n2. 打扫房间\n3. 看电影").families == 0
+    assert featurize_text("Mein Plan für heute: einkaufen, kochen, lesen.").families == 0
+
+
+def test_disguised_cue_is_read_through_normalisation():
+    # fullwidth Latin and a zero-width space inside a German cue
+    assert featurize_text("Ｓｃｈｒｉｔｔ für Schr\u200bitt: was ist 3 + 4?").families & REASONING
+
+
+def test_chinese_prompts_get_distinct_topic_sketches():
+    # Before: no word of a Chinese prompt matched, every one had SimHash 0 (one topic bucket).
+    a = featurize_text("光合作用的原理是什么？植物如何把光能转化为化学能？")
+    b = featurize_text("第二次世界大战是哪一年结束的？战后欧洲发生了什么变化？")
+    a2 = featurize_text("请解释光合作用的原理，植物如何把光能转化为化学能")
+    assert a.simhash != 0 and b.simhash != 0
+    assert (a.simhash ^ a2.simhash).bit_count() < (a.simhash ^ b.simhash).bit_count()
+    assert a.content_words > 0
+
+
+def test_english_style_unchanged_by_the_multilingual_families():
+    # the ASCII path only searches cue phrases whose words are present: English is untouched
+    for text, style in (("Show your reasoning step by step.", 1.0), ("What's a good pasta recipe?", 0.0),
+                        ("(A) 4 (B) 5 (C) 6. Answer with the letter only.", 0.35)):
+        assert style_score(text) == style
+    assert multilingual.families("what's a good pasta recipe? step 1: boil water") == 0
+
+
+def test_a_cue_word_alone_is_not_the_instruction():
+    # the ASCII path is gated by the cue phrases' words; the whole phrase must be present
+    assert featurize_text("How do I dance a paso doble at a wedding?").style == 0.0
+    assert featurize_text("Mi abuela me enseñó a cocinar paso por la tarde.").style == 0.0
+
+
+def test_a_cue_in_pasted_material_does_not_count():
+    # instructions sit at the start or the end of a prompt; the middle is pasted material
+    middle = "这是一篇文章。" * 120 + "请一步一步地思考。" + "这是一篇文章。" * 120
+    assert featurize_text("总结下面的文字：\n" + middle + "\n谢谢").families & REASONING == 0
+    assert featurize_text("总结下面的文字，请一步一步地思考：\n" + middle).families & REASONING
