@@ -58,6 +58,13 @@ DAY_MS = 86_400_000
 YOUNG_MS = 14 * DAY_MS
 MAX_KEY_EVENTS = 64
 
+
+
+def young_account(ts_ms: int, account_created_ms: int | None, young_ms: int = YOUNG_MS) -> bool:
+    """Whether the account was younger than ``young_ms`` at ``ts_ms`` (unknown: not young)."""
+    return account_created_ms is not None and 0 <= ts_ms - account_created_ms < young_ms
+
+
 _SCRIPTS = ("latin", "cyrillic", "cjk", "rtl", "other")
 _SHAPES = ("prose", "options", "answer-label", "math", "code", "question")
 _BANDS = ("short", "long")
@@ -66,40 +73,36 @@ _OPTION_LINE = re.compile(r"(?m)^\s*(?:\(?[A-Ea-e1-5][\).:：、]|[-•*]|\(?[А
 # A prompt that ends on a short label for the model to fill in, on its own line or after a
 # sentence: "Answer:", "Lösung:", "答案："
 _TRAILING_LABEL = re.compile(r"(?:\n|^|[.。?？!！])\s*[^\n.。?？!！]{0,24}[:：]\s*$")
-_MATH_CHARS = frozenset("0123456789+-=*/^\\$")
-_CODE_CHARS = frozenset("{};()[]<>")
+_MATH_CHAR = re.compile(r"[0-9+\-=*/^\\$]")
+_CODE_CHAR = re.compile(r"[{};()\[\]<>]")
+# Letters of each script but "other" (counted by regex: C loops, not Python ones).
+_SCRIPT_LETTERS = (re.compile(r"[A-Za-z\u00c0-\u024f]"), re.compile(r"[\u0400-\u052f]"),
+                   re.compile(r"[\u3040-\u9fff\uac00-\ud7af\uff66-\uff9f]"), re.compile(r"[\u0590-\u06ff]"))
 
 
 def _script(text: str) -> int:
     """The dominant script of the first 300 characters' letters (index into _SCRIPTS)."""
-    counts = [0] * len(_SCRIPTS)
-    for ch in text[:300]:
-        o = ord(ch)
-        if o < 0x250:
-            if ch.isalpha():
-                counts[0] += 1
-        elif 0x400 <= o < 0x530:
-            counts[1] += 1
-        elif 0x3040 <= o < 0xA000 or 0xAC00 <= o < 0xD7B0 or 0xFF66 <= o < 0xFFA0:
-            counts[2] += 1  # kana, CJK ideographs, hangul
-        elif 0x590 <= o < 0x700:
-            counts[3] += 1  # Hebrew, Arabic
-        elif ch.isalpha():
-            counts[4] += 1
+    head = text[:300]
+    if head.isascii():
+        return 0  # the common case
+    counts = [len(rx.findall(head)) for rx in _SCRIPT_LETTERS]
+    other = sum(ch.isalpha() for ch in head) - sum(counts)
+    counts.append(other)
     return max(range(len(counts)), key=counts.__getitem__) if any(counts) else len(_SCRIPTS) - 1
 
 
 def _shape(text: str) -> int:
     """The item's shape, the same in every language (index into _SHAPES)."""
-    if len(_OPTION_LINE.findall(text, 0, 4000)) >= 2:
+    head = text[:1500]
+    if head.count("\n") >= 2 and len(_OPTION_LINE.findall(head)) >= 2:
         return 1
-    if _TRAILING_LABEL.search(text[-40:]):
+    tail = text[-40:]
+    if (":" in tail or "：" in tail) and _TRAILING_LABEL.search(tail):
         return 2
-    head = text[:2000]
     n = len(head) or 1
-    if sum(1 for ch in head if ch in _MATH_CHARS) > 0.08 * n:
+    if len(_MATH_CHAR.findall(head)) > 0.08 * n:
         return 3
-    if sum(1 for ch in head if ch in _CODE_CHARS) > 0.04 * n:
+    if len(_CODE_CHAR.findall(head)) > 0.04 * n:
         return 4
     if text.rstrip()[-1:] in ("?", "？", "؟"):
         return 5
@@ -118,6 +121,10 @@ def content_family(text: str) -> int:
     return (_script(text) * len(_SHAPES) + _shape(text)) * len(_BANDS) + band
 
 
+def _is_prose(family: int) -> bool:
+    return family // len(_BANDS) % len(_SHAPES) == 0
+
+
 def family_name(family: int) -> str:
     rest, band = divmod(family, len(_BANDS))
     script, shape = divmod(rest, len(_SHAPES))
@@ -127,8 +134,9 @@ def family_name(family: int) -> str:
 
 
 def item_fingerprint(text: str) -> int:
-    """A 32-bit hash of the item, case and spacing ignored: the same item re-sent is the same."""
-    return zlib.crc32(" ".join(text.casefold().split()).encode("utf-8", "surrogatepass"))
+    """A 32-bit hash of the item (its first 2000 characters), case and spacing ignored: the
+    same item re-sent is the same."""
+    return zlib.crc32(" ".join(text[:2000].casefold().split()).encode("utf-8", "surrogatepass"))
 
 
 @dataclass(slots=True)
@@ -158,6 +166,11 @@ class _Family:
     named: list = field(default_factory=list)  # its members, in order of joining
     sent: int = 0  # members named in the last alert sent
     updated_ts: int = 0
+    # The named members' totals, kept as they join (a member's counts stop at joining), so an
+    # update costs O(1) but for listing the members: requests, of which items sent before by
+    # another key, output tokens, answers with usage, earliest and latest first request.
+    totals: list = field(default_factory=lambda: [0, 0, 0, 0, None, None])
+    member_requests: list = field(default_factory=list)
 
 
 class CohortDetector:
@@ -166,7 +179,8 @@ class CohortDetector:
     detector = "distillguard.cohort/0.1"
 
     def __init__(self, *, young_ms: int = YOUNG_MS, min_key_events: int = 8, max_key_events: int = MAX_KEY_EVENTS,
-                 min_family_share: float = 0.6, min_harvest_tokens: int = 150, min_members: int = 12,
+                 min_family_share: float = 0.75, min_prose_share: float = 0.9, min_harvest_tokens: int = 150,
+                 min_members: int = 12,
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
                  critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1) -> None:
@@ -174,6 +188,7 @@ class CohortDetector:
         self.min_key_events = min_key_events
         self.max_key_events = max_key_events
         self.min_family_share = min_family_share
+        self.min_prose_share = min_prose_share
         self.min_harvest_tokens = min_harvest_tokens
         self.min_members = min_members
         self.window_ms = window_ms
@@ -188,10 +203,8 @@ class CohortDetector:
         self._keys: OrderedDict[str, _Candidate] = OrderedDict()
         self._items: OrderedDict[int, str] = OrderedDict()  # item -> the key that sent it first
         self._families: dict[int, _Family] = {}
+        self._pending: set[int] = set()  # families whose open incident has members not yet sent
         self._clock = 0
-
-    def _young(self, rec) -> bool:
-        return rec.account_created_ms is not None and 0 <= rec.ts_ms - rec.account_created_ms < self.young_ms
 
     def learn_one(self, rec, *, linked: bool = False) -> list[dict]:
         """Learn one link record (``LinkRecord``); returns cohort alerts raised or updated.
@@ -202,7 +215,7 @@ class CohortDetector:
         """
         self._clock = max(self._clock, rec.ts_ms)
         alerts = self._due_updates()
-        if rec.family < 0 or not self._young(rec):
+        if rec.family < 0 or not young_account(rec.ts_ms, rec.account_created_ms, self.young_ms):
             return alerts
         cand = self._keys.get(rec.api_key_id)
         if cand is None:
@@ -243,7 +256,10 @@ class CohortDetector:
         if cand.reported and cand.tokens < self.min_harvest_tokens * cand.reported:
             return None
         family, n = max(cand.families.items(), key=lambda kv: (kv[1], -kv[0]))
-        return family if n >= self.min_family_share * cand.events else None
+        # Prose is no item shape (it is what ordinary chat is): a member sweeping prose items
+        # must keep to them more strictly than one sweeping options, answer labels, math, code.
+        share = self.min_prose_share if _is_prose(family) else self.min_family_share
+        return family if n >= share * cand.events else None
 
     def _baseline(self, fam: _Family) -> float:
         """Members the family's ordinary history predicts in one window: its members that left
@@ -277,7 +293,8 @@ class CohortDetector:
         if fam.incident is not None and not in_wave:
             if len(fam.named) > fam.sent:
                 alerts.append(self._alert(family, fam))  # its last members, before it closes
-            fam.incident, fam.named, fam.sent = None, [], 0  # the wave ended: a new one is a new incident
+            # the wave ended: a new one is a new incident
+            fam.incident, fam.named, fam.sent, fam.totals, fam.member_requests = None, [], 0, [0, 0, 0, 0, None, None], []
         if not in_wave:
             return alerts
         if fam.incident is None:
@@ -287,21 +304,38 @@ class CohortDetector:
             first = min(fam.recent[k] for k in members)
             fam.incident = "cluster:cohort-" + family_name(family) + "-" + datetime.fromtimestamp(
                 first // DAY_MS * DAY_MS / 1000, timezone.utc).strftime("%Y%m%d")
-            fam.named = members
-        elif key not in fam.named and len(fam.named) < self.max_members:
-            fam.named.append(key)
-        for member in fam.named[fam.sent:]:
-            if member in self._keys:
-                self._keys[member].named = True
+            for member in members:
+                self._name(fam, member)
+        elif len(fam.named) < self.max_members:
+            self._name(fam, key)
         if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
             alerts.append(self._alert(family, fam))
+        elif len(fam.named) > fam.sent:
+            self._pending.add(family)
         return alerts
 
     def _due_updates(self) -> list[dict]:
         """Members that joined an open incident since its last alert, once its interval passed."""
-        return [self._alert(family, fam) for family, fam in self._families.items()
-                if fam.incident is not None and len(fam.named) > fam.sent
-                and self._clock - fam.updated_ts >= self.update_interval_ms]
+        if not self._pending:
+            return []
+        due = [family for family in self._pending
+               if self._clock - self._families[family].updated_ts >= self.update_interval_ms]
+        return [self._alert(family, self._families[family]) for family in sorted(due)]
+
+    def _name(self, fam: _Family, key: str) -> None:
+        cand = self._keys.get(key)
+        if cand is None:
+            return  # evicted since it joined: too old to name
+        cand.named = True
+        fam.named.append(key)
+        t = fam.totals
+        t[0] += cand.events
+        t[1] += cand.shared
+        t[2] += cand.tokens
+        t[3] += cand.reported
+        t[4] = cand.first_ts if t[4] is None else min(t[4], cand.first_ts)
+        t[5] = cand.first_ts if t[5] is None else max(t[5], cand.first_ts)
+        fam.member_requests.append(cand.events)
 
     def _overlap(self, members) -> float:
         stats = [self._keys[k] for k in members if k in self._keys]
@@ -310,12 +344,9 @@ class CohortDetector:
 
     def _alert(self, family: int, fam: _Family) -> dict:
         fam.sent, fam.updated_ts = len(fam.named), self._clock
-        stats = [self._keys[k] for k in fam.named if k in self._keys]
-        events = sum(s.events for s in stats)
-        firsts = [s.first_ts for s in stats] or [0]
-        tokens = sum(s.tokens for s in stats)
-        reported = sum(s.reported for s in stats)
-        per_key = sorted(s.events for s in stats) or [0]
+        self._pending.discard(family)
+        events, shared, tokens, reported, first, last = fam.totals
+        per_key = sorted(fam.member_requests) or [0]
         n = len(fam.named)
         critical = n >= self.critical_members
         from .pipeline import _iso
@@ -333,13 +364,12 @@ class CohortDetector:
                 {"signal": "content_cohort", "value": family_name(family), "baseline": None, "weight": 1.0},
                 {"signal": "cohort_members", "value": n,
                  "baseline": round(self._baseline(fam), 1), "weight": 1.0},
-                {"signal": "cohort_item_overlap", "value": round(self._overlap(fam.named), 3),
+                {"signal": "cohort_item_overlap", "value": round(shared / events, 3) if events else 0.0,
                  "baseline": self.max_overlap, "weight": None},
-                {"signal": "cohort_items_covered", "value": events - sum(s.shared for s in stats), "baseline": None,
-                 "weight": None},
+                {"signal": "cohort_items_covered", "value": events - shared, "baseline": None, "weight": None},
                 {"signal": "median_member_requests", "value": per_key[len(per_key) // 2], "baseline": None,
                  "weight": None},
-                {"signal": "members_enrolled_within_hours", "value": round((max(firsts) - min(firsts)) / 3_600_000, 1),
+                {"signal": "members_enrolled_within_hours", "value": round(((last or 0) - (first or 0)) / 3_600_000, 1),
                  "baseline": None, "weight": None},
                 {"signal": "mean_output_tokens", "value": round(tokens / reported) if reported else None,
                  "baseline": self.min_harvest_tokens, "weight": None},
