@@ -4,6 +4,8 @@
     python benchmarks/detection.py                       # the dev stream in ../shared
     python benchmarks/detection.py --seed 2 --seed 3     # also build and score other seeds
     python benchmarks/detection.py --stress paraphrased-b   # campaigns reworded (benchmarks/stress/)
+    python benchmarks/detection.py --no-dev --stress multilingual   # an issue-18 stream (stress/scenarios.py)
+    python benchmarks/detection.py --seed 2 ... --seed 7 --stress all   # everything: the figures of the README
 
 Streams are built with ``../shared/tools/make_stream.py`` into ``var/streams/`` (never
 committed). Writes ``benchmarks/results/detection.json`` and ``detection.md``: the scorer's
@@ -40,16 +42,23 @@ def build_stream(seed: int, out: Path) -> Path:
 # of other campaign styles could cost.
 STRESS = ROOT / "benchmarks" / "stress"
 STRESS_SEEDS = {"paraphrased-a": 23, "paraphrased-b": 24, "unwrapped": 21, "unwrapped-plain-corpora": 22, "judging-a": 25,
-                "judging-b": 26}
+                "judging-b": 26,
+                # issue 18: adaptive campaigns and product hard negatives, kinds in stress/scenarios.py
+                "multilingual": 31, "obfuscated": 32, "fabricated-conversations": 33, "content-cohort": 34,
+                "harvest-plain": 35, "product-negatives": 36}
+# The builder with the kinds of stress/scenarios.py registered (a superset of make_stream's).
+STRESS_BUILDER = STRESS / "scenarios.py"
 
 
 def build_stress_stream(name: str, out: Path) -> Path:
-    """``name``: a config in benchmarks/stress/. Its ``_drop_corpora`` are left out of the
-    prompt corpora (a directory of links with a reduced manifest); the rest goes to the builder."""
+    """``name``: a config in benchmarks/stress/. Its ``_prompts`` names the corpora folder of
+    ../shared/data (default ``prompts``; ``prompts-ml`` adds ~30 languages); its ``_drop_corpora``
+    are left out of the prompt corpora (a directory of links with a reduced manifest); the rest
+    goes to the builder."""
     if (out / "events.jsonl.gz").exists():
         return out
     config = json.loads((STRESS / f"{name}.json").read_text())
-    prompts = SHARED / "data" / "prompts"
+    prompts = SHARED / "data" / config.pop("_prompts", "prompts")
     out.mkdir(parents=True, exist_ok=True)
     drop = config.pop("_drop_corpora", [])
     if drop:
@@ -65,7 +74,7 @@ def build_stress_stream(name: str, out: Path) -> Path:
         (reduced / "MANIFEST.json").write_text(json.dumps(manifest))
         prompts = reduced
     (out / "config.json").write_text(json.dumps(config))
-    subprocess.run([sys.executable, str(SHARED / "tools" / "make_stream.py"), "--prompts", str(prompts),
+    subprocess.run([sys.executable, str(STRESS_BUILDER), "--prompts", str(prompts),
                     "--out", str(out), "--seed", str(STRESS_SEEDS[name]), "--config", str(out / "config.json")],
                    check=True)
     return out
@@ -82,6 +91,7 @@ def run_stream(name: str, stream: Path, work: Path) -> dict:
                    stdout=subprocess.DEVNULL)
     score = json.loads(score_json.read_text())
     return {"clusters": cluster_incidents(alerts, stream / "labels.csv"),
+            "benign_alerted": benign_alerted(alerts, stream / "labels.csv"),
             "key_history": key_histories(stream / "events.jsonl.gz", alerts, stream / "labels.csv"),
             "stream": name, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
             "replay_seconds": round(summary.seconds, 2),
@@ -115,6 +125,30 @@ def cluster_incidents(alerts: Path, labels: Path) -> dict:
         # the most incidents one campaign's keys are spread over (with 3+ keys in each)
         "most_incidents_per_campaign": max((sum(1 for i in incidents if i[c] >= 3) for c in hydras), default=0),
     }
+
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+def benign_alerted(alerts: Path, labels: Path) -> dict:
+    """Benign keys alerted, per scenario, by the highest severity any alert named them with
+    (key or cluster alert): the scorer's FPR counts every alert alike, but a product may earn
+    an ``info`` with reasons while a ``critical`` page on it is the failure (issue 18)."""
+    scenario = {row["api_key_id"]: row["scenario"] for row in csv.DictReader(open(labels)) if row["label"] == "benign"}
+    worst: dict[str, int] = {}
+    for line in open(alerts, encoding="utf-8"):
+        alert = json.loads(line)
+        rank = SEVERITY_RANK.get(alert.get("severity"), 2)
+        for key in alert.get("api_key_ids") or [alert["entity_id"]]:
+            if key in scenario and rank > worst.get(key, -1):
+                worst[key] = rank
+    out: dict[str, dict] = {}
+    for key, name in scenario.items():
+        row = out.setdefault(name, {"keys": 0, "info": 0, "warning": 0, "critical": 0})
+        row["keys"] += 1
+        if key in worst:
+            row[("info", "warning", "critical")[worst[key]]] += 1
+    return out
 
 
 def _iso_ms(ts: str) -> int:
@@ -214,6 +248,14 @@ def markdown(results: list[dict]) -> str:
         ([r["stream"], f"{h['turned_keys']} ({h['turned_keys_told']})", _fmt(h["turned_called_turned"]),
           f"{h['turned_event_error_median']} / {h['turned_event_error_p90']}", h["from_start_keys_told"],
           _fmt(h["from_start_called_from_first_events"])] for r in results for h in [r["key_history"]]))
+    lines += ["", "Benign keys alerted, by the highest severity that named them (a `critical` on a benign "
+              "key is a false page; products may earn `info` at most):", ""]
+    lines += _table(
+        ["stream", "benign keys", "info", "warning", "critical", "scenarios with a critical page"],
+        ([r["stream"], sum(v["keys"] for v in b.values()), sum(v["info"] for v in b.values()),
+          sum(v["warning"] for v in b.values()), sum(v["critical"] for v in b.values()),
+          ", ".join(f"{n} ({v['critical']}/{v['keys']})" for n, v in sorted(b.items()) if v["critical"]) or "-"]
+         for r in results for b in [r.get("benign_alerted") or {}]))
     for r in results:
         lines += ["", f"## {r['stream']}: per scenario", ""]
         lines += _table(
@@ -228,9 +270,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, action="append", default=[], help="also build and score this seed")
     parser.add_argument("--no-dev", action="store_true", help="skip the dev stream")
-    parser.add_argument("--stress", action="append", default=[], choices=sorted(STRESS_SEEDS),
-                        help="also build and score this stress stream (benchmarks/stress/NAME.json)")
+    parser.add_argument("--stress", action="append", default=[], choices=sorted(STRESS_SEEDS) + ["all"],
+                        help="also build and score this stress stream (benchmarks/stress/NAME.json); all: every one")
+    parser.add_argument("--results-name", default="detection",
+                        help="write benchmarks/results/NAME.{json,md} (default: detection)")
     args = parser.parse_args()
+    if "all" in args.stress:
+        args.stress = list(STRESS_SEEDS)
     work = ROOT / "var" / "bench"
     work.mkdir(parents=True, exist_ok=True)
     results = []
@@ -244,8 +290,8 @@ def main() -> int:
                                   work))
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
-    (RESULTS / "detection.json").write_text(json.dumps(payload, indent=1, default=str))
-    (RESULTS / "detection.md").write_text(markdown(results))
+    (RESULTS / f"{args.results_name}.json").write_text(json.dumps(payload, indent=1, default=str))
+    (RESULTS / f"{args.results_name}.md").write_text(markdown(results))
     print(markdown(results))
     return 0
 

@@ -1,0 +1,709 @@
+#!/usr/bin/env python3
+"""Scenario kinds of the issue-18 stress streams, registered on the shared stream builder.
+
+    python benchmarks/stress/scenarios.py --prompts DIR --out OUTDIR --seed N --config CONFIG.json
+
+Imports ``make_stream.py`` of the shared benchmark tools (found beside this project, as
+``benchmarks/detection.py`` finds it, or at ``$DG_MAKE_STREAM``), registers the kinds below with
+its ``register`` decorator and runs its ``main``: a config in this folder names the kinds.
+These streams are adversarial on purpose: campaigns written against a detector that has been
+read (other languages, obfuscated wording, fabricated conversations, cohorts that share only
+content, harvests with no wording) and benign products that look like extraction. Every
+generator draws its parameters from ranges in the config so that no single shape is the
+stream; nothing here may key on what the detector looks for.
+
+Kinds: ``ml_campaign``, ``ml_casual`` (multilingual); ``obfuscated_campaign``;
+``fabricated_conv``, ``multi_turn_users``; ``content_cohort``; ``harvest_plain``;
+``homework_app``, ``eval_company``, ``longform_service``, ``turned_mature`` (products).
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[2]
+_MAKE_STREAM = Path(os.environ.get("DG_MAKE_STREAM", _ROOT.parent / "shared" / "tools" / "make_stream.py"))
+
+
+def _load_make_stream():
+    """The shared builder as module ``make_stream`` (one instance, so ``register`` lands in the
+    ``SCENARIOS`` that its ``build`` reads)."""
+    if "make_stream" in sys.modules:
+        return sys.modules["make_stream"]
+    spec = importlib.util.spec_from_file_location("make_stream", _MAKE_STREAM)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_stream"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ms = _load_make_stream()
+register, draw_num, wchoice, hexid, fill = ms.register, ms.draw_num, ms.wchoice, ms.hexid, ms.fill
+DAY_MS, HOUR_MS = ms.DAY_MS, ms.HOUR_MS
+
+# Kinds this module adds (a config may name these or the builder's own kinds).
+KINDS = ("ml_campaign", "ml_casual", "obfuscated_campaign", "fabricated_conv", "multi_turn_users",
+         "content_cohort", "harvest_plain", "homework_app", "eval_company", "longform_service", "turned_mature")
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def attack_pools(b, corpora=None, prefix=None, langs=None):
+    """Attack pools filtered by corpus name, corpus prefix and group language (``<lang>:...``)."""
+    pools = b.C.attack
+    if corpora:
+        pools = [p for p in pools if p.corpus in corpora]
+    if prefix:
+        pools = [p for p in pools if p.corpus.startswith(prefix)]
+    if langs:
+        pools = [p for p in pools if p.group.split(":", 1)[0] in langs]
+    return pools
+
+
+def spec_pools(b, spec, names_key="corpora_names"):
+    """The attack pools a scenario's config allows: ``corpora_names`` (all when absent) less the
+    groups whose name starts with one of ``exclude_groups`` (e.g. tool catalogues, which carry
+    extraction style in the item itself)."""
+    names = spec.get(names_key)
+    pools = attack_pools(b, corpora=names) if names else list(b.C.attack)
+    drop = tuple(spec.get("exclude_groups", ()))
+    return [p for p in pools if not (drop and p.group.startswith(drop))]
+
+
+def walk(R, pools, n, per_group, spill=()):
+    """n records (text, answer, group) walked through pools in turn, ``per_group`` at a time;
+    once they are used up, the ``spill`` pools with records left join; once every pool is used
+    up, they are walked again (a repeat, as a long campaign would)."""
+    out, i, dry = [], 0, 0
+    pools = list(pools)
+    if not pools:
+        raise SystemExit("stress scenario: no attack pool matches the campaign's corpora/languages")
+    rot = R.randrange(len(pools))
+    pools = pools[rot:] + pools[:rot]
+    while len(out) < n:
+        if dry >= len(pools):
+            more = [q for q in spill if q.remaining() > 0 and q not in pools]
+            if more:
+                pools += more
+                dry = 0
+        p = pools[i % len(pools)]
+        i += 1
+        got = p.take(min(per_group, n - len(out)), allow_wrap=dry >= len(pools))
+        out.extend((text, ans, p.group) for text, ans in got)
+        dry = 0 if got else dry + 1
+    return out
+
+
+def wrapper_fn(R, templates, rate, out_median, answers_from):
+    """f(rec, R) -> (prompt, out_median): one of ``templates`` at ``rate``, else the bare item."""
+
+    def wrap(rec, RR):
+        text, ans, group = rec
+        if templates and RR.random() < rate:
+            t = RR.choice(templates)
+            if "{answer}" in t and not ans:
+                ans = ms.synth_answer(RR, answers_from)
+            return fill(t, text, ans, group), out_median * 1.5
+        return text, out_median
+
+    return wrap
+
+
+def young_account(b, R, first_ts, spec):
+    """An account created hours to days before its first request (or older for a share)."""
+    lo, hi = spec.get("account_age_days", [0.05, 6.0])
+    age = R.uniform(lo, hi) if R.random() >= spec.get("old_account_p", 0.0) else R.uniform(30, 400)
+    return b.new_account(R, first_ts, "attack", tier=wchoice(R, spec.get("tiers", [["free", 0.6], ["tier1", 0.4]])),
+                         org_p=0.0, created=first_ts - int(age * DAY_MS))
+
+
+def attack_identity(b, R, spec, camo):
+    """(profile, params style, model) of an attack key: camouflaged ones look like users."""
+    prof, style, model, _age, _tier = ms._attack_meta(b, R, spec, camo)
+    return prof, style, model
+
+
+# --------------------------------------------------------------------------- 1. multilingual
+
+# Written for this stream (not taken from any detector's cue list): elicitation of worked
+# reasoning and grading requests, several wordings per language, so a campaign rotates them.
+ML_COT = {
+    "zh": ["{text}\n\n请一步一步地思考，写出完整的推理过程，最后给出答案。",
+           "请详细解答下面的问题，列出每一个推导步骤：\n\n{text}",
+           "{text}\n\n先分析题目，再逐条说明理由，最后单独一行写出最终答案。"],
+    "ja": ["{text}\n\n段階的に考えて、推論の過程をすべて示してから答えてください。",
+           "次の問題について、考え方を順を追って詳しく説明し、最後に答えを書いてください。\n\n{text}",
+           "{text}\n\n途中の計算や根拠を省略せずに書き、最終的な答えを最後の行に示してください。"],
+    "ko": ["{text}\n\n단계별로 생각하고 모든 추론 과정을 보여 준 뒤 답하세요.",
+           "다음 문제를 풀 때 각 단계의 근거를 자세히 설명하고 마지막에 정답을 쓰세요.\n\n{text}",
+           "{text}\n\n풀이 과정을 빠짐없이 적고 최종 답을 따로 한 줄로 적어 주세요."],
+    "de": ["{text}\n\nDenke Schritt für Schritt nach und zeige deinen vollständigen Lösungsweg, bevor du antwortest.",
+           "Löse die folgende Aufgabe und begründe jeden Zwischenschritt ausführlich.\n\n{text}",
+           "{text}\n\nErkläre deine Überlegungen im Detail und nenne am Ende die endgültige Antwort."],
+    "fr": ["{text}\n\nRéfléchis étape par étape et montre tout ton raisonnement avant de répondre.",
+           "Résous le problème suivant en détaillant chaque étape intermédiaire.\n\n{text}",
+           "{text}\n\nExplique ta démarche en détail, puis donne la réponse finale sur une ligne à part."],
+    "es": ["{text}\n\nPiensa paso a paso y muestra todo tu razonamiento antes de responder.",
+           "Resuelve lo siguiente explicando en detalle cada paso intermedio.\n\n{text}",
+           "{text}\n\nJustifica cada deducción y da la respuesta final al terminar."],
+    "ru": ["{text}\n\nРассуждай шаг за шагом и покажи весь ход решения, прежде чем ответить.",
+           "Реши следующую задачу, подробно объясняя каждый промежуточный шаг.\n\n{text}",
+           "{text}\n\nОпиши свои рассуждения полностью, а в конце отдельной строкой дай окончательный ответ."],
+    "ar": ["{text}\n\nفكّر خطوة بخطوة واعرض طريقة تفكيرك كاملة قبل الإجابة.",
+           "حلّ السؤال التالي مع شرح كل خطوة من خطوات الحل بالتفصيل.\n\n{text}",
+           "{text}\n\nاشرح منطقك بالتفصيل ثم اكتب الإجابة النهائية في سطر مستقل."],
+    "pt": ["{text}\n\nPense passo a passo e mostre todo o seu raciocínio antes de responder.",
+           "Resolva a questão a seguir explicando detalhadamente cada etapa.\n\n{text}",
+           "{text}\n\nJustifique cada passo do raciocínio e indique a resposta final no fim."],
+    "hi": ["{text}\n\nक़दम-दर-क़दम सोचिए और उत्तर देने से पहले अपना पूरा तर्क दिखाइए।",
+           "नीचे दिए गए प्रश्न को हल कीजिए और हर चरण को विस्तार से समझाइए।\n\n{text}",
+           "{text}\n\nअपनी सोच की पूरी प्रक्रिया लिखिए और अंत में अंतिम उत्तर अलग पंक्ति में दीजिए।"],
+    "it": ["{text}\n\nRagiona passo dopo passo e mostra tutto il ragionamento prima di rispondere.",
+           "Risolvi il seguente quesito spiegando nel dettaglio ogni passaggio.\n\n{text}"],
+    "tr": ["{text}\n\nAdım adım düşün ve cevap vermeden önce tüm akıl yürütmeni göster.",
+           "Aşağıdaki soruyu her adımı ayrıntılı olarak açıklayarak çöz.\n\n{text}"],
+    "pl": ["{text}\n\nMyśl krok po kroku i pokaż całe rozumowanie, zanim odpowiesz.",
+           "Rozwiąż poniższe zadanie, szczegółowo uzasadniając każdy krok.\n\n{text}"],
+    "vi": ["{text}\n\nHãy suy nghĩ từng bước và trình bày toàn bộ lập luận trước khi trả lời.",
+           "Giải bài sau và giải thích chi tiết từng bước trung gian.\n\n{text}"],
+}
+
+ML_GRADE = {
+    "zh": ["问题：{text}\n候选答案：{answer}\n\n请判断候选答案是否正确，并给出1到10分的评分及理由。",
+           "下面是一道题和一个模型的回答。\n题目：{text}\n回答：{answer}\n请指出错误并打分（满分100）。"],
+    "ja": ["問題：{text}\n回答：{answer}\n\nこの回答は正しいですか？10点満点で採点し、理由を述べてください。",
+           "以下の問題に対するアシスタントの答えを評価してください。\n{text}\n答え：{answer}\n合格か不合格かを判定してください。"],
+    "ko": ["문제: {text}\n답변: {answer}\n\n이 답변이 맞는지 판단하고 1~10점으로 채점한 뒤 이유를 설명하세요.",
+           "다음 모델의 응답을 평가하세요.\n질문: {text}\n응답: {answer}\n정확성과 유용성 점수를 매기세요."],
+    "de": ["Frage: {text}\nAntwort des Modells: {answer}\n\nIst die Antwort korrekt? Vergib eine Note von 1 bis 10 und begründe sie.",
+           "Bewerte die folgende Lösung streng wie ein Prüfer.\nAufgabe: {text}\nLösung: {answer}"],
+    "fr": ["Question : {text}\nRéponse proposée : {answer}\n\nLa réponse est-elle correcte ? Donne une note sur 10 et justifie.",
+           "Évalue la réponse de l'assistant comme un correcteur exigeant.\nÉnoncé : {text}\nRéponse : {answer}"],
+    "es": ["Pregunta: {text}\nRespuesta candidata: {answer}\n\n¿Es correcta? Puntúala del 1 al 10 y explica por qué.",
+           "Actúa como examinador y califica esta respuesta.\nEnunciado: {text}\nRespuesta: {answer}"],
+    "ru": ["Вопрос: {text}\nОтвет модели: {answer}\n\nВерен ли ответ? Поставь оценку от 1 до 10 и обоснуй её.",
+           "Оцени решение как строгий экзаменатор.\nЗадание: {text}\nРешение: {answer}\nЗачёт или незачёт?"],
+    "ar": ["السؤال: {text}\nالإجابة المقترحة: {answer}\n\nهل الإجابة صحيحة؟ قيّمها من 1 إلى 10 مع التعليل.",
+           "قيّم إجابة المساعد التالية كمصحح صارم.\nالمسألة: {text}\nالإجابة: {answer}"],
+    "pt": ["Pergunta: {text}\nResposta do modelo: {answer}\n\nA resposta está correta? Dê uma nota de 1 a 10 e justifique.",
+           "Avalie a resposta abaixo como um corretor rigoroso.\nEnunciado: {text}\nResposta: {answer}"],
+    "hi": ["प्रश्न: {text}\nमॉडल का उत्तर: {answer}\n\nक्या उत्तर सही है? 1 से 10 के बीच अंक दीजिए और कारण बताइए।",
+           "एक सख़्त परीक्षक की तरह इस उत्तर का मूल्यांकन कीजिए।\nप्रश्न: {text}\nउत्तर: {answer}"],
+    "it": ["Domanda: {text}\nRisposta proposta: {answer}\n\nLa risposta è corretta? Assegna un voto da 1 a 10 e motivalo."],
+    "tr": ["Soru: {text}\nModelin cevabı: {answer}\n\nCevap doğru mu? 1-10 arası puan ver ve gerekçesini yaz."],
+    "pl": ["Pytanie: {text}\nOdpowiedź modelu: {answer}\n\nCzy odpowiedź jest poprawna? Oceń ją w skali 1-10 i uzasadnij."],
+    "vi": ["Câu hỏi: {text}\nCâu trả lời: {answer}\n\nCâu trả lời có đúng không? Chấm điểm từ 1 đến 10 và giải thích."],
+}
+
+# Languages with attack items in the multilingual corpora (their ``group`` starts with the code).
+ML_LANGS = ("zh", "ja", "ko", "de", "fr", "es", "ru", "ar", "pt", "hi", "it", "tr", "pl", "vi")
+
+
+@register("ml_campaign")
+def gen_ml_campaign(b, name, spec, R):
+    """Single-key sweeps over other-language items. ``styles``: sweep (items as they are),
+    cot (an elicitation wrapper in the items' language), grading (a rubric in that language),
+    capability (items of several languages, some wrapped). Low-and-slow ones mix in chat."""
+    have = {p.group.split(":", 1)[0] for p in attack_pools(b, prefix="ml_")}
+    langs = [lang for lang in spec.get("languages", ML_LANGS) if lang in have]
+    for camo in ms.camo_flags(b, R, spec):
+        style = wchoice(R, spec.get("styles", [["sweep", 0.25], ["cot", 0.3], ["grading", 0.25],
+                                               ["capability", 0.2]]))
+        scen = f"{name}_{style}" + ("_camo" if camo else "")
+        ci = b.new_campaign(scen, camo)
+        n = draw_num(R, spec["events"])
+        key_langs = R.sample(langs, R.randint(2, 4)) if style == "capability" else [R.choice(langs)]
+        recs = walk(R, attack_pools(b, prefix="ml_", langs=key_langs), n, draw_num(R, spec.get("per_group", [20, 200])))
+        templates = []
+        for lang in key_langs:
+            table = ML_GRADE if style == "grading" else ML_COT
+            pool = table.get(lang, [])
+            if style != "sweep" and pool:
+                templates += R.sample(pool, min(len(pool), R.randint(1, 3)))
+        rate = R.uniform(*spec.get("wrap_rate", [0.6, 1.0]))
+        by_lang = {lang: [t for t in templates if t in ML_COT.get(lang, []) + ML_GRADE.get(lang, [])]
+                   for lang in key_langs}
+
+        def wrap(rec, RR, _by_lang=by_lang, _rate=rate):
+            # the wrapper is in the item's own language (a capability sweep switches with it)
+            lang = rec[2].split(":", 1)[0]
+            return wrapper_fn(RR, _by_lang.get(lang, []), _rate, spec.get("out_median", 400.0), b.C.attack)(rec, RR)
+
+        prof, pstyle, model = attack_identity(b, R, spec, camo)
+        slow = R.random() < spec.get("slow_p", 0.25)
+        if slow:
+            times = sorted(b.sample_hours(R, n, b.tz_of(R, prof["cc"]), "casual"))
+        else:
+            times = ms._sweep_times(b, R, spec, n)
+        acc = b.new_account(R, times[0], "benign" if camo else "attack",
+                            tier=wchoice(R, spec.get("tiers", [["tier1", 0.5], ["tier2", 0.5]])), org_p=0.05)
+        key = b.new_key(scen, "attack", ci, acc, "ml_campaign")
+        key.attack_from = times[0] - times[0] % 1000
+        system = None
+        if R.random() < spec.get("system_p", 0.2) and templates:
+            # a system prompt in the campaign's language: its first wording without the item
+            system = templates[0].replace("{text}", "").replace("{answer}", "").strip()
+        ms._emit_attack_seq(b, R, key, recs, times, wrap, style=pstyle, model=model, prof=prof, system=system,
+                            camo=camo, p429=spec.get("p429"))
+
+
+def ml_topics(b, R, k):
+    """Benign topics of the multilingual chat corpora (hard negatives: people who write in
+    another language)."""
+    pool = [t for t in b.C.benign_topics if t.corpus.startswith("ml_")] or b.C.benign_topics
+    return list(dict.fromkeys(R.choices(pool, weights=[len(t.chains) for t in pool], k=k)))
+
+
+@register("ml_casual")
+def gen_ml_casual(b, name, spec, R):
+    """Benign users who chat in another language (and a few students who paste exam-like
+    questions in it now and then)."""
+    exam_pools = attack_pools(b, prefix="ml_")
+    for _ in range(b.scaled(spec.get("count", 0))):
+        topics = ml_topics(b, R, draw_num(R, spec.get("topics", [1, 2])))
+        key, profs, styles, model = ms._casual_key(b, name, spec, R, topics=topics)
+        if exam_pools and R.random() < spec.get("exam_p", 0.0):
+            # a student pastes a few exam questions of one language, at a person's pace
+            pool = R.choice(exam_pools)
+            items = [[t] for t, _a in pool.take(R.randint(1, 5), allow_wrap=True)]
+            tz = b.tz_of(R, profs[0][0]["cc"])
+            times = b.layout_sessions(R, items, tz, "casual", sess_mean=len(items),
+                                      think={"median": 90.0, "sigma": 0.8})
+            ms.emit_benign_convs(b, R, key, items, times, profs, model, styles, conv_id_p=0.4)
+
+
+# --------------------------------------------------------------------------- 2. obfuscated
+
+_HOMOGLYPHS = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "y": "у", "i": "і", "s": "ѕ",
+               "j": "ј", "A": "Α", "B": "Β", "E": "Ε", "H": "Η", "K": "Κ", "M": "Μ", "O": "Ο", "P": "Ρ",
+               "T": "Τ", "X": "Χ", "C": "С", "v": "ν", "n": "ո"}
+_ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"]
+
+
+def homoglyphs(R, text, p):
+    return "".join(_HOMOGLYPHS[ch] if ch in _HOMOGLYPHS and R.random() < p else ch for ch in text)
+
+
+def zero_width(R, text, p):
+    out = []
+    for ch in text:
+        out.append(ch)
+        if ch.isalpha() and R.random() < p:
+            out.append(R.choice(_ZERO_WIDTH))
+    return "".join(out)
+
+
+def fullwidth(R, text, p):
+    """ASCII letters to their fullwidth forms, word by word (p: share of words)."""
+    words = text.split(" ")
+    return " ".join("".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in w) if R.random() < p else w
+                    for w in words)
+
+
+def spaced(R, text, p):
+    """Words spelled out letter by letter ("s t e p"), p: share of words of 3+ letters."""
+    sep = R.choice([" ", " ", ".", "-", " \u200b"])
+    gap = R.choice([" ", "  ", " / "])
+    return gap.join(sep.join(w) if len(w) >= 3 and w.isalpha() and R.random() < p else w for w in text.split(" "))
+
+
+OBFUSCATIONS = {"homoglyph": homoglyphs, "zero_width": zero_width, "fullwidth": fullwidth, "spaced": spaced}
+
+
+def obfuscate_template(R, template, methods, strength):
+    """Obfuscate a wrapper's own words, leaving its {text}/{answer} slots intact."""
+    parts = template.replace("{answer}", "\x00answer\x00").replace("{text}", "\x00text\x00").split("\x00")
+    out = []
+    for part in parts:
+        if part in ("text", "answer"):
+            out.append("{" + part + "}")
+            continue
+        for m in methods:
+            part = OBFUSCATIONS[m](R, part, strength)
+        out.append(part)
+    return "".join(out)
+
+
+@register("obfuscated_campaign")
+def gen_obfuscated_campaign(b, name, spec, R):
+    """English sweeps whose wrappers are disguised: look-alike letters, zero-width characters,
+    fullwidth forms, spaced-out letters, a different mix on every request; some campaigns
+    disguise the items too. Single keys and small hydras on separate infrastructure."""
+    W = b.cfg["wrappers"]
+    extra = spec.get("extra_wrappers", [])
+    for camo in ms.camo_flags(b, R, spec):
+        mset = R.sample(sorted(OBFUSCATIONS), R.randint(1, len(OBFUSCATIONS)))
+        scen = name + ("_camo" if camo else "")
+        ci = b.new_campaign(scen, camo)
+        families = [w for w in spec.get("wrappers", ["cot"]) if W.get(w)]
+        allt = [t for f in families for t in W[f]] + extra
+        templates = R.sample(allt, min(len(allt), R.randint(1, 4)))
+        strength = R.uniform(*spec.get("strength", [0.3, 1.0]))
+        rate = R.uniform(*spec.get("wrap_rate", [0.7, 1.0]))
+        # items with style of their own (benchmark headers, exemplars) are disguised as well;
+        # plain items are disguised now and then
+        styled_items = R.random() < spec.get("styled_items_p", 0.3)
+        pools = spec_pools(b, spec, "styled_item_corpora" if styled_items else "corpora_names")
+        item_p = R.uniform(0.7, 1.0) if styled_items else (spec.get("obfuscate_items_p", 0.3) if R.random() < 0.5 else 0.0)
+
+        def wrap(rec, RR, _t=templates, _m=mset, _s=strength, _ip=item_p, _r=rate):
+            text, ans, group = rec
+            methods = RR.sample(_m, RR.randint(1, len(_m)))  # a different mix per request
+            if _ip and RR.random() < _ip:
+                text = OBFUSCATIONS[RR.choice(_m)](RR, text, _s * 0.5)
+            if RR.random() >= _r:
+                return text, spec.get("out_median", 350.0)
+            t = obfuscate_template(RR, RR.choice(_t), methods, _s)
+            if "{answer}" in t and not ans:
+                ans = ms.synth_answer(RR, b.C.attack)
+            return fill(t, text, ans, group), spec.get("out_median", 350.0) * 2.5
+
+        k = draw_num(R, spec.get("keys", [1, 1]))
+        n = draw_num(R, spec["events"])
+        recs = walk(R, pools, n * k, draw_num(R, spec.get("per_group", [30, 300])))
+        for j in range(k):
+            prof, pstyle, model = attack_identity(b, R, spec, camo)
+            times = ms._sweep_times(b, R, spec, n)
+            acc = b.new_account(R, times[0], "benign" if camo else "attack",
+                                tier=wchoice(R, spec.get("tiers", [["tier1", 0.5], ["tier2", 0.5]])), org_p=0.0)
+            key = b.new_key(scen, "attack", ci, acc, "obfuscated_campaign")
+            key.attack_from = times[0] - times[0] % 1000
+            ms._emit_attack_seq(b, R, key, recs[j * n:(j + 1) * n], times, wrap, style=pstyle, model=model,
+                                prof=prof, system=ms._attack_system(b, R, spec, camo), camo=camo)
+
+
+# --------------------------------------------------------------------------- 3. fabricated conversations
+
+FILLERS = ["Thanks! Next one:", "Great, thank you. Next:", "Perfect. Now this one:", "ok next", "Good. Another:",
+           "Thanks. Here's the next question:", "Nice! Continue with:", "Got it, thanks. Next question:",
+           "Awesome. And this one?", "Cool, now:", "Thank you! Moving on:", "Next:", "Alright, following one:",
+           "That helps. Now do this:", "Same format please:"]
+
+
+def _stolen_conv_ids(b, R, n):
+    """Conversation ids already used by other (benign) keys of the stream."""
+    seen = [e[6] for e in b.events if e[6] and not e[17]]
+    return R.sample(seen, min(n, len(seen))) if seen else []
+
+
+@register("fabricated_conv")
+def gen_fabricated_conv(b, name, spec, R):
+    """Sweeps that claim to be conversation turns. ``modes``: reused (a handful of ids across
+    hundreds of requests, turn index climbing or random), unopened (a fresh id per request or
+    per few, turn index > 0, its turn 0 never sent), borrowed (ids of other keys'
+    conversations). Filler like "Thanks! Next one:" on a share of requests; claimed history
+    may be reflected in input tokens or not at all; machine timing."""
+    for camo in ms.camo_flags(b, R, spec):
+        mode = wchoice(R, spec.get("modes", [["reused", 0.4], ["unopened", 0.4], ["borrowed", 0.2]]))
+        scen = f"{name}_{mode}" + ("_camo" if camo else "")
+        ci = b.new_campaign(scen, camo)
+        n = draw_num(R, spec["events"])
+        recs = b.attack_walk(R, n, spec)
+        wrap = b.make_wrapper(R, spec)
+        prof, pstyle, model = attack_identity(b, R, spec, camo)
+        times = ms._sweep_times(b, R, spec, n)
+        acc = b.new_account(R, times[0], "benign" if camo else "attack",
+                            tier=wchoice(R, spec.get("tiers", [["tier1", 0.5], ["tier2", 0.5]])), org_p=0.05)
+        key = b.new_key(scen, "attack", ci, acc, "fabricated_conv")
+        key.attack_from = times[0] - times[0] % 1000
+        filler_p = R.uniform(*spec.get("filler_p", [0.0, 0.9]))
+        fillers = R.sample(FILLERS, R.randint(1, 5))
+        fake_hist = R.random() < spec.get("fake_history_p", 0.5)
+        ids = ["conv_" + hexid(R, 64) for _ in range(R.randint(1, 6))]
+        if mode == "borrowed":
+            ids = _stolen_conv_ids(b, R, R.randint(3, 40)) or ids
+        per_id = R.randint(1, 4)
+        turn_climbs = R.random() < 0.5
+        ep = b.endpoint(R, prof["kind"])
+        system = ms._attack_system(b, R, spec, camo)
+        for i, (rec, ts) in enumerate(zip(recs, times)):
+            p, med = wrap(rec, R)
+            if R.random() < filler_p:
+                p = R.choice(fillers) + R.choice([" ", "\n", "\n\n"]) + p
+            if mode == "unopened":
+                if i % per_id == 0:
+                    cid = "conv_" + hexid(R, 64)
+                turn = R.randint(1, 12) if not turn_climbs else 1 + i % per_id
+            else:
+                cid = R.choice(ids) if mode == "borrowed" else ids[(i // max(1, n // len(ids))) % len(ids)]
+                turn = (i + 1) if turn_climbs else R.randint(1, 40)
+            hist = int(turn * R.uniform(150, 600)) if fake_hist else 0
+            b.emit(R, key, ts, p, params=b.vary(R, pstyle) if camo else pstyle, model=model, endpoint=ep,
+                   client=b.client(R, prof), system=system, conv=cid, turn=turn, attack=True, out_median=med,
+                   hist=hist)
+
+
+@register("multi_turn_users")
+def gen_multi_turn_users(b, name, spec, R):
+    """Benign people in long conversations (follow-ups, human think time): real turns."""
+    for _ in range(b.scaled(spec.get("count", 0))):
+        ms._casual_key(b, name, spec, R)
+
+
+# --------------------------------------------------------------------------- 4. content cohort
+
+def _cohort_profile(b, R, spec):
+    """Each member's own network and client: no shared /24, ASN+UA pair or payment method."""
+    return b.profile(R, spec.get("asn", {"residential": 0.6, "cloud": 0.2, "hosting": 0.1, "office": 0.1}),
+                     spec.get("ua", {"browser": 0.3, "sdk": 0.4, "http": 0.3}), n_ips=R.randint(1, 2))
+
+
+def _cohort_item_set(b, R, spec, families, needed):
+    """The pools of one item set (a corpus family, in one language when it has several) with
+    ``needed`` unused records if one has; else the largest."""
+    sets = []
+    for family in families:
+        pools = attack_pools(b, corpora=[family])
+        if spec.get("one_language", True) and pools and ":" in pools[0].group:
+            for lang in sorted({p.group.split(":", 1)[0] for p in pools}):
+                sets.append([p for p in pools if p.group.startswith(lang + ":")])
+        elif pools:
+            sets.append(pools)
+    big = [x for x in sets if sum(p.remaining() for p in x) >= needed]
+    return R.choice(big) if big else max(sets, key=lambda x: sum(p.remaining() for p in x))
+
+
+@register("content_cohort")
+def gen_content_cohort(b, name, spec, R):
+    """Many young keys that share nothing but content: each its own account, payment method,
+    network and client, enrolled hours apart over days, each sending 10-40 requests that are
+    a disjoint slice of one item set (one corpus family). Member timing is independent:
+    human-like sessions or a short automated run, never in lockstep with the others."""
+    families = spec.get("families") or sorted({p.corpus for p in b.C.attack})
+    for camo in ms.camo_flags(b, R, spec):
+        styled = R.random() < spec.get("styled_p", 0.5)
+        scen = name + ("_styled" if styled else "_plain") + ("_camo" if camo else "")
+        ci = b.new_campaign(scen, camo)
+        k = draw_num(R, spec["keys"])
+        sizes = [draw_num(R, spec["events"]) for _ in range(k)]
+        pools = _cohort_item_set(b, R, spec, families if styled else spec.get("plain_families", families), sum(sizes))
+        drop = tuple(spec.get("exclude_groups", ()))
+        pools = [p for p in pools if not (drop and p.group.startswith(drop))] or pools
+        # the slices are disjoint: a set smaller than the sweep gets fewer members, not repeats
+        left = sum(p.remaining() for p in pools)
+        while sum(sizes) > left and len(sizes) > 1:
+            sizes.pop()
+        recs = walk(R, pools, sum(sizes), draw_num(R, spec.get("per_group", [50, 500])))
+        if R.random() < spec.get("shuffle_p", 0.5):
+            R.shuffle(recs)  # slices are disjoint either way; chunked or scattered over the set
+        wrap = b.make_wrapper(R, dict(spec, wrap_p=1.0 if styled else 0.0))
+        span_days = R.uniform(*spec.get("enrol_days", [1.0, 5.0]))
+        t_start = b.t0 + int(R.uniform(0, max(0.1, b.days - span_days - 1)) * DAY_MS)
+        enrol = sorted(t_start + int(R.random() * span_days * DAY_MS) for _ in range(k))
+        pos = 0
+        for j, (size, t_en) in enumerate(zip(sizes, enrol)):
+            mine = recs[pos:pos + size]
+            pos += size
+            prof = _cohort_profile(b, R, spec)
+            if R.random() < spec.get("automated_p", 0.5):
+                interval = math.exp(R.uniform(math.log(2.0), math.log(90.0)))
+                times = b.automated_times(R, size, t_en, interval, R.uniform(0.2, 1.0))
+            else:
+                tz = b.tz_of(R, prof["cc"])
+                lo = (t_en - b.t0) / DAY_MS
+                times = sorted(x[0] for x in b.layout_sessions(R, [[r] for r in mine], tz, "casual", lo,
+                                                                min(b.days, lo + R.uniform(0.3, 2.0)),
+                                                                R.uniform(3, 15),
+                                                                think={"median": R.uniform(20, 120), "sigma": 0.7})
+                               if x)
+            if not times:
+                continue
+            acc = young_account(b, R, times[0], spec)
+            key = b.new_key(scen, "attack", ci, acc, "content_cohort")
+            key.attack_from = times[0] - times[0] % 1000
+            if camo or R.random() < 0.5:
+                pstyle, model = b.benign_style(R, prof["kind"]), b.pick_model(R, "benign")
+            else:
+                pstyle, model = b.attack_style(R), b.pick_model(R, "attack")
+            ms._emit_attack_seq(b, R, key, mine[:len(times)], times, wrap, style=pstyle, model=model, prof=prof,
+                                system=None, camo=True)
+
+
+# --------------------------------------------------------------------------- 5. harvest without wording
+
+@register("harvest_plain")
+def gen_harvest_plain(b, name, spec, R):
+    """Single keys sweeping free-form problems as they are (no wrapper, no system prompt, no
+    conversation), at machine rate, with long answers: a reasoning model returns its
+    reasoning unasked."""
+    pools_all = spec_pools(b, spec)
+    for camo in ms.camo_flags(b, R, spec):
+        scen = name + ("_camo" if camo else "")
+        ci = b.new_campaign(scen, camo)
+        n = draw_num(R, spec["events"])
+        corpora = sorted({p.corpus for p in pools_all})
+        chosen = R.sample(corpora, min(len(corpora), R.randint(1, 2)))
+        recs = walk(R, [p for p in pools_all if p.corpus in chosen], n, draw_num(R, spec.get("per_group", [20, 300])),
+                    spill=pools_all)
+        out_median = R.uniform(*spec.get("answer_tokens", [700.0, 3000.0]))
+        prof, pstyle, model = attack_identity(b, R, spec, camo)
+        pstyle = dict(pstyle, max_tokens=max(pstyle.get("max_tokens") or 0, R.choice([8192, 16000, 32000])))
+        model = R.choice(spec.get("reasoning_models", [model]))
+        times = ms._sweep_times(b, R, spec, n)
+        acc = b.new_account(R, times[0], "benign" if camo else "attack",
+                            tier=wchoice(R, spec.get("tiers", [["tier2", 0.5], ["tier3", 0.5]])), org_p=0.05)
+        key = b.new_key(scen, "attack", ci, acc, "harvest_plain")
+        key.attack_from = times[0] - times[0] % 1000
+        ep = b.endpoint(R, prof["kind"])
+        for (text, _ans, _g), ts in zip(recs, times):
+            b.emit(R, key, ts, text, params=b.vary(R, pstyle) if camo else pstyle, model=model, endpoint=ep,
+                   client=b.client(R, prof), conv=None, attack=True, out_median=out_median)
+
+
+# --------------------------------------------------------------------------- 6. products (hard negatives)
+
+TUTOR_SYSTEMS = [
+    "You are StudyBuddy, a patient tutor for high-school students. Explain step by step and check understanding.",
+    "You are a homework helper. Always explain your reasoning step by step so the student can learn the method.",
+    "Tutor mode: break every solution into clear numbered steps, then summarise the key idea in one sentence.",
+]
+TUTOR_TEMPLATES = ["Explain step by step: {text}", "A student asks: {text}\n\nExplain the solution step by step.",
+                   "{text}\n\n(Explain step by step for a student.)", "Help me understand this step by step: {text}"]
+FOLLOW_UPS = ["why?", "I don't get the second step", "can you explain that again more simply?", "what about b)?",
+              "is there a faster way?", "thanks!! and the next one?", "wait why did you divide there",
+              "can u give another example", "so the answer is C?", "how do I remember this for the test",
+              "ok that makes sense", "what does that word mean", "could you check my answer: 42",
+              "my teacher did it differently", "explain like I'm 12", "and if the number was negative?"]
+
+
+def _short_question(R, text):
+    """The first line of an item, cut at a word near 60-300 characters: what a student types."""
+    line = text.strip().split("\n", 1)[0]
+    cut = line.rfind(" ", 0, R.randint(60, 300))
+    return line if len(line) <= 300 or cut <= 0 else line[:cut] + "?"
+
+
+@register("homework_app")
+def gen_homework_app(b, name, spec, R):
+    """A homework-help app: one or a few keys of a mature verified account, a fixed tutoring
+    wrapper (system prompt or template) around many distinct students' short questions, with
+    real follow-ups at human pace (each student's conversation on its own id)."""
+    for _ in range(b.scaled(spec.get("count", 0))):
+        acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier3", 0.5], ["tier4", 0.5]]), org_p=1.0,
+                            created=b.t0 - int(R.uniform(120, 900) * DAY_MS))
+        n_keys = R.randint(1, spec.get("max_keys", 3))
+        use_system = R.random() < 0.5
+        system = R.choice(TUTOR_SYSTEMS) if use_system else None
+        template = None if use_system else R.choice(TUTOR_TEMPLATES)
+        pools = spec_pools(b, spec, "question_corpora") or b.C.attack
+        backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
+        ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(2, 6))]
+        ua = b.ua(R, "sdk")
+        model = wchoice(R, [["frontier-3-haiku", 0.5], ["frontier-3-sonnet", 0.5]])
+        pstyle = {"max_tokens": R.choice([1024, 2048]), "temperature": R.choice([0.3, 0.5, 0.7]), "stream": True,
+                  "tools": 0}
+        for _k in range(n_keys):
+            key = b.new_key(name, "benign", None, acc, "homework_app")
+            students = draw_num(R, spec.get("students", [150, 500]))
+            for _s in range(students):
+                cc = wchoice(R, {c: v[1] for c, v in b.cfg["countries"].items()})
+                tz = b.tz_of(R, cc)
+                q = R.randint(1, 4)
+                pool = R.choice(pools)
+                items = [t for t, _a in pool.take(q, allow_wrap=True)]
+                convs = []
+                for text in items:
+                    # a student's question: a short one, or an item pasted from the worksheet
+                    turns = [_short_question(R, text) if R.random() < 0.5 else text]
+                    while R.random() < spec.get("follow_up_p", 0.55) and len(turns) < 6:
+                        turns.append(R.choice(FOLLOW_UPS))
+                    convs.append(turns)
+                times = b.layout_sessions(R, convs, tz, "casual", sess_mean=2.0,
+                                          think={"median": 40.0, "sigma": 0.8})
+                ip, asn, acc_cc = R.choice(ips)
+                for turns, tl in zip(convs, times):
+                    cid = "conv_" + hexid(R, 64)
+                    hist = 0
+                    for ti, (text, ts) in enumerate(zip(turns, tl)):
+                        prompt = fill(template, text) if template and ti == 0 else text
+                        _, used = b.emit(R, key, ts, prompt, params=pstyle, model=model, endpoint="/v1/messages",
+                                         client=(ip, ua, asn, acc_cc), system=system, conv=cid, turn=ti,
+                                         out_median=R.uniform(250, 600), hist=hist)
+                        hist += used
+
+
+EVAL_WRAPPERS = ["{text}\n\nAnswer with the letter of the correct option only.", "Question: {text}\nAnswer:",
+                 "{text}", "{text}\n\nRespond with just the final answer."]
+
+
+@register("eval_company")
+def gen_eval_company(b, name, spec, R):
+    """An evaluation company: one benchmark item set re-run across several models on several
+    days from an old verified account (enterprise tier, an org), at machine rate, temperature 0."""
+    for _ in range(b.scaled(spec.get("count", 0))):
+        acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier4", 0.5], ["enterprise", 0.5]]), org_p=1.0,
+                            created=b.t0 - int(R.uniform(300, 1500) * DAY_MS))
+        key = b.new_key(name, "benign", None, acc, "eval_company")
+        fam = R.choice(spec.get("families") or sorted({p.corpus for p in b.C.attack}))
+        pools = attack_pools(b, corpora=[fam])
+        pool = R.choice(pools)
+        size = draw_num(R, spec.get("items", [150, 600]))
+        items = [t for t, _a in pool.recs[:size]]  # the same fixed set every run (not consumed)
+        template = R.choice(EVAL_WRAPPERS)
+        models = R.sample([m for m, _w in b.cfg["models"]["benign"]] + [b.cfg["models"]["new_model"]],
+                          R.randint(2, 4))
+        prof = b.profile(R, {"cloud": 0.6, "office": 0.4}, {"sdk": 0.7, "http": 0.3}, n_ips=1)
+        tz = b.tz_of(R, prof["cc"])
+        runs = draw_num(R, spec.get("runs", [3, 6]))
+        days = sorted(R.sample(range(int(b.days)), min(int(b.days), runs)))
+        style = {"max_tokens": R.choice([16, 64, 512]), "temperature": 0.0, "stream": False, "tools": 0}
+        for day in days:
+            for model in R.sample(models, R.randint(1, len(models))):
+                start = b.sample_hours(R, 1, tz, "work", day, day + 1)[0]
+                times = b.automated_times(R, len(items), start, R.uniform(0.5, 4.0), R.uniform(0.1, 0.4),
+                                          end=b.t0 + (day + 1) * DAY_MS + 6 * HOUR_MS)
+                for text, ts in zip(items, times):
+                    b.emit(R, key, ts, fill(template, text), params=style, model=model,
+                           endpoint=b.endpoint(R, prof["kind"]), client=b.client(R, prof), out_median=20.0)
+
+
+LONGFORM_TEMPLATES = [
+    ("You are a professional translator.", "Translate the following text into English. Keep the formatting.\n\n{text}", 500),
+    ("You are a professional translator.", "Translate into German, preserving tone and paragraph breaks:\n\n{text}", 600),
+    ("You summarise documents for analysts.", "Summarise the document below in detail, section by section.\n\n{text}", 700),
+    (None, "Rewrite the following passage for a general audience, at about the same length:\n\n{text}", 800),
+    ("You localise product content.", "Localise this text for the Japanese market and translate it:\n\n{text}", 650),
+]
+
+
+@register("longform_service")
+def gen_longform_service(b, name, spec, R):
+    """A translation / summarisation service: one fixed template around customers' texts
+    (including other-language source texts), long outputs, steady backend traffic."""
+    ml_texts = [text for t in b.C.benign_topics if t.corpus.startswith("ml_") for ch in t.chains[:50] for text in ch]
+    for _ in range(b.scaled(spec.get("count", 0))):
+        system, template, outm = R.choice(LONGFORM_TEMPLATES)
+        n = draw_num(R, spec["events"])
+        prof = b.profile(R, {"cloud": 0.8, "hosting": 0.2}, {"sdk": 0.6, "http": 0.4}, n_ips=R.randint(1, 4))
+        times = b.sample_hours(R, n, b.tz_of(R, prof["cc"]), R.choice(["casual", "work", "flat"]))
+        acc = b.new_account(R, times[0], "benign", tier=wchoice(R, [["tier3", 0.4], ["tier4", 0.4], ["enterprise", 0.2]]),
+                            org_p=0.9)
+        key = b.new_key(name, "benign", None, acc, "longform_service")
+        style = {"max_tokens": R.choice([4096, 8192]), "temperature": R.choice([0.0, 0.2, 0.3]), "stream": False,
+                 "tools": 0}
+        model = wchoice(R, [["frontier-3-sonnet", 0.6], ["frontier-3-haiku", 0.4]])
+        ep = b.endpoint(R, prof["kind"])
+        for ts in times:
+            text = R.choice(ml_texts) if ml_texts and R.random() < 0.4 else b.fragment(R)
+            b.emit(R, key, ts, fill(template, text), params=style, model=model, endpoint=ep, client=b.client(R, prof),
+                   system=system, out_median=outm * R.uniform(0.7, 1.5))
+
+
+@register("turned_mature")
+def gen_turned_mature(b, name, spec, R):
+    """A mature verified key with days of ordinary use that turns to extraction (an attack:
+    maturity is no free pass). The builder's drift, then its accounts made old."""
+    first = len(b.keys)
+    ms.gen_drift(b, name, dict(spec, kind="drift"), R)
+    for key in b.keys[first:]:
+        acc = key.account
+        acc["created"] = b.t0 - int(R.uniform(*spec.get("account_age_days", [300.0, 1500.0])) * DAY_MS)
+        acc["tier"] = wchoice(R, [["tier3", 0.5], ["tier4", 0.5]])
+        key.kind = "turned_mature"
+
+
+if __name__ == "__main__":
+    sys.exit(ms.main())
