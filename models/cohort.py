@@ -289,14 +289,14 @@ class CohortDetector:
         # history predicts. Members join an open incident only while its wave lasts: a family
         # open for good would name every ordinary young user who later keeps to it.
         in_wave = len(wave) >= max(self.min_members, self.baseline_ratio * self._baseline(fam))
+        if not in_wave:
+            return []
         alerts = []
-        if fam.incident is not None and not in_wave:
+        if fam.incident is not None and cand.first_ts - fam.totals[5] > self.window_ms:
+            # A wave a window after the open incident's latest member began: a new incident.
             if len(fam.named) > fam.sent:
                 alerts.append(self._alert(family, fam))  # its last members, before it closes
-            # the wave ended: a new one is a new incident
             fam.incident, fam.named, fam.sent, fam.totals, fam.member_requests = None, [], 0, [0, 0, 0, 0, None, None], []
-        if not in_wave:
-            return alerts
         if fam.incident is None:
             members = wave
             if self._overlap(members) > self.max_overlap:

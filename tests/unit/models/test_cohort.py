@@ -215,3 +215,60 @@ def test_cohort_state_is_bounded():
                                      account_created_ms=T0, family=10, item=k * 3 + i, key_events=i + 1))
     assert len(det._keys) <= 50 and len(det._items) <= 101
     assert all(len(f.recent) <= 20 and len(f.named) <= 20 for f in det._families.values())
+
+
+def _link_records(raws: list[bytes], partitions: int = 4) -> list[LinkRecord]:
+    """The workers' link records of ``raws``, tagged with the input partition (by key) and offset."""
+    import zlib
+
+    pipeline, states, offsets, records = KeyPipeline(), {}, [0] * partitions, []
+    for raw in raws:
+        ev = parse_event(raw)
+        partition = zlib.crc32(ev.api_key_id.encode()) % partitions
+        result = pipeline.step(states.get(ev.api_key_id), ev)
+        states[ev.api_key_id] = result.state
+        rec = link_record(ev, result, partition=partition, offset=offsets[partition])
+        offsets[partition] += 1
+        if rec is not None:
+            records.append(rec)
+    return records
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_cohort_incident_is_the_same_whichever_partition_runs_ahead(seed):
+    # A worker draining a backlog takes each partition's records in chunks, one partition
+    # hours of event time ahead of another: the cohort is one incident under replay's id,
+    # naming the same members.
+    records = _link_records(sweep(30, 20))
+    rnd, queues, backlog = random.Random(seed), {}, []
+    for r in records:
+        queues.setdefault(r.source_partition, []).append(r)
+    while any(queues.values()):
+        for q in queues.values():
+            n = rnd.randint(20, 300)
+            backlog += q[:n]
+            del q[:n]
+
+    # A later record of another key: pending updates fall due on any record (as in a live stream).
+    later = LinkRecord("other", "acct-other", max(r.ts_ms for r in records) + 3_600_000, 0.0, 0, 0)
+
+    def incidents(ordered):
+        det, found = ClusterDetector(), {}
+        for r in ordered + [later]:
+            for a in cohort_alerts(det.observe_link(r)):
+                found.setdefault(a["alert_id"], set()).update(a["api_key_ids"])
+        return found
+
+    assert incidents(backlog) == incidents(records) and len(incidents(records)) == 1
+
+
+def test_keys_already_linked_by_shared_infrastructure_are_not_named_again_as_a_cohort():
+    # A hydra of young keys on one payment method, sending styled items: the cluster detector
+    # links and names it; the same keys are no second (cohort) incident to act on.
+    raws = [raw.replace(b'"pf-key', b'"pf-shared-key').replace(b'fits best?', b'fits best? Think step by step.')
+            for raw in sweep(30, 20, enrol_hours=0.05)]
+    raws = [json.dumps(dict(json.loads(r), account={**json.loads(r)["account"], "payment_fingerprint": "pf-shared"}))
+            .encode() for r in raws]
+    alerts = replay(raws)
+    assert any(a["entity_type"] == "cluster" and not cohort_alerts([a]) for a in alerts)
+    assert not cohort_alerts(alerts)
