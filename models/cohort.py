@@ -11,13 +11,14 @@ What an attacker who reads this cannot easily change without giving up the harve
 * **the accounts are young** (a cohort of thousands of accounts is bought or made for it;
   ``young_ms``), the keys' answers are long (``min_harvest_tokens``: the teacher signal is
   what they are there for), and each key keeps to the item set (``min_family_share`` of its
-  requests in one content family);
+  requests in one content family; ``min_prose_share`` when that family is prose, the shape of
+  ordinary chat);
 * **the content family is the item's shape, not its wording**: the script it is written in,
   whether it carries answer options, ends on an answer label ("Answer:", "答案："),
   is dense in math or code, is a question, and a coarse length band (``content_family``).
   Rewording an item keeps its shape; changing the shape changes the data harvested;
 * **many such keys arrive in one family within days**: ``min_members`` or more (and
-  ``baseline_ratio`` times the family's own rate of such keys so far) whose first request
+  ``baseline_ratio`` times the family's own rate of such keys outside incidents) whose first request
   fell within ``window_ms``, while ordinary young users of a family arrive a few a day and
   mostly chat (dev-s1: 23 young keys with 8+ requests of one family and long answers, over
   7 days and all families);
@@ -184,6 +185,7 @@ class CohortDetector:
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
                  critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1) -> None:
+        # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
         self.young_ms = young_ms
         self.min_key_events = min_key_events
         self.max_key_events = max_key_events
@@ -205,6 +207,10 @@ class CohortDetector:
         self._families: dict[int, _Family] = {}
         self._pending: set[int] = set()  # families whose open incident has members not yet sent
         self._clock = 0
+        # Whether a key is in a cluster of shared infrastructure now (set by ClusterDetector):
+        # asked again when a wave is counted, because in the workers' partitioned link-values
+        # stage a key's joins may arrive after its own records (replay: at once).
+        self.is_linked = lambda key: False
 
     def learn_one(self, rec, *, linked: bool = False) -> list[dict]:
         """Learn one link record (``LinkRecord``); returns cohort alerts raised or updated.
@@ -284,7 +290,8 @@ class CohortDetector:
             gone, _ = fam.recent.popitem(last=False)
             gone_cand = self._keys.get(gone)
             fam.quiet += gone_cand is None or not gone_cand.named
-        wave = [k for k, first in fam.recent.items() if abs(first - cand.first_ts) <= self.window_ms]
+        wave = [k for k, first in fam.recent.items()
+                if abs(first - cand.first_ts) <= self.window_ms and not self.is_linked(k)]
         # A wave: more members arrived in one window than min_members and than the family's own
         # history predicts. Members join an open incident only while its wave lasts: a family
         # open for good would name every ordinary young user who later keeps to it.
@@ -306,7 +313,7 @@ class CohortDetector:
                 first // DAY_MS * DAY_MS / 1000, timezone.utc).strftime("%Y%m%d")
             for member in members:
                 self._name(fam, member)
-        elif len(fam.named) < self.max_members:
+        elif len(fam.named) < self.max_members and not self.is_linked(key):
             self._name(fam, key)
         if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
             alerts.append(self._alert(family, fam))
