@@ -1,0 +1,388 @@
+"""Campaigns that share nothing but content: a cohort detector over young keys.
+
+A content cohort is many keys, each on its own account, payment method, network and client,
+enrolled hours apart over days, each sending 10-40 plainly worded requests: every key is
+under every per-key minimum, and no link of :class:`~distillguard.models.clusters.ClusterDetector`
+joins them. What they share is the work: together they sweep one item set (an exam bank, a
+problem collection), each a disjoint slice of it.
+
+What an attacker who reads this cannot easily change without giving up the harvest:
+
+* **the accounts are young** (a cohort of thousands of accounts is bought or made for it;
+  ``young_ms``), the keys' answers are long (``min_harvest_tokens``: the teacher signal is
+  what they are there for), and each key keeps to the item set (``min_family_share`` of its
+  requests in one content family; ``min_prose_share`` when that family is prose, the shape of
+  ordinary chat);
+* **the content family is the item's shape, not its wording**: the script it is written in,
+  whether it carries answer options, ends on an answer label ("Answer:", "答案："),
+  is dense in math or code, is a question, and a coarse length band (``content_family``).
+  Rewording an item keeps its shape; changing the shape changes the data harvested;
+* **many such keys arrive in one family within days**: ``min_members`` or more (and
+  ``baseline_ratio`` times the family's own rate of such keys outside incidents) whose first request
+  fell within ``window_ms``, while ordinary young users of a family arrive a few a day and
+  mostly chat (dev-s1: 23 young keys with 8+ requests of one family and long answers, over
+  7 days and all families);
+* **their items do not overlap**: a cohort splits one set (the share of a member's requests
+  that another key sent already, ``max_overlap``); many users re-sending one popular
+  benchmark, or an evaluation re-run, overlap.
+
+One incident per family wave names every member, also members that each sent only 10-40
+requests; re-sent (an update, never a new page) as members join. Severity is ``warning``,
+``critical`` only with ``critical_members`` or more members. The detector sees link records
+(no text: a family code and an item hash, see ``LinkRecord``); bounded in keys, families,
+members and items.
+
+>>> det = CohortDetector(min_members=3, min_key_events=4)
+>>> from distillguard.models.clusters import LinkRecord
+>>> day = 86_400_000
+>>> alerts = []
+>>> for k in range(4):
+...     for i in range(5):
+...         rec = LinkRecord(f"k{k}", f"a{k}", k * 3_600_000 + i * 60_000, 0.0, 0, 0, output_tokens=600,
+...                          account_created_ms=-day, family=content_family("Q?\\n(A) 1\\n(B) 2"),
+...                          item=k * 100 + i, key_events=i + 1)
+...         alerts += det.learn_one(rec)
+>>> alerts[0]["alert_id"], alerts[0]["api_key_ids"], alerts[-1]["api_key_ids"]
+('cluster:cohort-latin-options-short-19700101', ['k0', 'k1', 'k2'], ['k0', 'k1', 'k2', 'k3'])
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+DAY_MS = 86_400_000
+# An account this young at the key's event is a cohort candidate (the key's request is
+# forwarded to the cluster detector by ``link_record`` until ``MAX_KEY_EVENTS``).
+YOUNG_MS = 14 * DAY_MS
+MAX_KEY_EVENTS = 64
+
+
+
+def young_account(ts_ms: int, account_created_ms: int | None, young_ms: int = YOUNG_MS) -> bool:
+    """Whether the account was younger than ``young_ms`` at ``ts_ms`` (unknown: not young)."""
+    return account_created_ms is not None and 0 <= ts_ms - account_created_ms < young_ms
+
+
+_SCRIPTS = ("latin", "cyrillic", "cjk", "rtl", "other")
+_SHAPES = ("prose", "options", "answer-label", "math", "code", "question")
+_BANDS = ("short", "long")
+# Two or more lines that start like answer options: (A) / A. / 1) / - / Б) ...
+_OPTION_LINE = re.compile(r"(?m)^\s*(?:\(?[A-Ea-e1-5][\).:：、]|[-•*]|\(?[АБВГДабвгд][\).])\s*\S")
+# A prompt that ends on a short label for the model to fill in, on its own line or after a
+# sentence: "Answer:", "Lösung:", "答案："
+_TRAILING_LABEL = re.compile(r"(?:\n|^|[.。?？!！])\s*[^\n.。?？!！]{0,24}[:：]\s*$")
+_MATH_CHAR = re.compile(r"[0-9+\-=*/^\\$]")
+_CODE_CHAR = re.compile(r"[{};()\[\]<>]")
+# Letters of each script but "other" (counted by regex: C loops, not Python ones).
+_SCRIPT_LETTERS = (re.compile(r"[A-Za-z\u00c0-\u024f]"), re.compile(r"[\u0400-\u052f]"),
+                   re.compile(r"[\u3040-\u9fff\uac00-\ud7af\uff66-\uff9f]"), re.compile(r"[\u0590-\u06ff]"))
+
+
+def _script(text: str) -> int:
+    """The dominant script of the first 300 characters' letters (index into _SCRIPTS)."""
+    head = text[:300]
+    if head.isascii():
+        return 0  # the common case
+    counts = [len(rx.findall(head)) for rx in _SCRIPT_LETTERS]
+    other = sum(ch.isalpha() for ch in head) - sum(counts)
+    counts.append(other)
+    return max(range(len(counts)), key=counts.__getitem__) if any(counts) else len(_SCRIPTS) - 1
+
+
+def _shape(text: str) -> int:
+    """The item's shape, the same in every language (index into _SHAPES)."""
+    head = text[:1500]
+    if head.count("\n") >= 2 and len(_OPTION_LINE.findall(head)) >= 2:
+        return 1
+    tail = text[-40:]
+    if (":" in tail or "：" in tail) and _TRAILING_LABEL.search(tail):
+        return 2
+    n = len(head) or 1
+    if len(_MATH_CHAR.findall(head)) > 0.08 * n:
+        return 3
+    if len(_CODE_CHAR.findall(head)) > 0.04 * n:
+        return 4
+    if text.rstrip()[-1:] in ("?", "？", "؟"):
+        return 5
+    return 0
+
+
+def content_family(text: str) -> int:
+    """A content family code: script x shape x length band; robust to rewording an item.
+
+    >>> family_name(content_family("Which is prime?\\nA) 4\\nB) 7\\nC) 9"))
+    'latin-options-short'
+    >>> family_name(content_family("次の文を読んで答えなさい。" * 10 + "答案："))
+    'cjk-answer-label-long'
+    """
+    band = 0 if len(text) < 100 else 1
+    return (_script(text) * len(_SHAPES) + _shape(text)) * len(_BANDS) + band
+
+
+def _is_prose(family: int) -> bool:
+    return family // len(_BANDS) % len(_SHAPES) == 0
+
+
+def family_name(family: int) -> str:
+    rest, band = divmod(family, len(_BANDS))
+    script, shape = divmod(rest, len(_SHAPES))
+    if not 0 <= script < len(_SCRIPTS):
+        return f"family{family}"
+    return f"{_SCRIPTS[script]}-{_SHAPES[shape]}-{_BANDS[band]}"
+
+
+def item_fingerprint(text: str) -> int:
+    """A 32-bit hash of the item (its first 2000 characters), case and spacing ignored: the
+    same item re-sent is the same."""
+    return zlib.crc32(" ".join(text[:2000].casefold().split()).encode("utf-8", "surrogatepass"))
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A young key seen by the cohort detector (small: a few ints and a tiny family tally)."""
+
+    first_ts: int
+    events: int = 0
+    tokens: int = 0
+    reported: int = 0
+    shared: int = 0  # its requests whose item another key sent before
+    families: dict = field(default_factory=dict)  # family -> requests (at most _MAX_FAMILIES)
+    family: int = -1  # the family it joined as a member (-1: not a member)
+    named: bool = False  # named in a cohort incident
+    linked: bool = False  # in a cluster of ClusterDetector's linking: not a cohort candidate
+
+
+_MAX_FAMILIES = 4
+
+
+@dataclass(slots=True)
+class _Family:
+    recent: OrderedDict = field(default_factory=OrderedDict)  # member key -> its first request ts
+    quiet: int = 0  # members that left the window never named in an incident: its baseline
+    first_ts: int = -1  # the family's first member
+    incident: str | None = None  # the open incident's id
+    named: list = field(default_factory=list)  # its members, in order of joining
+    sent: int = 0  # members named in the last alert sent
+    updated_ts: int = 0
+    # The named members' totals, kept as they join (a member's counts stop at joining), so an
+    # update costs O(1) but for listing the members: requests, of which items sent before by
+    # another key, output tokens, answers with usage, earliest and latest first request.
+    totals: list = field(default_factory=lambda: [0, 0, 0, 0, None, None])
+    member_requests: list = field(default_factory=list)
+
+
+class CohortDetector:
+    """Online cohort detection over link records; ``learn_one`` returns the alerts raised."""
+
+    detector = "distillguard.cohort/0.1"
+
+    def __init__(self, *, young_ms: int = YOUNG_MS, min_key_events: int = 8, max_key_events: int = MAX_KEY_EVENTS,
+                 min_family_share: float = 0.75, min_prose_share: float = 0.9, min_harvest_tokens: int = 150,
+                 min_members: int = 12,
+                 window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
+                 critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
+                 max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1) -> None:
+        # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
+        self.young_ms = young_ms
+        self.min_key_events = min_key_events
+        self.max_key_events = max_key_events
+        self.min_family_share = min_family_share
+        self.min_prose_share = min_prose_share
+        self.min_harvest_tokens = min_harvest_tokens
+        self.min_members = min_members
+        self.window_ms = window_ms
+        self.max_overlap = max_overlap
+        self.baseline_ratio = baseline_ratio
+        self.critical_members = critical_members
+        self.max_keys = max_keys
+        self.max_members = max_members
+        self.max_items = max_items
+        self.update_interval_ms = update_interval_ms
+        self.regrow = regrow
+        self._keys: OrderedDict[str, _Candidate] = OrderedDict()
+        self._items: OrderedDict[int, str] = OrderedDict()  # item -> the key that sent it first
+        self._families: dict[int, _Family] = {}
+        self._pending: set[int] = set()  # families whose open incident has members not yet sent
+        self._clock = 0
+        # Whether a key is in a cluster of shared infrastructure now (set by ClusterDetector):
+        # asked again when a wave is counted, because in the workers' partitioned link-values
+        # stage a key's joins may arrive after its own records (replay: at once).
+        self.is_linked = lambda key: False
+
+    def learn_one(self, rec, *, linked: bool = False) -> list[dict]:
+        """Learn one link record (``LinkRecord``); returns cohort alerts raised or updated.
+
+        ``linked``: the key is already in a cluster linked by shared infrastructure or frames
+        (``ClusterDetector``): named in that incident, it is no cohort candidate (one campaign,
+        one incident to act on).
+        """
+        self._clock = max(self._clock, rec.ts_ms)
+        alerts = self._due_updates()
+        if rec.family < 0 or not young_account(rec.ts_ms, rec.account_created_ms, self.young_ms):
+            return alerts
+        cand = self._keys.get(rec.api_key_id)
+        if cand is None:
+            if rec.key_events > self.max_key_events:
+                return alerts  # an older key, first seen late: its first requests are not known
+            cand = self._keys[rec.api_key_id] = _Candidate(rec.ts_ms)
+            if len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+        else:
+            self._keys.move_to_end(rec.api_key_id)
+        if cand.family >= 0 or cand.events >= self.max_key_events or cand.linked:
+            return alerts  # a member already, judged on its first requests and not one, or linked
+        if linked:
+            cand.linked = True
+            return alerts
+        cand.events += 1
+        if rec.output_tokens >= 0:
+            cand.tokens += rec.output_tokens
+            cand.reported += 1
+        if rec.family in cand.families or len(cand.families) < _MAX_FAMILIES:
+            cand.families[rec.family] = cand.families.get(rec.family, 0) + 1
+        if rec.item >= 0:
+            first = self._items.setdefault(rec.item, rec.api_key_id)
+            if first != rec.api_key_id:
+                cand.shared += 1
+            elif len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+        family = self._member_family(cand)
+        if family is not None:
+            alerts.extend(self._join(rec.api_key_id, cand, family))
+        return alerts
+
+    def _member_family(self, cand: _Candidate) -> int | None:
+        """The family a candidate sweeps, once it looks like a member: enough requests, most in
+        one family, answers at harvest length on average."""
+        if cand.events < self.min_key_events:
+            return None
+        if cand.reported and cand.tokens < self.min_harvest_tokens * cand.reported:
+            return None
+        family, n = max(cand.families.items(), key=lambda kv: (kv[1], -kv[0]))
+        # Prose is no item shape (it is what ordinary chat is): a member sweeping prose items
+        # must keep to them more strictly than one sweeping options, answer labels, math, code.
+        share = self.min_prose_share if _is_prose(family) else self.min_family_share
+        return family if n >= share * cand.events else None
+
+    def _baseline(self, fam: _Family) -> float:
+        """Members the family's ordinary history predicts in one window: its members that left
+        the window without being named in an incident (a wave's own members would raise the
+        bar in the middle of a long wave), per window of its history (0 without history)."""
+        history_ms = self._clock - 2 * self.window_ms - fam.first_ts
+        if fam.quiet <= 0 or history_ms <= 0:
+            return 0.0
+        return fam.quiet * self.window_ms / max(history_ms, self.window_ms)
+
+    def _join(self, key: str, cand: _Candidate, family: int) -> list[dict]:
+        cand.family = family
+        fam = self._families.setdefault(family, _Family())
+        if fam.first_ts < 0:
+            fam.first_ts = cand.first_ts
+        fam.recent[key] = cand.first_ts
+        # Kept two windows back from the latest member's first request; the wave is counted
+        # around this member's own first request, not the records' arrival time, so that
+        # partitions processed at their own pace (a backlog, a restart) find the same waves.
+        horizon = self._clock - 2 * self.window_ms
+        while fam.recent and (next(iter(fam.recent.values())) < horizon or len(fam.recent) > self.max_members):
+            gone, _ = fam.recent.popitem(last=False)
+            gone_cand = self._keys.get(gone)
+            fam.quiet += gone_cand is None or not gone_cand.named
+        wave = [k for k, first in fam.recent.items()
+                if abs(first - cand.first_ts) <= self.window_ms and not self.is_linked(k)]
+        # A wave: more members arrived in one window than min_members and than the family's own
+        # history predicts. Members join an open incident only while its wave lasts: a family
+        # open for good would name every ordinary young user who later keeps to it.
+        in_wave = len(wave) >= max(self.min_members, self.baseline_ratio * self._baseline(fam))
+        if not in_wave:
+            return []
+        alerts = []
+        if fam.incident is not None and cand.first_ts - fam.totals[5] > self.window_ms:
+            # A wave a window after the open incident's latest member began: a new incident.
+            if len(fam.named) > fam.sent:
+                alerts.append(self._alert(family, fam))  # its last members, before it closes
+            fam.incident, fam.named, fam.sent, fam.totals, fam.member_requests = None, [], 0, [0, 0, 0, 0, None, None], []
+        if fam.incident is None:
+            members = wave
+            if self._overlap(members) > self.max_overlap:
+                return alerts  # many keys re-sending one set: an evaluation or a popular benchmark
+            first = min(fam.recent[k] for k in members)
+            fam.incident = "cluster:cohort-" + family_name(family) + "-" + datetime.fromtimestamp(
+                first // DAY_MS * DAY_MS / 1000, timezone.utc).strftime("%Y%m%d")
+            for member in members:
+                self._name(fam, member)
+        elif len(fam.named) < self.max_members and not self.is_linked(key):
+            self._name(fam, key)
+        if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
+            alerts.append(self._alert(family, fam))
+        elif len(fam.named) > fam.sent:
+            self._pending.add(family)
+        return alerts
+
+    def _due_updates(self) -> list[dict]:
+        """Members that joined an open incident since its last alert, once its interval passed."""
+        if not self._pending:
+            return []
+        due = [family for family in self._pending
+               if self._clock - self._families[family].updated_ts >= self.update_interval_ms]
+        return [self._alert(family, self._families[family]) for family in sorted(due)]
+
+    def _name(self, fam: _Family, key: str) -> None:
+        cand = self._keys.get(key)
+        if cand is None:
+            return  # evicted since it joined: too old to name
+        cand.named = True
+        fam.named.append(key)
+        t = fam.totals
+        t[0] += cand.events
+        t[1] += cand.shared
+        t[2] += cand.tokens
+        t[3] += cand.reported
+        t[4] = cand.first_ts if t[4] is None else min(t[4], cand.first_ts)
+        t[5] = cand.first_ts if t[5] is None else max(t[5], cand.first_ts)
+        fam.member_requests.append(cand.events)
+
+    def _overlap(self, members) -> float:
+        stats = [self._keys[k] for k in members if k in self._keys]
+        events = sum(s.events for s in stats)
+        return sum(s.shared for s in stats) / events if events else 0.0
+
+    def _alert(self, family: int, fam: _Family) -> dict:
+        fam.sent, fam.updated_ts = len(fam.named), self._clock
+        self._pending.discard(family)
+        events, shared, tokens, reported, first, last = fam.totals
+        per_key = sorted(fam.member_requests) or [0]
+        n = len(fam.named)
+        critical = n >= self.critical_members
+        from .pipeline import _iso
+
+        return {
+            "schema": "distill.alert.v1",
+            "alert_id": fam.incident,
+            "ts": _iso(self._clock),
+            "entity_type": "cluster",
+            "entity_id": fam.incident.split(":", 1)[1],
+            "api_key_ids": sorted(fam.named),
+            "score": round(min(0.99, 0.65 + 0.3 * min(1.0, n / (2 * self.critical_members))), 4),
+            "severity": "critical" if critical else "warning",
+            "reasons": [
+                {"signal": "content_cohort", "value": family_name(family), "baseline": None, "weight": 1.0},
+                {"signal": "cohort_members", "value": n,
+                 "baseline": round(self._baseline(fam), 1), "weight": 1.0},
+                {"signal": "cohort_item_overlap", "value": round(shared / events, 3) if events else 0.0,
+                 "baseline": self.max_overlap, "weight": None},
+                {"signal": "cohort_items_covered", "value": events - shared, "baseline": None, "weight": None},
+                {"signal": "median_member_requests", "value": per_key[len(per_key) // 2], "baseline": None,
+                 "weight": None},
+                {"signal": "members_enrolled_within_hours", "value": round(((last or 0) - (first or 0)) / 3_600_000, 1),
+                 "baseline": None, "weight": None},
+                {"signal": "mean_output_tokens", "value": round(tokens / reported) if reported else None,
+                 "baseline": self.min_harvest_tokens, "weight": None},
+                {"signal": "linked_by", "value": "content only: young accounts sweeping one item family",
+                 "baseline": None, "weight": None},
+            ],
+            "events_seen": events,
+            "detector": self.detector,
+        }

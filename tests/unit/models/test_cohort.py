@@ -1,0 +1,274 @@
+"""Content cohorts: young keys linked by nothing but the item set they split between them."""
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timezone
+
+import pytest
+
+from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
+from distillguard.models.cohort import CohortDetector, content_family, family_name, item_fingerprint
+from distillguard.models.events import parse_event
+from distillguard.models.pipeline import KeyPipeline
+
+DAY_MS = 86_400_000
+T0 = 1_769_904_000_000  # 2026-02-01T00:00:00Z
+WORDS = ("river mountain engine protein harbour ledger violin glacier copper lantern orchard saddle "
+         "falcon quarry meadow tunnel marble canyon thistle beacon").split()
+
+
+def item(n: int) -> str:
+    """A multiple-choice exam item, the n-th of its set, plainly worded (no extraction style)."""
+    r = random.Random(n)
+    stem = " ".join(r.choice(WORDS) for _ in range(8))
+    options = "\n".join(f"({letter}) {r.choice(WORDS)} {r.randint(1, 999)}" for letter in "ABCD")
+    return f"Item {n}: which {stem} fits best?\n{options}"
+
+
+def chat(n: int) -> str:
+    """What ordinary users send: a mix of shapes (a question, a request, a pasted snippet, a
+    long story to edit), never one shape for most of a key's requests."""
+    r = random.Random(-n)
+    w = lambda k: " ".join(r.choice(WORDS) for _ in range(k))  # noqa: E731
+    return (f"hey, what is a good name for my {w(2)} shop?",
+            f"write a short poem about a {w(3)}",
+            f"why does this fail {{ x = [{w(1)}]; }} ({w(1)}); {{ y(); }}",
+            f"Here is my story, please fix the grammar: {w(40)}")[n % 4]
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def event(key: str, n: int, ts_ms: int, prompt: str, *, account_age_days: float, output_tokens: int = 700) -> bytes:
+    """A request of its own account, payment method, /24 and client: no shared infrastructure."""
+    created = ts_ms - int(account_age_days * DAY_MS)
+    h = abs(hash(key)) % 200
+    return json.dumps({
+        "schema": "llm.request.v1", "event_id": f"{key}-{n}", "ts": iso(ts_ms), "api_key_id": key,
+        "account_id": f"acct-{key}", "model": "m", "prompt": prompt, "turn_index": 0,
+        "usage": {"input_tokens": 80, "output_tokens": output_tokens},
+        "client": {"ip": f"10.{h}.{n % 7}.{h % 50 + 1}", "user_agent": f"client-{key}", "asn": 1000 + h},
+        "account": {"created_at": iso(created), "payment_fingerprint": f"pf-{key}"},
+    }).encode()
+
+
+def sweep(n_keys: int, per_key: int, *, account_age_days: float = 2.0, items=item, shared_items: bool = False,
+          output_tokens: int = 700, enrol_hours: float = 1.5) -> list[bytes]:
+    """``n_keys`` keys enrolled ``enrol_hours`` apart, each sending ``per_key`` requests a few
+    minutes apart: a disjoint slice of one item set each (or all the same items)."""
+    raws = []
+    for k in range(n_keys):
+        start = T0 + int(k * enrol_hours * 3_600_000)
+        for i in range(per_key):
+            n = i if shared_items else k * per_key + i
+            raws.append((start + i * 240_000, event(f"key{k:03d}", i, start + i * 240_000, items(n),
+                                                    account_age_days=account_age_days, output_tokens=output_tokens)))
+    return [raw for _, raw in sorted(raws)]
+
+
+def replay(raws: list[bytes], clusters: ClusterDetector | None = None) -> list[dict]:
+    """Events through the per-key pipeline, ``link_record`` and the cluster detector, as replay does."""
+    pipeline, clusters = KeyPipeline(), clusters or ClusterDetector()
+    states: dict[str, bytes] = {}
+    alerts = []
+    for raw in raws:
+        ev = parse_event(raw)
+        result = pipeline.step(states.get(ev.api_key_id), ev)
+        states[ev.api_key_id] = result.state
+        rec = link_record(ev, result)
+        if rec is not None:
+            alerts.extend(clusters.observe_link(rec))
+    return alerts
+
+
+def cohort_alerts(alerts: list[dict]) -> list[dict]:
+    return [a for a in alerts if any(r["signal"] == "content_cohort" for r in a["reasons"])]
+
+
+def test_young_keys_splitting_one_item_set_raise_one_cohort_incident_naming_every_member():
+    # 30 keys, 2 days of enrolment, 20 plain requests each: no key is an extraction key
+    # alone, nothing links them, together they swept 600 items without repeating one.
+    alerts = replay(sweep(30, 20))
+    found = cohort_alerts(alerts)
+    assert found, "no cohort incident"
+    assert {a["alert_id"] for a in found} == {found[0]["alert_id"]}
+    assert found[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(30)]
+    assert found[0]["severity"] == "warning"  # under critical_members: a human looks first
+    reasons = {r["signal"]: r["value"] for r in found[-1]["reasons"]}
+    assert reasons["content_cohort"] == "latin-options-long"
+    assert reasons["cohort_members"] == 30 and reasons["cohort_item_overlap"] == 0.0
+    assert reasons["members_enrolled_within_hours"] == pytest.approx(29 * 1.5, abs=0.1)
+
+
+def test_the_cohort_is_found_by_nothing_else():
+    # Guard on the test above: the keys are plain and unlinked, so the cluster detector's own
+    # linking never names them (what the cohort detector is for).
+    alerts = replay(sweep(30, 20), ClusterDetector(cohort=CohortDetector(min_members=10_000)))
+    assert not alerts
+
+
+def test_a_large_cohort_is_critical():
+    found = cohort_alerts(replay(sweep(60, 12, enrol_hours=0.5)))
+    assert found[-1]["severity"] == "critical" and len(found[-1]["api_key_ids"]) == 60
+
+
+@pytest.mark.parametrize("case", ["old accounts", "short answers", "one item set re-sent by every key",
+                                  "ordinary chat", "too few members", "too few requests each"])
+def test_what_is_not_a_content_cohort(case):
+    raws = {
+        "old accounts": lambda: sweep(30, 20, account_age_days=400),
+        "short answers": lambda: sweep(30, 20, output_tokens=3),  # an evaluation wants the letter
+        "one item set re-sent by every key": lambda: sweep(30, 20, shared_items=True),
+        "ordinary chat": lambda: sweep(30, 20, items=chat),  # short prose: the family of most chat
+        "too few members": lambda: sweep(11, 20),
+        "too few requests each": lambda: sweep(30, 7),
+    }[case]()
+    assert not cohort_alerts(replay(raws))
+
+
+def test_ordinary_chat_keeps_to_no_family_and_items_to_one():
+    # Why "ordinary chat" above is not a cohort while the same keys sending items are: a
+    # member keeps to one content family, a person's requests change shape.
+    assert len({content_family(chat(n)) for n in range(8)}) >= 3
+    assert {family_name(content_family(item(n))) for n in range(8)} == {"latin-options-long"}
+
+
+def _members(det: CohortDetector, keys: range, every_hours: float, start_ms: int, prefix: str = "s") -> list[dict]:
+    """Keys that each keep to one item family (10 long-answered requests), one every
+    ``every_hours`` from ``start_ms``."""
+    alerts = []
+    for k in keys:
+        start = start_ms + int((k - keys.start) * every_hours * 3_600_000)
+        for i in range(10):
+            alerts += det.learn_one(LinkRecord(f"{prefix}{k}", f"a{k}", start + i * 600_000, 0.0, 0, 0,
+                                               output_tokens=500, account_created_ms=start - DAY_MS,
+                                               key_events=i + 1, family=content_family(item(0)),
+                                               item=hash((prefix, k, i)) & 0xFFFF_FFFF))
+    return alerts
+
+
+def test_ordinary_users_after_a_wave_are_not_named_in_its_incident():
+    # A wave of 30 members in 2 days, then 3 weeks of ordinary young users keeping to the same
+    # family at their usual rate (one every 8 hours, 6 per window): the incident names the
+    # wave only; it is not open for good.
+    det = CohortDetector(min_members=12)
+    wave = _members(det, range(30), 1.5, T0, prefix="w")
+    after = _members(det, range(63), 8.0, T0 + 4 * DAY_MS, prefix="u")  # once the wave left the window
+    assert wave and set(wave[-1]["api_key_ids"]) == {f"w{k}" for k in range(30)}
+    assert not any(key.startswith("u") for a in after for key in a["api_key_ids"])
+
+
+def test_a_family_busy_with_ordinary_young_users_needs_a_bigger_wave():
+    # A week of 10 ordinary young users per window (under min_members), then 14 in one window:
+    # ordinary for this family (its baseline: 3 x 10 per window), no incident. The same 14
+    # in a quiet family are a wave.
+    busy = CohortDetector(min_members=12)
+    assert not _members(busy, range(35), 4.8, T0, prefix="u")
+    assert not _members(busy, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w")
+    quiet = CohortDetector(min_members=12)
+    assert _members(quiet, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w")
+
+
+@pytest.mark.parametrize("prompt", [
+    "Welche Aussage ist richtig?\nA) Berlin liegt am Rhein\nB) Berlin liegt an der Spree\nC) Berlin liegt am Main",
+    "Какое утверждение верно?\nА) Москва на Неве\nБ) Москва на Москве-реке\nВ) Москва на Волге",
+    "Which statement is true?\n(A) Paris is on the Rhine\n(B) Paris is on the Seine\n(C) Paris is on the Po",
+])
+def test_an_items_shape_is_its_family_in_any_language(prompt):
+    assert family_name(content_family(prompt)).split("-")[1] == "options"
+
+
+def test_an_item_reworded_in_case_and_spacing_is_the_same_item():
+    assert item_fingerprint("What is  2+2?\n") == item_fingerprint("what is 2+2?")
+    assert item_fingerprint("What is 2+3?") != item_fingerprint("What is 2+2?")
+
+
+def test_young_keys_plain_requests_reach_the_cluster_detector():
+    # Before: a plain request of a paying key was forwarded only at its 1st, 2nd, 4th, 8th...
+    pipeline, state = KeyPipeline(), None
+    forwarded = 0
+    for i in range(20):
+        ev = parse_event(event("young", i, T0 + i * 60_000, item(i), account_age_days=1))
+        result = pipeline.step(state, ev)
+        state = result.state
+        rec = link_record(ev, result)
+        forwarded += rec is not None
+        if rec is not None:
+            assert rec.family == content_family(item(i)) and rec.item == item_fingerprint(item(i))
+    assert forwarded == 20
+
+
+def test_link_records_carry_family_and_item_and_older_records_read_as_unknown():
+    rec = LinkRecord("k", "a", 1, 0.0, 2, 3, family=7, item=99)
+    assert LinkRecord.from_bytes(rec.to_bytes()) == rec
+    older = json.loads(rec.to_bytes())[:-2]  # a record of a worker from before the cohorts
+    assert LinkRecord.from_fields(older).family == -1 and LinkRecord.from_fields(older).item == -1
+
+
+def test_cohort_state_is_bounded():
+    det = CohortDetector(max_keys=50, max_items=100, max_members=20, min_members=5, min_key_events=2)
+    for k in range(500):
+        for i in range(3):
+            det.learn_one(LinkRecord(f"k{k}", "a", T0 + k * 1000 + i, 0.0, 0, 0, output_tokens=500,
+                                     account_created_ms=T0, family=10, item=k * 3 + i, key_events=i + 1))
+    assert len(det._keys) <= 50 and len(det._items) <= 101
+    assert all(len(f.recent) <= 20 and len(f.named) <= 20 for f in det._families.values())
+
+
+def _link_records(raws: list[bytes], partitions: int = 4) -> list[LinkRecord]:
+    """The workers' link records of ``raws``, tagged with the input partition (by key) and offset."""
+    import zlib
+
+    pipeline, states, offsets, records = KeyPipeline(), {}, [0] * partitions, []
+    for raw in raws:
+        ev = parse_event(raw)
+        partition = zlib.crc32(ev.api_key_id.encode()) % partitions
+        result = pipeline.step(states.get(ev.api_key_id), ev)
+        states[ev.api_key_id] = result.state
+        rec = link_record(ev, result, partition=partition, offset=offsets[partition])
+        offsets[partition] += 1
+        if rec is not None:
+            records.append(rec)
+    return records
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_cohort_incident_is_the_same_whichever_partition_runs_ahead(seed):
+    # A worker draining a backlog takes each partition's records in chunks, one partition
+    # hours of event time ahead of another: the cohort is one incident under replay's id,
+    # naming the same members.
+    records = _link_records(sweep(30, 20))
+    rnd, queues, backlog = random.Random(seed), {}, []
+    for r in records:
+        queues.setdefault(r.source_partition, []).append(r)
+    while any(queues.values()):
+        for q in queues.values():
+            n = rnd.randint(20, 300)
+            backlog += q[:n]
+            del q[:n]
+
+    # A later record of another key: pending updates fall due on any record (as in a live stream).
+    later = LinkRecord("other", "acct-other", max(r.ts_ms for r in records) + 3_600_000, 0.0, 0, 0)
+
+    def incidents(ordered):
+        det, found = ClusterDetector(), {}
+        for r in ordered + [later]:
+            for a in cohort_alerts(det.observe_link(r)):
+                found.setdefault(a["alert_id"], set()).update(a["api_key_ids"])
+        return found
+
+    assert incidents(backlog) == incidents(records) and len(incidents(records)) == 1
+
+
+def test_keys_already_linked_by_shared_infrastructure_are_not_named_again_as_a_cohort():
+    # A hydra of young keys on one payment method, sending styled items: the cluster detector
+    # links and names it; the same keys are no second (cohort) incident to act on.
+    raws = [raw.replace(b'"pf-key', b'"pf-shared-key').replace(b'fits best?', b'fits best? Think step by step.')
+            for raw in sweep(30, 20, enrol_hours=0.05)]
+    raws = [json.dumps(dict(json.loads(r), account={**json.loads(r)["account"], "payment_fingerprint": "pf-shared"}))
+            .encode() for r in raws]
+    alerts = replay(raws)
+    assert any(a["entity_type"] == "cluster" and not cohort_alerts([a]) for a in alerts)
+    assert not cohort_alerts(alerts)
