@@ -214,8 +214,11 @@ def test_sigkill_during_inserts_then_start_rolls_up_every_event(tmp_path):
     total, kills = 400_000, 8
     rng = random.Random(17)
     data = str(tmp_path / "chdb")
-    for _ in range(kills):
-        writer = run_python(WRITER, data, str(total))
+    for k in range(kills):
+        # Each killed run is given rows of its own to insert (its ceiling is the next share of
+        # the total): a run that finished everything before its kill (seen on a quiet machine,
+        # where an insert takes a fraction of a second) left the next runs nothing to kill.
+        writer = run_python(WRITER, data, str((k + 1) * total // (kills + 1)))
         assert writer.stdout.readline().strip() == "insert"
         time.sleep(rng.uniform(0.0, 1.0))  # somewhere in the insert (and its views' inserts)
         os.kill(writer.pid, signal.SIGKILL)
