@@ -33,7 +33,7 @@ from .alert_outbox import AlertOutbox, read_topic_tail
 from .epochs import NEW, EpochTracker
 from .feedback_follower import FeedbackFollower
 from .health import CommitWatch, HealthJudge
-from .holes import HoleGuard, read_first_records, read_partition
+from .holes import HoleGuard, read_first_records, read_group_commit, read_partition
 from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .recovery import RESTART, STALLED, RecoveryWatch
@@ -427,6 +427,26 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         committed = app.consumer._committed_offset.get(tp)  # noqa: SLF001 - not exposed otherwise
         return committed if committed is not None and committed >= 0 else 0
 
+    async def first_offset_of(tp) -> int:
+        """Where the group resumes a partition whose first record has just arrived.
+
+        Faust learns the commits in its seek after table recovery, yet a partition can hand
+        over records before that seek (seen on restarts with static membership): taken as "no
+        commit", the whole partition before its first record was read back as a hole (up to
+        20k records a restart, so a crash-looping worker made no progress). Not known to
+        Faust: asked of the broker.
+        """
+        committed = app.consumer._committed_offset.get(tp)  # noqa: SLF001 - not exposed otherwise
+        if committed is not None:
+            return max(committed, 0)
+        try:
+            return await asyncio.to_thread(read_group_commit, settings.confluent_config(), settings.app_id,
+                                           tp.topic, tp.partition)
+        except Exception as exc:  # noqa: BLE001 - the broker could not say: read from the start (safe)
+            log.warning("partition %s: the group's commit could not be read (%s): checking it from offset 0",
+                        tp.partition, type(exc).__name__)
+            return 0
+
     class FilledEvent:
         """A record read back from the broker to fill a hole, acked like a stream event."""
 
@@ -506,7 +526,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             partition = event.message.partition
             try:
                 if not holes.known(partition):
-                    holes.start(partition, partition_start(event.message.tp))
+                    holes.start(partition, await first_offset_of(event.message.tp))
                 if not holes.admit(partition, event.message.offset):
                     await fill_hole(event.message)
             except asyncio.CancelledError:

@@ -105,6 +105,19 @@ def read_partition(kafka_config: dict, group_id: str, topic: str, partition: int
         consumer.close()
 
 
+def read_group_commit(kafka_config: dict, group_id: str, topic: str, partition: int,
+                      timeout_s: float = 10.0) -> int:
+    """The offset ``group_id`` has committed on one partition, asked of the broker (0: none)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**kafka_config, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        [found] = consumer.committed([TopicPartition(topic, partition)], timeout=timeout_s)
+        return found.offset if found.error is None and found.offset >= 0 else 0
+    finally:
+        consumer.close()
+
+
 def read_first_records(kafka_config: dict, group_id: str, topic: str, offsets: dict[int, int],
                        timeout_s: float = 5.0) -> dict[int, tuple[int, bytes | None]]:
     """Per partition, the first record stored at or after the given offset, as (offset, value);
