@@ -279,6 +279,13 @@ class ClickHouseSink:
         self._watermarks: dict[tuple[str, int], int] = self._read_watermarks()
         # The dead-letter table's own positions: a record re-read after a crash is stored once.
         self._dlq_watermarks: dict[tuple[str, int], int] = self._read_dlq_watermarks()
+        # The highest position buffered per partition (rows and dead letters), not yet stored:
+        # a partition's records reach the sink in position order, so one at or below it is a
+        # re-delivery. The watermark alone missed those that come back before the flush (a
+        # rebalance restores key state from the changelog, older than the buffered rows: the
+        # same rows were applied again and both copies inserted in one flush).
+        self._buffered_marks: dict[tuple[str, int], int] = {}
+        self._dlq_buffered_marks: dict[tuple[str, int], int] = {}
 
     def check_rollups(self, settle_s: float = 60.0) -> RollupCheck | None:
         """Check (and repair) the rollups of the rows stored since the last check, between
@@ -380,10 +387,14 @@ class ClickHouseSink:
         """Buffer one feature row; False when it was already stored (at or below the watermark)."""
         with self._lock:
             self._check_room()
-            if partition >= 0 and offset <= self._watermarks.get((topic, partition), -1):
-                return False
+            if partition >= 0:
+                tp = (topic, partition)
+                if offset <= max(self._watermarks.get(tp, -1), self._buffered_marks.get(tp, -1)):
+                    return False
             if self._expired(row, topic, partition, offset):
                 return True
+            if partition >= 0:
+                self._buffered_marks[tp] = offset
             batch = self._events.get((topic, partition))
             if batch is None:
                 batch = self._events[(topic, partition)] = _Batch(topic, partition)
@@ -420,8 +431,11 @@ class ClickHouseSink:
                         failed_at_ms: int | None = None) -> None:
         with self._lock:
             self._check_room()
-            if partition >= 0 and offset <= self._dlq_watermarks.get((topic, partition), -1):
-                return  # stored before a crash: its offset was not committed, so it came again
+            if partition >= 0:
+                tp = (topic, partition)
+                if offset <= max(self._dlq_watermarks.get(tp, -1), self._dlq_buffered_marks.get(tp, -1)):
+                    return  # stored (or buffered) before: its offset was not committed, so it came again
+                self._dlq_buffered_marks[tp] = offset
             self._dead.append(_dead_letter_row(reason, topic, partition, offset, size, failed_at_ms))
             self._note_added()
 

@@ -17,10 +17,14 @@ from distillguard.streams.topics import ensure_topics
 from .conftest import Pipeline, health_status, metric, wait_for, wait_rows
 
 
-# (A worker kept running through the restart is detected too, by offsets going back and by
-# DG_EPOCH_CHECK_INTERVAL_S; storing each event exactly once across the window in which it
-# read the new log at its old position is not yet reliable: see the branch report.)
-@pytest.mark.parametrize("worker_restarted", [True], ids=["worker-restarted"])
+# A worker kept running through the restart reads some of the new log at its old fetch
+# position before it can tell (nothing went backwards yet): those are stored under the old
+# epoch and skipped when the new epoch reads the log from its start (carried), and they are
+# later in event time than the records before them, which then arrive late for their keys
+# (stored and counted, not learned: DG_ALLOWED_LATENESS_S). The rejoin after the restart can
+# also restore key state from the changelog, older than the rows in the sink's buffer: the
+# records are applied again and the sink keeps one copy (it used to insert both: 1-66 rows).
+@pytest.mark.parametrize("worker_restarted", [True, False], ids=["worker-restarted", "worker-running"])
 def test_events_after_the_broker_comes_back_empty_are_all_stored(tmp_path, worker_restarted):
     broker = EmbeddedBroker("tansu", log_path=tmp_path / "tansu.log").start()
     pipeline = Pipeline(broker, tmp_path)
@@ -49,25 +53,24 @@ def test_events_after_the_broker_comes_back_empty_are_all_stored(tmp_path, worke
         assert metric(worker, "distillguard_partition_epochs_total") == pipeline.settings.partitions
         status, body = health_status(worker)
         counters = body["counters"]
-        assert counters["processed"] == (len(after) if worker_restarted else len(records))
-        # Only deliveries of records already processed count as duplicates: the record that
-        # began each epoch (processed with its log read back from the start) and, for the
-        # running worker, records of the new log it read at its old fetch position before the
-        # restart was noticed (stored under the old epoch, then read again from the start).
-        assert counters["duplicates"] == counters["events"] - counters["processed"]
         if worker_restarted:
-            assert counters["duplicates"] == pipeline.settings.partitions
+            assert counters["processed"] == len(after)
+            # only the record that began each epoch came twice (its log was read back from the start)
+            assert counters["duplicates"] == counters["events"] - counters["processed"] == pipeline.settings.partitions
+        else:  # every event applied, some twice after a rollback of their key's state (see above)
+            assert counters["processed"] >= len(records)
         assert sorted(body["epochs"]) == [str(p) for p in range(pipeline.settings.partitions)]
         assert all(e["epoch"] == 1 and e["previous_stored"] >= 0 for e in body["epochs"].values())
         wait_for(lambda: health_status(worker)[0] == 200, "/health ok after the new epoch", timeout=30)
         if not worker_restarted:
-            # each key's detector applied each of its events once, across both logs
+            # No key's detector counted an event twice across both logs; what one did not learn
+            # arrived late (stored, counted as late).
             per_key: dict[str, int] = {}
             for event in events:
                 per_key[event["api_key_id"]] = per_key.get(event["api_key_id"], 0) + 1
-            for key in ("demo_sweeper", "demo_user_000", "demo_user_001"):
-                info = worker.get(f"/query/state?key={key}")["info"]
-                assert info is not None and info["events"] == per_key[key], (key, info)
+            learned = {key: worker.get(f"/query/state?key={key}")["info"]["events"] for key in per_key}
+            assert all(learned[key] <= per_key[key] for key in per_key), (learned, per_key)
+            assert sum(per_key.values()) - sum(learned.values()) <= counters["late"], (learned, per_key, counters)
     finally:
         pipeline.close()
         broker.stop()

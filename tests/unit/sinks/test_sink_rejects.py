@@ -271,3 +271,22 @@ def test_refused_rows_nobody_takes_are_bounded_and_still_dead_lettered(chdb_clie
     sink.flush()
     assert len(sink.take_rejected()) == 3 and sink.rows_rejected == 5
     assert rows_of(chdb_client, f"SELECT count() FROM {chdb_settings.database}.dlq")[0][0] == 5
+
+
+def test_a_row_delivered_again_before_the_flush_is_stored_once(chdb_client, chdb_settings):
+    """A rebalance can roll a key's state back to its changelog, older than the rows buffered:
+    the records come again and are applied again before the first copies were flushed. The
+    watermark (stored rows only) let both copies into one insert (seen with a broker restarted
+    under a running worker)."""
+    sink = ClickHouseSink(chdb_settings, client=chdb_client)
+    for i in range(10):
+        assert sink.add(row(i), partition=0, offset=i, topic=TOPIC)
+    assert not sink.add(row(4), partition=0, offset=4, topic=TOPIC)  # again, still buffered
+    assert sink.add(row(10), partition=0, offset=10, topic=TOPIC)
+    sink.add_dead_letter("bad_json: x", TOPIC, 1, 3, 10)
+    sink.add_dead_letter("bad_json: x", TOPIC, 1, 3, 10)
+    sink.flush()
+    db = chdb_settings.database
+    assert rows_of(chdb_client, f"SELECT count(), uniqExact(kafka_offset) FROM {db}.events")[0] == (11, 11)
+    assert rows_of(chdb_client, f"SELECT count() FROM {db}.dlq")[0][0] == 1
+    assert not sink.add(row(10), partition=0, offset=10, topic=TOPIC)  # and after it: the watermark
