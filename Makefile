@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-integration bench bench-detection system-deps clean
+.PHONY: setup demo test test-unit test-integration check-clone bench bench-detection system-deps clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ test-unit: setup
 
 test-integration: setup
 	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+# The unit suite in a fresh clone of HEAD with nothing beside it (also part of `make test`).
+check-clone: setup
+	bash scripts/check-clone.sh
 
 bench: setup
 	$(PY) benchmarks/detection.py

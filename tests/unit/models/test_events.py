@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import gzip
 import json
 import sys
 from pathlib import Path
@@ -14,8 +13,7 @@ from hypothesis import strategies as st
 
 from distillguard.models.events import MAX_EVENT_BYTES, BadRecord, RequestEvent, parse_event
 
-CONTRACT = Path(__file__).resolve().parents[4] / "shared" / "contract" / "request-event.v1.schema.json"
-DEV_EVENTS = CONTRACT.parents[1] / "data" / "streams" / "dev-s1" / "events.jsonl.gz"
+CONTRACT = Path(__file__).resolve().parents[3] / "contracts" / "request-event.v1.schema.json"
 
 GOOD = {
     "schema": "llm.request.v1", "event_id": "ev_1", "ts": "2026-02-01T00:00:47.883Z", "api_key_id": "key_1",
@@ -49,14 +47,6 @@ def test_good_event_parses_every_field():
 def test_unknown_fields_are_ignored():
     doc = dict(GOOD, future_field={"nested": [1, 2]}, params=dict(GOOD["params"], new_param=3))
     assert isinstance(parse_event(encode(doc)), RequestEvent)
-
-
-def test_dev_stream_events_all_valid():
-    with gzip.open(DEV_EVENTS, "rb") as fh:
-        for i, line in enumerate(fh):
-            assert isinstance(parse_event(line.rstrip(b"\n")), RequestEvent), line[:200]
-            if i >= 2000:
-                break
 
 
 def _mutate(path: list[str], value):
