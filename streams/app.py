@@ -38,6 +38,7 @@ from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .recovery import RESTART, STALLED, RecoveryWatch
 from .settings import WorkerSettings
+from .topics import resolve_replication_on_start
 from .web import faust_web_settings, state_without_verdict
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,14 @@ def faust_app(settings, kafka: WorkerSettings, data_dir: Path, *, auto_offset_re
     (``WorkerSettings`` or ``RouterSettings``); ``kafka`` the broker security.
     """
     use_fetch_max_wait(settings.consumer_fetch_max_wait_ms)
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=_broker_credentials(kafka),
         store="memory://",
         datadir=str(data_dir / "faust"),
-        topic_replication_factor=1,
+        # -1 (the broker's default) becomes a number when the app starts: Faust needs one.
+        topic_replication_factor=max(kafka.replication_factor, 1),
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset=auto_offset_reset,
         broker_session_timeout=settings.session_timeout_s,
@@ -83,8 +85,10 @@ def faust_app(settings, kafka: WorkerSettings, data_dir: Path, *, auto_offset_re
         web_port=settings.web_port,
         web_enabled=True,
         **faust_web_settings(settings),  # loopback unless configured, token beyond
-        table_standby_replicas=0,
+        table_standby_replicas=kafka.table_standby_replicas,
     )
+    resolve_replication_on_start(app, kafka)
+    return app
 
 
 def use_fetch_max_wait(ms: int) -> None:

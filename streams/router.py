@@ -57,6 +57,8 @@ class RouterSettings(BaseSettings):
     feedback_topic: str = Field("distill.feedback", validation_alias=AliasChoices(
         "DG_ROUTER_FEEDBACK_TOPIC", "DG_FEEDBACK_TOPIC"))
     actions_topic: str = "distill.actions"
+    # Keys per distill.actions message: an incident's keys beyond it go in further pages.
+    action_page_keys: int = Field(500, ge=1, le=10_000)
     failed_topic: str = "distill.alerts.failed"
     # Partitions of the incidents table: must equal those of the alerts topic (read from
     # the broker when the topic exists, this value when the router creates it).
@@ -223,7 +225,8 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
                 save(key, state, state["partition"])  # recorded before the offset can be committed
             record = policy_actions.next_action(state, config.actions, now_ms())
             if record is not None:
-                await actions_topic.send(key=state["entity_id"].encode(), value=json.dumps(record).encode())
+                for page in policy_actions.pages(record, settings.action_page_keys):  # every key, paged
+                    await actions_topic.send(key=state["entity_id"].encode(), value=json.dumps(page).encode())
                 policy_actions.mark_acted(state, record)
                 metrics.actions.labels(action=record["action"]).inc()
             if produced or record is not None:
@@ -510,12 +513,15 @@ def router_topics(settings: RouterSettings, bootstrap_config: dict, timeout: flo
     """Create the router's topics (or only ``names``) with the alerts topic's partition count; returns it."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    from distillguard.streams.settings import WorkerSettings
+
     admin = AdminClient(bootstrap_config)
     topics = admin.list_topics(timeout=timeout).topics
     partitions = len(topics[settings.alerts_topic].partitions) if settings.alerts_topic in topics \
         else settings.partitions
     names = names or (settings.alerts_topic, settings.feedback_topic, settings.actions_topic, settings.failed_topic)
-    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names
+    replication = WorkerSettings().replication_factor  # one setting for all topics (streams/settings.py)
+    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=replication) for name in names
               if name not in topics]
     for name, future in (admin.create_topics(wanted, operation_timeout=timeout).items() if wanted else []):
         try:

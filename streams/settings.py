@@ -46,6 +46,15 @@ class WorkerSettings(BaseSettings):
     link_idle_windows: int = Field(6, ge=2)
     link_expiry_interval_s: float = Field(60.0, gt=0)  # how often idle link values are looked for
     partitions: int = Field(8, ge=1, le=1024)
+    # Replication factor of every topic distillguard creates (the pipeline's, the router's and
+    # the Faust changelogs of their tables). -1: the broker's default.replication.factor
+    # (KIP-464), so a managed Kafka that requires 3 replicas gets 3 and a one-broker setup 1.
+    # Read by the workers and the router alike: one setting for the whole deployment.
+    replication_factor: int = Field(-1, ge=-1, le=32767)
+    # Standby replicas of every Faust table (key state, link members, the router's incidents):
+    # a standby keeps a warm copy on another worker, so a lost worker's partitions resume
+    # without reading the changelog from its start. 0: none; needs more workers than this.
+    table_standby_replicas: int = Field(0, ge=0, le=16)
 
     data_dir: Path = Path("var")
     # The web endpoint's listen address: loopback unless configured. Beyond loopback the worker
@@ -112,6 +121,12 @@ class WorkerSettings(BaseSettings):
     # next 3 records never reach the worker's agent (the file is then deleted), as when
     # Faust's fetch loop drops records in a rebalance.
     consumer_skip_fault_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _replication_factor_is_positive_or_the_brokers(self) -> "WorkerSettings":
+        if self.replication_factor == 0:
+            raise ValueError("DG_REPLICATION_FACTOR must be -1 (the broker's default) or at least 1, not 0")
+        return self
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> "WorkerSettings":

@@ -2,12 +2,18 @@
 
 Auto-created topics get the broker's default partition count (4 on the embedded brokers),
 and the Faust tables are co-partitioned with ``llm.requests``, so both must agree.
+
+Every topic is created with ``DG_REPLICATION_FACTOR`` replicas. Its default, -1, asks for the
+broker's ``default.replication.factor`` (KIP-464): confluent-kafka passes -1 on, but Faust
+(CreateTopics v1, unsigned setting) needs the number, so :func:`resolved_replication_factor`
+reads it from the broker's config for Faust's changelog topics.
 """
 from __future__ import annotations
 
 import logging
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from .settings import WorkerSettings
 
@@ -31,7 +37,7 @@ def ensure_topics(settings: WorkerSettings, timeout: float = 15.0) -> list[str]:
     """Create missing topics; returns the names created. Existing topics are left alone."""
     admin = AdminClient(settings.confluent_config())
     existing = set(admin.list_topics(timeout=timeout).topics)
-    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config)
+    wanted = [NewTopic(name, num_partitions=partitions, replication_factor=settings.replication_factor, config=config)
               for name, (partitions, config) in pipeline_topics(settings).items() if name not in existing]
     if not wanted:
         return []
@@ -45,3 +51,55 @@ def ensure_topics(settings: WorkerSettings, timeout: float = 15.0) -> list[str]:
                 raise
     log.info("created topics %s", created)
     return created
+
+
+# A broker that does not say (no DescribeConfigs, or no such entry) gets what Kafka itself defaults to.
+KAFKA_DEFAULT_REPLICATION_FACTOR = 1
+
+
+def broker_default_replication_factor(config: dict[str, str], timeout: float = 15.0) -> int:
+    """The ``default.replication.factor`` of a broker of the cluster at ``config`` (librdkafka
+    settings), or 1 when the broker does not report it. Raises ``KafkaException`` when the
+    cluster cannot be reached."""
+    admin = AdminClient(config)
+    brokers = admin.list_topics(timeout=timeout).brokers
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+    try:
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout)
+    except KafkaException as exc:  # e.g. an ACL without DescribeConfigs, or a broker without the API
+        log.warning("broker config not readable (%s): replication factor %d", exc, KAFKA_DEFAULT_REPLICATION_FACTOR)
+        return KAFKA_DEFAULT_REPLICATION_FACTOR
+    entry = entries.get("default.replication.factor")
+    try:
+        return max(int(entry.value), 1) if entry is not None and entry.value else KAFKA_DEFAULT_REPLICATION_FACTOR
+    except ValueError:
+        return KAFKA_DEFAULT_REPLICATION_FACTOR
+
+
+def resolved_replication_factor(settings: WorkerSettings, timeout: float = 15.0) -> int:
+    """``DG_REPLICATION_FACTOR`` as a positive number: -1 is looked up on the broker."""
+    if settings.replication_factor > 0:
+        return settings.replication_factor
+    return broker_default_replication_factor(settings.confluent_config(), timeout)
+
+
+def resolve_replication_on_start(app, settings: WorkerSettings) -> None:
+    """Give a Faust ``app`` configured with ``DG_REPLICATION_FACTOR=-1`` the broker's number
+    when it starts, before it declares any topic (its tables' changelogs, its leader topic).
+
+    At start, not when the app is built: building an app (tests, ``--help``) must not wait
+    on a broker. The lookup runs in a thread: librdkafka calls block.
+    """
+    if settings.replication_factor > 0:
+        return
+    first_start = app.on_first_start
+
+    async def on_first_start() -> None:
+        import asyncio
+
+        factor = await asyncio.to_thread(resolved_replication_factor, settings)
+        app.conf.topic_replication_factor = factor
+        log.info("topics are created with the broker's default replication factor: %d", factor)
+        await first_start()
+
+    app.on_first_start = on_first_start

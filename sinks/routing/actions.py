@@ -4,6 +4,11 @@ One record per incident version: the policy's action when an incident opens or e
 and one ``release`` when it is resolved (or found to be a false positive), so the gateway
 can lift what it applied. ``action_id`` is stable per (incident, version, action), so a
 record re-sent after a router restart is recognisably the same recommendation.
+
+A recommendation names every key of the incident (a 200-key hydra is enforced on 200 keys),
+so a big one is sent as several messages, :func:`pages`: each carries ``page`` of ``pages``
+and up to ``page_keys`` of the ``api_key_ids``, the same ``action_id`` and the whole count in
+``member_keys``. A gateway applies each page to its keys; ``(action_id, page)`` names a message.
 """
 from __future__ import annotations
 
@@ -31,6 +36,25 @@ def _record(state: dict, action: str, now_ms: int, reason: str) -> dict:
         "reason": reason,
         "ts": iso(now_ms),
     }
+
+
+# Keys per distill.actions message: 500 ids of up to ~200 bytes stay far below Kafka's 1 MiB.
+ACTION_PAGE_KEYS = 500
+
+
+def pages(record: dict, page_keys: int = ACTION_PAGE_KEYS) -> list[dict]:
+    """``record`` as the messages that carry all its keys, ``page_keys`` at most in each.
+
+    >>> record = {"action_id": "dg:x:v1:throttle", "api_key_ids": ["k1", "k2", "k3"], "member_keys": 3}
+    >>> [(p["page"], p["pages"], p["api_key_ids"]) for p in pages(record, page_keys=2)]
+    [(1, 2, ['k1', 'k2']), (2, 2, ['k3'])]
+    """
+    if page_keys < 1:
+        raise ValueError(f"page_keys must be at least 1, not {page_keys}")
+    keys = record["api_key_ids"]
+    chunks = [keys[start:start + page_keys] for start in range(0, len(keys), page_keys)] or [keys]
+    return [{**record, "api_key_ids": chunk, "page": number, "pages": len(chunks)}
+            for number, chunk in enumerate(chunks, start=1)]
 
 
 def next_action(state: dict, policy: ActionPolicy, now_ms: int) -> dict | None:

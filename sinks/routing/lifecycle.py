@@ -25,7 +25,6 @@ from datetime import datetime
 from .routes import SEVERITY_RANK, Lifecycle
 
 ACTIVE = ("open", "escalated", "acknowledged")
-MAX_KEYS = 50  # member keys kept in the state (the count is kept exactly)
 MAX_REASONS = 5
 
 
@@ -84,7 +83,9 @@ def _refresh(state: dict, alert: dict, now_ms: int) -> None:
     state["last_alert_id"] = alert["alert_id"]
     state["score"] = float(alert.get("score", 0.0))
     state["members"] = _members(alert)
-    state["keys"] = list(alert.get("api_key_ids") or [])[:MAX_KEYS]
+    # Every key, not a sample: distill.actions enforces on all of them (actions.py pages them).
+    # As big as the alert that carried them, which Kafka's message size bounds.
+    state["keys"] = list(alert.get("api_key_ids") or [])
     state["reasons"] = list(alert.get("reasons") or [])[:MAX_REASONS]
     state["events_seen"] = int(alert.get("events_seen", 0) or 0)
     state["alert_ts"] = alert.get("ts", "")

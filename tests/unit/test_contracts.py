@@ -111,7 +111,7 @@ def test_action_records_follow_the_action_contract():
                                   _alert("cluster", "c9", "critical", 0.9, members)])
     assert [r["action"] for r in records] == ["throttle", "perturb_outputs", "release",
                                               "perturb_outputs", "suspend", "release"]
-    assert_valid("distill.action.v1", records)
+    assert_valid("distill.action.v1", [page for record in records for page in actions.pages(record)])
 
 
 @pytest.mark.parametrize("broken", [
@@ -120,9 +120,44 @@ def test_action_records_follow_the_action_contract():
     {"version": 0},
     {"ts": "2026-02-01T10:00:00"},  # no offset
     {"dedup_key": "cluster:c9"},  # not ours
+    {"page": 0},                  # pages count from 1
 ])
 def test_the_action_contract_rejects_what_a_gateway_could_not_act_on(broken):
-    record = _incident_actions([_alert("key", "k1", "warning", 0.7, ["k1"])])[0]
+    (record,) = actions.pages(_incident_actions([_alert("key", "k1", "warning", 0.7, ["k1"])])[0])
     check = validator("distill.action.v1")
     assert check.is_valid(record)
     assert not check.is_valid({**record, **broken})
+
+
+def test_a_big_incident_is_enforced_on_every_key_in_pages_that_follow_the_contract():
+    """A 1,201-key hydra: every key reaches the gateway, 500 at most a message (not the first 50)."""
+    members = [f"key_{i:04d}" for i in range(1201)]
+    records = _incident_actions([_alert("cluster", "c1", "critical", 0.9, members)])
+    assert [r["action"] for r in records] == ["suspend", "release"]
+    messages = [page for record in records for page in actions.pages(record, page_keys=500)]
+    assert_valid("distill.action.v1", messages)
+    suspend = [m for m in messages if m["action"] == "suspend"]
+    assert [(m["page"], m["pages"], len(m["api_key_ids"])) for m in suspend] == [(1, 3, 500), (2, 3, 500), (3, 3, 201)]
+    assert [k for m in suspend for k in m["api_key_ids"]] == members
+    assert {m["action_id"] for m in suspend} == {records[0]["action_id"]} and {m["member_keys"] for m in suspend} == {1201}
+
+
+def test_the_gateway_example_restricts_every_key_of_a_paged_incident_and_lifts_them_on_release():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "gateway_actions_consumer.py"
+    spec = importlib.util.spec_from_file_location("gateway_actions_consumer", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    members = [f"key_{i:03d}" for i in range(200)]
+    records = _incident_actions([_alert("cluster", "c2", "warning", 0.6, members[:120]),
+                                 _alert("cluster", "c2", "critical", 0.9, members)])
+    (other,) = actions.pages(_incident_actions([_alert("key", "key_007", "warning", 0.7, ["key_007"])])[0])
+    policy = example.GatewayPolicy()
+    assert policy.apply(other)
+    opened, escalated, release = ([page for page in actions.pages(r, page_keys=64)] for r in records)
+    assert all(policy.apply(page) for page in opened + escalated)
+    assert policy.enforced == {k: "suspend" for k in members}
+    assert not any(policy.apply(page) for page in opened + escalated)  # re-sent after a restart: nothing new
+    assert all(policy.apply(page) for page in release)
+    assert policy.enforced == {"key_007": "perturb_outputs"}  # the other incident's hold stays

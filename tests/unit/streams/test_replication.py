@@ -1,0 +1,128 @@
+"""DG_REPLICATION_FACTOR and DG_TABLE_STANDBY_REPLICAS reach every topic and table we create:
+the pipeline's topics, the router's topics, and the Faust apps (their changelogs and standbys)."""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future
+
+import pytest
+from confluent_kafka import KafkaException
+
+from distillguard.streams import feedback_follower, topics
+from distillguard.streams.router import RouterSettings, router_topics
+from distillguard.streams.settings import WorkerSettings
+
+
+class NoSink:
+    client = None
+
+
+class RecordingAdmin:
+    """Stands in for confluent-kafka's AdminClient: no topic exists, every creation succeeds."""
+
+    created: list = []
+
+    def __init__(self, config):
+        self.config = config
+
+    def list_topics(self, timeout=None):
+        return type("Metadata", (), {"topics": {}, "brokers": {1: None}})()
+
+    def create_topics(self, new_topics, operation_timeout=None):
+        RecordingAdmin.created += new_topics
+        done = Future()
+        done.set_result(None)
+        return {t.topic: done for t in new_topics}
+
+
+@pytest.fixture
+def admin(monkeypatch):
+    import confluent_kafka.admin
+
+    RecordingAdmin.created = []
+    monkeypatch.setattr(topics, "AdminClient", RecordingAdmin)
+    monkeypatch.setattr(confluent_kafka.admin, "AdminClient", RecordingAdmin)  # router_topics imports it late
+    return RecordingAdmin
+
+
+def _worker_app(monkeypatch, tmp_path):
+    from distillguard.streams.app import create_app
+
+    monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
+    return create_app(WorkerSettings(), pipeline=object(), sink=NoSink())
+
+
+def test_the_default_is_the_brokers_replication_factor_and_no_standby(monkeypatch):
+    for name in ("DG_REPLICATION_FACTOR", "DG_TABLE_STANDBY_REPLICAS"):
+        monkeypatch.delenv(name, raising=False)
+    assert (WorkerSettings().replication_factor, WorkerSettings().table_standby_replicas) == (-1, 0)
+    monkeypatch.setenv("DG_REPLICATION_FACTOR", "0")
+    with pytest.raises(ValueError, match="DG_REPLICATION_FACTOR"):
+        WorkerSettings()
+
+
+@pytest.mark.parametrize("factor", ["-1", "3"])
+def test_pipeline_and_router_topics_are_created_with_the_setting(monkeypatch, admin, factor):
+    monkeypatch.setenv("DG_REPLICATION_FACTOR", factor)
+    created = topics.ensure_topics(WorkerSettings())
+    router_topics(RouterSettings(), {"bootstrap.servers": "127.0.0.1:1"})
+    names = {t.topic for t in admin.created}
+    assert set(created) <= names and {"distill.alerts", "distill.feedback", "distill.actions"} <= names
+    assert {t.replication_factor for t in admin.created} == {int(factor)}
+
+
+def test_the_worker_app_and_its_tables_get_both_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("DG_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("DG_TABLE_STANDBY_REPLICAS", "2")
+    app = _worker_app(monkeypatch, tmp_path)
+    assert app.conf.topic_replication_factor == 3 and app.conf.table_standby_replicas == 2
+    changelog = app.tables["key-state"].changelog_topic
+    assert (changelog.replicas or app.conf.topic_replication_factor) == 3  # what Faust declares it with
+
+
+def test_the_router_app_gets_the_same_settings(monkeypatch, tmp_path):
+    from distillguard.sinks.routing.routes import parse_routes, resolve_secrets
+    from distillguard.streams.router import create_router_app
+
+    monkeypatch.setenv("DG_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("DG_TABLE_STANDBY_REPLICAS", "1")
+    monkeypatch.setenv("HOOK_SECRET", "hmac-secret-value")
+    config = parse_routes("targets: {hook: {type: webhook, url: 'http://127.0.0.1:1/in', secret_env: HOOK_SECRET}}\n"
+                          "routes: [{name: all, targets: [hook]}]\n")
+    app = create_router_app(RouterSettings(data_dir=tmp_path), config, resolve_secrets(config))
+    assert app.conf.topic_replication_factor == 3 and app.conf.table_standby_replicas == 1
+
+
+def test_minus_one_becomes_the_brokers_number_when_the_app_starts(monkeypatch, tmp_path):
+    monkeypatch.delenv("DG_REPLICATION_FACTOR", raising=False)
+    asked = []
+    monkeypatch.setattr(topics, "broker_default_replication_factor",
+                        lambda config, timeout=15.0: asked.append(config["bootstrap.servers"]) or 3)
+    app = _worker_app(monkeypatch, tmp_path)
+    assert not asked  # building the app does not wait on a broker
+    asyncio.run(app.on_first_start())
+    assert app.conf.topic_replication_factor == 3 and asked == [WorkerSettings().kafka_bootstrap]
+
+
+class ConfigAdmin(RecordingAdmin):
+    entries: dict = {}
+
+    def describe_configs(self, resources, request_timeout=None):
+        future = Future()
+        if isinstance(self.entries, Exception):
+            future.set_exception(self.entries)
+        else:
+            future.set_result({k: type("Entry", (), {"value": v})() for k, v in self.entries.items()})
+        return {resources[0]: future}
+
+
+@pytest.mark.parametrize("entries, expected", [
+    ({"default.replication.factor": "3"}, 3),
+    ({}, 1),                                                      # not reported
+    (KafkaException("CLUSTER_AUTHORIZATION_FAILED"), 1),           # no DescribeConfigs right
+])
+def test_the_brokers_default_is_read_from_its_config(monkeypatch, entries, expected):
+    ConfigAdmin.entries = entries
+    monkeypatch.setattr(topics, "AdminClient", ConfigAdmin)
+    assert topics.broker_default_replication_factor({"bootstrap.servers": "b:9092"}) == expected
