@@ -1,4 +1,4 @@
-"""``distillguard`` command line: worker, replay, demo, produce, broker, dashboard."""
+"""``distillguard`` command line: worker, replay, demo, produce, broker, dashboard, migrate."""
 from __future__ import annotations
 
 import argparse
@@ -206,6 +206,28 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply the ClickHouse schema migrations and exit: the k8s Job before a rollout, so the
+    workers and the dashboard can run with DG_CLICKHOUSE_MIGRATE=false (no DDL rights)."""
+    from distillguard.dashboard import data_dir_settings
+    from distillguard.errors import DistillguardError
+    from distillguard.sinks.clickhouse import apply_migrations, make_client
+    from distillguard.sinks.migrations import LATEST
+
+    ch_settings = data_dir_settings(args.data_dir)
+    try:
+        client = make_client(ch_settings)
+        try:
+            applied = apply_migrations(client, ch_settings)
+        finally:
+            client.close()
+    except DistillguardError as exc:
+        print(f"distillguard migrate: {exc}", file=sys.stderr)
+        return 2
+    print(f"{ch_settings.describe()}: schema v{LATEST}" + (f", applied {applied}" if applied else ", up to date"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="distillguard", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -270,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--seed-demo", action="store_true",
                            help="write the built-in demo traffic, scored, into ClickHouse (no Kafka) and exit")
     dashboard.set_defaults(func=_cmd_dashboard)
+
+    migrate = sub.add_parser("migrate", help="apply the ClickHouse schema migrations and exit (DG_CLICKHOUSE_*)")
+    migrate.add_argument("--data-dir", help="the data dir whose embedded chDB to migrate (default DG_DATA_DIR)")
+    migrate.set_defaults(func=_cmd_migrate)
 
     broker = sub.add_parser("broker", help="run the embedded broker in the foreground")
     broker.add_argument("--kind", choices=["tansu", "noida"], default="tansu")

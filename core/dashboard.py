@@ -475,10 +475,10 @@ def mount_on_faust(app, client, database: str, prefix: str = "/dashboard") -> No
 
 def open_queries(ch_settings) -> DashboardQueries:
     """A client on the configured ClickHouse, its schema brought up to date (as a worker would)."""
-    from distillguard.sinks.clickhouse import apply_migrations, make_client
+    from distillguard.sinks.clickhouse import make_client, prepare_schema
 
     client = make_client(ch_settings)
-    applied = apply_migrations(client, ch_settings)
+    applied = prepare_schema(client, ch_settings)
     if applied:
         log.info("dashboard: schema migrations applied: %s", applied)
     return DashboardQueries(client, ch_settings.database)

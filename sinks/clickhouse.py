@@ -57,6 +57,10 @@ class ClickHouseSettings(BaseSettings):
     max_buffered_rows: int = Field(200_000, ge=1)
     retry_after_s: float = Field(1.0, gt=0)
     events_ttl_days: int = Field(400, ge=1)
+    # False: this process runs no DDL; it checks the schema is at this version's and stops with
+    # the reason when not. For a ClickHouse user without DDL rights, and for deployments where
+    # one `distillguard migrate` (the k8s Job) changes the schema before the new version rolls out.
+    migrate: bool = True
     # On start the rollups are checked against the events rows inserted since the last check
     # (sinks/rollups.py); a database never checked (or not for long) is checked this far back
     # from its newest row at most, so that a start never reads the whole table.
@@ -97,6 +101,28 @@ def make_client(settings: ClickHouseSettings):
             password=password, connect_timeout=10, send_receive_timeout=60)
     except Exception as exc:  # noqa: BLE001 - one typed error for every backend failure
         raise SinkUnavailable(f"cannot open ClickHouse at {settings.describe()}: {exc}") from None
+
+
+def schema_version(client, settings: ClickHouseSettings) -> int:
+    """The schema version the database is at: 0 when it has none (never migrated)."""
+    db = settings.database
+    exists = client.query(f"SELECT count() FROM system.tables WHERE database = '{db}' "
+                          f"AND name = 'schema_migrations'").result_rows[0][0]
+    if not exists:
+        return 0
+    return int(client.query(f"SELECT max(version) FROM {db}.schema_migrations").result_rows[0][0] or 0)
+
+
+def prepare_schema(client, settings: ClickHouseSettings) -> list[int]:
+    """What a worker or the dashboard does on start: migrate (``DG_CLICKHOUSE_MIGRATE``, the
+    default) or check that ``distillguard migrate`` did. Returns the versions applied now."""
+    if settings.migrate:
+        return apply_migrations(client, settings)
+    version = schema_version(client, settings)
+    if version != LATEST:
+        raise SchemaError(f"database {settings.database} is at schema v{version}, this distillguard needs "
+                          f"v{LATEST}, and DG_CLICKHOUSE_MIGRATE is false: run `distillguard migrate` first")
+    return []
 
 
 def apply_migrations(client, settings: ClickHouseSettings) -> list[int]:
@@ -273,7 +299,7 @@ class ClickHouseSink:
         self.rows_rejected = 0
         self.dead_letters_lost = 0  # dlq rows that could not be stored either (logged)
         self._ttl_ms = self.settings.events_ttl_days * 86_400_000
-        apply_migrations(self.client, self.settings)
+        prepare_schema(self.client, self.settings)
         # Before the first write: rollup rows a kill left out (or doubled) are rebuilt from events.
         self.rollup_check = self._check_rollups()
         self._watermarks: dict[tuple[str, int], int] = self._read_watermarks()

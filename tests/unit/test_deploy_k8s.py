@@ -50,12 +50,27 @@ def code_env_names() -> set[str]:
     return names
 
 
+def env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines, as kustomize's secretGenerator reads an ``envs`` file."""
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line.strip() and not line.startswith("#"))
+    return {key.strip(): value for key, value in pairs}
+
+
+def generated_secret() -> dict:
+    """The Secret the kustomization's secretGenerator makes, from the committed example of its
+    (git-ignored) env file: what the workloads will read."""
+    (generator,) = yaml.safe_load((K8S / "kustomization.yaml").read_text())["secretGenerator"]
+    (envs,) = generator["envs"]
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": generator["name"]},
+            "stringData": env_file(K8S / f"{envs}.example")}
+
+
 @pytest.fixture(scope="module")
 def manifests() -> list[dict]:
     docs = []
     for path in sorted(K8S.glob("*.yaml")):
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    return docs
+    return docs + [generated_secret()]
 
 
 def _one(manifests, kind: str, name: str) -> dict:
@@ -261,3 +276,110 @@ def test_detector_overrides_configmap_is_the_example_file_and_is_mounted_where_t
     assert mounts["detector-overrides"] == str(path.parent)
     assert volumes["detector-overrides"]["configMap"]["name"] == "distillguard-detector-overrides"
     assert WorkerSettings(detector_overrides_file=example).detector_config().thresholds == (0.5, 0.65, 0.8)
+
+
+def _kustomize_build() -> tuple[list[dict], str] | None:
+    """The kustomization as `kubectl apply -k` applies it (the env file made from its example),
+    when kubectl or kustomize is installed; None when neither is."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    tool = (["kubectl", "kustomize"] if shutil.which("kubectl") else ["kustomize", "build"] if shutil.which(
+        "kustomize") else None)
+    if tool is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "k8s"
+        shutil.copytree(K8S, copy)
+        (copy / "secrets.env").write_text((K8S / "secrets.env.example").read_text())
+        out = subprocess.run([*tool, str(copy)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d], " ".join(tool)
+
+
+def test_secrets_are_generated_from_an_uncommitted_file_never_applied_from_a_manifest():
+    resources = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+    for name in resources:
+        kinds = {d["kind"] for d in yaml.safe_load_all((K8S / name).read_text()) if d}
+        assert "Secret" not in kinds, f"{name}: `kubectl apply -k` would reset real secrets to its values"
+    assert "secrets.env" in (K8S / ".gitignore").read_text().split()  # the real file is never committed
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", str(K8S)], capture_output=True, text=True, cwd=ROOT).stdout.split()
+    assert tracked and not any(p.endswith("/secrets.env") for p in tracked)
+    # every secret a workload reads is a key of the example env file
+    docs = [d for p in K8S.glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d]
+    used = {key for name, key in _secret_refs(docs) if name == "distillguard-secrets"}
+    assert used and used <= set(env_file(K8S / "secrets.env.example"))
+    external = yaml.safe_load((K8S / "examples" / "external-secret.yaml").read_text())
+    assert external["kind"] == "ExternalSecret" and external["spec"]["target"]["name"] == "distillguard-secrets"
+
+
+def test_the_kustomization_builds_with_a_generated_secret_a_network_policy_and_the_migrate_job():
+    built = _kustomize_build()
+    if built is None:  # neither tool installed: the same checks on the files (and the Secret they generate)
+        docs = [d for p in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+        docs = [d for d in docs if d["kind"] != "Kustomization"] + [generated_secret()]
+    else:
+        docs, _ = built
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    secret_name = secret["metadata"]["name"]
+    assert secret_name.startswith("distillguard-secrets")
+    refs = {name for name, _ in _secret_refs(docs)}
+    assert refs == {secret_name}  # every reference follows the generated name
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    deny = [p for p in policies if p["spec"]["podSelector"] == {} and "ingress" not in p["spec"]
+            and "egress" not in p["spec"]]
+    assert deny and set(deny[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}  # default deny, both ways
+    workloads = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "Job")}
+    for name, workload in workloads.items():  # every pod is let in on (only) its web port
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        ports = {p["containerPort"] for c in workload["spec"]["template"]["spec"]["containers"]
+                 for p in c.get("ports", [])}
+        allowed = {port["port"] for p in policies for rule in p["spec"].get("ingress", []) for port in rule["ports"]
+                   if _selects(p["spec"]["podSelector"], labels)}
+        assert allowed == ports, (name, allowed, ports)
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["migrate"] and job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+
+
+def _secret_refs(node) -> list[tuple[str, str]]:
+    """(secret name, key) of every secretKeyRef under ``node``."""
+    if isinstance(node, dict):
+        found = [(node["secretKeyRef"]["name"], node["secretKeyRef"]["key"])] if "secretKeyRef" in node else []
+        return found + [ref for value in node.values() for ref in _secret_refs(value)]
+    if isinstance(node, list):
+        return [ref for item in node for ref in _secret_refs(item)]
+    return []
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    if not selector:
+        return True
+    ok = selector.get("matchLabels", {}).items() <= labels.items()
+    for expr in selector.get("matchExpressions", []):
+        assert expr["operator"] == "In"
+        ok = ok and labels.get(expr["key"]) in expr["values"]
+    return ok
+
+
+def test_only_the_migrate_job_changes_the_schema(manifests):
+    config = _one(manifests, "ConfigMap", "distillguard-config")["data"]
+    secret = _one(manifests, "Secret", "distillguard-secrets")["stringData"]
+    for workload, container in _containers(manifests):  # workers, router, dashboard
+        env = {k: v for k, v in _container_env(manifests, container).items() if isinstance(v, str)}
+        assert _from_env(ClickHouseSettings, env).migrate is False, workload["metadata"]["name"]
+    job = _one(manifests, "Job", "distillguard-migrate")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    env = _container_env(manifests, container)
+    readable = settings_env_names(ClickHouseSettings) | settings_env_names(WorkerSettings)
+    assert set(env) <= readable | settings_env_names(RouterSettings) | settings_env_names(DashboardSettings)
+    assert env["DG_CLICKHOUSE_PASSWORD"] == {"secretKeyRef": {"name": "distillguard-secrets",
+                                                              "key": "DG_CLICKHOUSE_PASSWORD"}}
+    settings = _from_env(ClickHouseSettings, {**config, "DG_CLICKHOUSE_PASSWORD": secret["DG_CLICKHOUSE_PASSWORD"]})
+    assert not settings.embedded and settings.url == config["DG_CLICKHOUSE_URL"]
+    from distillguard.cli import build_parser
+
+    assert build_parser().parse_args(container["args"]).func.__name__ == "_cmd_migrate"
