@@ -477,7 +477,7 @@ def open_queries(ch_settings) -> DashboardQueries:
     """A client on the configured ClickHouse, its schema brought up to date (as a worker would)."""
     from distillguard.sinks.clickhouse import make_client, prepare_schema
 
-    client = make_client(ch_settings)
+    client = make_client(ch_settings, reads=True)  # web threads query concurrently: session-less
     applied = prepare_schema(client, ch_settings)
     if applied:
         log.info("dashboard: schema migrations applied: %s", applied)

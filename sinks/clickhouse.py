@@ -84,8 +84,14 @@ class ClickHouseSettings(BaseSettings):
         return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}{parts.path}"
 
 
-def make_client(settings: ClickHouseSettings):
-    """The one place a ClickHouse client is created."""
+def make_client(settings: ClickHouseSettings, *, reads: bool = False):
+    """The one place a ClickHouse client is created.
+
+    ``reads=True``: a client for queries from web threads (the worker's and the dashboard's
+    pages), session-less. clickhouse-connect gives a client one HTTP session, and a ClickHouse
+    server refuses a second query in a session while one runs; the flush thread's client (and
+    its session) stay the writer's. chDB runs in-process with no session: one client serves both.
+    """
     import clickhouse_connect
 
     try:
@@ -98,7 +104,8 @@ def make_client(settings: ClickHouseSettings):
         return clickhouse_connect.get_client(
             host=parts.hostname, port=parts.port or (8443 if parts.scheme == "https" else 8123),
             secure=parts.scheme == "https", username=settings.user or parts.username or "default",
-            password=password, connect_timeout=10, send_receive_timeout=60)
+            password=password, connect_timeout=10, send_receive_timeout=60,
+            **({"autogenerate_session_id": False} if reads else {}))
     except Exception as exc:  # noqa: BLE001 - one typed error for every backend failure
         raise SinkUnavailable(f"cannot open ClickHouse at {settings.describe()}: {exc}") from None
 
@@ -277,10 +284,14 @@ class _Batch:
 class ClickHouseSink:
     """Buffers feature rows, alerts and dead-letter records; writes them in batches."""
 
-    def __init__(self, settings: ClickHouseSettings | None = None, client=None, *, clock=time.monotonic) -> None:
+    def __init__(self, settings: ClickHouseSettings | None = None, client=None, *, read_client=None,
+                 clock=time.monotonic) -> None:
         self.settings = settings or ClickHouseSettings()
         self.db = self.settings.database
         self.client = client or make_client(self.settings)
+        # Web threads query on their own client (make_client(reads=True)), never the writer's.
+        self.read_client = read_client or (self.client if self.settings.embedded or client is not None
+                                           else make_client(self.settings, reads=True))
         self._clock = clock
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -676,7 +687,7 @@ class ClickHouseSink:
     # -- reads (the process that owns the sink serves queries) ---------------------------
     def summary(self, limit: int = 10) -> list[dict]:
         """Top keys by max score, with their volume, extraction share and alerts."""
-        result = self.client.query(f"""
+        result = self.read_client.query(f"""
             SELECT k.api_key_id AS api_key_id, k.account_id AS account_id, k.events AS events,
                    k.max_score AS max_score, k.extraction_share AS extraction_share, k.topics AS topics,
                    ifNull(a.alerts, 0) AS alerts
@@ -695,7 +706,7 @@ class ClickHouseSink:
         return [dict(zip(result.column_names, row)) for row in result.result_rows]
 
     def alert_rows(self, limit: int = 100) -> list[dict]:
-        result = self.client.query(f"""
+        result = self.read_client.query(f"""
             SELECT alert_id, toString(ts) AS ts, entity_type, entity_id, api_key_ids, score, severity,
                    reasons, events_seen, detector
             FROM {self.db}.alerts FINAL ORDER BY ts DESC LIMIT {int(limit)}""")
@@ -708,7 +719,7 @@ class ClickHouseSink:
 
     def table_counts(self) -> dict:
         """Row counts and column names: what is stored, for operators and tests."""
-        q = self.client.query
+        q = self.read_client.query
         columns = [r[0] for r in q(f"SELECT concat(table, '.', name) FROM system.columns "
                                    f"WHERE database = '{self.db}'").result_rows]
         return {
@@ -722,7 +733,8 @@ class ClickHouseSink:
         }
 
     def close(self) -> None:
-        try:
-            self.client.close()
-        except Exception:  # noqa: BLE001 - closing is best effort
-            pass
+        for client in {id(c): c for c in (self.read_client, self.client)}.values():
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass

@@ -866,7 +866,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     if getattr(sink, "client", None) is not None:  # the read-only dashboard, from the chDB owner
         from distillguard.dashboard import mount_on_faust
 
-        mount_on_faust(app, sink.client, sink.db)
+        mount_on_faust(app, sink.read_client, sink.db)  # web threads: the read client
 
     @app.page("/health")
     async def health(web, request):

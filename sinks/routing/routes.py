@@ -208,7 +208,7 @@ class ActionPolicy(_Model):
 
 
 class RoutesConfig(_Model):
-    dashboard_url: str = "http://127.0.0.1:3000/d/distillguard"
+    dashboard_url: str = "http://127.0.0.1:3000"  # Grafana; links go to its distillguard dashboard
     targets: dict[str, TargetConfig]
     routes: list[Route] = Field(min_length=1)
     delivery: Delivery = Field(default_factory=Delivery)

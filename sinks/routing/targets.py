@@ -25,9 +25,11 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from pydantic import SecretStr
+
+from distillguard.sinks.dashboard_links import incident_link
 
 from .routes import (AlertmanagerTarget, OpsgenieTarget, PagerDutyTarget, SlackTarget, TargetConfig,
                      WebhookTarget)
@@ -79,9 +81,8 @@ def reason_lines(n: dict) -> list[str]:
 
 
 def dashboard_link(dashboard_url: str, n: dict) -> str:
-    sep = "&" if "?" in dashboard_url else "?"
-    return dashboard_url + sep + urlencode({"var-entity_type": n["entity_type"], "var-entity": n["entity_id"],
-                                            "var-incident": n["alert_id"]})
+    return incident_link(dashboard_url, entity_type=n["entity_type"], entity_id=n["entity_id"],
+                         api_key_ids=n.get("keys") or [], org_id=n.get("org_id"), ts_ms=n.get("alert_ms"))
 
 
 def details(n: dict) -> dict:

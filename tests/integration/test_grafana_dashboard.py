@@ -7,6 +7,7 @@ import json
 import re
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -27,9 +28,16 @@ def grafana_sql(sql: str, org: str = "", key: str = "") -> str:
                  rf"\1 >= toDateTime('{FROM}') AND \1 <= toDateTime('{TO}')", sql)
     sql = re.sub(r"\$__timeInterval\((\w+)\)", r"toStartOfInterval(toDateTime(\1), INTERVAL 60 second)", sql)
     sql = sql.replace("$__fromTime", f"toDateTime('{FROM}')").replace("$__toTime", f"toDateTime('{TO}')")
-    sql = sql.replace("${org}", org).replace("${key}", key)
+    values = {"org": org, "key": key}
+    sql = re.sub(r"\$\{(\w+)(?::(\w+))?\}", lambda m: GRAFANA_FORMATS[m.group(2) or "raw"](values[m.group(1)]), sql)
     assert "$" not in sql, f"an unexpanded Grafana macro or variable in: {sql}"
     return sql
+
+
+# Grafana's variable formats (public/app/features/templating/formatRegistry.ts): percentencode
+# is encodeURIComponent plus !'()* (RFC 3986 unreserved characters stay); sqlstring doubles '.
+GRAFANA_FORMATS = {"raw": lambda v: v, "percentencode": lambda v: quote(v, safe="-_.~"),
+                   "sqlstring": lambda v: "'" + v.replace("'", "''") + "'"}
 
 
 def targets(kind: str) -> list[tuple[str, dict]]:
@@ -94,6 +102,22 @@ def test_clickhouse_panels_run_on_the_migrated_schema(client):
     target = next(t for name, t in targets("grafana-clickhouse-datasource") if name == "Top suspicious clusters")
     assert client.query(grafana_sql(target["rawSql"], key="k2")).result_rows
     assert not client.query(grafana_sql(target["rawSql"], key="k5")).result_rows
+
+
+HOSTILE = ["\\", "x\\' OR 1=1 --", "acme' OR '1'='1", "') OR 1=1 --\\", "k-bad\\", "$$x$$", "%27", "ac\nme"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_variable_is_data_in_every_panel_whatever_it_holds(client, value):
+    """A text box's value is only ever compared: quotes and backslashes (ClickHouse reads \\' as a
+    quote inside a string, which sqlstring's doubling does not escape) cannot end the literal."""
+    settings = ClickHouseSettings(database="distillguard", batch_rows=500)
+    ClickHouseSink(settings, client=client)  # the schema (the module's other test may have filled it)
+    for title, target in targets("grafana-clickhouse-datasource"):
+        for org, key in ((value, ""), ("", value), (value, value)):
+            if "${" not in target["rawSql"]:
+                continue
+            assert not client.query(grafana_sql(target["rawSql"], org=org, key=key)).result_rows, (title, value)
 
 
 def test_prometheus_panels_use_exported_metrics():

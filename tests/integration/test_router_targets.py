@@ -83,7 +83,7 @@ def test_router_pagerduty_trigger_escalate_ack_resolve(stack):
     assert events[1]["payload"]["severity"] == "critical"
     details = events[0]["payload"]["custom_details"]
     assert details["reasons"][0].startswith("extraction_style_share") and details["incident"] == f"key:{entity}:1"
-    assert events[0]["links"][0]["href"].startswith("http://dashboard.test/d/distillguard?")
+    assert events[0]["links"][0]["href"].startswith("http://dashboard.test/d/distillguard-overview?")
     assert pd.incidents[f"dg:key:{entity}:1"] == "resolved"
     assert not pd.errors
 
@@ -159,7 +159,7 @@ def test_router_slack_message_has_reasons_and_dashboard_link(stack):
     assert message["text"].startswith(":warning: New incident: [warning] model extraction suspected")
     blocks = str(message["blocks"])
     assert "extraction_style_share: 0.82 (baseline 0.05)" in blocks
-    assert "<http://dashboard.test/d/distillguard?" in blocks and "Open in dashboard" in blocks
+    assert "<http://dashboard.test/d/distillguard-overview?" in blocks and "Open in dashboard" in blocks
     run.feedback("key", entity, "resolve", reason="benign eval")
     done = slack.wait(lambda: next((m for m in slack.messages if entity in m["text"] and "Resolved" in m["text"]),
                                    None), what="resolved message")

@@ -37,7 +37,7 @@ def test_pagerduty_events_v2_shape(targets, incident, secrets_env):
     assert payload["severity"] == "critical" and payload["timestamp"] == "2026-02-01T10:00:00Z"
     assert "k9" in payload["summary"] and len(payload["summary"]) <= 1024
     assert payload["custom_details"]["reasons"][0] == "extraction_style_share: 0.81 (baseline 0.05)"
-    assert body["links"][0]["href"].startswith("https://grafana.example/d/dg?")
+    assert body["links"][0]["href"].startswith("https://grafana.example/d/distillguard-overview?")
     for event in ("acknowledge", "resolve"):
         [req] = targets["pd"].build(lifecycle.notification(incident, event), NOW)
         assert req.json() == {"routing_key": secrets_env["PD_KEY"], "event_action": event,
