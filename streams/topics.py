@@ -53,34 +53,40 @@ def ensure_topics(settings: WorkerSettings, timeout: float = 15.0) -> list[str]:
     return created
 
 
-# A broker that does not say (no DescribeConfigs, or no such entry) gets what Kafka itself defaults to.
+# Neither the broker's config nor a topic created with -1 says: what Kafka itself defaults to.
 KAFKA_DEFAULT_REPLICATION_FACTOR = 1
 
 
-def broker_default_replication_factor(config: dict[str, str], timeout: float = 15.0) -> int:
-    """The ``default.replication.factor`` of a broker of the cluster at ``config`` (librdkafka
-    settings), or 1 when the broker does not report it. Raises ``KafkaException`` when the
-    cluster cannot be reached."""
+def broker_default_replication_factor(config: dict[str, str], timeout: float = 15.0,
+                                      created_with_default: str | None = None) -> int:
+    """The ``default.replication.factor`` of the cluster at ``config`` (librdkafka settings).
+
+    Read from a broker's config; where that is not allowed (a managed Kafka's ACLs often deny
+    DescribeConfigs), the replica count of ``created_with_default``, a topic we created with
+    -1, i.e. with that default; else 1. Raises ``KafkaException`` when the cluster cannot be reached.
+    """
     admin = AdminClient(config)
-    brokers = admin.list_topics(timeout=timeout).brokers
-    resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+    metadata = admin.list_topics(timeout=timeout)
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(min(metadata.brokers)))
     try:
-        entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout)
+        entry = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout).get(
+            "default.replication.factor")
+        if entry is not None and str(entry.value or "").isdigit() and int(entry.value) > 0:
+            return int(entry.value)
     except KafkaException as exc:  # e.g. an ACL without DescribeConfigs, or a broker without the API
-        log.warning("broker config not readable (%s): replication factor %d", exc, KAFKA_DEFAULT_REPLICATION_FACTOR)
-        return KAFKA_DEFAULT_REPLICATION_FACTOR
-    entry = entries.get("default.replication.factor")
-    try:
-        return max(int(entry.value), 1) if entry is not None and entry.value else KAFKA_DEFAULT_REPLICATION_FACTOR
-    except ValueError:
-        return KAFKA_DEFAULT_REPLICATION_FACTOR
+        log.warning("broker config not readable (%s)", exc)
+    topic = metadata.topics.get(created_with_default) if created_with_default else None
+    if topic is not None and topic.partitions:
+        return max(len(partition.replicas) for partition in topic.partitions.values())
+    return KAFKA_DEFAULT_REPLICATION_FACTOR
 
 
 def resolved_replication_factor(settings: WorkerSettings, timeout: float = 15.0) -> int:
     """``DG_REPLICATION_FACTOR`` as a positive number: -1 is looked up on the broker."""
     if settings.replication_factor > 0:
         return settings.replication_factor
-    return broker_default_replication_factor(settings.confluent_config(), timeout)
+    return broker_default_replication_factor(settings.confluent_config(), timeout,
+                                             created_with_default=settings.requests_topic)
 
 
 def resolve_replication_on_start(app, settings: WorkerSettings) -> None:

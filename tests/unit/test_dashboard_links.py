@@ -81,5 +81,6 @@ def test_grafana_reads_clickhouse_as_a_read_only_user():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     assert clickhouse["jsonData"]["username"] != compose["clickhouse"]["environment"]["CLICKHOUSE_USER"]
     assert password_env in compose["clickhouse"]["environment"] and password_env in compose["grafana"]["environment"]
-    assert any(v.split(":")[0] == "./deploy/clickhouse/users.d/grafana-readonly.xml"
-               and v.split(":")[1].startswith("/etc/clickhouse-server/users.d/") for v in compose["clickhouse"]["volumes"])
+    mounts = [v.split(":") for v in compose["clickhouse"]["volumes"]]
+    assert any(source == "./deploy/clickhouse/users.d/grafana-readonly.xml"
+               and target.startswith("/etc/clickhouse-server/users.d/") for source, target, *_ in mounts)

@@ -97,16 +97,27 @@ def test_the_router_app_gets_the_same_settings(monkeypatch, tmp_path):
 def test_minus_one_becomes_the_brokers_number_when_the_app_starts(monkeypatch, tmp_path):
     monkeypatch.delenv("DG_REPLICATION_FACTOR", raising=False)
     asked = []
-    monkeypatch.setattr(topics, "broker_default_replication_factor",
-                        lambda config, timeout=15.0: asked.append(config["bootstrap.servers"]) or 3)
+
+    def broker_default(config, timeout=15.0, created_with_default=None):
+        asked.append((config["bootstrap.servers"], created_with_default))
+        return 3
+
+    monkeypatch.setattr(topics, "broker_default_replication_factor", broker_default)
     app = _worker_app(monkeypatch, tmp_path)
     assert not asked  # building the app does not wait on a broker
     asyncio.run(app.on_first_start())
-    assert app.conf.topic_replication_factor == 3 and asked == [WorkerSettings().kafka_bootstrap]
+    settings = WorkerSettings()
+    assert app.conf.topic_replication_factor == 3 and asked == [(settings.kafka_bootstrap, settings.requests_topic)]
 
 
 class ConfigAdmin(RecordingAdmin):
     entries: dict = {}
+    topic_replicas: int | None = None
+
+    def list_topics(self, timeout=None):
+        partition = type("Partition", (), {"replicas": list(range(self.topic_replicas or 0))})()
+        found = {"llm.requests": type("Topic", (), {"partitions": {0: partition, 1: partition}})()}
+        return type("Metadata", (), {"topics": found if self.topic_replicas else {}, "brokers": {1: None}})()
 
     def describe_configs(self, resources, request_timeout=None):
         future = Future()
@@ -117,12 +128,16 @@ class ConfigAdmin(RecordingAdmin):
         return {resources[0]: future}
 
 
-@pytest.mark.parametrize("entries, expected", [
-    ({"default.replication.factor": "3"}, 3),
-    ({}, 1),                                                      # not reported
-    (KafkaException("CLUSTER_AUTHORIZATION_FAILED"), 1),           # no DescribeConfigs right
+@pytest.mark.parametrize("entries, topic_replicas, expected", [
+    ({"default.replication.factor": "3"}, 2, 3),
+    ({}, None, 1),                                                      # not reported, no topic
+    (KafkaException("CLUSTER_AUTHORIZATION_FAILED"), None, 1),           # no DescribeConfigs right
+    (KafkaException("CLUSTER_AUTHORIZATION_FAILED"), 3, 3),              # ... the topic made with -1 says
 ])
-def test_the_brokers_default_is_read_from_its_config(monkeypatch, entries, expected):
+def test_the_brokers_default_is_read_from_its_config_or_a_topic_created_with_it(monkeypatch, entries,
+                                                                               topic_replicas, expected):
     ConfigAdmin.entries = entries
+    ConfigAdmin.topic_replicas = topic_replicas
     monkeypatch.setattr(topics, "AdminClient", ConfigAdmin)
-    assert topics.broker_default_replication_factor({"bootstrap.servers": "b:9092"}) == expected
+    assert topics.broker_default_replication_factor({"bootstrap.servers": "b:9092"},
+                                                    created_with_default="llm.requests") == expected
