@@ -278,9 +278,9 @@ def test_detector_overrides_configmap_is_the_example_file_and_is_mounted_where_t
     assert WorkerSettings(detector_overrides_file=example).detector_config().thresholds == (0.5, 0.65, 0.8)
 
 
-def _kustomize_build() -> tuple[list[dict], str] | None:
-    """The kustomization as `kubectl apply -k` applies it (the env file made from its example),
-    when kubectl or kustomize is installed; None when neither is."""
+def _kustomize_build(source: Path = K8S) -> tuple[list[dict], str] | None:
+    """The kustomization at ``source`` as `kubectl apply -k` applies it (the env file made from
+    its example), when kubectl or kustomize is installed; None when neither is."""
     import shutil
     import subprocess
     import tempfile
@@ -291,7 +291,7 @@ def _kustomize_build() -> tuple[list[dict], str] | None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "k8s"
-        shutil.copytree(K8S, copy)
+        shutil.copytree(source, copy)
         (copy / "secrets.env").write_text((K8S / "secrets.env.example").read_text())
         out = subprocess.run([*tool, str(copy)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -383,3 +383,40 @@ def test_only_the_migrate_job_changes_the_schema(manifests):
     from distillguard.cli import build_parser
 
     assert build_parser().parse_args(container["args"]).func.__name__ == "_cmd_migrate"
+
+
+def test_the_monitoring_component_scrapes_with_the_token_and_loads_the_pipelines_alert_rules():
+    import shutil
+    import tempfile
+
+    kustomization = (K8S / "kustomization.yaml").read_text()
+    assert "# components: [monitoring]" in kustomization  # off by default: it needs the operator's CRDs
+    with tempfile.TemporaryDirectory() as tmp:  # as a user enables it
+        copy = Path(tmp) / "k8s"
+        shutil.copytree(K8S, copy)
+        (copy / "kustomization.yaml").write_text(kustomization.replace("# components: [monitoring]",
+                                                                       "components: [monitoring]"))
+        built = _kustomize_build(copy)
+    if built is None:  # no kubectl / kustomize: the component's own files, the Secret unsuffixed
+        docs = [d for p in sorted((K8S / "monitoring").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text())
+                if d and d.get("kind") in ("ServiceMonitor", "PrometheusRule")]
+        docs += [d for p in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
+        docs.append(generated_secret())
+    else:
+        docs = built[0]
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    jobs_in_rules = set(re.findall(r'job="([^"]+)"', str(rules)))
+    monitors = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    jobs = set()
+    for monitor in monitors:
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["authorization"]["credentials"] == {"name": secret["metadata"]["name"], "key": "DG_WEB_TOKEN"}
+        (service,) = [s for s in services.values()
+                      if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]} and endpoint["path"] == "/metrics"
+        jobs |= {r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job"}
+    assert jobs_in_rules and jobs_in_rules <= jobs  # the rules' up{job=...} see these targets
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    assert rule["spec"]["groups"] == rules["groups"]
