@@ -108,10 +108,6 @@ class WorkerSettings(BaseSettings):
     # Keys idle for longer are evicted from the state table (bounded state).
     key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
     log_level: str = "warn"
-    # Fault injection for the tests (as DG_CLICKHOUSE_FAULT_FILE): when this file exists, the
-    # next 3 records never reach the worker's agent (the file is then deleted), as when
-    # Faust's fetch loop drops records in a rebalance.
-    consumer_skip_fault_file: Path | None = None
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> "WorkerSettings":

@@ -11,6 +11,7 @@ import time
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from distillguard.faults import FaultInjection
 from distillguard.models.columns import EVENT_COLUMNS
 from distillguard.sinks.clickhouse import ClickHouseSink, refuses_rows
 from distillguard.sinks.errors import RowsRejected, SinkUnavailable
@@ -128,7 +129,7 @@ def test_isolation_costs_a_logarithmic_number_of_inserts(chdb_client, chdb_setti
 def test_an_unavailable_clickhouse_is_retried_whole_not_dead_lettered(chdb_client, chdb_settings, tmp_path):
     fault = tmp_path / "clickhouse-down"
     fault.touch()
-    sink = ClickHouseSink(chdb_settings.model_copy(update={"fault_file": fault}), client=chdb_client)
+    sink = ClickHouseSink(chdb_settings, client=chdb_client, faults=FaultInjection(clickhouse_down_file=fault))
     for i in range(20):
         sink.add(row(i), partition=0, offset=i, topic=TOPIC)
     with pytest.raises(SinkUnavailable):
