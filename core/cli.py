@@ -74,8 +74,9 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
                              actor=args.actor or os.environ.get("DG_ACTOR") or getpass.getuser(), until=until)
     from distillguard.streams.router import RouterSettings, router_topics
 
-    topic = args.topic or os.environ.get("DG_FEEDBACK_TOPIC", "distill.feedback")
-    kafka = WorkerSettings().confluent_config()
+    worker = WorkerSettings()
+    topic = args.topic or worker.feedback_topic
+    kafka = worker.confluent_config()
     # Created like the router creates it (as many partitions as the alerts topic), never
     # auto-created with the broker's default count.
     router_topics(RouterSettings(feedback_topic=topic), kafka, names=(topic,))

@@ -30,6 +30,9 @@ class WorkerSettings(BaseSettings):
     requests_topic: str = "llm.requests"
     dlq_topic: str = "llm.requests.dlq"
     alerts_topic: str = "distill.alerts"
+    # On-call feedback (ack, resolve, false positive, snooze): a false positive suppresses the
+    # entity's next alerts in the worker too. Shared with the router and the feedback commands.
+    feedback_topic: str = "distill.feedback"
     # Link records of extraction-like traffic for the cross-key (hydra) detector: one
     # partition, because linking keys into clusters needs the global view.
     links_topic: str = "distill.links"
