@@ -121,7 +121,9 @@ class WorkerSettings(BaseSettings):
 
     def detector_config(self, path: Path | None = None):
         """The key detector's config: defaults, with ``path`` (or DG_DETECTOR_OVERRIDES_FILE)
-        applied. Raises ``ValueError`` naming the file and what is wrong in it."""
+        applied. Raises :class:`~distillguard.errors.OverridesError` (a ``ConfigError``) naming
+        the file and what is wrong in it."""
+        from distillguard.errors import OverridesError
         from distillguard.models.pipeline import DetectorConfig
 
         path = path or self.detector_overrides_file
@@ -133,7 +135,7 @@ class WorkerSettings(BaseSettings):
             overrides = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
             return DetectorConfig.from_mapping(overrides)
         except (OSError, yaml.YAMLError, ValueError) as exc:
-            raise ValueError(f"detector overrides {path}: {exc}") from None
+            raise OverridesError(f"detector overrides {path}: {exc}") from None
 
     def confluent_config(self) -> dict[str, str]:
         """librdkafka settings for confluent-kafka clients (producers, admin, CLI tools)."""
