@@ -5,28 +5,15 @@ and every test writes to its own database.
 """
 from __future__ import annotations
 
-import uuid
 
 import pytest
 
-from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink, apply_migrations, make_client
+from distillguard.sinks.clickhouse import ClickHouseSink, apply_migrations
 from distillguard.sinks.errors import SinkBackpressure, SinkUnavailable
 from distillguard.sinks.migrations import LATEST
 from distillguard.streams.epochs import StoredRecord, position
 
 BASE_MS = 1_769_904_000_000
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    chdb = make_client(ClickHouseSettings(data_dir=tmp_path_factory.mktemp("chdb")))
-    yield chdb
-    chdb.close()
-
-
-@pytest.fixture
-def settings(client):
-    return ClickHouseSettings(database=f"t_{uuid.uuid4().hex[:10]}", batch_rows=500)
 
 
 def row(i: int, key: str = "k1", score: float = 0.5) -> dict:
