@@ -23,3 +23,26 @@ def chdb_settings(chdb_client):
     from distillguard.sinks.clickhouse import ClickHouseSettings
 
     return ClickHouseSettings(database=f"t_{uuid.uuid4().hex[:10]}", batch_rows=500)
+
+
+class AlertsFailOnce:
+    """The real client; its first alerts insert fails as if the connection dropped: a flush
+    that fails half way, after its event rows were stored."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.failures = 1
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def insert(self, table, *args, **kwargs):
+        if table.endswith(".alerts") and self.failures:
+            self.failures -= 1
+            raise ConnectionResetError("connection reset by peer")
+        return self.inner.insert(table, *args, **kwargs)
+
+
+@pytest.fixture
+def alerts_fail_once(chdb_client) -> AlertsFailOnce:
+    return AlertsFailOnce(chdb_client)

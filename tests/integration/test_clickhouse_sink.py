@@ -153,26 +153,8 @@ def test_backpressure_when_clickhouse_fails_then_recovers(client, settings):
     assert count(client, f"SELECT count() FROM {settings.database}.events") == 101
 
 
-class AlertsFailOnce:
-    """A real client whose next alerts insert fails: a flush that fails half way, after its
-    event rows were stored."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.failures = 1
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def insert(self, table, *args, **kwargs):
-        if table.endswith(".alerts") and self.failures:
-            self.failures -= 1
-            raise ConnectionError("connection reset")
-        return self.inner.insert(table, *args, **kwargs)
-
-
-def test_a_flush_retried_after_failing_half_way_stores_each_row_once(client, settings):
-    sink = ClickHouseSink(settings.model_copy(update={"batch_rows": 7}), client=AlertsFailOnce(client))
+def test_a_flush_retried_after_failing_half_way_stores_each_row_once(client, settings, alerts_fail_once):
+    sink = ClickHouseSink(settings.model_copy(update={"batch_rows": 7}), client=alerts_fail_once)
     for i in range(50):
         sink.add(row(i), partition=0, offset=i, topic="t")
     sink.add_alert(alert("key:k1:1", "warning", "2026-02-01T00:10:00Z"))
