@@ -22,7 +22,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     try:
         check_web_settings(settings)  # an endpoint open to the network stops the worker here
         config = settings.detector_config()  # a bad overrides file stops the worker here, with the reason
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         print(f"distillguard worker: {exc}", file=sys.stderr)
         return 2
     ensure_topics(settings)
@@ -74,8 +74,9 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
                              actor=args.actor or os.environ.get("DG_ACTOR") or getpass.getuser(), until=until)
     from distillguard.streams.router import RouterSettings, router_topics
 
-    topic = args.topic or os.environ.get("DG_FEEDBACK_TOPIC", "distill.feedback")
-    kafka = WorkerSettings().confluent_config()
+    worker = WorkerSettings()
+    topic = args.topic or worker.feedback_topic
+    kafka = worker.confluent_config()
     # Created like the router creates it (as many partitions as the alerts topic), never
     # auto-created with the broker's default count.
     router_topics(RouterSettings(feedback_topic=topic), kafka, names=(topic,))
@@ -112,14 +113,14 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from distillguard.errors import ConfigError
     from distillguard.replay import run_replay
-
     from distillguard.streams.settings import WorkerSettings
 
     settings = WorkerSettings()
     try:  # the workers' overrides (DG_DETECTOR_OVERRIDES_FILE), or --overrides: a backtest of them
         config = settings.detector_config(args.overrides)
-    except ValueError as exc:
+    except ConfigError as exc:
         print(f"distillguard replay: {exc}", file=sys.stderr)
         return 2
     summary = run_replay(args.events, args.alerts, dlq_path=args.dlq, progress=not args.quiet, config=config,

@@ -7,3 +7,7 @@ class DistillguardError(Exception):
 
 class ConfigError(DistillguardError):
     """Settings that cannot work together (reported at start-up, never mid-stream)."""
+
+
+class OverridesError(ConfigError):
+    """A detector overrides file that cannot be read or applied: its path and the bad field."""

@@ -27,10 +27,10 @@ import pyarrow as pa
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from distillguard.faults import FaultInjection
 from distillguard.models.columns import EVENT_COLUMNS
 from distillguard.models.pipeline import ROW_COLUMNS
-
-from distillguard.streams.epochs import EPOCH_SHIFT, StoredRecord, epoch_of, offset_of
+from distillguard.models.positions import EPOCH_SHIFT, StoredRecord, epoch_of, offset_of
 
 from .errors import RowsRejected, SchemaError, SinkBackpressure, SinkUnavailable
 from .migrations import LATEST, MIGRATIONS
@@ -68,9 +68,6 @@ class ClickHouseSettings(BaseSettings):
     # A running worker checks the rows stored since the last check this often (what a start
     # after a kill then reads is at most this much), leaving out the last minute's rows.
     rollup_check_interval_s: float = Field(600.0, gt=0)
-    # Fault injection for the outage tests: while this file exists every write fails as if
-    # ClickHouse refused the connection (reads and migrations are unaffected). Unset in production.
-    fault_file: Path | None = None
 
     @property
     def embedded(self) -> bool:
@@ -285,7 +282,8 @@ class ClickHouseSink:
     """Buffers feature rows, alerts and dead-letter records; writes them in batches."""
 
     def __init__(self, settings: ClickHouseSettings | None = None, client=None, *, read_client=None,
-                 clock=time.monotonic) -> None:
+                 clock=time.monotonic, faults: FaultInjection | None = None) -> None:
+        self.faults = faults if faults is not None else FaultInjection()  # (the fault tests' switch)
         self.settings = settings or ClickHouseSettings()
         self.db = self.settings.database
         self.client = client or make_client(self.settings)
@@ -539,8 +537,8 @@ class ClickHouseSink:
               feedback: list[list] = ()) -> None:
         """Insert a flush's rows. Rows ClickHouse refuses are isolated and dead-lettered (see
         :func:`isolate_refused`); any other error means ClickHouse is unavailable and is raised."""
-        if self.settings.fault_file is not None and Path(self.settings.fault_file).exists():
-            raise ConnectionRefusedError(f"ClickHouse unavailable (fault injected: {self.settings.fault_file})")
+        if self.faults.clickhouse_down():
+            raise ConnectionRefusedError(f"ClickHouse unavailable (fault injected: {self.faults.clickhouse_down_file})")
         put_back = len(dead)  # the caller puts these back if the write fails
         dead = list(dead)  # refused rows join as dead letters
         try:

@@ -26,6 +26,7 @@ import faust
 
 from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefresh, link_batch_bytes, link_record,
                                           link_records_in, link_step, link_value_key)
+from distillguard.faults import FaultInjection
 from distillguard.models.events import parse_event
 from distillguard.sinks.errors import SinkBackpressure
 
@@ -487,10 +488,11 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             await process(FilledEvent(record))
 
     skipping = {"left": 0}
+    faults = FaultInjection()
 
     def injected_skip() -> bool:
         """The fault test's stand-in for records lost on their way to the agent."""
-        fault = settings.consumer_skip_fault_file
+        fault = faults.consumer_skip_file
         if fault is not None and not skipping["left"] and fault.exists():
             fault.unlink()
             skipping["left"] = 3

@@ -48,38 +48,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-# Offsets below 2**40 (10^12 records a partition and epoch); positions stay exact in the
-# key state's float64 up to epoch 2**13.
-EPOCH_SHIFT = 40
-MAX_OFFSET = (1 << EPOCH_SHIFT) - 1
+from distillguard.models.positions import (  # noqa: F401 - re-exported: the tracker's vocabulary
+    EPOCH_SHIFT, MAX_OFFSET, StoredRecord, epoch_of, offset_of, position)
 
 SAME, NEW, UNDECIDED = "same", "new", "undecided"
 # At most this many rows of the previous epoch are checked for records of the new log read
 # before the epoch was detected (a window of fetches: a few hundred records at most).
 CARRY_MAX = 50_000
-
-
-def position(epoch: int, offset: int) -> int:
-    """A record's place across epochs: later epochs sort after every offset of earlier ones."""
-    if not 0 <= offset <= MAX_OFFSET:
-        raise ValueError(f"offset {offset} outside 0..{MAX_OFFSET}")
-    return (epoch << EPOCH_SHIFT) | offset
-
-
-def epoch_of(pos: int) -> int:
-    return pos >> EPOCH_SHIFT if pos >= 0 else 0
-
-
-def offset_of(pos: int) -> int:
-    return pos & MAX_OFFSET if pos >= 0 else pos
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """What the sink holds at one position: a feature row (with its event id) or a dead letter."""
-
-    kind: str  # "row" or "dead"
-    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

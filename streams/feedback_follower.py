@@ -45,8 +45,7 @@ class FeedbackFollower:
 
     @classmethod
     def for_worker(cls, settings, sink) -> "FeedbackFollower":
-        topic = os.environ.get("DG_FEEDBACK_TOPIC", "distill.feedback")
-        return cls(settings.confluent_config(), topic, store=getattr(sink, "add_feedback", None))
+        return cls(settings.confluent_config(), settings.feedback_topic, store=getattr(sink, "add_feedback", None))
 
     def suppresses(self, alert: dict) -> bool:
         """True when the alert's entity was marked a false positive and the mark has not expired."""

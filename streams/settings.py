@@ -30,6 +30,9 @@ class WorkerSettings(BaseSettings):
     requests_topic: str = "llm.requests"
     dlq_topic: str = "llm.requests.dlq"
     alerts_topic: str = "distill.alerts"
+    # On-call feedback (ack, resolve, false positive, snooze): a false positive suppresses the
+    # entity's next alerts in the worker too. Shared with the router and the feedback commands.
+    feedback_topic: str = "distill.feedback"
     # Link records of extraction-like traffic for the cross-key (hydra) detector: one
     # partition, because linking keys into clusters needs the global view.
     links_topic: str = "distill.links"
@@ -117,10 +120,6 @@ class WorkerSettings(BaseSettings):
     # Keys idle for longer are evicted from the state table (bounded state).
     key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
     log_level: str = "warn"
-    # Fault injection for the tests (as DG_CLICKHOUSE_FAULT_FILE): when this file exists, the
-    # next 3 records never reach the worker's agent (the file is then deleted), as when
-    # Faust's fetch loop drops records in a rebalance.
-    consumer_skip_fault_file: Path | None = None
 
     @model_validator(mode="after")
     def _replication_factor_is_positive_or_the_brokers(self) -> "WorkerSettings":
@@ -137,7 +136,9 @@ class WorkerSettings(BaseSettings):
 
     def detector_config(self, path: Path | None = None):
         """The key detector's config: defaults, with ``path`` (or DG_DETECTOR_OVERRIDES_FILE)
-        applied. Raises ``ValueError`` naming the file and what is wrong in it."""
+        applied. Raises :class:`~distillguard.errors.OverridesError` (a ``ConfigError``) naming
+        the file and what is wrong in it."""
+        from distillguard.errors import OverridesError
         from distillguard.models.pipeline import DetectorConfig
 
         path = path or self.detector_overrides_file
@@ -149,7 +150,7 @@ class WorkerSettings(BaseSettings):
             overrides = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
             return DetectorConfig.from_mapping(overrides)
         except (OSError, yaml.YAMLError, ValueError) as exc:
-            raise ValueError(f"detector overrides {path}: {exc}") from None
+            raise OverridesError(f"detector overrides {path}: {exc}") from None
 
     def confluent_config(self) -> dict[str, str]:
         """librdkafka settings for confluent-kafka clients (producers, admin, CLI tools)."""

@@ -28,6 +28,18 @@ def broker(tmp_path_factory):
         yield running
 
 
+@pytest.fixture
+def client(chdb_client):
+    """The sink tests' name for the run's shared chDB client (tests/conftest.py)."""
+    return chdb_client
+
+
+@pytest.fixture
+def settings(chdb_settings):
+    """The sink tests' name for a database of their own in it."""
+    return chdb_settings
+
+
 def metric(worker, name: str) -> float:
     """Sum of every sample of one metric on the worker's /metrics."""
     with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as resp:
@@ -133,15 +145,24 @@ class Pipeline:
     def alerts(self, **kw) -> list[dict]:
         return [json.loads(m.value()) for m in self.consume_all(self.settings.alerts_topic, **kw)]
 
-    def wait_processed(self, worker: WorkerProcess, count: int, timeout: float = 120.0) -> dict:
+    def wait_processed(self, worker: WorkerProcess, count: int, timeout: float = 120.0, every: float = 0.5) -> dict:
         deadline = time.monotonic() + timeout
         counters = {}
         while time.monotonic() < deadline:
             counters = worker.get("/health")["counters"]
             if counters["events"] >= count:
                 return counters
-            time.sleep(0.5)
+            time.sleep(every)
         raise AssertionError(f"worker saw {counters.get('events')} of {count} records in {timeout}s")
+
+    def mid_stream(self, records: list) -> tuple[WorkerProcess, list]:
+        """A worker running on the first half of ``records``, a third of it seen (the rest in
+        flight: unprocessed, unflushed, uncommitted); returns it and the second half, not sent."""
+        first, second = records[: len(records) // 2], records[len(records) // 2:]
+        worker = self.start_worker()
+        self.produce(first)
+        self.wait_processed(worker, len(first) // 3, timeout=60.0, every=0.05)
+        return worker, second
 
     def close(self) -> None:
         for worker in self.workers:

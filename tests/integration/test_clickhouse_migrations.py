@@ -5,29 +5,16 @@ it); rollups equal a direct GROUP BY over the raw table, also after a replayed b
 """
 from __future__ import annotations
 
-import uuid
 
 import pyarrow as pa
 import pytest
 
 import distillguard.sinks.clickhouse as ch
 from distillguard.sinks import migrations
-from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink, apply_migrations, make_client
+from distillguard.sinks.clickhouse import ClickHouseSink, apply_migrations
 from distillguard.sinks.errors import SchemaError
 
 BASE_MS = 1_769_904_000_000
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    chdb = make_client(ClickHouseSettings(data_dir=tmp_path_factory.mktemp("chdb-migrations")))
-    yield chdb
-    chdb.close()
-
-
-@pytest.fixture
-def settings(client):
-    return ClickHouseSettings(database=f"m_{uuid.uuid4().hex[:10]}", batch_rows=250)
 
 
 def row(i: int, key: str, org: str = "org") -> dict:

@@ -5,28 +5,15 @@ and every test writes to its own database.
 """
 from __future__ import annotations
 
-import uuid
 
 import pytest
 
-from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink, apply_migrations, make_client
+from distillguard.sinks.clickhouse import ClickHouseSink, apply_migrations
 from distillguard.sinks.errors import SinkBackpressure, SinkUnavailable
 from distillguard.sinks.migrations import LATEST
 from distillguard.streams.epochs import StoredRecord, position
 
 BASE_MS = 1_769_904_000_000
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    chdb = make_client(ClickHouseSettings(data_dir=tmp_path_factory.mktemp("chdb")))
-    yield chdb
-    chdb.close()
-
-
-@pytest.fixture
-def settings(client):
-    return ClickHouseSettings(database=f"t_{uuid.uuid4().hex[:10]}", batch_rows=500)
 
 
 def row(i: int, key: str = "k1", score: float = 0.5) -> dict:
@@ -166,26 +153,8 @@ def test_backpressure_when_clickhouse_fails_then_recovers(client, settings):
     assert count(client, f"SELECT count() FROM {settings.database}.events") == 101
 
 
-class AlertsFailOnce:
-    """A real client whose next alerts insert fails: a flush that fails half way, after its
-    event rows were stored."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.failures = 1
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def insert(self, table, *args, **kwargs):
-        if table.endswith(".alerts") and self.failures:
-            self.failures -= 1
-            raise ConnectionError("connection reset")
-        return self.inner.insert(table, *args, **kwargs)
-
-
-def test_a_flush_retried_after_failing_half_way_stores_each_row_once(client, settings):
-    sink = ClickHouseSink(settings.model_copy(update={"batch_rows": 7}), client=AlertsFailOnce(client))
+def test_a_flush_retried_after_failing_half_way_stores_each_row_once(client, settings, alerts_fail_once):
+    sink = ClickHouseSink(settings.model_copy(update={"batch_rows": 7}), client=alerts_fail_once)
     for i in range(50):
         sink.add(row(i), partition=0, offset=i, topic="t")
     sink.add_alert(alert("key:k1:1", "warning", "2026-02-01T00:10:00Z"))

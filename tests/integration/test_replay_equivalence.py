@@ -5,7 +5,6 @@ import gzip
 import json
 import subprocess
 import sys
-import time
 
 from distillguard.demo_traffic import demo_events, hydra_events, iter_encoded
 
@@ -105,13 +104,7 @@ def test_cluster_incidents_are_replays_after_a_kill_and_restart(pipeline, tmp_pa
     events, hydras = _hydras()
     replayed = _replay(events, tmp_path)
     records = list(iter_encoded(events))
-    first, second = records[: len(records) // 2], records[len(records) // 2:]
-    worker = pipeline.start_worker()
-    pipeline.produce(first)
-    deadline = time.monotonic() + 60
-    while worker.get("/health")["counters"]["events"] < len(first) // 3:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    worker, second = pipeline.mid_stream(records)
     worker.kill()  # kill -9 mid-stream: records processed, not all flushed or committed
     pipeline.produce(second)
     restarted = pipeline.start_worker()
@@ -127,13 +120,7 @@ def test_cluster_incidents_are_replays_across_a_rebalance(pipeline, tmp_path):
     events, hydras = _hydras()
     replayed = _replay(events, tmp_path)
     records = list(iter_encoded(events))
-    first, second = records[: len(records) // 2], records[len(records) // 2:]
-    worker = pipeline.start_worker()
-    pipeline.produce(first)
-    deadline = time.monotonic() + 60
-    while worker.get("/health")["counters"]["events"] < len(first) // 3:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    worker, second = pipeline.mid_stream(records)
     joining = WorkerProcess(pipeline.broker.bootstrap, pipeline.root / "data-joining", env=pipeline.env,
                             log_path=pipeline.root / "worker-joining.log")
     pipeline.workers.append(joining)  # (stopped with the pipeline)

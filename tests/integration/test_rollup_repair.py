@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 
 import pytest
 
@@ -38,18 +37,6 @@ def disagreements(client, db: str) -> dict[str, list]:
     return {table: client.query(PER_BUCKET.format(db=db, table=table, bucket=bucket),
                                 settings={"join_use_nulls": 1}).result_rows
             for table, bucket in (("key_minute", "toStartOfMinute"), ("key_hour", "toStartOfHour"))}
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    chdb = make_client(ClickHouseSettings(data_dir=tmp_path_factory.mktemp("chdb")))
-    yield chdb
-    chdb.close()
-
-
-@pytest.fixture
-def settings(client):
-    return ClickHouseSettings(database=f"t_{uuid.uuid4().hex[:10]}", batch_rows=500)
 
 
 def write(sink: ClickHouseSink, offsets: range, keys: int = 5) -> None:

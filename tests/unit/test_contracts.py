@@ -161,3 +161,25 @@ def test_the_gateway_example_restricts_every_key_of_a_paged_incident_and_lifts_t
     assert not any(policy.apply(page) for page in opened + escalated)  # re-sent after a restart: nothing new
     assert all(policy.apply(page) for page in release)
     assert policy.enforced == {"key_007": "perturb_outputs"}  # the other incident's hold stays
+
+
+def test_the_gateway_producer_example_writes_the_request_contract():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "gateway_producer.py"
+    spec = importlib.util.spec_from_file_location("gateway_producer", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    from datetime import timezone
+
+    minimal = example.request_event(api_key_id="k", account_id="a", model="m", prompt="p",
+                                    ts=datetime(2026, 2, 1, 12, 0, 0, 123000, tzinfo=timezone.utc))
+    full = example.request_event(api_key_id="k", account_id="a", model="m", prompt="p", ts=datetime.now(timezone.utc),
+                                 org_id="o", system_prompt="s", conversation_id="c", turn_index=2,
+                                 params={"max_tokens": 10, "temperature": 0.5}, input_tokens=3, output_tokens=4,
+                                 latency_ms=9, ip="203.0.113.7", asn=64500, user_agent="ua", country="FR",
+                                 account_created_at=datetime(2025, 3, 1, tzinfo=timezone.utc),
+                                 payment_fingerprint="pf", tier="t")
+    assert_valid("llm.request.v1", [minimal, full])
+    assert minimal["ts"] == "2026-02-01T12:00:00.123Z"
+    assert all(isinstance(parse_event(json.dumps(e).encode()), RequestEvent) for e in (minimal, full))

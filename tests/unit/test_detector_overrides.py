@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from distillguard.demo_traffic import demo_events
+from distillguard.errors import ConfigError, OverridesError
 from distillguard.models.pipeline import DetectorConfig
 from distillguard.streams.settings import WorkerSettings
 
@@ -48,13 +49,14 @@ def test_an_overrides_file_sets_every_overridable_setting(tmp_path):
 def test_a_bad_overrides_file_is_refused_with_its_name_and_reason(tmp_path, text, says):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(OverridesError) as err:
         WorkerSettings(detector_overrides_file=path).detector_config()
     assert str(path) in str(err.value) and says in str(err.value)
+    assert isinstance(err.value, ConfigError)  # one kind of error for every bad configuration
 
 
 def test_a_missing_overrides_file_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="detector overrides .*missing.yaml"):
+    with pytest.raises(OverridesError, match="detector overrides .*missing.yaml"):
         WorkerSettings(detector_overrides_file=tmp_path / "missing.yaml").detector_config()
 
 

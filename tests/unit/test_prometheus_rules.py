@@ -43,3 +43,14 @@ def test_every_rule_names_exported_metrics_and_labels():
             assert {b.strip() for b in by.split(",")} <= labels, (rule["alert"], by)
         assert rule["labels"]["severity"] in {"critical", "warning"}
         assert rule["annotations"]["summary"]
+
+
+def test_every_rule_links_to_its_section_of_the_runbook():
+    runbook = (DEPLOY.parents[1] / "docs" / "runbook.md").read_text()
+    sections = {line[3:].strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
+    rules = [rule for group in yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"] for rule in group["rules"]]
+    assert rules
+    for rule in rules:
+        url = rule["annotations"].get("runbook_url", "")
+        assert url == f"docs/runbook.md#{rule['alert'].lower()}", rule["alert"]
+        assert rule["alert"].lower() in sections, f"docs/runbook.md has no section for {rule['alert']}"

@@ -63,29 +63,3 @@ def secrets_env():
 @pytest.fixture(name="make_alert")
 def make_alert_fixture():
     return make_alert
-
-
-@pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory):
-    """The data dir of the run's one chDB: chDB opens one data directory per process."""
-    return tmp_path_factory.mktemp("chdb")
-
-
-@pytest.fixture(scope="session")
-def chdb_client(chdb_dir):
-    """One embedded ClickHouse (chDB) for the whole run: chDB opens one data directory per
-    process. Each test writes to a database of its own (``chdb_settings``)."""
-    from distillguard.sinks.clickhouse import ClickHouseSettings, make_client
-
-    client = make_client(ClickHouseSettings(data_dir=chdb_dir))
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def chdb_settings(chdb_client):
-    import uuid
-
-    from distillguard.sinks.clickhouse import ClickHouseSettings
-
-    return ClickHouseSettings(database=f"t_{uuid.uuid4().hex[:10]}", batch_rows=500)

@@ -11,6 +11,7 @@ import time
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from distillguard.faults import FaultInjection
 from distillguard.models.columns import EVENT_COLUMNS
 from distillguard.sinks.clickhouse import ClickHouseSink, refuses_rows
 from distillguard.sinks.errors import RowsRejected, SinkUnavailable
@@ -128,7 +129,7 @@ def test_isolation_costs_a_logarithmic_number_of_inserts(chdb_client, chdb_setti
 def test_an_unavailable_clickhouse_is_retried_whole_not_dead_lettered(chdb_client, chdb_settings, tmp_path):
     fault = tmp_path / "clickhouse-down"
     fault.touch()
-    sink = ClickHouseSink(chdb_settings.model_copy(update={"fault_file": fault}), client=chdb_client)
+    sink = ClickHouseSink(chdb_settings, client=chdb_client, faults=FaultInjection(clickhouse_down_file=fault))
     for i in range(20):
         sink.add(row(i), partition=0, offset=i, topic=TOPIC)
     with pytest.raises(SinkUnavailable):
@@ -227,25 +228,9 @@ def test_a_row_older_than_the_events_ttl_is_dead_lettered_not_dropped_silently(c
     assert [r.offset for r in sink.take_rejected()] == [0]
 
 
-class AlertsFailOnce:
-    """The real client; the first alerts insert fails as if the connection dropped."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.failures = 1
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def insert(self, table, *args, **kwargs):
-        if table.endswith(".alerts") and self.failures:
-            self.failures -= 1
-            raise ConnectionResetError("connection reset by peer")
-        return self.inner.insert(table, *args, **kwargs)
-
-
-def test_a_refused_row_is_dead_lettered_once_when_clickhouse_fails_later_in_the_flush(chdb_client, chdb_settings):
-    sink = ClickHouseSink(chdb_settings, client=AlertsFailOnce(chdb_client))
+def test_a_refused_row_is_dead_lettered_once_when_clickhouse_fails_later_in_the_flush(chdb_client, chdb_settings,
+                                                                                      alerts_fail_once):
+    sink = ClickHouseSink(chdb_settings, client=alerts_fail_once)
     for i in range(10):
         sink.add(row(i, output_tokens=2**32) if i == 5 else row(i), partition=0, offset=i, topic=TOPIC)
     sink.add_dead_letter("not JSON: x", TOPIC, 0, 10, 4)
