@@ -360,6 +360,7 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
             entry["off"] = 1
             log.info("%s unsnoozed by %s", key.decode(), record["actor"])
         else:
+            log.info("%s unsnoozed by %s: it was not snoozed", key.decode(), record["actor"])
             return
         if record["action"] == "snooze" and any(entry["ids"]):
             # A new end time: replace the silences (Alertmanager would make a new id anyway).
