@@ -115,7 +115,7 @@ class RouterMetrics:
         self.posts = Counter("distillguard_router_alertmanager_posts", "Posts to an Alertmanager replica",
                              ["replica", "outcome"], registry=r)
         self.post_latency = Histogram("distillguard_router_alertmanager_post_seconds",
-                                      "Time to post to every Alertmanager replica", registry=r,
+                                      "Time to post to an Alertmanager replica", ["replica"], registry=r,
                                       buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.replica_up = Gauge("distillguard_router_alertmanager_up",
                                 "1 if the replica took the last post", ["replica"], registry=r)
@@ -191,9 +191,13 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
     snoozes = app.Table("snoozes", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     agent_busy = {"idle_since": time.monotonic()}  # 0 while the alerts agent is inside a record
     locks: dict[bytes, asyncio.Lock] = {}
-    # Posts are serialised and built from the table inside the lock, so a post never carries
-    # an older state than one already posted (a stale "firing" after a resolve would re-page).
-    post_lock = asyncio.Lock()
+    # One poster per replica (replica_poster): a slow or black-holed replica delays only its
+    # own posts, never the alerts agent nor the other replicas. Each poster builds its post
+    # from the table when it sends it, one at a time, so a replica never gets an older state
+    # after a newer one (a stale "firing" after a resolve would page again).
+    due: list[set[bytes]] = [set() for _ in replicas]  # incidents to post (bounded by the table)
+    due_all = [False for _ in replicas]  # the tick's re-post of every incident
+    wake = [asyncio.Event() for _ in replicas]
     replica_down: dict[int, bool] = {}
 
     def now_ms() -> int:
@@ -208,57 +212,79 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
         incidents.data[key] = value
         incidents.send_changelog(partition, key, value)
 
-    def owes_post(state: dict | None) -> bool:
-        return state is not None and (state["status"] in lifecycle.ACTIVE or lifecycle.owes_resolve(state))
+    def owes_post(state: dict | None, index: int) -> bool:
+        return state is not None and (state["status"] in lifecycle.ACTIVE or
+                                      lifecycle.owes_resolve(state, index))
 
-    async def post(keys: list[bytes]) -> tuple[bool, list[dict]]:
-        """Post these incidents' current state to every replica; (every replica took it, states posted)."""
-        async with post_lock:
-            states = [s for s in (lifecycle.decode(incidents.data.get(k)) for k in keys) if owes_post(s)]
-            if not states:
-                return True, []
-            now = now_ms()
-            alerts = [a for s in states for a in am.incident_alerts(s, now, firing_for_ms, config.dashboard_url)]
-            started = time.perf_counter()
-            ok = [True for _ in replicas]
-            for begin in range(0, len(alerts), POST_BATCH):
-                outcomes = await client.post_alerts(alerts[begin:begin + POST_BATCH])
-                ok = [was and outcome.ok for was, outcome in zip(ok, outcomes)]
-                await report_replicas(outcomes, len(states))
-            metrics.post_latency.observe(time.perf_counter() - started)
-            return all(ok), states
-
-    async def report_replicas(outcomes, incident_count: int) -> None:
-        for index, outcome in enumerate(outcomes):
-            metrics.posts.labels(replica=outcome.replica, outcome="ok" if outcome.ok else "failed").inc()
-            metrics.replica_up.labels(replica=outcome.replica).set(1 if outcome.ok else 0)
-            if replica_down.get(index, False) == (not outcome.ok):
-                continue
-            replica_down[index] = not outcome.ok
-            # Once per change, not per incident and tick: the posts go on every tick regardless.
-            if outcome.ok:
-                log.warning("Alertmanager %s takes posts again", outcome.replica)
+    def request_post(keys: list[bytes] | None) -> None:
+        """Have every replica's poster post these incidents (None: all of them) as soon as it can."""
+        for index in replicas:
+            if keys is None:
+                due_all[index] = True
             else:
-                log.warning("Alertmanager %s refused or unreachable (%s); re-posting every tick", outcome.replica,
-                            outcome.error)
-            await failed_topic.send(key=outcome.replica.encode(), value=json.dumps({
-                "schema": "distill.alertmanager_replica.v1", "replica": outcome.replica,
-                "event": "recovered" if outcome.ok else "unreachable", "status": outcome.status,
-                "last_error": outcome.error, "incidents": incident_count, "ts": iso(now_ms())}).encode())
+                due[index].update(keys)
+            wake[index].set()
+
+    async def replica_poster(index: int) -> None:
+        while True:
+            await wake[index].wait()
+            wake[index].clear()
+            keys = list(incidents.data.keys()) if due_all[index] else list(due[index])
+            due_all[index] = False
+            due[index].clear()
+            try:
+                await post(index, keys)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the poster must outlive one bad post; the next tick re-posts
+                log.exception("posting to Alertmanager %s failed", client.names[index])
+
+    async def post(index: int, keys: list[bytes]) -> None:
+        """Post these incidents' current state to one replica; record the resolves it took."""
+        states = [s for s in (lifecycle.decode(incidents.data.get(k)) for k in keys) if owes_post(s, index)]
+        if not states:
+            return
+        now = now_ms()
+        alerts = [a for s in states for a in am.incident_alerts(s, now, firing_for_ms, config.dashboard_url)]
+        started = time.perf_counter()
+        took = True
+        for begin in range(0, len(alerts), POST_BATCH):
+            outcome = await client.post_alerts(index, alerts[begin:begin + POST_BATCH])
+            await report_replica(index, outcome, len(states))
+            took = took and outcome.ok
+        metrics.post_latency.labels(replica=client.names[index]).observe(time.perf_counter() - started)
+        if took:
+            mark_resolved(index, [s for s in states if lifecycle.owes_resolve(s, index)])
+
+    def mark_resolved(index: int, posted: list[dict]) -> None:
+        for sent in posted:
+            key = lifecycle.entity_key(sent["entity_type"], sent["entity_id"]).encode()
+            state = lifecycle.decode(incidents.data.get(key))
+            if state is not None and lifecycle.owes_resolve(state, index) and state["dedup_key"] == sent["dedup_key"]:
+                lifecycle.mark_resolve_posted(state, index)
+                save(key, state, state["partition"])
+
+    async def report_replica(index: int, outcome, incident_count: int) -> None:
+        metrics.posts.labels(replica=outcome.replica, outcome="ok" if outcome.ok else "failed").inc()
+        metrics.replica_up.labels(replica=outcome.replica).set(1 if outcome.ok else 0)
+        if replica_down.get(index, False) == (not outcome.ok):
+            return
+        replica_down[index] = not outcome.ok
+        # Once per change, not per incident and tick: the posts go on every tick regardless.
+        if outcome.ok:
+            log.warning("Alertmanager %s takes posts again", outcome.replica)
+        else:
+            log.warning("Alertmanager %s refused or unreachable (%s); re-posting every tick", outcome.replica,
+                        outcome.error)
+        await failed_topic.send(key=outcome.replica.encode(), value=json.dumps({
+            "schema": "distill.alertmanager_replica.v1", "replica": outcome.replica,
+            "event": "recovered" if outcome.ok else "unreachable", "status": outcome.status,
+            "last_error": outcome.error, "incidents": incident_count, "ts": iso(now_ms())}).encode())
 
     async def push(key: bytes) -> None:
-        """Post one incident now (a new page need not wait for the tick); then its owed action."""
-        all_took, posted = await post([key])
-        if posted and all_took and lifecycle.owes_resolve(posted[0]):
-            mark_resolved([(key, posted[0])])
+        """Have the incident posted now (a new page need not wait for the tick); send its owed action."""
+        request_post([key])  # the posters send it: the alerts agent never waits for a replica
         await send_action(key)
-
-    def mark_resolved(posted: list[tuple[bytes, dict]]) -> None:
-        for key, sent in posted:
-            state = lifecycle.decode(incidents.data.get(key))
-            if state is not None and lifecycle.owes_resolve(state) and state["dedup_key"] == sent["dedup_key"]:
-                lifecycle.mark_resolve_posted(state)
-                save(key, state, state["partition"])
 
     async def send_action(key: bytes) -> None:
         async with locks.setdefault(key, asyncio.Lock()):
@@ -496,17 +522,17 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
                     apply(key, transition, state["partition"])
             if transition.state is not None:
                 counts[transition.state["status"]] = counts.get(transition.state["status"], 0) + 1
-        keys = list(incidents.data.keys())
-        all_took, posted = await post(keys)
-        if all_took:
-            mark_resolved([(lifecycle.entity_key(s["entity_type"], s["entity_id"]).encode(), s) for s in posted
-                           if lifecycle.owes_resolve(s)])
-        for key in keys:
+        request_post(None)
+        for key in list(incidents.data.keys()):
             await send_action(key)
         for key in [k for k, lock in locks.items() if k not in incidents.data and not lock.locked()]:
             locks.pop(key, None)  # bounded: no lock left behind for expired incidents
         for status in ("open", "escalated", "acknowledged", "resolved"):
             metrics.incidents.labels(status=status).set(counts.get(status, 0))
+
+    @app.task
+    async def post_to_alertmanager() -> None:
+        await asyncio.gather(*(replica_poster(index) for index in replicas))
 
     @app.page("/health")
     async def health(web, request):

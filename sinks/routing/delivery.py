@@ -1,8 +1,8 @@
 """Alertmanager's v2 API, on every replica: post alerts, create / list / delete silences.
 
 Alertmanager replicas do not share alerts unless they are clustered, and even clustered
-they expect every client to post to each of them; so every call here goes to every URL,
-concurrently, and reports per replica. Errors are data: nothing here raises for a replica
+they expect every client to post to each of them; so the router calls each URL on its own
+and gets an outcome per replica. Errors are data: nothing here raises for a replica
 that is down or refuses, and an error text never holds a URL (one may carry basic-auth
 credentials) or an exception's message (aiohttp puts the URL in some): replicas are named
 by their index in ``DG_ALERTMANAGER_URLS`` and their host.
@@ -80,13 +80,12 @@ class AlertmanagerClient:
         except aiohttp.ClientError as exc:
             return ReplicaOutcome(name, False, None, f"connection error ({type(exc).__name__})")
 
-    async def _each(self, method: str, path: str, body=None, only: list[int] | None = None) -> list[ReplicaOutcome]:
-        indexes = range(len(self.urls)) if only is None else only
-        return list(await asyncio.gather(*(self._call(i, method, path, body) for i in indexes)))
+    async def _each(self, method: str, path: str, body=None) -> list[ReplicaOutcome]:
+        return list(await asyncio.gather(*(self._call(i, method, path, body) for i in range(len(self.urls)))))
 
-    async def post_alerts(self, alerts: list[dict]) -> list[ReplicaOutcome]:
-        """``POST /api/v2/alerts`` to every replica (one outcome per URL, in order)."""
-        return await self._each("POST", "/api/v2/alerts", alerts)
+    async def post_alerts(self, index: int, alerts: list[dict]) -> ReplicaOutcome:
+        """``POST /api/v2/alerts`` to one replica (the router runs one poster per replica)."""
+        return await self._call(index, "POST", "/api/v2/alerts", alerts)
 
     async def create_silence(self, index: int, body: dict) -> str | None:
         """``POST /api/v2/silences`` on one replica: the silence id, or None if it did not take it."""

@@ -10,8 +10,8 @@ does not page again) and then expires, which bounds the router's table.
 The state is a small JSON-able dict (strings and numbers, a few short lists), stored as
 bytes in a changelogged Faust table. Paging is Alertmanager's: the router re-posts every
 active incident on each tick (same labels, same ``dedup_key``: Alertmanager's fingerprint,
-never a second page), and a resolved one until every replica took the resolve
-(:func:`owes_resolve`, :func:`mark_resolve_posted`).
+never a second page), and a resolved one to each replica until it took the resolve
+(:func:`owes_resolve`, :func:`mark_resolve_posted`: a bit per replica).
 """
 from __future__ import annotations
 
@@ -190,11 +190,17 @@ def on_tick(state: dict, *, now_ms: int, lifecycle: Lifecycle) -> Transition:
     return Transition(state, "none")
 
 
-def owes_resolve(state: dict) -> bool:
-    """A resolved incident whose resolve not every Alertmanager replica has taken yet."""
-    return state["status"] == "resolved" and not state.get("am_res")
+def owes_resolve(state: dict, replica: int) -> bool:
+    """A resolved incident whose resolve Alertmanager replica number ``replica`` has not taken yet.
+
+    >>> state = {"status": "resolved", "am_res": 0}
+    >>> mark_resolve_posted(state, 1)
+    >>> owes_resolve(state, 0), owes_resolve(state, 1), state["am_res"]
+    (True, False, 2)
+    """
+    return state["status"] == "resolved" and not (state.get("am_res", 0) >> replica) & 1
 
 
-def mark_resolve_posted(state: dict) -> None:
-    """Every replica took the resolve (in place): it is not posted again."""
-    state["am_res"] = 1
+def mark_resolve_posted(state: dict, replica: int) -> None:
+    """Replica number ``replica`` took the resolve (in place): it is not posted there again."""
+    state["am_res"] = state.get("am_res", 0) | (1 << replica)

@@ -200,3 +200,31 @@ def test_routes_check_passes_with_both_replicas_and_names_a_dead_one(stack, tmp_
     monkeypatch.setenv("DG_ALERTMANAGER_URLS", f"{replicas[0].url},{dead.url}")
     assert main(["routes", "check", "--routes", str(routes)]) == 1
     assert f"#1 127.0.0.1:{dead.port} not ready" in capsys.readouterr().err
+
+
+def test_router_alertmanager_hung_replica_holds_back_neither_the_others_nor_the_alerts(broker, tmp_path):
+    """One replica accepts connections and never answers (a black-holed pod): the other replica
+    still gets every page and resolve, and the router keeps reading alerts."""
+    import socket
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)  # the kernel completes connections; nobody ever reads or answers them
+    live = Alertmanager(tmp_path / "live").start()
+    run = RouterRun(broker, tmp_path / "router", ROUTES.replace("{suffix}", SUFFIX),
+                    [f"http://127.0.0.1:{hung.getsockname()[1]}", live.url])
+    run.env["DG_ALERTMANAGER_TIMEOUT_S"] = "300"  # far longer than this test may wait
+    try:
+        run.start()
+        names = [entity("hung") for _ in range(5)]
+        run.send_alerts([make_alert(name, severity="warning") for name in names])
+        wait_for(lambda: all(live.active(name) for name in names), "every alert on the live replica")
+        run.feedback("key", names[0], "resolve", reason="handled")
+        wait_for(lambda: not live.active(names[0]), "the resolve on the live replica")
+        later = entity("hung-later")
+        run.send_alerts([make_alert(later, severity="critical")])
+        wait_for(lambda: live.active(later), "a later alert on the live replica")
+    finally:
+        run.stop()
+        live.stop()
+        hung.close()

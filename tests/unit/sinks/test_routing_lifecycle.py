@@ -18,7 +18,7 @@ def test_one_incident_per_entity_and_updates_do_not_renotify(config, make_alert)
     assert opened.change == "opened"
     state = opened.state
     assert state["dedup_key"] == "dg:key:k1:1" and state["version"] == 1 and state["partition"] == 3
-    assert not owes_resolve(state)
+    assert not owes_resolve(state, 0)
     # Same severity, small score change, even a new detector incident id: an update, no page.
     again = _alert(config, make_alert, state, make_alert(score=0.65, n=2), now=T0 + 1000)
     assert again.change == "updated" and again.state["dedup_key"] == "dg:key:k1:1"
@@ -51,14 +51,16 @@ def test_ack_keeps_the_incident_active_and_a_resolve_is_owed_until_posted(config
     state = _alert(config, make_alert, None, make_alert(severity="critical")).state
     acked = on_feedback(state, "ack", now_ms=T0 + 5, lifecycle=config.lifecycle, actor="alice", reason="looking")
     assert acked.change == "acknowledged" and acked.state["status"] == "acknowledged"
-    assert not owes_resolve(acked.state)  # still firing in Alertmanager: it has no acknowledge
+    assert not owes_resolve(acked.state, 0)  # still firing in Alertmanager: it has no acknowledge
     resolved = on_feedback(acked.state, "resolve", now_ms=T0 + 9, lifecycle=config.lifecycle, actor="alice")
     assert resolved.state["status"] == "resolved" and "alice" in resolved.state["resolution"]
-    assert owes_resolve(resolved.state)
-    mark_resolve_posted(resolved.state)
-    assert not owes_resolve(resolved.state)
+    assert owes_resolve(resolved.state, 0) and owes_resolve(resolved.state, 1)
+    mark_resolve_posted(resolved.state, 1)  # one replica took it, the other is owed it still
+    assert owes_resolve(resolved.state, 0) and not owes_resolve(resolved.state, 1)
+    mark_resolve_posted(resolved.state, 0)
+    assert not owes_resolve(resolved.state, 0)
     reopened = _alert(config, make_alert, resolved.state, make_alert(severity="critical", ts="2026-02-01T11:00:00Z"))
-    assert reopened.change == "opened" and not owes_resolve(reopened.state)
+    assert reopened.change == "opened" and not any(owes_resolve(reopened.state, i) for i in (0, 1))
     assert on_feedback(reopened.state, "resolve", now_ms=T0 + 20, lifecycle=config.lifecycle).state["am_res"] == 0
 
 
