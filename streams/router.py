@@ -187,7 +187,8 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
     positions = app.Table("alert-positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     applied: dict[int, int] = {}
     # entity key -> JSON {until, p(artition), ids (silence id per replica, "" = not there yet),
-    # off (unsnoozed: ids left to delete), by, why}: snoozes, held as Alertmanager silences.
+    # off (unsnoozed: ids left to delete), old ([replica, id] of an earlier end, to delete),
+    # by, why}: snoozes, held as Alertmanager silences.
     snoozes = app.Table("snoozes", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     agent_busy = {"idle_since": time.monotonic()}  # 0 while the alerts agent is inside a record
     locks: dict[bytes, asyncio.Lock] = {}
@@ -199,6 +200,7 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
     due_all = [False for _ in replicas]  # the tick's re-post of every incident
     wake = [asyncio.Event() for _ in replicas]
     replica_down: dict[int, bool] = {}
+    silence_sync: dict = {"task": None, "again": False}  # the one background silence reconciliation
 
     def now_ms() -> int:
         return int(clock() * 1000)
@@ -346,41 +348,83 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
             return None
         entry = json.loads(value)
         entry["ids"] = (list(entry.get("ids") or []) + [""] * len(client.urls))[:len(client.urls)]
+        entry["old"] = [pair for pair in entry.get("old") or [] if pair[0] < len(client.urls)]
         return entry
 
-    async def sync_silences(key: bytes, active: dict[int, set[str] | None] | None = None) -> None:
-        """Make each replica hold this snooze's silence (or, unsnoozed, not hold it any more)."""
+    def snooze_over(entry: dict) -> bool:
+        return bool(entry.get("off")) or entry["until"] <= now_ms()
+
+    def record_silence(key: bytes, index: int, silence_id: str | None, *, deleted: str = "") -> None:
+        """Write one replica's silence id (None: unchanged) and a deleted old one into the entry as
+        it is *now*: the replicas' syncs interleave, each writes only its own replica's part."""
         entry = snooze_entry(key)
         if entry is None:
             return
-        entity_type, _, entity_id = key.decode().partition(":")
-        for index in replicas:
-            silence_id = entry["ids"][index]
-            if entry.get("off"):
-                if silence_id and await client.delete_silence(index, silence_id):
-                    metrics.silences.labels(change="deleted").inc()
-                    entry["ids"][index] = ""
-                continue
-            if entry["until"] <= now_ms():
-                entry["ids"][index] = ""  # ended: Alertmanager expires the silence itself
-                continue
-            known = (active or {}).get(index)
-            if silence_id and (known is None or silence_id in known):
-                continue  # there (or the replica cannot be read now: next tick)
-            body = am.silence(entity_type, entity_id, now_ms=now_ms(), until_ms=entry["until"],
-                              actor=entry.get("by", ""), reason=entry.get("why", ""))
-            created = await client.create_silence(index, body)
-            if created:
-                metrics.silences.labels(change="created").inc()
-                entry["ids"][index] = created
-        done = (entry.get("off") or entry["until"] <= now_ms()) and not any(entry["ids"])
+        if silence_id is not None:
+            entry["ids"][index] = silence_id
+        entry["old"] = [pair for pair in entry["old"] if pair != [index, deleted]]
+        done = snooze_over(entry) and not any(entry["ids"]) and not entry["old"]
         save_snooze(key, None if done else entry)
 
-    async def apply_snooze(record: dict, key: bytes, partition: int) -> None:
+    async def sync_silence(key: bytes, index: int, active: set[str] | None) -> None:
+        """Make one replica hold this snooze's silence (or, snooze over, not hold it any more)."""
+        entry = snooze_entry(key)
+        if entry is None:
+            return
+        for old_index, old_id in entry["old"]:  # silences of a snooze given a new end
+            if old_index == index and await client.delete_silence(index, old_id):
+                metrics.silences.labels(change="deleted").inc()
+                record_silence(key, index, None, deleted=old_id)
+        silence_id = entry["ids"][index]
+        if entry.get("off"):
+            if silence_id and await client.delete_silence(index, silence_id):
+                metrics.silences.labels(change="deleted").inc()
+                record_silence(key, index, "")
+            elif not silence_id:
+                record_silence(key, index, "")  # drops the entry once nothing is left anywhere
+            return
+        if entry["until"] <= now_ms():
+            record_silence(key, index, "")  # ended: Alertmanager expires the silence itself
+            return
+        if silence_id and (active is None or silence_id in active):
+            return  # there (or the replica cannot be read now: next tick)
+        entity_type, _, entity_id = key.decode().partition(":")
+        body = am.silence(entity_type, entity_id, now_ms=now_ms(), until_ms=entry["until"],
+                          actor=entry.get("by", ""), reason=entry.get("why", ""))
+        created = await client.create_silence(index, body)
+        if created:
+            metrics.silences.labels(change="created").inc()
+            record_silence(key, index, created)
+
+    async def reconcile_replica_silences(index: int) -> None:
+        active = await client.active_silence_ids(index)  # None: unreadable now, only create missing ones
+        for key in list(snoozes.data.keys()):
+            await sync_silence(key, index, active)
+
+    async def reconcile_silences() -> None:
+        """Each replica holds every current snooze's silence (a restarted one may have lost it)."""
+        while True:
+            silence_sync["again"] = False
+            if snoozes.data:
+                await asyncio.gather(*(reconcile_replica_silences(index) for index in replicas))
+            if not silence_sync["again"]:
+                return
+
+    def request_silence_sync() -> None:
+        # In the background: a hung replica must hold back neither the feedback agent nor the
+        # tick (whose re-posts keep the other replicas' alerts from ending).
+        running = silence_sync["task"]
+        if running is None or running.done():
+            silence_sync["task"] = asyncio.ensure_future(reconcile_silences())
+        else:
+            silence_sync["again"] = True
+
+    def apply_snooze(record: dict, key: bytes, partition: int) -> None:
         entry = snooze_entry(key)
         if record["action"] == "snooze":
+            old = [] if entry is None else entry["old"] + [[i, sid] for i, sid in enumerate(entry["ids"]) if sid]
             entry = {"until": record["until_ms"], "p": partition, "by": record["actor"], "why": record["reason"],
-                     "ids": [""] * len(client.urls) if entry is None else entry["ids"]}
+                     "ids": [""] * len(client.urls), "old": old}
             log.info("%s snoozed until %s by %s", key.decode(), record["until"], record["actor"])
         elif entry is not None:
             entry["off"] = 1
@@ -388,13 +432,8 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
         else:
             log.info("%s unsnoozed by %s: it was not snoozed", key.decode(), record["actor"])
             return
-        if record["action"] == "snooze" and any(entry["ids"]):
-            # A new end time: replace the silences (Alertmanager would make a new id anyway).
-            for index, silence_id in enumerate(entry["ids"]):
-                if silence_id and await client.delete_silence(index, silence_id):
-                    entry["ids"][index] = ""
         save_snooze(key, entry)
-        await sync_silences(key)
+        request_silence_sync()
 
     async def apply_feedback_record(message) -> None:
         record = parse_feedback(message.value)
@@ -406,7 +445,7 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
         try:
             if record["action"] in ("snooze", "unsnooze"):
                 # Kept beside the incidents (an entity may be snoozed before it has one).
-                await apply_snooze(record, key, message.partition)
+                apply_snooze(record, key, message.partition)
                 return
             async with locks.setdefault(key, asyncio.Lock()):
                 state = lifecycle.decode(incidents.data.get(key))
@@ -494,20 +533,12 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
             await apply_feedback_record(event.message)
             event.ack()
 
-    async def reconcile_silences() -> None:
-        """Each replica holds every current snooze's silence (a restarted one may have lost it)."""
-        if not snoozes.data:
-            return
-        active = {index: await client.active_silence_ids(index) for index in replicas}
-        for key in list(snoozes.data.keys()):
-            await sync_silences(key, active)
-
     @app.timer(config.lifecycle.tick_s)
     async def tick() -> None:
         # Auto-resolve quiet incidents, expire old resolved ones, re-post every active incident
         # (and resolves not every replica took) to every replica, and keep snoozes' silences.
         await repair_tail_holes()
-        await reconcile_silences()
+        request_silence_sync()
         counts: dict[str, int] = {}
         for key in list(incidents.data.keys()):
             lock = locks.setdefault(key, asyncio.Lock())

@@ -130,9 +130,16 @@ def test_router_alertmanager_snooze_is_a_silence_and_unsnooze_deletes_it(stack):
         return [s for s in am.silences() if s["status"]["state"] == state and
                 {(m["name"], m["value"]) for m in s["matchers"]} >= {("entity_type", "key"), ("entity_id", name)}]
 
+    first = {}
     for am in replicas:
         (silence,) = wait_for(lambda: silence_on(am), f"a silence on {am.url}")
         assert silence["createdBy"] == "oncall-test" and "load test" in silence["comment"]
+        first[am.url] = silence["id"]
+    # A new end replaces the silence (a shorter snooze must not stay as long as the first one).
+    run.feedback("key", name, "snooze", reason="load test", until=time.time() + 300)
+    for am in replicas:
+        wait_for(lambda: [s["id"] for s in silence_on(am, "expired")] == [first[am.url]] and
+                 len(silence_on(am)) == 1, f"the silence replaced on {am.url}")
     run.send_alerts([make_alert(name, severity="critical", score=0.9)])
     for am in replicas:
         (alert,) = wait_for(lambda: am.active(name), f"{name} on {am.url}")
@@ -224,6 +231,9 @@ def test_router_alertmanager_hung_replica_holds_back_neither_the_others_nor_the_
         later = entity("hung-later")
         run.send_alerts([make_alert(later, severity="critical")])
         wait_for(lambda: live.active(later), "a later alert on the live replica")
+        run.feedback("key", later, "snooze", reason="load test", until=time.time() + 600)
+        wait_for(lambda: any(m["value"] == later and s["status"]["state"] == "active" for s in live.silences()
+                             for m in s["matchers"]), "the snooze's silence on the live replica")
     finally:
         run.stop()
         live.stop()
