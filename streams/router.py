@@ -579,6 +579,8 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
 
     @app.on_before_shutdown.connect
     async def close_client(app, **kwargs) -> None:
+        if silence_sync["task"] is not None:
+            silence_sync["task"].cancel()  # the next router's tick reconciles again
         await client.close()
 
     app.distillguard_router_metrics = metrics
