@@ -5,6 +5,7 @@ reaches both; a snooze is a silence on both and an unsnooze deletes it; quiet in
 auto-resolve; a false positive resolves and stays quiet; the allowlist holds its entities back."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -210,16 +211,20 @@ def test_routes_check_passes_with_both_replicas_and_names_a_dead_one(stack, tmp_
 
 
 def test_router_alertmanager_hung_replica_holds_back_neither_the_others_nor_the_alerts(broker, tmp_path):
-    """One replica accepts connections and never answers (a black-holed pod): the other replica
-    still gets every page and resolve, and the router keeps reading alerts."""
+    """One replica accepts connections and never answers (a black-holed pod), one refuses them:
+    the live replica still gets every page, resolve and silence, the router keeps reading
+    alerts, and the refusing replica is reported once on the failed topic."""
     import socket
+
+    from distillguard.embedded import free_port
 
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))
     hung.listen(64)  # the kernel completes connections; nobody ever reads or answers them
     live = Alertmanager(tmp_path / "live").start()
+    refused = free_port()  # nothing listens there
     run = RouterRun(broker, tmp_path / "router", ROUTES.replace("{suffix}", SUFFIX),
-                    [f"http://127.0.0.1:{hung.getsockname()[1]}", live.url])
+                    [f"http://127.0.0.1:{hung.getsockname()[1]}", f"http://127.0.0.1:{refused}/am", live.url])
     run.env["DG_ALERTMANAGER_TIMEOUT_S"] = "300"  # far longer than this test may wait
     try:
         run.start()
@@ -234,6 +239,9 @@ def test_router_alertmanager_hung_replica_holds_back_neither_the_others_nor_the_
         run.feedback("key", later, "snooze", reason="load test", until=time.time() + 600)
         wait_for(lambda: any(m["value"] == later and s["status"]["state"] == "active" for s in live.silences()
                              for m in s["matchers"]), "the snooze's silence on the live replica")
+        reports = run.consume("failed")
+        assert [(r["replica"], r["event"]) for r in reports] == [(f"#1 127.0.0.1:{refused}", "unreachable")]
+        assert reports[0]["last_error"].startswith("connection error") and "/am" not in json.dumps(reports)
     finally:
         run.stop()
         live.stop()
