@@ -34,28 +34,60 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_router(args: argparse.Namespace) -> int:
     import faust
 
-    from distillguard.sinks.routing.routes import load_routes, resolve_secrets
-    from distillguard.streams.router import RouterSettings, create_router_app, router_topics
+    from distillguard.streams.router import create_router_app, router_topics
     from distillguard.streams.settings import WorkerSettings
-    from distillguard.streams.web import check_web_settings
 
-    from distillguard.errors import ConfigError
-
-    routes_file = args.routes or RouterSettings().routes_file
-    try:
-        check_web_settings(RouterSettings())  # an endpoint open to the network stops the router here
-        config = load_routes(routes_file)
-        secrets = resolve_secrets(config)  # every secret the routes name must be set: fail at start
-    except ConfigError as exc:
-        print(f"distillguard router: {exc}", file=sys.stderr)
+    loaded = _router_setup("router", args.routes)
+    if loaded is None:
         return 2
-    settings = RouterSettings()
+    settings, config = loaded
     kafka = {**WorkerSettings().confluent_config(), "bootstrap.servers": settings.kafka_bootstrap}
     partitions = router_topics(settings, kafka)
-    settings = settings.model_copy(update={"partitions": partitions, "routes_file": Path(routes_file)})
-    app = create_router_app(settings, config, secrets)
+    settings = settings.model_copy(update={"partitions": partitions})
+    app = create_router_app(settings, config)
     faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
     return 0
+
+
+def _router_setup(command: str, routes: Path | None):
+    """The router's settings and routes file, or None after printing why they are not valid."""
+    from pydantic import ValidationError
+
+    from distillguard.errors import ConfigError
+    from distillguard.sinks.routing.routes import load_routes
+    from distillguard.streams.router import RouterSettings
+    from distillguard.streams.web import check_web_settings
+
+    try:
+        settings = RouterSettings()
+        check_web_settings(settings)  # an endpoint open to the network stops the router here
+        routes_file = routes or settings.routes_file
+        config = load_routes(routes_file)
+    except (ConfigError, ValidationError) as exc:
+        print(f"distillguard {command}: {exc}", file=sys.stderr)
+        return None
+    return settings.model_copy(update={"routes_file": Path(routes_file)}), config
+
+
+def _cmd_routes_check(args: argparse.Namespace) -> int:
+    """``routes check``: the routes file, every Alertmanager replica, and its config (amtool)."""
+    import asyncio
+
+    from distillguard.sinks.routing.check import check_alertmanager_config, check_replicas
+
+    loaded = _router_setup("routes check", args.routes)
+    if loaded is None:
+        return 2
+    settings, _ = loaded
+    problems = asyncio.run(check_replicas(settings.alertmanager_urls, settings.alertmanager_timeout_s))
+    if args.alertmanager_config is not None:
+        problems += check_alertmanager_config(args.alertmanager_config)
+    for line in problems:
+        print(f"distillguard routes check: {line}", file=sys.stderr)
+    if not problems:
+        print(f"routes file {settings.routes_file} valid; {len(settings.alertmanager_urls)} Alertmanager "
+              f"replica(s) ready" + (f"; {args.alertmanager_config} valid" if args.alertmanager_config else ""))
+    return 1 if problems else 0
 
 
 def _cmd_feedback(args: argparse.Namespace) -> int:
@@ -240,9 +272,20 @@ def build_parser() -> argparse.ArgumentParser:
     router.add_argument("--routes", type=Path, help="routes file, YAML or TOML (default $DG_ROUTER_ROUTES_FILE)")
     router.set_defaults(func=_cmd_router)
 
+    routes = sub.add_parser("routes", help="the routing setup (routes file, Alertmanager)")
+    routes_sub = routes.add_subparsers(dest="routes_command", required=True)
+    check = routes_sub.add_parser("check", help="validate the routes file, reach every DG_ALERTMANAGER_URLS "
+                                  "replica, and check an Alertmanager config with amtool")
+    check.add_argument("--routes", type=Path, help="routes file (default $DG_ROUTER_ROUTES_FILE)")
+    check.add_argument("--alertmanager-config", type=Path,
+                       help="alertmanager.yml to validate (e.g. deploy/alertmanager/alertmanager.yml)")
+    check.set_defaults(func=_cmd_routes_check)
+
     for name, text in (("ack", "acknowledge an entity's incident"), ("resolve", "resolve an entity's incident"),
                        ("false-positive", "mark an entity a false positive: resolved, suppressed, recorded"),
-                       ("snooze", "hold an entity's pages for --for DURATION (detection and actions go on)")):
+                       ("snooze", "silence an entity's pages in Alertmanager for --for DURATION (detection and "
+                                  "actions go on)"),
+                       ("unsnooze", "end an entity's snooze (its silences are deleted)")):
         feedback = sub.add_parser(name, help=text)
         if name == "snooze":
             feedback.add_argument("--for", dest="duration", type=_duration_s, required=True,

@@ -1,11 +1,11 @@
-"""Feedback from on-call (topic ``distill.feedback``): ack, resolve, false positive, snooze.
+"""Feedback from on-call (topic ``distill.feedback``): ack, resolve, false positive, snooze, unsnooze.
 
 A record is one JSON object ``{schema, feedback_id, entity_type, entity_id, action, reason,
 actor, ts}`` (a snooze adds ``until``, RFC 3339), keyed by ``entity_id`` with Kafka's murmur2
 partitioner (the one Faust uses for ``distill.alerts``), so a feedback record lands on the
-partition whose router owns the entity's incident. The router applies ack / resolve / snooze
-to incidents; the detector workers read every partition to suppress entities marked false
-positive; feedback is stored in ClickHouse.
+partition whose router owns the entity's incident. The router applies ack / resolve to
+incidents and snooze / unsnooze as Alertmanager silences; the detector workers read every
+partition to suppress entities marked false positive; feedback is stored in ClickHouse.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from .errors import DistillguardError
 
 SCHEMA = "distill.feedback.v1"
-ACTIONS = ("ack", "resolve", "false_positive", "snooze")
+ACTIONS = ("ack", "resolve", "false_positive", "snooze", "unsnooze")
 ENTITY_TYPES = ("key", "account", "cluster")
 
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages used by the tests: prometheus-alertmanager (a real receiver for the alert
-# router tests) and chromium (headless page tests of the dashboard). Idempotent.
+# Debian packages used by the tests: prometheus-alertmanager (the router's routing engine in
+# the router tests, and amtool for the shipped config) and chromium (headless page tests of
+# the dashboard). Idempotent.
 set -euo pipefail
 need=()
-command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+{ command -v prometheus-alertmanager && command -v amtool; } >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ "${#need[@]}" -eq 0 ]; then
   exit 0

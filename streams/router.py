@@ -1,19 +1,20 @@
-"""The alert router: its own Faust app (own app id, consumer group, changelog) that pages on-call.
+"""The alert router: its own Faust app (own app id, consumer group, changelog) that hands incidents to Alertmanager.
 
-``distill.alerts`` -> incident lifecycle (one incident per entity, changelogged table) ->
-targets from the routes file (PagerDuty, Opsgenie, Slack, Alertmanager, signed webhook),
-with retries, rate limits, maintenance windows and snoozes -> ``distill.alerts.failed`` for
-deliveries that exhaust their retries, and ``distill.actions`` (recommended enforcement)
-once per incident version. ``distill.feedback`` (ack / resolve / false positive) changes
-incidents and is passed on to the targets.
+``distill.alerts`` -> allowlist -> incident lifecycle (one incident per entity, escalation,
+auto-resolve; changelogged table) -> Alertmanager's v2 API on *every* replica in
+``DG_ALERTMANAGER_URLS``, and ``distill.actions`` (recommended enforcement) once per
+incident version. ``distill.feedback``: ack / resolve / false positive change incidents
+(a false positive also suppresses the entity), snooze / unsnooze are Alertmanager silences.
 
-Idempotency: after every delivery the incident's per-target record (version paged, ack,
-resolve) is written to the table and its changelog *before* the alert's offset can be
-committed (Faust flushes the producer before it commits). A router killed mid-delivery
-re-reads the uncommitted alerts, finds what the table already recorded, and re-sends only
-what was not confirmed, with the same ``dedup_key`` (which the incident services collapse).
-So a restart never opens a second page for an incident; it may repeat the one trigger that
-was in flight.
+Who is paged, and how, is Alertmanager's (receivers, grouping, inhibition, time intervals:
+``deploy/alertmanager/alertmanager.yml``). Alertmanager holds alerts in memory only, so each
+active incident is re-posted every tick with an ``endsAt`` a few ticks ahead: a replica that
+restarts has it again within one tick, and if the router dies the alerts end on their own.
+A resolve is posted (``endsAt`` = now) until every replica took it. The label set is the
+incident's identity (same ``dedup_key`` across router restarts), so re-posting never pages
+twice; a router killed mid-post re-reads the uncommitted alerts and posts the same labels.
+A replica that becomes unreachable is reported once on ``distill.alerts.failed`` (and again
+when it is back), not once per incident and tick.
 """
 from __future__ import annotations
 
@@ -22,21 +23,21 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from distillguard.feedback import BadFeedback, parse_feedback
 from distillguard.sinks.routing import actions as policy_actions
+from distillguard.sinks.routing import alertmanager as am
 from distillguard.sinks.routing import lifecycle
-from distillguard.sinks.routing.delivery import Sender
-from distillguard.sinks.routing.ratelimit import TokenBucket
+from distillguard.sinks.routing.delivery import AlertmanagerClient
 from distillguard.sinks.routing.routes import RoutesConfig
-from distillguard.sinks.routing.targets import Target, build_targets, iso
+from distillguard.sinks.routing.text import iso
 
 from .holes import read_partition
 
@@ -81,25 +82,47 @@ class RouterSettings(BaseSettings):
     # alert latency (p50 1.5 s at 600 events/s; 0.24 s with 100 ms).
     consumer_fetch_max_wait_ms: int = Field(100, ge=1, le=1500)
     log_level: str = "warn"
+    # Every Alertmanager replica, comma-separated: each gets every post (replicas do not
+    # share alerts posted to another; behind one load-balanced URL a resolve could reach a
+    # replica that never saw the trigger).
+    alertmanager_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:9093"],
+        validation_alias=AliasChoices("DG_ALERTMANAGER_URLS", "DG_ROUTER_ALERTMANAGER_URLS"))
+    # An active incident is posted with endsAt this many ticks ahead and re-posted every
+    # tick: a few missed posts are tolerated, a dead router's alerts end within this time.
+    alertmanager_ends_after_ticks: int = Field(4, ge=2, le=100, validation_alias=AliasChoices(
+        "DG_ALERTMANAGER_ENDS_AFTER_TICKS", "DG_ROUTER_ALERTMANAGER_ENDS_AFTER_TICKS"))
+    alertmanager_timeout_s: float = Field(5.0, gt=0, validation_alias=AliasChoices(
+        "DG_ALERTMANAGER_TIMEOUT_S", "DG_ROUTER_ALERTMANAGER_TIMEOUT_S"))
+
+    @field_validator("alertmanager_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value):
+        if isinstance(value, str):
+            value = [url.strip() for url in value.split(",")]
+        urls = [url for url in value if url]
+        if not urls:
+            raise ValueError("DG_ALERTMANAGER_URLS needs at least one URL")
+        bad = [i for i, url in enumerate(urls) if not url.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"DG_ALERTMANAGER_URLS entries {bad} are not http(s) URLs")
+        return urls
 
 
 class RouterMetrics:
-    """Per-target delivery metrics, served on the router's ``/metrics``."""
+    """Incident and Alertmanager metrics, served on the router's ``/metrics``."""
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        labels = ["target", "type"]
-        self.delivered = Counter("distillguard_router_delivered", "Notifications delivered", labels + ["event"],
-                                 registry=r)
-        self.retried = Counter("distillguard_router_retries", "Delivery attempts that were retried", labels,
-                               registry=r)
-        self.failed = Counter("distillguard_router_failed", "Notifications given up on (sent to the failed topic)",
-                              labels + ["event"], registry=r)
-        self.deferred = Counter("distillguard_router_deferred",
-                                "Deliveries held back (rate limit, maintenance, snooze)", labels + ["reason"],
-                                registry=r)
-        self.latency = Histogram("distillguard_router_delivery_seconds", "Delivery time including retries",
-                                 labels, registry=r, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.posts = Counter("distillguard_router_alertmanager_posts", "Posts to an Alertmanager replica",
+                             ["replica", "outcome"], registry=r)
+        self.post_latency = Histogram("distillguard_router_alertmanager_post_seconds",
+                                      "Time to post to an Alertmanager replica", ["replica"], registry=r,
+                                      buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.replica_up = Gauge("distillguard_router_alertmanager_up",
+                                "1 if the replica took the last post", ["replica"], registry=r)
+        self.silences = Counter("distillguard_router_silences", "Silences created or deleted for snoozes",
+                                ["change"], registry=r)
         self.transitions = Counter("distillguard_router_incident_changes", "Incident lifecycle changes",
                                    ["change"], registry=r)
         self.actions = Counter("distillguard_router_actions", "Enforcement recommendations produced", ["action"],
@@ -113,6 +136,11 @@ class RouterMetrics:
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+# Alerts per POST: Alertmanager takes any number, but one huge body per tick would hold
+# the router's loop while a replica parses it.
+POST_BATCH = 500
 
 
 def _parse_alert(value: bytes | None) -> dict | None:
@@ -130,9 +158,9 @@ def _parse_alert(value: bytes | None) -> dict | None:
     return alert
 
 
-def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: dict, *,
-                      clock=time.time, kafka_config: dict | None = None) -> faust.App:
-    """Build the router app from its settings, a validated routes file and the resolved secrets."""
+def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=time.time,
+                      kafka_config: dict | None = None) -> faust.App:
+    """Build the router app from its settings and a validated routes file."""
     from distillguard.streams.app import faust_app, serve_metrics
     from distillguard.streams.settings import WorkerSettings
 
@@ -143,18 +171,9 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
                                     "bootstrap.servers": settings.kafka_bootstrap}
     app = faust_app(settings, WorkerSettings(), data_dir, auto_offset_reset=settings.start_from)
     metrics = RouterMetrics()
-    targets: dict[str, Target] = build_targets(config, secrets)
-    secret_values = [s.get_secret_value() for per_target in secrets.values() for s in per_target.values()]
-
-    def redact(text: str) -> str:
-        for value in secret_values:
-            text = text.replace(value, "***")
-        return text
-
-    sender = Sender(config.delivery, redact=redact)
-    now_s = time.monotonic
-    buckets = {name: TokenBucket(cfg.rate_limit.per_minute, cfg.rate_limit.burst, now_s())
-               for name, cfg in config.targets.items() if cfg.rate_limit}
+    client = AlertmanagerClient(settings.alertmanager_urls, settings.alertmanager_timeout_s)
+    replicas = range(len(client.urls))
+    firing_for_ms = int(settings.alertmanager_ends_after_ticks * config.lifecycle.tick_s * 1000)
 
     raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.partitions}
     alerts_topic = app.topic(settings.alerts_topic, **raw)
@@ -169,10 +188,21 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
     # keeps its own contiguous position and re-reads any hole itself (see repair_gap).
     positions = app.Table("alert-positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     applied: dict[int, int] = {}
-    # entity key -> b"<until ms>:<partition>": snoozes from `distillguard snooze` (feedback).
+    # entity key -> JSON {until, p(artition), ids (silence id per replica, "" = not there yet),
+    # off (unsnoozed: ids left to delete), old ([replica, id] of an earlier end, to delete),
+    # by, why}: snoozes, held as Alertmanager silences.
     snoozes = app.Table("snoozes", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     agent_busy = {"idle_since": time.monotonic()}  # 0 while the alerts agent is inside a record
     locks: dict[bytes, asyncio.Lock] = {}
+    # One poster per replica (replica_poster): a slow or black-holed replica delays only its
+    # own posts, never the alerts agent nor the other replicas. Each poster builds its post
+    # from the table when it sends it, one at a time, so a replica never gets an older state
+    # after a newer one (a stale "firing" after a resolve would page again).
+    due: list[set[bytes]] = [set() for _ in replicas]  # incidents to post (bounded by the table)
+    due_all = [False for _ in replicas]  # the tick's re-post of every incident
+    wake = [asyncio.Event() for _ in replicas]
+    replica_down: dict[int, bool] = {}
+    silence_sync: dict = {"task": None, "again": False}  # the one background silence reconciliation
 
     def now_ms() -> int:
         return int(clock() * 1000)
@@ -186,143 +216,91 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
         incidents.data[key] = value
         incidents.send_changelog(partition, key, value)
 
-    def muted(state: dict, target: str) -> str | None:
-        snoozed = snoozes.data.get(lifecycle.entity_key(state["entity_type"], state["entity_id"]).encode())
-        if snoozed and int(snoozed.split(b":")[0]) > now_ms():
-            return f"snoozed until {iso(int(snoozed.split(b':')[0]))}"
-        facts = {"entity_type": state["entity_type"], "entity_id": state["entity_id"],
-                 "severity": state["severity"], "score": state["score"], "org_id": state.get("org_id")}
-        return config.muted(facts, target, now_ms())
+    def owes_post(state: dict | None, index: int) -> bool:
+        return state is not None and (state["status"] in lifecycle.ACTIVE or
+                                      lifecycle.owes_resolve(state, index))
 
-    async def deliver(state: dict, target_name: str, event: str) -> tuple[str, str, int, object]:
-        target = targets[target_name]
-        note = lifecycle.notification(state, event)
-        requests = target.build(note, now_ms())
-        if not requests:
-            return target_name, event, state["version"], None
-        outcome = await sender.send(requests, target.config.timeout_s)
-        labels = {"target": target_name, "type": target.kind}
-        metrics.latency.labels(**labels).observe(outcome.latency_s)
-        if outcome.retries:
-            metrics.retried.labels(**labels).inc(outcome.retries)
-        return target_name, event, state["version"], outcome
+    def request_post(keys: list[bytes] | None) -> None:
+        """Have every replica's poster post these incidents (None: all of them) as soon as it can."""
+        for index in replicas:
+            if keys is None:
+                due_all[index] = True
+            else:
+                due[index].update(keys)
+            wake[index].set()
 
-    async def reconcile(key: bytes) -> None:
-        """Send whatever the incident still owes its targets and the gateway; record it."""
-        lock = locks.setdefault(key, asyncio.Lock())
-        async with lock:
+    async def replica_poster(index: int) -> None:
+        while True:
+            await wake[index].wait()
+            wake[index].clear()
+            keys = list(incidents.data.keys()) if due_all[index] else list(due[index])
+            due_all[index] = False
+            due[index].clear()
+            try:
+                await post(index, keys)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the poster must outlive one bad post; the next tick re-posts
+                log.exception("posting to Alertmanager %s failed", client.names[index])
+
+    async def post(index: int, keys: list[bytes]) -> None:
+        """Post these incidents' current state to one replica; record the resolves it took."""
+        states = [s for s in (lifecycle.decode(incidents.data.get(k)) for k in keys) if owes_post(s, index)]
+        if not states:
+            return
+        now = now_ms()
+        alerts = [a for s in states for a in am.incident_alerts(s, now, firing_for_ms, config.dashboard_url)]
+        started = time.perf_counter()
+        took = True
+        for begin in range(0, len(alerts), POST_BATCH):
+            outcome = await client.post_alerts(index, alerts[begin:begin + POST_BATCH])
+            await report_replica(index, outcome, len(states))
+            took = took and outcome.ok
+        metrics.post_latency.labels(replica=client.names[index]).observe(time.perf_counter() - started)
+        if took:
+            mark_resolved(index, [s for s in states if lifecycle.owes_resolve(s, index)])
+
+    def mark_resolved(index: int, posted: list[dict]) -> None:
+        for sent in posted:
+            key = lifecycle.entity_key(sent["entity_type"], sent["entity_id"]).encode()
             state = lifecycle.decode(incidents.data.get(key))
-            if state is None:
-                return
-            produced = False
-            # A target that just got the trigger may owe the ack or resolve next: a few rounds.
-            for _ in range(3):
-                due = due_deliveries(state)
-                if not due:
-                    break
-                produced = True
-                await deliver_all(state, due)
-                save(key, state, state["partition"])  # recorded before the offset can be committed
-            record = policy_actions.next_action(state, config.actions, now_ms())
-            if record is not None:
-                for page in policy_actions.pages(record, settings.action_page_keys):  # every key, paged
-                    await actions_topic.send(key=state["entity_id"].encode(), value=json.dumps(page).encode())
-                policy_actions.mark_acted(state, record)
-                metrics.actions.labels(action=record["action"]).inc()
-            if produced or record is not None:
+            if state is not None and lifecycle.owes_resolve(state, index) and state["dedup_key"] == sent["dedup_key"]:
+                lifecycle.mark_resolve_posted(state, index)
                 save(key, state, state["partition"])
 
-    def due_deliveries(state: dict) -> list[tuple[str, str]]:
-        due = []
-        for target_name, event in lifecycle.pending(state):
-            labels = {"target": target_name, "type": targets[target_name].kind}
-            if grouped(target_name, event, state):
-                continue  # posted with others by flush_groups
-            why = muted(state, target_name) if event == "trigger" else None
-            if why:
-                metrics.deferred.labels(**labels, reason=why.split(" ", 1)[0]).inc()
-                continue
-            bucket = buckets.get(target_name)
-            if bucket is not None and not bucket.take(now_s()):
-                metrics.deferred.labels(**labels, reason="rate_limit").inc()
-                continue
-            due.append((target_name, event))
-        return due
+    async def report_replica(index: int, outcome, incident_count: int) -> None:
+        metrics.posts.labels(replica=outcome.replica, outcome="ok" if outcome.ok else "failed").inc()
+        metrics.replica_up.labels(replica=outcome.replica).set(1 if outcome.ok else 0)
+        if replica_down.get(index, False) == (not outcome.ok):
+            return
+        replica_down[index] = not outcome.ok
+        # Once per change, not per incident and tick: the posts go on every tick regardless.
+        if outcome.ok:
+            log.warning("Alertmanager %s takes posts again", outcome.replica)
+        else:
+            log.warning("Alertmanager %s refused or unreachable (%s); re-posting every tick", outcome.replica,
+                        outcome.error)
+        await failed_topic.send(key=outcome.replica.encode(), value=json.dumps({
+            "schema": "distill.alertmanager_replica.v1", "replica": outcome.replica,
+            "event": "recovered" if outcome.ok else "unreachable", "status": outcome.status,
+            "last_error": outcome.error, "incidents": incident_count, "ts": iso(now_ms())}).encode())
 
-    async def deliver_all(state: dict, due: list[tuple[str, str]]) -> None:
-        results = await asyncio.gather(*(deliver(state, t, e) for t, e in due))
-        for target_name, event, version, outcome in results:
-            labels = {"target": target_name, "type": targets[target_name].kind}
-            if outcome is None or outcome.ok:
-                lifecycle.mark_delivered(state, target_name, event, version)
-                metrics.delivered.labels(**labels, event=event).inc()
-                log.info("delivered %s %s v%d to %s", event, state["dedup_key"], version, target_name)
-                continue
-            await report_failure(state, target_name, event, version, outcome)
+    async def push(key: bytes) -> None:
+        """Have the incident posted now (a new page need not wait for the tick); send its owed action."""
+        request_post([key])  # the posters send it: the alerts agent never waits for a replica
+        await send_action(key)
 
-    async def report_failure(state: dict, target_name: str, event: str, version: int, outcome) -> None:
-        lifecycle.mark_failed(state, target_name, event, version)
-        metrics.failed.labels(target=target_name, type=targets[target_name].kind, event=event).inc()
-        log.warning("delivery of %s %s v%d to %s failed after %d attempts: %s", event,
-                    state["dedup_key"], version, target_name, outcome.attempts, outcome.error)
-        await failed_topic.send(key=state["dedup_key"].encode(), value=json.dumps({
-            "schema": "distill.delivery_failure.v1", "target": target_name,
-            "target_type": targets[target_name].kind, "event": event, "dedup_key": state["dedup_key"],
-            "version": version, "incident": state["alert_id"], "entity_type": state["entity_type"],
-            "entity_id": state["entity_id"], "attempts": outcome.attempts, "status": outcome.status,
-            "last_error": outcome.error, "ts": iso(now_ms())}).encode())
-
-    def grouped(target_name: str, event: str, state: dict) -> bool:
-        """A new incident's trigger to a target that posts new incidents in groups (Slack group_wait_s)."""
-        return (getattr(config.targets[target_name], "group_wait_s", 0) > 0 and event == "trigger"
-                and state["targets"][target_name]["v"] == 0)
-
-    async def flush_groups() -> None:
-        """Post the new incidents waiting for a grouping target once the oldest has waited group_wait_s."""
-        for name, cfg in config.targets.items():
-            if getattr(cfg, "group_wait_s", 0) <= 0:
-                continue
-            waiting = []
-            for key, value in list(incidents.data.items()):
-                state = lifecycle.decode(value)
-                if state and (name, "trigger") in lifecycle.pending(state) and grouped(name, "trigger", state) \
-                        and not muted(state, name):
-                    waiting.append((state["opened_ms"], key))
-            if not waiting or now_ms() - min(waiting)[0] < cfg.group_wait_s * 1000:
-                continue
-            bucket = buckets.get(name)
-            if bucket is not None and not bucket.take(now_s()):
-                metrics.deferred.labels(target=name, type=cfg.type, reason="rate_limit").inc()
-                continue
-            held = []
-            try:
-                for _, key in sorted(waiting)[:cfg.group_max]:
-                    lock = locks.setdefault(key, asyncio.Lock())
-                    if not lock.locked():  # one being delivered right now waits for the next group
-                        await lock.acquire()
-                        held.append(key)
-                states = {key: lifecycle.decode(incidents.data.get(key)) for key in held}
-                states = {key: st for key, st in states.items() if st and grouped(name, "trigger", st)
-                          and (name, "trigger") in lifecycle.pending(st)}
-                if not states:
-                    continue
-                notes = [lifecycle.notification(st, "trigger") for st in states.values()]
-                outcome = await sender.send(targets[name].build_group(notes, now_ms()), cfg.timeout_s)
-                metrics.latency.labels(target=name, type=cfg.type).observe(outcome.latency_s)
-                if outcome.retries:
-                    metrics.retried.labels(target=name, type=cfg.type).inc(outcome.retries)
-                for key, state in states.items():
-                    if outcome.ok:
-                        lifecycle.mark_delivered(state, name, "trigger", state["version"])
-                        metrics.delivered.labels(target=name, type=cfg.type, event="trigger").inc()
-                    else:
-                        await report_failure(state, name, "trigger", state["version"], outcome)
-                    save(key, state, state["partition"])
-                log.info("posted %d new incidents to %s in one message: %s", len(states), name,
-                         "ok" if outcome.ok else outcome.error)
-            finally:
-                for key in held:
-                    locks[key].release()
+    async def send_action(key: bytes) -> None:
+        async with locks.setdefault(key, asyncio.Lock()):
+            state = lifecycle.decode(incidents.data.get(key))
+            record = policy_actions.next_action(state, config.actions, now_ms()) if state else None
+            if record is None:
+                return
+            for page in policy_actions.pages(record, settings.action_page_keys):  # every key, paged
+                await actions_topic.send(key=state["entity_id"].encode(), value=json.dumps(page).encode())
+            policy_actions.mark_acted(state, record)
+            metrics.actions.labels(action=record["action"]).inc()
+            save(key, state, state["partition"])  # recorded before the offset can be committed
 
     def apply(key: bytes, transition: lifecycle.Transition, partition: int, source: str = "") -> None:
         metrics.transitions.labels(change=transition.change).inc()
@@ -346,13 +324,119 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
             async with locks.setdefault(key, asyncio.Lock()):
                 transition = lifecycle.on_alert(
                     lifecycle.decode(incidents.data.get(key)), alert, now_ms=now_ms(),
-                    partition=message.partition, targets=config.targets_for(alert), lifecycle=config.lifecycle)
+                    partition=message.partition, lifecycle=config.lifecycle)
                 apply(key, transition, message.partition, f"{message.topic}:{message.partition}@{message.offset}")
-            await reconcile(key)
+            if transition.change in ("opened", "escalated"):
+                await push(key)
+            else:
+                await send_action(key)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - one bad incident must not stop the router
             log.exception("routing alert %s failed", alert["alert_id"])
+
+    def save_snooze(key: bytes, entry: dict | None) -> None:
+        if entry is None:
+            old = snoozes.data.pop(key, None)
+            if old is not None:
+                snoozes.send_changelog(json.loads(old)["p"], key, None)
+            return
+        value = json.dumps(entry, separators=(",", ":")).encode()
+        snoozes.data[key] = value
+        snoozes.send_changelog(entry["p"], key, value)
+
+    def snooze_entry(key: bytes) -> dict | None:
+        value = snoozes.data.get(key)
+        if not value:
+            return None
+        entry = json.loads(value)
+        entry["ids"] = (list(entry.get("ids") or []) + [""] * len(client.urls))[:len(client.urls)]
+        entry["old"] = [pair for pair in entry.get("old") or [] if pair[0] < len(client.urls)]
+        return entry
+
+    def snooze_over(entry: dict) -> bool:
+        return bool(entry.get("off")) or entry["until"] <= now_ms()
+
+    def record_silence(key: bytes, index: int, silence_id: str | None, *, deleted: str = "") -> None:
+        """Write one replica's silence id (None: unchanged) and a deleted old one into the entry as
+        it is *now*: the replicas' syncs interleave, each writes only its own replica's part."""
+        entry = snooze_entry(key)
+        if entry is None:
+            return
+        if silence_id is not None:
+            entry["ids"][index] = silence_id
+        entry["old"] = [pair for pair in entry["old"] if pair != [index, deleted]]
+        done = snooze_over(entry) and not any(entry["ids"]) and not entry["old"]
+        save_snooze(key, None if done else entry)
+
+    async def sync_silence(key: bytes, index: int, active: set[str] | None) -> None:
+        """Make one replica hold this snooze's silence (or, snooze over, not hold it any more)."""
+        entry = snooze_entry(key)
+        if entry is None:
+            return
+        for old_index, old_id in entry["old"]:  # silences of a snooze given a new end
+            if old_index == index and await client.delete_silence(index, old_id):
+                metrics.silences.labels(change="deleted").inc()
+                record_silence(key, index, None, deleted=old_id)
+        silence_id = entry["ids"][index]
+        if entry.get("off"):
+            if silence_id and await client.delete_silence(index, silence_id):
+                metrics.silences.labels(change="deleted").inc()
+                record_silence(key, index, "")
+            elif not silence_id:
+                record_silence(key, index, "")  # drops the entry once nothing is left anywhere
+            return
+        if entry["until"] <= now_ms():
+            record_silence(key, index, "")  # ended: Alertmanager expires the silence itself
+            return
+        if silence_id and (active is None or silence_id in active):
+            return  # there (or the replica cannot be read now: next tick)
+        entity_type, _, entity_id = key.decode().partition(":")
+        body = am.silence(entity_type, entity_id, now_ms=now_ms(), until_ms=entry["until"],
+                          actor=entry.get("by", ""), reason=entry.get("why", ""))
+        created = await client.create_silence(index, body)
+        if created:
+            metrics.silences.labels(change="created").inc()
+            record_silence(key, index, created)
+
+    async def reconcile_replica_silences(index: int) -> None:
+        active = await client.active_silence_ids(index)  # None: unreadable now, only create missing ones
+        for key in list(snoozes.data.keys()):
+            await sync_silence(key, index, active)
+
+    async def reconcile_silences() -> None:
+        """Each replica holds every current snooze's silence (a restarted one may have lost it)."""
+        while True:
+            silence_sync["again"] = False
+            if snoozes.data:
+                await asyncio.gather(*(reconcile_replica_silences(index) for index in replicas))
+            if not silence_sync["again"]:
+                return
+
+    def request_silence_sync() -> None:
+        # In the background: a hung replica must hold back neither the feedback agent nor the
+        # tick (whose re-posts keep the other replicas' alerts from ending).
+        running = silence_sync["task"]
+        if running is None or running.done():
+            silence_sync["task"] = asyncio.ensure_future(reconcile_silences())
+        else:
+            silence_sync["again"] = True
+
+    def apply_snooze(record: dict, key: bytes, partition: int) -> None:
+        entry = snooze_entry(key)
+        if record["action"] == "snooze":
+            old = [] if entry is None else entry["old"] + [[i, sid] for i, sid in enumerate(entry["ids"]) if sid]
+            entry = {"until": record["until_ms"], "p": partition, "by": record["actor"], "why": record["reason"],
+                     "ids": [""] * len(client.urls), "old": old}
+            log.info("%s snoozed until %s by %s", key.decode(), record["until"], record["actor"])
+        elif entry is not None:
+            entry["off"] = 1
+            log.info("%s unsnoozed by %s", key.decode(), record["actor"])
+        else:
+            log.info("%s unsnoozed by %s: it was not snoozed", key.decode(), record["actor"])
+            return
+        save_snooze(key, entry)
+        request_silence_sync()
 
     async def apply_feedback_record(message) -> None:
         record = parse_feedback(message.value)
@@ -361,14 +445,11 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
             log.warning("feedback %s:%s skipped: %s", message.partition, message.offset, record)
             return
         key = lifecycle.entity_key(record["entity_type"], record["entity_id"]).encode()
-        if record["action"] == "snooze":
-            # Kept beside the incidents (an entity may be snoozed before it has one).
-            value = f"{record['until_ms']}:{message.partition}".encode()
-            snoozes.data[key] = value
-            snoozes.send_changelog(message.partition, key, value)
-            log.info("%s snoozed until %s by %s", key.decode(), record["until"], record["actor"])
-            return
         try:
+            if record["action"] in ("snooze", "unsnooze"):
+                # Kept beside the incidents (an entity may be snoozed before it has one).
+                apply_snooze(record, key, message.partition)
+                return
             async with locks.setdefault(key, asyncio.Lock()):
                 state = lifecycle.decode(incidents.data.get(key))
                 transition = lifecycle.on_feedback(state, record["action"], now_ms=now_ms(),
@@ -376,13 +457,14 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
                                                    reason=record["reason"])
                 apply(key, transition, state["partition"] if state else message.partition,
                       f"{message.topic}:{message.partition}@{message.offset}")
-            await reconcile(key)
+            if transition.changed:
+                await push(key)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001
             log.exception("applying feedback to %s failed", key.decode())
 
-    # Records are acked explicitly, after their incident change and deliveries are recorded in
+    # Records are acked explicitly, after their incident change and post are recorded in
     # the table (whose changelog Faust flushes before it commits offsets); a cancelled step
     # is not acked, so it is read again.
     @app.agent(alerts_topic, name="route-alerts")
@@ -396,7 +478,6 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
             mark_applied(message.partition, message.offset)
             event.ack()
             agent_busy["idle_since"] = time.monotonic()
-
     async def repair_tail_holes() -> None:
         # A hole at the end of a partition has no later record to reveal it: when the agent
         # has been idle for a while and the partition's end is past our position, read it.
@@ -457,20 +538,15 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
 
     @app.timer(config.lifecycle.tick_s)
     async def tick() -> None:
-        # Auto-resolve quiet incidents, expire old resolved ones, and retry deliveries that
-        # were deferred (rate limit, maintenance window, snooze).
+        # Auto-resolve quiet incidents, expire old resolved ones, re-post every active incident
+        # (and resolves not every replica took) to every replica, and keep snoozes' silences.
         await repair_tail_holes()
-        for key, value in list(snoozes.data.items()):
-            until, _, partition = value.partition(b":")
-            if int(until) <= now_ms():  # ended: forget it (bounded), held pages go out below
-                snoozes.data.pop(key, None)
-                snoozes.send_changelog(int(partition), key, None)
-        await flush_groups()
+        request_silence_sync()
         counts: dict[str, int] = {}
         for key in list(incidents.data.keys()):
             lock = locks.setdefault(key, asyncio.Lock())
             if lock.locked():
-                continue  # being delivered right now: next tick
+                continue  # being changed right now: posted by its own handler
             async with lock:
                 state = lifecycle.decode(incidents.data.get(key))
                 if state is None:
@@ -480,17 +556,21 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
                     apply(key, transition, state["partition"])
             if transition.state is not None:
                 counts[transition.state["status"]] = counts.get(transition.state["status"], 0) + 1
-                if lifecycle.pending(transition.state) or policy_actions.next_action(
-                        transition.state, config.actions, now_ms()):
-                    await reconcile(key)
+        request_post(None)
+        for key in list(incidents.data.keys()):
+            await send_action(key)
         for key in [k for k, lock in locks.items() if k not in incidents.data and not lock.locked()]:
             locks.pop(key, None)  # bounded: no lock left behind for expired incidents
         for status in ("open", "escalated", "acknowledged", "resolved"):
             metrics.incidents.labels(status=status).set(counts.get(status, 0))
 
+    @app.task
+    async def post_to_alertmanager() -> None:
+        await asyncio.gather(*(replica_poster(index) for index in replicas))
+
     @app.page("/health")
     async def health(web, request):
-        return web.json({"status": "ok", "incidents": len(incidents.data), "targets": sorted(targets)})
+        return web.json({"status": "ok", "incidents": len(incidents.data), "alertmanager": client.names})
 
     serve_metrics(app, metrics)
 
@@ -501,8 +581,10 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, secrets: d
         return web.json({"incidents": rows})
 
     @app.on_before_shutdown.connect
-    async def close_sender(app, **kwargs) -> None:
-        await sender.close()
+    async def close_client(app, **kwargs) -> None:
+        if silence_sync["task"] is not None:
+            silence_sync["task"].cancel()  # the next router's tick reconciles again
+        await client.close()
 
     app.distillguard_router_metrics = metrics
     return app

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .lifecycle import ACTIVE
 from .routes import ActionPolicy
-from .targets import iso, summary
+from .text import iso, summary
 
 SCHEMA = "distill.action.v1"
 

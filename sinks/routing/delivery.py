@@ -1,131 +1,110 @@
-"""Send a target's requests with timeouts, retries, exponential backoff and jitter.
+"""Alertmanager's v2 API, on every replica: post alerts, create / list / delete silences.
 
-Errors are data: :meth:`Sender.send` never raises for a delivery problem, it returns a
-:class:`DeliveryOutcome` saying what happened. Retried: timeouts, connection errors, 408,
-425, 429 and 5xx (``Retry-After`` is honoured up to the backoff cap). Not retried: other
-4xx, which mean the request or its credentials are wrong and will not get better.
-
-Error texts never include a URL or an exception's message (aiohttp puts the URL in some,
-and a Slack webhook URL is a credential); response bodies are passed through ``redact``.
+Alertmanager replicas do not share alerts unless they are clustered, and even clustered
+they expect every client to post to each of them; so the router calls each URL on its own
+and gets an outcome per replica. Errors are data: nothing here raises for a replica
+that is down or refuses, and an error text never holds a URL (one may carry basic-auth
+credentials) or an exception's message (aiohttp puts the URL in some): replicas are named
+by their index in ``DG_ALERTMANAGER_URLS`` and their host.
 """
 from __future__ import annotations
 
 import asyncio
-import random
-import time
+import json
 from dataclasses import dataclass
-from typing import Callable
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from .routes import Delivery
-from .targets import HttpRequest
-
-RETRY_STATUSES = frozenset({408, 425, 429})
+from .errors import RoutesError
 
 
-def classify(status: int) -> str:
-    """``ok``, ``retry`` or ``reject`` for an HTTP status."""
-    if 200 <= status < 300:
-        return "ok"
-    if status in RETRY_STATUSES or status >= 500:
-        return "retry"
-    return "reject"
+def replica_name(index: int, url: str) -> str:
+    """``#0 am-0:9093``: the index and host, never the path or credentials.
 
-
-def backoff_delay(attempt: int, policy: Delivery, rng: random.Random, retry_after: float | None = None) -> float:
-    """Delay before retry number ``attempt`` (1 = the first retry).
-
-    ``base * 2**(attempt-1)`` capped at ``backoff_max_s``; the ``jitter`` share of it is drawn
-    at random so that routers restarted together do not retry in lockstep.
+    >>> replica_name(1, "http://user:pw@alertmanager-1:9093/")
+    '#1 alertmanager-1:9093'
     """
-    delay = min(policy.backoff_max_s, policy.backoff_base_s * (2 ** (attempt - 1)))
-    delay = delay * (1 - policy.jitter) + rng.uniform(0, delay * policy.jitter)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, policy.backoff_max_s))
-    return delay
-
-
-def backoff_schedule(policy: Delivery, rng: random.Random) -> list[float]:
-    """Every delay a delivery that always fails would wait (``max_attempts - 1`` of them)."""
-    return [backoff_delay(n, policy, rng) for n in range(1, policy.max_attempts)]
+    parts = urlsplit(url)
+    return f"#{index} {parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveryOutcome:
-    target: str
+class ReplicaOutcome:
+    """What one replica answered: ``ok``, the HTTP status (None if none came) and a short error."""
+
+    replica: str
     ok: bool
-    attempts: int
     status: int | None = None
     error: str = ""
-    latency_s: float = 0.0
-
-    @property
-    def retries(self) -> int:
-        return max(0, self.attempts - 1)
+    body: object = None
 
 
-def _retry_after(headers) -> float | None:
-    value = headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+class AlertmanagerClient:
+    """One aiohttp session for every replica; call :meth:`close` when done."""
 
-
-class Sender:
-    """One aiohttp session for all targets; call :meth:`close` when done."""
-
-    def __init__(self, policy: Delivery, *, rng: random.Random | None = None,
-                 sleep: Callable[[float], object] = asyncio.sleep,
-                 redact: Callable[[str], str] = lambda text: text) -> None:
-        self.policy = policy
-        self.rng = rng or random.Random()
-        self.sleep = sleep
-        self.redact = redact
+    def __init__(self, urls: list[str], timeout_s: float) -> None:
+        if not urls:
+            raise RoutesError("no Alertmanager URL configured (DG_ALERTMANAGER_URLS)")
+        self.urls = [url.rstrip("/") for url in urls]
+        self.names = [replica_name(i, url) for i, url in enumerate(self.urls)]
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
-    async def session(self) -> aiohttp.ClientSession:
+    async def _session_open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(raise_for_status=False)
+            self._session = aiohttp.ClientSession(raise_for_status=False, timeout=self.timeout)
         return self._session
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, requests: list[HttpRequest], timeout_s: float | None = None) -> DeliveryOutcome:
-        """Send the requests in order, each with retries; stops at the first that fails for good."""
-        started = time.perf_counter()
-        attempts, status, target = 0, None, requests[0].target if requests else ""
-        for request in requests:
-            ok, tries, status, error = await self._send_one(request, timeout_s or self.policy.timeout_s)
-            attempts += tries
-            if not ok:
-                return DeliveryOutcome(target, False, attempts, status, error, time.perf_counter() - started)
-        return DeliveryOutcome(target, True, attempts, status, "", time.perf_counter() - started)
+    async def _call(self, index: int, method: str, path: str, body=None) -> ReplicaOutcome:
+        session = await self._session_open()
+        name = self.names[index]
+        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        try:
+            async with session.request(method, self.urls[index] + path, data=data,
+                                       headers={"Content-Type": "application/json"}) as resp:
+                text = await resp.text(errors="replace")
+                if 200 <= resp.status < 300:
+                    try:
+                        parsed = json.loads(text) if text else None
+                    except ValueError:
+                        parsed = None
+                    return ReplicaOutcome(name, True, resp.status, "", parsed)
+                return ReplicaOutcome(name, False, resp.status, f"HTTP {resp.status}: {text[:200]}")
+        except asyncio.TimeoutError:
+            return ReplicaOutcome(name, False, None, f"timeout after {self.timeout.total:g}s")
+        except aiohttp.ClientError as exc:
+            return ReplicaOutcome(name, False, None, f"connection error ({type(exc).__name__})")
 
-    async def _send_one(self, request: HttpRequest, timeout_s: float) -> tuple[bool, int, int | None, str]:
-        session = await self.session()
-        status, error = None, ""
-        for attempt in range(1, self.policy.max_attempts + 1):
-            retry_after = None
-            try:
-                async with session.request(request.method, request.url, data=request.body, headers=request.headers,
-                                           timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
-                    status = resp.status
-                    text = await resp.text(errors="replace")
-                    verdict = classify(status)
-                    if verdict == "ok":
-                        return True, attempt, status, ""
-                    error = f"HTTP {status}: {self.redact(text[:200])}"
-                    if verdict == "reject":
-                        return False, attempt, status, error
-                    retry_after = _retry_after(resp.headers)
-            except asyncio.TimeoutError:
-                status, error = None, f"timeout after {timeout_s:g}s"
-            except aiohttp.ClientError as exc:
-                status, error = None, f"connection error ({type(exc).__name__})"
-            if attempt < self.policy.max_attempts:
-                await self.sleep(backoff_delay(attempt, self.policy, self.rng, retry_after))
-        return False, self.policy.max_attempts, status, error
+    async def _each(self, method: str, path: str, body=None) -> list[ReplicaOutcome]:
+        return list(await asyncio.gather(*(self._call(i, method, path, body) for i in range(len(self.urls)))))
+
+    async def post_alerts(self, index: int, alerts: list[dict]) -> ReplicaOutcome:
+        """``POST /api/v2/alerts`` to one replica (the router runs one poster per replica)."""
+        return await self._call(index, "POST", "/api/v2/alerts", alerts)
+
+    async def create_silence(self, index: int, body: dict) -> str | None:
+        """``POST /api/v2/silences`` on one replica: the silence id, or None if it did not take it."""
+        outcome = await self._call(index, "POST", "/api/v2/silences", body)
+        return outcome.body.get("silenceID") if outcome.ok and isinstance(outcome.body, dict) else None
+
+    async def active_silence_ids(self, index: int) -> set[str] | None:
+        """Ids of our silences active on one replica, or None when it cannot be read."""
+        query = quote('source="distillguard"')
+        outcome = await self._call(index, "GET", f"/api/v2/silences?filter={query}")
+        if not outcome.ok or not isinstance(outcome.body, list):
+            return None
+        return {s["id"] for s in outcome.body if (s.get("status") or {}).get("state") == "active"}
+
+    async def delete_silence(self, index: int, silence_id: str) -> bool:
+        """``DELETE /api/v2/silence/{id}`` on one replica; an unknown id counts as done."""
+        outcome = await self._call(index, "DELETE", f"/api/v2/silence/{quote(silence_id, safe='')}")
+        return outcome.ok or outcome.status == 404
+
+    async def ready(self) -> list[ReplicaOutcome]:
+        """``GET /-/ready`` on every replica (``distillguard routes check``)."""
+        return await self._each("GET", "/-/ready")

@@ -8,12 +8,10 @@ resolved; a resolved one is kept ``resolved_ttl_s`` (so a late re-delivery of it
 does not page again) and then expires, which bounds the router's table.
 
 The state is a small JSON-able dict (strings and numbers, a few short lists), stored as
-bytes in a changelogged Faust table. Delivery is *reconciled*, not queued: each target
-records the incident version it has been paged for and whether it has seen the ack and
-the resolve, and :func:`pending` compares that with the incident's status. Replaying an
-alert, restarting the router or re-running a tick therefore never re-sends what a target
-already acknowledged receiving, and whatever was not confirmed is sent again with the same
-``dedup_key`` (which PagerDuty, Opsgenie and Alertmanager collapse on their side).
+bytes in a changelogged Faust table. Paging is Alertmanager's: the router re-posts every
+active incident on each tick (same labels, same ``dedup_key``: Alertmanager's fingerprint,
+never a second page), and a resolved one to each replica until it took the resolve
+(:func:`owes_resolve`, :func:`mark_resolve_posted`: a bit per replica).
 """
 from __future__ import annotations
 
@@ -94,12 +92,7 @@ def _refresh(state: dict, alert: dict, now_ms: int) -> None:
         state["org_id"] = alert["org_id"]
 
 
-def _add_targets(state: dict, targets: list[str]) -> None:
-    for name in targets:
-        state["targets"].setdefault(name, {"v": 0, "ack": 0, "res": 0, "failed": ""})
-
-
-def _open(alert: dict, now_ms: int, partition: int, targets: list[str], previous: dict | None) -> dict:
+def _open(alert: dict, now_ms: int, partition: int, previous: dict | None) -> dict:
     reopened = 0
     if previous is not None and previous.get("alert_id") == alert["alert_id"]:
         # The detector still escalates an incident the router resolved: a new incident, new key.
@@ -110,11 +103,10 @@ def _open(alert: dict, now_ms: int, partition: int, targets: list[str], previous
         "reopened": reopened, "version": 1, "severity": alert["severity"], "prev_severity": "",
         "opened_ms": now_ms, "resolved_ms": 0, "resolution": "", "fp_until_ms": 0,
         "notified_score": float(alert.get("score", 0.0)), "notified_members": _members(alert),
-        "targets": {}, "acted_v": 0, "action": "", "released": 0,
+        "am_res": 0, "acted_v": 0, "action": "", "released": 0,
         "incidents": int(previous.get("incidents", 0)) + 1 if previous else 1,
     }
     _refresh(state, alert, now_ms)
-    _add_targets(state, targets)
     return state
 
 
@@ -132,18 +124,17 @@ def escalation(state: dict, alert: dict, lifecycle: Lifecycle) -> str:
     return ""
 
 
-def on_alert(state: dict | None, alert: dict, *, now_ms: int, partition: int, targets: list[str],
-             lifecycle: Lifecycle) -> Transition:
+def on_alert(state: dict | None, alert: dict, *, now_ms: int, partition: int, lifecycle: Lifecycle) -> Transition:
     """Apply one alert v1 to its entity's incident state."""
     if state is None:
-        return Transition(_open(alert, now_ms, partition, targets, None), "opened")
+        return Transition(_open(alert, now_ms, partition, None), "opened")
     if state["status"] == "resolved":
         if state.get("fp_until_ms", 0) > now_ms:
             return Transition(state, "ignored", "entity marked false positive")
         if alert_ms(alert) <= state.get("alert_ms", 0):
             # An alert from before the resolve, read again (restart, redelivery): not a new page.
             return Transition(state, "ignored", "not newer than the resolved incident's last alert")
-        return Transition(_open(alert, now_ms, partition, targets, state), "opened", "reopened after resolve")
+        return Transition(_open(alert, now_ms, partition, state), "opened", "reopened after resolve")
     state = json.loads(json.dumps(state))  # the caller's dict is not changed
     why = escalation(state, alert, lifecycle)
     _refresh(state, alert, now_ms)
@@ -156,9 +147,6 @@ def on_alert(state: dict | None, alert: dict, *, now_ms: int, partition: int, ta
     state["notified_score"] = state["score"]
     state["notified_members"] = state["members"]
     state["status"] = "escalated"
-    for target in state["targets"].values():
-        target["ack"] = 0  # a re-ack after an escalation is sent again
-    _add_targets(state, targets)
     return Transition(state, "escalated", why)
 
 
@@ -203,44 +191,17 @@ def on_tick(state: dict, *, now_ms: int, lifecycle: Lifecycle) -> Transition:
     return Transition(state, "none")
 
 
-def pending(state: dict) -> list[tuple[str, str]]:
-    """(target, event) deliveries the incident still owes; event is ``trigger``/``acknowledge``/``resolve``."""
-    owed = []
-    for name, sent in state["targets"].items():
-        if state["status"] in ACTIVE:
-            if sent["v"] < state["version"]:
-                event = "trigger"
-            elif state["status"] == "acknowledged" and not sent["ack"]:
-                event = "acknowledge"
-            else:
-                continue
-        elif sent["v"] > 0 and not sent["res"]:
-            event = "resolve"  # a target never paged is not told about the resolve
-        else:
-            continue
-        if sent.get("failed") == f"{event}:{state['version']}":
-            continue  # gave up on exactly this one (it is on the failed-deliveries topic)
-        owed.append((name, event))
-    return owed
+def owes_resolve(state: dict, replica: int) -> bool:
+    """A resolved incident whose resolve Alertmanager replica number ``replica`` has not taken yet.
+
+    >>> state = {"status": "resolved", "am_res": 0}
+    >>> mark_resolve_posted(state, 1)
+    >>> owes_resolve(state, 0), owes_resolve(state, 1), state["am_res"]
+    (True, False, 2)
+    """
+    return state["status"] == "resolved" and not (state.get("am_res", 0) >> replica) & 1
 
 
-def mark_delivered(state: dict, target: str, event: str, version: int) -> None:
-    """Record a confirmed delivery (in place); ``version`` is the version the notification carried."""
-    sent = state["targets"][target]
-    if event == "trigger":
-        sent["v"] = max(sent["v"], version)
-    elif event == "acknowledge":
-        sent["ack"] = 1
-    elif event == "resolve":
-        sent["res"] = 1
-    sent["failed"] = ""
-
-
-def mark_failed(state: dict, target: str, event: str, version: int) -> None:
-    """Record that retries are exhausted for this notification (it is not retried on every tick)."""
-    state["targets"][target]["failed"] = f"{event}:{version}"
-
-
-def notification(state: dict, event: str) -> dict:
-    """What a target needs to build its request: a read-only snapshot of the incident."""
-    return {**{k: v for k, v in state.items() if k != "targets"}, "event": event}
+def mark_resolve_posted(state: dict, replica: int) -> None:
+    """Replica number ``replica`` took the resolve (in place): it is not posted there again."""
+    state["am_res"] = state.get("am_res", 0) | (1 << replica)

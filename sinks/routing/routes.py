@@ -1,24 +1,19 @@
-"""The routes file: targets, routes, lifecycle, delivery, quiet times and enforcement policy.
+"""The routes file: what the router decides itself — incident lifecycle, allowlist, enforcement policy.
 
 YAML (``.yaml``/``.yml``) or TOML (``.toml``), validated by pydantic at start-up so a bad
-file stops the router before it reads a record. Secrets are never in the file: a target
-names the environment variable that holds its key, token or URL (``routing_key_env``,
-``api_key_env``, ``webhook_url_env``, ``secret_env``), and :func:`resolve_secrets` reads
-them into :class:`~pydantic.SecretStr` values, so they are never printed or logged.
-
-Matching is Alertmanager-like: routes are tried in order, the first that matches wins,
-unless it sets ``continue: true`` (then later routes are tried too).
+file stops the router before it reads a record. Who is paged, how (PagerDuty, Slack,
+Opsgenie, webhooks), grouping, inhibition, quiet hours and snoozes are Alertmanager's
+(``deploy/alertmanager/alertmanager.yml``); a routes file that still names ``targets`` or
+``routes`` is refused, so a stale file is not silently half-applied.
 """
 from __future__ import annotations
 
-import os
 import tomllib
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import RoutesError
 
@@ -56,113 +51,13 @@ class Match(_Model):
         return True
 
 
-class RateLimit(_Model):
-    """Token bucket: ``per_minute`` sustained, ``burst`` at once."""
-
-    per_minute: float = Field(gt=0)
-    burst: int = Field(1, ge=1)
-
-
-class _Target(_Model):
-    rate_limit: RateLimit | None = None
-    # Per-target override of the delivery timeout (seconds).
-    timeout_s: float | None = Field(None, gt=0)
-
-
-class PagerDutyTarget(_Target):
-    type: Literal["pagerduty"]
-    routing_key_env: str
-    url: str = "https://events.pagerduty.com/v2/enqueue"
-
-
-class OpsgenieTarget(_Target):
-    type: Literal["opsgenie"]
-    api_key_env: str
-    url: str = "https://api.opsgenie.com"
-    responders: list[dict] = Field(default_factory=list)
-
-
-class SlackTarget(_Target):
-    type: Literal["slack"]
-    webhook_url_env: str  # the incoming-webhook URL is itself the credential
-    # New incidents opened within this many seconds of the first waiting one are posted as
-    # one message (a hydra campaign or a burst of keys is one post, not twenty); 0 = each alone.
-    group_wait_s: float = Field(0.0, ge=0)
-    group_max: int = Field(10, ge=1, le=15)  # incidents per grouped message (Slack allows 50 blocks)
-
-
-class AlertmanagerTarget(_Target):
-    type: Literal["alertmanager"]
-    url: str
-
-
-class WebhookTarget(_Target):
-    type: Literal["webhook"]
-    url: str | None = None
-    url_env: str | None = None
-    secret_env: str
-
-    @model_validator(mode="after")
-    def _one_url(self) -> "WebhookTarget":
-        if bool(self.url) == bool(self.url_env):
-            raise ValueError("a webhook target needs exactly one of url or url_env")
-        return self
-
-
-TargetConfig = Annotated[Union[PagerDutyTarget, OpsgenieTarget, SlackTarget, AlertmanagerTarget, WebhookTarget],
-                         Field(discriminator="type")]
-
-
-class Route(_Model):
-    name: str = ""
-    match: Match = Field(default_factory=Match)
-    targets: list[str] = Field(min_length=1)
-    continue_: bool = Field(False, alias="continue")
-
-
-class Delivery(_Model):
-    """Retries: ``max_attempts`` tries in all, exponential backoff with jitter between them."""
-
-    timeout_s: float = Field(10.0, gt=0)
-    max_attempts: int = Field(5, ge=1, le=20)
-    backoff_base_s: float = Field(1.0, gt=0)
-    backoff_max_s: float = Field(60.0, gt=0)
-    jitter: float = Field(0.5, ge=0, le=1)  # share of each delay that is randomised
-
-
 class Lifecycle(_Model):
     auto_resolve_after_s: float = Field(24 * 3600.0, gt=0)  # quiet this long -> resolved
     escalate_score_delta: float = Field(0.15, gt=0)  # score rise that re-notifies
     cluster_growth: float = Field(1.5, gt=1)  # member count ratio that re-notifies
     resolved_ttl_s: float = Field(7 * 86400.0, gt=0)  # resolved incidents kept this long
     false_positive_ttl_s: float = Field(30 * 86400.0, gt=0)  # a false positive mutes its entity this long
-    tick_s: float = Field(5.0, gt=0)  # how often quiet incidents and deferred deliveries are checked
-
-
-class Window(_Model):
-    """A maintenance window: no notifications to ``targets`` (all if empty) for matching alerts."""
-
-    start: datetime
-    end: datetime
-    match: Match = Field(default_factory=Match)
-    targets: list[str] = Field(default_factory=list)
-    reason: str = ""
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "Window":
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("maintenance start/end need a timezone (e.g. 2026-01-01T00:00:00Z)")
-        if self.end <= self.start:
-            raise ValueError("maintenance end must be after start")
-        return self
-
-
-class Snooze(_Model):
-    """No notifications for one entity (``key:ID``, ``account:ID``, ``cluster:ID``) until ``until``."""
-
-    entity: str
-    until: datetime
-    reason: str = ""
+    tick_s: float = Field(5.0, gt=0)  # how often incidents are re-posted to Alertmanager and checked
 
 
 class Allowlist(_Model):
@@ -208,50 +103,12 @@ class ActionPolicy(_Model):
 
 
 class RoutesConfig(_Model):
+    """What the router decides itself; who is paged, how and when is Alertmanager's configuration."""
+
     dashboard_url: str = "http://127.0.0.1:3000"  # Grafana; links go to its distillguard dashboard
-    targets: dict[str, TargetConfig]
-    routes: list[Route] = Field(min_length=1)
-    delivery: Delivery = Field(default_factory=Delivery)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
-    maintenance: list[Window] = Field(default_factory=list)
-    snoozes: list[Snooze] = Field(default_factory=list)
     allowlist: Allowlist = Field(default_factory=Allowlist)
     actions: ActionPolicy = Field(default_factory=ActionPolicy)
-
-    @model_validator(mode="after")
-    def _targets_exist(self) -> "RoutesConfig":
-        for route in self.routes:
-            unknown = [t for t in route.targets if t not in self.targets]
-            if unknown:
-                raise ValueError(f"route {route.name or route.targets} names unknown targets {unknown}")
-        for window in self.maintenance:
-            unknown = [t for t in window.targets if t not in self.targets]
-            if unknown:
-                raise ValueError(f"maintenance window names unknown targets {unknown}")
-        return self
-
-    def targets_for(self, alert: dict) -> list[str]:
-        """Target names for an alert, in route order, without repeats."""
-        chosen: list[str] = []
-        for route in self.routes:
-            if route.match.matches(alert):
-                chosen.extend(t for t in route.targets if t not in chosen)
-                if not route.continue_:
-                    break
-        return chosen
-
-    def muted(self, alert: dict, target: str, now_ms: int) -> str | None:
-        """Why notifications for ``alert`` to ``target`` are held now (maintenance or snooze), or None."""
-        now = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
-        entity = f"{alert.get('entity_type')}:{alert.get('entity_id')}"
-        for snooze in self.snoozes:
-            if snooze.entity == entity and now < snooze.until:
-                return f"snoozed until {snooze.until.isoformat()}"
-        for window in self.maintenance:
-            if window.start <= now < window.end and (not window.targets or target in window.targets) \
-                    and window.match.matches(alert):
-                return f"maintenance until {window.end.isoformat()}"
-        return None
 
 
 def parse_routes(text: str, fmt: Literal["yaml", "toml"] = "yaml") -> RoutesConfig:
@@ -260,8 +117,10 @@ def parse_routes(text: str, fmt: Literal["yaml", "toml"] = "yaml") -> RoutesConf
         data = tomllib.loads(text) if fmt == "toml" else yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         raise RoutesError(f"routes file is not valid {fmt.upper()}: {exc}") from None
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise RoutesError("routes file must be a mapping with 'targets' and 'routes'")
+        raise RoutesError("routes file must be a mapping (lifecycle, allowlist, actions)")
     try:
         return RoutesConfig.model_validate(data)
     except ValidationError as exc:
@@ -276,31 +135,3 @@ def load_routes(path: Path | str) -> RoutesConfig:
     except OSError as exc:
         raise RoutesError(f"cannot read routes file {path}: {exc.strerror}") from None
     return parse_routes(text, "toml" if path.suffix == ".toml" else "yaml")
-
-
-def secret_env_names(target: TargetConfig) -> dict[str, str]:
-    """The target's secret fields -> the env var names that hold them."""
-    names = {}
-    for field in ("routing_key_env", "api_key_env", "webhook_url_env", "secret_env", "url_env"):
-        value = getattr(target, field, None)
-        if value:
-            names[field.removesuffix("_env")] = value
-    return names
-
-
-def resolve_secrets(config: RoutesConfig, environ: dict[str, str] | None = None) -> dict[str, dict[str, SecretStr]]:
-    """Target name -> secret name -> value, read from the environment; all missing names in one error."""
-    environ = os.environ if environ is None else environ
-    secrets: dict[str, dict[str, SecretStr]] = {}
-    missing = []
-    for name, target in config.targets.items():
-        secrets[name] = {}
-        for field, env_name in secret_env_names(target).items():
-            value = environ.get(env_name)
-            if not value:
-                missing.append(f"{name}.{field} (${env_name})")
-            else:
-                secrets[name][field] = SecretStr(value)
-    if missing:
-        raise RoutesError(f"secrets not set in the environment: {', '.join(missing)}")
-    return secrets

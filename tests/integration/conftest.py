@@ -149,7 +149,7 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         counters = {}
         while time.monotonic() < deadline:
-            counters = worker.get("/health")["counters"]
+            counters = counters_of(worker)
             if counters["events"] >= count:
                 return counters
             time.sleep(every)
@@ -174,6 +174,12 @@ def pipeline(broker, tmp_path):
     running = Pipeline(broker, tmp_path)
     yield running
     running.close()
+
+
+def counters_of(worker) -> dict:
+    """The worker's processing counters, from /health whatever its status (a 503 says why it is
+    unhealthy; its counters are still the worker's)."""
+    return health_status(worker)[1]["counters"]
 
 
 def health_status(worker) -> tuple[int, dict]:

@@ -1,17 +1,13 @@
-"""Local HTTP receivers that speak the documented APIs the router pages (PagerDuty Events v2,
-Opsgenie Alert API, Slack incoming webhooks, a signed webhook) and a real Alertmanager.
+"""The real Alertmanager (Debian ``prometheus-alertmanager``) as the router's routing engine, a local
+webhook receiver it notifies, and the router in a child process.
 
-Each receiver validates every request against the vendor's documented shape (a bad request
-gets the vendor's 400 and is recorded in ``errors``, which the tests assert empty), keeps
-the vendor's dedup semantics (a trigger for an open dedup key / alias is collapsed into the
-open incident, not a new page) and can be told to fail on purpose: answer 500, or hang past
-the router's timeout, for the next N requests that mention a given entity.
+The webhook receiver checks every request against Alertmanager's documented webhook payload
+(version 4: ``status``, ``receiver``, ``groupLabels``, ``alerts`` …; a bad one is recorded in
+``errors``, which the tests assert empty) and the bearer token the shipped config sends.
 """
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -20,20 +16,11 @@ import subprocess
 import threading
 import time
 import urllib.request
-from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
 
 from distillguard.embedded import free_port
-
-
-def _iso_ok(value) -> bool:
-    try:
-        datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        return True
-    except ValueError:
-        return False
 
 
 class Receiver:
@@ -121,210 +108,55 @@ class Receiver:
                              f"{len(self.requests)} requests, errors={self.errors}")
 
 
-class PagerDutyReceiver(Receiver):
-    """Events API v2 (``POST /v2/enqueue``), with PagerDuty's dedup: one incident per open dedup_key."""
+class AlertmanagerWebhookReceiver(Receiver):
+    """Where Alertmanager's ``webhook_configs`` posts: keeps each notification (one per group)."""
 
-    SEVERITIES = {"critical", "error", "warning", "info"}
-    TOP = {"routing_key", "event_action", "dedup_key", "payload", "images", "links", "client", "client_url"}
-
-    def __init__(self, routing_key: str) -> None:
+    def __init__(self, token: str) -> None:
         super().__init__()
-        self.routing_key = routing_key
-        self.events: list[dict] = []  # accepted events, in order
-        self.incidents: dict[str, str] = {}  # dedup_key -> triggered | acknowledged | resolved
-        self.pages: list[str] = []  # dedup keys of triggers that opened a new incident (= a page)
+        self.token = token
+        self.notifications: list[dict] = []
 
     def handle(self, record: dict) -> web.Response:
-        if record["method"] != "POST" or record["path"] != "/v2/enqueue":
+        if record["method"] != "POST" or record["path"] != "/hook":
             return self.bad(f"unknown endpoint {record['method']} {record['path']}", 404)
-        if not record["headers"].get("Content-Type", "").startswith("application/json"):
-            return self.bad("content type must be application/json")
-        try:
-            event = json.loads(record["body"])
-        except ValueError:
-            return self.bad("body is not JSON", status="invalid event", message="Event object is invalid")
-        errors = []
-        if set(event) - self.TOP:
-            errors.append(f"unknown fields {set(event) - self.TOP}")
-        if event.get("routing_key") != self.routing_key:
-            errors.append("routing_key wrong")
-        action = event.get("event_action")
-        if action not in ("trigger", "acknowledge", "resolve"):
-            errors.append(f"event_action {action!r}")
-        dedup = event.get("dedup_key")
-        if not isinstance(dedup, str) or not 0 < len(dedup) <= 255:
-            errors.append("dedup_key missing or longer than 255")
-        if action == "trigger":
-            payload = event.get("payload") or {}
-            for name in ("summary", "source", "severity"):
-                if not isinstance(payload.get(name), str) or not payload.get(name):
-                    errors.append(f"payload.{name} missing")
-            if len(payload.get("summary", "")) > 1024:
-                errors.append("payload.summary longer than 1024")
-            if payload.get("severity") not in self.SEVERITIES:
-                errors.append("payload.severity invalid")
-            if "timestamp" in payload and not _iso_ok(payload["timestamp"]):
-                errors.append("payload.timestamp not ISO 8601")
-            if "custom_details" in payload and not isinstance(payload["custom_details"], dict):
-                errors.append("custom_details not an object")
-            for link in event.get("links", []):
-                if not isinstance(link, dict) or "href" not in link:
-                    errors.append("link without href")
-        elif "payload" in event:
-            errors.append(f"{action} carries a payload")
-        if errors:
-            return self.bad("; ".join(errors), status="invalid event", message="Event object is invalid",
-                            errors=errors)
-        self.events.append(event)
-        state = self.incidents.get(dedup)
-        if action == "trigger":
-            if state in (None, "resolved"):
-                self.pages.append(dedup)
-                self.incidents[dedup] = "triggered"
-        elif state is not None and state != "resolved":
-            self.incidents[dedup] = "acknowledged" if action == "acknowledge" else "resolved"
-        return web.json_response({"status": "success", "message": "Event processed", "dedup_key": dedup},
-                                 status=202)
-
-    def actions_for(self, entity: str) -> list[str]:
-        return [e["event_action"] for e in self.events if entity in e["dedup_key"]]
-
-
-class OpsgenieReceiver(Receiver):
-    """Alert API: create (alias dedup), acknowledge, close, priority; ``Authorization: GenieKey``."""
-
-    PRIORITIES = {"P1", "P2", "P3", "P4", "P5"}
-
-    def __init__(self, api_key: str) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.alerts: dict[str, dict] = {}  # alias -> {status, count, priority, acknowledged}
-        self.calls: list[tuple[str, str]] = []  # (verb, alias)
-        self.pages: list[str] = []
-
-    def _accepted(self) -> web.Response:
-        return web.json_response({"result": "Request will be processed", "took": 0.01,
-                                  "requestId": hashlib.md5(str(time.time()).encode()).hexdigest()}, status=202)
-
-    def handle(self, record: dict) -> web.Response:
-        if record["headers"].get("Authorization") != f"GenieKey {self.api_key}":
-            return self.bad("Authorization must be 'GenieKey <api key>'", 401)
-        try:
-            body = json.loads(record["body"] or b"{}")
-        except ValueError:
-            return self.bad("body is not JSON")
-        parts = record["path"].strip("/").split("/")
-        if record["method"] == "POST" and parts == ["v2", "alerts"]:
-            message, alias = body.get("message"), body.get("alias")
-            errors = []
-            if not isinstance(message, str) or not 0 < len(message) <= 130:
-                errors.append("message missing or longer than 130")
-            if not isinstance(alias, str) or not 0 < len(alias) <= 512:
-                errors.append("alias missing or longer than 512")
-            if len(body.get("description", "")) > 15000:
-                errors.append("description longer than 15000")
-            if body.get("priority", "P3") not in self.PRIORITIES:
-                errors.append("priority invalid")
-            if not all(isinstance(v, str) for v in body.get("details", {}).values()):
-                errors.append("details values must be strings")
-            if not isinstance(body.get("tags", []), list):
-                errors.append("tags must be a list")
-            if errors:
-                return self.bad("; ".join(errors), 422)
-            self.calls.append(("create", alias))
-            alert = self.alerts.get(alias)
-            if alert is None or alert["status"] == "closed":
-                self.pages.append(alias)
-                self.alerts[alias] = {"status": "open", "count": 1, "priority": body.get("priority", "P3"),
-                                      "acknowledged": False, "message": message}
-            else:
-                alert["count"] += 1  # Opsgenie deduplicates an open alias
-            return self._accepted()
-        if len(parts) == 4 and parts[:2] == ["v2", "alerts"] and parts[3] in ("acknowledge", "close", "priority"):
-            if record["query"].get("identifierType") != "alias":
-                return self.bad("identifierType must be alias for dedup aliases")
-            alias, verb = parts[2], parts[3]
-            if (verb == "priority") != (record["method"] == "PUT"):
-                return self.bad(f"{verb} must be {'PUT' if verb == 'priority' else 'POST'}", 405)
-            alert = self.alerts.get(alias)
-            if alert is None:
-                return self.bad(f"no alert with alias {alias}", 404)
-            self.calls.append((verb, alias))
-            if verb == "acknowledge":
-                alert["acknowledged"] = True
-            elif verb == "close":
-                alert["status"] = "closed"
-            else:
-                if body.get("priority") not in self.PRIORITIES:
-                    return self.bad("priority invalid", 422)
-                alert["priority"] = body["priority"]
-            return self._accepted()
-        return self.bad(f"unknown endpoint {record['method']} {record['path']}", 404)
-
-
-class SlackReceiver(Receiver):
-    """An incoming webhook at a secret path: JSON ``text`` (+ optional ``blocks``), answers ``ok``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.path = "/services/T0DISTILL/B0GUARD/" + hashlib.sha1(os.urandom(8)).hexdigest()[:24]
-        self.messages: list[dict] = []
-
-    @property
-    def webhook_url(self) -> str:
-        return self.url + self.path
-
-    def handle(self, record: dict) -> web.Response:
-        if record["method"] != "POST" or record["path"] != self.path:
-            return web.Response(text="no_service", status=404)
+        if record["headers"].get("Authorization") != f"Bearer {self.token}":
+            return self.bad("no bearer token", 401)
         try:
             body = json.loads(record["body"])
         except ValueError:
-            self.errors.append("invalid_payload")
-            return web.Response(text="invalid_payload", status=400)
-        ok = isinstance(body.get("text"), str) and body["text"] and all(
-            isinstance(b, dict) and isinstance(b.get("type"), str) for b in body.get("blocks", []))
-        if not ok or len(body.get("blocks", [])) > 50:
-            self.errors.append("invalid_blocks")
-            return web.Response(text="invalid_blocks", status=400)
-        self.messages.append(body)
-        return web.Response(text="ok")
-
-
-class WebhookReceiver(Receiver):
-    """A receiver that checks the HMAC signature and timestamp, and dedups by delivery id."""
-
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        self.secret = secret
-        self.deliveries: list[dict] = []
-
-    def handle(self, record: dict) -> web.Response:
-        headers = record["headers"]
-        ts, signature = headers.get("X-Distillguard-Timestamp", ""), headers.get("X-Distillguard-Signature", "")
-        expected = "sha256=" + hmac.new(self.secret.encode(), ts.encode() + b"." + record["body"],
-                                        hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
-            return self.bad("bad signature", 401)
-        if not ts.isdigit() or abs(time.time() - int(ts)) > 300:
-            return self.bad("stale timestamp", 401)
-        body = json.loads(record["body"])
-        if body.get("schema") != "distill.incident.v1" or body.get("event") not in ("trigger", "acknowledge",
-                                                                                   "resolve"):
-            return self.bad("unknown body")
-        self.deliveries.append({"id": headers.get("X-Distillguard-Delivery"), **body})
+            return self.bad("body is not JSON")
+        missing = {"version", "status", "receiver", "groupLabels", "commonLabels", "alerts"} - set(body)
+        if missing or body.get("version") != "4" or body.get("status") not in ("firing", "resolved"):
+            return self.bad(f"not an Alertmanager webhook payload: missing {missing}")
+        self.notifications.append(body)
         return web.json_response({"received": True})
+
+    def for_entity(self, entity_id: str, status: str | None = None) -> list[dict]:
+        """Notifications naming this entity (optionally only firing / resolved ones)."""
+        return [n for n in self.notifications if any(a["labels"].get("entity_id") == entity_id for a in n["alerts"])
+                and (status is None or n["status"] == status)]
+
+
+BLACKHOLE = ("route:\n  receiver: blackhole\n  group_by: [entity_type, entity_id]\n"
+             "  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
+             "receivers:\n  - name: blackhole\n")
 
 
 class Alertmanager:
-    """The real Prometheus Alertmanager (Debian package), on a free port with its own config and storage."""
+    """The real Prometheus Alertmanager (Debian package), on a free port with its own config and storage.
+
+    Not clustered (``--cluster.listen-address=``): replicas share nothing, so whatever is on
+    one was posted to it. ``kill()`` is SIGKILL; ``start()`` again uses the same port.
+    """
 
     BINARY = "/usr/bin/prometheus-alertmanager"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, config: str = BLACKHOLE) -> None:
         self.root = root
         self.port = free_port()
+        self.config = config
         self._proc: subprocess.Popen | None = None
+        self._log = None
 
     @property
     def url(self) -> str:
@@ -336,9 +168,7 @@ class Alertmanager:
         assert Path(binary).exists(), f"{binary} missing: run scripts/install-system-deps.sh"
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "alertmanager.yml"
-        config.write_text("route:\n  receiver: blackhole\n  group_by: [entity_type, entity_id]\n"
-                          "  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
-                          "receivers:\n  - name: blackhole\n")
+        config.write_text(self.config)
         self._log = open(self.root / "alertmanager.log", "ab")
         self._proc = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.path={self.root / 'data'}",
@@ -361,6 +191,24 @@ class Alertmanager:
         with urllib.request.urlopen(f"{self.url}/api/v2/alerts?{query}", timeout=5) as resp:
             return json.loads(resp.read())
 
+    def active(self, entity_id: str) -> list[dict]:
+        """This entity's alerts that are firing now (active or silenced, not resolved)."""
+        try:
+            return [a for a in self.alerts(entity_id=entity_id) if a["status"]["state"] != "resolved"]
+        except OSError:
+            return []  # down or restarting
+
+    def silences(self) -> list[dict]:
+        with urllib.request.urlopen(f"{self.url}/api/v2/silences", timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def kill(self) -> None:
+        """SIGKILL: everything Alertmanager holds only in memory (all alerts) is gone."""
+        os.killpg(self._proc.pid, signal.SIGKILL)
+        self._proc.wait(10)
+        self._proc = None
+        self._log.close()
+
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             os.killpg(self._proc.pid, signal.SIGTERM)
@@ -370,13 +218,14 @@ class Alertmanager:
                 os.killpg(self._proc.pid, signal.SIGKILL)
                 self._proc.wait(5)
         self._proc = None
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
 
 
 class RouterRun:
     """``distillguard router`` in a child process with its own topics, app id and routes file."""
 
-    def __init__(self, broker, root: Path, routes_yaml: str, secrets: dict[str, str], partitions: int = 4,
+    def __init__(self, broker, root: Path, routes_yaml: str, alertmanager_urls: list[str], partitions: int = 4,
                  log_level: str = "info") -> None:
         import uuid
 
@@ -388,13 +237,13 @@ class RouterRun:
         root.mkdir(parents=True, exist_ok=True)
         self.routes_path = root / "routes.yaml"
         self.routes_path.write_text(routes_yaml)
-        self.secrets = secrets
         self.env = {"DG_ROUTER_APP_ID": f"router-{suffix}", "DG_ROUTER_ALERTS_TOPIC": self.topics["alerts"],
                     "DG_ROUTER_FEEDBACK_TOPIC": self.topics["feedback"],
                     "DG_ROUTER_ACTIONS_TOPIC": self.topics["actions"],
                     "DG_ROUTER_FAILED_TOPIC": self.topics["failed"], "DG_ROUTER_PARTITIONS": str(partitions),
                     "DG_ROUTER_SESSION_TIMEOUT_S": "6", "DG_ROUTER_DATA_DIR": str(root / "data"),
-                    "DG_ROUTER_LOG_LEVEL": log_level, **secrets}
+                    "DG_ROUTER_LOG_LEVEL": log_level, "DG_ALERTMANAGER_URLS": ",".join(alertmanager_urls),
+                    "DG_ALERTMANAGER_TIMEOUT_S": "2"}
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         for future in admin.create_topics([NewTopic(self.topics["alerts"], partitions, 1)]).values():
             future.result(15)
@@ -459,6 +308,11 @@ class RouterRun:
         finally:
             consumer.close()
         return records
+
+    def incidents(self, process=None) -> list[dict]:
+        process = process or self.processes[-1]
+        with urllib.request.urlopen(process.url + "/incidents", timeout=5) as resp:
+            return json.loads(resp.read())["incidents"]
 
     def metrics(self, process=None) -> str:
         process = process or self.processes[-1]

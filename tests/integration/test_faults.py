@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 from distillguard.demo_traffic import demo_events, iter_encoded
 from distillguard.embedded import EmbeddedBroker
 
-from .conftest import health_status, metric, wait_for, wait_rows
+from .conftest import counters_of, health_status, metric, wait_for, wait_rows
 
 FAULT_ENV = {"DG_CLICKHOUSE_MAX_BUFFERED_ROWS": "200", "DG_CLICKHOUSE_RETRY_AFTER_S": "0.5"}
 
@@ -60,7 +60,7 @@ def test_clickhouse_outage_backpressure_then_recovery(pipeline, tmp_path):
     wait_for(lambda: metric(worker, "distillguard_sink_backpressure_total") > 0, "back-pressure")
     assert metric(worker, "distillguard_sink_errors_total") > 0
     time.sleep(3.0)  # the worker keeps failing for a while
-    seen = worker.get("/health")["counters"]["events"]
+    seen = counters_of(worker)["events"]  # (503 once the stall is seen: DG_STALL_AFTER_S=2)
     # Back-pressure stopped consumption at the sink's buffer bound (200 rows once a flush has
     # failed, 2 x 200 at most while the first failing write is in flight): the rest waits in
     # Kafka, not in memory; nothing was stored and no offset was committed past the outage.
@@ -79,7 +79,7 @@ def test_clickhouse_outage_backpressure_then_recovery(pipeline, tmp_path):
     assert tables["events"] == len(events) and tables["key_minute_events"] == len(events)
     assert tables["key_hour_events"] == len(events)
     wait_for(lambda: committed(pipeline) == len(events), "every offset committed after the outage")
-    counters = worker.get("/health")["counters"]
+    counters = counters_of(worker)
     assert counters["processed"] == len(events) and counters["dead_letters"] == 0
     assert_alerts_complete(pipeline, worker)
 
@@ -128,7 +128,7 @@ def test_records_the_consumer_skips_are_read_again(pipeline, tmp_path):
     assert not skip.exists()  # the jump happened
     assert metric(worker, "distillguard_consumer_holes_total") == 3
     assert tables["events"] == len(events) and tables["key_minute_events"] == len(events)
-    counters = worker.get("/health")["counters"]
+    counters = counters_of(worker)
     assert counters["processed"] == len(events) and counters["dead_letters"] == 0
     assert_alerts_complete(pipeline, worker)
     wait_for(lambda: committed(pipeline) == len(events), "every offset committed")
@@ -160,7 +160,7 @@ def test_broker_stopped_and_restarted_mid_stream(tmp_path):
         # buffered, neither acked nor committed.
         down.touch()
         pipeline.produce(first[100:])
-        wait_for(lambda: worker.get("/health")["counters"]["events"] >= 300, "the worker mid-stream")
+        wait_for(lambda: counters_of(worker)["events"] >= 300, "the worker mid-stream")
         assert committed(pipeline) <= 100
         broker.stop()  # SIGTERM, as a rolling restart would
         down.unlink()  # the rows land while the broker is down; the commits cannot
@@ -169,7 +169,7 @@ def test_broker_stopped_and_restarted_mid_stream(tmp_path):
         pipeline.produce(rest)
         tables = wait_rows(worker, len(events), timeout=120)
         assert tables["events"] == len(events) and tables["key_minute_events"] == len(events)
-        counters = worker.get("/health")["counters"]
+        counters = counters_of(worker)
         assert counters["dead_letters"] == 0 and counters["processed"] == len(events)
         assert worker.pid is not None and worker._proc.poll() is None  # the same worker, never restarted
         assert_alerts_complete(pipeline, worker)

@@ -9,6 +9,8 @@ import json
 import time
 import urllib.request
 
+from .conftest import counters_of
+
 BASE_S = 1_769_904_000  # 2026-02-01T00:00:00Z
 
 
@@ -40,7 +42,7 @@ def test_late_events_are_counted_by_event_time_but_not_learned(pipeline):
     assert row["events"] == len(records)
     info = worker.get("/query/state?key=key_late")["info"]
     assert info["events"] == len(records) - len(late)
-    counters = worker.get("/health")["counters"]
+    counters = counters_of(worker)
     assert counters["processed"] == len(records) and counters["late"] == len(late)
     with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as resp:
         metrics = resp.read().decode()

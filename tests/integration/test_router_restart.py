@@ -1,10 +1,9 @@
-"""A router killed with SIGKILL while it is paging neither loses nor duplicates a page.
+"""A router killed with SIGKILL while it is posting to Alertmanager neither loses nor duplicates a page.
 
-"No duplicate page" is PagerDuty's own rule, which the receiver applies: a trigger whose
-dedup_key has an open incident is folded into it; only a trigger for an unknown (or
-resolved) dedup_key pages someone. So the test asserts exactly one page per entity and one
-dedup_key per entity, and bounds the repeated *trigger events* (at-least-once delivery may
-repeat the trigger that was in flight when the router died; it carries the same dedup_key).
+"No duplicate page" is Alertmanager's own rule: alerts with the same label set are one alert
+(its fingerprint), so an incident re-posted by a restarted router is the same alert, and only
+a new label set (a new ``dedup_key``) is a new page. So the test asserts exactly one alert,
+with the incident's first dedup key, per entity on the real Alertmanager.
 """
 from __future__ import annotations
 
@@ -16,68 +15,77 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from receivers import PagerDutyReceiver, RouterRun, make_alert  # noqa: E402
+from receivers import Alertmanager, RouterRun, make_alert  # noqa: E402
 
 ROUTES = """
-targets:
-  pagerduty: {{type: pagerduty, routing_key_env: TEST_PD_ROUTING_KEY, url: "{pd}/v2/enqueue"}}
-routes:
-  - {{targets: [pagerduty]}}
-delivery: {{timeout_s: 5.0, max_attempts: 4, backoff_base_s: 0.1, backoff_max_s: 0.5}}
-lifecycle: {{auto_resolve_after_s: 3600, tick_s: 0.5}}
+lifecycle: {auto_resolve_after_s: 3600, tick_s: 0.5}
 """
 
 
-def test_router_pagerduty_sigkill_during_delivery_loses_and_duplicates_no_page(broker, tmp_path):
-    key = "R" + uuid.uuid4().hex[:31]
-    pd = PagerDutyReceiver(key).start()
-    pd.delay_s = 0.25  # a slow PagerDuty: the router is always mid-request
-    run = RouterRun(broker, tmp_path, ROUTES.format(pd=pd.url), {"TEST_PD_ROUTING_KEY": key})
+def _alerts_by_entity(am: Alertmanager, prefix: str) -> dict[str, list[dict]]:
+    """entity id -> its firing alerts on Alertmanager (every severity), for entities named ``prefix``*."""
+    by_entity: dict[str, list[dict]] = {}
+    for alert in am.alerts():
+        labels = alert["labels"]
+        if labels["entity_id"].startswith(prefix) and alert["status"]["state"] != "resolved":
+            by_entity.setdefault(labels["entity_id"], []).append(alert)
+    return by_entity
+
+
+def test_router_alertmanager_sigkill_while_posting_loses_and_duplicates_no_page(broker, tmp_path):
+    am = Alertmanager(tmp_path / "alertmanager").start()
+    run = RouterRun(broker, tmp_path / "router", ROUTES, [am.url])
+    prefix = f"kill-{uuid.uuid4().hex[:4]}"
     try:
-        entities = [f"kill-{i:02d}-{uuid.uuid4().hex[:4]}" for i in range(30)]
+        entities = [f"{prefix}-{i:02d}" for i in range(30)]
         router = run.start()
         run.send_alerts([make_alert(e, severity="warning", score=0.6) for e in entities])
-        pd.wait(lambda: len(pd.events) >= 10, timeout=60, what="10 triggers before the kill")
+        wait_for(lambda: len(_alerts_by_entity(am, prefix)) >= 10, "10 incidents posted before the kill", 60)
         router.kill()
-        at_kill = len(pd.requests)
         run.start()
         # Escalations for a few entities arrive after the restart: they must reach the same incident.
         run.send_alerts([make_alert(e, severity="critical", score=0.9) for e in entities[:3]])
-        pd.wait(lambda: len({e["dedup_key"] for e in pd.events}) == 30 and
-                sum(e["payload"]["severity"] == "critical" for e in pd.events) >= 3,
-                timeout=120, what="every entity paged and 3 escalations")
+
+        def settled():
+            alerts = _alerts_by_entity(am, prefix)
+            return len(alerts) == 30 and all(a[0]["labels"]["severity"] == "critical" and len(a) == 1
+                                             for e, a in alerts.items() if e in entities[:3])
+
+        wait_for(settled, "every entity firing and 3 escalated", 120)
         time.sleep(2.0)  # anything still to come would be a duplicate: let it land
-        with pd.lock:
-            events, pages = list(pd.events), list(pd.pages)
-        per_entity = Counter(e["dedup_key"] for e in events)
-        assert sorted(pages) == sorted(f"dg:key:{e}:1" for e in entities)  # one page each, none lost
-        assert set(per_entity) == {f"dg:key:{e}:1" for e in entities}  # one dedup key per entity
-        repeats = len(events) - 30 - 3
-        print(f"requests before kill {at_kill}, trigger events {len(events)}, repeated triggers {repeats}")
-        # At most the trigger in flight at the kill, plus what the broker's changelog replay
-        # may drop (tansu reports a short high watermark): never a second page.
-        assert 0 <= repeats <= 3, per_entity
-        assert not pd.errors
+        alerts = _alerts_by_entity(am, prefix)
+        # one alert per entity, with the incident's first dedup key: none lost, none paged twice
+        assert {e: [a["labels"]["dedup_key"] for a in found] for e, found in alerts.items()} == \
+            {e: [f"dg:key:{e}:1"] for e in entities}
+        assert Counter(a[0]["labels"]["severity"] for a in alerts.values()) == {"warning": 27, "critical": 3}
     finally:
         run.stop()
-        pd.stop()
+        am.stop()
 
 
-def test_router_pagerduty_pages_alerts_the_consumer_group_skipped(broker, tmp_path):
+def wait_for(predicate, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_router_alertmanager_gets_alerts_the_consumer_group_skipped(broker, tmp_path):
     """The group's committed offsets are past alerts the router never applied (what Faust does
     when it counts a record dropped during a rebalance as a gap): the router re-reads them."""
     import re
 
-    key = "R" + uuid.uuid4().hex[:31]
-    pd = PagerDutyReceiver(key).start()
-    run = RouterRun(broker, tmp_path, ROUTES.format(pd=pd.url), {"TEST_PD_ROUTING_KEY": key})
+    am = Alertmanager(tmp_path / "alertmanager").start()
+    run = RouterRun(broker, tmp_path / "router", ROUTES, [am.url])
     try:
         # One batch per record throughout: tansu reports a batch's end as its start + 1.
         before = _names_on_every_partition("before", run.partitions, per_partition=2)
         first = run.start()
         for entity in before:
             run.send_alerts([make_alert(entity, severity="critical", score=0.9)])
-        pd.wait(lambda: len(pd.pages) == len(before), what="the first alerts paged")
+        wait_for(lambda: set(_alerts_by_entity(am, "before")) == set(before), "the first alerts posted")
         time.sleep(1.5)  # the router's positions are changelogged
         first.stop()
         skipped = [f"skip-{i:02d}-{uuid.uuid4().hex[:4]}" for i in range(8)]
@@ -89,12 +97,12 @@ def test_router_pagerduty_pages_alerts_the_consumer_group_skipped(broker, tmp_pa
         later = [f"later-{i:02d}-{uuid.uuid4().hex[:4]}" for i in range(4)]
         run.send_alerts([make_alert(e, severity="critical", score=0.9) for e in later])
         everyone = before + skipped + later
-        pd.wait(lambda: {e["dedup_key"] for e in pd.events} >= {f"dg:key:{e}:1" for e in everyone},
-                # the broker may take a while to hand the group back after the outside member left
-                timeout=120, what="every alert paged, the skipped ones too")
-        with pd.lock:
-            pages = list(pd.pages)
-        assert sorted(pages) == sorted(f"dg:key:{e}:1" for e in everyone), pages
+        # the broker may take a while to hand the group back after the outside member left
+        wait_for(lambda: {e for prefix in ("before", "skip", "later") for e in _alerts_by_entity(am, prefix)}
+                 >= set(everyone), "every alert posted, the skipped ones too", 120)
+        posted = {e: [a["labels"]["dedup_key"] for a in found] for prefix in ("before", "skip", "later")
+                  for e, found in _alerts_by_entity(am, prefix).items()}
+        assert posted == {e: [f"dg:key:{e}:1"] for e in everyone}
         repaired = re.search(r"^distillguard_router_gap_repairs_total (\S+)$", run.metrics(router), re.M)
         print(f"gap repairs: {repaired.group(1) if repaired else None}")
         # At least the skipped ones; a few already-applied ones too when the positions table's
@@ -102,7 +110,7 @@ def test_router_pagerduty_pages_alerts_the_consumer_group_skipped(broker, tmp_pa
         assert repaired and len(skipped) <= float(repaired.group(1)) <= len(skipped) + len(before)
     finally:
         run.stop()
-        pd.stop()
+        am.stop()
 
 
 async def _commit_group_at_end(bootstrap: str, group_id: str, topic: str) -> None:

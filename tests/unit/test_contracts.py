@@ -94,7 +94,7 @@ def _incident_actions(alerts: list[dict]) -> list[dict]:
     """Every action record of one incident: each alert in turn, then a resolve."""
     state, records, now = None, [], 1
     for alert in alerts:
-        state = lifecycle.on_alert(state, alert, now_ms=now, partition=0, targets=[], lifecycle=LIFECYCLE).state
+        state = lifecycle.on_alert(state, alert, now_ms=now, partition=0, lifecycle=LIFECYCLE).state
         records.append(actions.next_action(state, POLICY, now + 1))
         actions.mark_acted(state, records[-1])
         now += 10

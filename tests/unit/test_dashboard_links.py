@@ -14,7 +14,7 @@ import yaml
 from distillguard.sinks.dashboard_links import incident_link
 from distillguard.sinks.routing import lifecycle
 from distillguard.sinks.routing.routes import Lifecycle, RoutesConfig
-from distillguard.sinks.routing.targets import dashboard_link
+from distillguard.sinks.routing.text import dashboard_link
 
 ROOT = Path(__file__).resolve().parents[1].parent
 DASHBOARD = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "distillguard.json").read_text())
@@ -25,7 +25,7 @@ def _incident(entity_type: str, entity_id: str, keys: list[str], **extra) -> dic
     alert = {"schema": "distill.alert.v1", "alert_id": f"{entity_type}:{entity_id}:1", "ts": "2026-02-01T10:00:00Z",
              "entity_type": entity_type, "entity_id": entity_id, "api_key_ids": keys, "score": 0.9,
              "severity": "critical", "events_seen": 40, "detector": "test/1", "reasons": [], **extra}
-    return lifecycle.on_alert(None, alert, now_ms=1, partition=0, targets=[], lifecycle=Lifecycle()).state
+    return lifecycle.on_alert(None, alert, now_ms=1, partition=0, lifecycle=Lifecycle()).state
 
 
 @pytest.mark.parametrize("dashboard_url", [RoutesConfig.model_fields["dashboard_url"].default,

@@ -11,7 +11,7 @@ from pydantic import AliasChoices
 
 from distillguard.dashboard import DashboardSettings
 from distillguard.sinks.clickhouse import ClickHouseSettings
-from distillguard.sinks.routing.routes import parse_routes, resolve_secrets, secret_env_names
+from distillguard.sinks.routing.routes import parse_routes
 from distillguard.streams.router import RouterSettings
 from distillguard.streams.settings import WorkerSettings
 
@@ -119,11 +119,8 @@ def test_every_manifest_is_listed_in_the_kustomization_and_loads(manifests):
 
 def test_every_env_var_set_is_read_by_the_code(manifests):
     readable = set().union(*(settings_env_names(cls) for cls in SETTINGS)) | code_env_names()
-    routes_secrets = {name for target in _routes(manifests).targets.values()
-                      for name in secret_env_names(target).values()}
     for workload, container in _containers(manifests):
-        allowed = readable | (routes_secrets if container["args"][0] == "router" else set())
-        unknown = set(_container_env(manifests, container)) - allowed
+        unknown = set(_container_env(manifests, container)) - readable
         assert not unknown, (workload["metadata"]["name"], sorted(unknown))
     # and the names are read as meant: the settings built from the ConfigMap + Secret carry them
     config = _one(manifests, "ConfigMap", "distillguard-config")["data"]
@@ -141,11 +138,12 @@ def test_every_env_var_set_is_read_by_the_code(manifests):
     assert "@" not in config["DG_CLICKHOUSE_URL"]  # no credentials in the URL
     router = _from_env(RouterSettings, env)
     assert router.kafka_bootstrap == config["DG_KAFKA_BOOTSTRAP"] and router.partitions == worker.partitions
-    # the router's routes file resolves every secret it names from the router's environment
+    # the router posts to every Alertmanager replica, each named on its own
     (router_container,) = _one(manifests, "Deployment", "distillguard-router")["spec"]["template"]["spec"][
         "containers"]
-    assert routes_secrets <= set(_container_env(manifests, router_container))
-    assert resolve_secrets(_routes(manifests), secret)
+    router = _from_env(RouterSettings, {**env, **{k: v for k, v in _container_env(manifests, router_container).items()
+                                                  if isinstance(v, str)}})
+    assert len(router.alertmanager_urls) == 2
 
 
 def _from_env(cls, env: dict[str, str]):
@@ -329,10 +327,11 @@ def test_the_kustomization_builds_with_a_generated_secret_a_network_policy_and_t
     refs = {name for name, _ in _secret_refs(docs)}
     assert refs == {secret_name}  # every reference follows the generated name
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
-    deny = [p for p in policies if p["spec"]["podSelector"] == {} and "ingress" not in p["spec"]
-            and "egress" not in p["spec"]]
-    assert deny and set(deny[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}  # default deny, both ways
     workloads = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "Job")}
+    (deny,) = [p for p in policies if "ingress" not in p["spec"] and "egress" not in p["spec"]]
+    assert set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}  # default deny, both ways, of every pod
+    assert all(_selects(deny["spec"]["podSelector"], w["spec"]["template"]["metadata"]["labels"])
+               for w in workloads.values())
     for name, workload in workloads.items():  # every pod is let in on (only) its web port
         labels = workload["spec"]["template"]["metadata"]["labels"]
         ports = {p["containerPort"] for c in workload["spec"]["template"]["spec"]["containers"]

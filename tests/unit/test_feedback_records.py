@@ -51,6 +51,14 @@ def test_snooze_records_carry_their_end():
         feedback_record("key", "k", "ack", until=1.0)
 
 
+def test_unsnooze_records_parse_and_carry_no_end():
+    record = feedback_record("cluster", "c1", "unsnooze", actor="al", now=1_770_000_000)
+    parsed = parse_feedback(json.dumps(record).encode())
+    assert parsed["action"] == "unsnooze" and "until" not in parsed and "until_ms" not in parsed
+    with pytest.raises(BadFeedback):
+        feedback_record("cluster", "c1", "unsnooze", until=1.0)
+
+
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("45", 45)])
 def test_snooze_durations(text, seconds):
     from distillguard.cli import _duration_s

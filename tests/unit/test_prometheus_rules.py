@@ -54,3 +54,23 @@ def test_every_rule_links_to_its_section_of_the_runbook():
         url = rule["annotations"].get("runbook_url", "")
         assert url == f"docs/runbook.md#{rule['alert'].lower()}", rule["alert"]
         assert rule["alert"].lower() in sections, f"docs/runbook.md has no section for {rule['alert']}"
+
+
+def test_the_router_rules_name_the_routers_metrics_and_labels():
+    from distillguard.streams.router import RouterMetrics
+
+    metrics = RouterMetrics()
+    names = {sample.name for family in metrics.registry.collect() for sample in family.samples} | {
+        family.name for family in metrics.registry.collect()}
+    labels = {label for attribute in vars(metrics).values() for label in getattr(attribute, "_labelnames", ())}
+    groups = {g["name"]: g["rules"] for g in yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"]}
+    rules = groups["distillguard-router"]
+    assert {"DistillguardRouterDown", "DistillguardAlertmanagerUnreachable"} <= {r["alert"] for r in rules}
+    for rule in rules:
+        used = set(re.findall(r"distillguard_\w+", rule["expr"]))
+        assert used <= names, (rule["alert"], used - names)
+        for by in re.findall(r"by \(([^)]*)\)", rule["expr"]):
+            assert {b.strip() for b in by.split(",")} <= labels, (rule["alert"], by)
+        for job in re.findall(r'job="([^"]+)"', rule["expr"]):
+            assert job in {j["job_name"] for j in yaml.safe_load((DEPLOY / "prometheus.yml").read_text())[
+                "scrape_configs"]}

@@ -7,22 +7,6 @@ from distillguard.sinks.routing.routes import parse_routes
 
 ROUTES = """
 dashboard_url: https://grafana.example/d/dg
-targets:
-  pd: {type: pagerduty, routing_key_env: PD_KEY, url: "http://pd.test/v2/enqueue"}
-  og: {type: opsgenie, api_key_env: OG_KEY, url: "http://og.test"}
-  slack: {type: slack, webhook_url_env: SLACK_URL, rate_limit: {per_minute: 6, burst: 2}}
-  am: {type: alertmanager, url: "http://am.test:9093"}
-  hook: {type: webhook, url: "http://hook.test/in", secret_env: HOOK_SECRET}
-routes:
-  - name: critical
-    match: {severity: [critical]}
-    targets: [pd, slack]
-    continue: true
-  - name: clusters
-    match: {entity_type: [cluster], min_score: 0.5}
-    targets: [og]
-  - name: everything
-    targets: [am, hook]
 lifecycle: {auto_resolve_after_s: 60, escalate_score_delta: 0.1, cluster_growth: 1.5, resolved_ttl_s: 600,
             false_positive_ttl_s: 3600}
 allowlist: {entities: ["key:internal-eval"], api_key_ids: [partner-1, partner-2]}
@@ -32,10 +16,6 @@ actions:
     - {match: {severity: [warning, critical]}, action: perturb_outputs}
     - {match: {}, action: throttle}
 """
-
-SECRETS_ENV = {"PD_KEY": "pd-routing-key-0123456789abcdef", "OG_KEY": "og-api-key-secret",
-               "SLACK_URL": "http://slack.test/services/T000/B000/XXXXSECRET", "HOOK_SECRET": "hmac-secret-value"}
-
 
 def make_alert(entity_id="k1", *, entity_type="key", severity="warning", score=0.6, keys=None, n=1, **extra):
     return {"schema": "distill.alert.v1", "alert_id": f"{entity_type}:{entity_id}:{n}", "ts": "2026-02-01T10:00:00Z",
@@ -53,11 +33,6 @@ def config():
 @pytest.fixture
 def routes_text():
     return ROUTES
-
-
-@pytest.fixture
-def secrets_env():
-    return dict(SECRETS_ENV)
 
 
 @pytest.fixture(name="make_alert")

@@ -1,17 +1,16 @@
-"""Incident lifecycle: one incident per entity, escalation, ack/resolve, auto-resolve, expiry, reconciliation."""
+"""Incident lifecycle: one incident per entity, escalation, ack/resolve, auto-resolve, expiry, resolve owed."""
 from __future__ import annotations
 
 import json
 
 from distillguard.sinks.routing import lifecycle
-from distillguard.sinks.routing.lifecycle import mark_delivered, mark_failed, on_alert, on_feedback, on_tick, pending
+from distillguard.sinks.routing.lifecycle import mark_resolve_posted, on_alert, on_feedback, on_tick, owes_resolve
 
 T0 = 1_770_000_000_000
 
 
 def _alert(config, make_alert, state, alert, now=T0):
-    return on_alert(state, alert, now_ms=now, partition=3, targets=config.targets_for(alert),
-                    lifecycle=config.lifecycle)
+    return on_alert(state, alert, now_ms=now, partition=3, lifecycle=config.lifecycle)
 
 
 def test_one_incident_per_entity_and_updates_do_not_renotify(config, make_alert):
@@ -19,28 +18,20 @@ def test_one_incident_per_entity_and_updates_do_not_renotify(config, make_alert)
     assert opened.change == "opened"
     state = opened.state
     assert state["dedup_key"] == "dg:key:k1:1" and state["version"] == 1 and state["partition"] == 3
-    assert pending(state) == [("am", "trigger"), ("hook", "trigger")]
-    for target, event in pending(state):
-        mark_delivered(state, target, event, state["version"])
-    assert pending(state) == []
+    assert not owes_resolve(state, 0)
     # Same severity, small score change, even a new detector incident id: an update, no page.
     again = _alert(config, make_alert, state, make_alert(score=0.65, n=2), now=T0 + 1000)
     assert again.change == "updated" and again.state["dedup_key"] == "dg:key:k1:1"
-    assert pending(again.state) == []
+    assert again.state["version"] == 1
     assert again.state["updated_ms"] == T0 + 1000
     assert json.loads(lifecycle.encode(again.state)) == again.state  # plain JSON, no pickles
 
 
 def test_escalation_on_severity_score_or_cluster_growth(config, make_alert):
     state = _alert(config, make_alert, None, make_alert(score=0.6)).state
-    for target, event in pending(state):
-        mark_delivered(state, target, event, 1)
     up = _alert(config, make_alert, state, make_alert(severity="critical", score=0.61))
     assert up.change == "escalated" and "severity warning -> critical" in up.reason
     assert up.state["version"] == 2 and up.state["prev_severity"] == "warning"
-    # Critical adds PagerDuty and Slack; the already-paged targets get the new version.
-    assert sorted(pending(up.state)) == [("am", "trigger"), ("hook", "trigger"), ("pd", "trigger"),
-                                         ("slack", "trigger")]
     assert state["version"] == 1  # the caller's dict is untouched
 
     scored = _alert(config, make_alert, state, make_alert(score=0.71))
@@ -56,18 +47,21 @@ def test_escalation_on_severity_score_or_cluster_growth(config, make_alert):
     assert grown.change == "escalated" and "grew from 4 to 6" in grown.reason
 
 
-def test_ack_then_resolve_reach_only_paged_targets(config, make_alert):
+def test_ack_keeps_the_incident_active_and_a_resolve_is_owed_until_posted(config, make_alert):
     state = _alert(config, make_alert, None, make_alert(severity="critical")).state
-    mark_delivered(state, "pd", "trigger", 1)
     acked = on_feedback(state, "ack", now_ms=T0 + 5, lifecycle=config.lifecycle, actor="alice", reason="looking")
     assert acked.change == "acknowledged" and acked.state["status"] == "acknowledged"
-    owed = dict(pending(acked.state))
-    assert owed["pd"] == "acknowledge" and owed["slack"] == "trigger"  # slack not paged yet: trigger first
+    assert not owes_resolve(acked.state, 0)  # still firing in Alertmanager: it has no acknowledge
     resolved = on_feedback(acked.state, "resolve", now_ms=T0 + 9, lifecycle=config.lifecycle, actor="alice")
     assert resolved.state["status"] == "resolved" and "alice" in resolved.state["resolution"]
-    assert pending(resolved.state) == [("pd", "resolve")]  # never-paged targets are not told
-    mark_delivered(resolved.state, "pd", "resolve", 1)
-    assert pending(resolved.state) == []
+    assert owes_resolve(resolved.state, 0) and owes_resolve(resolved.state, 1)
+    mark_resolve_posted(resolved.state, 1)  # one replica took it, the other is owed it still
+    assert owes_resolve(resolved.state, 0) and not owes_resolve(resolved.state, 1)
+    mark_resolve_posted(resolved.state, 0)
+    assert not owes_resolve(resolved.state, 0)
+    reopened = _alert(config, make_alert, resolved.state, make_alert(severity="critical", ts="2026-02-01T11:00:00Z"))
+    assert reopened.change == "opened" and not any(owes_resolve(reopened.state, i) for i in (0, 1))
+    assert on_feedback(reopened.state, "resolve", now_ms=T0 + 20, lifecycle=config.lifecycle).state["am_res"] == 0
 
 
 def test_auto_resolve_after_quiet_then_expiry_bounds_the_table(config, make_alert):
@@ -109,14 +103,6 @@ def test_false_positive_mutes_the_entity_until_it_expires(config, make_alert):
     later = T0 + 3_600_000
     assert _alert(config, make_alert, fp, make_alert(severity="critical", ts="2026-02-01T12:00:00Z"),
                   now=later).change == "opened"
-
-
-def test_failed_delivery_is_not_retried_until_a_new_version(config, make_alert):
-    state = _alert(config, make_alert, None, make_alert()).state
-    mark_failed(state, "am", "trigger", 1)
-    assert ("am", "trigger") not in pending(state)
-    escalated = _alert(config, make_alert, state, make_alert(severity="critical")).state
-    assert ("am", "trigger") in pending(escalated)
 
 
 def test_long_ids_give_bounded_dedup_keys():
