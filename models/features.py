@@ -20,6 +20,7 @@ import json
 import re
 import zlib
 from dataclasses import dataclass
+from itertools import filterfalse
 
 import ahocorasick
 
@@ -261,7 +262,7 @@ def _word_spread(word: str) -> int:
         if len(_WORD_SPREADS) >= _WORD_SPREADS_MAX:
             _WORD_SPREADS.clear()
         spread = _WORD_SPREADS[word] = int.from_bytes(
-            b"".join(_BYTE_SPREAD[b] for b in _h64(word).to_bytes(8, "little")), "little")
+            b"".join(map(_BYTE_SPREAD.__getitem__, _h64(word).to_bytes(8, "little"))), "little")
     return spread
 
 
@@ -427,7 +428,7 @@ _MAX_PROMPT_CHARS = 20_000
 
 def featurize(event: RequestEvent) -> EventFeatures:
     norm = normalise(event.prompt[:_MAX_PROMPT_CHARS])
-    words = [w for w in _WORD.findall(norm) if w not in _STOP]
+    words = list(filterfalse(_STOP.__contains__, _WORD.findall(norm)))  # (in C: no per-word bytecode)
     if not norm.isascii():  # Chinese has no words _WORD finds: character bigrams instead
         words += multilingual.script_tokens(norm, 100)  # (each new bigram costs a hash: 100 suffice)
     simhash = _simhash(words[:200])
