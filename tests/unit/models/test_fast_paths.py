@@ -67,3 +67,38 @@ def test_every_trigger_alone_agrees():
     for trigger in _TRIGGERS:
         for text in (trigger, f"x {trigger} y", trigger * 2):
             assert features._families_present(text) == families_reference(text), text
+
+
+def test_state_last_ts_reads_what_decode_state_reads():
+    # states as replay holds them, after events at various times, and the layouts that fall
+    # back to the whole decode (no state, an old or unknown layout, a wrong length)
+    from distillguard.models.events import parse_event
+    from distillguard.models.pipeline import KeyPipeline, decode_state, state_last_ts
+
+    pipeline, state, states = KeyPipeline(), None, [None, b"", b"\x03" + bytes(40), b"\xff" * 10]
+    for i, ts in enumerate(("2026-02-01T00:00:00Z", "2026-02-01T00:00:07.250Z", "2026-02-03T11:22:33Z")):
+        event = parse_event(('{"schema":"llm.request.v1","event_id":"e%d","ts":"%s","api_key_id":"k",'
+                             '"account_id":"a","model":"m","prompt":"hello there"}' % (i, ts)).encode())
+        state = pipeline.step(state, event).state
+        states += [state, state[:-1]]
+    for data in states:
+        assert state_last_ts(data) == decode_state(data).last_ts
+    assert state_last_ts(state) == 1770117753000.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=6), st.lists(st.integers(0, 5), max_size=20))
+def test_normalise_memo_is_the_normaliser(texts, order):
+    # the same str objects again and again, in any order (the memo keeps the last one)
+    from distillguard.models.normalise import _normalised
+    for i in order + list(range(len(texts))):
+        text = texts[i % len(texts)]
+        assert normalise(text) == _normalised(text)
+
+
+def test_the_same_prompt_is_normalised_once():
+    prompt = "Explain STEP by step: " + "x" * 100
+    first = normalise(prompt)
+    assert normalise(prompt) is first  # the memo's result, not a second lower-cased copy
+    other = "".join(["Explain STEP by step: ", "x" * 100])  # equal, another object: computed again
+    assert normalise(other) == first and normalise(other) is not first
