@@ -38,7 +38,8 @@ _REGEX_WORDS = ["reasoning", "the steps", "your work", "response", "answer", "le
                 "carefully", "out loud", "1 to 10", "10 points", "examples", "questions", "tools",
                 "functions", "\n", " ", "a) ", "\nb. ", "search(query), calc(x)", ": ", "(a)", "thinking",
                 "question: x\nanswer:", "final answer", "solution", "5 diverse"]
-_piece = st.one_of(st.sampled_from(_TRIGGERS), st.sampled_from(_REGEX_WORDS),
+_ODD = ["\ud800", "\udfff", "\x00", "\U0001f600", "\u200b", "ｓｔｅｐ"]  # lone surrogates reach the prompt as JSON escapes
+_piece = st.one_of(st.sampled_from(_TRIGGERS), st.sampled_from(_REGEX_WORDS), st.sampled_from(_ODD),
                    st.text(max_size=12), st.text(alphabet="abcdeprst :()\n.-", max_size=12))
 _fuzzed = st.lists(_piece, max_size=30).map("".join)
 
