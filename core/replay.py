@@ -15,7 +15,7 @@ from pathlib import Path
 
 from distillguard.models.clusters import ClusterDetector, link_record
 from distillguard.models.events import BadRecord, parse_event
-from distillguard.models.pipeline import DetectorConfig, KeyPipeline, decode_state
+from distillguard.models.pipeline import DetectorConfig, KeyPipeline, state_last_ts
 
 
 @dataclass
@@ -76,7 +76,7 @@ def run_replay(events_path: Path, alerts_out: Path, dlq_path: Path | None = None
                 summary.events += 1
                 state = states.get(event.api_key_id)
                 if allowed_lateness_ms is not None and state is not None and \
-                        event.ts_ms < decode_state(state).last_ts - allowed_lateness_ms:
+                        event.ts_ms < state_last_ts(state) - allowed_lateness_ms:
                     summary.late += 1
                     continue
                 result = pipeline.step(state, event)

@@ -112,6 +112,7 @@ _FIT_TO_COLUMN = (
     ("status", "status", "clamp"),
     ("client.asn", "asn", "unknown"),
 )
+_FIT_RANGES = tuple((*fit, column_range(fit[1])) for fit in _FIT_TO_COLUMN)  # (looked up once, not per event)
 
 
 def parse_rfc3339_ms(value: str) -> int:
@@ -144,7 +145,7 @@ def _str(obj: dict, name: str, *, required: bool = False, max_len: int | None = 
         raise _Invalid(f"{name}: empty")
     if max_len is not None and len(value) > max_len:
         raise _Invalid(f"{name}: longer than {max_len} characters")
-    if not _unicode_ok(value) and name in _IDENTITY_FIELDS:
+    if name in _IDENTITY_FIELDS and not _unicode_ok(value):  # (claims are repaired later)
         raise _Invalid(f"{name}: not valid Unicode (lone surrogate)")
     return value
 
@@ -194,9 +195,8 @@ def _exact(values: dict[str, tuple[str, int | None]], clamped: list[str]) -> dic
 
 def _fit(values: dict[str, int | None], clamped: list[str]) -> dict[str, int | None]:
     """Integers brought into their ``events`` column's range (see _FIT_TO_COLUMN)."""
-    for path, column, action in _FIT_TO_COLUMN:
+    for path, column, action, (low, high) in _FIT_RANGES:
         value = values[column]
-        low, high = column_range(column)
         if value is None or low <= value <= high:
             continue
         values[column] = None if action == "unknown" else min(max(value, low), high)

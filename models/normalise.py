@@ -338,6 +338,22 @@ def normalise(text: str) -> str:
     characters removed, compatibility- and case-folded, spaced-out letters collapsed,
     Latin look-alikes (and, in Latin text, accented letters) mapped to ASCII. Idempotent;
     never raises on a ``str`` (lone surrogates pass through unchanged)."""
+    last_text, last_result = _last[0]
+    if text is last_text:  # the same prompt again, for the next signal of the same event
+        return last_result
+    result = _normalised(text)
+    _last[0] = text, result  # (one tuple: a reader in another thread sees a pair, never half of one)
+    return result
+
+
+# The last text normalised, with its result. Several signals of one event normalise the same
+# prompt object (``featurize`` the whole prompt, the cluster's tail frame its last 800
+# characters, which for most prompts is the same ``str``): the second call is free. Compared
+# by identity, never by content: a cheap exact test, and nothing is kept past the next call.
+_last: list[tuple] = [(None, None)]
+
+
+def _normalised(text: str) -> str:
     if text.isascii():
         # ASCII is NFKC-stable and has no format characters or look-alikes; only spacing tricks.
         lower = text.lower()

@@ -198,6 +198,19 @@ def decode_state(data: bytes | None) -> KeyState:
     return KeyState()
 
 
+# Where ``last_ts`` sits in the current layout (``<``: no padding, one byte of version first).
+_LAST_TS = struct.Struct("<d")
+_LAST_TS_AT = 1 + _LAST_TS.size * _SCALARS.index("last_ts")
+
+
+def state_last_ts(data: bytes | None) -> float:
+    """``decode_state(data).last_ts``, read without decoding the rest: replay's lateness test
+    asks it of every event, and a whole decode cost ~4 % of replay."""
+    if data and data[0] == STATE_VERSION and len(data) == STATE_BYTES:
+        return _LAST_TS.unpack_from(data, _LAST_TS_AT)[0]
+    return decode_state(data).last_ts
+
+
 _GET_SCALARS = operator.attrgetter(*_SCALARS)
 
 

@@ -1,0 +1,171 @@
+"""Replay speed side by side with an older tree, and proof that the alerts did not change.
+
+    python benchmarks/replay_speed.py                      # dev-s1: this tree vs 7b61d6e, 3 rounds
+    python benchmarks/replay_speed.py --rounds 2 --same-alerts var/streams/stress-obfuscated
+
+Each tree runs ``distillguard replay STREAM --alerts OUT -q`` in a process of its own, the
+trees taking turns within every round (the order alternates from round to round), so that
+the load of a shared machine falls on both alike. The time is the process's CPU time (user +
+system, from ``getrusage``: what one core spends, imports included), not the wall clock,
+which other users of the machine stretch. Every ratio is this tree's CPU time over the
+base's in the same round; under 1.0 means faster.
+
+``--same-alerts`` streams (dev-s1 always) are also replayed by the ``--reference`` tree
+(default: main where this work began) and the alert files compared byte for byte: a speed
+change must not change detection.
+
+Older trees are checked out with ``git worktree add --detach`` into a temporary folder and
+imported through ``PYTHONPATH`` (a folder of links laid out as the installed package), with
+this tree's virtualenv; the worktrees are removed at the end. Writes
+``benchmarks/results/NAME.{json,md}`` (default ``replay-speed``).
+"""
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+RESULTS = ROOT / "benchmarks" / "results"
+DEV_STREAM = SHARED / "data" / "streams" / "dev-s1" / "events.jsonl.gz"
+SPEED_BASE = "7b61d6e"     # the tree before issue 18's signals: the speed to hold
+ALERTS_REFERENCE = "1fcd70e"  # main when this speed work began: the alerts to keep
+# the installed package's layout (pyproject's package-dir): folder -> import path
+PACKAGE_DIRS = {"core": "", "models": "models", "streams": "streams", "sinks": "sinks"}
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """A detached worktree of ``rev`` and, beside it, a folder to put on ``PYTHONPATH``."""
+    tree = into / f"tree-{rev}"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
+    package = into / f"path-{rev}" / "distillguard"
+    package.mkdir(parents=True)
+    for folder, sub in PACKAGE_DIRS.items():
+        if sub:
+            (package / sub).symlink_to(tree / folder)
+        else:
+            for path in (tree / folder).iterdir():
+                (package / path.name).symlink_to(path)
+    return package.parent
+
+
+def remove(tree: Path) -> None:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+
+
+def replay(python_path: Path | None, stream: Path, alerts: Path, cwd: Path) -> float:
+    """CPU seconds of one ``distillguard replay`` process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DG_")}  # defaults, as the benchmark
+    env.pop("PYTHONPATH", None)
+    if python_path is not None:
+        env["PYTHONPATH"] = str(python_path)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-m", "distillguard.cli", "replay", str(stream), "--alerts", str(alerts), "-q"],
+                   check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def count_lines(path: Path) -> int:
+    import gzip
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def markdown(result: dict) -> str:
+    lines = [f"# Replay speed: this tree vs {result['base']} (the tree before issue 18's signals)", "",
+             f"Command: `{result['command']}`", "",
+             f"Stream: {result['stream']} ({result['events']:,} events). CPU seconds of one "
+             "`distillguard replay` process (user + system, imports included); the trees take turns in "
+             "every round, so a loaded machine slows both alike.", "",
+             "| round | base (s) | this tree (s) | this / base |", "|---|---|---|---|"]
+    for i, r in enumerate(result["rounds"], 1):
+        lines.append(f"| {i} | {r['base_s']:.1f} | {r['this_s']:.1f} | {r['ratio']:.3f} |")
+    lines += ["", f"Median ratio {result['median_ratio']:.3f}: this tree "
+              f"{result['this_events_per_s']:,.0f} events/s of CPU, base {result['base_events_per_s']:,.0f} "
+              "(best rounds).", "",
+              f"## Alerts against {result['reference']} (main before this work)", "",
+              "| stream | alerts | byte-identical |", "|---|---|---|"]
+    for name, same in result["same_alerts"].items():
+        lines.append(f"| {name} | {same['alerts']} | {'yes' if same['identical'] else 'NO'} |")
+    lines += ["", f"Machine: {result['machine']}", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stream", type=Path, default=DEV_STREAM, help="the stream to time (events.jsonl[.gz])")
+    parser.add_argument("--base", default=SPEED_BASE, help="the tree to be at least as fast as")
+    parser.add_argument("--reference", default=ALERTS_REFERENCE, help="the tree whose alerts must not change")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--same-alerts", type=Path, action="append", default=[],
+                        help="also compare the alerts on this stream (a folder with events.jsonl.gz, or a file)")
+    parser.add_argument("--results-name", default="replay-speed", help="write benchmarks/results/NAME.{json,md}")
+    args = parser.parse_args(argv)
+    args.stream = args.stream.resolve()  # (the replays run in a temporary folder)
+    streams = {"timed": args.stream}
+    for extra in (path.resolve() for path in args.same_alerts):
+        streams[extra.name] = extra / "events.jsonl.gz" if extra.is_dir() else extra
+    with tempfile.TemporaryDirectory(prefix="dg-replay-speed-") as tmp:
+        work = Path(tmp)
+        trees = {}
+        try:
+            for rev in (args.base, args.reference):
+                trees[rev] = checkout(rev, work)
+            # (run from the temporary folder: the working directory must not shadow the package)
+            rounds = []
+            for i in range(args.rounds):
+                turn = [("base", trees[args.base]), ("this", None)]
+                times = {}
+                for name, path in (turn if i % 2 == 0 else turn[::-1]):
+                    times[name] = replay(path, args.stream, work / f"{name}-{i}.jsonl", work)
+                rounds.append({"base_s": times["base"], "this_s": times["this"],
+                               "ratio": times["this"] / times["base"]})
+                print(f"round {i + 1}: base {times['base']:.1f}s, this {times['this']:.1f}s, "
+                      f"ratio {rounds[-1]['ratio']:.3f}", file=sys.stderr, flush=True)
+            same = {}
+            for name, stream in streams.items():
+                ours, theirs = work / f"this-{name}.alerts", work / f"ref-{name}.alerts"
+                if name == "timed":  # this tree's alerts on it are there already
+                    ours = work / "this-0.jsonl"
+                else:
+                    replay(None, stream, ours, work)
+                replay(trees[args.reference], stream, theirs, work)
+                label = "dev-s1" if stream == DEV_STREAM else name if name != "timed" else str(stream)
+                same[label] = {"alerts": count_lines(ours),
+                               "identical": filecmp.cmp(ours, theirs, shallow=False)}
+                print(f"alerts on {label}: {same[label]}", file=sys.stderr, flush=True)
+        finally:
+            for rev in trees:
+                remove(work / f"tree-{rev}")
+    events = count_lines(args.stream)
+    ratios = sorted(r["ratio"] for r in rounds)
+    result = {
+        "command": "python benchmarks/replay_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "stream": str(args.stream.relative_to(SHARED.parent)) if args.stream.is_relative_to(SHARED.parent)
+        else str(args.stream),
+        "events": events, "base": args.base, "reference": args.reference, "rounds": rounds,
+        "median_ratio": ratios[len(ratios) // 2],
+        "this_events_per_s": events / min(r["this_s"] for r in rounds),
+        "base_events_per_s": events / min(r["base_s"] for r in rounds),
+        "same_alerts": same,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.results_name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{args.results_name}.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0 if all(s["identical"] for s in same.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
