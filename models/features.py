@@ -158,8 +158,9 @@ _PROCESS_GROUPS = (
     # depth and completeness
     "depth detail detailed exhaustive exhaustively thorough thoroughly comprehensive comprehensively methodical "
     "methodically carefully explicit explicitly",
-    # laid out for the reader
-    "explain elaborate describe narrate narrating walk talk outline document justify spell lay",
+    # laid out for the reader ("document" is not here: in prompts it is the material, "summarise
+    # the document below in detail" is a summarising service's wrapper, not a request for reasoning)
+    "explain elaborate describe narrate narrating walk talk outline justify spell lay",
 )
 _PROCESS_CUE = {word: group for group, words in enumerate(_PROCESS_GROUPS) for word in words.split()}
 _PROCESS_WORDS = frozenset(_PROCESS_CUE)
