@@ -24,6 +24,7 @@ from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, E
 from .detectors.conversation_claims import CLAIM_KINDS
 from .events import RequestEvent
 from .features import EventFeatures, answered_style, featurize
+from .multilingual import LANGUAGE_SHIFT, LANGUAGES
 from .population import PopulationProfile
 from .products import CONVERSATION_RING, ProductEvidence
 
@@ -85,7 +86,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 6
+STATE_VERSION = 7
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
@@ -106,7 +107,15 @@ _BINS = 64
 _CONV = CONVERSATION_RING  # products: the key's recent conversations' id hashes, last turn times (s)
 # Two conversation rings for now (ProductEvidence's 8 with turn times, ConversationClaims' 16
 # with marks): they were built side by side; folding them into one is known work.
-_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I{_CLAIM_ARRAYS}")
+# Which extraction signal fired, by ``EventFeatures.families`` bit (features: the English phrase
+# families, the reworded cues; multilingual: a cue of another language, an item's shape): the
+# key's events with each (saturating uint16) and the language of its last other-language cue
+# (an index into ``multilingual.LANGUAGES`` + 1), so an alert says what its style share is made of.
+EXTRACTION_SIGNALS = ("reasoning_elicitation", "grading", "answer_format", "dataset_generation", "tool_use_traces",
+                      "reworded_reasoning", "reworded_grading", "other_language_cue", "item_structure")
+_SIGNAL_VALUES = len(EXTRACTION_SIGNALS) + 1
+_V6 = f"<B{len(_SCALARS)}d{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I{_CLAIM_ARRAYS}"
+_STRUCT = struct.Struct(f"{_V6}{_SIGNAL_VALUES}H")
 STATE_BYTES = _STRUCT.size
 # Older layouts are the current one with fewer trailing scalars (v3: up to "yield_n", v4: up to
 # "evidence", v5: up to "run_share") and no conversation rings: read them with the missing
@@ -116,6 +125,7 @@ _OLD_LAYOUTS = {version: (struct.Struct(f"<B{count}d{_RING}I{_RING}Q{_RING}I{_BI
                 for version, count in ((3, _SCALARS.index("evidence")), (4, _SCALARS.index("run_ts")),
                                        (5, _SCALARS.index("app_ew")))}
 _CLAIM_VALUES = 2 * _CONVERSATIONS + len(CLAIM_KINDS)
+_OLD_LAYOUTS[6] = (struct.Struct(_V6), len(_SCALARS))  # v6: all but the extraction signal counts
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -146,6 +156,17 @@ _HARVEST_CAP = 0.7  # over the default info (0.5) and warning (0.65) levels, und
 _NS = len(_SCALARS)
 
 
+def _count_signals(counts: list, families: int) -> None:
+    """Count the event in ``counts`` (``EXTRACTION_SIGNALS`` order) for each signal bit it has,
+    and keep its cue language, if any, in the last slot."""
+    for i in range(len(EXTRACTION_SIGNALS)):
+        if families >> i & 1 and counts[i] < 65535:
+            counts[i] += 1
+    language = families >> LANGUAGE_SHIFT & 0x1F
+    if language:
+        counts[-1] = language
+
+
 def _ramp(value: float, lo: float, hi: float) -> float:
     """0 at ``lo`` or under, 1 at ``hi`` or over, linear between."""
     return max(0.0, min(1.0, (value - lo) / (hi - lo)))
@@ -155,7 +176,7 @@ class KeyState:
     """One key's decoded state: named scalars, three rings and the topic histogram."""
 
     __slots__ = _SCALARS + ("ids", "sketch", "templates", "hist", "app_conv_ids", "app_conv_ts", "conv_ids",
-                            "conv_marks", "claim_kinds")
+                            "conv_marks", "claim_kinds", "signals")
 
     def __init__(self, values: tuple | None = None) -> None:
         if values is None:
@@ -167,6 +188,7 @@ class KeyState:
             self.app_conv_ids, self.app_conv_ts = [0] * _CONV, [0] * _CONV
             self.conv_ids, self.conv_marks = [0] * _CONVERSATIONS, [0] * _CONVERSATIONS
             self.claim_kinds = [0] * len(CLAIM_KINDS)
+            self.signals = [0] * _SIGNAL_VALUES
             return
         for name, value in zip(_SCALARS, values[1:_NS + 1]):
             setattr(self, name, value)
@@ -182,7 +204,9 @@ class KeyState:
         at += 2 * _CONV
         self.conv_ids = list(values[at:at + _CONVERSATIONS])
         self.conv_marks = list(values[at + _CONVERSATIONS:at + 2 * _CONVERSATIONS])
-        self.claim_kinds = list(values[at + 2 * _CONVERSATIONS:])
+        at += 2 * _CONVERSATIONS
+        self.claim_kinds = list(values[at:at + len(CLAIM_KINDS)])
+        self.signals = list(values[at + len(CLAIM_KINDS):])
 
 
 def decode_state(data: bytes | None) -> KeyState:
@@ -192,8 +216,10 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
+        if count == _NS:  # v6: the conversation rings, no signal counts
+            return KeyState(values + (0,) * _SIGNAL_VALUES)
         return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:]
-                        + (0,) * (2 * _CONV + _CLAIM_VALUES))
+                        + (0,) * (2 * _CONV + _CLAIM_VALUES + _SIGNAL_VALUES))
     # New key, or an unknown layout (a newer worker's): start afresh rather than misread it.
     return KeyState()
 
@@ -203,7 +229,8 @@ _GET_SCALARS = operator.attrgetter(*_SCALARS)
 
 def encode_state(st: KeyState) -> bytes:
     return _STRUCT.pack(STATE_VERSION, *_GET_SCALARS(st), *st.ids, *st.sketch, *st.templates, *st.hist,
-                        *st.app_conv_ids, *st.app_conv_ts, *st.conv_ids, *st.conv_marks, *st.claim_kinds)
+                        *st.app_conv_ids, *st.app_conv_ts, *st.conv_ids, *st.conv_marks, *st.claim_kinds,
+                        *st.signals)
 
 
 @dataclass(frozen=True)
@@ -405,6 +432,8 @@ class KeyPipeline:
         st.last_ts, st.gap_mean, st.gap_var = d.last_ts, d.gap_mean, d.gap_var
         if not n:
             st.first_ts = f.ts_ms
+        if f.families:
+            _count_signals(st.signals, f.families)
         st.ids[n % _RING] = f.event_hash
         bin_ = f.topic_bucket * _BINS // 256
         st.hist[bin_] = min(65535, st.hist[bin_] + 1)
@@ -494,6 +523,10 @@ class KeyPipeline:
              "baseline": None, "weight": None},
         ]
         reasons.sort(key=lambda r: -abs((r["weight"] or 0) * (r["value"] or 0)))
+        signals = self._signal_reasons(st)
+        if signals:  # what the style share is made of, next to it
+            at = next(i for i, r in enumerate(reasons) if r["signal"] == "extraction_style_share") + 1
+            reasons[at:at] = signals
         reasons = self._claim_reasons(st) + reasons
         harvest = self._harvest_score(st)
         if harvest > self._share_score(st) and harvest >= self._evidence_score(st):
@@ -522,6 +555,27 @@ class KeyPipeline:
                 {"signal": "extraction_style_share_before", "value": round(float(st.run_share), 3),
                  "baseline": 0.05, "weight": None},
             ]
+        return reasons
+
+    @staticmethod
+    def _signal_reasons(st: KeyState) -> list[dict]:
+        """Which extraction signals the key's events fired, most frequent first, as
+        ``extraction_signals`` ("other_language_cue 412, reasoning_elicitation 412,
+        item_structure 30"): the English phrase rules, the reworded cues, or the
+        language-independent ones (a cue phrase of another language, named in
+        ``cue_language``; an exam item's shape in any script)."""
+        # most frequent first; on a tie the more specific signal (later in EXTRACTION_SIGNALS:
+        # a cue's language or an item's shape says more than the family it sets)
+        counts = sorted(((count, i) for i, count in enumerate(st.signals[:-1]) if count), reverse=True)
+        if not counts:
+            return []
+        reasons = [{"signal": "extraction_signals",
+                    "value": ", ".join(f"{EXTRACTION_SIGNALS[i]} {count}" for count, i in counts),
+                    "baseline": None, "weight": None}]
+        language = int(st.signals[-1])
+        if language:
+            reasons.append({"signal": "cue_language", "value": LANGUAGES[language - 1], "baseline": None,
+                            "weight": None})
         return reasons
 
     @staticmethod
