@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
-                        FollowUpShare, InterArrivalTiming, LargeOutputBudget, OutputYield, TemplateRepetition,
+                        FollowUpShare, HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, TemplateRepetition,
                         TopicNovelty, regularity)
 from .detectors.conversation_claims import CLAIM_KINDS
 from .events import RequestEvent
@@ -98,7 +98,9 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             "app_ew", "transform_ew", "convs",
             # conversation claims (ConversationClaims): share of events whose follow-up claim did
             # not hold, follow-up claims, of which broken; typical answer length (AnswerLength)
-            "claims_share", "claims_n", "claims_broken", "answer_log", "answer_n")
+            "claims_share", "claims_n", "claims_broken", "answer_log", "answer_n",
+            # the key's current run of long answers (HarvestOnset): its evidence, the events before it
+            "harvest_evidence", "harvest_start")
 _RING = 8
 _CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
 _CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
@@ -114,8 +116,8 @@ _CONV = CONVERSATION_RING  # products: the key's recent conversations' id hashes
 EXTRACTION_SIGNALS = ("reasoning_elicitation", "grading", "answer_format", "dataset_generation", "tool_use_traces",
                       "reworded_reasoning", "reworded_grading", "other_language_cue", "item_structure")
 _SIGNAL_VALUES = len(EXTRACTION_SIGNALS) + 1
-_V6 = f"<B{len(_SCALARS)}d{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I{_CLAIM_ARRAYS}"
-_STRUCT = struct.Struct(f"{_V6}{_SIGNAL_VALUES}H")
+_RINGS = f"{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I{_CLAIM_ARRAYS}"
+_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RINGS}{_SIGNAL_VALUES}H")
 STATE_BYTES = _STRUCT.size
 # Older layouts are the current one with fewer trailing scalars (v3: up to "yield_n", v4: up to
 # "evidence", v5: up to "run_share") and no conversation rings: read them with the missing
@@ -125,7 +127,9 @@ _OLD_LAYOUTS = {version: (struct.Struct(f"<B{count}d{_RING}I{_RING}Q{_RING}I{_BI
                 for version, count in ((3, _SCALARS.index("evidence")), (4, _SCALARS.index("run_ts")),
                                        (5, _SCALARS.index("app_ew")))}
 _CLAIM_VALUES = 2 * _CONVERSATIONS + len(CLAIM_KINDS)
-_OLD_LAYOUTS[6] = (struct.Struct(_V6), len(_SCALARS))  # v6: all but the extraction signal counts
+# v6: scalars up to "answer_n", the conversation rings, no extraction signal counts
+_V6_SCALARS = _SCALARS.index("harvest_evidence")
+_OLD_LAYOUTS[6] = (struct.Struct(f"<B{_V6_SCALARS}d{_RINGS}"), _V6_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -148,6 +152,13 @@ _ORDINARY_SHARE = 0.15
 # claim does not hold. One-shot: 1 - share of conversation turns that hold.
 _HARVEST_REGULARITY = (0.5, 0.65)
 _HARVEST_BREADTH = (0.4, 0.6)
+# Resampling (1 - topic novelty): the same few prompts sent again and again for fresh long
+# answers (several samples per item, as distillation by rejection sampling wants) is a harvest
+# as much as breadth is. An app's fixed frame around new questions keeps novelty at 0.5+; a key
+# resending its items, under 0.2 (harvest-plain stress stream: 0.0-0.1; no benign key of
+# dev-s1, multilingual or product-negatives reaches 0.6 with the other conditions).
+_HARVEST_RESAMPLING = (0.6, 0.8)
+_RESAMPLED_ANSWER_LOG = (math.log(1000.0), math.log(2000.0))  # typical answer of resampled items, tokens
 _HARVEST_DISGUISE = (0.2, 0.5)
 _HARVEST_ONE_SHOT = (0.7, 0.9)
 _HARVEST_MIN_EVENTS = 30  # the timing estimate needs a few dozen gaps
@@ -216,8 +227,8 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
-        if count == _NS:  # v6: the conversation rings, no signal counts
-            return KeyState(values + (0,) * _SIGNAL_VALUES)
+        if count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
+            return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)
         return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:]
                         + (0,) * (2 * _CONV + _CLAIM_VALUES + _SIGNAL_VALUES))
     # New key, or an unknown layout (a newer worker's): start afresh rather than misread it.
@@ -332,6 +343,7 @@ class KeyPipeline:
         self._products = ProductEvidence()  # exculpatory evidence: caps an incident at info
         self._claims = ConversationClaims(c.alpha, _CONVERSATIONS)
         self._length = AnswerLength(c.alpha)
+        self._harvest_onset = HarvestOnset()
         # What alert baselines say is normal: learned from the keys this process scores.
         self.population = PopulationProfile(_POPULATION_SIGNALS)
 
@@ -393,6 +405,10 @@ class KeyPipeline:
         d.n, d.log_mean = st.answer_n, st.answer_log
         d.learn_one(x)
         st.answer_n, st.answer_log = d.n, d.log_mean
+        d = self._harvest_onset  # (after the claim check: a follow-up that holds is conversation)
+        d.n, d.evidence, d.run_start = n, st.harvest_evidence, st.harvest_start
+        d.learn_one(x)
+        st.harvest_evidence, st.harvest_start = d.evidence, d.run_start
         d = self._style
         share_before = d.share = st.style_ew
         d.n = n
@@ -459,14 +475,30 @@ class KeyPipeline:
         if st.n < _HARVEST_MIN_EVENTS:
             return 0.0
         # the cheap conditions first: most keys fail one of them
-        weakest = min(_ramp(1.0 - st.followup_ew, *_HARVEST_ONE_SHOT),
-                      _ramp(st.novelty_ew * (1.0 - st.template_ew), *_HARVEST_BREADTH))
+        content, kind = self._harvest_content(st)
+        weakest = min(_ramp(1.0 - st.followup_ew, *_HARVEST_ONE_SHOT), content)
         if weakest <= 0.0:
             return 0.0
-        weakest = min(weakest, max(self._long_answers(st), _ramp(st.claims_share, *_HARVEST_DISGUISE)))
+        answers = self._long_answers(st)
+        if kind == "new_items":
+            answers = max(answers, _ramp(st.claims_share, *_HARVEST_DISGUISE))
+        elif answers > 0.0:
+            # Resending the same prompts harvests only when each answer is a long sample (a
+            # reasoning model's worked solution): with a few hundred tokens, or in disguise, it
+            # is what templated jobs and test suites do.
+            answers = _ramp(st.answer_log, *_RESAMPLED_ANSWER_LOG)
+        weakest = min(weakest, answers)
         if weakest <= 0.0:
             return 0.0
         return _HARVEST_CAP * min(weakest, _ramp(regularity(st.gap_var), *_HARVEST_REGULARITY))
+
+    @staticmethod
+    def _harvest_content(st: KeyState) -> tuple[float, str]:
+        """How much the key's content is a harvest's, and which kind: ``new_items`` (breadth:
+        new content, no fixed frame) or ``items_resampled`` (the same prompts again)."""
+        breadth = _ramp(st.novelty_ew * (1.0 - st.template_ew), *_HARVEST_BREADTH)
+        resampling = _ramp(1.0 - st.novelty_ew, *_HARVEST_RESAMPLING)
+        return (breadth, "new_items") if breadth >= resampling else (resampling, "items_resampled")
 
     def _long_answers(self, st: KeyState) -> float:
         if st.answer_n < _HARVEST_MIN_ANSWERS:
@@ -533,6 +565,8 @@ class KeyPipeline:
             # what made the score: no wording, so say what the key does instead
             reasons = [{"signal": "harvest_without_wording", "value": round(harvest, 3),
                         "baseline": self.config.thresholds[0], "weight": None},
+                       {"signal": "harvest_content", "value": self._harvest_content(st)[1], "baseline": None,
+                        "weight": None},
                        {"signal": "typical_answer_tokens",
                         "value": round(math.exp(st.answer_log)) if st.answer_n else 0,
                         "baseline": self._length.ordinary_tokens, "weight": None}] + reasons
@@ -544,18 +578,33 @@ class KeyPipeline:
         share = self._share_score(st)
         leads = share < self.config.thresholds[0] and self._evidence_score(st) > share
         reasons = [evidence] + reasons if leads else reasons + [evidence]
-        if st.evidence > 0.0:
+        onset = self._onset(st)
+        if onset is not None:
             # Against the key's own past: since when it extracts, and what it was before. Third,
             # so that notifications that show the first few reasons carry it.
             reasons.insert(2, {"signal": "key_history", "value": self.key_history(st), "baseline": None,
                                "weight": None})
-            reasons += [
-                {"signal": "extraction_since", "value": _iso(int(st.run_ts)), "baseline": None, "weight": None},
-                {"signal": "events_before_extraction", "value": int(st.run_n), "baseline": None, "weight": None},
-                {"signal": "extraction_style_share_before", "value": round(float(st.run_share), 3),
-                 "baseline": 0.05, "weight": None},
-            ]
+            before, run = onset
+            if run == "extraction":
+                reasons.append({"signal": "extraction_since", "value": _iso(int(st.run_ts)), "baseline": None,
+                                "weight": None})
+            reasons.append({"signal": "events_before_extraction", "value": before, "baseline": None, "weight": None})
+            if run == "extraction":
+                reasons.append({"signal": "extraction_style_share_before", "value": round(float(st.run_share), 3),
+                                "baseline": 0.05, "weight": None})
         return reasons
+
+    def _onset(self, st: KeyState) -> tuple[int, str] | None:
+        """The key's events before its current run, and the run's kind: ``extraction`` (the
+        evidence test's run) or ``harvest`` (long answers, while the key meets the harvest
+        conditions); the earlier when both run (a harvest whose wording came later began
+        with its long answers). None outside any run."""
+        runs = []
+        if st.evidence > 0.0:
+            runs.append((int(st.run_n), "extraction"))
+        if st.harvest_evidence > 0.0 and self._harvest_score(st) > 0.0:
+            runs.append((int(st.harvest_start), "harvest"))
+        return min(runs) if runs else None
 
     @staticmethod
     def _signal_reasons(st: KeyState) -> list[dict]:
@@ -594,9 +643,13 @@ class KeyPipeline:
         """What the key was before its current run of extraction evidence: ``turned`` (an
         ordinary history of ``TURNED_AFTER`` or more events first: a compromised, sold or
         repurposed key, or a cover built up), ``recurring`` (a history that already read like
-        extraction) or ``from_first_events`` (an account set up for this)."""
-        if st.run_n < TURNED_AFTER:
+        extraction) or ``from_first_events`` (an account set up for this). A harvest's run
+        (``_onset``) counts when it began first: its past is ``turned`` or ``from_first_events``."""
+        before, run = self._onset(st) or (int(st.run_n), "extraction")
+        if before < TURNED_AFTER:
             return "from_first_events"
+        if run == "harvest":
+            return "turned"
         return "turned" if st.run_share < _ORDINARY_SHARE else "recurring"
 
     # -- incidents ---------------------------------------------------------------------------

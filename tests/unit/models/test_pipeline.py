@@ -233,8 +233,9 @@ def test_a_v6_state_keeps_its_conversation_rings_and_counts_signals_from_the_upg
     state, _, _ = run(KeyPipeline(), [ev(i) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, _ = p._OLD_LAYOUTS[6]
-    old = layout.pack(6, *current[1:-p._SIGNAL_VALUES])  # written before the signal counts
-    assert len(old) == p.STATE_BYTES - 2 * p._SIGNAL_VALUES
+    count = p._V6_SCALARS  # written before the harvest run's scalars and the signal counts
+    old = layout.pack(6, *current[1:count + 1], *current[p._NS + 1:-p._SIGNAL_VALUES])
+    assert len(old) == p.STATE_BYTES - 2 * p._SIGNAL_VALUES - 8 * (p._NS - count)
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.conv_marks == was.conv_marks and upgraded.claim_kinds == was.claim_kinds
     assert upgraded.signals == [0] * p._SIGNAL_VALUES and was.signals[0] >= 60  # ev(): reasoning in half
