@@ -475,8 +475,11 @@ class KeyPipeline:
         if st.n < _HARVEST_MIN_EVENTS:
             return 0.0
         # the cheap conditions first: most keys fail one of them
+        weakest = _ramp(1.0 - st.followup_ew, *_HARVEST_ONE_SHOT)
+        if weakest <= 0.0:
+            return 0.0
         content, kind = self._harvest_content(st)
-        weakest = min(_ramp(1.0 - st.followup_ew, *_HARVEST_ONE_SHOT), content)
+        weakest = min(weakest, content)
         if weakest <= 0.0:
             return 0.0
         answers = self._long_answers(st)

@@ -73,8 +73,12 @@ class HarvestOnset(KeySignal):
         out = x.get("output_tokens", -1)
         if out <= 0:
             return 0.0
-        long = 0.0 if x.get("follow_up") else max(0.0, min(1.0, math.log(out / self.ordinary_tokens)
-                                                             / math.log(self.long_tokens / self.ordinary_tokens)))
+        # (runs for every event: the log only for answers between the two lengths)
+        if out <= self.ordinary_tokens or x.get("follow_up"):
+            return self._llr_down
+        if out >= self.long_tokens:
+            return self._llr_up
+        long = math.log(out / self.ordinary_tokens) / math.log(self.long_tokens / self.ordinary_tokens)
         return long * self._llr_up + (1.0 - long) * self._llr_down
 
     def learn_one(self, x: dict) -> None:
