@@ -161,8 +161,9 @@ _PROCESS_GROUPS = (
     # depth and completeness
     "depth detail detailed exhaustive exhaustively thorough thoroughly comprehensive comprehensively methodical "
     "methodically carefully explicit explicitly",
-    # laid out for the reader
-    "explain elaborate describe narrate narrating walk talk outline document justify spell lay",
+    # laid out for the reader ("document" is not here: in prompts it is the material, "summarise
+    # the document below in detail" is a summarising service's wrapper, not a request for reasoning)
+    "explain elaborate describe narrate narrating walk talk outline justify spell lay",
 )
 _PROCESS_CUE = {word: group for group, words in enumerate(_PROCESS_GROUPS) for word in words.split()}
 _PROCESS_WORDS = frozenset(_PROCESS_CUE)
@@ -226,7 +227,7 @@ class EventFeatures:
     tools: int
     output_tokens: int      # -1 when the gateway did not report usage
     event_hash: int         # 32-bit hash of event_id, for duplicate detection
-    families: int = 0       # bit i set: style family i present (see _STYLE_WEIGHTS)
+    families: int = 0       # bit i set: style family i present (see _STYLE_WEIGHTS); multilingual's bits above
     # the client's conversation claim, checked against the key's own past by the pipeline
     conversation: int = 0   # 32-bit hash of conversation_id (never 0 when there is one), 0 without
     turn: int = 0           # turn_index as claimed
@@ -308,6 +309,7 @@ _STYLE_WEIGHTS = (1.0, 1.0, 0.35, 0.8, 0.7)
 BENCHMARK_FORMAT = 1 << 2
 PROCESS_ELICITATION = 1 << len(_STYLE_WEIGHTS)
 JUDGING = PROCESS_ELICITATION << 1
+_STYLE_BITS = (JUDGING << 1) - 1  # the families; the bits above say which signal fired (multilingual)
 # A benchmark-format prompt answered at length: the requester let the model reason and kept
 # the reasoning. An eval wants the letter; this is a harvest of worked solutions.
 LONG_ANSWER_TOKENS = 400
@@ -322,7 +324,7 @@ def answered_style(f: "EventFeatures") -> float:
     >>> answered_style(dataclasses.replace(mc, output_tokens=1)), answered_style(dataclasses.replace(mc, output_tokens=900))
     (0.35, 0.7)
     """
-    if f.families == BENCHMARK_FORMAT and f.output_tokens >= LONG_ANSWER_TOKENS:
+    if f.families & _STYLE_BITS == BENCHMARK_FORMAT and f.output_tokens >= LONG_ANSWER_TOKENS:
         return _REASONING_HARVEST_STYLE
     return f.style
 
@@ -390,6 +392,7 @@ def _style_normalised(norm: str, words: list[str] | None = None) -> tuple[float,
             best = max(best, weight)
             present += 1
     style = min(1.0, best + 0.1 * (present - 1)) if present else 0.0
+    families |= translated & ~multilingual.FAMILY_BITS  # which language-independent signal fired
     # The paraphrase-tolerant cues overlap the phrase rules (most phrased prompts hit them
     # too): they set a floor, and do not count as a further family. Under two cue words in
     # the whole text, none of them can be present: no tokenizing of the zones then.

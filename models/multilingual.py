@@ -21,10 +21,11 @@ Cost: ASCII text (most traffic) pays for a set intersection of its words with th
 phrases' words, and searches only the phrases whose words it holds; other text searches the
 phrases of the scripts it holds (substring search) and its lines for the item shape.
 
->>> families("请一步一步地思考，然后给出最终答案。")
+>>> families("请一步一步地思考，然后给出最终答案。") & FAMILY_BITS
 5
->>> families("Resuelve paso a paso: 2x + 3 = 7", ascii_words=["resuelve", "paso", "paso"])
-1
+>>> found = families("Resuelve paso a paso: 2x + 3 = 7", ascii_words=["resuelve", "paso", "paso"])
+>>> found & FAMILY_BITS, cue_language(found)
+(1, 'es')
 >>> families("今天天气怎么样？")
 0
 """
@@ -35,10 +36,19 @@ import re
 from . import cues
 from .normalise import normalise
 
-__all__ = ["families", "script_tokens", "REASONING", "GRADING", "BENCHMARK_FORMAT"]
+__all__ = ["families", "script_tokens", "cue_language", "REASONING", "GRADING", "BENCHMARK_FORMAT",
+           "OTHER_LANGUAGE_CUE", "ITEM_STRUCTURE", "FAMILY_BITS", "LANGUAGES"]
 
 # the family bits of features._STYLE_FAMILIES these signals set
 REASONING, GRADING, BENCHMARK_FORMAT = 1 << 0, 1 << 1, 1 << 2
+FAMILY_BITS = REASONING | GRADING | BENCHMARK_FORMAT
+# Which of these signals fired, for the alert's reasons (an on-call human asks "extraction in
+# what words?"): a cue phrase of another language, an item's shape. Bits above every family
+# bit of features (which keeps 0-6); the cue's language (its index in ``LANGUAGES`` + 1) above them.
+OTHER_LANGUAGE_CUE, ITEM_STRUCTURE = 1 << 7, 1 << 8
+LANGUAGE_SHIFT = 9
+LANGUAGES: tuple[str, ...] = tuple(sorted({lang for table in (cues.REASONING, cues.GRADING, cues.ANSWER_FORMAT)
+                                           for lang in table}))
 
 _ASCII_WORD = re.compile(r"[a-z][a-z0-9']{2,}")
 
@@ -71,8 +81,10 @@ _SCRIPT_OF = {name: re.compile(f"[{chars}]") for name, chars in _SCRIPTS.items()
 def _index(*tables: tuple[int, dict[str, tuple[str, ...]]]):
     by_word: dict[str, list[tuple[int, str]]] = {}
     by_script: dict[str, list[tuple[int, str]]] = {name: [] for name in _SCRIPTS}
-    for bit, table in tables:
-        for phrases in table.values():
+    for family, table in tables:
+        for language, phrases in table.items():
+            # what a match sets: the family, that a cue of another language fired, and which
+            bit = family | OTHER_LANGUAGE_CUE | (LANGUAGES.index(language) + 1) << LANGUAGE_SHIFT
             for phrase in phrases:
                 for form in _variants(phrase):
                     if form.isascii():
@@ -99,19 +111,21 @@ _ASCII_TRIGGERS = frozenset(_BY_WORD)
 
 
 def _cue_bits(zones: str, ascii_words, foreign: bool) -> int:
+    """The family bits of the cue phrases in ``zones``, with ``OTHER_LANGUAGE_CUE`` and the
+    language of the first phrase found when there is one."""
     found = 0
     for word in _ASCII_TRIGGERS.intersection(ascii_words):
         for bit, phrase in _BY_WORD[word]:
-            if not found & bit and phrase in zones:
-                found |= bit
+            if not found & bit & FAMILY_BITS and phrase in zones:
+                found |= bit if not found else bit & FAMILY_BITS
     if foreign:
         scripts = _scripts(zones)
         letters = set(zones) if scripts else ()
         for by_first in scripts:
             for first in by_first.keys() & letters:
                 for bit, phrase in by_first[first]:
-                    if not found & bit and phrase in zones:
-                        found |= bit
+                    if not found & bit & FAMILY_BITS and phrase in zones:
+                        found |= bit if not found else bit & FAMILY_BITS
     return found
 
 
@@ -201,22 +215,35 @@ def _item_shape(zones: str, foreign: bool) -> bool:
 
 def families(zones: str, ascii_words=None) -> int:
     """The family bits (``REASONING | GRADING | BENCHMARK_FORMAT``) the multilingual cues and
-    the item structure find in ``zones``: a prompt's instruction zones, normalised.
-    ``ascii_words``: the words ``features._WORD`` finds in the prompt, when the caller has
-    them (found here otherwise).
+    the item structure find in ``zones``: a prompt's instruction zones, normalised, with
+    what fired: ``OTHER_LANGUAGE_CUE`` (and the language, see ``cue_language``) or
+    ``ITEM_STRUCTURE``. ``ascii_words``: the words ``features._WORD`` finds in the prompt,
+    when the caller has them (found here otherwise).
 
-    >>> families(normalise("Schritt für Schritt erklären: was ist 3 + 4?")) == REASONING
+    >>> found = families(normalise("Schritt für Schritt erklären: was ist 3 + 4?"))
+    >>> found & FAMILY_BITS == REASONING, bool(found & OTHER_LANGUAGE_CUE), cue_language(found)
+    (True, True, 'de')
+    >>> families(normalise("Оцените ответ по шкале от 1 до 10.")) & FAMILY_BITS == GRADING
     True
-    >>> families(normalise("Оцените ответ по шкале от 1 до 10.")) == GRADING
-    True
-    >>> families(normalise("下列哪个是质数？\\nア. 4\\nイ. 6\\nウ. 7\\nエ. 9")) == BENCHMARK_FORMAT
-    True
+    >>> found = families(normalise("下列哪个是质数？\\nア. 4\\nイ. 6\\nウ. 7\\nエ. 9"))
+    >>> found == BENCHMARK_FORMAT | ITEM_STRUCTURE, cue_language(found)
+    (True, '')
     """
     foreign = not zones.isascii() and _foreign(zones)
     found = _cue_bits(zones, _ASCII_WORD.findall(zones) if ascii_words is None else ascii_words, foreign)
     if not found & BENCHMARK_FORMAT and _item_shape(zones, foreign):
-        found |= BENCHMARK_FORMAT
+        found |= BENCHMARK_FORMAT | ITEM_STRUCTURE
     return found
+
+
+def cue_language(found: int) -> str:
+    """The language (ISO 639-1) of the cue phrase in ``families``' bits, '' when none.
+
+    >>> cue_language(families(normalise("请一步一步地思考")))
+    'zh'
+    """
+    index = found >> LANGUAGE_SHIFT & 0x1F
+    return LANGUAGES[index - 1] if index else ""
 
 
 # ---- a topic sketch for every script ---------------------------------------------------------

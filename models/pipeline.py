@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
-                        FollowUpShare, InterArrivalTiming, LargeOutputBudget, OutputYield, TemplateRepetition,
+                        FollowUpShare, HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, TemplateRepetition,
                         TopicNovelty, regularity)
 from .detectors.conversation_claims import CLAIM_KINDS
 from .events import RequestEvent
 from .features import EventFeatures, answered_style, featurize
+from .multilingual import LANGUAGE_SHIFT, LANGUAGES
 from .population import PopulationProfile
 from .products import CONVERSATION_RING, ProductEvidence
 
@@ -85,7 +86,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 6
+STATE_VERSION = 7
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
@@ -97,7 +98,9 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             "app_ew", "transform_ew", "convs",
             # conversation claims (ConversationClaims): share of events whose follow-up claim did
             # not hold, follow-up claims, of which broken; typical answer length (AnswerLength)
-            "claims_share", "claims_n", "claims_broken", "answer_log", "answer_n")
+            "claims_share", "claims_n", "claims_broken", "answer_log", "answer_n",
+            # the key's current run of long answers (HarvestOnset): its evidence, the events before it
+            "harvest_evidence", "harvest_start")
 _RING = 8
 _CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
 _CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
@@ -106,7 +109,15 @@ _BINS = 64
 _CONV = CONVERSATION_RING  # products: the key's recent conversations' id hashes, last turn times (s)
 # Two conversation rings for now (ProductEvidence's 8 with turn times, ConversationClaims' 16
 # with marks): they were built side by side; folding them into one is known work.
-_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I{_CLAIM_ARRAYS}")
+# Which extraction signal fired, by ``EventFeatures.families`` bit (features: the English phrase
+# families, the reworded cues; multilingual: a cue of another language, an item's shape): the
+# key's events with each (saturating uint16) and the language of its last other-language cue
+# (an index into ``multilingual.LANGUAGES`` + 1), so an alert says what its style share is made of.
+EXTRACTION_SIGNALS = ("reasoning_elicitation", "grading", "answer_format", "dataset_generation", "tool_use_traces",
+                      "reworded_reasoning", "reworded_grading", "other_language_cue", "item_structure")
+_SIGNAL_VALUES = len(EXTRACTION_SIGNALS) + 1
+_RINGS = f"{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I{_CLAIM_ARRAYS}"
+_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RINGS}{_SIGNAL_VALUES}H")
 STATE_BYTES = _STRUCT.size
 # Older layouts are the current one with fewer trailing scalars (v3: up to "yield_n", v4: up to
 # "evidence", v5: up to "run_share") and no conversation rings: read them with the missing
@@ -116,6 +127,9 @@ _OLD_LAYOUTS = {version: (struct.Struct(f"<B{count}d{_RING}I{_RING}Q{_RING}I{_BI
                 for version, count in ((3, _SCALARS.index("evidence")), (4, _SCALARS.index("run_ts")),
                                        (5, _SCALARS.index("app_ew")))}
 _CLAIM_VALUES = 2 * _CONVERSATIONS + len(CLAIM_KINDS)
+# v6: scalars up to "answer_n", the conversation rings, no extraction signal counts
+_V6_SCALARS = _SCALARS.index("harvest_evidence")
+_OLD_LAYOUTS[6] = (struct.Struct(f"<B{_V6_SCALARS}d{_RINGS}"), _V6_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -138,12 +152,30 @@ _ORDINARY_SHARE = 0.15
 # claim does not hold. One-shot: 1 - share of conversation turns that hold.
 _HARVEST_REGULARITY = (0.5, 0.65)
 _HARVEST_BREADTH = (0.4, 0.6)
+# Resampling (1 - topic novelty): the same few prompts sent again and again for fresh long
+# answers (several samples per item, as distillation by rejection sampling wants) is a harvest
+# as much as breadth is. An app's fixed frame around new questions keeps novelty at 0.5+; a key
+# resending its items, under 0.2 (harvest-plain stress stream: 0.0-0.1; no benign key of
+# dev-s1, multilingual or product-negatives reaches 0.6 with the other conditions).
+_HARVEST_RESAMPLING = (0.6, 0.8)
+_RESAMPLED_ANSWER_LOG = (math.log(1000.0), math.log(2000.0))  # typical answer of resampled items, tokens
 _HARVEST_DISGUISE = (0.2, 0.5)
 _HARVEST_ONE_SHOT = (0.7, 0.9)
 _HARVEST_MIN_EVENTS = 30  # the timing estimate needs a few dozen gaps
 _HARVEST_MIN_ANSWERS = 10
 _HARVEST_CAP = 0.7  # over the default info (0.5) and warning (0.65) levels, under critical (0.8)
 _NS = len(_SCALARS)
+
+
+def _count_signals(counts: list, families: int) -> None:
+    """Count the event in ``counts`` (``EXTRACTION_SIGNALS`` order) for each signal bit it has,
+    and keep its cue language, if any, in the last slot."""
+    for i in range(len(EXTRACTION_SIGNALS)):
+        if families >> i & 1 and counts[i] < 65535:
+            counts[i] += 1
+    language = families >> LANGUAGE_SHIFT & 0x1F
+    if language:
+        counts[-1] = language
 
 
 def _ramp(value: float, lo: float, hi: float) -> float:
@@ -155,7 +187,7 @@ class KeyState:
     """One key's decoded state: named scalars, three rings and the topic histogram."""
 
     __slots__ = _SCALARS + ("ids", "sketch", "templates", "hist", "app_conv_ids", "app_conv_ts", "conv_ids",
-                            "conv_marks", "claim_kinds")
+                            "conv_marks", "claim_kinds", "signals")
 
     def __init__(self, values: tuple | None = None) -> None:
         if values is None:
@@ -167,6 +199,7 @@ class KeyState:
             self.app_conv_ids, self.app_conv_ts = [0] * _CONV, [0] * _CONV
             self.conv_ids, self.conv_marks = [0] * _CONVERSATIONS, [0] * _CONVERSATIONS
             self.claim_kinds = [0] * len(CLAIM_KINDS)
+            self.signals = [0] * _SIGNAL_VALUES
             return
         for name, value in zip(_SCALARS, values[1:_NS + 1]):
             setattr(self, name, value)
@@ -182,7 +215,9 @@ class KeyState:
         at += 2 * _CONV
         self.conv_ids = list(values[at:at + _CONVERSATIONS])
         self.conv_marks = list(values[at + _CONVERSATIONS:at + 2 * _CONVERSATIONS])
-        self.claim_kinds = list(values[at + 2 * _CONVERSATIONS:])
+        at += 2 * _CONVERSATIONS
+        self.claim_kinds = list(values[at:at + len(CLAIM_KINDS)])
+        self.signals = list(values[at + len(CLAIM_KINDS):])
 
 
 def decode_state(data: bytes | None) -> KeyState:
@@ -192,8 +227,10 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
+        if count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
+            return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)
         return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:]
-                        + (0,) * (2 * _CONV + _CLAIM_VALUES))
+                        + (0,) * (2 * _CONV + _CLAIM_VALUES + _SIGNAL_VALUES))
     # New key, or an unknown layout (a newer worker's): start afresh rather than misread it.
     return KeyState()
 
@@ -216,7 +253,8 @@ _GET_SCALARS = operator.attrgetter(*_SCALARS)
 
 def encode_state(st: KeyState) -> bytes:
     return _STRUCT.pack(STATE_VERSION, *_GET_SCALARS(st), *st.ids, *st.sketch, *st.templates, *st.hist,
-                        *st.app_conv_ids, *st.app_conv_ts, *st.conv_ids, *st.conv_marks, *st.claim_kinds)
+                        *st.app_conv_ids, *st.app_conv_ts, *st.conv_ids, *st.conv_marks, *st.claim_kinds,
+                        *st.signals)
 
 
 @dataclass(frozen=True)
@@ -318,6 +356,7 @@ class KeyPipeline:
         self._products = ProductEvidence()  # exculpatory evidence: caps an incident at info
         self._claims = ConversationClaims(c.alpha, _CONVERSATIONS)
         self._length = AnswerLength(c.alpha)
+        self._harvest_onset = HarvestOnset()
         # What alert baselines say is normal: learned from the keys this process scores.
         self.population = PopulationProfile(_POPULATION_SIGNALS)
 
@@ -379,6 +418,10 @@ class KeyPipeline:
         d.n, d.log_mean = st.answer_n, st.answer_log
         d.learn_one(x)
         st.answer_n, st.answer_log = d.n, d.log_mean
+        d = self._harvest_onset  # (after the claim check: a follow-up that holds is conversation)
+        d.n, d.evidence, d.run_start = n, st.harvest_evidence, st.harvest_start
+        d.learn_one(x)
+        st.harvest_evidence, st.harvest_start = d.evidence, d.run_start
         d = self._style
         share_before = d.share = st.style_ew
         d.n = n
@@ -418,6 +461,8 @@ class KeyPipeline:
         st.last_ts, st.gap_mean, st.gap_var = d.last_ts, d.gap_mean, d.gap_var
         if not n:
             st.first_ts = f.ts_ms
+        if f.families:
+            _count_signals(st.signals, f.families)
         st.ids[n % _RING] = f.event_hash
         bin_ = f.topic_bucket * _BINS // 256
         st.hist[bin_] = min(65535, st.hist[bin_] + 1)
@@ -443,14 +488,33 @@ class KeyPipeline:
         if st.n < _HARVEST_MIN_EVENTS:
             return 0.0
         # the cheap conditions first: most keys fail one of them
-        weakest = min(_ramp(1.0 - st.followup_ew, *_HARVEST_ONE_SHOT),
-                      _ramp(st.novelty_ew * (1.0 - st.template_ew), *_HARVEST_BREADTH))
+        weakest = _ramp(1.0 - st.followup_ew, *_HARVEST_ONE_SHOT)
         if weakest <= 0.0:
             return 0.0
-        weakest = min(weakest, max(self._long_answers(st), _ramp(st.claims_share, *_HARVEST_DISGUISE)))
+        content, kind = self._harvest_content(st)
+        weakest = min(weakest, content)
+        if weakest <= 0.0:
+            return 0.0
+        answers = self._long_answers(st)
+        if kind == "new_items":
+            answers = max(answers, _ramp(st.claims_share, *_HARVEST_DISGUISE))
+        elif answers > 0.0:
+            # Resending the same prompts harvests only when each answer is a long sample (a
+            # reasoning model's worked solution): with a few hundred tokens, or in disguise, it
+            # is what templated jobs and test suites do.
+            answers = _ramp(st.answer_log, *_RESAMPLED_ANSWER_LOG)
+        weakest = min(weakest, answers)
         if weakest <= 0.0:
             return 0.0
         return _HARVEST_CAP * min(weakest, _ramp(regularity(st.gap_var), *_HARVEST_REGULARITY))
+
+    @staticmethod
+    def _harvest_content(st: KeyState) -> tuple[float, str]:
+        """How much the key's content is a harvest's, and which kind: ``new_items`` (breadth:
+        new content, no fixed frame) or ``items_resampled`` (the same prompts again)."""
+        breadth = _ramp(st.novelty_ew * (1.0 - st.template_ew), *_HARVEST_BREADTH)
+        resampling = _ramp(1.0 - st.novelty_ew, *_HARVEST_RESAMPLING)
+        return (breadth, "new_items") if breadth >= resampling else (resampling, "items_resampled")
 
     def _long_answers(self, st: KeyState) -> float:
         if st.answer_n < _HARVEST_MIN_ANSWERS:
@@ -507,12 +571,18 @@ class KeyPipeline:
              "baseline": None, "weight": None},
         ]
         reasons.sort(key=lambda r: -abs((r["weight"] or 0) * (r["value"] or 0)))
+        signals = self._signal_reasons(st)
+        if signals:  # what the style share is made of, next to it
+            at = next(i for i, r in enumerate(reasons) if r["signal"] == "extraction_style_share") + 1
+            reasons[at:at] = signals
         reasons = self._claim_reasons(st) + reasons
         harvest = self._harvest_score(st)
         if harvest > self._share_score(st) and harvest >= self._evidence_score(st):
             # what made the score: no wording, so say what the key does instead
             reasons = [{"signal": "harvest_without_wording", "value": round(harvest, 3),
                         "baseline": self.config.thresholds[0], "weight": None},
+                       {"signal": "harvest_content", "value": self._harvest_content(st)[1], "baseline": None,
+                        "weight": None},
                        {"signal": "typical_answer_tokens",
                         "value": round(math.exp(st.answer_log)) if st.answer_n else 0,
                         "baseline": self._length.ordinary_tokens, "weight": None}] + reasons
@@ -524,17 +594,53 @@ class KeyPipeline:
         share = self._share_score(st)
         leads = share < self.config.thresholds[0] and self._evidence_score(st) > share
         reasons = [evidence] + reasons if leads else reasons + [evidence]
-        if st.evidence > 0.0:
+        onset = self._onset(st)
+        if onset is not None:
             # Against the key's own past: since when it extracts, and what it was before. Third,
             # so that notifications that show the first few reasons carry it.
             reasons.insert(2, {"signal": "key_history", "value": self.key_history(st), "baseline": None,
                                "weight": None})
-            reasons += [
-                {"signal": "extraction_since", "value": _iso(int(st.run_ts)), "baseline": None, "weight": None},
-                {"signal": "events_before_extraction", "value": int(st.run_n), "baseline": None, "weight": None},
-                {"signal": "extraction_style_share_before", "value": round(float(st.run_share), 3),
-                 "baseline": 0.05, "weight": None},
-            ]
+            before, run = onset
+            if run == "extraction":
+                reasons.append({"signal": "extraction_since", "value": _iso(int(st.run_ts)), "baseline": None,
+                                "weight": None})
+            reasons.append({"signal": "events_before_extraction", "value": before, "baseline": None, "weight": None})
+            if run == "extraction":
+                reasons.append({"signal": "extraction_style_share_before", "value": round(float(st.run_share), 3),
+                                "baseline": 0.05, "weight": None})
+        return reasons
+
+    def _onset(self, st: KeyState) -> tuple[int, str] | None:
+        """The key's events before its current run, and the run's kind: ``extraction`` (the
+        evidence test's run) or ``harvest`` (long answers, while the key meets the harvest
+        conditions); the earlier when both run (a harvest whose wording came later began
+        with its long answers). None outside any run."""
+        runs = []
+        if st.evidence > 0.0:
+            runs.append((int(st.run_n), "extraction"))
+        if st.harvest_evidence > 0.0 and self._harvest_score(st) > 0.0:
+            runs.append((int(st.harvest_start), "harvest"))
+        return min(runs) if runs else None
+
+    @staticmethod
+    def _signal_reasons(st: KeyState) -> list[dict]:
+        """Which extraction signals the key's events fired, most frequent first, as
+        ``extraction_signals`` ("other_language_cue 412, reasoning_elicitation 412,
+        item_structure 30"): the English phrase rules, the reworded cues, or the
+        language-independent ones (a cue phrase of another language, named in
+        ``cue_language``; an exam item's shape in any script)."""
+        # most frequent first; on a tie the more specific signal (later in EXTRACTION_SIGNALS:
+        # a cue's language or an item's shape says more than the family it sets)
+        counts = sorted(((count, i) for i, count in enumerate(st.signals[:-1]) if count), reverse=True)
+        if not counts:
+            return []
+        reasons = [{"signal": "extraction_signals",
+                    "value": ", ".join(f"{EXTRACTION_SIGNALS[i]} {count}" for count, i in counts),
+                    "baseline": None, "weight": None}]
+        language = int(st.signals[-1])
+        if language:
+            reasons.append({"signal": "cue_language", "value": LANGUAGES[language - 1], "baseline": None,
+                            "weight": None})
         return reasons
 
     @staticmethod
@@ -553,9 +659,13 @@ class KeyPipeline:
         """What the key was before its current run of extraction evidence: ``turned`` (an
         ordinary history of ``TURNED_AFTER`` or more events first: a compromised, sold or
         repurposed key, or a cover built up), ``recurring`` (a history that already read like
-        extraction) or ``from_first_events`` (an account set up for this)."""
-        if st.run_n < TURNED_AFTER:
+        extraction) or ``from_first_events`` (an account set up for this). A harvest's run
+        (``_onset``) counts when it began first: its past is ``turned`` or ``from_first_events``."""
+        before, run = self._onset(st) or (int(st.run_n), "extraction")
+        if before < TURNED_AFTER:
             return "from_first_events"
+        if run == "harvest":
+            return "turned"
         return "turned" if st.run_share < _ORDINARY_SHARE else "recurring"
 
     # -- incidents ---------------------------------------------------------------------------

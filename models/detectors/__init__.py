@@ -9,6 +9,7 @@ from .conversation_claims import ConversationClaims
 from .extraction_rate_cusum import ExtractionRateCUSUM
 from .extraction_share import ExtractionShare
 from .follow_up_share import FollowUpShare
+from .harvest_onset import HarvestOnset
 from .inter_arrival_timing import InterArrivalTiming, regularity
 from .large_output_budget import LargeOutputBudget
 from .output_yield import OutputYield
@@ -16,5 +17,5 @@ from .template_repetition import TemplateRepetition
 from .topic_novelty import TopicNovelty
 
 __all__ = ["KeySignal", "EWShare", "AnswerLength", "ConversationClaims", "ExtractionRateCUSUM", "ExtractionShare",
-           "FollowUpShare", "InterArrivalTiming", "LargeOutputBudget", "OutputYield", "TemplateRepetition", "TopicNovelty",
+           "FollowUpShare", "HarvestOnset", "InterArrivalTiming", "LargeOutputBudget", "OutputYield", "TemplateRepetition", "TopicNovelty",
            "regularity"]

@@ -129,6 +129,42 @@ def test_an_app_wrapping_one_frame_with_long_answers_is_not_a_harvest():
     assert run(events) == []
 
 
+def resampling(n: int, out: int, items: int = 3, gap_s: float = 6.0, seed: int = 9):
+    """A script resending the same few prompts for fresh answers (several samples per item)."""
+    rng = random.Random(seed)
+    prompts = [question(rng) for _ in range(items)]
+    return [event(i, at, prompts[i % items], int(out * rng.lognormvariate(0, 0.5)))
+            for i, at in enumerate(script(n, gap_s, 0.3, seed))]
+
+
+def test_resampling_the_same_prompts_for_long_answers_is_a_harvest():
+    # no breadth at all (three prompts, over and over), so the breadth condition alone missed it
+    alerts = run(resampling(300, 3000))
+    assert alerts and alerts[0]["events_seen"] <= 100
+    first = reasons(alerts[0])
+    assert alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+    assert first["harvest_content"] == "items_resampled"
+    assert {a["severity"] for a in alerts} <= {"info", "warning"}
+
+
+def test_a_plain_harvest_names_new_items_as_its_content():
+    assert reasons(run(plain_harvest(300, 1500))[0])["harvest_content"] == "new_items"
+
+
+def test_a_job_resending_one_prompt_for_short_answers_is_not_a_harvest():
+    # a health check or CI job: the same prompt on a clock, answers of a few dozen tokens
+    assert run(resampling(600, 40, items=1)) == []
+
+
+def test_people_resending_the_same_prompts_at_their_pace_are_not_a_harvest():
+    rng, at, events = random.Random(10), T0, []
+    prompts = [question(rng) for _ in range(3)]
+    for i in range(400):
+        at += timedelta(seconds=rng.expovariate(1 / 300))
+        events.append(event(i, at, prompts[i % 3], 3000))
+    assert run(events) == []
+
+
 def test_fabricated_claims_stand_in_for_long_answers():
     # a plain sweep with ordinary answer lengths, every request dressed up as a follow-up of a
     # conversation it never opened: the disguise is itself evidence
@@ -138,3 +174,24 @@ def test_fabricated_claims_stand_in_for_long_answers():
     alerts = run(events)
     assert alerts and reasons(alerts[0])["conversation_claims_inconsistent"] > 0
     assert alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+
+
+# -- the key's past, as a harvest alert tells it ---------------------------------------------
+
+def test_a_harvest_from_the_first_requests_reads_from_first_events():
+    first = reasons(run(plain_harvest(300, 1500))[0])
+    assert first["key_history"] == "from_first_events" and first["events_before_extraction"] < 5
+
+
+def test_a_key_that_turns_to_a_harvest_after_ordinary_use_reads_turned():
+    # 120 requests of a person (short answers, their own pace), then the key sweeps
+    rng, at, events = random.Random(11), T0, []
+    for i in range(120):
+        at += timedelta(seconds=rng.expovariate(1 / 600))
+        events.append(event(i, at, question(rng), 200))
+    for j, when in enumerate(script(300, 6, 0.3, 12)):
+        events.append(event(120 + j, at + (when - T0), question(rng), int(1500 * rng.lognormvariate(0, 0.5))))
+    alerts = run(events)
+    assert alerts and alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+    first = reasons(alerts[0])
+    assert first["key_history"] == "turned" and 115 <= first["events_before_extraction"] <= 130

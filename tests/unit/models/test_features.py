@@ -73,7 +73,9 @@ REWORDED = ["Elaborate on each stage of your thinking before concluding.",
 # One cue group alone is how people ask.
 ORDINARY = ["Explain how tides work.", "Describe your ideal weekend in Lisbon.", "Can you walk me through a tax form?",
             "What are the steps to renew a passport?", "Give me a detailed packing list for a week of hiking.",
-            "My logic board died, what now?"]
+            "My logic board died, what now?",
+            # a summarising service's wrapper: "document" names the material
+            "Summarise the document below in detail, section by section."]
 
 
 @pytest.mark.parametrize("text", REWORDED)

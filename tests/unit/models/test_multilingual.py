@@ -65,6 +65,9 @@ BENIGN_CHAT = [
 def test_reasoning_elicitation_in_other_languages_scores_like_english(lang):
     f = featurize_text(REASONING_PROMPTS[lang])
     assert f.families & REASONING, lang
+    # the alert can say which signal fired: a cue phrase, and in which language
+    assert f.families & multilingual.OTHER_LANGUAGE_CUE and not f.families & multilingual.ITEM_STRUCTURE
+    assert multilingual.cue_language(f.families) == lang.split("-")[0]
     assert f.style == style_score("Think step by step: what is 17 times 23?") == 1.0
 
 
@@ -72,6 +75,7 @@ def test_reasoning_elicitation_in_other_languages_scores_like_english(lang):
 def test_grading_in_other_languages(lang):
     f = featurize_text(GRADING_PROMPTS[lang])
     assert f.families & GRADING, lang
+    assert multilingual.cue_language(f.families) == lang.split("-")[0]
     assert f.style >= 0.85
 
 
@@ -91,7 +95,8 @@ def test_benign_chat_in_other_languages_has_no_style(prompt):
 ])
 def test_exam_item_shape_in_any_script_is_a_benchmark_format(prompt):
     f = featurize_text(prompt)
-    assert f.families == BENCHMARK_FORMAT
+    # the format family, and that an item's shape set it (no cue phrase, no language)
+    assert f.families == BENCHMARK_FORMAT | multilingual.ITEM_STRUCTURE
     # answered at length, an item sweep harvests worked solutions, as in English
     assert features.answered_style(featurize_text(prompt, output_tokens=900)) == 0.7
 
@@ -135,3 +140,11 @@ def test_a_cue_in_pasted_material_does_not_count():
     middle = "这是一篇文章。" * 120 + "请一步一步地思考。" + "这是一篇文章。" * 120
     assert featurize_text("总结下面的文字：\n" + middle + "\n谢谢").families & REASONING == 0
     assert featurize_text("总结下面的文字，请一步一步地思考：\n" + middle).families & REASONING
+
+
+def test_english_rules_set_no_multilingual_signal_bits():
+    for prompt in ("Think step by step: what is 17 times 23?", "(A) 4 (B) 5 (C) 6. Answer with the letter only.",
+                   "Rate this answer on a scale of 1 to 10.\nAnswer: Paris is in Spain."):
+        found = featurize_text(prompt).families
+        assert found and not found & (multilingual.OTHER_LANGUAGE_CUE | multilingual.ITEM_STRUCTURE), prompt
+        assert multilingual.cue_language(found) == ""

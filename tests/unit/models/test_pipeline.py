@@ -209,9 +209,10 @@ def test_an_older_state_is_read_with_its_history_after_an_upgrade(version):
     layout, count = p._OLD_LAYOUTS[version]
     # the same key, written by an older worker: its layout ends its scalars earlier and has no
     # conversation rings (the products' and the claims')
-    tail = 2 * p._CONV + p._CLAIM_VALUES
+    tail = 2 * p._CONV + p._CLAIM_VALUES + p._SIGNAL_VALUES
     old = layout.pack(version, *current[1:count + 1], *current[p._NS + 1:-tail])
-    assert len(old) == p.STATE_BYTES - 8 * (p._NS - count) - 8 * p._CONV - struct.calcsize(f"<{p._CLAIM_ARRAYS}")
+    assert len(old) == p.STATE_BYTES - 8 * (p._NS - count) - 8 * p._CONV - struct.calcsize(f"<{p._CLAIM_ARRAYS}") \
+        - 2 * p._SIGNAL_VALUES
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.score == p.decode_state(state).score
     assert upgraded.hist == p.decode_state(state).hist
@@ -223,6 +224,21 @@ def test_an_older_state_is_read_with_its_history_after_an_upgrade(version):
     assert upgraded.claims_n == upgraded.answer_n == 0.0 and upgraded.conv_ids == [0] * p._CONVERSATIONS
     if version == 3:
         assert upgraded.evidence == 0.0
+    assert KeyPipeline().step(old, ev(500)).state[0] == p.STATE_VERSION
+
+
+def test_a_v6_state_keeps_its_conversation_rings_and_counts_signals_from_the_upgrade():
+    from distillguard.models import pipeline as p
+
+    state, _, _ = run(KeyPipeline(), [ev(i) for i in range(120)])
+    current = p._STRUCT.unpack(state)
+    layout, _ = p._OLD_LAYOUTS[6]
+    count = p._V6_SCALARS  # written before the harvest run's scalars and the signal counts
+    old = layout.pack(6, *current[1:count + 1], *current[p._NS + 1:-p._SIGNAL_VALUES])
+    assert len(old) == p.STATE_BYTES - 2 * p._SIGNAL_VALUES - 8 * (p._NS - count)
+    upgraded, was = p.decode_state(old), p.decode_state(state)
+    assert upgraded.n == 120 and upgraded.conv_marks == was.conv_marks and upgraded.claim_kinds == was.claim_kinds
+    assert upgraded.signals == [0] * p._SIGNAL_VALUES and was.signals[0] >= 60  # ev(): reasoning in half
     assert KeyPipeline().step(old, ev(500)).state[0] == p.STATE_VERSION
 
 
@@ -286,3 +302,34 @@ def test_alert_baselines_are_the_population_median_learned_from_the_keys_scored(
     assert baselines["follow_up_share"] == 0.0 and baselines["extraction_style_share"] < 0.01
     # it explains scores, it never changes one
     assert [(a["score"], a["severity"]) for a in alerts] == [(a["score"], a["severity"]) for a in before]
+
+
+# Alerts say which extraction signal their style share is made of (issue 18: "which
+# language-independent signal"): on-call reads a sweep in Chinese, or of exam items in
+# Cyrillic, without the prompts.
+ZH_COT = "请一步一步地思考并写出推理过程：第{i}题，一个数的三倍加五等于{i}，这个数是多少？"
+RU_ITEM = "Вопрос {i}: какое число простое?\nА) {i}\nБ) 6\nВ) 7\nГ) 9"
+
+
+def test_a_key_alert_names_the_other_language_cue_and_its_language():
+    _, alerts, _ = run(KeyPipeline(), [ev(i, prompt=ZH_COT.format(i=i), **_usage(900)) for i in range(120)])
+    assert alerts
+    assert _reason(alerts[0], "extraction_signals").startswith("other_language_cue ")
+    assert "reasoning_elicitation" in _reason(alerts[0], "extraction_signals")
+    assert _reason(alerts[0], "cue_language") == "zh"
+    signals = [r["signal"] for r in alerts[0]["reasons"]]
+    assert signals.index("extraction_signals") == signals.index("extraction_style_share") + 1
+
+
+def test_a_key_alert_names_the_item_structure_of_a_sweep_without_cue_words():
+    _, alerts, _ = run(KeyPipeline(), [ev(i, prompt=RU_ITEM.format(i=i), **_usage(900)) for i in range(200)])
+    assert alerts
+    value = _reason(alerts[0], "extraction_signals")
+    assert "item_structure" in value and "answer_format" in value and "other_language_cue" not in value
+    assert "cue_language" not in [r["signal"] for r in alerts[0]["reasons"]]
+
+
+def test_an_english_phrase_sweep_names_its_families_and_no_language():
+    _, alerts, _ = run(KeyPipeline(), [ev(i, **_usage(900)) for i in range(120)])
+    value = _reason(alerts[0], "extraction_signals")
+    assert "reasoning_elicitation" in value and "grading" in value and "other_language_cue" not in value
