@@ -62,6 +62,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ..errors import ConfigError
+
 DAY_MS = 86_400_000
 # An account this young at the key's event is a cohort candidate (the key's request is
 # forwarded to the cluster detector by ``link_record`` until ``MAX_KEY_EVENTS``).
@@ -247,8 +249,8 @@ class CohortDetector:
     def __init__(self, *, young_ms: int = YOUNG_MS, min_key_events: int = 8, max_key_events: int = MAX_KEY_EVENTS,
                  min_family_share: float = 0.75, min_free_form_share: float = 0.9,
                  min_item_length_share: float = 0.5, min_harvest_tokens: int = 150,
-                 min_members: int = 12, min_content_affinity: float = 0.0, sketch_events: int = 32,
-                 background_size: int = 1 << 16,
+                 min_members: int = 12, min_content_affinity: float = 0.25, sketch_events: int = 32,
+                 profile_prior: float = 100.0, background_size: int = 1 << 16,
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
                  critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1) -> None:
@@ -261,8 +263,14 @@ class CohortDetector:
         self.min_item_length_share = min_item_length_share
         self.min_harvest_tokens = min_harvest_tokens
         self.min_members = min_members
+        # 0.25 nats a prompt: a 10-request member's prompts are e**2.5 (~12) times likelier under
+        # the wave's profile than under ordinary traffic's; an outsider's expected ratio is below
+        # 0, and the 64 bits are not independent (the ratio overstates), hence the margin.
         self.min_content_affinity = min_content_affinity
+        if not 0 < sketch_events <= 255:
+            raise ConfigError(f"sketch_events must be 1..255 (one byte per bit count), not {sketch_events}")
         self.sketch_events = sketch_events
+        self.profile_prior = profile_prior
         self.background_size = background_size
         self.window_ms = window_ms
         self.max_overlap = max_overlap
@@ -297,7 +305,7 @@ class CohortDetector:
         self._clock = max(self._clock, rec.ts_ms)
         alerts = self._due_updates()
         young = young_account(rec.ts_ms, rec.account_created_ms, self.young_ms)
-        if not young and rec.simhash >= 0:
+        if not young and rec.simhash >= 0 and rec.style <= 0:
             self._learn_background(rec.simhash)
         if rec.family < 0 or not young:
             return alerts
@@ -456,9 +464,12 @@ class CohortDetector:
         ordinary = self._background_total + 2 * _SMOOTHING
         ratio = 0.0
         for i, count in enumerate(bits):
-            # (clamped: a key no longer in the profile counts as an outsider to it)
-            p_wave = (min(max(0, fam.profile[i] - count), others) + _SMOOTHING) / (others + 2 * _SMOOTHING)
             p_ordinary = (self._background[i] + _SMOOTHING) / ordinary
+            # The wave's rate starts from ordinary traffic's, worth ``profile_prior`` prompts: a
+            # small wave's few prompts cannot make a profile that people's prompts fit by chance.
+            # (clamped: a key no longer in the profile counts as an outsider to it)
+            p_wave = (min(max(0, fam.profile[i] - count), others) + self.profile_prior * p_ordinary) / (
+                others + self.profile_prior)
             ratio += count * math.log(p_wave / p_ordinary) + (n - count) * math.log((1 - p_wave) / (1 - p_ordinary))
         return ratio / n
 

@@ -312,11 +312,13 @@ def _link_records(raws: list[bytes], partitions: int = 4) -> list[LinkRecord]:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_a_cohort_incident_is_the_same_whichever_partition_runs_ahead(seed):
+@pytest.mark.parametrize("wave", ["options", "free-form with users"])
+def test_a_cohort_incident_is_the_same_whichever_partition_runs_ahead(seed, wave):
     # A worker draining a backlog takes each partition's records in chunks, one partition
     # hours of event time ahead of another: the cohort is one incident under replay's id,
-    # naming the same members.
-    records = _link_records(sweep(30, 20))
+    # naming the same members (in a free-form family, too, where who is named depends on the
+    # profiles learned so far).
+    records = _link_records(sweep(30, 20) if wave == "options" else free_form_wave(users=20))
     rnd, queues, backlog = random.Random(seed), {}, []
     for r in records:
         queues.setdefault(r.source_partition, []).append(r)
@@ -349,3 +351,10 @@ def test_keys_already_linked_by_shared_infrastructure_are_not_named_again_as_a_c
     alerts = replay(raws)
     assert any(a["entity_type"] == "cluster" and not cohort_alerts([a]) for a in alerts)
     assert not cohort_alerts(alerts)
+
+
+def test_a_sketch_longer_than_its_byte_counters_is_a_config_error():
+    from distillguard.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        CohortDetector(sketch_events=256)
