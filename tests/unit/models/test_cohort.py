@@ -162,9 +162,10 @@ def long_chat(n: int) -> str:
             f"{g()} {g()} and {g()} please?")
 
 
-def free_form_wave(*, users: int = 0, sweepers: int = 30) -> list[bytes]:
+def free_form_wave(*, users: int = 0, sweepers: int = 30, styled_sweeps: int = 0) -> list[bytes]:
     """``sweepers`` young keys splitting ``free_item``s, ``users`` young keys sending long chat
-    over the same two days, and established accounts' ordinary traffic all along."""
+    over the same two days, and established accounts' ordinary traffic all along (and
+    ``styled_sweeps`` established keys sweeping ``free_item``s in extraction style)."""
     raws = sweep(sweepers, 20, items=free_item) if sweepers else []
     for u in range(users):
         start = T0 + int(u * 2.2 * 3_600_000) + 1_800_000
@@ -174,6 +175,11 @@ def free_form_wave(*, users: int = 0, sweepers: int = 30) -> list[bytes]:
         start = T0 - DAY_MS + k * 1_200_000
         raws += [event(f"old{k:03d}", i, start + i * 600_000, long_chat(50_000 + k * 100 + i), account_age_days=300)
                  for i in range(16)]
+    for k in range(styled_sweeps):
+        start = T0 - DAY_MS + k * 600_000
+        raws += [event(f"hydra{k:03d}", i, start + i * 60_000, free_item(90_000 + k * 100 + i)
+                       + " Think step by step and show your full reasoning.", account_age_days=300)
+                 for i in range(40)]
     return sorted(raws, key=lambda raw: json.loads(raw)["ts"])
 
 
@@ -200,6 +206,13 @@ def test_young_users_chatting_at_length_during_a_free_form_wave_are_not_named():
 def test_a_burst_of_young_users_chatting_at_length_is_no_cohort():
     # The same users without a sweep: 20 in two days keep to one family, but share no content.
     assert not cohort_alerts(replay(free_form_wave(users=20, sweepers=0)))
+
+
+def test_established_sweeps_are_not_what_ordinary_traffic_is_about():
+    # Established keys sweeping in extraction style send far more than ordinary users do: were
+    # their prompts the picture of ordinary traffic, young users' everyday chat would stand out
+    # from it together, as one wave (dev-s1: 18 benign keys named beside its hydras).
+    assert not cohort_alerts(replay(free_form_wave(users=20, sweepers=0, styled_sweeps=60)))
 
 
 def test_a_short_chat_is_no_free_form_member():
