@@ -406,7 +406,8 @@ class CohortDetector:
             # A wave a window after the open incident's latest member began: a new incident.
             if len(fam.named) > fam.sent:
                 alerts.append(self._alert(family, fam))  # its last members, before it closes
-            fam.incident, fam.named, fam.sent, fam.totals, fam.member_requests = None, [], 0, [0, 0, 0, 0, None, None, 0.0], []
+            fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, []
+            fam.totals = [0, 0, 0, 0, None, None, 0.0]
         if fam.incident is None:
             # Members whose content is the wave's, not ordinary traffic's: young users who keep
             # to free-form requests arrive during a wave too, about what everyone asks about.
@@ -530,8 +531,8 @@ class CohortDetector:
                 {"signal": "median_member_requests", "value": per_key[len(per_key) // 2], "baseline": None,
                  "weight": None},
                 # joint coverage against one member's: the set the members split between them
-                {"signal": "cohort_coverage_per_member", "value": round((events - shared) / max(1, per_key[len(per_key) // 2]), 1),
-                 "baseline": 1.0, "weight": None},
+                {"signal": "cohort_coverage_per_member",
+                 "value": round((events - shared) / max(1, per_key[len(per_key) // 2]), 1), "baseline": 1.0, "weight": None},
                 # members' prompts: likelier under the wave's profile than ordinary traffic's (log ratio)
                 {"signal": "cohort_content_affinity", "value": round(affinity / n, 3) if n else None,
                  "baseline": self.min_content_affinity, "weight": None},
