@@ -105,6 +105,7 @@ class LinkRecord:
     key_events: int = -1  # the key's events so far, this one included (-1 unknown): its volume
     family: int = -1  # the prompt's content family (cohort.content_family), -1 unknown
     item: int = -1  # the prompt's item fingerprint (cohort.item_fingerprint), -1 unknown
+    simhash: int = -1  # the prompt's 64-bit SimHash of content words (features), -1 unknown: its content sketch
 
     @classmethod
     def from_event(cls, event: RequestEvent, f: EventFeatures, partition: int = -1,
@@ -116,13 +117,14 @@ class LinkRecord:
                    _tail_frame(event.prompt), event.payment_fingerprint, _net(event.client_ip), event.asn,
                    _h64(event.user_agent) if event.user_agent else None, f.output_tokens,
                    event.account_created_ms, partition, offset, f.topic_bucket, key_events,
-                   content_family(event.prompt) if young else -1, item_fingerprint(event.prompt) if young else -1)
+                   content_family(event.prompt) if young else -1, item_fingerprint(event.prompt) if young else -1,
+                   f.simhash)
 
     def to_bytes(self) -> bytes:
         return json.dumps([self.api_key_id, self.account_id, self.ts_ms, self.style, self.head, self.tail,
                            self.payment_fingerprint, self.net, self.asn, self.ua_hash, self.output_tokens,
                            self.account_created_ms, self.source_partition, self.source_offset, self.topic_bucket,
-                           self.key_events, self.family, self.item],
+                           self.key_events, self.family, self.item, self.simhash],
                           separators=(",", ":")).encode()
 
     @classmethod

@@ -10,18 +10,26 @@ What an attacker who reads this cannot easily change without giving up the harve
 
 * **the accounts are young** (a cohort of thousands of accounts is bought or made for it;
   ``young_ms``), the keys' answers are long (``min_harvest_tokens``: the teacher signal is
-  what they are there for), and each key keeps to the item set (``min_family_share`` of its
-  requests in one content family; ``min_prose_share`` when that family is prose, the shape of
-  ordinary chat);
-* **the content family is the item's shape, not its wording**: the script it is written in,
-  whether it carries answer options, ends on an answer label ("Answer:", "答案："),
-  is dense in math or code, is a question, and a coarse length band (``content_family``).
-  Rewording an item keeps its shape; changing the shape changes the data harvested;
+  what they are there for), and each key keeps to the item set: ``min_family_share`` of its
+  requests of one item kind (answer options, an answer label, math, code), or
+  ``min_free_form_share`` of them free of options and labels (instructions, questions,
+  problems: the shape of ordinary chat too) and then ``min_item_length_share`` of them
+  item-sized, where a person's chat is mostly short turns;
+* **the content family is the item's shape, not its wording**: the script it is written in
+  and its kind (``member_family`` of ``content_family``). Rewording an item keeps its shape;
+  changing the shape changes the data harvested;
 * **many such keys arrive in one family within days**: ``min_members`` or more (and
   ``baseline_ratio`` times the family's own rate of such keys outside incidents) whose first request
   fell within ``window_ms``, while ordinary young users of a family arrive a few a day and
   mostly chat (dev-s1: 23 young keys with 8+ requests of one family and long answers, over
   7 days and all families);
+* **in a free-form family, the members are about one thing**: one item set has one
+  vocabulary, which biases the bits of the prompts' SimHash alike; each member's prompts
+  must be likelier under the wave's profile (the other recent members' bit rates) than under
+  ordinary traffic's (established accounts' requests): ``min_content_affinity`` (mean log
+  ratio per prompt). Young users who keep to long free-form requests while a wave runs are
+  about what everyone asks about, and are not named. To escape it a cohort must ask about
+  what ordinary users ask about, which is not the item set it came to harvest;
 * **their items do not overlap**: a cohort splits one set (the share of a member's requests
   that another key sent already, ``max_overlap``); many users re-sending one popular
   benchmark, or an evaluation re-run, overlap.
@@ -29,8 +37,8 @@ What an attacker who reads this cannot easily change without giving up the harve
 One incident per family wave names every member, also members that each sent only 10-40
 requests; re-sent (an update, never a new page) as members join. Severity is ``warning``,
 ``critical`` only with ``critical_members`` or more members. The detector sees link records
-(no text: a family code and an item hash, see ``LinkRecord``); bounded in keys, families,
-members and items.
+(no text: a family code, an item hash and a SimHash, see ``LinkRecord``); bounded in keys,
+families, members and items.
 
 >>> det = CohortDetector(min_members=3, min_key_events=4)
 >>> from distillguard.models.clusters import LinkRecord
@@ -43,15 +51,18 @@ members and items.
 ...                          item=k * 100 + i, key_events=i + 1)
 ...         alerts += det.learn_one(rec)
 >>> alerts[0]["alert_id"], alerts[0]["api_key_ids"], alerts[-1]["api_key_ids"]
-('cluster:cohort-latin-options-short-19700101', ['k0', 'k1', 'k2'], ['k0', 'k1', 'k2', 'k3'])
+('cluster:cohort-latin-options-19700101', ['k0', 'k1', 'k2'], ['k0', 'k1', 'k2', 'k3'])
 """
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+
+from ..errors import ConfigError
 
 DAY_MS = 86_400_000
 # An account this young at the key's event is a cohort candidate (the key's request is
@@ -122,8 +133,54 @@ def content_family(text: str) -> int:
     return (_script(text) * len(_SHAPES) + _shape(text)) * len(_BANDS) + band
 
 
-def _is_prose(family: int) -> bool:
-    return family // len(_BANDS) % len(_SHAPES) == 0
+# What a member keeps to: the script and the item's kind, not its length band, and one kind
+# for the free-form shapes (prose, question). An item set of free-form instructions and
+# questions (alpaca-like) mixes statements and questions, short and long: the fine family split
+# such a member's requests over four families, and it kept to none (a plain cohort was missed).
+_KINDS = ("free-form", "options", "answer-label", "math", "code")
+_KIND_OF_SHAPE = (0, 1, 2, 3, 4, 0)  # index into _KINDS per index into _SHAPES
+
+
+def member_family(family: int) -> int:
+    """The family a member keeps to: ``family``'s script and kind (free-form: prose or question).
+
+    >>> names = {member_family_name(member_family(content_family(t))) for t in
+    ...          ("Give three tips for staying healthy.", "What is the capital of France?",
+    ...           "Write a short story about a lighthouse keeper who finds a message in a bottle, in 200 words.")}
+    >>> names
+    {'latin-free-form'}
+    """
+    rest = family // len(_BANDS)
+    script, shape = divmod(rest, len(_SHAPES))
+    return script * len(_KINDS) + _KIND_OF_SHAPE[shape]
+
+
+def member_family_name(family: int) -> str:
+    script, kind = divmod(family, len(_KINDS))
+    return f"{_SCRIPTS[script]}-{_KINDS[kind]}" if 0 <= script < len(_SCRIPTS) else f"family{family}"
+
+
+def _is_free_form(family: int) -> bool:
+    """Whether a member family is free-form (prose or question): the shape of ordinary chat."""
+    return family % len(_KINDS) == 0
+
+
+def _unlabelled(family: int) -> bool:
+    """Whether a member family's items carry no answer options or answer label."""
+    return _KINDS[family % len(_KINDS)] in ("free-form", "math", "code")
+
+
+def _add_bits(counts, simhash: int) -> None:
+    """Count each set bit of a 64-bit SimHash into ``counts`` (64 counters)."""
+    while simhash:
+        low = simhash & -simhash
+        counts[low.bit_length() - 1] += 1
+        simhash ^= low
+
+
+def _is_long(family: int) -> bool:
+    """Whether a content family's band is item length (``content_family``'s long band)."""
+    return family % len(_BANDS) == 1
 
 
 def family_name(family: int) -> str:
@@ -149,18 +206,28 @@ class _Candidate:
     tokens: int = 0
     reported: int = 0
     shared: int = 0  # its requests whose item another key sent before
-    families: dict = field(default_factory=dict)  # family -> requests (at most _MAX_FAMILIES)
+    families: dict = field(default_factory=dict)  # member family -> requests (at most _MAX_FAMILIES)
+    long: int = 0  # its requests of item length (content_family's long band)
+    # Its content sketch: of its first ``sketch_events`` requests, how many set each bit of the
+    # prompt's SimHash (64 counts), and how many requests that is.
+    bits: bytearray = field(default_factory=lambda: bytearray(_SIMHASH_BITS))
+    sketched: int = 0
     family: int = -1  # the family it joined as a member (-1: not a member)
     named: bool = False  # named in a cohort incident
     linked: bool = False  # in a cluster of ClusterDetector's linking: not a cohort candidate
 
 
 _MAX_FAMILIES = 4
+_SIMHASH_BITS = 64  # LinkRecord.simhash
+_SMOOTHING = 0.5  # added to each bit's set and unset counts: no bit is certain
 
 
 @dataclass(slots=True)
 class _Family:
-    recent: OrderedDict = field(default_factory=OrderedDict)  # member key -> its first request ts
+    recent: OrderedDict = field(default_factory=OrderedDict)  # member key -> (first request ts, its sketch)
+    # The recent members' sketches added up: what the wave's item set is about.
+    profile: list = field(default_factory=lambda: [0] * _SIMHASH_BITS)
+    profile_total: int = 0
     quiet: int = 0  # members that left the window never named in an incident: its baseline
     first_ts: int = -1  # the family's first member
     incident: str | None = None  # the open incident's id
@@ -170,7 +237,7 @@ class _Family:
     # The named members' totals, kept as they join (a member's counts stop at joining), so an
     # update costs O(1) but for listing the members: requests, of which items sent before by
     # another key, output tokens, answers with usage, earliest and latest first request.
-    totals: list = field(default_factory=lambda: [0, 0, 0, 0, None, None])
+    totals: list = field(default_factory=lambda: [0, 0, 0, 0, None, None, 0.0])
     member_requests: list = field(default_factory=list)
 
 
@@ -180,8 +247,10 @@ class CohortDetector:
     detector = "distillguard.cohort/0.1"
 
     def __init__(self, *, young_ms: int = YOUNG_MS, min_key_events: int = 8, max_key_events: int = MAX_KEY_EVENTS,
-                 min_family_share: float = 0.75, min_prose_share: float = 0.9, min_harvest_tokens: int = 150,
-                 min_members: int = 12,
+                 min_family_share: float = 0.75, min_free_form_share: float = 0.9,
+                 min_item_length_share: float = 0.5, min_harvest_tokens: int = 150,
+                 min_members: int = 12, min_content_affinity: float = 0.25, sketch_events: int = 32,
+                 profile_prior: float = 100.0, background_size: int = 1 << 16,
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
                  critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1) -> None:
@@ -190,9 +259,19 @@ class CohortDetector:
         self.min_key_events = min_key_events
         self.max_key_events = max_key_events
         self.min_family_share = min_family_share
-        self.min_prose_share = min_prose_share
+        self.min_free_form_share = min_free_form_share
+        self.min_item_length_share = min_item_length_share
         self.min_harvest_tokens = min_harvest_tokens
         self.min_members = min_members
+        # 0.25 nats a prompt: a 10-request member's prompts are e**2.5 (~12) times likelier under
+        # the wave's profile than under ordinary traffic's; an outsider's expected ratio is below
+        # 0, and the 64 bits are not independent (the ratio overstates), hence the margin.
+        self.min_content_affinity = min_content_affinity
+        if not 0 < sketch_events <= 255:
+            raise ConfigError(f"sketch_events must be 1..255 (one byte per bit count), not {sketch_events}")
+        self.sketch_events = sketch_events
+        self.profile_prior = profile_prior
+        self.background_size = background_size
         self.window_ms = window_ms
         self.max_overlap = max_overlap
         self.baseline_ratio = baseline_ratio
@@ -206,6 +285,10 @@ class CohortDetector:
         self._items: OrderedDict[int, str] = OrderedDict()  # item -> the key that sent it first
         self._families: dict[int, _Family] = {}
         self._pending: set[int] = set()  # families whose open incident has members not yet sent
+        # SimHash bits of established accounts' requests: what ordinary traffic is about, that a
+        # cohort's item set is told apart from. Halved when full: bounded, and it follows drift.
+        self._background = [0] * _SIMHASH_BITS
+        self._background_total = 0
         self._clock = 0
         # Whether a key is in a cluster of shared infrastructure now (set by ClusterDetector):
         # asked again when a wave is counted, because in the workers' partitioned link-values
@@ -221,7 +304,10 @@ class CohortDetector:
         """
         self._clock = max(self._clock, rec.ts_ms)
         alerts = self._due_updates()
-        if rec.family < 0 or not young_account(rec.ts_ms, rec.account_created_ms, self.young_ms):
+        young = young_account(rec.ts_ms, rec.account_created_ms, self.young_ms)
+        if not young and rec.simhash >= 0 and rec.style <= 0:
+            self._learn_background(rec.simhash)
+        if rec.family < 0 or not young:
             return alerts
         cand = self._keys.get(rec.api_key_id)
         if cand is None:
@@ -241,8 +327,13 @@ class CohortDetector:
         if rec.output_tokens >= 0:
             cand.tokens += rec.output_tokens
             cand.reported += 1
-        if rec.family in cand.families or len(cand.families) < _MAX_FAMILIES:
-            cand.families[rec.family] = cand.families.get(rec.family, 0) + 1
+        family = member_family(rec.family)
+        if family in cand.families or len(cand.families) < _MAX_FAMILIES:
+            cand.families[family] = cand.families.get(family, 0) + 1
+        cand.long += _is_long(rec.family)
+        if rec.simhash >= 0 and cand.sketched < self.sketch_events:
+            _add_bits(cand.bits, rec.simhash)
+            cand.sketched += 1
         if rec.item >= 0:
             first = self._items.setdefault(rec.item, rec.api_key_id)
             if first != rec.api_key_id:
@@ -262,10 +353,19 @@ class CohortDetector:
         if cand.reported and cand.tokens < self.min_harvest_tokens * cand.reported:
             return None
         family, n = max(cand.families.items(), key=lambda kv: (kv[1], -kv[0]))
-        # Prose is no item shape (it is what ordinary chat is): a member sweeping prose items
-        # must keep to them more strictly than one sweeping options, answer labels, math, code.
-        share = self.min_prose_share if _is_prose(family) else self.min_family_share
-        return family if n >= share * cand.events else None
+        if not _is_free_form(family) and n >= self.min_family_share * cand.events:
+            return family
+        # Free-form: no answer options or answer labels. Free-form item sets (instructions,
+        # questions, problems) mix math and code items into their prose, so those count too.
+        family -= family % len(_KINDS)
+        n = sum(count for f, count in cand.families.items() if f - f % len(_KINDS) == family and _unlabelled(f))
+        # Free-form is no item shape (it is what ordinary chat is): a member sweeping free-form
+        # items keeps to them more strictly than one sweeping options, answer labels, math or
+        # code, and its requests are mostly item-sized, where a person's chat is mostly short
+        # turns ("thanks", "why?", "make it shorter").
+        if n < self.min_free_form_share * cand.events:
+            return None
+        return family if cand.long >= self.min_item_length_share * cand.events else None
 
     def _baseline(self, fam: _Family) -> float:
         """Members the family's ordinary history predicts in one window: its members that left
@@ -281,16 +381,19 @@ class CohortDetector:
         fam = self._families.setdefault(family, _Family())
         if fam.first_ts < 0:
             fam.first_ts = cand.first_ts
-        fam.recent[key] = cand.first_ts
+        sketch = (bytes(cand.bits), cand.sketched)
+        fam.recent[key] = (cand.first_ts, sketch)
+        self._profile_add(fam, sketch, 1)
         # Kept two windows back from the latest member's first request; the wave is counted
         # around this member's own first request, not the records' arrival time, so that
         # partitions processed at their own pace (a backlog, a restart) find the same waves.
         horizon = self._clock - 2 * self.window_ms
-        while fam.recent and (next(iter(fam.recent.values())) < horizon or len(fam.recent) > self.max_members):
-            gone, _ = fam.recent.popitem(last=False)
+        while fam.recent and (next(iter(fam.recent.values()))[0] < horizon or len(fam.recent) > self.max_members):
+            gone, (_, gone_sketch) = fam.recent.popitem(last=False)
+            self._profile_add(fam, gone_sketch, -1)
             gone_cand = self._keys.get(gone)
             fam.quiet += gone_cand is None or not gone_cand.named
-        wave = [k for k, first in fam.recent.items()
+        wave = [k for k, (first, _) in fam.recent.items()
                 if abs(first - cand.first_ts) <= self.window_ms and not self.is_linked(k)]
         # A wave: more members arrived in one window than min_members and than the family's own
         # history predicts. Members join an open incident only while its wave lasts: a family
@@ -303,23 +406,73 @@ class CohortDetector:
             # A wave a window after the open incident's latest member began: a new incident.
             if len(fam.named) > fam.sent:
                 alerts.append(self._alert(family, fam))  # its last members, before it closes
-            fam.incident, fam.named, fam.sent, fam.totals, fam.member_requests = None, [], 0, [0, 0, 0, 0, None, None], []
+            fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, []
+            fam.totals = [0, 0, 0, 0, None, None, 0.0]
         if fam.incident is None:
-            members = wave
+            # Members whose content is the wave's, not ordinary traffic's: young users who keep
+            # to free-form requests arrive during a wave too, about what everyone asks about.
+            members = [k for k in wave if self._content_fits(family, fam, fam.recent[k][1])]
+            if len(members) < self.min_members:
+                return alerts  # a burst of young users with nothing in common but the family
             if self._overlap(members) > self.max_overlap:
                 return alerts  # many keys re-sending one set: an evaluation or a popular benchmark
-            first = min(fam.recent[k] for k in members)
-            fam.incident = "cluster:cohort-" + family_name(family) + "-" + datetime.fromtimestamp(
+            first = min(fam.recent[k][0] for k in members)
+            fam.incident = "cluster:cohort-" + member_family_name(family) + "-" + datetime.fromtimestamp(
                 first // DAY_MS * DAY_MS / 1000, timezone.utc).strftime("%Y%m%d")
             for member in members:
                 self._name(fam, member)
-        elif len(fam.named) < self.max_members and not self.is_linked(key):
+        elif len(fam.named) < self.max_members and not self.is_linked(key) and \
+                self._content_fits(family, fam, fam.recent[key][1]):
             self._name(fam, key)
         if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
             alerts.append(self._alert(family, fam))
         elif len(fam.named) > fam.sent:
             self._pending.add(family)
         return alerts
+
+    def _learn_background(self, simhash: int) -> None:
+        _add_bits(self._background, simhash)
+        self._background_total += 1
+        if self._background_total >= self.background_size:
+            self._background = [n // 2 for n in self._background]
+            self._background_total //= 2
+
+    @staticmethod
+    def _profile_add(fam: _Family, sketch, sign: int) -> None:
+        bits, n = sketch
+        for i, count in enumerate(bits):
+            fam.profile[i] += sign * count
+        fam.profile_total += sign * n
+
+    def _content_fits(self, family: int, fam: _Family, sketch) -> bool:
+        """Whether a member of a wave is about what the wave is about. Asked of free-form
+        families only: an item shape (options, an answer label, math, code) is itself what the
+        members share."""
+        return not _is_free_form(family) or self._affinity(fam, sketch) >= self.min_content_affinity
+
+    def _affinity(self, fam: _Family, sketch) -> float:
+        """How much likelier a member's prompts are under the other recent members' profile
+        than under ordinary traffic's: the mean log-likelihood ratio per prompt of its SimHash
+        bits, each bit a coin per profile (its own prompts left out of the wave's). Keys sweeping
+        one item set share its vocabulary, which biases SimHash bits alike (> 0); a person's
+        requests are about what everyone's are (<= 0). Without a sketch (records of an older
+        worker): 0.0.
+        """
+        bits, n = sketch
+        if n <= 0:
+            return 0.0
+        others = max(0, fam.profile_total - n)
+        ordinary = self._background_total + 2 * _SMOOTHING
+        ratio = 0.0
+        for i, count in enumerate(bits):
+            p_ordinary = (self._background[i] + _SMOOTHING) / ordinary
+            # The wave's rate starts from ordinary traffic's, worth ``profile_prior`` prompts: a
+            # small wave's few prompts cannot make a profile that people's prompts fit by chance.
+            # (clamped: a key no longer in the profile counts as an outsider to it)
+            p_wave = (min(max(0, fam.profile[i] - count), others) + self.profile_prior * p_ordinary) / (
+                others + self.profile_prior)
+            ratio += count * math.log(p_wave / p_ordinary) + (n - count) * math.log((1 - p_wave) / (1 - p_ordinary))
+        return ratio / n
 
     def _due_updates(self) -> list[dict]:
         """Members that joined an open incident since its last alert, once its interval passed."""
@@ -342,6 +495,7 @@ class CohortDetector:
         t[3] += cand.reported
         t[4] = cand.first_ts if t[4] is None else min(t[4], cand.first_ts)
         t[5] = cand.first_ts if t[5] is None else max(t[5], cand.first_ts)
+        t[6] += self._affinity(fam, fam.recent[key][1]) if key in fam.recent else 0.0
         fam.member_requests.append(cand.events)
 
     def _overlap(self, members) -> float:
@@ -352,7 +506,7 @@ class CohortDetector:
     def _alert(self, family: int, fam: _Family) -> dict:
         fam.sent, fam.updated_ts = len(fam.named), self._clock
         self._pending.discard(family)
-        events, shared, tokens, reported, first, last = fam.totals
+        events, shared, tokens, reported, first, last, affinity = fam.totals
         per_key = sorted(fam.member_requests) or [0]
         n = len(fam.named)
         critical = n >= self.critical_members
@@ -368,7 +522,7 @@ class CohortDetector:
             "score": round(min(0.99, 0.65 + 0.3 * min(1.0, n / (2 * self.critical_members))), 4),
             "severity": "critical" if critical else "warning",
             "reasons": [
-                {"signal": "content_cohort", "value": family_name(family), "baseline": None, "weight": 1.0},
+                {"signal": "content_cohort", "value": member_family_name(family), "baseline": None, "weight": 1.0},
                 {"signal": "cohort_members", "value": n,
                  "baseline": round(self._baseline(fam), 1), "weight": 1.0},
                 {"signal": "cohort_item_overlap", "value": round(shared / events, 3) if events else 0.0,
@@ -376,6 +530,12 @@ class CohortDetector:
                 {"signal": "cohort_items_covered", "value": events - shared, "baseline": None, "weight": None},
                 {"signal": "median_member_requests", "value": per_key[len(per_key) // 2], "baseline": None,
                  "weight": None},
+                # joint coverage against one member's: the set the members split between them
+                {"signal": "cohort_coverage_per_member",
+                 "value": round((events - shared) / max(1, per_key[len(per_key) // 2]), 1), "baseline": 1.0, "weight": None},
+                # members' prompts: likelier under the wave's profile than ordinary traffic's (log ratio)
+                {"signal": "cohort_content_affinity", "value": round(affinity / n, 3) if n else None,
+                 "baseline": self.min_content_affinity, "weight": None},
                 {"signal": "members_enrolled_within_hours", "value": round(((last or 0) - (first or 0)) / 3_600_000, 1),
                  "baseline": None, "weight": None},
                 {"signal": "mean_output_tokens", "value": round(tokens / reported) if reported else None,

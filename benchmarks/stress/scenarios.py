@@ -475,18 +475,31 @@ def _cohort_profile(b, R, spec, taken):
 
 
 def _cohort_item_set(b, R, spec, families, needed):
-    """The pools of one item set (a corpus family, in one language when it has several) with
-    ``needed`` unused records if one has; else the largest."""
+    """The pools of one item set (a corpus family, in one language when it has several; less
+    ``exclude_groups``) with ``needed`` unused records if one has; else one swept again."""
+    drop = tuple(spec.get("exclude_groups", ()))
     sets = []
     for family in families:
-        pools = attack_pools(b, corpora=[family])
+        # the excluded groups are left out before sizing a set: counted in, they made a set
+        # look big enough, and its campaign shrank to its few usable records (one key, seed 34)
+        pools = [p for p in attack_pools(b, corpora=[family]) if not (drop and p.group.startswith(drop))]
         if spec.get("one_language", True) and pools and ":" in pools[0].group:
             for lang in sorted({p.group.split(":", 1)[0] for p in pools}):
                 sets.append([p for p in pools if p.group.startswith(lang + ":")])
         elif pools:
             sets.append(pools)
     big = [x for x in sets if sum(p.remaining() for p in x) >= needed]
-    return R.choice(big) if big else max(sets, key=lambda x: sum(p.remaining() for p in x))
+    if big:
+        return R.choice(big)
+    # Every set large enough was swept by earlier campaigns: sweep one again from its start (two
+    # campaigns on one public set), rather than keep the set's leftovers, which would shrink the
+    # campaign to a few keys (a one-key "cohort" no cohort detector can find).
+    whole = max(sets, key=lambda x: sum(len(p.recs) for p in x))
+    if sum(len(p.recs) for p in whole) >= needed:
+        for p in whole:
+            p.pos, p.wraps = 0, p.wraps + 1
+        return whole
+    return max(sets, key=lambda x: sum(p.remaining() for p in x))
 
 
 @register("content_cohort")
@@ -503,8 +516,6 @@ def gen_content_cohort(b, name, spec, R):
         k = draw_num(R, spec["keys"])
         sizes = [draw_num(R, spec["events"]) for _ in range(k)]
         pools = _cohort_item_set(b, R, spec, families if styled else spec.get("plain_families", families), sum(sizes))
-        drop = tuple(spec.get("exclude_groups", ()))
-        pools = [p for p in pools if not (drop and p.group.startswith(drop))] or pools
         # the slices are disjoint: a set smaller than the sweep gets fewer members, not repeats
         left = sum(p.remaining() for p in pools)
         while sum(sizes) > left and len(sizes) > 1:

@@ -396,7 +396,7 @@ def test_records_sent_again_for_re_applied_events_are_learned_once():
 def test_link_records_round_trip_with_their_source():
     r = dataclasses.replace(rec("k", 1, pf="p"), source_partition=3, source_offset=41, topic_bucket=200)
     assert LinkRecord.from_bytes(r.to_bytes()) == r
-    old = r.to_bytes()[:-len(b",3,41,200,-1,-1,-1]")] + b"]"  # a record sent before the source fields existed
+    old = r.to_bytes()[:-len(b",3,41,200,-1,-1,-1,-1]")] + b"]"  # a record sent before the source fields existed
     assert LinkRecord.from_bytes(old).source_offset == -1 and LinkRecord.from_bytes(old).topic_bucket == -1
     assert LinkRecord.from_bytes(old).key_events == -1
     newer = r.to_bytes()[:-1] + b',"a field of a later version"]'  # read by an older agent: ignored

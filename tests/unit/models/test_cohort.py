@@ -97,7 +97,7 @@ def test_young_keys_splitting_one_item_set_raise_one_cohort_incident_naming_ever
     assert found[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(30)]
     assert found[0]["severity"] == "warning"  # under critical_members: a human looks first
     reasons = {r["signal"]: r["value"] for r in found[-1]["reasons"]}
-    assert reasons["content_cohort"] == "latin-options-long"
+    assert reasons["content_cohort"] == "latin-options"
     assert reasons["cohort_members"] == 30 and reasons["cohort_item_overlap"] == 0.0
     assert reasons["members_enrolled_within_hours"] == pytest.approx(29 * 1.5, abs=0.1)
 
@@ -133,6 +133,95 @@ def test_ordinary_chat_keeps_to_no_family_and_items_to_one():
     # member keeps to one content family, a person's requests change shape.
     assert len({content_family(chat(n)) for n in range(8)}) >= 3
     assert {family_name(content_family(item(n))) for n in range(8)} == {"latin-options-long"}
+
+
+# One item set of free-form instructions, questions, code and math: one vocabulary.
+DOMAIN = "enzyme catalyst titration molarity isotope solvent reagent polymer oxidation buffer alkane halide".split()
+# What everyone else asks about: a broad vocabulary no one key keeps to.
+GENERAL = [f"{a}{b}" for a in ("sun", "rain", "car", "tea", "job", "dog", "song", "game", "trip", "cake", "shoe", "tax")
+           for b in ("day", "plan", "fix", "list", "idea", "gift", "note", "shop", "team", "room", "park", "deal")]
+
+
+def free_item(n: int) -> str:
+    """The n-th item of a free-form set: mostly item-sized instructions and questions, with a
+    short code and a short math item in every five (the shapes such sets mix)."""
+    r = random.Random(n)
+    d = lambda: r.choice(DOMAIN)  # noqa: E731
+    return (f"Explain how the {d()} and the {d()} change the {d()} of a {d()} sample in a teaching laboratory.",
+            f"Why does a {d()} react with the {d()} {d()} when the {d()} solution is heated slowly in a {d()}?",
+            f"Write code for the {d()} {d()} table: def rate(x): return [x * k for k in range(10)]",
+            f"Compute the {d()} {d()} yield of the {d()} step: 3*x + 4 = 19, x^2 - 2 = 23, {r.randint(1, 99)}/7 = ?",
+            f"Describe the {d()}, the {d()} and the {d()} of a {d()} in three short sentences for a lab report.")[n % 5]
+
+
+def long_chat(n: int) -> str:
+    """A person's long request about everyday things (item-sized, free-form, long answer)."""
+    r = random.Random(10_000 + n)
+    g = lambda: r.choice(GENERAL)  # noqa: E731
+    return (f"I have been thinking about my {g()} and my {g()} lately, could you tell me something about "
+            f"{g()} {g()} and {g()} please?")
+
+
+def free_form_wave(*, users: int = 0, sweepers: int = 30, styled_sweeps: int = 0) -> list[bytes]:
+    """``sweepers`` young keys splitting ``free_item``s, ``users`` young keys sending long chat
+    over the same two days, and established accounts' ordinary traffic all along (and
+    ``styled_sweeps`` established keys sweeping ``free_item``s in extraction style)."""
+    raws = sweep(sweepers, 20, items=free_item) if sweepers else []
+    for u in range(users):
+        start = T0 + int(u * 2.2 * 3_600_000) + 1_800_000
+        raws += [event(f"user{u:03d}", i, start + i * 900_000, long_chat(u * 100 + i), account_age_days=1)
+                 for i in range(12)]
+    for k in range(120):  # established accounts (the detector's picture of ordinary traffic)
+        start = T0 - DAY_MS + k * 1_200_000
+        raws += [event(f"old{k:03d}", i, start + i * 600_000, long_chat(50_000 + k * 100 + i), account_age_days=300)
+                 for i in range(16)]
+    for k in range(styled_sweeps):
+        start = T0 - DAY_MS + k * 600_000
+        raws += [event(f"hydra{k:03d}", i, start + i * 60_000, free_item(90_000 + k * 100 + i)
+                       + " Think step by step and show your full reasoning.", account_age_days=300)
+                 for i in range(40)]
+    return sorted(raws, key=lambda raw: json.loads(raw)["ts"])
+
+
+def test_a_free_form_item_set_is_one_family_though_its_items_change_shape_and_length():
+    # Before: prose-long, question-long, code-short and math-short were four families, and
+    # no key of a free-form sweep kept to one (the plain cohorts of the stress stream missed).
+    assert len({content_family(free_item(n)) for n in range(5)}) == 4
+    found = cohort_alerts(replay(free_form_wave()))
+    assert found and {a["alert_id"] for a in found} == {found[0]["alert_id"]}
+    assert found[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(30)]
+    reasons = {r["signal"]: r["value"] for r in found[-1]["reasons"]}
+    assert reasons["content_cohort"] == "latin-free-form" and reasons["cohort_content_affinity"] > 0
+    assert reasons["cohort_coverage_per_member"] > 20  # together: many times what one member sent
+
+
+def test_young_users_chatting_at_length_during_a_free_form_wave_are_not_named():
+    # 20 young users who each keep to long free-form requests with long answers, arriving
+    # while the wave runs: members by shape, but about what everyone asks about.
+    found = cohort_alerts(replay(free_form_wave(users=20)))
+    assert found and not any(k.startswith("user") for a in found for k in a["api_key_ids"])
+    assert set(found[-1]["api_key_ids"]) == {f"key{k:03d}" for k in range(30)}
+
+
+def test_a_burst_of_young_users_chatting_at_length_is_no_cohort():
+    # The same users without a sweep: 20 in two days keep to one family, but share no content.
+    assert not cohort_alerts(replay(free_form_wave(users=20, sweepers=0)))
+
+
+def test_established_sweeps_are_not_what_ordinary_traffic_is_about():
+    # Established keys sweeping in extraction style send far more than ordinary users do: were
+    # their prompts the picture of ordinary traffic, young users' everyday chat would stand out
+    # from it together, as one wave (dev-s1: 18 benign keys named beside its hydras).
+    assert not cohort_alerts(replay(free_form_wave(users=20, sweepers=0, styled_sweeps=60)))
+
+
+def test_a_short_chat_is_no_free_form_member():
+    # Free-form keys must send mostly item-sized requests: chat's short turns do not qualify.
+    det = CohortDetector(min_key_events=4)
+    for i in range(8):
+        det.learn_one(LinkRecord("k", "a", T0 + i, 0.0, 0, 0, output_tokens=600, account_created_ms=T0,
+                                 family=content_family("why is the sky blue?"), item=i, key_events=i + 1))
+    assert det._keys["k"].family == -1
 
 
 def _members(det: CohortDetector, keys: range, every_hours: float, start_ms: int, prefix: str = "s") -> list[dict]:
@@ -200,11 +289,12 @@ def test_young_keys_plain_requests_reach_the_cluster_detector():
     assert forwarded == 20
 
 
-def test_link_records_carry_family_and_item_and_older_records_read_as_unknown():
-    rec = LinkRecord("k", "a", 1, 0.0, 2, 3, family=7, item=99)
+def test_link_records_carry_family_item_and_sketch_and_older_records_read_as_unknown():
+    rec = LinkRecord("k", "a", 1, 0.0, 2, 3, family=7, item=99, simhash=2**63 + 5)
     assert LinkRecord.from_bytes(rec.to_bytes()) == rec
-    older = json.loads(rec.to_bytes())[:-2]  # a record of a worker from before the cohorts
+    older = json.loads(rec.to_bytes())[:-3]  # a record of a worker from before the cohorts
     assert LinkRecord.from_fields(older).family == -1 and LinkRecord.from_fields(older).item == -1
+    assert LinkRecord.from_fields(older).simhash == -1
 
 
 def test_cohort_state_is_bounded():
@@ -235,11 +325,13 @@ def _link_records(raws: list[bytes], partitions: int = 4) -> list[LinkRecord]:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_a_cohort_incident_is_the_same_whichever_partition_runs_ahead(seed):
+@pytest.mark.parametrize("wave", ["options", "free-form with users"])
+def test_a_cohort_incident_is_the_same_whichever_partition_runs_ahead(seed, wave):
     # A worker draining a backlog takes each partition's records in chunks, one partition
     # hours of event time ahead of another: the cohort is one incident under replay's id,
-    # naming the same members.
-    records = _link_records(sweep(30, 20))
+    # naming the same members (in a free-form family, too, where who is named depends on the
+    # profiles learned so far).
+    records = _link_records(sweep(30, 20) if wave == "options" else free_form_wave(users=20))
     rnd, queues, backlog = random.Random(seed), {}, []
     for r in records:
         queues.setdefault(r.source_partition, []).append(r)
@@ -272,3 +364,10 @@ def test_keys_already_linked_by_shared_infrastructure_are_not_named_again_as_a_c
     alerts = replay(raws)
     assert any(a["entity_type"] == "cluster" and not cohort_alerts([a]) for a in alerts)
     assert not cohort_alerts(alerts)
+
+
+def test_a_sketch_longer_than_its_byte_counters_is_a_config_error():
+    from distillguard.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        CohortDetector(sketch_events=256)
