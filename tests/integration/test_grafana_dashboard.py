@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink, make_client
+from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink
 from distillguard.streams.metrics import WorkerMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
@@ -42,13 +42,6 @@ GRAFANA_FORMATS = {"raw": lambda v: v, "percentencode": lambda v: quote(v, safe=
 
 def targets(kind: str) -> list[tuple[str, dict]]:
     return [(p["title"], t) for p in DASHBOARD["panels"] for t in p["targets"] if t["datasource"]["type"] == kind]
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    chdb = make_client(ClickHouseSettings(data_dir=tmp_path_factory.mktemp("chdb-grafana")))
-    yield chdb
-    chdb.close()
 
 
 def test_every_panel_has_a_query_on_a_provisioned_source():
