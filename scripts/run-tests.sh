@@ -13,7 +13,7 @@ if [ "$#" -eq 0 ]; then
     echo "not a git checkout: the fresh-clone check of the unit suite is skipped" >&2
   fi
 fi
-.venv/bin/python -m pytest -q "${in_place[@]}" "$@"
+.venv/bin/python -m pytest -q --durations=20 "${in_place[@]}" "$@"
 code=$?
 if [ "$code" -eq 5 ]; then
   echo "pytest collected no tests: failing on purpose" >&2
