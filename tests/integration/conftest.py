@@ -165,8 +165,10 @@ class Pipeline:
         return worker, second
 
     def close(self) -> None:
+        # The test is over: a worker that has not stopped 10 s after SIGTERM is killed (some
+        # Faust shutdowns hang for the whole default 30 s: two minutes of the suite).
         for worker in self.workers:
-            worker.stop()
+            worker.stop(timeout=10.0)
 
 
 @pytest.fixture
