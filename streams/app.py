@@ -34,7 +34,7 @@ from .alert_outbox import AlertOutbox, read_topic_tail
 from .epochs import NEW, EpochTracker
 from .feedback_follower import FeedbackFollower
 from .health import CommitWatch, HealthJudge
-from .holes import HoleGuard, read_first_records, read_group_commit, read_partition
+from .holes import HoleGuard, processed_head_gap, read_first_records, read_group_commit, read_partition
 from .metrics import WorkerMetrics
 from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .recovery import RESTART, STALLED, RecoveryWatch
@@ -815,12 +815,21 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         commit run at a time, so the two never overlap.
         """
         consumer = app.consumer
-        for acked in consumer._acked.values():  # noqa: SLF001 - not exposed otherwise
+        for tp, acked in list(consumer._acked.items()):  # noqa: SLF001 - not exposed otherwise
             # An offset acked twice (a record acked before a rebalance and again when Faust
             # re-delivers it) breaks Faust's run of consecutive offsets, and each commit
             # then moves one offset on: keep each offset once.
             if len(acked) != len(set(acked)):
                 acked[:] = sorted(set(acked))
+            if tp.topic == settings.requests_topic:
+                # Records processed and stored whose acks Faust lost in a rebalance (see
+                # processed_head_gap): passed to its commit as a gap, or the commit waits for ever.
+                pending = min((e.message.offset for e in unacked if e.message.partition == tp.partition),
+                              default=None)
+                gap = processed_head_gap(consumer._committed_offset.get(tp), acked,  # noqa: SLF001
+                                         holes.expected(tp.partition), pending)
+                if gap is not None:
+                    consumer._gap[tp].addi(*gap)  # noqa: SLF001 - Faust's own gap list (end exclusive)
         try:
             await consumer.commit()
         except asyncio.CancelledError:

@@ -68,6 +68,38 @@ class HoleGuard:
             self._next[partition] = offset + 1
 
 
+def processed_head_gap(committed: int | None, acked: list[int], expected: int | None,
+                       pending: int | None) -> tuple[int, int] | None:
+    """Offsets ``begin`` .. ``end - 1`` at the head of a partition's commit that will never be
+    acked again, but were processed and stored: Faust may pass them to the commit as a gap.
+
+    Faust commits only from its committed offset through consecutive acked offsets, and it
+    waits (for ever) when the first acked offset lies beyond the commit. After a rebalance
+    Faust forgets the acks it had (the revoked partition's list is dropped) and seeks back to
+    the commit, yet drops re-fetched records below the offset it last handed out: those
+    records never come again, so nothing acks them, and the commit stays (seen: 23 while 517
+    records were processed and stored, the broker-restart fault test). They were processed
+    when ``expected`` (the next offset the worker expects) lies past them, and their outputs
+    are stored when none of them waits for a flush (``pending``: the lowest offset of the
+    partition still waiting; None: none).
+
+    >>> processed_head_gap(23, [40, 41, 42], expected=43, pending=None)
+    (23, 40)
+    >>> processed_head_gap(23, [40, 41], expected=43, pending=30) is None  # 30 not yet stored
+    True
+    >>> processed_head_gap(23, [23, 24], expected=25, pending=None) is None  # no gap
+    True
+    """
+    if committed is None or committed < 0 or not acked:
+        return None
+    head = min(acked)
+    if head <= committed or expected is None or head > expected:
+        return None
+    if pending is not None and pending < head:
+        return None
+    return committed, head
+
+
 def read_partition(kafka_config: dict, group_id: str, topic: str, partition: int, start: int,
                    end: int, timeout_s: float = 30.0) -> tuple[list, bool]:
     """The records stored at offsets ``start`` .. ``end - 1`` of one partition, read directly
