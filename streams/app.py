@@ -429,8 +429,13 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         broker call on the agent's path. Nothing committed: the worker reads from the earliest
         record, and the reader skips what retention removed.
         """
+        committed = faust_commit(tp)
+        return committed if committed is not None else 0
+
+    def faust_commit(tp) -> int | None:
+        """The group's commit on ``tp`` as Faust last learned it (None: not known to Faust)."""
         committed = app.consumer._committed_offset.get(tp)  # noqa: SLF001 - not exposed otherwise
-        return committed if committed is not None and committed >= 0 else 0
+        return None if committed is None else max(committed, 0)
 
     async def first_offset_of(tp) -> int:
         """Where the group resumes a partition whose first record has just arrived.
@@ -441,9 +446,9 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         20k records a restart, so a crash-looping worker made no progress). Not known to
         Faust: asked of the broker.
         """
-        committed = app.consumer._committed_offset.get(tp)  # noqa: SLF001 - not exposed otherwise
+        committed = faust_commit(tp)
         if committed is not None:
-            return max(committed, 0)
+            return committed
         try:
             return await asyncio.to_thread(read_group_commit, settings.confluent_config(), settings.app_id,
                                            tp.topic, tp.partition)
@@ -815,6 +820,11 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
         commit run at a time, so the two never overlap.
         """
         consumer = app.consumer
+        pending: dict[int, int] = {}  # per input partition, the lowest offset still waiting for a flush
+        for event in unacked:
+            partition, offset = event.message.partition, event.message.offset
+            if offset < pending.get(partition, offset + 1):
+                pending[partition] = offset
         for tp, acked in list(consumer._acked.items()):  # noqa: SLF001 - not exposed otherwise
             # An offset acked twice (a record acked before a rebalance and again when Faust
             # re-delivers it) breaks Faust's run of consecutive offsets, and each commit
@@ -824,10 +834,8 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
             if tp.topic == settings.requests_topic:
                 # Records processed and stored whose acks Faust lost in a rebalance (see
                 # processed_head_gap): passed to its commit as a gap, or the commit waits for ever.
-                pending = min((e.message.offset for e in unacked if e.message.partition == tp.partition),
-                              default=None)
                 gap = processed_head_gap(consumer._committed_offset.get(tp), acked,  # noqa: SLF001
-                                         holes.expected(tp.partition), pending)
+                                         holes.expected(tp.partition), pending.get(tp.partition))
                 if gap is not None:
                     consumer._gap[tp].addi(*gap)  # noqa: SLF001 - Faust's own gap list (end exclusive)
         try:
