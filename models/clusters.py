@@ -76,7 +76,10 @@ DURABLE = ("pf", "acct")
 SLOW = ("asnua",)
 
 
-@dataclass(slots=True, frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, ~0.4 us a
+# field, and one of these is built for every event (benchmarks/decode.py). Treat it as
+# immutable; unsafe_hash keeps it hashable by value, as frozen did.
+@dataclass(slots=True, unsafe_hash=True)
 class LinkRecord:
     """What the cluster detector needs of one event: no text, a few hashes and ids.
 

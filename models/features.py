@@ -209,7 +209,10 @@ _JUDGING_WEIGHT = 0.85
 _CUE_WORDS = _PROCESS_WORDS | _VERDICT_WORDS | _JUDGED_WORDS
 
 
-@dataclass(slots=True, frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, ~0.4 us a
+# field, and one of these is built for every event (benchmarks/decode.py). Treat it as
+# immutable; unsafe_hash keeps it hashable by value, as frozen did.
+@dataclass(slots=True, unsafe_hash=True)
 class EventFeatures:
     """Everything the detectors use about one event. No text."""
 
