@@ -220,18 +220,16 @@ def _round(x: float | None) -> float | None:
 
 
 def run_clickhouse(n_rows: int) -> dict:
-    from distillguard.models.events import parse_event
     from distillguard.models.pipeline import KeyPipeline
+    from distillguard.models.step import Record, RequestProcessor
     from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink
 
     work = WORK / "clickhouse"
     shutil.rmtree(work, ignore_errors=True)
-    pipeline, states, rows = KeyPipeline(), {}, []
-    for offset, (_, line) in enumerate(_dev_records(n_rows)):
-        event = parse_event(line)
-        result = pipeline.step(states.get(event.api_key_id), event, offset)
-        states[event.api_key_id] = result.state
-        rows.append((result.row, offset))
+    step = RequestProcessor(KeyPipeline(), source_topic="llm.requests")
+    batch = step.run([Record(line, offset=offset, position=offset)
+                      for offset, (_, line) in enumerate(_dev_records(n_rows))], {})
+    rows = [(row, offset) for row, _, offset in batch.rows]
     sink = ClickHouseSink(ClickHouseSettings(data_dir=work / "chdb"))
     try:
         started = time.monotonic()

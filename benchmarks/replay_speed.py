@@ -1,6 +1,7 @@
 """Replay speed side by side with an older tree, and proof that the alerts did not change.
 
-    python benchmarks/replay_speed.py                      # dev-s1: this tree vs 7b61d6e, 3 rounds
+    python benchmarks/replay_speed.py                      # dev-s1: this tree vs 55718be, 3 rounds
+    python benchmarks/replay_speed.py --rounds 2 --stress harvest-plain --stress multilingual
     python benchmarks/replay_speed.py --rounds 2 --same-alerts var/streams/stress-obfuscated
 
 Each tree runs ``distillguard replay STREAM --alerts OUT -q`` in a process of its own, the
@@ -8,11 +9,13 @@ trees taking turns within every round (the order alternates from round to round)
 the load of a shared machine falls on both alike. The time is the process's CPU time (user +
 system, from ``getrusage``: what one core spends, imports included), not the wall clock,
 which other users of the machine stretch. Every ratio is this tree's CPU time over the
-base's in the same round; under 1.0 means faster.
+base's in the same round; under 1.0 means faster. Every timed stream (dev-s1, and each
+``--stress`` stream, built into ``var/streams/`` as ``benchmarks/detection.py`` builds it)
+is timed in every round.
 
-``--same-alerts`` streams (dev-s1 always) are also replayed by the ``--reference`` tree
-(default: main where this work began) and the alert files compared byte for byte: a speed
-change must not change detection.
+Every timed stream and every ``--same-alerts`` stream is also replayed by the
+``--reference`` tree (default: main where this work began, the same as the base) and the
+alert files compared byte for byte: a speed change must not change detection.
 
 Older trees are checked out with ``git worktree add --detach`` into a temporary folder and
 imported through ``PYTHONPATH`` (a folder of links laid out as the installed package), with
@@ -36,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 RESULTS = ROOT / "benchmarks" / "results"
 DEV_STREAM = SHARED / "data" / "streams" / "dev-s1" / "events.jsonl.gz"
-SPEED_BASE = "7b61d6e"     # the tree before issue 18's signals: the speed to hold
-ALERTS_REFERENCE = "1fcd70e"  # main when this speed work began: the alerts to keep
+SPEED_BASE = "55718be"     # main when issue 20's event step began: the speed to double
+ALERTS_REFERENCE = "55718be"  # ... and the alerts to keep
 # the installed package's layout (pyproject's package-dir): folder -> import path
 PACKAGE_DIRS = {"core": "", "models": "models", "streams": "streams", "sinks": "sinks"}
 
@@ -82,18 +85,19 @@ def count_lines(path: Path) -> int:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"# Replay speed: this tree vs {result['base']} (the tree before issue 18's signals)", "",
+    lines = [f"# Replay speed: this tree vs {result['base']}", "",
              f"Command: `{result['command']}`", "",
-             f"Stream: {result['stream']} ({result['events']:,} events). CPU seconds of one "
-             "`distillguard replay` process (user + system, imports included); the trees take turns in "
-             "every round, so a loaded machine slows both alike.", "",
-             "| round | base (s) | this tree (s) | this / base |", "|---|---|---|---|"]
-    for i, r in enumerate(result["rounds"], 1):
-        lines.append(f"| {i} | {r['base_s']:.1f} | {r['this_s']:.1f} | {r['ratio']:.3f} |")
-    lines += ["", f"Median ratio {result['median_ratio']:.3f}: this tree "
-              f"{result['this_events_per_s']:,.0f} events/s of CPU, base {result['base_events_per_s']:,.0f} "
-              "(best rounds).", "",
-              f"## Alerts against {result['reference']} (main before this work)", "",
+             "CPU seconds of one `distillguard replay` process (user + system, imports included); the trees "
+             "take turns in every round, so a loaded machine slows both alike.", ""]
+    for name, timed in result["streams"].items():
+        lines += [f"## {name} ({timed['events']:,} events)", "",
+                  "| round | base (s) | this tree (s) | this / base |", "|---|---|---|---|"]
+        for i, r in enumerate(timed["rounds"], 1):
+            lines.append(f"| {i} | {r['base_s']:.1f} | {r['this_s']:.1f} | {r['ratio']:.3f} |")
+        lines += ["", f"Median ratio {timed['median_ratio']:.3f} (x{1 / timed['median_ratio']:.2f} events/s): "
+                  f"this tree {timed['this_events_per_s']:,.0f} events/s of CPU, base "
+                  f"{timed['base_events_per_s']:,.0f} (best rounds).", ""]
+    lines += [f"## Alerts against {result['reference']} (main before this work)", "",
               "| stream | alerts | byte-identical |", "|---|---|---|"]
     for name, same in result["same_alerts"].items():
         lines.append(f"| {name} | {same['alerts']} | {'yes' if same['identical'] else 'NO'} |")
@@ -101,63 +105,80 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def stress_stream(name: str) -> Path:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from detection import build_stress_stream  # (the benchmark's own builder: same seeds, same configs)
+
+    return build_stress_stream(name, ROOT / "var" / "streams" / f"stress-{name}") / "events.jsonl.gz"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stream", type=Path, default=DEV_STREAM, help="the stream to time (events.jsonl[.gz])")
-    parser.add_argument("--base", default=SPEED_BASE, help="the tree to be at least as fast as")
+    parser.add_argument("--stream", type=Path, action="append", default=[],
+                        help="a stream to time (events.jsonl[.gz]; default dev-s1)")
+    parser.add_argument("--stress", action="append", default=[], help="also time this stress stream "
+                        "(benchmarks/stress/NAME.json)")
+    parser.add_argument("--base", default=SPEED_BASE, help="the tree to be faster than")
     parser.add_argument("--reference", default=ALERTS_REFERENCE, help="the tree whose alerts must not change")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--same-alerts", type=Path, action="append", default=[],
                         help="also compare the alerts on this stream (a folder with events.jsonl.gz, or a file)")
     parser.add_argument("--results-name", default="replay-speed", help="write benchmarks/results/NAME.{json,md}")
     args = parser.parse_args(argv)
-    args.stream = args.stream.resolve()  # (the replays run in a temporary folder)
-    streams = {"timed": args.stream}
+    timed = {}  # label -> path (the replays run in a temporary folder: absolute paths)
+    for path in args.stream or [DEV_STREAM]:
+        timed["dev-s1" if path.resolve() == DEV_STREAM.resolve() else str(path)] = path.resolve()
+    for name in args.stress:
+        timed[f"stress-{name}"] = stress_stream(name).resolve()
+    compared = dict(timed)
     for extra in (path.resolve() for path in args.same_alerts):
-        streams[extra.name] = extra / "events.jsonl.gz" if extra.is_dir() else extra
+        compared[extra.name] = extra / "events.jsonl.gz" if extra.is_dir() else extra
     with tempfile.TemporaryDirectory(prefix="dg-replay-speed-") as tmp:
         work = Path(tmp)
         trees = {}
         try:
-            for rev in (args.base, args.reference):
+            for rev in dict.fromkeys((args.base, args.reference)):
                 trees[rev] = checkout(rev, work)
             # (run from the temporary folder: the working directory must not shadow the package)
-            rounds = []
+            rounds: dict[str, list] = {label: [] for label in timed}
             for i in range(args.rounds):
-                turn = [("base", trees[args.base]), ("this", None)]
-                times = {}
-                for name, path in (turn if i % 2 == 0 else turn[::-1]):
-                    times[name] = replay(path, args.stream, work / f"{name}-{i}.jsonl", work)
-                rounds.append({"base_s": times["base"], "this_s": times["this"],
-                               "ratio": times["this"] / times["base"]})
-                print(f"round {i + 1}: base {times['base']:.1f}s, this {times['this']:.1f}s, "
-                      f"ratio {rounds[-1]['ratio']:.3f}", file=sys.stderr, flush=True)
+                for s_i, (label, stream) in enumerate(timed.items()):
+                    turn = [("base", trees[args.base]), ("this", None)]
+                    times = {}
+                    for name, path in (turn if (i + s_i) % 2 == 0 else turn[::-1]):
+                        times[name] = replay(path, stream, work / f"{name}-{s_i}-{i}.jsonl", work)
+                    rounds[label].append({"base_s": times["base"], "this_s": times["this"],
+                                          "ratio": times["this"] / times["base"]})
+                    print(f"round {i + 1}, {label}: base {times['base']:.1f}s, this {times['this']:.1f}s, "
+                          f"ratio {rounds[label][-1]['ratio']:.3f}", file=sys.stderr, flush=True)
             same = {}
-            for name, stream in streams.items():
-                ours, theirs = work / f"this-{name}.alerts", work / f"ref-{name}.alerts"
-                if name == "timed":  # this tree's alerts on it are there already
-                    ours = work / "this-0.jsonl"
+            for s_i, (label, stream) in enumerate(compared.items()):
+                ours, theirs = work / f"this-{s_i}.alerts", work / f"ref-{s_i}.alerts"
+                if label in timed:  # this tree's alerts on it are there already (and the base's, if the reference)
+                    ours = work / f"this-{s_i}-0.jsonl"
                 else:
                     replay(None, stream, ours, work)
-                replay(trees[args.reference], stream, theirs, work)
-                label = "dev-s1" if stream == DEV_STREAM else name if name != "timed" else str(stream)
-                same[label] = {"alerts": count_lines(ours),
-                               "identical": filecmp.cmp(ours, theirs, shallow=False)}
+                if label in timed and args.reference == args.base:
+                    theirs = work / f"base-{s_i}-0.jsonl"
+                else:
+                    replay(trees[args.reference], stream, theirs, work)
+                same[label] = {"alerts": count_lines(ours), "identical": filecmp.cmp(ours, theirs, shallow=False)}
                 print(f"alerts on {label}: {same[label]}", file=sys.stderr, flush=True)
         finally:
             for rev in trees:
                 remove(work / f"tree-{rev}")
-    events = count_lines(args.stream)
-    ratios = sorted(r["ratio"] for r in rounds)
+    streams = {}
+    for label, stream in timed.items():
+        events = count_lines(stream)
+        ratios = sorted(r["ratio"] for r in rounds[label])
+        streams[label] = {"path": str(stream.relative_to(SHARED.parent)) if stream.is_relative_to(SHARED.parent)
+                          else str(stream), "events": events, "rounds": rounds[label],
+                          "median_ratio": ratios[len(ratios) // 2],
+                          "this_events_per_s": events / min(r["this_s"] for r in rounds[label]),
+                          "base_events_per_s": events / min(r["base_s"] for r in rounds[label])}
     result = {
         "command": "python benchmarks/replay_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "stream": str(args.stream.relative_to(SHARED.parent)) if args.stream.is_relative_to(SHARED.parent)
-        else str(args.stream),
-        "events": events, "base": args.base, "reference": args.reference, "rounds": rounds,
-        "median_ratio": ratios[len(ratios) // 2],
-        "this_events_per_s": events / min(r["this_s"] for r in rounds),
-        "base_events_per_s": events / min(r["base_s"] for r in rounds),
-        "same_alerts": same,
+        "base": args.base, "reference": args.reference, "streams": streams, "same_alerts": same,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -491,37 +491,28 @@ def seed_demo(ch_settings, *, hydra_keys: int = 30) -> dict:
     workers, rows written by the same sink.
     """
     from distillguard.demo_traffic import bad_records, demo_events, iter_encoded
-    from distillguard.models.clusters import ClusterDetector, link_record
-    from distillguard.models.events import BadRecord, parse_event
+    from distillguard.models.clusters import ClusterDetector
     from distillguard.models.pipeline import KeyPipeline
+    from distillguard.models.step import Record, RequestProcessor
     from distillguard.sinks.clickhouse import ClickHouseSink
 
     sink = ClickHouseSink(ch_settings)
-    pipeline, clusters, states = KeyPipeline(), ClusterDetector(), {}
+    step = RequestProcessor(KeyPipeline(), source_topic="llm.requests", clusters=ClusterDetector())
     records = list(iter_encoded(demo_events(hydra_keys=hydra_keys)))
     records[len(records) // 2:len(records) // 2] = [(b"bad", raw) for raw in bad_records()]
     alerts = dead = 0
     try:
-        for offset, (_, raw) in enumerate(records):
-            event = parse_event(raw)
-            if isinstance(event, BadRecord):
-                sink.add_dead_letter(event.reason, "llm.requests", 0, offset, len(raw))
-                dead += 1
-                continue
-            result = pipeline.step(states.get(event.api_key_id), event)
-            if result.duplicate:
-                continue
-            states[event.api_key_id] = result.state
-            sink.add(result.row, 0, offset, "llm.requests")
-            raised = [result.alert] if result.alert else []
-            rec = link_record(event, result)
-            if rec is not None:
-                raised.extend(clusters.observe_link(rec))
-            for alert in raised:
-                sink.add_alert(alert)
-                alerts += 1
+        out = step.run([Record(raw, partition=0, offset=offset) for offset, (_, raw) in enumerate(records)], {})
+        for letter in out.dead_letters:
+            sink.add_dead_letter(letter.reason, "llm.requests", 0, letter.offset, letter.size)
+            dead += 1
+        for row, partition, offset in out.rows:
+            sink.add(row, partition, offset, "llm.requests")
             if sink.should_flush():
                 sink.flush()
+        for alert in out.alerts:
+            sink.add_alert(alert)
+            alerts += 1
         sink.flush()
     finally:
         sink.close()

@@ -13,9 +13,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from distillguard.models.clusters import ClusterDetector, link_record
-from distillguard.models.events import BadRecord, parse_event
-from distillguard.models.pipeline import DetectorConfig, KeyPipeline, state_last_ts
+from distillguard.models.clusters import ClusterDetector
+from distillguard.models.pipeline import DetectorConfig, KeyPipeline
+from distillguard.models.step import BatchResult, Record, RequestProcessor
+
+BATCH_RECORDS = 1000  # records stepped at a time (a key's state stays decoded within a batch)
 
 
 @dataclass
@@ -47,10 +49,13 @@ def run_replay(events_path: Path, alerts_out: Path, dlq_path: Path | None = None
                config: DetectorConfig | None = None, pipeline: KeyPipeline | None = None,
                clusters: ClusterDetector | None | bool = True,
                allowed_lateness_ms: int | None = None) -> ReplaySummary:
-    """``allowed_lateness_ms``: the workers' ``DG_ALLOWED_LATENESS_S`` rule (None: learn every event)."""
-    pipeline = pipeline or KeyPipeline(config)
+    """``allowed_lateness_ms``: the workers' ``DG_ALLOWED_LATENESS_S`` rule (None: learn every event).
+    The workers' own step (``models.step``) on the file's lines, in batches; a line's offset
+    is its line number."""
     if clusters is True:
         clusters = ClusterDetector()
+    step = RequestProcessor(pipeline or KeyPipeline(config), source_topic=str(events_path),
+                            allowed_lateness_ms=allowed_lateness_ms, clusters=clusters or None)
     states: dict[str, bytes] = {}
     summary = ReplaySummary()
     started = last_report = time.monotonic()
@@ -59,52 +64,48 @@ def run_replay(events_path: Path, alerts_out: Path, dlq_path: Path | None = None
     dlq = open(dlq_path, "w", encoding="utf-8") if dlq_path else None
     try:
         with _open(Path(events_path)) as src, open(alerts_out, "w", encoding="utf-8") as out:
+            batch: list[Record] = []
             for line_no, line in enumerate(src, 1):
                 line = line.rstrip(b"\r\n")
-                if not line:
+                if line:
+                    batch.append(Record(line, offset=line_no))
+                if len(batch) < BATCH_RECORDS:
                     continue
-                event = parse_event(line)
-                if isinstance(event, BadRecord):
-                    summary.bad_records += 1
-                    if dlq:
-                        try:
-                            raw = {"raw": line.decode("utf-8")}
-                        except UnicodeDecodeError:
-                            raw = {"raw_base64": base64.b64encode(line).decode()}
-                        dlq.write(json.dumps({"reason": event.reason, "line": line_no, **raw}) + "\n")
-                    continue
-                summary.events += 1
-                state = states.get(event.api_key_id)
-                if allowed_lateness_ms is not None and state is not None and \
-                        event.ts_ms < state_last_ts(state) - allowed_lateness_ms:
-                    summary.late += 1
-                    continue
-                result = pipeline.step(state, event)
-                if result.duplicate:
-                    summary.duplicates += 1
-                    continue
-                states[event.api_key_id] = result.state
-                alerts = [result.alert]
-                if clusters:
-                    rec = link_record(event, result)
-                    if rec is not None:
-                        began = time.perf_counter()
-                        alerts.extend(clusters.observe_link(rec))
-                        summary.cluster_seconds += time.perf_counter() - began
-                        summary.link_records += 1
-                for alert in alerts:
-                    if alert is not None:
-                        summary.alerts += 1
-                        out.write(json.dumps(alert, separators=(",", ":")) + "\n")
-                if progress and summary.events % 10_000 == 0 and time.monotonic() - last_report > 2:
+                _write(step.run(batch, states), states, summary, out, dlq)
+                batch = []
+                if progress and time.monotonic() - last_report > 2:
                     last_report = time.monotonic()
-                    rate = summary.events / (last_report - started)
-                    print(f"  {summary.events:,} events, {summary.alerts} alerts, {rate:,.0f} events/s",
-                          file=sys.stderr, flush=True)
+                    _report(step, summary, last_report - started)
+            _write(step.run(batch, states), states, summary, out, dlq)
     finally:
         if dlq:
             dlq.close()
+    counters = step.counters
+    summary.events = counters.events - counters.dead_letters
+    summary.bad_records, summary.duplicates, summary.late = counters.dead_letters, counters.duplicates, counters.late
+    summary.cluster_seconds = step.cluster_seconds
     summary.seconds = time.monotonic() - started
     summary.keys = len(states)
     summary.state_bytes_per_key = sum(map(len, states.values())) / len(states) if states else 0.0
     return summary
+
+
+def _write(batch: BatchResult, states: dict[str, bytes], summary: ReplaySummary, out, dlq) -> None:
+    states.update(batch.states)
+    summary.link_records += len(batch.links)
+    summary.alerts += len(batch.alerts)
+    for alert in batch.alerts:
+        out.write(json.dumps(alert, separators=(",", ":")) + "\n")
+    if dlq:
+        for dead in batch.dead_letters:
+            try:
+                raw = {"raw": dead.value.decode("utf-8")}
+            except UnicodeDecodeError:
+                raw = {"raw_base64": base64.b64encode(dead.value).decode()}
+            dlq.write(json.dumps({"reason": dead.reason, "line": dead.offset, **raw}) + "\n")
+
+
+def _report(step: RequestProcessor, summary: ReplaySummary, seconds: float) -> None:
+    events = step.counters.events
+    print(f"  {events:,} events, {summary.alerts} alerts, {events / seconds:,.0f} events/s", file=sys.stderr,
+          flush=True)

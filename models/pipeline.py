@@ -368,11 +368,18 @@ class KeyPipeline:
 
     def step(self, state: bytes | None, event: RequestEvent, offset: int | None = None) -> StepResult:
         st = decode_state(state)
+        result = self.step_decoded(st, event, offset)
+        result.state = (state or encode_state(st)) if result.duplicate else encode_state(st)
+        return result
+
+    def step_decoded(self, st: KeyState, event: RequestEvent, offset: int | None = None) -> StepResult:
+        """``step`` on a decoded state, updated in place (``models.step`` keeps a batch's
+        key states decoded and packs each once); the result's ``state`` is left empty."""
         if offset is not None and offset <= st.last_offset:
-            return StepResult(state or encode_state(st), None, None, duplicate=True)
+            return StepResult(b"", None, None, duplicate=True)
         f = featurize(event)
         if f.event_hash in st.ids and st.n > 0:
-            return StepResult(state or encode_state(st), None, None, duplicate=True)
+            return StepResult(b"", None, None, duplicate=True)
         self._products.learn_one(st, event)
         score = self._learn(st, f)
         alert = self._incident(st, event, score)
@@ -391,7 +398,7 @@ class KeyPipeline:
             "template_repetition": st.template_ew, "topic_novelty": st.novelty_ew,
             "extraction_evidence": st.evidence,
         }
-        return StepResult(encode_state(st), row, alert, features=f, key_events=int(st.n))
+        return StepResult(b"", row, alert, features=f, key_events=int(st.n))
 
     # -- learning --------------------------------------------------------------------------
     def _learn(self, st: KeyState, f: EventFeatures) -> float:

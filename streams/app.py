@@ -1,7 +1,7 @@
 """The Faust application: topics, the per-key state table, the agents, the query endpoints.
 
 Thin by design: records are decoded and scored by ``distillguard.models`` (through
-:class:`~distillguard.streams.processor.RequestProcessor`) and rows/alerts are handed to
+:class:`~distillguard.models.step.RequestProcessor`) and rows/alerts are handed to
 ``distillguard.sinks``. Delivery guarantees, in order:
 
 * the state table is co-partitioned with ``llm.requests`` and changelogged on every set;
@@ -28,6 +28,7 @@ from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefr
                                           link_records_in, link_step, link_value_key)
 from distillguard.faults import FaultInjection
 from distillguard.models.events import parse_event
+from distillguard.models.step import DeadLetter, RequestProcessor, alert_bytes
 from distillguard.sinks.errors import SinkBackpressure
 
 from .alert_outbox import AlertOutbox, read_topic_tail
@@ -36,7 +37,6 @@ from .feedback_follower import FeedbackFollower
 from .health import CommitWatch, HealthJudge
 from .holes import HoleGuard, processed_head_gap, read_first_records, read_group_commit, read_partition
 from .metrics import WorkerMetrics
-from .processor import DeadLetter, RequestProcessor, alert_bytes
 from .recovery import RESTART, STALLED, RecoveryWatch
 from .settings import WorkerSettings
 from .topics import resolve_replication_on_start

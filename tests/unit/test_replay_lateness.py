@@ -7,7 +7,7 @@ import time
 from distillguard.models.events import parse_event
 from distillguard.models.pipeline import KeyPipeline
 from distillguard.replay import run_replay
-from distillguard.streams.processor import RequestProcessor
+from distillguard.models.step import RequestProcessor
 
 BASE_S = 1_769_904_000
 
@@ -29,7 +29,7 @@ def test_replay_and_worker_agree_on_late_events(tmp_path):
     assert (summary.events, summary.late) == (len(TIMES), 2)
     assert run_replay(events, tmp_path / "a2.jsonl", progress=False, clusters=False).late == 0
 
-    # The worker's rule (streams.processor) on the same events: the same two are late.
+    # The worker's rule (models.step) on the same events: the same two are late.
     proc = RequestProcessor(KeyPipeline(), source_topic="t", allowed_lateness_ms=600_000)
     state, late = None, []
     for offset, t in enumerate(TIMES):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from distillguard.models.events import BadRecord, RequestEvent, parse_event
-from distillguard.streams.processor import DeadLetter, RequestProcessor
+from distillguard.models.step import DeadLetter, RequestProcessor
 
 _spec = importlib.util.spec_from_file_location("bad_inputs", Path(__file__).parents[2] / "data" / "bad_inputs.py")
 corpus = importlib.util.module_from_spec(_spec)
@@ -15,7 +15,7 @@ _spec.loader.exec_module(corpus)
 
 
 def reason_class(reason: str) -> str:
-    # The worker's metric label and ClickHouse reason_class (streams.processor / sinks.clickhouse).
+    # The worker's metric label and ClickHouse reason_class (models.step / sinks.clickhouse).
     return reason.split(":", 1)[0][:40]
 
 

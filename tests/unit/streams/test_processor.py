@@ -6,7 +6,7 @@ import time
 from types import SimpleNamespace
 
 from distillguard.models.events import RequestEvent
-from distillguard.streams.processor import DeadLetter, RequestProcessor
+from distillguard.models.step import DeadLetter, RequestProcessor
 
 NOW_S = 1_769_904_000.0  # 2026-02-01T00:00:00Z
 
@@ -152,7 +152,7 @@ def test_oversized_record_is_dead_lettered_as_a_prefix_with_its_size():
 
 def test_fast_last_event_time_agrees_with_the_detector_state():
     from distillguard.models.pipeline import KeyPipeline, decode_state
-    from distillguard.streams.processor import _last_ts
+    from distillguard.models.step import _last_ts
 
     proc = RequestProcessor(KeyPipeline(), source_topic="t", clock=lambda: NOW_S)
     state, newest = None, 0

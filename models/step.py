@@ -1,18 +1,33 @@
-"""The worker's per-record step, kept apart from Faust so it can be tested and reasoned about.
+"""One event step: raw input records -> dead letters, feature rows, alerts, link records and
+per-key state. Pure (no I/O), shared by the workers, ``distillguard replay``, the dashboard's
+seeding and the benchmarks, so that all of them process an event the same way.
 
-decode -> (bad: dead-letter record) | (good: ``KeyPipeline.step`` on the key's state).
-Errors are data: nothing here raises on a record; the Faust agent only moves bytes.
+decode -> (bad: dead-letter record) | (good: ``KeyPipeline`` on the key's state, the link
+record for the cross-key detector). Errors are data: nothing here raises on a record.
+
+:meth:`RequestProcessor.run` takes a batch: each key's state is decoded once, stays decoded
+while the batch's events of that key are stepped, and is packed once at the end.
+
+>>> from distillguard.models.pipeline import KeyPipeline
+>>> step = RequestProcessor(KeyPipeline(), source_topic="llm.requests")
+>>> good = (b'{"schema":"llm.request.v1","event_id":"e1","ts":"2026-02-01T00:00:00Z","api_key_id":"k1",'
+...         b'"account_id":"a1","model":"m","prompt":"hi"}')
+>>> out = step.run([Record(good, b"k1", 0, 7), Record(b"{oops", b"k1", 0, 8)], {})
+>>> [row["api_key_id"] for row, _, _ in out.rows], [d.reason[:8] for d in out.dead_letters], sorted(out.states)
+(['k1'], ['not JSON'], ['k1'])
 """
 from __future__ import annotations
 
 import json
 import struct
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from distillguard.models.events import BadRecord, RequestEvent, parse_event
-from distillguard.models.pipeline import StepResult, decode_state, encode_state
-from .epochs import offset_of
+from .clusters import ClusterDetector, LinkRecord, link_record
+from .events import BadRecord, RequestEvent, parse_event
+from .pipeline import KeyState, StepResult, decode_state, encode_state
+from .positions import offset_of
 
 
 @dataclass(slots=True)
@@ -91,12 +106,41 @@ def _reason_class(reason: str) -> str:
     return reason.split(":", 1)[0][:40]
 
 
+@dataclass(slots=True)
+class Record:
+    """One input record. ``position``: where it sits in its partition for the key state's
+    duplicate test (``models.positions``: the epoch above the offset); None when unknown (a
+    file replayed), then only the key's event-id ring recognises duplicates."""
+
+    value: bytes | None
+    key: bytes | None = None
+    partition: int = -1
+    offset: int = -1
+    position: int | None = None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What a batch of records produced, in input order."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    rows: list[tuple[dict, int, int]] = field(default_factory=list)  # (row, partition, position, else offset)
+    alerts: list[dict] = field(default_factory=list)  # each event's key alert, then its cluster alerts
+    links: list[LinkRecord] = field(default_factory=list)
+    states: dict[str, bytes] = field(default_factory=dict)  # the packed state of every key the batch stepped
+
+
 class RequestProcessor:
-    """Turns one input record into state, a feature row, an optional alert or a dead letter."""
+    """Turns input records into state, feature rows, alerts, link records or dead letters.
+
+    ``clusters``: the cross-key detector to hand each link record to, in-process (replay);
+    the workers send link records to their cluster agent instead."""
 
     def __init__(self, pipeline, *, source_topic: str, max_future_ms: int | None = None,
                  allowed_lateness_ms: int | None = None, dlq_max_bytes: int | None = None,
-                 clock=time.time) -> None:
+                 clock=time.time, clusters: ClusterDetector | None = None) -> None:
+        self.clusters = clusters
+        self.cluster_seconds = 0.0  # CPU the cross-key detector took (what its one-partition agent must keep up with)
         self.dlq_max_bytes = dlq_max_bytes
         self.pipeline = pipeline
         self.source_topic = source_topic
@@ -159,6 +203,47 @@ class RequestProcessor:
                                       offset).truncated(self.dlq_max_bytes))
         return letters
 
+    def run(self, records: Iterable[Record], states: Mapping[str, bytes]) -> BatchResult:
+        """Step a batch of records on the key states in ``states`` (read, never written: the
+        new states are in the result, for the caller to store)."""
+        out = BatchResult()
+        decoded: dict[str, KeyState] = {}
+        for record in records:
+            event = self.decode(record.value, record.key, record.partition, record.offset)
+            if isinstance(event, DeadLetter):
+                out.dead_letters.append(event)
+                continue
+            st = decoded.get(event.api_key_id)
+            if st is None:
+                st = decoded[event.api_key_id] = decode_state(states.get(event.api_key_id))
+            self._step_one(st, event, record, out)
+        out.states = {key: encode_state(st) for key, st in decoded.items()}
+        return out
+
+    def _step_one(self, st: KeyState, event: RequestEvent, record: Record, out: BatchResult) -> None:
+        position = record.position
+        source = -1 if position is None else position  # (the cluster detector's dedup needs a position)
+        stored_at = record.offset if position is None else position
+        if self.allowed_lateness_ms is not None and event.ts_ms < st.last_ts - self.allowed_lateness_ms:
+            result = self._late(st, encode_state(st), event, position)
+            if result.row is not None:
+                out.rows.append((result.row, record.partition, stored_at))
+            return
+        result = self.pipeline.step_decoded(st, event, position)
+        self._count(result)
+        if result.duplicate:
+            return
+        out.rows.append((result.row, record.partition, stored_at))
+        if result.alert is not None:
+            out.alerts.append(result.alert)
+        link = link_record(event, result, partition=record.partition, offset=source)
+        if link is not None:
+            out.links.append(link)
+            if self.clusters is not None:
+                began = time.perf_counter()
+                out.alerts.extend(self.clusters.observe_link(link))
+                self.cluster_seconds += time.perf_counter() - began
+
     def is_late(self, state: bytes | None, event: RequestEvent) -> bool:
         """Event time more than the allowed lateness before the key's last applied event time.
 
@@ -178,11 +263,13 @@ class RequestProcessor:
         are dropped. The key's input offset is not advanced, so after a crash the event is
         re-read and classified the same way; the sink's watermark drops its row if stored.
         """
+        return self._late(decode_state(state), state, event, offset)
+
+    def _late(self, current: KeyState, state: bytes, event: RequestEvent, offset: int | None) -> StepResult:
         result = self.pipeline.step(state, event, offset)
         if result.duplicate:
             self.counters.duplicates += 1
             return StepResult(state, None, None, duplicate=True)
-        current = decode_state(state)
         row = dict(result.row, score=float(current.score), alerting=int(current.alerting))
         self.counters.late += 1
         self.counters.processed += 1
@@ -190,13 +277,16 @@ class RequestProcessor:
 
     def step(self, state: bytes | None, event: RequestEvent, offset: int) -> StepResult:
         result = self.pipeline.step(state, event, offset)
+        self._count(result)
+        return result
+
+    def _count(self, result: StepResult) -> None:
         if result.duplicate:
             self.counters.duplicates += 1
         else:
             self.counters.processed += 1
         if result.alert is not None:
             self.counters.alerts += 1
-        return result
 
 
 def alert_bytes(alert: dict) -> bytes:
