@@ -53,6 +53,7 @@ human to look at what its keys ask.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import itertools
 import json
@@ -63,8 +64,7 @@ from datetime import datetime, timezone
 
 from .cohort import MAX_KEY_EVENTS, CohortDetector, content_family, item_fingerprint, young_account
 from .events import RequestEvent
-from .features import EventFeatures, _h64, answered_style, featurize
-from .normalise import normalise
+from .features import EventFeatures, _h64, answered_style, featurize, normalise_prompt
 
 STRONG = ("pf", "acct", "net")  # link kinds that join keys at once; the frames need lockstep
 # Link kinds that join keys whenever they were seen: a payment method or an account is the
@@ -333,6 +333,7 @@ class _KeyStats:
     ring_events: int = 0
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a key sends from a few addresses, IPv6 ones cost ~10 us to parse
 def _net(ip: str | None) -> str | None:
     if not ip:
         return None
@@ -353,7 +354,7 @@ def _tail_frame(text: str) -> int:
     # zero-width characters or combining marks per request must not escape lockstep linking
     # (obfuscated dev-s1: one such campaign had 25 of 79 keys linked on the raw text). Cut
     # before normalising, which only shortens text, so the last 400 characters are there.
-    words = normalise(text[-800:])[-400:].split()
+    words = normalise_prompt(text[-800:])[-400:].split()  # (featurize normalised a shorter prompt already)
     return _h64(" ".join(w for w in words[-8:] if not any(c.isdigit() for c in w)))
 
 
