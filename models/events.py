@@ -23,6 +23,7 @@ import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
@@ -352,25 +353,30 @@ def _validate(doc, *, shallow: bool = False) -> RequestEvent:
 # it refuses, or that any check below refuses, goes through ``_validate``: every bad record
 # gets the slow path's reason, and every good one the same RequestEvent
 # (tests/unit/models/test_fast_decode.py compares both on generated and fuzzed records).
+# Checks msgspec makes in C, as ``_validate`` makes them (a length in characters, a bound).
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LEN)]
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
 class _Params(msgspec.Struct):
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    n: int | None = None
+    max_tokens: _Count | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    n: Annotated[int, msgspec.Meta(ge=1)] | None = None
     stream: bool | None = None
-    tools: int | None = None
+    tools: _Count | None = None
 
 
 class _Usage(msgspec.Struct):
-    input_tokens: int | None = None
-    output_tokens: int | None = None
+    input_tokens: _Count | None = None
+    output_tokens: _Count | None = None
 
 
 class _Client(msgspec.Struct):
     ip: str | None = None
     user_agent: str | None = None
     asn: int | None = None
-    country: str | None = None
+    country: Annotated[str, msgspec.Meta(max_length=2)] | None = None
 
 
 class _Account(msgspec.Struct):
@@ -381,19 +387,19 @@ class _Account(msgspec.Struct):
 
 class _Event(msgspec.Struct):
     schema: str
-    event_id: str
+    event_id: _Id
     ts: str
-    api_key_id: str
-    account_id: str
-    model: str
+    api_key_id: _Id
+    account_id: _Id
+    model: _Id
     prompt: str
-    org_id: str | None = None
-    endpoint: str | None = None
+    org_id: Annotated[str, msgspec.Meta(max_length=MAX_ID_LEN)] | None = None
+    endpoint: Annotated[str, msgspec.Meta(max_length=256)] | None = None
     system_prompt: str | None = None
-    conversation_id: str | None = None
-    turn_index: int = 0
+    conversation_id: Annotated[str, msgspec.Meta(max_length=MAX_ID_LEN)] | None = None
+    turn_index: _Count = 0
     status: int | None = None
-    latency_ms: int | None = None
+    latency_ms: _Count | None = None
     params: _Params = msgspec.field(default_factory=_Params)
     usage: _Usage = msgspec.field(default_factory=_Usage)
     client: _Client = msgspec.field(default_factory=_Client)
@@ -404,16 +410,11 @@ _FAST_DECODER = msgspec.json.Decoder(_Event)
 _EMPTY = ()
 
 
-def _id_ok(value: str | None, min_len: int = 1) -> bool:
-    """What ``_str`` accepts of an identity field (or the model)."""
-    return value is None or (min_len <= len(value) <= MAX_ID_LEN and _unicode_ok(value))
-
-
 def _fast(doc: _Event) -> RequestEvent | None:
     """``_validate`` of a record msgspec decoded, or None where ``_validate`` may disagree
     (it then decides, and names the reason of a bad record)."""
-    if doc.schema != SCHEMA or not (_id_ok(doc.event_id) and _id_ok(doc.api_key_id) and _id_ok(doc.account_id)
-                                    and _id_ok(doc.org_id, 0)):
+    if doc.schema != SCHEMA or not (_unicode_ok(doc.event_id) and _unicode_ok(doc.api_key_id)
+                                    and _unicode_ok(doc.account_id) and (doc.org_id is None or _unicode_ok(doc.org_id))):
         return None
     try:
         ts_ms = parse_rfc3339_ms(doc.ts)
@@ -428,17 +429,6 @@ def _fast(doc: _Event) -> RequestEvent | None:
             created_ms = parse_rfc3339_ms(account.created_at)
         except (ValueError, OverflowError):
             return None
-    if not (0 < len(doc.model) <= MAX_ID_LEN) or (client.country is not None and len(client.country) > 2) \
-            or (doc.endpoint is not None and len(doc.endpoint) > 256) \
-            or (doc.conversation_id is not None and len(doc.conversation_id) > MAX_ID_LEN):
-        return None
-    if doc.turn_index < 0 or any(value is not None and value < 0 for value in (
-            usage.input_tokens, usage.output_tokens, doc.latency_ms, params.max_tokens, params.tools)) \
-            or (params.n is not None and params.n < 1):
-        return None
-    temperature, top_p = params.temperature, params.top_p
-    if (temperature is not None and temperature < 0) or (top_p is not None and not 0 <= top_p <= 1):
-        return None  # (msgspec refuses a number past the float range: no infinity here)
     clamped: list[str] = []
     claims = doc.model, doc.endpoint, doc.conversation_id, client.ip, client.user_agent, client.country, \
         account.payment_fingerprint, account.tier
@@ -458,6 +448,7 @@ def _fast(doc: _Event) -> RequestEvent | None:
     counts = _exact({"turn_index": ("turn_index", doc.turn_index),
                      "max_tokens": ("params.max_tokens", params.max_tokens), "n": ("params.n", params.n),
                      "tools": ("params.tools", params.tools)}, clamped)
+    temperature, top_p = params.temperature, params.top_p  # (msgspec refuses a number past the float range)
     return RequestEvent(
         event_id=doc.event_id, ts_ms=ts_ms, api_key_id=doc.api_key_id, account_id=doc.account_id, model=model,
         prompt=doc.prompt, org_id=doc.org_id, endpoint=endpoint, system_prompt=doc.system_prompt,

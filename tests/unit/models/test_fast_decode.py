@@ -33,7 +33,7 @@ json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
     st.sampled_from([0, -1, 1, 2**53, 2**53 + 1, 2**63, 2**64, 10**30, 4294967296, 65536]),
     st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([0.0, -0.0, 1.0, 1.5, 1e300]),
-    st.text(max_size=140), st.sampled_from(["", "x" * 129, "x" * 128, "AUS", "\ud800", "\ud83d\ude00", "é",
+    st.text(max_size=140), st.sampled_from(["", "x" * 129, "x" * 128, "é" * 128, "é" * 129, "😀" * 128, "ÄU", "AUS", "\ud800", "\ud83d\ude00", "é",
                                             "2026-02-01T00:00:00Z", "2026-02-01T01:00:00+01:00", "1999-12-31T23:59:59Z",
                                             "2100-01-01T00:00:00Z", "2026-02-01 00:00:00", "llm.request.v1"]))
 json_values = st.one_of(json_scalars, st.lists(json_scalars, max_size=3),
