@@ -23,9 +23,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from distillguard.sinks.queries import RANGES, BadFilter, DashboardQueries, Filters
+
+from .settings import DistillguardSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ PALETTE = ("#2f80c0", "#d03030", "#2a9d5c", "#8a4fbf", "#e0a020", "#17a2b8", "#c
 RANK_NAMES = {0: "", 1: "info", 2: "warning", 3: "critical"}
 
 
-class DashboardSettings(BaseSettings):
+class DashboardSettings(DistillguardSettings):
     """Where the dashboard listens (env prefix ``DG_DASHBOARD_``); loopback by default.
 
     Beyond loopback it needs a token (``DG_DASHBOARD_TOKEN``, or the workers' ``DG_WEB_TOKEN``)

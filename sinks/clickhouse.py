@@ -25,12 +25,13 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from distillguard.faults import FaultInjection
 from distillguard.models.columns import EVENT_COLUMNS
 from distillguard.models.pipeline import ROW_COLUMNS
 from distillguard.models.positions import EPOCH_SHIFT, StoredRecord, epoch_of, offset_of
+from distillguard.settings import DistillguardSettings
 
 from .errors import RowsRejected, SchemaError, SinkBackpressure, SinkUnavailable
 from .migrations import LATEST, MIGRATIONS
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
 
 
-class ClickHouseSettings(BaseSettings):
+class ClickHouseSettings(DistillguardSettings):
     """ClickHouse connection and batching (env prefix ``DG_CLICKHOUSE_``)."""
 
     model_config = SettingsConfigDict(env_prefix="DG_CLICKHOUSE_", frozen=True, extra="ignore",
