@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from .contracts.alert import iso_time
 from .errors import DistillguardError
 
 SCHEMA = "distill.feedback.v1"
@@ -62,7 +63,7 @@ def feedback_record(entity_type: str, entity_id: str, action: str, *, reason: st
 
 
 def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_time(datetime.fromtimestamp(seconds, tz=timezone.utc))
 
 
 def _ms(value: str) -> int:

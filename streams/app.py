@@ -24,6 +24,7 @@ from pathlib import Path
 
 import faust
 
+from distillguard.contracts.alert import alert_bytes
 from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefresh, link_batch_bytes, link_record,
                                           link_records_in, link_step, link_value_key)
 from distillguard.faults import FaultInjection
@@ -36,7 +37,7 @@ from .feedback_follower import FeedbackFollower
 from .health import CommitWatch, HealthJudge
 from .holes import HoleGuard, processed_head_gap, read_first_records, read_group_commit, read_partition
 from .metrics import WorkerMetrics
-from .processor import DeadLetter, RequestProcessor, alert_bytes
+from .processor import DeadLetter, RequestProcessor
 from .recovery import RESTART, STALLED, RecoveryWatch
 from .settings import KafkaSettings, WorkerSettings
 from .topics import resolve_replication_on_start

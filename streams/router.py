@@ -31,13 +31,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from distillguard.contracts.alert import Alert, BadAlert, iso_ms
 from distillguard.feedback import BadFeedback, parse_feedback
 from distillguard.sinks.routing import actions as policy_actions
 from distillguard.sinks.routing import alertmanager as am
 from distillguard.sinks.routing import lifecycle
 from distillguard.sinks.routing.delivery import AlertmanagerClient
 from distillguard.sinks.routing.routes import RoutesConfig
-from distillguard.sinks.routing.text import iso
 
 from .holes import read_partition
 from .settings import KafkaSettings
@@ -144,21 +144,6 @@ class RouterMetrics:
 # Alerts per POST: Alertmanager takes any number, but one huge body per tick would hold
 # the router's loop while a replica parses it.
 POST_BATCH = 500
-
-
-def _parse_alert(value: bytes | None) -> dict | None:
-    try:
-        alert = json.loads(value or b"")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(alert, dict) or alert.get("schema") != "distill.alert.v1":
-        return None
-    for name in ("alert_id", "entity_type", "entity_id", "severity"):
-        if not isinstance(alert.get(name), str) or not alert[name]:
-            return None
-    if alert["severity"] not in ("info", "warning", "critical"):
-        return None
-    return alert
 
 
 def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=time.time,
@@ -286,7 +271,7 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
         await failed_topic.send(key=outcome.replica.encode(), value=json.dumps({
             "schema": "distill.alertmanager_replica.v1", "replica": outcome.replica,
             "event": "recovered" if outcome.ok else "unreachable", "status": outcome.status,
-            "last_error": outcome.error, "incidents": incident_count, "ts": iso(now_ms())}).encode())
+            "last_error": outcome.error, "incidents": incident_count, "ts": iso_ms(now_ms())}).encode())
 
     async def push(key: bytes) -> None:
         """Have the incident posted now (a new page need not wait for the tick); send its owed action."""
@@ -314,11 +299,12 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
                      f" ({transition.reason})" if transition.reason else "", f" [{source}]" if source else "")
 
     async def route_alert(message) -> None:
-        alert = _parse_alert(message.value)
-        if alert is None:
+        parsed = Alert.parse(message.value)
+        if isinstance(parsed, BadAlert):
             metrics.bad_input.labels(topic="alerts").inc()
-            log.warning("alert %s:%s is not an alert v1; skipped", message.partition, message.offset)
+            log.warning("alert %s:%s is not an alert v1 (%s); skipped", message.partition, message.offset, parsed.reason)
             return
+        alert = parsed.to_dict()
         if config.allowlist.allows(alert):
             metrics.transitions.labels(change="allowlisted").inc()
             return

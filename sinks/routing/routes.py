@@ -15,10 +15,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from distillguard.contracts.alert import Severity
+
 from .errors import RoutesError
 
-SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
-Severity = Literal["info", "warning", "critical"]
 EntityType = Literal["key", "account", "cluster"]
 ActionName = Literal["throttle", "perturb_outputs", "require_verification", "suspend"]
 
@@ -40,7 +40,7 @@ class Match(_Model):
     def matches(self, alert: dict) -> bool:
         if self.severity and alert.get("severity") not in self.severity:
             return False
-        if self.min_severity and SEVERITY_RANK.get(alert.get("severity"), 0) < SEVERITY_RANK[self.min_severity]:
+        if self.min_severity and Severity.rank_of(alert.get("severity")) < self.min_severity.rank:
             return False
         if self.entity_type and alert.get("entity_type") not in self.entity_type:
             return False
