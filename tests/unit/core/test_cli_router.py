@@ -8,7 +8,7 @@ from pathlib import Path
 from distillguard.cli import main
 from distillguard.embedded import free_port
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 def test_router_refuses_a_stale_routes_file_bad_urls_and_a_missing_file(tmp_path, capsys, monkeypatch):
