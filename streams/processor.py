@@ -5,7 +5,6 @@ Errors are data: nothing here raises on a record; the Faust agent only moves byt
 """
 from __future__ import annotations
 
-import json
 import struct
 import time
 from dataclasses import dataclass, field
@@ -197,7 +196,3 @@ class RequestProcessor:
         if result.alert is not None:
             self.counters.alerts += 1
         return result
-
-
-def alert_bytes(alert: dict) -> bytes:
-    return json.dumps(alert, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
