@@ -18,8 +18,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from distillguard.streams.topics import ensure_topics
     from distillguard.streams.web import check_web_settings
 
-    settings = WorkerSettings()
     try:
+        settings = WorkerSettings()  # a bad DG_* value stops the worker here, naming the variable
         check_web_settings(settings)  # an endpoint open to the network stops the worker here
         config = settings.detector_config()  # a bad overrides file stops the worker here, with the reason
     except ConfigError as exc:
@@ -35,14 +35,12 @@ def _cmd_router(args: argparse.Namespace) -> int:
     import faust
 
     from distillguard.streams.router import create_router_app, router_topics
-    from distillguard.streams.settings import WorkerSettings
 
     loaded = _router_setup("router", args.routes)
     if loaded is None:
         return 2
     settings, config = loaded
-    kafka = {**WorkerSettings().confluent_config(), "bootstrap.servers": settings.kafka_bootstrap}
-    partitions = router_topics(settings, kafka)
+    partitions = router_topics(settings, settings.confluent_config())
     settings = settings.model_copy(update={"partitions": partitions})
     app = create_router_app(settings, config)
     faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
@@ -51,8 +49,6 @@ def _cmd_router(args: argparse.Namespace) -> int:
 
 def _router_setup(command: str, routes: Path | None):
     """The router's settings and routes file, or None after printing why they are not valid."""
-    from pydantic import ValidationError
-
     from distillguard.errors import ConfigError
     from distillguard.sinks.routing.routes import load_routes
     from distillguard.streams.router import RouterSettings
@@ -63,7 +59,7 @@ def _router_setup(command: str, routes: Path | None):
         check_web_settings(settings)  # an endpoint open to the network stops the router here
         routes_file = routes or settings.routes_file
         config = load_routes(routes_file)
-    except (ConfigError, ValidationError) as exc:
+    except ConfigError as exc:
         print(f"distillguard {command}: {exc}", file=sys.stderr)
         return None
     return settings.model_copy(update={"routes_file": Path(routes_file)}), config
@@ -149,8 +145,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from distillguard.replay import run_replay
     from distillguard.streams.settings import WorkerSettings
 
-    settings = WorkerSettings()
     try:  # the workers' overrides (DG_DETECTOR_OVERRIDES_FILE), or --overrides: a backtest of them
+        settings = WorkerSettings()
         config = settings.detector_config(args.overrides)
     except ConfigError as exc:
         print(f"distillguard replay: {exc}", file=sys.stderr)

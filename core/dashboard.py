@@ -23,18 +23,21 @@ from pathlib import Path
 from urllib.parse import quote
 
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from distillguard.contracts.alert import Severity
 from distillguard.sinks.queries import RANGES, BadFilter, DashboardQueries, Filters
+
+from .settings import DistillguardSettings
 
 log = logging.getLogger(__name__)
 
-SEVERITY_COLOURS = {"info": "#2f80c0", "warning": "#e0a020", "critical": "#d03030"}
+SEVERITY_COLOURS = dict(zip((s.value for s in Severity), ("#2f80c0", "#e0a020", "#d03030")))  # info, warning, critical
 PALETTE = ("#2f80c0", "#d03030", "#2a9d5c", "#8a4fbf", "#e0a020", "#17a2b8", "#c05080", "#6c757d")
-RANK_NAMES = {0: "", 1: "info", 2: "warning", 3: "critical"}
+RANK_NAMES = {0: "", **{s.rank: s.value for s in Severity}}  # 0: no incident
 
 
-class DashboardSettings(BaseSettings):
+class DashboardSettings(DistillguardSettings):
     """Where the dashboard listens (env prefix ``DG_DASHBOARD_``); loopback by default.
 
     Beyond loopback it needs a token (``DG_DASHBOARD_TOKEN``, or the workers' ``DG_WEB_TOKEN``)
@@ -155,7 +158,7 @@ def stacked_bars(panel: str, buckets: dict[datetime, dict[str, int]], t0: dateti
     count = 0
     for t, by_severity in sorted(buckets.items()):
         base = 0
-        for severity in ("info", "warning", "critical"):
+        for severity in (s.value for s in Severity):
             n = by_severity.get(severity, 0)
             if not n:
                 continue

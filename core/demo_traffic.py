@@ -11,7 +11,8 @@ import hashlib
 import json
 import random
 from collections.abc import Iterator
-from datetime import datetime, timezone
+
+from .contracts.alert import iso_ms
 
 START_MS = 1_769_904_000_000  # 2026-02-01T00:00:00Z
 
@@ -69,7 +70,7 @@ def _event(rng: random.Random, ts_ms: int, key: str, account: str, prompt: str, 
     event_id = "ev_" + hashlib.blake2b(f"{key}:{ts_ms}:{prompt}".encode(), digest_size=10).hexdigest()
     return {
         "schema": "llm.request.v1", "event_id": event_id,
-        "ts": datetime.fromtimestamp(ts_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "ts": iso_ms(ts_ms),
         "api_key_id": key, "account_id": account, "org_id": None, "model": model,
         "endpoint": "/v1/messages", "prompt": prompt, "system_prompt": None,
         "conversation_id": conv, "turn_index": turn, "params": params,

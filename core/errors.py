@@ -11,3 +11,8 @@ class ConfigError(DistillguardError):
 
 class OverridesError(ConfigError):
     """A detector overrides file that cannot be read or applied: its path and the bad field."""
+
+
+class SettingsError(ConfigError, ValueError):
+    """``DG_*`` settings that fail validation: each bad variable named, with its field and why
+    (never its value, which may be a secret). A ``ValueError`` too, as pydantic's was."""

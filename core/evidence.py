@@ -18,6 +18,7 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .contracts.alert import iso_time
 from .errors import DistillguardError
 
 MAX_KEYS = 500
@@ -54,7 +55,7 @@ def _rows(client, sql: str, parameters: dict | None = None) -> list[dict]:
 
 def _plain(value):
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return iso_time(value)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):

@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from .settings import DistillguardSettings
 
 
-class FaultInjection(BaseSettings):
+class FaultInjection(DistillguardSettings):
     """Which fault files a process watches (none in production)."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from .contracts.alert import iso_time
 from .errors import DistillguardError
 
 SCHEMA = "distill.feedback.v1"
@@ -21,8 +23,19 @@ ACTIONS = ("ack", "resolve", "false_positive", "snooze", "unsnooze")
 ENTITY_TYPES = ("key", "account", "cluster")
 
 
-class BadFeedback(DistillguardError):
-    """A feedback record that is not valid (returned as data by :func:`parse_feedback`)."""
+class FeedbackError(DistillguardError):
+    """A feedback command that cannot make a valid record (raised by :func:`feedback_record`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BadFeedback:
+    """Why a feedback record read from the topic is not valid: returned as data by
+    :func:`parse_feedback` (errors are data: a consumer counts and skips it), never raised."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 def split_entity(entity: str, default_type: str = "key") -> tuple[str, str]:
@@ -36,11 +49,11 @@ def split_entity(entity: str, default_type: str = "key") -> tuple[str, str]:
 def feedback_record(entity_type: str, entity_id: str, action: str, *, reason: str = "", actor: str = "",
                     now: float | None = None, until: float | None = None) -> dict:
     if action not in ACTIONS:
-        raise BadFeedback(f"feedback action must be one of {ACTIONS}, not {action!r}")
+        raise FeedbackError(f"feedback action must be one of {ACTIONS}, not {action!r}")
     if entity_type not in ENTITY_TYPES or not entity_id:
-        raise BadFeedback(f"feedback needs an entity type in {ENTITY_TYPES} and an id")
+        raise FeedbackError(f"feedback needs an entity type in {ENTITY_TYPES} and an id")
     if (action == "snooze") != (until is not None):
-        raise BadFeedback("a snooze needs an end time (until), and only a snooze has one")
+        raise FeedbackError("a snooze needs an end time (until), and only a snooze has one")
     ts = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
     extra = {"until": _iso(until)} if until is not None else {}
     return {**extra, "schema": SCHEMA, "feedback_id": uuid.uuid4().hex, "entity_type": entity_type,
@@ -50,7 +63,7 @@ def feedback_record(entity_type: str, entity_id: str, action: str, *, reason: st
 
 
 def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_time(datetime.fromtimestamp(seconds, tz=timezone.utc))
 
 
 def _ms(value: str) -> int:

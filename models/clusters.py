@@ -62,6 +62,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ..contracts.alert import Severity
+from ..contracts.alert import iso_ms as _iso  # the one time format of every record
 from .cohort import MAX_KEY_EVENTS, CohortDetector, content_family, item_fingerprint, young_account
 from .events import RequestEvent
 from .features import EventFeatures, _h64, answered_style, featurize, normalise_prompt
@@ -653,7 +655,7 @@ class ClusterDetector:
             "schema": "distill.alert.v1", "alert_id": f"account:{rec.account_id}", "ts": _iso(rec.ts_ms),
             "entity_type": "account", "entity_id": rec.account_id, "api_key_ids": sorted(keys),
             "score": round(min(1.0, 1.0 - 1.0 / len(keys)), 4),
-            "severity": "critical" if len(keys) >= 2 * self.account_min_keys else "warning",
+            "severity": (Severity.CRITICAL if len(keys) >= 2 * self.account_min_keys else Severity.WARNING).value,
             "reasons": [{"signal": "extraction_keys_in_account", "value": len(keys), "baseline": 1, "weight": 1.0}],
             "events_seen": sum(self._keys[k].events for k in keys if k in self._keys),
             "detector": self.detector,
@@ -894,7 +896,7 @@ class ClusterDetector:
             "entity_id": alert_id.split(":", 1)[1],
             "api_key_ids": sorted(members),
             "score": score,
-            "severity": ("info", "warning", "critical")[rank - 1],
+            "severity": Severity.of_rank(rank).value,
             "reasons": [
                 {"signal": "cluster_keys", "value": len(members), "baseline": 1, "weight": 1.0},
                 {"signal": "joint_extraction_style_share", "value": round(share, 3), "baseline": 0.05,
@@ -937,9 +939,3 @@ def _describe_evidence(evidence: dict[str, int]) -> str:
     """'shared payment fingerprint x12, same opening frame in lockstep x40' (most joins first)."""
     parts = sorted(evidence.items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{_EVIDENCE_NAMES.get(kind, kind)} x{n}" for kind, n in parts)
-
-
-def _iso(ts_ms: int) -> str:
-    from .pipeline import _iso as iso
-
-    return iso(ts_ms)

@@ -62,6 +62,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ..contracts.alert import Severity
 from ..errors import ConfigError
 
 DAY_MS = 86_400_000
@@ -510,7 +511,7 @@ class CohortDetector:
         per_key = sorted(fam.member_requests) or [0]
         n = len(fam.named)
         critical = n >= self.critical_members
-        from .pipeline import _iso
+        from ..contracts.alert import iso_ms as _iso  # the one time format of every record
 
         return {
             "schema": "distill.alert.v1",
@@ -520,7 +521,7 @@ class CohortDetector:
             "entity_id": fam.incident.split(":", 1)[1],
             "api_key_ids": sorted(fam.named),
             "score": round(min(0.99, 0.65 + 0.3 * min(1.0, n / (2 * self.critical_members))), 4),
-            "severity": "critical" if critical else "warning",
+            "severity": (Severity.CRITICAL if critical else Severity.WARNING).value,
             "reasons": [
                 {"signal": "content_cohort", "value": member_family_name(family), "baseline": None, "weight": 1.0},
                 {"signal": "cohort_members", "value": n,

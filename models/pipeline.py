@@ -16,8 +16,9 @@ import math
 import operator
 import struct
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
+from ..contracts.alert import Severity
+from ..contracts.alert import iso_ms as _iso  # the one time format of every record
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
                         FollowUpShare, HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, TemplateRepetition,
                         TopicNovelty, regularity)
@@ -134,7 +135,6 @@ _OLD_LAYOUTS[6] = (struct.Struct(f"<B{_V6_SCALARS}d{_RINGS}"), _V6_SCALARS)
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
 _HARVEST_LO, _HARVEST_HI = 100.0, 300.0
-SEVERITIES = ("info", "warning", "critical")
 # A key with this many events before its run of extraction evidence had a past of its own
 # (fraud accounts warm up with a few requests at most; dev-s1's turned keys sent 21-1,218).
 TURNED_AFTER = 20
@@ -329,10 +329,6 @@ class DetectorConfig:
                                      "as hard to alert)")
                 fields[name] = {k: float(v) for k, v in value.items()}
         return cls(**fields)
-
-
-def _iso(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class KeyPipeline:
@@ -717,7 +713,7 @@ class KeyPipeline:
             "entity_id": event.api_key_id,
             "api_key_ids": [event.api_key_id],
             "score": round(score, 4),
-            "severity": SEVERITIES[level - 1],
+            "severity": Severity.of_rank(level).value,
             "reasons": exculpatory + self._reasons(st),
             "events_seen": int(st.n),
             "detector": self.detector,

@@ -18,7 +18,6 @@ while the batch's events of that key are stepped, and is packed once at the end.
 """
 from __future__ import annotations
 
-import json
 import struct
 import time
 from collections.abc import Iterable, Mapping
@@ -287,7 +286,3 @@ class RequestProcessor:
             self.counters.processed += 1
         if result.alert is not None:
             self.counters.alerts += 1
-
-
-def alert_bytes(alert: dict) -> bytes:
-    return json.dumps(alert, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

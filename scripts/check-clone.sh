@@ -30,4 +30,4 @@ mkdir "$tmp/tmp"
 cd "$tmp/repo"
 TMPDIR="$tmp/tmp" PYTHONPATH="$tmp/repo/scripts" CLONE_GUARD_ORIGIN="$origin" \
   CLONE_GUARD_ALLOW="$tmp:$deps" \
-  "$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider -p clone_guard tests/unit
+  "$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider -p clone_guard -n "${TEST_WORKERS:-2}" tests/unit

@@ -2,21 +2,39 @@
 # Run the whole suite. pytest exits 5 when it collected no test: that is a failure here.
 # Without arguments the unit suite also runs in a fresh clone of HEAD with nothing beside it
 # (scripts/check-clone.sh); when the work tree is HEAD exactly it runs only there, not twice.
+# Without arguments the suite runs on TEST_WORKERS pytest processes (pytest-xdist, default 2,
+# one test file per process at a time), except the tests marked `serial`
+# (tests/integration/conftest.py), which run alone afterwards: they assert that a worker makes
+# progress within a deadline and must not share the CPU with another test.
+# With arguments: exactly `pytest ARGS`, on one process.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-in_place=()
-if [ "$#" -eq 0 ]; then
-  if git rev-parse --is-inside-work-tree > /dev/null 2>&1; then
-    bash scripts/check-clone.sh || exit 1
-    [ -z "$(git status --porcelain)" ] && in_place=(--ignore=tests/unit)
-  else
-    echo "not a git checkout: the fresh-clone check of the unit suite is skipped" >&2
+
+run_pytest() {
+  .venv/bin/python -m pytest -q --durations=20 "$@"
+  local code=$?
+  if [ "$code" -eq 5 ]; then
+    echo "pytest collected no tests: failing on purpose" >&2
+    return 1
   fi
+  return "$code"
+}
+
+if [ "$#" -gt 0 ]; then
+  run_pytest "$@"
+  exit $?
 fi
-.venv/bin/python -m pytest -q --durations=20 "${in_place[@]}" "$@"
-code=$?
-if [ "$code" -eq 5 ]; then
-  echo "pytest collected no tests: failing on purpose" >&2
-  exit 1
+
+in_place=()
+if git rev-parse --is-inside-work-tree > /dev/null 2>&1; then
+  bash scripts/check-clone.sh || exit 1
+  [ -z "$(git status --porcelain)" ] && in_place=(--ignore=tests/unit)
+else
+  echo "not a git checkout: the fresh-clone check of the unit suite is skipped" >&2
 fi
-exit "$code"
+workers=${TEST_WORKERS:-2}
+run_pytest "${in_place[@]}" -m "not serial" -n "$workers" --dist loadfile
+parallel=$?
+run_pytest "${in_place[@]}" -m serial
+serial=$?
+[ "$parallel" -eq 0 ] && [ "$serial" -eq 0 ]

@@ -15,7 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pydantic import AliasChoices, SecretStr
+from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "settings.md"
@@ -27,10 +27,18 @@ def components() -> list[tuple[str, type]]:
     from distillguard.dashboard import DashboardSettings
     from distillguard.sinks.clickhouse import ClickHouseSettings
     from distillguard.streams.router import RouterSettings
-    from distillguard.streams.settings import WorkerSettings
+    from distillguard.streams.settings import KafkaSettings, WorkerSettings
 
-    return [("worker", WorkerSettings), ("ClickHouse sink (worker, router, dashboard)", ClickHouseSettings),
+    return [("Kafka (worker, router, feedback commands)", KafkaSettings), ("worker", WorkerSettings),
+            ("ClickHouse sink (worker, router, dashboard)", ClickHouseSettings),
             ("alert router", RouterSettings), ("dashboard", DashboardSettings)]
+
+
+def own_fields(cls: type) -> dict:
+    """The fields ``cls`` declares itself: inherited ones (KafkaSettings') are listed once,
+    under the class that declares them."""
+    own = vars(cls).get("__annotations__", {})
+    return {name: field for name, field in cls.model_fields.items() if name in own}
 
 
 def field_comments(cls: type) -> dict[str, str]:
@@ -51,12 +59,9 @@ def field_comments(cls: type) -> dict[str, str]:
 
 
 def env_names(cls: type, name: str, field) -> list[str]:
-    alias = field.validation_alias
-    if isinstance(alias, AliasChoices):
-        return [str(choice) for choice in alias.choices]
-    if isinstance(alias, str):
-        return [alias]
-    return [f"{cls.model_config.get('env_prefix', '')}{name}".upper()]
+    from distillguard.settings import env_names as names_of
+
+    return names_of(cls, name)
 
 
 def type_name(annotation) -> str:
@@ -89,7 +94,7 @@ def render() -> str:
         lines += [f"## {component} (`{cls.__module__}.{cls.__name__}`)", "",
                   "| variable | type | default | what it does |", "|---|---|---|---|"]
         comments = field_comments(cls)
-        for name, field in cls.model_fields.items():
+        for name, field in own_fields(cls).items():
             names = env_names(cls, name, field)
             shown = f"`{names[0]}`" + (f" (also {', '.join(f'`{n}`' for n in names[1:])})" if names[1:] else "")
             lines.append(f"| {shown} | {cell(type_name(field.annotation))} | {cell(default_of(field))} | "

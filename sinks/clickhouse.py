@@ -25,12 +25,14 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from distillguard.contracts.alert import Severity
 from distillguard.faults import FaultInjection
 from distillguard.models.columns import EVENT_COLUMNS
 from distillguard.models.pipeline import ROW_COLUMNS
 from distillguard.models.positions import EPOCH_SHIFT, StoredRecord, epoch_of, offset_of
+from distillguard.settings import DistillguardSettings
 
 from .errors import RowsRejected, SchemaError, SinkBackpressure, SinkUnavailable
 from .migrations import LATEST, MIGRATIONS
@@ -38,10 +40,8 @@ from .rollups import RollupCheck, check_rollups
 
 log = logging.getLogger(__name__)
 
-SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
 
-
-class ClickHouseSettings(BaseSettings):
+class ClickHouseSettings(DistillguardSettings):
     """ClickHouse connection and batching (env prefix ``DG_CLICKHOUSE_``)."""
 
     model_config = SettingsConfigDict(env_prefix="DG_CLICKHOUSE_", frozen=True, extra="ignore",
@@ -677,7 +677,7 @@ class ClickHouseSink:
         from distillguard.models.events import parse_rfc3339_ms
 
         ts_ms = parse_rfc3339_ms(alert["ts"])
-        rank = SEVERITY_RANK.get(alert["severity"], 0)
+        rank = Severity.rank_of(alert["severity"])
         return [alert["alert_id"], ts_ms, alert["entity_type"], alert["entity_id"], list(alert["api_key_ids"]),
                 float(alert["score"]), alert["severity"], rank, json.dumps(alert.get("reasons", [])),
                 int(alert.get("events_seen", 0)), alert.get("detector", ""), rank * 10**13 + ts_ms]

@@ -3,7 +3,7 @@
 The link opens the provisioned dashboard (``deploy/grafana/dashboards/distillguard.json``) by
 its uid, with the dashboard's own variables set (``var-key``, ``var-org``) and the time range
 around the alert. Only variables the dashboard defines are set: Grafana ignores others, so a
-link naming one it lacks would open the unfiltered dashboard. ``tests/unit/test_dashboard_links.py``
+link naming one it lacks would open the unfiltered dashboard. ``tests/unit/sinks/test_dashboard_links.py``
 parses the JSON and these links against each other.
 """
 from __future__ import annotations

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import faust
 
+from distillguard.contracts.alert import alert_bytes
 from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefresh, link_batch_bytes, link_record,
                                           link_records_in, link_step, link_value_key)
 from distillguard.faults import FaultInjection
 from distillguard.models.events import parse_event
-from distillguard.models.step import DeadLetter, RequestProcessor, alert_bytes
+from distillguard.models.step import DeadLetter, RequestProcessor
 from distillguard.sinks.errors import SinkBackpressure
 
 from .alert_outbox import AlertOutbox, read_topic_tail
@@ -38,44 +39,30 @@ from .health import CommitWatch, HealthJudge
 from .holes import HoleGuard, processed_head_gap, read_first_records, read_group_commit, read_partition
 from .metrics import WorkerMetrics
 from .recovery import RESTART, STALLED, RecoveryWatch
-from .settings import WorkerSettings
+from .settings import KafkaSettings, WorkerSettings
 from .topics import resolve_replication_on_start
 from .web import faust_web_settings, state_without_verdict
 
 log = logging.getLogger(__name__)
 
 
-def _broker_credentials(settings: WorkerSettings):
-    if settings.kafka_security_protocol == "PLAINTEXT":
-        return None
-    import ssl
-
-    context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
-    if settings.kafka_sasl_mechanism:
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password.get_secret_value(),
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=context if settings.kafka_security_protocol == "SASL_SSL" else None,
-        )
-    return faust.SSLCredentials(context)
-
-
-def faust_app(settings, kafka: WorkerSettings, data_dir: Path, *, auto_offset_reset: str) -> faust.App:
+def faust_app(settings: KafkaSettings, data_dir: Path, *, auto_offset_reset: str,
+              replication_probe_topic: str) -> faust.App:
     """The Faust app shape shared by the detector worker and the router.
 
-    ``settings`` gives the app id, broker address, partitions, timeouts and web endpoint
-    (``WorkerSettings`` or ``RouterSettings``); ``kafka`` the broker security.
+    ``settings`` (``WorkerSettings`` or ``RouterSettings``, both ``KafkaSettings``) gives the
+    broker and its security, the app id, partitions, timeouts and web endpoint;
+    ``replication_probe_topic`` a topic created with ``DG_REPLICATION_FACTOR``.
     """
     use_fetch_max_wait(settings.consumer_fetch_max_wait_ms)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
-        broker_credentials=_broker_credentials(kafka),
+        broker_credentials=settings.faust_credentials(),
         store="memory://",
         datadir=str(data_dir / "faust"),
         # -1 (the broker's default) becomes a number when the app starts: Faust needs one.
-        topic_replication_factor=max(kafka.replication_factor, 1),
+        topic_replication_factor=max(settings.replication_factor, 1),
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset=auto_offset_reset,
         broker_session_timeout=settings.session_timeout_s,
@@ -86,9 +73,9 @@ def faust_app(settings, kafka: WorkerSettings, data_dir: Path, *, auto_offset_re
         web_port=settings.web_port,
         web_enabled=True,
         **faust_web_settings(settings),  # loopback unless configured, token beyond
-        table_standby_replicas=kafka.table_standby_replicas,
+        table_standby_replicas=settings.table_standby_replicas,
     )
-    resolve_replication_on_start(app, kafka)
+    resolve_replication_on_start(app, settings, replication_probe_topic)
     return app
 
 
@@ -123,7 +110,7 @@ def create_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     """Build the worker app. ``sink`` defaults to the ClickHouse sink from the settings' env."""
     data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust_app(settings, settings, data_dir, auto_offset_reset="earliest")
+    app = faust_app(settings, data_dir, auto_offset_reset="earliest", replication_probe_topic=settings.requests_topic)
     if pipeline is None:
         from distillguard.models.pipeline import KeyPipeline
 

@@ -29,26 +29,29 @@ import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from distillguard.contracts.alert import Alert, BadAlert, iso_ms
 from distillguard.feedback import BadFeedback, parse_feedback
 from distillguard.sinks.routing import actions as policy_actions
 from distillguard.sinks.routing import alertmanager as am
 from distillguard.sinks.routing import lifecycle
 from distillguard.sinks.routing.delivery import AlertmanagerClient
 from distillguard.sinks.routing.routes import RoutesConfig
-from distillguard.sinks.routing.text import iso
 
 from .holes import read_partition
+from .settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
-class RouterSettings(BaseSettings):
-    """The router worker's settings (env prefix ``DG_ROUTER_``; Kafka security from ``DG_KAFKA_*``)."""
+class RouterSettings(KafkaSettings):
+    """The router worker's settings (env prefix ``DG_ROUTER_``); Kafka from :class:`KafkaSettings`
+    (``DG_KAFKA_*``, shared with the workers), its bootstrap also as ``DG_ROUTER_KAFKA_BOOTSTRAP``."""
 
     model_config = SettingsConfigDict(env_prefix="DG_ROUTER_", frozen=True, extra="ignore", populate_by_name=True)
 
+    # The router's own bootstrap servers when they differ from the workers' (DG_KAFKA_BOOTSTRAP).
     kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=AliasChoices(
         "DG_ROUTER_KAFKA_BOOTSTRAP", "DG_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"))
     app_id: str = "distillguard-router"
@@ -143,33 +146,18 @@ class RouterMetrics:
 POST_BATCH = 500
 
 
-def _parse_alert(value: bytes | None) -> dict | None:
-    try:
-        alert = json.loads(value or b"")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(alert, dict) or alert.get("schema") != "distill.alert.v1":
-        return None
-    for name in ("alert_id", "entity_type", "entity_id", "severity"):
-        if not isinstance(alert.get(name), str) or not alert[name]:
-            return None
-    if alert["severity"] not in ("info", "warning", "critical"):
-        return None
-    return alert
-
-
 def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=time.time,
                       kafka_config: dict | None = None) -> faust.App:
     """Build the router app from its settings and a validated routes file."""
     from distillguard.streams.app import faust_app, serve_metrics
-    from distillguard.streams.settings import WorkerSettings
 
     data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # librdkafka settings for the router's own reads (gap repair): same broker and security.
-    kafka_config = kafka_config or {**WorkerSettings().confluent_config(),
-                                    "bootstrap.servers": settings.kafka_bootstrap}
-    app = faust_app(settings, WorkerSettings(), data_dir, auto_offset_reset=settings.start_from)
+    kafka_config = kafka_config or settings.confluent_config()
+    # The alerts topic is created with DG_REPLICATION_FACTOR (by the workers or router_topics).
+    app = faust_app(settings, data_dir, auto_offset_reset=settings.start_from,
+                    replication_probe_topic=settings.alerts_topic)
     metrics = RouterMetrics()
     client = AlertmanagerClient(settings.alertmanager_urls, settings.alertmanager_timeout_s)
     replicas = range(len(client.urls))
@@ -283,7 +271,7 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
         await failed_topic.send(key=outcome.replica.encode(), value=json.dumps({
             "schema": "distill.alertmanager_replica.v1", "replica": outcome.replica,
             "event": "recovered" if outcome.ok else "unreachable", "status": outcome.status,
-            "last_error": outcome.error, "incidents": incident_count, "ts": iso(now_ms())}).encode())
+            "last_error": outcome.error, "incidents": incident_count, "ts": iso_ms(now_ms())}).encode())
 
     async def push(key: bytes) -> None:
         """Have the incident posted now (a new page need not wait for the tick); send its owed action."""
@@ -311,11 +299,12 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
                      f" ({transition.reason})" if transition.reason else "", f" [{source}]" if source else "")
 
     async def route_alert(message) -> None:
-        alert = _parse_alert(message.value)
-        if alert is None:
+        parsed = Alert.parse(message.value)
+        if isinstance(parsed, BadAlert):
             metrics.bad_input.labels(topic="alerts").inc()
-            log.warning("alert %s:%s is not an alert v1; skipped", message.partition, message.offset)
+            log.warning("alert %s:%s is not an alert v1 (%s); skipped", message.partition, message.offset, parsed.reason)
             return
+        alert = parsed.to_dict()
         if config.allowlist.allows(alert):
             metrics.transitions.labels(change="allowlisted").inc()
             return
@@ -595,14 +584,12 @@ def router_topics(settings: RouterSettings, bootstrap_config: dict, timeout: flo
     """Create the router's topics (or only ``names``) with the alerts topic's partition count; returns it."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from distillguard.streams.settings import WorkerSettings
-
     admin = AdminClient(bootstrap_config)
     topics = admin.list_topics(timeout=timeout).topics
     partitions = len(topics[settings.alerts_topic].partitions) if settings.alerts_topic in topics \
         else settings.partitions
     names = names or (settings.alerts_topic, settings.feedback_topic, settings.actions_topic, settings.failed_topic)
-    replication = WorkerSettings().replication_factor  # one setting for all topics (streams/settings.py)
+    replication = settings.replication_factor  # one setting for all topics (KafkaSettings)
     wanted = [NewTopic(name, num_partitions=partitions, replication_factor=replication) for name in names
               if name not in topics]
     for name, future in (admin.create_topics(wanted, operation_timeout=timeout).items() if wanted else []):

@@ -1,30 +1,97 @@
-"""Worker settings: one frozen pydantic-settings object, every field readable from ``DG_*`` env.
+"""Kafka and worker settings: frozen pydantic-settings objects, every field readable from ``DG_*`` env.
 
-The same names configure the embedded broker (demo, tests) and Apache Kafka in production
-(``docker-compose.yml``, ``deploy/``).
+``KafkaSettings`` is how to reach Kafka (bootstrap, security protocol, SASL, TLS, replication):
+one set of ``DG_KAFKA_*`` variables for the worker, the router and the CLI's producers, which
+inherit it. The same names configure the embedded broker (demo, tests) and Apache Kafka in
+production (``docker-compose.yml``, ``deploy/``).
 """
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from distillguard.settings import DistillguardSettings
 
 
-class WorkerSettings(BaseSettings):
-    """Kafka connection, topics and worker behaviour (env prefix ``DG_``)."""
+class KafkaSettings(DistillguardSettings):
+    """How every component reaches Kafka (``DG_KAFKA_*``, ``DG_REPLICATION_FACTOR``).
+
+    Each field names its variables itself, so a subclass with another env prefix (the
+    router's ``DG_ROUTER_``) reads the same ones.
+    """
 
     model_config = SettingsConfigDict(env_prefix="DG_", frozen=True, extra="ignore", populate_by_name=True)
 
+    # Kafka bootstrap servers (host:port, comma-separated).
     kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=AliasChoices(
         "DG_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"))
     # Security for production Kafka: SASL/SCRAM over TLS.
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=AliasChoices("DG_KAFKA_SECURITY_PROTOCOL"))
+    # SASL/SCRAM credentials (the password is a secret, never logged).
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = Field(
+        None, validation_alias=AliasChoices("DG_KAFKA_SASL_MECHANISM"))
+    kafka_sasl_username: str | None = Field(None, validation_alias=AliasChoices("DG_KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: SecretStr | None = Field(None, validation_alias=AliasChoices("DG_KAFKA_SASL_PASSWORD"))
+    # CA bundle for TLS.
+    kafka_ssl_cafile: Path | None = Field(None, validation_alias=AliasChoices("DG_KAFKA_SSL_CAFILE"))
+    # Replication factor of every topic distillguard creates (the pipeline's, the router's and
+    # the Faust changelogs of their tables). -1: the broker's default.replication.factor
+    # (KIP-464), so a managed Kafka that requires 3 replicas gets 3 and a one-broker setup 1.
+    # Read by the workers and the router alike: one setting for the whole deployment.
+    replication_factor: int = Field(-1, ge=-1, le=32767, validation_alias=AliasChoices("DG_REPLICATION_FACTOR"))
+    # Standby replicas of every Faust table (key state, link members, the router's incidents):
+    # a standby keeps a warm copy on another worker, so a lost worker's partitions resume
+    # without reading the changelog from its start. 0: none; needs more workers than this.
+    table_standby_replicas: int = Field(0, ge=0, le=16, validation_alias=AliasChoices("DG_TABLE_STANDBY_REPLICAS"))
+
+    @model_validator(mode="after")
+    def _replication_factor_is_positive_or_the_brokers(self) -> "KafkaSettings":
+        if self.replication_factor == 0:
+            raise ValueError("DG_REPLICATION_FACTOR must be -1 (the broker's default) or at least 1, not 0")
+        return self
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> "KafkaSettings":
+        if self.kafka_security_protocol.startswith("SASL") and not (
+                self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError("SASL needs DG_KAFKA_SASL_MECHANISM, DG_KAFKA_SASL_USERNAME and DG_KAFKA_SASL_PASSWORD")
+        return self
+
+    def confluent_config(self) -> dict[str, str]:
+        """librdkafka settings for confluent-kafka clients (producers, admin, CLI tools)."""
+        conf = {"bootstrap.servers": self.kafka_bootstrap, "security.protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username or ""
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+        if self.kafka_ssl_cafile:
+            conf["ssl.ca.location"] = str(self.kafka_ssl_cafile)
+        return conf
+
+    def faust_credentials(self):
+        """Faust's ``broker_credentials`` for this security protocol (None for PLAINTEXT)."""
+        import faust
+
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return None
+        context = ssl.create_default_context(cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
+        if self.kafka_sasl_mechanism:
+            return faust.SASLCredentials(
+                username=self.kafka_sasl_username,
+                password=self.kafka_sasl_password.get_secret_value(),
+                mechanism=self.kafka_sasl_mechanism,
+                ssl_context=context if self.kafka_security_protocol == "SASL_SSL" else None,
+            )
+        return faust.SSLCredentials(context)
+
+
+class WorkerSettings(KafkaSettings):
+    """Topics and worker behaviour (env prefix ``DG_``); Kafka from :class:`KafkaSettings`."""
 
     app_id: str = "distillguard"
     requests_topic: str = "llm.requests"
@@ -49,15 +116,6 @@ class WorkerSettings(BaseSettings):
     link_idle_windows: int = Field(6, ge=2)
     link_expiry_interval_s: float = Field(60.0, gt=0)  # how often idle link values are looked for
     partitions: int = Field(8, ge=1, le=1024)
-    # Replication factor of every topic distillguard creates (the pipeline's, the router's and
-    # the Faust changelogs of their tables). -1: the broker's default.replication.factor
-    # (KIP-464), so a managed Kafka that requires 3 replicas gets 3 and a one-broker setup 1.
-    # Read by the workers and the router alike: one setting for the whole deployment.
-    replication_factor: int = Field(-1, ge=-1, le=32767)
-    # Standby replicas of every Faust table (key state, link members, the router's incidents):
-    # a standby keeps a warm copy on another worker, so a lost worker's partitions resume
-    # without reading the changelog from its start. 0: none; needs more workers than this.
-    table_standby_replicas: int = Field(0, ge=0, le=16)
 
     data_dir: Path = Path("var")
     # The web endpoint's listen address: loopback unless configured. Beyond loopback the worker
@@ -121,19 +179,6 @@ class WorkerSettings(BaseSettings):
     key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
     log_level: str = "warn"
 
-    @model_validator(mode="after")
-    def _replication_factor_is_positive_or_the_brokers(self) -> "WorkerSettings":
-        if self.replication_factor == 0:
-            raise ValueError("DG_REPLICATION_FACTOR must be -1 (the broker's default) or at least 1, not 0")
-        return self
-
-    @model_validator(mode="after")
-    def _sasl_needs_credentials(self) -> "WorkerSettings":
-        if self.kafka_security_protocol.startswith("SASL") and not (
-                self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
-            raise ValueError("SASL needs DG_KAFKA_SASL_MECHANISM, DG_KAFKA_SASL_USERNAME and DG_KAFKA_SASL_PASSWORD")
-        return self
-
     def detector_config(self, path: Path | None = None):
         """The key detector's config: defaults, with ``path`` (or DG_DETECTOR_OVERRIDES_FILE)
         applied. Raises :class:`~distillguard.errors.OverridesError` (a ``ConfigError``) naming
@@ -151,14 +196,3 @@ class WorkerSettings(BaseSettings):
             return DetectorConfig.from_mapping(overrides)
         except (OSError, yaml.YAMLError, ValueError) as exc:
             raise OverridesError(f"detector overrides {path}: {exc}") from None
-
-    def confluent_config(self) -> dict[str, str]:
-        """librdkafka settings for confluent-kafka clients (producers, admin, CLI tools)."""
-        conf = {"bootstrap.servers": self.kafka_bootstrap, "security.protocol": self.kafka_security_protocol}
-        if self.kafka_sasl_mechanism:
-            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
-            conf["sasl.username"] = self.kafka_sasl_username or ""
-            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
-        if self.kafka_ssl_cafile:
-            conf["ssl.ca.location"] = str(self.kafka_ssl_cafile)
-        return conf

@@ -15,7 +15,7 @@ import logging
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from .settings import WorkerSettings
+from .settings import KafkaSettings, WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +81,16 @@ def broker_default_replication_factor(config: dict[str, str], timeout: float = 1
     return KAFKA_DEFAULT_REPLICATION_FACTOR
 
 
-def resolved_replication_factor(settings: WorkerSettings, timeout: float = 15.0) -> int:
-    """``DG_REPLICATION_FACTOR`` as a positive number: -1 is looked up on the broker."""
+def resolved_replication_factor(settings: KafkaSettings, probe_topic: str, timeout: float = 15.0) -> int:
+    """``DG_REPLICATION_FACTOR`` as a positive number: -1 is looked up on the broker (or in
+    ``probe_topic``, a topic created with -1)."""
     if settings.replication_factor > 0:
         return settings.replication_factor
     return broker_default_replication_factor(settings.confluent_config(), timeout,
-                                             created_with_default=settings.requests_topic)
+                                             created_with_default=probe_topic)
 
 
-def resolve_replication_on_start(app, settings: WorkerSettings) -> None:
+def resolve_replication_on_start(app, settings: KafkaSettings, probe_topic: str) -> None:
     """Give a Faust ``app`` configured with ``DG_REPLICATION_FACTOR=-1`` the broker's number
     when it starts, before it declares any topic (its tables' changelogs, its leader topic).
 
@@ -103,7 +104,7 @@ def resolve_replication_on_start(app, settings: WorkerSettings) -> None:
     async def on_first_start() -> None:
         import asyncio
 
-        factor = await asyncio.to_thread(resolved_replication_factor, settings)
+        factor = await asyncio.to_thread(resolved_replication_factor, settings, probe_topic)
         app.conf.topic_replication_factor = factor
         log.info("topics are created with the broker's default replication factor: %d", factor)
         await first_start()

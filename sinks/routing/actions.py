@@ -12,9 +12,11 @@ and up to ``page_keys`` of the ``api_key_ids``, the same ``action_id`` and the w
 """
 from __future__ import annotations
 
+from distillguard.contracts.alert import iso_ms
+
 from .lifecycle import ACTIVE
 from .routes import ActionPolicy
-from .text import iso, summary
+from .text import summary
 
 SCHEMA = "distill.action.v1"
 
@@ -34,7 +36,7 @@ def _record(state: dict, action: str, now_ms: int, reason: str) -> dict:
         "severity": state["severity"],
         "score": state["score"],
         "reason": reason,
-        "ts": iso(now_ms),
+        "ts": iso_ms(now_ms),
     }
 
 

@@ -14,7 +14,9 @@ again are the same alert, never a second page.
 """
 from __future__ import annotations
 
-from .text import dashboard_link, iso, reason_lines, summary
+from distillguard.contracts.alert import iso_ms
+
+from .text import dashboard_link, reason_lines, summary
 
 ALERTNAME = "DistillationCampaign"
 SOURCE = "distillguard"
@@ -42,7 +44,7 @@ def annotations(state: dict, dashboard_url: str) -> dict[str, str]:
 
 def _alert(state: dict, dashboard_url: str, ends_ms: int, severity: str | None = None) -> dict:
     return {"labels": labels(state, severity), "annotations": annotations(state, dashboard_url),
-            "startsAt": iso(state["opened_ms"]), "endsAt": iso(ends_ms),
+            "startsAt": iso_ms(state["opened_ms"]), "endsAt": iso_ms(ends_ms),
             "generatorURL": dashboard_link(dashboard_url, state)}
 
 
@@ -77,6 +79,6 @@ def silence(entity_type: str, entity_id: str, *, now_ms: int, until_ms: int, act
     """
     matchers = [{"name": name, "value": value, "isRegex": False, "isEqual": True}
                 for name, value in (("source", SOURCE), ("entity_type", entity_type), ("entity_id", entity_id))]
-    return {"matchers": matchers, "startsAt": iso(now_ms), "endsAt": iso(until_ms),
+    return {"matchers": matchers, "startsAt": iso_ms(now_ms), "endsAt": iso_ms(until_ms),
             "createdBy": actor or SOURCE, "comment": f"distillguard snooze: {reason}" if reason else
             "distillguard snooze"}

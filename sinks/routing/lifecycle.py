@@ -20,7 +20,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from .routes import SEVERITY_RANK, Lifecycle
+from distillguard.contracts.alert import Severity
+
+from .routes import Lifecycle
 
 ACTIVE = ("open", "escalated", "acknowledged")
 MAX_REASONS = 5
@@ -112,7 +114,7 @@ def _open(alert: dict, now_ms: int, partition: int, previous: dict | None) -> di
 
 def escalation(state: dict, alert: dict, lifecycle: Lifecycle) -> str:
     """Why this alert escalates the incident, or "" when it is only an update."""
-    old_rank, new_rank = SEVERITY_RANK.get(state["severity"], 0), SEVERITY_RANK.get(alert["severity"], 0)
+    old_rank, new_rank = Severity.rank_of(state["severity"]), Severity.rank_of(alert["severity"])
     if new_rank > old_rank:
         return f"severity {state['severity']} -> {alert['severity']}"
     score = float(alert.get("score", 0.0))
@@ -142,7 +144,7 @@ def on_alert(state: dict | None, alert: dict, *, now_ms: int, partition: int, li
         return Transition(state, "updated")
     state["version"] += 1
     state["prev_severity"] = state["severity"]
-    if SEVERITY_RANK.get(alert["severity"], 0) > SEVERITY_RANK.get(state["severity"], 0):
+    if Severity.rank_of(alert["severity"]) > Severity.rank_of(state["severity"]):
         state["severity"] = alert["severity"]
     state["notified_score"] = state["score"]
     state["notified_members"] = state["members"]

@@ -15,10 +15,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from distillguard.contracts.alert import Severity
+
 from .errors import RoutesError
 
-SEVERITY_RANK = {"info": 1, "warning": 2, "critical": 3}
-Severity = Literal["info", "warning", "critical"]
 EntityType = Literal["key", "account", "cluster"]
 ActionName = Literal["throttle", "perturb_outputs", "require_verification", "suspend"]
 
@@ -40,7 +40,7 @@ class Match(_Model):
     def matches(self, alert: dict) -> bool:
         if self.severity and alert.get("severity") not in self.severity:
             return False
-        if self.min_severity and SEVERITY_RANK.get(alert.get("severity"), 0) < SEVERITY_RANK[self.min_severity]:
+        if self.min_severity and Severity.rank_of(alert.get("severity")) < self.min_severity.rank:
             return False
         if self.entity_type and alert.get("entity_type") not in self.entity_type:
             return False
@@ -111,20 +111,29 @@ class RoutesConfig(_Model):
     actions: ActionPolicy = Field(default_factory=ActionPolicy)
 
 
-def parse_routes(text: str, fmt: Literal["yaml", "toml"] = "yaml") -> RoutesConfig:
-    """Validate a routes document; raises :class:`RoutesError` with every problem found."""
+def parse_routes(text: str, fmt: Literal["yaml", "toml"] = "yaml", *, path: Path | str | None = None) -> RoutesConfig:
+    """Validate a routes document; raises :class:`RoutesError` naming the file (``path``, when
+    read from one) and every bad field with why."""
+    name = f"routes file {path}" if path is not None else "routes file"
     try:
         data = tomllib.loads(text) if fmt == "toml" else yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise RoutesError(f"routes file is not valid {fmt.upper()}: {exc}") from None
+        raise RoutesError(f"{name} is not valid {fmt.upper()}: {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise RoutesError("routes file must be a mapping (lifecycle, allowlist, actions)")
+        raise RoutesError(f"{name} must be a mapping (lifecycle, allowlist, actions)")
     try:
         return RoutesConfig.model_validate(data)
     except ValidationError as exc:
-        raise RoutesError(f"invalid routes file: {exc}") from None
+        raise RoutesError(f"invalid {name}: {_problems(exc)}") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """``field.path: why`` for each problem (no input values, no documentation links)."""
+    return "; ".join(f"{'.'.join(str(part) for part in error['loc']) or '(file)'}: "
+                     f"{str(error['msg']).removeprefix('Value error, ')}"
+                     for error in exc.errors(include_input=False, include_url=False))
 
 
 def load_routes(path: Path | str) -> RoutesConfig:
@@ -134,4 +143,4 @@ def load_routes(path: Path | str) -> RoutesConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RoutesError(f"cannot read routes file {path}: {exc.strerror}") from None
-    return parse_routes(text, "toml" if path.suffix == ".toml" else "yaml")
+    return parse_routes(text, "toml" if path.suffix == ".toml" else "yaml", path=path)

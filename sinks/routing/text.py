@@ -1,19 +1,7 @@
-"""How an incident reads to people: times, a one-line summary, reasons, a dashboard link (pure)."""
+"""How an incident reads to people: a one-line summary, reasons, a dashboard link (pure)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from distillguard.sinks.dashboard_links import incident_link
-
-
-def iso(ms: int) -> str:
-    """RFC 3339 UTC with milliseconds.
-
-    >>> iso(1_500)
-    '1970-01-01T00:00:01.500Z'
-    """
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
 
 
 def summary(n: dict) -> str:

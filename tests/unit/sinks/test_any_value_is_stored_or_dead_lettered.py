@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from distillguard.models.clusters import ClusterDetector, link_batch_bytes, link_record, link_value_key
 from distillguard.models.pipeline import KeyPipeline
 from distillguard.sinks.clickhouse import ClickHouseSink
-from distillguard.models.step import DeadLetter, RequestProcessor, alert_bytes
+from distillguard.contracts.alert import alert_bytes
+from distillguard.models.step import DeadLetter, RequestProcessor
 
 TOPIC = "llm.requests"
 GOOD = {

@@ -62,3 +62,11 @@ def test_the_example_routes_file_is_valid():
     config = load_routes(Path(__file__).parents[3] / "deploy" / "routes.example.yaml")
     assert config.actions.rules and config.allowlist.entities
     assert not config.actions.allow_suspend
+
+
+def test_a_bad_routes_file_is_named_with_the_bad_field(tmp_path):
+    path = tmp_path / "routes.yaml"
+    path.write_text("lifecycle: {tick_s: 0}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_routes(path)
+    assert str(path) in str(raised.value) and "lifecycle.tick_s" in str(raised.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from distillguard.errors import SettingsError
 from distillguard.streams.settings import WorkerSettings
 
 
@@ -41,21 +42,19 @@ def test_sasl_scram_over_tls(monkeypatch, tmp_path):
 
 def test_sasl_without_credentials_is_a_startup_error(monkeypatch):
     monkeypatch.setenv("DG_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
-    with pytest.raises(ValidationError, match="SASL needs"):
+    with pytest.raises(SettingsError, match="SASL needs"):
         WorkerSettings()
 
 
 def test_faust_credentials_built_from_settings(monkeypatch):
-    from distillguard.streams.app import _broker_credentials
-
     monkeypatch.setenv("DG_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("DG_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
     monkeypatch.setenv("DG_KAFKA_SASL_USERNAME", "u")
     monkeypatch.setenv("DG_KAFKA_SASL_PASSWORD", "p")
-    creds = _broker_credentials(WorkerSettings())
+    creds = WorkerSettings().faust_credentials()
     assert creds.username == "u" and creds.password == "p"
     assert creds.mechanism.value == "SCRAM-SHA-256" and creds.ssl_context is not None
-    assert _broker_credentials(WorkerSettings(kafka_security_protocol="PLAINTEXT")) is None
+    assert WorkerSettings(kafka_security_protocol="PLAINTEXT").faust_credentials() is None
 
 
 def test_dashboard_and_metrics_bind_to_loopback_by_default(monkeypatch, tmp_path):
@@ -66,7 +65,7 @@ def test_dashboard_and_metrics_bind_to_loopback_by_default(monkeypatch, tmp_path
     settings = WorkerSettings()
     assert settings.web_bind == "127.0.0.1"
     # what Faust listens on (its own default is every interface)
-    app = faust_app(settings, settings, tmp_path, auto_offset_reset="earliest")
+    app = faust_app(settings, tmp_path, auto_offset_reset="earliest", replication_probe_topic=settings.requests_topic)
     assert app.conf.web_bind == "127.0.0.1"
 
 
@@ -77,13 +76,11 @@ def test_allowed_lateness_from_env(monkeypatch):
 
 
 def test_tls_without_sasl(monkeypatch, tmp_path):
-    from distillguard.streams.app import _broker_credentials
-
     monkeypatch.setenv("DG_KAFKA_SECURITY_PROTOCOL", "SSL")
     settings = WorkerSettings()
     conf = settings.confluent_config()
     assert conf["security.protocol"] == "SSL" and "sasl.password" not in conf
-    creds = _broker_credentials(settings)
+    creds = settings.faust_credentials()
     assert type(creds).__name__ == "SSLCredentials" and creds.context is not None
 
 
@@ -131,7 +128,7 @@ def test_faust_consumers_wait_at_most_the_configured_fetch_time(monkeypatch, tmp
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = WorkerSettings(data_dir=str(tmp_path))
-    app = faust_app(settings, settings, tmp_path, auto_offset_reset="earliest")
+    app = faust_app(settings, tmp_path, auto_offset_reset="earliest", replication_probe_topic=settings.requests_topic)
 
     async def build():
         consumer = app.consumer._thread._create_worker_consumer(app.transport)  # what the worker starts
@@ -144,5 +141,33 @@ def test_faust_consumers_wait_at_most_the_configured_fetch_time(monkeypatch, tmp
 
 
 def test_fetch_wait_is_bounded():
-    with pytest.raises(ValidationError):
+    with pytest.raises(SettingsError, match="DG_CONSUMER_FETCH_MAX_WAIT_MS"):
         WorkerSettings(consumer_fetch_max_wait_ms=0)
+
+
+def test_a_bad_value_is_a_config_error_naming_the_variable_and_field_not_the_value(monkeypatch):
+    from distillguard.errors import ConfigError
+
+    monkeypatch.setenv("DG_PARTITIONS", "many-hunter2")
+    with pytest.raises(ConfigError) as raised:
+        WorkerSettings()
+    message = str(raised.value)
+    assert "DG_PARTITIONS" in message and "field partitions" in message
+    assert "hunter2" not in message  # a value may be a secret: never echoed
+
+
+def test_the_router_reads_kafka_from_the_shared_kafka_settings_not_the_workers(monkeypatch, tmp_path):
+    from distillguard.sinks.routing.routes import parse_routes
+    from distillguard.streams.router import RouterSettings, create_router_app
+    from distillguard.streams.settings import KafkaSettings
+
+    monkeypatch.setenv("DG_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("DG_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("DG_KAFKA_SASL_USERNAME", "dg-router")
+    monkeypatch.setenv("DG_KAFKA_SASL_PASSWORD", "router-secret")
+    monkeypatch.setenv("DG_MAX_FUTURE_S", "-1")  # a worker-only setting the router has no use for
+    settings = RouterSettings(data_dir=tmp_path)
+    assert isinstance(settings, KafkaSettings)
+    assert settings.confluent_config()["sasl.username"] == "dg-router"
+    app = create_router_app(settings, parse_routes("dashboard_url: http://grafana:3000\n"))
+    assert (app.conf.broker_credentials.username, app.conf.broker_credentials.password) == ("dg-router", "router-secret")

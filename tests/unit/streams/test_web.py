@@ -193,13 +193,14 @@ def test_router_app_binds_and_guards_as_the_worker(monkeypatch, tmp_path):
     from distillguard.streams.app import faust_app
     from distillguard.streams.router import RouterSettings
 
-    app = faust_app(RouterSettings(), WorkerSettings(), tmp_path, auto_offset_reset="earliest")
+    app = faust_app(RouterSettings(), tmp_path, auto_offset_reset="earliest", replication_probe_topic="distill.alerts")
     assert app.conf.web_bind == "127.0.0.1" and app.conf.web_application_options["middlewares"] == []
     with pytest.raises(dg_web.WebExposedWithoutToken, match="DG_ROUTER_WEB_BIND=0.0.0.0"):
-        faust_app(RouterSettings(web_bind="0.0.0.0"), WorkerSettings(), tmp_path, auto_offset_reset="earliest")
+        faust_app(RouterSettings(web_bind="0.0.0.0"), tmp_path, auto_offset_reset="earliest",
+                  replication_probe_topic="distill.alerts")
     monkeypatch.setenv("DG_ROUTER_WEB_BIND", "0.0.0.0")
     monkeypatch.setenv("DG_WEB_TOKEN", TOKEN)  # the workers' token serves the router too
-    app = faust_app(RouterSettings(), WorkerSettings(), tmp_path, auto_offset_reset="earliest")
+    app = faust_app(RouterSettings(), tmp_path, auto_offset_reset="earliest", replication_probe_topic="distill.alerts")
     assert app.conf.web_bind == "0.0.0.0" and len(app.conf.web_application_options["middlewares"]) == 1
 
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # The workspace's folder name after "../" or "/work/", or as a path component joined with / or
 # os.path.join. Assembled so that this file does not match itself.
 _NAME = "sha" + "red"

@@ -8,7 +8,7 @@ from pathlib import Path
 from distillguard.cli import main
 from distillguard.embedded import free_port
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 def test_router_refuses_a_stale_routes_file_bad_urls_and_a_missing_file(tmp_path, capsys, monkeypatch):
@@ -49,3 +49,9 @@ def test_routes_check_runs_amtool_on_the_alertmanager_config(tmp_path, capsys, m
     assert len(problems) == 1 and "nowhere" in problems[0]
     assert check_alertmanager_config(tmp_path / "absent.yml") == [
         f"Alertmanager config {tmp_path / 'absent.yml'} does not exist"]
+
+
+def test_a_worker_with_a_bad_setting_stops_at_start_naming_it(monkeypatch, capsys):
+    monkeypatch.setenv("DG_PARTITIONS", "0")
+    assert main(["worker"]) == 2
+    assert "DG_PARTITIONS" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import yaml
 
 from distillguard.streams.metrics import WorkerMetrics
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "prometheus"
 
 
 def exported() -> tuple[set[str], set[str]]:

@@ -15,7 +15,7 @@ from distillguard.sinks.routing.routes import parse_routes
 from distillguard.streams.router import RouterSettings
 from distillguard.streams.settings import WorkerSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
 SETTINGS = (WorkerSettings, ClickHouseSettings, RouterSettings, DashboardSettings)
 SECRET_LIKE = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|ROUTING_KEY|WEBHOOK_URL")

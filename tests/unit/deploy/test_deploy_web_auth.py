@@ -1,5 +1,5 @@
 """docker-compose.yml, deploy/prometheus and the image: every web endpoint that listens beyond
-loopback gets the token, and Prometheus sends it (deploy/k8s: tests/unit/test_deploy_k8s.py)."""
+loopback gets the token, and Prometheus sends it (deploy/k8s: tests/unit/deploy/test_deploy_k8s.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import yaml
 
 from distillguard.streams.web import is_loopback
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIND_SETTINGS = {"worker": "DG_WEB_BIND", "router": "DG_ROUTER_WEB_BIND", "dashboard": "DG_DASHBOARD_HOST"}
 FORMER_NAMES = ("DG_WEB_HOST", "DG_ROUTER_WEB_HOST")  # still read, but say what they do no longer
 

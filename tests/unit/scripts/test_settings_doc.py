@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "settings_table.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "settings_table.py"
 
 
 def load():

@@ -19,7 +19,7 @@ from distillguard.replay import run_replay
 from distillguard.sinks.routing import actions, lifecycle
 from distillguard.sinks.routing.routes import ActionPolicy, Lifecycle
 
-CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
+CONTRACTS = Path(__file__).resolve().parents[3] / "contracts"
 SCHEMA_FILES = {"llm.request.v1": "request-event.v1.schema.json", "distill.alert.v1": "alert.v1.schema.json",
                 "distill.action.v1": "action.v1.schema.json"}
 
@@ -145,7 +145,7 @@ def test_a_big_incident_is_enforced_on_every_key_in_pages_that_follow_the_contra
 def test_the_gateway_example_restricts_every_key_of_a_paged_incident_and_lifts_them_on_release():
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "examples" / "gateway_actions_consumer.py"
+    path = Path(__file__).resolve().parents[3] / "examples" / "gateway_actions_consumer.py"
     spec = importlib.util.spec_from_file_location("gateway_actions_consumer", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
@@ -166,7 +166,7 @@ def test_the_gateway_example_restricts_every_key_of_a_paged_incident_and_lifts_t
 def test_the_gateway_producer_example_writes_the_request_contract():
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "examples" / "gateway_producer.py"
+    path = Path(__file__).resolve().parents[3] / "examples" / "gateway_producer.py"
     spec = importlib.util.spec_from_file_location("gateway_producer", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)

@@ -11,7 +11,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STRESS = ROOT / "benchmarks" / "stress"
 
 

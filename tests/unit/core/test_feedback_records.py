@@ -6,7 +6,7 @@ import json
 import pytest
 
 from distillguard.evidence import incident_alert_id
-from distillguard.feedback import BadFeedback, feedback_record, parse_feedback, split_entity
+from distillguard.feedback import BadFeedback, FeedbackError, feedback_record, parse_feedback, split_entity
 
 
 def test_feedback_round_trip_and_validation():
@@ -19,7 +19,7 @@ def test_feedback_round_trip_and_validation():
                 json.dumps({**record, "ts": "yesterday"}).encode(),
                 json.dumps({k: v for k, v in record.items() if k != "entity_id"}).encode()):
         assert isinstance(parse_feedback(bad), BadFeedback), bad
-    with pytest.raises(BadFeedback):
+    with pytest.raises(FeedbackError):
         feedback_record("key", "k", "snooze")
 
 
@@ -45,9 +45,9 @@ def test_snooze_records_carry_their_end():
     parsed = parse_feedback(json.dumps(record).encode())
     assert parsed["until"] == "2026-02-02T03:40:00.000Z" and parsed["until_ms"] == 1_770_003_600_000
     assert isinstance(parse_feedback(json.dumps({**record, "until": "soon"}).encode()), BadFeedback)
-    with pytest.raises(BadFeedback):
+    with pytest.raises(FeedbackError):
         feedback_record("key", "k", "snooze")
-    with pytest.raises(BadFeedback):
+    with pytest.raises(FeedbackError):
         feedback_record("key", "k", "ack", until=1.0)
 
 
@@ -55,7 +55,7 @@ def test_unsnooze_records_parse_and_carry_no_end():
     record = feedback_record("cluster", "c1", "unsnooze", actor="al", now=1_770_000_000)
     parsed = parse_feedback(json.dumps(record).encode())
     assert parsed["action"] == "unsnooze" and "until" not in parsed and "until_ms" not in parsed
-    with pytest.raises(BadFeedback):
+    with pytest.raises(FeedbackError):
         feedback_record("cluster", "c1", "unsnooze", until=1.0)
 
 
@@ -64,3 +64,12 @@ def test_snooze_durations(text, seconds):
     from distillguard.cli import _duration_s
 
     assert _duration_s(text) == seconds
+
+
+def test_a_bad_record_is_data_a_bad_command_an_error():
+    from distillguard.errors import DistillguardError
+
+    bad = parse_feedback(b"not json")
+    assert not isinstance(bad, BaseException)  # returned, never raised: a consumer counts and skips it
+    assert bad.reason == str(bad) == "feedback is not JSON"
+    assert issubclass(FeedbackError, DistillguardError)

@@ -16,7 +16,7 @@ from distillguard.sinks.routing import lifecycle
 from distillguard.sinks.routing.routes import Lifecycle, RoutesConfig
 from distillguard.sinks.routing.text import dashboard_link
 
-ROOT = Path(__file__).resolve().parents[1].parent
+ROOT = Path(__file__).resolve().parents[2].parent
 DASHBOARD = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "distillguard.json").read_text())
 VARIABLES = {v["name"] for v in DASHBOARD["templating"]["list"]}
 

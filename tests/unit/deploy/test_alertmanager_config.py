@@ -10,7 +10,7 @@ import pytest
 
 from distillguard.sinks.routing import alertmanager as am
 
-CONFIG = Path(__file__).parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
+CONFIG = Path(__file__).parents[3] / "deploy" / "alertmanager" / "alertmanager.yml"
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"  # no skip: make test installs it
 
 

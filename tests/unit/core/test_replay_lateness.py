@@ -6,8 +6,8 @@ import time
 
 from distillguard.models.events import parse_event
 from distillguard.models.pipeline import KeyPipeline
-from distillguard.replay import run_replay
 from distillguard.models.step import RequestProcessor
+from distillguard.replay import run_replay
 
 BASE_S = 1_769_904_000
 
