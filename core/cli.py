@@ -141,20 +141,47 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from distillguard.errors import ConfigError
+    from distillguard.errors import ConfigError, DistillguardError
     from distillguard.replay import run_replay
     from distillguard.streams.settings import WorkerSettings
 
+    if (args.events is None) == (args.from_kafka is None):
+        print("distillguard replay: give an events file or --from-kafka BOOTSTRAP (one of them)", file=sys.stderr)
+        return 2
+    sink = None
     try:  # the workers' overrides (DG_DETECTOR_OVERRIDES_FILE), or --overrides: a backtest of them
         settings = WorkerSettings()
         config = settings.detector_config(args.overrides)
+        events = args.events if args.from_kafka is None else _kafka_window(args, settings)
+        if args.clickhouse:  # the workers' DG_CLICKHOUSE_* / DG_DATA_DIR
+            from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink
+
+            sink = ClickHouseSink(ClickHouseSettings())
+        summary = run_replay(events, args.alerts, dlq_path=args.dlq, progress=not args.quiet, config=config,
+                             allowed_lateness_ms=int(settings.allowed_lateness_s * 1000), sink=sink)
     except ConfigError as exc:
         print(f"distillguard replay: {exc}", file=sys.stderr)
         return 2
-    summary = run_replay(args.events, args.alerts, dlq_path=args.dlq, progress=not args.quiet, config=config,
-                         allowed_lateness_ms=int(settings.allowed_lateness_s * 1000))
-    print(summary.describe() if hasattr(summary, "describe") else summary, file=sys.stderr)
+    except DistillguardError as exc:
+        print(f"distillguard replay: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if sink is not None:
+            sink.close()
+    print(summary.describe(), file=sys.stderr)
     return 0
+
+
+def _kafka_window(args: argparse.Namespace, settings):
+    """``--from-kafka``: the topic's records between ``--since`` and ``--until``."""
+    from distillguard.errors import ConfigError
+    from distillguard.replay import KafkaWindow, time_window_ms
+
+    if not (args.since and args.until):
+        raise ConfigError("--from-kafka needs --since and --until (ISO 8601 times)")
+    since_ms, until_ms = time_window_ms(args.since, args.until)
+    kafka = {**settings.confluent_config(), "bootstrap.servers": args.from_kafka}
+    return KafkaWindow(kafka, args.topic or settings.requests_topic, since_ms, until_ms)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -302,14 +329,23 @@ def build_parser() -> argparse.ArgumentParser:
                           help="opt in to prompt text (none is stored by default, so none is written)")
     evidence.set_defaults(func=_cmd_evidence)
 
-    replay = sub.add_parser("replay", help="run the detector over an events file, no Kafka")
-    replay.add_argument("events", type=Path)
+    replay = sub.add_parser("replay", help="run the detector over an events file, or backfill a window of a "
+                            "Kafka topic (--from-kafka)")
+    replay.add_argument("events", type=Path, nargs="?", help="events file (JSONL, .gz too)")
+    replay.add_argument("--from-kafka", metavar="BOOTSTRAP", help="read the topic on these brokers instead of a "
+                        "file (security settings from DG_KAFKA_*; no consumer group, no commits)")
+    replay.add_argument("--topic", help="with --from-kafka (default DG_REQUESTS_TOPIC)")
+    replay.add_argument("--since", help="with --from-kafka: first record time, ISO 8601 (UTC without a zone)")
+    replay.add_argument("--until", help="with --from-kafka: records before this time, ISO 8601")
+    replay.add_argument("--clickhouse", action="store_true", help="also store rows, alerts and dead letters in "
+                        "ClickHouse as the workers do (DG_CLICKHOUSE_URL or the chDB under DG_DATA_DIR)")
     replay.add_argument("--alerts", type=Path, required=True, help="alert v1 JSONL output")
     replay.add_argument("--dlq", type=Path, help="write bad lines with their reason here")
     replay.add_argument("--overrides", type=Path, help="detector overrides (YAML/JSON: allow_keys, allow_accounts, "
                         "key_threshold_scale, account_threshold_scale, thresholds, min_events); default: "
                         "DG_DETECTOR_OVERRIDES_FILE")
-    replay.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    replay.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none either when stderr is "
+                        "not a terminal): only the summary line")
     replay.set_defaults(func=_cmd_replay)
 
     demo = sub.add_parser("demo", help="embedded broker + chDB + worker + built-in traffic")
