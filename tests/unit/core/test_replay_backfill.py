@@ -84,3 +84,18 @@ def test_cli_wants_a_file_or_a_topic_and_a_whole_window(tmp_path, capsys):
     assert "one of them" in err and "--since and --until" in err
     assert main(["replay", "-q", str(tmp_path / "events.jsonl"), "--alerts", alerts]) == 0
     assert capsys.readouterr().err.startswith("replay: 2 events")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bar_on_a_terminal_ends_at_100_percent_unless_quiet(tmp_path, monkeypatch):
+    _events(tmp_path / "events.jsonl", 5)
+    for progress, drawn in ((True, True), (False, False)):
+        terminal = _Terminal()
+        monkeypatch.setattr("sys.stderr", terminal)
+        run_replay(tmp_path / "events.jsonl", tmp_path / "alerts.jsonl", progress=progress, clusters=False)
+        assert ("100.0%  5 events" in terminal.getvalue()) is drawn
+        assert terminal.getvalue().endswith("\n") is drawn
