@@ -175,11 +175,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _kafka_window(args: argparse.Namespace, settings):
     """``--from-kafka``: the topic's records between ``--since`` and ``--until``."""
     from distillguard.errors import ConfigError
-    from distillguard.replay import KafkaWindow, time_window_ms
+    from distillguard.replay import BackfillError, KafkaWindow, time_window_ms
 
     if not (args.since and args.until):
         raise ConfigError("--from-kafka needs --since and --until (ISO 8601 times)")
-    since_ms, until_ms = time_window_ms(args.since, args.until)
+    try:
+        since_ms, until_ms = time_window_ms(args.since, args.until)
+    except BackfillError as exc:  # a usage error (exit 2), not a failed run
+        raise ConfigError(str(exc)) from None
     kafka = {**settings.confluent_config(), "bootstrap.servers": args.from_kafka}
     return KafkaWindow(kafka, args.topic or settings.requests_topic, since_ms, until_ms)
 

@@ -121,6 +121,7 @@ class ProgressBar:
             self.stream.flush()
 
     def close(self, done: int, events: int) -> None:
+        self.total = done  # the input is finished: 100 %, whatever the estimate of its size was
         self.update(done, events, force=True)
         self.stream.write("\n")
         self.stream.flush()
@@ -190,20 +191,30 @@ class KafkaWindow:
             if meta is None or meta.error is not None or not meta.partitions:
                 raise BackfillError(f"topic {self.topic!r} not found ({meta.error if meta else 'no metadata'})")
             starts, total = {}, 0
-            at_since = consumer.offsets_for_times([TopicPartition(self.topic, p, self.since_ms)
-                                                   for p in sorted(meta.partitions)], timeout=self.timeout_s)
-            for tp in at_since:
-                if tp.error is not None:
-                    raise BackfillError(f"{self.topic}[{tp.partition}]: offsets_for_times: {tp.error}")
-                low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, tp.partition),
+            at_since, at_until = (self._offsets_at(consumer, sorted(meta.partitions), at)
+                                  for at in (self.since_ms, self.until_ms))
+            for partition, since_offset in at_since.items():
+                low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition),
                                                            timeout=self.timeout_s)
-                starts[tp.partition] = tp.offset if low <= tp.offset <= high else low
-                total += max(high - starts[tp.partition], 0)
+                first = starts[partition] = since_offset if low <= since_offset <= high else low
+                # the bar's estimate: to the offset of --until when the broker's answer is plausible
+                end = at_until[partition] if first < at_until[partition] <= high else high
+                total += max(end - first, 0)
         except KafkaException as exc:
             raise BackfillError(f"cannot read {self.topic!r}: {exc}") from None
         finally:
             consumer.close()
         return starts, total
+
+    def _offsets_at(self, consumer, partitions: list[int], at_ms: int) -> dict[int, int]:
+        from confluent_kafka import TopicPartition
+
+        found = consumer.offsets_for_times([TopicPartition(self.topic, p, at_ms) for p in partitions],
+                                           timeout=self.timeout_s)
+        for tp in found:
+            if tp.error is not None:
+                raise BackfillError(f"{self.topic}[{tp.partition}]: offsets_for_times: {tp.error}")
+        return {tp.partition: tp.offset for tp in found}
 
     def __iter__(self) -> Iterator[Record]:
         for _, _, _, record in heapq.merge(*(self._partition(p, first) for p, first in self.starts.items())):
@@ -305,7 +316,9 @@ def _write(batch: BatchResult, states: dict[str, bytes], summary: ReplaySummary,
                 raw = {"raw": dead.value.decode("utf-8")}
             except UnicodeDecodeError:
                 raw = {"raw_base64": base64.b64encode(dead.value).decode()}
-            dlq.write(json.dumps({"reason": dead.reason, "line": dead.offset, **raw}) + "\n")
+            where = {"line": dead.offset} if dead.partition < 0 else {"partition": dead.partition,
+                                                                      "offset": dead.offset}
+            dlq.write(json.dumps({"reason": dead.reason, **where, **raw}) + "\n")
     if sink is not None:
         _store(batch, sink, topic)
 

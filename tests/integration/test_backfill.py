@@ -20,7 +20,8 @@ def _event(i: int, ts_ms: int) -> bytes:
     seconds, millis = divmod(ts_ms, 1000)
     ts = f"2026-02-01T00:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{millis:03d}Z"
     return json.dumps({"schema": "llm.request.v1", "event_id": f"e{i}", "ts": ts, "api_key_id": KEYS[i % len(KEYS)],
-                       "account_id": "acct", "model": "m", "prompt": f"Explain step by step your reasoning for question {i} about tides"}).encode()
+                       "account_id": "acct", "model": "m",
+                       "prompt": f"Explain step by step your reasoning for question {i} about tides"}).encode()
 
 
 def test_backfill_scores_and_stores_exactly_the_window(pipeline, chdb_client, chdb_settings, tmp_path):
@@ -50,6 +51,8 @@ def test_backfill_scores_and_stores_exactly_the_window(pipeline, chdb_client, ch
     assert {row[1] for row in stored} == {topic}
     dead = chdb_client.query(f"SELECT reason, topic FROM {db}.dlq").result_rows
     assert len(dead) == 1 and dead[0][0].startswith("not JSON") and dead[0][1] == topic
+    (dead_line,) = (tmp_path / "dlq.jsonl").read_text().splitlines()
+    assert json.loads(dead_line)["raw"] == "{not json" and "partition" in json.loads(dead_line)
     alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert alerts and {a["entity_id"] for a in alerts if a["entity_type"] == "key"} == set(KEYS)
     # each key has 5 events in the window (15 in the topic): none from outside the window was scored
