@@ -164,13 +164,17 @@ class KafkaWindow:
     record whose timestamp is at or after it): from the offset of ``since`` up to the offset of
     ``until``, or the partition's end (EOF) if no record is that late yet. The broker's answer
     for ``since`` is where reading starts; the same rule is then applied to the records read,
-    because brokers differ (tansu answers offset 0 for every time, noida answers "none"): those
-    are read from the start and cost more, with the same result."""
+    because brokers differ (tansu answers offset 0 for every time: its partitions are read from
+    the start and cost more, with the same result; noida answers "none" and a wrong earliest
+    offset: nothing is read from it, see docs/operations.md)."""
 
     def __init__(self, kafka_config: dict, topic: str, since_ms: int, until_ms: int,
                  timeout_s: float = KAFKA_IDLE_TIMEOUT_S) -> None:
         self.config = {**kafka_config, "group.id": "distillguard-replay", "enable.auto.commit": False,
-                       "enable.auto.offset.store": False, "enable.partition.eof": True}
+                       "enable.auto.offset.store": False, "enable.partition.eof": True,
+                       # an offset the broker says is out of range (retention deleted it while
+                       # the backfill ran) is an error, never a silent jump to the end
+                       "auto.offset.reset": "error"}
         self.topic = topic
         self.since_ms, self.until_ms = since_ms, until_ms
         self.timeout_s = timeout_s
