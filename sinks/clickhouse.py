@@ -425,8 +425,9 @@ class ClickHouseSink:
     # -- add ---------------------------------------------------------------------------
     def _check_room(self) -> None:
         if self._buffered >= self.settings.max_buffered_rows and self._failing_since is not None:
-            raise SinkBackpressureError(self.settings.retry_after_s, f"ClickHouse failing for "
-                                        f"{self._clock() - self._failing_since:.0f}s and {self._buffered} rows buffered")
+            failing_s = self._clock() - self._failing_since
+            raise SinkBackpressureError(self.settings.retry_after_s,
+                                        f"ClickHouse failing for {failing_s:.0f}s and {self._buffered} rows buffered")
         if self._buffered >= 2 * self.settings.max_buffered_rows:
             raise SinkBackpressureError(self.settings.retry_after_s, f"{self._buffered} rows buffered; flush is behind")
 

@@ -4,9 +4,9 @@ Thin by design: records are decoded and scored by ``distillguard.models`` (throu
 :class:`~distillguard.streams.processor.RequestProcessor`) and rows/alerts are handed to
 ``distillguard.sinks``. Delivery guarantees, in order:
 
-* the state table is co-partitioned with ``llm.requests`` and changelogged on every set;
-  each key's state carries the last input offset applied, so an event re-read after a crash
-  is not applied twice;
+* the state table is co-partitioned with ``llm.requests`` and changelogged once per key per
+  flush (:mod:`~distillguard.streams.checkpoint`); each key's state carries the last input
+  offset applied, so an event re-read after a crash is not applied twice;
 * events are acknowledged (and so their offsets committed) only after their ClickHouse rows
   are flushed; the sink drops rows at or below its per-partition watermark, so rollups count
   every event once;
@@ -32,8 +32,9 @@ from .alert_outbox import AlertOutbox, read_topic_tail
 from .checkpoint import Checkpoint
 from .clusters_stage import ClusterStage
 from .epochs import EpochTracker
-from .faust_compat import (acked_offsets, add_commit_gap, app_agent_error, faust_commit, known_commit, per_batch_monitor,
-                           rewind_uncommitted_after_seeks, set_agent_error_hook, use_fetch_max_wait)
+from .faust_compat import (acked_offsets, add_commit_gap, app_agent_error, faust_commit, known_commit,
+                           per_batch_monitor, rewind_uncommitted_after_seeks, set_agent_error_hook,
+                           use_fetch_max_wait)
 from .feedback_follower import FeedbackFollower
 from .holes import HoleGuard, processed_head_gap
 from .input_log import InputLog
@@ -506,7 +507,8 @@ class DetectorWorker(InputLog, ClusterStage, WorkerPages):
             if tp.topic == self.settings.requests_topic:
                 # Records processed and stored whose acks Faust lost in a rebalance (see
                 # processed_head_gap): passed to its commit as a gap, or the commit waits for ever.
-                gap = processed_head_gap(known_commit(consumer, tp), acked, self.holes.expected(tp.partition), pending.get(tp.partition))
+                gap = processed_head_gap(known_commit(consumer, tp), acked, self.holes.expected(tp.partition),
+                                         pending.get(tp.partition))
                 if gap is not None:
                     add_commit_gap(consumer, tp, gap)
         try:
