@@ -153,8 +153,7 @@ class DetectorWorker(InputLog, ClusterStage, WorkerPages):
         # bytes keys and values: the changelog carries the detector's compact state as is.
         self.key_state = self.app.Table("key-state", partitions=settings.partitions, key_type=bytes,
                                         value_type=bytes)
-        self.checkpoint = Checkpoint(self.key_state, flush_producer=self._flush_producer,
-                                     max_age_s=settings.flush_interval_s)
+        self.checkpoint = Checkpoint(self.key_state, flush_producer=self._flush_producer)
         self.last_seen: dict[bytes, tuple[float, int]] = {}
         # Link records waiting to go to the cluster agent, sent as one links-topic message per
         # flush (or per LINK_BATCH_MAX): a message per record cost 29 % of end-to-end time
@@ -228,10 +227,10 @@ class DetectorWorker(InputLog, ClusterStage, WorkerPages):
     def _timers(self) -> None:
         app, settings = self.app, self.settings
 
-        @app.timer(0.5)
+        @app.timer(settings.flush_interval_s)
         async def flush_on_age() -> None:
             self.metrics.publish_tallies()
-            if self.checkpoint.due() or self.sink.should_flush():
+            if len(self.checkpoint) or self.sink.should_flush():
                 await self.flush()
 
         @app.timer(settings.commit_interval_s)

@@ -13,7 +13,6 @@ The commit-on-own-clock, hole and epoch logic (issue #17) stays in ``holes.py`` 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Awaitable, Callable
 
 
@@ -28,7 +27,7 @@ class Checkpoint:
     ...     def ack(self): self.acked = True
     >>> async def nothing_to_flush(): pass
     >>> table, event = Table(), Event()
-    >>> checkpoint = Checkpoint(table, flush_producer=nothing_to_flush, max_age_s=1.0, clock=lambda: 0.0)
+    >>> checkpoint = Checkpoint(table, flush_producer=nothing_to_flush)
     >>> table.data[b"k"] = b"state"; checkpoint.changed(b"k", 3); checkpoint.processed(event)
     >>> import asyncio; asyncio.run(checkpoint.flush())
     True
@@ -36,15 +35,11 @@ class Checkpoint:
     (True, [(3, b'k', b'state'), (3, b'k', b'state')])
     """
 
-    def __init__(self, table, *, flush_producer: Callable[[], Awaitable[None]], max_age_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, table, *, flush_producer: Callable[[], Awaitable[None]]) -> None:
         self.table = table
         self.unacked: list = []  # records processed, acked after the next successful flush
         self.dirty: dict[bytes, int] = {}  # keys changed since the last flush -> their partition
         self._flush_producer = flush_producer
-        self._max_age_s = max_age_s
-        self._clock = clock
-        self._oldest: float | None = None  # when the oldest unacked record was processed
         self._lock = asyncio.Lock()
 
     def __len__(self) -> int:
@@ -52,8 +47,6 @@ class Checkpoint:
 
     def processed(self, event) -> None:
         """A record is processed: its outputs are buffered, its ack waits for the flush."""
-        if not self.unacked:
-            self._oldest = self._clock()
         self.unacked.append(event)
 
     def changed(self, key: bytes, partition: int) -> None:
@@ -67,10 +60,6 @@ class Checkpoint:
     @property
     def flushing(self) -> bool:
         return self._lock.locked()
-
-    def due(self) -> bool:
-        """Records have waited ``max_age_s`` for a flush."""
-        return self._oldest is not None and bool(self.unacked) and self._clock() - self._oldest >= self._max_age_s
 
     def lowest_unacked(self) -> dict[int, int]:
         """Per partition, the lowest offset still waiting for a flush (one pass)."""
@@ -103,7 +92,6 @@ class Checkpoint:
             for event in self.unacked[:pending]:
                 event.ack()
             del self.unacked[:pending]
-            self._oldest = self._clock() if self.unacked else None
             return True
 
     def _keep_dirty(self, changed: list[tuple[bytes, int, bytes | None]]) -> None:

@@ -44,7 +44,7 @@ class ClusterStage:
         # As for key-state: the store is set per record, the changelog written once per value per
         # tick (a changelog record per set filled Faust's producer buffer and stalled the worker),
         # and the records are acked only after their values' changelog records are queued.
-        self.link_checkpoint = Checkpoint(self.link_members, flush_producer=self._flush_producer, max_age_s=0.0)
+        self.link_checkpoint = Checkpoint(self.link_members, flush_producer=self._flush_producer)
 
     def link_value_agents(self) -> list:
         """The link-values agent and its timers (only with DG_LINK_VALUES_PARTITIONED)."""

@@ -30,30 +30,17 @@ class Event:
         self.log.append(("ack", self.message.partition, self.message.offset))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def table():
     return Table()
 
 
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def checkpoint(table, clock):
+def checkpoint(table):
     async def flush_producer():
         table.changelog.append(("producer flushed",))
 
-    return Checkpoint(table, flush_producer=flush_producer, max_age_s=1.0, clock=clock)
+    return Checkpoint(table, flush_producer=flush_producer)
 
 
 def apply(checkpoint: Checkpoint, table: Table, key: bytes, partition: int, offset: int, value: bytes) -> Event:
@@ -125,18 +112,6 @@ def test_a_forgotten_key_is_not_changelogged(checkpoint, table):
     checkpoint.forget(b"k1")
     asyncio.run(checkpoint.flush())
     assert table.changelog == [("ack", 0, 10)]
-
-
-def test_a_flush_is_due_once_the_oldest_record_waited_max_age(checkpoint, table, clock):
-    assert not checkpoint.due()
-    apply(checkpoint, table, b"k1", 0, 10, b"s1")
-    clock.now += 0.5
-    apply(checkpoint, table, b"k1", 0, 11, b"s2")
-    assert not checkpoint.due()
-    clock.now += 0.5
-    assert checkpoint.due()
-    asyncio.run(checkpoint.flush())
-    assert not checkpoint.due()
 
 
 def test_lowest_unacked_offset_per_partition(checkpoint, table):
