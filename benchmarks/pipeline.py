@@ -35,6 +35,7 @@ import shutil
 import sys
 import threading
 import time
+import urllib.error
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -76,8 +77,26 @@ def _dev_records(n: int) -> list[tuple[bytes, bytes]]:
     return records
 
 
+def _health(worker: WorkerProcess) -> dict:
+    """/health's body, also when it answers 503 (a loaded machine can stall a partition past
+    DG_STALL_AFTER_S): the counters are in it either way."""
+    try:
+        return worker.get("/health")
+    except urllib.error.HTTPError as exc:
+        if exc.code != 503:
+            raise
+        return json.loads(exc.read())
+
+
 def _processed(workers: list[WorkerProcess]) -> int:
-    return sum(w.get("/health")["counters"]["events"] for w in workers)
+    return sum(_health(w)["counters"]["events"] for w in workers)
+
+
+def _cpu_seconds(worker: WorkerProcess) -> float:
+    """User + system CPU the worker process has used (Linux /proc): what an event costs,
+    whatever else runs on the machine (wall-clock rates depend on that)."""
+    fields = Path(f"/proc/{worker._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_throughput(n_events: int, n_workers: int, broker_kind: str) -> dict:
@@ -92,6 +111,7 @@ def run_throughput(n_events: int, n_workers: int, broker_kind: str) -> dict:
         try:
             time.sleep(3.0 * n_workers)  # let the group settle its partition assignment
             producer = _producer(broker.bootstrap)
+            cpu_before = [_cpu_seconds(w) for w in workers]
             started = time.monotonic()
             for key, value in records:
                 _produce(producer, key, value)
@@ -100,15 +120,17 @@ def run_throughput(n_events: int, n_workers: int, broker_kind: str) -> dict:
             while _processed(workers) < len(records):
                 time.sleep(0.2)
             processed_s = time.monotonic() - started
+            cpu_s = sum(_cpu_seconds(w) for w in workers) - sum(cpu_before)
             time.sleep(2.0)
             tables = [w.get("/query/tables") for w in workers]
-            shares = [w.get("/health")["counters"]["events"] for w in workers]
+            shares = [_health(w)["counters"]["events"] for w in workers]
         finally:
             for w in workers:
                 w.stop()
     return {"workers": n_workers, "broker": broker_kind, "events": len(records),
             "produce_seconds": round(produced_s, 2), "process_seconds": round(processed_s, 2),
             "events_per_second": round(len(records) / processed_s), "events_per_worker": shares,
+            "worker_cpu_seconds": round(cpu_s, 1), "worker_cpu_ms_per_1k_events": round(1e6 * cpu_s / len(records)),
             "clickhouse_rows": sum(t["events"] for t in tables), "alert_rows": sum(t["alerts"] for t in tables)}
 
 
@@ -254,9 +276,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=40.0, help="length of the latency phase")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--broker", default="tansu", choices=["tansu", "noida"])
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON file the phases are merged into")
     args = parser.parse_args()
     phases = args.phase or ["throughput", "latency", "scaleout", "clickhouse"]
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = json.loads(args.results.read_text()) if args.results.exists() else {}
     results = {k: v for k, v in results.items() if k in ("throughput", "latency", "scaleout", "clickhouse")}
     for phase in phases:
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -277,8 +300,8 @@ def main() -> int:
                        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"})
         results[phase] = result
         print(phase, json.dumps(result, indent=1), flush=True)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1))
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(results, indent=1))
     return 0
 
 

@@ -13,7 +13,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     from distillguard.errors import ConfigError
     from distillguard.models.pipeline import KeyPipeline
-    from distillguard.streams.app import create_app
+    from distillguard.streams.app import worker_app
     from distillguard.streams.settings import WorkerSettings
     from distillguard.streams.topics import ensure_topics
     from distillguard.streams.web import check_web_settings
@@ -26,7 +26,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         print(f"distillguard worker: {exc}", file=sys.stderr)
         return 2
     ensure_topics(settings)
-    app = create_app(settings, pipeline=KeyPipeline(config))
+    app = worker_app(settings, pipeline=KeyPipeline(config))
     faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
     return 0
 

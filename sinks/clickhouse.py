@@ -5,7 +5,7 @@ allows one process per directory), a ClickHouse server over HTTP when
 ``DG_CLICKHOUSE_URL`` / ``CLICKHOUSE_URL`` is set. The same code writes to both.
 
 Writer contract (quix-streams style): ``add*`` buffers, ``flush`` writes, and when the
-buffer is full because ClickHouse is failing, ``add`` raises :class:`SinkBackpressure`
+buffer is full because ClickHouse is failing, ``add`` raises :class:`SinkBackpressureError`
 with ``retry_after`` instead of retrying or growing without bound. Exactly-once rows across
 worker crashes: rows carry their Kafka position; the sink drops rows at or below the
 highest offset already stored for that partition (its watermark), and every insert carries
@@ -34,7 +34,7 @@ from distillguard.models.pipeline import ROW_COLUMNS
 from distillguard.models.positions import EPOCH_SHIFT, StoredRecord, epoch_of, offset_of
 from distillguard.settings import DistillguardSettings
 
-from .errors import RowsRejected, SchemaError, SinkBackpressure, SinkUnavailable
+from .errors import RowsRejected, SchemaError, SinkBackpressureError, SinkUnavailable
 from .migrations import LATEST, MIGRATIONS
 from .rollups import RollupCheck, check_rollups
 
@@ -242,6 +242,23 @@ def isolate_refused(count: int, insert, refuse) -> int:
     return refused
 
 
+def _dedup_token(positions: list[tuple[str, int, int]]) -> str | None:
+    """The insert's deduplication token: each partition's run of positions (first, last,
+    count), so re-sending the same rows is a no-op in ClickHouse. None when a row has no
+    position (nothing can tell two such inserts apart)."""
+    runs: dict[tuple[str, int], list[int]] = {}
+    for topic, partition, offset in positions:
+        if partition < 0:
+            return None
+        run = runs.get((topic, partition))
+        if run is None:
+            runs[(topic, partition)] = [offset, offset, 1]
+        else:
+            run[1], run[2] = offset, run[2] + 1
+    return "events:" + ";".join(f"{topic}:{partition}:{first}:{last}:{count}"
+                                for (topic, partition), (first, last, count) in runs.items())
+
+
 @dataclass(frozen=True, slots=True)
 class RejectedRow:
     """A row ClickHouse refused, already stored in the ``dlq`` table with ``reason``; the
@@ -408,10 +425,11 @@ class ClickHouseSink:
     # -- add ---------------------------------------------------------------------------
     def _check_room(self) -> None:
         if self._buffered >= self.settings.max_buffered_rows and self._failing_since is not None:
-            raise SinkBackpressure(f"ClickHouse failing for {self._clock() - self._failing_since:.0f}s and "
-                                   f"{self._buffered} rows buffered", self.settings.retry_after_s)
+            failing_s = self._clock() - self._failing_since
+            raise SinkBackpressureError(self.settings.retry_after_s,
+                                        f"ClickHouse failing for {failing_s:.0f}s and {self._buffered} rows buffered")
         if self._buffered >= 2 * self.settings.max_buffered_rows:
-            raise SinkBackpressure(f"{self._buffered} rows buffered; flush is behind", self.settings.retry_after_s)
+            raise SinkBackpressureError(self.settings.retry_after_s, f"{self._buffered} rows buffered; flush is behind")
 
     def _note_added(self) -> None:
         self._buffered += 1
@@ -553,21 +571,7 @@ class ClickHouseSink:
 
     def _write_rows(self, events: dict[tuple[str, int], _Batch], alerts: list[dict], dead: list[list],
                     feedback: list[list]) -> None:
-        for (topic, partition), batch in events.items():
-            step = self.settings.batch_rows
-            batch_rows, batch_offsets = batch.rows, batch.offsets
-            if partition >= 0:
-                # Rows of a batch put back after a later insert of the same flush failed are
-                # stored already; with newer rows appended the slices (and their dedup tokens)
-                # differ from the first try, so only the watermark can tell.
-                with self._lock:
-                    mark = self._watermarks.get((topic, partition), -1)
-                if batch_offsets and batch_offsets[0] <= mark:
-                    keep = [i for i, offset in enumerate(batch_offsets) if offset > mark]
-                    batch_rows, batch_offsets = [batch_rows[i] for i in keep], [batch_offsets[i] for i in keep]
-            for start in range(0, len(batch_rows), step):
-                rows, offsets = batch_rows[start:start + step], batch_offsets[start:start + step]
-                self._write_event_slice(rows, topic, partition, offsets, dead)
+        self._write_events(events, dead)
         self._write_isolated("alerts", [(str(a.get("alert_id", "")), a) for a in alerts], self._alert_row,
                              _ALERT_COLUMNS, dead)
         # Feedback before dead letters, so a refused feedback record is dead-lettered too.
@@ -577,25 +581,54 @@ class ClickHouseSink:
         if dead:
             self._write_dead_letters(dead)
 
-    def _write_event_slice(self, rows: list[dict], topic: str, partition: int, offsets: list[int],
-                           dead: list[list]) -> None:
-        """Insert one slice of a partition's rows; refused rows become dead letters. Inserts and
-        refusals go in offset order, each moving the partition's watermark past its rows."""
-        def advance(offset: int) -> None:
-            if partition >= 0:
-                with self._lock:
-                    self._watermarks[(topic, partition)] = max(self._watermarks.get((topic, partition), -1), offset)
+    def _write_events(self, events: dict[tuple[str, int], _Batch], dead: list[list]) -> None:
+        """All partitions' rows in one insert (per ``batch_rows``): chDB spends ~45 ms of CPU on
+        an insert whatever its size, so an insert per partition per flush cost most of a core.
+        Rows stay grouped by partition in offset order, which the watermarks rely on."""
+        rows: list[dict] = []
+        positions: list[tuple[str, int, int]] = []
+        for (topic, partition), batch in events.items():
+            batch_rows, batch_offsets = self._not_stored(topic, partition, batch)
+            rows += batch_rows
+            positions += [(topic, partition, offset) for offset in batch_offsets]
+        step = self.settings.batch_rows
+        for start in range(0, len(rows), step):
+            self._write_event_slice(rows[start:start + step], positions[start:start + step], dead)
+
+    def _not_stored(self, topic: str, partition: int, batch: _Batch) -> tuple[list[dict], list[int]]:
+        """A partition's buffered rows above its watermark (rows and offsets).
+
+        Rows of a batch put back after a later insert of the same flush failed are stored
+        already; with newer rows appended the slices (and their dedup tokens) differ from the
+        first try, so only the watermark can tell."""
+        if partition < 0:
+            return batch.rows, batch.offsets
+        with self._lock:
+            mark = self._watermarks.get((topic, partition), -1)
+        if not batch.offsets or batch.offsets[0] > mark:
+            return batch.rows, batch.offsets
+        keep = [i for i, offset in enumerate(batch.offsets) if offset > mark]
+        return [batch.rows[i] for i in keep], [batch.offsets[i] for i in keep]
+
+    def _write_event_slice(self, rows: list[dict], positions: list[tuple[str, int, int]], dead: list[list]) -> None:
+        """Insert one slice of rows (any partitions, ``positions`` their (topic, partition,
+        offset)); refused rows become dead letters. Inserts and refusals go in slice order,
+        each moving its partitions' watermarks past its rows."""
+        def advance(lo: int, hi: int) -> None:
+            with self._lock:
+                for topic, partition, offset in positions[lo:hi]:
+                    if partition >= 0 and offset > self._watermarks.get((topic, partition), -1):
+                        self._watermarks[(topic, partition)] = offset
 
         def insert(lo: int, hi: int) -> None:
-            token = f"events:{topic}:{partition}:{offsets[lo]}:{offsets[hi - 1]}:{hi - lo}" if partition >= 0 \
-                else None
-            self._insert_events(rows[lo:hi], topic, partition, offsets[lo:hi], token)
-            advance(offsets[hi - 1])
+            self._insert_events(rows[lo:hi], positions[lo:hi], _dedup_token(positions[lo:hi]))
+            advance(lo, hi)
             self.rows_written += hi - lo
 
         def refuse(index: int, error: str) -> None:
-            self._reject("events", error, topic, partition, offsets[index], dead)
-            advance(offsets[index])
+            topic, partition, offset = positions[index]
+            self._reject("events", error, topic, partition, offset, dead)
+            advance(index, index + 1)
 
         isolate_refused(len(rows), insert, refuse)
 
@@ -650,18 +683,17 @@ class ClickHouseSink:
 
         isolate_refused(len(dead), insert, lost)
 
-    def _insert_events(self, rows: list[dict], topic: str, partition: int, offsets: list[int],
-                       token: str | None) -> None:
+    def _insert_events(self, rows: list[dict], positions: list[tuple[str, int, int]], token: str | None) -> None:
         # One C-level conversion of the row dicts (per-column Python loops held the GIL
         # long enough to slow the worker's event loop down).
         try:
             table = pa.Table.from_pylist(rows, schema=_ROW_SCHEMA).rename_columns(_ROW_NAMES)
         except _CONVERSION_ERRORS as exc:
             raise RowsRejected(f"a row does not fit the events table: {type(exc).__name__}: {exc}") from exc
-        n = len(rows)
+        topics, partitions, offsets = zip(*positions) if positions else ((), (), ())
         position_columns = {
-            "kafka_topic": lambda: pa.array([topic] * n, pa.string()),
-            "kafka_partition": lambda: pa.array([partition] * n, pa.int32()),
+            "kafka_topic": lambda: pa.array(topics, pa.string()),
+            "kafka_partition": lambda: pa.array(partitions, pa.int32()),
             "kafka_offset": lambda: pa.array([offset_of(p) for p in offsets], pa.int64()),
             "kafka_epoch": lambda: pa.array([epoch_of(p) for p in offsets], pa.uint32()),
         }

@@ -21,13 +21,13 @@ class SchemaError(SinkError):
     """The database schema is not what this version expects and cannot be migrated."""
 
 
-class SinkBackpressure(SinkError):
-    """The sink's buffer is full because the output is failing or slow.
+class SinkBackpressureError(SinkError):
+    """The sink's buffer is full because the output is failing or slow (quix-streams' shape).
 
     The caller should stop taking input for ``retry_after`` seconds and try again: the
     backlog then waits in Kafka (consumer lag), not in worker memory.
     """
 
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
+    def __init__(self, retry_after: float, reason: str = "sink buffer full") -> None:
+        super().__init__(f"{reason}; retry after {retry_after:g}s")
         self.retry_after = retry_after

@@ -21,7 +21,7 @@ from typing import Callable
 
 from distillguard.feedback import BadFeedback, parse_feedback
 from distillguard.models.suppression import SuppressionList
-from distillguard.sinks.errors import SinkBackpressure
+from distillguard.sinks.errors import SinkBackpressureError
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class FeedbackFollower:
                 try:
                     self.store(record)
                     break
-                except SinkBackpressure as exc:
+                except SinkBackpressureError as exc:
                     time.sleep(exc.retry_after)
 
     def catch_up(self, timeout: float = 10.0) -> int:

@@ -86,6 +86,14 @@ class WorkerMetrics:
                                              registry=r)
         self.sink_buffered = Gauge("distillguard_sink_buffered_rows", "Rows buffered in the ClickHouse sink",
                                    registry=r)
+        # Events processed, counted as a plain int per event (a Prometheus counter takes a lock
+        # on every inc) and added to ``events`` per flush and before each scrape.
+        self.events_tally = 0
+
+    def publish_tallies(self) -> None:
+        tally, self.events_tally = self.events_tally, 0
+        if tally:
+            self.events.inc(tally)
 
     def sample_names(self) -> set[str]:
         """The sample names /metrics can show (counters with ``_total``, histograms with their

@@ -136,6 +136,10 @@ class WorkerSettings(KafkaSettings):
     # for good holds its partitions until its session expires. Unset: dynamic membership.
     group_instance_id: str | None = Field(None, min_length=1, max_length=249)
     commit_interval_s: float = Field(1.0, gt=0)
+    # The worker flushes this often while records wait (rows stored in one ClickHouse insert for
+    # all partitions, states changelogged, offsets acked); sooner when the sink holds
+    # DG_CLICKHOUSE_BATCH_ROWS rows (or its oldest DG_CLICKHOUSE_BATCH_AGE_S) or an alert waits.
+    flush_interval_s: float = Field(0.5, gt=0)
     # How long a fetch may wait at the broker for records. Faust fixes it at 1,500 ms; the
     # embedded tansu broker holds every fetch that long, which made it the floor of event ->
     # alert latency (p50 1.5 s at 600 events/s; 0.24 s with 100 ms).

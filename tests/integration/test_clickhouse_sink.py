@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from distillguard.sinks.clickhouse import ClickHouseSink, apply_migrations
-from distillguard.sinks.errors import SinkBackpressure, SinkUnavailable
+from distillguard.sinks.errors import SinkBackpressureError, SinkUnavailable
 from distillguard.sinks.migrations import LATEST
 from distillguard.streams.epochs import StoredRecord, position
 
@@ -143,7 +143,7 @@ def test_backpressure_when_clickhouse_fails_then_recovers(client, settings):
     with pytest.raises(SinkUnavailable):
         sink.flush()
     assert sink.buffered == 100  # nothing lost
-    with pytest.raises(SinkBackpressure) as info:
+    with pytest.raises(SinkBackpressureError) as info:
         sink.add(row(100), partition=0, offset=100, topic="t")
     assert info.value.retry_after > 0
     failing.down = False
@@ -175,9 +175,9 @@ def test_backpressure_when_flushes_fall_behind_a_healthy_clickhouse(client, sett
     sink = ClickHouseSink(settings.model_copy(update={"max_buffered_rows": 50}), client=client)
     for i in range(100):
         sink.add(row(i), partition=0, offset=i, topic="t")
-    with pytest.raises(SinkBackpressure):
+    with pytest.raises(SinkBackpressureError):
         sink.add(row(100), partition=0, offset=100, topic="t")
-    with pytest.raises(SinkBackpressure):
+    with pytest.raises(SinkBackpressureError):
         sink.add_alert(alert("key:k1:1", "info", "2026-02-01T00:10:00Z"))
     assert sink.buffered == 100
     assert sink.flush() == 100

@@ -220,14 +220,14 @@ def test_web_endpoints_beyond_loopback_take_their_token_from_the_secret(manifest
 
 def test_worker_app_serves_the_probed_paths(monkeypatch, tmp_path):
     from distillguard.streams import feedback_follower
-    from distillguard.streams.app import create_app
+    from distillguard.streams.app import worker_app
 
     class NoSink:
         client = None
 
     monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
     monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
-    app = create_app(WorkerSettings(), pipeline=object(), sink=NoSink())
+    app = worker_app(WorkerSettings(), pipeline=object(), sink=NoSink())
     served = set(app.web.views)
     assert SERVED["worker"][0] <= served, served
     # the router (a Faust app too) and the dashboard (aiohttp) register theirs in code

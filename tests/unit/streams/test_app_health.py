@@ -7,7 +7,7 @@ import json
 import pytest
 
 from distillguard.streams import feedback_follower
-from distillguard.streams.app import create_app
+from distillguard.streams.app import worker_app
 from distillguard.streams.settings import WorkerSettings
 
 
@@ -25,7 +25,7 @@ class _NoSink:
 def app(monkeypatch, tmp_path):
     monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
     monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
-    return create_app(WorkerSettings(), pipeline=object(), sink=_NoSink())
+    return worker_app(WorkerSettings(), pipeline=object(), sink=_NoSink())
 
 
 def _health(app) -> tuple[int, dict]:
@@ -59,7 +59,7 @@ class _FailingSink(_NoSink):
 def test_health_fails_while_clickhouse_keeps_failing(monkeypatch, tmp_path, failing_for_s, expected):
     monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
     monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
-    app = create_app(WorkerSettings(sink_failing_unhealthy_s=30), pipeline=object(), sink=_FailingSink(failing_for_s))
+    app = worker_app(WorkerSettings(sink_failing_unhealthy_s=30), pipeline=object(), sink=_FailingSink(failing_for_s))
     status, body = _health(app)
     assert status == expected
     if expected == 503:

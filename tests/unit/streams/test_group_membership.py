@@ -15,14 +15,14 @@ class NoSink:
                                                          "distillguard-worker-7f9c")])
 def test_the_worker_joins_its_group_under_the_configured_instance_id(monkeypatch, tmp_path, env, expected):
     from distillguard.streams import feedback_follower
-    from distillguard.streams.app import create_app
+    from distillguard.streams.app import worker_app
 
     monkeypatch.delenv("DG_GROUP_INSTANCE_ID", raising=False)
     monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
-    app = create_app(WorkerSettings(), pipeline=object(), sink=NoSink())
+    app = worker_app(WorkerSettings(), pipeline=object(), sink=NoSink())
     assert app.conf.consumer_group_instance_id == expected
 
 

@@ -46,11 +46,11 @@ def admin(monkeypatch):
 
 
 def _worker_app(monkeypatch, tmp_path):
-    from distillguard.streams.app import create_app
+    from distillguard.streams.app import worker_app
 
     monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
-    return create_app(WorkerSettings(), pipeline=object(), sink=NoSink())
+    return worker_app(WorkerSettings(), pipeline=object(), sink=NoSink())
 
 
 def test_the_default_is_the_brokers_replication_factor_and_no_standby(monkeypatch):

@@ -85,7 +85,7 @@ def test_tls_without_sasl(monkeypatch, tmp_path):
 
 
 def test_faust_app_gets_the_credentials_and_confluent_clients_the_same_secret(monkeypatch, tmp_path):
-    from distillguard.streams.app import create_app
+    from distillguard.streams.app import worker_app
 
     monkeypatch.setenv("DG_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     monkeypatch.setenv("DG_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
@@ -100,7 +100,7 @@ def test_faust_app_gets_the_credentials_and_confluent_clients_the_same_secret(mo
     from distillguard.streams import feedback_follower
 
     monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
-    app = create_app(settings, pipeline=object(), sink=NoSink())
+    app = worker_app(settings, pipeline=object(), sink=NoSink())
     creds = app.conf.broker_credentials
     assert (creds.username, creds.password, creds.mechanism.value) == ("dg-worker", "scram-secret", "SCRAM-SHA-512")
     assert creds.ssl_context is not None

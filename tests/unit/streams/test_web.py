@@ -146,11 +146,11 @@ class _NoSink:
 
 
 def _worker_app(monkeypatch, tmp_path, **settings):
-    from distillguard.streams.app import create_app
+    from distillguard.streams.app import worker_app
 
     monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
     monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
-    app = create_app(WorkerSettings(**settings), pipeline=object(), sink=_NoSink())
+    app = worker_app(WorkerSettings(**settings), pipeline=object(), sink=_NoSink())
     app.web.init_server()  # routes + Faust's blueprints, as the worker's web service does at start
     return app
 

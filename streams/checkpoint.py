@@ -1,0 +1,116 @@
+"""What a worker has processed but not yet made durable, and the one order it does it in.
+
+A table's store is updated per record, its changelog once per key per flush: a hot key
+costs one changelog record per flush instead of one per record. That is safe because the
+records behind a changed entry are acked (so their offsets committed) only after the
+outputs they produced are stored and the entry's changelog record is queued; Faust flushes
+its producer before it commits offsets. A crash before that restores an older entry and the
+records are applied again (their rows dropped by the sink's watermark), never skipped.
+
+The commit-on-own-clock, hole and epoch logic (issue #17) stays in ``holes.py`` and
+``epochs.py``; this class only holds the records and keys.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable
+
+
+class Checkpoint:
+    """Unacked records and dirty keys of one changelogged table; flush -> changelog -> ack.
+
+    >>> class Table:
+    ...     data, sent = {}, []
+    ...     def send_changelog(self, partition, key, value): self.sent.append((partition, key, value))
+    >>> class Event:
+    ...     acked = False
+    ...     def ack(self): self.acked = True
+    >>> async def nothing_to_flush(): pass
+    >>> table, event = Table(), Event()
+    >>> checkpoint = Checkpoint(table, flush_producer=nothing_to_flush)
+    >>> table.data[b"k"] = b"state"; checkpoint.changed(b"k", 3); checkpoint.processed(event)
+    >>> import asyncio; asyncio.run(checkpoint.flush())
+    True
+    >>> event.acked, table.sent  # (the last record of each partition is sent twice: see _changelog)
+    (True, [(3, b'k', b'state'), (3, b'k', b'state')])
+    """
+
+    def __init__(self, table, *, flush_producer: Callable[[], Awaitable[None]]) -> None:
+        self.table = table
+        self.unacked: list = []  # records processed, acked after the next successful flush
+        self.dirty: dict[bytes, int] = {}  # keys changed since the last flush -> their partition
+        self._flush_producer = flush_producer
+        self._lock = asyncio.Lock()
+
+    def __len__(self) -> int:
+        return len(self.unacked)
+
+    def processed(self, event) -> None:
+        """A record is processed: its outputs are buffered, its ack waits for the flush."""
+        self.unacked.append(event)
+
+    def changed(self, key: bytes, partition: int) -> None:
+        """``key``'s entry was set in the table's store directly; changelogged at the flush."""
+        self.dirty[key] = partition
+
+    def forget(self, key: bytes) -> None:
+        """``key`` was removed (and tombstoned): nothing of it to changelog any more."""
+        self.dirty.pop(key, None)
+
+    @property
+    def flushing(self) -> bool:
+        return self._lock.locked()
+
+    def lowest_unacked(self) -> dict[int, int]:
+        """Per partition, the lowest offset still waiting for a flush (one pass)."""
+        lowest: dict[int, int] = {}
+        for event in self.unacked:
+            partition, offset = event.message.partition, event.message.offset
+            if offset < lowest.get(partition, offset + 1):
+                lowest[partition] = offset
+        return lowest
+
+    async def flush(self, store: Callable[[], Awaitable[bool]] | None = None) -> bool:
+        """Store the outputs (``store()``: False or an exception keeps everything unacked and
+        the keys dirty, for the next flush), then changelog the entries as they are now, then
+        ack the records processed before the flush began. Returns whether it went through."""
+        async with self._lock:
+            pending = len(self.unacked)
+            # Entries as of now: the outputs of their records are all buffered (outputs go in
+            # before entries move), so they are in this flush.
+            changed = [(key, partition, self.table.data.get(key)) for key, partition in self.dirty.items()]
+            self.dirty.clear()
+            try:
+                stored = store is None or await store()
+            except BaseException:
+                self._keep_dirty(changed)
+                raise
+            if not stored:
+                self._keep_dirty(changed)
+                return False
+            await self._changelog(changed)
+            for event in self.unacked[:pending]:
+                event.ack()
+            del self.unacked[:pending]
+            return True
+
+    def _keep_dirty(self, changed: list[tuple[bytes, int, bytes | None]]) -> None:
+        for key, partition, _ in changed:
+            self.dirty.setdefault(key, partition)
+
+    async def _changelog(self, changed: list[tuple[bytes, int, bytes | None]]) -> None:
+        """Changelog records for entries set in the table's store directly (key, partition, value)."""
+        last: dict[int, tuple[bytes, bytes]] = {}
+        for key, partition, value in changed:
+            if value is not None:
+                self.table.send_changelog(partition, key, value)
+                last[partition] = (key, value)
+        if last:
+            # A broker that reports a short high watermark (tansu: the first offset of the
+            # last batch + 1) makes a restarted worker stop its table recovery early. Seal
+            # each partition with a record in a batch of its own (its last key again: a
+            # no-op for the table), so the reported end is the true end.
+            await self._flush_producer()
+            for partition, (key, value) in last.items():
+                self.table.send_changelog(partition, key, value)
+            await self._flush_producer()

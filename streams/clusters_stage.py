@@ -1,0 +1,184 @@
+"""The worker's cluster stage: link values judged per value (optional) and the cluster agent.
+
+A mixin of :class:`~distillguard.streams.app.DetectorWorker` (needs its ``app``,
+``settings``, ``sink``, ``metrics``, ``links``, ``outbox``, ``checkpoint``, ``suppressed``
+and ``add_to_sink``). The detectors themselves are :mod:`distillguard.models.clusters`.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from distillguard.models.clusters import ClusterDetector, LinkMembers, LinkRefresh, link_records_in, link_step
+
+from .checkpoint import Checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class ClusterStage:
+    """Link values and cluster detection of one worker."""
+
+    def init_cluster_stage(self) -> None:
+        settings, app = self.settings, self.app
+        # The cluster detector's state is a function of the links topic: a worker that takes
+        # over its partition rebuilds it from the records before the first one it is handed
+        # (those were processed, and alerted on, before), so no changelog is needed and alert
+        # ids (the hour its campaign began, see ClusterDetector._incident_id) stay the same.
+        self.cluster_detector: ClusterDetector | None = None
+        self.cluster_applied = -1
+        if not settings.link_values_partitioned:  # linking in the cluster agent
+            return
+        self.link_values = app.topic(settings.link_values_topic, key_serializer="raw", value_serializer="raw",
+                                     partitions=settings.partitions)
+        # Link value -> its recent member keys (bounded: max_members, idle members dropped, idle
+        # values expired by a timer), changelogged and partitioned by the value.
+        self.link_members = app.Table("link-members", partitions=settings.partitions, key_type=bytes,
+                                      value_type=bytes)
+        self.linking = ClusterDetector()  # the linking parameters, shared with the cluster agent's detector
+        # (key, link value) pairs already sent recently: the same filter replay applies in-process.
+        self.refresh_links = LinkRefresh(self.linking.link_refresh_ms, self.linking.max_keys)
+        self.newest_link_ts = 0
+        self.link_partitions: dict[bytes, int] = {}  # link value -> its partition (bounded with the table)
+        # As for key-state: the store is set per record, the changelog written once per value per
+        # tick (a changelog record per set filled Faust's producer buffer and stalled the worker),
+        # and the records are acked only after their values' changelog records are queued.
+        self.link_checkpoint = Checkpoint(self.link_members, flush_producer=self._flush_producer)
+
+    def link_value_agents(self) -> list:
+        """The link-values agent and its timers (only with DG_LINK_VALUES_PARTITIONED)."""
+        if not self.settings.link_values_partitioned:
+            return []
+        app = self.app
+
+        @app.agent(self.link_values, name="link-values")
+        async def judge_link_values(stream):
+            async for event in stream.noack().events():
+                await self.take_link_value(event)
+
+        @app.timer(0.5)
+        async def changelog_link_members() -> None:
+            if len(self.link_checkpoint):
+                await self.link_checkpoint.flush()
+
+        @app.timer(interval=self.settings.link_expiry_interval_s)
+        async def expire_link_values() -> None:
+            self.expire_link_values()
+
+        return [judge_link_values]
+
+    async def take_link_value(self, event) -> None:
+        self.link_checkpoint.processed(event)
+        try:
+            kind, key, ts = json.loads(event.message.value)
+            value_key = event.message.key
+            link = LinkMembers.from_bytes(self.link_members.get(value_key)) or LinkMembers(first_ts=ts)
+            linking = self.linking
+            others = link_step(link, kind, key, ts, window_ms=linking.window_ms,
+                               min_coordinated=linking.min_coordinated, max_members=linking.max_members)
+            self.link_members.data[value_key] = link.to_bytes()
+            self.link_partitions[value_key] = event.message.partition
+            self.link_checkpoint.changed(value_key, event.message.partition)
+            self.newest_link_ts = max(self.newest_link_ts, ts)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a bad link value must not stop linking
+            log.exception("link value %s:%s failed", event.message.partition, event.message.offset)
+            self.metrics.cluster_errors.inc()
+            return
+        if others:
+            await self.links.send(key=b"links", partition=0, value=json.dumps(
+                {"join": kind, "key": key, "others": others, "ts": ts}, separators=(",", ":")).encode())
+
+    def expire_link_values(self) -> None:
+        # Values idle for a few linking windows are forgotten (tombstoned in the changelog): the
+        # table is bounded by the traffic of the last hours, not by all values ever seen.
+        # (A timer is outside stream iteration, where Faust cannot tell a key's partition: the
+        # store is edited directly and the tombstone sent to the partition the value came from.)
+        horizon = self.newest_link_ts - self.settings.link_idle_windows * self.linking.window_ms
+        for value_key, data in list(self.link_members.data.items()):
+            try:
+                expired = LinkMembers.from_bytes(data).last_ts < horizon
+            except Exception:  # noqa: BLE001 - an unreadable entry is dropped, not kept forever
+                expired = True
+            if expired:
+                self.link_members.data.pop(value_key, None)
+                self.metrics.link_values_expired.inc()
+                self.link_checkpoint.forget(value_key)
+                partition = self.link_partitions.pop(value_key, None)
+                if partition is not None:  # else only recovered, never touched since: local only
+                    self.link_members.send_changelog(partition, value_key, None)
+
+    def observe(self, detector: ClusterDetector, value: bytes) -> list[dict]:
+        """A links-topic message: a batch of key behaviour records (a JSON list of them), one
+        record (as sent before batching), or a join found by the link-values stage."""
+        if value[:1] == b"{":
+            join = json.loads(value)
+            return detector.observe_join(join["join"], join["key"], join["others"], join["ts"])
+        raised = []
+        for rec in link_records_in(value):
+            try:
+                raised.extend(detector.observe_link(rec, link=not self.settings.link_values_partitioned))
+            except Exception:  # noqa: BLE001 - one bad record must not cost the rest of its batch
+                log.exception("link record of key %r failed", rec.api_key_id)
+                self.metrics.cluster_errors.inc()
+        return raised
+
+    def rebuild_clusters(self, upto: int) -> ClusterDetector:
+        """The cluster detector as of links-topic offset ``upto`` (read from the topic)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        detector = ClusterDetector()
+        if upto <= 0:
+            return detector
+        settings = self.settings
+        consumer = Consumer({**settings.confluent_config(), "group.id": f"{settings.app_id}-cluster-rebuild",
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        consumer.assign([TopicPartition(settings.links_topic, 0, 0)])
+        idle_polls = 0
+        try:
+            while idle_polls < 20:
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    idle_polls += 1
+                    continue
+                if msg.error():
+                    continue
+                if msg.offset() >= upto:
+                    break
+                self.observe(detector, msg.value())
+                if msg.offset() == upto - 1:
+                    break
+        finally:
+            consumer.close()
+        return detector
+
+    async def take_link_record(self, event) -> None:
+        """A links-topic message: observed by the cluster detector, its alerts buffered; acked
+        with the input records, after the flush."""
+        self.checkpoint.processed(event)
+        offset = event.message.offset
+        try:
+            if self.cluster_detector is None:
+                self.cluster_detector = await asyncio.to_thread(self.rebuild_clusters, offset)
+                self.cluster_applied = offset - 1
+            if offset <= self.cluster_applied:
+                return
+            raised = self.observe(self.cluster_detector, event.message.value)
+            self.cluster_applied = offset
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a bad link record must not stop cluster detection
+            log.exception("link record %s failed", offset)
+            self.metrics.cluster_errors.inc()
+            return
+        for alert in raised:
+            if self.suppressed(alert):
+                continue
+            await self.add_to_sink(self.sink.add_alert, alert)
+            self.outbox.add(alert["entity_id"].encode(), alert)
+
+    def forget_clusters_if_revoked(self, revoked) -> None:
+        if any(tp.topic == self.settings.links_topic for tp in revoked):
+            self.cluster_detector, self.cluster_applied = None, -1

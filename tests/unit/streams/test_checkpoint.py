@@ -1,0 +1,120 @@
+"""The Checkpoint: records are acked only after their outputs are stored and their keys'
+states changelogged; a failed flush keeps both for the next one."""
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from distillguard.streams.checkpoint import Checkpoint
+
+
+class Table:
+    """A table's store and the changelog records sent for it, in order."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.changelog: list[tuple] = []
+
+    def send_changelog(self, partition: int, key: bytes, value: bytes | None) -> None:
+        self.changelog.append(("record", partition, key, value))
+
+
+class Event:
+    def __init__(self, partition: int, offset: int, log: list) -> None:
+        self.message = SimpleNamespace(partition=partition, offset=offset)
+        self.log = log
+
+    def ack(self) -> None:
+        self.log.append(("ack", self.message.partition, self.message.offset))
+
+
+@pytest.fixture
+def table():
+    return Table()
+
+
+@pytest.fixture
+def checkpoint(table):
+    async def flush_producer():
+        table.changelog.append(("producer flushed",))
+
+    return Checkpoint(table, flush_producer=flush_producer)
+
+
+def apply(checkpoint: Checkpoint, table: Table, key: bytes, partition: int, offset: int, value: bytes) -> Event:
+    """What the worker does for one record: state set in the store, key dirty, ack held."""
+    table.data[key] = value
+    checkpoint.changed(key, partition)
+    event = Event(partition, offset, table.changelog)
+    checkpoint.processed(event)
+    return event
+
+
+def test_records_are_acked_after_the_store_and_the_changelog(checkpoint, table):
+    apply(checkpoint, table, b"k1", 0, 10, b"s1")
+    apply(checkpoint, table, b"k1", 0, 11, b"s2")  # a hot key: one changelog record a flush
+    apply(checkpoint, table, b"k2", 3, 7, b"t1")
+    stored = []
+
+    async def store():
+        stored.append(list(table.changelog))  # nothing changelogged or acked before the store
+        return True
+
+    assert asyncio.run(checkpoint.flush(store)) is True
+    assert stored == [[]]
+    assert table.changelog == [
+        ("record", 0, b"k1", b"s2"), ("record", 3, b"k2", b"t1"),
+        # each partition sealed with its last record in a batch of its own (tansu's short high watermark)
+        ("producer flushed",), ("record", 0, b"k1", b"s2"), ("record", 3, b"k2", b"t1"), ("producer flushed",),
+        ("ack", 0, 10), ("ack", 0, 11), ("ack", 3, 7)]
+    assert len(checkpoint) == 0 and checkpoint.dirty == {}
+
+
+@pytest.mark.parametrize("outcome", ["refused", "raised"])
+def test_a_failed_store_keeps_records_unacked_and_keys_dirty(checkpoint, table, outcome):
+    apply(checkpoint, table, b"k1", 0, 10, b"s1")
+
+    async def store():
+        if outcome == "raised":
+            raise ConnectionError("ClickHouse down")
+        return False
+
+    if outcome == "raised":
+        with pytest.raises(ConnectionError):
+            asyncio.run(checkpoint.flush(store))
+    else:
+        assert asyncio.run(checkpoint.flush(store)) is False
+    assert table.changelog == [] and len(checkpoint) == 1 and checkpoint.dirty == {b"k1": 0}
+    assert asyncio.run(checkpoint.flush(lambda: asyncio.sleep(0, True))) is True
+    assert table.changelog[-1] == ("ack", 0, 10) and ("record", 0, b"k1", b"s1") in table.changelog
+
+
+def test_records_processed_during_a_flush_wait_for_the_next(checkpoint, table):
+    apply(checkpoint, table, b"k1", 0, 10, b"s1")
+    late: list[Event] = []
+
+    async def store():
+        # the agent goes on while ClickHouse writes: this record's rows are not in this flush
+        late.append(apply(checkpoint, table, b"k2", 1, 5, b"t1"))
+        return True
+
+    asyncio.run(checkpoint.flush(store))
+    assert ("ack", 0, 10) in table.changelog and ("ack", 1, 5) not in table.changelog
+    assert not any(entry[:3] == ("record", 1, b"k2") for entry in table.changelog)
+    assert len(checkpoint) == 1 and checkpoint.dirty == {b"k2": 1}
+
+
+def test_a_forgotten_key_is_not_changelogged(checkpoint, table):
+    apply(checkpoint, table, b"k1", 0, 10, b"s1")
+    table.data.pop(b"k1")
+    checkpoint.forget(b"k1")
+    asyncio.run(checkpoint.flush())
+    assert table.changelog == [("ack", 0, 10)]
+
+
+def test_lowest_unacked_offset_per_partition(checkpoint, table):
+    for partition, offset in [(0, 12), (0, 9), (2, 4), (0, 30), (2, 3)]:
+        apply(checkpoint, table, b"k", partition, offset, b"s")
+    assert checkpoint.lowest_unacked() == {0: 9, 2: 3}
