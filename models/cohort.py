@@ -241,6 +241,9 @@ class _Family:
     totals: list = field(default_factory=lambda: [0, 0, 0, 0, None, None, 0.0])
     member_requests: list = field(default_factory=list)
     mature: int = 0  # the open incident's members on mature accounts (named on content evidence)
+    # Mature keys that swept like members before an incident opened (key -> first request ts,
+    # sketch): named when one opens, if they fit it. Bounded by max_members, kept two windows.
+    mature_waiting: OrderedDict = field(default_factory=OrderedDict)
 
 
 class CohortDetector:
@@ -365,6 +368,17 @@ class CohortDetector:
             alerts.extend(self._join(rec.api_key_id, cand, family))
         return alerts
 
+    def _name_mature(self, fam: _Family, key: str, cand: _Candidate | None, sketch) -> bool:
+        """Name a mature key in the open incident if it began within its wave's window and its
+        prompts fit the wave's profile by ``min_mature_affinity``."""
+        if cand is None or len(fam.named) >= self.max_members or \
+                not fam.totals[4] - self.window_ms <= cand.first_ts <= fam.totals[5] + self.window_ms or \
+                self._affinity(fam, sketch, own=False) < self.min_mature_affinity:
+            return False
+        self._name(fam, key, cand, sketch)
+        fam.mature += 1
+        return True
+
     def _resketch(self, rec, cand: _Candidate) -> list[dict]:
         """A member not named (its first prompts did not fit the wave's profile) keeps
         sketching its prompts, and is judged again on twice as many: a sketch of 8 prompts is
@@ -407,13 +421,17 @@ class CohortDetector:
         if family is None:
             return []
         cand.family = family
-        fam = self._families.get(family)
-        if fam is None or fam.incident is None or len(fam.named) >= self.max_members or \
-                not fam.totals[4] - self.window_ms <= cand.first_ts <= fam.totals[5] + self.window_ms or \
-                self._affinity(fam, (bytes(cand.bits), cand.sketched), own=False) < self.min_mature_affinity:
+        fam = self._families.setdefault(family, _Family())
+        sketch = (bytes(cand.bits), cand.sketched)
+        if fam.incident is None:
+            fam.mature_waiting[key] = (cand.first_ts, sketch)
+            horizon = self._clock - 2 * self.window_ms
+            while fam.mature_waiting and (next(iter(fam.mature_waiting.values()))[0] < horizon
+                                          or len(fam.mature_waiting) > self.max_members):
+                fam.mature_waiting.popitem(last=False)
             return []
-        self._name(fam, key, cand, (bytes(cand.bits), cand.sketched))
-        fam.mature += 1
+        if not self._name_mature(fam, key, cand, sketch):
+            return []
         if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
             return [self._alert(family, fam)]
         self._pending.add(family)
@@ -495,6 +513,9 @@ class CohortDetector:
                 first // DAY_MS * DAY_MS / 1000, timezone.utc).strftime("%Y%m%d")
             for member in members:
                 self._name(fam, member)
+            for member, (_, sketch) in fam.mature_waiting.items():
+                self._name_mature(fam, member, self._mature.get(member), sketch)
+            fam.mature_waiting.clear()
         elif len(fam.named) < self.max_members and not self.is_linked(key) and \
                 self._content_fits(family, fam, fam.recent[key][1]):
             self._name(fam, key)
