@@ -34,6 +34,14 @@ What an attacker who reads this cannot easily change without giving up the harve
   that another key sent already, ``max_overlap``); many users re-sending one popular
   benchmark, or an evaluation re-run, overlap.
 
+Account maturity is no free pass: a key of a mature account never starts or counts toward a
+wave, but one that sweeps like a member on the few records the link stage forwards of it (its
+1st, 2nd, 4th, 8th ... request: ``min_mature_records``, every answer at harvest length, none of
+its items another key's) and whose prompts fit the wave's profile closely
+(``min_mature_affinity``) is named in the family's open incident (``cohort_mature_members``).
+An evaluation account re-running a benchmark beside a wave gets short graded answers or
+re-sends items, and is not named.
+
 One incident per family wave names every member, also members that each sent only 10-40
 requests; re-sent (an update, never a new page) as members join. Severity is ``warning``,
 ``critical`` only with ``critical_members`` or more members. The detector sees link records
