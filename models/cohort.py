@@ -40,7 +40,7 @@ wave, but one that sweeps like a member on the few records the link stage forwar
 its items another key's) and whose prompts fit the wave's profile closely
 (``min_mature_affinity``) is named in the family's open incident (``cohort_mature_members``).
 An evaluation account re-running a benchmark beside a wave gets short graded answers or
-re-sends items, and is not named.
+sends items other keys sent before, and is not named.
 
 One incident per family wave names every member, also members that each sent only 10-40
 requests; re-sent (an update, never a new page) as members join. Severity is ``warning``,
