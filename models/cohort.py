@@ -267,7 +267,7 @@ class CohortDetector:
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
                  critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1,
-                 min_mature_records: int = 4, min_mature_affinity: float = 1.0) -> None:
+                 min_mature_records: int = 4, min_mature_affinity: float = 1.25) -> None:
         # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
         self.young_ms = young_ms
         self.min_key_events = min_key_events
