@@ -115,14 +115,16 @@ class LinkRecord:
     @classmethod
     def from_event(cls, event: RequestEvent, f: EventFeatures, partition: int = -1,
                    offset: int = -1, key_events: int = -1) -> "LinkRecord":
-        # The content family and item only for young accounts' events: the cohort detector
-        # reads nothing else, and they cost ~10 % of featurize per prompt.
-        young = young_account(event.ts_ms, event.account_created_ms)
+        # The content family and item only for young accounts' events and a key's first
+        # MAX_KEY_EVENTS (of a mature account: the few forwarded, see link_record): the cohort
+        # detector reads nothing else, and they cost ~10 % of featurize per prompt.
+        for_cohort = young_account(event.ts_ms, event.account_created_ms) or 0 < key_events <= MAX_KEY_EVENTS
         return cls(event.api_key_id, event.account_id, event.ts_ms, round(_harvest_style(f), 4), f.template_hash,
                    _tail_frame(event.prompt), event.payment_fingerprint, _net(event.client_ip), event.asn,
                    _h64(event.user_agent) if event.user_agent else None, f.output_tokens,
                    event.account_created_ms, partition, offset, f.topic_bucket, key_events,
-                   content_family(event.prompt) if young else -1, item_fingerprint(event.prompt) if young else -1,
+                   content_family(event.prompt) if for_cohort else -1,
+                   item_fingerprint(event.prompt) if for_cohort else -1,
                    f.simhash)
 
     def to_bytes(self) -> bytes:

@@ -34,6 +34,14 @@ What an attacker who reads this cannot easily change without giving up the harve
   that another key sent already, ``max_overlap``); many users re-sending one popular
   benchmark, or an evaluation re-run, overlap.
 
+Account maturity is no free pass: a key of a mature account never starts or counts toward a
+wave, but one that sweeps like a member on the few records the link stage forwards of it (its
+1st, 2nd, 4th, 8th ... request: ``min_mature_records``, every answer at harvest length, none of
+its items another key's) and whose prompts fit the wave's profile closely
+(``min_mature_affinity``) is named in the family's open incident (``cohort_mature_members``).
+An evaluation account re-running a benchmark beside a wave gets short graded answers or
+sends items other keys sent before, and is not named.
+
 One incident per family wave names every member, also members that each sent only 10-40
 requests; re-sent (an update, never a new page) as members join. Severity is ``warning``,
 ``critical`` only with ``critical_members`` or more members. The detector sees link records
@@ -206,6 +214,7 @@ class _Candidate:
     events: int = 0
     tokens: int = 0
     reported: int = 0
+    short_answers: int = 0  # answers under min_harvest_tokens
     shared: int = 0  # its requests whose item another key sent before
     families: dict = field(default_factory=dict)  # member family -> requests (at most _MAX_FAMILIES)
     long: int = 0  # its requests of item length (content_family's long band)
@@ -240,6 +249,10 @@ class _Family:
     # another key, output tokens, answers with usage, earliest and latest first request.
     totals: list = field(default_factory=lambda: [0, 0, 0, 0, None, None, 0.0])
     member_requests: list = field(default_factory=list)
+    mature: int = 0  # the open incident's members on mature accounts (named on content evidence)
+    # Mature keys that swept like members before an incident opened (key -> first request ts,
+    # sketch): named when one opens, if they fit it. Bounded by max_members, kept two windows.
+    mature_waiting: OrderedDict = field(default_factory=OrderedDict)
 
 
 class CohortDetector:
@@ -254,7 +267,8 @@ class CohortDetector:
                  profile_prior: float = 100.0, background_size: int = 1 << 16,
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
                  critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
-                 max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1) -> None:
+                 max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1,
+                 min_mature_records: int = 4, min_mature_affinity: float = 1.25) -> None:
         # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
         self.young_ms = young_ms
         self.min_key_events = min_key_events
@@ -282,7 +296,14 @@ class CohortDetector:
         self.max_items = max_items
         self.update_interval_ms = update_interval_ms
         self.regrow = regrow
+        # Mature accounts (older than young_ms) are judged on the few records the link stage
+        # forwards of every paying key (its 1st, 2nd, 4th, 8th ... request): ``min_mature_records``
+        # of them, and a closer content fit (``min_mature_affinity``, on a sketch of a few prompts).
+        self.min_mature_records = min_mature_records
+        self.min_mature_affinity = min_mature_affinity
         self._keys: OrderedDict[str, _Candidate] = OrderedDict()
+        # Mature candidates apart: the many ordinary old keys must not evict the young ones.
+        self._mature: OrderedDict[str, _Candidate] = OrderedDict()
         self._items: OrderedDict[int, str] = OrderedDict()  # item -> the key that sent it first
         self._families: dict[int, _Family] = {}
         self._pending: set[int] = set()  # families whose open incident has members not yet sent
@@ -308,17 +329,23 @@ class CohortDetector:
         young = young_account(rec.ts_ms, rec.account_created_ms, self.young_ms)
         if not young and rec.simhash >= 0 and rec.style <= 0:
             self._learn_background(rec.simhash)
-        if rec.family < 0 or not young:
+        if rec.family < 0:
             return alerts
-        cand = self._keys.get(rec.api_key_id)
+        # Account maturity is no free pass: a mature account joins a cohort on content evidence
+        # (it never starts a wave; see _join_mature).
+        keys = self._keys if young else self._mature
+        cand = keys.get(rec.api_key_id)
         if cand is None:
             if rec.key_events > self.max_key_events:
                 return alerts  # an older key, first seen late: its first requests are not known
-            cand = self._keys[rec.api_key_id] = _Candidate(rec.ts_ms)
-            if len(self._keys) > self.max_keys:
-                self._keys.popitem(last=False)
+            cand = keys[rec.api_key_id] = _Candidate(rec.ts_ms)
+            if len(keys) > self.max_keys:
+                keys.popitem(last=False)
         else:
-            self._keys.move_to_end(rec.api_key_id)
+            keys.move_to_end(rec.api_key_id)
+        if young and cand.family >= 0 and not cand.named and not cand.linked and not linked:
+            alerts.extend(self._resketch(rec, cand))
+            return alerts
         if cand.family >= 0 or cand.events >= self.max_key_events or cand.linked:
             return alerts  # a member already, judged on its first requests and not one, or linked
         if linked:
@@ -328,6 +355,7 @@ class CohortDetector:
         if rec.output_tokens >= 0:
             cand.tokens += rec.output_tokens
             cand.reported += 1
+            cand.short_answers += rec.output_tokens < self.min_harvest_tokens
         family = member_family(rec.family)
         if family in cand.families or len(cand.families) < _MAX_FAMILIES:
             cand.families[family] = cand.families.get(family, 0) + 1
@@ -341,15 +369,87 @@ class CohortDetector:
                 cand.shared += 1
             elif len(self._items) > self.max_items:
                 self._items.popitem(last=False)
+        if not young:
+            alerts.extend(self._join_mature(rec.api_key_id, cand))
+            return alerts
         family = self._member_family(cand)
         if family is not None:
             alerts.extend(self._join(rec.api_key_id, cand, family))
         return alerts
 
-    def _member_family(self, cand: _Candidate) -> int | None:
+    def _name_mature(self, fam: _Family, key: str, cand: _Candidate | None, sketch) -> bool:
+        """Name a mature key in the open incident if it began within its wave's window and its
+        prompts fit the wave's profile by ``min_mature_affinity``."""
+        if cand is None or len(fam.named) >= self.max_members or \
+                not fam.totals[4] - self.window_ms <= cand.first_ts <= fam.totals[5] + self.window_ms or \
+                self._affinity(fam, sketch, own=False) < self.min_mature_affinity:
+            return False
+        self._name(fam, key, cand, sketch)
+        fam.mature += 1
+        return True
+
+    def _resketch(self, rec, cand: _Candidate) -> list[dict]:
+        """A member not named (its first prompts did not fit the wave's profile) keeps
+        sketching its prompts, and is judged again on twice as many: a sketch of 8 prompts is
+        noisy (a person's and a member's overlap), and in a family swept by several cohorts at
+        once each member's item set is a part of the profile only. Counts stay those at joining."""
+        fam = self._families.get(cand.family)
+        if rec.simhash < 0 or cand.sketched >= self.sketch_events or fam is None \
+                or rec.api_key_id not in fam.recent:
+            return []
+        first, old = fam.recent[rec.api_key_id]
+        _add_bits(cand.bits, rec.simhash)
+        cand.sketched += 1
+        if cand.sketched & (cand.sketched - 1):
+            return []  # judged again at 16 and 32 prompts: a few affinity sums per member
+        sketch = (bytes(cand.bits), cand.sketched)
+        self._profile_add(fam, old, -1)
+        fam.recent[rec.api_key_id] = (first, sketch)
+        self._profile_add(fam, sketch, 1)
+        if fam.incident is None or len(fam.named) >= self.max_members or self.is_linked(rec.api_key_id) or \
+                abs(first - fam.totals[5]) > self.window_ms or not self._content_fits(cand.family, fam, sketch):
+            return []
+        self._name(fam, rec.api_key_id)
+        if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
+            return [self._alert(cand.family, fam)]
+        self._pending.add(cand.family)
+        return []
+
+    def _join_mature(self, key: str, cand: _Candidate) -> list[dict]:
+        """A mature key sweeping like a member (on its few forwarded records, none of its items
+        sent before by another key) joins the family's open incident when its prompts fit the
+        wave's profile closely. Mature keys are not counted into waves nor the profile: an
+        evaluation account or a long-time user is paged only beside a wave of young keys about
+        the same items, and an evaluation re-running a benchmark overlaps other keys' items."""
+        # Every answer at harvest length (not on average: an evaluation's few long chats beside
+        # its short graded answers), none of its items another key's.
+        if cand.events < self.min_mature_records or cand.shared > self.max_overlap * cand.events \
+                or cand.short_answers:
+            return []
+        family = self._member_family(cand, self.min_mature_records)
+        if family is None:
+            return []
+        cand.family = family
+        fam = self._families.setdefault(family, _Family())
+        sketch = (bytes(cand.bits), cand.sketched)
+        if fam.incident is None:
+            fam.mature_waiting[key] = (cand.first_ts, sketch)
+            horizon = self._clock - 2 * self.window_ms
+            while fam.mature_waiting and (next(iter(fam.mature_waiting.values()))[0] < horizon
+                                          or len(fam.mature_waiting) > self.max_members):
+                fam.mature_waiting.popitem(last=False)
+            return []
+        if not self._name_mature(fam, key, cand, sketch):
+            return []
+        if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
+            return [self._alert(family, fam)]
+        self._pending.add(family)
+        return []
+
+    def _member_family(self, cand: _Candidate, min_events: int | None = None) -> int | None:
         """The family a candidate sweeps, once it looks like a member: enough requests, most in
         one family, answers at harvest length on average."""
-        if cand.events < self.min_key_events:
+        if cand.events < (self.min_key_events if min_events is None else min_events):
             return None
         if cand.reported and cand.tokens < self.min_harvest_tokens * cand.reported:
             return None
@@ -408,7 +508,7 @@ class CohortDetector:
             if len(fam.named) > fam.sent:
                 alerts.append(self._alert(family, fam))  # its last members, before it closes
             fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, []
-            fam.totals = [0, 0, 0, 0, None, None, 0.0]
+            fam.totals, fam.mature = [0, 0, 0, 0, None, None, 0.0], 0
         if fam.incident is None:
             # Members whose content is the wave's, not ordinary traffic's: young users who keep
             # to free-form requests arrive during a wave too, about what everyone asks about.
@@ -422,6 +522,9 @@ class CohortDetector:
                 first // DAY_MS * DAY_MS / 1000, timezone.utc).strftime("%Y%m%d")
             for member in members:
                 self._name(fam, member)
+            for member, (_, sketch) in fam.mature_waiting.items():
+                self._name_mature(fam, member, self._mature.get(member), sketch)
+            fam.mature_waiting.clear()
         elif len(fam.named) < self.max_members and not self.is_linked(key) and \
                 self._content_fits(family, fam, fam.recent[key][1]):
             self._name(fam, key)
@@ -451,7 +554,7 @@ class CohortDetector:
         members share."""
         return not _is_free_form(family) or self._affinity(fam, sketch) >= self.min_content_affinity
 
-    def _affinity(self, fam: _Family, sketch) -> float:
+    def _affinity(self, fam: _Family, sketch, own: bool = True) -> float:
         """How much likelier a member's prompts are under the other recent members' profile
         than under ordinary traffic's: the mean log-likelihood ratio per prompt of its SimHash
         bits, each bit a coin per profile (its own prompts left out of the wave's). Keys sweeping
@@ -462,7 +565,8 @@ class CohortDetector:
         bits, n = sketch
         if n <= 0:
             return 0.0
-        others = max(0, fam.profile_total - n)
+        # own: the sketch is in the profile (a young member), left out of it here
+        others = max(0, fam.profile_total - n) if own else fam.profile_total
         ordinary = self._background_total + 2 * _SMOOTHING
         ratio = 0.0
         for i, count in enumerate(bits):
@@ -470,7 +574,7 @@ class CohortDetector:
             # The wave's rate starts from ordinary traffic's, worth ``profile_prior`` prompts: a
             # small wave's few prompts cannot make a profile that people's prompts fit by chance.
             # (clamped: a key no longer in the profile counts as an outsider to it)
-            p_wave = (min(max(0, fam.profile[i] - count), others) + self.profile_prior * p_ordinary) / (
+            p_wave = (min(max(0, fam.profile[i] - own * count), others) + self.profile_prior * p_ordinary) / (
                 others + self.profile_prior)
             ratio += count * math.log(p_wave / p_ordinary) + (n - count) * math.log((1 - p_wave) / (1 - p_ordinary))
         return ratio / n
@@ -483,8 +587,9 @@ class CohortDetector:
                if self._clock - self._families[family].updated_ts >= self.update_interval_ms]
         return [self._alert(family, self._families[family]) for family in sorted(due)]
 
-    def _name(self, fam: _Family, key: str) -> None:
-        cand = self._keys.get(key)
+    def _name(self, fam: _Family, key: str, cand: _Candidate | None = None, sketch=None) -> None:
+        """Name a member (``cand``, ``sketch``: a mature key's, which is not in ``fam.recent``)."""
+        cand = cand or self._keys.get(key)
         if cand is None:
             return  # evicted since it joined: too old to name
         cand.named = True
@@ -496,7 +601,8 @@ class CohortDetector:
         t[3] += cand.reported
         t[4] = cand.first_ts if t[4] is None else min(t[4], cand.first_ts)
         t[5] = cand.first_ts if t[5] is None else max(t[5], cand.first_ts)
-        t[6] += self._affinity(fam, fam.recent[key][1]) if key in fam.recent else 0.0
+        t[6] += self._affinity(fam, sketch, own=False) if sketch is not None else \
+            self._affinity(fam, fam.recent[key][1]) if key in fam.recent else 0.0
         fam.member_requests.append(cand.events)
 
     def _overlap(self, members) -> float:
@@ -541,6 +647,8 @@ class CohortDetector:
                  "baseline": None, "weight": None},
                 {"signal": "mean_output_tokens", "value": round(tokens / reported) if reported else None,
                  "baseline": self.min_harvest_tokens, "weight": None},
+                # members on mature accounts: joined on content evidence beside the young wave
+                {"signal": "cohort_mature_members", "value": fam.mature, "baseline": None, "weight": None},
                 {"signal": "linked_by", "value": "content only: young accounts sweeping one item family",
                  "baseline": None, "weight": None},
             ],

@@ -215,6 +215,40 @@ def test_established_sweeps_are_not_what_ordinary_traffic_is_about():
     assert not cohort_alerts(replay(free_form_wave(users=20, sweepers=0, styled_sweeps=60)))
 
 
+def mature_sweepers(n: int, *, first_answers: int = 700, later_answers: int = 700) -> list[bytes]:
+    """``n`` keys of accounts a year old, each sweeping its own slice of the wave's item set
+    (20 ``free_item``s) while the wave runs: the first two answers ``first_answers`` tokens
+    long, the rest ``later_answers``."""
+    raws = []
+    for k in range(n):
+        start = T0 + int((k * 7 + 3) * 3_600_000)
+        raws += [event(f"mature{k:02d}", i, start + i * 240_000, free_item(70_000 + k * 100 + i), account_age_days=400,
+                       output_tokens=first_answers if i < 2 else later_answers) for i in range(20)]
+    return raws
+
+
+def test_a_mature_account_sweeping_with_a_young_wave_is_named_on_content_evidence():
+    # Account maturity is no free pass: a year-old account that sweeps a slice of the wave's
+    # item set (its forwarded records: no item another key's, every answer long, prompts about
+    # what the wave is about) is named in the wave's incident; before, only young keys were.
+    raws = sorted(free_form_wave() + mature_sweepers(3), key=lambda raw: json.loads(raw)["ts"])
+    found = cohort_alerts(replay(raws))
+    assert found and {a["alert_id"] for a in found} == {found[0]["alert_id"]}
+    named = set(found[-1]["api_key_ids"])
+    assert {f"mature{k:02d}" for k in range(3)} <= named and {f"key{k:03d}" for k in range(30)} <= named
+    reasons = {r["signal"]: r["value"] for r in found[-1]["reasons"]}
+    assert reasons["cohort_mature_members"] == 3
+
+
+def test_a_mature_evaluation_account_beside_a_wave_is_not_named():
+    # An evaluation account on the same kind of items: a couple of long chats, then graded
+    # short answers. Its answers are not long on every forwarded record: not a member (its
+    # mean answer over the first four forwarded records is still long).
+    raws = sorted(free_form_wave() + mature_sweepers(3, later_answers=16), key=lambda raw: json.loads(raw)["ts"])
+    found = cohort_alerts(replay(raws))
+    assert found and not any(k.startswith("mature") for a in found for k in a["api_key_ids"])
+
+
 def test_a_short_chat_is_no_free_form_member():
     # Free-form keys must send mostly item-sized requests: chat's short turns do not qualify.
     det = CohortDetector(min_key_events=4)
