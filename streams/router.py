@@ -149,53 +149,143 @@ POST_BATCH = 500
 def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=time.time,
                       kafka_config: dict | None = None) -> faust.App:
     """Build the router app from its settings and a validated routes file."""
-    from distillguard.streams.app import faust_app, serve_metrics
+    return AlertRouter(settings, config, clock=clock, kafka_config=kafka_config).app
 
-    data_dir = Path(settings.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # librdkafka settings for the router's own reads (gap repair): same broker and security.
-    kafka_config = kafka_config or settings.confluent_config()
-    # The alerts topic is created with DG_REPLICATION_FACTOR (by the workers or router_topics).
-    app = faust_app(settings, data_dir, auto_offset_reset=settings.start_from,
-                    replication_probe_topic=settings.alerts_topic)
-    metrics = RouterMetrics()
-    client = AlertmanagerClient(settings.alertmanager_urls, settings.alertmanager_timeout_s)
-    replicas = range(len(client.urls))
-    firing_for_ms = int(settings.alertmanager_ends_after_ticks * config.lifecycle.tick_s * 1000)
 
-    raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.partitions}
-    alerts_topic = app.topic(settings.alerts_topic, **raw)
-    feedback_topic = app.topic(settings.feedback_topic, **raw)
-    actions_topic = app.topic(settings.actions_topic, **raw)
-    failed_topic = app.topic(settings.failed_topic, **raw)
-    # entity key ("key:ID") -> JSON incident state; bytes so the changelog is readable as is.
-    incidents = app.Table("incidents", partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    # alerts partition -> highest offset applied with every earlier one applied too. Faust can
-    # commit past a record it fetched but never handed to the agent (a record dropped while a
-    # rebalance suspends the flow is later counted as a "gap" and committed), so the router
-    # keeps its own contiguous position and re-reads any hole itself (see repair_gap).
-    positions = app.Table("alert-positions", partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    applied: dict[int, int] = {}
-    # entity key -> JSON {until, p(artition), ids (silence id per replica, "" = not there yet),
-    # off (unsnoozed: ids left to delete), old ([replica, id] of an earlier end, to delete),
-    # by, why}: snoozes, held as Alertmanager silences.
-    snoozes = app.Table("snoozes", partitions=settings.partitions, key_type=bytes, value_type=bytes)
-    agent_busy = {"idle_since": time.monotonic()}  # 0 while the alerts agent is inside a record
-    locks: dict[bytes, asyncio.Lock] = {}
-    # One poster per replica (replica_poster): a slow or black-holed replica delays only its
-    # own posts, never the alerts agent nor the other replicas. Each poster builds its post
-    # from the table when it sends it, one at a time, so a replica never gets an older state
-    # after a newer one (a stale "firing" after a resolve would page again).
-    due: list[set[bytes]] = [set() for _ in replicas]  # incidents to post (bounded by the table)
-    due_all = [False for _ in replicas]  # the tick's re-post of every incident
-    wake = [asyncio.Event() for _ in replicas]
-    replica_down: dict[int, bool] = {}
-    silence_sync: dict = {"task": None, "again": False}  # the one background silence reconciliation
+class AlertRouter:
+    """The router: its topics and tables, the agents, the tick, the posters and the pages of one app.
 
-    def now_ms() -> int:
-        return int(clock() * 1000)
+    The agents are short ``async for`` loops (``_agents``): an alert record goes through
+    :meth:`take_alert`, a feedback record through :meth:`apply_feedback_record`; the tick
+    (:meth:`tick`) runs the lifecycle's clock and re-posts; one poster per Alertmanager replica
+    (:meth:`replica_poster`) sends what is due; snoozes are kept as silences on every replica.
+    """
 
-    def save(key: bytes, state: dict | None, partition: int) -> None:
+    def __init__(self, settings: RouterSettings, config: RoutesConfig, *, clock=time.time,
+                 kafka_config: dict | None = None) -> None:
+        from distillguard.streams.app import faust_app
+
+        self.settings, self.config, self.clock = settings, config, clock
+        data_dir = Path(settings.data_dir).resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # librdkafka settings for the router's own reads (gap repair): same broker and security.
+        self.kafka_config = kafka_config or settings.confluent_config()
+        # The alerts topic is created with DG_REPLICATION_FACTOR (by the workers or router_topics).
+        self.app = faust_app(settings, data_dir, auto_offset_reset=settings.start_from,
+                             replication_probe_topic=settings.alerts_topic)
+        self.metrics = RouterMetrics()
+        self.client = AlertmanagerClient(settings.alertmanager_urls, settings.alertmanager_timeout_s)
+        self.replicas = range(len(self.client.urls))
+        self.firing_for_ms = int(settings.alertmanager_ends_after_ticks * config.lifecycle.tick_s * 1000)
+        self._topics_and_tables()
+        self.idle_since = time.monotonic()  # 0 while the alerts agent is inside a record
+        self.locks: dict[bytes, asyncio.Lock] = {}
+        # One poster per replica (replica_poster): a slow or black-holed replica delays only its
+        # own posts, never the alerts agent nor the other replicas. Each poster builds its post
+        # from the table when it sends it, one at a time, so a replica never gets an older state
+        # after a newer one (a stale "firing" after a resolve would page again).
+        self.due: list[set[bytes]] = [set() for _ in self.replicas]  # incidents to post (bounded by the table)
+        self.due_all = [False for _ in self.replicas]  # the tick's re-post of every incident
+        self.wake = [asyncio.Event() for _ in self.replicas]
+        self.replica_down: dict[int, bool] = {}
+        self.silence_task: asyncio.Future | None = None  # the one background silence reconciliation
+        self.silence_again = False
+        self._agents()
+        self._timers()
+        self._signals()
+        self._pages()
+        self.app.distillguard_router_metrics = self.metrics
+
+    def _topics_and_tables(self) -> None:
+        settings, app = self.settings, self.app
+        raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.partitions}
+        self.alerts_topic = app.topic(settings.alerts_topic, **raw)
+        self.feedback_topic = app.topic(settings.feedback_topic, **raw)
+        self.actions_topic = app.topic(settings.actions_topic, **raw)
+        self.failed_topic = app.topic(settings.failed_topic, **raw)
+        # entity key ("key:ID") -> JSON incident state; bytes so the changelog is readable as is.
+        self.incidents = app.Table("incidents", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        # alerts partition -> highest offset applied with every earlier one applied too. Faust can
+        # commit past a record it fetched but never handed to the agent (a record dropped while a
+        # rebalance suspends the flow is later counted as a "gap" and committed), so the router
+        # keeps its own contiguous position and re-reads any hole itself (see repair_gap).
+        self.positions = app.Table("alert-positions", partitions=settings.partitions, key_type=bytes,
+                                   value_type=bytes)
+        self.applied: dict[int, int] = {}
+        # entity key -> JSON {until, p(artition), ids (silence id per replica, "" = not there yet),
+        # off (unsnoozed: ids left to delete), old ([replica, id] of an earlier end, to delete),
+        # by, why}: snoozes, held as Alertmanager silences.
+        self.snoozes = app.Table("snoozes", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+
+    # -- agents, timers, tasks, signals, pages: Faust's shapes, each a few lines calling a method --
+    def _agents(self) -> None:
+        app = self.app
+
+        # Records are acked explicitly, after their incident change and post are recorded in
+        # the table (whose changelog Faust flushes before it commits offsets); a cancelled step
+        # is not acked, so it is read again.
+        @app.agent(self.alerts_topic, name="route-alerts")
+        async def route_alerts(stream):
+            async for event in stream.noack().events():
+                await self.take_alert(event)
+
+        @app.agent(self.feedback_topic, name="apply-feedback")
+        async def apply_feedback(stream):
+            async for event in stream.noack().events():
+                await self.apply_feedback_record(event.message)
+                event.ack()
+
+    def _timers(self) -> None:
+        app = self.app
+
+        @app.timer(self.config.lifecycle.tick_s)
+        async def tick() -> None:
+            await self.tick()
+
+        @app.task
+        async def post_to_alertmanager() -> None:
+            await asyncio.gather(*(self.replica_poster(index) for index in self.replicas))
+
+    def _signals(self) -> None:
+        app = self.app
+
+        @app.on_partitions_revoked.connect
+        async def forget_positions(app, revoked, **kwargs) -> None:
+            self.forget_positions(revoked)
+
+        @app.on_before_shutdown.connect
+        async def close_client(app, **kwargs) -> None:
+            await self.close()
+
+    def _pages(self) -> None:
+        from distillguard.streams.app import serve_metrics
+
+        app = self.app
+
+        @app.page("/health")
+        async def health(web, request):
+            return web.json({"status": "ok", "incidents": len(self.incidents.data),
+                             "alertmanager": self.client.names})
+
+        serve_metrics(app, self.metrics)
+
+        @app.page("/incidents")
+        async def incident_rows(web, request):
+            # Operators and tests: the incidents this router holds (state has no secrets, no prompts).
+            rows = [lifecycle.decode(v) for v in list(self.incidents.data.values())]
+            return web.json({"incidents": rows})
+
+    async def close(self) -> None:
+        if self.silence_task is not None:
+            self.silence_task.cancel()  # the next router's tick reconciles again
+        await self.client.close()
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- incidents ---------------------------------------------------------------------
+    def save(self, key: bytes, state: dict | None, partition: int) -> None:
+        incidents = self.incidents
         if state is None:
             if incidents.data.pop(key, None) is not None:
                 incidents.send_changelog(partition, key, None)
@@ -204,127 +294,278 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
         incidents.data[key] = value
         incidents.send_changelog(partition, key, value)
 
-    def owes_post(state: dict | None, index: int) -> bool:
+    def lock(self, key: bytes) -> asyncio.Lock:
+        return self.locks.setdefault(key, asyncio.Lock())
+
+    def apply(self, key: bytes, transition: lifecycle.Transition, partition: int, source: str = "") -> None:
+        self.metrics.transitions.labels(change=transition.change).inc()
+        if transition.changed:
+            self.save(key, transition.state, partition)
+            state = transition.state or {}
+            log.info("incident %s %s%s%s", state.get("dedup_key", key.decode()), transition.change,
+                     f" ({transition.reason})" if transition.reason else "", f" [{source}]" if source else "")
+
+    async def push(self, key: bytes) -> None:
+        """Have the incident posted now (a new page need not wait for the tick); send its owed action."""
+        self.request_post([key])  # the posters send it: the alerts agent never waits for a replica
+        await self.send_action(key)
+
+    async def send_action(self, key: bytes) -> None:
+        async with self.lock(key):
+            state = lifecycle.decode(self.incidents.data.get(key))
+            record = policy_actions.next_action(state, self.config.actions, self.now_ms()) if state else None
+            if record is None:
+                return
+            for page in policy_actions.pages(record, self.settings.action_page_keys):  # every key, paged
+                await self.actions_topic.send(key=state["entity_id"].encode(), value=json.dumps(page).encode())
+            policy_actions.mark_acted(state, record)
+            self.metrics.actions.labels(action=record["action"]).inc()
+            self.save(key, state, state["partition"])  # recorded before the offset can be committed
+
+    # -- the alerts agent ----------------------------------------------------------------
+    async def take_alert(self, event) -> None:
+        """An alerts record from the stream: holes before it re-read first, then routed and acked."""
+        message = event.message
+        log.debug("alert %s:%s@%s", message.topic, message.partition, message.offset)
+        self.idle_since = 0.0
+        await self.repair_gap(message.partition, message.offset)
+        await self.route_alert(message)
+        self.mark_applied(message.partition, message.offset)
+        event.ack()
+        self.idle_since = time.monotonic()
+
+    async def route_alert(self, message) -> None:
+        parsed = Alert.parse(message.value)
+        if isinstance(parsed, BadAlert):
+            self.metrics.bad_input.labels(topic="alerts").inc()
+            log.warning("alert %s:%s is not an alert v1 (%s); skipped", message.partition, message.offset, parsed.reason)
+            return
+        alert = parsed.to_dict()
+        if self.config.allowlist.allows(alert):
+            self.metrics.transitions.labels(change="allowlisted").inc()
+            return
+        key = lifecycle.entity_key(alert["entity_type"], alert["entity_id"]).encode()
+        try:
+            async with self.lock(key):
+                transition = lifecycle.on_alert(
+                    lifecycle.decode(self.incidents.data.get(key)), alert, now_ms=self.now_ms(),
+                    partition=message.partition, lifecycle=self.config.lifecycle)
+                self.apply(key, transition, message.partition,
+                           f"{message.topic}:{message.partition}@{message.offset}")
+            if transition.change in ("opened", "escalated"):
+                await self.push(key)
+            else:
+                await self.send_action(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one bad incident must not stop the router
+            log.exception("routing alert %s failed", alert["alert_id"])
+
+    # -- the router's own position on the alerts topic (gap repair) ----------------------
+    def position(self, partition: int) -> int:
+        if partition not in self.applied:
+            value = self.positions.data.get(str(partition).encode())
+            self.applied[partition] = int(value) if value else -1
+        return self.applied[partition]
+
+    def mark_applied(self, partition: int, offset: int) -> None:
+        if offset > self.position(partition):
+            self.applied[partition] = offset
+            key, value = str(partition).encode(), str(offset).encode()
+            self.positions.data[key] = value
+            self.positions.send_changelog(partition, key, value)
+
+    def forget_positions(self, revoked) -> None:
+        for tp in revoked:
+            if tp.topic == self.settings.alerts_topic:
+                self.applied.pop(tp.partition, None)  # re-read from the table when next assigned
+
+    async def repair_gap(self, partition: int, offset: int) -> None:
+        """Apply, in order, any records of this partition between our position and ``offset``."""
+        last = self.position(partition)
+        if last < 0 or offset <= last + 1:
+            return  # nothing applied here yet: where the group starts is where this router starts
+        missing, complete = await asyncio.to_thread(
+            read_partition, self.kafka_config, f"{self.settings.app_id}-gap-repair", self.settings.alerts_topic,
+            partition, last + 1, offset)
+        if not complete:
+            log.error("alerts partition %d: reading offsets %d..%d back timed out (%d read)", partition, last + 1,
+                      offset - 1, len(missing))
+        if missing:
+            self.metrics.gap_repairs.inc(len(missing))
+            log.warning("alerts partition %d: %d record(s) before offset %d were not handed to the router; "
+                        "re-read and applied", partition, len(missing), offset)
+        for record in missing:
+            await self.route_alert(record)
+            self.mark_applied(partition, record.offset)
+
+    async def repair_tail_holes(self) -> None:
+        # A hole at the end of a partition has no later record to reveal it: when the agent
+        # has been idle for a while and the partition's end is past our position, read it.
+        idle_since = self.idle_since
+        if not idle_since or time.monotonic() - idle_since < 3 * self.config.lifecycle.tick_s:
+            return
+        try:
+            consumer = self.app.consumer
+            assigned = [tp for tp in consumer.assignment() if tp.topic == self.settings.alerts_topic]
+            highs = {tp.partition: consumer.highwater(tp) for tp in assigned}
+        except Exception:  # noqa: BLE001 - mid-rebalance: next tick
+            return
+        for partition, high in highs.items():
+            if high is not None and 0 <= self.position(partition) < high - 1:
+                await self.repair_gap(partition, high)
+
+    # -- the tick ------------------------------------------------------------------------
+    async def tick(self) -> None:
+        # Auto-resolve quiet incidents, expire old resolved ones, re-post every active incident
+        # (and resolves not every replica took) to every replica, and keep snoozes' silences.
+        await self.repair_tail_holes()
+        self.request_silence_sync()
+        counts: dict[str, int] = {}
+        for key in list(self.incidents.data.keys()):
+            state = await self.tick_incident(key)
+            if state is not None:
+                counts[state["status"]] = counts.get(state["status"], 0) + 1
+        self.request_post(None)
+        for key in list(self.incidents.data.keys()):
+            await self.send_action(key)
+        for key in [k for k, lock in self.locks.items() if k not in self.incidents.data and not lock.locked()]:
+            self.locks.pop(key, None)  # bounded: no lock left behind for expired incidents
+        for status in ("open", "escalated", "acknowledged", "resolved"):
+            self.metrics.incidents.labels(status=status).set(counts.get(status, 0))
+
+    async def tick_incident(self, key: bytes) -> dict | None:
+        """Move one incident on by the clock; its state after (None: gone, or not looked at now)."""
+        lock = self.lock(key)
+        if lock.locked():
+            return None  # being changed right now: posted by its own handler
+        async with lock:
+            state = lifecycle.decode(self.incidents.data.get(key))
+            if state is None:
+                return None
+            transition = lifecycle.on_tick(state, now_ms=self.now_ms(), lifecycle=self.config.lifecycle)
+            if transition.changed:
+                self.apply(key, transition, state["partition"])
+        return transition.state
+
+    # -- posting to the Alertmanager replicas ----------------------------------------------
+    def owes_post(self, state: dict | None, index: int) -> bool:
         return state is not None and (state["status"] in lifecycle.ACTIVE or
                                       lifecycle.owes_resolve(state, index))
 
-    def request_post(keys: list[bytes] | None) -> None:
+    def request_post(self, keys: list[bytes] | None) -> None:
         """Have every replica's poster post these incidents (None: all of them) as soon as it can."""
-        for index in replicas:
+        for index in self.replicas:
             if keys is None:
-                due_all[index] = True
+                self.due_all[index] = True
             else:
-                due[index].update(keys)
-            wake[index].set()
+                self.due[index].update(keys)
+            self.wake[index].set()
 
-    async def replica_poster(index: int) -> None:
+    async def replica_poster(self, index: int) -> None:
         while True:
-            await wake[index].wait()
-            wake[index].clear()
-            keys = list(incidents.data.keys()) if due_all[index] else list(due[index])
-            due_all[index] = False
-            due[index].clear()
+            await self.wake[index].wait()
+            self.wake[index].clear()
+            keys = list(self.incidents.data.keys()) if self.due_all[index] else list(self.due[index])
+            self.due_all[index] = False
+            self.due[index].clear()
             try:
-                await post(index, keys)
+                await self.post(index, keys)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the poster must outlive one bad post; the next tick re-posts
-                log.exception("posting to Alertmanager %s failed", client.names[index])
+                log.exception("posting to Alertmanager %s failed", self.client.names[index])
 
-    async def post(index: int, keys: list[bytes]) -> None:
+    async def post(self, index: int, keys: list[bytes]) -> None:
         """Post these incidents' current state to one replica; record the resolves it took."""
-        states = [s for s in (lifecycle.decode(incidents.data.get(k)) for k in keys) if owes_post(s, index)]
+        states = [s for s in (lifecycle.decode(self.incidents.data.get(k)) for k in keys)
+                  if self.owes_post(s, index)]
         if not states:
             return
-        now = now_ms()
-        alerts = [a for s in states for a in am.incident_alerts(s, now, firing_for_ms, config.dashboard_url)]
+        now = self.now_ms()
+        alerts = [a for s in states
+                  for a in am.incident_alerts(s, now, self.firing_for_ms, self.config.dashboard_url)]
         started = time.perf_counter()
         took = True
         for begin in range(0, len(alerts), POST_BATCH):
-            outcome = await client.post_alerts(index, alerts[begin:begin + POST_BATCH])
-            await report_replica(index, outcome, len(states))
+            outcome = await self.client.post_alerts(index, alerts[begin:begin + POST_BATCH])
+            await self.report_replica(index, outcome, len(states))
             took = took and outcome.ok
-        metrics.post_latency.labels(replica=client.names[index]).observe(time.perf_counter() - started)
+        self.metrics.post_latency.labels(replica=self.client.names[index]).observe(time.perf_counter() - started)
         if took:
-            mark_resolved(index, [s for s in states if lifecycle.owes_resolve(s, index)])
+            self.mark_resolved(index, [s for s in states if lifecycle.owes_resolve(s, index)])
 
-    def mark_resolved(index: int, posted: list[dict]) -> None:
+    def mark_resolved(self, index: int, posted: list[dict]) -> None:
         for sent in posted:
             key = lifecycle.entity_key(sent["entity_type"], sent["entity_id"]).encode()
-            state = lifecycle.decode(incidents.data.get(key))
+            state = lifecycle.decode(self.incidents.data.get(key))
             if state is not None and lifecycle.owes_resolve(state, index) and state["dedup_key"] == sent["dedup_key"]:
                 lifecycle.mark_resolve_posted(state, index)
-                save(key, state, state["partition"])
+                self.save(key, state, state["partition"])
 
-    async def report_replica(index: int, outcome, incident_count: int) -> None:
-        metrics.posts.labels(replica=outcome.replica, outcome="ok" if outcome.ok else "failed").inc()
-        metrics.replica_up.labels(replica=outcome.replica).set(1 if outcome.ok else 0)
-        if replica_down.get(index, False) == (not outcome.ok):
+    async def report_replica(self, index: int, outcome, incident_count: int) -> None:
+        self.metrics.posts.labels(replica=outcome.replica, outcome="ok" if outcome.ok else "failed").inc()
+        self.metrics.replica_up.labels(replica=outcome.replica).set(1 if outcome.ok else 0)
+        if self.replica_down.get(index, False) == (not outcome.ok):
             return
-        replica_down[index] = not outcome.ok
+        self.replica_down[index] = not outcome.ok
         # Once per change, not per incident and tick: the posts go on every tick regardless.
         if outcome.ok:
             log.warning("Alertmanager %s takes posts again", outcome.replica)
         else:
             log.warning("Alertmanager %s refused or unreachable (%s); re-posting every tick", outcome.replica,
                         outcome.error)
-        await failed_topic.send(key=outcome.replica.encode(), value=json.dumps({
+        await self.failed_topic.send(key=outcome.replica.encode(), value=json.dumps({
             "schema": "distill.alertmanager_replica.v1", "replica": outcome.replica,
             "event": "recovered" if outcome.ok else "unreachable", "status": outcome.status,
-            "last_error": outcome.error, "incidents": incident_count, "ts": iso_ms(now_ms())}).encode())
+            "last_error": outcome.error, "incidents": incident_count, "ts": iso_ms(self.now_ms())}).encode())
 
-    async def push(key: bytes) -> None:
-        """Have the incident posted now (a new page need not wait for the tick); send its owed action."""
-        request_post([key])  # the posters send it: the alerts agent never waits for a replica
-        await send_action(key)
-
-    async def send_action(key: bytes) -> None:
-        async with locks.setdefault(key, asyncio.Lock()):
-            state = lifecycle.decode(incidents.data.get(key))
-            record = policy_actions.next_action(state, config.actions, now_ms()) if state else None
-            if record is None:
-                return
-            for page in policy_actions.pages(record, settings.action_page_keys):  # every key, paged
-                await actions_topic.send(key=state["entity_id"].encode(), value=json.dumps(page).encode())
-            policy_actions.mark_acted(state, record)
-            metrics.actions.labels(action=record["action"]).inc()
-            save(key, state, state["partition"])  # recorded before the offset can be committed
-
-    def apply(key: bytes, transition: lifecycle.Transition, partition: int, source: str = "") -> None:
-        metrics.transitions.labels(change=transition.change).inc()
-        if transition.changed:
-            save(key, transition.state, partition)
-            state = transition.state or {}
-            log.info("incident %s %s%s%s", state.get("dedup_key", key.decode()), transition.change,
-                     f" ({transition.reason})" if transition.reason else "", f" [{source}]" if source else "")
-
-    async def route_alert(message) -> None:
-        parsed = Alert.parse(message.value)
-        if isinstance(parsed, BadAlert):
-            metrics.bad_input.labels(topic="alerts").inc()
-            log.warning("alert %s:%s is not an alert v1 (%s); skipped", message.partition, message.offset, parsed.reason)
+    # -- feedback ------------------------------------------------------------------------
+    async def apply_feedback_record(self, message) -> None:
+        record = parse_feedback(message.value)
+        if isinstance(record, BadFeedback):
+            self.metrics.bad_input.labels(topic="feedback").inc()
+            log.warning("feedback %s:%s skipped: %s", message.partition, message.offset, record)
             return
-        alert = parsed.to_dict()
-        if config.allowlist.allows(alert):
-            metrics.transitions.labels(change="allowlisted").inc()
-            return
-        key = lifecycle.entity_key(alert["entity_type"], alert["entity_id"]).encode()
+        key = lifecycle.entity_key(record["entity_type"], record["entity_id"]).encode()
         try:
-            async with locks.setdefault(key, asyncio.Lock()):
-                transition = lifecycle.on_alert(
-                    lifecycle.decode(incidents.data.get(key)), alert, now_ms=now_ms(),
-                    partition=message.partition, lifecycle=config.lifecycle)
-                apply(key, transition, message.partition, f"{message.topic}:{message.partition}@{message.offset}")
-            if transition.change in ("opened", "escalated"):
-                await push(key)
-            else:
-                await send_action(key)
+            if record["action"] in ("snooze", "unsnooze"):
+                # Kept beside the incidents (an entity may be snoozed before it has one).
+                self.apply_snooze(record, key, message.partition)
+                return
+            async with self.lock(key):
+                state = lifecycle.decode(self.incidents.data.get(key))
+                transition = lifecycle.on_feedback(state, record["action"], now_ms=self.now_ms(),
+                                                   lifecycle=self.config.lifecycle, actor=record["actor"],
+                                                   reason=record["reason"])
+                self.apply(key, transition, state["partition"] if state else message.partition,
+                           f"{message.topic}:{message.partition}@{message.offset}")
+            if transition.changed:
+                await self.push(key)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - one bad incident must not stop the router
-            log.exception("routing alert %s failed", alert["alert_id"])
+        except Exception:  # noqa: BLE001
+            log.exception("applying feedback to %s failed", key.decode())
 
-    def save_snooze(key: bytes, entry: dict | None) -> None:
+    # -- snoozes, held as silences on every replica ----------------------------------------
+    def apply_snooze(self, record: dict, key: bytes, partition: int) -> None:
+        entry = self.snooze_entry(key)
+        if record["action"] == "snooze":
+            old = [] if entry is None else entry["old"] + [[i, sid] for i, sid in enumerate(entry["ids"]) if sid]
+            entry = {"until": record["until_ms"], "p": partition, "by": record["actor"], "why": record["reason"],
+                     "ids": [""] * len(self.client.urls), "old": old}
+            log.info("%s snoozed until %s by %s", key.decode(), record["until"], record["actor"])
+        elif entry is not None:
+            entry["off"] = 1
+            log.info("%s unsnoozed by %s", key.decode(), record["actor"])
+        else:
+            log.info("%s unsnoozed by %s: it was not snoozed", key.decode(), record["actor"])
+            return
+        self.save_snooze(key, entry)
+        self.request_silence_sync()
+
+    def save_snooze(self, key: bytes, entry: dict | None) -> None:
+        snoozes = self.snoozes
         if entry is None:
             old = snoozes.data.pop(key, None)
             if old is not None:
@@ -334,249 +575,89 @@ def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=t
         snoozes.data[key] = value
         snoozes.send_changelog(entry["p"], key, value)
 
-    def snooze_entry(key: bytes) -> dict | None:
-        value = snoozes.data.get(key)
+    def snooze_entry(self, key: bytes) -> dict | None:
+        value = self.snoozes.data.get(key)
         if not value:
             return None
+        replicas = len(self.client.urls)
         entry = json.loads(value)
-        entry["ids"] = (list(entry.get("ids") or []) + [""] * len(client.urls))[:len(client.urls)]
-        entry["old"] = [pair for pair in entry.get("old") or [] if pair[0] < len(client.urls)]
+        entry["ids"] = (list(entry.get("ids") or []) + [""] * replicas)[:replicas]
+        entry["old"] = [pair for pair in entry.get("old") or [] if pair[0] < replicas]
         return entry
 
-    def snooze_over(entry: dict) -> bool:
-        return bool(entry.get("off")) or entry["until"] <= now_ms()
+    def snooze_over(self, entry: dict) -> bool:
+        return bool(entry.get("off")) or entry["until"] <= self.now_ms()
 
-    def record_silence(key: bytes, index: int, silence_id: str | None, *, deleted: str = "") -> None:
+    def record_silence(self, key: bytes, index: int, silence_id: str | None, *, deleted: str = "") -> None:
         """Write one replica's silence id (None: unchanged) and a deleted old one into the entry as
         it is *now*: the replicas' syncs interleave, each writes only its own replica's part."""
-        entry = snooze_entry(key)
+        entry = self.snooze_entry(key)
         if entry is None:
             return
         if silence_id is not None:
             entry["ids"][index] = silence_id
         entry["old"] = [pair for pair in entry["old"] if pair != [index, deleted]]
-        done = snooze_over(entry) and not any(entry["ids"]) and not entry["old"]
-        save_snooze(key, None if done else entry)
+        done = self.snooze_over(entry) and not any(entry["ids"]) and not entry["old"]
+        self.save_snooze(key, None if done else entry)
 
-    async def sync_silence(key: bytes, index: int, active: set[str] | None) -> None:
+    async def sync_silence(self, key: bytes, index: int, active: set[str] | None) -> None:
         """Make one replica hold this snooze's silence (or, snooze over, not hold it any more)."""
-        entry = snooze_entry(key)
+        entry = self.snooze_entry(key)
         if entry is None:
             return
-        for old_index, old_id in entry["old"]:  # silences of a snooze given a new end
-            if old_index == index and await client.delete_silence(index, old_id):
-                metrics.silences.labels(change="deleted").inc()
-                record_silence(key, index, None, deleted=old_id)
+        await self.delete_old_silences(key, index, entry)
         silence_id = entry["ids"][index]
         if entry.get("off"):
-            if silence_id and await client.delete_silence(index, silence_id):
-                metrics.silences.labels(change="deleted").inc()
-                record_silence(key, index, "")
+            if silence_id and await self.client.delete_silence(index, silence_id):
+                self.metrics.silences.labels(change="deleted").inc()
+                self.record_silence(key, index, "")
             elif not silence_id:
-                record_silence(key, index, "")  # drops the entry once nothing is left anywhere
+                self.record_silence(key, index, "")  # drops the entry once nothing is left anywhere
             return
-        if entry["until"] <= now_ms():
-            record_silence(key, index, "")  # ended: Alertmanager expires the silence itself
+        if entry["until"] <= self.now_ms():
+            self.record_silence(key, index, "")  # ended: Alertmanager expires the silence itself
             return
         if silence_id and (active is None or silence_id in active):
             return  # there (or the replica cannot be read now: next tick)
+        await self.create_silence(key, index, entry)
+
+    async def delete_old_silences(self, key: bytes, index: int, entry: dict) -> None:
+        for old_index, old_id in entry["old"]:  # silences of a snooze given a new end
+            if old_index == index and await self.client.delete_silence(index, old_id):
+                self.metrics.silences.labels(change="deleted").inc()
+                self.record_silence(key, index, None, deleted=old_id)
+
+    async def create_silence(self, key: bytes, index: int, entry: dict) -> None:
         entity_type, _, entity_id = key.decode().partition(":")
-        body = am.silence(entity_type, entity_id, now_ms=now_ms(), until_ms=entry["until"],
+        body = am.silence(entity_type, entity_id, now_ms=self.now_ms(), until_ms=entry["until"],
                           actor=entry.get("by", ""), reason=entry.get("why", ""))
-        created = await client.create_silence(index, body)
+        created = await self.client.create_silence(index, body)
         if created:
-            metrics.silences.labels(change="created").inc()
-            record_silence(key, index, created)
+            self.metrics.silences.labels(change="created").inc()
+            self.record_silence(key, index, created)
 
-    async def reconcile_replica_silences(index: int) -> None:
-        active = await client.active_silence_ids(index)  # None: unreadable now, only create missing ones
-        for key in list(snoozes.data.keys()):
-            await sync_silence(key, index, active)
+    async def reconcile_replica_silences(self, index: int) -> None:
+        active = await self.client.active_silence_ids(index)  # None: unreadable now, only create missing ones
+        for key in list(self.snoozes.data.keys()):
+            await self.sync_silence(key, index, active)
 
-    async def reconcile_silences() -> None:
+    async def reconcile_silences(self) -> None:
         """Each replica holds every current snooze's silence (a restarted one may have lost it)."""
         while True:
-            silence_sync["again"] = False
-            if snoozes.data:
-                await asyncio.gather(*(reconcile_replica_silences(index) for index in replicas))
-            if not silence_sync["again"]:
+            self.silence_again = False
+            if self.snoozes.data:
+                await asyncio.gather(*(self.reconcile_replica_silences(index) for index in self.replicas))
+            if not self.silence_again:
                 return
 
-    def request_silence_sync() -> None:
+    def request_silence_sync(self) -> None:
         # In the background: a hung replica must hold back neither the feedback agent nor the
         # tick (whose re-posts keep the other replicas' alerts from ending).
-        running = silence_sync["task"]
+        running = self.silence_task
         if running is None or running.done():
-            silence_sync["task"] = asyncio.ensure_future(reconcile_silences())
+            self.silence_task = asyncio.ensure_future(self.reconcile_silences())
         else:
-            silence_sync["again"] = True
-
-    def apply_snooze(record: dict, key: bytes, partition: int) -> None:
-        entry = snooze_entry(key)
-        if record["action"] == "snooze":
-            old = [] if entry is None else entry["old"] + [[i, sid] for i, sid in enumerate(entry["ids"]) if sid]
-            entry = {"until": record["until_ms"], "p": partition, "by": record["actor"], "why": record["reason"],
-                     "ids": [""] * len(client.urls), "old": old}
-            log.info("%s snoozed until %s by %s", key.decode(), record["until"], record["actor"])
-        elif entry is not None:
-            entry["off"] = 1
-            log.info("%s unsnoozed by %s", key.decode(), record["actor"])
-        else:
-            log.info("%s unsnoozed by %s: it was not snoozed", key.decode(), record["actor"])
-            return
-        save_snooze(key, entry)
-        request_silence_sync()
-
-    async def apply_feedback_record(message) -> None:
-        record = parse_feedback(message.value)
-        if isinstance(record, BadFeedback):
-            metrics.bad_input.labels(topic="feedback").inc()
-            log.warning("feedback %s:%s skipped: %s", message.partition, message.offset, record)
-            return
-        key = lifecycle.entity_key(record["entity_type"], record["entity_id"]).encode()
-        try:
-            if record["action"] in ("snooze", "unsnooze"):
-                # Kept beside the incidents (an entity may be snoozed before it has one).
-                apply_snooze(record, key, message.partition)
-                return
-            async with locks.setdefault(key, asyncio.Lock()):
-                state = lifecycle.decode(incidents.data.get(key))
-                transition = lifecycle.on_feedback(state, record["action"], now_ms=now_ms(),
-                                                   lifecycle=config.lifecycle, actor=record["actor"],
-                                                   reason=record["reason"])
-                apply(key, transition, state["partition"] if state else message.partition,
-                      f"{message.topic}:{message.partition}@{message.offset}")
-            if transition.changed:
-                await push(key)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001
-            log.exception("applying feedback to %s failed", key.decode())
-
-    # Records are acked explicitly, after their incident change and post are recorded in
-    # the table (whose changelog Faust flushes before it commits offsets); a cancelled step
-    # is not acked, so it is read again.
-    @app.agent(alerts_topic, name="route-alerts")
-    async def route_alerts(stream):
-        async for event in stream.noack().events():
-            message = event.message
-            log.debug("alert %s:%s@%s", message.topic, message.partition, message.offset)
-            agent_busy["idle_since"] = 0.0
-            await repair_gap(message.partition, message.offset)
-            await route_alert(message)
-            mark_applied(message.partition, message.offset)
-            event.ack()
-            agent_busy["idle_since"] = time.monotonic()
-    async def repair_tail_holes() -> None:
-        # A hole at the end of a partition has no later record to reveal it: when the agent
-        # has been idle for a while and the partition's end is past our position, read it.
-        idle_since = agent_busy["idle_since"]
-        if not idle_since or time.monotonic() - idle_since < 3 * config.lifecycle.tick_s:
-            return
-        try:
-            assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.alerts_topic]
-            highs = {tp.partition: app.consumer.highwater(tp) for tp in assigned}
-        except Exception:  # noqa: BLE001 - mid-rebalance: next tick
-            return
-        for partition, high in highs.items():
-            if high is not None and 0 <= position(partition) < high - 1:
-                await repair_gap(partition, high)
-
-    def position(partition: int) -> int:
-        if partition not in applied:
-            value = positions.data.get(str(partition).encode())
-            applied[partition] = int(value) if value else -1
-        return applied[partition]
-
-    def mark_applied(partition: int, offset: int) -> None:
-        if offset > position(partition):
-            applied[partition] = offset
-            key, value = str(partition).encode(), str(offset).encode()
-            positions.data[key] = value
-            positions.send_changelog(partition, key, value)
-
-    async def repair_gap(partition: int, offset: int) -> None:
-        """Apply, in order, any records of this partition between our position and ``offset``."""
-        last = position(partition)
-        if last < 0 or offset <= last + 1:
-            return  # nothing applied here yet: where the group starts is where this router starts
-        missing, complete = await asyncio.to_thread(read_partition, kafka_config, f"{settings.app_id}-gap-repair",
-                                                    settings.alerts_topic, partition, last + 1, offset)
-        if not complete:
-            log.error("alerts partition %d: reading offsets %d..%d back timed out (%d read)", partition, last + 1,
-                      offset - 1, len(missing))
-        if missing:
-            metrics.gap_repairs.inc(len(missing))
-            log.warning("alerts partition %d: %d record(s) before offset %d were not handed to the router; "
-                        "re-read and applied", partition, len(missing), offset)
-        for record in missing:
-            await route_alert(record)
-            mark_applied(partition, record.offset)
-
-    @app.on_partitions_revoked.connect
-    async def forget_positions(app, revoked, **kwargs) -> None:
-        for tp in revoked:
-            if tp.topic == settings.alerts_topic:
-                applied.pop(tp.partition, None)  # re-read from the table when next assigned
-
-    @app.agent(feedback_topic, name="apply-feedback")
-    async def apply_feedback(stream):
-        async for event in stream.noack().events():
-            await apply_feedback_record(event.message)
-            event.ack()
-
-    @app.timer(config.lifecycle.tick_s)
-    async def tick() -> None:
-        # Auto-resolve quiet incidents, expire old resolved ones, re-post every active incident
-        # (and resolves not every replica took) to every replica, and keep snoozes' silences.
-        await repair_tail_holes()
-        request_silence_sync()
-        counts: dict[str, int] = {}
-        for key in list(incidents.data.keys()):
-            lock = locks.setdefault(key, asyncio.Lock())
-            if lock.locked():
-                continue  # being changed right now: posted by its own handler
-            async with lock:
-                state = lifecycle.decode(incidents.data.get(key))
-                if state is None:
-                    continue
-                transition = lifecycle.on_tick(state, now_ms=now_ms(), lifecycle=config.lifecycle)
-                if transition.changed:
-                    apply(key, transition, state["partition"])
-            if transition.state is not None:
-                counts[transition.state["status"]] = counts.get(transition.state["status"], 0) + 1
-        request_post(None)
-        for key in list(incidents.data.keys()):
-            await send_action(key)
-        for key in [k for k, lock in locks.items() if k not in incidents.data and not lock.locked()]:
-            locks.pop(key, None)  # bounded: no lock left behind for expired incidents
-        for status in ("open", "escalated", "acknowledged", "resolved"):
-            metrics.incidents.labels(status=status).set(counts.get(status, 0))
-
-    @app.task
-    async def post_to_alertmanager() -> None:
-        await asyncio.gather(*(replica_poster(index) for index in replicas))
-
-    @app.page("/health")
-    async def health(web, request):
-        return web.json({"status": "ok", "incidents": len(incidents.data), "alertmanager": client.names})
-
-    serve_metrics(app, metrics)
-
-    @app.page("/incidents")
-    async def incident_rows(web, request):
-        # Operators and tests: the incidents this router holds (state has no secrets, no prompts).
-        rows = [lifecycle.decode(v) for v in list(incidents.data.values())]
-        return web.json({"incidents": rows})
-
-    @app.on_before_shutdown.connect
-    async def close_client(app, **kwargs) -> None:
-        if silence_sync["task"] is not None:
-            silence_sync["task"].cancel()  # the next router's tick reconciles again
-        await client.close()
-
-    app.distillguard_router_metrics = metrics
-    return app
+            self.silence_again = True
 
 
 def router_topics(settings: RouterSettings, bootstrap_config: dict, timeout: float = 15.0,
