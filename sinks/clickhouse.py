@@ -317,6 +317,11 @@ class ClickHouseSink:
         self._buffered = 0
         self._oldest: float | None = None
         self._failing_since: float | None = None
+        # Rows taken by a flush still being written: they are in memory until it succeeds, and
+        # a failed write puts them back; the buffer bound counts them (a flush runs off the
+        # agent's thread, which kept adding while the buffer looked empty: 605 rows past a
+        # 200-row bound in one outage test run).
+        self._in_flight = 0
         self.rows_written = 0
         # Rows ClickHouse refused (stored as dead letters, not retried) until the worker takes
         # them after each flush. Bounded for callers that never take them (the dashboard's
@@ -424,12 +429,13 @@ class ClickHouseSink:
 
     # -- add ---------------------------------------------------------------------------
     def _check_room(self) -> None:
-        if self._buffered >= self.settings.max_buffered_rows and self._failing_since is not None:
+        held = self._buffered + self._in_flight
+        if held >= self.settings.max_buffered_rows and self._failing_since is not None:
             failing_s = self._clock() - self._failing_since
             raise SinkBackpressureError(self.settings.retry_after_s,
-                                        f"ClickHouse failing for {failing_s:.0f}s and {self._buffered} rows buffered")
-        if self._buffered >= 2 * self.settings.max_buffered_rows:
-            raise SinkBackpressureError(self.settings.retry_after_s, f"{self._buffered} rows buffered; flush is behind")
+                                        f"ClickHouse failing for {failing_s:.0f}s and {held} rows buffered")
+        if held >= 2 * self.settings.max_buffered_rows:
+            raise SinkBackpressureError(self.settings.retry_after_s, f"{held} rows buffered; flush is behind")
 
     def _note_added(self) -> None:
         self._buffered += 1
@@ -527,12 +533,14 @@ class ClickHouseSink:
                 dead, self._dead = self._dead, []
                 feedback, self._feedback = self._feedback, []
                 count, self._buffered, self._oldest = self._buffered, 0, None
+                self._in_flight = count
             if not count:
                 return 0
             try:
                 self.write(events, alerts, dead, feedback)
             except Exception as exc:  # noqa: BLE001 - put the batch back, report one typed error
                 with self._lock:
+                    self._in_flight = 0
                     for tp, batch in events.items():
                         newer = self._events.get(tp)
                         if newer is not None:
@@ -548,7 +556,7 @@ class ClickHouseSink:
                         self._failing_since = self._clock()
                 raise SinkUnavailable(f"ClickHouse write failed: {exc}") from exc
             with self._lock:
-                self._failing_since = None
+                self._failing_since, self._in_flight = None, 0
             return count
 
     def write(self, events: dict[tuple[str, int], _Batch], alerts: list[dict], dead: list[list],

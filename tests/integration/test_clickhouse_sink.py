@@ -153,6 +153,44 @@ def test_backpressure_when_clickhouse_fails_then_recovers(client, settings):
     assert count(client, f"SELECT count() FROM {settings.database}.events") == 101
 
 
+class SlowFailingClient(FailingClient):
+    """Inserts that hang until released, then fail: a write in flight while rows keep coming."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        import threading
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def insert_arrow(self, *args, **kwargs):
+        self.entered.set()
+        self.release.wait(10)
+        return super().insert_arrow(*args, **kwargs)
+
+
+def test_rows_of_a_flush_in_flight_count_against_the_buffer_bound(client, settings):
+    # The worker flushes off the agent's thread: while a write is in flight the buffer looked
+    # empty and the agent kept adding (605 rows past a 200-row bound in one outage test run).
+    import threading
+    slow = SlowFailingClient(client)
+    sink = ClickHouseSink(settings.model_copy(update={"max_buffered_rows": 50}), client=slow)
+    for i in range(80):
+        sink.add(row(i), partition=0, offset=i, topic="t")
+    flushing = threading.Thread(target=lambda: pytest.raises(SinkUnavailable, sink.flush))
+    flushing.start()
+    assert slow.entered.wait(10)
+    added = 80
+    with pytest.raises(SinkBackpressureError):
+        for i in range(80, 200):  # 80 in flight + 20 new reach twice the bound
+            sink.add(row(i), partition=0, offset=i, topic="t")
+            added += 1
+    assert added == 100
+    slow.release.set()
+    flushing.join(10)
+    assert sink.buffered == 100  # the failed write's rows are back, nothing lost
+    slow.down = False
+    assert sink.flush() == 100
+
+
 def test_a_flush_retried_after_failing_half_way_stores_each_row_once(client, settings, alerts_fail_once):
     sink = ClickHouseSink(settings.model_copy(update={"batch_rows": 7}), client=alerts_fail_once)
     for i in range(50):
