@@ -24,7 +24,7 @@ FIELD_LINE = re.compile(r"^    (\w+)\s*:")
 
 def components() -> list[tuple[str, type]]:
     """(component, settings class), in the order a deployment meets them."""
-    from distillguard.dashboard import DashboardSettings
+    from distillguard.dashboard.server import DashboardSettings
     from distillguard.sinks.clickhouse import ClickHouseSettings
     from distillguard.streams.router import RouterSettings
     from distillguard.streams.settings import KafkaSettings, WorkerSettings

@@ -28,7 +28,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from distillguard.contracts.alert import Severity
-from distillguard.faults import FaultInjection
+from distillguard.devtools.faults import FaultInjection
 from distillguard.models.columns import EVENT_COLUMNS
 from distillguard.models.pipeline import ROW_COLUMNS
 from distillguard.models.positions import EPOCH_SHIFT, StoredRecord, epoch_of, offset_of

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from distillguard.embedded import free_port
+from distillguard.devtools.embedded import free_port
 
 
 class Receiver:
@@ -250,7 +250,7 @@ class RouterRun:
         self.processes: list = []
 
     def start(self):
-        from distillguard.processes import WorkerProcess
+        from distillguard.devtools.processes import WorkerProcess
 
         process = WorkerProcess(self.broker.bootstrap, self.root / "data", env=self.env,
                                 command=("router", "--routes", str(self.routes_path)),

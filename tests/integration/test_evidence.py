@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 
-from distillguard.demo_traffic import demo_events
+from distillguard.devtools.demo_traffic import demo_events
 
 SEED = """
 import json, sys
-from distillguard.dashboard import data_dir_settings, seed_demo
+from distillguard.dashboard.server import data_dir_settings, seed_demo
 from distillguard.feedback import feedback_record, parse_feedback
 from distillguard.sinks.clickhouse import ClickHouseSink
 settings = data_dir_settings(sys.argv[1])

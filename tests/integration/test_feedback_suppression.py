@@ -12,7 +12,7 @@ import uuid
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from distillguard.demo_traffic import demo_events, iter_encoded
+from distillguard.devtools.demo_traffic import demo_events, iter_encoded
 from distillguard.feedback import feedback_record, produce_feedback
 
 

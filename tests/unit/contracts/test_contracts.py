@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from distillguard.demo_traffic import demo_events, hydra_events
+from distillguard.devtools.demo_traffic import demo_events, hydra_events
 from distillguard.models.events import RequestEvent, parse_event
 from distillguard.replay import run_replay
 from distillguard.sinks.routing import actions, lifecycle

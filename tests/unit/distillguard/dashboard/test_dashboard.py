@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from distillguard.dashboard import line_chart, render_dashboard, render_incident
+from distillguard.dashboard.server import line_chart, render_dashboard, render_incident
 from distillguard.sinks.queries import DashboardQueries
 
 T0 = datetime(2026, 2, 1)

@@ -188,7 +188,7 @@ def _kafka_window(args: argparse.Namespace, settings):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from distillguard.demo import run_demo
+    from distillguard.devtools.demo import run_demo
 
     return run_demo(data_dir=Path(args.data_dir), broker_kind=args.broker, forever=args.forever, rate=args.rate)
 
@@ -237,7 +237,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    from distillguard.embedded import EmbeddedBroker
+    from distillguard.devtools.embedded import EmbeddedBroker
 
     with EmbeddedBroker(args.kind, data_dir=Path(args.data_dir) / "broker", port=args.port) as broker:
         print(f"DG_KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
@@ -249,7 +249,7 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from distillguard.dashboard import DashboardSettings, data_dir_settings, seed_demo, serve
+    from distillguard.dashboard.server import DashboardSettings, data_dir_settings, seed_demo, serve
     from distillguard.errors import DistillguardError
 
     ch_settings = data_dir_settings(args.data_dir)
@@ -268,7 +268,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 def _cmd_migrate(args: argparse.Namespace) -> int:
     """Apply the ClickHouse schema migrations and exit: the k8s Job before a rollout, so the
     workers and the dashboard can run with DG_CLICKHOUSE_MIGRATE=false (no DDL rights)."""
-    from distillguard.dashboard import data_dir_settings
+    from distillguard.dashboard.server import data_dir_settings
     from distillguard.errors import DistillguardError
     from distillguard.sinks.clickhouse import apply_migrations, make_client
     from distillguard.sinks.migrations import LATEST

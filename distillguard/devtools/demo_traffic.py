@@ -12,7 +12,7 @@ import json
 import random
 from collections.abc import Iterator
 
-from .contracts.alert import iso_ms
+from ..contracts.alert import iso_ms
 
 START_MS = 1_769_904_000_000  # 2026-02-01T00:00:00Z
 

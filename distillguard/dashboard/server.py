@@ -28,7 +28,7 @@ from pydantic_settings import SettingsConfigDict
 from distillguard.contracts.alert import Severity
 from distillguard.sinks.queries import RANGES, BadFilter, DashboardQueries, Filters
 
-from .settings import DistillguardSettings
+from ..settings import DistillguardSettings
 
 log = logging.getLogger(__name__)
 
@@ -493,7 +493,7 @@ def seed_demo(ch_settings, *, hydra_keys: int = 30) -> dict:
     For a dashboard to look at without a broker, and for tests: the same pipeline code as the
     workers, rows written by the same sink.
     """
-    from distillguard.demo_traffic import bad_records, demo_events, iter_encoded
+    from distillguard.devtools.demo_traffic import bad_records, demo_events, iter_encoded
     from distillguard.models.clusters import ClusterDetector
     from distillguard.models.pipeline import KeyPipeline
     from distillguard.models.step import Record, RequestProcessor
