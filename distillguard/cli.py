@@ -89,22 +89,25 @@ def _cmd_routes_check(args: argparse.Namespace) -> int:
 def _cmd_feedback(args: argparse.Namespace) -> int:
     """``ack`` / ``resolve`` / ``false-positive``: one record on the feedback topic."""
     import getpass
-    import os
 
-    from distillguard.feedback import feedback_record, produce_feedback, split_entity
-    from distillguard.streams.settings import WorkerSettings
+    from distillguard.errors import ConfigError
+    from distillguard.feedback import FeedbackCommandSettings, feedback_record, produce_feedback, split_entity
 
+    try:
+        settings = FeedbackCommandSettings()
+    except ConfigError as exc:
+        print(f"distillguard {args.command}: {exc}", file=sys.stderr)
+        return 2
     entity_type, entity_id = split_entity(args.entity, args.type)
     until = None
     if args.command == "snooze":
         until = time.time() + args.duration
     record = feedback_record(entity_type, entity_id, args.command.replace("-", "_"), reason=args.reason or "",
-                             actor=args.actor or os.environ.get("DG_ACTOR") or getpass.getuser(), until=until)
+                             actor=args.actor or settings.actor or getpass.getuser(), until=until)
     from distillguard.streams.router import RouterSettings, router_topics
 
-    worker = WorkerSettings()
-    topic = args.topic or worker.feedback_topic
-    kafka = worker.confluent_config()
+    topic = args.topic or settings.feedback_topic
+    kafka = settings.confluent_config()
     # Created like the router creates it (as many partitions as the alerts topic), never
     # auto-created with the broker's default count.
     router_topics(RouterSettings(feedback_topic=topic), kafka, names=(topic,))

@@ -15,12 +15,25 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from pydantic import AliasChoices, Field
+
 from .contracts.alert import iso_time
 from .errors import DistillguardError
+from .streams.settings import KafkaSettings
 
 SCHEMA = "distill.feedback.v1"
 ACTIONS = ("ack", "resolve", "false_positive", "snooze", "unsnooze")
 ENTITY_TYPES = ("key", "account", "cluster")
+
+
+class FeedbackCommandSettings(KafkaSettings):
+    """The feedback commands' settings (``ack``, ``resolve``, ``false-positive``, ``snooze``,
+    ``unsnooze``; env prefix ``DG_``); Kafka from :class:`KafkaSettings`."""
+
+    # Who the records say acted, when the command has no --actor (unset: the login name).
+    actor: str = Field("", validation_alias=AliasChoices("DG_ACTOR"), max_length=200)
+    # Where the records go (the worker's and the router's DG_FEEDBACK_TOPIC); --topic overrides.
+    feedback_topic: str = Field("distill.feedback", validation_alias=AliasChoices("DG_FEEDBACK_TOPIC"))
 
 
 class FeedbackError(DistillguardError):

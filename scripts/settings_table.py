@@ -25,13 +25,15 @@ FIELD_LINE = re.compile(r"^    (\w+)\s*:")
 def components() -> list[tuple[str, type]]:
     """(component, settings class), in the order a deployment meets them."""
     from distillguard.dashboard.server import DashboardSettings
+    from distillguard.feedback import FeedbackCommandSettings
     from distillguard.sinks.clickhouse import ClickHouseSettings
     from distillguard.streams.router import RouterSettings
     from distillguard.streams.settings import KafkaSettings, WorkerSettings
 
     return [("Kafka (worker, router, feedback commands)", KafkaSettings), ("worker", WorkerSettings),
             ("ClickHouse sink (worker, router, dashboard)", ClickHouseSettings),
-            ("alert router", RouterSettings), ("dashboard", DashboardSettings)]
+            ("alert router", RouterSettings), ("dashboard", DashboardSettings),
+            ("feedback commands (ack, resolve, false-positive, snooze, unsnooze)", FeedbackCommandSettings)]
 
 
 def own_fields(cls: type) -> dict:
