@@ -91,7 +91,8 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
     import getpass
 
     from distillguard.errors import ConfigError
-    from distillguard.feedback import FeedbackCommandSettings, feedback_record, produce_feedback, split_entity
+    from distillguard.contracts.feedback import Feedback
+    from distillguard.feedback import FeedbackCommandSettings, produce_feedback, split_entity
 
     try:
         settings = FeedbackCommandSettings()
@@ -102,8 +103,8 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
     until = None
     if args.command == "snooze":
         until = time.time() + args.duration
-    record = feedback_record(entity_type, entity_id, args.command.replace("-", "_"), reason=args.reason or "",
-                             actor=args.actor or settings.actor or getpass.getuser(), until=until)
+    record = Feedback.new(entity_type, entity_id, args.command.replace("-", "_"), reason=args.reason or "",
+                          actor=args.actor or settings.actor or getpass.getuser(), until=until)
     from distillguard.streams.router import RouterSettings, router_topics
 
     topic = args.topic or settings.feedback_topic
@@ -112,7 +113,7 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
     # auto-created with the broker's default count.
     router_topics(RouterSettings(feedback_topic=topic), kafka, names=(topic,))
     produce_feedback(kafka, topic, record)
-    print(f"{record['action']} {entity_type}:{entity_id} -> {topic} ({record['feedback_id']})", file=sys.stderr)
+    print(f"{record.action} {entity_type}:{entity_id} -> {topic} ({record.feedback_id})", file=sys.stderr)
     return 0
 
 
