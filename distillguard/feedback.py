@@ -21,7 +21,7 @@ class FeedbackCommandSettings(KafkaSettings):
     """The feedback commands' settings (env prefix ``DG_``); Kafka from :class:`KafkaSettings`."""
 
     # Who the records say acted, when the command has no --actor (unset: the login name).
-    actor: str = Field("", validation_alias=AliasChoices("DG_ACTOR"), max_length=MAX_ACTOR)
+    actor: str | None = Field(None, validation_alias=AliasChoices("DG_ACTOR"), max_length=MAX_ACTOR)
     # Where the records go (the worker's and the router's DG_FEEDBACK_TOPIC); --topic overrides.
     feedback_topic: str = Field("distill.feedback", validation_alias=AliasChoices("DG_FEEDBACK_TOPIC"))
 
