@@ -394,7 +394,13 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command in ("worker", "router"):
         sys.argv = [sys.argv[0]]  # faust's Worker parses argv itself
-    return args.func(args)
+    from distillguard.errors import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as exc:  # any command's bad DG_* value or file: the variable or file named, no traceback
+        print(f"distillguard {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

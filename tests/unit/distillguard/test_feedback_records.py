@@ -1,4 +1,4 @@
-"""The feedback commands (entity names, durations, settings) and evidence references."""
+"""The feedback commands (entity names, snooze durations) and evidence references."""
 from __future__ import annotations
 
 import pytest
@@ -30,36 +30,3 @@ def test_snooze_durations(text, seconds):
 
     assert _duration_s(text) == seconds
 
-
-def _sent_feedback(monkeypatch) -> list:
-    """What the feedback commands would produce (the topic is neither created nor written)."""
-    from distillguard import feedback
-    from distillguard.streams import router
-
-    sent = []
-    monkeypatch.setattr(router, "router_topics", lambda *args, **kwargs: None)
-    monkeypatch.setattr(feedback, "produce_feedback", lambda config, topic, record: sent.append((topic, record)))
-    return sent
-
-
-def test_the_feedback_commands_take_actor_and_topic_from_their_settings(monkeypatch):
-    from distillguard import cli
-
-    sent = _sent_feedback(monkeypatch)
-    monkeypatch.setenv("DG_ACTOR", "oncall-ana")
-    monkeypatch.setenv("DG_FEEDBACK_TOPIC", "feedback.x")
-    assert cli.main(["ack", "cluster:c1"]) == 0
-    assert cli.main(["resolve", "k1", "--actor", "bo"]) == 0
-    assert [(topic, record.entity_id, record.actor) for topic, record in sent] \
-        == [("feedback.x", "c1", "oncall-ana"), ("feedback.x", "k1", "bo")]
-
-
-def test_a_bad_DG_ACTOR_stops_the_command_naming_the_variable(monkeypatch, capsys):
-    from distillguard import cli
-
-    sent = _sent_feedback(monkeypatch)
-    monkeypatch.setenv("DG_ACTOR", "x" * 201)  # longer than a record keeps: it would be cut silently
-    assert cli.main(["ack", "k1"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("distillguard ack: ") and "DG_ACTOR (field actor)" in err and "x" * 201 not in err
-    assert not sent
