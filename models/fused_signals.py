@@ -79,7 +79,8 @@ class FusedSignals:
             st.yield_n += 1
         harvested = 0.0 if follow_up else style  # ExtractionRateCUSUM
         llr = harvested * self.evidence_up + (1.0 - harvested) * self.evidence_down
-        st.evidence = max(0.0, min(self.evidence_cap, st.evidence + llr))
+        evidence = st.evidence + llr  # max(0.0, min(cap, ...)), as comparisons (same floats, no calls)
+        st.evidence = 0.0 if not evidence > 0.0 else evidence if evidence < self.evidence_cap else self.evidence_cap
         self._learn_timing(st, f.ts_ms, n)
 
     def _learn_claims(self, st, f: EventFeatures, n: int) -> bool:
@@ -119,7 +120,8 @@ class FusedSignals:
     def _learn_content(self, st, f: EventFeatures, n: int) -> None:
         """TopicNovelty and TemplateRepetition (rings updated in place)."""
         simhash, sketch = f.simhash, st.sketch
-        novelty = min(1.0, min(((simhash ^ s).bit_count() for s in sketch if s), default=32) / 32.0)
+        # (TopicNovelty.score_one's expression, with map/filter in C for its generator)
+        novelty = min(1.0, min(map(int.bit_count, map(simhash.__xor__, filter(None, sketch))), default=32) / 32.0)
         template, templates = f.template_hash & 0xFFFF_FFFF, st.templates
         repeated = 1.0 if template in templates else 0.0
         if n:

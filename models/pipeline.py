@@ -659,6 +659,8 @@ class KeyPipeline:
 
     # -- incidents ---------------------------------------------------------------------------
     def _thresholds(self, event: RequestEvent) -> tuple[float, ...]:
+        if not (self.config.key_threshold_scale or self.config.account_threshold_scale):
+            return self.config.thresholds  # (no overrides: every key's scale is 1)
         scale = self.config.key_threshold_scale.get(event.api_key_id,
                                                     self.config.account_threshold_scale.get(event.account_id, 1.0))
         return tuple(t * scale for t in self.config.thresholds)

@@ -103,3 +103,36 @@ def test_the_same_prompt_is_normalised_once():
     assert normalise(prompt) is first  # the memo's result, not a second lower-cased copy
     other = "".join(["Explain STEP by step: ", "x" * 100])  # equal, another object: computed again
     assert normalise(other) == first and normalise(other) is not first
+
+
+def template_hash_reference(head: str) -> int:
+    """The template fingerprint as first written: quoted spans, then digits, masked."""
+    masked = features._DIGITS.sub("#", features._QUOTED.sub("\"…\"", head))
+    return features._h64(" ".join(masked.split(None, 8)[:8]))
+
+
+_quoting = st.lists(st.one_of(st.sampled_from(["\"", "'", "`", "12", "3.5", " ", "\n", "it's", "\"a b\"", "`x`"]),
+                              _piece), max_size=40).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_quoting)
+def test_template_hash_skips_the_quote_mask_only_when_nothing_is_quoted(text):
+    assert features._template_hash(text[:400]) == template_hash_reference(text[:400])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["alpha", "beta", "gamma"]), st.text(min_size=1, max_size=8)),
+                min_size=1, max_size=200))
+def test_simhash_with_and_without_every_word_memoised(words):
+    # the one-pass sum over the memo, the fallback that fills it, and a memo cleared when full
+    features._WORD_SPREADS.clear()
+    cold = features._simhash(words)
+    assert features._simhash(words) == cold  # (now every word is memoised: the one-pass sum)
+    del features._WORD_SPREADS[words[-1]]
+    assert features._simhash(words) == cold
+    expected = 0
+    for bit in range(64):
+        ones = sum(features._h64(w) >> bit & 1 for w in words)
+        expected |= (ones > len(words) // 2) << bit
+    assert cold == expected
