@@ -1,8 +1,11 @@
 """The per-event step shared by the Faust workers and ``distillguard replay``.
 
 The key's signals are the River detectors of ``models.detectors``; this module holds the
-key's fixed-layout state, loads it into them for each event, and scores, opens and closes
-the key's incident from their levels.
+key's fixed-layout state, learns each event into it, and scores, opens and closes the key's
+incident from the signals. Learning runs through the detectors' contract (``set_state`` /
+``learn_one`` / ``get_state``: the reference, ``KeyPipeline(fused=False)``) or, by default,
+through ``models.fused_signals``: the same arithmetic on the decoded state in one pass,
+proven identical by ``tests/unit/models/test_fused_signals.py``.
 
 ``KeyPipeline.step`` takes the key's serialized state (or ``None`` for a new key), one
 validated event and its input offset, and returns the new serialized state, the feature
@@ -118,6 +121,7 @@ _CONV = CONVERSATION_RING  # products: the key's recent conversations' id hashes
 EXTRACTION_SIGNALS = ("reasoning_elicitation", "grading", "answer_format", "dataset_generation", "tool_use_traces",
                       "reworded_reasoning", "reworded_grading", "other_language_cue", "item_structure")
 _SIGNAL_VALUES = len(EXTRACTION_SIGNALS) + 1
+_SIGNAL_BITS = (1 << len(EXTRACTION_SIGNALS)) - 1
 _RINGS = f"{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I{_CLAIM_ARRAYS}"
 _STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RINGS}{_SIGNAL_VALUES}H")
 STATE_BYTES = _STRUCT.size
@@ -171,8 +175,12 @@ _NS = len(_SCALARS)
 def _count_signals(counts: list, families: int) -> None:
     """Count the event in ``counts`` (``EXTRACTION_SIGNALS`` order) for each signal bit it has,
     and keep its cue language, if any, in the last slot."""
-    for i in range(len(EXTRACTION_SIGNALS)):
-        if families >> i & 1 and counts[i] < 65535:
+    bits = families & _SIGNAL_BITS
+    while bits:  # (the set bits only: most events have one or two of the nine)
+        low = bits & -bits
+        bits ^= low
+        i = low.bit_length() - 1
+        if counts[i] < 65535:
             counts[i] += 1
     language = families >> LANGUAGE_SHIFT & 0x1F
     if language:
