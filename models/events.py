@@ -407,6 +407,10 @@ class _Event(msgspec.Struct):
 
 
 _FAST_DECODER = msgspec.json.Decoder(_Event)
+# account.created_at -> epoch ms: every event of an account carries the same time, and its
+# parse cost ~2 us an event. Bounded: cleared when full (it only costs a parse again).
+_CREATED_MS: dict[str, int] = {}
+_CREATED_MS_MAX = 1 << 14
 _EMPTY = ()
 
 
@@ -425,10 +429,15 @@ def _fast(doc: _Event) -> RequestEvent | None:
     params, usage, client, account = doc.params, doc.usage, doc.client, doc.account
     created_ms = None
     if account.created_at is not None:
-        try:
-            created_ms = parse_rfc3339_ms(account.created_at)
-        except (ValueError, OverflowError):
-            return None
+        created_ms = _CREATED_MS.get(account.created_at)
+        if created_ms is None:
+            try:
+                created_ms = parse_rfc3339_ms(account.created_at)
+            except (ValueError, OverflowError):
+                return None
+            if len(_CREATED_MS) >= _CREATED_MS_MAX:
+                _CREATED_MS.clear()
+            _CREATED_MS[account.created_at] = created_ms
     clamped: list[str] = []
     claims = doc.model, doc.endpoint, doc.conversation_id, client.ip, client.user_agent, client.country, \
         account.payment_fingerprint, account.tier

@@ -280,8 +280,11 @@ def _simhash(words: list[str]) -> int:
         return 0
     if len(words) > _MAX_WORDS:
         raise ValueError(f"at most {_MAX_WORDS} words")
-    get = _WORD_SPREADS.get
-    counts = sum([get(w) or _word_spread(w) for w in words])
+    try:  # every word's spread memoised (most prompts): one pass in C
+        counts = sum(map(_WORD_SPREADS.get, words))
+    except TypeError:  # (a word not seen yet: its ``get`` is None)
+        get = _WORD_SPREADS.get
+        counts = sum([get(w) or _word_spread(w) for w in words])
     at_least = len(words) // 2 + 1
     majority = ((counts + _LANE_ONES * ((1 << (_LANE - 1)) - at_least)) >> (_LANE - 1)) & _LANE_ONES
     return int(majority.to_bytes(64 * _LANE // 8, "little")[::_LANE // 8][::-1].translate(_BIT_DIGITS), 2)
@@ -302,7 +305,9 @@ def template_fingerprint(text: str) -> int:
 
 def _template_hash(head: str) -> int:
     """``template_fingerprint`` of a prompt's first 400 characters, normalised."""
-    masked = _DIGITS.sub("#", _QUOTED.sub("\"…\"", head))
+    if '"' in head or "'" in head or "`" in head:  # (the alternation tried at every position cost ~5 us)
+        head = _QUOTED.sub("\"…\"", head)
+    masked = _DIGITS.sub("#", head)
     return _h64(" ".join(masked.split(None, 8)[:8]))  # the first 8 words (whitespace runs as one)
 
 
@@ -338,7 +343,7 @@ def _trigger_automaton() -> "ahocorasick.Automaton":
     with ``in`` cost ~25 us a prompt (a Python loop over ~90 substring searches); one pass of
     the automaton in C finds them all (``benchmarks/replay_speed.py``)."""
     masks: dict[str, int] = {}
-    for bit, (_, triggers, _) in enumerate(_RULES):
+    for bit, (_, triggers, _, _) in enumerate(_RULES):
         for trigger in triggers:
             masks[trigger] = masks.get(trigger, 0) | 1 << bit
     automaton = ahocorasick.Automaton()
@@ -348,8 +353,36 @@ def _trigger_automaton() -> "ahocorasick.Automaton":
     return automaton
 
 
-# (family index, triggers, regex or None) of every rule, in the families' order
-_RULES = tuple((i, triggers, regex) for i, family in enumerate(_STYLE_FAMILIES) for triggers, regex in family)
+# What some rules' regexes cannot match without, checked in C before the regex scans every
+# position of the prompt (their triggers are common words: the regexes of these six cost
+# ~20 us a prompt on dev-s1, where they match a few prompts in a thousand). Each rule is named
+# by a fragment of its regex. ``end``: the regex matches only at the end (``$`` without
+# MULTILINE, after nothing but whitespace and at most one colon), so the text stripped of
+# those must end with one of the words. ``needs``: groups of literals of the regex, one of
+# each group a substring (tests/unit/models/test_fast_paths.py checks the rules against the
+# plain loop on fuzzed text).
+_PRECHECKS = {
+    r"(reasoning|rationale|step-by-step reasoning|thoughts?|let's think)\s*:?\s*$":
+        ("end", ("reasoning", "rationale", "thought", "thoughts", "let's think")),
+    r"\banswer:\s*$": ("end", ("answer",)),
+    r"(detailed|full|complete|thorough) (step|": ("needs", (("step", "reasoning", "derivation", "worked solution"),)),
+    r"(rate|grade|score|evaluate|assess)\b.{0,60}": ("needs", (("response", "answer", "output", "completion", "essay",
+                                                                "solution"),)),
+    r"(examples|questions|instructions|tasks|prompts|samples)": ("needs", (("examples", "questions", "instructions",
+                                                                           "tasks", "prompts", "samples"),)),
+    r"(tools?|functions?|actions?|apis?|commands?|operations?)": ("needs", (("(",), (")",), (":",))),
+}
+
+
+def _precheck(regex: "re.Pattern | None") -> tuple | None:
+    named = [check for fragment, check in _PRECHECKS.items() if regex is not None and fragment in regex.pattern]
+    return named[0] if named else None
+
+
+# (family index, triggers, regex or None, precheck or None) of every rule, in the families' order
+_RULES = tuple((i, triggers, regex, _precheck(regex))
+               for i, family in enumerate(_STYLE_FAMILIES) for triggers, regex in family)
+assert sum(rule[3] is not None for rule in _RULES) == len(_PRECHECKS), "a precheck names no rule, or two"
 _TRIGGERS = _trigger_automaton()
 
 
@@ -360,14 +393,32 @@ def _families_present(lower: str, skip: int = 0) -> int:
     opened = 0
     for _, mask in _TRIGGERS.iter(lower):
         opened |= mask
-    found = 0
+    found, end = 0, None
     while opened:
         low = opened & -opened
         opened ^= low
-        family, _, regex = _RULES[low.bit_length() - 1]
-        if not (found | skip) >> family & 1 and (regex is None or regex.search(lower)):
+        family, _, regex, precheck = _RULES[low.bit_length() - 1]
+        if (found | skip) >> family & 1:
+            continue
+        if precheck is not None:
+            kind, literals = precheck
+            if kind == "end":
+                if end is None:
+                    end = _stripped_end(lower)
+                if not end.endswith(literals):
+                    continue
+            elif not all(any(literal in lower for literal in group) for group in literals):
+                continue
+        if regex is None or regex.search(lower):
             found |= 1 << family
     return found
+
+
+def _stripped_end(text: str) -> str:
+    """``text`` without its trailing whitespace, one colon and the whitespace before it
+    (str.rstrip strips what ``\\s`` matches: both are Python's Unicode whitespace)."""
+    text = text.rstrip()
+    return text[:-1].rstrip() if text.endswith(":") else text
 
 
 def _style(text: str) -> tuple[float, int]:

@@ -1,17 +1,26 @@
-"""What every per-key signal detector shares.
+"""What every per-key signal detector shares: the contract ``models.pipeline`` drives them by.
 
-Each detector is a River anomaly detector over *one key's* stream of events: ``learn_one``
-folds an event into the key's profile; ``score_one`` is the detector's reading of one event
-against the key's past (how new its content is, whether it repeats a recent frame, how much
-it harvested, how far its gap is from the key's rhythm: each class says), and it never
-learns. ``learn_one`` scores the event first, then learns it (River's score-before-learn).
-``level`` is the key's signal after what it has learned, in [0, 1]: what the key scorer
-(``models.pipeline``) combines and what an alert's reasons show.
+Each detector is a River anomaly detector over *one key's* stream of events:
 
-A worker keeps one detector of each kind and loads a key's state into it for each event:
-the state is ``state_fields``, plain numbers or a fixed-length list of ints, written into
-the key's fixed-layout record (``models.pipeline``), never pickled, so a Faust changelog
-record stays a few hundred bytes.
+``score_one(x)``
+    The event's evidence of a harvest against the key's past, **in [0, 1]**: 0 is what an
+    ordinary key sends, 1 what a campaign collecting the model's outputs sends (a new topic,
+    a new frame, a long answer, a one-shot prompt, a broken conversation claim, a request on
+    the key's clock...). One meaning for every detector, so that scores can be compared and
+    shown side by side; what a detector accumulates internally (a log-likelihood ratio, a
+    z-score) stays inside ``learn_one``. It never learns.
+``learn_one(x)``
+    Folds the event into the key's profile (River's score-before-learn: what ``score_one``
+    would have said is judged against the past, then learned).
+``level``
+    The key's signal after what it has learned, in [0, 1]: what the key scorer combines and
+    what an alert's reasons show.
+``get_state()`` / ``set_state(values)``
+    The key's state for this detector, ``state_fields`` in order (plain numbers, or a
+    fixed-length list of ints). A worker keeps one detector of each kind and loads a key's
+    state into it for each event through these two (``KeyPipeline``'s reference path); the
+    values live in the key's fixed-layout record (``models.pipeline``), never pickled, so a
+    Faust changelog record stays a few hundred bytes.
 """
 from __future__ import annotations
 
@@ -38,9 +47,11 @@ class KeySignal(base.AnomalyDetector):
         return value if self.n == 0 else (1.0 - self.alpha) * current + self.alpha * value
 
     def get_state(self) -> tuple:
+        """The key's state for this detector: ``state_fields``' values, in order."""
         return tuple(getattr(self, name) for name in self.state_fields)
 
     def set_state(self, values) -> KeySignal:
+        """Load a key's state (``get_state``'s values, in order); lists are copied."""
         for name, value in zip(self.state_fields, values):
             setattr(self, name, list(value) if isinstance(value, (list, tuple)) else value)
         return self

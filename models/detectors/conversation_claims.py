@@ -15,6 +15,46 @@ def _mark(opened: bool, turn: int, context: int) -> int:
     return (_OPENED if opened else 0) | (min(turn, _TURN_MAX) << _TURN_SHIFT) | min(max(context, 0), _CONTEXT_MAX)
 
 
+def check_claim(ids: list, marks: list, conversation: int, turn: int, sent: int, max_skip: int,
+                history_ratio: float) -> int:
+    """``ConversationClaims.check`` on a key's sketch (``ids``, ``marks``): -1 when the claim
+    holds or there is none, else why it does not. A function of its arguments, so that the
+    pipeline's fused step (``models.fused_signals``) runs the detector's own rule."""
+    if turn <= 0:
+        return -1
+    if not conversation or conversation not in ids:
+        return UNOPENED
+    mark = marks[ids.index(conversation)]
+    if not mark & _OPENED:
+        return UNOPENED
+    last_turn = (mark >> _TURN_SHIFT) & _TURN_MAX
+    turn = min(turn, _TURN_MAX)
+    if turn < last_turn:
+        return TURN_BACKWARDS
+    if turn > last_turn + max_skip:
+        return TURNS_SKIPPED
+    context = mark & _CONTEXT_MAX
+    if context and sent > 0 and sent < history_ratio * context:
+        return NO_HISTORY
+    return -1
+
+
+def remember_turn(ids: list, marks: list, conversation: int, turn: int, kind: int, sent: int, got: int) -> None:
+    """Move the event's conversation to the front of the key's sketch (updated in place), with
+    its turn, its context (input + output tokens) and whether the key opened it."""
+    # move-to-front: the sketch keeps the conversations the key used last
+    if conversation in ids:
+        at = ids.index(conversation)
+        previous = marks[at]
+    else:
+        at, previous = len(ids) - 1, 0
+    del ids[at], marks[at]
+    context = sent + got if sent > 0 and got >= 0 else previous & _CONTEXT_MAX
+    opened = turn <= 0 or (kind < 0 and bool(previous & _OPENED))
+    ids.insert(0, conversation)
+    marks.insert(0, _mark(opened, turn, context))
+
+
 class ConversationClaims(KeySignal):
     """Checks each follow-up claim (``x["turn"] > 0``) against what the key itself sent.
 
@@ -83,25 +123,8 @@ class ConversationClaims(KeySignal):
     def check(self, x: dict) -> int:
         """-1 when the event makes no follow-up claim or its claim holds, else why it does not
         (``UNOPENED``, ``TURN_BACKWARDS``, ``TURNS_SKIPPED``, ``NO_HISTORY``)."""
-        turn = x.get("turn", 0)
-        if turn <= 0:
-            return -1
-        conversation = x.get("conversation", 0)
-        if not conversation or conversation not in self.ids:
-            return UNOPENED
-        mark = self.marks[self.ids.index(conversation)]
-        if not mark & _OPENED:
-            return UNOPENED
-        last_turn = (mark >> _TURN_SHIFT) & _TURN_MAX
-        turn = min(turn, _TURN_MAX)
-        if turn < last_turn:
-            return TURN_BACKWARDS
-        if turn > last_turn + self.max_skip:
-            return TURNS_SKIPPED
-        context, sent = mark & _CONTEXT_MAX, x.get("input_tokens", -1)
-        if context and sent > 0 and sent < self.history_ratio * context:
-            return NO_HISTORY
-        return -1
+        return check_claim(self.ids, self.marks, x.get("conversation", 0), x.get("turn", 0),
+                           x.get("input_tokens", -1), self.max_skip, self.history_ratio)
 
     def holds(self, x: dict) -> bool:
         """Whether the event is a conversation turn: a follow-up claim that holds."""
@@ -111,10 +134,7 @@ class ConversationClaims(KeySignal):
         return 0.0 if self.check(x) < 0 else 1.0
 
     def learn_one(self, x: dict) -> None:
-        self.learn_checked(x, self.check(x))
-
-    def learn_checked(self, x: dict, kind: int) -> None:
-        """``learn_one`` with ``check(x)`` already computed (the pipeline needs it first)."""
+        kind = self.check(x)
         turn = x.get("turn", 0)
         if turn > 0:
             self.claims += 1
@@ -124,18 +144,6 @@ class ConversationClaims(KeySignal):
         self.share = self._ew(self.share, 0.0 if kind < 0 else 1.0)
         self.n += 1
         conversation = x.get("conversation", 0)
-        if not conversation:
-            return
-        # move-to-front: the sketch keeps the conversations the key used last
-        ids, marks = self.ids, self.marks
-        if conversation in ids:
-            at = ids.index(conversation)
-            previous = marks[at]
-        else:
-            at, previous = len(ids) - 1, 0
-        del ids[at], marks[at]
-        sent, got = x.get("input_tokens", -1), x.get("output_tokens", -1)
-        context = sent + got if sent > 0 and got >= 0 else previous & _CONTEXT_MAX
-        opened = turn <= 0 or (kind < 0 and bool(previous & _OPENED))
-        ids.insert(0, conversation)
-        marks.insert(0, _mark(opened, turn, context))
+        if conversation:
+            remember_turn(self.ids, self.marks, conversation, turn, kind, x.get("input_tokens", -1),
+                          x.get("output_tokens", -1))

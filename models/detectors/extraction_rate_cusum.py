@@ -16,6 +16,9 @@ class ExtractionRateCUSUM(KeySignal):
     share threshold but keeps adding evidence; a user's occasional burst of "step by step"
     decays away. A follow-up turn is conversation: it counts as an ordinary prompt.
 
+    ``score_one`` is the event's harvested extraction style in [0, 1] (0 for a follow-up);
+    the log-likelihood ratio it adds to the sum is ``llr``.
+
     Parameters
     ----------
     base_rate
@@ -33,8 +36,8 @@ class ExtractionRateCUSUM(KeySignal):
     --------
     >>> cusum = ExtractionRateCUSUM()
     >>> sweep = {"extraction_style": 1.0, "output_tokens": 900}
-    >>> round(cusum.score_one(sweep), 3)  # the evidence one such event adds
-    1.609
+    >>> cusum.score_one(sweep), round(cusum.llr(sweep), 3)  # the evidence one such event adds
+    (1.0, 1.609)
     >>> for i in range(40):  # one extraction prompt in three, the rest ordinary
     ...     cusum.learn_one(sweep if i % 3 == 0 else {"extraction_style": 0.0})
     >>> cusum.level > 0.5
@@ -60,9 +63,13 @@ class ExtractionRateCUSUM(KeySignal):
         return self.evidence / (2.0 * self.threshold)
 
     def score_one(self, x: dict) -> float:
-        harvested = 0.0 if x.get("follow_up") else harvested_style(x, self.harvest_lo, self.harvest_hi)
+        return 0.0 if x.get("follow_up") else harvested_style(x, self.harvest_lo, self.harvest_hi)
+
+    def llr(self, x: dict) -> float:
+        """The log-likelihood ratio the event adds: campaign rate against base rate."""
+        harvested = self.score_one(x)
         return harvested * self._llr_up + (1.0 - harvested) * self._llr_down
 
     def learn_one(self, x: dict) -> None:
-        self.evidence = max(0.0, min(2.0 * self.threshold, self.evidence + self.score_one(x)))
+        self.evidence = max(0.0, min(2.0 * self.threshold, self.evidence + self.llr(x)))
         self.n += 1

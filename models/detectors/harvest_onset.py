@@ -19,8 +19,10 @@ class HarvestOnset(KeySignal):
     events before the run. Unknown usage (absent, -1, or 0 for a refused request) adds
     nothing.
 
-    ``level`` is the sum over its cap (scored nowhere: the onset is for the alert's account
-    of the key's past, ``key_history``).
+    ``score_one`` is how much the event's answer is a harvest's, in [0, 1] (0 for an
+    ordinary answer, a follow-up that holds or unknown usage); the log-likelihood ratio it
+    adds is ``llr``. ``level`` is the sum over its cap (scored nowhere: the onset is for the
+    alert's account of the key's past, ``key_history``).
 
     Parameters
     ----------
@@ -47,6 +49,8 @@ class HarvestOnset(KeySignal):
     ...     fresh.learn_one({"output_tokens": 2000})
     >>> fresh.run_start
     0
+    >>> [round(onset.score_one({"output_tokens": t}), 2) for t in (200, 566, 2000, -1)]
+    [0.0, 0.5, 1.0, 0.0]
     """
 
     state_fields = ("n", "evidence", "run_start")
@@ -69,6 +73,14 @@ class HarvestOnset(KeySignal):
         return self.evidence / self.cap
 
     def score_one(self, x: dict) -> float:
+        out = x.get("output_tokens", -1)
+        if out <= self.ordinary_tokens or x.get("follow_up"):
+            return 0.0
+        if out >= self.long_tokens:
+            return 1.0
+        return math.log(out / self.ordinary_tokens) / math.log(self.long_tokens / self.ordinary_tokens)
+
+    def llr(self, x: dict) -> float:
         """The evidence the event adds (0 when its usage is unknown)."""
         out = x.get("output_tokens", -1)
         if out <= 0:
@@ -82,7 +94,7 @@ class HarvestOnset(KeySignal):
         return long * self._llr_up + (1.0 - long) * self._llr_down
 
     def learn_one(self, x: dict) -> None:
-        evidence = max(0.0, min(self.cap, self.evidence + self.score_one(x)))
+        evidence = max(0.0, min(self.cap, self.evidence + self.llr(x)))
         if evidence > 0.0 and not self.evidence:
             self.run_start = self.n  # a run begins: the events before it were the key's past
         self.evidence = evidence

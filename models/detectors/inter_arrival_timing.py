@@ -12,7 +12,9 @@ class InterArrivalTiming(KeySignal):
 
     People come and go in sessions (a wide spread of gaps); a script fires on a clock (a
     narrow one). ``level`` is that regularity: 1 / (1 + standard deviation of the log gap).
-    An out-of-order event does not wind the key's clock back.
+    An out-of-order event does not wind the key's clock back. ``score_one`` is the
+    regularity the key would have with the event's gap learned (0.0 for its first event: no
+    gap yet): a request on a clock the key keeps scores near 1.
 
     Parameters
     ----------
@@ -31,6 +33,8 @@ class InterArrivalTiming(KeySignal):
     ...     person.learn_one({"ts_ms": t})
     >>> round(math.exp(cron.gap_mean)), cron.level > 0.9 > person.level
     (10, True)
+    >>> cron.score_one({"ts_ms": 200 * 10_000}) > 0.9 > cron.score_one({"ts_ms": 199 * 10_000 + 3_600_000})
+    True
     """
 
     state_fields = ("n", "last_ts", "gap_mean", "gap_var")
@@ -48,25 +52,24 @@ class InterArrivalTiming(KeySignal):
         return regularity(self.gap_var)
 
     def score_one(self, x: dict) -> float:
-        """How far this gap is from the key's usual rhythm, in standard deviations of the log
-        gap (0 before two events)."""
         if not self.n:
             return 0.0
-        gap = max(1.0, (x.get("ts_ms", self.last_ts) - self.last_ts) / 1000.0)
-        return abs(math.log(gap) - self.gap_mean) / math.sqrt(self.gap_var) if self.gap_var > 0 else 0.0
+        return regularity(self._learned(x.get("ts_ms", self.last_ts))[1])
 
-    def learn_one(self, x: dict) -> None:
-        ts = x.get("ts_ms", self.last_ts)
+    def _learned(self, ts: float) -> tuple[float, float]:
+        """(gap_mean, gap_var) with the gap up to ``ts`` learned."""
         if self.n == 1:
             # The first gap seeds the mean (from 0, the mean's slow climb to the key's rhythm
             # read as spread for a hundred events) and the spread starts at the prior: a key's
             # rhythm is unknown (regularity 0.5) until its gaps show it.
-            self.gap_mean = math.log(max(1.0, (ts - self.last_ts) / 1000.0))
-            self.gap_var = self.prior_var
-        elif self.n:
-            delta = math.log(max(1.0, (ts - self.last_ts) / 1000.0)) - self.gap_mean
-            self.gap_mean += self.alpha * delta
-            self.gap_var = (1 - self.alpha) * (self.gap_var + self.alpha * delta * delta)
+            return math.log(max(1.0, (ts - self.last_ts) / 1000.0)), self.prior_var
+        delta = math.log(max(1.0, (ts - self.last_ts) / 1000.0)) - self.gap_mean
+        return self.gap_mean + self.alpha * delta, (1 - self.alpha) * (self.gap_var + self.alpha * delta * delta)
+
+    def learn_one(self, x: dict) -> None:
+        ts = x.get("ts_ms", self.last_ts)
+        if self.n:
+            self.gap_mean, self.gap_var = self._learned(ts)
         self.last_ts = max(self.last_ts, ts)
         self.n += 1
 

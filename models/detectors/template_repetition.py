@@ -11,6 +11,9 @@ class TemplateRepetition(KeySignal):
     An application sends one frame with new material; a sweep over a benchmark sends new
     frames. Repetition narrows the breadth a key's extraction style is weighed by.
 
+    ``score_one`` is 1.0 for a prompt in a frame the key has not used lately (what a sweep
+    sends), 0.0 for a repeated one; ``level`` is the share of repeated frames.
+
     Parameters
     ----------
     alpha
@@ -26,7 +29,7 @@ class TemplateRepetition(KeySignal):
     >>> repetition.level
     0.75
     >>> repetition.score_one({"template": 7}), repetition.score_one({"template": 8})
-    (1.0, 0.0)
+    (0.0, 1.0)
     """
 
     state_fields = ("n", "repetition", "templates")
@@ -42,10 +45,14 @@ class TemplateRepetition(KeySignal):
     def level(self) -> float:
         return self.repetition
 
+    def repeats(self, x: dict) -> bool:
+        """Whether the event's frame is one of the key's last ``ring``."""
+        return (x.get("template", 0) & 0xFFFF_FFFF) in self.templates
+
     def score_one(self, x: dict) -> float:
-        return float((x.get("template", 0) & 0xFFFF_FFFF) in self.templates)
+        return 0.0 if self.repeats(x) else 1.0
 
     def learn_one(self, x: dict) -> None:
-        self.repetition = self._ew(self.repetition, self.score_one(x))
+        self.repetition = self._ew(self.repetition, 1.0 if self.repeats(x) else 0.0)
         self.templates[self.n % self.ring] = x.get("template", 0) & 0xFFFF_FFFF
         self.n += 1

@@ -101,3 +101,15 @@ def test_what_msgspec_and_json_read_differently_decodes_alike():
     ]
     for case in cases:
         same(case.encode("utf-8", "surrogatepass"))
+
+
+def test_account_times_remembered_and_forgotten_give_what_the_validator_gives(monkeypatch):
+    from distillguard.models import events
+    monkeypatch.setattr(events, "_CREATED_MS_MAX", 2)  # cleared every third new time
+    times = ["2025-03-29T06:43:19Z", "2024-01-01T00:00:00.5Z", "2025-03-29T07:43:19+01:00", "not a time"]
+    for i in range(12):
+        doc = copy.deepcopy(GOOD)
+        doc["account"]["created_at"] = times[i * 7 % len(times)]
+        raw = json.dumps(doc).encode()
+        assert parse_event(raw) == parse_event(raw, fast=False)
+    assert len(events._CREATED_MS) <= 2

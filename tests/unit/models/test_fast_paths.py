@@ -37,8 +37,11 @@ _TRIGGERS = sorted({t for family in features._STYLE_FAMILIES for triggers, _ in 
 _REGEX_WORDS = ["reasoning", "the steps", "your work", "response", "answer", "letter", "options:\n- a",
                 "carefully", "out loud", "1 to 10", "10 points", "examples", "questions", "tools",
                 "functions", "\n", " ", "a) ", "\nb. ", "search(query), calc(x)", ": ", "(a)", "thinking",
-                "question: x\nanswer:", "final answer", "solution", "5 diverse"]
-_ODD = ["\ud800", "\udfff", "\x00", "\U0001f600", "\u200b", "ｓｔｅｐ"]  # lone surrogates reach the prompt as JSON escapes
+                "question: x\nanswer:", "final answer", "solution", "5 diverse",
+                # the rules anchored at the end: their labels, colons and whitespace after them
+                "\nreasoning", "thoughts", "let's think", "answer:", ":", " :", "::", "\t\n"]
+# lone surrogates reach the prompt as JSON escapes; Unicode whitespace (the end-anchored rules strip it)
+_ODD = ["\ud800", "\udfff", "\x00", "\U0001f600", "\u200b", "ｓｔｅｐ", "\x1c", "\xa0", "\u2029", "\u3000"]
 _piece = st.one_of(st.sampled_from(_TRIGGERS), st.sampled_from(_REGEX_WORDS), st.sampled_from(_ODD),
                    st.text(max_size=12), st.text(alphabet="abcdeprst :()\n.-", max_size=12))
 _fuzzed = st.lists(_piece, max_size=30).map("".join)
@@ -103,3 +106,53 @@ def test_the_same_prompt_is_normalised_once():
     assert normalise(prompt) is first  # the memo's result, not a second lower-cased copy
     other = "".join(["Explain STEP by step: ", "x" * 100])  # equal, another object: computed again
     assert normalise(other) == first and normalise(other) is not first
+
+
+def template_hash_reference(head: str) -> int:
+    """The template fingerprint as first written: quoted spans, then digits, masked."""
+    masked = features._DIGITS.sub("#", features._QUOTED.sub("\"…\"", head))
+    return features._h64(" ".join(masked.split(None, 8)[:8]))
+
+
+_quoting = st.lists(st.one_of(st.sampled_from(["\"", "'", "`", "12", "3.5", " ", "\n", "it's", "\"a b\"", "`x`"]),
+                              _piece), max_size=40).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_quoting)
+def test_template_hash_skips_the_quote_mask_only_when_nothing_is_quoted(text):
+    assert features._template_hash(text[:400]) == template_hash_reference(text[:400])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["alpha", "beta", "gamma"]), st.text(min_size=1, max_size=8)),
+                min_size=1, max_size=200))
+def test_simhash_with_and_without_every_word_memoised(words):
+    # the one-pass sum over the memo, the fallback that fills it, and a memo cleared when full
+    features._WORD_SPREADS.clear()
+    cold = features._simhash(words)
+    assert features._simhash(words) == cold  # (now every word is memoised: the one-pass sum)
+    del features._WORD_SPREADS[words[-1]]
+    assert features._simhash(words) == cold
+    expected = 0
+    for bit in range(64):
+        ones = sum(features._h64(w) >> bit & 1 for w in words)
+        expected |= (ones > len(words) // 2) << bit
+    assert cold == expected
+
+
+# a text each prechecked rule's regex matches (fuzzing rarely builds a tool catalogue)
+PRECHECKED = ["solve 2+2 and explain.\nreasoning :  \n", "what is 2+2? answer:\t", "give a detailed step list",
+              "rate the following response from 1 to 5", "generate 10 diverse questions about cats",
+              "you can use these tools: search(query), calc(expression: str)"]
+
+
+def test_every_precheck_passes_a_text_its_rule_matches():
+    prechecked = [rule for rule in features._RULES if rule[3] is not None]
+    assert len(prechecked) == len(PRECHECKED)
+    for family, _, regex, _ in prechecked:
+        texts = [text for text in PRECHECKED if regex.search(text)]
+        assert texts, regex.pattern
+        for text in texts:
+            assert features._families_present(text) >> family & 1
+            assert features._families_present(text) == families_reference(text)

@@ -120,3 +120,28 @@ def test_level_stays_in_unit_interval_and_state_stays_fixed_size(detector):
         assert 0.0 <= d.level <= 1.0
         sizes.add(sum(len(v) if isinstance(v, list) else 1 for v in d.get_state()))
     assert len(sizes) == 1  # bounded: the state never grows with the events learned
+
+
+@pytest.mark.parametrize("detector", DETECTORS, ids=lambda d: d.__name__)
+def test_score_one_has_one_meaning_evidence_in_the_unit_interval(detector):
+    # (models/detectors/base.py: 0 = what an ordinary key sends, 1 = what a harvest sends)
+    d = detector()
+    for x in stream(200, seed=11):
+        assert 0.0 <= d.score_one(x) <= 1.0
+        d.learn_one(x)
+
+
+def test_score_one_reads_higher_for_what_a_harvest_sends():
+    # one direction for every detector: the sweep's event (on the key's clock) scores at least
+    # the ordinary one's (a follow-up an hour later)
+    sweep = {"extraction_style": 1.0, "output_tokens": 2000, "follow_up": False, "simhash": 0xF0F0_F0F0_F0F0_F0F0,
+             "template": 99, "max_tokens": 32000, "ts_ms": 1_769_904_720_000, "conversation": 5, "turn": 4,
+             "input_tokens": 10}
+    ordinary = {"extraction_style": 0.0, "output_tokens": 150, "follow_up": True, "simhash": 0x0F, "template": 7,
+                "max_tokens": 512, "ts_ms": 1_769_904_720_000 + 3_600_000, "conversation": 0, "turn": 0,
+                "input_tokens": 10}
+    for detector in DETECTORS:
+        d = detector()
+        for i in range(12):
+            d.learn_one(dict(ordinary, ts_ms=1_769_904_000_000 + i * 60_000))
+        assert d.score_one(sweep) >= d.score_one(ordinary), detector.__name__
