@@ -27,9 +27,11 @@ def components() -> list[tuple[str, type]]:
     from distillguard.dashboard import DashboardSettings
     from distillguard.sinks.clickhouse import ClickHouseSettings
     from distillguard.streams.router import RouterSettings
+    from distillguard.streams.packer import PackerSettings
     from distillguard.streams.settings import KafkaSettings, WorkerSettings
 
     return [("Kafka (worker, router, feedback commands)", KafkaSettings), ("worker", WorkerSettings),
+            ("packer (`distillguard packer`)", PackerSettings),
             ("ClickHouse sink (worker, router, dashboard)", ClickHouseSettings),
             ("alert router", RouterSettings), ("dashboard", DashboardSettings)]
 
