@@ -17,6 +17,7 @@ dead-lettered there, with its source offset.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -27,6 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import Field
 
 from distillguard.errors import ConfigError, DistillguardError
+from distillguard.faults import FaultInjection
 
 from .envelope import pack
 from .settings import KafkaSettings
@@ -53,6 +55,9 @@ class PackerSettings(KafkaSettings):
     packed_topic: str = "llm.requests.packed"
     # The packer's consumer group on requests_topic (its commits: what has been handed on).
     packer_group_id: str = "distillguard-packer"
+    # A packer that dies holds its partitions this long before another takes them (the group's
+    # session timeout; librdkafka's 45 s default would stall the stream as long).
+    session_timeout_s: float = Field(10.0, ge=1, le=300)
     # An envelope is sealed at this many records (one Faust message each in the worker).
     packer_max_events: int = Field(500, ge=1, le=100_000)
     # ... or at this many bytes (encoded: records go as base64, x4/3; under Kafka's default 1 MiB
@@ -78,12 +83,15 @@ class Packer:
     def __init__(self, settings: PackerSettings, *, clock=time.monotonic) -> None:
         self.settings = settings
         self.clock = clock
+        self.faults = FaultInjection()
         self.open: dict[int, _Open] = {}
         self.packed_records = 0
         self.envelopes = 0
         conf = settings.confluent_config()
         self.consumer = Consumer({**conf, "group.id": settings.packer_group_id, "enable.auto.commit": False,
-                                  "auto.offset.reset": "earliest", "enable.partition.eof": False})
+                                  "auto.offset.reset": "earliest", "enable.partition.eof": False,
+                                  "session.timeout.ms": int(settings.session_timeout_s * 1000),
+                                  "heartbeat.interval.ms": max(int(settings.session_timeout_s * 250), 100)})
         self.producer = Producer({**conf, "acks": "all", "linger.ms": 5,
                                   "message.max.bytes": max(1_000_000, settings.packer_max_bytes + 65_536)})
         # Records cut to fit an envelope: what one item may carry, before base64's x4/3.
@@ -177,6 +185,7 @@ class Packer:
         if self.producer.flush(30) or failed:
             # Nothing of this round is committed: a restart packs it again (the worker de-duplicates).
             raise PackerError(f"{len(commits)} envelopes not delivered: {failed[:1] or 'flush timed out'}")
+        self._injected_crash()
         self._commit(commits)
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
@@ -184,6 +193,14 @@ class Packer:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:  # a rebalance took the partitions: their new owner packs them again
             log.warning("commit of %d partitions failed (packed again by their next owner): %s", len(offsets), exc)
+
+    def _injected_crash(self) -> None:
+        """The fault test's kill between delivery and commit (core/faults.py)."""
+        fault = self.faults.packer_crash_file
+        if fault is not None and fault.exists():
+            fault.unlink()
+            log.warning("packer: injected crash after delivery, before the commit")
+            os._exit(70)
 
     def _on_revoke(self, _consumer, partitions) -> None:
         # Seal what is open for them first: their records are delivered and committed by us,
