@@ -16,12 +16,14 @@ dead-lettered there, with its source offset.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -42,6 +44,10 @@ class PackerError(DistillguardError):
     """Envelopes the broker did not take: their records are not committed (read again on restart)."""
 
 
+class RequestsTopicMissing(DistillguardError):
+    """The requests topic does not exist yet (the workers create it): the packer waits for it."""
+
+
 class PackedTopicMismatch(ConfigError):
     """The packed topic exists with another partition count than the requests topic."""
 
@@ -58,6 +64,11 @@ class PackerSettings(KafkaSettings):
     # A packer that dies holds its partitions this long before another takes them (the group's
     # session timeout; librdkafka's 45 s default would stall the stream as long).
     session_timeout_s: float = Field(10.0, ge=1, le=300)
+    # /health (only that: no data) for the orchestrator's probe; 503 when no consume round has
+    # finished for DG_PACKER_STALL_S (a packer stuck on the broker). Loopback unless configured.
+    packer_web_bind: str = "127.0.0.1"
+    packer_web_port: int = Field(6068, ge=0, le=65535)
+    packer_stall_s: float = Field(60.0, gt=0)
     # An envelope is sealed at this many records (one Faust message each in the worker).
     packer_max_events: int = Field(500, ge=1, le=100_000)
     # ... or at this many bytes (encoded: records go as base64, x4/3; under Kafka's default 1 MiB
@@ -86,6 +97,7 @@ class Packer:
         self.faults = FaultInjection()
         self.open: dict[int, _Open] = {}
         self.packed_records = 0
+        self.last_round = clock()  # when the last consume round finished (/health)
         self.envelopes = 0
         conf = settings.confluent_config()
         self.consumer = Consumer({**conf, "group.id": settings.packer_group_id, "enable.auto.commit": False,
@@ -104,8 +116,7 @@ class Packer:
         topics = admin.list_topics(timeout=timeout).topics
         source = topics.get(settings.requests_topic)
         if source is None or source.error is not None or not source.partitions:
-            raise ConfigError(f"requests topic {settings.requests_topic} not found: create it first "
-                              f"(distillguard migrate does not; the workers and ensure_topics do)")
+            raise RequestsTopicMissing(f"requests topic {settings.requests_topic} not found (the workers create it)")
         partitions = len(source.partitions)
         packed = topics.get(settings.packed_topic)
         if packed is not None and packed.error is None and packed.partitions:
@@ -124,7 +135,14 @@ class Packer:
 
     def run(self, stop: threading.Event) -> None:
         """Pack until ``stop`` is set; the open envelopes are then sealed and committed."""
-        self.ensure_packed_topic()
+        while not stop.is_set():
+            try:
+                self.ensure_packed_topic()
+                break
+            except RequestsTopicMissing as exc:
+                log.warning("%s: waiting", exc)
+                self.last_round = self.clock()  # (waiting, not stuck: /health stays up)
+                stop.wait(5.0)
         self.consumer.subscribe([self.settings.requests_topic], on_revoke=self._on_revoke)
         try:
             while not stop.is_set():
@@ -142,7 +160,7 @@ class Packer:
                 log.warning("consumer: %s", message.error())
                 continue
             self._add(message)
-        now = self.clock()
+        now = self.last_round = self.clock()
         due = [p for p, env in self.open.items()
                if len(env.records) >= settings.packer_max_events or env.size >= settings.packer_max_bytes
                or (now - env.since) * 1000 >= settings.packer_max_wait_ms]
@@ -208,6 +226,33 @@ class Packer:
         self.seal([tp.partition for tp in partitions if tp.partition in self.open])
 
 
+def serve_health(packer: Packer) -> ThreadingHTTPServer:
+    """/health on DG_PACKER_WEB_BIND:DG_PACKER_WEB_PORT, in a daemon thread."""
+    settings = packer.settings
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path.split("?", 1)[0] != "/health":
+                self.send_error(404)
+                return
+            idle = packer.clock() - packer.last_round
+            ok = idle < settings.packer_stall_s
+            body = json.dumps({"ok": ok, "records": packer.packed_records, "envelopes": packer.envelopes,
+                               "seconds_since_last_round": round(idle, 1)}).encode()
+            self.send_response(200 if ok else 503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # probes every few seconds: not worth a log line each
+            pass
+
+    server = ThreadingHTTPServer((settings.packer_web_bind, settings.packer_web_port), Health)
+    threading.Thread(target=server.serve_forever, name="packer-health", daemon=True).start()
+    return server
+
+
 def run_packer(settings: PackerSettings | None = None) -> int:
     """The ``distillguard packer`` entry point: pack until SIGTERM or SIGINT."""
     settings = settings or PackerSettings()
@@ -215,6 +260,7 @@ def run_packer(settings: PackerSettings | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     packer = Packer(settings)
+    serve_health(packer)
     log.warning("packer: %s -> %s (%d events / %d bytes / %d ms an envelope)", settings.requests_topic,
                 settings.packed_topic, settings.packer_max_events, settings.packer_max_bytes,
                 settings.packer_max_wait_ms)
