@@ -92,6 +92,11 @@ def pack(partition: int, records: list[tuple[bytes | None, bytes | None, int]], 
     return head + b'"events":[' + b",".join(items) + b"]" + tail
 
 
+def key_bytes(key: bytes | None) -> int:
+    """What ``key`` takes in an envelope's ``keys`` (JSON-escaped): what the packer counts against its size."""
+    return len(_keys_encoder.encode(_key_text(key)))
+
+
 def _key_text(key: bytes | None) -> str | None:
     if key is None:
         return None

@@ -32,12 +32,12 @@ from pydantic import Field
 from distillguard.errors import ConfigError, DistillguardError
 from distillguard.faults import FaultInjection
 
-from .envelope import pack
+from .envelope import key_bytes, pack
 from .settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
-_ITEM_OVERHEAD = 16  # bytes an item adds beside its base64: quotes, commas, its offset
+_ITEM_OVERHEAD = 24  # bytes an item adds beside its base64 and key: quotes, commas, its offset
 
 
 class PackerError(DistillguardError):
@@ -169,7 +169,7 @@ class Packer:
 
     def _add(self, message) -> None:
         partition, value = message.partition(), message.value()
-        size = (len(value) * 4 // 3 if value is not None else 4) + _ITEM_OVERHEAD + len(message.key() or b"")
+        size = (len(value) * 4 // 3 if value is not None else 4) + _ITEM_OVERHEAD + key_bytes(message.key())
         envelope = self.open.get(partition)
         if envelope is not None and envelope.size + size > self.settings.packer_max_bytes:
             self.seal([partition])  # full by bytes: this record opens the next one
