@@ -76,7 +76,11 @@ class PackerSettings(KafkaSettings):
     # by the worker ("too big to pack").
     packer_max_bytes: int = Field(900_000, ge=16_384, le=50_000_000)
     # ... or when its first record has waited this long: the latency the stage adds at low traffic.
-    packer_max_wait_ms: int = Field(50, ge=1, le=60_000)
+    # Shorter means smaller envelopes below full load, so more Faust messages: at 242 events/s
+    # on 8 partitions the worker kept up with 200 ms (p99 event -> alert 1.5 s on the loaded
+    # shared machine) but fell behind with 50 ms (p99 6.5 s) and 100 ms (4.8 s): see
+    # benchmarks/results/worker-packed.md.
+    packer_max_wait_ms: int = Field(200, ge=1, le=60_000)
 
 
 @dataclass(slots=True)
