@@ -2,7 +2,8 @@
 
 A mixin of :class:`~distillguard.streams.app.DetectorWorker` (needs its ``settings``,
 ``processor``, ``sink``, ``metrics``, ``epochs``, ``key_state``, ``checkpoint``, ``outbox``,
-``last_seen``, ``add_to_sink``, ``send_dead_letter``, ``send_link_record`` and ``suppressed``).
+``last_seen``, ``add_to_sink``, ``send_dead_letter``, ``send_link_record``, ``suppressed`` and
+``_stored_record``).
 
 Holes, epochs' hole fill and acks stay per Kafka message (the envelope); each record inside is
 positioned at its offset in the source partition, as if the worker had read ``llm.requests``
@@ -13,11 +14,16 @@ its commit) is recognised record by record.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
+from distillguard.models.events import parse_event
 from distillguard.models.step import BatchResult, DeadLetter
 
 from .envelope import EnvelopeError, unpack
+from .epochs import NEW
+
+log = logging.getLogger(__name__)
 
 
 class _StatesByKeyId:
@@ -47,6 +53,8 @@ class PackedInput:
                                         .truncated(self.settings.dlq_max_bytes))
             return
         stored = self.sink.stored_position(self.settings.requests_topic, message.partition)
+        if envelope.records:
+            await self._check_source_log(envelope.records[0], stored)
         for record in envelope.records:
             record.position = self.epochs.position(record.partition, record.offset, stored)
         for index, size in envelope.truncated.items():
@@ -60,6 +68,24 @@ class PackedInput:
         # loop between envelopes a backlog kept the flush and the timers waiting (a 0.5 s timer
         # ran 18 s late, rows and alerts with it).
         await asyncio.sleep(0)
+
+    async def _check_source_log(self, first, stored: int) -> None:
+        """Whether ``llm.requests`` was replaced under the packer (a broker back empty, the topic
+        recreated): its first record at or below what is stored is compared with the row stored
+        at its position, as the direct path does (streams/epochs.py). A different record begins
+        the partition's next epoch here; the packer, its group's commits gone with the old log,
+        hands the new log on from its start, so nothing needs reading back."""
+        partition, epochs = first.partition, self.epochs
+        if not epochs.needs_check(partition, first.offset, stored):
+            return
+        found = await self._stored_record(self.settings.requests_topic, partition,
+                                          epochs.position(partition, first.offset, stored))
+        event_id = getattr(parse_event(first.value) if first.value is not None else None, "event_id", None)
+        if epochs.decide(partition, first.offset, found, event_id) == NEW:
+            new = epochs.begin_epoch(partition, first.offset, stored)
+            log.warning("partition %s of %s: offset %s holds another record than the one stored: the log was "
+                        "replaced; epoch %s starts", partition, self.settings.requests_topic, first.offset, new.epoch)
+            self.metrics.epochs.labels(topic=self.settings.requests_topic, partition=str(partition)).inc()
 
     async def _dead_letter_cut(self, record, size: int) -> None:
         """A record the packer cut to a prefix (over what one envelope carries): dead-lettered

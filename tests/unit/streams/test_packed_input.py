@@ -7,7 +7,7 @@ import json
 from types import SimpleNamespace
 
 from distillguard.models.pipeline import KeyPipeline
-from distillguard.models.positions import position
+from distillguard.models.positions import StoredRecord, position
 from distillguard.models.step import RequestProcessor
 from distillguard.streams.envelope import pack
 from distillguard.streams.epochs import EpochTracker
@@ -29,8 +29,13 @@ class _Sink:
     def __init__(self) -> None:
         self.rows, self.alerts = [], []
 
+    stored_up_to, stored_records = -1, {}  # the position stored up to; position -> StoredRecord
+
     def stored_position(self, topic, partition) -> int:
-        return -1
+        return self.stored_up_to
+
+    def stored_at(self, topic, partition, pos):
+        return self.stored_records.get(pos)
 
     def add(self, row, partition, offset, topic) -> bool:
         self.rows.append((row["event_id"], partition, offset, topic))
@@ -55,11 +60,15 @@ class Harness(PackedInput):
         self.settings = SimpleNamespace(requests_topic="llm.requests", dlq_max_bytes=900_000)
         self.processor = RequestProcessor(KeyPipeline(), source_topic="llm.requests")
         self.sink, self.key_state, self.epochs = _Sink(), _Table(), EpochTracker()
-        self.metrics = SimpleNamespace(events_tally=0, duplicates=_Counter(), late=_Counter(), clamped=_Counter())
+        self.metrics = SimpleNamespace(events_tally=0, duplicates=_Counter(), late=_Counter(), clamped=_Counter(),
+                                       epochs=_Counter())
         self.checkpoint = SimpleNamespace(dirty={})
         self.checkpoint.changed = lambda key, partition: self.checkpoint.dirty.__setitem__(key, partition)
         self.outbox = SimpleNamespace(add=lambda key, alert: None)
         self.last_seen, self.dead, self.links = {}, [], []
+
+    async def _stored_record(self, topic, partition, pos):
+        return self.sink.stored_at(topic, partition, pos)
 
     async def add_to_sink(self, add, *args) -> None:
         add(*args)
@@ -110,9 +119,28 @@ def test_an_envelope_packed_again_is_recognised_record_by_record():
 
 def test_positions_carry_the_partitions_epoch():
     worker = Harness()
-    worker.sink.stored_position = lambda topic, partition: position(3, 50)  # stored in epoch 3 already
+    worker.sink.stored_up_to = position(3, 50)  # stored in epoch 3 already
     worker.take(pack(2, RECORDS[:1]))
     assert worker.sink.rows == [("e1", 2, position(3, 100), "llm.requests")]
+
+
+def test_a_replaced_source_log_begins_a_new_epoch():
+    # Offsets up to 200 stored; the packer now hands on a new log from offset 100, where the
+    # row stored is of another event: the log was replaced (broker back empty).
+    worker = Harness()
+    worker.sink.stored_up_to = position(0, 200)
+    worker.sink.stored_records = {position(0, 100): StoredRecord("row", "old-event")}
+    worker.take(pack(2, RECORDS))
+    assert [row[2] for row in worker.sink.rows] == [position(1, 100), position(1, 101), position(1, 104)]
+    assert worker.metrics.epochs.value == 1
+
+
+def test_a_re_read_of_the_same_log_stays_in_its_epoch():
+    worker = Harness()
+    worker.sink.stored_up_to = position(0, 200)
+    worker.sink.stored_records = {position(0, 100): StoredRecord("row", "e1")}
+    worker.take(pack(2, RECORDS))
+    assert [row[2] for row in worker.sink.rows] == [100, 101, 104] and worker.metrics.epochs.value == 0
 
 
 def test_a_malformed_envelope_is_one_dead_letter_of_the_packed_message():
