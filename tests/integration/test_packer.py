@@ -12,7 +12,7 @@ import uuid
 from distillguard.demo_traffic import demo_events, iter_encoded
 
 from .conftest import wait_for, wait_rows
-from .test_replay_equivalence import _incidents, _replay
+from .test_replay_equivalence import _assert_same_cluster_incidents, _hydras, _incidents, _replay
 
 
 class PackerProcess:
@@ -41,6 +41,13 @@ class PackerProcess:
                 self.kill()
 
 
+def _packer_env(pipeline, **extra) -> tuple[dict, dict]:
+    """The packed topic's settings (for the worker too) and the packer's whole env."""
+    packed = {"DG_PACKED_TOPIC": f"packed-{uuid.uuid4().hex[:8]}", "DG_PACKER_MAX_EVENTS": "100"}
+    return packed, {**pipeline.env, **packed, "DG_KAFKA_BOOTSTRAP": pipeline.broker.bootstrap,
+                    "DG_PACKER_GROUP_ID": f"packer-{uuid.uuid4().hex[:8]}", **extra}
+
+
 def test_packed_path_stores_what_the_direct_path_stores_through_packer_kills(pipeline, tmp_path):
     events = demo_events(seed=23, users=60, campaign_events=700)
     replayed = _replay(events, tmp_path, ("{broken line",))
@@ -50,9 +57,7 @@ def test_packed_path_stores_what_the_direct_path_stores_through_packer_kills(pip
 
     crash = tmp_path / "packer-crash"
     crash.touch()  # the first packer dies after delivering its first envelopes, before its commit
-    packed = {"DG_PACKED_TOPIC": f"packed-{uuid.uuid4().hex[:8]}", "DG_PACKER_MAX_EVENTS": "100"}
-    env = {**pipeline.env, **packed, "DG_KAFKA_BOOTSTRAP": pipeline.broker.bootstrap,
-           "DG_PACKER_CRASH_FAULT_FILE": str(crash), "DG_PACKER_GROUP_ID": f"packer-{uuid.uuid4().hex[:8]}"}
+    packed, env = _packer_env(pipeline, DG_PACKER_CRASH_FAULT_FILE=str(crash))
     worker = pipeline.start_worker(DG_READ_PACKED="true", **packed)
     packers = []
     try:
@@ -86,3 +91,18 @@ def _offset_of(pipeline, key: bytes) -> int:
     found = [m for m in pipeline.consume_all(pipeline.settings.requests_topic) if m.key() == key]
     assert len(found) == 1
     return found[0].offset()
+
+
+def test_packed_path_raises_replays_cluster_incidents(pipeline, tmp_path):
+    # Link records made by the batch step reach the cluster agent as the direct path's do: the
+    # same hydra incidents as replay, each naming its campaign.
+    events, hydras = _hydras()
+    replayed = _replay(events, tmp_path)
+    packed, env = _packer_env(pipeline)
+    pipeline.start_worker(DG_READ_PACKED="true", **packed)
+    packer = PackerProcess(env, tmp_path / "packer.log").start()
+    try:
+        pipeline.produce(list(iter_encoded(events)))
+        _assert_same_cluster_incidents(pipeline, replayed, hydras)
+    finally:
+        packer.stop()
