@@ -127,18 +127,18 @@ def cluster_incidents(alerts: Path, labels: Path) -> dict:
     }
 
 
-SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-
-
 def benign_alerted(alerts: Path, labels: Path) -> dict:
     """Benign keys alerted, per scenario, by the highest severity any alert named them with
     (key or cluster alert): the scorer's FPR counts every alert alike, but a product may earn
     an ``info`` with reasons while a ``critical`` page on it is the failure (issue 18)."""
+    from distillguard.contracts.alert import Severity
+
     scenario = {row["api_key_id"]: row["scenario"] for row in csv.DictReader(open(labels)) if row["label"] == "benign"}
     worst: dict[str, int] = {}
     for line in open(alerts, encoding="utf-8"):
         alert = json.loads(line)
-        rank = SEVERITY_RANK.get(alert.get("severity"), 2)  # an unknown severity is counted as a page, not hidden
+        # an unknown severity is counted as a page, not hidden
+        rank = Severity.rank_of(alert.get("severity")) or Severity.CRITICAL.rank
         for key in alert.get("api_key_ids") or [alert["entity_id"]]:
             if key in scenario and rank > worst.get(key, -1):
                 worst[key] = rank
@@ -147,7 +147,7 @@ def benign_alerted(alerts: Path, labels: Path) -> dict:
         row = out.setdefault(name, {"keys": 0, "info": 0, "warning": 0, "critical": 0})
         row["keys"] += 1
         if key in worst:
-            row[("info", "warning", "critical")[worst[key]]] += 1
+            row[Severity.of_rank(worst[key]).value] += 1
     return out
 
 

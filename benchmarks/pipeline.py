@@ -47,9 +47,9 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from distillguard.demo_traffic import _ASKS, _CONCEPTS, _ELICIT, _SUBJECTS, _event, demo_events
-from distillguard.embedded import EmbeddedBroker, free_port
-from distillguard.processes import WorkerProcess
+from distillguard.devtools.demo_traffic import _ASKS, _CONCEPTS, _ELICIT, _SUBJECTS, _event, demo_events
+from distillguard.devtools.embedded import EmbeddedBroker, free_port
+from distillguard.devtools.processes import WorkerProcess
 from distillguard.streams.settings import WorkerSettings
 from distillguard.streams.topics import ensure_topics
 

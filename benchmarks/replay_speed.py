@@ -41,17 +41,21 @@ RESULTS = ROOT / "benchmarks" / "results"
 DEV_STREAM = SHARED / "data" / "streams" / "dev-s1" / "events.jsonl.gz"
 SPEED_BASE = "55718be"     # main when issue 20's event step began: the speed to double
 ALERTS_REFERENCE = "55718be"  # ... and the alerts to keep
-# the installed package's layout (pyproject's package-dir): folder -> import path
-PACKAGE_DIRS = {"core": "", "models": "models", "streams": "streams", "sinks": "sinks"}
+# the package layout of revisions before distillguard/ (pyproject's package-dir): folder -> import path
+OLD_PACKAGE_DIRS = {"core": "", "models": "models", "streams": "streams", "sinks": "sinks", "contracts": "contracts"}
 
 
 def checkout(rev: str, into: Path) -> Path:
     """A detached worktree of ``rev`` and, beside it, a folder to put on ``PYTHONPATH``."""
     tree = into / f"tree-{rev}"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
+    if (tree / "distillguard" / "__init__.py").is_file():  # the package is a folder of the tree itself
+        return tree
     package = into / f"path-{rev}" / "distillguard"
     package.mkdir(parents=True)
-    for folder, sub in PACKAGE_DIRS.items():
+    for folder, sub in OLD_PACKAGE_DIRS.items():
+        if not (tree / folder).is_dir():
+            continue
         if sub:
             (package / sub).symlink_to(tree / folder)
         else:

@@ -19,10 +19,11 @@ BadAlert(reason="field 'alert_id' missing or not a string")
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from .wire import record_bytes, record_of
 
 SCHEMA = "distill.alert.v1"
 
@@ -120,13 +121,8 @@ class Alert:
     @classmethod
     def parse(cls, value: bytes | None) -> "Alert | BadAlert":
         """An alert from its bytes on ``distill.alerts``, or why they are not one."""
-        try:
-            record = json.loads(value or b"")
-        except (ValueError, UnicodeDecodeError):
-            return BadAlert("not JSON")
-        if not isinstance(record, dict):
-            return BadAlert("not a JSON object")
-        return cls.from_dict(record)
+        record = record_of(value)
+        return BadAlert(record) if isinstance(record, str) else cls.from_dict(record)
 
     def to_dict(self) -> dict:
         """The record, in the wire order, without the fields it left out."""
@@ -143,6 +139,4 @@ class Alert:
         return alert_bytes(self.to_dict())
 
 
-def alert_bytes(record: dict) -> bytes:
-    """An alert record (a producer's dict) as its bytes on the topic."""
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+alert_bytes = record_bytes  # an alert producer's dict as its bytes on distill.alerts

@@ -24,7 +24,8 @@ FIELD_LINE = re.compile(r"^    (\w+)\s*:")
 
 def components() -> list[tuple[str, type]]:
     """(component, settings class), in the order a deployment meets them."""
-    from distillguard.dashboard import DashboardSettings
+    from distillguard.dashboard.server import DashboardSettings
+    from distillguard.feedback import FeedbackCommandSettings
     from distillguard.sinks.clickhouse import ClickHouseSettings
     from distillguard.streams.router import RouterSettings
     from distillguard.streams.packer import PackerSettings
@@ -33,7 +34,8 @@ def components() -> list[tuple[str, type]]:
     return [("Kafka (worker, router, feedback commands)", KafkaSettings), ("worker", WorkerSettings),
             ("packer (`distillguard packer`)", PackerSettings),
             ("ClickHouse sink (worker, router, dashboard)", ClickHouseSettings),
-            ("alert router", RouterSettings), ("dashboard", DashboardSettings)]
+            ("alert router", RouterSettings), ("dashboard", DashboardSettings),
+            ("feedback commands (ack, resolve, false-positive, snooze, unsnooze)", FeedbackCommandSettings)]
 
 
 def own_fields(cls: type) -> dict:

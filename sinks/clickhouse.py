@@ -28,7 +28,8 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from distillguard.contracts.alert import Severity
-from distillguard.faults import FaultInjection
+from distillguard.contracts.feedback import Feedback
+from distillguard.devtools.faults import FaultInjection
 from distillguard.models.columns import EVENT_COLUMNS
 from distillguard.models.pipeline import ROW_COLUMNS
 from distillguard.models.positions import EPOCH_SHIFT, StoredRecord, epoch_of, offset_of
@@ -498,13 +499,12 @@ class ClickHouseSink:
             self._dead.append(_dead_letter_row(reason, topic, partition, offset, size, failed_at_ms))
             self._note_added()
 
-    def add_feedback(self, record: dict) -> None:
+    def add_feedback(self, record: Feedback) -> None:
         """Buffer one on-call feedback record (a parsed ``distill.feedback.v1``)."""
         with self._lock:
             self._check_room()
-            self._feedback.append([record["feedback_id"], record["ts_ms"], record["entity_type"],
-                                   record["entity_id"], record["action"], record.get("reason", "")[:2000],
-                                   record.get("actor", "")[:200]])
+            self._feedback.append([record.feedback_id, record.ts_ms, record.entity_type, record.entity_id,
+                                   record.action, record.reason, record.actor])
             self._note_added()
 
     def should_flush(self) -> bool:

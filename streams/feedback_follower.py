@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Callable
 
-from distillguard.feedback import BadFeedback, parse_feedback
+from distillguard.contracts.feedback import BadFeedback, Feedback
 from distillguard.models.suppression import SuppressionList
 from distillguard.sinks.errors import SinkBackpressureError
 
@@ -69,14 +69,14 @@ class FeedbackFollower:
         return True
 
     def _apply(self, value: bytes | None) -> None:
-        record = parse_feedback(value)
+        record = Feedback.parse(value)
         if isinstance(record, BadFeedback):
             self.bad += 1
             log.warning("feedback record skipped: %s", record)
             return
         self.records += 1
-        if record["action"] == "false_positive":
-            self.suppression.add(record["entity_type"], record["entity_id"], ts_ms=record["ts_ms"])
+        if record.action == "false_positive":
+            self.suppression.add(record.entity_type, record.entity_id, ts_ms=record.ts_ms)
         if self.store is not None:
             while not self._stop.is_set():
                 try:

@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import Field
 
 from distillguard.errors import ConfigError, DistillguardError
-from distillguard.faults import FaultInjection
+from distillguard.devtools.faults import FaultInjection
 
 from .envelope import key_bytes, pack
 from .settings import KafkaSettings

@@ -32,7 +32,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from distillguard.contracts.alert import Alert, BadAlert, iso_ms
-from distillguard.feedback import BadFeedback, parse_feedback
+from distillguard.contracts.feedback import BadFeedback, Feedback
 from distillguard.sinks.routing import actions as policy_actions
 from distillguard.sinks.routing import alertmanager as am
 from distillguard.sinks.routing import lifecycle
@@ -317,9 +317,9 @@ class AlertRouter:
             if record is None:
                 return
             for page in policy_actions.pages(record, self.settings.action_page_keys):  # every key, paged
-                await self.actions_topic.send(key=state["entity_id"].encode(), value=json.dumps(page).encode())
+                await self.actions_topic.send(key=state["entity_id"].encode(), value=page.to_bytes())
             policy_actions.mark_acted(state, record)
-            self.metrics.actions.labels(action=record["action"]).inc()
+            self.metrics.actions.labels(action=record.action).inc()
             self.save(key, state, state["partition"])  # recorded before the offset can be committed
 
     # -- the alerts agent ----------------------------------------------------------------
@@ -522,22 +522,22 @@ class AlertRouter:
 
     # -- feedback ------------------------------------------------------------------------
     async def apply_feedback_record(self, message) -> None:
-        record = parse_feedback(message.value)
+        record = Feedback.parse(message.value)
         if isinstance(record, BadFeedback):
             self.metrics.bad_input.labels(topic="feedback").inc()
             log.warning("feedback %s:%s skipped: %s", message.partition, message.offset, record)
             return
-        key = lifecycle.entity_key(record["entity_type"], record["entity_id"]).encode()
+        key = lifecycle.entity_key(record.entity_type, record.entity_id).encode()
         try:
-            if record["action"] in ("snooze", "unsnooze"):
+            if record.action in ("snooze", "unsnooze"):
                 # Kept beside the incidents (an entity may be snoozed before it has one).
                 self.apply_snooze(record, key, message.partition)
                 return
             async with self.lock(key):
                 state = lifecycle.decode(self.incidents.data.get(key))
-                transition = lifecycle.on_feedback(state, record["action"], now_ms=self.now_ms(),
-                                                   lifecycle=self.config.lifecycle, actor=record["actor"],
-                                                   reason=record["reason"])
+                transition = lifecycle.on_feedback(state, record.action, now_ms=self.now_ms(),
+                                                   lifecycle=self.config.lifecycle, actor=record.actor,
+                                                   reason=record.reason)
                 self.apply(key, transition, state["partition"] if state else message.partition,
                            f"{message.topic}:{message.partition}@{message.offset}")
             if transition.changed:
@@ -548,18 +548,18 @@ class AlertRouter:
             log.exception("applying feedback to %s failed", key.decode())
 
     # -- snoozes, held as silences on every replica ----------------------------------------
-    def apply_snooze(self, record: dict, key: bytes, partition: int) -> None:
+    def apply_snooze(self, record: Feedback, key: bytes, partition: int) -> None:
         entry = self.snooze_entry(key)
-        if record["action"] == "snooze":
+        if record.action == "snooze":
             old = [] if entry is None else entry["old"] + [[i, sid] for i, sid in enumerate(entry["ids"]) if sid]
-            entry = {"until": record["until_ms"], "p": partition, "by": record["actor"], "why": record["reason"],
+            entry = {"until": record.until_ms, "p": partition, "by": record.actor, "why": record.reason,
                      "ids": [""] * len(self.client.urls), "old": old}
-            log.info("%s snoozed until %s by %s", key.decode(), record["until"], record["actor"])
+            log.info("%s snoozed until %s by %s", key.decode(), record.until, record.actor)
         elif entry is not None:
             entry["off"] = 1
-            log.info("%s unsnoozed by %s", key.decode(), record["actor"])
+            log.info("%s unsnoozed by %s", key.decode(), record.actor)
         else:
-            log.info("%s unsnoozed by %s: it was not snoozed", key.decode(), record["actor"])
+            log.info("%s unsnoozed by %s: it was not snoozed", key.decode(), record.actor)
             return
         self.save_snooze(key, entry)
         self.request_silence_sync()

@@ -44,7 +44,7 @@ class WorkerPages:
 
         app, sink = self.app, self.sink
         if getattr(sink, "client", None) is not None:  # the read-only dashboard, from the chDB owner
-            from distillguard.dashboard import mount_on_faust
+            from distillguard.dashboard.server import mount_on_faust
 
             mount_on_faust(app, sink.read_client, sink.db)  # web threads: the read client
 

@@ -4,7 +4,7 @@
     python benchmarks/stress/scenarios.py --prompts DIR --out OUTDIR --seed N --config CONFIG.json
 
 Imports ``make_stream.py`` of the shared benchmark tools (found beside this project, as
-``benchmarks/detection.py`` finds it, or at ``$DG_MAKE_STREAM``), registers the kinds below with
+``benchmarks/detection.py`` finds it), registers the kinds below with
 its ``register`` decorator and runs its ``main``: a config in this folder names the kinds.
 These streams are adversarial on purpose: campaigns written against a detector that has been
 read (other languages, obfuscated wording, fabricated conversations, cohorts that share only
@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import sys
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[2]
-_MAKE_STREAM = Path(os.environ.get("DG_MAKE_STREAM", _ROOT.parent / "shared" / "tools" / "make_stream.py"))
+_MAKE_STREAM = _ROOT.parent / "shared" / "tools" / "make_stream.py"
 
 
 def _load_make_stream():

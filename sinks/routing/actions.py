@@ -12,54 +12,56 @@ and up to ``page_keys`` of the ``api_key_ids``, the same ``action_id`` and the w
 """
 from __future__ import annotations
 
-from distillguard.contracts.alert import iso_ms
+from dataclasses import replace
+
+from distillguard.contracts.action import Action
+from distillguard.contracts.alert import Severity, iso_ms
 
 from .lifecycle import ACTIVE
 from .routes import ActionPolicy
 from .text import summary
 
-SCHEMA = "distill.action.v1"
 
-
-def _record(state: dict, action: str, now_ms: int, reason: str) -> dict:
-    return {
-        "schema": SCHEMA,
-        "action_id": f"{state['dedup_key']}:v{state['version']}:{action}",
-        "action": action,
-        "incident": state["alert_id"],
-        "dedup_key": state["dedup_key"],
-        "version": state["version"],
-        "entity_type": state["entity_type"],
-        "entity_id": state["entity_id"],
-        "api_key_ids": state["keys"],
-        "member_keys": state["members"],
-        "severity": state["severity"],
-        "score": state["score"],
-        "reason": reason,
-        "ts": iso_ms(now_ms),
-    }
+def _record(state: dict, action: str, now_ms: int, reason: str) -> Action:
+    return Action(
+        action_id=f"{state['dedup_key']}:v{state['version']}:{action}",
+        action=action,
+        incident=state["alert_id"],
+        dedup_key=state["dedup_key"],
+        version=state["version"],
+        entity_type=state["entity_type"],
+        entity_id=state["entity_id"],
+        api_key_ids=tuple(state["keys"]),
+        member_keys=state["members"],
+        severity=Severity(state["severity"]),
+        score=state["score"],
+        reason=reason,
+        ts=iso_ms(now_ms),
+    )
 
 
 # Keys per distill.actions message: 500 ids of up to ~200 bytes stay far below Kafka's 1 MiB.
 ACTION_PAGE_KEYS = 500
 
 
-def pages(record: dict, page_keys: int = ACTION_PAGE_KEYS) -> list[dict]:
+def pages(record: Action, page_keys: int = ACTION_PAGE_KEYS) -> list[Action]:
     """``record`` as the messages that carry all its keys, ``page_keys`` at most in each.
 
-    >>> record = {"action_id": "dg:x:v1:throttle", "api_key_ids": ["k1", "k2", "k3"], "member_keys": 3}
-    >>> [(p["page"], p["pages"], p["api_key_ids"]) for p in pages(record, page_keys=2)]
-    [(1, 2, ['k1', 'k2']), (2, 2, ['k3'])]
+    >>> record = _record({"dedup_key": "dg:x", "version": 1, "alert_id": "x", "entity_type": "cluster",
+    ...                   "entity_id": "x", "keys": ["k1", "k2", "k3"], "members": 3, "severity": "warning",
+    ...                   "score": 0.7}, "throttle", 0, "why")
+    >>> [(p.page, p.pages, p.api_key_ids) for p in pages(record, page_keys=2)]
+    [(1, 2, ('k1', 'k2')), (2, 2, ('k3',))]
     """
     if page_keys < 1:
         raise ValueError(f"page_keys must be at least 1, not {page_keys}")
-    keys = record["api_key_ids"]
+    keys = record.api_key_ids
     chunks = [keys[start:start + page_keys] for start in range(0, len(keys), page_keys)] or [keys]
-    return [{**record, "api_key_ids": chunk, "page": number, "pages": len(chunks)}
+    return [replace(record, api_key_ids=chunk, page=number, pages=len(chunks))
             for number, chunk in enumerate(chunks, start=1)]
 
 
-def next_action(state: dict, policy: ActionPolicy, now_ms: int) -> dict | None:
+def next_action(state: dict, policy: ActionPolicy, now_ms: int) -> Action | None:
     """The action record this incident still owes the gateway, if any (the caller marks it sent)."""
     if state["status"] in ACTIVE:
         if state.get("acted_v", 0) >= state["version"]:
@@ -77,10 +79,10 @@ def next_action(state: dict, policy: ActionPolicy, now_ms: int) -> dict | None:
     return None
 
 
-def mark_acted(state: dict, record: dict) -> None:
+def mark_acted(state: dict, record: Action) -> None:
     """Record (in place) that ``record`` was produced."""
-    if record["action"] == "release":
+    if record.action == "release":
         state["released"] = 1
     else:
-        state["acted_v"] = record["version"]
-        state["action"] = record["action"]
+        state["acted_v"] = record.version
+        state["action"] = record.action

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from distillguard.embedded import EmbeddedBroker
-from distillguard.processes import WorkerProcess
+from distillguard.devtools.embedded import EmbeddedBroker
+from distillguard.devtools.processes import WorkerProcess
 from distillguard.streams.settings import WorkerSettings
 from distillguard.streams.topics import ensure_topics
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from distillguard.embedded import free_port
+from distillguard.contracts.feedback import Feedback
+from distillguard.devtools.embedded import free_port
 
 
 class Receiver:
@@ -250,7 +251,7 @@ class RouterRun:
         self.processes: list = []
 
     def start(self):
-        from distillguard.processes import WorkerProcess
+        from distillguard.devtools.processes import WorkerProcess
 
         process = WorkerProcess(self.broker.bootstrap, self.root / "data", env=self.env,
                                 command=("router", "--routes", str(self.routes_path)),
@@ -278,10 +279,10 @@ class RouterRun:
         assert producer.flush(30) == 0
 
     def feedback(self, entity_type: str, entity_id: str, action: str, reason: str = "test",
-                 until: float | None = None) -> dict:
-        from distillguard.feedback import feedback_record, produce_feedback
+                 until: float | None = None) -> Feedback:
+        from distillguard.feedback import produce_feedback
 
-        record = feedback_record(entity_type, entity_id, action, reason=reason, actor="oncall-test", until=until)
+        record = Feedback.new(entity_type, entity_id, action, reason=reason, actor="oncall-test", until=until)
         produce_feedback({"bootstrap.servers": self.broker.bootstrap}, self.topics["feedback"], record)
         return record
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distillguard.embedded import free_port
+from distillguard.devtools.embedded import free_port
 
 from .receivers import Alertmanager
 
@@ -118,7 +118,10 @@ def read_only_copy(root: Path) -> Path:
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
     for name in filter(None, files.decode().split("\0")):
         source = ROOT / name
-        if source.is_file():
+        if source.is_symlink():  # distillguard/models -> ../models etc., as COPY keeps them
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).symlink_to(os.readlink(source))
+        elif source.is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
     for path in sorted(root.rglob("*"), reverse=True) + [root]:

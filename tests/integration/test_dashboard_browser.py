@@ -27,7 +27,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from distillguard.embedded import free_port
+from distillguard.devtools.embedded import free_port
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -295,7 +295,7 @@ def test_a_second_process_on_the_same_chdb_directory_is_told_why(dashboard, data
 def test_worker_serves_metrics_and_the_dashboard_after_a_demo_run(pipeline, browser):
     """The demo traffic through the embedded broker and a worker (which owns the chDB): its
     ``/metrics`` has the pipeline gauges and its ``/dashboard/`` draws the same plots."""
-    from distillguard.demo_traffic import bad_records, demo_events, iter_encoded
+    from distillguard.devtools.demo_traffic import bad_records, demo_events, iter_encoded
 
     records = list(iter_encoded(demo_events(users=30, campaign_events=400, hydra_keys=12)))
     records[100:100] = [(b"bad", raw) for raw in bad_records()]

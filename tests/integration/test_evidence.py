@@ -6,19 +6,19 @@ import os
 import subprocess
 import sys
 
-from distillguard.demo_traffic import demo_events
+from distillguard.devtools.demo_traffic import demo_events
 
 SEED = """
 import json, sys
-from distillguard.dashboard import data_dir_settings, seed_demo
-from distillguard.feedback import feedback_record, parse_feedback
+from distillguard.dashboard.server import data_dir_settings, seed_demo
+from distillguard.contracts.feedback import Feedback
 from distillguard.sinks.clickhouse import ClickHouseSink
 settings = data_dir_settings(sys.argv[1])
 seed_demo(settings)
 sink = ClickHouseSink(settings)
-record = feedback_record("key", "demo_sweeper", "ack", reason="looking at it", actor="carol")
+record = Feedback.new("key", "demo_sweeper", "ack", reason="looking at it", actor="carol")
 for _ in range(2):  # stored twice (two workers read it): one row
-    sink.add_feedback(parse_feedback(json.dumps(record).encode()))
+    sink.add_feedback(Feedback.parse(record.to_bytes()))
 sink.flush()
 print(json.dumps(sink.client.query("SELECT alert_id, entity_type FROM distillguard.alerts FINAL").result_rows))
 sink.close()

@@ -11,8 +11,8 @@ from collections import Counter
 
 from confluent_kafka import Consumer, TopicPartition
 
-from distillguard.demo_traffic import demo_events, iter_encoded
-from distillguard.embedded import EmbeddedBroker
+from distillguard.devtools.demo_traffic import demo_events, iter_encoded
+from distillguard.devtools.embedded import EmbeddedBroker
 
 from .conftest import counters_of, health_status, metric, wait_for, wait_rows
 

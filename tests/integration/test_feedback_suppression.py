@@ -12,8 +12,9 @@ import uuid
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from distillguard.demo_traffic import demo_events, iter_encoded
-from distillguard.feedback import feedback_record, produce_feedback
+from distillguard.devtools.demo_traffic import demo_events, iter_encoded
+from distillguard.contracts.feedback import Feedback
+from distillguard.feedback import produce_feedback
 
 
 def test_false_positive_feedback_suppresses_alerts_and_is_stored(pipeline):
@@ -23,8 +24,8 @@ def test_false_positive_feedback_suppresses_alerts_and_is_stored(pipeline):
     for future in admin.create_topics([NewTopic(topic, 4, 1)]).values():
         future.result(15)
     # Marked before the worker starts: the worker reads the topic before it scores anything.
-    produce_feedback(kafka, topic, feedback_record("key", "demo_sweeper", "false_positive",
-                                                   reason="our own red team", actor="alice"))
+    produce_feedback(kafka, topic, Feedback.new("key", "demo_sweeper", "false_positive",
+                                                reason="our own red team", actor="alice"))
     worker = pipeline.start_worker(DG_FEEDBACK_TOPIC=topic)
     events = demo_events(seed=11, users=40, campaign_events=500)
     pipeline.produce(list(iter_encoded(events)))

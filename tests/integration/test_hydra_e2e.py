@@ -6,7 +6,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from distillguard.demo_traffic import demo_events, hydra_events, iter_encoded
+from distillguard.devtools.demo_traffic import demo_events, hydra_events, iter_encoded
 
 from .conftest import metric, wait_for
 

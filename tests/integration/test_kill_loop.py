@@ -15,8 +15,8 @@ from collections import Counter
 
 from confluent_kafka import Consumer, TopicPartition
 
-from distillguard.demo_traffic import demo_events, iter_encoded
-from distillguard.embedded import EmbeddedBroker
+from distillguard.devtools.demo_traffic import demo_events, iter_encoded
+from distillguard.devtools.embedded import EmbeddedBroker
 from distillguard.streams.alert_outbox import alert_identity
 
 from .conftest import Pipeline, wait_rows

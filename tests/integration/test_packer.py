@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 
-from distillguard.demo_traffic import demo_events, iter_encoded
+from distillguard.devtools.demo_traffic import demo_events, iter_encoded
 
 from .conftest import wait_for, wait_rows
 from .test_replay_equivalence import _assert_same_cluster_incidents, _hydras, _incidents, _replay

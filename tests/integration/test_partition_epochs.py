@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from distillguard.demo_traffic import demo_events, iter_encoded
-from distillguard.embedded import EmbeddedBroker
+from distillguard.devtools.demo_traffic import demo_events, iter_encoded
+from distillguard.devtools.embedded import EmbeddedBroker
 from distillguard.streams.topics import ensure_topics
 
 from .conftest import Pipeline, health_status, metric, wait_for, wait_rows

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from distillguard.demo_traffic import bad_records, demo_events, iter_encoded
+from distillguard.devtools.demo_traffic import bad_records, demo_events, iter_encoded
 
 BAD = bad_records() + [
     b"\xff\xfe not utf-8",

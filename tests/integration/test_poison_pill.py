@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 
-from distillguard.demo_traffic import demo_events, iter_encoded
+from distillguard.devtools.demo_traffic import demo_events, iter_encoded
 
 from .conftest import metric, wait_for, wait_rows
 from .test_faults import committed

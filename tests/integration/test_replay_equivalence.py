@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from distillguard.demo_traffic import demo_events, hydra_events, iter_encoded
+from distillguard.devtools.demo_traffic import demo_events, hydra_events, iter_encoded
 
 from .conftest import health_status, wait_for, wait_rows
 
@@ -115,7 +115,7 @@ def test_cluster_incidents_are_replays_after_a_kill_and_restart(pipeline, tmp_pa
 def test_cluster_incidents_are_replays_across_a_rebalance(pipeline, tmp_path):
     # A second worker joins mid-stream: the input partitions (and perhaps the links partition,
     # whose new owner rebuilds the cluster detector from the links topic) move between them.
-    from distillguard.processes import WorkerProcess
+    from distillguard.devtools.processes import WorkerProcess
 
     events, hydras = _hydras()
     replayed = _replay(events, tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka.admin import AdminClient
 
-from distillguard.demo_traffic import demo_events, iter_encoded
+from distillguard.devtools.demo_traffic import demo_events, iter_encoded
 from distillguard.streams.topics import broker_default_replication_factor
 
 

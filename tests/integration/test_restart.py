@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from distillguard.demo_traffic import demo_events, iter_encoded
+from distillguard.devtools.demo_traffic import demo_events, iter_encoded
 
 from .conftest import wait_rows
 

@@ -216,7 +216,7 @@ def test_router_alertmanager_hung_replica_holds_back_neither_the_others_nor_the_
     alerts, and the refusing replica is reported once on the failed topic."""
     import socket
 
-    from distillguard.embedded import free_port
+    from distillguard.devtools.embedded import free_port
 
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from distillguard.demo_traffic import demo_events, iter_encoded
-from distillguard.embedded import free_port
+from distillguard.devtools.demo_traffic import demo_events, iter_encoded
+from distillguard.devtools.embedded import free_port
 
 from .conftest import wait_for
 

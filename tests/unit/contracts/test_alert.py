@@ -28,7 +28,7 @@ def test_one_time_format_milliseconds_utc_z():
 
 
 def test_a_detector_alert_round_trips_byte_for_byte():
-    from distillguard.demo_traffic import demo_events
+    from distillguard.devtools.demo_traffic import demo_events
     from distillguard.models.events import parse_event
     from distillguard.models.pipeline import KeyPipeline
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from distillguard.demo_traffic import demo_events, hydra_events
-from distillguard.models.events import RequestEvent, parse_event
+from distillguard.devtools.demo_traffic import demo_events, hydra_events
+from distillguard.contracts.request_event import RequestEvent, parse_event
 from distillguard.replay import run_replay
 from distillguard.sinks.routing import actions, lifecycle
 from distillguard.sinks.routing.routes import ActionPolicy, Lifecycle
@@ -99,7 +99,12 @@ def _alert(entity_type: str, entity_id: str, severity: str, score: float, keys: 
             "reasons": [{"signal": "extraction_style_share", "value": 0.8, "baseline": 0.05, "weight": 1.0}]}
 
 
-def _incident_actions(alerts: list[dict]) -> list[dict]:
+def _wire(action) -> dict:
+    """An action message as a gateway reads it off distill.actions."""
+    return json.loads(action.to_bytes())
+
+
+def _incident_actions(alerts: list[dict]) -> list:
     """Every action record of one incident: each alert in turn, then a resolve."""
     state, records, now = None, [], 1
     for alert in alerts:
@@ -118,9 +123,9 @@ def test_action_records_follow_the_action_contract():
                                  _alert("key", "key_7", "warning", 0.7, ["key_7"])])
     records += _incident_actions([_alert("cluster", "c9", "warning", 0.6, members[:4]),
                                   _alert("cluster", "c9", "critical", 0.9, members)])
-    assert [r["action"] for r in records] == ["throttle", "perturb_outputs", "release",
-                                              "perturb_outputs", "suspend", "release"]
-    assert_valid("distill.action.v1", [page for record in records for page in actions.pages(record)])
+    assert [r.action for r in records] == ["throttle", "perturb_outputs", "release",
+                                           "perturb_outputs", "suspend", "release"]
+    assert_valid("distill.action.v1", [_wire(page) for record in records for page in actions.pages(record)])
 
 
 @pytest.mark.parametrize("broken", [
@@ -132,7 +137,7 @@ def test_action_records_follow_the_action_contract():
     {"page": 0},                  # pages count from 1
 ])
 def test_the_action_contract_rejects_what_a_gateway_could_not_act_on(broken):
-    (record,) = actions.pages(_incident_actions([_alert("key", "k1", "warning", 0.7, ["k1"])])[0])
+    (record,) = map(_wire, actions.pages(_incident_actions([_alert("key", "k1", "warning", 0.7, ["k1"])])[0]))
     check = validator("distill.action.v1")
     assert check.is_valid(record)
     assert not check.is_valid({**record, **broken})
@@ -142,13 +147,13 @@ def test_a_big_incident_is_enforced_on_every_key_in_pages_that_follow_the_contra
     """A 1,201-key hydra: every key reaches the gateway, 500 at most a message (not the first 50)."""
     members = [f"key_{i:04d}" for i in range(1201)]
     records = _incident_actions([_alert("cluster", "c1", "critical", 0.9, members)])
-    assert [r["action"] for r in records] == ["suspend", "release"]
-    messages = [page for record in records for page in actions.pages(record, page_keys=500)]
+    assert [r.action for r in records] == ["suspend", "release"]
+    messages = [_wire(page) for record in records for page in actions.pages(record, page_keys=500)]
     assert_valid("distill.action.v1", messages)
     suspend = [m for m in messages if m["action"] == "suspend"]
     assert [(m["page"], m["pages"], len(m["api_key_ids"])) for m in suspend] == [(1, 3, 500), (2, 3, 500), (3, 3, 201)]
     assert [k for m in suspend for k in m["api_key_ids"]] == members
-    assert {m["action_id"] for m in suspend} == {records[0]["action_id"]} and {m["member_keys"] for m in suspend} == {1201}
+    assert {m["action_id"] for m in suspend} == {records[0].action_id} and {m["member_keys"] for m in suspend} == {1201}
 
 
 def test_the_gateway_example_restricts_every_key_of_a_paged_incident_and_lifts_them_on_release():
@@ -161,10 +166,10 @@ def test_the_gateway_example_restricts_every_key_of_a_paged_incident_and_lifts_t
     members = [f"key_{i:03d}" for i in range(200)]
     records = _incident_actions([_alert("cluster", "c2", "warning", 0.6, members[:120]),
                                  _alert("cluster", "c2", "critical", 0.9, members)])
-    (other,) = actions.pages(_incident_actions([_alert("key", "key_007", "warning", 0.7, ["key_007"])])[0])
+    (other,) = map(_wire, actions.pages(_incident_actions([_alert("key", "key_007", "warning", 0.7, ["key_007"])])[0]))
     policy = example.GatewayPolicy()
     assert policy.apply(other)
-    opened, escalated, release = ([page for page in actions.pages(r, page_keys=64)] for r in records)
+    opened, escalated, release = ([_wire(page) for page in actions.pages(r, page_keys=64)] for r in records)
     assert all(policy.apply(page) for page in opened + escalated)
     assert policy.enforced == {k: "suspend" for k in members}
     assert not any(policy.apply(page) for page in opened + escalated)  # re-sent after a restart: nothing new

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
-from distillguard.dashboard import DashboardSettings
+from distillguard.dashboard.server import DashboardSettings
 from distillguard.sinks.clickhouse import ClickHouseSettings
 from distillguard.sinks.routing.routes import parse_routes
 from distillguard.streams.router import RouterSettings
@@ -44,7 +44,7 @@ def code_env_names() -> set[str]:
     """Names read straight from os.environ in the package's code."""
     pattern = re.compile(r"""os\.environ(?:\.get\(|\[)\s*["']([A-Z0-9_]+)["']""")
     names = set()
-    for folder in ("core", "streams", "sinks", "models"):
+    for folder in ("distillguard", "streams", "sinks", "models"):
         for path in (ROOT / folder).rglob("*.py"):
             names |= set(pattern.findall(path.read_text()))
     return names
@@ -232,7 +232,7 @@ def test_worker_app_serves_the_probed_paths(monkeypatch, tmp_path):
     assert SERVED["worker"][0] <= served, served
     # the router (a Faust app too) and the dashboard (aiohttp) register theirs in code
     assert '@app.page("/health")' in (ROOT / "streams" / "router.py").read_text()
-    assert 'add_get("/health"' in (ROOT / "core" / "dashboard.py").read_text()
+    assert 'add_get("/health"' in (ROOT / "distillguard" / "dashboard" / "server.py").read_text()
 
 
 def test_every_container_has_requests_limits_and_runs_unprivileged(manifests):

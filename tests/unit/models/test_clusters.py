@@ -493,7 +493,7 @@ def _hydra_link_records(partitions: int = 8) -> tuple[LinkRecord, ...]:
     import json
     import zlib
 
-    from distillguard.demo_traffic import demo_events, hydra_events
+    from distillguard.devtools.demo_traffic import demo_events, hydra_events
     from distillguard.models.clusters import link_record
     from distillguard.models.events import parse_event
     from distillguard.models.pipeline import KeyPipeline

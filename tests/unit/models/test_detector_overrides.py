@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from distillguard.demo_traffic import demo_events
+from distillguard.devtools.demo_traffic import demo_events
 from distillguard.errors import ConfigError, OverridesError
 from distillguard.models.pipeline import DetectorConfig
 from distillguard.streams.settings import WorkerSettings

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from distillguard.demo_traffic import demo_events
+from distillguard.devtools.demo_traffic import demo_events
 from distillguard.models.events import RequestEvent, parse_event
 from distillguard.models.pipeline import ROW_COLUMNS, STATE_BYTES, DetectorConfig, KeyPipeline
 

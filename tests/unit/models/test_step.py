@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from distillguard.demo_traffic import demo_events, hydra_events
+from distillguard.devtools.demo_traffic import demo_events, hydra_events
 from distillguard.models.clusters import ClusterDetector, link_record
 from distillguard.models.pipeline import KeyPipeline
 from distillguard.models.step import DeadLetter, Record, RequestProcessor

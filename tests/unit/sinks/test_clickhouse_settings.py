@@ -123,7 +123,7 @@ def test_web_queries_use_their_own_session_less_client_never_the_writers(server_
 
 
 def test_the_dashboard_queries_on_a_session_less_client(server_clients):
-    from distillguard.dashboard import open_queries
+    from distillguard.dashboard.server import open_queries
 
     settings, made = server_clients
     open_queries(settings)

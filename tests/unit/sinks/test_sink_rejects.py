@@ -11,7 +11,7 @@ import time
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
-from distillguard.faults import FaultInjection
+from distillguard.devtools.faults import FaultInjection
 from distillguard.models.columns import EVENT_COLUMNS
 from distillguard.sinks.clickhouse import ClickHouseSink, refuses_rows
 from distillguard.sinks.errors import RowsRejected, SinkUnavailable

@@ -108,7 +108,7 @@ def test_faust_app_gets_the_credentials_and_confluent_clients_the_same_secret(mo
 
 
 def test_router_and_dashboard_bind_to_loopback_by_default(monkeypatch):
-    from distillguard.dashboard import DashboardSettings
+    from distillguard.dashboard.server import DashboardSettings
     from distillguard.streams.router import RouterSettings
 
     for name in ("DG_WEB_BIND", "DG_WEB_HOST", "DG_ROUTER_WEB_BIND", "DG_ROUTER_WEB_HOST", "DG_DASHBOARD_HOST"):

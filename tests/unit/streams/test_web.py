@@ -216,7 +216,8 @@ def test_router_app_binds_and_guards_as_the_worker(monkeypatch, tmp_path):
     (["dashboard"], {"DG_DASHBOARD_HOST": "::"}),
 ])
 def test_cli_refuses_an_exposed_endpoint_without_a_token(monkeypatch, tmp_path, capsys, command, env):
-    from distillguard import cli, dashboard
+    from distillguard import cli
+    from distillguard.dashboard import server as dashboard
     from distillguard.streams import router, topics
 
     def started(*args, **kwargs):  # fail fast, where a process that went on would block on Kafka
@@ -236,7 +237,7 @@ def test_cli_refuses_an_exposed_endpoint_without_a_token(monkeypatch, tmp_path, 
 
 
 def test_dashboard_app_asks_for_the_token(monkeypatch):
-    from distillguard.dashboard import DashboardSettings, build_web_app
+    from distillguard.dashboard.server import DashboardSettings, build_web_app
 
     monkeypatch.setenv("DG_WEB_TOKEN", TOKEN)  # the dashboard takes the workers' token too
     settings = DashboardSettings()
@@ -246,7 +247,7 @@ def test_dashboard_app_asks_for_the_token(monkeypatch):
 
 
 def test_worker_process_sends_the_token_it_was_started_with(monkeypatch):
-    from distillguard.processes import WorkerProcess
+    from distillguard.devtools.processes import WorkerProcess
 
     worker = WorkerProcess("127.0.0.1:1", data_dir=None, env={"DG_WEB_TOKEN": TOKEN}, web_port=1)
     assert worker.request("/alerts").get_header("Authorization") == f"Bearer {TOKEN}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .embedded import free_port
-from .errors import DistillguardError
+from ..errors import DistillguardError
 
 
 class WorkerError(DistillguardError):

@@ -101,27 +101,31 @@ def _cmd_routes_check(args: argparse.Namespace) -> int:
 def _cmd_feedback(args: argparse.Namespace) -> int:
     """``ack`` / ``resolve`` / ``false-positive``: one record on the feedback topic."""
     import getpass
-    import os
 
-    from distillguard.feedback import feedback_record, produce_feedback, split_entity
-    from distillguard.streams.settings import WorkerSettings
+    from distillguard.errors import ConfigError
+    from distillguard.contracts.feedback import Feedback
+    from distillguard.feedback import FeedbackCommandSettings, produce_feedback, split_entity
 
+    try:
+        settings = FeedbackCommandSettings()
+    except ConfigError as exc:
+        print(f"distillguard {args.command}: {exc}", file=sys.stderr)
+        return 2
     entity_type, entity_id = split_entity(args.entity, args.type)
     until = None
     if args.command == "snooze":
         until = time.time() + args.duration
-    record = feedback_record(entity_type, entity_id, args.command.replace("-", "_"), reason=args.reason or "",
-                             actor=args.actor or os.environ.get("DG_ACTOR") or getpass.getuser(), until=until)
+    record = Feedback.new(entity_type, entity_id, args.command.replace("-", "_"), reason=args.reason or "",
+                          actor=args.actor or settings.actor or getpass.getuser(), until=until)
     from distillguard.streams.router import RouterSettings, router_topics
 
-    worker = WorkerSettings()
-    topic = args.topic or worker.feedback_topic
-    kafka = worker.confluent_config()
+    topic = args.topic or settings.feedback_topic
+    kafka = settings.confluent_config()
     # Created like the router creates it (as many partitions as the alerts topic), never
     # auto-created with the broker's default count.
     router_topics(RouterSettings(feedback_topic=topic), kafka, names=(topic,))
     produce_feedback(kafka, topic, record)
-    print(f"{record['action']} {entity_type}:{entity_id} -> {topic} ({record['feedback_id']})", file=sys.stderr)
+    print(f"{record.action} {entity_type}:{entity_id} -> {topic} ({record.feedback_id})", file=sys.stderr)
     return 0
 
 
@@ -200,7 +204,7 @@ def _kafka_window(args: argparse.Namespace, settings):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from distillguard.demo import run_demo
+    from distillguard.devtools.demo import run_demo
 
     return run_demo(data_dir=Path(args.data_dir), broker_kind=args.broker, forever=args.forever, rate=args.rate)
 
@@ -249,7 +253,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    from distillguard.embedded import EmbeddedBroker
+    from distillguard.devtools.embedded import EmbeddedBroker
 
     with EmbeddedBroker(args.kind, data_dir=Path(args.data_dir) / "broker", port=args.port) as broker:
         print(f"DG_KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
@@ -261,7 +265,7 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from distillguard.dashboard import DashboardSettings, data_dir_settings, seed_demo, serve
+    from distillguard.dashboard.server import DashboardSettings, data_dir_settings, seed_demo, serve
     from distillguard.errors import DistillguardError
 
     ch_settings = data_dir_settings(args.data_dir)
@@ -280,7 +284,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 def _cmd_migrate(args: argparse.Namespace) -> int:
     """Apply the ClickHouse schema migrations and exit: the k8s Job before a rollout, so the
     workers and the dashboard can run with DG_CLICKHOUSE_MIGRATE=false (no DDL rights)."""
-    from distillguard.dashboard import data_dir_settings
+    from distillguard.dashboard.server import data_dir_settings
     from distillguard.errors import DistillguardError
     from distillguard.sinks.clickhouse import apply_migrations, make_client
     from distillguard.sinks.migrations import LATEST
@@ -405,7 +409,13 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command in ("worker", "router"):
         sys.argv = [sys.argv[0]]  # faust's Worker parses argv itself
-    return args.func(args)
+    from distillguard.errors import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as exc:  # any command's bad DG_* value or file: the variable or file named, no traceback
+        print(f"distillguard {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

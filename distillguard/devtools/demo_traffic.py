@@ -12,7 +12,8 @@ import json
 import random
 from collections.abc import Iterator
 
-from .contracts.alert import iso_ms
+from ..contracts.alert import iso_ms
+from ..contracts.request_event import SCHEMA
 
 START_MS = 1_769_904_000_000  # 2026-02-01T00:00:00Z
 
@@ -69,7 +70,7 @@ def _event(rng: random.Random, ts_ms: int, key: str, account: str, prompt: str, 
            fingerprint: str, tier: str, model: str = "frontier-3-sonnet") -> dict:
     event_id = "ev_" + hashlib.blake2b(f"{key}:{ts_ms}:{prompt}".encode(), digest_size=10).hexdigest()
     return {
-        "schema": "llm.request.v1", "event_id": event_id,
+        "schema": SCHEMA, "event_id": event_id,
         "ts": iso_ms(ts_ms),
         "api_key_id": key, "account_id": account, "org_id": None, "model": model,
         "endpoint": "/v1/messages", "prompt": prompt, "system_prompt": None,
@@ -165,7 +166,7 @@ def hydra_events(seed: int = 13, keys: int = 30, per_key: int = 15, start_hour: 
 
 def bad_records() -> list[bytes]:
     """A few records that must be dead-lettered, to show the DLQ in the demo."""
-    return [b"{not json", json.dumps({"schema": "llm.request.v1", "event_id": "bad1"}).encode(),
+    return [b"{not json", json.dumps({"schema": SCHEMA, "event_id": "bad1"}).encode(),
             json.dumps({"schema": "llm.request.v2", "event_id": "x"}).encode()]
 
 

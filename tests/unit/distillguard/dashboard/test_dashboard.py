@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from distillguard.dashboard import line_chart, render_dashboard, render_incident
+from distillguard.dashboard.charts import line_chart
+from distillguard.dashboard.pages import render_dashboard, render_incident
 from distillguard.sinks.queries import DashboardQueries
 
 T0 = datetime(2026, 2, 1)

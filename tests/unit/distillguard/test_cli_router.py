@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from distillguard.cli import main
-from distillguard.embedded import free_port
+from distillguard.devtools.embedded import free_port
 
 ROOT = Path(__file__).parents[3]
 

@@ -27,9 +27,12 @@ def describe_invalid(cls: type[BaseSettings], exc: ValidationError) -> str:
     """One line per problem: ``DG_X (field x): why``; the input value is left out on purpose
     (a password, a token)."""
     problems = []
+    # A field read from named variables is reported under the variable's name: back to the field.
+    field_of = {env: name for name in cls.model_fields for env in env_names(cls, name)}
     for error in exc.errors(include_input=False, include_url=False):
         loc = error.get("loc") or ()
         name = str(loc[0]) if loc else ""
+        name = name if name in cls.model_fields else field_of.get(name, name)
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         if name in cls.model_fields:
             problems.append(f"{env_names(cls, name)[0]} (field {name}): {message}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
-from .settings import DistillguardSettings
+from ..settings import DistillguardSettings
 
 
 class FaultInjection(DistillguardSettings):

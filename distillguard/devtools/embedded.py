@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DistillguardError
+from ..errors import DistillguardError
 
 log = logging.getLogger(__name__)
 

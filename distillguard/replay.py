@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from distillguard.contracts.alert import alert_bytes
 from distillguard.errors import DistillguardError
 from distillguard.models.clusters import ClusterDetector
 from distillguard.models.pipeline import DetectorConfig, KeyPipeline
@@ -313,7 +314,7 @@ def _write(batch: BatchResult, states: dict[str, bytes], summary: ReplaySummary,
     summary.link_records += len(batch.links)
     summary.alerts += len(batch.alerts)
     for alert in batch.alerts:
-        out.write(json.dumps(alert, separators=(",", ":")) + "\n")
+        out.write(alert_bytes(alert).decode("utf-8") + "\n")  # as the worker sends it on distill.alerts
     if dlq:
         for dead in batch.dead_letters:
             try:
