@@ -4,8 +4,8 @@
     python benchmarks/cluster_ids.py [EVENTS] [--partitions 8] [--seeds 2]
 
 EVENTS defaults to ../shared/data/streams/dev-s1/events.jsonl.gz. Its events go through
-the per-key pipeline in file order (as ``distillguard replay``), each link record tagged
-with an input partition (by key) and offset; then the cluster detector is fed those records
+the one event step (``RequestProcessor.run``, as the workers and ``distillguard replay``) in
+file order, each record tagged with an input partition (by key) and offset; then the cluster detector is fed those records
 in time order (replay) and in interleavings a worker produces (each partition's records in
 order): partitions drained from a backlog in chunks of 50-1,500 records, one partition
 30 minutes to 10 hours behind, partitions merged at random a few hundred records at a
@@ -24,9 +24,9 @@ import random
 import zlib
 from pathlib import Path
 
-from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
-from distillguard.models.events import BadRecord, parse_event
+from distillguard.models.clusters import ClusterDetector, LinkRecord
 from distillguard.models.pipeline import KeyPipeline
+from distillguard.models.step import Record, RequestProcessor
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_S1 = ROOT.parent / "shared" / "data" / "streams" / "dev-s1" / "events.jsonl.gz"
@@ -34,23 +34,25 @@ RESULTS = ROOT / "benchmarks" / "results" / "cluster_ids.json"
 
 
 def link_records(path: Path, partitions: int) -> list[LinkRecord]:
-    pipeline, states, offsets, records = KeyPipeline(), {}, [0] * partitions, []
+    """The link records of ``path``'s events, made by the one event step (models/step.py) as the
+    workers make them: each line a record of the partition its key hashes to, at the next offset."""
+    offsets, records = [0] * partitions, []
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as src:
         for line in src:
-            event = parse_event(line.rstrip(b"\r\n"))
-            if isinstance(event, BadRecord):
-                continue
-            partition = zlib.crc32(event.api_key_id.encode()) % partitions
-            result = pipeline.step(states.get(event.api_key_id), event)
-            if result.duplicate:
-                continue
-            states[event.api_key_id] = result.state
-            record = link_record(event, result, partition=partition, offset=offsets[partition])
+            key = _key_of(line)
+            partition = zlib.crc32(key) % partitions if key is not None else 0
+            records.append(Record(line.rstrip(b"\r\n"), key, partition, offsets[partition], offsets[partition]))
             offsets[partition] += 1
-            if record is not None:
-                records.append(record)
-    return records
+    return RequestProcessor(KeyPipeline(), source_topic="llm.requests").run(records, {}).links
+
+
+def _key_of(line: bytes) -> bytes | None:
+    """The record's Kafka key, as the gateway sets it (its api_key_id); None for a bad line."""
+    try:
+        return json.loads(line)["api_key_id"].encode("utf-8", "surrogatepass")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _queues(records):

@@ -10,6 +10,9 @@ replaced by no-ops: the code before them), in interleaved chunks of 500 events t
 time (the box is shared: interleaving spreads the load over both), and reports us/event
 each way, and the share of events whose style, families or topic sketch differ. Writes
 ``benchmarks/results/multilingual.json`` and ``multilingual.md``.
+
+A micro-benchmark of one function (``features.featurize``), not of the event step: events are
+decoded with ``parse_event`` outside the timing, and the step (``models/step.py``) is not run.
 """
 from __future__ import annotations
 

@@ -17,7 +17,9 @@ Writes ``benchmarks/results/normalise.json`` and ``normalise.md``:
    ``../shared/tools/score.py``: key recall, campaign recall, benign FPR before vs after.
 3. dev-s1 itself: the alerted keys and cluster incidents before vs after, every difference listed.
 
-Streams and alerts go to ``var/bench/normalise/`` (never committed).
+Streams and alerts go to ``var/bench/normalise/`` (never committed). Part 1 is a micro-benchmark
+of one function (``featurize``, events decoded with ``parse_event`` outside the timing); parts 2
+and 3 replay through ``run_replay``, which runs the one event step (``models/step.py``).
 """
 from __future__ import annotations
 

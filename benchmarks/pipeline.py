@@ -10,7 +10,7 @@
 Phases:
 
 * ``throughput``: the first N events of the dev stream produced as fast as possible into
-  one worker; sustained events/s until the worker has processed them all, ClickHouse rows.
+  one worker; sustained events/s until the worker has processed and stored them all.
 * ``latency``: synthetic traffic (ordinary users and many sweeping keys, each of which
   alerts once it has shown enough) produced at a fixed offered rate with event time = wall
   clock; event->alert latency is the time an alert is read from ``distill.alerts`` minus
@@ -19,6 +19,12 @@ Phases:
 * ``scaleout``: the throughput phase with two worker processes in one consumer group
   (partitions split between them); compared with one worker.
 * ``clickhouse``: feature rows through the sink into a fresh embedded chDB (rows/s).
+* ``packed``: side by side in one run (issue #20 item 2): 1 worker reading ``llm.requests``
+  directly, 1 worker behind ``distillguard packer`` (DG_READ_PACKED), 2 workers behind the
+  packer, and the latency phase behind the packer at ``--load`` (60 %) of the rate the packed
+  worker reached; writes ``--markdown`` (benchmarks/results/worker-packed.md) beside the JSON.
+
+``--packed`` runs the throughput, scaleout and latency phases behind the packer.
 
 Writes ``benchmarks/results/pipeline.json`` (phases merged into what is already there).
 Numbers depend on the machine and on what else runs on it: the JSON records both.
@@ -42,7 +48,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from distillguard.devtools.demo_traffic import _ASKS, _CONCEPTS, _ELICIT, _SUBJECTS, _event, demo_events
-from distillguard.devtools.embedded import EmbeddedBroker
+from distillguard.devtools.embedded import EmbeddedBroker, free_port
 from distillguard.devtools.processes import WorkerProcess
 from distillguard.streams.settings import WorkerSettings
 from distillguard.streams.topics import ensure_topics
@@ -92,6 +98,10 @@ def _processed(workers: list[WorkerProcess]) -> int:
     return sum(_health(w)["counters"]["events"] for w in workers)
 
 
+def _stored(workers: list[WorkerProcess]) -> int:
+    return sum(w.get("/query/tables")["events"] for w in workers)
+
+
 def _cpu_seconds(worker: WorkerProcess) -> float:
     """User + system CPU the worker process has used (Linux /proc): what an event costs,
     whatever else runs on the machine (wall-clock rates depend on that)."""
@@ -99,35 +109,59 @@ def _cpu_seconds(worker: WorkerProcess) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_throughput(n_events: int, n_workers: int, broker_kind: str) -> dict:
-    work = WORK / f"throughput-{n_workers}"
+PACKED_ENV = {"DG_READ_PACKED": "true"}
+
+
+def _start(broker, work: Path, n_workers: int, packed: bool) -> tuple[list[WorkerProcess], WorkerProcess | None]:
+    """Worker processes (and the packer in front of them when ``packed``), ready."""
+    ensure_topics(WorkerSettings(kafka_bootstrap=broker.bootstrap, read_packed=packed))
+    env = PACKED_ENV if packed else {}
+    # One chDB directory per worker process (chDB is one process per directory); in
+    # production they share a ClickHouse server.
+    workers = [WorkerProcess(broker.bootstrap, work / f"data-{i}", env=dict(env)).start() for i in range(n_workers)]
+    packer = None
+    if packed:
+        port = free_port()
+        packer = WorkerProcess(broker.bootstrap, work / "packer", env={"DG_PACKER_WEB_PORT": str(port)},
+                               web_port=port, command=("packer",)).start()
+    return workers, packer
+
+
+def run_throughput(n_events: int, n_workers: int, broker_kind: str, packed: bool = False) -> dict:
+    work = WORK / f"throughput-{n_workers}{'-packed' if packed else ''}"
     shutil.rmtree(work, ignore_errors=True)
     records = _dev_records(n_events)
     with EmbeddedBroker(broker_kind, data_dir=work / "broker", log_path=work / "broker.log") as broker:
-        ensure_topics(WorkerSettings(kafka_bootstrap=broker.bootstrap))
-        # One chDB directory per worker process (chDB is one process per directory); in
-        # production they share a ClickHouse server.
-        workers = [WorkerProcess(broker.bootstrap, work / f"data-{i}").start() for i in range(n_workers)]
+        workers, packer = _start(broker, work, n_workers, packed)
         try:
-            time.sleep(3.0 * n_workers)  # let the group settle its partition assignment
+            time.sleep(3.0 * n_workers + (3.0 if packed else 0))  # let the groups settle their assignments
             producer = _producer(broker.bootstrap)
             cpu_before = [_cpu_seconds(w) for w in workers]
+            packer_before = _cpu_seconds(packer) if packer else 0.0
             started = time.monotonic()
             for key, value in records:
                 _produce(producer, key, value)
             producer.flush(60)
             produced_s = time.monotonic() - started
+            # Until every event is stored (rows in ClickHouse), not only stepped: a worker can
+            # step faster than it flushes, and a flush is what acks, commits and sends alerts.
             while _processed(workers) < len(records):
                 time.sleep(0.2)
+            while _stored(workers) < len(records):  # (a query of every table: not polled sooner)
+                time.sleep(0.5)
             processed_s = time.monotonic() - started
             cpu_s = sum(_cpu_seconds(w) for w in workers) - sum(cpu_before)
+            packer_cpu_s = _cpu_seconds(packer) - packer_before if packer else None
             time.sleep(2.0)
             tables = [w.get("/query/tables") for w in workers]
             shares = [_health(w)["counters"]["events"] for w in workers]
         finally:
-            for w in workers:
+            for w in workers + ([packer] if packer else []):
                 w.stop()
-    return {"workers": n_workers, "broker": broker_kind, "events": len(records),
+    packer_cost = {} if packer_cpu_s is None else {
+        "packer_cpu_seconds": round(packer_cpu_s, 1),
+        "packer_cpu_ms_per_1k_events": round(1e6 * packer_cpu_s / len(records))}
+    return {"workers": n_workers, "broker": broker_kind, "packed": packed, **packer_cost, "events": len(records),
             "produce_seconds": round(produced_s, 2), "process_seconds": round(processed_s, 2),
             "events_per_second": round(len(records) / processed_s), "events_per_worker": shares,
             "worker_cpu_seconds": round(cpu_s, 1), "worker_cpu_ms_per_1k_events": round(1e6 * cpu_s / len(records)),
@@ -168,16 +202,15 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def run_latency(rate: float, seconds: float, broker_kind: str) -> dict:
-    work = WORK / "latency"
+def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = False) -> dict:
+    work = WORK / f"latency{'-packed' if packed else ''}"
     shutil.rmtree(work, ignore_errors=True)
     events = _latency_traffic(rate, seconds)
     latencies: list[float] = []
     lag_samples: list[int] = []
     stop = threading.Event()
     with EmbeddedBroker(broker_kind, data_dir=work / "broker", log_path=work / "broker.log") as broker:
-        ensure_topics(WorkerSettings(kafka_bootstrap=broker.bootstrap))
-        worker = WorkerProcess(broker.bootstrap, work / "data").start()
+        (worker,), packer = _start(broker, work, 1, packed)
         consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"bench-{os.getpid()}",
                              "auto.offset.reset": "earliest", "enable.auto.commit": False})
         # Assigned, not subscribed: no group rebalance to wait for (and Tansu's group
@@ -227,7 +260,9 @@ def run_latency(rate: float, seconds: float, broker_kind: str) -> dict:
             reader.join(5)
             consumer.close()
             worker.stop()
-    return {"broker": broker_kind, "offered_rate": rate, "events": len(events),
+            if packer:
+                packer.stop()
+    return {"broker": broker_kind, "packed": packed, "offered_rate": rate, "events": len(events),
             "offered_seconds": round(offered_s, 2), "drained_seconds": round(drained_s, 2),
             "achieved_rate": round(len(events) / drained_s), "key_alerts": len(latencies),
             "alert_rows_in_clickhouse": alert_rows,
@@ -268,9 +303,55 @@ def run_clickhouse(n_rows: int) -> dict:
             "rows_stored": stored}
 
 
+def run_packed_comparison(n_events: int, broker_kind: str, load: float, seconds: float) -> dict:
+    """Direct vs packed, 2 packed workers, latency at ``load`` of the packed worker's rate: one run."""
+    direct = run_throughput(n_events, 1, broker_kind)
+    packed = run_throughput(n_events, 1, broker_kind, packed=True)
+    two = run_throughput(n_events, 2, broker_kind, packed=True)
+    rate = round(load * packed["events_per_second"])
+    latency = run_latency(rate, seconds, broker_kind, packed=True)
+    return {"direct_1": direct, "packed_1": packed, "packed_2": two, "latency_packed": latency,
+            "packed_vs_direct": round(packed["events_per_second"] / direct["events_per_second"], 2),
+            "cpu_per_event_direct_over_packed": round(direct["worker_cpu_ms_per_1k_events"]
+                                                      / packed["worker_cpu_ms_per_1k_events"], 2),
+            "two_vs_one_packed": round(two["events_per_second"] / packed["events_per_second"], 2),
+            "latency_load": load}
+
+
+def packed_markdown(result: dict) -> str:
+    rows = [("1 worker, direct (llm.requests)", result["direct_1"]), ("1 worker behind the packer", result["packed_1"]),
+            ("2 workers behind the packer", result["packed_2"])]
+    lines = ["# Worker behind the packer (issue #20 item 2)", "",
+             f"Command: `{result['command']}` ({result['generated_at']}, {result['machine']}, load average before "
+             f"{result['load_average_before']}; the machine is shared: wall-clock rates move with its load, CPU per "
+             "1k events much less).", "",
+             "| setup | events/s | process s | worker CPU s | worker CPU ms / 1k events | packer CPU ms / 1k events "
+             "| CH rows | alert rows |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['events_per_second']} | {r['process_seconds']} | {r['worker_cpu_seconds']} | "
+                     f"{r['worker_cpu_ms_per_1k_events']} | {r.get('packer_cpu_ms_per_1k_events', '-')} | "
+                     f"{r['clickhouse_rows']} | {r['alert_rows']} |")
+    lat = result["latency_packed"]
+    lines += ["", f"- packed / direct, events/s: x{result['packed_vs_direct']}; worker CPU per event direct / packed: "
+              f"x{result['cpu_per_event_direct_over_packed']}",
+              f"- 2 packed workers / 1: x{result['two_vs_one_packed']} (target 1.7; two workers, the packer, the "
+              "broker and chDB share 2 cores here)",
+              f"- event -> alert latency behind the packer at {round(100 * result['latency_load'])} % of the packed "
+              f"worker's rate ({lat['offered_rate']} events/s offered, {lat['achieved_rate']} achieved, "
+              f"{lat['key_alerts']} key alerts): p50 {lat['latency_p50_s']} s, p99 {lat['latency_p99_s']} s, "
+              f"max {lat['latency_max_s']} s (target p99 <= 0.5 s); lag max {lat['lag_max_events']} events"]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phase", action="append", choices=["throughput", "latency", "scaleout", "clickhouse"])
+    parser.add_argument("--phase", action="append",
+                        choices=["throughput", "latency", "scaleout", "clickhouse", "packed"])
+    parser.add_argument("--packed", action="store_true", help="throughput, scaleout, latency behind the packer")
+    parser.add_argument("--load", type=float, default=0.6, help="the packed phase's latency rate: this share of "
+                        "the packed worker's events/s")
+    parser.add_argument("--markdown", type=Path, default=ROOT / "benchmarks" / "results" / "worker-packed.md",
+                        help="where the packed phase writes its table")
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--rate", type=float, default=600.0, help="offered events/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=40.0, help="length of the latency phase")
@@ -280,25 +361,29 @@ def main() -> int:
     args = parser.parse_args()
     phases = args.phase or ["throughput", "latency", "scaleout", "clickhouse"]
     results = json.loads(args.results.read_text()) if args.results.exists() else {}
-    results = {k: v for k, v in results.items() if k in ("throughput", "latency", "scaleout", "clickhouse")}
+    results = {k: v for k, v in results.items() if k in ("throughput", "latency", "scaleout", "clickhouse", "packed")}
     for phase in phases:
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         load = os.getloadavg()[0]
         if phase == "throughput":
-            result = run_throughput(args.events, 1, args.broker)
+            result = run_throughput(args.events, 1, args.broker, args.packed)
+        elif phase == "packed":
+            result = run_packed_comparison(args.events, args.broker, args.load, args.seconds)
         elif phase == "scaleout":
-            two = run_throughput(args.events, 2, args.broker)
-            one = results.get("throughput") or run_throughput(args.events, 1, args.broker)
+            two = run_throughput(args.events, 2, args.broker, args.packed)
+            one = results.get("throughput") or run_throughput(args.events, 1, args.broker, args.packed)
             result = dict(two, one_worker_events_per_second=one["events_per_second"],
                           speedup=round(two["events_per_second"] / one["events_per_second"], 2))
         elif phase == "latency":
-            result = run_latency(args.rate, args.seconds, args.broker)
+            result = run_latency(args.rate, args.seconds, args.broker, args.packed)
         else:
             result = run_clickhouse(args.rows)
         result.update({"generated_at": started, "load_average_before": round(load, 2),
                        "command": "python benchmarks/pipeline.py " + " ".join(sys.argv[1:]),
                        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"})
         results[phase] = result
+        if phase == "packed":
+            args.markdown.write_text(packed_markdown(result))
         print(phase, json.dumps(result, indent=1), flush=True)
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(results, indent=1))

@@ -3,9 +3,9 @@
 
     python benchmarks/state_scale.py [--keys 10000 --keys 100000 --keys 1000000]
 
-For each size: real per-key states are made by the detector (``KeyPipeline.step`` over
-synthetic events, for up to ``--stepped`` distinct keys; beyond that the same fixed-size
-states are reused under new key names, since a state's size does not depend on its
+For each size: real per-key states are made by the detector (the one event step,
+``RequestProcessor.run``, over synthetic events, for up to ``--stepped`` distinct keys;
+beyond that the same fixed-size states are reused under new key names, since a state's size does not depend on its
 content), held the way a worker holds them (a dict of key bytes -> state bytes, which is
 what the Faust table's in-memory store and its changelog carry), and measured with
 ``tracemalloc``. The cluster detector is fed one extraction-style link record per key and
@@ -27,8 +27,8 @@ import tracemalloc
 from pathlib import Path
 
 from distillguard.models.clusters import ClusterDetector, LinkRecord
-from distillguard.models.events import parse_event
 from distillguard.models.pipeline import STATE_BYTES, KeyPipeline
+from distillguard.models.step import Record, RequestProcessor
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "state_scale.json"
@@ -46,15 +46,14 @@ def _event(key: int, i: int) -> bytes:
 
 
 def measure(n_keys: int, stepped: int) -> dict:
-    pipeline = KeyPipeline()
-    distinct = []
+    # Through the one event step (models/step.py), as the workers and replay run it: 3 events a key.
+    step = RequestProcessor(KeyPipeline(), source_topic="llm.requests")
+    keys = min(n_keys, stepped)
+    records = [Record(_event(k, i), offset=k * 3 + i, position=k * 3 + i) for k in range(keys) for i in range(3)]
     started = time.process_time()
-    for k in range(min(n_keys, stepped)):
-        state = None
-        for i in range(3):
-            state = pipeline.step(state, parse_event(_event(k, i))).state
-        distinct.append(state)
+    states = step.run(records, {}).states
     step_cpu = time.process_time() - started
+    distinct = [states[f"key_{k:07d}"] for k in range(keys)]
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]

@@ -31,6 +31,18 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_packer(args: argparse.Namespace) -> int:
+    from distillguard.errors import ConfigError
+    from distillguard.streams.packer import PackerSettings, run_packer
+
+    try:
+        settings = PackerSettings()
+        return run_packer(settings)
+    except ConfigError as exc:
+        print(f"distillguard packer: {exc}", file=sys.stderr)
+        return 2
+
+
 def _cmd_router(args: argparse.Namespace) -> int:
     import faust
 
@@ -297,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("worker", help="run a Faust worker (settings from DG_* env)").set_defaults(func=_cmd_worker)
+
+    sub.add_parser("packer", help="pack llm.requests into batch envelopes for workers with DG_READ_PACKED "
+                   "(settings from DG_* env)").set_defaults(func=_cmd_packer)
 
     router = sub.add_parser("router", help="run the alert router (settings from DG_ROUTER_* env)")
     router.add_argument("--routes", type=Path, help="routes file, YAML or TOML (default $DG_ROUTER_ROUTES_FILE)")

@@ -28,9 +28,11 @@ def components() -> list[tuple[str, type]]:
     from distillguard.feedback import FeedbackCommandSettings
     from distillguard.sinks.clickhouse import ClickHouseSettings
     from distillguard.streams.router import RouterSettings
+    from distillguard.streams.packer import PackerSettings
     from distillguard.streams.settings import KafkaSettings, WorkerSettings
 
     return [("Kafka (worker, router, feedback commands)", KafkaSettings), ("worker", WorkerSettings),
+            ("packer (`distillguard packer`)", PackerSettings),
             ("ClickHouse sink (worker, router, dashboard)", ClickHouseSettings),
             ("alert router", RouterSettings), ("dashboard", DashboardSettings),
             ("feedback commands (ack, resolve, false-positive, snooze, unsnooze)", FeedbackCommandSettings)]

@@ -41,6 +41,7 @@ from .feedback_follower import FeedbackFollower
 from .holes import HoleGuard, processed_head_gap
 from .input_log import InputLog
 from .metrics import WorkerMetrics
+from .packed_input import PackedInput
 from .settings import KafkaSettings, WorkerSettings
 from .topics import resolve_replication_on_start
 from .web import faust_web_settings
@@ -104,7 +105,7 @@ def worker_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
 LINK_BATCH_MAX = 2000  # link records a links-topic message, ~300 KB: under Kafka's 1 MiB default
 
 
-class DetectorWorker(InputLog, ClusterStage, WorkerPages):
+class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
     """The worker: topics, the per-key state table, the agents, timers and pages of one app.
 
     The agents are short ``async for`` loops (``_agents``); a record is decoded and scored by
@@ -183,7 +184,7 @@ class DetectorWorker(InputLog, ClusterStage, WorkerPages):
     def _topics(self) -> None:
         settings, app = self.settings, self.app
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.requests = app.topic(settings.requests_topic, partitions=settings.partitions, **raw)
+        self.requests = app.topic(settings.input_topic, partitions=settings.partitions, **raw)
         self.dlq = app.topic(settings.dlq_topic, partitions=settings.partitions, **raw)
         self.alerts = app.topic(settings.alerts_topic, partitions=settings.partitions, **raw)
         self.links = app.topic(settings.links_topic, partitions=1, **raw)
@@ -246,16 +247,16 @@ class DetectorWorker(InputLog, ClusterStage, WorkerPages):
         @app.task
         async def on_start() -> None:
             log.info("worker started: %s", json.dumps({"bootstrap": settings.kafka_bootstrap,
-                                                       "topic": settings.requests_topic}))
+                                                       "topic": settings.input_topic}))
 
     def _signals(self) -> None:
         app = self.app
-        source_topics = {self.settings.requests_topic, self.settings.links_topic} | (
+        source_topics = {self.settings.input_topic, self.settings.links_topic} | (
             {self.settings.link_values_topic} if self.settings.link_values_partitioned else set())
 
         def logs_found_replaced(source) -> list:
             # a log found replaced (verify_input_logs) is read from its start, whatever is committed on it
-            return [tp for tp in source if tp.topic == self.settings.requests_topic
+            return [tp for tp in source if tp.topic == self.settings.input_topic
                     and self.epochs.replaced(tp.partition)]
 
         @app.on_partitions_assigned.connect
@@ -334,6 +335,8 @@ class DetectorWorker(InputLog, ClusterStage, WorkerPages):
     async def handle(self, event) -> None:
         processor, metrics, sink = self.processor, self.metrics, self.sink
         message = event.message
+        if self.settings.read_packed:  # every message an envelope (streams/packed_input.py)
+            return await self.handle_envelope(event)
         decoded = processor.decode(message.value, message.key, message.partition, message.offset)
         position = await self.input_position(message, decoded)
         if position is None:  # stored already, under the previous epoch
@@ -465,7 +468,8 @@ class DetectorWorker(InputLog, ClusterStage, WorkerPages):
         rejected = self.sink.take_rejected()
         if not rejected:
             return
-        messages = [event.message for event in self.checkpoint.unacked]
+        # (envelopes hold records of other offsets: their records are in the dlq table only)
+        messages = [] if self.settings.read_packed else [event.message for event in self.checkpoint.unacked]
         for dead in self.processor.rejected_by_sink(rejected, messages):
             try:
                 await self.dlq.send(key=dead.key, value=dead.value, headers=dead.headers())
@@ -491,7 +495,7 @@ class DetectorWorker(InputLog, ClusterStage, WorkerPages):
         consumer = self.app.consumer
         pending = self.checkpoint.lowest_unacked()  # per partition, the lowest offset waiting for a flush
         for tp, acked in acked_offsets(consumer):
-            if tp.topic == self.settings.requests_topic:
+            if tp.topic == self.settings.input_topic:
                 # Records processed and stored whose acks Faust lost in a rebalance (see
                 # processed_head_gap): passed to its commit as a gap, or the commit waits for ever.
                 gap = processed_head_gap(known_commit(consumer, tp), acked, self.holes.expected(tp.partition),

@@ -90,10 +90,11 @@ class InputLog:
             await self.process(FilledEvent(record, self.app))
 
     async def _read_back(self, partition: int, start: int, end: int) -> list:
-        """Records ``start .. end - 1`` of an input partition, read from the broker."""
+        """Records ``start .. end - 1`` of an input partition (envelopes with DG_READ_PACKED), read
+        from the broker."""
         settings = self.settings
         records, complete = await asyncio.to_thread(
-            read_partition, settings.confluent_config(), f"{settings.app_id}-hole-fill", settings.requests_topic,
+            read_partition, settings.confluent_config(), f"{settings.app_id}-hole-fill", settings.input_topic,
             partition, start, end)
         if not complete:
             log.error("partition %s: reading offsets %s..%s back timed out (%d read)", partition, start, end - 1,

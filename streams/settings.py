@@ -95,6 +95,13 @@ class WorkerSettings(KafkaSettings):
 
     app_id: str = "distillguard"
     requests_topic: str = "llm.requests"
+    # Batch envelopes of requests_topic written by `distillguard packer` (streams/packer.py): the
+    # same partitions, partition p packed into partition p.
+    packed_topic: str = "llm.requests.packed"
+    # True: the worker reads packed_topic instead of requests_topic, paying Faust's per-message
+    # cost once per envelope (its rows, dead letters and key state still name requests_topic and
+    # the source offsets, so a deployment can switch either way). Needs `distillguard packer`.
+    read_packed: bool = False
     dlq_topic: str = "llm.requests.dlq"
     alerts_topic: str = "distill.alerts"
     # On-call feedback (ack, resolve, false positive, snooze): a false positive suppresses the
@@ -182,6 +189,11 @@ class WorkerSettings(KafkaSettings):
     # Keys idle for longer are evicted from the state table (bounded state).
     key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
     log_level: str = "warn"
+
+    @property
+    def input_topic(self) -> str:
+        """The topic the worker consumes: the packed one with DG_READ_PACKED, else requests_topic."""
+        return self.packed_topic if self.read_packed else self.requests_topic
 
     def detector_config(self, path: Path | None = None):
         """The key detector's config: defaults, with ``path`` (or DG_DETECTOR_OVERRIDES_FILE)

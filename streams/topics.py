@@ -24,6 +24,7 @@ def pipeline_topics(settings: WorkerSettings) -> dict[str, tuple[int, dict[str, 
     """Topic name -> (partitions, topic config), for every topic the workers read or write."""
     topics = {
         settings.requests_topic: (settings.partitions, {}),
+        settings.input_topic: (settings.partitions, {}),  # the packed topic with DG_READ_PACKED
         settings.dlq_topic: (settings.partitions, {}),
         settings.alerts_topic: (settings.partitions, {}),
         settings.links_topic: (1, {"retention.ms": str(settings.links_retention_ms)}),

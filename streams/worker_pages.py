@@ -114,7 +114,7 @@ class WorkerPages:
         Faust has it paused (recovery, back-pressure). Where on-call looks when one lags."""
         consumer = self.app.consumer
         try:
-            assigned = sorted(tp for tp in consumer.assignment() if tp.topic == self.settings.requests_topic)
+            assigned = sorted(tp for tp in consumer.assignment() if tp.topic == self.settings.input_topic)
             paused = paused_partitions(consumer)
             return {str(tp.partition): {"next_offset": self.holes.expected(tp.partition),
                                         "committed": known_commit(consumer, tp),
@@ -152,7 +152,7 @@ class WorkerPages:
         metrics.epoch_undecided_seconds.set(max(self.epochs.checking_for(now).values(), default=0))
         try:
             consumer = self.app.consumer
-            assigned = [tp for tp in consumer.assignment() if tp.topic == self.settings.requests_topic]
+            assigned = [tp for tp in consumer.assignment() if tp.topic == self.settings.input_topic]
             highs = {tp: consumer.highwater(tp) for tp in assigned}
         except Exception:  # noqa: BLE001 - a gauge must not stop the worker (e.g. mid-rebalance)
             return

@@ -27,5 +27,10 @@ class FaultInjection(DistillguardSettings):
     # file is then deleted), as when Faust's fetch loop drops records in a rebalance.
     consumer_skip_file: Path | None = Field(None, validation_alias=AliasChoices("DG_CONSUMER_SKIP_FAULT_FILE"))
 
+    # When this file appears, the packer exits (code 70) after its next envelopes are delivered
+    # and before their input offsets are committed (the file is then deleted): the window in
+    # which a killed packer hands the same records on twice.
+    packer_crash_file: Path | None = Field(None, validation_alias=AliasChoices("DG_PACKER_CRASH_FAULT_FILE"))
+
     def clickhouse_down(self) -> bool:
         return self.clickhouse_down_file is not None and self.clickhouse_down_file.exists()

@@ -25,7 +25,7 @@ from distillguard.streams.topics import ensure_topics
 # worker). `scripts/run-tests.sh` runs the rest of the integration suite on two pytest processes
 # and these alone afterwards, so that a neighbouring test never starves them.
 SERIAL_MODULES = {"test_kill_loop", "test_faults", "test_restart", "test_partition_epochs",
-                  "test_replay_equivalence"}
+                  "test_replay_equivalence", "test_packer"}
 
 
 def pytest_collection_modifyitems(items):

@@ -39,7 +39,8 @@ TOKEN = "compose-test-token-0123456789"
 # The variables an operator must set (`${VAR:?...}`) or would set for a real deployment.
 OPERATOR_ENV = {"DG_WEB_TOKEN": TOKEN, "CLICKHOUSE_PASSWORD": "compose-test-password"}
 # Each distillguard service's web port setting (the container's port; remapped to a free one here).
-PORT_SETTING = {"worker": "DG_WEB_PORT", "router": "DG_ROUTER_WEB_PORT", "dashboard": "DG_DASHBOARD_PORT"}
+PORT_SETTING = {"worker": "DG_WEB_PORT", "router": "DG_ROUTER_WEB_PORT", "dashboard": "DG_DASHBOARD_PORT",
+                "packer": "DG_PACKER_WEB_PORT"}
 
 
 def compose() -> dict:

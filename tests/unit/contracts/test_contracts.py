@@ -21,7 +21,7 @@ from distillguard.sinks.routing.routes import ActionPolicy, Lifecycle
 
 CONTRACTS = Path(__file__).resolve().parents[3] / "contracts"
 SCHEMA_FILES = {"llm.request.v1": "request-event.v1.schema.json", "distill.alert.v1": "alert.v1.schema.json",
-                "distill.action.v1": "action.v1.schema.json"}
+                "distill.action.v1": "action.v1.schema.json", "llm.request.batch.v1": "request-batch.v1.schema.json"}
 
 # jsonschema checks "date-time" only with an optional package installed; without it the format is
 # silently accepted. Checked here instead: RFC 3339 requires the offset ("Z" or +hh:mm).
@@ -63,6 +63,15 @@ def stream() -> list[dict]:
 def test_generated_request_events_follow_the_request_contract_and_parse(stream):
     assert_valid("llm.request.v1", stream)
     assert all(isinstance(parse_event(json.dumps(e).encode()), RequestEvent) for e in stream)
+
+
+def test_packed_envelopes_follow_the_batch_contract(stream):
+    from distillguard.streams.envelope import pack
+
+    records = [(e["api_key_id"].encode(), json.dumps(e).encode(), offset) for offset, e in enumerate(stream)]
+    records += [(None, None, len(records)), (b"\xff", b"x" * 3000, len(records) + 1)]
+    assert_valid("llm.request.batch.v1", [json.loads(pack(3, records[i:i + 100], max_item_bytes=2048))
+                                          for i in range(0, len(records), 100)])
 
 
 def test_replayed_alerts_follow_the_alert_contract(stream, tmp_path):

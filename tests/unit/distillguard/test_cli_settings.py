@@ -42,7 +42,7 @@ def test_a_bad_DG_ACTOR_stops_the_command_naming_the_variable(monkeypatch, capsy
 @pytest.mark.parametrize("command, variable", [
     (["migrate"], "DG_CLICKHOUSE_BATCH_ROWS"), (["dashboard"], "DG_CLICKHOUSE_BATCH_ROWS"),
     (["evidence", "key:k1", "--out", "OUT"], "DG_CLICKHOUSE_BATCH_ROWS"), (["produce", "EVENTS"], "DG_PARTITIONS"),
-    (["ack", "k1"], "DG_ROUTER_PARTITIONS"),
+    (["ack", "k1"], "DG_ROUTER_PARTITIONS"), (["packer"], "DG_PACKER_MAX_EVENTS"),
 ])
 def test_every_command_stops_on_a_bad_setting_naming_it(monkeypatch, tmp_path, capsys, command, variable):
     from distillguard import cli

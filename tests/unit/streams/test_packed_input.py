@@ -1,0 +1,159 @@
+"""The worker's packed input: one envelope stepped in one batch, records positioned at their source
+offsets (so a re-packed envelope is recognised), bad records and bad envelopes dead-lettered."""
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+from distillguard.models.pipeline import KeyPipeline
+from distillguard.models.positions import StoredRecord, position
+from distillguard.models.step import RequestProcessor
+from distillguard.streams.envelope import pack
+from distillguard.streams.epochs import EpochTracker
+from distillguard.streams.packed_input import PackedInput
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self, n: int = 1) -> None:
+        self.value += n
+
+    def labels(self, **_):
+        return self
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.rows, self.alerts = [], []
+
+    stored_up_to, stored_records = -1, {}  # the position stored up to; position -> StoredRecord
+
+    def stored_position(self, topic, partition) -> int:
+        return self.stored_up_to
+
+    def stored_at(self, topic, partition, pos):
+        return self.stored_records.get(pos)
+
+    def add(self, row, partition, offset, topic) -> bool:
+        self.rows.append((row["event_id"], partition, offset, topic))
+        return True
+
+    def add_alert(self, alert) -> None:
+        self.alerts.append(alert)
+
+
+class _Table:
+    def __init__(self) -> None:
+        self.data = {}
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+
+class Harness(PackedInput):
+    """The collaborators DetectorWorker gives the mixin, in memory."""
+
+    def __init__(self) -> None:
+        self.settings = SimpleNamespace(requests_topic="llm.requests", dlq_max_bytes=900_000)
+        self.processor = RequestProcessor(KeyPipeline(), source_topic="llm.requests")
+        self.sink, self.key_state, self.epochs = _Sink(), _Table(), EpochTracker()
+        self.metrics = SimpleNamespace(events_tally=0, duplicates=_Counter(), late=_Counter(), clamped=_Counter(),
+                                       epochs=_Counter())
+        self.checkpoint = SimpleNamespace(dirty={})
+        self.checkpoint.changed = lambda key, partition: self.checkpoint.dirty.__setitem__(key, partition)
+        self.outbox = SimpleNamespace(add=lambda key, alert: None)
+        self.last_seen, self.dead, self.links = {}, [], []
+
+    async def _stored_record(self, topic, partition, pos):
+        return self.sink.stored_at(topic, partition, pos)
+
+    async def add_to_sink(self, add, *args) -> None:
+        add(*args)
+
+    async def send_dead_letter(self, dead) -> None:
+        self.dead.append(dead)
+
+    async def send_link_record(self, rec) -> None:
+        self.links.append(rec)
+
+    def suppressed(self, alert) -> bool:
+        return False
+
+    def take(self, value: bytes, partition: int = 2, offset: int = 0) -> None:
+        message = SimpleNamespace(value=value, key=str(partition).encode(), partition=partition, offset=offset,
+                                  topic="llm.requests.packed")
+        asyncio.run(self.handle_envelope(SimpleNamespace(message=message)))
+
+
+def event(event_id: str, key: str) -> bytes:
+    return json.dumps({"schema": "llm.request.v1", "event_id": event_id, "ts": "2026-02-01T00:00:00Z",
+                       "api_key_id": key, "account_id": "a1", "model": "m", "prompt": "hello there"}).encode()
+
+
+RECORDS = [(b"k1", event("e1", "k1"), 100), (b"k2", event("e2", "k2"), 101), (b"k1", b"{oops", 102),
+           (b"k1", event("e3", "k1"), 104)]
+
+
+def test_records_are_stored_at_their_source_offsets_and_states_set_once_per_key():
+    worker = Harness()
+    worker.take(pack(2, RECORDS), offset=7)
+    assert worker.sink.rows == [("e1", 2, 100, "llm.requests"), ("e2", 2, 101, "llm.requests"),
+                                ("e3", 2, 104, "llm.requests")]
+    assert [(d.reason[:8], d.source_topic, d.partition, d.offset, d.value) for d in worker.dead] == [
+        ("not JSON", "llm.requests", 2, 102, b"{oops")]
+    assert set(worker.key_state.data) == {b"k1", b"k2"} and worker.checkpoint.dirty == {b"k1": 2, b"k2": 2}
+    assert worker.metrics.events_tally == 3 and worker.processor.counters.events == 4
+
+
+def test_an_envelope_packed_again_is_recognised_record_by_record():
+    worker = Harness()
+    worker.take(pack(2, RECORDS[:2]), offset=7)
+    # A packer killed before its commit packs the same records again, with one more.
+    worker.take(pack(2, RECORDS[:2] + RECORDS[3:]), offset=8)
+    assert [row[0] for row in worker.sink.rows] == ["e1", "e2", "e3"]
+    assert worker.metrics.duplicates.value == 2
+
+
+def test_positions_carry_the_partitions_epoch():
+    worker = Harness()
+    worker.sink.stored_up_to = position(3, 50)  # stored in epoch 3 already
+    worker.take(pack(2, RECORDS[:1]))
+    assert worker.sink.rows == [("e1", 2, position(3, 100), "llm.requests")]
+
+
+def test_a_replaced_source_log_begins_a_new_epoch():
+    # Offsets up to 200 stored; the packer now hands on a new log from offset 100, where the
+    # row stored is of another event: the log was replaced (broker back empty).
+    worker = Harness()
+    worker.sink.stored_up_to = position(0, 200)
+    worker.sink.stored_records = {position(0, 100): StoredRecord("row", "old-event")}
+    worker.take(pack(2, RECORDS))
+    assert [row[2] for row in worker.sink.rows] == [position(1, 100), position(1, 101), position(1, 104)]
+    assert worker.metrics.epochs.value == 1
+
+
+def test_a_re_read_of_the_same_log_stays_in_its_epoch():
+    worker = Harness()
+    worker.sink.stored_up_to = position(0, 200)
+    worker.sink.stored_records = {position(0, 100): StoredRecord("row", "e1")}
+    worker.take(pack(2, RECORDS))
+    assert [row[2] for row in worker.sink.rows] == [100, 101, 104] and worker.metrics.epochs.value == 0
+
+
+def test_a_malformed_envelope_is_one_dead_letter_of_the_packed_message():
+    worker = Harness()
+    worker.take(b'{"schema":"llm.request.batch.v1","partition":2,"offsets":[5,4],"events":[{},{}]}', offset=9)
+    assert [(d.source_topic, d.partition, d.offset) for d in worker.dead] == [("llm.requests.packed", 2, 9)]
+    assert "not strictly increasing" in worker.dead[0].reason
+    assert worker.sink.rows == [] and worker.key_state.data == {}
+
+
+def test_a_record_cut_by_the_packer_is_dead_lettered_with_its_size():
+    worker = Harness()
+    worker.take(pack(2, [(b"k1", event("e1", "k1") + b" " * 3000, 100), RECORDS[1]], max_item_bytes=1024))
+    assert [(d.reason, d.offset, d.size, len(d.value)) for d in worker.dead] == [
+        ("too big to pack: %d bytes" % (len(event("e1", "k1")) + 3000), 100, len(event("e1", "k1")) + 3000, 1024)]
+    assert [row[0] for row in worker.sink.rows] == ["e2"]
