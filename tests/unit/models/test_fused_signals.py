@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from distillguard.demo_traffic import bad_records, demo_events, hydra_events
+from distillguard.devtools.demo_traffic import bad_records, demo_events, hydra_events
 from distillguard.models.clusters import ClusterDetector
 from distillguard.models.pipeline import KeyPipeline, decode_state
 from distillguard.models.step import Record, RequestProcessor
