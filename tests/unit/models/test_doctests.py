@@ -12,7 +12,8 @@ import distillguard.models as models
 MODULES = sorted(m.name for m in pkgutil.walk_packages(models.__path__, prefix="distillguard.models.")) + [
     "distillguard.streams.holes", "distillguard.streams.recovery", "distillguard.streams.epochs",
     "distillguard.streams.health", "distillguard.sinks.routing.alertmanager", "distillguard.sinks.routing.text",
-    "distillguard.sinks.routing.delivery", "distillguard.sinks.routing.lifecycle", "distillguard.contracts.alert"]
+    "distillguard.sinks.routing.delivery", "distillguard.sinks.routing.lifecycle", "distillguard.contracts.alert",
+    "distillguard.contracts.link_record"]
 
 
 def test_modules_found():
