@@ -42,7 +42,7 @@ DEV_STREAM = SHARED / "data" / "streams" / "dev-s1" / "events.jsonl.gz"
 SPEED_BASE = "55718be"     # main when issue 20's event step began: the speed to double
 ALERTS_REFERENCE = "55718be"  # ... and the alerts to keep
 # the installed package's layout (pyproject's package-dir): folder -> import path
-PACKAGE_DIRS = {"core": "", "models": "models", "streams": "streams", "sinks": "sinks"}
+PACKAGE_DIRS = {"core": "", "models": "models", "streams": "streams", "sinks": "sinks", "contracts": "contracts"}
 
 
 def checkout(rev: str, into: Path) -> Path:
@@ -53,7 +53,8 @@ def checkout(rev: str, into: Path) -> Path:
     package.mkdir(parents=True)
     for folder, sub in PACKAGE_DIRS.items():
         if sub:
-            (package / sub).symlink_to(tree / folder)
+            if (tree / folder).is_dir():  # (contracts/ is younger than some trees compared)
+                (package / sub).symlink_to(tree / folder)
         else:
             for path in (tree / folder).iterdir():
                 (package / path.name).symlink_to(path)

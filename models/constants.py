@@ -28,6 +28,12 @@ MIN_HARVEST_TOKENS = 150
 ORDINARY_ANSWER_TOKENS = 400.0
 LONG_ANSWER_TOKENS = 800.0
 
+# -- links between keys ----------------------------------------------------------------------
+# An event of this extraction style (as harvested) or more links its key to others by its
+# infrastructure and prompt frames (ClusterConfig.min_style); below it, its link record
+# carries no link values (they are not computed: nothing reads them).
+LINK_MIN_STYLE = 0.5
+
 # -- rates of extraction-style events ----------------------------------------------------------
 # The population's rate of harvested extraction-style prompts, and the rate a campaign's
 # sequential test looks for (per-key CUSUM and cluster members' rate evidence alike).

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..constants import BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE
+from ...errors import ConfigError
+from ..constants import BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, LINK_MIN_STYLE
 
 HOUR_MS = 3_600_000
 
@@ -14,12 +15,17 @@ class ClusterConfig:
 
     >>> ClusterConfig(min_keys=3).min_keys, ClusterConfig().window_ms
     (3, 3600000)
+    >>> ClusterConfig(min_style=0.2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    distillguard.errors.ConfigError: cluster min_style 0.2 is under LINK_MIN_STYLE (0.5): ...
     """
 
     # -- linking -------------------------------------------------------------------------------
     # An event of this extraction style or more creates links (ordinary traffic behind one
-    # NAT, a reseller or a templated app does not cluster).
-    min_style: float = 0.5
+    # NAT, a reseller or a templated app does not cluster). Not below LINK_MIN_STYLE:
+    # records under it are built without their link values (records.link_record_of).
+    min_style: float = LINK_MIN_STYLE
     # Weak links (frames, ASN + UA) join keys only when min_coordinated keys used the value
     # within window_ms (lockstep); a value shared by more than max_members keys stops linking.
     window_ms: int = HOUR_MS
@@ -76,3 +82,8 @@ class ClusterConfig:
     # -- bounds --------------------------------------------------------------------------------
     max_links: int = 100_000  # link values remembered
     max_keys: int = 200_000  # keys tracked (and accounts, and (key, value) pairs refreshed)
+
+    def __post_init__(self) -> None:
+        if self.min_style < LINK_MIN_STYLE:
+            raise ConfigError(f"cluster min_style {self.min_style} is under LINK_MIN_STYLE ({LINK_MIN_STYLE}): "
+                              "link records of such events carry no link values (models/constants.py)")

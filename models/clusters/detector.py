@@ -17,7 +17,6 @@ from ..features import EventFeatures, featurize
 from .config import ClusterConfig
 from .linking import CONTENT_KINDS, DURABLE, LinkMembers, LinkRefresh, link_step, link_values
 from .members import KeyStats, qualifies, ring_member, style_named
-from .members import named as is_named
 from .records import link_record_of
 from .scoring import ClusterFindings, account_alert, cluster_alert, incident_id
 
@@ -213,8 +212,10 @@ class ClusterDetector:
             if rec.source_partition == partition and rec.source_offset <= offset:
                 return []  # sent again for an event re-applied upstream: learned already
         self._clock = max(self._clock, rec.ts_ms)
-        qualified_before = stats_before is not None and qualifies(stats_before)
-        named_before = stats_before is not None and is_named(stats_before, self.config)
+        # (stats.core and stats.named are the predicates' values as of the key's last _refresh,
+        # which follows every change of its stats: read, not judged again, per record)
+        qualified_before = stats_before is not None and stats_before.core
+        named_before = stats_before is not None and stats_before.named
         alerts = [a for a in (self._observe_cluster(rec, qualified_before, named_before, link),) if a is not None]
         if link:
             # Content cohorts are keys in no infrastructure cluster: known here only when this
@@ -224,7 +225,7 @@ class ClusterDetector:
             alerts.extend(self.cohort.learn_one(rec, linked=self._in_cluster(rec.api_key_id)))
         alerts.extend(self._due_updates(self._clock))
         stats = self._keys.get(rec.api_key_id)
-        if stats is not None and not qualified_before and qualifies(stats):
+        if stats is not None and not qualified_before and stats.core:
             account_alert = self._account(rec)
             if account_alert is not None:
                 alerts.append(account_alert)
@@ -333,13 +334,14 @@ class ClusterDetector:
         # An alerted cluster is re-scored only when its membership may have changed, or when
         # an update naming new members is waiting for its interval.
         if (root in self._alerted and root not in self._pending and not merged
-                and qualified_before == qualifies(stats) and named_before == is_named(stats, self.config)):
+                and qualified_before == stats.core and named_before == stats.named):
             return None
         return self._score(root, rec.ts_ms)
 
     def _refresh(self, key: str, stats: KeyStats) -> None:
         """Re-judge one key after its stats changed and move its share of its cluster's totals."""
-        core, named, ring = qualifies(stats), is_named(stats, self.config), ring_member(stats, self.config)
+        core, ring = qualifies(stats), ring_member(stats, self.config)
+        named = ring or style_named(stats, self.config)  # (members.named, its ring test not run twice)
         events, suspicious = (stats.events, stats.suspicious) if core else (0, 0)
         ring_events = stats.key_events if ring else 0
         root = self._find(key)

@@ -11,7 +11,7 @@ import ipaddress
 
 from ...contracts.link_record import LinkRecord
 from ..cohort import MAX_KEY_EVENTS, content_family, item_fingerprint, young_account
-from ..constants import MIN_HARVEST_TOKENS
+from ..constants import LINK_MIN_STYLE, MIN_HARVEST_TOKENS
 from ..events import RequestEvent
 from ..features import EventFeatures, _h64, answered_style, normalise_prompt
 
@@ -41,16 +41,25 @@ def link_record(event: RequestEvent, result, min_score: float = 0.01, *, partiti
 def link_record_of(event: RequestEvent, f: EventFeatures, partition: int = -1, offset: int = -1,
                    key_events: int = -1) -> LinkRecord:
     """The link record of one event with its features (whether or not it is forwarded)."""
+    style = round(harvest_style(f), 4)
     # The content family and item only for young accounts' events and a key's first
     # MAX_KEY_EVENTS (of a mature account: the few forwarded, see link_record): the cohort
     # detector reads nothing else, and they cost ~10 % of featurize per prompt.
     for_cohort = young_account(event.ts_ms, event.account_created_ms) or 0 < key_events <= MAX_KEY_EVENTS
-    return LinkRecord(event.api_key_id, event.account_id, event.ts_ms, round(harvest_style(f), 4), f.template_hash,
+    family = content_family(event.prompt) if for_cohort else -1
+    item = item_fingerprint(event.prompt) if for_cohort else -1
+    if style < LINK_MIN_STYLE:
+        # A record under the linking style offers no link value but its payment method
+        # (ClusterDetector.values_to_link): its closing frame (a normalisation of the prompt's
+        # end, ~40 % of a record's cost), network and client are not computed (dev-s1: most
+        # forwarded records; they are the sampled events of keys with any extraction score).
+        return LinkRecord(event.api_key_id, event.account_id, event.ts_ms, style, f.template_hash, -1,
+                          event.payment_fingerprint, None, None, None, f.output_tokens, event.account_created_ms,
+                          partition, offset, f.topic_bucket, key_events, family, item, f.simhash)
+    return LinkRecord(event.api_key_id, event.account_id, event.ts_ms, style, f.template_hash,
                       tail_frame(event.prompt), event.payment_fingerprint, ip_prefix(event.client_ip), event.asn,
                       _h64(event.user_agent) if event.user_agent else None, f.output_tokens,
-                      event.account_created_ms, partition, offset, f.topic_bucket, key_events,
-                      content_family(event.prompt) if for_cohort else -1,
-                      item_fingerprint(event.prompt) if for_cohort else -1,
+                      event.account_created_ms, partition, offset, f.topic_bucket, key_events, family, item,
                       f.simhash)
 
 
@@ -87,4 +96,4 @@ def tail_frame(text: str) -> int:
     # (obfuscated dev-s1: one such campaign had 25 of 79 keys linked on the raw text). Cut
     # before normalising, which only shortens text, so the last 400 characters are there.
     words = normalise_prompt(text[-800:])[-400:].split()  # (featurize normalised a shorter prompt already)
-    return _h64(" ".join(w for w in words[-8:] if not any(c.isdigit() for c in w)))
+    return _h64(" ".join(w for w in words[-8:] if not any(map(str.isdigit, w))))  # (map: no bytecode per character)

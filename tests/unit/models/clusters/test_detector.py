@@ -71,6 +71,17 @@ def test_common_value_stops_linking():
     assert feed(det, records) == []
 
 
+def test_a_linking_style_under_the_one_records_are_built_for_is_refused():
+    # Records under LINK_MIN_STYLE are built without link values: a detector that would link
+    # on them would silently link less, so it is a configuration error.
+    from distillguard.errors import ConfigError
+    from distillguard.models.constants import LINK_MIN_STYLE
+
+    with pytest.raises(ConfigError, match="min_style"):
+        ClusterDetector(min_style=LINK_MIN_STYLE / 2)
+    assert ClusterDetector(min_style=LINK_MIN_STYLE + 0.1).config.min_style > LINK_MIN_STYLE
+
+
 def test_link_table_and_key_table_are_bounded():
     det = ClusterDetector(max_links=500, max_keys=300)
     feed(det, [rec(f"b{k}", 0) for k in range(2000)])
@@ -239,6 +250,8 @@ def test_running_cluster_totals_match_a_recount_through_merges_and_evictions():
             for s in ring:
                 accounts[s.account] = accounts.get(s.account, 0) + 1
             assert det._ring_accounts.get(root, {}) == accounts, (i, root)
+            # the flags observe_link reads instead of judging a key again are the judgments
+            assert all((s.core, s.named) == (qualifies(s), named(s, det.config)) for s in members), (i, root)
     # the run exercised what it checks: merges of clusters with members of every kind
     assert merges > 20 and camouflaged > 0
 
