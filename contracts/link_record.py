@@ -43,6 +43,9 @@ class LinkRecord:
     ts_ms: int
     style: float  # the event's extraction style as harvested (0..1)
     head: int  # hash of the prompt's opening frame (features' template hash)
+    # The link values below but the payment method are set only on records of the linking
+    # style (models/constants.py LINK_MIN_STYLE) or more: the others link by payment method
+    # only, and their tail is -1, their net, asn and ua_hash None.
     tail: int  # hash of the prompt's closing frame
     payment_fingerprint: str | None = None
     net: str | None = None  # the client's IP prefix (/24 or /48)
