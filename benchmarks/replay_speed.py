@@ -57,7 +57,8 @@ def checkout(rev: str, into: Path) -> Path:
         if not (tree / folder).is_dir():
             continue
         if sub:
-            (package / sub).symlink_to(tree / folder)
+            if (tree / folder).is_dir():  # (contracts/ is younger than some trees compared)
+                (package / sub).symlink_to(tree / folder)
         else:
             for path in (tree / folder).iterdir():
                 (package / path.name).symlink_to(path)

@@ -5,7 +5,9 @@ are how the code writes and reads those formats, so that every producer and cons
 ``request_event`` (``llm.request.v1``: the typed ``RequestEvent`` of ``models/events.py``),
 ``alert`` (``distill.alert.v1``: :class:`~distillguard.contracts.alert.Alert`, one
 :class:`~distillguard.contracts.alert.Severity` order, one time format), ``feedback``
-(``distill.feedback.v1``: :class:`~distillguard.contracts.feedback.Feedback`) and ``action``
-(``distill.action.v1``: :class:`~distillguard.contracts.action.Action`). Each record type has
-``parse`` (bytes -> the type, or a ``Bad...`` value saying why not) and ``to_bytes``.
+(``distill.feedback.v1``: :class:`~distillguard.contracts.feedback.Feedback`), ``action``
+(``distill.action.v1``: :class:`~distillguard.contracts.action.Action`) and ``link_record``
+(:class:`~distillguard.contracts.link_record.LinkRecord`: what the workers send the cluster
+agent on the internal links topic). Each record type of the public formats has ``parse``
+(bytes -> the type, or a ``Bad...`` value saying why not) and ``to_bytes``.
 """

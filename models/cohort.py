@@ -72,6 +72,7 @@ from datetime import datetime, timezone
 
 from ..contracts.alert import Severity
 from ..errors import ConfigError
+from .constants import MIN_HARVEST_TOKENS
 
 DAY_MS = 86_400_000
 # An account this young at the key's event is a cohort candidate (the key's request is
@@ -262,7 +263,7 @@ class CohortDetector:
 
     def __init__(self, *, young_ms: int = YOUNG_MS, min_key_events: int = 8, max_key_events: int = MAX_KEY_EVENTS,
                  min_family_share: float = 0.75, min_free_form_share: float = 0.9,
-                 min_item_length_share: float = 0.5, min_harvest_tokens: int = 150,
+                 min_item_length_share: float = 0.5, min_harvest_tokens: int = MIN_HARVEST_TOKENS,
                  min_members: int = 12, min_content_affinity: float = 0.25, sketch_events: int = 32,
                  profile_prior: float = 100.0, background_size: int = 1 << 16,
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,

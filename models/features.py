@@ -25,6 +25,7 @@ from itertools import filterfalse
 import ahocorasick
 
 from . import multilingual
+from .constants import ORDINARY_ANSWER_TOKENS
 from .events import RequestEvent, parse_event
 from .normalise import normalise
 
@@ -318,9 +319,8 @@ BENCHMARK_FORMAT = 1 << 2
 PROCESS_ELICITATION = 1 << len(_STYLE_WEIGHTS)
 JUDGING = PROCESS_ELICITATION << 1
 _STYLE_BITS = (JUDGING << 1) - 1  # the families; the bits above say which signal fired (multilingual)
-# A benchmark-format prompt answered at length: the requester let the model reason and kept
+# A benchmark-format prompt answered past an ordinary answer's length: the requester let the model reason and kept
 # the reasoning. An eval wants the letter; this is a harvest of worked solutions.
-LONG_ANSWER_TOKENS = 400
 _REASONING_HARVEST_STYLE = 0.7
 
 
@@ -332,7 +332,7 @@ def answered_style(f: "EventFeatures") -> float:
     >>> answered_style(dataclasses.replace(mc, output_tokens=1)), answered_style(dataclasses.replace(mc, output_tokens=900))
     (0.35, 0.7)
     """
-    if f.families & _STYLE_BITS == BENCHMARK_FORMAT and f.output_tokens >= LONG_ANSWER_TOKENS:
+    if f.families & _STYLE_BITS == BENCHMARK_FORMAT and f.output_tokens >= ORDINARY_ANSWER_TOKENS:
         return _REASONING_HARVEST_STYLE
     return f.style
 
@@ -488,7 +488,7 @@ _last_normalised: tuple[str, str] = ("", "")
 
 def normalise_prompt(text: str) -> str:
     """``normalise(text)``, remembered for the last text: the link record of an event
-    (``clusters._tail_frame``) normalises its prompt's last 800 characters, the whole prompt
+    (``clusters.records.tail_frame``) normalises its prompt's last 800 characters, the whole prompt
     that ``featurize`` normalised just before when it is shorter (most are): ~8 us an event.
 
     >>> normalise_prompt("Ｓｔｅｐ by step") == normalise("Ｓｔｅｐ by step") == normalise_prompt("Ｓｔｅｐ by step")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ..contracts.alert import Severity
 from ..contracts.alert import iso_ms as _iso  # the one time format of every record
+from .constants import BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
                         FollowUpShare, HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, TemplateRepetition,
                         TopicNovelty, regularity)
@@ -139,7 +140,7 @@ _OLD_LAYOUTS[6] = (struct.Struct(f"<B{_V6_SCALARS}d{_RINGS}"), _V6_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
-_HARVEST_LO, _HARVEST_HI = 100.0, 300.0
+_HARVEST_LO, _HARVEST_HI = HARVEST_LO_TOKENS, HARVEST_HI_TOKENS
 # A key with this many events before its run of extraction evidence had a past of its own
 # (fraud accounts warm up with a few requests at most; dev-s1's turned keys sent 21-1,218).
 TURNED_AFTER = 20
@@ -290,8 +291,8 @@ class DetectorConfig:
     allow_accounts: frozenset[str] = frozenset()
     key_threshold_scale: dict[str, float] = field(default_factory=dict)
     account_threshold_scale: dict[str, float] = field(default_factory=dict)
-    base_rate: float = 0.05
-    campaign_rate: float = 0.25
+    base_rate: float = BASE_EXTRACTION_RATE
+    campaign_rate: float = CAMPAIGN_EXTRACTION_RATE
     evidence_threshold: float = 15.0
 
     #: what an operator's overrides file may set (``from_mapping``)

@@ -25,8 +25,9 @@ from pathlib import Path
 import faust
 
 from distillguard.contracts.alert import alert_bytes
+from distillguard.contracts.link_record import link_batch_bytes
 from distillguard.devtools.faults import FaultInjection
-from distillguard.models.clusters import link_batch_bytes, link_record, link_value_key
+from distillguard.models.clusters import link_record, link_value_key
 from distillguard.models.step import DeadLetter, RequestProcessor
 from distillguard.sinks.errors import SinkBackpressureError
 

@@ -10,7 +10,8 @@ import asyncio
 import json
 import logging
 
-from distillguard.models.clusters import ClusterDetector, LinkMembers, LinkRefresh, link_records_in, link_step
+from distillguard.contracts.link_record import link_records_in
+from distillguard.models.clusters import ClusterDetector, LinkMembers, LinkRefresh, link_step
 
 from .checkpoint import Checkpoint
 
@@ -38,7 +39,7 @@ class ClusterStage:
                                       value_type=bytes)
         self.linking = ClusterDetector()  # the linking parameters, shared with the cluster agent's detector
         # (key, link value) pairs already sent recently: the same filter replay applies in-process.
-        self.refresh_links = LinkRefresh(self.linking.link_refresh_ms, self.linking.max_keys)
+        self.refresh_links = LinkRefresh(self.linking.config.link_refresh_ms, self.linking.config.max_keys)
         self.newest_link_ts = 0
         self.link_partitions: dict[bytes, int] = {}  # link value -> its partition (bounded with the table)
         # As for key-state: the store is set per record, the changelog written once per value per
@@ -74,7 +75,7 @@ class ClusterStage:
             kind, key, ts = json.loads(event.message.value)
             value_key = event.message.key
             link = LinkMembers.from_bytes(self.link_members.get(value_key)) or LinkMembers(first_ts=ts)
-            linking = self.linking
+            linking = self.linking.config
             others = link_step(link, kind, key, ts, window_ms=linking.window_ms,
                                min_coordinated=linking.min_coordinated, max_members=linking.max_members)
             self.link_members.data[value_key] = link.to_bytes()
@@ -96,7 +97,7 @@ class ClusterStage:
         # table is bounded by the traffic of the last hours, not by all values ever seen.
         # (A timer is outside stream iteration, where Faust cannot tell a key's partition: the
         # store is edited directly and the tombstone sent to the partition the value came from.)
-        horizon = self.newest_link_ts - self.settings.link_idle_windows * self.linking.window_ms
+        horizon = self.newest_link_ts - self.settings.link_idle_windows * self.linking.config.window_ms
         for value_key, data in list(self.link_members.data.items()):
             try:
                 expired = LinkMembers.from_bytes(data).last_ts < horizon

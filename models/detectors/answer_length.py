@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from ..constants import LONG_ANSWER_TOKENS, ORDINARY_ANSWER_TOKENS
 from .base import KeySignal
 
 
@@ -39,7 +40,8 @@ class AnswerLength(KeySignal):
 
     state_fields = ("n", "log_mean")
 
-    def __init__(self, alpha: float = 0.03, ordinary_tokens: float = 400.0, long_tokens: float = 800.0) -> None:
+    def __init__(self, alpha: float = 0.03, ordinary_tokens: float = ORDINARY_ANSWER_TOKENS,
+                 long_tokens: float = LONG_ANSWER_TOKENS) -> None:
         super().__init__()
         self.alpha = alpha
         self.ordinary_tokens = ordinary_tokens

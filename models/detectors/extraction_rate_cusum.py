@@ -1,8 +1,8 @@
 """Sequential evidence that a key's rate of harvested extraction is a campaign's."""
 from __future__ import annotations
 
-import math
-
+from ..constants import (BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS,
+                         likelihood_ratios)
 from .base import KeySignal, harvested_style
 
 
@@ -46,16 +46,16 @@ class ExtractionRateCUSUM(KeySignal):
 
     state_fields = ("n", "evidence")
 
-    def __init__(self, base_rate: float = 0.05, campaign_rate: float = 0.25, threshold: float = 15.0,
-                 harvest_lo: float = 100.0, harvest_hi: float = 300.0) -> None:
+    def __init__(self, base_rate: float = BASE_EXTRACTION_RATE, campaign_rate: float = CAMPAIGN_EXTRACTION_RATE,
+                 threshold: float = 15.0, harvest_lo: float = HARVEST_LO_TOKENS,
+                 harvest_hi: float = HARVEST_HI_TOKENS) -> None:
         super().__init__()
         self.base_rate = base_rate
         self.campaign_rate = campaign_rate
         self.threshold = threshold
         self.harvest_lo = harvest_lo
         self.harvest_hi = harvest_hi
-        self._llr_up = math.log(campaign_rate / base_rate)
-        self._llr_down = math.log((1.0 - campaign_rate) / (1.0 - base_rate))
+        self._llr_up, self._llr_down = likelihood_ratios(campaign_rate, base_rate)
         self.evidence = 0.0
 
     @property

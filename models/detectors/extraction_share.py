@@ -1,6 +1,7 @@
 """Share of a key's events that harvest extraction-style answers."""
 from __future__ import annotations
 
+from ..constants import HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
 from .base import EWShare, harvested_style
 
 
@@ -32,7 +33,8 @@ class ExtractionShare(EWShare):
     0.5
     """
 
-    def __init__(self, alpha: float = 0.03, harvest_lo: float = 100.0, harvest_hi: float = 300.0) -> None:
+    def __init__(self, alpha: float = 0.03, harvest_lo: float = HARVEST_LO_TOKENS,
+                 harvest_hi: float = HARVEST_HI_TOKENS) -> None:
         super().__init__(alpha)
         self.harvest_lo = harvest_lo
         self.harvest_hi = harvest_hi

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from ..constants import LONG_ANSWER_TOKENS, ORDINARY_ANSWER_TOKENS, likelihood_ratios
 from .base import KeySignal
 
 
@@ -56,15 +57,14 @@ class HarvestOnset(KeySignal):
     state_fields = ("n", "evidence", "run_start")
 
     def __init__(self, base_rate: float = 0.1, harvest_rate: float = 0.6, cap: float = 20.0,
-                 ordinary_tokens: float = 400.0, long_tokens: float = 800.0) -> None:
+                 ordinary_tokens: float = ORDINARY_ANSWER_TOKENS, long_tokens: float = LONG_ANSWER_TOKENS) -> None:
         super().__init__()
         self.base_rate = base_rate
         self.harvest_rate = harvest_rate
         self.cap = cap
         self.ordinary_tokens = ordinary_tokens
         self.long_tokens = long_tokens
-        self._llr_up = math.log(harvest_rate / base_rate)
-        self._llr_down = math.log((1.0 - harvest_rate) / (1.0 - base_rate))
+        self._llr_up, self._llr_down = likelihood_ratios(harvest_rate, base_rate)
         self.evidence = 0.0
         self.run_start = 0
 

@@ -252,10 +252,11 @@ def test_style_rules_for_tool_contracts_listed_options_and_explanations_but_not_
 
 
 def test_a_benchmark_item_answered_at_length_reads_as_a_reasoning_harvest():
-    from distillguard.models.features import LONG_ANSWER_TOKENS, answered_style, featurize_text
+    from distillguard.models.constants import ORDINARY_ANSWER_TOKENS
+    from distillguard.models.features import answered_style, featurize_text
 
     item = "The following are multiple choice questions (with answers).\nWhat is 2+3?\nA. 4\nB. 5\nC. 6\nD. 7\nAnswer:"
-    letter, essay = featurize_text(item, output_tokens=1), featurize_text(item, output_tokens=LONG_ANSWER_TOKENS)
+    letter, essay = featurize_text(item, output_tokens=1), featurize_text(item, output_tokens=int(ORDINARY_ANSWER_TOKENS))
     assert answered_style(letter) == letter.style < 0.5 <= answered_style(essay)
     # a prompt that already elicits reasoning is not changed by its answer's length
     cot = featurize_text("Think step by step: what is 2+3?", output_tokens=900)

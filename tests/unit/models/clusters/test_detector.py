@@ -1,4 +1,4 @@
-"""The cross-key cluster detector: what links keys, what must not, and its bounds."""
+"""The cluster detector: what links keys, what must not, its incidents and its bounds."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,23 +7,9 @@ import functools
 import pytest
 
 from distillguard.models.clusters import ClusterDetector, LinkRecord
+from distillguard.models.clusters.members import named, qualifies, ring_member
 
-COT = 1.0
-T0 = 1_769_904_000_000
-
-
-def rec(key: str, i: int, *, style: float = COT, pf: str | None = None, net: str | None = None,
-        head: int | None = None, tail: int | None = None, asn: int | None = None, ua: int | None = None,
-        account: str | None = None, minutes: float = 1.0, output_tokens: int = -1,
-        account_created_ms: int | None = None) -> LinkRecord:
-    return LinkRecord(key, account or f"acct-{key}", T0 + int(i * minutes * 60_000), style,
-                      head if head is not None else hash((key, i, "h")) & 0xFFFF_FFFF,
-                      tail if tail is not None else hash((key, i, "t")) & 0xFFFF_FFFF, pf, net, asn, ua,
-                      output_tokens, account_created_ms)
-
-
-def feed(detector: ClusterDetector, records) -> list[dict]:
-    return [a for r in records for a in detector.observe_link(r) if a["entity_type"] == "cluster"]
+from .conftest import COT, T0, feed, rec
 
 
 def test_shared_payment_hydra_raises_one_growing_cluster_incident():
@@ -33,21 +19,6 @@ def test_shared_payment_hydra_raises_one_growing_cluster_incident():
     assert alerts and {a["alert_id"] for a in alerts} == {alerts[0]["alert_id"]}
     assert set(alerts[-1]["api_key_ids"]) == {f"k{k}" for k in range(20)}
     assert alerts[-1]["entity_type"] == "cluster" and alerts[-1]["reasons"][0]["signal"] == "cluster_keys"
-
-
-def test_cluster_alert_says_which_evidence_linked_the_keys():
-    det = ClusterDetector()
-    alerts = feed(det, [rec(f"k{k}", i, pf="pf-x") for i in range(10) for k in range(20)])
-    linked_by = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}["linked_by"]
-    assert linked_by.startswith("shared payment fingerprint x")
-
-
-def test_cluster_alert_reports_how_young_the_member_accounts_are():
-    det = ClusterDetector()
-    created = T0 - 3 * 86_400_000  # 3 days before
-    records = [rec(f"k{k}", i, pf="pf-x", account_created_ms=created) for i in range(10) for k in range(20)]
-    reasons = {r["signal"]: r["value"] for r in feed(det, records)[-1]["reasons"]}
-    assert reasons["median_account_age_days"] == 3.0
 
 
 def test_proxy_hydra_links_by_shared_frames_in_lockstep():
@@ -100,6 +71,17 @@ def test_common_value_stops_linking():
     assert feed(det, records) == []
 
 
+def test_a_linking_style_under_the_one_records_are_built_for_is_refused():
+    # Records under LINK_MIN_STYLE are built without link values: a detector that would link
+    # on them would silently link less, so it is a configuration error.
+    from distillguard.errors import ConfigError
+    from distillguard.models.constants import LINK_MIN_STYLE
+
+    with pytest.raises(ConfigError, match="min_style"):
+        ClusterDetector(min_style=LINK_MIN_STYLE / 2)
+    assert ClusterDetector(min_style=LINK_MIN_STYLE + 0.1).config.min_style > LINK_MIN_STYLE
+
+
 def test_link_table_and_key_table_are_bounded():
     det = ClusterDetector(max_links=500, max_keys=300)
     feed(det, [rec(f"b{k}", 0) for k in range(2000)])
@@ -113,11 +95,6 @@ def test_key_table_is_bounded_when_every_key_is_clustered():
     feed(det, [rec(f"b{k}", i, pf=f"pf-{k // 50}") for k in range(3000) for i in range(2)])
     assert len(det._keys) <= 300
     assert all(det._find(k) in det._members or det._find(k) == k for k in det._keys)
-
-
-def test_link_record_round_trips_as_bytes():
-    r = rec("k", 3, pf="pf", net="1.2.3.0/24", asn=7, ua=9)
-    assert LinkRecord.from_bytes(r.to_bytes()) == r
 
 
 def test_new_members_are_named_by_periodic_updates_of_the_same_incident():
@@ -187,35 +164,6 @@ def test_a_shared_payment_method_joins_keys_whenever_they_were_enrolled():
 def test_campaigns_enrolled_within_the_window_are_one_incident():
     alerts = feed(ClusterDetector(), _two_hydras_bridged(30))
     assert len({a["alert_id"] for a in alerts}) == 1 and A_KEYS | B_KEYS <= set(alerts[-1]["api_key_ids"])
-
-
-def test_account_holding_many_extraction_keys_raises_an_account_alert():
-    det = ClusterDetector(account_min_keys=3)
-    records = [rec(f"a{k}", i, account="acct-shared") for i in range(4) for k in range(4)]
-    accounts = [a for r in records for a in det.observe_link(r) if a["entity_type"] == "account"]
-    assert accounts and {a["alert_id"] for a in accounts} == {"account:acct-shared"}
-    assert set(accounts[-1]["api_key_ids"]) >= {"a0", "a1", "a2"}
-
-
-def test_account_with_one_key_is_not_accused():
-    det = ClusterDetector(account_min_keys=3)
-    records = [rec("solo", i, account="acct-solo") for i in range(50)]
-    assert not [a for r in records for a in det.observe_link(r) if a["entity_type"] == "account"]
-
-
-def test_short_answered_styled_events_do_not_make_a_member():
-    from distillguard.models.clusters import link_record
-    from distillguard.models.events import parse_event
-    from distillguard.models.pipeline import KeyPipeline
-
-    def record(tokens: int):
-        raw = ('{"schema":"llm.request.v1","event_id":"e1","ts":"2026-02-01T00:00:00Z","api_key_id":"k",'
-               '"account_id":"a","model":"m","prompt":"You have access to the following tools: search. q1",'
-               '"usage":{"input_tokens":20,"output_tokens":%d}}' % tokens)
-        event = parse_event(raw.encode())
-        return link_record(event, KeyPipeline().step(None, event))
-
-    assert record(40).style < ClusterDetector().min_style <= record(600).style
 
 
 def test_key_with_short_answers_on_average_is_not_a_member():
@@ -293,15 +241,17 @@ def test_running_cluster_totals_match_a_recount_through_merges_and_evictions():
         camouflaged += sum(s.named and not s.core for s in det._keys.values())
         for root in {det._find(k) for k in det._keys}:
             members = [det._keys[k] for k in det._members.get(root, {root}) if k in det._keys]
-            core = [s for s in members if det._qualifies(s)]
-            ring = [s for s in members if det._ring_member(s)]
+            core = [s for s in members if qualifies(s)]
+            ring = [s for s in members if ring_member(s, det.config)]
             expected = [len(core), sum(s.events for s in core), sum(s.suspicious for s in core),
-                        sum(det._named(s) for s in members), len(ring), sum(s.key_events for s in ring)]
+                        sum(named(s, det.config) for s in members), len(ring), sum(s.key_events for s in ring)]
             assert list(det._totals.get(root, [0] * 6)) == expected, (i, root)
             accounts = {}
             for s in ring:
                 accounts[s.account] = accounts.get(s.account, 0) + 1
             assert det._ring_accounts.get(root, {}) == accounts, (i, root)
+            # the flags observe_link reads instead of judging a key again are the judgments
+            assert all((s.core, s.named) == (qualifies(s), named(s, det.config)) for s in members), (i, root)
     # the run exercised what it checks: merges of clusters with members of every kind
     assert merges > 20 and camouflaged > 0
 
@@ -315,65 +265,7 @@ def test_a_key_named_by_another_keys_lockstep_event_counts_at_once():
     assert not det._keys["camo"].named
     det.observe_link(rec("b", 13, head=7, output_tokens=700))  # b sends frame 7 too
     root = det._find("camo")
-    assert det._keys["camo"].named and det._totals[root][3] == sum(det._named(det._keys[k]) for k in ("camo", "b"))
-
-
-def _split_stage(records, det: ClusterDetector) -> list[dict]:
-    """The workers' topology in one process: behaviour to the detector, link values through a
-    bytes table keyed like the link-values topic, joins back to the detector."""
-    from distillguard.models.clusters import LinkMembers, LinkRefresh, link_step, link_value_key
-
-    table: dict[bytes, bytes] = {}
-    refresh = LinkRefresh(det.link_refresh_ms, det.max_keys)  # what a worker sends
-    alerts = []
-    for r in records:
-        alerts += det.observe_link(r, link=False)
-        if r.style < det.min_style:
-            continue
-        for kind, value in ClusterDetector.link_values(r):
-            if not refresh.due(r.api_key_id, (kind, value), r.ts_ms):
-                continue
-            key = link_value_key(kind, value)
-            link = LinkMembers.from_bytes(table.get(key)) or LinkMembers(first_ts=r.ts_ms)
-            others = link_step(link, kind, r.api_key_id, r.ts_ms, window_ms=det.window_ms,
-                               min_coordinated=det.min_coordinated, max_members=det.max_members)
-            table[key] = link.to_bytes()
-            if others:
-                alerts += det.observe_join(kind, r.api_key_id, others, r.ts_ms)
-    return [a for a in alerts if a["entity_type"] == "cluster"]
-
-
-def test_partitioned_link_values_stage_finds_the_same_clusters_as_the_detector_alone():
-    infra = [dataclasses.replace(rec(f"i{k}", i, pf="pf-x"), output_tokens=700) for i in range(10) for k in range(15)]
-    proxy = [dataclasses.replace(rec(f"p{k}", i, head=777, asn=64500, ua=9), output_tokens=700)
-             for i in range(10) for k in range(12)]
-    users = [rec(f"u{k}", i, style=0.0, pf="pf-x") for i in range(10) for k in range(5)]
-    records = sorted(infra + proxy + users, key=lambda r: r.ts_ms)
-    alone = feed(ClusterDetector(), records)
-    split = _split_stage(records, ClusterDetector())
-
-    def incidents(alerts):
-        return {a["alert_id"]: frozenset(a["api_key_ids"]) for a in alerts}
-
-    assert incidents(split) == incidents(alone) and len(incidents(alone)) == 2
-    assert not any(k.startswith("u") for a in split for k in a["api_key_ids"])
-
-
-def test_link_members_round_trip_as_bytes_and_stay_bounded():
-    from distillguard.models.clusters import LinkMembers, link_step
-
-    link = LinkMembers(first_ts=T0)
-    for k in range(40):
-        link_step(link, "head", f"k{k}", T0 + k, window_ms=3_600_000, min_coordinated=4, max_members=32)
-    assert link.common and not link.members  # a value shared by too many keys stops linking
-    link = LinkMembers(first_ts=T0)
-    link_step(link, "pf", "a", T0, window_ms=60_000, min_coordinated=4, max_members=32)
-    assert link_step(link, "pf", "b", T0 + 1, window_ms=60_000, min_coordinated=4, max_members=32) == ["a"]
-    again = LinkMembers.from_bytes(link.to_bytes())
-    assert again == link and again.last_ts == T0 + 1
-    # a member idle past the window is dropped when the value is next touched
-    link_step(again, "pf", "c", T0 + 120_000, window_ms=60_000, min_coordinated=4, max_members=32)
-    assert list(again.members) == ["c"]
+    assert det._keys["camo"].named and det._totals[root][3] == sum(named(det._keys[k], det.config) for k in ("camo", "b"))
 
 
 def test_records_sent_again_for_re_applied_events_are_learned_once():
@@ -391,37 +283,6 @@ def test_records_sent_again_for_re_applied_events_are_learned_once():
     about_b = [a for a in alerts if set(a["api_key_ids"]) & b_keys]
     assert about_b and not set().union(*(a["api_key_ids"] for a in about_b)) - b_keys
     assert all(det._keys[k].events == before[k].events for k in before)
-
-
-def test_link_records_round_trip_with_their_source():
-    r = dataclasses.replace(rec("k", 1, pf="p"), source_partition=3, source_offset=41, topic_bucket=200)
-    assert LinkRecord.from_bytes(r.to_bytes()) == r
-    old = r.to_bytes()[:-len(b",3,41,200,-1,-1,-1,-1]")] + b"]"  # a record sent before the source fields existed
-    assert LinkRecord.from_bytes(old).source_offset == -1 and LinkRecord.from_bytes(old).topic_bucket == -1
-    assert LinkRecord.from_bytes(old).key_events == -1
-    newer = r.to_bytes()[:-1] + b',"a field of a later version"]'  # read by an older agent: ignored
-    assert LinkRecord.from_bytes(newer) == r
-
-
-def test_cluster_alert_shows_a_split_sweep_and_how_close_its_heads_were_enrolled():
-    # 12 heads enrolled over 11 minutes, each sweeping 4 of 48 topics; together all 48.
-    records = [dataclasses.replace(rec(f"k{k}", k + i, pf="pf-x"), topic_bucket=4 * (4 * k + i % 4))
-               for i in range(10) for k in range(12)]
-    alerts = feed(ClusterDetector(), sorted(records, key=lambda r: r.ts_ms) + [rec("later", 120)])
-    reasons = {r["signal"]: r for r in alerts[-1]["reasons"]}
-    assert reasons["joint_topic_coverage"]["value"] == round(48 / 64, 3)
-    assert reasons["joint_topic_coverage"]["baseline"] == round(4 / 64, 3)
-    assert reasons["members_enrolled_within_minutes"]["value"] == 11.0
-
-
-def test_a_split_sweep_scores_above_keys_that_each_sweep_everything():
-    split = [dataclasses.replace(rec(f"s{k}", i, pf="pf-s"), topic_bucket=4 * (4 * k + i % 4))
-             for i in range(10) for k in range(12)]
-    whole = [dataclasses.replace(rec(f"w{k}", i, pf="pf-w"), topic_bucket=4 * i)  # each key: all 10 topics
-             for i in range(10) for k in range(12)]
-    alerts = feed(ClusterDetector(), sorted(split + whole, key=lambda r: r.ts_ms) + [rec("later", 120)])
-    score = {a["api_key_ids"][0][0]: a["score"] for a in alerts}
-    assert score["s"] > 0.85 and score["w"] < score["s"] - 0.15
 
 
 def test_an_open_incident_whose_core_left_still_scores_what_its_members_send():

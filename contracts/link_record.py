@@ -1,0 +1,100 @@
+"""The link record: what the cluster detector needs of one event, as it crosses the links topic.
+
+The workers send link records to the cluster agent on the internal links topic (one
+partition: linking is global); ``distillguard replay`` hands them over in process. No prompt
+text: ids, a few hashes and counts. On the wire a record is a compact JSON array of its
+fields in declaration order (:meth:`LinkRecord.to_bytes`); a links-topic message is a JSON
+array of such arrays (:func:`link_batch_bytes`), or, as sent before batching, one record.
+
+Versioning: fields are only ever appended. A reader takes the fields it knows and defaults
+the ones an older writer left out (:meth:`LinkRecord.from_fields`), so workers and the
+cluster agent can be upgraded in any order.
+
+>>> one = LinkRecord("k1", "a1", 1_769_904_000_000, 1.0, 2, 3, payment_fingerprint="pf")
+>>> one.to_bytes()[:40]
+b'["k1","a1",1769904000000,1.0,2,3,"pf",nu'
+>>> link_records_in(link_batch_bytes([one.to_bytes(), one.to_bytes()])) == [one, one]
+True
+>>> link_records_in(one.to_bytes()) == [one]
+True
+>>> LinkRecord.from_fields(["k1", "a1", 5, 0.0, 2, 3]).output_tokens  # an older writer's record
+-1
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, ~0.4 us a
+# field, and one of these is built for every forwarded event (benchmarks/decode.py). Treat
+# it as immutable; unsafe_hash keeps it hashable by value, as frozen did.
+@dataclass(slots=True, unsafe_hash=True)
+class LinkRecord:
+    """One event as the cluster detector sees it: no text, a few hashes and ids.
+
+    Built by :func:`distillguard.models.clusters.link_record` (which events are forwarded)
+    and learned by :meth:`distillguard.models.clusters.ClusterDetector.observe_link`.
+    """
+
+    api_key_id: str
+    account_id: str
+    ts_ms: int
+    style: float  # the event's extraction style as harvested (0..1)
+    head: int  # hash of the prompt's opening frame (features' template hash)
+    # The link values below but the payment method are set only on records of the linking
+    # style (models/constants.py LINK_MIN_STYLE) or more: the others link by payment method
+    # only, and their tail is -1, their net, asn and ua_hash None.
+    tail: int  # hash of the prompt's closing frame
+    payment_fingerprint: str | None = None
+    net: str | None = None  # the client's IP prefix (/24 or /48)
+    asn: int | None = None
+    ua_hash: int | None = None
+    output_tokens: int = -1  # -1: usage not reported
+    account_created_ms: int | None = None
+    # Where the event sits in the input (partition, offset; -1: unknown, as in replay). A
+    # worker that re-applies events (its key states restored older after a restart or a
+    # rebalance) sends their records again; the detector learns each event once by this.
+    source_partition: int = -1
+    source_offset: int = -1
+    topic_bucket: int = -1  # the prompt's coarse topic (0..255), -1 unknown: what a member covers
+    key_events: int = -1  # the key's events so far, this one included (-1 unknown): its volume
+    family: int = -1  # the prompt's content family (cohort.content_family), -1 unknown
+    item: int = -1  # the prompt's item fingerprint (cohort.item_fingerprint), -1 unknown
+    simhash: int = -1  # the prompt's 64-bit SimHash of content words (features), -1 unknown: its content sketch
+
+    def to_bytes(self) -> bytes:
+        """The record on the links topic: its fields as a compact JSON array."""
+        return json.dumps([self.api_key_id, self.account_id, self.ts_ms, self.style, self.head, self.tail,
+                           self.payment_fingerprint, self.net, self.asn, self.ua_hash, self.output_tokens,
+                           self.account_created_ms, self.source_partition, self.source_offset, self.topic_bucket,
+                           self.key_events, self.family, self.item, self.simhash],
+                          separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "LinkRecord":
+        return cls.from_fields(json.loads(data))
+
+    @classmethod
+    def from_fields(cls, fields: list) -> "LinkRecord":
+        """From its JSON fields: an older worker's record lacks the trailing ones (their
+        defaults apply), a newer one's may carry more (ignored, so that a rolling upgrade's
+        old cluster agent still reads what new workers send)."""
+        return cls(*fields[:_FIELDS])
+
+
+_FIELDS = len(dataclasses.fields(LinkRecord))
+
+
+def link_batch_bytes(records: list[bytes]) -> bytes:
+    """One links-topic message carrying many records (each ``LinkRecord.to_bytes()``)."""
+    return b"[" + b",".join(records) + b"]"
+
+
+def link_records_in(message: bytes) -> list[LinkRecord]:
+    """The link records of a links-topic message: a batch, or one record (as sent before
+    batching, still read when a worker rebuilds from an older topic)."""
+    if message[:2] == b"[[":
+        return [LinkRecord.from_fields(fields) for fields in json.loads(message)]
+    return [LinkRecord.from_bytes(message)]

@@ -1,0 +1,130 @@
+"""Scoring a cluster and the alerts the cluster detector sends (``distill.alert.v1``).
+
+The detector (``detector.py``) decides when a cluster is scored and alerted; what it found
+is handed over as :class:`ClusterFindings`, and the alert is built here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ...contracts.alert import Severity
+from ...contracts.alert import iso_ms as _iso  # the one time format of every record
+from ..constants import BASE_EXTRACTION_RATE
+from .members import KeyStats
+
+EVIDENCE_NAMES = {"pf": "shared payment fingerprint", "acct": "same account", "net": "shared IP prefix",
+                  "head": "same opening frame in lockstep", "tail": "same closing frame in lockstep",
+                  "asnua": "same ASN and user agent in lockstep"}
+
+
+@dataclass(slots=True)
+class ClusterFindings:
+    """What one cluster's alert reports: its members by role and their joint behaviour."""
+
+    core: set[str]  # the mostly-extraction members that make the cluster
+    members: set[str]  # every member named: the core and the rest
+    camouflaged: set[str]  # named by their extraction, not mostly extraction
+    paying: set[str]  # named as payment-ring members only
+    stats: list[KeyStats]  # of the members named (core first)
+    share: float  # the core's joint extraction-style share
+    suspicious: int  # the core's extraction-style events
+    events: int  # every named member's events
+    n_named: int  # named members as the cluster's running totals count them
+    ring_accounts: int  # accounts of its payment-ring members
+    paying_together: bool  # it is a payment ring
+    evidence: dict[str, int]  # link kind -> joins
+
+
+def incident_id(began_ms: int, grid_ms: int) -> str:
+    """A cluster incident's id: the ``grid_ms`` slot (an hour) in which it began.
+
+    >>> incident_id(1_769_922_000_123, 3_600_000)
+    'cluster:20260201T0500Z'
+    """
+    began = began_ms // grid_ms * grid_ms
+    return "cluster:" + datetime.fromtimestamp(began / 1000, timezone.utc).strftime("%Y%m%dT%H%MZ")
+
+
+def cluster_score(found: ClusterFindings) -> tuple[float, int, int]:
+    """The cluster's score, its members' joint topic coverage and one (the median) member's."""
+    # A hydra splits one sweep: each head covers a little of its topics, together they
+    # cover them all.
+    joint_topics, member_topics = 0, []
+    for s in found.stats:
+        joint_topics |= s.topics
+        member_topics.append(s.topics.bit_count())
+    joint, one_member = joint_topics.bit_count(), sorted(member_topics)[len(member_topics) // 2]
+    # The score: the joint extraction share, scaled by size, and by how much of the joint
+    # coverage one member's is not (a split sweep scores near full; keys that each
+    # sweep everything, linked by a shared frame, lose up to a quarter).
+    split = 1.0 - one_member / joint if joint else 1.0
+    score = found.share * (1.0 - 1.0 / max(1, found.n_named)) * (0.75 + 0.25 * split)
+    if found.paying_together:
+        # at the warning level (0.65) with three accounts, a little more for each further one
+        score = max(score, min(0.79, 0.62 + 0.01 * found.ring_accounts))
+    return round(min(1.0, score), 4), joint, one_member
+
+
+def cluster_alert(alert_id: str, ts_ms: int, rank: int, found: ClusterFindings, detector: str) -> dict:
+    """The ``entity_type: cluster`` alert of one cluster."""
+    score, joint, one_member = cluster_score(found)
+    spans = [s.last_ts - s.first_ts for s in found.stats]
+    firsts = [s.first_ts for s in found.stats]  # a hydra's heads were enrolled together
+    return {
+        "schema": "distill.alert.v1",
+        "alert_id": alert_id,
+        "ts": _iso(ts_ms),
+        "entity_type": "cluster",
+        "entity_id": alert_id.split(":", 1)[1],
+        "api_key_ids": sorted(found.members),
+        "score": score,
+        "severity": Severity.of_rank(rank).value,
+        "reasons": [
+            {"signal": "cluster_keys", "value": len(found.members), "baseline": 1, "weight": 1.0},
+            {"signal": "joint_extraction_style_share", "value": round(found.share, 3),
+             "baseline": BASE_EXTRACTION_RATE, "weight": 1.0},
+            {"signal": "joint_extraction_events", "value": found.suspicious, "baseline": None, "weight": 0.5},
+            {"signal": "camouflaged_members", "value": len(found.camouflaged), "baseline": 0, "weight": None},
+            {"signal": "payment_ring_members", "value": len(found.paying), "baseline": 0, "weight": None},
+            {"signal": "accounts_sharing_a_payment_method", "value": found.ring_accounts, "baseline": 1,
+             "weight": None},
+            {"signal": "median_key_active_minutes", "value": round(sorted(spans)[len(spans) // 2] / 60000, 1),
+             "baseline": None, "weight": None},
+            {"signal": "joint_topic_coverage", "value": round(joint / 64, 3),
+             "baseline": round(one_member / 64, 3), "weight": None},
+            {"signal": "members_enrolled_within_minutes", "value": round((max(firsts) - min(firsts)) / 60000, 1),
+             "baseline": None, "weight": None},
+            {"signal": "median_account_age_days", "value": median_age_days(found.stats), "baseline": None,
+             "weight": None},
+            {"signal": "linked_by", "value": describe_evidence(found.evidence), "baseline": None,
+             "weight": None},
+        ],
+        "events_seen": found.events,
+        "detector": detector,
+    }
+
+
+def account_alert(account_id: str, ts_ms: int, keys: set[str], events_seen: int, account_min_keys: int,
+                  detector: str) -> dict:
+    """The ``entity_type: account`` alert of an account holding many extraction-like keys."""
+    return {
+        "schema": "distill.alert.v1", "alert_id": f"account:{account_id}", "ts": _iso(ts_ms),
+        "entity_type": "account", "entity_id": account_id, "api_key_ids": sorted(keys),
+        "score": round(min(1.0, 1.0 - 1.0 / len(keys)), 4),
+        "severity": (Severity.CRITICAL if len(keys) >= 2 * account_min_keys else Severity.WARNING).value,
+        "reasons": [{"signal": "extraction_keys_in_account", "value": len(keys), "baseline": 1, "weight": 1.0}],
+        "events_seen": events_seen,
+        "detector": detector,
+    }
+
+
+def median_age_days(stats: list[KeyStats]) -> float | None:
+    ages = sorted(s.account_age_ms for s in stats if s.account_age_ms is not None)
+    return round(ages[len(ages) // 2] / 86_400_000, 1) if ages else None
+
+
+def describe_evidence(evidence: dict[str, int]) -> str:
+    """'shared payment fingerprint x12, same opening frame in lockstep x40' (most joins first)."""
+    parts = sorted(evidence.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{EVIDENCE_NAMES.get(kind, kind)} x{n}" for kind, n in parts)

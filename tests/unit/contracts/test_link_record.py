@@ -1,0 +1,30 @@
+"""The link record's wire form (contracts/link_record.py): round trips, older and newer writers."""
+from __future__ import annotations
+
+import dataclasses
+
+from distillguard.contracts.link_record import LinkRecord
+
+T0 = 1_769_904_000_000
+
+
+def rec(key: str, i: int, **fields) -> LinkRecord:
+    return LinkRecord(key, f"acct-{key}", T0 + i * 60_000, 1.0, hash((key, i, "h")) & 0xFFFF_FFFF,
+                      hash((key, i, "t")) & 0xFFFF_FFFF, **fields)
+
+
+def test_link_record_round_trips_as_bytes():
+    r = rec("k", 3, payment_fingerprint="pf", net="1.2.3.0/24", asn=7, ua_hash=9)
+    assert LinkRecord.from_bytes(r.to_bytes()) == r
+
+
+def test_link_records_round_trip_with_their_source():
+    r = dataclasses.replace(rec("k", 1, payment_fingerprint="p"), source_partition=3, source_offset=41, topic_bucket=200)
+    assert LinkRecord.from_bytes(r.to_bytes()) == r
+    old = r.to_bytes()[:-len(b",3,41,200,-1,-1,-1,-1]")] + b"]"  # a record sent before the source fields existed
+    assert LinkRecord.from_bytes(old).source_offset == -1 and LinkRecord.from_bytes(old).topic_bucket == -1
+    assert LinkRecord.from_bytes(old).key_events == -1
+    newer = r.to_bytes()[:-1] + b',"a field of a later version"]'  # read by an older agent: ignored
+    assert LinkRecord.from_bytes(newer) == r
+
+

@@ -1,0 +1,66 @@
+"""Linking: one link value's members, and the workers' partitioned link-values stage."""
+from __future__ import annotations
+
+import dataclasses
+
+from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefresh, link_step, link_value_key,
+                                          link_values)
+
+from .conftest import T0, feed, rec
+
+
+def _split_stage(records, det: ClusterDetector) -> list[dict]:
+    """The workers' topology in one process: behaviour to the detector, link values through a
+    bytes table keyed like the link-values topic, joins back to the detector."""
+    table: dict[bytes, bytes] = {}
+    refresh = LinkRefresh(det.config.link_refresh_ms, det.config.max_keys)  # what a worker sends
+    alerts = []
+    for r in records:
+        alerts += det.observe_link(r, link=False)
+        if r.style < det.config.min_style:
+            continue
+        for kind, value in link_values(r):
+            if not refresh.due(r.api_key_id, (kind, value), r.ts_ms):
+                continue
+            key = link_value_key(kind, value)
+            link = LinkMembers.from_bytes(table.get(key)) or LinkMembers(first_ts=r.ts_ms)
+            others = link_step(link, kind, r.api_key_id, r.ts_ms, window_ms=det.config.window_ms,
+                               min_coordinated=det.config.min_coordinated,
+                               max_members=det.config.max_members)
+            table[key] = link.to_bytes()
+            if others:
+                alerts += det.observe_join(kind, r.api_key_id, others, r.ts_ms)
+    return [a for a in alerts if a["entity_type"] == "cluster"]
+
+
+def test_partitioned_link_values_stage_finds_the_same_clusters_as_the_detector_alone():
+    infra = [dataclasses.replace(rec(f"i{k}", i, pf="pf-x"), output_tokens=700) for i in range(10) for k in range(15)]
+    proxy = [dataclasses.replace(rec(f"p{k}", i, head=777, asn=64500, ua=9), output_tokens=700)
+             for i in range(10) for k in range(12)]
+    users = [rec(f"u{k}", i, style=0.0, pf="pf-x") for i in range(10) for k in range(5)]
+    records = sorted(infra + proxy + users, key=lambda r: r.ts_ms)
+    alone = feed(ClusterDetector(), records)
+    split = _split_stage(records, ClusterDetector())
+
+    def incidents(alerts):
+        return {a["alert_id"]: frozenset(a["api_key_ids"]) for a in alerts}
+
+    assert incidents(split) == incidents(alone) and len(incidents(alone)) == 2
+    assert not any(k.startswith("u") for a in split for k in a["api_key_ids"])
+
+
+def test_link_members_round_trip_as_bytes_and_stay_bounded():
+    link = LinkMembers(first_ts=T0)
+    for k in range(40):
+        link_step(link, "head", f"k{k}", T0 + k, window_ms=3_600_000, min_coordinated=4, max_members=32)
+    assert link.common and not link.members  # a value shared by too many keys stops linking
+    link = LinkMembers(first_ts=T0)
+    link_step(link, "pf", "a", T0, window_ms=60_000, min_coordinated=4, max_members=32)
+    assert link_step(link, "pf", "b", T0 + 1, window_ms=60_000, min_coordinated=4, max_members=32) == ["a"]
+    again = LinkMembers.from_bytes(link.to_bytes())
+    assert again == link and again.last_ts == T0 + 1
+    # a member idle past the window is dropped when the value is next touched
+    link_step(again, "pf", "c", T0 + 120_000, window_ms=60_000, min_coordinated=4, max_members=32)
+    assert list(again.members) == ["c"]
+
+
