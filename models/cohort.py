@@ -70,6 +70,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import numpy as np
+
 from ..contracts.alert import Severity
 from ..errors import ConfigError
 
@@ -225,6 +227,9 @@ class _Candidate:
     family: int = -1  # the family it joined as a member (-1: not a member)
     named: bool = False  # named in a cohort incident
     linked: bool = False  # in a cluster of ClusterDetector's linking: not a cohort candidate
+    last_ts: int = -1  # its latest counted request
+    last_key_events: int = -1  # and the key's events up to it (LinkRecord.key_events; -1 unknown)
+    quick_gaps: int = 0  # gaps between its counted requests under machine_gap_ms
 
 
 _MAX_FAMILIES = 4
@@ -268,7 +273,9 @@ class CohortDetector:
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
                  critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1,
-                 min_mature_records: int = 4, min_mature_affinity: float = 1.25) -> None:
+                 min_mature_records: int = 4, min_mature_affinity: float = 1.25, neighbours: int = 10,
+                 min_neighbour_affinity: float = 1.5, machine_gap_ms: int = 60_000,
+                 min_machine_neighbour_affinity: float = 0.5) -> None:
         # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
         self.young_ms = young_ms
         self.min_key_events = min_key_events
@@ -301,6 +308,21 @@ class CohortDetector:
         # of them, and a closer content fit (``min_mature_affinity``, on a sketch of a few prompts).
         self.min_mature_records = min_mature_records
         self.min_mature_affinity = min_mature_affinity
+        # Several cohorts sweeping one free-form family at once (each its own item set) make a
+        # wave profile that is a mix: a member fits only its own cohort's part of it. So a member
+        # may fit its ``neighbours`` nearest recent members instead (their pooled sketches), by
+        # the higher ``min_neighbour_affinity``: a person's prompts find some near neighbours by
+        # chance among hundreds (stress-content-cohort: benign young keys up to ~1.25 nats).
+        # A member that swept its slice at machine rate (most gaps under ``machine_gap_ms``: no
+        # person reads a long answer and writes the next item-length request in a minute) needs
+        # only ``min_machine_neighbour_affinity``: the ordinary young users of a free-form family
+        # converse at a person's pace.
+        if neighbours < 1:
+            raise ConfigError(f"neighbours must be 1 or more, not {neighbours}")
+        self.neighbours = neighbours
+        self.min_neighbour_affinity = min_neighbour_affinity
+        self.machine_gap_ms = machine_gap_ms
+        self.min_machine_neighbour_affinity = min_machine_neighbour_affinity
         self._keys: OrderedDict[str, _Candidate] = OrderedDict()
         # Mature candidates apart: the many ordinary old keys must not evict the young ones.
         self._mature: OrderedDict[str, _Candidate] = OrderedDict()
@@ -352,6 +374,11 @@ class CohortDetector:
             cand.linked = True
             return alerts
         cand.events += 1
+        if cand.last_ts >= 0:
+            # per request between the two: a mature key's records are its 1st, 2nd, 4th ... only
+            requests = max(1, rec.key_events - cand.last_key_events) if cand.last_key_events > 0 else 1
+            cand.quick_gaps += 0 <= rec.ts_ms - cand.last_ts < self.machine_gap_ms * requests
+        cand.last_ts, cand.last_key_events = rec.ts_ms, rec.key_events
         if rec.output_tokens >= 0:
             cand.tokens += rec.output_tokens
             cand.reported += 1
@@ -407,7 +434,7 @@ class CohortDetector:
         fam.recent[rec.api_key_id] = (first, sketch)
         self._profile_add(fam, sketch, 1)
         if fam.incident is None or len(fam.named) >= self.max_members or self.is_linked(rec.api_key_id) or \
-                abs(first - fam.totals[5]) > self.window_ms or not self._content_fits(cand.family, fam, sketch):
+                abs(first - fam.totals[5]) > self.window_ms or not self._content_fits(cand.family, fam, rec.api_key_id):
             return []
         self._name(fam, rec.api_key_id)
         if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
@@ -512,7 +539,7 @@ class CohortDetector:
         if fam.incident is None:
             # Members whose content is the wave's, not ordinary traffic's: young users who keep
             # to free-form requests arrive during a wave too, about what everyone asks about.
-            members = [k for k in wave if self._content_fits(family, fam, fam.recent[k][1])]
+            members = [k for k in wave if self._content_fits(family, fam, k)]
             if len(members) < self.min_members:
                 return alerts  # a burst of young users with nothing in common but the family
             if self._overlap(members) > self.max_overlap:
@@ -526,7 +553,7 @@ class CohortDetector:
                 self._name_mature(fam, member, self._mature.get(member), sketch)
             fam.mature_waiting.clear()
         elif len(fam.named) < self.max_members and not self.is_linked(key) and \
-                self._content_fits(family, fam, fam.recent[key][1]):
+                self._content_fits(family, fam, key):
             self._name(fam, key)
         if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
             alerts.append(self._alert(family, fam))
@@ -548,11 +575,56 @@ class CohortDetector:
             fam.profile[i] += sign * count
         fam.profile_total += sign * n
 
-    def _content_fits(self, family: int, fam: _Family, sketch) -> bool:
-        """Whether a member of a wave is about what the wave is about. Asked of free-form
+    def _content_fits(self, family: int, fam: _Family, key: str) -> bool:
+        """Whether a member of a wave (in ``fam.recent``) is about what the wave is about: the
+        wave's profile, or its nearest members' (the cheaper test first). Asked of free-form
         families only: an item shape (options, an answer label, math, code) is itself what the
         members share."""
-        return not _is_free_form(family) or self._affinity(fam, sketch) >= self.min_content_affinity
+        if not _is_free_form(family):
+            return True
+        sketch = fam.recent[key][1]
+        if self._affinity(fam, sketch) >= self.min_content_affinity:
+            return True
+        cand = self._keys.get(key)
+        machine = cand is not None and cand.events > 1 and 2 * cand.quick_gaps > cand.events - 1
+        bar = self.min_machine_neighbour_affinity if machine else self.min_neighbour_affinity
+        return self._neighbour_affinity(fam, key, sketch) >= bar
+
+    def _neighbour_affinity(self, fam: _Family, key: str, sketch) -> float:
+        """How much likelier a member's prompts are under its ``neighbours`` nearest recent
+        members' pooled sketches than under ordinary traffic's (mean log ratio per prompt, as
+        ``_affinity``). Nearest: the cosine of their bit rates' departures from ordinary
+        traffic's, so that one cohort's members find each other in a family several cohorts
+        sweep at once. Vectorised over the family's recent members (at most ``max_members``);
+        asked only of members the wave's profile did not take.
+
+        >>> det = CohortDetector(neighbours=2)
+        >>> fam = _Family()
+        >>> for k, word in enumerate([0x0F0F, 0x0F0F, 0xF0F0_0000, 0x0F0F]):
+        ...     counts = bytearray(64)
+        ...     for i in range(64):
+        ...         counts[i] = 8 * (word >> i & 1)
+        ...     fam.recent[f"k{k}"] = (0, (bytes(counts), 8))
+        >>> det._neighbour_affinity(fam, "k0", fam.recent["k0"][1]) > det._neighbour_affinity(fam, "k2", fam.recent["k2"][1])
+        True
+        """
+        bits, n = sketch
+        others = [s for k, (_, s) in fam.recent.items() if k != key and s[1] > 0]
+        if n <= 0 or not others:
+            return 0.0
+        ordinary = (np.asarray(self._background, dtype=float) + _SMOOTHING) / (self._background_total + 2 * _SMOOTHING)
+        counts = np.frombuffer(b"".join(b for b, _ in others), dtype=np.uint8).reshape(len(others), _SIMHASH_BITS)
+        totals = np.fromiter((m for _, m in others), dtype=float, count=len(others))
+        departures = (counts + _SMOOTHING) / (totals[:, None] + 2 * _SMOOTHING) - ordinary
+        own_counts = np.frombuffer(bits, dtype=np.uint8).astype(float)
+        own = (own_counts + _SMOOTHING) / (n + 2 * _SMOOTHING) - ordinary
+        norms = np.linalg.norm(departures, axis=1) * (np.linalg.norm(own) or 1.0)
+        closeness = departures @ own / np.where(norms > 0, norms, 1.0)
+        nearest = np.argsort(-closeness, kind="stable")[:self.neighbours]
+        pooled, pooled_n = counts[nearest].sum(axis=0), totals[nearest].sum()
+        p_near = (pooled + self.profile_prior * ordinary) / (pooled_n + self.profile_prior)
+        ratio = own_counts @ np.log(p_near / ordinary) + (n - own_counts) @ np.log((1 - p_near) / (1 - ordinary))
+        return float(ratio) / n
 
     def _affinity(self, fam: _Family, sketch, own: bool = True) -> float:
         """How much likelier a member's prompts are under the other recent members' profile
