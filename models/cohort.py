@@ -29,7 +29,15 @@ What an attacker who reads this cannot easily change without giving up the harve
   ordinary traffic's (established accounts' requests): ``min_content_affinity`` (mean log
   ratio per prompt). Young users who keep to long free-form requests while a wave runs are
   about what everyone asks about, and are not named. To escape it a cohort must ask about
-  what ordinary users ask about, which is not the item set it came to harvest;
+  what ordinary users ask about, which is not the item set it came to harvest. Several
+  cohorts sweeping one family at once make the wave's profile a mix that each member fits
+  only partly: a member may fit its ``neighbours`` nearest recent members instead, by the
+  higher ``min_neighbour_affinity``, or ``min_machine_neighbour_affinity`` when it sent its
+  slice at machine rate (most gaps under ``machine_gap_ms``), which no person writing long
+  requests does;
+* **camouflage costs the probation**: a young key that keeps to an item shape for only
+  ``min_partial_share`` of its requests (its slice interleaved with other requests) is a
+  member only if its content fits the wave as a free-form member's must;
 * **their items do not overlap**: a cohort splits one set (the share of a member's requests
   that another key sent already, ``max_overlap``); many users re-sending one popular
   benchmark, or an evaluation re-run, overlap.
@@ -227,6 +235,7 @@ class _Candidate:
     family: int = -1  # the family it joined as a member (-1: not a member)
     named: bool = False  # named in a cohort incident
     linked: bool = False  # in a cluster of ClusterDetector's linking: not a cohort candidate
+    partial: bool = False  # a member that kept to its item family only partly (min_partial_share)
     last_ts: int = -1  # its latest counted request
     last_key_events: int = -1  # and the key's events up to it (LinkRecord.key_events; -1 unknown)
     quick_gaps: int = 0  # gaps between its counted requests under machine_gap_ms
@@ -273,7 +282,8 @@ class CohortDetector:
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
                  critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1,
-                 min_mature_records: int = 4, min_mature_affinity: float = 1.25, neighbours: int = 10,
+                 min_mature_records: int = 4, min_mature_affinity: float = 1.25, min_partial_share: float = 0.5,
+                 neighbours: int = 10,
                  min_neighbour_affinity: float = 1.5, machine_gap_ms: int = 60_000,
                  min_machine_neighbour_affinity: float = 0.5) -> None:
         # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
@@ -281,6 +291,7 @@ class CohortDetector:
         self.min_key_events = min_key_events
         self.max_key_events = max_key_events
         self.min_family_share = min_family_share
+        self.min_partial_share = min_partial_share
         self.min_free_form_share = min_free_form_share
         self.min_item_length_share = min_item_length_share
         self.min_harvest_tokens = min_harvest_tokens
@@ -483,6 +494,7 @@ class CohortDetector:
         family, n = max(cand.families.items(), key=lambda kv: (kv[1], -kv[0]))
         if not _is_free_form(family) and n >= self.min_family_share * cand.events:
             return family
+        top, top_n = family, n
         # Free-form: no answer options or answer labels. Free-form item sets (instructions,
         # questions, problems) mix math and code items into their prose, so those count too.
         family -= family % len(_KINDS)
@@ -491,9 +503,15 @@ class CohortDetector:
         # items keeps to them more strictly than one sweeping options, answer labels, math or
         # code, and its requests are mostly item-sized, where a person's chat is mostly short
         # turns ("thanks", "why?", "make it shorter").
-        if n < self.min_free_form_share * cand.events:
-            return None
-        return family if cand.long >= self.min_item_length_share * cand.events else None
+        if n >= self.min_free_form_share * cand.events:
+            return family if cand.long >= self.min_item_length_share * cand.events else None
+        # A young key that keeps to an item shape only partly (a camouflaged member interleaves
+        # other requests with its slice) is a member on probation: like a free-form one, it is
+        # named only if it is about what the wave is about (_content_fits).
+        if min_events is None and not _is_free_form(top) and top_n >= self.min_partial_share * cand.events:
+            cand.partial = True
+            return top
+        return None
 
     def _baseline(self, fam: _Family) -> float:
         """Members the family's ordinary history predicts in one window: its members that left
@@ -580,12 +598,12 @@ class CohortDetector:
         wave's profile, or its nearest members' (the cheaper test first). Asked of free-form
         families only: an item shape (options, an answer label, math, code) is itself what the
         members share."""
-        if not _is_free_form(family):
+        cand = self._keys.get(key)
+        if not _is_free_form(family) and not (cand is not None and cand.partial):
             return True
         sketch = fam.recent[key][1]
         if self._affinity(fam, sketch) >= self.min_content_affinity:
             return True
-        cand = self._keys.get(key)
         machine = cand is not None and cand.events > 1 and 2 * cand.quick_gaps > cand.events - 1
         bar = self.min_machine_neighbour_affinity if machine else self.min_neighbour_affinity
         return self._neighbour_affinity(fam, key, sketch) >= bar

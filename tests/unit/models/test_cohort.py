@@ -472,3 +472,38 @@ def test_nearest_members_are_the_members_of_ones_own_cohort():
     key = next(k for k in fam.recent if k.startswith("c0"))
     sketch = fam.recent[key][1]
     assert det._neighbour_affinity(fam, key, sketch) > det._affinity(fam, sketch) + 0.3
+
+
+OPTIONS = content_family("Which statement is true?\n(A) Paris is on the Rhine\n(B) Paris is on the Seine\n(C) Paris is on the Po")
+CHAT = content_family("thanks, and how long should I let the dough rest before baking it?")
+
+
+def _camouflaged(prefix: str, keys: int, leaning: int | None, r: random.Random) -> list[LinkRecord]:
+    """``keys`` young keys, each 16 requests a minute apart: 10 items of answer options (their
+    SimHash leaning ``leaning``'s bits, None: ordinary content) interleaved with 6 chat turns."""
+    recs = []
+    for k in range(keys):
+        start = T0 + k * 2_400_000
+        for i in range(16):
+            item_request = i % 8 not in (1, 4, 6)
+            recs.append(LinkRecord(f"{prefix}{k}", f"{prefix}-a{k}", start + i * 60_000, 0.0, 0, 0, output_tokens=600,
+                                   account_created_ms=start - DAY_MS, family=OPTIONS if item_request else CHAT,
+                                   item=hash((prefix, k, i)) & 0xFFFF_FFFF, key_events=i + 1,
+                                   simhash=_simhash(r, leaning if item_request else None)))
+    return recs
+
+
+def test_camouflaged_members_keeping_to_their_items_only_partly_are_named_if_their_content_fits():
+    # A cohort of 20 whose members interleave chat with their slice of an exam bank (10 of 16
+    # requests items: under min_family_share, so no member before), beside 15 young users who
+    # send as many exam items but about what everyone asks about: the cohort is named (its
+    # members on probation, by content), the users are not.
+    r = random.Random(11)
+    recs = [LinkRecord(f"old{i % 300}", "a", T0 - DAY_MS + i * 20_000, 0.0, 0, 0, output_tokens=300,
+                       account_created_ms=T0 - 400 * DAY_MS, simhash=_simhash(r, None)) for i in range(4000)]
+    recs += _camouflaged("camo", 20, 2, r) + _camouflaged("user", 15, None, r)
+    det = CohortDetector()
+    named = {key for rec in sorted(recs, key=lambda rec: rec.ts_ms) for a in det.learn_one(rec)
+             for key in a["api_key_ids"]}
+    assert sum(key.startswith("camo") for key in named) >= 15
+    assert not any(key.startswith("user") for key in named)
