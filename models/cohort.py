@@ -264,6 +264,8 @@ class _Family:
     totals: list = field(default_factory=lambda: [0, 0, 0, 0, None, None, 0.0])
     member_requests: list = field(default_factory=list)
     mature: int = 0  # the open incident's members on mature accounts (named on content evidence)
+    partial: int = 0  # ... that kept to the family only partly (camouflaged, named on content)
+    by_neighbours: int = 0  # ... whose content fit its nearest members', not the wave's profile
     # Mature keys that swept like members before an incident opened (key -> first request ts,
     # sketch): named when one opens, if they fit it. Bounded by max_members, kept two windows.
     mature_waiting: OrderedDict = field(default_factory=OrderedDict)
@@ -553,7 +555,7 @@ class CohortDetector:
             if len(fam.named) > fam.sent:
                 alerts.append(self._alert(family, fam))  # its last members, before it closes
             fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, []
-            fam.totals, fam.mature = [0, 0, 0, 0, None, None, 0.0], 0
+            fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0], 0, 0, 0
         if fam.incident is None:
             # Members whose content is the wave's, not ordinary traffic's: young users who keep
             # to free-form requests arrive during a wave too, about what everyone asks about.
@@ -691,9 +693,14 @@ class CohortDetector:
         t[3] += cand.reported
         t[4] = cand.first_ts if t[4] is None else min(t[4], cand.first_ts)
         t[5] = cand.first_ts if t[5] is None else max(t[5], cand.first_ts)
-        t[6] += self._affinity(fam, sketch, own=False) if sketch is not None else \
+        affinity = self._affinity(fam, sketch, own=False) if sketch is not None else \
             self._affinity(fam, fam.recent[key][1]) if key in fam.recent else 0.0
+        t[6] += affinity
         fam.member_requests.append(cand.events)
+        # why it was named, for the alert: camouflaged, or on its nearest members' content only
+        fam.partial += cand.partial
+        fam.by_neighbours += sketch is None and affinity < self.min_content_affinity and (
+            _is_free_form(cand.family) or cand.partial)
 
     def _overlap(self, members) -> float:
         stats = [self._keys[k] for k in members if k in self._keys]
@@ -739,6 +746,11 @@ class CohortDetector:
                  "baseline": self.min_harvest_tokens, "weight": None},
                 # members on mature accounts: joined on content evidence beside the young wave
                 {"signal": "cohort_mature_members", "value": fam.mature, "baseline": None, "weight": None},
+                # members whose prompts fit their nearest members' (one of several cohorts in the family)
+                {"signal": "cohort_members_fit_by_nearest_members", "value": fam.by_neighbours, "baseline": None,
+                 "weight": None},
+                # members that interleaved other requests with their items (camouflage), named on content
+                {"signal": "cohort_camouflaged_members", "value": fam.partial, "baseline": None, "weight": None},
                 {"signal": "linked_by", "value": "content only: young accounts sweeping one item family",
                  "baseline": None, "weight": None},
             ],

@@ -445,10 +445,12 @@ def test_members_of_several_cohorts_sweeping_one_free_form_family_at_once_are_na
     # nearest members (its own cohort's) fit it; at machine rate that is enough. Young users
     # writing long requests at a person's pace meanwhile are about what everyone asks about.
     det = CohortDetector()
-    named = {key for rec in _cohorts_in_one_family(5, 14, 15, gap_ms=20_000) for a in det.learn_one(rec)
-             for key in a["api_key_ids"]}
+    alerts = [a for rec in _cohorts_in_one_family(5, 14, 15, gap_ms=20_000) for a in det.learn_one(rec)]
+    named = {key for a in alerts for key in a["api_key_ids"]}
     assert sum(key.startswith("c") for key in named) >= 0.85 * 70
     assert not any(key.startswith("user") for key in named)
+    reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
+    assert reasons["cohort_members_fit_by_nearest_members"] > 0  # the on-call human sees why
 
 
 def test_a_member_at_machine_rate_needs_a_lower_nearest_members_fit_than_one_at_a_persons_pace():
@@ -503,7 +505,9 @@ def test_camouflaged_members_keeping_to_their_items_only_partly_are_named_if_the
                        account_created_ms=T0 - 400 * DAY_MS, simhash=_simhash(r, None)) for i in range(4000)]
     recs += _camouflaged("camo", 20, 2, r) + _camouflaged("user", 15, None, r)
     det = CohortDetector()
-    named = {key for rec in sorted(recs, key=lambda rec: rec.ts_ms) for a in det.learn_one(rec)
-             for key in a["api_key_ids"]}
+    alerts = [a for rec in sorted(recs, key=lambda rec: rec.ts_ms) for a in det.learn_one(rec)]
+    named = {key for a in alerts for key in a["api_key_ids"]}
     assert sum(key.startswith("camo") for key in named) >= 15
     assert not any(key.startswith("user") for key in named)
+    reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
+    assert reasons["cohort_camouflaged_members"] == len(alerts[-1]["api_key_ids"])
