@@ -625,7 +625,8 @@ class CohortDetector:
         ...     for i in range(64):
         ...         counts[i] = 8 * (word >> i & 1)
         ...     fam.recent[f"k{k}"] = (0, (bytes(counts), 8))
-        >>> det._neighbour_affinity(fam, "k0", fam.recent["k0"][1]) > det._neighbour_affinity(fam, "k2", fam.recent["k2"][1])
+        >>> near = {k: det._neighbour_affinity(fam, k, fam.recent[k][1]) for k in ("k0", "k2")}
+        >>> near["k0"] > near["k2"]  # k0 has two like it, k2 none
         True
         """
         bits, n = sketch

@@ -476,7 +476,8 @@ def test_nearest_members_are_the_members_of_ones_own_cohort():
     assert det._neighbour_affinity(fam, key, sketch) > det._affinity(fam, sketch) + 0.3
 
 
-OPTIONS = content_family("Which statement is true?\n(A) Paris is on the Rhine\n(B) Paris is on the Seine\n(C) Paris is on the Po")
+OPTIONS = content_family("Which statement is true?\n(A) Paris is on the Rhine\n(B) Paris is on the Seine\n"
+                         "(C) Paris is on the Po")
 CHAT = content_family("thanks, and how long should I let the dough rest before baking it?")
 
 
