@@ -29,7 +29,15 @@ What an attacker who reads this cannot easily change without giving up the harve
   ordinary traffic's (established accounts' requests): ``min_content_affinity`` (mean log
   ratio per prompt). Young users who keep to long free-form requests while a wave runs are
   about what everyone asks about, and are not named. To escape it a cohort must ask about
-  what ordinary users ask about, which is not the item set it came to harvest;
+  what ordinary users ask about, which is not the item set it came to harvest. Several
+  cohorts sweeping one family at once make the wave's profile a mix that each member fits
+  only partly: a member may fit its ``neighbours`` nearest recent members instead, by the
+  higher ``min_neighbour_affinity``, or ``min_machine_neighbour_affinity`` when it sent its
+  slice at machine rate (most gaps under ``machine_gap_ms``), which no person writing long
+  requests does;
+* **camouflage costs the probation**: a young key that keeps to an item shape for only
+  ``min_partial_share`` of its requests (its slice interleaved with other requests) is a
+  member only if its content fits the wave as a free-form member's must;
 * **their items do not overlap**: a cohort splits one set (the share of a member's requests
   that another key sent already, ``max_overlap``); many users re-sending one popular
   benchmark, or an evaluation re-run, overlap.
@@ -69,6 +77,8 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+
+import numpy as np
 
 from ..contracts.alert import Severity
 from ..errors import ConfigError
@@ -226,6 +236,10 @@ class _Candidate:
     family: int = -1  # the family it joined as a member (-1: not a member)
     named: bool = False  # named in a cohort incident
     linked: bool = False  # in a cluster of ClusterDetector's linking: not a cohort candidate
+    partial: bool = False  # a member that kept to its item family only partly (min_partial_share)
+    last_ts: int = -1  # its latest counted request
+    last_key_events: int = -1  # and the key's events up to it (LinkRecord.key_events; -1 unknown)
+    quick_gaps: int = 0  # gaps between its counted requests under machine_gap_ms
 
 
 _MAX_FAMILIES = 4
@@ -251,6 +265,8 @@ class _Family:
     totals: list = field(default_factory=lambda: [0, 0, 0, 0, None, None, 0.0])
     member_requests: list = field(default_factory=list)
     mature: int = 0  # the open incident's members on mature accounts (named on content evidence)
+    partial: int = 0  # ... that kept to the family only partly (camouflaged, named on content)
+    by_neighbours: int = 0  # ... whose content fit its nearest members', not the wave's profile
     # Mature keys that swept like members before an incident opened (key -> first request ts,
     # sketch): named when one opens, if they fit it. Bounded by max_members, kept two windows.
     mature_waiting: OrderedDict = field(default_factory=OrderedDict)
@@ -269,12 +285,16 @@ class CohortDetector:
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
                  critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1,
-                 min_mature_records: int = 4, min_mature_affinity: float = 1.25) -> None:
+                 min_mature_records: int = 4, min_mature_affinity: float = 1.25, min_partial_share: float = 0.5,
+                 neighbours: int = 10,
+                 min_neighbour_affinity: float = 1.5, machine_gap_ms: int = 60_000,
+                 min_machine_neighbour_affinity: float = 0.5) -> None:
         # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
         self.young_ms = young_ms
         self.min_key_events = min_key_events
         self.max_key_events = max_key_events
         self.min_family_share = min_family_share
+        self.min_partial_share = min_partial_share
         self.min_free_form_share = min_free_form_share
         self.min_item_length_share = min_item_length_share
         self.min_harvest_tokens = min_harvest_tokens
@@ -302,6 +322,21 @@ class CohortDetector:
         # of them, and a closer content fit (``min_mature_affinity``, on a sketch of a few prompts).
         self.min_mature_records = min_mature_records
         self.min_mature_affinity = min_mature_affinity
+        # Several cohorts sweeping one free-form family at once (each its own item set) make a
+        # wave profile that is a mix: a member fits only its own cohort's part of it. So a member
+        # may fit its ``neighbours`` nearest recent members instead (their pooled sketches), by
+        # the higher ``min_neighbour_affinity``: a person's prompts find some near neighbours by
+        # chance among hundreds (stress-content-cohort: benign young keys up to ~1.25 nats).
+        # A member that swept its slice at machine rate (most gaps under ``machine_gap_ms``: no
+        # person reads a long answer and writes the next item-length request in a minute) needs
+        # only ``min_machine_neighbour_affinity``: the ordinary young users of a free-form family
+        # converse at a person's pace.
+        if neighbours < 1:
+            raise ConfigError(f"neighbours must be 1 or more, not {neighbours}")
+        self.neighbours = neighbours
+        self.min_neighbour_affinity = min_neighbour_affinity
+        self.machine_gap_ms = machine_gap_ms
+        self.min_machine_neighbour_affinity = min_machine_neighbour_affinity
         self._keys: OrderedDict[str, _Candidate] = OrderedDict()
         # Mature candidates apart: the many ordinary old keys must not evict the young ones.
         self._mature: OrderedDict[str, _Candidate] = OrderedDict()
@@ -353,6 +388,11 @@ class CohortDetector:
             cand.linked = True
             return alerts
         cand.events += 1
+        if cand.last_ts >= 0:
+            # per request between the two: a mature key's records are its 1st, 2nd, 4th ... only
+            requests = max(1, rec.key_events - cand.last_key_events) if cand.last_key_events > 0 else 1
+            cand.quick_gaps += 0 <= rec.ts_ms - cand.last_ts < self.machine_gap_ms * requests
+        cand.last_ts, cand.last_key_events = rec.ts_ms, rec.key_events
         if rec.output_tokens >= 0:
             cand.tokens += rec.output_tokens
             cand.reported += 1
@@ -408,7 +448,7 @@ class CohortDetector:
         fam.recent[rec.api_key_id] = (first, sketch)
         self._profile_add(fam, sketch, 1)
         if fam.incident is None or len(fam.named) >= self.max_members or self.is_linked(rec.api_key_id) or \
-                abs(first - fam.totals[5]) > self.window_ms or not self._content_fits(cand.family, fam, sketch):
+                abs(first - fam.totals[5]) > self.window_ms or not self._content_fits(cand.family, fam, rec.api_key_id):
             return []
         self._name(fam, rec.api_key_id)
         if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
@@ -457,6 +497,7 @@ class CohortDetector:
         family, n = max(cand.families.items(), key=lambda kv: (kv[1], -kv[0]))
         if not _is_free_form(family) and n >= self.min_family_share * cand.events:
             return family
+        top, top_n = family, n
         # Free-form: no answer options or answer labels. Free-form item sets (instructions,
         # questions, problems) mix math and code items into their prose, so those count too.
         family -= family % len(_KINDS)
@@ -465,9 +506,15 @@ class CohortDetector:
         # items keeps to them more strictly than one sweeping options, answer labels, math or
         # code, and its requests are mostly item-sized, where a person's chat is mostly short
         # turns ("thanks", "why?", "make it shorter").
-        if n < self.min_free_form_share * cand.events:
-            return None
-        return family if cand.long >= self.min_item_length_share * cand.events else None
+        if n >= self.min_free_form_share * cand.events:
+            return family if cand.long >= self.min_item_length_share * cand.events else None
+        # A young key that keeps to an item shape only partly (a camouflaged member interleaves
+        # other requests with its slice) is a member on probation: like a free-form one, it is
+        # named only if it is about what the wave is about (_content_fits).
+        if min_events is None and not _is_free_form(top) and top_n >= self.min_partial_share * cand.events:
+            cand.partial = True
+            return top
+        return None
 
     def _baseline(self, fam: _Family) -> float:
         """Members the family's ordinary history predicts in one window: its members that left
@@ -509,11 +556,11 @@ class CohortDetector:
             if len(fam.named) > fam.sent:
                 alerts.append(self._alert(family, fam))  # its last members, before it closes
             fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, []
-            fam.totals, fam.mature = [0, 0, 0, 0, None, None, 0.0], 0
+            fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0], 0, 0, 0
         if fam.incident is None:
             # Members whose content is the wave's, not ordinary traffic's: young users who keep
             # to free-form requests arrive during a wave too, about what everyone asks about.
-            members = [k for k in wave if self._content_fits(family, fam, fam.recent[k][1])]
+            members = [k for k in wave if self._content_fits(family, fam, k)]
             if len(members) < self.min_members:
                 return alerts  # a burst of young users with nothing in common but the family
             if self._overlap(members) > self.max_overlap:
@@ -527,7 +574,7 @@ class CohortDetector:
                 self._name_mature(fam, member, self._mature.get(member), sketch)
             fam.mature_waiting.clear()
         elif len(fam.named) < self.max_members and not self.is_linked(key) and \
-                self._content_fits(family, fam, fam.recent[key][1]):
+                self._content_fits(family, fam, key):
             self._name(fam, key)
         if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
             alerts.append(self._alert(family, fam))
@@ -549,11 +596,57 @@ class CohortDetector:
             fam.profile[i] += sign * count
         fam.profile_total += sign * n
 
-    def _content_fits(self, family: int, fam: _Family, sketch) -> bool:
-        """Whether a member of a wave is about what the wave is about. Asked of free-form
+    def _content_fits(self, family: int, fam: _Family, key: str) -> bool:
+        """Whether a member of a wave (in ``fam.recent``) is about what the wave is about: the
+        wave's profile, or its nearest members' (the cheaper test first). Asked of free-form
         families only: an item shape (options, an answer label, math, code) is itself what the
         members share."""
-        return not _is_free_form(family) or self._affinity(fam, sketch) >= self.min_content_affinity
+        cand = self._keys.get(key)
+        if not _is_free_form(family) and not (cand is not None and cand.partial):
+            return True
+        sketch = fam.recent[key][1]
+        if self._affinity(fam, sketch) >= self.min_content_affinity:
+            return True
+        machine = cand is not None and cand.events > 1 and 2 * cand.quick_gaps > cand.events - 1
+        bar = self.min_machine_neighbour_affinity if machine else self.min_neighbour_affinity
+        return self._neighbour_affinity(fam, key, sketch) >= bar
+
+    def _neighbour_affinity(self, fam: _Family, key: str, sketch) -> float:
+        """How much likelier a member's prompts are under its ``neighbours`` nearest recent
+        members' pooled sketches than under ordinary traffic's (mean log ratio per prompt, as
+        ``_affinity``). Nearest: the cosine of their bit rates' departures from ordinary
+        traffic's, so that one cohort's members find each other in a family several cohorts
+        sweep at once. Vectorised over the family's recent members (at most ``max_members``);
+        asked only of members the wave's profile did not take.
+
+        >>> det = CohortDetector(neighbours=2)
+        >>> fam = _Family()
+        >>> for k, word in enumerate([0x0F0F, 0x0F0F, 0xF0F0_0000, 0x0F0F]):
+        ...     counts = bytearray(64)
+        ...     for i in range(64):
+        ...         counts[i] = 8 * (word >> i & 1)
+        ...     fam.recent[f"k{k}"] = (0, (bytes(counts), 8))
+        >>> near = {k: det._neighbour_affinity(fam, k, fam.recent[k][1]) for k in ("k0", "k2")}
+        >>> near["k0"] > near["k2"]  # k0 has two like it, k2 none
+        True
+        """
+        bits, n = sketch
+        others = [s for k, (_, s) in fam.recent.items() if k != key and s[1] > 0]
+        if n <= 0 or not others:
+            return 0.0
+        ordinary = (np.asarray(self._background, dtype=float) + _SMOOTHING) / (self._background_total + 2 * _SMOOTHING)
+        counts = np.frombuffer(b"".join(b for b, _ in others), dtype=np.uint8).reshape(len(others), _SIMHASH_BITS)
+        totals = np.fromiter((m for _, m in others), dtype=float, count=len(others))
+        departures = (counts + _SMOOTHING) / (totals[:, None] + 2 * _SMOOTHING) - ordinary
+        own_counts = np.frombuffer(bits, dtype=np.uint8).astype(float)
+        own = (own_counts + _SMOOTHING) / (n + 2 * _SMOOTHING) - ordinary
+        norms = np.linalg.norm(departures, axis=1) * (np.linalg.norm(own) or 1.0)
+        closeness = departures @ own / np.where(norms > 0, norms, 1.0)
+        nearest = np.argsort(-closeness, kind="stable")[:self.neighbours]
+        pooled, pooled_n = counts[nearest].sum(axis=0), totals[nearest].sum()
+        p_near = (pooled + self.profile_prior * ordinary) / (pooled_n + self.profile_prior)
+        ratio = own_counts @ np.log(p_near / ordinary) + (n - own_counts) @ np.log((1 - p_near) / (1 - ordinary))
+        return float(ratio) / n
 
     def _affinity(self, fam: _Family, sketch, own: bool = True) -> float:
         """How much likelier a member's prompts are under the other recent members' profile
@@ -602,9 +695,14 @@ class CohortDetector:
         t[3] += cand.reported
         t[4] = cand.first_ts if t[4] is None else min(t[4], cand.first_ts)
         t[5] = cand.first_ts if t[5] is None else max(t[5], cand.first_ts)
-        t[6] += self._affinity(fam, sketch, own=False) if sketch is not None else \
+        affinity = self._affinity(fam, sketch, own=False) if sketch is not None else \
             self._affinity(fam, fam.recent[key][1]) if key in fam.recent else 0.0
+        t[6] += affinity
         fam.member_requests.append(cand.events)
+        # why it was named, for the alert: camouflaged, or on its nearest members' content only
+        fam.partial += cand.partial
+        fam.by_neighbours += sketch is None and affinity < self.min_content_affinity and (
+            _is_free_form(cand.family) or cand.partial)
 
     def _overlap(self, members) -> float:
         stats = [self._keys[k] for k in members if k in self._keys]
@@ -650,6 +748,11 @@ class CohortDetector:
                  "baseline": self.min_harvest_tokens, "weight": None},
                 # members on mature accounts: joined on content evidence beside the young wave
                 {"signal": "cohort_mature_members", "value": fam.mature, "baseline": None, "weight": None},
+                # members whose prompts fit their nearest members' (one of several cohorts in the family)
+                {"signal": "cohort_members_fit_by_nearest_members", "value": fam.by_neighbours, "baseline": None,
+                 "weight": None},
+                # members that interleaved other requests with their items (camouflage), named on content
+                {"signal": "cohort_camouflaged_members", "value": fam.partial, "baseline": None, "weight": None},
                 {"signal": "linked_by", "value": "content only: young accounts sweeping one item family",
                  "baseline": None, "weight": None},
             ],

@@ -405,3 +405,110 @@ def test_a_sketch_longer_than_its_byte_counters_is_a_config_error():
 
     with pytest.raises(ConfigError):
         CohortDetector(sketch_events=256)
+
+
+FREE_FORM = content_family("Write a short essay on why lighthouses were automated, with two examples from history, "
+                           "and what the keepers did afterwards.")
+
+
+def _simhash(r: random.Random, block: int | None, bias: float = 0.75, width: int = 12) -> int:
+    """A prompt's SimHash: each bit a fair coin, but the ``block``-th run of ``width`` bits set
+    with ``bias`` (one item set's vocabulary leans some bits alike; None: ordinary content)."""
+    return sum((r.random() < (bias if block is not None and block * width <= b < (block + 1) * width else 0.5)) << b
+               for b in range(64))
+
+
+def _cohorts_in_one_family(cohorts: int, members: int, users: int, gap_ms: int) -> list[LinkRecord]:
+    """Established accounts' ordinary traffic, then ``cohorts`` cohorts sweeping the same
+    free-form family at once (each its own item set: its own leaning bits; members enrolled in
+    turn, 16 requests each ``gap_ms`` apart) and ``users`` young users sending long free-form
+    requests at a person's pace, about what everyone asks about."""
+    r = random.Random(7)
+    recs = [LinkRecord(f"old{i % 300}", "a", T0 - DAY_MS + i * 20_000, 0.0, 0, 0, output_tokens=300,
+                       account_created_ms=T0 - 400 * DAY_MS, simhash=_simhash(r, None)) for i in range(4000)]
+    for n in range(cohorts * members):
+        c, start = n % cohorts, T0 + n * 1_800_000
+        recs += [LinkRecord(f"c{c}m{n // cohorts}", f"a{n}", start + i * gap_ms, 0.0, 0, 0, output_tokens=600,
+                            account_created_ms=start - DAY_MS, family=FREE_FORM, item=n * 100 + i,
+                            key_events=i + 1, simhash=_simhash(r, c)) for i in range(16)]
+    for u in range(users):
+        start = T0 + u * 3 * 3_600_000 + 600_000
+        recs += [LinkRecord(f"user{u}", f"u{u}", start + i * 1_800_000, 0.0, 0, 0, output_tokens=600,
+                            account_created_ms=start - DAY_MS, family=FREE_FORM, item=10**6 + u * 100 + i,
+                            key_events=i + 1, simhash=_simhash(r, None)) for i in range(16)]
+    return sorted(recs, key=lambda rec: rec.ts_ms)
+
+
+def test_members_of_several_cohorts_sweeping_one_free_form_family_at_once_are_named():
+    # Five cohorts in one free-form family at once: the wave's profile is a mix of five item
+    # sets, and a member fits only its own fifth of it (before: 36 of 70 members named). Its
+    # nearest members (its own cohort's) fit it; at machine rate that is enough. Young users
+    # writing long requests at a person's pace meanwhile are about what everyone asks about.
+    det = CohortDetector()
+    alerts = [a for rec in _cohorts_in_one_family(5, 14, 15, gap_ms=20_000) for a in det.learn_one(rec)]
+    named = {key for a in alerts for key in a["api_key_ids"]}
+    assert sum(key.startswith("c") for key in named) >= 0.85 * 70
+    assert not any(key.startswith("user") for key in named)
+    reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
+    assert reasons["cohort_members_fit_by_nearest_members"] > 0  # the on-call human sees why
+
+
+def test_a_member_at_machine_rate_needs_a_lower_nearest_members_fit_than_one_at_a_persons_pace():
+    # Guard on the test above: the same cohorts at a person's pace (half an hour between
+    # requests) are held to the higher nearest-members bar, and fewer are named.
+    fast, slow = CohortDetector(), CohortDetector()
+    named_fast = {key for rec in _cohorts_in_one_family(5, 14, 0, gap_ms=20_000) for a in fast.learn_one(rec)
+                  for key in a["api_key_ids"]}
+    named_slow = {key for rec in _cohorts_in_one_family(5, 14, 0, gap_ms=1_800_000) for a in slow.learn_one(rec)
+                  for key in a["api_key_ids"]}
+    assert len(named_slow) < len(named_fast)
+    assert fast._keys["c0m0"].quick_gaps == 7 and slow._keys["c0m0"].quick_gaps == 0  # counted to joining
+
+
+def test_nearest_members_are_the_members_of_ones_own_cohort():
+    # A member's nearest members' pooled sketch fits it far better than the mixed wave's does.
+    det = CohortDetector()
+    for rec in _cohorts_in_one_family(5, 14, 0, gap_ms=20_000):
+        det.learn_one(rec)
+    fam = det._families[det._keys["c0m0"].family]
+    key = next(k for k in fam.recent if k.startswith("c0"))
+    sketch = fam.recent[key][1]
+    assert det._neighbour_affinity(fam, key, sketch) > det._affinity(fam, sketch) + 0.3
+
+
+OPTIONS = content_family("Which statement is true?\n(A) Paris is on the Rhine\n(B) Paris is on the Seine\n"
+                         "(C) Paris is on the Po")
+CHAT = content_family("thanks, and how long should I let the dough rest before baking it?")
+
+
+def _camouflaged(prefix: str, keys: int, leaning: int | None, r: random.Random) -> list[LinkRecord]:
+    """``keys`` young keys, each 16 requests a minute apart: 10 items of answer options (their
+    SimHash leaning ``leaning``'s bits, None: ordinary content) interleaved with 6 chat turns."""
+    recs = []
+    for k in range(keys):
+        start = T0 + k * 2_400_000
+        for i in range(16):
+            item_request = i % 8 not in (1, 4, 6)
+            recs.append(LinkRecord(f"{prefix}{k}", f"{prefix}-a{k}", start + i * 60_000, 0.0, 0, 0, output_tokens=600,
+                                   account_created_ms=start - DAY_MS, family=OPTIONS if item_request else CHAT,
+                                   item=hash((prefix, k, i)) & 0xFFFF_FFFF, key_events=i + 1,
+                                   simhash=_simhash(r, leaning if item_request else None)))
+    return recs
+
+
+def test_camouflaged_members_keeping_to_their_items_only_partly_are_named_if_their_content_fits():
+    # A cohort of 20 whose members interleave chat with their slice of an exam bank (10 of 16
+    # requests items: under min_family_share, so no member before), beside 15 young users who
+    # send as many exam items but about what everyone asks about: the cohort is named (its
+    # members on probation, by content), the users are not.
+    r = random.Random(11)
+    recs = [LinkRecord(f"old{i % 300}", "a", T0 - DAY_MS + i * 20_000, 0.0, 0, 0, output_tokens=300,
+                       account_created_ms=T0 - 400 * DAY_MS, simhash=_simhash(r, None)) for i in range(4000)]
+    recs += _camouflaged("camo", 20, 2, r) + _camouflaged("user", 15, None, r)
+    det = CohortDetector()
+    alerts = [a for rec in sorted(recs, key=lambda rec: rec.ts_ms) for a in det.learn_one(rec)]
+    named = {key for a in alerts for key in a["api_key_ids"]}
+    assert sum(key.startswith("camo") for key in named) >= 15
+    assert not any(key.startswith("user") for key in named)
+    reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
+    assert reasons["cohort_camouflaged_members"] == len(alerts[-1]["api_key_ids"])
