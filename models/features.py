@@ -28,144 +28,46 @@ from . import multilingual
 from .constants import ORDINARY_ANSWER_TOKENS
 from .events import RequestEvent, parse_event
 from .normalise import normalise
+from .tables import load, words
 
 _WORD = re.compile(r"[a-z][a-z0-9']{2,}")
 _DIGITS = re.compile(r"\d+")
 _QUOTED = re.compile(r"\"[^\"]{0,200}\"|'[^']{0,200}'|`[^`]{0,200}`")
 
-_STOP = frozenset("""the and for that this with you your are was were what which when where who how why can could
-would should will shall may might must have has had not but from they them their there then than into onto about
-above below between also just only very much many more most some any each every other such own same all both few
-its it's i'm i've don't does did doing done been being our ours out over under again further once here these those
-please thanks thank help want need like make give tell know think use using used one two""".split())
+_TABLES = load("phrase_rules.toml")  # the phrase rules, cue words and stop words: data, read once
+_STOP = frozenset(words(_TABLES["words"]["stop"]))
 
-# Lexical signals of extraction styles, as families of paraphrases, each with a weight.
-# Harvesting reasoning traces and grader judgements is what distillation wants, so those
-# families weigh fully; a bare benchmark format (what any evaluation sends) weighs little
-# on its own: an eval wants the letter, an extractor wants the reasoning.
-#
-# Each rule is (literal triggers, regex or None) on lower-cased text: the regex runs only
-# when one of its triggers is present (a C substring search), and a rule without a regex
-# is matched by its trigger alone. One big alternation per family cost ~100 us a prompt.
-def _rules(*rules: tuple) -> tuple[tuple[tuple[str, ...], "re.Pattern | None"], ...]:
-    return tuple((triggers if isinstance(triggers, tuple) else (triggers,), re.compile(rx) if rx else None)
-                 for triggers, rx in rules)
+# Lexical signals of extraction styles (phrase_rules.toml says what each family and rule is):
+# each rule is (literal triggers, regex or None) on lower-cased text; the regex runs only when
+# one of its triggers is present.
+STYLE_FAMILY_NAMES = ("reasoning", "grading", "benchmark", "coverage", "tool_use")  # the bits' order
 
 
-_STEPS = r" (your|the|each|every) (reasoning|thought|steps?)"
-# a call signature as tool catalogues write one: name(arg, arg: type, arg="default")
-_ARG = r"[a-z_][a-z0-9_]*(\s*[:=]\s*[^,()\n]{1,24})?"
-_SIGNATURE = r"[a-z_][a-z0-9_.]{1,30}\(\s*(" + _ARG + r"(\s*,\s*" + _ARG + r"){0,3})?\s*\)"
-_STYLE_FAMILIES = (
-    _rules(  # reasoning / chain-of-thought elicitation
-        (("step by step", "step-by-step", "step by-step", "step-by step"), None),
-        (("chain of thought", "chain-of-thought", "chain of-thought", "chain-of thought"), None),
-        ("show ", r"show (all |every |each )?(of )?(your|the) (work|reasoning|steps)"),
-        ("explain ", "explain" + _STEPS), ("walk through ", "walk through" + _STEPS),
-        ("lay out ", "lay out" + _STEPS), ("write out ", "write out" + _STEPS), ("justify ", "justify" + _STEPS),
-        (("reasoning process", "thought process", "intermediate step", "<thinking>"), None),
-        ("think ", r"think (carefully|aloud|out loud)"),
-        ("reason ", r"reason (carefully|through)"),
-        ("before ", r"before (giving|answering|the final answer)"),
-        # paraphrases an attacker rotates through when the plain ones are filtered
-        ("explain your ", r"explain your (thinking|rationale|logic|answer|solution)"),
-        (("rationale", "justification", "derivation"),
-         r"\b(give|provide|include|write|with|show)\b.{0,30}\b(rationale|justification|derivation)"),
-        (("let's work", "let us work", "work it out", "work this out"), None),
-        ("explanation", r"\b(answer|respond|solve)\b.{0,40}\bwith (an? |the )?explanation|explanation first"),
-        # a prompt that ends on a reasoning label, for the model to fill in
-        (("reasoning", "rationale", "thought", "let's think"),
-         r"(^|\n)\s*(reasoning|rationale|step-by-step reasoning|thoughts?|let's think)\s*:?\s*$"),
-        ("show your ", r"show your (calculations?|working|derivation|thinking)"),
-        (("detailed", "full", "complete", "thorough"),
-         r"\b(detailed|full|complete|thorough) (step|reasoning|derivation|worked solution)"),
-    ),
-    _rules(  # grading / reward-model style
-        (("rate", "grade", "score", "evaluate", "assess"),
-         r"\b(rate|grade|score|evaluate|assess)\b.{0,60}\b(response|answer|output|completion|essay|solution)"),
-        ("rubric", r"\brubric\b"),
-        ("on a scale ", r"on a scale (of|from) \d"),
-        (("score", "rating", "points"), r"\b\d+ ?(-|to|/) ?(5|10|100)\b.{0,30}\b(score|rating|points)"),
-        ("is better", r"which (response|answer|completion) is better"),
-        ("judge", r"\bjudge\b.{0,40}\b(quality|correctness)"),
-        (("critique", "review"), r"\b(critique|review)\b.{0,30}\b(response|answer|output|completion)s?\b"),
-        ("score", r"\b(assign|give|output|provide)\b.{0,20}\bscore\b|\bscore (it |this |each )?(from|between|out of)"),
-        (("preferred", "prefer"), r"which (of the two |one )?(responses?|answers?|outputs?|completions?).{0,30}prefer"),
-        # pairwise comparison of two candidate outputs (preference data for a reward model)
-        (("response a", "response 1", "answer a", "output a", "completion a", "assistant a"),
-         r"\b(response|answer|output|completion|assistant) ?(a|1)\b[\s\S]{0,1500}?\b(response|answer|output|completion"
-         r"|assistant) ?(b|2)\b"),
-        # revising a model's output (critique-and-revise data)
-        (("rewrite", "revise", "improve", "refine", "correct"),
-         r"\b(rewrite|revise|improve|refine|correct)\b.{0,30}\b(the|this|following|above|given|previous)\b.{0,20}"
-         r"\b(response|completion|model output|assistant'?s? (reply|answer|response))s?\b"),
-    ),
-    _rules(  # benchmark / exam formats
-        ("answer with ", r"answer with (the|only|just) (letter|option|number)"),
-        (("(a)", "(b)", "(c)", "(d)"), None),
-        (("a)", "a.", "a:"), r"(^|\n)\s*[a-d][\).:] "),
-        (("multiple choice", "multiple-choice"), None),
-        ("correct ", r"correct (option|answer) (is|from)"),
-        # "Question: ..." as an item that then lists choices or asks for the answer ("Quick
-        # question: ..." alone is how people open a chat)
-        ("question:", r"(^|\n)\s*question:\s[\s\S]{0,3000}?\n\s*(answer|options|choices)\s*:"),
-        ("answer:", r"\banswer:\s*$"),
-        ("final answer", None),
-        ("options:", r"options:\s*\n\s*[-*(]"),  # choices listed under "Options:"
-    ),
-    _rules(  # coverage / format instructions typical of dataset generation
-        (("generate", "write", "create", "produce"),
-         r"\b(generate|write|create|produce)\b.{0,40}\b(\d+|several|diverse|varied|list of)\b.{0,40}"
-         r"\b(examples|questions|instructions|tasks|prompts|samples)\b"),
-        # (not "respond in JSON": that is what every application asks for)
-        ("respond ", r"respond (only )?with the final answer"),
-        ("as possible", r"as (completely|thoroughly|detailed) as possible"),
-        (("never refuse", "do not skip"), None),
-        ("complete ", r"complete (and detailed )?(answer|explanation)"),
-    ),
-    _rules(  # tool-use / agent traces: tool catalogues and ReAct-style scaffolds in the prompt itself
-        ("access to ", r"(have|has|with) access to (the following |these )?(tools|functions|apis)"),
-        ("available ", r"available (tools|functions)"),
-        ("use this ", r"use this (tool )?(when|whenever|if) you"),
-        # a tool's input/output contract, as tool catalogues (LangChain, Toolformer-style) state it
-        ("input should be", r"input should be\b.{0,160}\boutput (will|should) be|input should be an? "),
-        (("tool call", "tool_call", "function call", "function_call"), None),
-        (("thought:", "action:", "action input:", "observation:"),
-         r"^\s*(thought|action|action input|observation):|\n\s*(action|action input|observation):"),
-        # a catalogue in any words: "<tools|functions|actions ...>:" then two or more call
-        # signatures in a list ("lookup(term), compute(expression)"; "- search(query): ...").
-        # Pasted code has signatures too, but not listed under such a heading (dev-s1 and
-        # seed 3: no benign prompt matches).
-        (("tool", "function", "action", "api", "command", "operation"),
-         r"\b(tools?|functions?|actions?|apis?|commands?|operations?)\b[^\n.:]{0,40}:\s*(\n\s*)?[-*•]?\s*"
-         + _SIGNATURE + r"([^\n(]{0,80})?(,|;|\n)\s*[-*•]?\s*" + _SIGNATURE),
-    ),
-)
+def _expand(regex: str, fragments: dict[str, str]) -> str:
+    for name, fragment in fragments.items():
+        regex = regex.replace("{" + name + "}", fragment)
+    return regex
 
 
-# Paraphrase-tolerant reasoning elicitation. The phrase rules above catch the wordings
-# campaigns were seen to use; a campaign that words its wrapper afresh ("elaborate on each
-# stage of your thinking", "document every intermediate deduction") still asks for the
-# same thing: the *process* of answering, laid out. Four groups of cue words; a prompt
-# whose instruction zones use words of two or more groups asks for the process. One group
-# alone is how people ask ("explain X", "in detail"): not counted. Two groups weigh like
-# the tool-use family, three or more like a phrase rule. (On the dev stream, cues alone,
-# with no phrase rule, mark 0.5-1.9 % of each benign scenario's prompts, and three groups
-# under 0.05 %.) Matched as words of the prompt (a set intersection), not as regexes: four
-# regex scans cost ~27 us a prompt.
-_PROCESS_GROUPS = (
-    # the reasoning itself
-    "reasoning thinking logic inference inferences deduction deductions derivation derivations deliberate "
-    "deliberation deliberately rationale",
-    # piece by piece
-    "step steps stepwise stage stages intermediate piece",
-    # depth and completeness
-    "depth detail detailed exhaustive exhaustively thorough thoroughly comprehensive comprehensively methodical "
-    "methodically carefully explicit explicitly",
-    # laid out for the reader ("document" is not here: in prompts it is the material, "summarise
-    # the document below in detail" is a summarising service's wrapper, not a request for reasoning)
-    "explain elaborate describe narrate narrating walk talk outline justify spell lay",
-)
+def _compile_families(tables: dict) -> tuple[tuple[tuple[tuple[str, ...], "re.Pattern | None"], ...], ...]:
+    fragments: dict[str, str] = {}
+    for name, fragment in tables["fragments"].items():  # a fragment may use the ones before it
+        fragments[name] = _expand(fragment, fragments)
+    families = tables["family"]
+    if tuple(f["name"] for f in families) != STYLE_FAMILY_NAMES:
+        raise ValueError(f"phrase_rules.toml: families must be {STYLE_FAMILY_NAMES} in this order")
+    def rule(r: dict) -> tuple[tuple[str, ...], "re.Pattern | None"]:
+        return tuple(r["triggers"]), re.compile(_expand(r["regex"], fragments)) if "regex" in r else None
+    return tuple(tuple(rule(r) for r in family["rules"]) for family in families)
+
+
+_STYLE_FAMILIES = _compile_families(_TABLES)
+
+
+# Paraphrase-tolerant reasoning elicitation: four groups of cue words (phrase_rules.toml,
+# [process]); a prompt whose instruction zones use words of two or more groups asks for the
+# process of answering. Two groups weigh like the tool-use family, three or more like a phrase rule.
+_PROCESS_GROUPS = tuple(_TABLES["process"]["groups"])
 _PROCESS_CUE = {word: group for group, words in enumerate(_PROCESS_GROUPS) for word in words.split()}
 _PROCESS_WORDS = frozenset(_PROCESS_CUE)
 _PROCESS_WEIGHTS = (0.0, 0.0, 0.6, 0.85, 0.85)  # by the number of cue groups present
@@ -188,24 +90,11 @@ def process_elicitation(words) -> float:
     return _PROCESS_WEIGHTS[len({_PROCESS_CUE[w] for w in hits})]
 
 
-# Paraphrase-tolerant grading (the model as a reward model or editor): the prompt hands over
-# an answer, under a label of its own, and asks for a verdict on it or a better version.
-# All three must be present: a verdict or rework word and a word for the judged output in
-# the instruction zones, and a section that holds the output ("Reply: ...", "The student
-# wrote: ...", "[1] ..."). Any two alone are common (a student asking whether their answer
-# is correct; "output:" in pasted material): 1-3 % of benign prompts have the first two,
-# 0.1-0.2 % all three.
-_VERDICT_WORDS = frozenset(
-    "rate rating rated grade grading graded score scoring scored judge judging judgement judgment verdict evaluate "
-    "evaluating evaluation assess assessing assessment critique critiquing examiner marks award accurate accuracy "
-    "correct correctness incorrect flaws flawed mistakes errors helpful helpfulness harmless trustworthy quality "
-    "compare comparing better worse prefer preferred preference accept accepted acceptable pass fail wrong improve "
-    "polish refine revise rewrite paraphrase rephrase".split())
-_JUDGED_WORDS = frozenset(
-    "response responses reply replies answer answers output outputs completion completions solution solutions "
-    "candidate candidates assistant assistants submitted submission proposed draft".split())
-_ANSWER_SECTION = re.compile(r"(^|\n)[^\n:]{0,30}\b(answer|response|reply|output|completion|solution|assistant|wrote"
-                             r"|said)\b[^\n:]{0,12}:[ \t]*(\n|\S)|(^|\n)\s*\[\d\]")
+# Paraphrase-tolerant grading (phrase_rules.toml, [judging]): a verdict or rework word and a
+# word for the judged output in the instruction zones, and a section that holds the output.
+_VERDICT_WORDS = frozenset(words(_TABLES["judging"]["verdict_words"]))
+_JUDGED_WORDS = frozenset(words(_TABLES["judging"]["judged_words"]))
+_ANSWER_SECTION = re.compile(_TABLES["judging"]["answer_section"])
 _JUDGING_WEIGHT = 0.85
 _CUE_WORDS = _PROCESS_WORDS | _VERDICT_WORDS | _JUDGED_WORDS
 

@@ -4,8 +4,8 @@ The phrase rules in ``features.py`` are English: the same instruction in Chinese
 Russian scored zero. Two kinds of signal here close that gap, both read on the normalised
 text (``normalise.normalise``) of a prompt's instruction zones:
 
-* **cues** (``cues.py``): the reasoning-elicitation, grading and answer-format instructions
-  in 21 of the largest languages of LLM traffic, one compiled alternation per family. A
+* **cues** (``cues.toml``, read by ``cues.py``): the reasoning-elicitation, grading and
+  answer-format instructions in 21 of the largest languages of LLM traffic, one compiled alternation per family. A
   match sets the same family bit as the English rule, so a Chinese sweep with "请一步一步地
   思考" scores like the English "think step by step".
 * **structure**: an exam item's shape in any script: three option labels in sequence
@@ -39,7 +39,7 @@ from .normalise import normalise
 __all__ = ["families", "script_tokens", "cue_language", "REASONING", "GRADING", "BENCHMARK_FORMAT",
            "OTHER_LANGUAGE_CUE", "ITEM_STRUCTURE", "FAMILY_BITS", "LANGUAGES"]
 
-# the family bits of features._STYLE_FAMILIES these signals set
+# the family bits of the English phrase-rule families (features, phrase_rules.toml) these signals set
 REASONING, GRADING, BENCHMARK_FORMAT = 1 << 0, 1 << 1, 1 << 2
 FAMILY_BITS = REASONING | GRADING | BENCHMARK_FORMAT
 # Which of these signals fired, for the alert's reasons (an on-call human asks "extraction in
