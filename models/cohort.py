@@ -80,7 +80,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ..contracts.alert import Severity
+from ..contracts.alert import Alert, Severity
+from ..contracts.alert import iso_ms as _iso  # the one time format of every record
 from ..errors import ConfigError
 from .constants import MIN_HARVEST_TOKENS
 
@@ -716,18 +717,15 @@ class CohortDetector:
         per_key = sorted(fam.member_requests) or [0]
         n = len(fam.named)
         critical = n >= self.critical_members
-        from ..contracts.alert import iso_ms as _iso  # the one time format of every record
-
-        return {
-            "schema": "distill.alert.v1",
-            "alert_id": fam.incident,
-            "ts": _iso(self._clock),
-            "entity_type": "cluster",
-            "entity_id": fam.incident.split(":", 1)[1],
-            "api_key_ids": sorted(fam.named),
-            "score": round(min(0.99, 0.65 + 0.3 * min(1.0, n / (2 * self.critical_members))), 4),
-            "severity": (Severity.CRITICAL if critical else Severity.WARNING).value,
-            "reasons": [
+        return Alert(
+            alert_id=fam.incident,
+            ts=_iso(self._clock),
+            entity_type="cluster",
+            entity_id=fam.incident.split(":", 1)[1],
+            api_key_ids=sorted(fam.named),
+            score=round(min(0.99, 0.65 + 0.3 * min(1.0, n / (2 * self.critical_members))), 4),
+            severity=Severity.CRITICAL if critical else Severity.WARNING,
+            reasons=[
                 {"signal": "content_cohort", "value": member_family_name(family), "baseline": None, "weight": 1.0},
                 {"signal": "cohort_members", "value": n,
                  "baseline": round(self._baseline(fam), 1), "weight": 1.0},
@@ -756,6 +754,6 @@ class CohortDetector:
                 {"signal": "linked_by", "value": "content only: young accounts sweeping one item family",
                  "baseline": None, "weight": None},
             ],
-            "events_seen": events,
-            "detector": self.detector,
-        }
+            events_seen=events,
+            detector=self.detector,
+        ).to_dict()

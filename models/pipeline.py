@@ -20,7 +20,7 @@ import operator
 import struct
 from dataclasses import dataclass, field
 
-from ..contracts.alert import Severity
+from ..contracts.alert import Alert, Severity
 from ..contracts.alert import iso_ms as _iso  # the one time format of every record
 from .constants import BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
@@ -702,16 +702,15 @@ class KeyPipeline:
             st.alerting = 1
             st.quiet = 0
         st.severity = level
-        return {
-            "schema": "distill.alert.v1",
-            "alert_id": f"key:{event.api_key_id}:{int(st.incident)}",
-            "ts": _iso(event.ts_ms),
-            "entity_type": "key",
-            "entity_id": event.api_key_id,
-            "api_key_ids": [event.api_key_id],
-            "score": round(score, 4),
-            "severity": Severity.of_rank(level).value,
-            "reasons": exculpatory + self._reasons(st),
-            "events_seen": int(st.n),
-            "detector": self.detector,
-        }
+        return Alert(
+            alert_id=f"key:{event.api_key_id}:{int(st.incident)}",
+            ts=_iso(event.ts_ms),
+            entity_type="key",
+            entity_id=event.api_key_id,
+            api_key_ids=[event.api_key_id],
+            score=round(score, 4),
+            severity=Severity.of_rank(level),
+            reasons=exculpatory + self._reasons(st),
+            events_seen=int(st.n),
+            detector=self.detector,
+        ).to_dict()

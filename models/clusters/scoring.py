@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ...contracts.alert import Severity
+from ...contracts.alert import Alert, Severity
 from ...contracts.alert import iso_ms as _iso  # the one time format of every record
 from ..constants import BASE_EXTRACTION_RATE
 from .members import KeyStats
@@ -71,16 +71,15 @@ def cluster_alert(alert_id: str, ts_ms: int, rank: int, found: ClusterFindings, 
     score, joint, one_member = cluster_score(found)
     spans = [s.last_ts - s.first_ts for s in found.stats]
     firsts = [s.first_ts for s in found.stats]  # a hydra's heads were enrolled together
-    return {
-        "schema": "distill.alert.v1",
-        "alert_id": alert_id,
-        "ts": _iso(ts_ms),
-        "entity_type": "cluster",
-        "entity_id": alert_id.split(":", 1)[1],
-        "api_key_ids": sorted(found.members),
-        "score": score,
-        "severity": Severity.of_rank(rank).value,
-        "reasons": [
+    return Alert(
+        alert_id=alert_id,
+        ts=_iso(ts_ms),
+        entity_type="cluster",
+        entity_id=alert_id.split(":", 1)[1],
+        api_key_ids=sorted(found.members),
+        score=score,
+        severity=Severity.of_rank(rank),
+        reasons=[
             {"signal": "cluster_keys", "value": len(found.members), "baseline": 1, "weight": 1.0},
             {"signal": "joint_extraction_style_share", "value": round(found.share, 3),
              "baseline": BASE_EXTRACTION_RATE, "weight": 1.0},
@@ -100,23 +99,23 @@ def cluster_alert(alert_id: str, ts_ms: int, rank: int, found: ClusterFindings, 
             {"signal": "linked_by", "value": describe_evidence(found.evidence), "baseline": None,
              "weight": None},
         ],
-        "events_seen": found.events,
-        "detector": detector,
-    }
+        events_seen=found.events,
+        detector=detector,
+    ).to_dict()
 
 
 def account_alert(account_id: str, ts_ms: int, keys: set[str], events_seen: int, account_min_keys: int,
                   detector: str) -> dict:
     """The ``entity_type: account`` alert of an account holding many extraction-like keys."""
-    return {
-        "schema": "distill.alert.v1", "alert_id": f"account:{account_id}", "ts": _iso(ts_ms),
-        "entity_type": "account", "entity_id": account_id, "api_key_ids": sorted(keys),
-        "score": round(min(1.0, 1.0 - 1.0 / len(keys)), 4),
-        "severity": (Severity.CRITICAL if len(keys) >= 2 * account_min_keys else Severity.WARNING).value,
-        "reasons": [{"signal": "extraction_keys_in_account", "value": len(keys), "baseline": 1, "weight": 1.0}],
-        "events_seen": events_seen,
-        "detector": detector,
-    }
+    return Alert(
+        alert_id=f"account:{account_id}", ts=_iso(ts_ms),
+        entity_type="account", entity_id=account_id, api_key_ids=sorted(keys),
+        score=round(min(1.0, 1.0 - 1.0 / len(keys)), 4),
+        severity=Severity.CRITICAL if len(keys) >= 2 * account_min_keys else Severity.WARNING,
+        reasons=[{"signal": "extraction_keys_in_account", "value": len(keys), "baseline": 1, "weight": 1.0}],
+        events_seen=events_seen,
+        detector=detector,
+    ).to_dict()
 
 
 def median_age_days(stats: list[KeyStats]) -> float | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,12 @@ def test_fields_it_does_not_know_are_passed_on():
               "severity": "warning", "org_id": "acme"}
     parsed = Alert.parse(json.dumps(record).encode())
     assert parsed.extra == {"org_id": "acme"} and parsed.to_dict() == record
+
+
+def test_every_alert_producer_builds_the_typed_alert():
+    # one place says what an alert holds: a producer writing the dict by hand drifts from it
+    root = Path(__file__).resolve().parents[3]
+    by_hand = [str(path.relative_to(root)) for folder in ("models", "streams", "sinks", "distillguard")
+               for path in (root / folder).rglob("*.py")
+               if '"schema": "distill.alert.v1"' in path.read_text(encoding="utf-8")]
+    assert by_hand == [], f"alerts built as dicts by hand in {by_hand}; use contracts.alert.Alert"
