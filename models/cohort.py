@@ -83,9 +83,8 @@ import numpy as np
 from ..contracts.alert import Alert, Severity
 from ..contracts.alert import iso_ms as _iso  # the one time format of every record
 from ..errors import ConfigError
-from .constants import MIN_HARVEST_TOKENS
+from .constants import DAY_MS, MIN_HARVEST_TOKENS
 
-DAY_MS = 86_400_000
 # An account this young at the key's event is a cohort candidate (the key's request is
 # forwarded to the cluster detector by ``link_record`` until ``MAX_KEY_EVENTS``).
 YOUNG_MS = 14 * DAY_MS

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import math
 
+# -- time ---------------------------------------------------------------------------------------
+DAY_MS = 86_400_000  # event times are epoch milliseconds
+
 # -- answer lengths (output tokens) ------------------------------------------------------------
 # The harvest ramp of one answer: under HARVEST_LO_TOKENS it carries no reasoning worth
 # distilling (a letter, a label, a number), from HARVEST_HI_TOKENS on it is a full harvest.

@@ -552,7 +552,7 @@ class KeyPipeline:
         base = self.population.baseline
         reasons = [
             {"signal": "extraction_style_share", "value": round(float(st.style_ew), 3),
-             "baseline": round(base("style_ew", 0.05), 3), "weight": 1.6},
+             "baseline": round(base("style_ew", BASE_EXTRACTION_RATE), 3), "weight": 1.6},
             {"signal": "topic_novelty", "value": round(float(st.novelty_ew), 3),
              "baseline": round(base("novelty_ew", 0.5), 3), "weight": 0.6},
             {"signal": "template_repetition", "value": round(float(st.template_ew), 3),
@@ -605,7 +605,7 @@ class KeyPipeline:
             reasons.append({"signal": "events_before_extraction", "value": before, "baseline": None, "weight": None})
             if run == "extraction":
                 reasons.append({"signal": "extraction_style_share_before", "value": round(float(st.run_share), 3),
-                                "baseline": 0.05, "weight": None})
+                                "baseline": BASE_EXTRACTION_RATE, "weight": None})
         return reasons
 
     def _onset(self, st: KeyState) -> tuple[int, str] | None:

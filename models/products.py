@@ -33,9 +33,9 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from .constants import DAY_MS
 from .events import RequestEvent
 
-DAY_MS = 86_400_000
 #: recent conversations a key's record keeps (id hash + last turn time, 8 bytes each)
 CONVERSATION_RING = 8
 

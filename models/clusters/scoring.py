@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from ...contracts.alert import Alert, Severity
 from ...contracts.alert import iso_ms as _iso  # the one time format of every record
-from ..constants import BASE_EXTRACTION_RATE
+from ..constants import BASE_EXTRACTION_RATE, DAY_MS
 from .members import KeyStats
 
 EVIDENCE_NAMES = {"pf": "shared payment fingerprint", "acct": "same account", "net": "shared IP prefix",
@@ -120,7 +120,7 @@ def account_alert(account_id: str, ts_ms: int, keys: set[str], events_seen: int,
 
 def median_age_days(stats: list[KeyStats]) -> float | None:
     ages = sorted(s.account_age_ms for s in stats if s.account_age_ms is not None)
-    return round(ages[len(ages) // 2] / 86_400_000, 1) if ages else None
+    return round(ages[len(ages) // 2] / DAY_MS, 1) if ages else None
 
 
 def describe_evidence(evidence: dict[str, int]) -> str:
