@@ -12,6 +12,8 @@ from distillguard.models.cohort import CohortDetector, content_family, family_na
 from distillguard.models.events import parse_event
 from distillguard.models.pipeline import KeyPipeline
 
+from .conftest import worker_link_records
+
 DAY_MS = 86_400_000
 T0 = 1_769_904_000_000  # 2026-02-01T00:00:00Z
 WORDS = ("river mountain engine protein harbour ledger violin glacier copper lantern orchard saddle "
@@ -341,23 +343,6 @@ def test_cohort_state_is_bounded():
     assert all(len(f.recent) <= 20 and len(f.named) <= 20 for f in det._families.values())
 
 
-def _link_records(raws: list[bytes], partitions: int = 4) -> list[LinkRecord]:
-    """The workers' link records of ``raws``, tagged with the input partition (by key) and offset."""
-    import zlib
-
-    pipeline, states, offsets, records = KeyPipeline(), {}, [0] * partitions, []
-    for raw in raws:
-        ev = parse_event(raw)
-        partition = zlib.crc32(ev.api_key_id.encode()) % partitions
-        result = pipeline.step(states.get(ev.api_key_id), ev)
-        states[ev.api_key_id] = result.state
-        rec = link_record(ev, result, partition=partition, offset=offsets[partition])
-        offsets[partition] += 1
-        if rec is not None:
-            records.append(rec)
-    return records
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("wave", ["options", "free-form with users"])
 def test_a_cohort_incident_is_the_same_whichever_partition_runs_ahead(seed, wave):
@@ -365,7 +350,7 @@ def test_a_cohort_incident_is_the_same_whichever_partition_runs_ahead(seed, wave
     # hours of event time ahead of another: the cohort is one incident under replay's id,
     # naming the same members (in a free-form family, too, where who is named depends on the
     # profiles learned so far).
-    records = _link_records(sweep(30, 20) if wave == "options" else free_form_wave(users=20))
+    records = worker_link_records(sweep(30, 20) if wave == "options" else free_form_wave(users=20))
     rnd, queues, backlog = random.Random(seed), {}, []
     for r in records:
         queues.setdefault(r.source_partition, []).append(r)

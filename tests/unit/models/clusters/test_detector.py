@@ -9,6 +9,7 @@ import pytest
 from distillguard.models.clusters import ClusterDetector, LinkRecord
 from distillguard.models.clusters.members import named, qualifies, ring_member
 
+from ..conftest import worker_link_records
 from .conftest import COT, T0, feed, rec
 
 
@@ -352,27 +353,13 @@ def _hydra_link_records(partitions: int = 8) -> tuple[LinkRecord, ...]:
     ordinary users, as the workers' link records: each from its key's own pipeline, tagged
     with the input partition (by key, as Kafka partitions) and offset it came from."""
     import json
-    import zlib
 
     from distillguard.devtools.demo_traffic import demo_events, hydra_events
-    from distillguard.models.clusters import link_record
-    from distillguard.models.events import parse_event
-    from distillguard.models.pipeline import KeyPipeline
 
     events = sorted(hydra_events(seed=31, keys=25, per_key=12, start_hour=1.5, shared_payment=True)
                     + hydra_events(seed=32, keys=25, per_key=12, start_hour=4.25, shared_payment=False)
                     + demo_events(seed=33, users=40, campaign_events=0), key=lambda e: e["ts"])
-    pipeline, states, offsets, records = KeyPipeline(), {}, [0] * partitions, []
-    for raw in events:
-        event = parse_event(json.dumps(raw).encode())
-        partition = zlib.crc32(event.api_key_id.encode()) % partitions
-        result = pipeline.step(states.get(event.api_key_id), event)
-        states[event.api_key_id] = result.state
-        r = link_record(event, result, partition=partition, offset=offsets[partition])
-        offsets[partition] += 1
-        if r is not None:
-            records.append(r)
-    return tuple(records)
+    return tuple(worker_link_records([json.dumps(raw).encode() for raw in events], partitions))
 
 
 def _by_partition(records: list[LinkRecord]) -> list[list[LinkRecord]]:
