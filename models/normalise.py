@@ -380,7 +380,13 @@ def _normalise_unicode(text: str) -> str:
             break
         text = _fold(cleaned)
     text = _collapse_spaced(text)
-    return text if _FOLDABLE.isdisjoint(chars) else _skeleton(text)
+    if _FOLDABLE.isdisjoint(chars):
+        return text
+    # Mapping can turn a letter with marks into a single ASCII one ("a_ą̀_a_a" -> "a_a_a_a"),
+    # which makes a spaced-out run where there was none: collapse again, or normalising twice
+    # would change the text (hypothesis found it: "A_Ą̀_A_A").
+    skeleton = _skeleton(text)
+    return skeleton if skeleton == text else _collapse_spaced(skeleton)
 
 
 # The same system prompt or app wrapper arrives with many requests: short texts are cached
