@@ -137,6 +137,9 @@ class ClusterDetector:
                 self._evict_key()
         else:
             self._keys.move_to_end(key)
+            if stats.from_join:
+                stats.first_ts = stats.seen_ts = ts
+                stats.from_join = False
         stats.last_ts = ts
         if suspicious and not stats.extracting:
             stats.extracting, stats.first_ts = True, ts
@@ -268,9 +271,14 @@ class ClusterDetector:
     def observe_join(self, kind: str, key: str, others: list[str], ts_ms: int) -> list[dict]:
         """One link value joined ``key`` with ``others`` (from the partitioned link-values
         stage); returns the cluster alert it raises or updates, if any."""
-        stats = self._keys.get(key)
-        if stats is None:
-            return []  # not tracked (evicted): its next extraction event links it again
+        # A join can come before the records of the keys it names: in a worker the records go
+        # to the links topic at the flush tick, the link values at once, and under load a whole
+        # sweep's joins come first. Dropped, those keys stayed unlinked (the link value is sent
+        # again only after link_refresh_ms of event time); they are known from the join on.
+        stats = self._keys.get(key) or self._known_from_join(key, ts_ms)
+        for other in others:
+            if other not in self._keys:
+                self._known_from_join(other, ts_ms)
         self._clock = max(self._clock, ts_ms)
         before = stats.named
         merged = self._join(key, stats, kind, others)
@@ -279,6 +287,12 @@ class ClusterDetector:
             return []
         alert = self._score(root, ts_ms)
         return [alert] if alert is not None else []
+
+    def _known_from_join(self, key: str, ts_ms: int) -> KeyStats:
+        stats = self._keys[key] = KeyStats(first_ts=ts_ms, seen_ts=ts_ms, last_ts=ts_ms, from_join=True)
+        if len(self._keys) > self.config.max_keys:
+            self._evict_key()
+        return stats
 
     def _join(self, key: str, stats: KeyStats, kind: str, others) -> bool:
         merged = False

@@ -29,6 +29,9 @@ class KeyStats:
     # counts only from its first extraction event on (``extracting``).
     extracting: bool = False
     seen_ts: int = 0  # its first record
+    # Known from a join (the link-values stage) before any record of it: its first record
+    # sets first_ts and seen_ts, which the join could only estimate.
+    from_join: bool = False
     key_events: int = 0  # the key's own count of its events (records are a sample of them)
     ring_tokens: int = 0
     ring_reported: int = 0
