@@ -89,8 +89,12 @@ class ClusterStage:
             self.metrics.cluster_errors.inc()
             return
         if others:
+            # (each other's last time on the value: the cluster agent may see this join before
+            # the others' own records, see ClusterDetector.observe_join)
+            others_ts = [link.members.get(other, ts) for other in others]
             await self.links.send(key=b"links", partition=0, value=json.dumps(
-                {"join": kind, "key": key, "others": others, "ts": ts}, separators=(",", ":")).encode())
+                {"join": kind, "key": key, "others": others, "ts": ts, "others_ts": others_ts},
+                separators=(",", ":")).encode())
 
     def expire_link_values(self) -> None:
         # Values idle for a few linking windows are forgotten (tombstoned in the changelog): the
@@ -116,7 +120,7 @@ class ClusterStage:
         record (as sent before batching), or a join found by the link-values stage."""
         if value[:1] == b"{":
             join = json.loads(value)
-            return detector.observe_join(join["join"], join["key"], join["others"], join["ts"])
+            return detector.observe_join(join["join"], join["key"], join["others"], join["ts"], join.get("others_ts"))
         raised = []
         for rec in link_records_in(value):
             try:

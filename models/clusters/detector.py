@@ -268,17 +268,22 @@ class ClusterDetector:
         return account_alert(rec.account_id, rec.ts_ms, keys, sum(self._keys[k].events for k in keys if k in self._keys),
                              self.config.account_min_keys, self.detector)
 
-    def observe_join(self, kind: str, key: str, others: list[str], ts_ms: int) -> list[dict]:
+    def observe_join(self, kind: str, key: str, others: list[str], ts_ms: int,
+                     others_ts: list[int] | None = None) -> list[dict]:
         """One link value joined ``key`` with ``others`` (from the partitioned link-values
-        stage); returns the cluster alert it raises or updates, if any."""
+        stage; ``others_ts``: when each of them last joined the value); returns the cluster
+        alert it raises or updates, if any."""
         # A join can come before the records of the keys it names: in a worker the records go
         # to the links topic at the flush tick, the link values at once, and under load a whole
         # sweep's joins come first. Dropped, those keys stayed unlinked (the link value is sent
-        # again only after link_refresh_ms of event time); they are known from the join on.
+        # again only after link_refresh_ms of event time). They are known from the join on,
+        # enrolled when they joined the value (their own records' times; guessing the join's
+        # time for the others joined hydras hours apart by a shared frame): an other whose time
+        # the join does not carry stays unknown until a later join names it.
         stats = self._keys.get(key) or self._known_from_join(key, ts_ms)
-        for other in others:
+        for other, other_ts in zip(others, others_ts or ()):
             if other not in self._keys:
-                self._known_from_join(other, ts_ms)
+                self._known_from_join(other, other_ts)
         self._clock = max(self._clock, ts_ms)
         before = stats.named
         merged = self._join(key, stats, kind, others)

@@ -35,7 +35,7 @@ def _split_stage(records, det: ClusterDetector, records_lag: int = 0) -> list[di
                                max_members=det.config.max_members)
             table[key] = link.to_bytes()
             if others:
-                alerts += det.observe_join(kind, r.api_key_id, others, r.ts_ms)
+                alerts += det.observe_join(kind, r.api_key_id, others, r.ts_ms, [link.members[o] for o in others])
     for r in waiting:
         alerts += det.observe_link(r, link=False)
     return [a for a in alerts if a["entity_type"] == "cluster"]
