@@ -66,6 +66,9 @@ class ClusterDetector:
         self._account_alerted: dict[str, int] = {}  # account -> keys named so far
     # -- union-find ------------------------------------------------------------------------
     def _find(self, key: str) -> str:
+        parent = self._parent.get(key, key)
+        if parent == key or self._parent.get(parent, parent) == parent:
+            return parent  # a root, or a root's direct member (most keys): no walk, nothing to compress
         root = key
         while self._parent.get(root, root) != root:
             root = self._parent[root]

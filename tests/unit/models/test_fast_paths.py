@@ -141,6 +141,35 @@ def test_simhash_with_and_without_every_word_memoised(words):
     assert cold == expected
 
 
+def simhash_by_counting(words) -> int:
+    expected = 0
+    for bit in range(64):
+        ones = sum(features._h64(w) >> bit & 1 for w in words)
+        expected |= (ones > len(words) // 2) << bit
+    return expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=40),
+       st.lists(st.text(min_size=1, max_size=6), max_size=12), st.integers(4, 24))
+def test_simhash_when_a_prompts_new_words_overflow_the_memo(seen, words, bound):
+    # the memo is cleared when the new words would take it past its bound: the prompt's words
+    # are then all spread afresh, the memo stays bounded, and the sketch is the bit count
+    saved = features._WORD_SPREADS_MAX
+    features._WORD_SPREADS_MAX = bound
+    try:
+        features._WORD_SPREADS.clear()
+        for chunk in range(0, len(seen), 4):
+            assert features._simhash(seen[chunk:chunk + 4]) == simhash_by_counting(seen[chunk:chunk + 4])
+            assert len(features._WORD_SPREADS) <= bound
+        if words:
+            assert features._simhash(words) == simhash_by_counting(words)
+            assert len(features._WORD_SPREADS) <= max(bound, len(set(words)))
+    finally:
+        features._WORD_SPREADS_MAX = saved
+        features._WORD_SPREADS.clear()
+
+
 # a text each prechecked rule's regex matches (fuzzing rarely builds a tool catalogue)
 PRECHECKED = ["solve 2+2 and explain.\nreasoning :  \n", "what is 2+2? answer:\t", "give a detailed step list",
               "rate the following response from 1 to 5", "generate 10 diverse questions about cats",

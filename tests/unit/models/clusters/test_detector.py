@@ -5,6 +5,8 @@ import dataclasses
 import functools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from distillguard.models.clusters import ClusterDetector, LinkRecord
 from distillguard.models.clusters.members import named, qualifies, ring_member
@@ -509,3 +511,23 @@ def test_updates_are_paced_on_the_latest_event_time_when_partitions_interleave()
     assert ahead == []  # pending: named with the next update, 10 minutes of event time on
     later = feed(det, [rec("elsewhere", 71)])
     assert len(later) == 1 and {"late-behind", "late-ahead"} <= set(later[0]["api_key_ids"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), max_size=60), st.integers(0, 30))
+def test_find_is_the_walk_to_the_root(unions, asked):
+    """``_find``'s shortcut (a root, or a root's direct member, answered without a walk) gives
+    the root the parent links lead to, and leaves every key in the cluster it was in."""
+    det = ClusterDetector()
+    for a, b in unions:
+        det._union(f"k{a}", f"k{b}")
+
+    def walked(key: str) -> str:
+        while det._parent.get(key, key) != key:
+            key = det._parent[key]
+        return key
+
+    clusters_before = {f"k{i}": walked(f"k{i}") for i in range(31)}
+    assert det._find(f"k{asked}") == clusters_before[f"k{asked}"]
+    assert {f"k{i}": walked(f"k{i}") for i in range(31)} == clusters_before
+    assert all(f"k{i}" in det._members.get(root, {root}) for i, root in enumerate(clusters_before.values()))
