@@ -177,6 +177,12 @@ class EpochTracker:
         part = self._partitions.setdefault(partition, _Partition())
         part.carried, part.carried_until = dict(event_ids), until
 
+    def carrying(self, partition: int) -> bool:
+        """Whether records of this partition may have been stored under the previous epoch
+        (:meth:`stored_before` then needs their event ids)."""
+        part = self._partitions.get(partition)
+        return part is not None and part.carried is not None
+
     def stored_before(self, partition: int, offset: int, event_id: str | None) -> bool:
         """Whether this record of the new log was already stored under the previous epoch."""
         part = self._partitions.get(partition)

@@ -15,30 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from distillguard.models.events import parse_event
-from distillguard.models.step import BatchResult, DeadLetter
+from distillguard.models.step import DeadLetter
 
 from .envelope import EnvelopeError, unpack
 from .epochs import NEW
+from .record_step import RecordStep
 
 log = logging.getLogger(__name__)
 
 
-class _StatesByKeyId:
-    """The state table seen by api_key_id (what ``RequestProcessor.run`` looks states up by)."""
-
-    __slots__ = ("table",)
-
-    def __init__(self, table) -> None:
-        self.table = table
-
-    def get(self, api_key_id: str, default=None):
-        return self.table.get(api_key_id.encode("utf-8", "surrogatepass"), default)
-
-
-class PackedInput:
+class PackedInput(RecordStep):
     """Envelopes of the packed topic (DG_READ_PACKED)."""
 
     async def handle_envelope(self, event) -> None:
@@ -60,10 +48,7 @@ class PackedInput:
         for index, size in envelope.truncated.items():
             await self._dead_letter_cut(envelope.records[index], size)
         records = [r for i, r in enumerate(envelope.records) if i not in envelope.truncated]
-        before = self._tallies()
-        result = self.processor.run(records, _StatesByKeyId(self.key_state))
-        await self._store_batch(result, message.partition)
-        self._count_batch(before)
+        await self.step_records(records, message.partition)
         # One envelope is ~500 steps of CPU with no await that suspends: without a turn of the
         # loop between envelopes a backlog kept the flush and the timers waiting (a 0.5 s timer
         # ran 18 s late, rows and alerts with it).
@@ -96,39 +81,3 @@ class PackedInput:
         await self.send_dead_letter(DeadLetter(f"too big to pack: {size} bytes", record.value or b"", record.key,
                                                processor.source_topic, record.partition, record.offset, size)
                                     .truncated(self.settings.dlq_max_bytes))
-
-    async def _store_batch(self, result: BatchResult, partition: int) -> None:
-        """Outputs first (every await is here), then the states: with no await after them, a
-        state reaching the changelog never covers a record whose outputs are not written."""
-        sink, topic = self.sink, self.settings.requests_topic
-        for dead in result.dead_letters:
-            await self.send_dead_letter(dead)
-        for row, row_partition, position in result.rows:
-            await self.add_to_sink(sink.add, row, row_partition, position, topic)
-        for alert in result.alerts:
-            if not self.suppressed(alert):
-                await self.add_to_sink(sink.add_alert, alert)
-                self.outbox.add(alert["entity_id"].encode("utf-8", "surrogatepass"), alert)
-        for link in result.links:
-            await self.send_link_record(link)
-        now = time.monotonic()
-        for api_key_id, state in result.states.items():
-            state_key = api_key_id.encode("utf-8", "surrogatepass")
-            self.key_state.data[state_key] = state
-            self.checkpoint.changed(state_key, partition)
-            self.last_seen[state_key] = (now, partition)
-
-    def _tallies(self) -> tuple:
-        counters = self.processor.counters
-        return counters.processed, counters.duplicates, counters.late, dict(counters.clamped_fields)
-
-    def _count_batch(self, before: tuple) -> None:
-        """The batch's share of the processor's counters, as metrics (the direct path counts per record)."""
-        processed, duplicates, late, clamped = before
-        counters, metrics = self.processor.counters, self.metrics
-        metrics.events_tally += counters.processed - processed
-        metrics.duplicates.inc(counters.duplicates - duplicates)
-        metrics.late.inc(counters.late - late)
-        for name, count in counters.clamped_fields.items():
-            if count > clamped.get(name, 0):
-                metrics.clamped.labels(field=name).inc(count - clamped.get(name, 0))
