@@ -156,22 +156,36 @@ class Packer:
             self.consumer.close()
 
     def step(self) -> None:
-        """One round: take what the broker has, seal the envelopes that are full or old enough."""
+        """One round: take what the broker has, seal the envelopes that are full or old enough.
+
+        A round blocks only until the oldest open envelope is due, and a record counts as
+        waiting from the start of the round it came in (when it arrived in the round is not
+        known): with rounds of the full wait and the clock started at its end, a record waited
+        up to twice DG_PACKER_MAX_WAIT_MS below full load."""
         settings = self.settings
-        timeout = settings.packer_max_wait_ms / 1000
-        for message in self.consumer.consume(num_messages=settings.packer_max_events, timeout=timeout):
+        round_start = self.clock()
+        for message in self.consumer.consume(num_messages=settings.packer_max_events,
+                                             timeout=self._round_timeout(round_start)):
             if message.error() is not None:
                 log.warning("consumer: %s", message.error())
                 continue
-            self._add(message)
+            self._add(message, round_start)
         now = self.last_round = self.clock()
+        wait = settings.packer_max_wait_ms / 1000
         due = [p for p, env in self.open.items()
                if len(env.records) >= settings.packer_max_events or env.size >= settings.packer_max_bytes
-               or (now - env.since) * 1000 >= settings.packer_max_wait_ms]
+               or now >= env.since + wait]
         if due:
             self.seal(due)
 
-    def _add(self, message) -> None:
+    def _round_timeout(self, now: float) -> float:
+        """Seconds a consume round may block: until the oldest open envelope is due."""
+        wait = self.settings.packer_max_wait_ms / 1000
+        if not self.open:
+            return wait
+        return min(wait, max(0.0, min(env.since + wait for env in self.open.values()) - now))
+
+    def _add(self, message, arrived_by: float) -> None:
         partition, value = message.partition(), message.value()
         size = (len(value) * 4 // 3 if value is not None else 4) + _ITEM_OVERHEAD + key_bytes(message.key())
         envelope = self.open.get(partition)
@@ -179,7 +193,7 @@ class Packer:
             self.seal([partition])  # full by bytes: this record opens the next one
             envelope = None
         if envelope is None:
-            envelope = self.open[partition] = _Open(since=self.clock())
+            envelope = self.open[partition] = _Open(since=arrived_by)
         envelope.records.append((message.key(), value, message.offset()))
         envelope.size += size
 
