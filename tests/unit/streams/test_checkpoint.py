@@ -118,3 +118,15 @@ def test_lowest_unacked_offset_per_partition(checkpoint, table):
     for partition, offset in [(0, 12), (0, 9), (2, 4), (0, 30), (2, 3)]:
         apply(checkpoint, table, b"k", partition, offset, b"s")
     assert checkpoint.lowest_unacked() == {0: 9, 2: 3}
+
+
+def test_the_flush_timer_learns_of_flushes_that_went_through_since_it_last_asked(checkpoint, table):
+    """The worker's timer skips a tick another flush did the work of; a failed flush did none."""
+    assert checkpoint.flushed_since_asked() is False
+    apply(checkpoint, table, b"k1", 0, 10, b"s1")
+    assert asyncio.run(checkpoint.flush(lambda: asyncio.sleep(0, False))) is False
+    assert checkpoint.flushed_since_asked() is False  # refused: the records still wait for the timer
+    assert asyncio.run(checkpoint.flush(lambda: asyncio.sleep(0, True))) is True
+    assert asyncio.run(checkpoint.flush(lambda: asyncio.sleep(0, True))) is True
+    assert checkpoint.flushed_since_asked() is True
+    assert checkpoint.flushed_since_asked() is False  # once per flush, not per call
