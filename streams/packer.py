@@ -81,6 +81,10 @@ class PackerSettings(KafkaSettings):
     # shared machine) but fell behind with 50 ms (p99 6.5 s) and 100 ms (4.8 s): see
     # benchmarks/results/worker-packed.md.
     packer_max_wait_ms: int = Field(200, ge=1, le=60_000)
+    # How long a fetch may wait at the broker for records (librdkafka's fetch.wait.max.ms, 500 by
+    # default). The embedded tansu broker holds every fetch that long even with records waiting:
+    # records then reached the packer in bursts every 500 ms, on top of DG_PACKER_MAX_WAIT_MS.
+    packer_fetch_max_wait_ms: int = Field(50, ge=1, le=1500)
 
 
 @dataclass(slots=True)
@@ -107,7 +111,8 @@ class Packer:
         self.consumer = Consumer({**conf, "group.id": settings.packer_group_id, "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest", "enable.partition.eof": False,
                                   "session.timeout.ms": int(settings.session_timeout_s * 1000),
-                                  "heartbeat.interval.ms": max(int(settings.session_timeout_s * 250), 100)})
+                                  "heartbeat.interval.ms": max(int(settings.session_timeout_s * 250), 100),
+                                  "fetch.wait.max.ms": settings.packer_fetch_max_wait_ms})
         self.producer = Producer({**conf, "acks": "all", "linger.ms": 5,
                                   "message.max.bytes": max(1_000_000, settings.packer_max_bytes + 65_536)})
         # Records cut to fit an envelope: what one item may carry, before base64's x4/3.
