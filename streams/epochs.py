@@ -218,6 +218,14 @@ class EpochTracker:
         if part.checking_since is None:
             part.checking_since = self._clock()
 
+    def rewound(self, partition: int) -> None:
+        """A partition found replaced was rewound and its records come again: from here they
+        are compared with what is stored (the packed path: its topic may still hold envelopes
+        of the old log, so the first record after the rewind cannot be taken for the new log)."""
+        part = self._partitions.get(partition)
+        if part is not None:
+            part.replaced = False
+
     def replaced(self, partition: int) -> bool:
         part = self._partitions.get(partition)
         return part is not None and part.replaced

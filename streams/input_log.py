@@ -173,7 +173,8 @@ class InputLog:
     async def _log_references(self) -> dict:
         """Per assigned input partition not already found replaced: its reference (offset,
         event id); partitions with none yet take one (compared from the next tick on)."""
-        assigned = [tp for tp in self.app.consumer.assignment() if tp.topic == self.settings.requests_topic]
+        # (the packed topic's partitions carry those of llm.requests of the same number)
+        assigned = [tp for tp in self.app.consumer.assignment() if tp.topic == self.settings.input_topic]
         references = {}
         for tp in assigned:
             reference = self.epochs.reference(tp.partition)
@@ -199,15 +200,16 @@ class InputLog:
         # The lowest row stored of the epoch: any new log that has records at all has one
         # there (a reference near the end may lie beyond a shorter new log, where tansu
         # answers a fetch with nothing rather than an out-of-range error).
-        stored = self.sink.stored_position(tp.topic, tp.partition)
+        topic = self.settings.requests_topic  # (rows name it, whichever topic the worker reads)
+        stored = self.sink.stored_position(topic, tp.partition)
         if stored >= 0:
-            first = await asyncio.to_thread(self.sink.first_row, tp.topic, tp.partition,
+            first = await asyncio.to_thread(self.sink.first_row, topic, tp.partition,
                                             self.epochs.epoch(tp.partition, stored), from_offset)
             self.epochs.set_reference(tp.partition, *(first or (from_offset, None)))
 
     async def _rewind_replaced(self, tp, offset: int) -> None:
         log.warning("partition %s of %s: the broker holds another record at offset %s than the one stored: the "
-                    "log was replaced (broker restarted empty or topic recreated); reading it from its start",
-                    tp.partition, tp.topic, offset)
+                    "log was replaced (broker restarted empty or topic recreated); reading %s from its start",
+                    tp.partition, self.settings.requests_topic, offset, tp.topic)
         self.epochs.mark_replaced(tp.partition)
         await seek_in_consumer_thread(self.app.consumer, tp, 0)
