@@ -42,6 +42,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -211,8 +212,11 @@ def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = Fa
     stop = threading.Event()
     with EmbeddedBroker(broker_kind, data_dir=work / "broker", log_path=work / "broker.log") as broker:
         (worker,), packer = _start(broker, work, 1, packed)
+        # fetch.wait.max.ms: when an alert is on distill.alerts, not this reader's own fetch wait
+        # (tansu holds a fetch for all of it: librdkafka's 500 ms default added up to 0.5 s).
         consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"bench-{os.getpid()}",
-                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                             "fetch.wait.max.ms": 10})
         # Assigned, not subscribed: no group rebalance to wait for (and Tansu's group
         # coordinator is slow to hand out partitions to a new member).
         consumer.assign([TopicPartition("distill.alerts", p, 0) for p in range(WorkerSettings().partitions)])
@@ -233,6 +237,7 @@ def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = Fa
         try:
             time.sleep(3.0)
             reader.start()
+            cpu_before, flushes_before = _cpu_seconds(worker), _flush_tally(worker)
             producer = _producer(broker.bootstrap)
             produced = 0
             started = time.monotonic()
@@ -253,6 +258,8 @@ def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = Fa
             while worker.get("/health")["counters"]["events"] < len(events) and time.monotonic() < deadline:
                 time.sleep(0.2)
             drained_s = time.monotonic() - started
+            cpu_s = _cpu_seconds(worker) - cpu_before
+            flushes, flush_s = (a - b for a, b in zip(_flush_tally(worker), flushes_before))
             time.sleep(3.0)
             alert_rows = worker.get("/query/tables")["alerts"]
         finally:
@@ -268,8 +275,20 @@ def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = Fa
             "alert_rows_in_clickhouse": alert_rows,
             "latency_p50_s": _round(_percentile(latencies, 0.5)), "latency_p99_s": _round(_percentile(latencies, 0.99)),
             "latency_max_s": _round(max(latencies) if latencies else None),
+            "worker_cpu_ms_per_1k_events": round(1e6 * cpu_s / len(events)),
+            "sink_flushes_per_second": round(flushes / drained_s, 2),
+            "sink_flush_ms_mean": round(1000 * flush_s / flushes) if flushes else None,
             "lag_max_events": max(lag_samples, default=0),
             "lag_p50_events": _percentile([float(x) for x in lag_samples], 0.5)}
+
+
+def _flush_tally(worker: WorkerProcess) -> tuple[float, float]:
+    """The worker's ClickHouse flushes so far and the seconds they took (its /metrics)."""
+    with urllib.request.urlopen(worker.request("/metrics"), timeout=10) as resp:
+        text = resp.read().decode()
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line.startswith("distillguard_sink_flush_seconds_")}
+    return values.get("distillguard_sink_flush_seconds_count", 0.0), values.get("distillguard_sink_flush_seconds_sum", 0.0)
 
 
 def _round(x: float | None) -> float | None:

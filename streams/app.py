@@ -27,8 +27,8 @@ import faust
 from distillguard.contracts.alert import alert_bytes
 from distillguard.contracts.link_record import link_batch_bytes
 from distillguard.devtools.faults import FaultInjection
-from distillguard.models.clusters import link_record, link_value_key
-from distillguard.models.step import DeadLetter, RequestProcessor
+from distillguard.models.clusters import link_value_key
+from distillguard.models.step import DeadLetter, Record, RequestProcessor
 from distillguard.sinks.errors import SinkBackpressureError
 
 from .alert_outbox import AlertOutbox, read_topic_tail
@@ -145,6 +145,7 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
                                         value_type=bytes)
         self.checkpoint = Checkpoint(self.key_state, flush_producer=self._flush_producer)
         self.last_seen: dict[bytes, tuple[float, int]] = {}
+        self.source_next: dict[int, int] = {}  # packed: per partition, the next llm.requests offset handed on
         # Link records waiting to go to the cluster agent, sent as one links-topic message per
         # flush (or per LINK_BATCH_MAX): a message per record cost 29 % of end-to-end time
         # (1,275 events/s with them, 1,784 without, on the dev stream). Sent at the start of each
@@ -220,7 +221,8 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         @app.timer(settings.flush_interval_s)
         async def flush_on_age() -> None:
             self.metrics.publish_tallies()
-            if len(self.checkpoint) or self.sink.should_flush():
+            # (a flush since the last tick leaves rows at most two ticks old: see Checkpoint)
+            if (len(self.checkpoint) or self.sink.should_flush()) and not self.checkpoint.flushed_since_asked():
                 await self.flush()
 
         @app.timer(settings.commit_interval_s)
@@ -334,50 +336,17 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             self.metrics.dead_letter_errors.inc()
 
     async def handle(self, event) -> None:
-        processor, metrics, sink = self.processor, self.metrics, self.sink
-        message = event.message
-        if self.settings.read_packed:  # every message an envelope (streams/packed_input.py)
+        """A record of ``llm.requests`` stepped as a batch of one, by the envelopes' code
+        (streams/record_step.py); with DG_READ_PACKED every message is an envelope."""
+        if self.settings.read_packed:  # (streams/packed_input.py)
             return await self.handle_envelope(event)
-        decoded = processor.decode(message.value, message.key, message.partition, message.offset)
-        position = await self.input_position(message, decoded)
-        if position is None:  # stored already, under the previous epoch
-            processor.counters.duplicates += 1
-            metrics.duplicates.inc()
+        message = event.message
+        record = Record(message.value, message.key, message.partition, message.offset)
+        record.position = await self.input_position(message)
+        if record.position is None:  # stored already, under the previous epoch
+            self.count_duplicate_read()
             return
-        if isinstance(decoded, DeadLetter):
-            await self.send_dead_letter(decoded)
-            return
-        for field_path in decoded.clamped:
-            metrics.clamped.labels(field=field_path).inc()
-        state_key = decoded.api_key_id.encode("utf-8", "surrogatepass")
-        state = self.key_state.get(state_key)
-        if processor.is_late(state, decoded):  # stored, not learned (DG_ALLOWED_LATENESS_S)
-            result = processor.step_late(state, decoded, position)
-            if result.row is not None:
-                await self.add_to_sink(sink.add, result.row, message.partition, position, message.topic)
-                metrics.events_tally += 1
-                metrics.late.inc()
-            else:
-                metrics.duplicates.inc()
-            return
-        result = processor.step(state, decoded, position)
-        if result.duplicate:
-            metrics.duplicates.inc()
-            return
-        # Everything the event produces (row, alert, link record) is buffered before its state
-        # moves on, with no await after that: a state that reaches the changelog (after a
-        # successful flush) never covers an event whose outputs are not written.
-        await self.add_to_sink(sink.add, result.row, message.partition, position, message.topic)
-        if result.alert is not None and not self.suppressed(result.alert):
-            await self.add_to_sink(sink.add_alert, result.alert)
-            self.outbox.add(state_key, result.alert)
-        rec = link_record(decoded, result, partition=message.partition, offset=position)
-        if rec is not None:
-            await self.send_link_record(rec)
-        self.key_state.data[state_key] = result.state
-        self.checkpoint.changed(state_key, message.partition)
-        self.last_seen[state_key] = (time.monotonic(), message.partition)
-        metrics.events_tally += 1
+        await self.step_records([record], message.partition)
 
     async def send_link_record(self, rec) -> None:
         """The key's behaviour to the cluster agent; its link values to their partitions."""

@@ -177,6 +177,12 @@ class EpochTracker:
         part = self._partitions.setdefault(partition, _Partition())
         part.carried, part.carried_until = dict(event_ids), until
 
+    def carrying(self, partition: int) -> bool:
+        """Whether records of this partition may have been stored under the previous epoch
+        (:meth:`stored_before` then needs their event ids)."""
+        part = self._partitions.get(partition)
+        return part is not None and part.carried is not None
+
     def stored_before(self, partition: int, offset: int, event_id: str | None) -> bool:
         """Whether this record of the new log was already stored under the previous epoch."""
         part = self._partitions.get(partition)
@@ -211,6 +217,14 @@ class EpochTracker:
         part.replaced = True
         if part.checking_since is None:
             part.checking_since = self._clock()
+
+    def rewound(self, partition: int) -> None:
+        """A partition found replaced was rewound and its records come again: from here they
+        are compared with what is stored (the packed path: its topic may still hold envelopes
+        of the old log, so the first record after the rewind cannot be taken for the new log)."""
+        part = self._partitions.get(partition)
+        if part is not None:
+            part.replaced = False
 
     def replaced(self, partition: int) -> bool:
         part = self._partitions.get(partition)

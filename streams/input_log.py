@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from distillguard.models.events import parse_event
-from distillguard.models.step import DeadLetter
+from distillguard.models.events import RequestEvent, parse_event
 
 from .epochs import NEW
 from .faust_compat import faust_commit, seek_in_consumer_thread
@@ -38,23 +37,34 @@ class InputLog:
     """Holes and epochs of the input partitions (a mixin: needs the worker's ``app``,
     ``settings``, ``sink``, ``metrics``, ``holes``, ``epochs``, ``process`` and ``flush``)."""
 
-    async def input_position(self, message, decoded) -> int | None:
+    async def input_position(self, message) -> int | None:
         """The record's position in its partition's current epoch (None: stored already, under
         the previous one); a new epoch begins here when the record differs from the one
         stored at its offset."""
         epochs = self.epochs
         partition, offset = message.partition, message.offset
         stored = self.sink.stored_position(message.topic, partition)
-        event_id = None if isinstance(decoded, DeadLetter) else decoded.event_id
         if epochs.replaced(partition):  # seen by verify_input_logs
             return await self.begin_epoch(message, stored)
         if epochs.needs_check(partition, offset, stored):
             found = await self._stored_record(message.topic, partition, epochs.position(partition, offset, stored))
-            if epochs.decide(partition, offset, found, event_id) == NEW:
+            if epochs.decide(partition, offset, found, self.record_event_id(message.value)) == NEW:
                 return await self.begin_epoch(message, stored)
-        if epochs.stored_before(partition, offset, event_id):
+        if epochs.carrying(partition) and epochs.stored_before(partition, offset, self.record_event_id(message.value)):
             return None
         return epochs.position(partition, offset, stored)
+
+    def record_event_id(self, value: bytes | None) -> str | None:
+        """The event id of a record the worker would store as a row; None for one it would
+        dead-letter (what the epochs compare with the row or dead letter stored). Parsed only
+        where a comparison needs it: the step parses every record anyway."""
+        parsed = parse_event(value) if value is not None else None
+        if not isinstance(parsed, RequestEvent):
+            return None
+        limit = self.processor.max_future_ms
+        if limit is not None and parsed.ts_ms - int(self.processor.clock() * 1000) > limit:
+            return None  # dead-lettered as from the future
+        return parsed.event_id
 
     async def _stored_record(self, topic: str, partition: int, position: int):
         # ClickHouse unreachable: wait (back-pressure), never guess "duplicate" or "new log".
@@ -163,7 +173,8 @@ class InputLog:
     async def _log_references(self) -> dict:
         """Per assigned input partition not already found replaced: its reference (offset,
         event id); partitions with none yet take one (compared from the next tick on)."""
-        assigned = [tp for tp in self.app.consumer.assignment() if tp.topic == self.settings.requests_topic]
+        # (the packed topic's partitions carry those of llm.requests of the same number)
+        assigned = [tp for tp in self.app.consumer.assignment() if tp.topic == self.settings.input_topic]
         references = {}
         for tp in assigned:
             reference = self.epochs.reference(tp.partition)
@@ -189,15 +200,16 @@ class InputLog:
         # The lowest row stored of the epoch: any new log that has records at all has one
         # there (a reference near the end may lie beyond a shorter new log, where tansu
         # answers a fetch with nothing rather than an out-of-range error).
-        stored = self.sink.stored_position(tp.topic, tp.partition)
+        topic = self.settings.requests_topic  # (rows name it, whichever topic the worker reads)
+        stored = self.sink.stored_position(topic, tp.partition)
         if stored >= 0:
-            first = await asyncio.to_thread(self.sink.first_row, tp.topic, tp.partition,
+            first = await asyncio.to_thread(self.sink.first_row, topic, tp.partition,
                                             self.epochs.epoch(tp.partition, stored), from_offset)
             self.epochs.set_reference(tp.partition, *(first or (from_offset, None)))
 
     async def _rewind_replaced(self, tp, offset: int) -> None:
         log.warning("partition %s of %s: the broker holds another record at offset %s than the one stored: the "
-                    "log was replaced (broker restarted empty or topic recreated); reading it from its start",
-                    tp.partition, tp.topic, offset)
+                    "log was replaced (broker restarted empty or topic recreated); reading %s from its start",
+                    tp.partition, self.settings.requests_topic, offset, tp.topic)
         self.epochs.mark_replaced(tp.partition)
         await seek_in_consumer_thread(self.app.consumer, tp, 0)

@@ -2,8 +2,8 @@
 
 A mixin of :class:`~distillguard.streams.app.DetectorWorker` (needs its ``settings``,
 ``processor``, ``sink``, ``metrics``, ``epochs``, ``key_state``, ``checkpoint``, ``outbox``,
-``last_seen``, ``add_to_sink``, ``send_dead_letter``, ``send_link_record``, ``suppressed`` and
-``_stored_record``).
+``last_seen``, ``source_next``, ``add_to_sink``, ``send_dead_letter``, ``send_link_record``,
+``suppressed``, ``flush``, ``record_event_id`` and ``_stored_record``).
 
 Holes, epochs' hole fill and acks stay per Kafka message (the envelope); each record inside is
 positioned at its offset in the source partition, as if the worker had read ``llm.requests``
@@ -15,30 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
-from distillguard.models.events import parse_event
-from distillguard.models.step import BatchResult, DeadLetter
+from distillguard.models.step import DeadLetter
 
 from .envelope import EnvelopeError, unpack
 from .epochs import NEW
+from .record_step import RecordStep
 
 log = logging.getLogger(__name__)
 
 
-class _StatesByKeyId:
-    """The state table seen by api_key_id (what ``RequestProcessor.run`` looks states up by)."""
-
-    __slots__ = ("table",)
-
-    def __init__(self, table) -> None:
-        self.table = table
-
-    def get(self, api_key_id: str, default=None):
-        return self.table.get(api_key_id.encode("utf-8", "surrogatepass"), default)
-
-
-class PackedInput:
+class PackedInput(RecordStep):
     """Envelopes of the packed topic (DG_READ_PACKED)."""
 
     async def handle_envelope(self, event) -> None:
@@ -60,32 +47,60 @@ class PackedInput:
         for index, size in envelope.truncated.items():
             await self._dead_letter_cut(envelope.records[index], size)
         records = [r for i, r in enumerate(envelope.records) if i not in envelope.truncated]
-        before = self._tallies()
-        result = self.processor.run(records, _StatesByKeyId(self.key_state))
-        await self._store_batch(result, message.partition)
-        self._count_batch(before)
+        await self.step_records(self._not_stored_before(records, message.partition), message.partition)
+        if envelope.records:
+            self.source_next[message.partition] = envelope.records[-1].offset + 1
         # One envelope is ~500 steps of CPU with no await that suspends: without a turn of the
         # loop between envelopes a backlog kept the flush and the timers waiting (a 0.5 s timer
         # ran 18 s late, rows and alerts with it).
         await asyncio.sleep(0)
+
+    def _not_stored_before(self, records: list, partition: int) -> list:
+        """Records of a new log that the worker stored under the previous epoch, having read
+        them at its old position before the log was found replaced, are left out (as on the
+        direct path: streams/input_log.py)."""
+        if not self.epochs.carrying(partition):
+            return records
+        kept = []
+        for record in records:
+            if self.epochs.stored_before(partition, record.offset, self.record_event_id(record.value)):
+                self.count_duplicate_read()
+            else:
+                kept.append(record)
+        return kept
 
     async def _check_source_log(self, first, stored: int) -> None:
         """Whether ``llm.requests`` was replaced under the packer (a broker back empty, the topic
         recreated): its first record at or below what is stored is compared with the row stored
         at its position, as the direct path does (streams/epochs.py). A different record begins
         the partition's next epoch here; the packer, its group's commits gone with the old log,
-        hands the new log on from its start, so nothing needs reading back."""
+        hands the new log on from its start, so nothing needs reading back. A partition
+        ``verify_input_logs`` found replaced was rewound to the packed topic's start: that topic
+        may still hold envelopes of the old log, so content decides there too."""
         partition, epochs = first.partition, self.epochs
+        epochs.rewound(partition)
         if not epochs.needs_check(partition, first.offset, stored):
             return
         found = await self._stored_record(self.settings.requests_topic, partition,
                                           epochs.position(partition, first.offset, stored))
-        event_id = getattr(parse_event(first.value) if first.value is not None else None, "event_id", None)
-        if epochs.decide(partition, first.offset, found, event_id) == NEW:
+        if epochs.decide(partition, first.offset, found, self.record_event_id(first.value)) == NEW:
             new = epochs.begin_epoch(partition, first.offset, stored)
             log.warning("partition %s of %s: offset %s holds another record than the one stored: the log was "
                         "replaced; epoch %s starts", partition, self.settings.requests_topic, first.offset, new.epoch)
             self.metrics.epochs.labels(topic=self.settings.requests_topic, partition=str(partition)).inc()
+            await self._carry_from_old_epoch(new)
+
+    async def _carry_from_old_epoch(self, new) -> None:
+        """The event ids stored under the previous epoch at the offsets this worker had handed
+        on from the partition (records of the new log read at the old position): see
+        :meth:`EpochTracker.carry`."""
+        carry = self.epochs.carry_range(new, self.source_next.get(new.partition))
+        if carry is None:
+            return
+        await self.flush()  # rows of the new log read under the old epoch: in ClickHouse, to be found
+        topic = self.settings.requests_topic
+        self.epochs.carry(new.partition, await asyncio.to_thread(
+            self.sink.stored_event_ids, topic, new.partition, new.epoch - 1, *carry), carry[1])
 
     async def _dead_letter_cut(self, record, size: int) -> None:
         """A record the packer cut to a prefix (over what one envelope carries): dead-lettered
@@ -96,39 +111,3 @@ class PackedInput:
         await self.send_dead_letter(DeadLetter(f"too big to pack: {size} bytes", record.value or b"", record.key,
                                                processor.source_topic, record.partition, record.offset, size)
                                     .truncated(self.settings.dlq_max_bytes))
-
-    async def _store_batch(self, result: BatchResult, partition: int) -> None:
-        """Outputs first (every await is here), then the states: with no await after them, a
-        state reaching the changelog never covers a record whose outputs are not written."""
-        sink, topic = self.sink, self.settings.requests_topic
-        for dead in result.dead_letters:
-            await self.send_dead_letter(dead)
-        for row, row_partition, position in result.rows:
-            await self.add_to_sink(sink.add, row, row_partition, position, topic)
-        for alert in result.alerts:
-            if not self.suppressed(alert):
-                await self.add_to_sink(sink.add_alert, alert)
-                self.outbox.add(alert["entity_id"].encode("utf-8", "surrogatepass"), alert)
-        for link in result.links:
-            await self.send_link_record(link)
-        now = time.monotonic()
-        for api_key_id, state in result.states.items():
-            state_key = api_key_id.encode("utf-8", "surrogatepass")
-            self.key_state.data[state_key] = state
-            self.checkpoint.changed(state_key, partition)
-            self.last_seen[state_key] = (now, partition)
-
-    def _tallies(self) -> tuple:
-        counters = self.processor.counters
-        return counters.processed, counters.duplicates, counters.late, dict(counters.clamped_fields)
-
-    def _count_batch(self, before: tuple) -> None:
-        """The batch's share of the processor's counters, as metrics (the direct path counts per record)."""
-        processed, duplicates, late, clamped = before
-        counters, metrics = self.processor.counters, self.metrics
-        metrics.events_tally += counters.processed - processed
-        metrics.duplicates.inc(counters.duplicates - duplicates)
-        metrics.late.inc(counters.late - late)
-        for name, count in counters.clamped_fields.items():
-            if count > clamped.get(name, 0):
-                metrics.clamped.labels(field=name).inc(count - clamped.get(name, 0))

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import Field
 
@@ -72,15 +72,23 @@ class PackerSettings(KafkaSettings):
     # An envelope is sealed at this many records (one Faust message each in the worker).
     packer_max_events: int = Field(500, ge=1, le=100_000)
     # ... or at this many bytes (encoded: records go as base64, x4/3; under Kafka's default 1 MiB
-    # message limit). A record too big for one envelope goes as its prefix and is dead-lettered
-    # by the worker ("too big to pack").
+    # message limit). A record too big to share an envelope goes alone in one (below).
     packer_max_bytes: int = Field(900_000, ge=16_384, le=50_000_000)
+    # A record over what an envelope of DG_PACKER_MAX_BYTES carries (~670 KB) goes whole, alone in
+    # an envelope of ~4/3 its size, when it is at most this big and the broker takes a message that
+    # size (the packed topic's max.message.bytes); else as its prefix, and the worker dead-letters
+    # it ("too big to pack") with its size: it reached llm.requests, so it is never dropped silently.
+    packer_max_record_bytes: int = Field(8_000_000, ge=16_384, le=500_000_000)
     # ... or when its first record has waited this long: the latency the stage adds at low traffic.
     # Shorter means smaller envelopes below full load, so more Faust messages: at 242 events/s
     # on 8 partitions the worker kept up with 200 ms (p99 event -> alert 1.5 s on the loaded
     # shared machine) but fell behind with 50 ms (p99 6.5 s) and 100 ms (4.8 s): see
     # benchmarks/results/worker-packed.md.
     packer_max_wait_ms: int = Field(200, ge=1, le=60_000)
+    # How long a fetch may wait at the broker for records (librdkafka's fetch.wait.max.ms, 500 by
+    # default). The embedded tansu broker holds every fetch that long even with records waiting:
+    # records then reached the packer in bursts every 500 ms, on top of DG_PACKER_MAX_WAIT_MS.
+    packer_fetch_max_wait_ms: int = Field(50, ge=1, le=1500)
 
 
 @dataclass(slots=True)
@@ -107,11 +115,13 @@ class Packer:
         self.consumer = Consumer({**conf, "group.id": settings.packer_group_id, "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest", "enable.partition.eof": False,
                                   "session.timeout.ms": int(settings.session_timeout_s * 1000),
-                                  "heartbeat.interval.ms": max(int(settings.session_timeout_s * 250), 100)})
-        self.producer = Producer({**conf, "acks": "all", "linger.ms": 5,
-                                  "message.max.bytes": max(1_000_000, settings.packer_max_bytes + 65_536)})
-        # Records cut to fit an envelope: what one item may carry, before base64's x4/3.
+                                  "heartbeat.interval.ms": max(int(settings.session_timeout_s * 250), 100),
+                                  "fetch.wait.max.ms": settings.packer_fetch_max_wait_ms})
+        # Records sharing an envelope: what one item may carry, before base64's x4/3.
         self.max_item_bytes = (settings.packer_max_bytes - 4096) * 3 // 4
+        alone_max = _ITEM_OVERHEAD + 4096 + settings.packer_max_record_bytes * 4 // 3
+        self.producer = Producer({**conf, "acks": "all", "linger.ms": 5,
+                                  "message.max.bytes": max(1_000_000, settings.packer_max_bytes, alone_max) + 65_536})
 
     def ensure_packed_topic(self, timeout: float = 15.0) -> int:
         """Create the packed topic with the requests topic's partition count; returns it."""
@@ -156,30 +166,49 @@ class Packer:
             self.consumer.close()
 
     def step(self) -> None:
-        """One round: take what the broker has, seal the envelopes that are full or old enough."""
+        """One round: take what the broker has, seal the envelopes that are full or old enough.
+
+        A round blocks only until the oldest open envelope is due, and a record counts as
+        waiting from the start of the round it came in (when it arrived in the round is not
+        known): with rounds of the full wait and the clock started at its end, a record waited
+        up to twice DG_PACKER_MAX_WAIT_MS below full load."""
         settings = self.settings
-        timeout = settings.packer_max_wait_ms / 1000
-        for message in self.consumer.consume(num_messages=settings.packer_max_events, timeout=timeout):
+        round_start = self.clock()
+        for message in self.consumer.consume(num_messages=settings.packer_max_events,
+                                             timeout=self._round_timeout(round_start)):
             if message.error() is not None:
                 log.warning("consumer: %s", message.error())
                 continue
-            self._add(message)
+            self._add(message, round_start)
         now = self.last_round = self.clock()
+        wait = settings.packer_max_wait_ms / 1000
         due = [p for p, env in self.open.items()
                if len(env.records) >= settings.packer_max_events or env.size >= settings.packer_max_bytes
-               or (now - env.since) * 1000 >= settings.packer_max_wait_ms]
+               or now >= env.since + wait]
         if due:
             self.seal(due)
 
-    def _add(self, message) -> None:
+    def _round_timeout(self, now: float) -> float:
+        """Seconds a consume round may block: until the oldest open envelope is due."""
+        wait = self.settings.packer_max_wait_ms / 1000
+        if not self.open:
+            return wait
+        return min(wait, max(0.0, min(env.since + wait for env in self.open.values()) - now))
+
+    def _add(self, message, arrived_by: float) -> None:
         partition, value = message.partition(), message.value()
+        if value is not None and len(value) > self.max_item_bytes:
+            if partition in self.open:
+                self.seal([partition])  # (offset order: what came before it goes first)
+            self.pack_alone(partition, message.key(), value, message.offset())
+            return
         size = (len(value) * 4 // 3 if value is not None else 4) + _ITEM_OVERHEAD + key_bytes(message.key())
         envelope = self.open.get(partition)
         if envelope is not None and envelope.size + size > self.settings.packer_max_bytes:
             self.seal([partition])  # full by bytes: this record opens the next one
             envelope = None
         if envelope is None:
-            envelope = self.open[partition] = _Open(since=self.clock())
+            envelope = self.open[partition] = _Open(since=arrived_by)
         envelope.records.append((message.key(), value, message.offset()))
         envelope.size += size
 
@@ -209,6 +238,38 @@ class Packer:
             raise PackerError(f"{len(commits)} envelopes not delivered: {failed[:1] or 'flush timed out'}")
         self._injected_crash()
         self._commit(commits)
+
+    def pack_alone(self, partition: int, key: bytes | None, value: bytes, offset: int) -> None:
+        """A record too big to share an envelope, alone in one: whole if the broker takes it,
+        else its prefix (the worker dead-letters it with its size); then its offset committed."""
+        whole = len(value) <= self.settings.packer_max_record_bytes
+        if not (whole and self._deliver(partition, pack(partition, [(key, value, offset)]))):
+            log.warning("partition %s offset %s: a record of %d bytes goes as its prefix (too big for the packed "
+                        "topic): the worker dead-letters it", partition, offset, len(value))
+            if not self._deliver(partition, pack(partition, [(key, value, offset)], self.max_item_bytes)):
+                raise PackerError(f"partition {partition} offset {offset}: not delivered, even cut to its prefix")
+        self.packed_records += 1
+        self.envelopes += 1
+        self._commit([TopicPartition(self.settings.requests_topic, partition, offset + 1)])
+
+    def _deliver(self, partition: int, value: bytes) -> bool:
+        """Produce one envelope and wait for it: False when it is too big for the producer or the
+        broker; any other failure raises :class:`PackerError` (nothing committed)."""
+        errors: list = []
+        try:
+            self.producer.produce(self.settings.packed_topic, value=value, key=str(partition).encode(),
+                                  partition=partition, on_delivery=lambda err, _msg: errors.append(err))
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                return False
+            raise PackerError(f"envelope of partition {partition} not produced: {exc}") from exc
+        if self.producer.flush(30) or not errors:
+            raise PackerError(f"envelope of partition {partition} not delivered: flush timed out")
+        if errors[0] is None:
+            return True
+        if errors[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            return False
+        raise PackerError(f"envelope of partition {partition} not delivered: {errors[0]}")
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
         try:

@@ -12,17 +12,21 @@ from pydantic import AliasChoices
 from distillguard.dashboard.server import DashboardSettings
 from distillguard.sinks.clickhouse import ClickHouseSettings
 from distillguard.sinks.routing.routes import parse_routes
+from distillguard.streams.packer import PackerSettings
 from distillguard.streams.router import RouterSettings
 from distillguard.streams.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
-SETTINGS = (WorkerSettings, ClickHouseSettings, RouterSettings, DashboardSettings)
+SETTINGS = (WorkerSettings, ClickHouseSettings, RouterSettings, DashboardSettings, PackerSettings)
 SECRET_LIKE = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|ROUTING_KEY|WEBHOOK_URL")
 # command (container args[0]) -> the paths its web server serves and the setting of its port
 SERVED = {"worker": ({"/health", "/metrics"}, "DG_WEB_PORT", 6066),
           "router": ({"/health", "/metrics", "/incidents"}, "DG_ROUTER_WEB_PORT", 6067),
-          "dashboard": ({"/health", "/"}, "DG_DASHBOARD_PORT", 8050)}
+          "dashboard": ({"/health", "/"}, "DG_DASHBOARD_PORT", 8050),
+          "packer": ({"/health"}, "DG_PACKER_WEB_PORT", 6068)}
+# commands whose web server serves /health only (counts, no data): no token to carry
+HEALTH_ONLY = {"packer"}
 
 
 def settings_env_names(cls) -> set[str]:
@@ -180,7 +184,7 @@ def test_probes_hit_a_served_path_on_the_web_port(manifests):
         web_port = int(env.get(port_setting, default_port))
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         host_setting = {"worker": "DG_WEB_BIND", "router": "DG_ROUTER_WEB_BIND",
-                        "dashboard": "DG_DASHBOARD_HOST"}[command]
+                        "dashboard": "DG_DASHBOARD_HOST", "packer": "DG_PACKER_WEB_BIND"}[command]
         assert env.get(host_setting) == "0.0.0.0", (command, "must listen on the pod IP for its probes")
         probes = [container[k] for k in ("livenessProbe", "readinessProbe", "startupProbe") if k in container]
         assert {"livenessProbe", "readinessProbe"} <= set(container), command
@@ -200,6 +204,8 @@ def test_web_endpoints_beyond_loopback_take_their_token_from_the_secret(manifest
     secret = _one(manifests, "Secret", "distillguard-secrets")["stringData"]
     real_token = "0123456789abcdef0123456789abcdef"
     for workload, container in _containers(manifests):
+        if container["args"][0] in HEALTH_ONLY:
+            continue
         env = _container_env(manifests, container)
         assert env.get("DG_WEB_TOKEN") == {"secretKeyRef": {"name": "distillguard-secrets", "key": "DG_WEB_TOKEN"}}
         resolved = {k: (secret[v["secretKeyRef"]["key"]] if isinstance(v, dict) and "secretKeyRef" in v else v)
@@ -255,6 +261,25 @@ def test_disruption_budgets_select_the_workers_and_the_router(manifests):
     worker = _one(manifests, "Deployment", "distillguard-worker")
     config = _one(manifests, "ConfigMap", "distillguard-config")["data"]
     assert worker["spec"]["replicas"] <= int(config["DG_PARTITIONS"])  # more would sit idle
+
+
+def test_packer_feeds_the_workers_it_is_deployed_with(manifests):
+    """The packer reads the workers' requests topic and writes the topic they read: with the
+    packer deployed the workers read packed, and with the same Kafka settings."""
+    config = _one(manifests, "ConfigMap", "distillguard-config")["data"]
+    secret = _one(manifests, "Secret", "distillguard-secrets")["stringData"]
+    (packer_container,) = _one(manifests, "Deployment", "distillguard-packer")["spec"]["template"]["spec"][
+        "containers"]
+    assert packer_container["args"] == ["packer"]
+    plain = {k: v for k, v in _container_env(manifests, packer_container).items() if isinstance(v, str)}
+    packer = _from_env(PackerSettings, {**config, **secret, **plain})
+    worker = _from_env(WorkerSettings, {**config, **secret})
+    assert worker.read_packed and worker.input_topic == packer.packed_topic
+    assert packer.requests_topic == worker.requests_topic and packer.kafka_bootstrap == worker.kafka_bootstrap
+    assert packer.kafka_sasl_password.get_secret_value() == secret["DG_KAFKA_SASL_PASSWORD"]
+    budgets = {d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for d in manifests
+               if d["kind"] == "PodDisruptionBudget"}
+    assert "distillguard-packer" in budgets
 
 
 def test_routes_configmap_is_the_example_routes_file(manifests):

@@ -118,3 +118,51 @@ def test_lowest_unacked_offset_per_partition(checkpoint, table):
     for partition, offset in [(0, 12), (0, 9), (2, 4), (0, 30), (2, 3)]:
         apply(checkpoint, table, b"k", partition, offset, b"s")
     assert checkpoint.lowest_unacked() == {0: 9, 2: 3}
+
+
+def test_the_flush_timer_learns_of_flushes_that_went_through_since_it_last_asked(checkpoint, table):
+    """The worker's timer skips a tick another flush did the work of; a failed flush did none."""
+    assert checkpoint.flushed_since_asked() is False
+    apply(checkpoint, table, b"k1", 0, 10, b"s1")
+    assert asyncio.run(checkpoint.flush(lambda: asyncio.sleep(0, False))) is False
+    assert checkpoint.flushed_since_asked() is False  # refused: the records still wait for the timer
+    assert asyncio.run(checkpoint.flush(lambda: asyncio.sleep(0, True))) is True
+    assert asyncio.run(checkpoint.flush(lambda: asyncio.sleep(0, True))) is True
+    assert checkpoint.flushed_since_asked() is True
+    assert checkpoint.flushed_since_asked() is False  # once per flush, not per call
+
+
+def test_the_next_flush_stores_while_one_changelogs_and_acks_keep_their_order(table):
+    """An alert's flush need not wait for the broker to ack the previous flush's changelog;
+    changelog records and acks still go in flush order."""
+    log = table.changelog
+
+    async def scenario():
+        release = asyncio.Event()
+
+        async def slow_producer_flush():  # the broker's acks of the first flush's changelog
+            log.append(("producer flushed",))
+            await release.wait()
+
+        checkpoint = Checkpoint(table, flush_producer=slow_producer_flush)
+        apply(checkpoint, table, b"k1", 0, 10, b"s1")
+        first = asyncio.create_task(checkpoint.flush(lambda: asyncio.sleep(0, True)))
+        await asyncio.sleep(0.01)  # the first flush now waits in its changelog
+        apply(checkpoint, table, b"k1", 0, 11, b"s2")
+        stored = []
+
+        async def second_store():
+            stored.append(list(log))
+            return True
+
+        second = asyncio.create_task(checkpoint.flush(second_store))
+        await asyncio.sleep(0.01)
+        assert stored, "the second flush did not store while the first changelogged"
+        assert ("ack", 0, 10) not in log and ("ack", 0, 11) not in log
+        release.set()
+        assert await first and await second
+
+    asyncio.run(scenario())
+    records = [entry for entry in log if entry[0] in ("record", "ack")]
+    assert records.index(("ack", 0, 10)) < records.index(("record", 0, b"k1", b"s2")) < records.index(("ack", 0, 11))
+    assert records[-1] == ("ack", 0, 11)

@@ -7,10 +7,11 @@ import json
 from types import SimpleNamespace
 
 from distillguard.models.pipeline import KeyPipeline
-from distillguard.models.positions import StoredRecord, position
+from distillguard.models.positions import StoredRecord, epoch_of, offset_of, position
 from distillguard.models.step import RequestProcessor
 from distillguard.streams.envelope import pack
 from distillguard.streams.epochs import EpochTracker
+from distillguard.streams.input_log import InputLog
 from distillguard.streams.packed_input import PackedInput
 
 
@@ -36,6 +37,10 @@ class _Sink:
 
     def stored_at(self, topic, partition, pos):
         return self.stored_records.get(pos)
+
+    def stored_event_ids(self, topic, partition, epoch, first, end) -> dict[int, str]:
+        return {offset_of(p): r.event_id for p, r in self.stored_records.items()
+                if epoch_of(p) == epoch and first <= offset_of(p) < end and r.kind == "row"}
 
     def add(self, row, partition, offset, topic) -> bool:
         self.rows.append((row["event_id"], partition, offset, topic))
@@ -65,7 +70,13 @@ class Harness(PackedInput):
         self.checkpoint = SimpleNamespace(dirty={})
         self.checkpoint.changed = lambda key, partition: self.checkpoint.dirty.__setitem__(key, partition)
         self.outbox = SimpleNamespace(add=lambda key, alert: None)
-        self.last_seen, self.dead, self.links = {}, [], []
+        self.last_seen, self.dead, self.links, self.source_next = {}, [], [], {}
+        self.flushes = 0
+
+    record_event_id = InputLog.record_event_id
+
+    async def flush(self) -> None:
+        self.flushes += 1
 
     async def _stored_record(self, topic, partition, pos):
         return self.sink.stored_at(topic, partition, pos)
@@ -157,3 +168,35 @@ def test_a_record_cut_by_the_packer_is_dead_lettered_with_its_size():
     assert [(d.reason, d.offset, d.size, len(d.value)) for d in worker.dead] == [
         ("too big to pack: %d bytes" % (len(event("e1", "k1")) + 3000), 100, len(event("e1", "k1")) + 3000, 1024)]
     assert [row[0] for row in worker.sink.rows] == ["e2"]
+
+
+def test_records_of_the_new_log_stored_under_the_old_epoch_are_not_stored_again():
+    # The old log was stored up to offset 1; the broker came back empty and the worker, its
+    # fetch position still valid, read the new log's offsets 2..3 and stored them under epoch 0.
+    # verify_input_logs rewound the partition: offset 0 now differs from the row stored there,
+    # epoch 1 begins, and offsets 2..3 (their event ids stored already) are not stored again.
+    worker = Harness()
+    worker.sink.stored_up_to = position(0, 3)
+    worker.sink.stored_records = {position(0, 0): StoredRecord("row", "old-0"),
+                                  position(0, 1): StoredRecord("row", "old-1"),
+                                  position(0, 2): StoredRecord("row", "new-2"),
+                                  position(0, 3): StoredRecord("row", "new-3")}
+    worker.source_next[2] = 4  # handed on up to offset 3 before
+    worker.epochs.mark_replaced(2)
+    worker.take(pack(2, [(b"k1", event(f"new-{i}", "k1"), i) for i in range(6)]), offset=0)
+    assert worker.metrics.epochs.value == 1 and worker.flushes == 1
+    assert [(row[0], row[2]) for row in worker.sink.rows] == [
+        ("new-0", position(1, 0)), ("new-1", position(1, 1)), ("new-4", position(1, 4)), ("new-5", position(1, 5))]
+    assert worker.metrics.duplicates.value == 2
+
+
+def test_a_partition_rewound_after_verify_input_logs_is_decided_by_content():
+    # verify_input_logs found llm.requests replaced and rewound the packed topic, which still
+    # holds envelopes of the old log: they are the old log's records (duplicates), not a new epoch.
+    worker = Harness()
+    worker.sink.stored_up_to = position(0, 200)
+    worker.sink.stored_records = {position(0, 100): StoredRecord("row", "e1")}
+    worker.epochs.mark_replaced(2)
+    worker.take(pack(2, RECORDS))
+    assert worker.metrics.epochs.value == 0 and not worker.epochs.replaced(2)
+    assert [row[2] for row in worker.sink.rows] == [100, 101, 104]
