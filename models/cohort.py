@@ -288,7 +288,7 @@ class CohortDetector:
                  min_mature_records: int = 4, min_mature_affinity: float = 1.25, min_partial_share: float = 0.5,
                  neighbours: int = 10,
                  min_neighbour_affinity: float = 1.5, machine_gap_ms: int = 60_000,
-                 min_machine_neighbour_affinity: float = 0.5, min_shared_items: int = 2) -> None:
+                 min_machine_neighbour_affinity: float = 0.5) -> None:
         # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
         self.young_ms = young_ms
         self.min_key_events = min_key_events
@@ -337,13 +337,6 @@ class CohortDetector:
         self.min_neighbour_affinity = min_neighbour_affinity
         self.machine_gap_ms = machine_gap_ms
         self.min_machine_neighbour_affinity = min_machine_neighbour_affinity
-        # A member at a person's pace that re-sent ``min_shared_items`` or more items another key
-        # sent first (of the few requests it is judged on) draws on a set others draw on: that
-        # stands in for machine pacing, and it too needs only the machine-rate nearest-members fit.
-        # People's young keys re-send a popular prompt at most once in a wave
-        # (stress-content-cohort: benign 0-1 of 8, the person-paced members missed 2-7 of 8 in
-        # 19 of 41). The wave as a whole must still split its set (``max_overlap``).
-        self.min_shared_items = min_shared_items
         self._keys: OrderedDict[str, _Candidate] = OrderedDict()
         # Mature candidates apart: the many ordinary old keys must not evict the young ones.
         self._mature: OrderedDict[str, _Candidate] = OrderedDict()
@@ -615,8 +608,7 @@ class CohortDetector:
         if self._affinity(fam, sketch) >= self.min_content_affinity:
             return True
         machine = cand is not None and cand.events > 1 and 2 * cand.quick_gaps > cand.events - 1
-        draws_on_others = cand is not None and cand.shared >= self.min_shared_items
-        bar = self.min_machine_neighbour_affinity if machine or draws_on_others else self.min_neighbour_affinity
+        bar = self.min_machine_neighbour_affinity if machine else self.min_neighbour_affinity
         return self._neighbour_affinity(fam, key, sketch) >= bar
 
     def _neighbour_affinity(self, fam: _Family, key: str, sketch) -> float:

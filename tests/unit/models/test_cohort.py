@@ -1,7 +1,6 @@
 """Content cohorts: young keys linked by nothing but the item set they split between them."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 from datetime import datetime, timezone
@@ -498,21 +497,3 @@ def test_camouflaged_members_keeping_to_their_items_only_partly_are_named_if_the
     assert not any(key.startswith("user") for key in named)
     reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
     assert reasons["cohort_camouflaged_members"] == len(alerts[-1]["api_key_ids"])
-
-
-def test_person_paced_members_re_sending_items_of_their_cohort_are_held_to_the_machine_rate_fit():
-    # Five cohorts at a person's pace (half an hour between requests), every other member
-    # re-sending two items its cohort's earlier members sent (the wave's overlap ~12 %: it
-    # still splits its set): drawing on the others' set stands in for machine pacing. The young
-    # users, each sending only items of their own, are still not named.
-    def named(recs):
-        det = CohortDetector()
-        return {key for rec in recs for a in det.learn_one(rec) for key in a["api_key_ids"]}
-
-    plain = _cohorts_in_one_family(5, 14, 15, gap_ms=1_800_000)
-    overlapping = [dataclasses.replace(rec, item=500_000 + int(rec.api_key_id[1]) * 100 + rec.key_events)
-                   if rec.api_key_id[0] == "c" and int(rec.api_key_id.split("m")[1]) % 2 == 0 and rec.key_events <= 2
-                   else rec for rec in plain]
-    named_plain, named_overlapping = named(plain), named(overlapping)
-    assert sum(k.startswith("c") for k in named_overlapping) > sum(k.startswith("c") for k in named_plain) + 5
-    assert not any(k.startswith("user") for k in named_overlapping)
