@@ -3,7 +3,7 @@
 ``KeyPipeline`` can drive its detectors through their contract (``models.detectors.base``:
 load the key's state with ``set_state``, ``learn_one`` a feature dict, read it back with
 ``get_state``): that is the reference, and what a new detector plugs into. Per event it
-builds a dict, moves ~30 values into and out of eleven objects and calls a method per
+builds a dict, moves ~30 values into and out of twelve objects and calls a method per
 detector: ~40 % of the key step's CPU. This class does the same arithmetic, in the same
 order, on the decoded ``KeyState`` in place, with every hyperparameter read from the
 detectors it is built from (their ``__init__`` stays the one place they are set).
@@ -16,19 +16,19 @@ from __future__ import annotations
 import math
 
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare, FollowUpShare,
-                        HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, TemplateRepetition,
-                        TopicNovelty)
+                        HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
+                        TemplateRepetition, TopicNovelty)
 from .detectors.conversation_claims import check_claim, remember_turn
 from .features import EventFeatures, answered_style
 
 
 class FusedSignals:
-    """``learn(st, f, n)``: what the eleven detectors' ``learn_one`` do to a key's state."""
+    """``learn(st, f, n)``: what the twelve detectors' ``learn_one`` do to a key's state."""
 
     def __init__(self, claims: ConversationClaims, length: AnswerLength, onset: HarvestOnset,
                  style: ExtractionShare, follow_up: FollowUpShare, novelty: TopicNovelty,
                  repetition: TemplateRepetition, budget: LargeOutputBudget, yield_: OutputYield,
-                 evidence: ExtractionRateCUSUM, timing: InterArrivalTiming) -> None:
+                 evidence: ExtractionRateCUSUM, timing: InterArrivalTiming, prompt_length: PromptLength) -> None:
         self.claims = claims  # (its rule runs as check_claim / remember_turn, on the key's sketch)
         self.claims_keep, self.claims_alpha = 1.0 - claims.alpha, claims.alpha
         self.length_keep, self.length_alpha = 1.0 - length.alpha, length.alpha
@@ -45,6 +45,7 @@ class FusedSignals:
         self.evidence_cap = 2.0 * evidence.threshold
         self.evidence_up, self.evidence_down = evidence._llr_up, evidence._llr_down
         self.timing = timing
+        self.prompt_keep, self.prompt_alpha = 1.0 - prompt_length.alpha, prompt_length.alpha
 
     def learn(self, st, f: EventFeatures, n: int) -> None:
         """Learn the event of features ``f`` into the key's state ``st`` (``n``: its events
@@ -82,6 +83,9 @@ class FusedSignals:
         evidence = st.evidence + llr  # max(0.0, min(cap, ...)), as comparisons (same floats, no calls)
         st.evidence = 0.0 if not evidence > 0.0 else evidence if evidence < self.evidence_cap else self.evidence_cap
         self._learn_timing(st, f.ts_ms, n)
+        if f.input_tokens > 0:  # PromptLength: only prompts with usage, seeded by the first
+            value = math.log(1.0 + f.input_tokens)
+            st.prompt_log = self.prompt_keep * st.prompt_log + self.prompt_alpha * value if st.prompt_log else value
 
     def _learn_claims(self, st, f: EventFeatures, n: int) -> bool:
         """ConversationClaims; whether the event is a follow-up whose claim holds."""

@@ -24,8 +24,8 @@ from ..contracts.alert import Alert, Severity
 from ..contracts.alert import iso_ms as _iso  # the one time format of every record
 from .constants import BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
-                        FollowUpShare, HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, TemplateRepetition,
-                        TopicNovelty, regularity)
+                        FollowUpShare, HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
+                        TemplateRepetition, TopicNovelty, regularity)
 from .detectors.conversation_claims import CLAIM_KINDS
 from .events import RequestEvent
 from .features import EventFeatures, answered_style, featurize
@@ -92,7 +92,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 7
+STATE_VERSION = 8
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
@@ -106,7 +106,9 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             # not hold, follow-up claims, of which broken; typical answer length (AnswerLength)
             "claims_share", "claims_n", "claims_broken", "answer_log", "answer_n",
             # the key's current run of long answers (HarvestOnset): its evidence, the events before it
-            "harvest_evidence", "harvest_start")
+            "harvest_evidence", "harvest_start",
+            # typical prompt length (PromptLength): log(1 + input tokens), 0.0 before any
+            "prompt_log")
 _RING = 8
 _CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
 _CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
@@ -137,6 +139,9 @@ _CLAIM_VALUES = 2 * _CONVERSATIONS + len(CLAIM_KINDS)
 # v6: scalars up to "answer_n", the conversation rings, no extraction signal counts
 _V6_SCALARS = _SCALARS.index("harvest_evidence")
 _OLD_LAYOUTS[6] = (struct.Struct(f"<B{_V6_SCALARS}d{_RINGS}"), _V6_SCALARS)
+# v7: every ring and the signal counts, scalars up to "harvest_start"
+_V7_SCALARS = _SCALARS.index("prompt_log")
+_OLD_LAYOUTS[7] = (struct.Struct(f"<B{_V7_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H"), _V7_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -166,6 +171,17 @@ _HARVEST_BREADTH = (0.4, 0.6)
 _HARVEST_RESAMPLING = (0.6, 0.8)
 _RESAMPLED_ANSWER_LOG = (math.log(1000.0), math.log(2000.0))  # typical answer of resampled items, tokens
 _HARVEST_DISGUISE = (0.2, 0.5)
+# Bare items: the typical answer over the typical prompt (log ratio), with a sustained run of
+# answers over ordinary length (HarvestOnset's evidence: a sequential test of the long answers'
+# rate, where a typical answer of ~400 tokens, AnswerLength's bar, is no harvest alone). A sweep
+# of free-form instructions sends a dozen tokens for ~400 and often far more back
+# (stress-multilingual's one-key Chinese sweep: x28, its run at the cap of 20 for 450 of 750
+# events). A developer's scripts send context with each request (dev-s1 power_dev: x7-9); a
+# script relaying short chat messages is as terse but gets chat replies (stress-product-negatives
+# power_dev: x19-25, runs of at most 9.3); people's chat is terse too, but people fail the timing
+# and breadth conditions. A sweep padding its prompts to ~40 tokens passes under it.
+_HARVEST_EXPANSION = (math.log(12.0), math.log(20.0))
+_BARE_ITEMS_RUN = (12.0, 18.0)  # HarvestOnset evidence (cap 20)
 _HARVEST_ONE_SHOT = (0.7, 0.9)
 _HARVEST_MIN_EVENTS = 30  # the timing estimate needs a few dozen gaps
 _HARVEST_MIN_ANSWERS = 10
@@ -237,6 +253,8 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
+        if count == _V7_SCALARS:  # v7: all but the typical prompt length
+            return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
         if count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
             return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)
         return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:]
@@ -365,6 +383,7 @@ class KeyPipeline:
         self._claims = ConversationClaims(c.alpha, _CONVERSATIONS)
         self._length = AnswerLength(c.alpha)
         self._harvest_onset = HarvestOnset()
+        self._prompt_length = PromptLength(c.alpha)
         # Each detector with the KeyState fields its state_fields are loaded from and stored
         # to, in learning order ("n": the key's event count; yield and answer length count
         # only the answers with usage). The conversation claim first (see _learn_through_contract).
@@ -381,6 +400,7 @@ class KeyPipeline:
             (self._yield, ("yield_n", "yield_ew")),
             (self._evidence, ("n", "evidence")),
             (self._timing, ("n", "last_ts", "gap_mean", "gap_var")),
+            (self._prompt_length, ("n", "prompt_log")),
         )
         self._fused = FusedSignals(*(detector for detector, _ in self._bindings)) if fused else None
         # What alert baselines say is normal: learned from the keys this process scores.
@@ -497,7 +517,7 @@ class KeyPipeline:
             return 0.0
         answers = self._long_answers(st)
         if kind == "new_items":
-            answers = max(answers, _ramp(st.claims_share, *_HARVEST_DISGUISE))
+            answers = max(answers, _ramp(st.claims_share, *_HARVEST_DISGUISE), self._bare_items(st))
         elif answers > 0.0:
             # Resending the same prompts harvests only when each answer is a long sample (a
             # reasoning model's worked solution): with a few hundred tokens, or in disguise, it
@@ -515,6 +535,16 @@ class KeyPipeline:
         breadth = _ramp(st.novelty_ew * (1.0 - st.template_ew), *_HARVEST_BREADTH)
         resampling = _ramp(1.0 - st.novelty_ew, *_HARVEST_RESAMPLING)
         return (breadth, "new_items") if breadth >= resampling else (resampling, "items_resampled")
+
+    @staticmethod
+    def _bare_items(st: KeyState) -> float:
+        """How much the key's answers are a bare item's harvest: many times its prompts' length
+        (``PromptLength``: terse prompts), in a sustained run of answers over ordinary length.
+        Stands in for long answers."""
+        if st.answer_n < _HARVEST_MIN_ANSWERS or not st.prompt_log:
+            return 0.0
+        return min(_ramp(st.answer_log - st.prompt_log, *_HARVEST_EXPANSION),
+                   _ramp(st.harvest_evidence, *_BARE_ITEMS_RUN))
 
     def _long_answers(self, st: KeyState) -> float:
         if st.answer_n < _HARVEST_MIN_ANSWERS:
@@ -583,7 +613,11 @@ class KeyPipeline:
                         "weight": None},
                        {"signal": "typical_answer_tokens",
                         "value": round(math.exp(st.answer_log)) if st.answer_n else 0,
-                        "baseline": self._length.ordinary_tokens, "weight": None}] + reasons
+                        "baseline": self._length.ordinary_tokens, "weight": None},
+                       # bare items: a dozen tokens in, a chat-length answer out
+                       {"signal": "typical_prompt_tokens",
+                        "value": round(math.exp(st.prompt_log) - 1.0) if st.prompt_log else 0,
+                        "baseline": self._prompt_length.context_tokens, "weight": None}] + reasons
         # Sustained evidence that this key's harvested extraction rate is a campaign's, not the
         # population's (log-likelihood ratio; baseline = the level that opens an incident).
         # Leads the list when the share alone would not have reached the info level.
@@ -616,7 +650,10 @@ class KeyPipeline:
         runs = []
         if st.evidence > 0.0:
             runs.append((int(st.run_n), "extraction"))
-        if st.harvest_evidence > 0.0 and self._harvest_score(st) > 0.0:
+        # (HarvestOnset dates a run of long answers: a harvest of bare items for chat-length
+        # answers walks it up and down, and its last zero is no onset)
+        if st.harvest_evidence > 0.0 and self._harvest_score(st) > 0.0 and \
+                self._long_answers(st) >= self._bare_items(st):
             runs.append((int(st.harvest_start), "harvest"))
         return min(runs) if runs else None
 

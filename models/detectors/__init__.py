@@ -13,9 +13,10 @@ from .harvest_onset import HarvestOnset
 from .inter_arrival_timing import InterArrivalTiming, regularity
 from .large_output_budget import LargeOutputBudget
 from .output_yield import OutputYield
+from .prompt_length import PromptLength
 from .template_repetition import TemplateRepetition
 from .topic_novelty import TopicNovelty
 
 __all__ = ["KeySignal", "EWShare", "AnswerLength", "ConversationClaims", "ExtractionRateCUSUM", "ExtractionShare",
-           "FollowUpShare", "HarvestOnset", "InterArrivalTiming", "LargeOutputBudget", "OutputYield", "TemplateRepetition", "TopicNovelty",
+           "FollowUpShare", "HarvestOnset", "InterArrivalTiming", "LargeOutputBudget", "OutputYield", "PromptLength", "TemplateRepetition", "TopicNovelty",
            "regularity"]

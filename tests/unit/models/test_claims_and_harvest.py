@@ -90,9 +90,9 @@ def test_the_same_prompts_in_real_conversations_still_count_as_conversation():
 
 # -- item 5: harvest without wording -----------------------------------------------------
 
-def plain_harvest(n: int, out: int, gap_s: float = 6.0, jitter: float = 0.3, seed: int = 5):
+def plain_harvest(n: int, out: int, gap_s: float = 6.0, jitter: float = 0.3, seed: int = 5, sent: int = 60):
     rng = random.Random(seed)
-    return [event(i, at, question(rng), int(out * rng.lognormvariate(0, 0.5)))
+    return [event(i, at, question(rng), int(out * rng.lognormvariate(0, 0.5)), sent)
             for i, at in enumerate(script(n, gap_s, jitter, seed))]
 
 
@@ -109,6 +109,30 @@ def test_a_plain_harvest_of_long_answers_at_machine_rate_alerts_within_100_event
 def test_a_script_with_ordinary_answers_is_not_a_harvest():
     # a developer's SDK script over varied questions, answers of a few hundred tokens
     assert run(plain_harvest(600, 250)) == []
+
+
+def test_a_sweep_of_bare_items_for_chat_length_answers_alerts_within_100_events():
+    # free-form items sent bare (a dozen input tokens: one instruction, in any language) for
+    # answers of ~500 tokens, under the long answers' bar: answer length alone is no harvest
+    # here, a run of answers many times the prompt is
+    alerts = run(plain_harvest(300, 500, sent=12))
+    assert alerts and alerts[0]["events_seen"] <= 100
+    first = reasons(alerts[0])
+    assert alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+    assert first["typical_prompt_tokens"] == 12 and first["typical_answer_tokens"] < 800
+    # no run of long answers to date its start by: its past is not told as "turned"
+    assert "key_history" not in first
+    assert {a["severity"] for a in alerts} <= {"info", "warning"}
+
+
+def test_a_script_sending_context_with_chat_length_answers_is_not_a_harvest():
+    # the same pace and answers, but each request carries its context (code, a document): x10
+    assert run(plain_harvest(600, 500, sent=50)) == []
+
+
+def test_a_script_relaying_short_chat_messages_for_chat_replies_is_not_a_harvest():
+    # as terse and as fast, but the replies are a chat's (~280 tokens), not an item's answer
+    assert run(plain_harvest(600, 280, sent=13)) == []
 
 
 def test_people_reading_long_answers_are_not_a_harvest():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import struct
 
@@ -240,6 +241,22 @@ def test_a_v6_state_keeps_its_conversation_rings_and_counts_signals_from_the_upg
     assert upgraded.n == 120 and upgraded.conv_marks == was.conv_marks and upgraded.claim_kinds == was.claim_kinds
     assert upgraded.signals == [0] * p._SIGNAL_VALUES and was.signals[0] >= 60  # ev(): reasoning in half
     assert KeyPipeline().step(old, ev(500)).state[0] == p.STATE_VERSION
+
+
+def test_a_v7_state_keeps_its_history_and_learns_its_typical_prompt_from_the_upgrade():
+    from distillguard.models import pipeline as p
+
+    state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
+    current = p._STRUCT.unpack(state)
+    layout, count = p._OLD_LAYOUTS[7]
+    assert count == p._NS - 1  # written before the typical prompt length
+    old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:])
+    assert len(old) == p.STATE_BYTES - 8
+    upgraded, was = p.decode_state(old), p.decode_state(state)
+    assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_ids == was.conv_ids
+    assert upgraded.prompt_log == 0.0 and round(was.prompt_log, 6) == round(math.log(31), 6)
+    after = p.decode_state(KeyPipeline().step(old, ev(500, usage={"input_tokens": 30, "output_tokens": 500})).state)
+    assert after.prompt_log == math.log(31)  # seeded by the first prompt it sees
 
 
 def test_a_reasoning_eval_with_mostly_short_answers_does_not_page_on_its_few_long_ones():
