@@ -291,10 +291,15 @@ class ClusterDetector:
         before = stats.named
         merged = self._join(key, stats, kind, others)
         root = self._find(key)
-        if root in self._alerted and root not in self._pending and not merged and before == stats.named:
-            return []
-        alert = self._score(root, ts_ms)
-        return [alert] if alert is not None else []
+        alerts = []
+        if not (root in self._alerted and root not in self._pending and not merged and before == stats.named):
+            alert = self._score(root, ts_ms)
+            if alert is not None:
+                alerts.append(alert)
+        # (a join carries event time on as a record does: the last thing the cluster agent sees
+        # of a sweep may be joins, and updates waiting for their interval are due on any)
+        alerts.extend(self._due_updates(self._clock))
+        return alerts
 
     def _known_from_join(self, key: str, ts_ms: int) -> KeyStats:
         stats = self._keys[key] = KeyStats(first_ts=ts_ms, seen_ts=ts_ms, last_ts=ts_ms, from_join=True)

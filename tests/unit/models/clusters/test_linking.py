@@ -96,3 +96,16 @@ def test_link_members_round_trip_as_bytes_and_stay_bounded():
     assert list(again.members) == ["c"]
 
 
+
+
+def test_members_that_join_after_the_sweep_are_named_on_a_later_join_of_any_key():
+    # As on a later record of any key (test_detector.py), when the link-values stage links: the
+    # last thing the cluster agent sees may be joins, which carry event time on too.
+    det = ClusterDetector(regrow=10.0, update_interval_ms=600_000)
+    first = [rec(f"k{k}", i, pf="pf-x") for i in range(10) for k in range(10)]
+    late = [rec(f"late{k}", 12 + i, pf="pf-x") for i in range(3) for k in range(3)]  # 3 minutes, then silence
+    assert not any("late0" in a["api_key_ids"] for a in _split_stage(first + late, det))
+    hour_later = T0 + 80 * 60_000
+    update = [a for a in det.observe_join("acct", "elsewhere-b", ["elsewhere-a"], hour_later, [hour_later])
+              if a["entity_type"] == "cluster"]
+    assert len(update) == 1 and {"late0", "late1", "late2"} <= set(update[0]["api_key_ids"])
