@@ -148,15 +148,21 @@ class RequestProcessor:
         self.clock = clock
         self.counters = Counters()
 
-    def decode(self, value: bytes | None, key: bytes | None, partition: int,
-               offset: int) -> RequestEvent | DeadLetter:
-        self.counters.events += 1
+    def parse(self, value: bytes | None) -> RequestEvent | BadRecord:
+        """The record as an event, or why it is bad (a timestamp too far in the future
+        included); counts nothing (:meth:`decode` does)."""
         parsed = parse_event(value) if value is not None else BadRecord("empty record (no value)", b"")
         if isinstance(parsed, RequestEvent) and self.max_future_ms is not None:
             ahead = parsed.ts_ms - int(self.clock() * 1000)
             if ahead > self.max_future_ms:
                 parsed = BadRecord(f"ts: {ahead // 1000}s in the future (limit {self.max_future_ms // 1000}s)",
                                    value or b"")
+        return parsed
+
+    def decode(self, value: bytes | None, key: bytes | None, partition: int,
+               offset: int) -> RequestEvent | DeadLetter:
+        self.counters.events += 1
+        parsed = self.parse(value)
         if isinstance(parsed, BadRecord):
             self.counters.dead_letters += 1
             cls = _reason_class(parsed.reason)

@@ -58,13 +58,8 @@ class InputLog:
         """The event id of a record the worker would store as a row; None for one it would
         dead-letter (what the epochs compare with the row or dead letter stored). Parsed only
         where a comparison needs it: the step parses every record anyway."""
-        parsed = parse_event(value) if value is not None else None
-        if not isinstance(parsed, RequestEvent):
-            return None
-        limit = self.processor.max_future_ms
-        if limit is not None and parsed.ts_ms - int(self.processor.clock() * 1000) > limit:
-            return None  # dead-lettered as from the future
-        return parsed.event_id
+        parsed = self.processor.parse(value)
+        return parsed.event_id if isinstance(parsed, RequestEvent) else None
 
     async def _stored_record(self, topic: str, partition: int, position: int):
         # ClickHouse unreachable: wait (back-pressure), never guess "duplicate" or "new log".

@@ -132,12 +132,17 @@ class ClusterDetector:
         return set(self._members.get(self._find(key), {key}))
 
     # -- bookkeeping -----------------------------------------------------------------------
+    def _new_key(self, key: str, ts: int, from_join: bool = False) -> KeyStats:
+        """A key first seen at ``ts`` (its first record, or a join naming it); the table stays bounded."""
+        stats = self._keys[key] = KeyStats(first_ts=ts, seen_ts=ts, last_ts=ts, from_join=from_join)
+        if len(self._keys) > self.config.max_keys:
+            self._evict_key()
+        return stats
+
     def _touch_key(self, key: str, ts: int, suspicious: bool, style: float = 0.0) -> KeyStats:
         stats = self._keys.get(key)
         if stats is None:
-            stats = self._keys[key] = KeyStats(first_ts=ts, seen_ts=ts)
-            if len(self._keys) > self.config.max_keys:
-                self._evict_key()
+            stats = self._new_key(key, ts)
         else:
             self._keys.move_to_end(key)
             if stats.from_join:
@@ -283,10 +288,10 @@ class ClusterDetector:
         # enrolled when they joined the value (their own records' times; guessing the join's
         # time for the others joined hydras hours apart by a shared frame): an other whose time
         # the join does not carry stays unknown until a later join names it.
-        stats = self._keys.get(key) or self._known_from_join(key, ts_ms)
+        stats = self._keys.get(key) or self._new_key(key, ts_ms, from_join=True)
         for other, other_ts in zip(others, others_ts or ()):
             if other not in self._keys:
-                self._known_from_join(other, other_ts)
+                self._new_key(other, other_ts, from_join=True)
         self._clock = max(self._clock, ts_ms)
         before = stats.named
         merged = self._join(key, stats, kind, others)
@@ -301,11 +306,6 @@ class ClusterDetector:
         alerts.extend(self._due_updates(self._clock))
         return alerts
 
-    def _known_from_join(self, key: str, ts_ms: int) -> KeyStats:
-        stats = self._keys[key] = KeyStats(first_ts=ts_ms, seen_ts=ts_ms, last_ts=ts_ms, from_join=True)
-        if len(self._keys) > self.config.max_keys:
-            self._evict_key()
-        return stats
 
     def _join(self, key: str, stats: KeyStats, kind: str, others) -> bool:
         merged = False
