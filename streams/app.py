@@ -156,6 +156,9 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         # so a replaced log (broker back empty, topic recreated) is processed, not deduplicated.
         self.epochs = EpochTracker()
         self.holes = HoleGuard()
+        # One record at a time through holes and processing: the stream's agent and the
+        # trailing-hole timer (refill_trailing_holes) both process input records.
+        self.input_turn = asyncio.Lock()
         self.faults = FaultInjection()
         self.skipping = 0
         self.crashed: dict[str, str] = {}  # agent name -> its exception's type (see _on_agent_error)
@@ -233,6 +236,10 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         async def verify_input_logs() -> None:
             await self.verify_input_logs()
 
+        @app.timer(5.0)
+        async def refill_trailing_holes() -> None:
+            await self.refill_trailing_holes()
+
         @app.timer(60.0)
         async def evict_idle_keys() -> None:
             self.evict_idle_keys()
@@ -285,17 +292,18 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         if self._injected_skip():
             return
         partition = event.message.partition
-        try:
-            if not self.holes.known(partition):
-                self.holes.start(partition, await self.first_offset_of(event.message.tp))
-            if not self.holes.admit(partition, event.message.offset):
-                await self.fill_hole(event.message)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - the broker could not be read: logged and counted
-            log.exception("hole before %s:%s not filled", partition, event.message.offset)
-            self.metrics.hole_errors.inc()
-        await self.process(event)
+        async with self.input_turn:
+            try:
+                if not self.holes.known(partition):
+                    self.holes.start(partition, await self.first_offset_of(event.message.tp))
+                if not self.holes.admit(partition, event.message.offset):
+                    await self.fill_hole(event.message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the broker could not be read: logged and counted
+                log.exception("hole before %s:%s not filled", partition, event.message.offset)
+                self.metrics.hole_errors.inc()
+            await self.process(event)
 
     def _injected_skip(self) -> bool:
         """The fault test's stand-in for records lost on their way to the agent."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from distillguard.models.events import RequestEvent, parse_event
 
 from .epochs import NEW
-from .faust_compat import faust_commit, seek_in_consumer_thread
+from .faust_compat import faust_commit, paused_partitions, seek_in_consumer_thread
 from .holes import read_first_records, read_group_commit, read_partition
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ class FilledEvent:
 
 class InputLog:
     """Holes and epochs of the input partitions (a mixin: needs the worker's ``app``,
-    ``settings``, ``sink``, ``metrics``, ``holes``, ``epochs``, ``process`` and ``flush``)."""
+    ``settings``, ``sink``, ``metrics``, ``holes``, ``epochs``, ``progress``, ``input_turn``,
+    ``process`` and ``flush``)."""
 
     async def input_position(self, message) -> int | None:
         """The record's position in its partition's current epoch (None: stored already, under
@@ -124,6 +126,54 @@ class InputLog:
             self.metrics.holes.inc(len(records))
         for record in records:
             await self.process(FilledEvent(record, self.app))
+
+    async def refill_trailing_holes(self) -> None:
+        """Read back the records of a partition that Faust hands nothing more of.
+
+        A hole is seen when a record beyond it arrives (:meth:`fill_hole`); one at the end of
+        a partition is revealed by nothing. After a broker restart Faust was seen to hand no
+        more records of one partition at all (its fetch loop drops records below the offset
+        it last handed out, and the new log's were): the partition stayed behind until
+        /health reported it stalled. A partition with records beyond the last one processed,
+        nothing of it processed for DG_REFILL_AFTER_S, not paused, no table recovery running
+        and ClickHouse taking rows has them read from the broker and processed. Should Faust
+        hand them over later after all, they are re-deliveries: the key states and the sink's
+        watermark drop them (at least once, as after any rebalance)."""
+        now, after = time.monotonic(), self.settings.refill_after_s
+        if self.sink_failing_since() is not None or self.app.tables.recovery.in_recovery:
+            return
+        consumer = self.app.consumer
+        try:
+            paused = paused_partitions(consumer)
+            waiting = [(tp, consumer.highwater(tp)) for tp in consumer.assignment()
+                       if tp.topic == self.settings.input_topic and tp not in paused]
+        except Exception:  # noqa: BLE001 - mid-rebalance: the next tick looks again
+            return
+        for tp, high in waiting:
+            # (progress: the partition's next offset as the gauges last saw it, and since when;
+            # the group's commit for a partition nothing of which has arrived yet)
+            moved = self.progress.get(tp.partition)
+            if moved is None or high is None or high <= moved[0] or now - moved[1] < after:
+                continue
+            async with self.input_turn:
+                if not self.holes.known(tp.partition):
+                    self.holes.start(tp.partition, await self.first_offset_of(tp))
+                expected = self.holes.expected(tp.partition)
+                if expected != moved[0]:
+                    continue  # the stream moved on meanwhile
+                # (to the partition's end: a broker may report a high watermark short of it)
+                records = await self._read_back(tp.partition, expected, expected + MAX_HOLE_FILL)
+                if records:
+                    log.warning("partition %s: records %s..%s waited %.0fs beyond the last one processed and none "
+                                "was handed over: read %d back from the broker", tp.partition, expected,
+                                records[-1].offset, now - moved[1], len(records))
+                    self.metrics.holes.inc(len(records))
+                for record in records:
+                    if self.app.tables.recovery.in_recovery or tp not in consumer.assignment():
+                        break  # a rebalance began: the partition's new owner (or recovery) goes on
+                    await self.process(FilledEvent(record, self.app))
+            # (the next try waits another DG_REFILL_AFTER_S)
+            self.progress[tp.partition] = (self.holes.expected(tp.partition), time.monotonic())
 
     async def first_offset_of(self, tp) -> int:
         """Where the group resumes a partition whose first record has just arrived.

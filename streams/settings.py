@@ -162,6 +162,11 @@ class WorkerSettings(KafkaSettings):
     # An input partition with records waiting whose next offset has not moved for this long
     # is reported stalled (/health, distillguard_consumer_partition_stalled): page on it.
     stall_after_s: float = Field(120.0, gt=0)
+    # An input partition whose records wait beyond the last one processed, with nothing of it
+    # handed over for this long (not paused, no table recovery, ClickHouse taking rows), has
+    # its records read back from the broker: a hole at the partition's end, which no later
+    # record reveals (seen after broker restarts: Faust handed nothing more of one partition).
+    refill_after_s: float = Field(20.0, gt=0)
     # Faust's table recovery after a rebalance waits, with no timeout, to read each changelog
     # partition to its end; after a broker restart it was seen to read nothing, ever (1 run
     # in 4 on noida). Recovery with no changelog progress for this long is restarted once,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -81,6 +82,8 @@ def wait_rows(worker, expected: int, timeout: float = 90.0) -> dict:
         seen.update(worker.get("/query/tables"))
         try:
             seen["health"] = worker.get("/health")
+        except urllib.error.HTTPError as exc:  # unhealthy: its body says why
+            seen["health"] = f"{exc.code}: {exc.read()[:2000]!r}"
         except Exception as exc:  # noqa: BLE001 - unhealthy is what we want to see here
             seen["health"] = repr(exc)
         return seen["events"] >= expected
@@ -88,6 +91,7 @@ def wait_rows(worker, expected: int, timeout: float = 90.0) -> dict:
     try:
         wait_for(enough, f"{expected} rows in ClickHouse", timeout)
     except AssertionError as exc:  # say how far it got and what the worker reported
+        seen.pop("columns", None)  # (the schema: long, and never the reason)
         raise AssertionError(f"{exc}: {seen}") from None
     time.sleep(2.0)  # anything beyond expected would be a duplicate: let it land
     return worker.get("/query/tables")
