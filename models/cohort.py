@@ -34,7 +34,8 @@ What an attacker who reads this cannot easily change without giving up the harve
   only partly: a member may fit its ``neighbours`` nearest recent members instead, by the
   higher ``min_neighbour_affinity``, or ``min_machine_neighbour_affinity`` when it sent its
   slice at machine rate (most gaps under ``machine_gap_ms``), which no person writing long
-  requests does;
+  requests does, or when it re-sent items that members already named in the incident sent
+  first (``min_items_from_named``: it draws on the set the incident swept);
 * **camouflage costs the probation**: a young key that keeps to an item shape for only
   ``min_partial_share`` of its requests (its slice interleaved with other requests) is a
   member only if its content fits the wave as a free-form member's must;
@@ -240,9 +241,13 @@ class _Candidate:
     last_ts: int = -1  # its latest counted request
     last_key_events: int = -1  # and the key's events up to it (LinkRecord.key_events; -1 unknown)
     quick_gaps: int = 0  # gaps between its counted requests under machine_gap_ms
+    # The keys that sent first the items it re-sent (at most _MAX_SOURCES): a member that draws
+    # on the set named members swept is held to the machine-rate fit (_content_fits).
+    sources: tuple = ()  # (shared by every candidate until one re-sends an item: no cost per key)
 
 
 _MAX_FAMILIES = 4
+_MAX_SOURCES = 8
 _SIMHASH_BITS = 64  # LinkRecord.simhash
 _SMOOTHING = 0.5  # added to each bit's set and unset counts: no bit is certain
 
@@ -288,7 +293,7 @@ class CohortDetector:
                  min_mature_records: int = 4, min_mature_affinity: float = 1.25, min_partial_share: float = 0.5,
                  neighbours: int = 10,
                  min_neighbour_affinity: float = 1.5, machine_gap_ms: int = 60_000,
-                 min_machine_neighbour_affinity: float = 0.5) -> None:
+                 min_machine_neighbour_affinity: float = 0.5, min_items_from_named: int = 2) -> None:
         # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
         self.young_ms = young_ms
         self.min_key_events = min_key_events
@@ -337,6 +342,14 @@ class CohortDetector:
         self.min_neighbour_affinity = min_neighbour_affinity
         self.machine_gap_ms = machine_gap_ms
         self.min_machine_neighbour_affinity = min_machine_neighbour_affinity
+        # A member at a person's pace that re-sent ``min_items_from_named`` or more items that
+        # members already named in the family's open incident sent first draws on the set that
+        # incident swept: that stands in for machine pacing, and it too needs only the
+        # machine-rate fit. Only named members count, so this never forms an incident nor
+        # grows one from items ordinary keys share (an earlier version counted any other key:
+        # in stress-paraphrased-b a wave formed on it and named an ordinary key). The wave
+        # as a whole must still split its set (``max_overlap``).
+        self.min_items_from_named = min_items_from_named
         self._keys: OrderedDict[str, _Candidate] = OrderedDict()
         # Mature candidates apart: the many ordinary old keys must not evict the young ones.
         self._mature: OrderedDict[str, _Candidate] = OrderedDict()
@@ -408,6 +421,8 @@ class CohortDetector:
             first = self._items.setdefault(rec.item, rec.api_key_id)
             if first != rec.api_key_id:
                 cand.shared += 1
+                if len(cand.sources) < _MAX_SOURCES:
+                    cand.sources += (first,)
             elif len(self._items) > self.max_items:
                 self._items.popitem(last=False)
         if not young:
@@ -608,8 +623,17 @@ class CohortDetector:
         if self._affinity(fam, sketch) >= self.min_content_affinity:
             return True
         machine = cand is not None and cand.events > 1 and 2 * cand.quick_gaps > cand.events - 1
-        bar = self.min_machine_neighbour_affinity if machine else self.min_neighbour_affinity
+        bar = self.min_machine_neighbour_affinity if machine or self._draws_on_incident(fam, cand) \
+            else self.min_neighbour_affinity
         return self._neighbour_affinity(fam, key, sketch) >= bar
+
+    def _draws_on_incident(self, fam: _Family, cand: _Candidate | None) -> bool:
+        """Whether ``cand`` re-sent ``min_items_from_named`` items first sent by members named
+        in the family's open incident."""
+        if cand is None or fam.incident is None or len(cand.sources) < self.min_items_from_named:
+            return False
+        named = set(fam.named)
+        return sum(source in named for source in cand.sources) >= self.min_items_from_named
 
     def _neighbour_affinity(self, fam: _Family, key: str, sketch) -> float:
         """How much likelier a member's prompts are under its ``neighbours`` nearest recent

@@ -1,6 +1,7 @@
 """Content cohorts: young keys linked by nothing but the item set they split between them."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from datetime import datetime, timezone
@@ -497,3 +498,43 @@ def test_camouflaged_members_keeping_to_their_items_only_partly_are_named_if_the
     assert not any(key.startswith("user") for key in named)
     reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
     assert reasons["cohort_camouflaged_members"] == len(alerts[-1]["api_key_ids"])
+
+
+def _re_sending(recs: list[LinkRecord], source_of) -> list[LinkRecord]:
+    """Members m7 and later re-send, as their first two requests, two items ``source_of(c, m)``
+    sent first (an item id base): the rest of each slice stays their own."""
+    out = []
+    for rec in recs:
+        key = rec.api_key_id
+        if key.startswith("c") and int(key.split("m")[1]) >= 7 and rec.key_events <= 2:
+            c, m = int(key[1]), int(key.split("m")[1])
+            rec = dataclasses.replace(rec, item=source_of(c, m) + rec.key_events - 1)
+        out.append(rec)
+    return out
+
+
+def test_person_paced_members_re_sending_items_named_members_sent_are_held_to_the_machine_rate_fit():
+    # Five cohorts at a person's pace (half an hour between requests): many members miss the
+    # person's nearest-members bar. Later members re-sending two items that named members of
+    # their cohort sent first draw on the set the incident swept: held to the machine-rate bar.
+    # The same re-sending of items young users sent first (named by nothing) changes nothing,
+    # and no user is named.
+    def named(recs):
+        det = CohortDetector()
+        return {key for rec in recs for a in det.learn_one(rec) for key in a["api_key_ids"]}
+
+    plain = _cohorts_in_one_family(5, 14, 15, gap_ms=1_800_000)
+    named_plain = named(plain)
+
+    # (the first member named: n = m * 5 + c, its items n * 100 + i, sent before any m7's)
+    first_named = min(int(k.split("m")[1]) * 5 + int(k[1]) for k in named_plain if k.startswith("c"))
+
+    def a_named_member_before(c: int, m: int) -> int:
+        return first_named * 100
+
+    named_by = {"plain": named_plain, "members": named(_re_sending(plain, a_named_member_before)),
+                "users": named(_re_sending(plain, lambda c, m: 10**6 + ((m - 7) % 6) * 100))}
+    members = {name: sum(k.startswith("c") for k in keys) for name, keys in named_by.items()}
+    assert members["members"] >= members["plain"] + 5, members
+    assert members["users"] == members["plain"], members
+    assert not any(k.startswith("user") for keys in named_by.values() for k in keys)
