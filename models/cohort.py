@@ -14,7 +14,8 @@ What an attacker who reads this cannot easily change without giving up the harve
   requests of one item kind (answer options, an answer label, math, code), or
   ``min_free_form_share`` of them free of options and labels (instructions, questions,
   problems: the shape of ordinary chat too) and then ``min_item_length_share`` of them
-  item-sized, where a person's chat is mostly short turns;
+  item-sized, where a person's chat is mostly short turns (or sent at machine rate: short
+  general instructions one after another, which no person chatting does);
 * **the content family is the item's shape, not its wording**: the script it is written in
   and its kind (``member_family`` of ``content_family``). Rewording an item keeps its shape;
   changing the shape changes the data harvested;
@@ -522,7 +523,10 @@ class CohortDetector:
         # code, and its requests are mostly item-sized, where a person's chat is mostly short
         # turns ("thanks", "why?", "make it shorter").
         if n >= self.min_free_form_share * cand.events:
-            return family if cand.long >= self.min_item_length_share * cand.events else None
+            # Short items sent at machine rate count too: a general-instruction set ("Rewrite
+            # this sentence ...") is short, yet no person sends request after request a minute apart.
+            machine = cand.events > 1 and 2 * cand.quick_gaps > cand.events - 1
+            return family if cand.long >= self.min_item_length_share * cand.events or machine else None
         # A young key that keeps to an item shape only partly (a camouflaged member interleaves
         # other requests with its slice) is a member on probation: like a free-form one, it is
         # named only if it is about what the wave is about (_content_fits).

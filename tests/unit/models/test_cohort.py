@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
-from distillguard.models.cohort import CohortDetector, content_family, family_name, item_fingerprint
+from distillguard.models.cohort import CohortDetector, content_family, family_name, item_fingerprint, member_family
 from distillguard.models.events import parse_event
 from distillguard.models.pipeline import KeyPipeline
 
@@ -253,12 +253,23 @@ def test_a_mature_evaluation_account_beside_a_wave_is_not_named():
 
 
 def test_a_short_chat_is_no_free_form_member():
-    # Free-form keys must send mostly item-sized requests: chat's short turns do not qualify.
+    # Free-form keys must send mostly item-sized requests: chat's short turns, at a person's
+    # pace (minutes apart), do not qualify.
     det = CohortDetector(min_key_events=4)
     for i in range(8):
-        det.learn_one(LinkRecord("k", "a", T0 + i, 0.0, 0, 0, output_tokens=600, account_created_ms=T0,
+        det.learn_one(LinkRecord("k", "a", T0 + i * 300_000, 0.0, 0, 0, output_tokens=600, account_created_ms=T0,
                                  family=content_family("why is the sky blue?"), item=i, key_events=i + 1))
     assert det._keys["k"].family == -1
+
+
+def test_short_free_form_items_at_machine_rate_make_a_member():
+    # A general-instruction set ("Rewrite this sentence ...") is short: the same requests sent
+    # 20 s apart are no person's chat (content-cohort-b: a 46-key cohort missed whole).
+    det = CohortDetector(min_key_events=4)
+    for i in range(8):
+        det.learn_one(LinkRecord("k", "a", T0 + i * 20_000, 0.0, 0, 0, output_tokens=600, account_created_ms=T0,
+                                 family=content_family("why is the sky blue?"), item=i, key_events=i + 1))
+    assert det._keys["k"].family == member_family(content_family("why is the sky blue?"))
 
 
 def _members(det: CohortDetector, keys: range, every_hours: float, start_ms: int, prefix: str = "s") -> list[dict]:
