@@ -156,24 +156,35 @@ class InputLog:
             if moved is None or high is None or high <= moved[0] or now - moved[1] < after:
                 continue
             async with self.input_turn:
-                if not self.holes.known(tp.partition):
-                    self.holes.start(tp.partition, await self.first_offset_of(tp))
-                expected = self.holes.expected(tp.partition)
-                if expected != moved[0]:
-                    continue  # the stream moved on meanwhile
-                # (to the partition's end: a broker may report a high watermark short of it)
-                records = await self._read_back(tp.partition, expected, expected + MAX_HOLE_FILL)
-                if records:
-                    log.warning("partition %s: records %s..%s waited %.0fs beyond the last one processed and none "
-                                "was handed over: read %d back from the broker", tp.partition, expected,
-                                records[-1].offset, now - moved[1], len(records))
-                    self.metrics.holes.inc(len(records))
-                for record in records:
-                    if self.app.tables.recovery.in_recovery or tp not in consumer.assignment():
-                        break  # a rebalance began: the partition's new owner (or recovery) goes on
-                    await self.process(FilledEvent(record, self.app))
+                try:
+                    await self._refill(tp, moved, now)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the broker could not be read: logged, counted, retried
+                    log.exception("partition %s: the records waiting beyond offset %s were not read back",
+                                  tp.partition, moved[0])
+                    self.metrics.hole_errors.inc()
             # (the next try waits another DG_REFILL_AFTER_S)
             self.progress[tp.partition] = (self.holes.expected(tp.partition), time.monotonic())
+
+    async def _refill(self, tp, moved: tuple[int, float], now: float) -> None:
+        """Read a partition's records from its next offset on and process them (input_turn held)."""
+        if not self.holes.known(tp.partition):
+            self.holes.start(tp.partition, await self.first_offset_of(tp))
+        expected = self.holes.expected(tp.partition)
+        if expected != moved[0]:
+            return  # the stream moved on meanwhile
+        # (to the partition's end: a broker may report a high watermark short of it)
+        records = await self._read_back(tp.partition, expected, expected + MAX_HOLE_FILL)
+        if records:
+            log.warning("partition %s: records %s..%s waited %.0fs beyond the last one processed and none was "
+                        "handed over: read %d back from the broker", tp.partition, expected, records[-1].offset,
+                        now - moved[1], len(records))
+            self.metrics.holes.inc(len(records))
+        for record in records:
+            if self.app.tables.recovery.in_recovery or tp not in self.app.consumer.assignment():
+                return  # a rebalance began: the partition's new owner (or recovery) goes on
+            await self.process(FilledEvent(record, self.app))
 
     async def first_offset_of(self, tp) -> int:
         """Where the group resumes a partition whose first record has just arrived.
