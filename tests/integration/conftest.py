@@ -24,9 +24,12 @@ from distillguard.streams.topics import ensure_topics
 # Tests whose assertions depend on a worker getting CPU within a deadline (a worker life of
 # 14 s must commit progress; kills land while an alert leaves; a broker stopped under a running
 # worker). `scripts/run-tests.sh` runs the rest of the integration suite on two pytest processes
-# and these alone afterwards, so that a neighbouring test never starves them.
+# and these alone afterwards, so that a neighbouring test never starves them. test_hydra_e2e:
+# with the opt-in link-values stage, a worker starved of CPU handles joins and link records in
+# orders far from the records' own, and was seen to open two incidents for one hydra (CI,
+# 2026-12-02, in the parallel part; docs/guarantees.md says what holds).
 SERIAL_MODULES = {"test_kill_loop", "test_faults", "test_restart", "test_partition_epochs",
-                  "test_replay_equivalence", "test_packer"}
+                  "test_replay_equivalence", "test_packer", "test_hydra_e2e"}
 
 
 def pytest_collection_modifyitems(items):
