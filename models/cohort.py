@@ -246,6 +246,10 @@ class _Candidate:
     # on the set named members swept is held to the machine-rate fit (_content_fits).
     sources: tuple = ()  # (shared by every candidate until one re-sends an item: no cost per key)
 
+    def at_machine_rate(self) -> bool:
+        """Whether most gaps between its counted requests were under ``machine_gap_ms``."""
+        return self.events > 1 and 2 * self.quick_gaps > self.events - 1
+
 
 _MAX_FAMILIES = 4
 _MAX_SOURCES = 8
@@ -525,8 +529,7 @@ class CohortDetector:
         if n >= self.min_free_form_share * cand.events:
             # Short items sent at machine rate count too: a general-instruction set ("Rewrite
             # this sentence ...") is short, yet no person sends request after request a minute apart.
-            machine = cand.events > 1 and 2 * cand.quick_gaps > cand.events - 1
-            return family if cand.long >= self.min_item_length_share * cand.events or machine else None
+            return family if cand.long >= self.min_item_length_share * cand.events or cand.at_machine_rate() else None
         # A young key that keeps to an item shape only partly (a camouflaged member interleaves
         # other requests with its slice) is a member on probation: like a free-form one, it is
         # named only if it is about what the wave is about (_content_fits).
@@ -626,7 +629,7 @@ class CohortDetector:
         sketch = fam.recent[key][1]
         if self._affinity(fam, sketch) >= self.min_content_affinity:
             return True
-        machine = cand is not None and cand.events > 1 and 2 * cand.quick_gaps > cand.events - 1
+        machine = cand is not None and cand.at_machine_rate()
         bar = self.min_machine_neighbour_affinity if machine or self._draws_on_incident(fam, cand) \
             else self.min_neighbour_affinity
         return self._neighbour_affinity(fam, key, sketch) >= bar
