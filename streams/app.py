@@ -356,8 +356,9 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             return
         await self.step_records([record], message.partition)
 
-    async def send_link_record(self, rec) -> None:
-        """The key's behaviour to the cluster agent; its link values to their partitions."""
+    async def send_link_record(self, rec, partition: int) -> None:
+        """The key's behaviour to the cluster agent; its link values to their partitions, each
+        naming the input partition it comes from (the link-values stage's SenderClock)."""
         self.link_batch.append(rec.to_bytes())
         if len(self.link_batch) >= LINK_BATCH_MAX:
             await self._send_link_batch()
@@ -365,7 +366,7 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             for kind, link_value in self.linking.values_to_link(rec):
                 if self.refresh_links.due(rec.api_key_id, (kind, link_value), rec.ts_ms):
                     await self.link_values.send(key=link_value_key(kind, link_value),
-                                                value=json.dumps([kind, rec.api_key_id, rec.ts_ms]).encode())
+                                                value=json.dumps([kind, rec.api_key_id, rec.ts_ms, partition]).encode())
 
     async def _send_link_batch(self) -> None:
         if self.link_batch:

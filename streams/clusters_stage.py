@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 from distillguard.contracts.link_record import link_records_in
-from distillguard.models.clusters import ClusterDetector, LinkMembers, LinkRefresh, link_step
+from distillguard.models.clusters import ClusterDetector, LinkMembers, LinkRefresh, SenderClock, link_step
 
 from .checkpoint import Checkpoint
 
@@ -40,7 +41,10 @@ class ClusterStage:
         self.linking = ClusterDetector()  # the linking parameters, shared with the cluster agent's detector
         # (key, link value) pairs already sent recently: the same filter replay applies in-process.
         self.refresh_links = LinkRefresh(self.linking.config.link_refresh_ms, self.linking.config.max_keys)
-        self.newest_link_ts = 0
+        # How far idle values may be forgotten: the event time the slowest input partition sending
+        # values has reached (a lagging one's keys still join values the others left long ago).
+        self.sender_clock = SenderClock(settings.link_sender_quiet_s, senders=range(settings.partitions),
+                                        now_s=time.monotonic())
         self.link_partitions: dict[bytes, int] = {}  # link value -> its partition (bounded with the table)
         # As for key-state: the store is set per record, the changelog written once per value per
         # tick (a changelog record per set filled Faust's producer buffer and stalled the worker),
@@ -72,7 +76,7 @@ class ClusterStage:
     async def take_link_value(self, event) -> None:
         self.link_checkpoint.processed(event)
         try:
-            kind, key, ts = json.loads(event.message.value)
+            kind, key, ts, *sender = json.loads(event.message.value)  # (no sender: sent before it was added)
             value_key = event.message.key
             link = LinkMembers.from_bytes(self.link_members.get(value_key)) or LinkMembers(first_ts=ts)
             linking = self.linking.config
@@ -81,7 +85,7 @@ class ClusterStage:
             self.link_members.data[value_key] = link.to_bytes()
             self.link_partitions[value_key] = event.message.partition
             self.link_checkpoint.changed(value_key, event.message.partition)
-            self.newest_link_ts = max(self.newest_link_ts, ts)
+            self.sender_clock.observe(event.message.partition, sender[0] if sender else -1, ts, time.monotonic())
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - a bad link value must not stop linking
@@ -98,20 +102,26 @@ class ClusterStage:
 
     def expire_link_values(self) -> None:
         # Values idle for a few linking windows are forgotten (tombstoned in the changelog): the
-        # table is bounded by the traffic of the last hours, not by all values ever seen.
+        # table is bounded by the traffic of the last hours, not by all values ever seen. Idle
+        # against the slowest sender's event time (SenderClock), per partition of the value.
         # (A timer is outside stream iteration, where Faust cannot tell a key's partition: the
         # store is edited directly and the tombstone sent to the partition the value came from.)
-        horizon = self.newest_link_ts - self.settings.link_idle_windows * self.linking.config.window_ms
+        now, idle_ms = time.monotonic(), self.settings.link_idle_windows * self.linking.config.window_ms
+        horizons: dict[int | None, int] = {}
         for value_key, data in list(self.link_members.data.items()):
+            partition = self.link_partitions.get(value_key)
+            if partition not in horizons:
+                reached = self.sender_clock.reached(partition, now)
+                horizons[partition] = reached - idle_ms if reached >= 0 else -1
             try:
-                expired = LinkMembers.from_bytes(data).last_ts < horizon
+                expired = LinkMembers.from_bytes(data).last_ts < horizons[partition]
             except Exception:  # noqa: BLE001 - an unreadable entry is dropped, not kept forever
                 expired = True
             if expired:
                 self.link_members.data.pop(value_key, None)
                 self.metrics.link_values_expired.inc()
                 self.link_checkpoint.forget(value_key)
-                partition = self.link_partitions.pop(value_key, None)
+                self.link_partitions.pop(value_key, None)
                 if partition is not None:  # else only recovered, never touched since: local only
                     self.link_members.send_changelog(partition, value_key, None)
 

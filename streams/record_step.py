@@ -54,7 +54,7 @@ class RecordStep:
                 await self.add_to_sink(sink.add_alert, alert)
                 self.outbox.add(alert["entity_id"].encode("utf-8", "surrogatepass"), alert)
         for link in result.links:
-            await self.send_link_record(link)
+            await self.send_link_record(link, partition)
         now = time.monotonic()
         for api_key_id, state in result.states.items():
             state_key = api_key_id.encode("utf-8", "surrogatepass")

@@ -122,6 +122,9 @@ class WorkerSettings(KafkaSettings):
     # A link value idle for this many linking windows (1 h each) is dropped from its table.
     link_idle_windows: int = Field(6, ge=2)
     link_expiry_interval_s: float = Field(60.0, gt=0)  # how often idle link values are looked for
+    # Idle is judged against the slowest input partition's event time; one that sent no link value
+    # for this long (wall time) stops holding that clock back (models.clusters.SenderClock).
+    link_sender_quiet_s: float = Field(300.0, gt=0)
     partitions: int = Field(8, ge=1, le=1024)
 
     data_dir: Path = Path("var")

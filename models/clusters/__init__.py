@@ -63,9 +63,10 @@ from ...contracts.link_record import LinkRecord, link_batch_bytes, link_records_
 from ..constants import MIN_HARVEST_TOKENS
 from .config import ClusterConfig
 from .detector import ClusterDetector
-from .linking import DURABLE, SLOW, STRONG, LinkMembers, LinkRefresh, link_step, link_value_key, link_values
+from .linking import (DURABLE, SLOW, STRONG, LinkMembers, LinkRefresh, SenderClock, link_step, link_value_key,
+                      link_values)
 from .records import link_record, link_record_of
 
 __all__ = ["DURABLE", "MIN_HARVEST_TOKENS", "SLOW", "STRONG", "ClusterConfig", "ClusterDetector", "LinkMembers",
-           "LinkRecord", "LinkRefresh", "link_batch_bytes", "link_record", "link_record_of", "link_records_in",
+           "LinkRecord", "LinkRefresh", "SenderClock", "link_batch_bytes", "link_record", "link_record_of", "link_records_in",
            "link_step", "link_value_key", "link_values"]

@@ -118,6 +118,63 @@ class LinkRefresh:
         return True
 
 
+class SenderClock:
+    """The event time every sender of link values has reached: how far idle link values may be
+    forgotten without forgetting what a lagging sender's keys still share.
+
+    A link-values partition hears from every input partition (a sender), each at its own pace:
+    under a backlog one can be hours of event time behind another. Against the fastest sender's
+    time a shared value looks idle while the slowest sender's keys still join it; forgotten,
+    their later members would open a fresh value and a second sub-cluster of the same hydra.
+    So the clock is the slowest sender's (a stream processor's watermark), per link-values
+    partition. A sender quiet for ``quiet_after_s`` of wall time no longer holds it back (an
+    idle source, as Flink's idleness timeout): a partition gone quiet must not keep every value
+    for ever. Every sender in ``senders`` counts from the clock's start, so one not heard from
+    yet (its partition not yet handed over) holds the clock until it speaks or stays quiet that
+    long. With no sender holding it, the clock is the newest time heard.
+
+    Bounded: one entry per (link-values partition, sender) pair.
+
+    >>> clock = SenderClock(quiet_after_s=60, senders=(0, 1), now_s=0)
+    >>> clock.observe(0, sender=0, ts_ms=9_000, now_s=1)
+    >>> clock.reached(0, now_s=2)  # sender 1 not heard yet: nothing may expire
+    -1
+    >>> clock.observe(0, sender=1, ts_ms=2_000, now_s=3)
+    >>> clock.reached(0, now_s=4), clock.reached(None, now_s=4)  # the lagging sender's time
+    (2000, 2000)
+    >>> clock.reached(0, now_s=70)  # sender 1 quiet for a minute: the others' time
+    9000
+    """
+
+    def __init__(self, quiet_after_s: float, senders=(), now_s: float = 0.0) -> None:
+        self.quiet_after_s = quiet_after_s
+        self.newest = -1
+        self._expected = tuple(senders)
+        self._started_s = now_s
+        self._heard: dict[tuple[int, int], tuple[int, float]] = {}  # (partition, sender) -> (newest ts, when)
+
+    def observe(self, partition: int, sender: int, ts_ms: int, now_s: float) -> None:
+        pair = (partition, sender)
+        newest, _ = self._heard.get(pair, (-1, now_s))
+        self._heard[pair] = (max(newest, ts_ms), now_s)
+        self.newest = max(self.newest, ts_ms)
+
+    def reached(self, partition: int | None, now_s: float) -> int:
+        """The event time every sender still talking has reached on ``partition`` (on every
+        partition for None: a value known only from the changelog); -1 while none is known."""
+        held = self.newest
+        partitions = {p for p, _ in self._heard} if partition is None else {partition}
+        starting = now_s - self._started_s < self.quiet_after_s
+        for p in partitions or {partition}:
+            for sender in self._expected:
+                if (p, sender) not in self._heard and starting:
+                    return -1
+        for (p, _), (ts, seen) in self._heard.items():
+            if (partition is None or p == partition) and now_s - seen < self.quiet_after_s:
+                held = min(held, ts)
+        return held
+
+
 def link_value_key(kind: str, value: object) -> bytes:
     """The Kafka key of a link value on the link-values topic (what partitions the table)."""
     if isinstance(value, tuple):

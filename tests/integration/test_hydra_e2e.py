@@ -22,7 +22,7 @@ def test_hydra_clusters_alert_once_naming_members(pipeline, partitioned):
     # processed at their own pace, and an infra key's record can reach a shared frame's
     # members after the proxy hydra's first records).
     worker = pipeline.start_worker(DG_LINK_VALUES_PARTITIONED=partitioned, DG_LINK_EXPIRY_INTERVAL_S="1",
-                                   DG_LINK_IDLE_WINDOWS="2")
+                                   DG_LINK_IDLE_WINDOWS="2", DG_LINK_SENDER_QUIET_S="20")
     pipeline.produce(list(iter_encoded(events)))
     pipeline.wait_processed(worker, len(events))
 

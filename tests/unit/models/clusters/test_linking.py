@@ -5,8 +5,8 @@ import dataclasses
 
 import pytest
 
-from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefresh, link_step, link_value_key,
-                                          link_values)
+from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefresh, SenderClock, link_step,
+                                          link_value_key, link_values)
 
 from .conftest import T0, feed, rec
 
@@ -96,6 +96,53 @@ def test_link_members_round_trip_as_bytes_and_stay_bounded():
     assert list(again.members) == ["c"]
 
 
+
+
+HOUR = 3_600_000
+
+
+def _expired(clock: SenderClock, partition, value: LinkMembers, now_s: float, idle_ms: int = 2 * HOUR) -> bool:
+    """The link-values stage's rule (streams/clusters_stage.py expire_link_values)."""
+    reached = clock.reached(partition, now_s)
+    return reached >= 0 and value.last_ts < reached - idle_ms
+
+
+def test_a_lagging_sender_keeps_the_values_its_keys_still_join():
+    # Input partition 0 lags at the hydra's hour while partition 1 runs five hours ahead. The
+    # hydra's frame, last joined at T0, is idle against partition 1's time but not against
+    # partition 0's, whose next hydra key still joins it: it must not be forgotten yet.
+    clock = SenderClock(quiet_after_s=300, senders=(0, 1), now_s=0)
+    frame = LinkMembers(first_ts=T0)
+    for k, key in enumerate(("h1", "h2", "h3")):
+        link_step(frame, "head", key, T0 + k, window_ms=HOUR, min_coordinated=4, max_members=32)
+        clock.observe(3, sender=0, ts_ms=T0 + k, now_s=1)
+    clock.observe(3, sender=1, ts_ms=T0 + 5 * HOUR, now_s=2)
+    assert not _expired(clock, 3, frame, now_s=3)
+    assert frame.last_ts < clock.newest - 2 * HOUR  # ... by which the frame was forgotten here
+    assert link_step(frame, "head", "h4", T0 + 600_000, window_ms=HOUR, min_coordinated=4,
+                     max_members=32) == ["h1", "h2", "h3"]
+    clock.observe(3, sender=0, ts_ms=T0 + 600_000, now_s=4)
+    # Partition 0 then falls quiet (its backlog done, or its keys gone): after quiet_after_s
+    # it no longer holds the clock, and the table stays bounded.
+    assert not _expired(clock, 3, frame, now_s=200)
+    assert _expired(clock, 3, frame, now_s=400) and _expired(clock, None, frame, now_s=400)
+
+
+def test_the_sender_clock_waits_for_senders_not_yet_heard_and_per_partition():
+    clock = SenderClock(quiet_after_s=60, senders=(0, 1), now_s=100)
+    clock.observe(0, sender=0, ts_ms=T0 + 10 * HOUR, now_s=101)
+    old = LinkMembers(first_ts=T0)
+    # sender 1 has not spoken yet (its partition not handed over): nothing expires ...
+    assert not _expired(clock, 0, old, now_s=102) and clock.reached(None, now_s=102) == -1
+    # ... until it has been quiet for quiet_after_s since the clock started
+    assert _expired(clock, 0, old, now_s=161)
+    # Each link-values partition has its own clock: sender 1 lagging on partition 5 holds
+    # partition 5's values, not partition 0's.
+    clock.observe(5, sender=1, ts_ms=T0, now_s=162)
+    clock.observe(5, sender=0, ts_ms=T0 + 10 * HOUR, now_s=162)
+    clock.observe(0, sender=1, ts_ms=T0 + 10 * HOUR, now_s=162)
+    assert clock.reached(5, now_s=163) == T0 and clock.reached(0, now_s=163) == T0 + 10 * HOUR
+    assert clock.reached(None, now_s=163) == T0  # (a value whose partition is not known: the slowest of all)
 
 
 def test_members_that_join_after_the_sweep_are_named_on_a_later_join_of_any_key():
