@@ -6,6 +6,7 @@ workers' partitioned link-values stage (``streams/clusters_stage.py``), so both 
 """
 from __future__ import annotations
 
+import heapq
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -56,7 +57,8 @@ def link_step(link: LinkMembers, kind: str, key: str, ts: int, *, window_ms: int
 
     Shared by the detector's in-process table and the workers' partitioned link-members
     table. ``known`` (a predicate) picks, once the value's members are one cluster, the most
-    recent member the caller tracks; without it the ``max_others`` most recent are returned.
+    recent member the caller tracks; without it the ``max_others`` members nearest in event time
+    to ``ts`` are returned (the partitioned stage, which does not know when keys enrolled).
     """
     if link.common:
         return []
@@ -76,13 +78,19 @@ def link_step(link: LinkMembers, kind: str, key: str, ts: int, *, window_ms: int
         link.linking = True
         return [k for k in link.members if k != key]
     # Every other member is already in one cluster: joining one of them joins them all.
-    others = []
+    if known is None:
+        # The members nearest in event time to this join: a weak link joins only keys enrolled
+        # together (ClusterDetector._enrolled_together), and when input partitions run at their
+        # own pace the most recent members to arrive can be hours of event time from a lagging
+        # partition's key, while the value's older members are of its own hours.
+        others = [other for other in link.members if other != key]
+        if len(others) > max_others:
+            others = heapq.nsmallest(max_others, others, key=lambda other: abs(link.members[other] - ts))
+        return others
     for other in reversed(link.members):
-        if other != key and (known is None or known(other)):
-            others.append(other)
-            if known is not None or len(others) >= max_others:
-                break
-    return others
+        if other != key and known(other):
+            return [other]
+    return []
 
 
 class LinkRefresh:

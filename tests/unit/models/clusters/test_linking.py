@@ -145,6 +145,24 @@ def test_the_sender_clock_waits_for_senders_not_yet_heard_and_per_partition():
     assert clock.reached(None, now_s=163) == T0  # (a value whose partition is not known: the slowest of all)
 
 
+def test_a_join_names_the_members_nearest_in_event_time_to_the_joining_key():
+    # A frame shared by a hydra's first keys (k*, T0) and, hours later, by keys of another wave
+    # (l*). A key of the first hydra from a lagging input partition (m, T0 + 10 min) reaches the
+    # link-values stage after the l* keys: the join must name the k* keys, enrolled with it (the
+    # cluster detector links weak kinds only between keys enrolled together), not the most
+    # recent arrivals. (Naming the 4 most recent split a proxy hydra into two paged incidents
+    # in 1 of 16 simulated partition orders of test_hydra_e2e's traffic; nearest: 0 of 16.)
+    link = LinkMembers(first_ts=T0)
+    params = dict(window_ms=4 * HOUR, min_coordinated=4, max_members=256)
+    for k in range(6):
+        link_step(link, "head", f"k{k}", T0 + k * 60_000, **params)
+    for k in range(4):
+        link_step(link, "head", f"l{k}", T0 + 3 * HOUR + k, **params)
+    assert link.linking
+    assert set(link_step(link, "head", "m", T0 + 10 * 60_000, **params)) == {"k2", "k3", "k4", "k5"}
+    assert set(link_step(link, "head", "n", T0 + 3 * HOUR + 60_000, **params)) == {"l0", "l1", "l2", "l3"}
+
+
 def test_members_that_join_after_the_sweep_are_named_on_a_later_join_of_any_key():
     # As on a later record of any key (test_detector.py), when the link-values stage links: the
     # last thing the cluster agent sees may be joins, which carry event time on too.
