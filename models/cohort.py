@@ -297,6 +297,7 @@ class _Family:
     mature: int = 0  # the open incident's members on mature accounts (named on content evidence)
     partial: int = 0  # ... that kept to the family only partly (camouflaged, named on content)
     by_neighbours: int = 0  # ... whose content fit its nearest members', not the wave's profile
+    paced: int = 0  # ... that sent at machine rate or on a timer's beat (_machine_paced)
     # Mature keys that swept like members before an incident opened (key -> first request ts,
     # sketch): named when one opens, if they fit it. Bounded by max_members, kept two windows.
     mature_waiting: OrderedDict = field(default_factory=OrderedDict)
@@ -771,6 +772,7 @@ class CohortDetector:
         fam.partial += cand.partial
         fam.by_neighbours += sketch is None and affinity < self.min_content_affinity and (
             _is_free_form(cand.family) or cand.partial)
+        fam.paced += self._machine_paced(cand)
 
     def _overlap(self, members) -> float:
         stats = [self._keys[k] for k in members if k in self._keys]
@@ -816,6 +818,8 @@ class CohortDetector:
                 # members whose prompts fit their nearest members' (one of several cohorts in the family)
                 {"signal": "cohort_members_fit_by_nearest_members", "value": fam.by_neighbours, "baseline": None,
                  "weight": None},
+                # members that sent at machine rate or on a timer's beat: no person's pace
+                {"signal": "cohort_machine_paced_members", "value": fam.paced, "baseline": None, "weight": None},
                 # members that interleaved other requests with their items (camouflage), named on content
                 {"signal": "cohort_camouflaged_members", "value": fam.partial, "baseline": None, "weight": None},
                 {"signal": "linked_by", "value": "content only: young accounts sweeping one item family",

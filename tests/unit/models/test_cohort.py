@@ -489,6 +489,11 @@ def test_members_sending_on_a_timers_beat_are_machine_paced_however_slow():
     named_slow = _named(slow, _cohorts_in_one_family(5, 14, 15, gap_ms=1_800_000))
     assert sum(key.startswith("c") for key in named_steady) >= 0.85 * 70 > len(named_slow)
     assert not any(key.startswith("user") for key in named_steady)
+    again = CohortDetector()  # (what the on-call human reads: why)
+    alert = [a for rec in _cohorts_in_one_family(5, 14, 0, gap_ms=1_800_000, steady=True)
+             for a in again.learn_one(rec)][-1]
+    reasons = {r["signal"]: r["value"] for r in alert["reasons"]}
+    assert reasons["cohort_machine_paced_members"] == len(alert["api_key_ids"])
     member = steady._keys["c0m0"]
     assert member.quick_gaps == 0 and member.gap_variation() < 0.01 and steady._machine_paced(member)
     # (under the beat rule's bar, or too few gaps to tell: not machine-paced)
