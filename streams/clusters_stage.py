@@ -111,8 +111,7 @@ class ClusterStage:
         for value_key, data in list(self.link_members.data.items()):
             partition = self.link_partitions.get(value_key)
             if partition not in horizons:
-                reached = self.sender_clock.reached(partition, now)
-                horizons[partition] = reached - idle_ms if reached >= 0 else -1
+                horizons[partition] = self.sender_clock.horizon(partition, now, idle_ms)
             try:
                 expired = LinkMembers.from_bytes(data).last_ts < horizons[partition]
             except Exception:  # noqa: BLE001 - an unreadable entry is dropped, not kept forever

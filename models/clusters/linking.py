@@ -167,6 +167,11 @@ class SenderClock:
         self._heard[pair] = (max(newest, ts_ms), now_s)
         self.newest = max(self.newest, ts_ms)
 
+    def horizon(self, partition: int | None, now_s: float, idle_ms: int) -> int:
+        """A value of ``partition`` whose members last joined before this is idle (-1: none is)."""
+        reached = self.reached(partition, now_s)
+        return reached - idle_ms if reached >= 0 else -1
+
     def reached(self, partition: int | None, now_s: float) -> int:
         """The event time every sender still talking has reached on ``partition`` (on every
         partition for None: a value known only from the changelog); -1 while none is known."""

@@ -103,8 +103,7 @@ HOUR = 3_600_000
 
 def _expired(clock: SenderClock, partition, value: LinkMembers, now_s: float, idle_ms: int = 2 * HOUR) -> bool:
     """The link-values stage's rule (streams/clusters_stage.py expire_link_values)."""
-    reached = clock.reached(partition, now_s)
-    return reached >= 0 and value.last_ts < reached - idle_ms
+    return value.last_ts < clock.horizon(partition, now_s, idle_ms)
 
 
 def test_a_lagging_sender_keeps_the_values_its_keys_still_join():
