@@ -373,8 +373,9 @@ class CohortDetector:
         # ``max_paced_variation`` over at least ``min_key_events`` - 1 gaps, however long they
         # are) is as machine-paced as a fast one: people are bursty (a session, a pause, a night:
         # benign young keys of the stress streams 1.17 and up, p5), a scheduled sweep keeps its
-        # beat (stress-judging-a's proxy hydra: 0.05 median). Jittering the beat away costs the
-        # attacker nothing but leaves this rule; it only lowers the content bar, never names alone.
+        # beat (stress-judging-a's proxy hydra: 0.05 median). An attacker can jitter the beat away
+        # at no cost, but that only takes it out of this rule, which lowers the content bar and
+        # never names a key by itself.
         self.max_paced_variation = max_paced_variation
         # A member at a person's pace that re-sent ``min_items_from_named`` or more items that
         # members already named in the family's open incident sent first draws on the set that
