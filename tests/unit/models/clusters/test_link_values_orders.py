@@ -1,7 +1,7 @@
 """The workers' link-values topology on a hydra test's traffic, its input partitions processed
 in skewed orders (a backlog, a CPU-starved worker): one incident per hydra.
 
-In-process, as ``test_linking._split_stage`` with the stage's idle-value expiry added: link
+In-process, through ``conftest.split_stage`` with the stage's idle-value expiry: link
 records from the workers' own step, link values through a bytes table keyed like the
 link-values topic, joins to the cluster detector. ``test_hydra_e2e`` runs the real thing; this
 runs the orders that split a hydra in two paged incidents before the two fixes of
@@ -16,10 +16,11 @@ from functools import lru_cache
 import pytest
 
 from distillguard.devtools.demo_traffic import demo_events, hydra_events, iter_encoded
-from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefresh, SenderClock, link_step,
-                                          link_value_key)
+from distillguard.models.clusters import ClusterDetector
 from distillguard.models.pipeline import KeyPipeline
 from distillguard.models.step import Record, RequestProcessor
+
+from .conftest import split_stage
 
 PARTITIONS = 8
 IDLE_MS = 2 * 3_600_000  # DG_LINK_IDLE_WINDOWS=2, as test_hydra_e2e sets
@@ -66,34 +67,11 @@ def _incidents(links, slowest_sender: bool = True) -> dict[str, set[str]]:
     """Each hydra's cluster incident ids, through the link-values topology with idle values
     expired against ``SenderClock`` (or, ``slowest_sender=False``, the newest time any
     partition reached: the rule before the fix)."""
-    det = ClusterDetector()
-    table: dict[bytes, bytes] = {}
-    refresh = LinkRefresh(det.config.link_refresh_ms, det.config.max_keys)
-    clock = SenderClock(quiet_after_s=300, senders=range(PARTITIONS), now_s=0)
-    alerts = []
-    for n, (sender, rec) in enumerate(links):
-        now = n / 1000  # (a millisecond a record: no sender falls quiet)
-        if n % EXPIRE_EVERY == 0:
-            for value_key in list(table):
-                horizon = clock.horizon(zlib.crc32(value_key) % PARTITIONS, now, IDLE_MS) if slowest_sender \
-                    else clock.newest - IDLE_MS
-                if LinkMembers.from_bytes(table[value_key]).last_ts < horizon:
-                    del table[value_key]
-        alerts += det.observe_link(rec, link=False)
-        for kind, value in det.values_to_link(rec):
-            if not refresh.due(rec.api_key_id, (kind, value), rec.ts_ms):
-                continue
-            value_key = link_value_key(kind, value)
-            clock.observe(zlib.crc32(value_key) % PARTITIONS, sender, rec.ts_ms, now)
-            link = LinkMembers.from_bytes(table.get(value_key)) or LinkMembers(first_ts=rec.ts_ms)
-            others = link_step(link, kind, rec.api_key_id, rec.ts_ms, window_ms=det.config.window_ms,
-                               min_coordinated=det.config.min_coordinated, max_members=det.config.max_members)
-            table[value_key] = link.to_bytes()
-            if others:
-                alerts += det.observe_join(kind, rec.api_key_id, others, rec.ts_ms, [link.members[o] for o in others])
+    alerts = split_stage([rec for _, rec in links], ClusterDetector(), senders=[sender for sender, _ in links],
+                         partitions=PARTITIONS, idle_ms=IDLE_MS, expire_every=EXPIRE_EVERY,
+                         slowest_sender=slowest_sender)
     _, hydras = _traffic()
-    return {hydra: {a["alert_id"] for a in alerts if a["entity_type"] == "cluster" and set(a["api_key_ids"]) & keys}
-            for hydra, keys in hydras.items()}
+    return {hydra: {a["alert_id"] for a in alerts if set(a["api_key_ids"]) & keys} for hydra, keys in hydras.items()}
 
 
 @pytest.mark.parametrize("mode, seed", [("random", 0), ("behind", 0), ("random", 4)])

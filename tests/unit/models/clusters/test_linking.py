@@ -5,40 +5,9 @@ import dataclasses
 
 import pytest
 
-from distillguard.models.clusters import (ClusterDetector, LinkMembers, LinkRefresh, SenderClock, link_step,
-                                          link_value_key, link_values)
+from distillguard.models.clusters import ClusterDetector, LinkMembers, SenderClock, link_step
 
-from .conftest import T0, feed, rec
-
-
-def _split_stage(records, det: ClusterDetector, records_lag: int = 0) -> list[dict]:
-    """The workers' topology in one process: behaviour to the detector, link values through a
-    bytes table keyed like the link-values topic, joins back to the detector.
-
-    ``records_lag``: the behaviour records reach the detector that many records after the joins
-    their link values make (in a worker they are batched to the links topic at the flush tick,
-    while link values go out at once: under load a whole sweep's joins can come first)."""
-    table: dict[bytes, bytes] = {}
-    refresh = LinkRefresh(det.config.link_refresh_ms, det.config.max_keys)  # what a worker sends
-    alerts, waiting = [], []
-    for r in records:
-        waiting.append(r)
-        if len(waiting) > records_lag:
-            alerts += det.observe_link(waiting.pop(0), link=False)
-        for kind, value in det.values_to_link(r):
-            if not refresh.due(r.api_key_id, (kind, value), r.ts_ms):
-                continue
-            key = link_value_key(kind, value)
-            link = LinkMembers.from_bytes(table.get(key)) or LinkMembers(first_ts=r.ts_ms)
-            others = link_step(link, kind, r.api_key_id, r.ts_ms, window_ms=det.config.window_ms,
-                               min_coordinated=det.config.min_coordinated,
-                               max_members=det.config.max_members)
-            table[key] = link.to_bytes()
-            if others:
-                alerts += det.observe_join(kind, r.api_key_id, others, r.ts_ms, [link.members[o] for o in others])
-    for r in waiting:
-        alerts += det.observe_link(r, link=False)
-    return [a for a in alerts if a["entity_type"] == "cluster"]
+from .conftest import T0, feed, rec, split_stage
 
 
 def test_partitioned_link_values_stage_finds_the_same_clusters_as_the_detector_alone():
@@ -48,7 +17,7 @@ def test_partitioned_link_values_stage_finds_the_same_clusters_as_the_detector_a
     users = [rec(f"u{k}", i, style=0.0, pf="pf-x") for i in range(10) for k in range(5)]
     records = sorted(infra + proxy + users, key=lambda r: r.ts_ms)
     alone = feed(ClusterDetector(), records)
-    split = _split_stage(records, ClusterDetector())
+    split = split_stage(records, ClusterDetector())
 
     def incidents(alerts):
         return {a["alert_id"]: frozenset(a["api_key_ids"]) for a in alerts}
@@ -68,8 +37,8 @@ def test_joins_that_arrive_before_the_keys_records_still_name_every_member(recor
              for i in range(10) for k in range(12)]
     users = [rec(f"u{k}", i, style=0.0) for i in range(10) for k in range(5)]
     records = sorted(ring + proxy + users, key=lambda r: r.ts_ms)
-    in_order = _split_stage(records, ClusterDetector())
-    late = _split_stage(records, ClusterDetector(), records_lag=records_lag)
+    in_order = split_stage(records, ClusterDetector())
+    late = split_stage(records, ClusterDetector(), records_lag=records_lag)
 
     def named(alerts, prefix):
         return {k for a in alerts for k in a["api_key_ids"] if k.startswith(prefix)}
@@ -168,7 +137,7 @@ def test_members_that_join_after_the_sweep_are_named_on_a_later_join_of_any_key(
     det = ClusterDetector(regrow=10.0, update_interval_ms=600_000)
     first = [rec(f"k{k}", i, pf="pf-x") for i in range(10) for k in range(10)]
     late = [rec(f"late{k}", 12 + i, pf="pf-x") for i in range(3) for k in range(3)]  # 3 minutes, then silence
-    assert not any("late0" in a["api_key_ids"] for a in _split_stage(first + late, det))
+    assert not any("late0" in a["api_key_ids"] for a in split_stage(first + late, det))
     hour_later = T0 + 80 * 60_000
     update = [a for a in det.observe_join("acct", "elsewhere-b", ["elsewhere-a"], hour_later, [hour_later])
               if a["entity_type"] == "cluster"]
