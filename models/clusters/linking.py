@@ -175,13 +175,12 @@ class SenderClock:
     def reached(self, partition: int | None, now_s: float) -> int:
         """The event time every sender still talking has reached on ``partition`` (on every
         partition for None: a value known only from the changelog); -1 while none is known."""
-        held = self.newest
-        partitions = {p for p, _ in self._heard} if partition is None else {partition}
-        starting = now_s - self._started_s < self.quiet_after_s
-        for p in partitions or {partition}:
-            for sender in self._expected:
-                if (p, sender) not in self._heard and starting:
+        if now_s - self._started_s < self.quiet_after_s:  # a sender not heard yet holds it
+            partitions = {p for p, _ in self._heard} if partition is None else {partition}
+            for p in partitions or {None}:
+                if any((p, sender) not in self._heard for sender in self._expected):
                     return -1
+        held = self.newest
         for (p, _), (ts, seen) in self._heard.items():
             if (partition is None or p == partition) and now_s - seen < self.quiet_after_s:
                 held = min(held, ts)

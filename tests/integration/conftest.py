@@ -27,7 +27,9 @@ from distillguard.streams.topics import ensure_topics
 # and these alone afterwards, so that a neighbouring test never starves them. test_hydra_e2e:
 # with the opt-in link-values stage, a worker starved of CPU handles joins and link records in
 # orders far from the records' own, and was seen to open two incidents for one hydra (CI,
-# 2026-12-02, in the parallel part; docs/guarantees.md says what holds).
+# 2026-12-02, in the parallel part). Both causes are fixed and the skewed orders are unit-tested
+# (tests/unit/models/clusters/test_link_values_orders.py, docs/guarantees.md); it stays here as
+# a precaution, one starved run having cost a whole CI run.
 SERIAL_MODULES = {"test_kill_loop", "test_faults", "test_restart", "test_partition_epochs",
                   "test_replay_equivalence", "test_packer", "test_hydra_e2e"}
 
