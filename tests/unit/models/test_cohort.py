@@ -485,15 +485,14 @@ def test_members_sending_on_a_timers_beat_are_machine_paced_however_slow():
     # beat, so they are held to the machine-rate fit and named as the fast ones are. Young
     # users at a person's pace beside them (bursty gaps) are still not named.
     steady, slow = CohortDetector(), CohortDetector()
-    named_steady = _named(steady, _cohorts_in_one_family(5, 14, 15, gap_ms=1_800_000, steady=True))
+    alerts = [a for rec in _cohorts_in_one_family(5, 14, 15, gap_ms=1_800_000, steady=True)
+              for a in steady.learn_one(rec)]
+    named_steady = {key for a in alerts for key in a["api_key_ids"]}
     named_slow = _named(slow, _cohorts_in_one_family(5, 14, 15, gap_ms=1_800_000))
     assert sum(key.startswith("c") for key in named_steady) >= 0.85 * 70 > len(named_slow)
     assert not any(key.startswith("user") for key in named_steady)
-    again = CohortDetector()  # (what the on-call human reads: why)
-    alert = [a for rec in _cohorts_in_one_family(5, 14, 0, gap_ms=1_800_000, steady=True)
-             for a in again.learn_one(rec)][-1]
-    reasons = {r["signal"]: r["value"] for r in alert["reasons"]}
-    assert reasons["cohort_machine_paced_members"] == len(alert["api_key_ids"])
+    reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}  # (what the on-call human reads: why)
+    assert reasons["cohort_machine_paced_members"] == len(alerts[-1]["api_key_ids"])
     member = steady._keys["c0m0"]
     assert member.quick_gaps == 0 and member.gap_variation() < 0.01 and steady._machine_paced(member)
     # (under the beat rule's bar, or too few gaps to tell: not machine-paced)
@@ -570,8 +569,7 @@ def test_person_paced_members_re_sending_items_named_members_sent_are_held_to_th
     # The same re-sending of items young users sent first (named by nothing) changes nothing,
     # and no user is named.
     def named(recs):
-        det = CohortDetector()
-        return {key for rec in recs for a in det.learn_one(rec) for key in a["api_key_ids"]}
+        return _named(CohortDetector(), recs)
 
     plain = _cohorts_in_one_family(5, 14, 15, gap_ms=1_800_000)
     named_plain = named(plain)
