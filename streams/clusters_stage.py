@@ -32,6 +32,12 @@ class ClusterStage:
         self.cluster_applied = -1
         if not settings.link_values_partitioned:  # linking in the cluster agent
             return
+        # Input partition -> the event time up to which its link values were sent (progress markers).
+        self.values_sent_to: dict[int, int] = {}
+        # Link-values partition -> input partition -> how far its values were judged there (None:
+        # all of them, the sender caught up); and what was last forwarded to the cluster agent.
+        self.values_judged: dict[int, dict[int, int | None]] = {}
+        self.progress_forwarded: dict[int, int | None] = {}
         self.link_values = app.topic(settings.link_values_topic, key_serializer="raw", value_serializer="raw",
                                      partitions=settings.partitions)
         # Link value -> its recent member keys (bounded: max_members, idle members dropped, idle
@@ -71,10 +77,65 @@ class ClusterStage:
         async def expire_link_values() -> None:
             self.expire_link_values()
 
+        @app.timer(interval=self.settings.link_progress_interval_s)
+        async def send_link_progress() -> None:
+            await self.send_link_progress()
+
         return [judge_link_values]
+
+    def new_cluster_detector(self) -> ClusterDetector:
+        # (with the stage, its joins come from every link-values partition at its own pace)
+        partitions = self.settings.partitions if self.settings.link_values_partitioned else 0
+        return ClusterDetector(link_partitions=partitions)
+
+    async def send_link_progress(self) -> None:
+        """A progress marker to every link-values partition: how far each input partition this
+        worker owns has sent link values (None: it is caught up with its input, nothing more is
+        coming). Behind the values sent before it, so a partition that reads it has judged them."""
+        consumer = self.app.consumer
+        try:
+            if self.app.tables.recovery.in_recovery:
+                return
+            owned = [tp for tp in consumer.assignment() if tp.topic == self.settings.input_topic]
+            highs = [(tp, consumer.highwater(tp)) for tp in owned]
+        except Exception:  # noqa: BLE001 - mid-rebalance: the next tick reports
+            return
+        senders: dict[int, int | None] = {}
+        for tp, high in highs:
+            position = self.holes.expected(tp.partition)
+            caught_up = high is not None and (position if position is not None else self.partition_start(tp)) >= high
+            senders[tp.partition] = None if caught_up else self.values_sent_to.get(tp.partition, -1)
+        if senders:
+            marker = json.dumps({"progress": senders}, separators=(",", ":")).encode()
+            for partition in range(self.settings.partitions):
+                await self.link_values.send(key=b"progress", value=marker, partition=partition)
+
+    async def take_link_progress(self, event) -> None:
+        """A progress marker on link-values partition ``p``: every value sent before it is judged
+        (its joins sent); the cluster agent hears how far ``p`` has judged all senders' values."""
+        partition = event.message.partition
+        judged = self.values_judged.setdefault(partition, {})
+        judged.update((int(sender), ts) for sender, ts in json.loads(event.message.value)["progress"].items())
+        # (an input partition never reported holds it: its owner has not started, or is gone)
+        pending = [judged.get(sender, -1) for sender in range(self.settings.partitions)]
+        pending = [ts for ts in pending if ts is not None]
+        judged_to = min(pending) if pending else None
+        if self.progress_forwarded.get(partition, -2) != judged_to:
+            self.progress_forwarded[partition] = judged_to
+            await self.links.send(key=b"links", partition=0, value=json.dumps(
+                {"progress": partition, "judged_to": judged_to}, separators=(",", ":")).encode())
 
     async def take_link_value(self, event) -> None:
         self.link_checkpoint.processed(event)
+        if event.message.value[:1] == b"{":
+            try:
+                await self.take_link_progress(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a bad marker must not stop linking
+                log.exception("link progress %s:%s failed", event.message.partition, event.message.offset)
+                self.metrics.cluster_errors.inc()
+            return
         try:
             kind, key, ts, *sender = json.loads(event.message.value)  # (no sender: sent before it was added)
             value_key = event.message.key
@@ -126,9 +187,11 @@ class ClusterStage:
 
     def observe(self, detector: ClusterDetector, value: bytes) -> list[dict]:
         """A links-topic message: a batch of key behaviour records (a JSON list of them), one
-        record (as sent before batching), or a join found by the link-values stage."""
+        record (as sent before batching), or a join or a progress marker of the link-values stage."""
         if value[:1] == b"{":
             join = json.loads(value)
+            if "progress" in join:
+                return detector.observe_progress(join["progress"], join["judged_to"])
             return detector.observe_join(join["join"], join["key"], join["others"], join["ts"], join.get("others_ts"))
         raised = []
         for rec in link_records_in(value):
@@ -143,7 +206,7 @@ class ClusterStage:
         """The cluster detector as of links-topic offset ``upto`` (read from the topic)."""
         from confluent_kafka import Consumer, TopicPartition
 
-        detector = ClusterDetector()
+        detector = self.new_cluster_detector()
         if upto <= 0:
             return detector
         settings = self.settings

@@ -125,6 +125,9 @@ class WorkerSettings(KafkaSettings):
     # Idle is judged against the slowest input partition's event time; one that sent no link value
     # for this long (wall time) stops holding that clock back (models.clusters.SenderClock).
     link_sender_quiet_s: float = Field(300.0, gt=0)
+    # How often each worker tells every link-values partition how far its input partitions have
+    # sent values: a new cluster incident waits until all have judged its members' values.
+    link_progress_interval_s: float = Field(1.0, gt=0)
     partitions: int = Field(8, ge=1, le=1024)
 
     data_dir: Path = Path("var")

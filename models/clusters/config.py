@@ -67,6 +67,10 @@ class ClusterConfig:
     incident_grid_ms: int = HOUR_MS
     # An account holding this many extraction-like keys raises an account alert.
     account_min_keys: int = 3
+    # With the workers' partitioned link-values stage, a new incident waits until every
+    # link-values partition has judged the values its members sent (ClusterDetector's
+    # link_partitions); at most this much event time, should a partition never report.
+    stage_hold_max_ms: int = 6 * HOUR_MS
 
     # -- payment rings -------------------------------------------------------------------------
     # A payment ring: keys of ring_min_accounts or more accounts paying with one payment

@@ -20,6 +20,7 @@ from .members import KeyStats, qualifies, ring_member, style_named
 from .records import link_record_of
 from .scoring import ClusterFindings, account_alert, cluster_alert, incident_id
 
+_ALL_JUDGED = 1 << 62  # a link-values partition with nothing waiting (ClusterDetector.observe_progress)
 _TOTALS = 6  # the per-root running totals (ClusterDetector._totals)
 _NO_TOTALS = (0,) * _TOTALS
 
@@ -30,13 +31,27 @@ class ClusterDetector:
     ``config`` holds the hyperparameters; keyword ``overrides`` replace single fields of it
     (``ClusterDetector(min_keys=3)``). ``cohort``: the content-cohort detector fed the same
     records (default: one with its defaults).
+
+    ``link_partitions``: the number of link-values partitions whose joins reach this detector
+    through :meth:`observe_join` (the workers' partitioned stage; 0: values linked here). Each
+    partition judges its values at its own pace, so one part of a hydra can be joined (by its
+    network, its frames) before the joins of another partition (its shared card) bridge it to
+    the rest: opened at once, it paged as a second incident. A new incident then waits until
+    every partition has reported (:meth:`observe_progress`) judging the values sent up to its
+    members' last event; an incident already open is updated at once, as before.
     """
 
     detector = "distillguard.cluster/0.1"
 
     def __init__(self, config: ClusterConfig | None = None, *, cohort: CohortDetector | None = None,
-                 **overrides) -> None:
+                 link_partitions: int = 0, **overrides) -> None:
         self.config = c = dataclasses.replace(config or ClusterConfig(), **overrides)
+        # link-values partition -> the event time up to which it judged every value sent (-1:
+        # not reported yet); the slowest of them, and the new incidents waiting for it (root ->
+        # the event time their members' values must be judged to).
+        self._progress = [-1] * link_partitions
+        self._judged_to = -1
+        self._held: dict[str, int] = {}
         # Content cohorts (keys linked by nothing but the item set they split): learned from
         # the same link records, their incidents sent with this detector's.
         self.cohort = cohort if cohort is not None else CohortDetector()
@@ -108,6 +123,9 @@ class ClusterDetector:
         if rb in self._pending:
             self._pending.discard(rb)
             self._pending.add(ra)
+        held = self._held.pop(rb, None)
+        if held is not None and ra not in self._alerted:
+            self._held[ra] = max(held, self._held.get(ra, held))  # (joined an open incident: an update)
         if rb in self._alerted:
             absorbed = self._alerted.pop(rb)
             kept = self._alerted.get(ra)
@@ -178,6 +196,7 @@ class ClusterDetector:
             self._keys.pop(key, None)
             self._parent.pop(key, None)
         self._alerted.pop(root, None)
+        self._held.pop(root, None)
         self._evidence.pop(root, None)
         self._totals.pop(root, None)
         self._ring_accounts.pop(root, None)
@@ -436,6 +455,8 @@ class ClusterDetector:
                            and ring_accounts >= c.ring_min_accounts)
         if previous is None and not (extracting or paying_together):
             return None
+        if previous is None and self._progress and not self._judged(root, linked):
+            return None
         # Critical takes extraction: a payment ring alone (no extraction-style prompts) is a
         # warning, for a human to look at what its keys ask.
         rank = 3 if n_named >= 4 * c.min_keys and (extracting or previous is not None and previous[2] == 3) else 2
@@ -446,6 +467,35 @@ class ClusterDetector:
         alert_id = previous[0] if previous is not None else self._incident_id(root, found.core, found.members)
         self._alerted[root] = (alert_id, len(found.members), max(rank, previous[2] if previous else 0), now)
         return cluster_alert(alert_id, ts_ms, rank, found, self.detector)
+
+    def _judged(self, root: str, linked: set[str]) -> bool:
+        """Whether every link-values partition has judged the values sent up to the last event
+        of this new incident's members as of when it first qualified (then it opens), or it has
+        waited ``stage_hold_max_ms`` of event time for a partition that never reports."""
+        held = self._held.get(root)
+        if held is None:
+            held = self._held[root] = max((self._keys[k].last_ts for k in linked if k in self._keys), default=0)
+        if held > self._judged_to and self._clock - held < self.config.stage_hold_max_ms:
+            return False
+        del self._held[root]
+        return True
+
+    def observe_progress(self, partition: int, judged_to: int | None) -> list[dict]:
+        """Link-values partition ``partition`` has judged every value sent up to event time
+        ``judged_to`` (None: every value sent, its senders all caught up with their input); its
+        joins came before this. Returns the incidents that were waiting for it."""
+        if not 0 <= partition < len(self._progress):
+            return []
+        self._progress[partition] = judged_to
+        self._judged_to = min(_ALL_JUDGED if p is None else p for p in self._progress)
+        alerts = []
+        for root, held in list(self._held.items()):
+            if held <= self._judged_to or self._clock - held >= self.config.stage_hold_max_ms:
+                alert = self._score(root, held)
+                self._held.pop(root, None)  # (opened, or no longer an incident: judged afresh if it is again)
+                if alert is not None:
+                    alerts.append(alert)
+        return alerts
 
     def _update_due(self, root: str, previous: tuple[str, int, int, int], n_named: int, rank: int, now: int) -> bool:
         """Whether an alerted cluster is re-sent now (an update of the same incident, never a

@@ -142,3 +142,53 @@ def test_members_that_join_after_the_sweep_are_named_on_a_later_join_of_any_key(
     update = [a for a in det.observe_join("acct", "elsewhere-b", ["elsewhere-a"], hour_later, [hour_later])
               if a["entity_type"] == "cluster"]
     assert len(update) == 1 and {"late0", "late1", "late2"} <= set(update[0]["api_key_ids"])
+
+
+def _two_parts_of_one_hydra(det: ClusterDetector, *, bridged: bool) -> list[dict]:
+    """Twelve keys of one hydra as the cluster agent sees them from the partitioned stage: each
+    half joined by its own network (link-values partition 0, judged first), the two halves by
+    their shared card (partition 1, judged later: ``bridged`` says whether it has been yet)."""
+    halves = {"a": [f"a{k}" for k in range(6)], "b": [f"b{k}" for k in range(6)]}
+    alerts = []
+    for i in range(12):
+        for keys in halves.values():
+            for key in keys:
+                alerts += det.observe_link(rec(key, i), link=False)
+    end = T0 + 11 * 60_000
+    for half, keys in halves.items():
+        for key in keys[1:]:
+            alerts += det.observe_join("net", key, [keys[0]], end, [end])
+    alerts += det.observe_progress(0, end)
+    if bridged:
+        alerts += det.observe_join("pf", "b0", ["a0"], end, [end])
+        alerts += det.observe_progress(1, end)
+    return [a for a in alerts if a["entity_type"] == "cluster"]
+
+
+def test_a_new_incident_waits_until_every_link_values_partition_has_judged_its_members_values():
+    # Opened as soon as each half qualifies, the one hydra pages as two incidents (what a CI run
+    # of test_hydra_e2e caught when the card's partition ran behind the network's).
+    at_once = _two_parts_of_one_hydra(ClusterDetector(), bridged=True)
+    assert len({a["alert_id"] for a in at_once}) == 2
+    # Held until both partitions report: one incident naming all twelve keys.
+    det = ClusterDetector(link_partitions=2)
+    assert _two_parts_of_one_hydra(det, bridged=False) == []  # partition 1 has not reported yet
+    det = ClusterDetector(link_partitions=2)
+    held = _two_parts_of_one_hydra(det, bridged=True)
+    assert len({a["alert_id"] for a in held}) == 1
+    assert set(held[-1]["api_key_ids"]) == {f"{h}{k}" for h in "ab" for k in range(6)}
+
+
+def test_a_held_incident_opens_when_its_partitions_have_nothing_waiting_or_never_report():
+    det = ClusterDetector(link_partitions=2)
+    assert _two_parts_of_one_hydra(det, bridged=False) == []
+    # every sender of partition 1 caught up with its input: nothing more is coming
+    opened = det.observe_progress(1, None)
+    assert len({a["alert_id"] for a in opened}) == 2  # (the card never joined them: two campaigns)
+    # A partition that never reports holds a new incident for stage_hold_max_ms of event time at most.
+    det = ClusterDetector(link_partitions=2, stage_hold_max_ms=30 * 60_000)
+    assert _two_parts_of_one_hydra(det, bridged=False) == []
+    late = [a for i in range(12, 45) for a in det.observe_link(rec("a0", i), link=False)
+            if a["entity_type"] == "cluster"]
+    assert {k[0] for a in late for k in a["api_key_ids"]} == {"a"}  # on its own record, 30 min on
+    assert {k[0] for a in det.observe_progress(0, T0 + 45 * 60_000) for k in a["api_key_ids"]} == {"b"}
