@@ -367,7 +367,6 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
                 if self.refresh_links.due(rec.api_key_id, (kind, link_value), rec.ts_ms):
                     await self.link_values.send(key=link_value_key(kind, link_value),
                                                 value=json.dumps([kind, rec.api_key_id, rec.ts_ms, partition]).encode())
-            self.values_sent_to[partition] = max(self.values_sent_to.get(partition, -1), rec.ts_ms)
 
     async def _send_link_batch(self) -> None:
         if self.link_batch:

@@ -2,7 +2,8 @@
 
 A mixin of :class:`~distillguard.streams.app.DetectorWorker` (needs its ``settings``,
 ``processor``, ``sink``, ``metrics``, ``key_state``, ``checkpoint``, ``outbox``, ``last_seen``,
-``add_to_sink``, ``send_dead_letter``, ``send_link_record`` and ``suppressed``). A record of
+``add_to_sink``, ``send_dead_letter``, ``send_link_record``, ``suppressed`` and, with the link-values
+stage, ``values_sent_to``). A record of
 ``llm.requests`` read directly is a batch of one; an envelope (streams/packed_input.py) a
 batch of its records: both go through ``RequestProcessor.run`` and :meth:`step_records`, so
 the two paths store, alert, link and count alike by construction.
@@ -55,6 +56,12 @@ class RecordStep:
                 self.outbox.add(alert["entity_id"].encode("utf-8", "surrogatepass"), alert)
         for link in result.links:
             await self.send_link_record(link, partition)
+        if result.rows and self.settings.link_values_partitioned:
+            # How far this partition has sent link values (ClusterStage.send_link_progress): up
+            # to every record stepped, whether it had values to send or not (ordinary traffic
+            # has none, and must not hold new incidents back).
+            newest = max(row["ts_ms"] for row, _, _ in result.rows)
+            self.values_sent_to[partition] = max(self.values_sent_to.get(partition, -1), newest)
         now = time.monotonic()
         for api_key_id, state in result.states.items():
             state_key = api_key_id.encode("utf-8", "surrogatepass")
