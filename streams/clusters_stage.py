@@ -244,6 +244,7 @@ class ClusterStage:
                 return
             raised = self.observe(self.cluster_detector, event.message.value)
             self.cluster_applied = offset
+            self.metrics.incidents_held.set(self.cluster_detector.held_incidents)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - a bad link record must not stop cluster detection

@@ -51,6 +51,9 @@ class WorkerMetrics:
         self.link_values_expired = Counter("distillguard_link_values_expired",
                                            "Link values dropped from the link-members table after idling",
                                            registry=r)
+        self.incidents_held = Gauge("distillguard_cluster_incidents_held",
+                                    "New cluster incidents waiting for every link-values partition to judge their "
+                                    "members' values (DG_LINK_VALUES_PARTITIONED)", registry=r)
         self.keys = Gauge("distillguard_keys_in_state", "Keys held in this worker's state table", registry=r)
         self.state_bytes = Gauge("distillguard_state_bytes", "Bytes of per-key state held in this worker's table",
                                  registry=r)

@@ -480,6 +480,11 @@ class ClusterDetector:
         del self._held[root]
         return True
 
+    @property
+    def held_incidents(self) -> int:
+        """New incidents waiting for the link-values partitions (``link_partitions``)."""
+        return len(self._held)
+
     def observe_progress(self, partition: int, judged_to: int | None) -> list[dict]:
         """Link-values partition ``partition`` has judged every value sent up to event time
         ``judged_to`` (None: every value sent, its senders all caught up with their input); its

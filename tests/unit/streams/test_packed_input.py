@@ -62,7 +62,9 @@ class Harness(PackedInput):
     """The collaborators DetectorWorker gives the mixin, in memory."""
 
     def __init__(self) -> None:
-        self.settings = SimpleNamespace(requests_topic="llm.requests", dlq_max_bytes=900_000)
+        self.settings = SimpleNamespace(requests_topic="llm.requests", dlq_max_bytes=900_000,
+                                        link_values_partitioned=True)
+        self.values_sent_to = {}
         self.processor = RequestProcessor(KeyPipeline(), source_topic="llm.requests")
         self.sink, self.key_state, self.epochs = _Sink(), _Table(), EpochTracker()
         self.metrics = SimpleNamespace(events_tally=0, duplicates=_Counter(), late=_Counter(), clamped=_Counter(),
@@ -117,6 +119,9 @@ def test_records_are_stored_at_their_source_offsets_and_states_set_once_per_key(
         ("not JSON", "llm.requests", 2, 102, b"{oops")]
     assert set(worker.key_state.data) == {b"k1", b"k2"} and worker.checkpoint.dirty == {b"k1": 2, b"k2": 2}
     assert worker.metrics.events_tally == 3 and worker.processor.counters.events == 4
+    # how far partition 2 has sent its link values (the link-values stage's progress markers):
+    # its newest record stepped, though none of these sent a link value
+    assert worker.values_sent_to == {2: 1_769_904_000_000} and not worker.links
 
 
 def test_an_envelope_packed_again_is_recognised_record_by_record():
