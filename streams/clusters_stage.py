@@ -18,6 +18,8 @@ from .checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
+PROGRESS_HEARTBEAT_S = 30.0  # an unchanged progress marker is sent again this often
+
 
 class ClusterStage:
     """Link values and cluster detection of one worker."""
@@ -38,6 +40,7 @@ class ClusterStage:
         # all of them, the sender caught up); and what was last forwarded to the cluster agent.
         self.values_judged: dict[int, dict[int, int | None]] = {}
         self.progress_forwarded: dict[int, int | None] = {}
+        self.progress_sent: tuple[dict, float] = ({}, 0.0)  # the last markers' content, and when
         self.link_values = app.topic(settings.link_values_topic, key_serializer="raw", value_serializer="raw",
                                      partitions=settings.partitions)
         # Link value -> its recent member keys (bounded: max_members, idle members dropped, idle
@@ -105,7 +108,12 @@ class ClusterStage:
             position = self.holes.expected(tp.partition)
             caught_up = high is not None and (position if position is not None else self.partition_start(tp)) >= high
             senders[tp.partition] = None if caught_up else self.values_sent_to.get(tp.partition, -1)
-        if senders:
+        last, when = self.progress_sent
+        now = time.monotonic()
+        # Unchanged (an idle worker): sent again only every PROGRESS_HEARTBEAT_S, for a
+        # link-values partition's new owner to hear every sender, not once a tick for ever.
+        if senders and (senders != last or now - when >= PROGRESS_HEARTBEAT_S):
+            self.progress_sent = (senders, now)
             marker = json.dumps({"progress": senders}, separators=(",", ":")).encode()
             for partition in range(self.settings.partitions):
                 await self.link_values.send(key=b"progress", value=marker, partition=partition)
