@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from distillguard.devtools.demo_traffic import demo_events, hydra_events, iter_encoded
 
 from .conftest import health_status, wait_for, wait_rows
@@ -81,12 +83,14 @@ def _assert_same_cluster_incidents(pipeline, replayed: list[dict], hydras: list[
         assert len(streamed[alert_id] & keys) >= 0.9 * len(keys), alert_id
 
 
-def test_cluster_incidents_are_replays_when_the_worker_starts_on_a_backlog(pipeline, tmp_path):
+@pytest.mark.parametrize("partitioned", ["false", "true"], ids=["links in the cluster agent", "link-values stage"])
+def test_cluster_incidents_are_replays_when_the_worker_starts_on_a_backlog(pipeline, tmp_path, partitioned):
     # (with garbage among the records: dead-lettered, they change the interleaving only)
-    # Linking in the cluster agent (the default), as replay links. With the opt-in link-values
-    # stage a key's joins reach the cluster agent after its records, at the stage's pace: one
-    # hydra was seen to alert as two sub-clusters in the same hour before they joined
-    # (cluster:...T0400Z and cluster:...T0400Z-<key>), so ids there are not replay's.
+    # With the opt-in link-values stage a key's joins reach the cluster agent after its
+    # records, each link-values partition at its own pace: one hydra was seen to alert as two
+    # sub-clusters in the same hour before they joined (cluster:...T0400Z and
+    # cluster:...T0400Z-<key>). A new incident now waits until every partition has judged its
+    # members' values (ClusterDetector.observe_progress): the ids are replay's there too.
     events, hydras = _hydras()
     garbage = [b'{"schema": "llm.request.v1", "event_id": "bad-%d"' % i for i in range(12)]
     replayed = _replay(events, tmp_path, tuple(g.decode() for g in garbage))
@@ -94,7 +98,7 @@ def test_cluster_incidents_are_replays_when_the_worker_starts_on_a_backlog(pipel
     for i, bad in enumerate(garbage):  # truncated records spread through the stream (dead-lettered)
         records.insert(len(records) * (i + 1) // (len(garbage) + 1), (b"bad-%d" % i, bad))
     pipeline.produce(records)  # everything waits before the worker starts
-    worker = pipeline.start_worker()
+    worker = pipeline.start_worker(DG_LINK_VALUES_PARTITIONED=partitioned)
     pipeline.wait_processed(worker, len(events))
     wait_for(lambda: len(pipeline.consume_all(pipeline.settings.dlq_topic)) >= len(garbage), "garbage dead-lettered")
     _assert_same_cluster_incidents(pipeline, replayed, hydras)
