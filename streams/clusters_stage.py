@@ -82,7 +82,13 @@ class ClusterStage:
 
         @app.timer(interval=self.settings.link_progress_interval_s)
         async def send_link_progress() -> None:
-            await self.send_link_progress()
+            try:
+                await self.send_link_progress()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the broker: the next tick sends them again
+                log.exception("link progress markers not sent")
+                self.metrics.cluster_errors.inc()
 
         return [judge_link_values]
 
@@ -113,10 +119,10 @@ class ClusterStage:
         # Unchanged (an idle worker): sent again only every PROGRESS_HEARTBEAT_S, for a
         # link-values partition's new owner to hear every sender, not once a tick for ever.
         if senders and (senders != last or now - when >= PROGRESS_HEARTBEAT_S):
-            self.progress_sent = (senders, now)
             marker = json.dumps({"progress": senders}, separators=(",", ":")).encode()
             for partition in range(self.settings.partitions):
                 await self.link_values.send(key=b"progress", value=marker, partition=partition)
+            self.progress_sent = (senders, now)  # (after every send: a failed one is sent again next tick)
 
     async def take_link_progress(self, event) -> None:
         """A progress marker on link-values partition ``p``: every value sent before it is judged
