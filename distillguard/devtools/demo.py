@@ -88,11 +88,7 @@ def run_demo(*, data_dir: Path, broker_kind: str = "tansu", forever: bool = Fals
             out.write(f"worker counters: {json.dumps(counters)}\n\n")
             summary = worker.get("/summary?limit=8")["top_keys"]
             out.write("ClickHouse summary: top keys by max score\n")
-            if summary:
-                cols = list(summary[0])
-                out.write("  " + "  ".join(f"{c:>14}" for c in cols) + "\n")
-                for row in summary:
-                    out.write("  " + "  ".join(f"{_fmt(row[c]):>14}" for c in cols) + "\n")
+            out.write(_table(summary))
             out.write(f"\n{len(seen)} incident(s) alerted.\n")
             if forever:
                 out.write("running until Ctrl-C (metrics: %s/metrics, dashboard: %s/dashboard/)\n"
@@ -112,4 +108,21 @@ def run_demo(*, data_dir: Path, broker_kind: str = "tansu", forever: bool = Fals
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
-    return str(value)[:14]
+    return str(value)[:40]
+
+
+def _table(rows: list[dict]) -> str:
+    """Rows as right-aligned columns, each as wide as its widest cell (ids are not cut short:
+    a hydra's keys differ only at their end).
+
+    >>> print(_table([{"api_key_id": "demo_hydra_infra_001", "max_score": 1.0}]), end="")
+                api_key_id  max_score
+      demo_hydra_infra_001      1.000
+    """
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    cells = [[_fmt(row[c]) for c in cols] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(cols)]
+    lines = [cols] + cells
+    return "".join("  " + "  ".join(f"{cell:>{w}}" for cell, w in zip(line, widths)) + "\n" for line in lines)

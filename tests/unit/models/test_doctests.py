@@ -13,7 +13,7 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(models.__path__, prefix="
     "distillguard.streams.holes", "distillguard.streams.recovery", "distillguard.streams.epochs",
     "distillguard.streams.health", "distillguard.streams.envelope",
     "distillguard.sinks.routing.alertmanager", "distillguard.sinks.routing.text",
-    "distillguard.sinks.routing.delivery", "distillguard.sinks.routing.lifecycle"]
+    "distillguard.sinks.routing.delivery", "distillguard.sinks.routing.lifecycle", "distillguard.devtools.demo"]
 
 
 def test_modules_found():
