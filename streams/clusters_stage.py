@@ -124,9 +124,10 @@ class ClusterStage:
                 await self.link_values.send(key=b"progress", value=marker, partition=partition)
             self.progress_sent = (senders, now)  # (after every send: a failed one is sent again next tick)
 
-    async def take_link_progress(self, event) -> None:
+    def judge_link_progress(self, event) -> bytes | None:
         """A progress marker on link-values partition ``p``: every value sent before it is judged
-        (its joins sent); the cluster agent hears how far ``p`` has judged all senders' values."""
+        (its joins sent). Returns the links-topic message telling the cluster agent how far ``p``
+        has judged all senders' values, when that changed."""
         partition = event.message.partition
         judged = self.values_judged.setdefault(partition, {})
         judged.update((int(sender), ts) for sender, ts in json.loads(event.message.value)["progress"].items())
@@ -134,46 +135,45 @@ class ClusterStage:
         pending = [judged.get(sender, -1) for sender in range(self.settings.partitions)]
         pending = [ts for ts in pending if ts is not None]
         judged_to = min(pending) if pending else None
-        if self.progress_forwarded.get(partition, -2) != judged_to:
-            self.progress_forwarded[partition] = judged_to
-            await self.links.send(key=b"links", partition=0, value=json.dumps(
-                {"progress": partition, "judged_to": judged_to}, separators=(",", ":")).encode())
+        if self.progress_forwarded.get(partition, -2) == judged_to:
+            return None
+        self.progress_forwarded[partition] = judged_to
+        return json.dumps({"progress": partition, "judged_to": judged_to}, separators=(",", ":")).encode()
+
+    def judge_link_value(self, event) -> bytes | None:
+        """A link value: its key joins the value's members (the changelogged table); returns the
+        links-topic message naming the keys it joins, if any."""
+        kind, key, ts, *sender = json.loads(event.message.value)  # (no sender: sent before it was added)
+        value_key = event.message.key
+        link = LinkMembers.from_bytes(self.link_members.get(value_key)) or LinkMembers(first_ts=ts)
+        linking = self.linking.config
+        others = link_step(link, kind, key, ts, window_ms=linking.window_ms,
+                           min_coordinated=linking.min_coordinated, max_members=linking.max_members)
+        self.link_members.data[value_key] = link.to_bytes()
+        self.link_partitions[value_key] = event.message.partition
+        self.link_checkpoint.changed(value_key, event.message.partition)
+        self.sender_clock.observe(event.message.partition, sender[0] if sender else -1, ts, time.monotonic())
+        if not others:
+            return None
+        # (each other's last time on the value: the cluster agent may see this join before
+        # the others' own records, see ClusterDetector.observe_join)
+        others_ts = [link.members.get(other, ts) for other in others]
+        return json.dumps({"join": kind, "key": key, "others": others, "ts": ts, "others_ts": others_ts},
+                          separators=(",", ":")).encode()
 
     async def take_link_value(self, event) -> None:
+        """A link-values message (a link value, or a worker's progress marker): judged, and what
+        it tells the cluster agent sent on the links topic."""
         self.link_checkpoint.processed(event)
-        if event.message.value[:1] == b"{":
-            try:
-                await self.take_link_progress(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - a bad marker must not stop linking
-                log.exception("link progress %s:%s failed", event.message.partition, event.message.offset)
-                self.metrics.cluster_errors.inc()
-            return
         try:
-            kind, key, ts, *sender = json.loads(event.message.value)  # (no sender: sent before it was added)
-            value_key = event.message.key
-            link = LinkMembers.from_bytes(self.link_members.get(value_key)) or LinkMembers(first_ts=ts)
-            linking = self.linking.config
-            others = link_step(link, kind, key, ts, window_ms=linking.window_ms,
-                               min_coordinated=linking.min_coordinated, max_members=linking.max_members)
-            self.link_members.data[value_key] = link.to_bytes()
-            self.link_partitions[value_key] = event.message.partition
-            self.link_checkpoint.changed(value_key, event.message.partition)
-            self.sender_clock.observe(event.message.partition, sender[0] if sender else -1, ts, time.monotonic())
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - a bad link value must not stop linking
-            log.exception("link value %s:%s failed", event.message.partition, event.message.offset)
+            judge = self.judge_link_progress if event.message.value[:1] == b"{" else self.judge_link_value
+            outgoing = judge(event)
+        except Exception:  # noqa: BLE001 - a bad link value or marker must not stop linking
+            log.exception("link-values message %s:%s failed", event.message.partition, event.message.offset)
             self.metrics.cluster_errors.inc()
             return
-        if others:
-            # (each other's last time on the value: the cluster agent may see this join before
-            # the others' own records, see ClusterDetector.observe_join)
-            others_ts = [link.members.get(other, ts) for other in others]
-            await self.links.send(key=b"links", partition=0, value=json.dumps(
-                {"join": kind, "key": key, "others": others, "ts": ts, "others_ts": others_ts},
-                separators=(",", ":")).encode())
+        if outgoing is not None:
+            await self.links.send(key=b"links", partition=0, value=outgoing)
 
     def expire_link_values(self) -> None:
         # Values idle for a few linking windows are forgotten (tombstoned in the changelog): the

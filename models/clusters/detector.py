@@ -475,10 +475,15 @@ class ClusterDetector:
         held = self._held.get(root)
         if held is None:
             held = self._held[root] = max((self._keys[k].last_ts for k in linked if k in self._keys), default=0)
-        if held > self._judged_to and self._clock - held < self.config.stage_hold_max_ms:
+        if self._waiting(held):
             return False
         del self._held[root]
         return True
+
+    def _waiting(self, held: int) -> bool:
+        """Whether a new incident held at event time ``held`` still waits: some partition has not
+        judged that far, and it has not waited ``stage_hold_max_ms`` yet."""
+        return held > self._judged_to and self._clock - held < self.config.stage_hold_max_ms
 
     @property
     def held_incidents(self) -> int:
@@ -495,7 +500,7 @@ class ClusterDetector:
         self._judged_to = min(_ALL_JUDGED if p is None else p for p in self._progress)
         alerts = []
         for root, held in list(self._held.items()):
-            if held <= self._judged_to or self._clock - held >= self.config.stage_hold_max_ms:
+            if not self._waiting(held):
                 alert = self._score(root, held)
                 self._held.pop(root, None)  # (opened, or no longer an incident: judged afresh if it is again)
                 if alert is not None:

@@ -26,6 +26,17 @@ def feed(detector: ClusterDetector, records) -> list[dict]:
 
 
 
+def judge_value(det: ClusterDetector, table: dict[bytes, bytes], key: bytes, kind: str, member: str,
+                ts: int) -> list[dict]:
+    """One link value judged as the link-values agent judges it (``ClusterStage.judge_link_value``)
+    against a bytes table keyed like the topic; the join it finds goes to ``det``."""
+    link = LinkMembers.from_bytes(table.get(key)) or LinkMembers(first_ts=ts)
+    others = link_step(link, kind, member, ts, window_ms=det.config.window_ms,
+                       min_coordinated=det.config.min_coordinated, max_members=det.config.max_members)
+    table[key] = link.to_bytes()
+    return det.observe_join(kind, member, others, ts, [link.members[o] for o in others]) if others else []
+
+
 def split_stage(records, det: ClusterDetector, records_lag: int = 0, *, senders=None, partitions: int = 8,
                 idle_ms: int | None = None, expire_every: int = 100, slowest_sender: bool = True) -> list[dict]:
     """The workers' topology in one process: behaviour to the detector, link values through a
@@ -58,13 +69,7 @@ def split_stage(records, det: ClusterDetector, records_lag: int = 0, *, senders=
                 continue
             key = link_value_key(kind, value)
             clock.observe(zlib.crc32(key) % partitions, senders[n] if senders is not None else 0, r.ts_ms, now)
-            link = LinkMembers.from_bytes(table.get(key)) or LinkMembers(first_ts=r.ts_ms)
-            others = link_step(link, kind, r.api_key_id, r.ts_ms, window_ms=det.config.window_ms,
-                               min_coordinated=det.config.min_coordinated,
-                               max_members=det.config.max_members)
-            table[key] = link.to_bytes()
-            if others:
-                alerts += det.observe_join(kind, r.api_key_id, others, r.ts_ms, [link.members[o] for o in others])
+            alerts += judge_value(det, table, key, kind, r.api_key_id, r.ts_ms)
     for r in waiting:
         alerts += det.observe_link(r, link=False)
     return [a for a in alerts if a["entity_type"] == "cluster"]

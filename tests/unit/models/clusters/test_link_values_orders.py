@@ -17,11 +17,11 @@ from functools import lru_cache
 import pytest
 
 from distillguard.devtools.demo_traffic import demo_events, hydra_events, iter_encoded
-from distillguard.models.clusters import ClusterDetector, LinkMembers, LinkRefresh, link_step, link_value_key
+from distillguard.models.clusters import ClusterDetector, LinkRefresh, link_value_key
 from distillguard.models.pipeline import KeyPipeline
 from distillguard.models.step import Record, RequestProcessor
 
-from .conftest import split_stage
+from .conftest import judge_value, split_stage
 
 PARTITIONS = 8
 IDLE_MS = 2 * 3_600_000  # DG_LINK_IDLE_WINDOWS=2, as test_hydra_e2e sets
@@ -118,13 +118,7 @@ def _paced_stage(links, det: ClusterDetector, seed: int, run_max: int = 400) -> 
                 pending = [ts for ts in item if ts is not None]
                 alerts += det.observe_progress(p, min(pending) if pending else None)
                 continue
-            key, kind, member, ts = item
-            link = LinkMembers.from_bytes(table.get(key)) or LinkMembers(first_ts=ts)
-            others = link_step(link, kind, member, ts, window_ms=det.config.window_ms,
-                               min_coordinated=det.config.min_coordinated, max_members=det.config.max_members)
-            table[key] = link.to_bytes()
-            if others:
-                alerts += det.observe_join(kind, member, others, ts, [link.members[o] for o in others])
+            alerts += judge_value(det, table, *item)
         del queues[p][:n]
     _, hydras = _traffic()
     alerts = [a for a in alerts if a["entity_type"] == "cluster"]
