@@ -6,6 +6,7 @@
     python benchmarks/pipeline.py --phase latency --rate 600 --seconds 40
     python benchmarks/pipeline.py --phase scaleout --events 30000
     python benchmarks/pipeline.py --phase clickhouse --rows 200000
+    python benchmarks/pipeline.py --phase packed --events 20000 --base 55718be
 
 Phases:
 
@@ -23,6 +24,8 @@ Phases:
   directly, 1 worker behind ``distillguard packer`` (DG_READ_PACKED), 2 workers behind the
   packer, and the latency phase behind the packer at ``--load`` (60 %) of the rate the packed
   worker reached; writes ``--markdown`` (benchmarks/results/worker-packed.md) beside the JSON.
+  With ``--base REV`` (issue #20's targets are ratios against main when it began, 55718be) one
+  worker of that revision runs first and last through the same harness, for the ratios.
 
 ``--packed`` runs the throughput, scaleout and latency phases behind the packer.
 
@@ -39,6 +42,7 @@ import platform
 import random
 import shutil
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -53,6 +57,7 @@ from distillguard.devtools.embedded import EmbeddedBroker, free_port
 from distillguard.devtools.processes import WorkerProcess
 from distillguard.streams.settings import WorkerSettings
 from distillguard.streams.topics import ensure_topics
+from replay_speed import checkout, remove  # (benchmarks/: run as a script, its folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "streams" / "dev-s1" / "events.jsonl.gz"
@@ -113,13 +118,18 @@ def _cpu_seconds(worker: WorkerProcess) -> float:
 PACKED_ENV = {"DG_READ_PACKED": "true"}
 
 
-def _start(broker, work: Path, n_workers: int, packed: bool) -> tuple[list[WorkerProcess], WorkerProcess | None]:
-    """Worker processes (and the packer in front of them when ``packed``), ready."""
+def _start(broker, work: Path, n_workers: int, packed: bool,
+           python_path: Path | None = None) -> tuple[list[WorkerProcess], WorkerProcess | None]:
+    """Worker processes (and the packer in front of them when ``packed``), ready. ``python_path``:
+    the workers run an older tree's ``distillguard`` (``--base``), imported from there, in ``work``."""
     ensure_topics(WorkerSettings(kafka_bootstrap=broker.bootstrap, read_packed=packed))
-    env = PACKED_ENV if packed else {}
+    env = dict(PACKED_ENV) if packed else {}
+    if python_path is not None:
+        env["PYTHONPATH"] = str(python_path)
     # One chDB directory per worker process (chDB is one process per directory); in
     # production they share a ClickHouse server.
-    workers = [WorkerProcess(broker.bootstrap, work / f"data-{i}", env=dict(env)).start() for i in range(n_workers)]
+    workers = [WorkerProcess(broker.bootstrap, work / f"data-{i}", env=dict(env),
+                             cwd=work if python_path is not None else None).start() for i in range(n_workers)]
     packer = None
     if packed:
         port = free_port()
@@ -128,12 +138,13 @@ def _start(broker, work: Path, n_workers: int, packed: bool) -> tuple[list[Worke
     return workers, packer
 
 
-def run_throughput(n_events: int, n_workers: int, broker_kind: str, packed: bool = False) -> dict:
-    work = WORK / f"throughput-{n_workers}{'-packed' if packed else ''}"
+def run_throughput(n_events: int, n_workers: int, broker_kind: str, packed: bool = False,
+                   python_path: Path | None = None) -> dict:
+    work = WORK / f"throughput-{n_workers}{'-packed' if packed else ''}{'-base' if python_path else ''}"
     shutil.rmtree(work, ignore_errors=True)
     records = _dev_records(n_events)
     with EmbeddedBroker(broker_kind, data_dir=work / "broker", log_path=work / "broker.log") as broker:
-        workers, packer = _start(broker, work, n_workers, packed)
+        workers, packer = _start(broker, work, n_workers, packed, python_path)
         try:
             time.sleep(3.0 * n_workers + (3.0 if packed else 0))  # let the groups settle their assignments
             producer = _producer(broker.bootstrap)
@@ -262,6 +273,7 @@ def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = Fa
             flushes, flush_s = (a - b for a, b in zip(_flush_tally(worker), flushes_before))
             time.sleep(3.0)
             alert_rows = worker.get("/query/tables")["alerts"]
+            hold = _alert_hold(worker)
         finally:
             stop.set()
             reader.join(5)
@@ -278,17 +290,39 @@ def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = Fa
             "worker_cpu_ms_per_1k_events": round(1e6 * cpu_s / len(events)),
             "sink_flushes_per_second": round(flushes / drained_s, 2),
             "sink_flush_ms_mean": round(1000 * flush_s / flushes) if flushes else None,
+            "alert_hold_in_worker": hold,
             "lag_max_events": max(lag_samples, default=0),
             "lag_p50_events": _percentile([float(x) for x in lag_samples], 0.5)}
 
 
-def _flush_tally(worker: WorkerProcess) -> tuple[float, float]:
-    """The worker's ClickHouse flushes so far and the seconds they took (its /metrics)."""
+def _worker_metrics(worker: WorkerProcess, prefix: str) -> dict[str, float]:
+    """The worker's /metrics samples whose name starts with ``prefix`` (name with labels -> value)."""
     with urllib.request.urlopen(worker.request("/metrics"), timeout=10) as resp:
         text = resp.read().decode()
-    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-              if line.startswith("distillguard_sink_flush_seconds_")}
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith(prefix)}
+
+
+def _flush_tally(worker: WorkerProcess) -> tuple[float, float]:
+    """The worker's ClickHouse flushes so far and the seconds they took (its /metrics)."""
+    values = _worker_metrics(worker, "distillguard_sink_flush_seconds_")
     return values.get("distillguard_sink_flush_seconds_count", 0.0), values.get("distillguard_sink_flush_seconds_sum", 0.0)
+
+
+def _alert_hold(worker: WorkerProcess) -> dict:
+    """How long alerts waited in the worker between the step that raised them and their send
+    (``distillguard_alert_hold_seconds``): mean, and the bucket bounds p50 and p99 fall under."""
+    values = _worker_metrics(worker, "distillguard_alert_hold_seconds_")
+    count = values.get("distillguard_alert_hold_seconds_count", 0.0)
+    if not count:
+        return {"alerts": 0}
+    buckets = sorted((float(name.split('le="')[1].rstrip('"}')), n) for name, n in values.items()
+                     if name.startswith("distillguard_alert_hold_seconds_bucket"))
+
+    def under(q: float) -> float:
+        return next(bound for bound, n in buckets if n >= q * count)
+    return {"alerts": int(count), "mean_s": round(values["distillguard_alert_hold_seconds_sum"] / count, 3),
+            "p50_under_s": under(0.5), "p99_under_s": under(0.99)}
 
 
 def _round(x: float | None) -> float | None:
@@ -322,24 +356,48 @@ def run_clickhouse(n_rows: int) -> dict:
             "rows_stored": stored}
 
 
-def run_packed_comparison(n_events: int, broker_kind: str, load: float, seconds: float) -> dict:
-    """Direct vs packed, 2 packed workers, latency at ``load`` of the packed worker's rate: one run."""
-    direct = run_throughput(n_events, 1, broker_kind)
-    packed = run_throughput(n_events, 1, broker_kind, packed=True)
-    two = run_throughput(n_events, 2, broker_kind, packed=True)
+def run_packed_comparison(n_events: int, broker_kind: str, load: float, seconds: float,
+                          base: str | None = None) -> dict:
+    """Direct vs packed, 2 packed workers, latency at ``load`` of the packed worker's rate: one run.
+
+    ``base``: also one worker of that revision (its own code, read directly from ``llm.requests``
+    as it could, through this harness: same events, same broker, "done" = every row stored),
+    run before and after this tree's workers so that a change in the machine's load shows."""
+    with tempfile.TemporaryDirectory(prefix="dg-bench-base-") as scratch:
+        base_path = checkout(base, Path(scratch)) if base else None
+        try:
+            base_before = run_throughput(n_events, 1, broker_kind, python_path=base_path) if base else None
+            direct = run_throughput(n_events, 1, broker_kind)
+            packed = run_throughput(n_events, 1, broker_kind, packed=True)
+            two = run_throughput(n_events, 2, broker_kind, packed=True)
+            base_after = run_throughput(n_events, 1, broker_kind, python_path=base_path) if base else None
+        finally:
+            if base:
+                remove(Path(scratch) / f"tree-{base}")
     rate = round(load * packed["events_per_second"])
     latency = run_latency(rate, seconds, broker_kind, packed=True)
-    return {"direct_1": direct, "packed_1": packed, "packed_2": two, "latency_packed": latency,
-            "packed_vs_direct": round(packed["events_per_second"] / direct["events_per_second"], 2),
-            "cpu_per_event_direct_over_packed": round(direct["worker_cpu_ms_per_1k_events"]
-                                                      / packed["worker_cpu_ms_per_1k_events"], 2),
-            "two_vs_one_packed": round(two["events_per_second"] / packed["events_per_second"], 2),
-            "latency_load": load}
+    result = {"direct_1": direct, "packed_1": packed, "packed_2": two, "latency_packed": latency,
+              "packed_vs_direct": round(packed["events_per_second"] / direct["events_per_second"], 2),
+              "cpu_per_event_direct_over_packed": round(direct["worker_cpu_ms_per_1k_events"]
+                                                        / packed["worker_cpu_ms_per_1k_events"], 2),
+              "two_vs_one_packed": round(two["events_per_second"] / packed["events_per_second"], 2),
+              "latency_load": load}
+    if base:
+        base_rate = (base_before["events_per_second"] + base_after["events_per_second"]) / 2
+        base_cpu = (base_before["worker_cpu_ms_per_1k_events"] + base_after["worker_cpu_ms_per_1k_events"]) / 2
+        result.update(base=base, base_1_before=base_before, base_1_after=base_after,
+                      packed_vs_base=round(packed["events_per_second"] / base_rate, 2),
+                      direct_vs_base=round(direct["events_per_second"] / base_rate, 2),
+                      cpu_per_event_base_over_packed=round(base_cpu / packed["worker_cpu_ms_per_1k_events"], 2))
+    return result
 
 
 def packed_markdown(result: dict) -> str:
     rows = [("1 worker, direct (llm.requests)", result["direct_1"]), ("1 worker behind the packer", result["packed_1"]),
             ("2 workers behind the packer", result["packed_2"])]
+    if result.get("base"):
+        rows = ([(f"base {result['base']}: 1 worker (run first)", result["base_1_before"])] + rows
+                + [(f"base {result['base']}: 1 worker (run last)", result["base_1_after"])])
     lines = ["# Worker behind the packer (issue #20 item 2)", "",
              f"Command: `{result['command']}` ({result['generated_at']}, {result['machine']}, load average before "
              f"{result['load_average_before']}; the machine is shared: wall-clock rates move with its load, CPU per "
@@ -351,6 +409,11 @@ def packed_markdown(result: dict) -> str:
                      f"{r['worker_cpu_ms_per_1k_events']} | {r.get('packer_cpu_ms_per_1k_events', '-')} | "
                      f"{r['clickhouse_rows']} | {r['alert_rows']} |")
     lat = result["latency_packed"]
+    if result.get("base"):
+        lines += ["", f"- against {result['base']} (main when issue 20 began; the mean of its two runs): one packed "
+                  f"worker x{result['packed_vs_base']} events/s (target x4), one direct worker "
+                  f"x{result['direct_vs_base']}; worker CPU per event base / packed: "
+                  f"x{result['cpu_per_event_base_over_packed']}"]
     lines += ["", f"- packed / direct, events/s: x{result['packed_vs_direct']}; worker CPU per event direct / packed: "
               f"x{result['cpu_per_event_direct_over_packed']}",
               f"- 2 packed workers / 1: x{result['two_vs_one_packed']} (target 1.7; two workers, the packer, the "
@@ -359,6 +422,11 @@ def packed_markdown(result: dict) -> str:
               f"worker's rate ({lat['offered_rate']} events/s offered, {lat['achieved_rate']} achieved, "
               f"{lat['key_alerts']} key alerts): p50 {lat['latency_p50_s']} s, p99 {lat['latency_p99_s']} s, "
               f"max {lat['latency_max_s']} s (target p99 <= 0.5 s); lag max {lat['lag_max_events']} events"]
+    hold = lat.get("alert_hold_in_worker") or {}
+    if hold.get("alerts"):
+        lines.append(f"- of that, alerts waited in the worker from their step to their send (the flush: rows stored "
+                     f"first) {hold['mean_s']} s on average, p50 under {hold['p50_under_s']} s, p99 under "
+                     f"{hold['p99_under_s']} s ({hold['alerts']} alerts, cluster alerts included)")
     return "\n".join(lines) + "\n"
 
 
@@ -371,6 +439,8 @@ def main() -> int:
                         "the packed worker's events/s")
     parser.add_argument("--markdown", type=Path, default=ROOT / "benchmarks" / "results" / "worker-packed.md",
                         help="where the packed phase writes its table")
+    parser.add_argument("--base", help="the packed phase also runs one worker of this revision (e.g. 55718be, "
+                        "main when issue 20 began) before and after this tree's, and reports the ratios")
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--rate", type=float, default=600.0, help="offered events/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=40.0, help="length of the latency phase")
@@ -387,7 +457,7 @@ def main() -> int:
         if phase == "throughput":
             result = run_throughput(args.events, 1, args.broker, args.packed)
         elif phase == "packed":
-            result = run_packed_comparison(args.events, args.broker, args.load, args.seconds)
+            result = run_packed_comparison(args.events, args.broker, args.load, args.seconds, args.base)
         elif phase == "scaleout":
             two = run_throughput(args.events, 2, args.broker, args.packed)
             one = results.get("throughput") or run_throughput(args.events, 1, args.broker, args.packed)

@@ -9,11 +9,10 @@ from pathlib import Path
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    import faust
-
     from distillguard.errors import ConfigError
     from distillguard.models.pipeline import KeyPipeline
     from distillguard.streams.app import worker_app
+    from distillguard.streams.faust_compat import faust_worker
     from distillguard.streams.settings import WorkerSettings
     from distillguard.streams.topics import ensure_topics
     from distillguard.streams.web import check_web_settings
@@ -27,7 +26,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         return 2
     ensure_topics(settings)
     app = worker_app(settings, pipeline=KeyPipeline(config))
-    faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    faust_worker(app, settings.log_level).execute_from_commandline()
     return 0
 
 
@@ -44,8 +43,7 @@ def _cmd_packer(args: argparse.Namespace) -> int:
 
 
 def _cmd_router(args: argparse.Namespace) -> int:
-    import faust
-
+    from distillguard.streams.faust_compat import faust_worker
     from distillguard.streams.router import create_router_app, router_topics
 
     loaded = _router_setup("router", args.routes)
@@ -55,7 +53,7 @@ def _cmd_router(args: argparse.Namespace) -> int:
     partitions = router_topics(settings, settings.confluent_config())
     settings = settings.model_copy(update={"partitions": partitions})
     app = create_router_app(settings, config)
-    faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    faust_worker(app, settings.log_level).execute_from_commandline()
     return 0
 
 

@@ -114,25 +114,29 @@ class AlertOutbox:
     """Alerts raised since the last flush, sent by :meth:`send_pending` in the flush.
 
     ``send`` is the coroutine that puts one alert on the topic; ``read_sent`` a blocking
-    function returning the alerts-topic values to learn from (run in a thread).
+    function returning the alerts-topic values to learn from (run in a thread); ``on_sent``
+    is told how long each alert sent waited here (seconds of ``clock``, from :meth:`add`).
     """
 
-    def __init__(self, send, read_sent, *, max_entries: int, on_duplicate=None, to_thread=None) -> None:
+    def __init__(self, send, read_sent, *, max_entries: int, on_duplicate=None, to_thread=None,
+                 on_sent=None, clock=time.monotonic) -> None:
         import asyncio
 
         self._send = send
         self._read_sent = read_sent
         self._on_duplicate = on_duplicate or (lambda alert: None)
+        self._on_sent = on_sent or (lambda seconds: None)
+        self._clock = clock
         self._to_thread = to_thread or asyncio.to_thread
         self.sent = SentAlerts(max_entries)
-        self._pending: list[tuple[bytes, dict]] = []
+        self._pending: list[tuple[bytes, dict, float]] = []
         self._stale = True
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def add(self, key: bytes, alert: dict) -> None:
-        self._pending.append((key, alert))
+        self._pending.append((key, alert, self._clock()))
 
     def mark_stale(self) -> None:
         """Another worker may have sent alerts of our new partitions: re-read before sending."""
@@ -155,7 +159,7 @@ class AlertOutbox:
             log.info("alerts topic tail read: %d alerts already sent", learned)
         sent = 0
         for index in range(count):
-            key, alert = self._pending[index]
+            key, alert, queued_at = self._pending[index]
             if alert in self.sent:
                 self._on_duplicate(alert)
                 continue
@@ -165,6 +169,7 @@ class AlertOutbox:
                 del self._pending[:index]
                 raise
             self.sent.add(alert)
+            self._on_sent(self._clock() - queued_at)
             sent += 1
         del self._pending[:count]
         return sent

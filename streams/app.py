@@ -138,7 +138,8 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         self._topics()
         # Alerts raised since the last flush: sent in the flush, once (see alert_outbox).
         self.outbox = AlertOutbox(self._send_alert, self._alerts_sent_before, max_entries=settings.alert_dedup_max,
-                                  on_duplicate=lambda alert: self.metrics.alerts_deduplicated.inc())
+                                  on_duplicate=lambda alert: self.metrics.alerts_deduplicated.inc(),
+                                  on_sent=self.metrics.alert_hold_seconds.observe)
         self.init_cluster_stage()
         # bytes keys and values: the changelog carries the detector's compact state as is.
         self.key_state = self.app.Table("key-state", partitions=settings.partitions, key_type=bytes,

@@ -191,3 +191,19 @@ def per_batch_monitor():
             return None
 
     return PerBatchMonitor()
+
+
+def faust_worker(app, loglevel: str):
+    """A ``faust.Worker`` for ``app`` that logs at ``loglevel`` without Faust's terminal spinner.
+
+    Faust's Worker always builds a progress spinner and, at WARN or above, puts the root
+    logger at DEBUG with a handler that turns the spinner on every record: every
+    ``logger.debug`` in Faust, mode and aiokafka (one per message produced, several per fetch)
+    then built a LogRecord that no handler printed (1-2 % of a busy worker's main thread under
+    py-spy), and the spinner wrote its escape codes into the worker's log. Without the
+    spinner the root logger stays at ``loglevel``."""
+    import faust
+
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.spinner = None
+    return worker

@@ -34,6 +34,12 @@ class WorkerMetrics:
                                "range, an invalid ASN unknown, lone surrogates replaced)", ["field"], registry=r)
         self.sink_flush_seconds = Histogram("distillguard_sink_flush_seconds", "ClickHouse flush latency",
                                             registry=r)
+        # From the step that raised an alert to its send: the flush it waits for (rows stored
+        # first), not the input's lag. What on-call reads when pages come late.
+        self.alert_hold_seconds = Histogram("distillguard_alert_hold_seconds",
+                                            "Seconds an alert waited in the worker between being raised and sent",
+                                            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 15.0, 60.0),
+                                            registry=r)
         self.cluster_errors = Counter("distillguard_cluster_errors", "Link records the cluster detector failed on",
                                       registry=r)
         self.alerts_deduplicated = Counter("distillguard_alerts_deduplicated",
@@ -54,6 +60,13 @@ class WorkerMetrics:
         self.incidents_held = Gauge("distillguard_cluster_incidents_held",
                                     "New cluster incidents waiting for every link-values partition to judge their "
                                     "members' values (DG_LINK_VALUES_PARTITIONED)", registry=r)
+        self._health_gauges(r)
+        # Events processed, counted as a plain int per event (a Prometheus counter takes a lock
+        # on every inc) and added to ``events`` per flush and before each scrape.
+        self.events_tally = 0
+
+    def _health_gauges(self, r: CollectorRegistry) -> None:
+        """What /health and the alert rules of deploy/prometheus read: state, lag, stalls."""
         self.keys = Gauge("distillguard_keys_in_state", "Keys held in this worker's state table", registry=r)
         self.state_bytes = Gauge("distillguard_state_bytes", "Bytes of per-key state held in this worker's table",
                                  registry=r)
@@ -89,9 +102,6 @@ class WorkerMetrics:
                                              registry=r)
         self.sink_buffered = Gauge("distillguard_sink_buffered_rows", "Rows buffered in the ClickHouse sink",
                                    registry=r)
-        # Events processed, counted as a plain int per event (a Prometheus counter takes a lock
-        # on every inc) and added to ``events`` per flush and before each scrape.
-        self.events_tally = 0
 
     def publish_tallies(self) -> None:
         tally, self.events_tally = self.events_tally, 0

@@ -31,6 +31,9 @@ class WorkerProcess:
     log_path: Path | None = None
     # The CLI subcommand and its arguments: ``("worker",)``, or ``("router", "--routes", F)``.
     command: tuple[str, ...] = ("worker",)
+    # Where the child runs: ``python -m`` imports from its working directory first (an older
+    # tree on PYTHONPATH, benchmarks/pipeline.py --base, must not be shadowed by this one).
+    cwd: Path | None = None
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
     _log: object = field(default=None, init=False, repr=False)
 
@@ -52,7 +55,7 @@ class WorkerProcess:
         log_path = self.log_path or self.data_dir / "worker.log"
         self._log = open(log_path, "ab")
         self._proc = subprocess.Popen([sys.executable, "-m", "distillguard.cli", *self.command], env=env,
-                                      stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       start_new_session=True)
         self.wait_ready(ready_timeout, log_path)
         return self

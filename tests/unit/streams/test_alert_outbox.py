@@ -112,3 +112,16 @@ def test_sent_alerts_are_bounded_and_skip_what_is_not_an_alert():
                      + [json.dumps(alert(f"key:k{i}:1")).encode() for i in range(5)]) == 5
     assert len(sent) == 3
     assert alert("key:k4:1") in sent and alert("key:k0:1") not in sent
+
+
+def test_each_alert_sent_reports_how_long_it_waited_and_a_dropped_one_does_not():
+    now = [100.0]
+    held: list[float] = []
+    first = alert(severity="warning")
+    outbox = outbox_on(Topic(before=[first]), on_sent=held.append, clock=lambda: now[0])
+    outbox.add(b"k1", dict(first))  # already on the topic: dropped, not reported
+    now[0] = 100.5
+    outbox.add(b"k1", alert(severity="critical"))
+    now[0] = 101.25
+    run(outbox.send_pending())
+    assert held == [0.75]

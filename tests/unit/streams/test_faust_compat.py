@@ -5,9 +5,11 @@ quietly stops committing, rewinding or reporting crashed agents."""
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import defaultdict
 from types import SimpleNamespace
 
+import faust
 import pytest
 from faust.agents.agent import Agent
 from faust.app.base import App
@@ -111,3 +113,32 @@ def test_the_worker_app_uses_the_per_batch_monitor(tmp_path):
     app = faust_app(settings, tmp_path, auto_offset_reset="earliest", replication_probe_topic=settings.requests_topic)
     assert type(app.monitor).__name__ == "PerBatchMonitor"
     assert "self.sensors.add(self.monitor)" in inspect.getsource(App.on_init_dependencies)
+
+
+@pytest.fixture
+def root_logging_restored():
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def _logging_of(worker) -> tuple[int, list[str]]:
+    worker._setup_logging()  # what Worker.execute_from_commandline does first
+    root = logging.getLogger()
+    return root.level, [type(h).__name__ for h in root.handlers]
+
+
+def test_faust_worker_keeps_the_root_logger_at_the_log_level(tmp_path, root_logging_restored):
+    from distillguard.streams.app import faust_app
+    from distillguard.streams.settings import WorkerSettings
+
+    settings = WorkerSettings()
+    app = faust_app(settings, tmp_path, auto_offset_reset="earliest", replication_probe_topic=settings.requests_topic)
+    level, handlers = _logging_of(faust_compat.faust_worker(app, "warn"))
+    assert level == logging.WARNING and "SpinnerHandler" not in handlers
+    assert not logging.getLogger("faust.topics").isEnabledFor(logging.DEBUG)
+    # what it works around: Faust's own Worker puts the root logger at DEBUG for its spinner
+    level, handlers = _logging_of(faust.Worker(app, loglevel="warn", quiet=True, redirect_stdouts=False))
+    assert level == logging.DEBUG and "SpinnerHandler" in handlers
