@@ -57,7 +57,19 @@ class _Wire(msgspec.Struct):
     truncated: dict[str, int] = {}
 
 
+class _PackedWire(msgspec.Struct):
+    """The packer's envelopes: every item base64 (decoded by msgspec in C) or null."""
+
+    schema: str
+    partition: int
+    offsets: list[int]
+    events: list[bytes | None]
+    keys: list[str | None] | None = None
+    truncated: dict[str, int] = {}
+
+
 _decoder = msgspec.json.Decoder(_Wire)
+_packed_decoder = msgspec.json.Decoder(_PackedWire)
 _keys_encoder = msgspec.json.Encoder()
 
 
@@ -111,13 +123,24 @@ def unpack(value: bytes | None, *, partition: int) -> Envelope:
     if value is None:
         raise EnvelopeError(f"{SCHEMA}: empty message (no value)")
     try:
-        wire = _decoder.decode(value)
-    except msgspec.DecodeError as exc:
-        raise EnvelopeError(f"{SCHEMA}: not an envelope: {exc}"[:300]) from None
+        # The packer's envelope in one C pass (its base64 items decoded by msgspec: ~1 us a
+        # record against ~4.5 for the items one by one). msgspec refuses some base64 that
+        # b64decode accepts (excess padding) and every event object: the general path below
+        # takes those, so both paths accept and refuse alike (test_envelope).
+        wire = _packed_decoder.decode(value)
+        items = wire.events
+    except msgspec.DecodeError:
+        try:
+            wire = _decoder.decode(value)
+        except msgspec.DecodeError as exc:
+            raise EnvelopeError(f"{SCHEMA}: not an envelope: {exc}"[:300]) from None
+        items = None
     _check(wire, partition)
-    keys = wire.keys or [None] * len(wire.events)
-    records = [Record(_item_bytes(raw, index), None if key is None else key.encode("utf-8"), partition, offset)
-               for index, (raw, key, offset) in enumerate(zip(wire.events, keys, wire.offsets))]
+    if items is None:
+        items = [_item_bytes(raw, index) for index, raw in enumerate(wire.events)]
+    keys = wire.keys or [None] * len(items)
+    records = [Record(item, None if key is None else key.encode("utf-8"), partition, offset)
+               for item, key, offset in zip(items, keys, wire.offsets)]
     return Envelope(partition, records, {int(index): size for index, size in wire.truncated.items()})
 
 

@@ -28,3 +28,24 @@ def test_link_records_round_trip_with_their_source():
     assert LinkRecord.from_bytes(newer) == r
 
 
+
+
+def test_the_wire_form_is_the_compact_json_any_reader_parses_to_the_same_fields():
+    import json
+
+    records = [rec("k\u00e9\u4e2d", 1, payment_fingerprint="pf\"x", net="2001:db8::/48", asn=4_294_967_295,
+                   ua_hash=2 ** 63 - 1, output_tokens=0, account_created_ms=T0),
+               dataclasses.replace(rec("k", 2), style=1e-05, simhash=2 ** 64 - 1, item=0, family=255, key_events=10 ** 9),
+               dataclasses.replace(rec("k", 3), style=0.30000000000000004, head=0, tail=-1)]
+    for r in records:
+        wire = r.to_bytes()
+        fields = [getattr(r, f.name) for f in dataclasses.fields(LinkRecord)]
+        assert json.loads(wire) == fields and b" " not in wire.replace(b"/48", b"")
+        assert LinkRecord.from_fields(json.loads(wire)) == r == LinkRecord.from_bytes(wire)
+        if r.api_key_id.isascii() and r.payment_fingerprint is None:  # (json escaped non-ASCII text)
+            assert json.dumps(fields, separators=(",", ":")).encode().replace(b"1e-05", b"0.00001") == wire
+
+
+def test_a_lone_surrogate_still_makes_a_record():
+    r = rec("k\udc80", 1)
+    assert LinkRecord.from_bytes(r.to_bytes()) == r
