@@ -67,6 +67,15 @@ class ClusterConfig:
     incident_grid_ms: int = HOUR_MS
     # An account holding this many extraction-like keys raises an account alert.
     account_min_keys: int = 3
+    # An account this old by the provider's own records (``account_created_ms``, not a client's
+    # claim) is an established customer, not one enrolled for a campaign: an account incident of
+    # its keys, or a cluster incident whose members are all its keys, raises info at most. Its
+    # keys' own incidents still page when one extracts (a turned key is caught as ``turned``).
+    # A product running several keys under one account (a homework-help app per region and
+    # platform: stress-product-negatives-b) was paged at critical by its account's incident
+    # before any key had sent enough to show its product evidence. Same age as the products'
+    # (models.products ``min_account_age_days``).
+    mature_account_days: float = 30.0
     # With the workers' partitioned link-values stage, a new incident waits until every
     # link-values partition has judged the values its members sent (ClusterDetector's
     # link_partitions); at most this much event time, should a partition never report.

@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 from ...contracts.link_record import LinkRecord
 from ..cohort import CohortDetector
-from ..constants import likelihood_ratios
+from ..constants import DAY_MS, likelihood_ratios
 from ..events import RequestEvent
 from ..features import EventFeatures, featurize
 from .config import ClusterConfig
@@ -292,8 +292,9 @@ class ClusterDetector:
         if named and len(keys) < named * self.config.regrow:
             return None
         self._account_alerted[rec.account_id] = len(keys)
+        age_days = None if rec.account_created_ms is None else (rec.ts_ms - rec.account_created_ms) / DAY_MS
         return account_alert(rec.account_id, rec.ts_ms, keys, sum(self._keys[k].events for k in keys if k in self._keys),
-                             self.config.account_min_keys, self.detector)
+                             self.config.account_min_keys, self.detector, age_days, self.config.mature_account_days)
 
     def observe_join(self, kind: str, key: str, others: list[str], ts_ms: int,
                      others_ts: list[int] | None = None) -> list[dict]:
@@ -466,7 +467,7 @@ class ClusterDetector:
         found = self._findings(root, linked, share, suspicious, events, n_named, ring_accounts, paying_together)
         alert_id = previous[0] if previous is not None else self._incident_id(root, found.core, found.members)
         self._alerted[root] = (alert_id, len(found.members), max(rank, previous[2] if previous else 0), now)
-        return cluster_alert(alert_id, ts_ms, rank, found, self.detector)
+        return cluster_alert(alert_id, ts_ms, rank, found, self.detector, c.mature_account_days)
 
     def _judged(self, root: str, linked: set[str]) -> bool:
         """Whether every link-values partition has judged the values sent up to the last event

@@ -58,3 +58,44 @@ def test_a_split_sweep_scores_above_keys_that_each_sweep_everything():
     assert score["s"] > 0.85 and score["w"] < score["s"] - 0.15
 
 
+
+
+DAY = 86_400_000
+
+
+def _account_alerts(det: ClusterDetector, created_ms: int | None, keys: int = 7) -> list[dict]:
+    records = [rec(f"a{k}", i, account="acct-app", account_created_ms=created_ms) for i in range(4) for k in range(keys)]
+    return [a for r in records for a in det.observe_link(r) if a["entity_type"] == "account"]
+
+
+def test_an_account_incident_of_a_mature_account_raises_info_and_says_why():
+    young = _account_alerts(ClusterDetector(account_min_keys=3), T0 - 3 * DAY)
+    mature = _account_alerts(ClusterDetector(account_min_keys=3), T0 - 400 * DAY)
+    unknown = _account_alerts(ClusterDetector(account_min_keys=3), None)
+    assert [a["severity"] for a in young] == ["warning"] * 3 + ["critical"] * 2 == [a["severity"] for a in unknown]
+    # the same keys, named alike: only the page changes (its keys' own incidents still page)
+    assert [a["api_key_ids"] for a in mature] == [a["api_key_ids"] for a in young]
+    assert {a["severity"] for a in mature} == {"info"}
+    reasons = {r["signal"]: r for r in mature[-1]["reasons"]}
+    assert reasons["account_age_days"]["value"] == 400.0 and reasons["account_age_days"]["baseline"] == 30.0
+    assert "mature account" in reasons["severity_capped"]["value"]
+    # the age is the provider's: at the alert's own event time
+    assert _account_alerts(ClusterDetector(account_min_keys=3), T0 - 29 * DAY)[0]["severity"] == "warning"
+
+
+def _one_cluster(records) -> list[dict]:
+    return feed(ClusterDetector(), sorted(records, key=lambda r: r.ts_ms) + [rec("later", 120)])
+
+
+def test_a_cluster_of_one_mature_accounts_keys_is_that_accounts_incident_at_info():
+    mature, young = T0 - 400 * DAY, T0 - 3 * DAY
+    one_account = _one_cluster([rec(f"k{k}", i, account="acct-app", account_created_ms=mature)
+                                for i in range(10) for k in range(20)])
+    assert one_account and {a["severity"] for a in one_account} == {"info"}
+    assert "severity_capped" in {r["signal"] for r in one_account[-1]["reasons"]}
+    # keys of many mature accounts (a hydra on aged accounts) or of one young account still page
+    many = _one_cluster([rec(f"k{k}", i, pf="pf-x", account_created_ms=mature) for i in range(10) for k in range(20)])
+    young_one = _one_cluster([rec(f"k{k}", i, account="acct-new", account_created_ms=young)
+                              for i in range(10) for k in range(20)])
+    assert many[-1]["severity"] == "critical" == young_one[-1]["severity"]
+    assert [a["api_key_ids"] for a in one_account] == [a["api_key_ids"] for a in young_one]
