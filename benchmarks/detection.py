@@ -5,6 +5,7 @@
     python benchmarks/detection.py --seed 2 --seed 3     # also build and score other seeds
     python benchmarks/detection.py --stress paraphrased-b   # campaigns reworded (benchmarks/stress/)
     python benchmarks/detection.py --no-dev --stress multilingual   # an issue-18 stream (stress/scenarios.py)
+    python benchmarks/detection.py --no-dev --stress all --reseed 1000 --results-name detection-reseed  # drawn again
     python benchmarks/detection.py --seed 2 ... --seed 7 --stress all   # everything: the figures of the README
 
 Streams are built with ``../shared/tools/make_stream.py`` into ``var/streams/`` (never
@@ -51,11 +52,11 @@ STRESS_SEEDS = {"paraphrased-a": 23, "paraphrased-b": 24, "unwrapped": 21, "unwr
 STRESS_BUILDER = STRESS / "scenarios.py"
 
 
-def build_stress_stream(name: str, out: Path) -> Path:
+def build_stress_stream(name: str, out: Path, reseed: int = 0) -> Path:
     """``name``: a config in benchmarks/stress/. Its ``_prompts`` names the corpora folder of
     ../shared/data (default ``prompts``; ``prompts-ml`` adds ~30 languages); its ``_drop_corpora``
     are left out of the prompt corpora (a directory of links with a reduced manifest); the rest
-    goes to the builder."""
+    goes to the builder, at the stream's seed + ``reseed``."""
     if (out / "events.jsonl.gz").exists():
         return out
     config = json.loads((STRESS / f"{name}.json").read_text())
@@ -76,7 +77,7 @@ def build_stress_stream(name: str, out: Path) -> Path:
         prompts = reduced
     (out / "config.json").write_text(json.dumps(config))
     subprocess.run([sys.executable, str(STRESS_BUILDER), "--prompts", str(prompts),
-                    "--out", str(out), "--seed", str(STRESS_SEEDS[name]), "--config", str(out / "config.json")],
+                    "--out", str(out), "--seed", str(STRESS_SEEDS[name] + reseed), "--config", str(out / "config.json")],
                    check=True)
     return out
 
@@ -273,6 +274,9 @@ def main() -> int:
     parser.add_argument("--no-dev", action="store_true", help="skip the dev stream")
     parser.add_argument("--stress", action="append", default=[], choices=sorted(STRESS_SEEDS) + ["all"],
                         help="also build and score this stress stream (benchmarks/stress/NAME.json); all: every one")
+    parser.add_argument("--reseed", type=int, default=0,
+                        help="build the --stress streams at their seed + N (var/streams/stress-NAME+N): the same "
+                        "settings drawn again, to see whether a figure was one draw's")
     parser.add_argument("--results-name", default="detection",
                         help="write benchmarks/results/NAME.{json,md} (default: detection)")
     args = parser.parse_args()
@@ -287,8 +291,8 @@ def main() -> int:
         results.append(run_stream(f"seed-{seed}", build_stream(seed, ROOT / "var" / "streams" / f"seed-{seed}"),
                                   work))
     for name in args.stress:
-        results.append(run_stream(f"stress-{name}", build_stress_stream(name, ROOT / "var" / "streams" / f"stress-{name}"),
-                                  work))
+        label = f"stress-{name}" + (f"+{args.reseed}" if args.reseed else "")
+        results.append(run_stream(label, build_stress_stream(name, ROOT / "var" / "streams" / label, args.reseed), work))
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
     (RESULTS / f"{args.results_name}.json").write_text(json.dumps(payload, indent=1, default=str))

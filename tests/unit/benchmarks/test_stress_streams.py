@@ -55,7 +55,8 @@ def test_the_issue_18_streams_have_attacks_and_hard_negatives_of_their_class():
     expected = {"multilingual": {"ml_campaign", "ml_casual"}, "obfuscated": {"obfuscated_campaign"},
                 "fabricated-conversations": {"fabricated_conv", "multi_turn_users"},
                 "content-cohort": {"content_cohort"}, "harvest-plain": {"harvest_plain"},
-                "product-negatives": {"homework_app", "eval_company", "longform_service", "turned_mature"}}
+                "product-negatives": {"homework_app", "eval_company", "longform_service", "turned_mature"},
+                "product-negatives-b": {"homework_app", "eval_company", "longform_service", "turned_mature"}}
     default_attacks = {"single_sweep", "low_and_slow", "hydra_shared_infra", "hydra_proxy", "drift", "reseller_mixed"}
     for name, kinds in expected.items():
         scenarios = json.loads((STRESS / f"{name}.json").read_text())["scenarios"]
