@@ -30,9 +30,9 @@ import msgspec
 
 # msgspec writes the compact JSON json.dumps(separators=(",", ":")) wrote, in a quarter of the
 # time (the same bytes for all 15,584 link records of dev-s1's first 20k events; non-ASCII text
-# as UTF-8 where json wrote \u escapes, some floats in another notation, 0.00001 where json wrote
-# 1e-05: the same values to any JSON reader). One record is encoded per forwarded event, and decoded again
-# by the cluster agent.
+# as UTF-8 where json wrote \u escapes, some floats in another notation, 0.00001 where json
+# wrote 1e-05: the same values to any JSON reader). One record is encoded per forwarded event,
+# and decoded again by the cluster agent.
 _encode = msgspec.json.Encoder().encode
 
 

@@ -509,3 +509,9 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         """
         committed = faust_commit(self.app.consumer, tp)
         return committed if committed is not None else 0
+
+    def next_input_offset(self, tp) -> int:
+        """The offset of an input partition's next record to process: where its stream is, or,
+        before any record of it arrived, where the group resumes it."""
+        expected = self.holes.expected(tp.partition)
+        return expected if expected is not None else self.partition_start(tp)

@@ -1,8 +1,8 @@
 """The worker's cluster stage: link values judged per value (optional) and the cluster agent.
 
 A mixin of :class:`~distillguard.streams.app.DetectorWorker` (needs its ``app``,
-``settings``, ``sink``, ``metrics``, ``links``, ``outbox``, ``checkpoint``, ``suppressed``
-and ``add_to_sink``). The detectors themselves are :mod:`distillguard.models.clusters`.
+``settings``, ``sink``, ``metrics``, ``links``, ``outbox``, ``checkpoint``, ``suppressed``,
+``add_to_sink`` and, with the link-values stage, ``next_input_offset``). The detectors themselves are :mod:`distillguard.models.clusters`.
 """
 from __future__ import annotations
 
@@ -111,8 +111,7 @@ class ClusterStage:
             return
         senders: dict[int, int | None] = {}
         for tp, high in highs:
-            position = self.holes.expected(tp.partition)
-            caught_up = high is not None and (position if position is not None else self.partition_start(tp)) >= high
+            caught_up = high is not None and self.next_input_offset(tp) >= high
             senders[tp.partition] = None if caught_up else self.values_sent_to.get(tp.partition, -1)
         last, when = self.progress_sent
         now = time.monotonic()

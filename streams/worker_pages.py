@@ -2,7 +2,7 @@
 
 A mixin of :class:`~distillguard.streams.app.DetectorWorker` (needs its ``app``,
 ``settings``, ``sink``, ``metrics``, ``processor``, ``pipeline``, ``key_state``, ``holes``,
-``epochs``, ``crashed`` and ``partition_start``).
+``epochs``, ``crashed`` and ``next_input_offset``).
 """
 from __future__ import annotations
 
@@ -164,9 +164,7 @@ class WorkerPages:
             self._partition_gauges(tp, high, now)
 
     def _partition_gauges(self, tp, high: int | None, now: float) -> None:
-        # (a partition no record of which has arrived yet starts at the group's commit)
-        expected = self.holes.expected(tp.partition)
-        next_offset = expected if expected is not None else self.partition_start(tp)
+        next_offset = self.next_input_offset(tp)
         moved = self.progress.get(tp.partition)
         if moved is None or moved[0] != next_offset:
             moved = self.progress[tp.partition] = (next_offset, now)

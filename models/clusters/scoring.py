@@ -67,12 +67,11 @@ def cluster_score(found: ClusterFindings) -> tuple[float, int, int]:
 
 
 def cluster_alert(alert_id: str, ts_ms: int, rank: int, found: ClusterFindings, detector: str,
-                  mature_days: float | None = None) -> dict:
+                  mature_days: float) -> dict:
     """The ``entity_type: cluster`` alert of one cluster; info at most when its members are all
     keys of one account ``mature_days`` old or older (it is that account's incident)."""
     score, joint, one_member = cluster_score(found)
-    mature_age = one_mature_account(found.stats, mature_days) if mature_days is not None else None
-    capped = mature_account_reasons(mature_age, mature_days) if mature_age is not None else []
+    capped = mature_account_cap(one_account_age_days(found.stats), mature_days)
     if capped:
         rank = 1
     spans = [s.last_ts - s.first_ts for s in found.stats]
@@ -111,40 +110,42 @@ def cluster_alert(alert_id: str, ts_ms: int, rank: int, found: ClusterFindings, 
 
 
 def account_alert(account_id: str, ts_ms: int, keys: set[str], events_seen: int, account_min_keys: int,
-                  detector: str, account_age_days: float | None = None, mature_days: float | None = None) -> dict:
+                  detector: str, account_age_days: float | None, mature_days: float) -> dict:
     """The ``entity_type: account`` alert of an account holding many extraction-like keys;
     info at most for an account ``mature_days`` old or older (``ClusterConfig.mature_account_days``)."""
-    reasons = [{"signal": "extraction_keys_in_account", "value": len(keys), "baseline": 1, "weight": 1.0}]
-    severity = Severity.CRITICAL if len(keys) >= 2 * account_min_keys else Severity.WARNING
-    if account_age_days is not None and mature_days is not None and account_age_days >= mature_days:
+    capped = mature_account_cap(account_age_days, mature_days)
+    if capped:
         severity = Severity.INFO
-        reasons += mature_account_reasons(account_age_days, mature_days)
+    else:
+        severity = Severity.CRITICAL if len(keys) >= 2 * account_min_keys else Severity.WARNING
     return Alert(
         alert_id=f"account:{account_id}", ts=_iso(ts_ms),
         entity_type="account", entity_id=account_id, api_key_ids=sorted(keys),
         score=round(min(1.0, 1.0 - 1.0 / len(keys)), 4),
         severity=severity,
-        reasons=reasons,
+        reasons=[{"signal": "extraction_keys_in_account", "value": len(keys), "baseline": 1, "weight": 1.0}] + capped,
         events_seen=events_seen,
         detector=detector,
     ).to_dict()
 
 
-def mature_account_reasons(age_days: float, mature_days: float) -> list[dict]:
-    """Why an account's or a one-account cluster's incident stays at info."""
+def mature_account_cap(age_days: float | None, mature_days: float) -> list[dict]:
+    """The reasons that hold one account's incident at info, the account being ``mature_days``
+    old or older; [] for a younger account or an unknown age (the incident pages as it scores)."""
+    if age_days is None or age_days < mature_days:
+        return []
     return [{"signal": "account_age_days", "value": round(age_days, 1), "baseline": mature_days, "weight": None},
             {"signal": "severity_capped", "value": "one mature account: its keys' own incidents page", "baseline": None,
              "weight": None}]
 
 
-def one_mature_account(stats: list[KeyStats], mature_days: float) -> float | None:
-    """The age in days of the one account every key of ``stats`` belongs to, when it is
-    ``mature_days`` old or older at each key's first record; else None."""
+def one_account_age_days(stats: list[KeyStats]) -> float | None:
+    """The age in days (the youngest at any key's first record) of the one account every key
+    of ``stats`` belongs to; None when they belong to several, or an age is unknown."""
     accounts = {s.account for s in stats}
     if len(accounts) != 1 or "" in accounts or any(s.account_age_ms is None for s in stats):
         return None
-    age_days = min(s.account_age_ms for s in stats) / DAY_MS
-    return age_days if age_days >= mature_days else None
+    return min(s.account_age_ms for s in stats) / DAY_MS
 
 
 def median_age_days(stats: list[KeyStats]) -> float | None:
