@@ -79,13 +79,17 @@ class LinkRecord:
     family: int = -1  # the prompt's content family (cohort.content_family), -1 unknown
     item: int = -1  # the prompt's item fingerprint (cohort.item_fingerprint), -1 unknown
     simhash: int = -1  # the prompt's 64-bit SimHash of content words (features), -1 unknown: its content sketch
+    # 1: the key's traffic held a real product's exculpatory evidence at this event (many
+    # consistent end-user conversations, or templated transformation, on a mature account:
+    # models.products); 0: it did not, or an older writer did not say.
+    product: int = 0
 
     def to_bytes(self) -> bytes:
         """The record on the links topic: its fields as a compact JSON array."""
         fields = [self.api_key_id, self.account_id, self.ts_ms, self.style, self.head, self.tail,
                   self.payment_fingerprint, self.net, self.asn, self.ua_hash, self.output_tokens,
                   self.account_created_ms, self.source_partition, self.source_offset, self.topic_bucket,
-                  self.key_events, self.family, self.item, self.simhash]
+                  self.key_events, self.family, self.item, self.simhash, self.product]
         try:
             return _encode(fields)
         except UnicodeEncodeError:

@@ -51,6 +51,9 @@ class StepResult:
     duplicate: bool = False
     features: "EventFeatures | None" = None  # for the cross-key (cluster) detector
     key_events: int = 0  # the key's events with this one (0: a duplicate)
+    # The key's traffic holds a real product's exculpatory evidence at this event
+    # (models.products): the cluster detector holds a cluster of such keys at info.
+    product: bool = False
 
 
 # The feature row written to ClickHouse for every processed event (sinks.clickhouse owns the
@@ -444,7 +447,8 @@ class KeyPipeline:
             "template_repetition": st.template_ew, "topic_novelty": st.novelty_ew,
             "extraction_evidence": st.evidence,
         }
-        return StepResult(b"", row, alert, features=f, key_events=int(st.n))
+        return StepResult(b"", row, alert, features=f, key_events=int(st.n),
+                          product=self._products.holds(st, event, st.template_ew))
 
     # -- learning --------------------------------------------------------------------------
     def _learn(self, st: KeyState, f: EventFeatures) -> float:

@@ -143,6 +143,15 @@ class ProductEvidence:
         return output_tokens <= c.transform_max_ratio * input_tokens
 
     # -- judging -----------------------------------------------------------------------------
+    def holds(self, st, event: RequestEvent, template_share: float) -> bool:
+        """Whether this key's exculpatory evidence holds at ``event`` (``exculpation`` is not
+        empty), without building the reasons: asked of every event, for the link record."""
+        c = self.config
+        if event.account_created_ms is None or event.ts_ms - event.account_created_ms < c.min_account_age_days * DAY_MS:
+            return False
+        return ((st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations)
+                or (st.transform_ew >= c.transform_share and template_share >= c.template_share))
+
     def exculpation(self, st, event: RequestEvent, template_share: float) -> list[dict]:
         """The reasons that cap this key's incident at info, first the kind
         (``{"signal": "exculpatory", "value": "app_conversations"}``), or [] when none holds."""

@@ -21,7 +21,7 @@ from .records import link_record_of
 from .scoring import ClusterFindings, account_alert, cluster_alert, incident_id
 
 _ALL_JUDGED = 1 << 62  # a link-values partition with nothing waiting (ClusterDetector.observe_progress)
-_TOTALS = 6  # the per-root running totals (ClusterDetector._totals)
+_TOTALS = 7  # the per-root running totals (ClusterDetector._totals)
 _NO_TOTALS = (0,) * _TOTALS
 
 
@@ -246,7 +246,9 @@ class ClusterDetector:
         # which follows every change of its stats: read, not judged again, per record)
         qualified_before = stats_before is not None and stats_before.core
         named_before = stats_before is not None and stats_before.named
-        alerts = [a for a in (self._observe_cluster(rec, qualified_before, named_before, link),) if a is not None]
+        unexcused_before = stats_before is not None and stats_before.unexcused
+        alerts = [a for a in (self._observe_cluster(rec, qualified_before, named_before, unexcused_before, link),)
+                  if a is not None]
         if link:
             # Content cohorts are keys in no infrastructure cluster: known here only when this
             # detector links (replay, the cluster agent by default). With the partitioned
@@ -349,7 +351,7 @@ class ClusterDetector:
                 merged = True
         return merged
 
-    def _observe_cluster(self, rec: LinkRecord, qualified_before: bool, named_before: bool,
+    def _observe_cluster(self, rec: LinkRecord, qualified_before: bool, named_before: bool, unexcused_before: bool,
                          link: bool = True) -> dict | None:
         key = rec.api_key_id
         suspicious = rec.style >= self.config.min_style
@@ -358,6 +360,7 @@ class ClusterDetector:
         stats = self._touch_key(key, rec.ts_ms, suspicious, min(1.0, max(0.0, rec.style)))
         stats.key_events = max(stats.key_events, rec.key_events if rec.key_events > 0 else stats.key_events + 1)
         stats.account = rec.account_id
+        stats.product = bool(rec.product)
         if rec.source_offset >= 0:
             stats.source = (rec.source_partition, rec.source_offset)
         if rec.output_tokens >= 0:
@@ -378,10 +381,12 @@ class ClusterDetector:
                 if self._refresh_links.due(key, value, rec.ts_ms):
                     merged |= self._join(key, stats, value[0], self._link(value, key, rec.ts_ms))
         root = self._find(key)
-        # An alerted cluster is re-scored only when its membership may have changed, or when
-        # an update naming new members is waiting for its interval.
+        # An alerted cluster is re-scored only when its membership may have changed, when an
+        # update naming new members is waiting for its interval, or when a member's product
+        # evidence came or went (it may lift the info cap: scoring.product_cap).
         if (root in self._alerted and root not in self._pending and not merged
-                and qualified_before == stats.core and named_before == stats.named):
+                and qualified_before == stats.core and named_before == stats.named
+                and unexcused_before == stats.unexcused):
             return None
         return self._score(root, rec.ts_ms)
 
@@ -391,6 +396,7 @@ class ClusterDetector:
         named = ring or style_named(stats, self.config)  # (members.named, its ring test not run twice)
         events, suspicious = (stats.events, stats.suspicious) if core else (0, 0)
         ring_events = stats.key_events if ring else 0
+        unexcused = named and not stats.product
         root = self._find(key)
         totals = self._totals.setdefault(root, [0] * _TOTALS)
         totals[0] += core - stats.core
@@ -399,13 +405,14 @@ class ClusterDetector:
         totals[3] += named - stats.named
         totals[4] += ring - stats.ring
         totals[5] += ring_events - stats.ring_events
+        totals[6] += unexcused - stats.unexcused
         if ring != stats.ring:
             accounts = self._ring_accounts.setdefault(root, {})
             accounts[stats.account] = accounts.get(stats.account, 0) + (1 if ring else -1)
             if accounts[stats.account] <= 0:
                 del accounts[stats.account]
         stats.core, stats.named, stats.core_events, stats.core_suspicious = core, named, events, suspicious
-        stats.ring, stats.ring_events = ring, ring_events
+        stats.ring, stats.ring_events, stats.unexcused = ring, ring_events, unexcused
 
     def _incident_id(self, root: str, core: set[str], members: set[str]) -> str:
         """A new incident's id: the hour (``incident_grid_ms``) in which the earliest of its
@@ -440,7 +447,7 @@ class ClusterDetector:
         linked = self._members.get(root, {root})
         if len(linked) < c.min_keys:
             return None
-        n_core, events, suspicious, n_named, n_ring, ring_events = self._totals.get(root, _NO_TOTALS)
+        n_core, events, suspicious, n_named, n_ring, ring_events, unexcused = self._totals.get(root, _NO_TOTALS)
         previous = self._alerted.get(root)
         if not events and previous is not None:
             # An open incident whose core has left (its heads turned to ordinary traffic):
@@ -461,13 +468,19 @@ class ClusterDetector:
         # Critical takes extraction: a payment ring alone (no extraction-style prompts) is a
         # warning, for a human to look at what its keys ask.
         rank = 3 if n_named >= 4 * c.min_keys and (extracting or previous is not None and previous[2] == 3) else 2
+        # Every member named is a real product by its own traffic (scoring.product_cap): info.
+        # Judged here, before an update is due, so that a member turning (its records lose
+        # the evidence) escalates the incident at once, as any rise in rank does.
+        products_only = n_named > 0 and unexcused <= 0
+        if products_only:
+            rank = 1
         now = max(ts_ms, self._clock)
         if previous is not None and not self._update_due(root, previous, n_named, rank, now):
             return None
         found = self._findings(root, linked, share, suspicious, events, n_named, ring_accounts, paying_together)
         alert_id = previous[0] if previous is not None else self._incident_id(root, found.core, found.members)
         self._alerted[root] = (alert_id, len(found.members), max(rank, previous[2] if previous else 0), now)
-        return cluster_alert(alert_id, ts_ms, rank, found, self.detector, c.mature_account_days)
+        return cluster_alert(alert_id, ts_ms, rank, found, self.detector, c.mature_account_days, products_only)
 
     def _judged(self, root: str, linked: set[str]) -> bool:
         """Whether every link-values partition has judged the values sent up to the last event

@@ -39,6 +39,10 @@ class KeyStats:
     pf_ring: bool = False  # joined by its payment method to a key enrolled with it
     ring: bool = False  # a member of a payment ring (see ring_member)
     ring_events: int = 0
+    # Its latest record said its traffic holds a real product's exculpatory evidence
+    # (LinkRecord.product): a cluster of such keys only is held at info (scoring.product_cap).
+    product: bool = False
+    unexcused: bool = False  # counted in its cluster's totals as named without that evidence
 
 
 def may_be_member(stats: KeyStats) -> bool:

@@ -67,11 +67,14 @@ def cluster_score(found: ClusterFindings) -> tuple[float, int, int]:
 
 
 def cluster_alert(alert_id: str, ts_ms: int, rank: int, found: ClusterFindings, detector: str,
-                  mature_days: float) -> dict:
+                  mature_days: float, products_only: bool = False) -> dict:
     """The ``entity_type: cluster`` alert of one cluster; info at most when its members are all
-    keys of one account ``mature_days`` old or older (it is that account's incident)."""
+    keys of one account ``mature_days`` old or older (it is that account's incident), or all
+    keys whose own traffic holds a real product's exculpatory evidence (``products_only``:
+    ``product_cap``)."""
     score, joint, one_member = cluster_score(found)
-    capped = mature_account_cap(one_account_age_days(found.stats), mature_days)
+    capped = (mature_account_cap(one_account_age_days(found.stats), mature_days)
+              or product_cap(products_only, len(found.members)))
     if capped:
         rank = 1
     spans = [s.last_ts - s.first_ts for s in found.stats]
@@ -136,6 +139,31 @@ def mature_account_cap(age_days: float | None, mature_days: float) -> list[dict]
         return []
     return [{"signal": "account_age_days", "value": round(age_days, 1), "baseline": mature_days, "weight": None},
             {"signal": "severity_capped", "value": "one mature account: its keys' own incidents page", "baseline": None,
+             "weight": None}]
+
+
+def product_cap(products_only: bool, members: int) -> list[dict]:
+    """The reasons that hold a cluster's incident at info when ``products_only``: every one of
+    its ``members`` named is a key whose own traffic holds a real product's exculpatory
+    evidence as of its latest record (``LinkRecord.product``: many consistent end-user
+    conversations, or templated transformation, on an account 30+ days old, see
+    ``models.products``); [] otherwise.
+
+    Apps built on one tutoring template by different customers send the same frame in
+    lockstep at the hours students work: the frame links them, and their extraction-style
+    wrapper makes them look like a hydra's heads. Each key's incident is already capped at info
+    on the same evidence; the cluster's is its members' and follows it. A key that turns
+    loses the evidence within a few dozen events: its own incident pages, and so does the
+    cluster's at once (``ClusterDetector`` keeps the count of members without the evidence).
+
+    >>> product_cap(True, 17)[1]["value"], product_cap(False, 17)
+    (17, [])
+    """
+    if not products_only:
+        return []
+    return [{"signal": "exculpatory", "value": "product_members", "baseline": None, "weight": None},
+            {"signal": "members_with_product_evidence", "value": members, "baseline": members, "weight": None},
+            {"signal": "severity_capped", "value": "every member's own traffic is a real product's", "baseline": None,
              "weight": None}]
 
 

@@ -341,7 +341,7 @@ def test_young_keys_plain_requests_reach_the_cluster_detector():
 def test_link_records_carry_family_item_and_sketch_and_older_records_read_as_unknown():
     rec = LinkRecord("k", "a", 1, 0.0, 2, 3, family=7, item=99, simhash=2**63 + 5)
     assert LinkRecord.from_bytes(rec.to_bytes()) == rec
-    older = json.loads(rec.to_bytes())[:-3]  # a record of a worker from before the cohorts
+    older = json.loads(rec.to_bytes())[:-4]  # a record of a worker from before the cohorts
     assert LinkRecord.from_fields(older).family == -1 and LinkRecord.from_fields(older).item == -1
     assert LinkRecord.from_fields(older).simhash == -1
 

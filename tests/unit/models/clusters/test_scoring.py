@@ -99,3 +99,26 @@ def test_a_cluster_of_one_mature_accounts_keys_is_that_accounts_incident_at_info
                               for i in range(10) for k in range(20)])
     assert many[-1]["severity"] == "critical" == young_one[-1]["severity"]
     assert [a["api_key_ids"] for a in one_account] == [a["api_key_ids"] for a in young_one]
+
+
+def test_a_cluster_whose_members_are_all_real_products_is_held_at_info_and_says_why():
+    """Two customers' apps on one tutoring template share a frame in lockstep; each key's own
+    traffic is a product's (models.products, LinkRecord.product): their cluster is theirs, at
+    info. One member without that evidence (a key that turned, or a head among them) pages."""
+    mature = T0 - 400 * DAY
+
+    def apps(product_of) -> list[dict]:
+        return _one_cluster([dataclasses.replace(rec(f"k{k}", i, pf="pf-shared", account_created_ms=mature),
+                                                 product=product_of(k, i)) for i in range(10) for k in range(20)])
+
+    products = apps(lambda k, i: 1)
+    assert products and {a["severity"] for a in products} == {"info"}
+    reasons = {r["signal"]: r["value"] for r in products[-1]["reasons"]}
+    assert reasons["exculpatory"] == "product_members"
+    assert reasons["members_with_product_evidence"] == len(products[-1]["api_key_ids"])
+    # one key whose records stopped carrying the evidence, from its 5th on: the cluster pages
+    turned = apps(lambda k, i: int(k != 7 or i < 5))
+    assert turned[-1]["severity"] == "critical"
+    assert "exculpatory" not in {r["signal"] for r in turned[-1]["reasons"]}
+    # the same keys named alike: only the page changes
+    assert [a["api_key_ids"] for a in products] == [a["api_key_ids"] for a in apps(lambda k, i: 0)]
