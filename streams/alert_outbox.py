@@ -1,22 +1,25 @@
-"""Alerts leave once, after the state that produced them is safe.
+"""Alerts leave once, as soon as they are raised, and always before the events behind them are acked.
 
 Why both an outbox and a de-duplication: the worker's outputs for an event are its ClickHouse
 rows, its state's changelog record, its alert and its offset commit, and no broker here gives
 a transaction over them (Faust's exactly-once needs Kafka transactions: tansu and noida-db
 have none). So:
 
-* alerts wait in the :class:`AlertOutbox` and leave in the flush, after ClickHouse has their
-  rows (an alert never pages for an event that is not stored) and before the events behind
-  them are acked (Faust flushes the producer before it commits: an alert is never lost
-  behind a commit);
-* a kill after the alert left and before the changelog and the commit re-applies the events
-  on restart, which raises the same alert again. Before the first alert leaves (and after
-  every rebalance) the outbox reads the tail of the alerts topic, which is the one record of
-  what left that survives any crash, and drops an alert already there
-  (:func:`alert_identity`). Before this, 4 kills re-sent 32 alert messages.
+* an alert goes into the :class:`AlertOutbox` and the step that raised it sends it at once,
+  before its rows reach ClickHouse: a page must not wait for the analytics store (a flush
+  inside a busy worker is 120-150 ms of chDB; an outage held every page until ClickHouse came
+  back). An alert whose send failed (the broker) stays queued and the flush sends it before
+  the events behind it are acked (Faust flushes the producer before it commits: an alert is
+  never lost behind a commit). Its ClickHouse row is stored with the event's rows, later;
+* a kill after the alert left and before the rows, the changelog and the commit re-applies
+  the events on restart, which raises the same alert again (its row is stored then). Before
+  the first alert leaves (and after every rebalance) the outbox reads the tail of the alerts
+  topic, which is the one record of what left that survives any crash, and drops an alert
+  already there (:func:`alert_identity`). Before this, 4 kills re-sent 32 alert messages.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -111,7 +114,8 @@ def read_topic_tail(kafka_config: dict, group_id: str, topic: str, per_partition
 
 
 class AlertOutbox:
-    """Alerts raised since the last flush, sent by :meth:`send_pending` in the flush.
+    """Alerts raised and not sent yet, sent by :meth:`send_pending`: by the step that raised
+    them, and again by the flush for any a failed send left (one sender at a time).
 
     ``send`` is the coroutine that puts one alert on the topic; ``read_sent`` a blocking
     function returning the alerts-topic values to learn from (run in a thread); ``on_sent``
@@ -120,8 +124,6 @@ class AlertOutbox:
 
     def __init__(self, send, read_sent, *, max_entries: int, on_duplicate=None, to_thread=None,
                  on_sent=None, clock=time.monotonic) -> None:
-        import asyncio
-
         self._send = send
         self._read_sent = read_sent
         self._on_duplicate = on_duplicate or (lambda alert: None)
@@ -131,6 +133,8 @@ class AlertOutbox:
         self.sent = SentAlerts(max_entries)
         self._pending: list[tuple[bytes, dict, float]] = []
         self._stale = True
+        # The agents and the flush send: one at a time, or two would send one queued alert.
+        self._sending = asyncio.Lock()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -142,14 +146,16 @@ class AlertOutbox:
         """Another worker may have sent alerts of our new partitions: re-read before sending."""
         self._stale = True
 
-    def snapshot(self) -> int:
-        """How many alerts are queued now: the ones :meth:`send_pending` sends."""
-        return len(self._pending)
+    async def send_pending(self) -> int:
+        """Send the queued alerts that are not on the topic yet; returns how many were sent.
+        On an error the unsent ones stay queued."""
+        if not self._pending:
+            return 0
+        async with self._sending:
+            return await self._send_queued()
 
-    async def send_pending(self, upto: int | None = None) -> int:
-        """Send the first ``upto`` queued alerts (all by default) that are not on the topic
-        yet; returns how many were sent. On an error the unsent ones stay queued."""
-        count = len(self._pending) if upto is None else upto
+    async def _send_queued(self) -> int:
+        count = len(self._pending)  # (alerts queued while these go out wait for the next call)
         if not count:
             return 0
         if self._stale:

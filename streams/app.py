@@ -136,7 +136,7 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         self.feedback = self.app.distillguard_feedback = FeedbackFollower.for_worker(settings, self.sink)
         self.feedback.catch_up()
         self._topics()
-        # Alerts raised since the last flush: sent in the flush, once (see alert_outbox).
+        # Alerts raised and not sent yet: sent by the step that raised them, once (see alert_outbox).
         self.outbox = AlertOutbox(self._send_alert, self._alerts_sent_before, max_entries=settings.alert_dedup_max,
                                   on_duplicate=lambda alert: self.metrics.alerts_deduplicated.inc(),
                                   on_sent=self.metrics.alert_hold_seconds.observe)
@@ -332,7 +332,7 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         if (self.sink.should_flush() or len(self.outbox)) and not self.checkpoint.flushing:
             # Flush beside the stream, not in it: the agent keeps scoring while ClickHouse
             # writes (back-pressure, not this await, is what stops it when CH is behind).
-            # An alert waiting flushes at once: alerts leave in the flush.
+            # An alert still queued (its send failed) flushes at once: the flush retries it.
             self.app.loop.create_task(self.flush())
 
     async def _dead_letter_failed(self, message, exc: Exception) -> None:
@@ -382,6 +382,17 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             return True
         return False
 
+    async def send_alerts(self) -> None:
+        """Send the alerts just raised, before their rows are stored (a page does not wait for
+        ClickHouse); a broker error leaves them queued for the flush, which sends them before
+        their events are acked."""
+        try:
+            await self.outbox.send_pending()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the broker: the flush retries before any ack
+            log.warning("sending alerts failed, the flush retries: %s: %s", type(exc).__name__, exc)
+
     async def _send_alert(self, key: bytes, alert: dict) -> None:
         await self.alerts.send(key=key, value=alert_bytes(alert))
         self.metrics.alerts.labels(severity=alert["severity"]).inc()
@@ -421,7 +432,13 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
     async def _store_outputs(self) -> bool:
         # Inside the checkpoint's flush: every record it acks has its link records in this batch.
         await self._send_link_batch()
-        outgoing = self.outbox.snapshot()  # raised by the pending events: their rows are buffered
+        try:
+            # Any alert a failed send left, first: whatever ClickHouse does, it must not be
+            # held back (the steps send alerts as they are raised: usually none is left).
+            await self.outbox.send_pending()
+        except Exception as exc:  # noqa: BLE001 - the broker: keep the events unacked, retry next tick
+            log.warning("sending alerts failed, will retry: %s: %s", type(exc).__name__, exc)
+            return False
         started = time.perf_counter()
         try:
             await asyncio.to_thread(self.sink.flush)
@@ -431,11 +448,6 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             return False
         self.metrics.sink_flush_seconds.observe(time.perf_counter() - started)
         await self._send_sink_rejected()
-        try:
-            await self.outbox.send_pending(outgoing)
-        except Exception as exc:  # noqa: BLE001 - the broker: keep the events unacked, retry next tick
-            log.warning("sending alerts failed, will retry: %s: %s", type(exc).__name__, exc)
-            return False
         return True
 
     async def _flush_producer(self) -> None:

@@ -245,7 +245,7 @@ class ClusterStage:
         return detector
 
     async def take_link_record(self, event) -> None:
-        """A links-topic message: observed by the cluster detector, its alerts buffered; acked
+        """A links-topic message: observed by the cluster detector, its alerts sent; acked
         with the input records, after the flush."""
         self.checkpoint.processed(event)
         offset = event.message.offset
@@ -264,11 +264,15 @@ class ClusterStage:
             log.exception("link record %s failed", offset)
             self.metrics.cluster_errors.inc()
             return
+        queued = 0
         for alert in raised:
             if self.suppressed(alert):
                 continue
             await self.add_to_sink(self.sink.add_alert, alert)
             self.outbox.add(alert["entity_id"].encode(), alert)
+            queued += 1
+        if queued:
+            await self.send_alerts()
 
     def forget_clusters_if_revoked(self, revoked) -> None:
         if any(tp.topic == self.settings.links_topic for tp in revoked):

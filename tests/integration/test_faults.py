@@ -6,6 +6,7 @@ rollups), no alert is lost (every alert on the topic is stored) and no key has t
 """
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 
@@ -82,6 +83,32 @@ def test_clickhouse_outage_backpressure_then_recovery(pipeline, tmp_path):
     counters = counters_of(worker)
     assert counters["processed"] == len(events) and counters["dead_letters"] == 0
     assert_alerts_complete(pipeline, worker)
+
+
+def test_alerts_page_during_a_clickhouse_outage_and_are_stored_after_it(pipeline, tmp_path):
+    """A page does not wait for the analytics store: with ClickHouse refusing every write from
+    the start, the sweeper's alert reaches the alerts topic while nothing is stored or
+    committed; once ClickHouse is back every event and alert is stored, and no alert was sent
+    twice (the flush that finally succeeds has nothing left to send)."""
+    events = demo_events(seed=7, users=30, campaign_events=400)
+    records = list(iter_encoded(events))
+    down = tmp_path / "clickhouse-down"
+    down.touch()
+    worker = pipeline.start_worker(DG_CLICKHOUSE_FAULT_FILE=str(down), DG_CLICKHOUSE_MAX_BUFFERED_ROWS="100000",
+                                   DG_CLICKHOUSE_RETRY_AFTER_S="0.5")
+    pipeline.produce(records)
+    wait_for(lambda: any(a["entity_id"] == "demo_sweeper" for a in pipeline.alerts(timeout=5)),
+             "the sweeper paged while ClickHouse is down", timeout=90)
+    assert metric(worker, "distillguard_sink_errors_total") > 0
+    assert worker.get("/query/tables")["events"] == 0 and committed(pipeline) == 0
+
+    down.unlink()
+    tables = wait_rows(worker, len(events))
+    assert tables["events"] == len(events)
+    wait_for(lambda: committed(pipeline) == len(events), "every offset committed after the outage")
+    alerts = assert_alerts_complete(pipeline, worker)
+    assert len({json.dumps(a, sort_keys=True) for a in alerts}) == len(alerts), "an alert sent twice"
+    assert metric(worker, "distillguard_alerts_deduplicated_total") == 0
 
 
 def test_worker_killed_during_clickhouse_outage_loses_nothing(pipeline, tmp_path):

@@ -59,19 +59,32 @@ def test_an_alert_that_left_before_a_crash_is_not_sent_again():
     assert dropped == [first] and len(outbox) == 0
 
 
-def test_sends_only_what_was_queued_before_the_flush_and_reads_the_topic_once():
-    topic = Topic()
+def test_the_step_and_the_flush_sending_at_once_send_each_alert_once_and_read_the_topic_once():
+    """The agent sends what its step raised while the flush sends what a failed send left:
+    with a send that yields to the loop (the producer), both run interleaved."""
+
+    class SlowTopic(Topic):
+        async def send(self, key: bytes, value: dict) -> None:
+            await asyncio.sleep(0)  # the other sender runs here
+            await super().send(key, value)
+
+    topic = SlowTopic()
     outbox = outbox_on(topic)
-    outbox.add(b"k1", alert("key:k1:1"))
-    upto = outbox.snapshot()
-    outbox.add(b"k2", alert("key:k2:1"))  # raised while ClickHouse wrote: its rows are in the next flush
-    assert run(outbox.send_pending(upto)) == 1
-    assert len(outbox) == 1
-    assert run(outbox.send_pending()) == 1
+
+    async def both() -> list[int]:
+        outbox.add(b"k1", alert("key:k1:1"))
+        outbox.add(b"k2", alert("key:k2:1"))
+        flush = asyncio.ensure_future(outbox.send_pending())
+        await asyncio.sleep(0)  # the flush is inside its send now
+        outbox.add(b"k3", alert("key:k3:1"))  # raised meanwhile: the step sends it
+        return [await outbox.send_pending(), await flush]
+
+    counts = run(both())
+    assert sorted(counts) == [1, 2] and len(outbox) == 0
+    assert [a["alert_id"] for a in topic.sent()] == ["key:k1:1", "key:k2:1", "key:k3:1"]
     assert topic.reads == 1
     outbox.add(b"k1", alert("key:k1:1"))  # raised again in this process (e.g. a hole re-read)
     assert run(outbox.send_pending()) == 0
-    assert [a["alert_id"] for a in topic.sent()] == ["key:k1:1", "key:k2:1"]
 
 
 def test_after_a_rebalance_the_topic_is_read_again():
