@@ -118,8 +118,8 @@ def _cpu_seconds(worker: WorkerProcess) -> float:
 PACKED_ENV = {"DG_READ_PACKED": "true"}
 
 
-def _start(broker, work: Path, n_workers: int, packed: bool,
-           python_path: Path | None = None) -> tuple[list[WorkerProcess], WorkerProcess | None]:
+def _start(broker, work: Path, n_workers: int, packed: bool, python_path: Path | None = None,
+           packer_env: dict | None = None) -> tuple[list[WorkerProcess], WorkerProcess | None]:
     """Worker processes (and the packer in front of them when ``packed``), ready. ``python_path``:
     the workers run an older tree's ``distillguard`` (``--base``), imported from there, in ``work``."""
     ensure_topics(WorkerSettings(kafka_bootstrap=broker.bootstrap, read_packed=packed))
@@ -133,7 +133,7 @@ def _start(broker, work: Path, n_workers: int, packed: bool,
     packer = None
     if packed:
         port = free_port()
-        packer = WorkerProcess(broker.bootstrap, work / "packer", env={"DG_PACKER_WEB_PORT": str(port)},
+        packer = WorkerProcess(broker.bootstrap, work / "packer", env={**(packer_env or {}), "DG_PACKER_WEB_PORT": str(port)},
                                web_port=port, command=("packer",)).start()
     return workers, packer
 
@@ -223,7 +223,8 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = False) -> dict:
+def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = False,
+                packer_env: dict | None = None) -> dict:
     work = WORK / f"latency{'-packed' if packed else ''}"
     shutil.rmtree(work, ignore_errors=True)
     events = _latency_traffic(rate, seconds)
@@ -231,7 +232,7 @@ def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = Fa
     lag_samples: list[int] = []
     stop = threading.Event()
     with EmbeddedBroker(broker_kind, data_dir=work / "broker", log_path=work / "broker.log") as broker:
-        (worker,), packer = _start(broker, work, 1, packed)
+        (worker,), packer = _start(broker, work, 1, packed, packer_env=packer_env)
         # fetch.wait.max.ms: when an alert is on distill.alerts, not this reader's own fetch wait
         # (tansu holds a fetch for all of it: librdkafka's 500 ms default added up to 0.5 s).
         consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"bench-{os.getpid()}",
@@ -452,10 +453,45 @@ def packed_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_packer_waits(waits: list[int], rounds: int, rate: float, seconds: float, broker_kind: str) -> dict:
+    """The packed latency phase at each ``DG_PACKER_MAX_WAIT_MS`` of ``waits``, interleaved
+    ``rounds`` times (a loaded machine slows both alike)."""
+    runs = []
+    for round_ in range(1, rounds + 1):
+        for wait in waits:
+            result = run_latency(rate, seconds, broker_kind, packed=True,
+                                 packer_env={"DG_PACKER_MAX_WAIT_MS": str(wait)})
+            runs.append(dict(result, round=round_, packer_max_wait_ms=wait))
+            print(f"round {round_}, packer wait {wait} ms: p50 {result['latency_p50_s']} s, "
+                  f"p99 {result['latency_p99_s']} s", flush=True)
+    return {"rate": rate, "seconds": seconds, "waits": waits, "rounds": rounds, "runs": runs}
+
+
+def packer_waits_markdown(result: dict) -> str:
+    lines = ["# Event -> alert latency by the packer's envelope wait", "",
+             f"Command: `{result['command']}`", "",
+             f"One packed worker, {result['rate']:.0f} events/s offered for {result['seconds']:.0f} s after a "
+             "warm-up (the pipeline moving events end to end), embedded tansu + chDB; the waits take turns "
+             f"in every round. Machine: {result['machine']}, load {result['load_average_before']} before.", "",
+             "| round | DG_PACKER_MAX_WAIT_MS | achieved events/s | p50 (s) | p99 (s) | max (s) | lag max (events) "
+             "| worker CPU per 1k events (ms) | alert hold in worker, mean (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["runs"]:
+        hold = (r.get("alert_hold_in_worker") or {}).get("mean_s")
+        lines.append(f"| {r['round']} | {r['packer_max_wait_ms']} | {r['achieved_rate']} | {r['latency_p50_s']} | "
+                     f"{r['latency_p99_s']} | {r['latency_max_s']} | {r['lag_max_events']} | "
+                     f"{r['worker_cpu_ms_per_1k_events']} | {hold} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phase", action="append",
-                        choices=["throughput", "latency", "scaleout", "clickhouse", "packed"])
+                        choices=["throughput", "latency", "scaleout", "clickhouse", "packed", "packer-wait"])
+    parser.add_argument("--packer-wait", type=int, action="append", dest="packer_waits",
+                        help="the packer-wait phase: a DG_PACKER_MAX_WAIT_MS to run the packed latency phase at "
+                        "(repeat; default 100 and 200)")
+    parser.add_argument("--rounds", type=int, default=2, help="the packer-wait phase's interleaved rounds")
     parser.add_argument("--packed", action="store_true", help="throughput, scaleout, latency behind the packer")
     parser.add_argument("--load", type=float, default=0.6, help="the packed phase's latency rate: this share of "
                         "the packed worker's events/s")
@@ -472,7 +508,8 @@ def main() -> int:
     args = parser.parse_args()
     phases = args.phase or ["throughput", "latency", "scaleout", "clickhouse"]
     results = json.loads(args.results.read_text()) if args.results.exists() else {}
-    results = {k: v for k, v in results.items() if k in ("throughput", "latency", "scaleout", "clickhouse", "packed")}
+    results = {k: v for k, v in results.items()
+               if k in ("throughput", "latency", "scaleout", "clickhouse", "packed", "packer-wait")}
     for phase in phases:
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         load = os.getloadavg()[0]
@@ -487,6 +524,8 @@ def main() -> int:
                           speedup=round(two["events_per_second"] / one["events_per_second"], 2))
         elif phase == "latency":
             result = run_latency(args.rate, args.seconds, args.broker, args.packed)
+        elif phase == "packer-wait":
+            result = run_packer_waits(args.packer_waits or [100, 200], args.rounds, args.rate, args.seconds, args.broker)
         else:
             result = run_clickhouse(args.rows)
         result.update({"generated_at": started, "load_average_before": round(load, 2),
@@ -495,6 +534,8 @@ def main() -> int:
         results[phase] = result
         if phase == "packed":
             args.markdown.write_text(packed_markdown(result))
+        elif phase == "packer-wait":
+            args.markdown.write_text(packer_waits_markdown(result))
         print(phase, json.dumps(result, indent=1), flush=True)
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(results, indent=1))

@@ -80,11 +80,13 @@ class PackerSettings(KafkaSettings):
     # it ("too big to pack") with its size: it reached llm.requests, so it is never dropped silently.
     packer_max_record_bytes: int = Field(8_000_000, ge=16_384, le=500_000_000)
     # ... or when its first record has waited this long: the latency the stage adds at low traffic.
-    # Shorter means smaller envelopes below full load, so more Faust messages: at 242 events/s
-    # on 8 partitions the worker kept up with 200 ms (p99 event -> alert 1.5 s on the loaded
-    # shared machine) but fell behind with 50 ms (p99 6.5 s) and 100 ms (4.8 s): see
-    # benchmarks/results/worker-packed.md.
-    packer_max_wait_ms: int = Field(200, ge=1, le=60_000)
+    # Shorter means smaller envelopes below full load, so more Faust messages per event. With the
+    # first packed worker (~400 events/s, 2026-12-01) 50 and 100 ms made it fall behind (p99
+    # 6.5 s and 4.8 s against 1.5 s with 200 ms); a worker ten times faster pays that cost
+    # easily: at 2,900 events/s (~60 % of one worker) 100 ms gave p50 0.16 s and p99 0.36-0.43 s
+    # against 0.24-0.25 and 0.52-0.53 s with 200 ms, CPU per event no higher (two interleaved
+    # rounds on a quiet machine: benchmarks/results/latency-packer-wait.md).
+    packer_max_wait_ms: int = Field(100, ge=1, le=60_000)
     # How long a fetch may wait at the broker for records (librdkafka's fetch.wait.max.ms, 500 by
     # default). The embedded tansu broker holds every fetch that long even with records waiting:
     # records then reached the packer in bursts every 500 ms, on top of DG_PACKER_MAX_WAIT_MS.
