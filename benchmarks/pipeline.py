@@ -447,8 +447,8 @@ def packed_markdown(result: dict) -> str:
               f"max {lat['latency_max_s']} s (target p99 <= 0.5 s); lag max {lat['lag_max_events']} events"]
     hold = lat.get("alert_hold_in_worker") or {}
     if hold.get("alerts"):
-        lines.append(f"- of that, alerts waited in the worker from their step to their send (the flush: rows stored "
-                     f"first) {hold['mean_s']} s on average, p50 under {hold['p50_under_s']} s, p99 under "
+        lines.append(f"- of that, alerts waited in the worker from their step to their send "
+                     f"{hold['mean_s']} s on average, p50 under {hold['p50_under_s']} s, p99 under "
                      f"{hold['p99_under_s']} s ({hold['alerts']} alerts, cluster alerts included)")
     return "\n".join(lines) + "\n"
 
