@@ -115,6 +115,23 @@ def _cpu_seconds(worker: WorkerProcess) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _pid_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of process ``pid`` (0.0 when it is gone or unknown)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy (not idle, not waiting on I/O):
+    over a phase, divided by its wall time, how many cores were in use, by anything."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 PACKED_ENV = {"DG_READ_PACKED": "true"}
 
 
@@ -150,6 +167,8 @@ def run_throughput(n_events: int, n_workers: int, broker_kind: str, packed: bool
             producer = _producer(broker.bootstrap)
             cpu_before = [_cpu_seconds(w) for w in workers]
             packer_before = _cpu_seconds(packer) if packer else 0.0
+            broker_before, machine_before = _pid_cpu_seconds(broker.pid), _machine_busy_seconds()
+            own_before = sum(os.times()[:2])  # this process: it produces the events
             started = time.monotonic()
             for key, value in records:
                 _produce(producer, key, value)
@@ -164,6 +183,9 @@ def run_throughput(n_events: int, n_workers: int, broker_kind: str, packed: bool
             processed_s = time.monotonic() - started
             cpu_s = sum(_cpu_seconds(w) for w in workers) - sum(cpu_before)
             packer_cpu_s = _cpu_seconds(packer) - packer_before if packer else None
+            broker_cpu_s = _pid_cpu_seconds(broker.pid) - broker_before
+            machine_busy_s = _machine_busy_seconds() - machine_before
+            own_cpu_s = sum(os.times()[:2]) - own_before
             time.sleep(2.0)
             tables = [w.get("/query/tables") for w in workers]
             shares = [_health(w)["counters"]["events"] for w in workers]
@@ -177,7 +199,11 @@ def run_throughput(n_events: int, n_workers: int, broker_kind: str, packed: bool
             "produce_seconds": round(produced_s, 2), "process_seconds": round(processed_s, 2),
             "events_per_second": round(len(records) / processed_s), "events_per_worker": shares,
             "worker_cpu_seconds": round(cpu_s, 1), "worker_cpu_ms_per_1k_events": round(1e6 * cpu_s / len(records)),
-            "clickhouse_rows": sum(t["events"] for t in tables), "alert_rows": sum(t["alerts"] for t in tables)}
+            "clickhouse_rows": sum(t["events"] for t in tables), "alert_rows": sum(t["alerts"] for t in tables),
+            # Where the machine's cores went meanwhile: the workers, the broker's own process, the
+            # benchmark's producer (this process), and every core busy with anything.
+            "broker_cpu_seconds": round(broker_cpu_s, 1), "producer_cpu_seconds": round(own_cpu_s, 1),
+            "machine_busy_cores": round(machine_busy_s / processed_s, 2), "cores": os.cpu_count()}
 
 
 def _latency_traffic(rate: float, seconds: float, seed: int = 11) -> list[dict]:
@@ -426,10 +452,13 @@ def packed_markdown(result: dict) -> str:
              f"{result['load_average_before']}; the machine is shared: wall-clock rates move with its load, CPU per "
              "1k events much less).", "",
              "| setup | events/s | process s | worker CPU s | worker CPU ms / 1k events | packer CPU ms / 1k events "
-             "| CH rows | alert rows |", "|---|---|---|---|---|---|---|---|"]
+             "| broker CPU s | producer CPU s | machine cores busy | CH rows | alert rows |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows:
         lines.append(f"| {name} | {r['events_per_second']} | {r['process_seconds']} | {r['worker_cpu_seconds']} | "
                      f"{r['worker_cpu_ms_per_1k_events']} | {r.get('packer_cpu_ms_per_1k_events', '-')} | "
+                     f"{r.get('broker_cpu_seconds', '-')} | {r.get('producer_cpu_seconds', '-')} | "
+                     f"{r.get('machine_busy_cores', '-')} of {r.get('cores', '-')} | "
                      f"{r['clickhouse_rows']} | {r['alert_rows']} |")
     lat = result["latency_packed"]
     if result.get("base"):
@@ -440,7 +469,8 @@ def packed_markdown(result: dict) -> str:
     lines += ["", f"- packed / direct, events/s: x{result['packed_vs_direct']}; worker CPU per event direct / packed: "
               f"x{result['cpu_per_event_direct_over_packed']}",
               f"- 2 packed workers / 1: x{result['two_vs_one_packed']} (target 1.7; two workers, the packer, the "
-              "broker and chDB share 2 cores here)",
+              f"broker, the producer and chDB share {result['packed_2'].get('cores', '?')} cores here: "
+              f"{result['packed_2'].get('machine_busy_cores', '?')} were busy on average while 2 workers ran)",
               f"- event -> alert latency behind the packer at {round(100 * result['latency_load'])} % of the packed "
               f"worker's rate ({lat['offered_rate']} events/s offered, {lat['achieved_rate']} achieved, "
               f"{lat['key_alerts']} key alerts): p50 {lat['latency_p50_s']} s, p99 {lat['latency_p99_s']} s, "
