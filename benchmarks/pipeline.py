@@ -181,7 +181,8 @@ def run_throughput(n_events: int, n_workers: int, broker_kind: str, packed: bool
             while _stored(workers) < len(records):  # (a query of every table: not polled sooner)
                 time.sleep(0.5)
             processed_s = time.monotonic() - started
-            cpu_s = sum(_cpu_seconds(w) for w in workers) - sum(cpu_before)
+            cpu_each = [_cpu_seconds(w) - before for w, before in zip(workers, cpu_before)]
+            cpu_s = sum(cpu_each)
             packer_cpu_s = _cpu_seconds(packer) - packer_before if packer else None
             broker_cpu_s = _pid_cpu_seconds(broker.pid) - broker_before
             machine_busy_s = _machine_busy_seconds() - machine_before
@@ -199,6 +200,9 @@ def run_throughput(n_events: int, n_workers: int, broker_kind: str, packed: bool
             "produce_seconds": round(produced_s, 2), "process_seconds": round(processed_s, 2),
             "events_per_second": round(len(records) / processed_s), "events_per_worker": shares,
             "worker_cpu_seconds": round(cpu_s, 1), "worker_cpu_ms_per_1k_events": round(1e6 * cpu_s / len(records)),
+            # each worker's share: the one that owns distill.links also runs the cluster detector
+            "worker_cpu_seconds_each": [round(c, 1) for c in cpu_each],
+            "worker_busy_share_each": [round(c / processed_s, 2) for c in cpu_each],
             "clickhouse_rows": sum(t["events"] for t in tables), "alert_rows": sum(t["alerts"] for t in tables),
             # Where the machine's cores went meanwhile: the workers, the broker's own process, the
             # benchmark's producer (this process), and every core busy with anything.
