@@ -487,6 +487,35 @@ def packed_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_packer_alone(n_events: int, broker_kind: str) -> dict:
+    """The packer by itself: how fast it packs a backlog of ``n_events`` dev-s1 events into
+    envelopes (no worker reading them): whether it can be what limits the workers behind it."""
+    work = WORK / "packer-alone"
+    shutil.rmtree(work, ignore_errors=True)
+    records = _dev_records(n_events)
+    with EmbeddedBroker(broker_kind, data_dir=work / "broker", log_path=work / "broker.log") as broker:
+        ensure_topics(WorkerSettings(kafka_bootstrap=broker.bootstrap, read_packed=True))
+        port = free_port()
+        packer = WorkerProcess(broker.bootstrap, work / "packer", env={"DG_PACKER_WEB_PORT": str(port)},
+                               web_port=port, command=("packer",)).start()
+        try:
+            time.sleep(3.0)  # its group assignment
+            producer = _producer(broker.bootstrap)
+            cpu_before, started = _cpu_seconds(packer), time.monotonic()
+            for key, value in records:
+                _produce(producer, key, value)
+            producer.flush(60)
+            produced_s = time.monotonic() - started
+            while _health(packer)["records"] < len(records) and time.monotonic() < started + 300:
+                time.sleep(0.05)
+            packed_s = time.monotonic() - started
+            cpu_s = _cpu_seconds(packer) - cpu_before
+        finally:
+            packer.stop()
+    return {"events": len(records), "produce_seconds": round(produced_s, 2), "packed_seconds": round(packed_s, 2),
+            "packer_events_per_second": round(len(records) / packed_s), "packer_cpu_seconds": round(cpu_s, 2)}
+
+
 def run_packer_waits(waits: list[int], rounds: int, rate: float, seconds: float, broker_kind: str) -> dict:
     """The packed latency phase at each ``DG_PACKER_MAX_WAIT_MS`` of ``waits``, interleaved
     ``rounds`` times (a loaded machine slows both alike)."""
@@ -521,7 +550,7 @@ def packer_waits_markdown(result: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phase", action="append",
-                        choices=["throughput", "latency", "scaleout", "clickhouse", "packed", "packer-wait"])
+                        choices=["throughput", "latency", "scaleout", "clickhouse", "packed", "packer-wait", "packer"])
     parser.add_argument("--packer-wait", type=int, action="append", dest="packer_waits",
                         help="the packer-wait phase: a DG_PACKER_MAX_WAIT_MS to run the packed latency phase at "
                         "(repeat; default 100 and 200)")
@@ -543,7 +572,7 @@ def main() -> int:
     phases = args.phase or ["throughput", "latency", "scaleout", "clickhouse"]
     results = json.loads(args.results.read_text()) if args.results.exists() else {}
     results = {k: v for k, v in results.items()
-               if k in ("throughput", "latency", "scaleout", "clickhouse", "packed", "packer-wait")}
+               if k in ("throughput", "latency", "scaleout", "clickhouse", "packed", "packer-wait", "packer")}
     for phase in phases:
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         load = os.getloadavg()[0]
@@ -558,6 +587,8 @@ def main() -> int:
                           speedup=round(two["events_per_second"] / one["events_per_second"], 2))
         elif phase == "latency":
             result = run_latency(args.rate, args.seconds, args.broker, args.packed)
+        elif phase == "packer":
+            result = run_packer_alone(args.events, args.broker)
         elif phase == "packer-wait":
             result = run_packer_waits(args.packer_waits or [100, 200], args.rounds, args.rate, args.seconds, args.broker)
         else:
