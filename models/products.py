@@ -146,18 +146,42 @@ class ProductEvidence:
     def holds(self, st, event: RequestEvent, template_share: float) -> bool:
         """Whether this key's exculpatory evidence holds at ``event`` (``exculpation`` is not
         empty), without building the reasons: asked of every event, for the link record."""
+        return self._kind(st, event, template_share) is not None
+
+    def _kind(self, st, event: RequestEvent, template_share: float) -> str | None:
+        """Which evidence holds at ``event``: ``app_conversations``, ``templated_transformation``
+        or None (the one test ``holds`` and ``exculpation`` share)."""
         c = self.config
         if event.account_created_ms is None or event.ts_ms - event.account_created_ms < c.min_account_age_days * DAY_MS:
-            return False
-        return ((st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations)
-                or (st.transform_ew >= c.transform_share and template_share >= c.template_share))
+            return None
+        if st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations:
+            return "app_conversations"
+        if st.transform_ew >= c.transform_share and template_share >= c.template_share:
+            return "templated_transformation"
+        return None
 
     def exculpation(self, st, event: RequestEvent, template_share: float) -> list[dict]:
         """The reasons that cap this key's incident at info, first the kind
         (``{"signal": "exculpatory", "value": "app_conversations"}``), or [] when none holds."""
-        c = self.config
-        if event.account_created_ms is None:
+        kind = self._kind(st, event, template_share)
+        if kind is None:
             return []
+        c = self.config
+        account = {"signal": "account_age_days", "value": round((event.ts_ms - event.account_created_ms) / DAY_MS, 1),
+                   "baseline": c.min_account_age_days, "weight": None}
+        if kind == "app_conversations":
+            return [{"signal": "exculpatory", "value": kind, "baseline": None, "weight": None},
+                    {"signal": "consistent_follow_up_share", "value": round(float(st.app_ew), 3),
+                     "baseline": c.app_follow_up_share, "weight": None},
+                    {"signal": "conversations_opened", "value": int(st.convs), "baseline": c.app_min_conversations,
+                     "weight": None},
+                    account]
+        return [{"signal": "exculpatory", "value": kind, "baseline": None, "weight": None},
+                {"signal": "transformation_share", "value": round(float(st.transform_ew), 3),
+                 "baseline": c.transform_share, "weight": None},
+                {"signal": "template_repetition", "value": round(float(template_share), 3),
+                 "baseline": c.template_share, "weight": None},
+                account]
         age_days = (event.ts_ms - event.account_created_ms) / DAY_MS
         if age_days < c.min_account_age_days:
             return []
