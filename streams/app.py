@@ -153,6 +153,7 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         # flush, before the events behind them are acked; records re-sent after a crash are
         # learned once (their source offsets).
         self.link_batch: list[bytes] = []
+        self._alert_sender: asyncio.Task | None = None  # the task sending the alerts just raised
         # Input partition epochs (streams/epochs.py): positions (epoch, offset) instead of offsets,
         # so a replaced log (broker back empty, topic recreated) is processed, not deduplicated.
         self.epochs = EpochTracker()
@@ -382,12 +383,22 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             return True
         return False
 
-    async def send_alerts(self) -> None:
-        """Send the alerts just raised, before their rows are stored (a page does not wait for
-        ClickHouse); a broker error leaves them queued for the flush, which sends them before
-        their events are acked."""
+    def send_alerts_soon(self) -> None:
+        """Send the alerts just raised now, in a task of their own, before their rows are stored
+        (a page does not wait for ClickHouse). Not awaited by the step: an await between a
+        state's computation and its write lets a rebalance or an epoch's rewind run there, and
+        the stale state then written counted re-read events twice (a send blocks while the
+        broker is away: tests/integration/test_partition_epochs.py saw a key learn more events
+        than it sent)."""
+        if self._alert_sender is None or self._alert_sender.done():
+            self._alert_sender = self.app.loop.create_task(self._send_alerts_now())
+
+    async def _send_alerts_now(self) -> None:
+        """Send until the outbox is empty; a broker error leaves the rest queued for the flush,
+        which sends them before their events are acked."""
         try:
-            await self.outbox.send_pending()
+            while len(self.outbox):
+                await self.outbox.send_pending()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the broker: the flush retries before any ack

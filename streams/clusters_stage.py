@@ -272,7 +272,7 @@ class ClusterStage:
             self.outbox.add(alert["entity_id"].encode(), alert)
             queued += 1
         if queued:
-            await self.send_alerts()
+            self.send_alerts_soon()
 
     def forget_clusters_if_revoked(self, revoked) -> None:
         if any(tp.topic == self.settings.links_topic for tp in revoked):

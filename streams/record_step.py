@@ -2,7 +2,7 @@
 
 A mixin of :class:`~distillguard.streams.app.DetectorWorker` (needs its ``settings``,
 ``processor``, ``sink``, ``metrics``, ``key_state``, ``checkpoint``, ``outbox``, ``last_seen``,
-``add_to_sink``, ``send_dead_letter``, ``send_link_record``, ``suppressed``, ``send_alerts`` and, with the link-values
+``add_to_sink``, ``send_dead_letter``, ``send_link_record``, ``suppressed``, ``send_alerts_soon`` and, with the link-values
 stage, ``values_sent_to``). A record of
 ``llm.requests`` read directly is a batch of one; an envelope (streams/packed_input.py) a
 batch of its records: both go through ``RequestProcessor.run`` and :meth:`step_records`, so
@@ -57,7 +57,7 @@ class RecordStep:
                 self.outbox.add(alert["entity_id"].encode("utf-8", "surrogatepass"), alert)
                 alerts += 1
         if alerts:
-            await self.send_alerts()  # now: a page does not wait for the rows' flush
+            self.send_alerts_soon()  # now, not awaited: a page does not wait for the rows' flush
         for link in result.links:
             await self.send_link_record(link, partition)
         if result.rows and self.settings.link_values_partitioned:
