@@ -383,6 +383,19 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             return True
         return False
 
+    async def raise_alerts(self, alerts: list[dict]) -> None:
+        """Alerts of a step (or of the cluster agent): each not suppressed by a false positive
+        gets its ClickHouse row buffered and goes into the outbox, sent at once."""
+        queued = 0
+        for alert in alerts:
+            if self.suppressed(alert):
+                continue
+            await self.add_to_sink(self.sink.add_alert, alert)
+            self.outbox.add(alert["entity_id"].encode("utf-8", "surrogatepass"), alert)
+            queued += 1
+        if queued:
+            self.send_alerts_soon()  # now, not awaited: a page does not wait for the rows' flush
+
     def send_alerts_soon(self) -> None:
         """Send the alerts just raised now, in a task of their own, before their rows are stored
         (a page does not wait for ClickHouse). Not awaited by the step: an await between a

@@ -1,8 +1,9 @@
 """The worker's cluster stage: link values judged per value (optional) and the cluster agent.
 
 A mixin of :class:`~distillguard.streams.app.DetectorWorker` (needs its ``app``,
-``settings``, ``sink``, ``metrics``, ``links``, ``outbox``, ``checkpoint``, ``suppressed``,
-``add_to_sink`` and, with the link-values stage, ``next_input_offset``). The detectors themselves are :mod:`distillguard.models.clusters`.
+``settings``, ``metrics``, ``links``, ``checkpoint``, ``raise_alerts`` and, with the
+link-values stage, ``next_input_offset``). The detectors themselves are
+:mod:`distillguard.models.clusters`.
 """
 from __future__ import annotations
 
@@ -264,15 +265,7 @@ class ClusterStage:
             log.exception("link record %s failed", offset)
             self.metrics.cluster_errors.inc()
             return
-        queued = 0
-        for alert in raised:
-            if self.suppressed(alert):
-                continue
-            await self.add_to_sink(self.sink.add_alert, alert)
-            self.outbox.add(alert["entity_id"].encode(), alert)
-            queued += 1
-        if queued:
-            self.send_alerts_soon()
+        await self.raise_alerts(raised)
 
     def forget_clusters_if_revoked(self, revoked) -> None:
         if any(tp.topic == self.settings.links_topic for tp in revoked):

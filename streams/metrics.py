@@ -34,8 +34,8 @@ class WorkerMetrics:
                                "range, an invalid ASN unknown, lone surrogates replaced)", ["field"], registry=r)
         self.sink_flush_seconds = Histogram("distillguard_sink_flush_seconds", "ClickHouse flush latency",
                                             registry=r)
-        # From the step that raised an alert to its send: the flush it waits for (rows stored
-        # first), not the input's lag. What on-call reads when pages come late.
+        # From the step that raised an alert to its send (its own task, or the flush's retry
+        # after a failed send), not the input's lag. What on-call reads when pages come late.
         self.alert_hold_seconds = Histogram("distillguard_alert_hold_seconds",
                                             "Seconds an alert waited in the worker between being raised and sent",
                                             buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 15.0, 60.0),

@@ -1,8 +1,8 @@
 """The one way the worker steps input records and keeps what they produce, direct or packed.
 
 A mixin of :class:`~distillguard.streams.app.DetectorWorker` (needs its ``settings``,
-``processor``, ``sink``, ``metrics``, ``key_state``, ``checkpoint``, ``outbox``, ``last_seen``,
-``add_to_sink``, ``send_dead_letter``, ``send_link_record``, ``suppressed``, ``send_alerts_soon`` and, with the link-values
+``processor``, ``sink``, ``metrics``, ``key_state``, ``checkpoint``, ``last_seen``,
+``add_to_sink``, ``send_dead_letter``, ``send_link_record``, ``raise_alerts`` and, with the link-values
 stage, ``values_sent_to``). A record of
 ``llm.requests`` read directly is a batch of one; an envelope (streams/packed_input.py) a
 batch of its records: both go through ``RequestProcessor.run`` and :meth:`step_records`, so
@@ -50,14 +50,7 @@ class RecordStep:
             await self.send_dead_letter(dead)
         for row, row_partition, position in result.rows:
             await self.add_to_sink(sink.add, row, row_partition, position, topic)
-        alerts = 0
-        for alert in result.alerts:
-            if not self.suppressed(alert):
-                await self.add_to_sink(sink.add_alert, alert)
-                self.outbox.add(alert["entity_id"].encode("utf-8", "surrogatepass"), alert)
-                alerts += 1
-        if alerts:
-            self.send_alerts_soon()  # now, not awaited: a page does not wait for the rows' flush
+        await self.raise_alerts(result.alerts)
         for link in result.links:
             await self.send_link_record(link, partition)
         if result.rows and self.settings.link_values_partitioned:

@@ -71,8 +71,8 @@ class Harness(PackedInput):
                                        epochs=_Counter())
         self.checkpoint = SimpleNamespace(dirty={})
         self.checkpoint.changed = lambda key, partition: self.checkpoint.dirty.__setitem__(key, partition)
-        self.outbox = SimpleNamespace(add=lambda key, alert: None)
         self.last_seen, self.dead, self.links, self.source_next = {}, [], [], {}
+        self.alerts = []
         self.flushes = 0
 
     record_event_id = InputLog.record_event_id
@@ -92,8 +92,8 @@ class Harness(PackedInput):
     async def send_link_record(self, rec) -> None:
         self.links.append(rec)
 
-    def suppressed(self, alert) -> bool:
-        return False
+    async def raise_alerts(self, alerts) -> None:
+        self.alerts.extend(alerts)
 
     def take(self, value: bytes, partition: int = 2, offset: int = 0) -> None:
         message = SimpleNamespace(value=value, key=str(partition).encode(), partition=partition, offset=offset,
