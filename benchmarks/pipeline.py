@@ -136,11 +136,12 @@ PACKED_ENV = {"DG_READ_PACKED": "true"}
 
 
 def _start(broker, work: Path, n_workers: int, packed: bool, python_path: Path | None = None,
-           packer_env: dict | None = None) -> tuple[list[WorkerProcess], WorkerProcess | None]:
+           settings_env: dict | None = None) -> tuple[list[WorkerProcess], WorkerProcess | None]:
     """Worker processes (and the packer in front of them when ``packed``), ready. ``python_path``:
-    the workers run an older tree's ``distillguard`` (``--base``), imported from there, in ``work``."""
+    the workers run an older tree's ``distillguard`` (``--base``), imported from there, in ``work``.
+    ``settings_env``: DG_* settings given to the workers and the packer alike (each reads its own)."""
     ensure_topics(WorkerSettings(kafka_bootstrap=broker.bootstrap, read_packed=packed))
-    env = dict(PACKED_ENV) if packed else {}
+    env = {**(PACKED_ENV if packed else {}), **(settings_env or {})}
     if python_path is not None:
         env["PYTHONPATH"] = str(python_path)
     # One chDB directory per worker process (chDB is one process per directory); in
@@ -150,7 +151,7 @@ def _start(broker, work: Path, n_workers: int, packed: bool, python_path: Path |
     packer = None
     if packed:
         port = free_port()
-        packer = WorkerProcess(broker.bootstrap, work / "packer", env={**(packer_env or {}), "DG_PACKER_WEB_PORT": str(port)},
+        packer = WorkerProcess(broker.bootstrap, work / "packer", env={**(settings_env or {}), "DG_PACKER_WEB_PORT": str(port)},
                                web_port=port, command=("packer",)).start()
     return workers, packer
 
@@ -254,7 +255,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = False,
-                packer_env: dict | None = None) -> dict:
+                settings_env: dict | None = None) -> dict:
     work = WORK / f"latency{'-packed' if packed else ''}"
     shutil.rmtree(work, ignore_errors=True)
     events = _latency_traffic(rate, seconds)
@@ -262,7 +263,7 @@ def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = Fa
     lag_samples: list[int] = []
     stop = threading.Event()
     with EmbeddedBroker(broker_kind, data_dir=work / "broker", log_path=work / "broker.log") as broker:
-        (worker,), packer = _start(broker, work, 1, packed, packer_env=packer_env)
+        (worker,), packer = _start(broker, work, 1, packed, settings_env=settings_env)
         # fetch.wait.max.ms: when an alert is on distill.alerts, not this reader's own fetch wait
         # (tansu holds a fetch for all of it: librdkafka's 500 ms default added up to 0.5 s).
         consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"bench-{os.getpid()}",
@@ -326,6 +327,7 @@ def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = Fa
             time.sleep(3.0)
             alert_rows = worker.get("/query/tables")["alerts"]
             hold = _alert_hold(worker)
+            loop_lag = _histogram(worker, "distillguard_event_loop_lag_seconds")
         finally:
             stop.set()
             reader.join(5)
@@ -344,6 +346,7 @@ def run_latency(rate: float, seconds: float, broker_kind: str, packed: bool = Fa
             "sink_flushes_per_second": round(flushes / drained_s, 2),
             "sink_flush_ms_mean": round(1000 * flush_s / flushes) if flushes else None,
             "alert_hold_in_worker": hold,
+            "event_loop_lag_in_worker": loop_lag,
             "lag_max_events": max(lag_samples, default=0),
             "lag_p50_events": _percentile([float(x) for x in lag_samples], 0.5)}
 
@@ -365,17 +368,24 @@ def _flush_tally(worker: WorkerProcess) -> tuple[float, float]:
 def _alert_hold(worker: WorkerProcess) -> dict:
     """How long alerts waited in the worker between the step that raised them and their send
     (``distillguard_alert_hold_seconds``): mean, and the bucket bounds p50 and p99 fall under."""
-    values = _worker_metrics(worker, "distillguard_alert_hold_seconds_")
-    count = values.get("distillguard_alert_hold_seconds_count", 0.0)
+    summary = _histogram(worker, "distillguard_alert_hold_seconds")
+    return {"alerts": summary.pop("count"), **summary}
+
+
+def _histogram(worker: WorkerProcess, name: str) -> dict:
+    """A histogram of the worker's /metrics since it started: count, mean, and the bucket
+    bounds its p50, p99 and largest observation fall under."""
+    values = _worker_metrics(worker, name + "_")
+    count = values.get(name + "_count", 0.0)
     if not count:
-        return {"alerts": 0}
-    buckets = sorted((float(name.split('le="')[1].rstrip('"}')), n) for name, n in values.items()
-                     if name.startswith("distillguard_alert_hold_seconds_bucket"))
+        return {"count": 0}
+    buckets = sorted((float(key.split('le="')[1].rstrip('"}')), n) for key, n in values.items()
+                     if key.startswith(name + "_bucket"))
 
     def under(q: float) -> float:
         return next(bound for bound, n in buckets if n >= q * count)
-    return {"alerts": int(count), "mean_s": round(values["distillguard_alert_hold_seconds_sum"] / count, 3),
-            "p50_under_s": under(0.5), "p99_under_s": under(0.99)}
+    return {"count": int(count), "mean_s": round(values[name + "_sum"] / count, 3),
+            "p50_under_s": under(0.5), "p99_under_s": under(0.99), "max_under_s": under(1.0)}
 
 
 def _round(x: float | None) -> float | None:
@@ -484,6 +494,11 @@ def packed_markdown(result: dict) -> str:
         lines.append(f"- of that, alerts waited in the worker from their step to their send "
                      f"{hold['mean_s']} s on average, p50 under {hold['p50_under_s']} s, p99 under "
                      f"{hold['p99_under_s']} s ({hold['alerts']} alerts, cluster alerts included)")
+    stalls = lat.get("event_loop_lag_in_worker") or {}
+    if stalls.get("count"):
+        lines.append(f"- the worker's event loop woke its 0.1 s timer late by {stalls['mean_s']} s on average, p99 "
+                     f"under {stalls['p99_under_s']} s, at most under {stalls['max_under_s']} s "
+                     f"(`distillguard_event_loop_lag_seconds`, {stalls['count']} wake-ups)")
     return "\n".join(lines) + "\n"
 
 
@@ -516,45 +531,63 @@ def run_packer_alone(n_events: int, broker_kind: str) -> dict:
             "packer_events_per_second": round(len(records) / packed_s), "packer_cpu_seconds": round(cpu_s, 2)}
 
 
-def run_packer_waits(waits: list[int], rounds: int, rate: float, seconds: float, broker_kind: str) -> dict:
-    """The packed latency phase at each ``DG_PACKER_MAX_WAIT_MS`` of ``waits``, interleaved
-    ``rounds`` times (a loaded machine slows both alike)."""
+def run_latency_settings(variants: list[dict], rounds: int, rate: float, seconds: float, broker_kind: str) -> dict:
+    """The packed latency phase under each variant of DG_* settings (e.g. the packer's
+    ``DG_PACKER_MAX_WAIT_MS``, the worker's ``DG_CONSUMER_FETCH_MAX_WAIT_MS``), interleaved
+    ``rounds`` times (a loaded machine slows every variant alike)."""
     runs = []
     for round_ in range(1, rounds + 1):
-        for wait in waits:
-            result = run_latency(rate, seconds, broker_kind, packed=True,
-                                 packer_env={"DG_PACKER_MAX_WAIT_MS": str(wait)})
-            runs.append(dict(result, round=round_, packer_max_wait_ms=wait))
-            print(f"round {round_}, packer wait {wait} ms: p50 {result['latency_p50_s']} s, "
-                  f"p99 {result['latency_p99_s']} s", flush=True)
-    return {"rate": rate, "seconds": seconds, "waits": waits, "rounds": rounds, "runs": runs}
+        for variant in variants:
+            result = run_latency(rate, seconds, broker_kind, packed=True, settings_env=variant)
+            label = ", ".join(f"{k}={v}" for k, v in variant.items()) or "defaults"
+            runs.append(dict(result, round=round_, settings=label))
+            print(f"round {round_}, {label}: p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s",
+                  flush=True)
+    return {"rate": rate, "seconds": seconds, "variants": variants, "rounds": rounds, "runs": runs}
 
 
-def packer_waits_markdown(result: dict) -> str:
-    lines = ["# Event -> alert latency by the packer's envelope wait", "",
+def parse_setting_variant(text: str) -> dict:
+    """``DG_A=1,DG_B=2`` -> {"DG_A": "1", "DG_B": "2"}; ``defaults`` -> {}."""
+    if text == "defaults":
+        return {}
+    variant = dict(part.split("=", 1) for part in text.split(","))
+    if not all(name.startswith("DG_") for name in variant):
+        raise SystemExit(f"--setting {text!r}: DG_NAME=VALUE pairs separated by commas")
+    return variant
+
+
+def latency_settings_markdown(result: dict) -> str:
+    lines = ["# Event -> alert latency by settings", "",
              f"Command: `{result['command']}`", "",
              f"One packed worker, {result['rate']:.0f} events/s offered for {result['seconds']:.0f} s after a "
-             "warm-up (the pipeline moving events end to end), embedded tansu + chDB; the waits take turns "
+             "warm-up (the pipeline moving events end to end), embedded tansu + chDB; the variants take turns "
              f"in every round. Machine: {result['machine']}, load {result['load_average_before']} before.", "",
-             "| round | DG_PACKER_MAX_WAIT_MS | achieved events/s | p50 (s) | p99 (s) | max (s) | lag max (events) "
-             "| worker CPU per 1k events (ms) | alert hold in worker, mean (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| round | settings | achieved events/s | p50 (s) | p99 (s) | max (s) | lag max (events) "
+             "| worker CPU per 1k events (ms) | alert hold in worker, mean (s) | event loop lag p99 / max under (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
         hold = (r.get("alert_hold_in_worker") or {}).get("mean_s")
-        lines.append(f"| {r['round']} | {r['packer_max_wait_ms']} | {r['achieved_rate']} | {r['latency_p50_s']} | "
+        stalls = r.get("event_loop_lag_in_worker") or {}
+        lines.append(f"| {r['round']} | {r.get('settings', r.get('packer_max_wait_ms'))} | {r['achieved_rate']} | {r['latency_p50_s']} | "
                      f"{r['latency_p99_s']} | {r['latency_max_s']} | {r['lag_max_events']} | "
-                     f"{r['worker_cpu_ms_per_1k_events']} | {hold} |")
+                     f"{r['worker_cpu_ms_per_1k_events']} | {hold} | {stalls.get('p99_under_s')} / "
+                     f"{stalls.get('max_under_s')} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phase", action="append",
-                        choices=["throughput", "latency", "scaleout", "clickhouse", "packed", "packer-wait", "packer"])
+                        choices=["throughput", "latency", "scaleout", "clickhouse", "packed", "packer-wait",
+                                 "latency-settings", "packer"])
     parser.add_argument("--packer-wait", type=int, action="append", dest="packer_waits",
                         help="the packer-wait phase: a DG_PACKER_MAX_WAIT_MS to run the packed latency phase at "
                         "(repeat; default 100 and 200)")
-    parser.add_argument("--rounds", type=int, default=2, help="the packer-wait phase's interleaved rounds")
+    parser.add_argument("--setting", action="append", dest="settings", type=parse_setting_variant,
+                        help="the latency-settings phase: one variant, DG_NAME=VALUE[,DG_NAME=VALUE...] given to "
+                        "the packed worker and the packer (repeat; 'defaults' for none)")
+    parser.add_argument("--rounds", type=int, default=2, help="the packer-wait and latency-settings phases' "
+                        "interleaved rounds")
     parser.add_argument("--packed", action="store_true", help="throughput, scaleout, latency behind the packer")
     parser.add_argument("--load", type=float, default=0.6, help="the packed phase's latency rate: this share of "
                         "the packed worker's events/s")
@@ -572,7 +605,8 @@ def main() -> int:
     phases = args.phase or ["throughput", "latency", "scaleout", "clickhouse"]
     results = json.loads(args.results.read_text()) if args.results.exists() else {}
     results = {k: v for k, v in results.items()
-               if k in ("throughput", "latency", "scaleout", "clickhouse", "packed", "packer-wait", "packer")}
+               if k in ("throughput", "latency", "scaleout", "clickhouse", "packed", "packer-wait", "latency-settings",
+                        "packer")}
     for phase in phases:
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         load = os.getloadavg()[0]
@@ -590,7 +624,10 @@ def main() -> int:
         elif phase == "packer":
             result = run_packer_alone(args.events, args.broker)
         elif phase == "packer-wait":
-            result = run_packer_waits(args.packer_waits or [100, 200], args.rounds, args.rate, args.seconds, args.broker)
+            result = run_latency_settings([{"DG_PACKER_MAX_WAIT_MS": str(w)} for w in args.packer_waits or [100, 200]],
+                                          args.rounds, args.rate, args.seconds, args.broker)
+        elif phase == "latency-settings":
+            result = run_latency_settings(args.settings or [{}], args.rounds, args.rate, args.seconds, args.broker)
         else:
             result = run_clickhouse(args.rows)
         result.update({"generated_at": started, "load_average_before": round(load, 2),
@@ -599,8 +636,8 @@ def main() -> int:
         results[phase] = result
         if phase == "packed":
             args.markdown.write_text(packed_markdown(result))
-        elif phase == "packer-wait":
-            args.markdown.write_text(packer_waits_markdown(result))
+        elif phase in ("packer-wait", "latency-settings"):
+            args.markdown.write_text(latency_settings_markdown(result))
         print(phase, json.dumps(result, indent=1), flush=True)
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(results, indent=1))

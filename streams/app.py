@@ -41,6 +41,7 @@ from .faust_compat import (acked_offsets, add_commit_gap, app_agent_error, faust
 from .feedback_follower import FeedbackFollower
 from .holes import HoleGuard, processed_head_gap
 from .input_log import InputLog
+from .loop_lag import watch_event_loop
 from .metrics import WorkerMetrics
 from .packed_input import PackedInput
 from .settings import KafkaSettings, WorkerSettings
@@ -251,6 +252,10 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             async def check_rollups() -> None:
                 # Keeps what the rollup check on the next start reads (after a kill) to one interval.
                 await asyncio.to_thread(self.sink.check_rollups)
+
+        @app.task
+        async def watch_loop_lag() -> None:
+            await watch_event_loop(self.metrics.event_loop_lag_seconds.observe)
 
         @app.task
         async def follow_feedback() -> None:

@@ -38,8 +38,17 @@ class WorkerMetrics:
         # after a failed send), not the input's lag. What on-call reads when pages come late.
         self.alert_hold_seconds = Histogram("distillguard_alert_hold_seconds",
                                             "Seconds an alert waited in the worker between being raised and sent",
-                                            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 15.0, 60.0),
+                                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0,
+                                                     2.0, 5.0, 15.0, 60.0),
                                             registry=r)
+        # How late the loop's watcher woke up (streams/loop_lag.py): the longest callback that
+        # held the one loop of the agents, flushes and pages, which every event queued behind it waits out.
+        self.event_loop_lag_seconds = Histogram("distillguard_event_loop_lag_seconds",
+                                                "Seconds the worker's event loop woke a 0.1 s timer late (how long "
+                                                "callbacks held it)",
+                                                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                                                         10.0),
+                                                registry=r)
         self.cluster_errors = Counter("distillguard_cluster_errors", "Link records the cluster detector failed on",
                                       registry=r)
         self.alerts_deduplicated = Counter("distillguard_alerts_deduplicated",

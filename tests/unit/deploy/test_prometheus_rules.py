@@ -17,6 +17,8 @@ def exported() -> tuple[set[str], set[str]]:
     labels = set()
     for attribute in vars(metrics).values():
         labels.update(getattr(attribute, "_labelnames", ()))
+        if type(attribute).__name__ == "Histogram":
+            labels.add("le")  # its buckets' bound: what histogram_quantile sums by
     return metrics.sample_names(), labels
 
 

@@ -11,7 +11,7 @@ import distillguard.models as models
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(models.__path__, prefix="distillguard.models.")) + [
     "distillguard.streams.holes", "distillguard.streams.recovery", "distillguard.streams.epochs",
-    "distillguard.streams.health", "distillguard.streams.envelope",
+    "distillguard.streams.health", "distillguard.streams.envelope", "distillguard.streams.loop_lag",
     "distillguard.sinks.routing.alertmanager", "distillguard.sinks.routing.text",
     "distillguard.sinks.routing.delivery", "distillguard.sinks.routing.lifecycle", "distillguard.devtools.demo"]
 
