@@ -151,8 +151,12 @@ class WorkerSettings(KafkaSettings):
     commit_interval_s: float = Field(1.0, gt=0)
     # The worker flushes this often while records wait (rows stored in one ClickHouse insert for
     # all partitions, states changelogged, offsets acked); sooner when the sink holds
-    # DG_CLICKHOUSE_BATCH_ROWS rows (or its oldest DG_CLICKHOUSE_BATCH_AGE_S) or an alert waits.
-    flush_interval_s: float = Field(0.5, gt=0)
+    # DG_CLICKHOUSE_BATCH_ROWS rows (or its oldest DG_CLICKHOUSE_BATCH_AGE_S). No alert waits for
+    # it (alerts leave from the step); link records for the cluster agent and commits do. 1 s,
+    # not 0.5: each chDB insert costs ~45 ms of CPU whatever its size, and at 3,500 events/s
+    # into one packed worker the worker spent 4-9 % less CPU per event (4 paired runs,
+    # benchmarks/results/latency-flush-interval.md).
+    flush_interval_s: float = Field(1.0, gt=0)
     # How long a fetch may wait at the broker for records. Faust fixes it at 1,500 ms; the
     # embedded tansu broker holds every fetch that long, which made it the floor of event ->
     # alert latency (p50 1.5 s at 600 events/s; 0.24 s with 100 ms).
