@@ -144,16 +144,27 @@ def _shape(text: str) -> int:
     return 0
 
 
-def content_family(text: str) -> int:
+def content_family(text: str, answer_format: bool = False) -> int:
     """A content family code: script x shape x length band; robust to rewording an item.
+
+    ``answer_format``: the prompt tells the model how to give its answer (the benchmark-format
+    family of the style rules, in every language they read: "answer with the letter only",
+    "final answer", "Antworte nur mit dem Buchstaben"). A free-form prompt with such an
+    instruction carries the ``ANSWER_INSTRUCTED`` flag: it is free-form as before, and counts
+    toward its script's answer-label kind too (``CohortDetector``: a cohort whose wrapper
+    alternates a trailing "Answer:" with "answer with the letter only" keeps to answer labels).
 
     >>> family_name(content_family("Which is prime?\\nA) 4\\nB) 7\\nC) 9"))
     'latin-options-short'
     >>> family_name(content_family("次の文を読んで答えなさい。" * 10 + "答案："))
     'cjk-answer-label-long'
+    >>> family_name(content_family("Sort a list in Python. Answer with the letter only.", answer_format=True))
+    'latin-prose-short-answer-instructed'
     """
     band = 0 if len(text) < 100 else 1
-    return (_script(text) * len(_SHAPES) + _shape(text)) * len(_BANDS) + band
+    shape = _shape(text)
+    family = (_script(text) * len(_SHAPES) + shape) * len(_BANDS) + band
+    return family | ANSWER_INSTRUCTED if answer_format and _KIND_OF_SHAPE[shape] == 0 else family
 
 
 # What a member keeps to: the script and the item's kind, not its length band, and one kind
@@ -162,6 +173,10 @@ def content_family(text: str) -> int:
 # such a member's requests over four families, and it kept to none (a plain cohort was missed).
 _KINDS = ("free-form", "options", "answer-label", "math", "code")
 _KIND_OF_SHAPE = (0, 1, 2, 3, 4, 0)  # index into _KINDS per index into _SHAPES
+_ANSWER_LABEL_KIND = _KINDS.index("answer-label")
+# A flag above every family code (at most 59): a free-form prompt that instructs the answer's
+# format (content_family). Codes without it are those of every earlier worker.
+ANSWER_INSTRUCTED = 1 << 6
 
 
 def member_family(family: int) -> int:
@@ -173,7 +188,7 @@ def member_family(family: int) -> int:
     >>> names
     {'latin-free-form'}
     """
-    rest = family // len(_BANDS)
+    rest = (family & ~ANSWER_INSTRUCTED) // len(_BANDS)
     script, shape = divmod(rest, len(_SHAPES))
     return script * len(_KINDS) + _KIND_OF_SHAPE[shape]
 
@@ -207,11 +222,12 @@ def _is_long(family: int) -> bool:
 
 
 def family_name(family: int) -> str:
-    rest, band = divmod(family, len(_BANDS))
+    rest, band = divmod(family & ~ANSWER_INSTRUCTED, len(_BANDS))
     script, shape = divmod(rest, len(_SHAPES))
     if not 0 <= script < len(_SCRIPTS):
         return f"family{family}"
-    return f"{_SCRIPTS[script]}-{_SHAPES[shape]}-{_BANDS[band]}"
+    instructed = "-answer-instructed" if family & ANSWER_INSTRUCTED else ""
+    return f"{_SCRIPTS[script]}-{_SHAPES[shape]}-{_BANDS[band]}{instructed}"
 
 
 def item_fingerprint(text: str) -> int:
@@ -232,6 +248,7 @@ class _Candidate:
     shared: int = 0  # its requests whose item another key sent before
     families: dict = field(default_factory=dict)  # member family -> requests (at most _MAX_FAMILIES)
     long: int = 0  # its requests of item length (content_family's long band)
+    instructed: int = 0  # its free-form requests that instruct the answer's format (ANSWER_INSTRUCTED)
     # Its content sketch: of its first ``sketch_events`` requests, how many set each bit of the
     # prompt's SimHash (64 counts), and how many requests that is.
     bits: bytearray = field(default_factory=lambda: bytearray(_SIMHASH_BITS))
@@ -453,6 +470,7 @@ class CohortDetector:
         if family in cand.families or len(cand.families) < _MAX_FAMILIES:
             cand.families[family] = cand.families.get(family, 0) + 1
         cand.long += _is_long(rec.family)
+        cand.instructed += rec.family >= 0 and bool(rec.family & ANSWER_INSTRUCTED)
         if rec.simhash >= 0 and cand.sketched < self.sketch_events:
             _add_bits(cand.bits, rec.simhash)
             cand.sketched += 1
@@ -564,6 +582,12 @@ class CohortDetector:
             # Short items sent at machine rate count too: a general-instruction set ("Rewrite
             # this sentence ...") is short, yet no person sends request after request a minute apart.
             return family if cand.long >= self.min_item_length_share * cand.events or cand.at_machine_rate() else None
+        # Answer labels, by label or by instruction: a wrapper that ends some items on "Answer:"
+        # and tells the model "answer with the letter only" after the others asks for labelled
+        # answers all along (a share of each alone is neither the label kind's nor free-form's).
+        labelled = family + _ANSWER_LABEL_KIND
+        if cand.instructed and cand.families.get(labelled, 0) + cand.instructed >= self.min_family_share * cand.events:
+            return labelled
         # A young key that keeps to an item shape only partly (a camouflaged member interleaves
         # other requests with its slice) is a member on probation: like a free-form one, it is
         # named only if it is about what the wave is about (_content_fits).

@@ -13,7 +13,7 @@ from ...contracts.link_record import LinkRecord
 from ..cohort import MAX_KEY_EVENTS, content_family, item_fingerprint, young_account
 from ..constants import LINK_MIN_STYLE, MIN_HARVEST_TOKENS
 from ..events import RequestEvent
-from ..features import EventFeatures, _h64, answered_style, normalise_prompt
+from ..features import BENCHMARK_FORMAT, EventFeatures, _h64, answered_style, normalise_prompt
 
 
 def link_record(event: RequestEvent, result, min_score: float = 0.01, *, partition: int = -1,
@@ -46,7 +46,7 @@ def link_record_of(event: RequestEvent, f: EventFeatures, partition: int = -1, o
     # MAX_KEY_EVENTS (of a mature account: the few forwarded, see link_record): the cohort
     # detector reads nothing else, and they cost ~10 % of featurize per prompt.
     for_cohort = young_account(event.ts_ms, event.account_created_ms) or 0 < key_events <= MAX_KEY_EVENTS
-    family = content_family(event.prompt) if for_cohort else -1
+    family = content_family(event.prompt, bool(f.families & BENCHMARK_FORMAT)) if for_cohort else -1
     item = item_fingerprint(event.prompt) if for_cohort else -1
     if style < LINK_MIN_STYLE:
         # A record under the linking style offers no link value but its payment method

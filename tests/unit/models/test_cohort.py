@@ -139,6 +139,41 @@ def test_ordinary_chat_keeps_to_no_family_and_items_to_one():
     assert {family_name(content_family(item(n))) for n in range(8)} == {"latin-options-long"}
 
 
+def labelled_item(n: int) -> str:
+    """An exam item without options whose wrapper asks for a labelled answer in one of two ways:
+    a trailing "Answer:" label, or an instruction on the answer's format."""
+    r = random.Random(n)
+    stem = " ".join(r.choice(WORDS) for _ in range(10))
+    if n % 2:
+        return f"Question: which {stem} is the odd one out in this set of {r.randint(3, 9)}?\nAnswer:"
+    return f"Which {stem} is the odd one out in this set of {r.randint(3, 9)}? Answer with the letter of the correct option only."
+
+
+def test_a_wrapper_asking_for_labelled_answers_two_ways_keeps_its_members_to_one_family():
+    # content-cohort-b, second draw: every member sent half its items ending on "Answer:" (an
+    # answer label) and half telling the model to "answer with the letter" (free-form prose):
+    # each member kept to neither kind, and the 23-key cohort was missed.
+    assert {family_name(content_family(labelled_item(n))) for n in (1, 3)} == {"latin-answer-label-long"}
+    assert family_name(content_family(labelled_item(0))) == "latin-prose-long"
+    found = cohort_alerts(replay(sweep(30, 20, items=labelled_item)))
+    assert found and {a["alert_id"] for a in found} == {found[0]["alert_id"]}
+    assert found[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(30)]
+    assert {r["signal"]: r["value"] for r in found[-1]["reasons"]}["content_cohort"] == "latin-answer-label"
+
+
+def test_the_answer_instruction_is_read_in_other_languages_and_through_look_alike_letters():
+    from distillguard.models.features import BENCHMARK_FORMAT, featurize_text
+
+    for prompt in ("Which river is longest? Answer with the letter of the correct option only.",
+                   "Which river is l\u043enge\u0455t? \u0410nswer with the l\u0435tter of the correct option only.",
+                   "Welcher Fluss ist am längsten? Antworte nur mit dem Buchstaben der richtigen Option.",
+                   "Какая река самая длинная? Ответьте только буквой правильного варианта."):
+        answer_format = bool(featurize_text(prompt).families & BENCHMARK_FORMAT)
+        assert family_name(content_family(prompt, answer_format)).endswith("-answer-instructed"), prompt
+    # a plain question says nothing about the answer's form
+    assert not featurize_text("Which river is the longest in Europe?").families & BENCHMARK_FORMAT
+
+
 # One item set of free-form instructions, questions, code and math: one vocabulary.
 DOMAIN = "enzyme catalyst titration molarity isotope solvent reagent polymer oxidation buffer alkane halide".split()
 # What everyone else asks about: a broad vocabulary no one key keeps to.
