@@ -7,6 +7,8 @@
     python benchmarks/pipeline.py --phase scaleout --events 30000
     python benchmarks/pipeline.py --phase clickhouse --rows 200000
     python benchmarks/pipeline.py --phase packed --events 20000 --base 55718be
+    python benchmarks/pipeline.py --phase latency-settings --setting defaults --setting DG_FLUSH_INTERVAL_S=1 \\
+        --rate 3500 --seconds 30 --markdown benchmarks/results/latency-flush-interval.md
 
 Phases:
 
@@ -26,6 +28,13 @@ Phases:
   worker reached; writes ``--markdown`` (benchmarks/results/worker-packed.md) beside the JSON.
   With ``--base REV`` (issue #20's targets are ratios against main when it began, 55718be) one
   worker of that revision runs first and last through the same harness, for the ratios.
+
+* ``packer``: the packer alone on a backlog of ``--events`` (whether it limits the workers).
+* ``latency-settings``: the packed latency phase once per ``--setting DG_A=1,DG_B=2`` variant
+  (``defaults`` for none; given to the worker and the packer alike), the variants taking turns
+  in each of ``--rounds`` rounds; writes ``--markdown`` beside the JSON. ``packer-wait`` is the
+  same over ``--packer-wait`` values of ``DG_PACKER_MAX_WAIT_MS``. Every latency run reports
+  how late the worker's event loop woke (``distillguard_event_loop_lag_seconds``).
 
 ``--packed`` runs the throughput, scaleout and latency phases behind the packer.
 
