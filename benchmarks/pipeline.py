@@ -117,20 +117,24 @@ def _stored(workers: list[WorkerProcess]) -> int:
     return sum(w.get("/query/tables")["events"] for w in workers)
 
 
-def _cpu_seconds(worker: WorkerProcess) -> float:
-    """User + system CPU the worker process has used (Linux /proc): what an event costs,
-    whatever else runs on the machine (wall-clock rates depend on that)."""
-    fields = Path(f"/proc/{worker._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _stat_cpu_seconds(pid: int) -> float:
+    """User + system CPU process ``pid`` has used (Linux /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(worker: WorkerProcess) -> float:
+    """User + system CPU the worker process has used: what an event costs, whatever else runs
+    on the machine (wall-clock rates depend on that)."""
+    return _stat_cpu_seconds(worker._proc.pid)
 
 
 def _pid_cpu_seconds(pid: int | None) -> float:
     """User + system CPU of process ``pid`` (0.0 when it is gone or unknown)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return _stat_cpu_seconds(pid)
     except (OSError, TypeError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_busy_seconds() -> float:
@@ -157,12 +161,15 @@ def _start(broker, work: Path, n_workers: int, packed: bool, python_path: Path |
     # production they share a ClickHouse server.
     workers = [WorkerProcess(broker.bootstrap, work / f"data-{i}", env=dict(env),
                              cwd=work if python_path is not None else None).start() for i in range(n_workers)]
-    packer = None
-    if packed:
-        port = free_port()
-        packer = WorkerProcess(broker.bootstrap, work / "packer", env={**(settings_env or {}), "DG_PACKER_WEB_PORT": str(port)},
-                               web_port=port, command=("packer",)).start()
+    packer = _start_packer(broker, work, settings_env) if packed else None
     return workers, packer
+
+
+def _start_packer(broker, work: Path, settings_env: dict | None = None) -> WorkerProcess:
+    """``distillguard packer`` in front of the workers, ready (its own web port for /health)."""
+    port = free_port()
+    return WorkerProcess(broker.bootstrap, work / "packer", env={**(settings_env or {}), "DG_PACKER_WEB_PORT": str(port)},
+                         web_port=port, command=("packer",)).start()
 
 
 def run_throughput(n_events: int, n_workers: int, broker_kind: str, packed: bool = False,
@@ -519,9 +526,7 @@ def run_packer_alone(n_events: int, broker_kind: str) -> dict:
     records = _dev_records(n_events)
     with EmbeddedBroker(broker_kind, data_dir=work / "broker", log_path=work / "broker.log") as broker:
         ensure_topics(WorkerSettings(kafka_bootstrap=broker.bootstrap, read_packed=True))
-        port = free_port()
-        packer = WorkerProcess(broker.bootstrap, work / "packer", env={"DG_PACKER_WEB_PORT": str(port)},
-                               web_port=port, command=("packer",)).start()
+        packer = _start_packer(broker, work)
         try:
             time.sleep(3.0)  # its group assignment
             producer = _producer(broker.bootstrap)
@@ -577,7 +582,7 @@ def latency_settings_markdown(result: dict) -> str:
     for r in result["runs"]:
         hold = (r.get("alert_hold_in_worker") or {}).get("mean_s")
         stalls = r.get("event_loop_lag_in_worker") or {}
-        lines.append(f"| {r['round']} | {r.get('settings', r.get('packer_max_wait_ms'))} | {r['achieved_rate']} | {r['latency_p50_s']} | "
+        lines.append(f"| {r['round']} | {r['settings']} | {r['achieved_rate']} | {r['latency_p50_s']} | "
                      f"{r['latency_p99_s']} | {r['latency_max_s']} | {r['lag_max_events']} | "
                      f"{r['worker_cpu_ms_per_1k_events']} | {hold} | {stalls.get('p99_under_s')} / "
                      f"{stalls.get('max_under_s')} |")

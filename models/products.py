@@ -167,38 +167,16 @@ class ProductEvidence:
         if kind is None:
             return []
         c = self.config
-        account = {"signal": "account_age_days", "value": round((event.ts_ms - event.account_created_ms) / DAY_MS, 1),
-                   "baseline": c.min_account_age_days, "weight": None}
         if kind == "app_conversations":
-            return [{"signal": "exculpatory", "value": kind, "baseline": None, "weight": None},
-                    {"signal": "consistent_follow_up_share", "value": round(float(st.app_ew), 3),
-                     "baseline": c.app_follow_up_share, "weight": None},
-                    {"signal": "conversations_opened", "value": int(st.convs), "baseline": c.app_min_conversations,
-                     "weight": None},
-                    account]
-        return [{"signal": "exculpatory", "value": kind, "baseline": None, "weight": None},
-                {"signal": "transformation_share", "value": round(float(st.transform_ew), 3),
-                 "baseline": c.transform_share, "weight": None},
-                {"signal": "template_repetition", "value": round(float(template_share), 3),
-                 "baseline": c.template_share, "weight": None},
-                account]
-        age_days = (event.ts_ms - event.account_created_ms) / DAY_MS
-        if age_days < c.min_account_age_days:
-            return []
-        account = {"signal": "account_age_days", "value": round(age_days, 1), "baseline": c.min_account_age_days,
-                   "weight": None}
-        if st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations:
-            return [{"signal": "exculpatory", "value": "app_conversations", "baseline": None, "weight": None},
-                    {"signal": "consistent_follow_up_share", "value": round(float(st.app_ew), 3),
-                     "baseline": c.app_follow_up_share, "weight": None},
-                    {"signal": "conversations_opened", "value": int(st.convs), "baseline": c.app_min_conversations,
-                     "weight": None},
-                    account]
-        if st.transform_ew >= c.transform_share and template_share >= c.template_share:
-            return [{"signal": "exculpatory", "value": "templated_transformation", "baseline": None, "weight": None},
-                    {"signal": "transformation_share", "value": round(float(st.transform_ew), 3),
-                     "baseline": c.transform_share, "weight": None},
-                    {"signal": "template_repetition", "value": round(float(template_share), 3),
-                     "baseline": c.template_share, "weight": None},
-                    account]
-        return []
+            evidence = [{"signal": "consistent_follow_up_share", "value": round(float(st.app_ew), 3),
+                         "baseline": c.app_follow_up_share, "weight": None},
+                        {"signal": "conversations_opened", "value": int(st.convs),
+                         "baseline": c.app_min_conversations, "weight": None}]
+        else:
+            evidence = [{"signal": "transformation_share", "value": round(float(st.transform_ew), 3),
+                         "baseline": c.transform_share, "weight": None},
+                        {"signal": "template_repetition", "value": round(float(template_share), 3),
+                         "baseline": c.template_share, "weight": None}]
+        return [{"signal": "exculpatory", "value": kind, "baseline": None, "weight": None}, *evidence,
+                {"signal": "account_age_days", "value": round((event.ts_ms - event.account_created_ms) / DAY_MS, 1),
+                 "baseline": c.min_account_age_days, "weight": None}]
