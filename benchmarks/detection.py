@@ -85,8 +85,8 @@ def build_stress_stream(name: str, out: Path, reseed: int = 0) -> Path:
 def run_stream(name: str, stream: Path, work: Path) -> dict:
     from distillguard.replay import run_replay
 
-    alerts = work / f"{name}-alerts.jsonl"
-    summary = run_replay(stream / "events.jsonl.gz", alerts, progress=False)
+    alerts, exculpated = work / f"{name}-alerts.jsonl", work / f"{name}-exculpated.jsonl"
+    summary = run_replay(stream / "events.jsonl.gz", alerts, progress=False, exculpated_path=exculpated)
     score_json = work / f"{name}-score.json"
     subprocess.run([sys.executable, str(SHARED / "tools" / "score.py"), str(stream / "events.jsonl.gz"),
                     str(stream / "labels.csv"), str(alerts), "--json", str(score_json), "--quiet"], check=True,
@@ -96,6 +96,9 @@ def run_stream(name: str, stream: Path, work: Path) -> dict:
             "benign_alerted": benign_alerted(alerts, stream / "labels.csv"),
             "key_history": key_histories(stream / "events.jsonl.gz", alerts, stream / "labels.csv"),
             "stream": name, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
+            # recorded, not sent (contracts.alert.is_exculpated): the scorer never sees them
+            "exculpated": summary.exculpated,
+            "benign_keys_exculpated": benign_keys_named(exculpated, stream / "labels.csv"),
             "replay_seconds": round(summary.seconds, 2),
             "events_per_second": round(summary.events / summary.seconds),
             "state_bytes_per_key": round(summary.state_bytes_per_key, 1),
@@ -127,6 +130,13 @@ def cluster_incidents(alerts: Path, labels: Path) -> dict:
         # the most incidents one campaign's keys are spread over (with 3+ keys in each)
         "most_incidents_per_campaign": max((sum(1 for i in incidents if i[c] >= 3) for c in hydras), default=0),
     }
+
+
+def benign_keys_named(alerts: Path, labels: Path) -> int:
+    """How many benign keys the records of ``alerts`` name."""
+    benign = {row["api_key_id"] for row in csv.DictReader(open(labels)) if row["label"] == "benign"}
+    return len(benign.intersection(key for line in open(alerts, encoding="utf-8")
+                                   for key in json.loads(line).get("api_key_ids") or ()))
 
 
 def benign_alerted(alerts: Path, labels: Path) -> dict:
@@ -233,10 +243,11 @@ def markdown(results: list[dict]) -> str:
              f"Machine: {platform.machine()}, Python {platform.python_version()}, one process.", ""]
     lines += _table(
         ["stream", "events", "key recall", "campaign recall", "benign FPR", "etd median (key)", "events/s",
-         "state B/key", "cluster detector records/s"],
+         "state B/key", "cluster detector records/s", "exculpated, recorded (benign keys)"],
         ([r["stream"], r["events"], _fmt(r["score"].get("key_recall")), _fmt(r["score"].get("campaign_recall")),
           _fmt(r["score"].get("benign_fpr")), _fmt(_median_etd(r["score"])), r["events_per_second"],
-          r["state_bytes_per_key"], r["cluster_records_per_second"]] for r in results))
+          r["state_bytes_per_key"], r["cluster_records_per_second"],
+          f"{r.get('exculpated', 0)} ({r.get('benign_keys_exculpated', 0)})"] for r in results))
     lines += ["", "Cluster incidents against campaigns (last alert of each incident):", ""]
     lines += _table(
         ["stream", "incidents", "largest (keys)", "most campaigns in one", "purity", "most incidents per campaign"],

@@ -140,3 +140,23 @@ class Alert:
 
 
 alert_bytes = record_bytes  # an alert producer's dict as its bytes on distill.alerts
+
+# The reasons with which a detector holds an incident at info on exculpatory evidence: a real
+# product's traffic (``exculpatory``), or one mature account's own incident, whose keys' own
+# incidents page (``severity_capped``).
+CAPPING_SIGNALS = frozenset({"exculpatory", "severity_capped"})
+
+
+def is_exculpated(record: dict) -> bool:
+    """Whether an alert record is an *exculpated detection*: an incident at info that the
+    detector holds there on exculpatory evidence (:data:`CAPPING_SIGNALS`). The workers and
+    replay record these (ClickHouse ``exculpated``) instead of sending them on
+    ``distill.alerts``, unless ``DG_SEND_EXCULPATED`` is set: each would be a benign key
+    alerted for no action. The same incident escalating (the evidence lapses) is sent.
+
+    >>> capped = {"severity": "info", "reasons": [{"signal": "exculpatory", "value": "app_conversations"}]}
+    >>> is_exculpated(capped), is_exculpated(dict(capped, severity="warning")), is_exculpated({"severity": "info"})
+    (True, False, False)
+    """
+    return record.get("severity") == "info" and any(
+        isinstance(reason, dict) and reason.get("signal") in CAPPING_SIGNALS for reason in record.get("reasons") or ())

@@ -172,7 +172,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
             sink = ClickHouseSink(ClickHouseSettings())
         summary = run_replay(events, args.alerts, dlq_path=args.dlq, progress=not args.quiet, config=config,
-                             allowed_lateness_ms=int(settings.allowed_lateness_s * 1000), sink=sink)
+                             allowed_lateness_ms=int(settings.allowed_lateness_s * 1000), sink=sink,
+                             exculpated_path=args.exculpated,
+                             send_exculpated=args.send_exculpated or settings.send_exculpated)
     except ConfigError as exc:
         print(f"distillguard replay: {exc}", file=sys.stderr)
         return 2
@@ -361,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "ClickHouse as the workers do (DG_CLICKHOUSE_URL or the chDB under DG_DATA_DIR)")
     replay.add_argument("--alerts", type=Path, required=True, help="alert v1 JSONL output")
     replay.add_argument("--dlq", type=Path, help="write bad lines with their reason here")
+    replay.add_argument("--exculpated", type=Path, help="write the exculpated detections here (alert v1 JSONL: "
+                        "incidents held at info on a real product's or a mature account's evidence, which the "
+                        "workers record and do not send)")
+    replay.add_argument("--send-exculpated", action="store_true", help="write the exculpated detections among the "
+                        "alerts too, as workers with DG_SEND_EXCULPATED do (default: that setting)")
     replay.add_argument("--overrides", type=Path, help="detector overrides (YAML/JSON: allow_keys, allow_accounts, "
                         "key_threshold_scale, account_threshold_scale, thresholds, min_events); default: "
                         "DG_DETECTOR_OVERRIDES_FILE")

@@ -6,7 +6,9 @@ deterministic; bad lines are skipped, counted, and written with their reason to 
 From Kafka, the partitions are merged by record timestamp, each read from the offset of
 ``--since`` to the offset of ``--until`` (``offsets_for_times``), with no consumer group and no
 commits. With a sink (``--clickhouse``) rows, alerts and dead letters are stored as the workers
-store them.
+store them. Exculpated detections (``contracts.alert.is_exculpated``) are routed as the workers
+route them: not among the alerts, but counted, written to ``--exculpated`` and stored in the
+sink's ``exculpated`` table; ``--send-exculpated`` writes them among the alerts too.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from distillguard.contracts.alert import alert_bytes
+from distillguard.contracts.alert import alert_bytes, is_exculpated
 from distillguard.errors import DistillguardError
 from distillguard.models.clusters import ClusterDetector
 from distillguard.models.pipeline import DetectorConfig, KeyPipeline
@@ -44,6 +46,7 @@ class ReplaySummary:
     duplicates: int = 0
     late: int = 0  # beyond the allowed lateness: not learned (as in the workers)
     alerts: int = 0
+    exculpated: int = 0  # exculpated detections: recorded, not among the alerts (unless sent too)
     keys: int = 0
     seconds: float = 0.0
     state_bytes_per_key: float = 0.0
@@ -54,7 +57,7 @@ class ReplaySummary:
     def describe(self) -> str:
         rate = self.events / self.seconds if self.seconds else 0.0
         return (f"replay: {self.events} events, {self.bad_records} bad records, {self.duplicates} duplicates, "
-                f"{self.alerts} alerts, {self.keys} keys, {self.seconds:.1f}s ({rate:,.0f} events/s), "
+                f"{self.alerts} alerts, {self.exculpated} exculpated detections, {self.keys} keys, {self.seconds:.1f}s ({rate:,.0f} events/s), "
                 f"{self.state_bytes_per_key:.0f} bytes of state per key")
 
 
@@ -261,11 +264,13 @@ class KafkaWindow:
 def run_replay(events: Path | str | KafkaWindow, alerts_out: Path, dlq_path: Path | None = None,
                progress: bool = True, config: DetectorConfig | None = None, pipeline: KeyPipeline | None = None,
                clusters: ClusterDetector | None | bool = True, allowed_lateness_ms: int | None = None,
-               sink=None) -> ReplaySummary:
+               sink=None, exculpated_path: Path | None = None, send_exculpated: bool = False) -> ReplaySummary:
     """``events``: an events file, or a :class:`KafkaWindow` (a backfill).
     ``allowed_lateness_ms``: the workers' ``DG_ALLOWED_LATENESS_S`` rule (None: learn every event).
     ``sink``: a ``ClickHouseSink`` to store rows, alerts and dead letters in, as the workers do
     (flushed as its batch settings say, and at the end).
+    ``exculpated_path``: where to write the exculpated detections (``send_exculpated``: the
+    workers' ``DG_SEND_EXCULPATED``, which writes them among the alerts as well).
     The workers' own step (``models.step``) on the records, in batches."""
     source = events if isinstance(events, KafkaWindow) else FileLines(Path(events))
     if clusters is True:
@@ -278,26 +283,26 @@ def run_replay(events: Path | str | KafkaWindow, alerts_out: Path, dlq_path: Pat
     bar = _progress_bar(progress, source.total)
     alerts_out = Path(alerts_out)
     alerts_out.parent.mkdir(parents=True, exist_ok=True)
-    dlq = open(dlq_path, "w", encoding="utf-8") if dlq_path else None
+    outputs = _Outputs(open(alerts_out, "w", encoding="utf-8"), source.topic, sink, send_exculpated)
     try:
-        with open(alerts_out, "w", encoding="utf-8") as out:
-            batch: list[Record] = []
-            for record in source:
-                batch.append(record)
-                if len(batch) < BATCH_RECORDS:
-                    continue
-                _write(step.run(batch, states), states, summary, out, dlq, sink, source.topic)
-                batch = []
-                if bar:
-                    bar.update(source.done, step.counters.events)
-            _write(step.run(batch, states), states, summary, out, dlq, sink, source.topic)
+        outputs.dlq = open(dlq_path, "w", encoding="utf-8") if dlq_path else None
+        outputs.exculpated = open(exculpated_path, "w", encoding="utf-8") if exculpated_path else None
+        batch: list[Record] = []
+        for record in source:
+            batch.append(record)
+            if len(batch) < BATCH_RECORDS:
+                continue
+            outputs.write(step.run(batch, states), states, summary)
+            batch = []
+            if bar:
+                bar.update(source.done, step.counters.events)
+        outputs.write(step.run(batch, states), states, summary)
         if sink is not None:
             sink.flush()
         if bar:
             bar.close(source.done, step.counters.events)
     finally:
-        if dlq:
-            dlq.close()
+        outputs.close()
     counters = step.counters
     summary.events = counters.events - counters.dead_letters
     summary.bad_records, summary.duplicates, summary.late = counters.dead_letters, counters.duplicates, counters.late
@@ -308,34 +313,62 @@ def run_replay(events: Path | str | KafkaWindow, alerts_out: Path, dlq_path: Pat
     return summary
 
 
-def _write(batch: BatchResult, states: dict[str, bytes], summary: ReplaySummary, out, dlq, sink,
-           topic: str) -> None:
-    states.update(batch.states)
-    summary.link_records += len(batch.links)
-    summary.alerts += len(batch.alerts)
-    for alert in batch.alerts:
-        out.write(alert_bytes(alert).decode("utf-8") + "\n")  # as the worker sends it on distill.alerts
-    if dlq:
-        for dead in batch.dead_letters:
-            try:
-                raw = {"raw": dead.value.decode("utf-8")}
-            except UnicodeDecodeError:
-                raw = {"raw_base64": base64.b64encode(dead.value).decode()}
-            where = {"line": dead.offset} if dead.partition < 0 else {"partition": dead.partition,
-                                                                      "offset": dead.offset}
-            dlq.write(json.dumps({"reason": dead.reason, **where, **raw}) + "\n")
-    if sink is not None:
-        _store(batch, sink, topic)
+@dataclass
+class _Outputs:
+    """Where a replay's batches go: alerts (as the worker sends them on distill.alerts), dead
+    letters, exculpated detections (as the worker records them) and the sink."""
+
+    alerts: object
+    topic: str
+    sink: object = None
+    send_exculpated: bool = False
+    dlq: object = None
+    exculpated: object = None
+
+    def write(self, batch: BatchResult, states: dict[str, bytes], summary: ReplaySummary) -> None:
+        states.update(batch.states)
+        summary.link_records += len(batch.links)
+        held = [alert for alert in batch.alerts if is_exculpated(alert)]
+        sent = batch.alerts if self.send_exculpated or not held else [a for a in batch.alerts if not is_exculpated(a)]
+        summary.alerts += len(sent)
+        summary.exculpated += len(held)
+        for alert in sent:
+            self.alerts.write(alert_bytes(alert).decode("utf-8") + "\n")  # as the worker sends it on distill.alerts
+        if self.exculpated:
+            for alert in held:
+                self.exculpated.write(alert_bytes(alert).decode("utf-8") + "\n")
+        if self.dlq:
+            for dead in batch.dead_letters:
+                self.dlq.write(_dead_letter_line(dead))
+        if self.sink is not None:
+            _store(batch, sent, [] if self.send_exculpated else held, self.sink, self.topic)
+
+    def close(self) -> None:
+        for out in (self.alerts, self.dlq, self.exculpated):
+            if out:
+                out.close()
 
 
-def _store(batch: BatchResult, sink, topic: str) -> None:
-    """The batch's rows, alerts and dead letters into the sink, as the worker adds them: rows
-    under their Kafka position, so that the sink's watermark drops what is stored already (a
-    backfill run twice, or over what a worker wrote, stores each record once)."""
+def _dead_letter_line(dead) -> str:
+    try:
+        raw = {"raw": dead.value.decode("utf-8")}
+    except UnicodeDecodeError:
+        raw = {"raw_base64": base64.b64encode(dead.value).decode()}
+    where = {"line": dead.offset} if dead.partition < 0 else {"partition": dead.partition, "offset": dead.offset}
+    return json.dumps({"reason": dead.reason, **where, **raw}) + "\n"
+
+
+def _store(batch: BatchResult, sent: list[dict], held: list[dict], sink, topic: str) -> None:
+    """The batch's rows, alerts (``sent``), exculpated detections (``held``) and dead letters
+    into the sink, as the worker adds them: rows under their Kafka position, so that the sink's
+    watermark drops what is stored already (a backfill run twice, or over what a worker wrote,
+    stores each record once)."""
     for row, partition, position in batch.rows:
         sink.add(row, partition, position, topic)
-    for alert in batch.alerts:
+    for alert in sent:
         sink.add_alert(alert)
+    for alert in held:
+        sink.add_exculpated(alert)
     for dead in batch.dead_letters:
         sink.add_dead_letter(dead.reason, dead.source_topic, dead.partition, dead.offset, dead.size)
     if sink.should_flush():

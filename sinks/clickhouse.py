@@ -313,6 +313,7 @@ class ClickHouseSink:
         self._write_lock = threading.Lock()
         self._events: dict[tuple[str, int], _Batch] = {}
         self._alerts: list[dict] = []
+        self._exculpated: list[dict] = []  # exculpated detections (contracts.alert.is_exculpated)
         self._dead: list[list] = []
         self._feedback: list[list] = []
         self._buffered = 0
@@ -487,6 +488,14 @@ class ClickHouseSink:
             self._alerts.append(alert)
             self._note_added()
 
+    def add_exculpated(self, alert: dict) -> None:
+        """Buffer one exculpated detection (``contracts.alert.is_exculpated``: recorded in the
+        ``exculpated`` table, not sent on ``distill.alerts``)."""
+        with self._lock:
+            self._check_room()
+            self._exculpated.append(alert)
+            self._note_added()
+
     def add_dead_letter(self, reason: str, topic: str, partition: int, offset: int, size: int,
                         failed_at_ms: int | None = None) -> None:
         with self._lock:
@@ -530,6 +539,7 @@ class ClickHouseSink:
             with self._lock:
                 events, self._events = self._events, {}
                 alerts, self._alerts = self._alerts, []
+                exculpated, self._exculpated = self._exculpated, []
                 dead, self._dead = self._dead, []
                 feedback, self._feedback = self._feedback, []
                 count, self._buffered, self._oldest = self._buffered, 0, None
@@ -537,7 +547,7 @@ class ClickHouseSink:
             if not count:
                 return 0
             try:
-                self.write(events, alerts, dead, feedback)
+                self.write(events, alerts, dead, feedback, exculpated)
             except Exception as exc:  # noqa: BLE001 - put the batch back, report one typed error
                 with self._lock:
                     self._in_flight = 0
@@ -548,6 +558,7 @@ class ClickHouseSink:
                             batch.offsets.extend(newer.offsets)
                         self._events[tp] = batch
                     self._alerts[:0] = alerts
+                    self._exculpated[:0] = exculpated
                     self._dead[:0] = dead
                     self._feedback[:0] = feedback
                     self._buffered += count
@@ -560,7 +571,7 @@ class ClickHouseSink:
             return count
 
     def write(self, events: dict[tuple[str, int], _Batch], alerts: list[dict], dead: list[list],
-              feedback: list[list] = ()) -> None:
+              feedback: list[list] = (), exculpated: list[dict] = ()) -> None:
         """Insert a flush's rows. Rows ClickHouse refuses are isolated and dead-lettered (see
         :func:`isolate_refused`); any other error means ClickHouse is unavailable and is raised."""
         if self.faults.clickhouse_down():
@@ -568,7 +579,7 @@ class ClickHouseSink:
         put_back = len(dead)  # the caller puts these back if the write fails
         dead = list(dead)  # refused rows join as dead letters
         try:
-            self._write_rows(events, alerts, dead, feedback)
+            self._write_rows(events, alerts, dead, feedback, exculpated)
         except Exception:
             # Dead letters of rows refused before ClickHouse became unavailable: their rows are
             # past the watermark now and will not be refused again, so they wait for the retry.
@@ -578,10 +589,12 @@ class ClickHouseSink:
             raise
 
     def _write_rows(self, events: dict[tuple[str, int], _Batch], alerts: list[dict], dead: list[list],
-                    feedback: list[list]) -> None:
+                    feedback: list[list], exculpated: list[dict] = ()) -> None:
         self._write_events(events, dead)
         self._write_isolated("alerts", [(str(a.get("alert_id", "")), a) for a in alerts], self._alert_row,
                              _ALERT_COLUMNS, dead)
+        self._write_isolated("exculpated", [(str(a.get("alert_id", "")), a) for a in exculpated],
+                             self._alert_row, _ALERT_COLUMNS, dead)
         # Feedback before dead letters, so a refused feedback record is dead-lettered too.
         self._write_isolated("feedback", [(str(r[0]), r) for r in feedback], list, _FEEDBACK_COLUMNS, dead)
         with self._lock:  # a batch put back after a later insert failed was stored already
@@ -765,6 +778,7 @@ class ClickHouseSink:
             "key_minute_events": q(f"SELECT countMerge(events) FROM {self.db}.key_minute").result_rows[0][0],
             "key_hour_events": q(f"SELECT countMerge(events) FROM {self.db}.key_hour").result_rows[0][0],
             "alerts": q(f"SELECT count() FROM {self.db}.alerts FINAL").result_rows[0][0],
+            "exculpated": q(f"SELECT count() FROM {self.db}.exculpated FINAL").result_rows[0][0],
             "dlq": q(f"SELECT count() FROM {self.db}.dlq").result_rows[0][0],
             "feedback": q(f"SELECT count() FROM {self.db}.feedback FINAL").result_rows[0][0],
             "columns": columns,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import faust
 
-from distillguard.contracts.alert import alert_bytes
+from distillguard.contracts.alert import alert_bytes, is_exculpated
 from distillguard.contracts.link_record import link_batch_bytes
 from distillguard.devtools.faults import FaultInjection
 from distillguard.models.clusters import link_value_key
@@ -390,10 +390,15 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
 
     async def raise_alerts(self, alerts: list[dict]) -> None:
         """Alerts of a step (or of the cluster agent): each not suppressed by a false positive
-        gets its ClickHouse row buffered and goes into the outbox, sent at once."""
+        gets its ClickHouse row buffered and goes into the outbox, sent at once; an exculpated
+        detection is only recorded (``is_exculpated``), unless ``DG_SEND_EXCULPATED``."""
         queued = 0
         for alert in alerts:
             if self.suppressed(alert):
+                continue
+            if not self.settings.send_exculpated and is_exculpated(alert):
+                await self.add_to_sink(self.sink.add_exculpated, alert)
+                self.metrics.alerts_exculpated.labels(entity_type=alert["entity_type"]).inc()
                 continue
             await self.add_to_sink(self.sink.add_alert, alert)
             self.outbox.add(alert["entity_id"].encode("utf-8", "surrogatepass"), alert)

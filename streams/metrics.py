@@ -57,6 +57,10 @@ class WorkerMetrics:
         self.alerts_suppressed = Counter("distillguard_alerts_suppressed",
                                          "Alerts not sent: their entity was marked a false positive",
                                          ["entity_type"], registry=r)
+        self.alerts_exculpated = Counter("distillguard_alerts_exculpated",
+                                         "Exculpated detections recorded in ClickHouse, not sent: incidents held at "
+                                         "info on exculpatory evidence (a real product, one mature account)",
+                                         ["entity_type"], registry=r)
         self.holes = Counter("distillguard_consumer_holes",
                              "Input records that never reached the worker's agent and were read back from "
                              "the broker", registry=r)

@@ -201,6 +201,11 @@ class WorkerSettings(KafkaSettings):
     # partition reaches back days.
     alert_dedup_tail: int = Field(10_000, ge=1)
     alert_dedup_max: int = Field(200_000, ge=1)
+    # Exculpated detections (contracts.alert.is_exculpated: an incident held at info on a real
+    # product's or one mature account's evidence) are recorded in ClickHouse (``exculpated``)
+    # and not sent on the alerts topic: each would alert on a benign key for no action. True
+    # sends them as info alerts as well (the behaviour before; replay: --send-exculpated).
+    send_exculpated: bool = False
     # Keys idle for longer are evicted from the state table (bounded state).
     key_idle_ttl_s: float = Field(14 * 86400.0, gt=0)
     log_level: str = "warn"

@@ -471,7 +471,9 @@ class ClusterDetector:
         # Every member named is a real product by its own traffic (scoring.product_cap): info.
         # Judged here, before an update is due, so that a member turning (its records lose
         # the evidence) escalates the incident at once, as any rise in rank does.
-        products_only = n_named > 0 and unexcused <= 0
+        # Not once the incident was raised above info: on-call was paged for it, and its update
+        # would be an exculpated detection, recorded but not sent (contracts.alert.is_exculpated).
+        products_only = n_named > 0 and unexcused <= 0 and (previous is None or previous[2] <= 1)
         if products_only:
             rank = 1
         now = max(ts_ms, self._clock)

@@ -208,6 +208,24 @@ def test_a_flush_retried_after_failing_half_way_stores_each_row_once(client, set
     assert [r["alert_id"] for r in sink.alert_rows()] == ["key:k1:1"]
 
 
+def test_exculpated_detections_have_their_own_table_and_survive_a_failed_flush(client, settings, alerts_fail_once):
+    sink = ClickHouseSink(settings, client=alerts_fail_once)
+    held = dict(alert("key:app:1", "info", "2026-02-01T00:10:00Z"),
+                reasons=[{"signal": "exculpatory", "value": "app_conversations", "baseline": None, "weight": None}])
+    sink.add_alert(alert("key:k1:1", "warning", "2026-02-01T00:10:00Z"))
+    sink.add_exculpated(held)
+    sink.add_exculpated(dict(held, events_seen=80))  # its update, replacing it by id
+    with pytest.raises(SinkUnavailable):
+        sink.flush()  # the alerts insert fails first: the exculpated detections are put back too
+    assert sink.buffered == 3
+    sink.flush()
+    db = settings.database
+    assert [r["alert_id"] for r in sink.alert_rows()] == ["key:k1:1"]
+    assert client.query(f"SELECT alert_id, events_seen, reasons FROM {db}.exculpated FINAL").result_rows == [
+        ("key:app:1", 80, '[{"signal": "exculpatory", "value": "app_conversations", "baseline": null, "weight": null}]')]
+    assert sink.table_counts()["exculpated"] == 1
+
+
 def test_backpressure_when_flushes_fall_behind_a_healthy_clickhouse(client, settings):
     # ClickHouse answers but the flushes are behind: the buffer stops at twice its bound.
     sink = ClickHouseSink(settings.model_copy(update={"max_buffered_rows": 50}), client=client)

@@ -79,6 +79,9 @@ def test_clickhouse_panels_run_on_the_migrated_schema(client):
                         "api_key_ids": members, "score": 0.9, "severity": severity,
                         "reasons": [{"signal": "cluster_keys", "value": len(members)}], "events_seen": 90})
     sink.add_dead_letter("not JSON: x", "t", 0, 999, 3, failed_at_ms=BASE_MS + 60_000)
+    sink.add_exculpated({"alert_id": "key:k3:1", "ts": "2026-02-01T00:40:00Z", "entity_type": "key",
+                         "entity_id": "k3", "api_key_ids": ["k3"], "score": 0.6, "severity": "info",
+                         "reasons": [{"signal": "exculpatory", "value": "app_conversations"}], "events_seen": 60})
     sink.flush()
     results = {}
     for title, target in targets("grafana-clickhouse-datasource"):
@@ -87,6 +90,8 @@ def test_clickhouse_panels_run_on_the_migrated_schema(client):
     assert results["Top suspicious keys"][0][0] == "k-bad"
     assert results["Top suspicious clusters"][0][:3] == ("cluster:k-bad", 3, "critical")
     assert len(results["Campaign timeline"]) == 2
+    assert results["Exculpated detections (recorded, not sent)"][0][:2] == ("key:k3:1", "key")
+    assert results["Exculpated detections (recorded, not sent)"][0][5] == "app_conversations"
     # The variables filter: another org or an unknown key leaves the key panels empty.
     for title in ("Top suspicious keys", "Score over time per key", "Extraction-style share"):
         target = next(t for name, t in targets("grafana-clickhouse-datasource") if name == title)

@@ -22,6 +22,14 @@ FOLLOW_UPS = ["why?", "I don't get the second step", "can you give another examp
 
 def event(i: int, ts: datetime, prompt: str, key: str = "app", account_age_days: float | None = 400.0,
           usage: tuple[int, int] = (60, 600), **over) -> RequestEvent:
+    parsed = parse_event(json.dumps(event_doc(i, ts, prompt, key, account_age_days, usage, **over)).encode())
+    assert isinstance(parsed, RequestEvent), parsed
+    return parsed
+
+
+def event_doc(i: int, ts: datetime, prompt: str, key: str = "app", account_age_days: float | None = 400.0,
+              usage: tuple[int, int] = (60, 600), **over) -> dict:
+    """One request event v1 record (``event`` parses it)."""
     doc = {"schema": "llm.request.v1", "event_id": f"{key}-{i}", "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
            "api_key_id": key, "account_id": f"acct-{key}", "model": "m", "prompt": prompt,
            "usage": {"input_tokens": usage[0], "output_tokens": usage[1]}}
@@ -29,15 +37,14 @@ def event(i: int, ts: datetime, prompt: str, key: str = "app", account_age_days:
         doc["account"] = {"created_at": (T0 - timedelta(days=account_age_days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                           "tier": "tier3"}
     doc.update(over)
-    parsed = parse_event(json.dumps(doc).encode())
-    assert isinstance(parsed, RequestEvent), parsed
-    return parsed
+    return doc
 
 
 def app_traffic(conversations: int, key: str = "app", account_age_days: float | None = 400.0,
-                gap_s: float = 40.0, opened_by_key: bool = True, seed: int = 1) -> list[RequestEvent]:
+                gap_s: float = 40.0, opened_by_key: bool = True, seed: int = 1, build=event) -> list[RequestEvent]:
     """A homework app: each student's question in the wrapper (long answer), then short
-    follow-ups ``gap_s`` apart on the same conversation; a new student a few minutes later."""
+    follow-ups ``gap_s`` apart on the same conversation; a new student a few minutes later.
+    ``build``: ``event_doc`` for the records themselves."""
     rng, ts, events = random.Random(seed), T0, []
     for c in range(conversations):
         q = f"{rng.choice(TOPICS)} (worksheet {c}, question {rng.randint(1, 40)})"
@@ -47,16 +54,16 @@ def app_traffic(conversations: int, key: str = "app", account_age_days: float | 
             # a fabricated history: the item itself claims to be a later turn of a conversation
             # this key never opened
             turn = t if opened_by_key else t + 1
-            events.append(event(len(events), ts, prompt, key, account_age_days, conversation_id=cid,
+            events.append(build(len(events), ts, prompt, key, account_age_days, conversation_id=cid,
                                 turn_index=turn))
             ts += timedelta(seconds=gap_s * rng.uniform(0.8, 1.5))
         ts += timedelta(minutes=rng.uniform(2, 20))
     return events
 
 
-def sweep(n: int, start: datetime, key: str = "app", first: int = 0) -> list[RequestEvent]:
+def sweep(n: int, start: datetime, key: str = "app", first: int = 0, build=event) -> list[RequestEvent]:
     """One-shot wrapped items at machine pace: no conversations."""
-    return [event(first + i, start + timedelta(seconds=3 * i), WRAPPER.format(q=f"{TOPICS[i % 16]} item {i}"), key)
+    return [build(first + i, start + timedelta(seconds=3 * i), WRAPPER.format(q=f"{TOPICS[i % 16]} item {i}"), key)
             for i in range(n)]
 
 

@@ -122,3 +122,18 @@ def test_a_cluster_whose_members_are_all_real_products_is_held_at_info_and_says_
     assert "exculpatory" not in {r["signal"] for r in turned[-1]["reasons"]}
     # the same keys named alike: only the page changes
     assert [a["api_key_ids"] for a in products] == [a["api_key_ids"] for a in apps(lambda k, i: 0)]
+
+
+def test_an_incident_paged_before_its_members_show_product_evidence_keeps_paging():
+    """The products-only cap holds a cluster at info from its start; an incident already paged
+    is not capped later (its capped update would be an exculpated detection, recorded and not
+    sent: on-call would never learn how it went on)."""
+    mature = T0 - 400 * DAY
+    records = [dataclasses.replace(rec(f"k{k}", i, pf="pf-shared", account_created_ms=mature), product=int(i >= 4))
+               for i in range(40) for k in range(60)]
+    alerts = _one_cluster(records)
+    assert alerts[0]["severity"] == "critical"
+    late = [a for a in alerts if a["ts"] > "2026-02-01T00:04"]
+    assert late, "an update after every member carried the evidence"
+    assert {a["severity"] for a in late} == {"critical"}
+    assert not {r["signal"] for a in alerts for r in a["reasons"]} & {"exculpatory", "severity_capped"}
