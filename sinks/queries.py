@@ -92,6 +92,16 @@ FROM (
 )
 GROUP BY t, severity
 ORDER BY t, severity""",
+    # Exculpated detections (contracts.alert.is_exculpated): recorded by the workers instead of
+    # sent; the latest version of each, with the evidence that held it at info (first reason).
+    "exculpated": """
+SELECT alert_id, entity_type, entity_id, length(api_key_ids) AS keys, round(score, 3) AS score, events_seen,
+       JSONExtractString(reasons, 1, 'value') AS evidence, ts AS updated_at
+FROM {db}.exculpated FINAL
+WHERE ts >= {t0:DateTime} AND ts < {t1:DateTime}
+  AND INCIDENT_FILTER
+ORDER BY ts DESC
+LIMIT {limit:UInt32}""",
     # Dead letters are stamped with wall-clock time (not event time): the last 7 days.
     "dlq": """
 SELECT reason_class, count() AS records, max(failed_at) AS last_seen
@@ -259,6 +269,9 @@ class DashboardQueries:
 
     def alert_volume(self, f: Filters) -> list[dict]:
         return self.rows("alert_volume", f.params())
+
+    def exculpated(self, f: Filters, limit: int = 20) -> list[dict]:
+        return self.rows("exculpated", {**f.params(), "limit": limit})
 
     def dlq(self) -> list[dict]:
         return self.rows("dlq", {})

@@ -163,6 +163,13 @@ def render_dashboard(q: DashboardQueries, query: dict) -> str:
                              stacked_bars("alert_volume", dict(buckets), f.t0, f.t1, f.step)
                              + _legend(list(SEVERITY_COLOURS), SEVERITY_COLOURS)))
 
+    held = q.exculpated(f)
+    sections.append(_section("exculpated", "Exculpated detections",
+                             "incidents held at info on a real product's or one mature account's evidence: "
+                             "recorded, not sent as alerts (latest version of each)",
+                             _table(held, ["alert_id", "entity_type", "keys", "score", "events_seen", "evidence",
+                                           "updated_at"]) or "<p>none in this range</p>"))
+
     dlq = q.dlq()
     bars = [(r["reason_class"], float(r["records"]), "#8a4fbf", "") for r in dlq]
     sections.append(_section("dlq", "Dead letters", "records dead-lettered in the last 7 days (wall clock), by reason",
@@ -213,4 +220,4 @@ def panels_json(q: DashboardQueries, query: dict) -> dict:
                         "step_s": f.step, "table": f.table},
             "top_keys": q.top_keys(f), "top_clusters": q.top_clusters(f), "score_over_time": q.score_over_time(f),
             "extraction_share": q.extraction_share(f), "campaign_timeline": q.campaign_timeline(f),
-            "alert_volume": q.alert_volume(f), "dlq": q.dlq()}
+            "alert_volume": q.alert_volume(f), "exculpated": q.exculpated(f), "dlq": q.dlq()}

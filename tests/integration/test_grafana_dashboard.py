@@ -91,7 +91,7 @@ def test_clickhouse_panels_run_on_the_migrated_schema(client):
     assert results["Top suspicious clusters"][0][:3] == ("cluster:k-bad", 3, "critical")
     assert len(results["Campaign timeline"]) == 2
     assert results["Exculpated detections (recorded, not sent)"][0][:2] == ("key:k3:1", "key")
-    assert results["Exculpated detections (recorded, not sent)"][0][5] == "app_conversations"
+    assert results["Exculpated detections (recorded, not sent)"][0][6] == "app_conversations"
     # The variables filter: another org or an unknown key leaves the key panels empty.
     for title in ("Top suspicious keys", "Score over time per key", "Extraction-style share"):
         target = next(t for name, t in targets("grafana-clickhouse-datasource") if name == title)

@@ -45,6 +45,8 @@ class FakeQueries(DashboardQueries):
                                    "version": i} for i, x in enumerate(t[:2])],
             "alert_volume": [{"t": t[0], "severity": "warning", "alerts": 2}, {"t": t[0], "severity": "critical",
                                                                                "alerts": 1}],
+            "exculpated": [{"alert_id": f"key:{EVIL}:1", "entity_type": "key", "entity_id": EVIL, "keys": 1,
+                            "score": 0.55, "events_seen": 80, "evidence": EVIL, "updated_at": t[2]}],
             "dlq": [{"reason_class": EVIL, "records": 3, "last_seen": t[0]}],
             "incident": [{"incident_id": f"key:{EVIL}:1", "entity_type": "key", "entity_id": EVIL,
                           "api_key_ids": [EVIL], "severity": "warning", "score": 0.7,
@@ -87,3 +89,12 @@ def test_line_chart_maps_time_and_value_into_the_frame():
     xs = [float(x) for x in re.findall(r'<circle class="pt" cx="([\d.]+)"', svg)]
     ys = [float(y) for y in re.findall(r'<circle class="pt" cx="[\d.]+" cy="([\d.]+)"', svg)]
     assert xs[0] < xs[1] and ys[0] > ys[1]  # later is right, higher is up
+
+
+def test_exculpated_detections_are_listed_with_their_evidence():
+    section = re.search(r'<section class="panel" id="exculpated">(.*?)</section>',
+                        render_dashboard(FakeQueries(), {}), re.S).group(1)
+    assert "<table" in section and "key:" in section and "80" in section
+    empty = re.search(r'<section class="panel" id="exculpated">(.*?)</section>',
+                      render_dashboard(FakeQueries(empty=True), {}), re.S).group(1)
+    assert "none in this range" in empty and "<table" not in empty
