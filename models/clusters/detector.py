@@ -9,6 +9,7 @@ import dataclasses
 import itertools
 from collections import OrderedDict
 
+from ...contracts.alert import Severity
 from ...contracts.link_record import LinkRecord
 from ..cohort import CohortDetector
 from ..constants import DAY_MS, likelihood_ratios
@@ -62,8 +63,10 @@ class ClusterDetector:
         self._keys: OrderedDict[str, KeyStats] = OrderedDict()
         self._parent: dict[str, str] = {}
         self._members: dict[str, set[str]] = {}
-        # root -> (alert id, members named so far, severity rank, event time of the last update)
-        self._alerted: dict[str, tuple[str, int, int, int]] = {}
+        # root -> (alert id, members named so far, severity rank, event time of the last update,
+        # whether a version was raised above info: the rank is the cluster's own, before the
+        # caps of cluster_alert, which an update can lift while it stays the same)
+        self._alerted: dict[str, tuple[str, int, int, int, bool]] = {}
         self._evidence: dict[str, dict[str, int]] = {}  # root -> link kind -> joins
         # root -> [core members, their events, their suspicious events, named members, payment
         # ring members, their events]: kept up to date per event, so scoring a cluster costs
@@ -133,7 +136,9 @@ class ClusterDetector:
             # whose campaign began first (ids sort by that hour): whichever was found first
             # or is larger, the worker and replay then keep the same one.
             if kept is None or absorbed[0] < kept[0]:
-                self._alerted[ra] = absorbed
+                kept, absorbed = absorbed, kept
+            # (raised above info if either was: on-call heard of it)
+            self._alerted[ra] = kept if absorbed is None else kept[:4] + (kept[4] or absorbed[4],)
         return ra
 
     def _enrolled_together(self, a: str, b: str) -> bool:
@@ -473,7 +478,7 @@ class ClusterDetector:
         # the evidence) escalates the incident at once, as any rise in rank does.
         # Not once the incident was raised above info: on-call was paged for it, and its update
         # would be an exculpated detection, recorded but not sent (contracts.alert.is_exculpated).
-        products_only = n_named > 0 and unexcused <= 0 and (previous is None or previous[2] <= 1)
+        products_only = n_named > 0 and unexcused <= 0 and (previous is None or not previous[4])
         if products_only:
             rank = 1
         now = max(ts_ms, self._clock)
@@ -481,8 +486,10 @@ class ClusterDetector:
             return None
         found = self._findings(root, linked, share, suspicious, events, n_named, ring_accounts, paying_together)
         alert_id = previous[0] if previous is not None else self._incident_id(root, found.core, found.members)
-        self._alerted[root] = (alert_id, len(found.members), max(rank, previous[2] if previous else 0), now)
-        return cluster_alert(alert_id, ts_ms, rank, found, self.detector, c.mature_account_days, products_only)
+        alert = cluster_alert(alert_id, ts_ms, rank, found, self.detector, c.mature_account_days, products_only)
+        raised = alert["severity"] != Severity.INFO or (previous is not None and previous[4])
+        self._alerted[root] = (alert_id, len(found.members), max(rank, previous[2] if previous else 0), now, raised)
+        return alert
 
     def _judged(self, root: str, linked: set[str]) -> bool:
         """Whether every link-values partition has judged the values sent up to the last event
@@ -523,11 +530,11 @@ class ClusterDetector:
                     alerts.append(alert)
         return alerts
 
-    def _update_due(self, root: str, previous: tuple[str, int, int, int], n_named: int, rank: int, now: int) -> bool:
+    def _update_due(self, root: str, previous: tuple[str, int, int, int, bool], n_named: int, rank: int, now: int) -> bool:
         """Whether an alerted cluster is re-sent now (an update of the same incident, never a
         new page) to name new members: at once when it grew by ``regrow`` or escalated, else at
         most every ``update_interval_ms`` of event time (then pending until it falls due)."""
-        _, size, old_rank, updated = previous
+        _, size, old_rank, updated, _ = previous
         grown = n_named >= size * self.config.regrow or rank > old_rank
         due = n_named > size and now - updated >= self.config.update_interval_ms
         if not (grown or due):

@@ -137,3 +137,19 @@ def test_an_incident_paged_before_its_members_show_product_evidence_keeps_paging
     assert late, "an update after every member carried the evidence"
     assert {a["severity"] for a in late} == {"critical"}
     assert not {r["signal"] for a in alerts for r in a["reasons"]} & {"exculpatory", "severity_capped"}
+
+
+def test_a_mature_accounts_cluster_joined_by_other_products_stays_at_info():
+    """Held at info first as one mature account's incident, then by its products when another
+    customer's app keys join it (the cap changes, the incident was never raised above info)."""
+    mature = T0 - 400 * DAY
+    # (their product evidence holds from their 6th request: the account's age held the first versions)
+    first = [dataclasses.replace(rec(f"a{k}", i, pf="pf-shared", account="acct-one", account_created_ms=mature),
+                                 product=int(i >= 5)) for i in range(10) for k in range(20)]
+    joined = [dataclasses.replace(rec(f"b{k}", 20 + i, pf="pf-shared", account=f"acct-b{k}",
+                                      account_created_ms=mature), product=1) for i in range(10) for k in range(20)]
+    alerts = _one_cluster(first + joined)
+    assert {a["severity"] for a in alerts} == {"info"}
+    assert [r["signal"] for r in alerts[0]["reasons"]][-2:] == ["account_age_days", "severity_capped"]
+    assert "b0" in alerts[-1]["api_key_ids"]
+    assert "product_members" in {r["value"] for r in alerts[-1]["reasons"]}
