@@ -29,3 +29,7 @@ ANSWER_FORMAT: dict[str, tuple[str, ...]] = _family("answer_format")
 ANSWER_LABELS: tuple[str, ...] = tuple(_TABLES["labels"]["answer"])
 # the labels that open an exam item ("问题：", "Frage:"), English aside
 ITEM_LABELS: tuple[str, ...] = tuple(_TABLES["labels"]["item"])
+# the paraphrase-tolerant reasoning-elicitation cue words of other languages: per language,
+# the words of phrase_rules.toml's four [process] groups, in their order
+PROCESS: dict[str, tuple[tuple[str, ...], ...]] = {
+    language: tuple(tuple(group.split()) for group in groups) for language, groups in _TABLES["process"].items()}

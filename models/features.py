@@ -26,7 +26,7 @@ from operator import itemgetter, or_
 
 import ahocorasick
 
-from . import multilingual
+from . import cues, multilingual
 from .constants import ORDINARY_ANSWER_TOKENS
 from .events import RequestEvent, parse_event
 from .normalise import normalise
@@ -69,9 +69,18 @@ _STYLE_FAMILIES = _compile_families(_TABLES)
 # Paraphrase-tolerant reasoning elicitation: four groups of cue words (phrase_rules.toml,
 # [process]); a prompt whose instruction zones use words of two or more groups asks for the
 # process of answering. Two groups weigh like the tool-use family, three or more like a phrase rule.
+# The same groups in other languages (cues.toml [process]), as normalise reads each word: Latin
+# words fold to ASCII (read by _WORD), Cyrillic ones stay (read by _CYRILLIC_WORD). A word the
+# English groups hold keeps its group.
 _PROCESS_GROUPS = tuple(_TABLES["process"]["groups"])
 _PROCESS_CUE = {word: group for group, words in enumerate(_PROCESS_GROUPS) for word in words.split()}
+for _groups in cues.PROCESS.values():
+    for _group, _words in enumerate(_groups):
+        for _word in _words:
+            _PROCESS_CUE.setdefault(normalise(_word), _group)
 _PROCESS_WORDS = frozenset(_PROCESS_CUE)
+# The words of Cyrillic text (normalise keeps it: lower case, ё and the Ukrainian letters kept)
+_CYRILLIC_WORD = re.compile("[\u0430-\u044f\u0451\u0454\u0456\u0457\u0491]{3,}")
 _PROCESS_WEIGHTS = (0.0, 0.0, 0.6, 0.85, 0.85)  # by the number of cue groups present
 
 
@@ -343,11 +352,14 @@ def _style_normalised(norm: str, words: list[str] | None = None) -> tuple[float,
     # The paraphrase-tolerant cues overlap the phrase rules (most phrased prompts hit them
     # too): they set a floor, and do not count as a further family. Under two cue words in
     # the whole text, none of them can be present: no tokenizing of the zones then.
+    ascii_text = lower.isascii()
     if zone_words is None:
-        if words is not None and len(_CUE_WORDS.intersection(words)) < 2:
+        if words is not None and ascii_text and len(_CUE_WORDS.intersection(words)) < 2:
             return style, families
         zone_words = _WORD.findall(lower)
     hits = _CUE_WORDS.intersection(zone_words)
+    if not ascii_text:
+        hits = hits.union(_CUE_WORDS.intersection(_CYRILLIC_WORD.findall(lower)))
     if len(hits) < 2:
         return style, families
     process = process_elicitation(hits)

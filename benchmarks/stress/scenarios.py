@@ -165,6 +165,34 @@ ML_COT = {
            "Giải bài sau và giải thích chi tiết từng bước trung gian.\n\n{text}"],
 }
 
+# The same requests reworded by an attacker who has read cues.toml (models/): none of its
+# [reasoning] phrases appears, the instruction is said in other words of the language. For the
+# multilingual-reworded stream (cot_wrappers: reworded), in the languages whose words have
+# spaces between them.
+ML_COT_REWORDED = {
+    "de": ["{text}\n\nLege deine Überlegungen ausführlich dar, bevor du zur Antwort kommst.",
+           "Beschreibe bei der folgenden Aufgabe jeden einzelnen Schritt deiner Argumentation.\n\n{text}",
+           "{text}\n\nGeh die Aufgabe gründlich durch und erläutere jede Schlussfolgerung, dann antworte."],
+    "fr": ["{text}\n\nDécris ton cheminement de façon minutieuse avant de conclure.",
+           "Pour la question suivante, développe chacune des étapes de ta réflexion.\n\n{text}",
+           "{text}\n\nJustifie soigneusement chaque déduction, puis conclus."],
+    "es": ["{text}\n\nDesarrolla tu argumentación de forma minuciosa antes de dar la respuesta.",
+           "Para la siguiente pregunta, describe con detalle cada una de las etapas de tu razonamiento.\n\n{text}",
+           "{text}\n\nDetalla todos los pasos intermedios y luego responde."],
+    "ru": ["{text}\n\nРаспиши подробно каждый этап решения, затем дай ответ.",
+           "Изложи развёрнуто свою логику при решении следующей задачи.\n\n{text}",
+           "{text}\n\nПоясни тщательно каждое промежуточное действие и только потом отвечай."],
+    "pt": ["{text}\n\nDesenvolva o seu raciocínio de forma minuciosa antes de concluir.",
+           "Para a questão seguinte, descreva cada uma das etapas da sua argumentação.\n\n{text}",
+           "{text}\n\nDetalhe todos os passos intermediários e só depois responda."],
+    "it": ["{text}\n\nIllustra in modo approfondito il tuo ragionamento prima di concludere.",
+           "Per la domanda seguente, descrivi ciascuno dei passaggi della tua argomentazione.\n\n{text}"],
+    "tr": ["{text}\n\nCevabı vermeden önce mantığını ayrıntılı biçimde anlat.",
+           "Aşağıdaki soruda her aşamayı detaylı olarak göster.\n\n{text}"],
+    "pl": ["{text}\n\nOpisz starannie każdy etap swojego rozumowania przed odpowiedzią.",
+           "Rozpisz wszystkie kroki pośrednie w poniższym zadaniu.\n\n{text}"],
+}
+
 ML_GRADE = {
     "zh": ["问题：{text}\n候选答案：{answer}\n\n请判断候选答案是否正确，并给出1到10分的评分及理由。",
            "下面是一道题和一个模型的回答。\n题目：{text}\n回答：{answer}\n请指出错误并打分（满分100）。"],
@@ -231,14 +259,15 @@ def gen_ml_campaign(b, name, spec, R):
             else [R.choice(item_langs)]
         recs = walk(R, [p for p in item_pools if p.group.split(":", 1)[0] in key_langs], n,
                     draw_num(R, spec.get("per_group", [20, 200])))
+        cot = ML_COT_REWORDED if spec.get("cot_wrappers") == "reworded" else ML_COT
         templates = []
         for lang in key_langs:
-            table = ML_GRADE if style == "grading" else ML_COT
+            table = ML_GRADE if style == "grading" else cot
             pool = table.get(lang, [])
             if style != "sweep" and pool:
                 templates += R.sample(pool, min(len(pool), R.randint(1, 3)))
         rate = R.uniform(*spec.get("wrap_rate", [0.6, 1.0]))
-        by_lang = {lang: [t for t in templates if t in ML_COT.get(lang, []) + ML_GRADE.get(lang, [])]
+        by_lang = {lang: [t for t in templates if t in cot.get(lang, []) + ML_GRADE.get(lang, [])]
                    for lang in key_langs}
 
         def wrap(rec, RR, _by_lang=by_lang, _rate=rate):

@@ -52,7 +52,8 @@ def test_every_stress_config_is_built_by_the_benchmark_and_names_only_registered
 def test_the_issue_18_streams_have_attacks_and_hard_negatives_of_their_class():
     """Each class stream names its own kinds; none may be a stream of the builder's default
     attacks (those are switched off so the figures are about the class)."""
-    expected = {"multilingual": {"ml_campaign", "ml_casual"}, "obfuscated": {"obfuscated_campaign"},
+    expected = {"multilingual": {"ml_campaign", "ml_casual"}, "multilingual-reworded": {"ml_campaign", "ml_casual"},
+                "obfuscated": {"obfuscated_campaign"},
                 "fabricated-conversations": {"fabricated_conv", "multi_turn_users"},
                 "content-cohort": {"content_cohort"}, "harvest-plain": {"harvest_plain"},
                 "product-negatives": {"homework_app", "eval_company", "longform_service", "turned_mature"},
@@ -62,6 +63,29 @@ def test_the_issue_18_streams_have_attacks_and_hard_negatives_of_their_class():
         scenarios = json.loads((STRESS / f"{name}.json").read_text())["scenarios"]
         assert {spec["kind"] for spec in scenarios.values() if spec and "kind" in spec} == kinds, name
         assert all(scenarios.get(attack, "absent") is None for attack in default_attacks), name
+
+
+def scenario_table(name: str):
+    """A module-level table of the scenario module (a literal), read without importing it."""
+    tree = ast.parse((STRESS / "scenarios.py").read_text())
+    return next(ast.literal_eval(node.value) for node in tree.body
+                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name)
+
+
+def test_the_reworded_stream_avoids_every_cue_phrase_and_is_read_by_the_cue_words():
+    """multilingual-reworded tests the paraphrase-tolerant cue words (cues.toml [process]): its
+    wrappers must hold no phrase the detector lists, or it would test the phrases again."""
+    from distillguard.models import features, multilingual
+
+    config = json.loads((STRESS / "multilingual-reworded.json").read_text())["scenarios"]["ml_campaign"]
+    assert config["cot_wrappers"] == "reworded"
+    table = scenario_table("ML_COT_REWORDED")
+    assert set(config["languages"]) == set(table)
+    for lang, wordings in table.items():
+        for wording in wordings:
+            text = wording.format(text="17 * 23 = ?", answer="391")
+            assert not multilingual.families(features.normalise_prompt(text)) & multilingual.FAMILY_BITS, wording
+            assert features.featurize_text(text).families & features.PROCESS_ELICITATION, wording
 
 
 def write_labels(path: Path, rows: list[tuple[str, str, str]]) -> None:

@@ -148,3 +148,42 @@ def test_english_rules_set_no_multilingual_signal_bits():
         found = featurize_text(prompt).families
         assert found and not found & (multilingual.OTHER_LANGUAGE_CUE | multilingual.ITEM_STRUCTURE), prompt
         assert multilingual.cue_language(found) == ""
+
+
+# The instruction to lay out one's reasoning said in other words than any phrase of cues.toml
+# [reasoning] (an attacker who has read it): the cue words of two or more [process] groups.
+REWORDED_REASONING = {
+    "es": "Antes de contestar, describe con detalle cada etapa de tu razonamiento: ¿cuánto es 17 por 23?",
+    "pt": "Descreva cada etapa da sua argumentação antes de responder: quanto é 17 vezes 23?",
+    "fr": "Développez votre cheminement, étape après étape, puis répondez : combien font 17 fois 23 ?",
+    "de": "Lege deine Überlegungen ausführlich dar: wie viel ist 17 mal 23?",
+    "it": "Descrivi ciascuno dei passaggi della tua argomentazione: quanto fa 17 per 23?",
+    "nl": "Beschrijf elke stap van je redenering: hoeveel is 17 keer 23?",
+    "pl": "Opisz starannie każdy etap obliczeń: ile to jest 17 razy 23?",
+    "tr": "Cevaptan önce mantığını detaylı olarak anlat: 17 çarpı 23 kaçtır?",
+    "id": "Uraikan penalaranmu secara rinci: berapa 17 kali 23?",
+    "ru": "Распиши подробно каждый этап: сколько будет 17 умножить на 23?",
+    "uk": "Поясни детально кожен крок: скільки буде 17 помножити на 23?",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(REWORDED_REASONING))
+def test_reasoning_elicitation_reworded_in_other_languages_is_read_by_its_cue_words(lang):
+    prompt = REWORDED_REASONING[lang]
+    assert not multilingual.families(features.normalise_prompt(prompt)) & multilingual.FAMILY_BITS, \
+        "no cue phrase: the cue words alone must read it"
+    f = featurize_text(prompt)
+    assert f.families & features.PROCESS_ELICITATION and f.style >= 0.6, lang
+
+
+@pytest.mark.parametrize("prompt", [
+    "¿Qué pasó en la Revolución Francesa? Explica.",  # "pasó" (happened) is no step
+    "Explique o que é a fotossíntese.",
+    "Erkläre mir, wie ein Kühlschrank funktioniert.",
+    "Объясни, как работает фотосинтез.",
+    "Опиши свой идеальный отпуск.",
+    "Décris-moi ta ville préférée.",
+    "Jelaskan apa itu inflasi.",
+])
+def test_one_cue_word_of_another_language_is_how_people_chat(prompt):
+    assert featurize_text(prompt).style == 0.0
