@@ -2,11 +2,11 @@
 
 The tables are data (``phrase_rules.toml``: the English phrase rules, cue words and stop
 words that ``features`` compiles; ``cues.toml``: the other languages' cues that
-``multilingual`` compiles), so that a reviewer reads or extends them without reading the
+``multilingual`` compiles, and their cue words that ``features`` adds to the English ones), so that a reviewer reads or extends them without reading the
 code that compiles them, and a wheel ships them as package data. Read once, at import.
 
 >>> sorted(load("cues.toml"))
-['answer_format', 'grading', 'labels', 'reasoning']
+['answer_format', 'grading', 'labels', 'process', 'reasoning']
 """
 from __future__ import annotations
 
