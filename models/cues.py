@@ -31,5 +31,9 @@ ANSWER_LABELS: tuple[str, ...] = tuple(_TABLES["labels"]["answer"])
 ITEM_LABELS: tuple[str, ...] = tuple(_TABLES["labels"]["item"])
 # the paraphrase-tolerant reasoning-elicitation cue words of other languages: per language,
 # the words of phrase_rules.toml's four [process] groups, in their order
+# the paraphrase-tolerant grading words of other languages: per language, (verdict words,
+# judged words), as phrase_rules.toml's [judging] has them for English
+JUDGING: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    language: (tuple(verdict.split()), tuple(judged.split())) for language, (verdict, judged) in _TABLES["judging"].items()}
 PROCESS: dict[str, tuple[tuple[str, ...], ...]] = {
     language: tuple(tuple(group.split()) for group in groups) for language, groups in _TABLES["process"].items()}

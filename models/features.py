@@ -73,11 +73,9 @@ _STYLE_FAMILIES = _compile_families(_TABLES)
 # words fold to ASCII (read by _WORD), Cyrillic ones stay (read by _CYRILLIC_WORD). A word the
 # English groups hold keeps its group.
 _PROCESS_GROUPS = tuple(_TABLES["process"]["groups"])
-_PROCESS_CUE = {word: group for group, words in enumerate(_PROCESS_GROUPS) for word in words.split()}
-for _groups in cues.PROCESS.values():
-    for _group, _words in enumerate(_groups):
-        for _word in _words:
-            _PROCESS_CUE.setdefault(normalise(_word), _group)
+_PROCESS_CUE = {**{normalise(word): group for groups in cues.PROCESS.values() for group, words in enumerate(groups)
+                   for word in words},
+                **{word: group for group, words in enumerate(_PROCESS_GROUPS) for word in words.split()}}
 _PROCESS_WORDS = frozenset(_PROCESS_CUE)
 # The words of Cyrillic text (normalise keeps it: lower case, ё and the Ukrainian letters kept)
 _CYRILLIC_WORD = re.compile("[\u0430-\u044f\u0451\u0454\u0456\u0457\u0491]{3,}")
@@ -103,9 +101,14 @@ def process_elicitation(words) -> float:
 
 # Paraphrase-tolerant grading (phrase_rules.toml, [judging]): a verdict or rework word and a
 # word for the judged output in the instruction zones, and a section that holds the output.
-_VERDICT_WORDS = frozenset(words(_TABLES["judging"]["verdict_words"]))
-_JUDGED_WORDS = frozenset(words(_TABLES["judging"]["judged_words"]))
-_ANSWER_SECTION = re.compile(_TABLES["judging"]["answer_section"])
+# Other languages' words (cues.toml [judging]) join them as normalise reads each; their judged
+# words also label the section that holds the output ("Respuesta del modelo: ...").
+_FOREIGN_JUDGED = {normalise(word) for _, judged in cues.JUDGING.values() for word in judged}
+_VERDICT_WORDS = frozenset(words(_TABLES["judging"]["verdict_words"])) | {
+    normalise(word) for verdict, _ in cues.JUDGING.values() for word in verdict}
+_JUDGED_WORDS = frozenset(words(_TABLES["judging"]["judged_words"])) | _FOREIGN_JUDGED
+_ANSWER_SECTION = re.compile(_TABLES["judging"]["answer_section"] + r"|(^|\n)[^\n:：]{0,30}(?<!\w)(" + "|".join(
+    sorted(map(re.escape, _FOREIGN_JUDGED), key=len, reverse=True)) + r")(?!\w)[^\n:：]{0,20}[:：][ \t]*(\n|\S)")
 _JUDGING_WEIGHT = 0.85
 _CUE_WORDS = _PROCESS_WORDS | _VERDICT_WORDS | _JUDGED_WORDS
 

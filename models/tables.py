@@ -6,7 +6,7 @@ words that ``features`` compiles; ``cues.toml``: the other languages' cues that
 code that compiles them, and a wheel ships them as package data. Read once, at import.
 
 >>> sorted(load("cues.toml"))
-['answer_format', 'grading', 'labels', 'process', 'reasoning']
+['answer_format', 'grading', 'judging', 'labels', 'process', 'reasoning']
 """
 from __future__ import annotations
 

@@ -168,7 +168,7 @@ ML_COT = {
 # The same requests reworded by an attacker who has read cues.toml (models/): none of its
 # [reasoning] phrases appears, the instruction is said in other words of the language. For the
 # multilingual-reworded stream (cot_wrappers: reworded), in the languages whose words have
-# spaces between them.
+# spaces between them. Written 2026-12-02.
 ML_COT_REWORDED = {
     "de": ["{text}\n\nLege deine Überlegungen ausführlich dar, bevor du zur Antwort kommst.",
            "Beschreibe bei der folgenden Aufgabe jeden einzelnen Schritt deiner Argumentation.\n\n{text}",
@@ -191,6 +191,19 @@ ML_COT_REWORDED = {
            "Aşağıdaki soruda her aşamayı detaylı olarak göster.\n\n{text}"],
     "pl": ["{text}\n\nOpisz starannie każdy etap swojego rozumowania przed odpowiedzią.",
            "Rozpisz wszystkie kroki pośrednie w poniższym zadaniu.\n\n{text}"],
+}
+
+# Grading requests reworded past every phrase of cues.toml [grading] (multilingual-reworded:
+# grade_wrappers: reworded): a student's solution under a label, a verdict asked in other words.
+ML_GRADE_REWORDED = {
+    "de": ["Aufgabe: {text}\nLösung eines Schülers: {answer}\n\nStimmt diese Lösung? Vergib als strenger Prüfer 0 bis 10 Punkte."],
+    "fr": ["Énoncé : {text}\nSolution d'un élève : {answer}\n\nCette solution est-elle correcte ? Attribue-lui des points sur 10."],
+    "es": ["Enunciado: {text}\nSolución de un alumno: {answer}\n\n¿Es correcta? Ponle una calificación del 0 al 10 y explica los fallos."],
+    "ru": ["Задача: {text}\nРешение ученика: {answer}\n\nСколько баллов из 10 заслуживает это решение? Верно ли оно?"],
+    "pt": ["Enunciado: {text}\nSolução de um aluno: {answer}\n\nEsta solução está correta? Dê-lhe uma pontuação de 0 a 10."],
+    "it": ["Quesito: {text}\nSoluzione di uno studente: {answer}\n\nLa soluzione è corretta? Dalle un punteggio da 0 a 10."],
+    "tr": ["Soru: {text}\nÖğrencinin çözümü: {answer}\n\nBu çözüm doğru mu? 0-10 arası puanla."],
+    "pl": ["Zadanie: {text}\nRozwiązanie ucznia: {answer}\n\nCzy to rozwiązanie jest poprawne? Przyznaj od 0 do 10 punktów."],
 }
 
 ML_GRADE = {
@@ -260,14 +273,15 @@ def gen_ml_campaign(b, name, spec, R):
         recs = walk(R, [p for p in item_pools if p.group.split(":", 1)[0] in key_langs], n,
                     draw_num(R, spec.get("per_group", [20, 200])))
         cot = ML_COT_REWORDED if spec.get("cot_wrappers") == "reworded" else ML_COT
+        grade = ML_GRADE_REWORDED if spec.get("grade_wrappers") == "reworded" else ML_GRADE
         templates = []
         for lang in key_langs:
-            table = ML_GRADE if style == "grading" else cot
+            table = grade if style == "grading" else cot
             pool = table.get(lang, [])
             if style != "sweep" and pool:
                 templates += R.sample(pool, min(len(pool), R.randint(1, 3)))
         rate = R.uniform(*spec.get("wrap_rate", [0.6, 1.0]))
-        by_lang = {lang: [t for t in templates if t in cot.get(lang, []) + ML_GRADE.get(lang, [])]
+        by_lang = {lang: [t for t in templates if t in cot.get(lang, []) + grade.get(lang, [])]
                    for lang in key_langs}
 
         def wrap(rec, RR, _by_lang=by_lang, _rate=rate):

@@ -73,19 +73,21 @@ def scenario_table(name: str):
 
 
 def test_the_reworded_stream_avoids_every_cue_phrase_and_is_read_by_the_cue_words():
-    """multilingual-reworded tests the paraphrase-tolerant cue words (cues.toml [process]): its
-    wrappers must hold no phrase the detector lists, or it would test the phrases again."""
+    """multilingual-reworded tests the paraphrase-tolerant cue words (cues.toml [process],
+    [judging]): its wrappers must hold no phrase the detector lists, or it would test the
+    phrases again."""
     from distillguard.models import features, multilingual
 
     config = json.loads((STRESS / "multilingual-reworded.json").read_text())["scenarios"]["ml_campaign"]
-    assert config["cot_wrappers"] == "reworded"
-    table = scenario_table("ML_COT_REWORDED")
-    assert set(config["languages"]) == set(table)
-    for lang, wordings in table.items():
-        for wording in wordings:
-            text = wording.format(text="17 * 23 = ?", answer="391")
-            assert not multilingual.families(features.normalise_prompt(text)) & multilingual.FAMILY_BITS, wording
-            assert features.featurize_text(text).families & features.PROCESS_ELICITATION, wording
+    assert config["cot_wrappers"] == config["grade_wrappers"] == "reworded"
+    for name, signal in (("ML_COT_REWORDED", features.PROCESS_ELICITATION), ("ML_GRADE_REWORDED", features.JUDGING)):
+        table = scenario_table(name)
+        assert set(config["languages"]) == set(table)
+        for lang, wordings in table.items():
+            for wording in wordings:
+                text = wording.format(text="17 * 23 = ?", answer="391")
+                assert not multilingual.families(features.normalise_prompt(text)) & multilingual.FAMILY_BITS, wording
+                assert features.featurize_text(text).families & signal, wording
 
 
 def write_labels(path: Path, rows: list[tuple[str, str, str]]) -> None:

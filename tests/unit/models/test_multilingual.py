@@ -187,3 +187,39 @@ def test_reasoning_elicitation_reworded_in_other_languages_is_read_by_its_cue_wo
 ])
 def test_one_cue_word_of_another_language_is_how_people_chat(prompt):
     assert featurize_text(prompt).style == 0.0
+
+
+# Grading said in other words than any phrase of cues.toml [grading]: a verdict word, a word
+# for the judged output, and the output under a label of its own.
+REWORDED_GRADING = {
+    "es": "Pregunta: ¿capital de Francia?\nRespuesta del modelo: Lyon\n\n¿Es correcta? Ponle una calificación.",
+    "pt": "Pergunta: capital da França?\nResposta do assistente: Lyon\n\nEstá correta? Dê uma pontuação.",
+    "fr": "Question : capitale de la France ?\nRéponse de l'assistant : Lyon\n\nEst-elle correcte ? Notez-la.",
+    "de": "Frage: Hauptstadt Frankreichs?\nAntwort des Modells: Lyon\n\nIst das richtig? Kurz benoten.",
+    "it": "Domanda: capitale della Francia?\nRisposta del modello: Lione\n\nÈ corretta? Dai un voto.",
+    "nl": "Vraag: hoofdstad van Frankrijk?\nAntwoord van het model: Lyon\n\nIs dit juist? Geef een cijfer.",
+    "pl": "Pytanie: stolica Francji?\nOdpowiedź modelu: Lyon\n\nCzy jest poprawna? Podaj ocena 0-10.",
+    "tr": "Soru: Fransa'nın başkenti?\nModelin cevabı: Lyon\n\nDoğru mu? 0-10 arası puanla.",
+    "id": "Pertanyaan: ibu kota Prancis?\nJawaban model: Lyon\n\nApakah benar? Nilailah.",
+    "ru": "Вопрос: столица Франции?\nОтвет ассистента: Лион\n\nВерно ли? Сколько баллов из 10?",
+    "uk": "Питання: столиця Франції?\nВідповідь асистента: Ліон\n\nЧи правильно? Скільки балів?",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(REWORDED_GRADING))
+def test_grading_reworded_in_other_languages_is_read_by_its_words_and_section(lang):
+    prompt = REWORDED_GRADING[lang]
+    assert not multilingual.families(features.normalise_prompt(prompt)) & multilingual.FAMILY_BITS, \
+        "no cue phrase: the judging words alone must read it"
+    f = featurize_text(prompt)
+    assert f.families & features.JUDGING and f.style >= 0.85, lang
+
+
+@pytest.mark.parametrize("prompt", [
+    "¿Es correcta mi respuesta? Creo que la capital de Francia es París.",  # no section holding an output
+    "Ist meine Antwort richtig, dass Berlin die Hauptstadt ist?",
+    "Верен ли мой ответ, что столица Франции — Париж?",
+    "Respuesta: París.",  # a section, no verdict asked
+])
+def test_a_question_about_ones_own_answer_is_not_grading(prompt):
+    assert not featurize_text(prompt).families & features.JUDGING
