@@ -255,23 +255,11 @@ TTL toDateTime(found_at) + INTERVAL {ttl_days} DAY""",
     # Exculpated detections (contracts.alert.is_exculpated): incidents a detector holds at info
     # on exculpatory evidence (a real product's traffic, one mature account's own incident).
     # Recorded here instead of sent on distill.alerts (DG_SEND_EXCULPATED sends them too); the
-    # same incident escalating later is an alert like any other. Same columns as ``alerts``.
+    # same incident escalating later is an alert like any other. The columns of ``alerts``.
     Migration(8, "exculpated detections", (
         """
-CREATE TABLE IF NOT EXISTS {db}.exculpated (
-    alert_id String,
-    ts DateTime64(3, 'UTC'),
-    entity_type LowCardinality(String),
-    entity_id String,
-    api_key_ids Array(String),
-    score Float64,
-    severity LowCardinality(String),
-    severity_rank UInt8,
-    reasons String,
-    events_seen UInt64,
-    detector LowCardinality(String),
-    version UInt64
-) ENGINE = ReplacingMergeTree(version)
+CREATE TABLE IF NOT EXISTS {db}.exculpated AS {db}.alerts
+ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(ts)
 ORDER BY alert_id
 TTL toDateTime(ts) + INTERVAL {ttl_days} DAY""",

@@ -167,15 +167,6 @@ REWORDED_REASONING = {
 }
 
 
-@pytest.mark.parametrize("lang", sorted(REWORDED_REASONING))
-def test_reasoning_elicitation_reworded_in_other_languages_is_read_by_its_cue_words(lang):
-    prompt = REWORDED_REASONING[lang]
-    assert not multilingual.families(features.normalise_prompt(prompt)) & multilingual.FAMILY_BITS, \
-        "no cue phrase: the cue words alone must read it"
-    f = featurize_text(prompt)
-    assert f.families & features.PROCESS_ELICITATION and f.style >= 0.6, lang
-
-
 @pytest.mark.parametrize("prompt", [
     "¿Qué pasó en la Revolución Francesa? Explica.",  # "pasó" (happened) is no step
     "Explique o que é a fotossíntese.",
@@ -206,13 +197,15 @@ REWORDED_GRADING = {
 }
 
 
-@pytest.mark.parametrize("lang", sorted(REWORDED_GRADING))
-def test_grading_reworded_in_other_languages_is_read_by_its_words_and_section(lang):
-    prompt = REWORDED_GRADING[lang]
+@pytest.mark.parametrize("signal,lang", [("process", lang) for lang in sorted(REWORDED_REASONING)]
+                         + [("judging", lang) for lang in sorted(REWORDED_GRADING)])
+def test_an_instruction_reworded_in_another_language_is_read_by_its_cue_words(signal, lang):
+    prompt = (REWORDED_REASONING if signal == "process" else REWORDED_GRADING)[lang]
     assert not multilingual.families(features.normalise_prompt(prompt)) & multilingual.FAMILY_BITS, \
-        "no cue phrase: the judging words alone must read it"
+        "no cue phrase: the cue words alone must read it"
     f = featurize_text(prompt)
-    assert f.families & features.JUDGING and f.style >= 0.85, lang
+    bit, least = (features.PROCESS_ELICITATION, 0.6) if signal == "process" else (features.JUDGING, 0.85)
+    assert f.families & bit and f.style >= least, lang
 
 
 @pytest.mark.parametrize("prompt", [
