@@ -160,3 +160,20 @@ def is_exculpated(record: dict) -> bool:
     """
     return record.get("severity") == "info" and any(
         isinstance(reason, dict) and reason.get("signal") in CAPPING_SIGNALS for reason in record.get("reasons") or ())
+
+
+def split_exculpated(records: list[dict], send_exculpated: bool = False) -> tuple[list[dict], list[dict]]:
+    """``records`` as the workers route them: (sent on ``distill.alerts``, exculpated detections
+    recorded instead); with ``send_exculpated`` (``DG_SEND_EXCULPATED``) every one is sent and
+    none is held.
+
+    >>> capped = {"severity": "info", "reasons": [{"signal": "severity_capped"}]}
+    >>> split_exculpated([capped, {"severity": "warning"}]), split_exculpated([capped], True)
+    (([{'severity': 'warning'}], [{'severity': 'info', 'reasons': [{'signal': 'severity_capped'}]}]), ([{'severity': 'info', 'reasons': [{'signal': 'severity_capped'}]}], []))
+    """
+    if send_exculpated:
+        return list(records), []
+    sent, held = [], []
+    for record in records:
+        (held if is_exculpated(record) else sent).append(record)
+    return sent, held

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from distillguard.contracts.alert import alert_bytes, is_exculpated
+from distillguard.contracts.alert import alert_bytes, split_exculpated
 from distillguard.errors import DistillguardError
 from distillguard.models.clusters import ClusterDetector
 from distillguard.models.pipeline import DetectorConfig, KeyPipeline
@@ -328,8 +328,10 @@ class _Outputs:
     def write(self, batch: BatchResult, states: dict[str, bytes], summary: ReplaySummary) -> None:
         states.update(batch.states)
         summary.link_records += len(batch.links)
-        held = [alert for alert in batch.alerts if is_exculpated(alert)]
-        sent = batch.alerts if self.send_exculpated or not held else [a for a in batch.alerts if not is_exculpated(a)]
+        # (counted and written to --exculpated also when they are sent: which of the alerts they are)
+        sent, held = split_exculpated(batch.alerts)
+        if self.send_exculpated:
+            sent = batch.alerts
         summary.alerts += len(sent)
         summary.exculpated += len(held)
         for alert in sent:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import faust
 
-from distillguard.contracts.alert import alert_bytes, is_exculpated
+from distillguard.contracts.alert import alert_bytes, split_exculpated
 from distillguard.contracts.link_record import link_batch_bytes
 from distillguard.devtools.faults import FaultInjection
 from distillguard.models.clusters import link_value_key
@@ -392,18 +392,14 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         """Alerts of a step (or of the cluster agent): each not suppressed by a false positive
         gets its ClickHouse row buffered and goes into the outbox, sent at once; an exculpated
         detection is only recorded (``is_exculpated``), unless ``DG_SEND_EXCULPATED``."""
-        queued = 0
-        for alert in alerts:
-            if self.suppressed(alert):
-                continue
-            if not self.settings.send_exculpated and is_exculpated(alert):
-                await self.add_to_sink(self.sink.add_exculpated, alert)
-                self.metrics.alerts_exculpated.labels(entity_type=alert["entity_type"]).inc()
-                continue
+        sent, held = split_exculpated([a for a in alerts if not self.suppressed(a)], self.settings.send_exculpated)
+        for alert in held:
+            await self.add_to_sink(self.sink.add_exculpated, alert)
+            self.metrics.alerts_exculpated.labels(entity_type=alert["entity_type"]).inc()
+        for alert in sent:
             await self.add_to_sink(self.sink.add_alert, alert)
             self.outbox.add(alert["entity_id"].encode("utf-8", "surrogatepass"), alert)
-            queued += 1
-        if queued:
+        if sent:
             self.send_alerts_soon()  # now, not awaited: a page does not wait for the rows' flush
 
     def send_alerts_soon(self) -> None:

@@ -134,7 +134,7 @@ def seed_demo(ch_settings, *, hydra_keys: int = 30) -> dict:
     For a dashboard to look at without a broker, and for tests: the same pipeline code as the
     workers, rows written by the same sink.
     """
-    from distillguard.contracts.alert import is_exculpated
+    from distillguard.contracts.alert import split_exculpated
     from distillguard.devtools.demo_traffic import bad_records, demo_events, iter_encoded
     from distillguard.models.clusters import ClusterDetector
     from distillguard.models.pipeline import KeyPipeline
@@ -155,12 +155,12 @@ def seed_demo(ch_settings, *, hydra_keys: int = 30) -> dict:
             sink.add(row, partition, offset, "llm.requests")
             if sink.should_flush():
                 sink.flush()
-        for alert in out.alerts:  # routed as the workers route them (DG_SEND_EXCULPATED unset)
-            if is_exculpated(alert):
-                sink.add_exculpated(alert)
-                continue
+        sent, held = split_exculpated(out.alerts)  # routed as the workers route them
+        for alert in sent:
             sink.add_alert(alert)
-            alerts += 1
+        for alert in held:
+            sink.add_exculpated(alert)
+        alerts = len(sent)
         sink.flush()
     finally:
         sink.close()
