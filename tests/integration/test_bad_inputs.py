@@ -2,8 +2,11 @@
 dead-lettered with its reason class and original bytes, the worker keeps processing."""
 from __future__ import annotations
 
+import time
+
 import importlib.util
 import json
+import time
 import urllib.request
 from pathlib import Path
 
@@ -55,7 +58,12 @@ def test_bad_input_corpus_is_dead_lettered_and_the_worker_carries_on(pipeline):
     assert counters["processed"] == 2 and counters["duplicates"] == 1
     assert worker.get("/query/state?key=key_after")["info"]["events"] == 1
     assert worker.get("/query/state?key=key_dup")["info"]["events"] == 1
+    # (the rows are stored at the next flush, up to DG_FLUSH_INTERVAL_S after the events)
+    deadline = time.monotonic() + 30
     tables = worker.get("/query/tables")
+    while (tables["events"], tables["dlq"]) != (2, len(cases)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        tables = worker.get("/query/tables")
     assert tables["events"] == 2 and tables["dlq"] == len(cases)
     with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as resp:
         metrics = resp.read().decode()
