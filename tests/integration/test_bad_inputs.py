@@ -2,8 +2,6 @@
 dead-lettered with its reason class and original bytes, the worker keeps processing."""
 from __future__ import annotations
 
-import time
-
 import importlib.util
 import json
 import time
