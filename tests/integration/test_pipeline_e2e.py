@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 from distillguard.devtools.demo_traffic import bad_records, demo_events, iter_encoded
+
+from .conftest import wait_for
 
 BAD = bad_records() + [
     b"\xff\xfe not utf-8",
@@ -47,6 +50,10 @@ def test_pipeline_end_to_end(pipeline):
         assert not any(p in json.dumps(alert) for p in prompts)
 
     # ClickHouse (served by the worker that owns the embedded chDB): rows, rollups, alerts.
+    # (stored by the sink's next flush, up to a second after processing: wait for it, then
+    # read again after the rows settled, so a duplicate would show as one too many)
+    wait_for(lambda: stored_all(worker.get("/query/tables"), len(events)), "events, dead letters and alerts stored")
+    time.sleep(2.0)
     worker_state = worker.get("/query/tables")
     assert worker_state["events"] == len(events)
     assert worker_state["dlq"] == len(BAD)
@@ -59,3 +66,8 @@ def test_pipeline_end_to_end(pipeline):
     # No prompt text at rest: no column is named like one, and no stored value holds one.
     assert not [c for c in worker_state["columns"] if "prompt" in c and not c.endswith(".prompt_chars")]
     assert not any(p in json.dumps(stored) for p in prompts)
+
+
+def stored_all(tables: dict, events: int) -> bool:
+    return tables["events"] >= events and tables["dlq"] >= len(BAD) and tables["alerts"] >= 1 \
+        and tables["key_minute_events"] >= events
