@@ -83,13 +83,17 @@ class LinkRecord:
     # consistent end-user conversations, or templated transformation, on a mature account:
     # models.products); 0: it did not, or an older writer did not say.
     product: int = 0
+    # 1: forwarded for the content-cohort detector only (one of a key's first requests, which
+    # every key's are: models.clusters.records.link_record); the cluster detector's links and
+    # key statistics never see it. 0: forwarded for linking as well, or an older writer's.
+    cohort_only: int = 0
 
     def to_bytes(self) -> bytes:
         """The record on the links topic: its fields as a compact JSON array."""
         fields = [self.api_key_id, self.account_id, self.ts_ms, self.style, self.head, self.tail,
                   self.payment_fingerprint, self.net, self.asn, self.ua_hash, self.output_tokens,
                   self.account_created_ms, self.source_partition, self.source_offset, self.topic_bucket,
-                  self.key_events, self.family, self.item, self.simhash, self.product]
+                  self.key_events, self.family, self.item, self.simhash, self.product, self.cohort_only]
         try:
             return _encode(fields)
         except UnicodeEncodeError:

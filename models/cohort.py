@@ -46,12 +46,13 @@ What an attacker who reads this cannot easily change without giving up the harve
   benchmark, or an evaluation re-run, overlap.
 
 Account maturity is no free pass: a key of a mature account never starts or counts toward a
-wave, but one that sweeps like a member on the few records the link stage forwards of it (its
-1st, 2nd, 4th, 8th ... request: ``min_mature_records``, every answer at harvest length, none of
-its items another key's) and whose prompts fit the wave's profile closely
-(``min_mature_affinity``) is named in the family's open incident (``cohort_mature_members``).
-An evaluation account re-running a benchmark beside a wave gets short graded answers or
-sends items other keys sent before, and is not named.
+wave, but one that sweeps like a member on its first requests (the link stage forwards every
+key's first ``FIRST_KEY_EVENTS``, for this detector only: ``min_mature_records`` of them, nearly
+every answer at harvest length, none of its items another key's) and whose prompts fit the
+wave's profile closely (``min_mature_affinity``, judged again on twice as many prompts by a
+bar lower by the square root of 2) is named in the family's open incident
+(``cohort_mature_members``). An evaluation account re-running a benchmark beside a wave gets
+short graded answers or sends items other keys sent before, and is not named.
 
 One incident per family wave names every member, also members that each sent only 10-40
 requests; re-sent (an update, never a new page) as members join. Severity is ``warning``,
@@ -92,6 +93,11 @@ from .constants import DAY_MS, MIN_HARVEST_TOKENS
 # forwarded to the cluster detector by ``link_record`` until ``MAX_KEY_EVENTS``).
 YOUNG_MS = 14 * DAY_MS
 MAX_KEY_EVENTS = 64
+# Every key's first requests are forwarded too, whatever its account's age: a mature member
+# (an aged account bought for the campaign) is judged on them (``min_mature_records`` and
+# again on twice as many), not on the few sampled records of a paying key (1st, 2nd, 4th, 8th:
+# a 4-prompt sketch, too noisy to tell a member from a person, and none at all of a free key).
+FIRST_KEY_EVENTS = 16
 
 
 
@@ -333,7 +339,8 @@ class CohortDetector:
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
                  critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1,
-                 min_mature_records: int = 4, min_mature_affinity: float = 1.25, min_partial_share: float = 0.5,
+                 min_mature_records: int = 8, min_mature_affinity: float = 1.25,
+                 max_mature_short_share: float = 0.25, min_partial_share: float = 0.5,
                  neighbours: int = 10,
                  min_neighbour_affinity: float = 1.5, machine_gap_ms: int = 60_000,
                  min_machine_neighbour_affinity: float = 0.5, min_items_from_named: int = 2,
@@ -366,10 +373,15 @@ class CohortDetector:
         self.max_items = max_items
         self.update_interval_ms = update_interval_ms
         self.regrow = regrow
-        # Mature accounts (older than young_ms) are judged on the few records the link stage
-        # forwards of every paying key (its 1st, 2nd, 4th, 8th ... request): ``min_mature_records``
-        # of them, and a closer content fit (``min_mature_affinity``, on a sketch of a few prompts).
+        # Mature accounts (older than young_ms) are judged on their first requests (the link
+        # stage forwards every key's first FIRST_KEY_EVENTS): ``min_mature_records`` of them, of
+        # which at most ``max_mature_short_share`` answered under harvest length, and a closer
+        # content fit (``min_mature_affinity`` on ``min_mature_records`` prompts; _mature_bar).
+        # Judged on 4 sampled records before (the 1st, 2nd, 4th, 8th of a paying key), a
+        # person's sketch reached 1.26 and members' ranged from below 0 to 6 (content-cohort-b);
+        # on 8 prompts people's reached 0.72, on 16 0.42.
         self.min_mature_records = min_mature_records
+        self.max_mature_short_share = max_mature_short_share
         self.min_mature_affinity = min_mature_affinity
         # Several cohorts sweeping one free-form family at once (each its own item set) make a
         # wave profile that is a mix: a member fits only its own cohort's part of it. So a member
@@ -447,6 +459,10 @@ class CohortDetector:
         if young and cand.family >= 0 and not cand.named and not cand.linked and not linked:
             alerts.extend(self._resketch(rec, cand))
             return alerts
+        if not young and cand.family >= 0 and not cand.named and not linked \
+                and cand.events < 2 * self.min_mature_records:
+            alerts.extend(self._rejudge_mature(rec, cand))
+            return alerts
         if cand.family >= 0 or cand.events >= self.max_key_events or cand.linked:
             return alerts  # a member already, judged on its first requests and not one, or linked
         if linked:
@@ -462,7 +478,7 @@ class CohortDetector:
             cand.gap_sum += gap
             cand.gap_squares += gap * gap
         cand.last_ts, cand.last_key_events = rec.ts_ms, rec.key_events
-        if rec.output_tokens >= 0:
+        if rec.output_tokens > 0:  # (0: no answer, a refused or failed request: no length to judge)
             cand.tokens += rec.output_tokens
             cand.reported += 1
             cand.short_answers += rec.output_tokens < self.min_harvest_tokens
@@ -495,7 +511,7 @@ class CohortDetector:
         prompts fit the wave's profile by ``min_mature_affinity``."""
         if cand is None or len(fam.named) >= self.max_members or \
                 not fam.totals[4] - self.window_ms <= cand.first_ts <= fam.totals[5] + self.window_ms or \
-                self._affinity(fam, sketch, own=False) < self.min_mature_affinity:
+                self._affinity(fam, sketch, own=False) < self._mature_bar(sketch[1]):
             return False
         self._name(fam, key, cand, sketch)
         fam.mature += 1
@@ -534,18 +550,54 @@ class CohortDetector:
         wave's profile closely. Mature keys are not counted into waves nor the profile: an
         evaluation account or a long-time user is paged only beside a wave of young keys about
         the same items, and an evaluation re-running a benchmark overlaps other keys' items."""
-        # Every answer at harvest length (not on average: an evaluation's few long chats beside
-        # its short graded answers), none of its items another key's.
+        # Nearly every answer at harvest length (not on average: an evaluation's few long chats
+        # beside its short graded answers), none of its items another key's. (Nearly: answer
+        # lengths spread, and of the 8+ answers it is judged on a harvest's own items leave one
+        # or two under the bar; every one was asked of the 4 sampled records once judged on.)
         if cand.events < self.min_mature_records or cand.shared > self.max_overlap * cand.events \
-                or cand.short_answers:
+                or cand.short_answers > self.max_mature_short_share * cand.reported:
             return []
         family = self._member_family(cand, self.min_mature_records)
         if family is None:
             return []
         cand.family = family
+        return self._offer_mature(key, cand)
+
+    def _mature_bar(self, prompts: int) -> float:
+        """The content fit a mature key's sketch of ``prompts`` prompts needs: ``min_mature_affinity``
+        on ``min_mature_records`` prompts, lower on more by the square root of their ratio (a mean
+        over more prompts strays less: the same chance that a person's prompts pass).
+
+        >>> det = CohortDetector()
+        >>> det._mature_bar(8), round(det._mature_bar(16), 3)
+        (1.25, 0.884)
+        """
+        return self.min_mature_affinity * math.sqrt(self.min_mature_records / max(prompts, self.min_mature_records))
+
+    def _rejudge_mature(self, rec, cand: _Candidate) -> list[dict]:
+        """A mature key judged a member but not named keeps sketching its prompts (and counting
+        its answers) and is judged again on twice ``min_mature_records``: a sketch of 8 prompts
+        is noisy, 16 tell a member's item set from a person's requests more surely."""
+        if rec.simhash >= 0:
+            _add_bits(cand.bits, rec.simhash)
+            cand.sketched += 1
+        cand.events += 1
+        if rec.output_tokens > 0:
+            cand.reported += 1
+            cand.short_answers += rec.output_tokens < self.min_harvest_tokens
+        if cand.events != 2 * self.min_mature_records or \
+                cand.short_answers > self.max_mature_short_share * cand.reported:
+            return []
+        return self._offer_mature(rec.api_key_id, cand)
+
+    def _offer_mature(self, key: str, cand: _Candidate) -> list[dict]:
+        """Name a mature member in its family's open incident if its prompts fit it, or keep it
+        waiting for one."""
+        family = cand.family
         fam = self._families.setdefault(family, _Family())
         sketch = (bytes(cand.bits), cand.sketched)
         if fam.incident is None:
+            fam.mature_waiting.pop(key, None)  # (judged again: its newer sketch, in arrival order)
             fam.mature_waiting[key] = (cand.first_ts, sketch)
             horizon = self._clock - 2 * self.window_ms
             while fam.mature_waiting and (next(iter(fam.mature_waiting.values()))[0] < horizon

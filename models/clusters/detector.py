@@ -210,6 +210,8 @@ class ClusterDetector:
     def values_to_link(self, rec: LinkRecord) -> list[tuple[str, object]]:
         """The link values one record offers: every kind for an extraction-style event; for an
         ordinary one only its payment method (what a payment ring is made of)."""
+        if rec.cohort_only:
+            return []
         if rec.style >= self.config.min_style:
             return link_values(rec)
         return [("pf", rec.payment_fingerprint)] if rec.payment_fingerprint else []
@@ -241,6 +243,10 @@ class ClusterDetector:
         ``link=False``: learn the key's behaviour only; its link values are judged elsewhere
         (the workers' partitioned link-values stage) and arrive through :meth:`observe_join`.
         """
+        if rec.cohort_only:
+            # One of a mature key's first requests, for the cohort detector only: the links and
+            # key statistics here learn what they learned before it was forwarded.
+            return self.cohort.learn_one(rec, linked=self._in_cluster(rec.api_key_id)) if link else []
         stats_before = self._keys.get(rec.api_key_id)
         if stats_before is not None and rec.source_offset >= 0:
             partition, offset = stats_before.source

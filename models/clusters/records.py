@@ -10,7 +10,7 @@ import functools
 import ipaddress
 
 from ...contracts.link_record import LinkRecord
-from ..cohort import MAX_KEY_EVENTS, content_family, item_fingerprint, young_account
+from ..cohort import FIRST_KEY_EVENTS, MAX_KEY_EVENTS, content_family, item_fingerprint, young_account
 from ..constants import LINK_MIN_STYLE, MIN_HARVEST_TOKENS
 from ..events import RequestEvent
 from ..features import BENCHMARK_FORMAT, EventFeatures, _h64, answered_style, normalise_prompt
@@ -26,7 +26,8 @@ def link_record(event: RequestEvent, result, min_score: float = 0.01, *, partiti
     and every 64th: a few records per key, for the payment rings of ``ClusterDetector``);
     and the first ``MAX_KEY_EVENTS`` events of a key whose account is young
     (``cohort.YOUNG_MS``: what the content cohorts of ``CohortDetector`` are made of: their members
-    send 10-40 plain requests each; young accounts are a small share of ordinary traffic).
+    send 10-40 plain requests each; young accounts are a small share of ordinary traffic), and
+    every key's first ``FIRST_KEY_EVENTS`` (a cohort member on an aged account is judged on them).
     """
     if result.duplicate or result.features is None:
         return None
@@ -35,6 +36,10 @@ def link_record(event: RequestEvent, result, min_score: float = 0.01, *, partiti
             event.payment_fingerprint and n > 0 and (n & (n - 1) == 0 or n % 64 == 0)) or (
             0 < n <= MAX_KEY_EVENTS and young_account(event.ts_ms, event.account_created_ms)):
         return link_record_of(event, result.features, partition, offset, n or -1, result.product)
+    if 0 < n <= FIRST_KEY_EVENTS:
+        rec = link_record_of(event, result.features, partition, offset, n, result.product)
+        rec.cohort_only = 1
+        return rec
     return None
 
 

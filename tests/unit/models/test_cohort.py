@@ -45,16 +45,20 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def event(key: str, n: int, ts_ms: int, prompt: str, *, account_age_days: float, output_tokens: int = 700) -> bytes:
-    """A request of its own account, payment method, /24 and client: no shared infrastructure."""
+def event(key: str, n: int, ts_ms: int, prompt: str, *, account_age_days: float, output_tokens: int = 700,
+          payment: bool = True) -> bytes:
+    """A request of its own account, payment method (or none: a free account), /24 and client:
+    no shared infrastructure."""
     created = ts_ms - int(account_age_days * DAY_MS)
     h = abs(hash(key)) % 200
+    account = {"created_at": iso(created), "payment_fingerprint": f"pf-{key}"} if payment else \
+        {"created_at": iso(created)}
     return json.dumps({
         "schema": "llm.request.v1", "event_id": f"{key}-{n}", "ts": iso(ts_ms), "api_key_id": key,
         "account_id": f"acct-{key}", "model": "m", "prompt": prompt, "turn_index": 0,
         "usage": {"input_tokens": 80, "output_tokens": output_tokens},
         "client": {"ip": f"10.{h}.{n % 7}.{h % 50 + 1}", "user_agent": f"client-{key}", "asn": 1000 + h},
-        "account": {"created_at": iso(created), "payment_fingerprint": f"pf-{key}"},
+        "account": account,
     }).encode()
 
 
@@ -254,15 +258,17 @@ def test_established_sweeps_are_not_what_ordinary_traffic_is_about():
     assert not cohort_alerts(replay(free_form_wave(users=20, sweepers=0, styled_sweeps=60)))
 
 
-def mature_sweepers(n: int, *, first_answers: int = 700, later_answers: int = 700) -> list[bytes]:
+def mature_sweepers(n: int, *, first_answers: int = 700, later_answers: int = 700, short_at: tuple = (),
+                    payment: bool = True) -> list[bytes]:
     """``n`` keys of accounts a year old, each sweeping its own slice of the wave's item set
     (20 ``free_item``s) while the wave runs: the first two answers ``first_answers`` tokens
-    long, the rest ``later_answers``."""
+    long, the rest ``later_answers`` (but those of the requests ``short_at``: 60)."""
     raws = []
     for k in range(n):
         start = T0 + int((k * 7 + 3) * 3_600_000)
         raws += [event(f"mature{k:02d}", i, start + i * 240_000, free_item(70_000 + k * 100 + i), account_age_days=400,
-                       output_tokens=first_answers if i < 2 else later_answers) for i in range(20)]
+                       output_tokens=60 if i in short_at else first_answers if i < 2 else later_answers,
+                       payment=payment) for i in range(20)]
     return raws
 
 
@@ -279,10 +285,45 @@ def test_a_mature_account_sweeping_with_a_young_wave_is_named_on_content_evidenc
     assert reasons["cohort_mature_members"] == 3
 
 
+def test_a_mature_free_account_is_judged_on_its_first_requests():
+    # Before, a mature key was judged on the records sampled of a paying key only (its 1st,
+    # 2nd, 4th, 8th ... request): an aged account with no payment method on file was never
+    # judged at all. Every key's first requests are forwarded now, for the cohort detector only.
+    raws = sorted(free_form_wave() + mature_sweepers(3, payment=False), key=lambda raw: json.loads(raw)["ts"])
+    found = cohort_alerts(replay(raws))
+    named = set(found[-1]["api_key_ids"])
+    assert {f"mature{k:02d}" for k in range(3)} <= named
+    assert {r["signal"]: r["value"] for r in found[-1]["reasons"]}["cohort_mature_members"] == 3
+
+
+def test_a_mature_member_with_an_answer_or_two_under_harvest_length_is_named():
+    # A harvest's answers spread: of the 8 a mature member is judged on, one or two may fall
+    # under the harvest length. Before, one short answer of the sampled records cleared it.
+    raws = sorted(free_form_wave() + mature_sweepers(3, short_at=(3, 6)), key=lambda raw: json.loads(raw)["ts"])
+    named = set(cohort_alerts(replay(raws))[-1]["api_key_ids"])
+    assert {f"mature{k:02d}" for k in range(3)} <= named
+
+
+def test_a_key_s_first_requests_reach_the_cohort_detector_only():
+    # Forwarded for the cohort detector: the cluster detector links and counts nothing of them
+    # (its incidents are those it found before they were forwarded).
+    pipeline, states, clusters, records = KeyPipeline(), {}, ClusterDetector(), []
+    for i in range(20):
+        raw = event("old-user", i, T0 + i * 60_000, long_chat(i), account_age_days=300, payment=False)
+        ev = parse_event(raw)
+        result = pipeline.step(states.get(ev.api_key_id), ev)
+        states[ev.api_key_id] = result.state
+        records.append(link_record(ev, result))
+    assert all(r is not None and r.cohort_only for r in records[:16]) and records[16:] == [None] * 4
+    for rec in records[:16]:
+        assert clusters.values_to_link(rec) == [] and clusters.observe_link(rec) == []
+    assert "old-user" not in clusters._keys and "old-user" in clusters.cohort._mature
+
+
 def test_a_mature_evaluation_account_beside_a_wave_is_not_named():
     # An evaluation account on the same kind of items: a couple of long chats, then graded
-    # short answers. Its answers are not long on every forwarded record: not a member (its
-    # mean answer over the first four forwarded records is still long).
+    # short answers. More than a quarter of the answers it is judged on are short: not a
+    # member (its mean answer over its first 8 requests is still long).
     raws = sorted(free_form_wave() + mature_sweepers(3, later_answers=16), key=lambda raw: json.loads(raw)["ts"])
     found = cohort_alerts(replay(raws))
     assert found and not any(k.startswith("mature") for a in found for k in a["api_key_ids"])
@@ -376,7 +417,7 @@ def test_young_keys_plain_requests_reach_the_cluster_detector():
 def test_link_records_carry_family_item_and_sketch_and_older_records_read_as_unknown():
     rec = LinkRecord("k", "a", 1, 0.0, 2, 3, family=7, item=99, simhash=2**63 + 5)
     assert LinkRecord.from_bytes(rec.to_bytes()) == rec
-    older = json.loads(rec.to_bytes())[:-4]  # a record of a worker from before the cohorts
+    older = json.loads(rec.to_bytes())[:-5]  # a record of a worker from before the cohorts
     assert LinkRecord.from_fields(older).family == -1 and LinkRecord.from_fields(older).item == -1
     assert LinkRecord.from_fields(older).simhash == -1
 
