@@ -51,8 +51,10 @@ class RecordStep:
         for row, row_partition, position in result.rows:
             await self.add_to_sink(sink.add, row, row_partition, position, topic)
         await self.raise_alerts(result.alerts)
+        cohorts = not self.settings.link_values_partitioned  # (that stage runs no cohort detector)
         for link in result.links:
-            await self.send_link_record(link, partition)
+            if cohorts or not link.cohort_only:
+                await self.send_link_record(link, partition)
         if result.rows and self.settings.link_values_partitioned:
             # How far this partition has sent link values (ClusterStage.send_link_progress): up
             # to every record stepped, whether it had values to send or not (ordinary traffic
