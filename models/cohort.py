@@ -424,6 +424,10 @@ class CohortDetector:
         # cohort's item set is told apart from. Halved when full: bounded, and it follows drift.
         self._background = [0] * _SIMHASH_BITS
         self._background_total = 0
+        # SimHashes learned but not yet counted into _background: counted in one vectorised
+        # pass when a judgement reads it or the count is due to halve (the same counts, at a
+        # fraction of a per-bit Python loop on every established account's request).
+        self._background_pending: list[int] = []
         self._clock = 0
         # Whether a key is in a cluster of shared infrastructure now (set by ClusterDetector):
         # asked again when a wave is counted, because in the workers' partitioned link-values
@@ -715,11 +719,30 @@ class CohortDetector:
         return alerts
 
     def _learn_background(self, simhash: int) -> None:
-        _add_bits(self._background, simhash)
-        self._background_total += 1
-        if self._background_total >= self.background_size:
+        self._background_pending.append(simhash)
+        if self._background_total + len(self._background_pending) >= self.background_size:
+            self._fold_background()
             self._background = [n // 2 for n in self._background]
             self._background_total //= 2
+
+    def _fold_background(self) -> None:
+        """Count the pending SimHashes' bits into ``_background``.
+
+        >>> det = CohortDetector()
+        >>> for h in (0b101, 0b100, 2**63):
+        ...     det._learn_background(h)
+        >>> det._fold_background()
+        >>> det._background[:3], det._background[63], det._background_total
+        ([1, 0, 2], 1, 3)
+        """
+        pending = self._background_pending
+        if not pending:
+            return
+        words = np.array(pending, dtype="<u8").view(np.uint8).reshape(len(pending), 8)
+        counts = np.unpackbits(words, axis=1, bitorder="little").sum(axis=0)
+        self._background = [n + int(c) for n, c in zip(self._background, counts)]
+        self._background_total += len(pending)
+        pending.clear()
 
     @staticmethod
     def _profile_add(fam: _Family, sketch, sign: int) -> None:
@@ -780,6 +803,7 @@ class CohortDetector:
         others = [s for k, (_, s) in fam.recent.items() if k != key and s[1] > 0]
         if n <= 0 or not others:
             return 0.0
+        self._fold_background()
         ordinary = (np.asarray(self._background, dtype=float) + _SMOOTHING) / (self._background_total + 2 * _SMOOTHING)
         counts = np.frombuffer(b"".join(b for b, _ in others), dtype=np.uint8).reshape(len(others), _SIMHASH_BITS)
         totals = np.fromiter((m for _, m in others), dtype=float, count=len(others))
@@ -807,6 +831,7 @@ class CohortDetector:
             return 0.0
         # own: the sketch is in the profile (a young member), left out of it here
         others = max(0, fam.profile_total - n) if own else fam.profile_total
+        self._fold_background()
         ordinary = self._background_total + 2 * _SMOOTHING
         ratio = 0.0
         for i, count in enumerate(bits):
