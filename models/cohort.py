@@ -437,9 +437,9 @@ class CohortDetector:
     def learn_one(self, rec, *, linked: bool = False) -> list[dict]:
         """Learn one link record (``LinkRecord``); returns cohort alerts raised or updated.
 
-        ``linked``: the key is already in a cluster linked by shared infrastructure or frames
-        (``ClusterDetector``): named in that incident, it is no cohort candidate (one campaign,
-        one incident to act on).
+        ``linked``: the key is already named in an incident of a cluster linked by shared
+        infrastructure or frames (``ClusterDetector``): it is no cohort candidate (one campaign,
+        one incident to act on). Linked into a cluster that raised none, it still is.
         """
         self._clock = max(self._clock, rec.ts_ms)
         alerts = self._due_updates()

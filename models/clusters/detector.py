@@ -56,7 +56,7 @@ class ClusterDetector:
         # Content cohorts (keys linked by nothing but the item set they split): learned from
         # the same link records, their incidents sent with this detector's.
         self.cohort = cohort if cohort is not None else CohortDetector()
-        self.cohort.is_linked = self._in_cluster
+        self.cohort.is_linked = self._named_in_cluster
         self._refresh_links = LinkRefresh(c.link_refresh_ms, c.max_keys)
         self._llr_up, self._llr_down = likelihood_ratios(c.campaign_rate, c.base_rate)
         self._links: OrderedDict[tuple[str, object], LinkMembers] = OrderedDict()
@@ -150,6 +150,14 @@ class ClusterDetector:
     def _in_cluster(self, key: str) -> bool:
         """In a cluster of ``min_keys`` or more keys (linked by infrastructure or frames)."""
         return len(self._members.get(self._find(key), ())) >= self.config.min_keys
+
+    def _named_in_cluster(self, key: str) -> bool:
+        """Named in a cluster incident raised (what the content cohorts leave to that incident:
+        one campaign, one incident to act on). A key linked into a cluster that never pages, or
+        whose incident does not name it, is still a cohort candidate: content-cohort lost five
+        members of one cohort to a three-key link that never qualified."""
+        stats = self._keys.get(key)
+        return stats is not None and stats.named and self._find(key) in self._alerted and self._in_cluster(key)
 
     def cluster_of(self, key: str) -> set[str]:
         return set(self._members.get(self._find(key), {key}))
@@ -246,7 +254,7 @@ class ClusterDetector:
         if rec.cohort_only:
             # One of a mature key's first requests, for the cohort detector only: the links and
             # key statistics here learn what they learned before it was forwarded.
-            return self.cohort.learn_one(rec, linked=self._in_cluster(rec.api_key_id)) if link else []
+            return self.cohort.learn_one(rec, linked=self._named_in_cluster(rec.api_key_id)) if link else []
         stats_before = self._keys.get(rec.api_key_id)
         if stats_before is not None and rec.source_offset >= 0:
             partition, offset = stats_before.source
@@ -265,7 +273,7 @@ class ClusterDetector:
             # detector links (replay, the cluster agent by default). With the partitioned
             # link-values stage a key's joins arrive after its records, and a hydra's young
             # heads made a cohort incident that replay does not raise: not done there.
-            alerts.extend(self.cohort.learn_one(rec, linked=self._in_cluster(rec.api_key_id)))
+            alerts.extend(self.cohort.learn_one(rec, linked=self._named_in_cluster(rec.api_key_id)))
         alerts.extend(self._due_updates(self._clock))
         stats = self._keys.get(rec.api_key_id)
         if stats is not None and not qualified_before and stats.core:

@@ -285,6 +285,24 @@ def test_a_mature_account_sweeping_with_a_young_wave_is_named_on_content_evidenc
     assert reasons["cohort_mature_members"] == 3
 
 
+def test_members_linked_into_a_cluster_that_never_pages_are_named_in_the_cohort_incident():
+    # Five members pay with one card: the cluster detector links them (5 keys, its min_keys),
+    # but enrolled hours apart and sending plain items they are no payment ring and no
+    # extraction cluster: that cluster raises no incident. Before, a key in any cluster of 5+
+    # keys was left to that cluster's incident, which never came: the five were in no alert
+    # (content-cohort lost five members of one cohort so).
+    def shared_card(raw: bytes) -> bytes:
+        doc = json.loads(raw)
+        if doc["api_key_id"] in {f"key{k:03d}" for k in range(5)}:
+            doc["account"]["payment_fingerprint"] = "pf-shared"
+        return json.dumps(doc).encode()
+
+    clusters = ClusterDetector()
+    found = cohort_alerts(replay([shared_card(raw) for raw in free_form_wave()], clusters))
+    assert clusters._in_cluster("key000") and clusters._find("key000") not in clusters._alerted
+    assert found and found[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(30)]
+
+
 def test_a_mature_free_account_is_judged_on_its_first_requests():
     # Before, a mature key was judged on the records sampled of a paying key only (its 1st,
     # 2nd, 4th, 8th ... request): an aged account with no payment method on file was never
