@@ -265,6 +265,7 @@ class _Candidate:
     partial: bool = False  # a member that kept to its item family only partly (min_partial_share)
     last_ts: int = -1  # its latest counted request
     last_key_events: int = -1  # and the key's events up to it (LinkRecord.key_events; -1 unknown)
+    newest: int = -1  # the key's events up to its newest record learned: repeats up to it are dropped
     quick_gaps: int = 0  # gaps between its counted requests under machine_gap_ms
     gap_sum: float = 0.0  # the gaps per request between its counted requests (ms): their sum ...
     gap_squares: float = 0.0  # ... and sum of squares (how regular its pace is)
@@ -444,18 +445,26 @@ class CohortDetector:
         self._clock = max(self._clock, rec.ts_ms)
         alerts = self._due_updates()
         young = young_account(rec.ts_ms, rec.account_created_ms, self.young_ms)
-        if not young and rec.simhash >= 0 and rec.style <= 0:
-            self._learn_background(rec.simhash)
-        if rec.family < 0:
-            return alerts
         # Account maturity is no free pass: a mature account joins a cohort on content evidence
         # (it never starts a wave; see _join_mature).
         keys = self._keys if young else self._mature
         cand = keys.get(rec.api_key_id)
+        if cand is not None and rec.key_events > 0:
+            if rec.key_events <= cand.newest:
+                # Sent again for an event a worker re-applied (its key states restored older
+                # after a restart): learned already. (The cluster detector drops its own
+                # records' repeats by their source offsets; a mature key's first requests
+                # reach only this detector.)
+                return alerts
+            cand.newest = rec.key_events
+        if not young and rec.simhash >= 0 and rec.style <= 0:
+            self._learn_background(rec.simhash)
+        if rec.family < 0:
+            return alerts
         if cand is None:
             if rec.key_events > self.max_key_events:
                 return alerts  # an older key, first seen late: its first requests are not known
-            cand = keys[rec.api_key_id] = _Candidate(rec.ts_ms)
+            cand = keys[rec.api_key_id] = _Candidate(rec.ts_ms, newest=rec.key_events)
             if len(keys) > self.max_keys:
                 keys.popitem(last=False)
         else:

@@ -338,6 +338,37 @@ def test_a_key_s_first_requests_reach_the_cohort_detector_only():
     assert "old-user" not in clusters._keys and "old-user" in clusters.cohort._mature
 
 
+def test_first_requests_sent_again_after_a_restart_are_learned_once():
+    # A worker that restarts re-applies events from its restored key states and sends their
+    # link records again; the cluster detector drops repeats of its own records by their source
+    # offsets, but a mature key's first requests reach only the cohort detector, which drops
+    # them by the key's event count. Before, the repeats were counted twice over.
+    raws = sorted(free_form_wave() + mature_sweepers(3, payment=False), key=lambda raw: json.loads(raw)["ts"])
+    pipeline, states, records = KeyPipeline(), {}, []
+    for raw in raws:
+        ev = parse_event(raw)
+        result = pipeline.step(states.get(ev.api_key_id), ev)
+        states[ev.api_key_id] = result.state
+        rec = link_record(ev, result)
+        if rec is not None:
+            records.append(rec)
+    again = []
+    for rec in records:
+        again.append(rec)
+        if rec.api_key_id.startswith("mature") and rec.key_events == 6:  # restarted: its 2nd to 6th again
+            again += [r for r in records if r.api_key_id == rec.api_key_id and 2 <= r.key_events <= 6]
+    assert len(again) == len(records) + 15
+
+    def cohort_of(recs):
+        det = ClusterDetector()
+        return cohort_alerts([a for r in recs for a in det.observe_link(r)]), det.cohort._mature
+
+    once, mature_once = cohort_of(records)
+    twice, mature_twice = cohort_of(again)
+    assert twice == once and {f"mature{k:02d}" for k in range(3)} <= set(once[-1]["api_key_ids"])
+    assert [c.events for c in mature_twice.values()] == [c.events for c in mature_once.values()]
+
+
 def test_a_mature_evaluation_account_beside_a_wave_is_not_named():
     # An evaluation account on the same kind of items: a couple of long chats, then graded
     # short answers. More than a quarter of the answers it is judged on are short: not a
