@@ -155,7 +155,7 @@ class ClusterDetector:
         """Named in a cluster incident raised (what the content cohorts leave to that incident:
         one campaign, one incident to act on). A key linked into a cluster that never pages, or
         whose incident does not name it, is still a cohort candidate: content-cohort lost five
-        members of one cohort to a three-key link that never qualified."""
+        members of one cohort to a cluster that never raised one."""
         stats = self._keys.get(key)
         return stats is not None and stats.named and self._find(key) in self._alerted and self._in_cluster(key)
 
