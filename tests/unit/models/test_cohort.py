@@ -76,19 +76,21 @@ def sweep(n_keys: int, per_key: int, *, account_age_days: float = 2.0, items=ite
     return [raw for _, raw in sorted(raws)]
 
 
-def replay(raws: list[bytes], clusters: ClusterDetector | None = None) -> list[dict]:
-    """Events through the per-key pipeline, ``link_record`` and the cluster detector, as replay does."""
-    pipeline, clusters = KeyPipeline(), clusters or ClusterDetector()
-    states: dict[str, bytes] = {}
-    alerts = []
+def link_records(raws: list[bytes]) -> list:
+    """Each event's link record (None: not forwarded), through the per-key pipeline as replay does."""
+    pipeline, states, records = KeyPipeline(), {}, []
     for raw in raws:
         ev = parse_event(raw)
         result = pipeline.step(states.get(ev.api_key_id), ev)
         states[ev.api_key_id] = result.state
-        rec = link_record(ev, result)
-        if rec is not None:
-            alerts.extend(clusters.observe_link(rec))
-    return alerts
+        records.append(link_record(ev, result))
+    return records
+
+
+def replay(raws: list[bytes], clusters: ClusterDetector | None = None) -> list[dict]:
+    """Events through the per-key pipeline, ``link_record`` and the cluster detector, as replay does."""
+    clusters = clusters or ClusterDetector()
+    return [alert for rec in link_records(raws) if rec is not None for alert in clusters.observe_link(rec)]
 
 
 def cohort_alerts(alerts: list[dict]) -> list[dict]:
@@ -325,13 +327,9 @@ def test_a_mature_member_with_an_answer_or_two_under_harvest_length_is_named():
 def test_a_key_s_first_requests_reach_the_cohort_detector_only():
     # Forwarded for the cohort detector: the cluster detector links and counts nothing of them
     # (its incidents are those it found before they were forwarded).
-    pipeline, states, clusters, records = KeyPipeline(), {}, ClusterDetector(), []
-    for i in range(20):
-        raw = event("old-user", i, T0 + i * 60_000, long_chat(i), account_age_days=300, payment=False)
-        ev = parse_event(raw)
-        result = pipeline.step(states.get(ev.api_key_id), ev)
-        states[ev.api_key_id] = result.state
-        records.append(link_record(ev, result))
+    clusters = ClusterDetector()
+    records = link_records([event("old-user", i, T0 + i * 60_000, long_chat(i), account_age_days=300, payment=False)
+                            for i in range(20)])
     assert all(r is not None and r.cohort_only for r in records[:16]) and records[16:] == [None] * 4
     for rec in records[:16]:
         assert clusters.values_to_link(rec) == [] and clusters.observe_link(rec) == []
@@ -344,14 +342,7 @@ def test_first_requests_sent_again_after_a_restart_are_learned_once():
     # offsets, but a mature key's first requests reach only the cohort detector, which drops
     # them by the key's event count. Before, the repeats were counted twice over.
     raws = sorted(free_form_wave() + mature_sweepers(3, payment=False), key=lambda raw: json.loads(raw)["ts"])
-    pipeline, states, records = KeyPipeline(), {}, []
-    for raw in raws:
-        ev = parse_event(raw)
-        result = pipeline.step(states.get(ev.api_key_id), ev)
-        states[ev.api_key_id] = result.state
-        rec = link_record(ev, result)
-        if rec is not None:
-            records.append(rec)
+    records = [rec for rec in link_records(raws) if rec is not None]
     again = []
     for rec in records:
         again.append(rec)
