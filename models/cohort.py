@@ -491,10 +491,7 @@ class CohortDetector:
             cand.gap_sum += gap
             cand.gap_squares += gap * gap
         cand.last_ts, cand.last_key_events = rec.ts_ms, rec.key_events
-        if rec.output_tokens > 0:  # (0: no answer, a refused or failed request: no length to judge)
-            cand.tokens += rec.output_tokens
-            cand.reported += 1
-            cand.short_answers += rec.output_tokens < self.min_harvest_tokens
+        self._count_answer(cand, rec.output_tokens)
         family = member_family(rec.family)
         if family in cand.families or len(cand.families) < _MAX_FAMILIES:
             cand.families[family] = cand.families.get(family, 0) + 1
@@ -518,6 +515,14 @@ class CohortDetector:
         if family is not None:
             alerts.extend(self._join(rec.api_key_id, cand, family))
         return alerts
+
+    def _count_answer(self, cand: _Candidate, output_tokens: int) -> None:
+        """Count one answer's length into ``cand`` (0 or unknown: no answer, a refused or failed
+        request: no length to judge)."""
+        if output_tokens > 0:
+            cand.tokens += output_tokens
+            cand.reported += 1
+            cand.short_answers += output_tokens < self.min_harvest_tokens
 
     def _name_mature(self, fam: _Family, key: str, cand: _Candidate | None, sketch) -> bool:
         """Name a mature key in the open incident if it began within its wave's window and its
@@ -595,9 +600,7 @@ class CohortDetector:
             _add_bits(cand.bits, rec.simhash)
             cand.sketched += 1
         cand.events += 1
-        if rec.output_tokens > 0:
-            cand.reported += 1
-            cand.short_answers += rec.output_tokens < self.min_harvest_tokens
+        self._count_answer(cand, rec.output_tokens)
         if cand.events != 2 * self.min_mature_records or \
                 cand.short_answers > self.max_mature_short_share * cand.reported:
             return []
