@@ -454,10 +454,11 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
                 await asyncio.sleep(exc.retry_after)
 
     # -- flush -> changelog -> ack -------------------------------------------------------
-    async def flush(self) -> None:
+    async def flush(self) -> bool:
         """Link records out, then the sink's rows stored, alerts sent, states changelogged and
-        the records acked (the Checkpoint's order); a failure keeps them for the next flush."""
-        await self.checkpoint.flush(self._store_outputs)
+        the records acked (the Checkpoint's order); a failure keeps them for the next flush.
+        Returns whether it went through."""
+        return await self.checkpoint.flush(self._store_outputs)
 
     async def _store_outputs(self) -> bool:
         # Inside the checkpoint's flush: every record it acks has its link records in this batch.

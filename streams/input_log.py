@@ -56,6 +56,13 @@ class InputLog:
             return None
         return epochs.position(partition, offset, stored)
 
+    async def flush_until_stored(self) -> None:
+        """Flush until one goes through, for what reads the rows back from ClickHouse next: a
+        flush that fails (alerts not sent while the broker comes back, ClickHouse down) keeps
+        its rows buffered, and the rows looked for would not be found."""
+        while not await self.flush():
+            await asyncio.sleep(self.sink.settings.retry_after_s)
+
     def record_event_id(self, value: bytes | None) -> str | None:
         """The event id of a record the worker would store as a row; None for one it would
         dead-letter (what the epochs compare with the row or dead letter stored). Parsed only
@@ -85,7 +92,9 @@ class InputLog:
         self.metrics.epochs.labels(topic=message.topic, partition=str(message.partition)).inc()
         carry = self.epochs.carry_range(new, processed_until)
         if carry is not None:
-            await self.flush()  # rows of the new log read under the old epoch: in ClickHouse, to be found
+            # rows of the new log read under the old epoch: in ClickHouse, to be found (a failed
+            # flush would leave them buffered, and their records would be applied twice)
+            await self.flush_until_stored()
             self.epochs.carry(message.partition, await asyncio.to_thread(
                 self.sink.stored_event_ids, message.topic, message.partition, new.epoch - 1, *carry), carry[1])
         start, committed = new.refill_from, self.partition_start(message.tp)

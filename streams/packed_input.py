@@ -97,7 +97,9 @@ class PackedInput(RecordStep):
         carry = self.epochs.carry_range(new, self.source_next.get(new.partition))
         if carry is None:
             return
-        await self.flush()  # rows of the new log read under the old epoch: in ClickHouse, to be found
+        # rows of the new log read under the old epoch: in ClickHouse, to be found (a failed
+        # flush would leave them buffered, and their records would be applied twice)
+        await self.flush_until_stored()
         topic = self.settings.requests_topic
         self.epochs.carry(new.partition, await asyncio.to_thread(
             self.sink.stored_event_ids, topic, new.partition, new.epoch - 1, *carry), carry[1])
