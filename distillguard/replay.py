@@ -29,6 +29,7 @@ from distillguard.errors import DistillguardError
 from distillguard.models.clusters import ClusterDetector
 from distillguard.models.pipeline import DetectorConfig, KeyPipeline
 from distillguard.models.step import BatchResult, Record, RequestProcessor
+from distillguard.replay_shards import ShardedStep
 
 BATCH_RECORDS = 1000  # records stepped at a time (a key's state stays decoded within a batch)
 PROGRESS_EVERY_S = 0.5  # how often the progress bar is redrawn
@@ -264,20 +265,26 @@ class KafkaWindow:
 def run_replay(events: Path | str | KafkaWindow, alerts_out: Path, dlq_path: Path | None = None,
                progress: bool = True, config: DetectorConfig | None = None, pipeline: KeyPipeline | None = None,
                clusters: ClusterDetector | None | bool = True, allowed_lateness_ms: int | None = None,
-               sink=None, exculpated_path: Path | None = None, send_exculpated: bool = False) -> ReplaySummary:
+               sink=None, exculpated_path: Path | None = None, send_exculpated: bool = False,
+               jobs: int = 1) -> ReplaySummary:
     """``events``: an events file, or a :class:`KafkaWindow` (a backfill).
     ``allowed_lateness_ms``: the workers' ``DG_ALLOWED_LATENESS_S`` rule (None: learn every event).
     ``sink``: a ``ClickHouseSink`` to store rows, alerts and dead letters in, as the workers do
     (flushed as its batch settings say, and at the end).
     ``exculpated_path``: where to write the exculpated detections (``send_exculpated``: the
     workers' ``DG_SEND_EXCULPATED``, which writes them among the alerts as well).
+    ``jobs``: processes that step the keys (``replay_shards``: the same output; 1: this one).
     The workers' own step (``models.step``) on the records, in batches."""
     source = events if isinstance(events, KafkaWindow) else FileLines(Path(events))
     if clusters is True:
         clusters = ClusterDetector()
-    step = RequestProcessor(pipeline or KeyPipeline(config), source_topic=source.topic,
-                            allowed_lateness_ms=allowed_lateness_ms, clusters=clusters or None)
-    states: dict[str, bytes] = {}
+    if jobs > 1:
+        step = ShardedStep(jobs, pipeline or KeyPipeline(config), source_topic=source.topic,
+                           allowed_lateness_ms=allowed_lateness_ms, clusters=clusters or None,
+                           keep_rows=sink is not None)
+    else:
+        step = _OneProcess(RequestProcessor(pipeline or KeyPipeline(config), source_topic=source.topic,
+                                            allowed_lateness_ms=allowed_lateness_ms, clusters=clusters or None))
     summary = ReplaySummary()
     started = time.monotonic()
     bar = _progress_bar(progress, source.total)
@@ -292,25 +299,54 @@ def run_replay(events: Path | str | KafkaWindow, alerts_out: Path, dlq_path: Pat
             batch.append(record)
             if len(batch) < BATCH_RECORDS:
                 continue
-            outputs.write(step.run(batch, states), states, summary)
+            for done in step.submit(batch):
+                outputs.write(done, summary)
             batch = []
             if bar:
-                bar.update(source.done, step.counters.events)
-        outputs.write(step.run(batch, states), states, summary)
+                bar.update(source.done, step.submitted)
+        for done in step.submit(batch) + step.finish():
+            outputs.write(done, summary)
         if sink is not None:
             sink.flush()
         if bar:
-            bar.close(source.done, step.counters.events)
+            bar.close(source.done, step.submitted)
     finally:
         outputs.close()
+        step.close()
     counters = step.counters
     summary.events = counters.events - counters.dead_letters
     summary.bad_records, summary.duplicates, summary.late = counters.dead_letters, counters.duplicates, counters.late
     summary.cluster_seconds = step.cluster_seconds
     summary.seconds = time.monotonic() - started
-    summary.keys = len(states)
-    summary.state_bytes_per_key = sum(map(len, states.values())) / len(states) if states else 0.0
+    summary.keys = step.keys
+    summary.state_bytes_per_key = step.state_bytes / step.keys if step.keys else 0.0
     return summary
+
+
+class _OneProcess:
+    """``RequestProcessor.run`` in this process, with :class:`ShardedStep`'s interface."""
+
+    def __init__(self, step: RequestProcessor) -> None:
+        self.step = step
+        self.states: dict[str, bytes] = {}
+        self.submitted = 0
+
+    counters = property(lambda self: self.step.counters)
+    cluster_seconds = property(lambda self: self.step.cluster_seconds)
+    keys = property(lambda self: len(self.states))
+    state_bytes = property(lambda self: sum(map(len, self.states.values())))
+
+    def submit(self, records: list[Record]) -> list[BatchResult]:
+        self.submitted += len(records)
+        done = self.step.run(records, self.states)
+        self.states.update(done.states)
+        return [done]
+
+    def finish(self) -> list[BatchResult]:
+        return []
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -325,8 +361,7 @@ class _Outputs:
     dlq: object = None
     exculpated: object = None
 
-    def write(self, batch: BatchResult, states: dict[str, bytes], summary: ReplaySummary) -> None:
-        states.update(batch.states)
+    def write(self, batch: BatchResult, summary: ReplaySummary) -> None:
         summary.link_records += len(batch.links)
         # (counted and written to --exculpated also when they are sent: which of the alerts they are)
         sent, held = split_exculpated(batch.alerts)

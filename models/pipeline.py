@@ -15,6 +15,7 @@ streaming it through Kafka give the same alerts.
 """
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import struct
@@ -155,6 +156,10 @@ TURNED_AFTER = 20
 # The key signals (KeyState scalars) whose population median alert baselines show, and how
 # often a key is sampled
 _POPULATION_SIGNALS = ("style_ew", "novelty_ew", "template_ew", "followup_ew", "yield_ew")
+# The alert reasons that state one of them as their baseline: reason -> (signal, prior)
+_POPULATION_BASELINES = {"extraction_style_share": ("style_ew", BASE_EXTRACTION_RATE),
+                         "topic_novelty": ("novelty_ew", 0.5), "template_repetition": ("template_ew", 0.2),
+                         "follow_up_share": ("followup_ew", 0.4), "output_yield": ("yield_ew", 0.5)}
 _POPULATION_EVERY = 50
 # An extraction-style share under this is an ordinary key's (dev-s1: casual users 0-0.07,
 # every benign scenario's median under 0.04; campaigns 0.2 and up once running).
@@ -360,6 +365,26 @@ class DetectorConfig:
                                      "as hard to alert)")
                 fields[name] = {k: float(v) for k, v in value.items()}
         return cls(**fields)
+
+
+def population_baseline(population: PopulationProfile, reason: str) -> float:
+    """The baseline an alert reason states: the population's median of its signal, rounded."""
+    signal, prior = _POPULATION_BASELINES[reason]
+    return round(population.baseline(signal, prior), 3)
+
+
+def rebaseline(alert: dict, population: PopulationProfile) -> dict:
+    """``alert`` (a key alert's dict) with the baselines of ``population``: for a process that
+    learns the population of keys another process scored (``distillguard replay --jobs``).
+
+    >>> alert = {"reasons": [{"signal": "topic_novelty", "baseline": 0.9}, {"signal": "x", "baseline": 7}]}
+    >>> rebaseline(alert, PopulationProfile(_POPULATION_SIGNALS))["reasons"]
+    [{'signal': 'topic_novelty', 'baseline': 0.5}, {'signal': 'x', 'baseline': 7}]
+    """
+    for reason in alert.get("reasons") or ():
+        if reason.get("signal") in _POPULATION_BASELINES:
+            reason["baseline"] = population_baseline(population, reason["signal"])
+    return alert
 
 
 class KeyPipeline:
@@ -583,18 +608,18 @@ class KeyPipeline:
     def _reasons(self, st: KeyState) -> list[dict]:
         # baselines: the population's median of each signal (learned from the keys scored here),
         # the built-in prior until enough keys were seen
-        base = self.population.baseline
+        base = functools.partial(population_baseline, self.population)
         reasons = [
             {"signal": "extraction_style_share", "value": round(float(st.style_ew), 3),
-             "baseline": round(base("style_ew", BASE_EXTRACTION_RATE), 3), "weight": 1.6},
+             "baseline": base("extraction_style_share"), "weight": 1.6},
             {"signal": "topic_novelty", "value": round(float(st.novelty_ew), 3),
-             "baseline": round(base("novelty_ew", 0.5), 3), "weight": 0.6},
+             "baseline": base("topic_novelty"), "weight": 0.6},
             {"signal": "template_repetition", "value": round(float(st.template_ew), 3),
-             "baseline": round(base("template_ew", 0.2), 3), "weight": -0.6},
+             "baseline": base("template_repetition"), "weight": -0.6},
             {"signal": "follow_up_share", "value": round(float(st.followup_ew), 3),
-             "baseline": round(base("followup_ew", 0.4), 3), "weight": -0.8},
+             "baseline": base("follow_up_share"), "weight": -0.8},
             {"signal": "output_yield", "value": round(float(st.yield_ew), 3),
-             "baseline": round(base("yield_ew", 0.5), 3), "weight": 0.7},
+             "baseline": base("output_yield"), "weight": 0.7},
             {"signal": "topic_buckets_seen", "value": sum(1 for c in st.hist if c), "baseline": None, "weight": None},
             # a script fires on a clock, people in sessions (scored only in the harvest score)
             {"signal": "typical_gap_seconds", "value": round(math.exp(st.gap_mean), 1), "baseline": None,

@@ -43,3 +43,22 @@ class PopulationProfile:
             return prior
         value = self._median[signal].get()
         return prior if value is None else value
+
+
+class PopulationSamples(PopulationProfile):
+    """A profile that keeps the samples it is given (``taken``) instead of learning them, for a
+    process that scores only a share of the keys and leaves the population to another
+    (``distillguard replay --jobs``): that one learns every process's samples in the input's
+    order, and so states the baselines one process would. Its own baselines stay the priors.
+
+    >>> samples = PopulationSamples(("share",), min_samples=1)
+    >>> samples.learn_one({"share": 0.5}); samples.taken, samples.baseline("share", prior=0.05)
+    ([{'share': 0.5}], 0.05)
+    """
+
+    def __init__(self, signals: tuple[str, ...], min_samples: int = 100) -> None:
+        super().__init__(signals, min_samples)
+        self.taken: list[dict] = []
+
+    def learn_one(self, levels: dict) -> None:
+        self.taken.append(levels)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .clusters import ClusterDetector, LinkRecord, link_record
@@ -212,18 +212,28 @@ class RequestProcessor:
         """Step a batch of records on the key states in ``states`` (read, never written: the
         new states are in the result, for the caller to store)."""
         out = BatchResult()
+        for _ in self.steps(records, states, out):
+            pass
+        return out
+
+    def steps(self, records: Iterable[Record], states: Mapping[str, bytes], out: BatchResult) -> Iterator[Record]:
+        """:meth:`run` a record at a time: yields each record once what it produced is in
+        ``out``, so that a caller can tell which record made which output (``distillguard
+        replay --jobs`` puts the outputs of several processes back in input order); sets
+        ``out.states`` when it ends."""
         decoded: dict[str, KeyState] = {}
         for record in records:
             event = self.decode(record.value, record.key, record.partition, record.offset)
             if isinstance(event, DeadLetter):
                 out.dead_letters.append(event)
+                yield record
                 continue
             st = decoded.get(event.api_key_id)
             if st is None:
                 st = decoded[event.api_key_id] = decode_state(states.get(event.api_key_id))
             self._step_one(st, event, record, out)
+            yield record
         out.states = {key: encode_state(st) for key, st in decoded.items()}
-        return out
 
     def _step_one(self, st: KeyState, event: RequestEvent, record: Record, out: BatchResult) -> None:
         position = record.position

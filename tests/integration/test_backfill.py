@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from confluent_kafka import Producer
 
 from distillguard.models.pipeline import DetectorConfig
@@ -24,7 +25,8 @@ def _event(i: int, ts_ms: int) -> bytes:
                        "prompt": f"Explain step by step your reasoning for question {i} about tides"}).encode()
 
 
-def test_backfill_scores_and_stores_exactly_the_window(pipeline, chdb_client, chdb_settings, tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2], ids=["one process", "2 key processes"])
+def test_backfill_scores_and_stores_exactly_the_window(pipeline, chdb_client, chdb_settings, tmp_path, jobs):
     # 90 events one second apart (record timestamp = event time); the window is seconds [30, 60):
     # 30 events, and a record that is not an event, timestamped inside the window.
     producer = Producer({"bootstrap.servers": pipeline.broker.bootstrap, "enable.idempotence": True})
@@ -42,7 +44,7 @@ def test_backfill_scores_and_stores_exactly_the_window(pipeline, chdb_client, ch
     sink = ClickHouseSink(chdb_settings, client=chdb_client)
     window = KafkaWindow(kafka, topic, since_ms, until_ms)
     summary = run_replay(window, tmp_path / "alerts.jsonl", dlq_path=tmp_path / "dlq.jsonl", progress=False,
-                         config=EAGER, sink=sink)
+                         config=EAGER, sink=sink, jobs=jobs)
     assert (summary.events, summary.bad_records) == (30, 1)
 
     db = chdb_settings.database
@@ -62,7 +64,7 @@ def test_backfill_scores_and_stores_exactly_the_window(pipeline, chdb_client, ch
 
     # Run again (an operator retrying a backfill): every record is stored once.
     again = run_replay(KafkaWindow(kafka, topic, since_ms, until_ms), tmp_path / "again.jsonl", progress=False,
-                       config=EAGER, sink=ClickHouseSink(chdb_settings, client=chdb_client))
+                       config=EAGER, sink=ClickHouseSink(chdb_settings, client=chdb_client), jobs=jobs)
     assert again.events == 30
     counts = sink.table_counts()
     assert (counts["events"], counts["dlq"], counts["alerts"]) == (30, 1, len(stored_alerts))
