@@ -3,12 +3,14 @@
     python benchmarks/replay_speed.py                      # dev-s1: this tree vs 55718be, 3 rounds
     python benchmarks/replay_speed.py --rounds 2 --stress harvest-plain --stress multilingual
     python benchmarks/replay_speed.py --rounds 2 --same-alerts var/streams/stress-obfuscated
+    python benchmarks/replay_speed.py --jobs 2 ...        # this tree as `replay --jobs 2`, the base in one process
 
 Each tree runs ``distillguard replay STREAM --alerts OUT -q`` in a process of its own, the
 trees taking turns within every round (the order alternates from round to round), so that
 the load of a shared machine falls on both alike. The time is the process's CPU time (user +
 system, from ``getrusage``: what one core spends, imports included), not the wall clock,
-which other users of the machine stretch. Every ratio is this tree's CPU time over the
+which other users of the machine stretch; the wall clock is recorded beside it (what ``--jobs``
+changes: the events/s a user sees). Every ratio is this tree's CPU time over the
 base's in the same round; under 1.0 means faster. Every timed stream (dev-s1, and each
 ``--stress`` stream, built into ``var/streams/`` as ``benchmarks/detection.py`` builds it)
 is timed in every round.
@@ -33,6 +35,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,17 +72,20 @@ def remove(tree: Path) -> None:
     subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
 
 
-def replay(python_path: Path | None, stream: Path, alerts: Path, cwd: Path) -> float:
-    """CPU seconds of one ``distillguard replay`` process."""
+def replay(python_path: Path | None, stream: Path, alerts: Path, cwd: Path, jobs: int | None = None) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one ``distillguard replay`` run: its processes' CPU (the
+    key processes of ``--jobs`` included: they are waited for), and the clock. ``jobs``: this
+    tree's ``--jobs`` (older trees have no such option: None)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DG_")}  # defaults, as the benchmark
     env.pop("PYTHONPATH", None)
     if python_path is not None:
         env["PYTHONPATH"] = str(python_path)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-m", "distillguard.cli", "replay", str(stream), "--alerts", str(alerts), "-q"],
+    before, began = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    subprocess.run([sys.executable, "-m", "distillguard.cli", "replay", str(stream), "--alerts", str(alerts), "-q"]
+                   + ([] if jobs is None else ["--jobs", str(jobs)]),
                    check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wall, after = time.perf_counter() - began, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
 
 
 def count_lines(path: Path) -> int:
@@ -90,18 +96,30 @@ def count_lines(path: Path) -> int:
 
 
 def markdown(result: dict) -> str:
+    jobs = result.get("jobs", 1)
     lines = [f"# Replay speed: this tree vs {result['base']}", "",
              f"Command: `{result['command']}`", "",
-             "CPU seconds of one `distillguard replay` process (user + system, imports included); the trees "
-             "take turns in every round, so a loaded machine slows both alike.", ""]
+             "CPU seconds of one `distillguard replay` run (user + system of its processes, imports included) "
+             "and its wall-clock seconds; the trees take turns in every round, so a loaded machine slows both "
+             "alike. " + (f"This tree runs `--jobs {jobs}` ({jobs} key processes and this one); the base runs "
+                          "in one process: the wall-clock ratio is the events/s the user sees, the CPU ratio "
+                          "the cost per event." if jobs > 1 else "Both run in one process."), ""]
     for name, timed in result["streams"].items():
         lines += [f"## {name} ({timed['events']:,} events)", "",
-                  "| round | base (s) | this tree (s) | this / base |", "|---|---|---|---|"]
+                  "| round | base CPU (s) | this CPU (s) | CPU this / base | base wall (s) | this wall (s) "
+                  "| wall this / base |", "|---|---|---|---|---|---|---|"]
         for i, r in enumerate(timed["rounds"], 1):
-            lines.append(f"| {i} | {r['base_s']:.1f} | {r['this_s']:.1f} | {r['ratio']:.3f} |")
-        lines += ["", f"Median ratio {timed['median_ratio']:.3f} (x{1 / timed['median_ratio']:.2f} events/s): "
-                  f"this tree {timed['this_events_per_s']:,.0f} events/s of CPU, base "
-                  f"{timed['base_events_per_s']:,.0f} (best rounds).", ""]
+            lines.append(f"| {i} | {r['base_s']:.1f} | {r['this_s']:.1f} | {r['ratio']:.3f} | "
+                         f"{r.get('base_wall_s', float('nan')):.1f} | {r.get('this_wall_s', float('nan')):.1f} | "
+                         f"{r.get('wall_ratio', float('nan')):.3f} |")
+        lines += ["", f"Median CPU ratio {timed['median_ratio']:.3f} (x{1 / timed['median_ratio']:.2f} events per "
+                  f"CPU second): this tree {timed['this_events_per_s']:,.0f} events/s of CPU, base "
+                  f"{timed['base_events_per_s']:,.0f} (best rounds)."]
+        if "median_wall_ratio" in timed:
+            lines += [f"Median wall-clock ratio {timed['median_wall_ratio']:.3f} (x{1 / timed['median_wall_ratio']:.2f} "
+                      f"events/s): this tree {timed['this_wall_events_per_s']:,.0f} events/s, base "
+                      f"{timed['base_wall_events_per_s']:,.0f} (best rounds)."]
+        lines.append("")
     lines += [f"## Alerts against {result['reference']} (main before this work)", "",
               "| stream | alerts | byte-identical |", "|---|---|---|"]
     for name, same in result["same_alerts"].items():
@@ -129,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--same-alerts", type=Path, action="append", default=[],
                         help="also compare the alerts on this stream (a folder with events.jsonl.gz, or a file)")
     parser.add_argument("--results-name", default="replay-speed", help="write benchmarks/results/NAME.{json,md}")
+    parser.add_argument("--jobs", type=int, default=1, help="this tree's replay --jobs (the base runs in one process)")
     args = parser.parse_args(argv)
     timed = {}  # label -> path (the replays run in a temporary folder: absolute paths)
     for path in args.stream or [DEV_STREAM]:
@@ -151,18 +170,21 @@ def main(argv: list[str] | None = None) -> int:
                     turn = [("base", trees[args.base]), ("this", None)]
                     times = {}
                     for name, path in (turn if (i + s_i) % 2 == 0 else turn[::-1]):
-                        times[name] = replay(path, stream, work / f"{name}-{s_i}-{i}.jsonl", work)
-                    rounds[label].append({"base_s": times["base"], "this_s": times["this"],
-                                          "ratio": times["this"] / times["base"]})
-                    print(f"round {i + 1}, {label}: base {times['base']:.1f}s, this {times['this']:.1f}s, "
-                          f"ratio {rounds[label][-1]['ratio']:.3f}", file=sys.stderr, flush=True)
+                        times[name] = replay(path, stream, work / f"{name}-{s_i}-{i}.jsonl", work,
+                                             jobs=args.jobs if name == "this" else None)
+                    (base_cpu, base_wall), (this_cpu, this_wall) = times["base"], times["this"]
+                    rounds[label].append({"base_s": base_cpu, "this_s": this_cpu, "ratio": this_cpu / base_cpu,
+                                          "base_wall_s": base_wall, "this_wall_s": this_wall,
+                                          "wall_ratio": this_wall / base_wall})
+                    print(f"round {i + 1}, {label}: CPU base {base_cpu:.1f}s, this {this_cpu:.1f}s; wall base "
+                          f"{base_wall:.1f}s, this {this_wall:.1f}s", file=sys.stderr, flush=True)
             same = {}
             for s_i, (label, stream) in enumerate(compared.items()):
                 ours, theirs = work / f"this-{s_i}.alerts", work / f"ref-{s_i}.alerts"
                 if label in timed:  # this tree's alerts on it are there already (and the base's, if the reference)
                     ours = work / f"this-{s_i}-0.jsonl"
                 else:
-                    replay(None, stream, ours, work)
+                    replay(None, stream, ours, work, jobs=args.jobs)
                 if label in timed and args.reference == args.base:
                     theirs = work / f"base-{s_i}-0.jsonl"
                 else:
@@ -180,10 +202,13 @@ def main(argv: list[str] | None = None) -> int:
                           else str(stream), "events": events, "rounds": rounds[label],
                           "median_ratio": ratios[len(ratios) // 2],
                           "this_events_per_s": events / min(r["this_s"] for r in rounds[label]),
-                          "base_events_per_s": events / min(r["base_s"] for r in rounds[label])}
+                          "base_events_per_s": events / min(r["base_s"] for r in rounds[label]),
+                          "median_wall_ratio": sorted(r["wall_ratio"] for r in rounds[label])[len(ratios) // 2],
+                          "this_wall_events_per_s": events / min(r["this_wall_s"] for r in rounds[label]),
+                          "base_wall_events_per_s": events / min(r["base_wall_s"] for r in rounds[label])}
     result = {
         "command": "python benchmarks/replay_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "base": args.base, "reference": args.reference, "streams": streams, "same_alerts": same,
+        "base": args.base, "reference": args.reference, "jobs": args.jobs, "streams": streams, "same_alerts": same,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
