@@ -278,20 +278,21 @@ def run_replay(events: Path | str | KafkaWindow, alerts_out: Path, dlq_path: Pat
     source = events if isinstance(events, KafkaWindow) else FileLines(Path(events))
     if clusters is True:
         clusters = ClusterDetector()
-    if jobs > 1:
-        step = ShardedStep(jobs, pipeline or KeyPipeline(config), source_topic=source.topic,
-                           allowed_lateness_ms=allowed_lateness_ms, clusters=clusters or None,
-                           keep_rows=sink is not None)
-    else:
-        step = _OneProcess(RequestProcessor(pipeline or KeyPipeline(config), source_topic=source.topic,
-                                            allowed_lateness_ms=allowed_lateness_ms, clusters=clusters or None))
     summary = ReplaySummary()
     started = time.monotonic()
     bar = _progress_bar(progress, source.total)
     alerts_out = Path(alerts_out)
     alerts_out.parent.mkdir(parents=True, exist_ok=True)
     outputs = _Outputs(open(alerts_out, "w", encoding="utf-8"), source.topic, sink, send_exculpated)
+    step = None
     try:
+        if jobs > 1:  # (forked once the outputs open: a failure to open them leaves no process behind)
+            step = ShardedStep(jobs, pipeline or KeyPipeline(config), source_topic=source.topic,
+                               allowed_lateness_ms=allowed_lateness_ms, clusters=clusters or None,
+                               keep_rows=sink is not None)
+        else:
+            step = _OneProcess(RequestProcessor(pipeline or KeyPipeline(config), source_topic=source.topic,
+                                                allowed_lateness_ms=allowed_lateness_ms, clusters=clusters or None))
         outputs.dlq = open(dlq_path, "w", encoding="utf-8") if dlq_path else None
         outputs.exculpated = open(exculpated_path, "w", encoding="utf-8") if exculpated_path else None
         batch: list[Record] = []
@@ -312,7 +313,8 @@ def run_replay(events: Path | str | KafkaWindow, alerts_out: Path, dlq_path: Pat
             bar.close(source.done, step.submitted)
     finally:
         outputs.close()
-        step.close()
+        if step is not None:
+            step.close()
     counters = step.counters
     summary.events = counters.events - counters.dead_letters
     summary.bad_records, summary.duplicates, summary.late = counters.dead_letters, counters.duplicates, counters.late
