@@ -127,7 +127,7 @@ def _script(text: str) -> int:
     if head.isascii():
         return 0  # the common case
     counts = [len(rx.findall(head)) for rx in _SCRIPT_LETTERS]
-    other = sum(ch.isalpha() for ch in head) - sum(counts)
+    other = sum(map(str.isalpha, head)) - sum(counts)  # (map: no bytecode per character)
     counts.append(other)
     return max(range(len(counts)), key=counts.__getitem__) if any(counts) else len(_SCRIPTS) - 1
 
