@@ -151,3 +151,18 @@ class _FailingPipeline(KeyPipeline):
 def test_a_failing_process_fails_the_replay_and_does_not_hang(stream, tmp_path, how, message):
     with pytest.raises(ReplayWorkerError, match=message):
         run_replay(stream, tmp_path / "alerts.jsonl", progress=False, pipeline=_FailingPipeline(how), jobs=2)
+
+
+def test_the_command_line_replays_with_the_jobs_asked_and_refuses_zero(stream, tmp_path, capsys):
+    from distillguard import cli
+
+    assert cli.build_parser().parse_args(["replay", "x", "--alerts", "a"]).jobs == cli.default_replay_jobs() >= 1
+    with pytest.raises(SystemExit):
+        cli.main(["replay", str(stream), "--alerts", str(tmp_path / "a.jsonl"), "--jobs", "0"])
+    assert "--jobs must be 1 or more" in capsys.readouterr().err
+    outs = []
+    for jobs in ("1", "3"):
+        out = tmp_path / f"alerts-{jobs}.jsonl"
+        assert cli.main(["replay", str(stream), "--alerts", str(out), "-q", "--jobs", jobs]) == 0
+        outs.append(out.read_bytes())
+    assert outs[0] and outs[0] == outs[1]
