@@ -84,7 +84,7 @@ def _work(shard: int, jobs: int, pipeline: KeyPipeline, processor: dict, keep_ro
             outbox.put(_Part(marks, out.dead_letters, out.rows if keep_rows else [], out.alerts,
                              link_batch_bytes([link.to_bytes() for link in out.links]), samples.taken))
             samples.taken = []
-        outbox.put(("done", step.counters, len(states), sum(map(len, states.values())), step.cluster_seconds))
+        outbox.put(("done", step.counters, len(states), sum(map(len, states.values()))))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         outbox.put(("error", f"replay process {shard}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
 
@@ -138,7 +138,7 @@ class ShardedStep:
         for inbox in self._inboxes:
             inbox.put(None)
         for shard in range(self.jobs):
-            _, counters, keys, state_bytes, _ = self._receive(shard, "done")  # (a process runs no cluster detector)
+            _, counters, keys, state_bytes = self._receive(shard, "done")
             self._add(counters)
             self.keys += keys
             self.state_bytes += state_bytes
@@ -178,6 +178,7 @@ class ShardedStep:
         (with the population's baselines as learned up to it), then its link record and the
         cluster alerts it raised, as ``RequestProcessor._step_one`` orders them."""
         parts = [self._receive(shard) for shard in range(self.jobs)]
+        # (an empty batch is no message link_records_in reads: it takes "[]" for one record)
         links = [link_records_in(part.links) if part.links != b"[]" else [] for part in parts]
         at = [0] * self.jobs  # each part's next record
         before = [(0, 0, 0, 0, 0)] * self.jobs

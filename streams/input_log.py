@@ -56,6 +56,19 @@ class InputLog:
             return None
         return epochs.position(partition, offset, stored)
 
+    async def carry_from_old_epoch(self, topic: str, new, processed_until: int | None) -> None:
+        """The event ids stored under the previous epoch at the offsets this worker had
+        processed from the partition (``processed_until``: the next one it expected): records
+        of the new log read at the old position (see :meth:`EpochTracker.carry`)."""
+        carry = self.epochs.carry_range(new, processed_until)
+        if carry is None:
+            return
+        # rows of the new log read under the old epoch: in ClickHouse, to be found (a failed
+        # flush would leave them buffered, and their records would be applied twice)
+        await self.flush_until_stored()
+        self.epochs.carry(new.partition, await asyncio.to_thread(
+            self.sink.stored_event_ids, topic, new.partition, new.epoch - 1, *carry), carry[1])
+
     async def flush_until_stored(self) -> None:
         """Flush until one goes through, for what reads the rows back from ClickHouse next: a
         flush that fails (alerts not sent while the broker comes back, ClickHouse down) keeps
@@ -90,13 +103,7 @@ class InputLog:
                     "%s): the log was replaced (broker restarted empty or topic recreated); epoch %s starts",
                     message.partition, message.topic, message.offset, new.stored_offset, new.epoch)
         self.metrics.epochs.labels(topic=message.topic, partition=str(message.partition)).inc()
-        carry = self.epochs.carry_range(new, processed_until)
-        if carry is not None:
-            # rows of the new log read under the old epoch: in ClickHouse, to be found (a failed
-            # flush would leave them buffered, and their records would be applied twice)
-            await self.flush_until_stored()
-            self.epochs.carry(message.partition, await asyncio.to_thread(
-                self.sink.stored_event_ids, message.topic, message.partition, new.epoch - 1, *carry), carry[1])
+        await self.carry_from_old_epoch(message.topic, new, processed_until)
         start, committed = new.refill_from, self.partition_start(message.tp)
         end = max(message.offset + 1, min(committed, message.offset + 1 + MAX_HOLE_FILL))
         self.holes.restart(message.partition, start)

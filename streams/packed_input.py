@@ -88,21 +88,8 @@ class PackedInput(RecordStep):
             log.warning("partition %s of %s: offset %s holds another record than the one stored: the log was "
                         "replaced; epoch %s starts", partition, self.settings.requests_topic, first.offset, new.epoch)
             self.metrics.epochs.labels(topic=self.settings.requests_topic, partition=str(partition)).inc()
-            await self._carry_from_old_epoch(new)
-
-    async def _carry_from_old_epoch(self, new) -> None:
-        """The event ids stored under the previous epoch at the offsets this worker had handed
-        on from the partition (records of the new log read at the old position): see
-        :meth:`EpochTracker.carry`."""
-        carry = self.epochs.carry_range(new, self.source_next.get(new.partition))
-        if carry is None:
-            return
-        # rows of the new log read under the old epoch: in ClickHouse, to be found (a failed
-        # flush would leave them buffered, and their records would be applied twice)
-        await self.flush_until_stored()
-        topic = self.settings.requests_topic
-        self.epochs.carry(new.partition, await asyncio.to_thread(
-            self.sink.stored_event_ids, topic, new.partition, new.epoch - 1, *carry), carry[1])
+            # (the offsets this worker had handed on from the partition: what it processed)
+            await self.carry_from_old_epoch(self.settings.requests_topic, new, self.source_next.get(partition))
 
     async def _dead_letter_cut(self, record, size: int) -> None:
         """A record the packer cut to a prefix (over what one envelope carries): dead-lettered

@@ -79,6 +79,7 @@ class Harness(PackedInput):
 
     record_event_id = InputLog.record_event_id
     flush_until_stored = InputLog.flush_until_stored
+    carry_from_old_epoch = InputLog.carry_from_old_epoch
     failing_flushes = 0  # flushes that fail (and store nothing) before one goes through
     buffered: dict = {}  # position -> StoredRecord: rows the next flush that goes through stores
 
