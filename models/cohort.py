@@ -262,6 +262,7 @@ class _Candidate:
     family: int = -1  # the family it joined as a member (-1: not a member)
     named: bool = False  # named in a cohort incident
     linked: bool = False  # in a cluster of ClusterDetector's linking: not a cohort candidate
+    unfit: bool = False  # a member whose content was judged and did not fit its wave (yet)
     partial: bool = False  # a member that kept to its item family only partly (min_partial_share)
     last_ts: int = -1  # its latest counted request
     last_key_events: int = -1  # and the key's events up to it (LinkRecord.key_events; -1 unknown)
@@ -325,6 +326,7 @@ class _Family:
     # Mature keys that swept like members before an incident opened (key -> first request ts,
     # sketch): named when one opens, if they fit it. Bounded by max_members, kept two windows.
     mature_waiting: OrderedDict = field(default_factory=OrderedDict)
+    rejudged_at: int = 0  # recent members when its unfit members were last judged again
 
 
 class CohortDetector:
@@ -345,7 +347,7 @@ class CohortDetector:
                  neighbours: int = 10,
                  min_neighbour_affinity: float = 1.5, machine_gap_ms: int = 60_000,
                  min_machine_neighbour_affinity: float = 0.5, min_items_from_named: int = 2,
-                 max_paced_variation: float = 0.35) -> None:
+                 max_paced_variation: float = 0.35, rejudge_growth: float = 2.0) -> None:
         # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
         self.young_ms = young_ms
         self.min_key_events = min_key_events
@@ -415,6 +417,16 @@ class CohortDetector:
         # in stress-paraphrased-b a wave formed on it and named an ordinary key). The wave
         # as a whole must still split its set (``max_overlap``).
         self.min_items_from_named = min_items_from_named
+        # A free-form member at machine rate or on a timer's beat whose content did not fit when
+        # it joined is judged again each time the family's recent members grew by
+        # ``rejudge_growth`` while an incident is open (_rejudge_unfit): a handful of chances, at
+        # the same bars. Only members judged unfit, within the incident's window: one that never
+        # counted toward a wave is not looked at. Not members at a person's pace: judged again,
+        # an ordinary young user sometimes passes the higher bar by chance (stress-paraphrased-b:
+        # one casual key named in a wave of 51), and their fit hardly gains from more members.
+        if rejudge_growth <= 1.0:
+            raise ConfigError(f"rejudge_growth must be over 1, not {rejudge_growth}")
+        self.rejudge_growth = rejudge_growth
         self._keys: OrderedDict[str, _Candidate] = OrderedDict()
         # Mature candidates apart: the many ordinary old keys must not evict the young ones.
         self._mature: OrderedDict[str, _Candidate] = OrderedDict()
@@ -721,14 +733,37 @@ class CohortDetector:
             for member, (_, sketch) in fam.mature_waiting.items():
                 self._name_mature(fam, member, self._mature.get(member), sketch)
             fam.mature_waiting.clear()
+            fam.rejudged_at = len(fam.recent)
         elif len(fam.named) < self.max_members and not self.is_linked(key) and \
                 self._content_fits(family, fam, key):
             self._name(fam, key)
+        if fam.incident is not None and _is_free_form(family) and \
+                len(fam.recent) >= self.rejudge_growth * fam.rejudged_at:
+            self._rejudge_unfit(family, fam)
         if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
             alerts.append(self._alert(family, fam))
         elif len(fam.named) > fam.sent:
             self._pending.add(family)
         return alerts
+
+    def _rejudge_unfit(self, family: int, fam: _Family) -> None:
+        """Judge again the wave's machine-paced members whose content did not fit it: a member
+        judged while the wave was young had few members of its own cohort among its nearest
+        (in a family several cohorts sweep at once, the first members of each find mostly the
+        others'); it fits them once they have joined. Asked each time the family's recent
+        members grew by ``rejudge_growth``: a few times per wave, each a vectorised fit per
+        unfit member."""
+        fam.rejudged_at = len(fam.recent)
+        latest = fam.totals[5]
+        for key, (first, _) in list(fam.recent.items()):
+            if len(fam.named) >= self.max_members:
+                return
+            cand = self._keys.get(key)
+            if cand is None or cand.named or not cand.unfit or not self._machine_paced(cand) \
+                    or abs(first - latest) > self.window_ms or self.is_linked(key):
+                continue
+            if self._content_fits(family, fam, key):
+                self._name(fam, key)
 
     def _learn_background(self, simhash: int) -> None:
         self._background_pending.append(simhash)
@@ -772,12 +807,15 @@ class CohortDetector:
         if not _is_free_form(family) and not (cand is not None and cand.partial):
             return True
         sketch = fam.recent[key][1]
-        if self._affinity(fam, sketch) >= self.min_content_affinity:
-            return True
-        machine = cand is not None and self._machine_paced(cand)
-        bar = self.min_machine_neighbour_affinity if machine or self._draws_on_incident(fam, cand) \
-            else self.min_neighbour_affinity
-        return self._neighbour_affinity(fam, key, sketch) >= bar
+        fits = self._affinity(fam, sketch) >= self.min_content_affinity
+        if not fits:
+            machine = cand is not None and self._machine_paced(cand)
+            bar = self.min_machine_neighbour_affinity if machine or self._draws_on_incident(fam, cand) \
+                else self.min_neighbour_affinity
+            fits = self._neighbour_affinity(fam, key, sketch) >= bar
+        if cand is not None:
+            cand.unfit = not fits  # (judged again as the wave grows: _rejudge_unfit)
+        return fits
 
     def _machine_paced(self, cand: _Candidate) -> bool:
         """Sent at machine rate, or on a timer's regular beat (``max_paced_variation``)."""

@@ -11,6 +11,7 @@ import pytest
 from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
 from distillguard.models.cohort import (CohortDetector, _Candidate, content_family, family_name, item_fingerprint,
                                        member_family)
+from distillguard.errors import ConfigError
 from distillguard.models.events import parse_event
 from distillguard.models.pipeline import KeyPipeline
 
@@ -515,8 +516,6 @@ def test_keys_already_linked_by_shared_infrastructure_are_not_named_again_as_a_c
 
 
 def test_a_sketch_longer_than_its_byte_counters_is_a_config_error():
-    from distillguard.errors import ConfigError
-
     with pytest.raises(ConfigError):
         CohortDetector(sketch_events=256)
 
@@ -593,6 +592,24 @@ def test_a_member_at_machine_rate_needs_a_lower_nearest_members_fit_than_one_at_
     named_slow = _named(slow, _cohorts_in_one_family(5, 14, 0, gap_ms=1_800_000))
     assert len(named_slow) < len(named_fast)
     assert fast._keys["c0m0"].at_machine_rate() and not slow._keys["c0m0"].at_machine_rate()
+
+
+def test_machine_paced_members_judged_before_their_own_cohort_joined_are_named_once_the_wave_has_grown():
+    # Five cohorts in one family at once: a cohort's first members join when few of their own
+    # are among the recent members, so their nearest members are mostly other cohorts' and
+    # their content does not fit. At machine rate they are judged again as the wave grows
+    # (each doubling) and then fit their own cohort's members. Young users at a person's pace
+    # are not named; nor are members at a person's pace judged again (their higher bar, passed
+    # by chance by an ordinary user judged often enough).
+    recs = _cohorts_in_one_family(5, 14, 15, gap_ms=20_000)
+    det, once = CohortDetector(), CohortDetector(rejudge_growth=1e9)  # (never judged again)
+    named, named_once = _named(det, recs), _named(once, recs)
+    assert named_once < named and len(named) == 70  # (every member: none lost, those missed added)
+    assert not any(det._keys[key].unfit for key in named)
+    slow = _cohorts_in_one_family(5, 14, 15, gap_ms=1_800_000)
+    assert _named(CohortDetector(), slow) == _named(CohortDetector(rejudge_growth=1e9), slow)
+    with pytest.raises(ConfigError):
+        CohortDetector(rejudge_growth=1.0)
 
 
 def test_members_sending_on_a_timers_beat_are_machine_paced_however_slow():
