@@ -730,6 +730,7 @@ class CohortDetector:
                 first // DAY_MS * DAY_MS / 1000, timezone.utc).strftime("%Y%m%d")
             for member in members:
                 self._name(fam, member)
+            self._name_earlier(fam, set(wave))
             for member, (_, sketch) in fam.mature_waiting.items():
                 self._name_mature(fam, member, self._mature.get(member), sketch)
             fam.mature_waiting.clear()
@@ -745,6 +746,27 @@ class CohortDetector:
         elif len(fam.named) > fam.sent:
             self._pending.add(family)
         return alerts
+
+    def _name_earlier(self, fam: _Family, counted: set) -> None:
+        """Name the members that began within the window before the new incident's earliest
+        member (or after its latest) but were not counted in its wave (``counted``: the wave is
+        counted around the member that opened it): a cohort's first members trickle in before
+        its wave. Not counted, they are judged as a mature key is (_name_mature), in every
+        family: nearly every answer at harvest length and the wave's profile fitting their
+        prompts by the closer ``_mature_bar``. An evaluation of the family gets short graded
+        answers; a young user of it is about what everyone asks about."""
+        earliest, latest = fam.totals[4], fam.totals[5]
+        for key, (first, sketch) in list(fam.recent.items()):
+            if len(fam.named) >= self.max_members:
+                return
+            if key in counted or not earliest - self.window_ms <= first <= latest + self.window_ms:
+                continue
+            cand = self._keys.get(key)
+            if cand is None or cand.named or self.is_linked(key) \
+                    or cand.short_answers > self.max_mature_short_share * cand.reported:
+                continue
+            if self._affinity(fam, sketch) >= self._mature_bar(sketch[1]):
+                self._name(fam, key)
 
     def _rejudge_unfit(self, family: int, fam: _Family) -> None:
         """Judge again the wave's machine-paced members whose content did not fit it: a member

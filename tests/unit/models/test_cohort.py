@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import zlib
 from datetime import datetime, timezone
 
 import pytest
@@ -642,6 +643,38 @@ def test_nearest_members_are_the_members_of_ones_own_cohort():
     key = next(k for k in fam.recent if k.startswith("c0"))
     sketch = fam.recent[key][1]
     assert det._neighbour_affinity(fam, key, sketch) > det._affinity(fam, sketch) + 0.3
+
+
+def test_members_that_began_in_the_window_before_a_wave_opened_are_named_if_their_content_fits():
+    # A cohort whose first members trickle in (one every 10 hours: never 12 in a window) before
+    # the wave proper (14 in 14 hours, two days later), its items of a vocabulary of their own
+    # (the bits they lean, 0.9). The incident opens on the members
+    # around its 12th, but a cohort's members that began within the window before its earliest
+    # named member belong to it as much as those within the window after: named too, if they
+    # are about what the wave is about and nearly every answer was long. Not named: a young
+    # evaluation of the same family with short graded answers, a young user whose options
+    # items are about what everyone asks about, a member that began two windows earlier.
+    r = random.Random(3)
+    hour = 3_600_000
+    recs = [LinkRecord(f"old{i % 300}", "a", T0 - 3 * DAY_MS + i * 20_000, 0.0, 0, 0, output_tokens=300,
+                       account_created_ms=T0 - 400 * DAY_MS, simhash=_simhash(r, None)) for i in range(4000)]
+
+    def member(key: str, start: int, *, block: int | None = 0, tokens=lambda i: 600) -> None:
+        recs.extend(LinkRecord(key, f"a-{key}", start + i * 600_000, 0.0, 0, 0, output_tokens=tokens(i),
+                               account_created_ms=start - DAY_MS, family=OPTIONS,
+                               item=zlib.crc32(f"{key}/{i}".encode()), key_events=i + 1, simhash=_simhash(r, block, bias=0.9))
+                    for i in range(10))
+
+    member("too-early", T0 - 40 * hour)
+    for k in range(4):
+        member(f"early{k}", T0 + k * 10 * hour)
+    member("eval", T0 + 5 * hour, tokens=lambda i: 600 if i < 4 else 40)
+    member("user", T0 + 15 * hour, block=None)
+    for k in range(14):
+        member(f"wave{k}", T0 + 60 * hour + k * hour)
+    recs.sort(key=lambda rec: rec.ts_ms)
+    named = _named(CohortDetector(), recs)
+    assert {f"wave{k}" for k in range(14)} | {f"early{k}" for k in range(4)} == named
 
 
 OPTIONS = content_family("Which statement is true?\n(A) Paris is on the Rhine\n(B) Paris is on the Seine\n"
