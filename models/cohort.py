@@ -37,7 +37,12 @@ What an attacker who reads this cannot easily change without giving up the harve
   slice at machine rate (most gaps under ``machine_gap_ms``) or on a timer's beat (gaps that
   vary by under ``max_paced_variation``, however long), which no person writing long
   requests does, or when it re-sent items that members already named in the incident sent
-  first (``min_items_from_named``: it draws on the set the incident swept);
+  first (``min_items_from_named``: it draws on the set the incident swept); a machine-paced
+  member that did not fit is judged again as the wave grows (``rejudge_growth``): it joined
+  before most of its own cohort;
+* **a cohort's first members trickle in**: the wave is counted around the member that opens
+  the incident; members that began within ``window_ms`` before its earliest member are named
+  too if judged as a mature key is (nearly every answer long, the closer content fit);
 * **camouflage costs the probation**: a young key that keeps to an item shape for only
   ``min_partial_share`` of its requests (its slice interleaved with other requests) is a
   member only if its content fits the wave as a free-form member's must;
