@@ -74,8 +74,8 @@ def remove(tree: Path) -> None:
 
 def replay(python_path: Path | None, stream: Path, alerts: Path, cwd: Path, jobs: int | None = None) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one ``distillguard replay`` run: its processes' CPU (the
-    key processes of ``--jobs`` included: they are waited for), and the clock. ``jobs``: this
-    tree's ``--jobs`` (older trees have no such option: None)."""
+    key processes of ``--jobs`` included: they are waited for), and the clock. ``jobs``: the
+    tree's ``--jobs`` (None: not given; trees before 7d49445 have no such option)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DG_")}  # defaults, as the benchmark
     env.pop("PYTHONPATH", None)
     if python_path is not None:
@@ -86,6 +86,16 @@ def replay(python_path: Path | None, stream: Path, alerts: Path, cwd: Path, jobs
                    check=True, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
     wall, after = time.perf_counter() - began, resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
+
+
+def accepts_jobs(python_path: Path) -> bool:
+    """Whether an older tree's ``replay`` has ``--jobs`` (7d49445 and later): its default is
+    then one process per CPU, and the base must be asked for one process to be the base."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DG_")}
+    env["PYTHONPATH"] = str(python_path)
+    usage = subprocess.run([sys.executable, "-m", "distillguard.cli", "replay", "--help"], env=env,
+                           cwd=python_path, capture_output=True, text=True, check=True).stdout
+    return "--jobs" in usage
 
 
 def count_lines(path: Path) -> int:
@@ -164,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             for rev in dict.fromkeys((args.base, args.reference)):
                 trees[rev] = checkout(rev, work)
             # (run from the temporary folder: the working directory must not shadow the package)
+            base_jobs = 1 if accepts_jobs(trees[args.base]) else None  # (the base in one process)
             rounds: dict[str, list] = {label: [] for label in timed}
             for i in range(args.rounds):
                 for s_i, (label, stream) in enumerate(timed.items()):
@@ -171,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                     times = {}
                     for name, path in (turn if (i + s_i) % 2 == 0 else turn[::-1]):
                         times[name] = replay(path, stream, work / f"{name}-{s_i}-{i}.jsonl", work,
-                                             jobs=args.jobs if name == "this" else None)
+                                             jobs=args.jobs if name == "this" else base_jobs)
                     (base_cpu, base_wall), (this_cpu, this_wall) = times["base"], times["this"]
                     rounds[label].append({"base_s": base_cpu, "this_s": this_cpu, "ratio": this_cpu / base_cpu,
                                           "base_wall_s": base_wall, "this_wall_s": this_wall,
