@@ -76,10 +76,7 @@ def replay(python_path: Path | None, stream: Path, alerts: Path, cwd: Path, jobs
     """(CPU seconds, wall seconds) of one ``distillguard replay`` run: its processes' CPU (the
     key processes of ``--jobs`` included: they are waited for), and the clock. ``jobs``: the
     tree's ``--jobs`` (None: not given; trees before 7d49445 have no such option)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DG_")}  # defaults, as the benchmark
-    env.pop("PYTHONPATH", None)
-    if python_path is not None:
-        env["PYTHONPATH"] = str(python_path)
+    env = _environment(python_path)
     before, began = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     subprocess.run([sys.executable, "-m", "distillguard.cli", "replay", str(stream), "--alerts", str(alerts), "-q"]
                    + ([] if jobs is None else ["--jobs", str(jobs)]),
@@ -88,13 +85,22 @@ def replay(python_path: Path | None, stream: Path, alerts: Path, cwd: Path, jobs
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
 
 
+def _environment(python_path: Path | None) -> dict:
+    """A replay's environment: no ``DG_`` setting (defaults, as the benchmark), and the tree at
+    ``python_path`` on ``PYTHONPATH`` (None: this tree, installed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DG_")}
+    env.pop("PYTHONPATH", None)
+    if python_path is not None:
+        env["PYTHONPATH"] = str(python_path)
+    return env
+
+
 def accepts_jobs(python_path: Path) -> bool:
     """Whether an older tree's ``replay`` has ``--jobs`` (7d49445 and later): its default is
     then one process per CPU, and the base must be asked for one process to be the base."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DG_")}
-    env["PYTHONPATH"] = str(python_path)
-    usage = subprocess.run([sys.executable, "-m", "distillguard.cli", "replay", "--help"], env=env,
-                           cwd=python_path, capture_output=True, text=True, check=True).stdout
+    usage = subprocess.run([sys.executable, "-m", "distillguard.cli", "replay", "--help"],
+                           env=_environment(python_path), cwd=python_path, capture_output=True, text=True,
+                           check=True).stdout
     return "--jobs" in usage
 
 
