@@ -761,16 +761,10 @@ class CohortDetector:
         prompts by the closer ``_mature_bar``. An evaluation of the family gets short graded
         answers; a young user of it is about what everyone asks about."""
         earliest, latest = fam.totals[4], fam.totals[5]
-        for key, (first, sketch) in list(fam.recent.items()):
-            if len(fam.named) >= self.max_members:
-                return
-            if key in counted or not earliest - self.window_ms <= first <= latest + self.window_ms:
-                continue
-            cand = self._keys.get(key)
-            if cand is None or cand.named or self.is_linked(key) \
-                    or cand.short_answers > self.max_mature_short_share * cand.reported:
-                continue
-            if self._affinity(fam, sketch) >= self._mature_bar(sketch[1]):
+        for key, first, sketch, cand in self._unnamed_members(fam):
+            if key not in counted and earliest - self.window_ms <= first <= latest + self.window_ms \
+                    and cand.short_answers <= self.max_mature_short_share * cand.reported \
+                    and self._affinity(fam, sketch) >= self._mature_bar(sketch[1]):
                 self._name(fam, key)
 
     def _rejudge_unfit(self, family: int, fam: _Family) -> None:
@@ -782,15 +776,20 @@ class CohortDetector:
         unfit member."""
         fam.rejudged_at = len(fam.recent)
         latest = fam.totals[5]
-        for key, (first, _) in list(fam.recent.items()):
+        for key, first, _, cand in self._unnamed_members(fam):
+            if cand.unfit and abs(first - latest) <= self.window_ms and self._machine_paced(cand) \
+                    and self._content_fits(family, fam, key):
+                self._name(fam, key)
+
+    def _unnamed_members(self, fam: _Family):
+        """The family's recent young members not named (nor linked since), as (key, first
+        request ts, sketch, candidate), while its incident has room for more."""
+        for key, (first, sketch) in list(fam.recent.items()):
             if len(fam.named) >= self.max_members:
                 return
             cand = self._keys.get(key)
-            if cand is None or cand.named or not cand.unfit or not self._machine_paced(cand) \
-                    or abs(first - latest) > self.window_ms or self.is_linked(key):
-                continue
-            if self._content_fits(family, fam, key):
-                self._name(fam, key)
+            if cand is not None and not cand.named and not self.is_linked(key):
+                yield key, first, sketch, cand
 
     def _learn_background(self, simhash: int) -> None:
         self._background_pending.append(simhash)
