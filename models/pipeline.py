@@ -194,6 +194,18 @@ _HARVEST_ONE_SHOT = (0.7, 0.9)
 _HARVEST_MIN_EVENTS = 30  # the timing estimate needs a few dozen gaps
 _HARVEST_MIN_ANSWERS = 10
 _HARVEST_CAP = 0.7  # over the default info (0.5) and warning (0.65) levels, under critical (0.8)
+# A harvest at a person's pace (KeyPipeline._paced_run): no clock to prove a script, so it
+# takes what a reader's use does not sustain: a run of long answers to short new questions
+# (HarvestOnset's evidence at its cap, 18-20 of 20, for 100-200 events: hundreds of worked
+# answers, none followed up). No benign key of dev-s1, seeds 2-7 or the stress streams ran
+# past 0 events at that evidence; one-key sweeps and keys that turned at a person's pace, 280-750.
+# The answers many times the question (x4-6 and up): a translation or a summary is about its
+# input's size, a worked answer to a one-line instruction 10-50x. At most info: a dashboard
+# entry with its reasons, never a page.
+_PACED_EVIDENCE = (12.0, 18.0)
+_PACED_RUN = (100.0, 200.0)
+_PACED_EXPANSION = (math.log(4.0), math.log(6.0))
+_PACED_CAP = 0.6  # over the default info level (0.5), under warning (0.65)
 _NS = len(_SCALARS)
 
 
@@ -555,7 +567,20 @@ class KeyPipeline:
         weakest = min(weakest, answers)
         if weakest <= 0.0:
             return 0.0
-        return _HARVEST_CAP * min(weakest, _ramp(regularity(st.gap_var), *_HARVEST_REGULARITY))
+        scripted = _HARVEST_CAP * min(weakest, _ramp(regularity(st.gap_var), *_HARVEST_REGULARITY))
+        if kind != "new_items" or scripted >= _PACED_CAP:
+            return scripted
+        return max(scripted, _PACED_CAP * min(weakest, self._paced_run(st)))
+
+    @staticmethod
+    def _paced_run(st: KeyState) -> float:
+        """How much the key's current run of long answers is a harvest without a clock: its
+        length at full evidence (``_PACED_RUN`` events since the run's last zero) and answers
+        many times the prompts (``_PACED_EXPANSION``)."""
+        if st.harvest_evidence <= _PACED_EVIDENCE[0] or not st.prompt_log:
+            return 0.0
+        return min(_ramp(st.harvest_evidence, *_PACED_EVIDENCE), _ramp(st.n - st.harvest_start, *_PACED_RUN),
+                   _ramp(st.answer_log - st.prompt_log, *_PACED_EXPANSION))
 
     @staticmethod
     def _harvest_content(st: KeyState) -> tuple[float, str]:
@@ -646,7 +671,12 @@ class KeyPipeline:
                        # bare items: a dozen tokens in, a chat-length answer out
                        {"signal": "typical_prompt_tokens",
                         "value": round(math.exp(st.prompt_log) - 1.0) if st.prompt_log else 0,
-                        "baseline": self._prompt_length.context_tokens, "weight": None}] + reasons
+                        "baseline": self._prompt_length.context_tokens, "weight": None},
+                       # answers over ordinary length in a row (by the sequential test): what a
+                       # harvest at a person's pace is judged by (timing_regularity says the pace)
+                       {"signal": "long_answer_run",
+                        "value": int(st.n - st.harvest_start) if st.harvest_evidence > 0.0 else 0,
+                        "baseline": int(_PACED_RUN[0]), "weight": None}] + reasons
         # Sustained evidence that this key's harvested extraction rate is a campaign's, not the
         # population's (log-likelihood ratio; baseline = the level that opens an incident).
         # Leads the list when the share alone would not have reached the info level.

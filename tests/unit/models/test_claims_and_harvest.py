@@ -135,13 +135,46 @@ def test_a_script_relaying_short_chat_messages_for_chat_replies_is_not_a_harvest
     assert run(plain_harvest(600, 280, sent=13)) == []
 
 
+def paced(n: int, out: int, seed: int = 6, sent: int = 60, **over) -> list[RequestEvent]:
+    """Requests at a person's irregular pace (about one every 5 minutes), new questions."""
+    rng, at, events = random.Random(seed), T0, []
+    for i in range(n):
+        at += timedelta(seconds=rng.expovariate(1 / 300))
+        events.append(event(i, at, question(rng), int(out * rng.lognormvariate(0, 0.3)), sent, **over))
+    return events
+
+
 def test_people_reading_long_answers_are_not_a_harvest():
-    # the same long answers, at a person's irregular pace
-    rng = random.Random(6)
-    at, events = T0, []
+    # the same long answers, at a person's irregular pace: no clock, and no run a reader does
+    # not sustain (99 answers)
+    assert run(paced(99, 1500)) == []
+
+
+def test_a_sustained_run_of_long_answers_at_a_persons_pace_is_a_harvest_at_info():
+    # hundreds of worked answers to one-line questions, none followed up: what no reader's
+    # use sustains, whatever the pace. No clock to prove a script: info, never a page
+    alerts = run(paced(400, 1500))
+    assert alerts and 100 <= alerts[0]["events_seen"] <= 200
+    assert {a["severity"] for a in alerts} == {"info"}
+    first = reasons(alerts[0])
+    assert alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+    assert first["long_answer_run"] >= 100 and first["timing_regularity"] < 0.5
+
+
+def test_a_persons_long_answers_to_long_material_are_not_a_harvest():
+    # the same run, each request pasting material about the answer's size (translation,
+    # summaries, rewriting): the answers are not many times the question
+    assert run(paced(400, 1500, sent=900)) == []
+
+
+def test_a_persons_long_answers_in_real_conversations_are_not_a_harvest():
+    # the same run, as follow-ups of conversations the key opened, history resent
+    rng, at, events = random.Random(13), T0, []
     for i in range(400):
         at += timedelta(seconds=rng.expovariate(1 / 300))
-        events.append(event(i, at, question(rng), 1500))
+        turn = i % 4
+        events.append(event(i, at, question(rng), 1500, 60 + 400 * turn, conversation_id=f"c{i // 4}",
+                            turn_index=turn))
     assert run(events) == []
 
 
@@ -217,5 +250,18 @@ def test_a_key_that_turns_to_a_harvest_after_ordinary_use_reads_turned():
         events.append(event(120 + j, at + (when - T0), question(rng), int(1500 * rng.lognormvariate(0, 0.5))))
     alerts = run(events)
     assert alerts and alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+    first = reasons(alerts[0])
+    assert first["key_history"] == "turned" and 115 <= first["events_before_extraction"] <= 130
+
+
+def test_a_key_that_turns_to_a_harvest_at_a_persons_pace_reads_turned():
+    # 120 requests of a person, then the same person's pace with long worked answers
+    rng, at, events = random.Random(14), T0, []
+    for i in range(420):
+        at += timedelta(seconds=rng.expovariate(1 / 600 if i < 120 else 1 / 300))
+        out = 200 if i < 120 else int(1500 * rng.lognormvariate(0, 0.3))
+        events.append(event(i, at, question(rng), out))
+    alerts = run(events)
+    assert alerts and {a["severity"] for a in alerts} == {"info"}
     first = reasons(alerts[0])
     assert first["key_history"] == "turned" and 115 <= first["events_before_extraction"] <= 130
