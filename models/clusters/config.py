@@ -76,6 +76,12 @@ class ClusterConfig:
     # before any key had sent enough to show its product evidence. Same age as the products'
     # (models.products ``min_account_age_days``).
     mature_account_days: float = 30.0
+    # A few mature accounts holding this many of a cluster's keys each, on average, are one
+    # customer's (a product run from an account per region or platform: the homework-help app of
+    # stress-product-negatives-b+2000, 17 keys in 4 accounts, was linked across them by its
+    # wrapper in lockstep and paged at warning). A hydra enrols an account per head, 1-2 keys
+    # each, aged accounts or not: its cluster still pages.
+    mature_customer_keys_per_account: float = 3.0
     # With the workers' partitioned link-values stage, a new incident waits until every
     # link-values partition has judged the values its members sent (ClusterDetector's
     # link_partitions); at most this much event time, should a partition never report.

@@ -67,13 +67,13 @@ def cluster_score(found: ClusterFindings) -> tuple[float, int, int]:
 
 
 def cluster_alert(alert_id: str, ts_ms: int, rank: int, found: ClusterFindings, detector: str,
-                  mature_days: float, products_only: bool = False) -> dict:
+                  mature_days: float, products_only: bool = False, keys_per_account: float = 3.0) -> dict:
     """The ``entity_type: cluster`` alert of one cluster; info at most when its members are all
-    keys of one account ``mature_days`` old or older (it is that account's incident), or all
-    keys whose own traffic holds a real product's exculpatory evidence (``products_only``:
-    ``product_cap``)."""
+    keys of one customer's accounts, each ``mature_days`` old or older (``mature_customer_cap``:
+    it is that customer's incident), or all keys whose own traffic holds a real product's
+    exculpatory evidence (``products_only``: ``product_cap``)."""
     score, joint, one_member = cluster_score(found)
-    capped = (mature_account_cap(one_account_age_days(found.stats), mature_days)
+    capped = (mature_customer_cap(found.stats, mature_days, keys_per_account)
               or product_cap(products_only, len(found.members)))
     if capped:
         rank = 1
@@ -132,14 +132,14 @@ def account_alert(account_id: str, ts_ms: int, keys: set[str], events_seen: int,
     ).to_dict()
 
 
-def mature_account_cap(age_days: float | None, mature_days: float) -> list[dict]:
+def mature_account_cap(age_days: float | None, mature_days: float,
+                       why: str = "one mature account: its keys' own incidents page") -> list[dict]:
     """The reasons that hold one account's incident at info, the account being ``mature_days``
     old or older; [] for a younger account or an unknown age (the incident pages as it scores)."""
     if age_days is None or age_days < mature_days:
         return []
     return [{"signal": "account_age_days", "value": round(age_days, 1), "baseline": mature_days, "weight": None},
-            {"signal": "severity_capped", "value": "one mature account: its keys' own incidents page", "baseline": None,
-             "weight": None}]
+            {"signal": "severity_capped", "value": why, "baseline": None, "weight": None}]
 
 
 def product_cap(products_only: bool, members: int) -> list[dict]:
@@ -167,13 +167,30 @@ def product_cap(products_only: bool, members: int) -> list[dict]:
              "weight": None}]
 
 
-def one_account_age_days(stats: list[KeyStats]) -> float | None:
-    """The age in days (the youngest at any key's first record) of the one account every key
-    of ``stats`` belongs to; None when they belong to several, or an age is unknown."""
+def mature_customer_cap(stats: list[KeyStats], mature_days: float, keys_per_account: float) -> list[dict]:
+    """The reasons that hold a cluster's incident at info, its keys being one customer's: of one
+    account, or of a few accounts holding ``keys_per_account`` of them each on average (a hydra
+    enrols an account per head), every account ``mature_days`` old or older by the provider's
+    records (the youngest, at any key's first record). [] otherwise, or when an account or an
+    age is unknown: the incident pages as it scores. The keys' own incidents page either way.
+
+    >>> from distillguard.models.clusters.members import KeyStats
+    >>> old = 400 * DAY_MS
+    >>> app = [KeyStats(account=f"a{k % 4}", account_age_ms=old) for k in range(17)]  # 17 keys, 4 accounts
+    >>> mature_customer_cap(app, 30.0, 3.0)[-1]["value"]
+    "4 mature accounts holding 17 keys: their keys' own incidents page"
+    >>> mature_customer_cap([KeyStats(account=f"a{k}", account_age_ms=old) for k in range(17)], 30.0, 3.0)
+    []
+    """
     accounts = {s.account for s in stats}
-    if len(accounts) != 1 or "" in accounts or any(s.account_age_ms is None for s in stats):
-        return None
-    return min(s.account_age_ms for s in stats) / DAY_MS
+    if "" in accounts or any(s.account_age_ms is None for s in stats):
+        return []
+    if len(accounts) > 1 and len(stats) < keys_per_account * len(accounts):
+        return []
+    return mature_account_cap(min(s.account_age_ms for s in stats) / DAY_MS, mature_days,
+                              "one mature account: its keys' own incidents page" if len(accounts) == 1
+                              else f"{len(accounts)} mature accounts holding {len(stats)} keys: their keys' own "
+                                   "incidents page")
 
 
 def median_age_days(stats: list[KeyStats]) -> float | None:

@@ -101,6 +101,27 @@ def test_a_cluster_of_one_mature_accounts_keys_is_that_accounts_incident_at_info
     assert [a["api_key_ids"] for a in one_account] == [a["api_key_ids"] for a in young_one]
 
 
+def test_a_cluster_of_a_few_mature_accounts_holding_many_keys_is_that_customers_incident_at_info():
+    """A product run from an account per region or platform (20 keys in 4 mature accounts),
+    linked across them by its wrapper and its card: the customer's incident, at info. The same
+    keys an account each (a hydra on aged accounts), or with one account young, page."""
+    mature, young = T0 - 400 * DAY, T0 - 3 * DAY
+
+    def customer(account_of, created_of) -> list[dict]:
+        return _one_cluster([rec(f"k{k}", i, pf="pf-x", account=account_of(k), account_created_ms=created_of(k))
+                             for i in range(10) for k in range(20)])
+
+    four = customer(lambda k: f"acct-{k % 4}", lambda k: mature)
+    assert four and {a["severity"] for a in four} == {"info"}
+    reasons = {r["signal"]: r["value"] for r in four[-1]["reasons"]}
+    assert reasons["severity_capped"].startswith("4 mature accounts holding ")
+    assert reasons["account_age_days"] >= 30
+    one_young = customer(lambda k: f"acct-{k % 4}", lambda k: young if k % 4 == 3 else mature)
+    per_head = customer(lambda k: f"acct-{k}", lambda k: mature)
+    assert one_young[-1]["severity"] == "critical" == per_head[-1]["severity"]
+    assert [a["api_key_ids"] for a in four] == [a["api_key_ids"] for a in one_young]
+
+
 def test_a_cluster_whose_members_are_all_real_products_is_held_at_info_and_says_why():
     """Two customers' apps on one tutoring template share a frame in lockstep; each key's own
     traffic is a product's (models.products, LinkRecord.product): their cluster is theirs, at
