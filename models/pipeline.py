@@ -197,8 +197,9 @@ _HARVEST_CAP = 0.7  # over the default info (0.5) and warning (0.65) levels, und
 # A harvest at a person's pace (KeyPipeline._paced_run): no clock to prove a script, so it
 # takes what a reader's use does not sustain: a run of long answers to short new questions
 # (HarvestOnset's evidence at its cap, 18-20 of 20, for 100-200 events: hundreds of worked
-# answers, none followed up). No benign key of dev-s1, seeds 2-7 or the stress streams ran
-# past 0 events at that evidence; one-key sweeps and keys that turned at a person's pace, 280-750.
+# answers, none followed up). On seed 6 and four stress streams no benign key had a single
+# event at that evidence, the one-key sweeps and turned keys it is for 280-750; it names no
+# benign key of dev-s1, seeds 2-7, the stress streams or their +1000 and +2000 draws.
 # The answers many times the question (x4-6 and up): a translation or a summary is about its
 # input's size, a worked answer to a one-line instruction 10-50x. At most info: a dashboard
 # entry with its reasons, never a page.
