@@ -230,6 +230,12 @@ def _ramp(value: float, lo: float, hi: float) -> float:
     return max(0.0, min(1.0, (value - lo) / (hi - lo)))
 
 
+def _long_answer_run(st: "KeyState") -> int:
+    """The key's events since its current run of long answers began (HarvestOnset's last
+    zero), 0 outside one."""
+    return int(st.n - st.harvest_start) if st.harvest_evidence > 0.0 else 0
+
+
 class KeyState:
     """One key's decoded state: named scalars, three rings and the topic histogram."""
 
@@ -580,7 +586,7 @@ class KeyPipeline:
         many times the prompts (``_PACED_EXPANSION``)."""
         if st.harvest_evidence <= _PACED_EVIDENCE[0] or not st.prompt_log:
             return 0.0
-        return min(_ramp(st.harvest_evidence, *_PACED_EVIDENCE), _ramp(st.n - st.harvest_start, *_PACED_RUN),
+        return min(_ramp(st.harvest_evidence, *_PACED_EVIDENCE), _ramp(_long_answer_run(st), *_PACED_RUN),
                    _ramp(st.answer_log - st.prompt_log, *_PACED_EXPANSION))
 
     @staticmethod
@@ -676,7 +682,7 @@ class KeyPipeline:
                        # answers over ordinary length in a row (by the sequential test): what a
                        # harvest at a person's pace is judged by (timing_regularity says the pace)
                        {"signal": "long_answer_run",
-                        "value": int(st.n - st.harvest_start) if st.harvest_evidence > 0.0 else 0,
+                        "value": _long_answer_run(st),
                         "baseline": int(_PACED_RUN[0]), "weight": None}] + reasons
         # Sustained evidence that this key's harvested extraction rate is a campaign's, not the
         # population's (log-likelihood ratio; baseline = the level that opens an incident).

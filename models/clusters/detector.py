@@ -501,7 +501,7 @@ class ClusterDetector:
         found = self._findings(root, linked, share, suspicious, events, n_named, ring_accounts, paying_together)
         alert_id = previous[0] if previous is not None else self._incident_id(root, found.core, found.members)
         alert = cluster_alert(alert_id, ts_ms, rank, found, self.detector, c.mature_account_days, products_only,
-                              c.mature_customer_keys_per_account)
+                              keys_per_account=c.mature_customer_keys_per_account)
         raised = alert["severity"] != Severity.INFO or (previous is not None and previous[4])
         self._alerted[root] = (alert_id, len(found.members), max(rank, previous[2] if previous else 0), now, raised)
         return alert

@@ -67,7 +67,7 @@ def cluster_score(found: ClusterFindings) -> tuple[float, int, int]:
 
 
 def cluster_alert(alert_id: str, ts_ms: int, rank: int, found: ClusterFindings, detector: str,
-                  mature_days: float, products_only: bool = False, keys_per_account: float = 3.0) -> dict:
+                  mature_days: float, products_only: bool = False, *, keys_per_account: float) -> dict:
     """The ``entity_type: cluster`` alert of one cluster; info at most when its members are all
     keys of one customer's accounts, each ``mature_days`` old or older (``mature_customer_cap``:
     it is that customer's incident), or all keys whose own traffic holds a real product's
@@ -187,10 +187,11 @@ def mature_customer_cap(stats: list[KeyStats], mature_days: float, keys_per_acco
         return []
     if len(accounts) > 1 and len(stats) < keys_per_account * len(accounts):
         return []
-    return mature_account_cap(min(s.account_age_ms for s in stats) / DAY_MS, mature_days,
-                              "one mature account: its keys' own incidents page" if len(accounts) == 1
-                              else f"{len(accounts)} mature accounts holding {len(stats)} keys: their keys' own "
-                                   "incidents page")
+    age_days = min(s.account_age_ms for s in stats) / DAY_MS
+    if len(accounts) == 1:
+        return mature_account_cap(age_days, mature_days)
+    return mature_account_cap(age_days, mature_days, f"{len(accounts)} mature accounts holding {len(stats)} keys: "
+                                                     "their keys' own incidents page")
 
 
 def median_age_days(stats: list[KeyStats]) -> float | None:
