@@ -58,6 +58,11 @@ wave's profile closely (``min_mature_affinity``, judged again on twice as many p
 bar lower by the square root of 2) is named in the family's open incident
 (``cohort_mature_members``). An evaluation account re-running a benchmark beside a wave gets
 short graded answers or sends items other keys sent before, and is not named.
+A mature key whose first requests came on a rotation's beat (minutes apart, to the second:
+``_on_beat``) is judged as a young key instead: a hydra that buys aged accounts hands each head
+its requests in turn. Such keys count toward waves of machine-paced members only, which a
+family's history of machine-paced members (not its people) must predict: in a family busy
+with ordinary young users, such a wave names its machine-paced members only.
 
 One incident per family wave names every member, also members that each sent only 10-40
 requests; re-sent (an update, never a new page) as members join. Severity is ``warning``,
@@ -267,12 +272,14 @@ class _Candidate:
     family: int = -1  # the family it joined as a member (-1: not a member)
     named: bool = False  # named in a cohort incident
     linked: bool = False  # in a cluster of ClusterDetector's linking: not a cohort candidate
+    on_beat: bool = False  # a mature key judged as a young one: it sent on a rotation's beat (_on_beat)
     unfit: bool = False  # a member whose content was judged and did not fit its wave (yet)
     partial: bool = False  # a member that kept to its item family only partly (min_partial_share)
     last_ts: int = -1  # its latest counted request
     last_key_events: int = -1  # and the key's events up to it (LinkRecord.key_events; -1 unknown)
     newest: int = -1  # the key's events up to its newest record learned: repeats up to it are dropped
-    quick_gaps: int = 0  # gaps between its counted requests under machine_gap_ms
+    gaps: int = 0  # gaps between its counted requests (a mature key counts requests on, not gaps)
+    quick_gaps: int = 0  # ... of which under machine_gap_ms
     gap_sum: float = 0.0  # the gaps per request between its counted requests (ms): their sum ...
     gap_squares: float = 0.0  # ... and sum of squares (how regular its pace is)
     # The keys that sent first the items it re-sent (at most _MAX_SOURCES): a member that draws
@@ -281,20 +288,20 @@ class _Candidate:
 
     def at_machine_rate(self) -> bool:
         """Whether most gaps between its counted requests were under ``machine_gap_ms``."""
-        return self.events > 1 and 2 * self.quick_gaps > self.events - 1
+        return self.gaps > 0 and 2 * self.quick_gaps > self.gaps
 
     def gap_variation(self) -> float:
         """The coefficient of variation of its gaps per request (inf under two gaps).
 
-        >>> metronome, person = _Candidate(0, events=1), _Candidate(0, events=1)  # (4 gaps: 5 requests)
+        >>> metronome, person = _Candidate(0), _Candidate(0)
         >>> for gap in (300_000, 310_000, 295_000, 305_000):
-        ...     metronome.events += 1; metronome.gap_sum += gap; metronome.gap_squares += gap * gap
+        ...     metronome.gaps += 1; metronome.gap_sum += gap; metronome.gap_squares += gap * gap
         >>> for gap in (20_000, 900_000, 45_000, 4_000_000):
-        ...     person.events += 1; person.gap_sum += gap; person.gap_squares += gap * gap
+        ...     person.gaps += 1; person.gap_sum += gap; person.gap_squares += gap * gap
         >>> round(metronome.gap_variation(), 3), round(person.gap_variation(), 2)
         (0.018, 1.31)
         """
-        gaps = self.events - 1
+        gaps = self.gaps
         if gaps < 2 or self.gap_sum <= 0:
             return math.inf
         mean = self.gap_sum / gaps
@@ -314,6 +321,7 @@ class _Family:
     profile: list = field(default_factory=lambda: [0] * _SIMHASH_BITS)
     profile_total: int = 0
     quiet: int = 0  # members that left the window never named in an incident: its baseline
+    quiet_paced: int = 0  # ... of which machine-paced: the baseline of a wave of such members
     first_ts: int = -1  # the family's first member
     incident: str | None = None  # the open incident's id
     named: list = field(default_factory=list)  # its members, in order of joining
@@ -328,10 +336,12 @@ class _Family:
     partial: int = 0  # ... that kept to the family only partly (camouflaged, named on content)
     by_neighbours: int = 0  # ... whose content fit its nearest members', not the wave's profile
     paced: int = 0  # ... that sent at machine rate or on a timer's beat (_machine_paced)
+    aged_on_beat: int = 0  # ... on mature accounts, judged as young keys for their beat (_on_beat)
     # Mature keys that swept like members before an incident opened (key -> first request ts,
     # sketch): named when one opens, if they fit it. Bounded by max_members, kept two windows.
     mature_waiting: OrderedDict = field(default_factory=OrderedDict)
     rejudged_at: int = 0  # recent members when its unfit members were last judged again
+    paced_only: bool = False  # the open incident's wave was of machine-paced members only (_join)
 
 
 class CohortDetector:
@@ -466,6 +476,10 @@ class CohortDetector:
         # (it never starts a wave; see _join_mature).
         keys = self._keys if young else self._mature
         cand = keys.get(rec.api_key_id)
+        if cand is None and not young:
+            on_beat = self._keys.get(rec.api_key_id)
+            if on_beat is not None and on_beat.on_beat:
+                young, keys, cand = True, self._keys, on_beat  # judged as a young key (_join_mature)
         if cand is not None and rec.key_events > 0:
             if rec.key_events <= cand.newest:
                 # Sent again for an event a worker re-applied (its key states restored older
@@ -503,6 +517,7 @@ class CohortDetector:
             # per request between the two: a mature key's records are its 1st, 2nd, 4th ... only
             requests = max(1, rec.key_events - cand.last_key_events) if cand.last_key_events > 0 else 1
             gap = rec.ts_ms - cand.last_ts
+            cand.gaps += 1
             cand.quick_gaps += 0 <= gap < self.machine_gap_ms * requests
             gap = max(0, gap) / requests
             cand.gap_sum += gap
@@ -571,7 +586,8 @@ class CohortDetector:
         fam.recent[rec.api_key_id] = (first, sketch)
         self._profile_add(fam, sketch, 1)
         if fam.incident is None or len(fam.named) >= self.max_members or self.is_linked(rec.api_key_id) or \
-                abs(first - fam.totals[5]) > self.window_ms or not self._content_fits(cand.family, fam, rec.api_key_id):
+                abs(first - fam.totals[5]) > self.window_ms or not self._may_join(fam, cand) or \
+                not self._content_fits(cand.family, fam, rec.api_key_id):
             return []
         self._name(fam, rec.api_key_id)
         if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
@@ -595,8 +611,41 @@ class CohortDetector:
         family = self._member_family(cand, self.min_mature_records)
         if family is None:
             return []
+        if self._on_beat(cand):
+            # Judged as a young key from now on: counted toward waves and the wave's profile.
+            del self._mature[key]
+            self._keys[key] = cand
+            if len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+            cand.on_beat = True
+            return self._join(key, cand, family)
         cand.family = family
         return self._offer_mature(key, cand)
+
+    def _on_beat(self, cand: _Candidate) -> bool:
+        """Whether a mature key sent its first requests on a rotation's beat: gaps of a minute
+        or more (not a batch job's machine rate) that vary by under ``max_paced_variation``.
+
+        A hydra's scheduler hands its heads their requests in turn (round robin, or a burst
+        across every head each period): each head's own pace is the scheduler's divided by the
+        heads, minutes apart, and as regular as a clock. No person writes item-sized requests
+        to the minute, and a mature account's batch job runs at machine rate. Such a key is
+        judged as a young one (the accounts of a hydra that buys aged accounts are as much
+        the campaign's as new ones): it counts toward a wave, and its content must fit it.
+        An attacker can jitter each head's pace at no cost; that takes the head back to the
+        mature keys' closer content bar, no further.
+
+        >>> det = CohortDetector()
+        >>> head, batch = _Candidate(0, events=8), _Candidate(0, events=8)
+        >>> for gap in (600_000, 590_000, 610_000, 605_000, 598_000, 602_000, 595_000):
+        ...     head.gaps += 1; head.gap_sum += gap; head.gap_squares += gap * gap
+        >>> for gap in (2_000, 2_100, 1_900, 2_050, 2_000, 1_950, 2_000):
+        ...     batch.gaps += 1; batch.quick_gaps += 1; batch.gap_sum += gap; batch.gap_squares += gap * gap
+        >>> det._on_beat(head), det._on_beat(batch)
+        (True, False)
+        """
+        return cand.gaps >= self.min_mature_records - 1 and not cand.at_machine_rate() \
+            and cand.gap_variation() < self.max_paced_variation
 
     def _mature_bar(self, prompts: int) -> float:
         """The content fit a mature key's sketch of ``prompts`` prompts needs: ``min_mature_affinity``
@@ -681,14 +730,15 @@ class CohortDetector:
             return top
         return None
 
-    def _baseline(self, fam: _Family) -> float:
-        """Members the family's ordinary history predicts in one window: its members that left
-        the window without being named in an incident (a wave's own members would raise the
-        bar in the middle of a long wave), per window of its history (0 without history)."""
+    def _baseline(self, fam: _Family, quiet: int) -> float:
+        """Members the family's ordinary history predicts in one window: ``quiet`` of its
+        members (``fam.quiet``, or its machine-paced ones) left the window without being named
+        in an incident (a wave's own members would raise the bar in the middle of a long wave),
+        per window of its history (0 without history)."""
         history_ms = self._clock - 2 * self.window_ms - fam.first_ts
-        if fam.quiet <= 0 or history_ms <= 0:
+        if quiet <= 0 or history_ms <= 0:
             return 0.0
-        return fam.quiet * self.window_ms / max(history_ms, self.window_ms)
+        return quiet * self.window_ms / max(history_ms, self.window_ms)
 
     def _join(self, key: str, cand: _Candidate, family: int) -> list[dict]:
         cand.family = family
@@ -706,13 +756,27 @@ class CohortDetector:
             gone, (_, gone_sketch) = fam.recent.popitem(last=False)
             self._profile_add(fam, gone_sketch, -1)
             gone_cand = self._keys.get(gone)
-            fam.quiet += gone_cand is None or not gone_cand.named
+            if gone_cand is None or not gone_cand.named:
+                fam.quiet += 1
+                fam.quiet_paced += gone_cand is not None and self._machine_paced(gone_cand)
         wave = [k for k, (first, _) in fam.recent.items()
                 if abs(first - cand.first_ts) <= self.window_ms and not self.is_linked(k)]
         # A wave: more members arrived in one window than min_members and than the family's own
         # history predicts. Members join an open incident only while its wave lasts: a family
         # open for good would name every ordinary young user who later keeps to it.
-        in_wave = len(wave) >= max(self.min_members, self.baseline_ratio * self._baseline(fam))
+        # (Mature keys judged as young ones for their beat, _on_beat, count toward waves of
+        # machine-paced members only: a busy family's people join no incident they opened.)
+        young_members = sum(1 for k in wave if (member := self._keys.get(k)) is None or not member.on_beat)
+        in_wave = young_members >= max(self.min_members, self.baseline_ratio * self._baseline(fam, fam.quiet))
+        paced_only = False
+        if not in_wave:
+            # Or more machine-paced members than its history of such: the family's ordinary
+            # young users converse at a person's pace (a busy free-form family's many quiet
+            # members hid a wave of hydra heads each on its rotation's beat). Such a wave is
+            # of its machine-paced members only: the people of the family beside it are not.
+            wave = [k for k in wave if (member := self._keys.get(k)) is not None and self._machine_paced(member)]
+            in_wave = paced_only = len(wave) >= max(self.min_members,
+                                                    self.baseline_ratio * self._baseline(fam, fam.quiet_paced))
         if not in_wave:
             return []
         alerts = []
@@ -722,6 +786,7 @@ class CohortDetector:
                 alerts.append(self._alert(family, fam))  # its last members, before it closes
             fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, []
             fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0], 0, 0, 0
+            fam.paced, fam.aged_on_beat = 0, 0
         if fam.incident is None:
             # Members whose content is the wave's, not ordinary traffic's: young users who keep
             # to free-form requests arrive during a wave too, about what everyone asks about.
@@ -731,6 +796,7 @@ class CohortDetector:
             if self._overlap(members) > self.max_overlap:
                 return alerts  # many keys re-sending one set: an evaluation or a popular benchmark
             first = min(fam.recent[k][0] for k in members)
+            fam.paced_only = paced_only
             fam.incident = "cluster:cohort-" + member_family_name(family) + "-" + datetime.fromtimestamp(
                 first // DAY_MS * DAY_MS / 1000, timezone.utc).strftime("%Y%m%d")
             for member in members:
@@ -740,7 +806,7 @@ class CohortDetector:
                 self._name_mature(fam, member, self._mature.get(member), sketch)
             fam.mature_waiting.clear()
             fam.rejudged_at = len(fam.recent)
-        elif len(fam.named) < self.max_members and not self.is_linked(key) and \
+        elif len(fam.named) < self.max_members and not self.is_linked(key) and self._may_join(fam, cand) and \
                 self._content_fits(family, fam, key):
             self._name(fam, key)
         if fam.incident is not None and _is_free_form(family) and \
@@ -842,6 +908,11 @@ class CohortDetector:
         if cand is not None:
             cand.unfit = not fits  # (judged again as the wave grows: _rejudge_unfit)
         return fits
+
+    def _may_join(self, fam: _Family, cand: _Candidate) -> bool:
+        """Whether a young member may join the family's open incident: any, but only a
+        machine-paced one when the incident's wave was one of machine-paced members only."""
+        return not fam.paced_only or self._machine_paced(cand)
 
     def _machine_paced(self, cand: _Candidate) -> bool:
         """Sent at machine rate, or on a timer's regular beat (``max_paced_variation``)."""
@@ -951,6 +1022,7 @@ class CohortDetector:
         fam.by_neighbours += sketch is None and affinity < self.min_content_affinity and (
             _is_free_form(cand.family) or cand.partial)
         fam.paced += self._machine_paced(cand)
+        fam.aged_on_beat += cand.on_beat
 
     def _overlap(self, members) -> float:
         stats = [self._keys[k] for k in members if k in self._keys]
@@ -975,7 +1047,7 @@ class CohortDetector:
             reasons=[
                 {"signal": "content_cohort", "value": member_family_name(family), "baseline": None, "weight": 1.0},
                 {"signal": "cohort_members", "value": n,
-                 "baseline": round(self._baseline(fam), 1), "weight": 1.0},
+                 "baseline": round(self._baseline(fam, fam.quiet), 1), "weight": 1.0},
                 {"signal": "cohort_item_overlap", "value": round(shared / events, 3) if events else 0.0,
                  "baseline": self.max_overlap, "weight": None},
                 {"signal": "cohort_items_covered", "value": events - shared, "baseline": None, "weight": None},
@@ -1000,7 +1072,10 @@ class CohortDetector:
                 {"signal": "cohort_machine_paced_members", "value": fam.paced, "baseline": None, "weight": None},
                 # members that interleaved other requests with their items (camouflage), named on content
                 {"signal": "cohort_camouflaged_members", "value": fam.partial, "baseline": None, "weight": None},
-                {"signal": "linked_by", "value": "content only: young accounts sweeping one item family",
+                # members on aged accounts that sent on a rotation's beat, judged as young keys
+                {"signal": "cohort_aged_members_on_a_beat", "value": fam.aged_on_beat, "baseline": None, "weight": None},
+                {"signal": "linked_by", "value": "content and pace: machine-paced keys sweeping one item family"
+                 if fam.paced_only else "content only: young accounts sweeping one item family",
                  "baseline": None, "weight": None},
             ],
             events_seen=events,

@@ -64,17 +64,31 @@ def event(key: str, n: int, ts_ms: int, prompt: str, *, account_age_days: float,
     }).encode()
 
 
+def person_times(key: str, n: int, mean_ms: int) -> list[int]:
+    """``n`` request times from 0 at a person's pace: ``mean_ms`` apart on average, bursty
+    (exponential gaps, their variation about 1; seeded by ``key``)."""
+    r, times, t = random.Random(key), [], 0
+    for _ in range(n):
+        times.append(t)
+        t += max(1, int(r.expovariate(1 / mean_ms)))
+    return times
+
+
 def sweep(n_keys: int, per_key: int, *, account_age_days: float = 2.0, items=item, shared_items: bool = False,
-          output_tokens: int = 700, enrol_hours: float = 1.5) -> list[bytes]:
-    """``n_keys`` keys enrolled ``enrol_hours`` apart, each sending ``per_key`` requests a few
-    minutes apart: a disjoint slice of one item set each (or all the same items)."""
+          output_tokens: int = 700, enrol_hours: float = 1.5, gap_ms: int = 240_000,
+          steady: bool = True) -> list[bytes]:
+    """``n_keys`` keys enrolled ``enrol_hours`` apart, each sending ``per_key`` requests
+    ``gap_ms`` apart (on average and bursty, as a person sends, unless ``steady``): a disjoint
+    slice of one item set each (or all the same items)."""
     raws = []
     for k in range(n_keys):
         start = T0 + int(k * enrol_hours * 3_600_000)
-        for i in range(per_key):
+        key = f"key{k:03d}"
+        times = [i * gap_ms for i in range(per_key)] if steady else person_times(key, per_key, gap_ms)
+        for i, at in enumerate(times):
             n = i if shared_items else k * per_key + i
-            raws.append((start + i * 240_000, event(f"key{k:03d}", i, start + i * 240_000, items(n),
-                                                    account_age_days=account_age_days, output_tokens=output_tokens)))
+            raws.append((start + at, event(key, i, start + at, items(n),
+                                           account_age_days=account_age_days, output_tokens=output_tokens)))
     return [raw for _, raw in sorted(raws)]
 
 
@@ -130,7 +144,7 @@ def test_a_large_cohort_is_critical():
                                   "ordinary chat", "too few members", "too few requests each"])
 def test_what_is_not_a_content_cohort(case):
     raws = {
-        "old accounts": lambda: sweep(30, 20, account_age_days=400),
+        "old accounts": lambda: sweep(30, 20, account_age_days=400, steady=False),  # (on a beat: see below)
         "short answers": lambda: sweep(30, 20, output_tokens=3),  # an evaluation wants the letter
         "one item set re-sent by every key": lambda: sweep(30, 20, shared_items=True),
         "ordinary chat": lambda: sweep(30, 20, items=chat),  # short prose: the family of most chat
@@ -138,6 +152,33 @@ def test_what_is_not_a_content_cohort(case):
         "too few requests each": lambda: sweep(30, 7),
     }[case]()
     assert not cohort_alerts(replay(raws))
+
+
+def test_aged_accounts_sweeping_on_a_rotations_beat_are_a_cohort():
+    # A hydra that buys aged accounts hands each head its requests in turn: each head sends on
+    # the rotation's beat (here every 4 minutes, to the second). Judged as young keys, the 30
+    # heads are one wave. The same accounts at a person's pace are not (the "old accounts"
+    # case above), nor at a batch job's machine rate (20 s apart): an account's own pipeline.
+    found = cohort_alerts(replay(sweep(30, 20, account_age_days=400)))
+    assert found and found[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(30)]
+    reasons = {r["signal"]: r["value"] for r in found[-1]["reasons"]}
+    assert reasons["cohort_machine_paced_members"] == reasons["cohort_aged_members_on_a_beat"] == 30
+    assert reasons["linked_by"].startswith("content and pace")
+    assert not cohort_alerts(replay(sweep(30, 20, account_age_days=400, gap_ms=20_000)))
+
+
+def test_a_mature_key_s_pace_is_read_from_its_gaps_not_its_requests():
+    # A mature key judged on its first 8 requests counts its later ones (judged again on 16)
+    # but measures no gaps between them: its pace is that of the gaps it measured. Before, its
+    # 7 gaps were divided as 15: 20 s gaps read as under half at machine rate, and a steady
+    # beat as a variation of 1.07.
+    det = CohortDetector()
+    for i in range(16):
+        det.learn_one(LinkRecord("batch", "a", T0 + i * 20_000, 0.0, 0, 0, output_tokens=600,
+                                 account_created_ms=T0 - 400 * DAY_MS, family=content_family(item(i)),
+                                 item=i, key_events=i + 1))
+    cand = det._mature["batch"]
+    assert cand.events == 16 and cand.gaps == 7 and cand.at_machine_rate() and cand.gap_variation() < 0.01
 
 
 def test_ordinary_chat_keeps_to_no_family_and_items_to_one():
@@ -216,12 +257,12 @@ def free_form_wave(*, users: int = 0, sweepers: int = 30, styled_sweeps: int = 0
     raws = sweep(sweepers, 20, items=free_item) if sweepers else []
     for u in range(users):
         start = T0 + int(u * 2.2 * 3_600_000) + 1_800_000
-        raws += [event(f"user{u:03d}", i, start + i * 900_000, long_chat(u * 100 + i), account_age_days=1)
-                 for i in range(12)]
+        raws += [event(f"user{u:03d}", i, start + at, long_chat(u * 100 + i), account_age_days=1)
+                 for i, at in enumerate(person_times(f"user{u:03d}", 12, 900_000))]
     for k in range(120):  # established accounts (the detector's picture of ordinary traffic)
         start = T0 - DAY_MS + k * 1_200_000
-        raws += [event(f"old{k:03d}", i, start + i * 600_000, long_chat(50_000 + k * 100 + i), account_age_days=300)
-                 for i in range(16)]
+        raws += [event(f"old{k:03d}", i, start + at, long_chat(50_000 + k * 100 + i), account_age_days=300)
+                 for i, at in enumerate(person_times(f"old{k:03d}", 16, 600_000))]
     for k in range(styled_sweeps):
         start = T0 - DAY_MS + k * 600_000
         raws += [event(f"hydra{k:03d}", i, start + i * 60_000, free_item(90_000 + k * 100 + i)
@@ -265,14 +306,15 @@ def test_established_sweeps_are_not_what_ordinary_traffic_is_about():
 def mature_sweepers(n: int, *, first_answers: int = 700, later_answers: int = 700, short_at: tuple = (),
                     payment: bool = True) -> list[bytes]:
     """``n`` keys of accounts a year old, each sweeping its own slice of the wave's item set
-    (20 ``free_item``s) while the wave runs: the first two answers ``first_answers`` tokens
-    long, the rest ``later_answers`` (but those of the requests ``short_at``: 60)."""
+    (20 ``free_item``s, at a person's pace) while the wave runs: the first two answers
+    ``first_answers`` tokens long, the rest ``later_answers`` (but those of the requests
+    ``short_at``: 60)."""
     raws = []
     for k in range(n):
         start = T0 + int((k * 7 + 3) * 3_600_000)
-        raws += [event(f"mature{k:02d}", i, start + i * 240_000, free_item(70_000 + k * 100 + i), account_age_days=400,
+        raws += [event(f"mature{k:02d}", i, start + at, free_item(70_000 + k * 100 + i), account_age_days=400,
                        output_tokens=60 if i in short_at else first_answers if i < 2 else later_answers,
-                       payment=payment) for i in range(20)]
+                       payment=payment) for i, at in enumerate(person_times(f"mature{k:02d}", 20, 240_000))]
     return raws
 
 
@@ -330,8 +372,8 @@ def test_a_key_s_first_requests_reach_the_cohort_detector_only():
     # Forwarded for the cohort detector: the cluster detector links and counts nothing of them
     # (its incidents are those it found before they were forwarded).
     clusters = ClusterDetector()
-    records = link_records([event("old-user", i, T0 + i * 60_000, long_chat(i), account_age_days=300, payment=False)
-                            for i in range(20)])
+    records = link_records([event("old-user", i, T0 + at, long_chat(i), account_age_days=300, payment=False)
+                            for i, at in enumerate(person_times("old-user", 20, 600_000))])
     assert all(r is not None and r.cohort_only for r in records[:16]) and records[16:] == [None] * 4
     for rec in records[:16]:
         assert clusters.values_to_link(rec) == [] and clusters.observe_link(rec) == []
@@ -391,14 +433,17 @@ def test_short_free_form_items_at_machine_rate_make_a_member():
     assert det._keys["k"].family == member_family(content_family("why is the sky blue?"))
 
 
-def _members(det: CohortDetector, keys: range, every_hours: float, start_ms: int, prefix: str = "s") -> list[dict]:
-    """Keys that each keep to one item family (10 long-answered requests), one every
-    ``every_hours`` from ``start_ms``."""
+def _members(det: CohortDetector, keys: range, every_hours: float, start_ms: int, prefix: str = "s",
+             steady: bool = True) -> list[dict]:
+    """Keys that each keep to one item family (10 long-answered requests 10 minutes apart, on
+    a timer's beat if ``steady``, else at a person's bursty pace), one every ``every_hours``
+    from ``start_ms``."""
     alerts = []
     for k in keys:
         start = start_ms + int((k - keys.start) * every_hours * 3_600_000)
-        for i in range(10):
-            alerts += det.learn_one(LinkRecord(f"{prefix}{k}", f"a{k}", start + i * 600_000, 0.0, 0, 0,
+        times = [i * 600_000 for i in range(10)] if steady else person_times(f"{prefix}{k}", 10, 600_000)
+        for i, at in enumerate(times):
+            alerts += det.learn_one(LinkRecord(f"{prefix}{k}", f"a{k}", start + at, 0.0, 0, 0,
                                                output_tokens=500, account_created_ms=start - DAY_MS,
                                                key_events=i + 1, family=content_family(item(0)),
                                                item=hash((prefix, k, i)) & 0xFFFF_FFFF))
@@ -421,10 +466,25 @@ def test_a_family_busy_with_ordinary_young_users_needs_a_bigger_wave():
     # ordinary for this family (its baseline: 3 x 10 per window), no incident. The same 14
     # in a quiet family are a wave.
     busy = CohortDetector(min_members=12)
-    assert not _members(busy, range(35), 4.8, T0, prefix="u")
-    assert not _members(busy, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w")
+    assert not _members(busy, range(35), 4.8, T0, prefix="u", steady=False)
+    assert not _members(busy, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w", steady=False)
     quiet = CohortDetector(min_members=12)
-    assert _members(quiet, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w")
+    assert _members(quiet, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w", steady=False)
+
+
+def test_a_wave_on_a_timers_beat_stands_out_in_a_family_busy_with_people():
+    # The same busy family: its ordinary young users send at a person's pace. 14 members each
+    # on a timer's beat are more such members than its history predicts (none): a wave.
+    # (stress-unwrapped +2000: a hydra's young heads, on its rotation's beat, hid among a
+    # free-form family's 45 ordinary young users.) Were its users on a beat too, they are the
+    # family's history of paced members, and 14 more are no wave.
+    busy = CohortDetector(min_members=12)
+    assert not _members(busy, range(35), 4.8, T0, prefix="u", steady=False)
+    found = _members(busy, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w", steady=True)
+    assert found and set(found[-1]["api_key_ids"]) == {f"w{k}" for k in range(14)}
+    paced_users = CohortDetector(min_members=12)
+    assert not _members(paced_users, range(35), 4.8, T0, prefix="u", steady=True)
+    assert not _members(paced_users, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w", steady=True)
 
 
 @pytest.mark.parametrize("prompt", [
