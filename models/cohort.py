@@ -60,9 +60,11 @@ bar lower by the square root of 2) is named in the family's open incident
 short graded answers or sends items other keys sent before, and is not named.
 A mature key whose first requests came on a rotation's beat (minutes apart, to the second:
 ``_on_beat``) is judged as a young key instead: a hydra that buys aged accounts hands each head
-its requests in turn. Such keys count toward waves of machine-paced members only, which a
-family's history of machine-paced members (not its people) must predict: in a family busy
-with ordinary young users, such a wave names its machine-paced members only.
+its requests in turn. Such keys count toward waves of members on a timer's beat only. Such a
+wave (young keys on a beat count too) is judged against the family's history of members on a
+beat, not of its people, and names its members on a beat only: in a family busy with ordinary
+young users, a hydra's heads on its rotation's beat stand out, and the people beside them
+(a quick session of chat among them) are not named.
 
 One incident per family wave names every member, also members that each sent only 10-40
 requests; re-sent (an update, never a new page) as members join. Severity is ``warning``,
@@ -321,7 +323,7 @@ class _Family:
     profile: list = field(default_factory=lambda: [0] * _SIMHASH_BITS)
     profile_total: int = 0
     quiet: int = 0  # members that left the window never named in an incident: its baseline
-    quiet_paced: int = 0  # ... of which machine-paced: the baseline of a wave of such members
+    quiet_beat: int = 0  # ... of which on a timer's beat: the baseline of a wave of such members
     first_ts: int = -1  # the family's first member
     incident: str | None = None  # the open incident's id
     named: list = field(default_factory=list)  # its members, in order of joining
@@ -341,7 +343,7 @@ class _Family:
     # sketch): named when one opens, if they fit it. Bounded by max_members, kept two windows.
     mature_waiting: OrderedDict = field(default_factory=OrderedDict)
     rejudged_at: int = 0  # recent members when its unfit members were last judged again
-    paced_only: bool = False  # the open incident's wave was of machine-paced members only (_join)
+    beat_only: bool = False  # the open incident's wave was of members on a timer's beat only (_join)
 
 
 class CohortDetector:
@@ -758,26 +760,24 @@ class CohortDetector:
             gone_cand = self._keys.get(gone)
             if gone_cand is None or not gone_cand.named:
                 fam.quiet += 1
-                fam.quiet_paced += gone_cand is not None and self._machine_paced(gone_cand)
+                fam.quiet_beat += gone_cand is not None and self._keeps_beat(gone_cand)
         wave = [k for k, (first, _) in fam.recent.items()
                 if abs(first - cand.first_ts) <= self.window_ms and not self.is_linked(k)]
         # A wave: more members arrived in one window than min_members and than the family's own
         # history predicts. Members join an open incident only while its wave lasts: a family
-        # open for good would name every ordinary young user who later keeps to it.
-        # (Mature keys judged as young ones for their beat, _on_beat, count toward waves of
-        # machine-paced members only: a busy family's people join no incident they opened.)
-        young_members = sum(1 for k in wave if (member := self._keys.get(k)) is None or not member.on_beat)
-        in_wave = young_members >= max(self.min_members, self.baseline_ratio * self._baseline(fam, fam.quiet))
-        paced_only = False
-        if not in_wave:
-            # Or more machine-paced members than its history of such: the family's ordinary
-            # young users converse at a person's pace (a busy free-form family's many quiet
-            # members hid a wave of hydra heads each on its rotation's beat). Such a wave is
-            # of its machine-paced members only: the people of the family beside it are not.
-            wave = [k for k in wave if (member := self._keys.get(k)) is not None and self._machine_paced(member)]
-            in_wave = paced_only = len(wave) >= max(self.min_members,
-                                                    self.baseline_ratio * self._baseline(fam, fam.quiet_paced))
-        if not in_wave:
+        # open for good would name every ordinary young user who later keeps to it. Mature keys
+        # judged as young ones for their beat (_on_beat) count toward a wave of members on a
+        # beat only (below).
+        promoted = {k for k in wave if (member := self._keys.get(k)) is not None and member.on_beat}
+        young_wave = len(wave) - len(promoted) >= max(self.min_members, self.baseline_ratio * self._baseline(fam, fam.quiet))
+        # Or a wave of members on a timer's beat, more than the family's history of such: its
+        # ordinary young users write at a person's pace (stress-unwrapped +2000: a busy
+        # free-form family's 45 quiet members hid a hydra's heads, each on its rotation's beat).
+        # Such a wave is of its members on a beat only: the people of the family beside it, a
+        # quick session of chat among them, are not named in it.
+        beat = [k for k in wave if (member := self._keys.get(k)) is not None and self._keeps_beat(member)]
+        beat_wave = len(beat) >= max(self.min_members, self.baseline_ratio * self._baseline(fam, fam.quiet_beat))
+        if not young_wave and not beat_wave:
             return []
         alerts = []
         if fam.incident is not None and cand.first_ts - fam.totals[5] > self.window_ms:
@@ -790,13 +790,20 @@ class CohortDetector:
         if fam.incident is None:
             # Members whose content is the wave's, not ordinary traffic's: young users who keep
             # to free-form requests arrive during a wave too, about what everyone asks about.
-            members = [k for k in wave if self._content_fits(family, fam, k)]
+            members, beat_only = [], False
+            if young_wave:
+                members = [k for k in wave if self._content_fits(family, fam, k)]
+                if len(members) - len(promoted.intersection(members)) < self.min_members:
+                    members = []  # a burst of young users with nothing in common but the family
+            if not members and beat_wave:
+                members, beat_only = [k for k in beat if self._content_fits(family, fam, k)], True
+                wave = beat
             if len(members) < self.min_members:
-                return alerts  # a burst of young users with nothing in common but the family
+                return alerts
             if self._overlap(members) > self.max_overlap:
                 return alerts  # many keys re-sending one set: an evaluation or a popular benchmark
             first = min(fam.recent[k][0] for k in members)
-            fam.paced_only = paced_only
+            fam.beat_only = beat_only
             fam.incident = "cluster:cohort-" + member_family_name(family) + "-" + datetime.fromtimestamp(
                 first // DAY_MS * DAY_MS / 1000, timezone.utc).strftime("%Y%m%d")
             for member in members:
@@ -829,7 +836,7 @@ class CohortDetector:
         earliest, latest = fam.totals[4], fam.totals[5]
         for key, first, sketch, cand in self._unnamed_members(fam):
             if key not in counted and earliest - self.window_ms <= first <= latest + self.window_ms \
-                    and cand.short_answers <= self.max_mature_short_share * cand.reported \
+                    and self._may_join(fam, cand) and cand.short_answers <= self.max_mature_short_share * cand.reported \
                     and self._affinity(fam, sketch) >= self._mature_bar(sketch[1]):
                 self._name(fam, key)
 
@@ -844,7 +851,7 @@ class CohortDetector:
         latest = fam.totals[5]
         for key, first, _, cand in self._unnamed_members(fam):
             if cand.unfit and abs(first - latest) <= self.window_ms and self._machine_paced(cand) \
-                    and self._content_fits(family, fam, key):
+                    and self._may_join(fam, cand) and self._content_fits(family, fam, key):
                 self._name(fam, key)
 
     def _unnamed_members(self, fam: _Family):
@@ -910,14 +917,18 @@ class CohortDetector:
         return fits
 
     def _may_join(self, fam: _Family, cand: _Candidate) -> bool:
-        """Whether a young member may join the family's open incident: any, but only a
-        machine-paced one when the incident's wave was one of machine-paced members only."""
-        return not fam.paced_only or self._machine_paced(cand)
+        """Whether a young member may join the family's open incident: any, but only one on a
+        timer's beat when the incident's wave was one of such members only."""
+        return not fam.beat_only or self._keeps_beat(cand)
 
     def _machine_paced(self, cand: _Candidate) -> bool:
         """Sent at machine rate, or on a timer's regular beat (``max_paced_variation``)."""
-        return cand.at_machine_rate() or (cand.events >= self.min_key_events
-                                          and cand.gap_variation() < self.max_paced_variation)
+        return cand.at_machine_rate() or self._keeps_beat(cand)
+
+    def _keeps_beat(self, cand: _Candidate) -> bool:
+        """Sent on a timer's regular beat: gaps that vary by under ``max_paced_variation``, over
+        ``min_key_events`` - 1 gaps or more, however long they are."""
+        return cand.events >= self.min_key_events and cand.gap_variation() < self.max_paced_variation
 
     def _draws_on_incident(self, fam: _Family, cand: _Candidate | None) -> bool:
         """Whether ``cand`` re-sent ``min_items_from_named`` items first sent by members named
@@ -1074,8 +1085,8 @@ class CohortDetector:
                 {"signal": "cohort_camouflaged_members", "value": fam.partial, "baseline": None, "weight": None},
                 # members on aged accounts that sent on a rotation's beat, judged as young keys
                 {"signal": "cohort_aged_members_on_a_beat", "value": fam.aged_on_beat, "baseline": None, "weight": None},
-                {"signal": "linked_by", "value": "content and pace: machine-paced keys sweeping one item family"
-                 if fam.paced_only else "content only: young accounts sweeping one item family",
+                {"signal": "linked_by", "value": "content and pace: keys on a timer's beat sweeping one item family"
+                 if fam.beat_only else "content only: young accounts sweeping one item family",
                  "baseline": None, "weight": None},
             ],
             events_seen=events,

@@ -434,14 +434,14 @@ def test_short_free_form_items_at_machine_rate_make_a_member():
 
 
 def _members(det: CohortDetector, keys: range, every_hours: float, start_ms: int, prefix: str = "s",
-             steady: bool = True) -> list[dict]:
-    """Keys that each keep to one item family (10 long-answered requests 10 minutes apart, on
+             steady: bool = True, gap_ms: int = 600_000) -> list[dict]:
+    """Keys that each keep to one item family (10 long-answered requests ``gap_ms`` apart, on
     a timer's beat if ``steady``, else at a person's bursty pace), one every ``every_hours``
     from ``start_ms``."""
     alerts = []
     for k in keys:
         start = start_ms + int((k - keys.start) * every_hours * 3_600_000)
-        times = [i * 600_000 for i in range(10)] if steady else person_times(f"{prefix}{k}", 10, 600_000)
+        times = [i * gap_ms for i in range(10)] if steady else person_times(f"{prefix}{k}", 10, gap_ms)
         for i, at in enumerate(times):
             alerts += det.learn_one(LinkRecord(f"{prefix}{k}", f"a{k}", start + at, 0.0, 0, 0,
                                                output_tokens=500, account_created_ms=start - DAY_MS,
@@ -481,7 +481,11 @@ def test_a_wave_on_a_timers_beat_stands_out_in_a_family_busy_with_people():
     busy = CohortDetector(min_members=12)
     assert not _members(busy, range(35), 4.8, T0, prefix="u", steady=False)
     found = _members(busy, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w", steady=True)
+    # and people in a quick session (most gaps under a minute, bursty) while it runs
+    found += _members(busy, range(4), 6.0, T0 + 7 * DAY_MS + 7_200_000, prefix="q", steady=False, gap_ms=20_000)
     assert found and set(found[-1]["api_key_ids"]) == {f"w{k}" for k in range(14)}
+    assert busy._keys["q0"].at_machine_rate()  # machine-paced, and no beat: not named in this wave
+    assert {r["signal"]: r["value"] for r in found[-1]["reasons"]}["linked_by"].startswith("content and pace")
     paced_users = CohortDetector(min_members=12)
     assert not _members(paced_users, range(35), 4.8, T0, prefix="u", steady=True)
     assert not _members(paced_users, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w", steady=True)
