@@ -633,7 +633,8 @@ class CohortDetector:
         heads, minutes apart, and as regular as a clock. No person writes item-sized requests
         to the minute, and a mature account's batch job runs at machine rate. Such a key is
         judged as a young one (the accounts of a hydra that buys aged accounts are as much
-        the campaign's as new ones): it counts toward a wave, and its content must fit it.
+        the campaign's as new ones): it counts toward a wave of members on a beat (_join), and
+        its content must fit it.
         An attacker can jitter each head's pace at no cost; that takes the head back to the
         mature keys' closer content bar, no further.
 
@@ -734,7 +735,7 @@ class CohortDetector:
 
     def _baseline(self, fam: _Family, quiet: int) -> float:
         """Members the family's ordinary history predicts in one window: ``quiet`` of its
-        members (``fam.quiet``, or its machine-paced ones) left the window without being named
+        members (``fam.quiet``, or those on a timer's beat) left the window without being named
         in an incident (a wave's own members would raise the bar in the middle of a long wave),
         per window of its history (0 without history)."""
         history_ms = self._clock - 2 * self.window_ms - fam.first_ts
