@@ -479,9 +479,9 @@ class CohortDetector:
         keys = self._keys if young else self._mature
         cand = keys.get(rec.api_key_id)
         if cand is None and not young:
-            on_beat = self._keys.get(rec.api_key_id)
-            if on_beat is not None and on_beat.on_beat:
-                young, keys, cand = True, self._keys, on_beat  # judged as a young key (_join_mature)
+            promoted = self._keys.get(rec.api_key_id)
+            if promoted is not None and promoted.on_beat:
+                young, keys, cand = True, self._keys, promoted  # judged as a young key (_join_mature)
         if cand is not None and rec.key_events > 0:
             if rec.key_events <= cand.newest:
                 # Sent again for an event a worker re-applied (its key states restored older
@@ -791,14 +791,14 @@ class CohortDetector:
         if fam.incident is None:
             # Members whose content is the wave's, not ordinary traffic's: young users who keep
             # to free-form requests arrive during a wave too, about what everyone asks about.
+            # (judged once: the wave holds every member on a beat)
+            fitting = [k for k in (wave if young_wave else beat) if self._content_fits(family, fam, k)]
             members, beat_only = [], False
-            if young_wave:
-                members = [k for k in wave if self._content_fits(family, fam, k)]
-                if len(members) - len(promoted.intersection(members)) < self.min_members:
-                    members = []  # a burst of young users with nothing in common but the family
-            if not members and beat_wave:
-                members, beat_only = [k for k in beat if self._content_fits(family, fam, k)], True
-                wave = beat
+            if young_wave and len(fitting) - len(promoted.intersection(fitting)) >= self.min_members:
+                members = fitting  # (fewer: a burst of young users with nothing in common but the family)
+            elif beat_wave:
+                on_beat = set(beat)
+                members, beat_only, wave = [k for k in fitting if k in on_beat], True, beat
             if len(members) < self.min_members:
                 return alerts
             if self._overlap(members) > self.max_overlap:
@@ -929,7 +929,7 @@ class CohortDetector:
     def _keeps_beat(self, cand: _Candidate) -> bool:
         """Sent on a timer's regular beat: gaps that vary by under ``max_paced_variation``, over
         ``min_key_events`` - 1 gaps or more, however long they are."""
-        return cand.events >= self.min_key_events and cand.gap_variation() < self.max_paced_variation
+        return cand.gaps >= self.min_key_events - 1 and cand.gap_variation() < self.max_paced_variation
 
     def _draws_on_incident(self, fam: _Family, cand: _Candidate | None) -> bool:
         """Whether ``cand`` re-sent ``min_items_from_named`` items first sent by members named

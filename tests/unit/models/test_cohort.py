@@ -66,12 +66,8 @@ def event(key: str, n: int, ts_ms: int, prompt: str, *, account_age_days: float,
 
 def person_times(key: str, n: int, mean_ms: int) -> list[int]:
     """``n`` request times from 0 at a person's pace: ``mean_ms`` apart on average, bursty
-    (exponential gaps, their variation about 1; seeded by ``key``)."""
-    r, times, t = random.Random(key), [], 0
-    for _ in range(n):
-        times.append(t)
-        t += max(1, int(r.expovariate(1 / mean_ms)))
-    return times
+    (``_gaps``' exponential gaps, seeded by ``key``)."""
+    return _gaps(random.Random(key), n, mean_ms, steady=False)
 
 
 def sweep(n_keys: int, per_key: int, *, account_age_days: float = 2.0, items=item, shared_items: bool = False,
@@ -84,7 +80,7 @@ def sweep(n_keys: int, per_key: int, *, account_age_days: float = 2.0, items=ite
     for k in range(n_keys):
         start = T0 + int(k * enrol_hours * 3_600_000)
         key = f"key{k:03d}"
-        times = [i * gap_ms for i in range(per_key)] if steady else person_times(key, per_key, gap_ms)
+        times = _gaps(random.Random(key), per_key, gap_ms, steady)
         for i, at in enumerate(times):
             n = i if shared_items else k * per_key + i
             raws.append((start + at, event(key, i, start + at, items(n),
@@ -441,7 +437,7 @@ def _members(det: CohortDetector, keys: range, every_hours: float, start_ms: int
     alerts = []
     for k in keys:
         start = start_ms + int((k - keys.start) * every_hours * 3_600_000)
-        times = [i * gap_ms for i in range(10)] if steady else person_times(f"{prefix}{k}", 10, gap_ms)
+        times = _gaps(random.Random(f"{prefix}{k}"), 10, gap_ms, steady)
         for i, at in enumerate(times):
             alerts += det.learn_one(LinkRecord(f"{prefix}{k}", f"a{k}", start + at, 0.0, 0, 0,
                                                output_tokens=500, account_created_ms=start - DAY_MS,
