@@ -4,7 +4,7 @@
     python benchmarks/normalise.py                 # before = the commit before normalise.py was added
     python benchmarks/normalise.py --before REV    # any other revision of models/features.py
 
-Writes ``benchmarks/results/normalise.json`` and ``normalise.md``:
+Writes ``benchmarks/results/NAME.json`` and ``NAME.md`` (``--results-name``, default ``normalise``):
 
 1. Cost: per-event ``featurize`` time on the dev-s1 events (parsed once, outside the timing),
    the features.py of ``--before`` and the current one timed in the same run, interleaved, best
@@ -12,7 +12,8 @@ Writes ``benchmarks/results/normalise.json`` and ``normalise.md``:
 2. Detection: dev-s1 and an obfuscated dev-s1 (every attack key's prompts from its
    ``attack_from`` on disguised with one trick per campaign: Cyrillic look-alikes, zero-width
    characters, fullwidth or mathematical letters, spaced-out or dotted letters, combining
-   marks, or all mixed, fixed seed; benign keys untouched) replayed with each features.py
+   marks, or all mixed; since 2026-12-03 also leetspeak, a sign inside words, or the
+   instruction lines' words joined by underscores; fixed seed; benign keys untouched) replayed with each features.py
    (``distillguard replay``'s ``run_replay`` in a subprocess) and scored with
    ``../shared/tools/score.py``: key recall, campaign recall, benign FPR before vs after.
 3. dev-s1 itself: the alerted keys and cluster incidents before vs after, every difference listed.
@@ -90,7 +91,41 @@ def mixed(text: str, rng: random.Random) -> str:
     return text
 
 
-TRICKS = {t.__name__: t for t in (cyrillic, zero_width, fullwidth, math_letters, spaced, marks, mixed)}
+_LEET = {"a": "4@", "e": "3", "i": "1", "o": "0", "s": "5$", "t": "7", "l": "1"}
+
+
+def leet(text: str, rng: random.Random) -> str:
+    # letters as digits and signs but a word's first (a word of digits alone reads as a number,
+    # to a model too), in words of three letters or more that are no call signature
+    def word(w: str) -> str:
+        if sum(map(str.isalpha, w)) < 3 or "(" in w:
+            return w
+        return w[0] + "".join(rng.choice(_LEET[c]) if c in _LEET and rng.random() < 0.6 else c for c in w[1:])
+    return " ".join(map(word, text.split(" ")))
+
+
+def signs_inside(text: str, rng: random.Random) -> str:
+    sign = rng.choice("-*.~^+")  # one sign a prompt, inside words of four letters or more
+
+    def word(w: str) -> str:
+        if len(w) < 4 or not w.isalpha() or rng.random() >= 0.6:
+            return w
+        cut = rng.randint(1, len(w) - 1)
+        return w[:cut] + sign + w[cut:]
+    return " ".join(map(word, text.split(" ")))
+
+
+def underscored(text: str, rng: random.Random) -> str:
+    # the instruction lines only, their words joined by underscores
+    lines = text.split("\n")
+    for i in sorted({0, len(lines) - 1}):
+        lines[i] = "_".join(lines[i].split(" "))
+    return "\n".join(lines)
+
+
+# (the last three added 2026-12-03, with the second reading of normalise.repair_words)
+TRICKS = {t.__name__: t for t in (cyrillic, zero_width, fullwidth, math_letters, spaced, marks, mixed, leet,
+                                  signs_inside, underscored)}
 
 
 def _iso_ms(ts: str) -> int:
@@ -335,6 +370,8 @@ def main() -> int:
                                          "(default: the parent of the commit that added models/normalise.py)")
     parser.add_argument("--sample", type=int, default=40_000, help="dev-s1 events timed (default 40000)")
     parser.add_argument("--repeat", type=int, default=5, help="timing repeats per chunk, best kept (default 5)")
+    parser.add_argument("--results-name", default="normalise",
+                        help="write benchmarks/results/NAME.{json,md} (default normalise)")
     parser.add_argument("--cost-only", action="store_true",
                         help="skip the replays (keep the detection figures of the last full run)")
     args = parser.parse_args()
@@ -349,13 +386,13 @@ def main() -> int:
                      "cost": measure_cost(before_source, args.sample, args.repeat)}
     print(json.dumps(payload["cost"]), flush=True)
     if args.cost_only:
-        if (RESULTS / "normalise.json").exists():
-            last = json.loads((RESULTS / "normalise.json").read_text())
+        if (RESULTS / f"{args.results_name}.json").exists():
+            last = json.loads((RESULTS / f"{args.results_name}.json").read_text())
             if "detection" in last:
                 payload.update({k: last[k] for k in ("tricks", "detection", "dev_s1_diff")})
                 payload["detection_generated_at"] = last.get("detection_generated_at", last["generated_at"])
     else:
-        obfuscated = WORK / "dev-s1-obfuscated"
+        obfuscated = WORK / f"dev-s1-obfuscated-{len(TRICKS)}-tricks"  # (built again when tricks are added)
         payload["tricks"] = build_obfuscated(obfuscated)
         labels = {row["api_key_id"]: row for row in csv.DictReader(open(DEV / "labels.csv"))}
         payload["detection"], seen = [], {}
@@ -371,8 +408,8 @@ def main() -> int:
         payload["dev_s1_diff"] = compare(seen[("dev-s1", "before")], seen[("dev-s1", "after")], labels)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if "detection" in payload:
-        (RESULTS / "normalise.md").write_text(markdown(payload))
-    (RESULTS / "normalise.json").write_text(json.dumps(payload, indent=1, default=str))
+        (RESULTS / f"{args.results_name}.md").write_text(markdown(payload))
+    (RESULTS / f"{args.results_name}.json").write_text(json.dumps(payload, indent=1, default=str))
     return 0
 
 

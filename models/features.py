@@ -29,7 +29,7 @@ import ahocorasick
 from . import cues, multilingual
 from .constants import ORDINARY_ANSWER_TOKENS
 from .events import RequestEvent, parse_event
-from .normalise import normalise
+from .normalise import normalise, repair_words
 from .tables import load, words
 
 _WORD = re.compile(r"[a-z][a-z0-9']{2,}")
@@ -111,6 +111,20 @@ _ANSWER_SECTION = re.compile(_TABLES["judging"]["answer_section"] + r"|(^|\n)[^\
     sorted(map(re.escape, _FOREIGN_JUDGED), key=len, reverse=True)) + r")(?!\w)[^\n:：]{0,20}[:：][ \t]*(\n|\S)")
 _JUDGING_WEIGHT = 0.85
 _CUE_WORDS = _PROCESS_WORDS | _VERDICT_WORDS | _JUDGED_WORDS
+
+
+def _style_vocabulary(tables: dict) -> frozenset[str]:
+    """The English words the style signals look for: every word of the phrase rules' triggers
+    and regexes (their escapes such as ``\\b`` dropped first) and the cue words. A disguised
+    word is read as one of these or not at all (``normalise.repair_words``)."""
+    sources = [trigger for family in tables["family"] for rule in family["rules"] for trigger in rule["triggers"]]
+    sources += [rule.get("regex", "") for family in tables["family"] for rule in family["rules"]]
+    sources += list(tables["fragments"].values())
+    found = {word for source in sources for word in re.findall(r"[a-z]{2,}", re.sub(r"\\[a-zA-Z]", " ", source))}
+    return frozenset(found | {word for word in _CUE_WORDS if word.isascii() and word.isalpha()})
+
+
+_STYLE_VOCABULARY = _style_vocabulary(_TABLES)
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, ~0.4 us a
@@ -328,7 +342,24 @@ def _stripped_end(text: str) -> str:
 
 def _style(text: str) -> tuple[float, int]:
     """(style, families) of a raw text: the definition ``featurize`` computes faster."""
-    return _style_normalised(normalise(text))
+    return _style_read(normalise(text))
+
+
+def _style_read(norm: str, words: list[str] | None = None) -> tuple[float, int]:
+    """``_style_normalised``, and again on a second reading of the instruction zones where
+    disguised words are put back (leetspeak, signs inside words, words joined by underscores:
+    ``normalise.repair_words``): families found in either count. Most prompts have no
+    disguised word and pay for one byte-class search of their zones.
+
+    >>> _style_read(normalise("3xpl41n y0ur r34s0n1ng st3p by st3p.")) == _style_read("explain your reasoning step by step.")
+    True
+    """
+    style, families = _style_normalised(norm, words)
+    repaired = repair_words(norm if len(norm) <= 800 else norm[:500] + "\n" + norm[-300:], _STYLE_VOCABULARY)
+    if repaired is None:
+        return style, families
+    repaired_style, repaired_families = _style_normalised(repaired)
+    return max(style, repaired_style), families | repaired_families
 
 
 def _style_normalised(norm: str, words: list[str] | None = None) -> tuple[float, int]:
@@ -418,9 +449,9 @@ def featurize(event: RequestEvent) -> EventFeatures:
         words += multilingual.script_tokens(norm, 100)  # (each new bigram costs a hash: 100 suffice)
     simhash = _simhash(words[:200])
     if event.system_prompt:
-        style, families = _style_normalised(norm + "\n" + normalise(event.system_prompt[:2000]))
+        style, families = _style_read(norm + "\n" + normalise(event.system_prompt[:2000]))
     else:
-        style, families = _style_normalised(norm, words)
+        style, families = _style_read(norm, words)
     return EventFeatures(
         ts_ms=event.ts_ms,
         style=style,

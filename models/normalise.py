@@ -33,6 +33,13 @@ or dotted out (``s t e p  b y  s t e p``, ``s.t.e.p``) and combining marks piled
    confusables.txt as the ``confusable-homoglyphs`` package ships it, reduced to characters
    whose prototype is one ASCII letter.
 
+A second reading, for the style signals only (``repair_words``, called by ``features``): a
+word disguised by what ``normalise`` leaves (leetspeak ``3xpl41n``, a sign inside a word
+``rea-son-ing``, words joined by underscores ``show_your_work``) is read as the word it spells
+once its signs are dropped and its digits read as letters, if that is a word the signals look
+for. Folding such words in ``normalise`` itself would change every ordinary text's numbers,
+versions and code identifiers (``4th``, ``web3``, ``api_key``) for the SimHash and templates.
+
 Pure and deterministic; the result is only ever used for signals (never stored or logged).
 Plain ASCII text, most traffic, only pays for ``isascii``, ``lower`` and a search for
 spaced letters in a byte translation of the text (~3 us a prompt on the dev stream; other
@@ -51,7 +58,7 @@ import unicodedata
 from functools import lru_cache
 from importlib import resources
 
-__all__ = ["normalise"]
+__all__ = ["normalise", "repair_words"]
 
 # ---- 1. invisible characters -------------------------------------------------------------
 
@@ -328,6 +335,126 @@ _FOLDABLE_RE = re.compile(_char_class(_LATIN_FOLD))
 
 def _fold_letter(match: re.Match) -> str:
     return _LATIN_FOLD[ord(match.group(0))]
+
+
+# ---- 5. leetspeak and signs inside words (a second reading, for the style signals) -----------
+
+# What a disguised letter may stand for. A digit or sign is read as a letter only inside a word
+# that then spells a word of the caller's vocabulary (``repair_words``): ordinary text keeps
+# its numbers, ordinals ("4th"), versions ("web3") and names ("h2o") as they are.
+_LEET_LETTERS = {"0": "o", "1": "il", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
+                 "@": "a", "$": "s", "|": "li"}  # (not "!": it ends sentences, and it hinted at every one)
+_INNER_SIGNS = "-.*_~^+\u00b7"  # (no apostrophe: contractions are words)
+_INNER_SIGN_RE = re.compile("[" + re.escape(_INNER_SIGNS) + "]")
+
+
+def _disguise_classes() -> bytes:
+    """Latin-1 byte -> ``a`` for an ASCII letter, ``1`` for a disguise, ``-`` for an inner sign,
+    a space otherwise."""
+    table = bytearray(b" " * 256)
+    for byte in range(256):
+        char = chr(byte)
+        if "a" <= char <= "z":
+            table[byte] = ord("a")
+        elif char in _LEET_LETTERS:
+            table[byte] = ord("1")
+        elif char in _INNER_SIGNS:
+            table[byte] = ord("-")
+    return bytes(table)
+
+
+_DISGUISE_CLASSES = _disguise_classes()
+# Where a word may be disguised, in the text mapped to those classes (one byte a character,
+# words apart by spaces): a disguise beside a letter, or a sign between letters. Found with
+# ``bytes.find`` (~1 us a pattern over a prompt's zones; a regex of the three took ~7, and a
+# Python loop over every word ~30); Python sees only the few words found.
+_HINTS = (b"a1", b"1a", b"a-a")
+_MAX_READINGS = 64  # readings of one word tried at most (each ambiguous disguise doubles them)
+
+
+def repair_words(text: str, vocabulary: frozenset) -> str | None:
+    """``text`` (normalised) with each disguised word that spells a word of ``vocabulary`` once
+    read plainly put back as that word, or None when no word was repaired. A second reading
+    for lexical signals, never a replacement of ``normalise``: the cheap tricks it leaves
+    (leetspeak ``3xpl41n y0ur r3as0n1ng``, a sign inside words ``rea-son-ing st.ep``, words
+    joined by underscores ``show_your_work``) are read as the words they stand for when those
+    are words the signals look for, and nothing else changes.
+
+    >>> vocabulary = frozenset({"explain", "your", "reasoning", "step", "final", "show", "work"})
+    >>> repair_words("3xpl41n y0ur r3as0n1ng st-ep by st.ep, then the f1na1 one", vocabulary)
+    'explain your reasoning step by step, then the final one'
+    >>> repair_words("show_your_work on the 4th of july, web3 and well-known h2o", vocabulary)
+    'show your work on the 4th of july, web3 and well-known h2o'
+    >>> repair_words("nothing disguised here.", vocabulary) is None
+    True
+    """
+    classes = text.encode("latin-1", "replace").translate(_DISGUISE_CLASSES)
+    ends = len(classes)
+    starts = set()  # the words where a hint is, by where each starts
+    for hint in _HINTS:
+        at = classes.find(hint)
+        while at >= 0:
+            starts.add(classes.rfind(b" ", 0, at) + 1)
+            at = classes.find(hint, classes.find(b" ", at) + 1 or ends)  # (on from the next word)
+    parts, done = [], 0
+    for start in sorted(starts):
+        end = classes.find(b" ", start)
+        word = text[start:end if end >= 0 else ends].strip(_INNER_SIGNS)  # (a sign inside a word only)
+        known = _REPAIRED.get((word, vocabulary), _UNSEEN)
+        if known is _UNSEEN:
+            if len(_REPAIRED) >= _REPAIRED_MAX:
+                _REPAIRED.clear()
+            known = _REPAIRED[word, vocabulary] = _repair_word(word, vocabulary)
+        if known is not None:
+            start = text.index(word, start)
+            parts += [text[done:start], known]
+            done = start + len(word)
+    return "".join(parts) + text[done:] if parts else None
+
+
+# Word -> its repair (or None), per vocabulary: compounds and names recur ("step-by-step",
+# "api_key"). Bounded: cleared when full, which only costs time.
+_REPAIRED: dict[tuple[str, frozenset], str | None] = {}
+_REPAIRED_MAX = 1 << 14
+_UNSEEN = object()
+
+
+def _repair_word(word: str, vocabulary: frozenset) -> str | None:
+    """The vocabulary word(s) a disguised word stands for, or None."""
+    bare = word.translate(_NO_INNER_SIGNS)
+    if bare in vocabulary:
+        return bare  # (st-ep, expl*ain)
+    if not bare.isalpha():
+        reading = _leet_reading(bare, vocabulary)
+        if reading is not None:
+            return reading  # (3xpl41n, r3@s0n1ng, st.3p)
+    # Words joined by underscores (show_your_work): read one by one, one of the vocabulary
+    # among them will do. Not words joined by hyphens: those are compounds ("step-by-step",
+    # "chain-of-thought": the phrase rules hold them as they are), read again for nothing.
+    if "_" not in word:
+        return None
+    pieces = word.split("_")
+    plain = [piece if piece in vocabulary else _leet_reading(piece.translate(_NO_INNER_SIGNS), vocabulary)
+             for piece in pieces]
+    if len(pieces) > 1 and any(plain):
+        return " ".join(reading or piece for reading, piece in zip(plain, pieces))
+    return None
+
+
+_NO_INNER_SIGNS = str.maketrans("", "", _INNER_SIGNS)
+
+
+def _leet_reading(word: str, vocabulary: frozenset) -> str | None:
+    """The vocabulary word ``word`` spells with its disguises read as letters, or None."""
+    if word.isalpha() or word.isdigit() or not word:
+        return None  # a plain word (not in the vocabulary), or a number
+    readings = [""]
+    for ch in word:
+        options = _LEET_LETTERS.get(ch, ch)
+        if len(readings) * len(options) > _MAX_READINGS or not options.isalpha():
+            return None
+        readings = [reading + option for reading in readings for option in options]
+    return next((reading for reading in readings if reading in vocabulary), None)
 
 
 # ---- the normaliser ---------------------------------------------------------------------------

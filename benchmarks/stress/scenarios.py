@@ -367,7 +367,35 @@ def spaced(R, text, p):
     return gap.join(sep.join(w) if len(w) >= 3 and w.isalpha() and R.random() < p else w for w in text.split(" "))
 
 
-OBFUSCATIONS = {"homoglyph": homoglyphs, "zero_width": zero_width, "fullwidth": fullwidth, "spaced": spaced}
+_LEET = {"a": "4@", "e": "3", "i": "1!", "o": "0", "s": "5$", "t": "7", "l": "1", "g": "9", "b": "8"}
+
+
+def leet(R, text, p):
+    """Letters to the digits and signs that look like them (p: share of letters that have one)."""
+    return "".join(R.choice(_LEET[c.lower()]) if c.lower() in _LEET and R.random() < p else c for c in text)
+
+
+_SPLITTERS = "-.*_|~^'+"
+
+
+def split_words(R, text, p):
+    """A sign inside words ("rea-son-ing", "st.ep", "expl*ain"), one sign a request, p: share
+    of words of 4+ letters, one to two signs each."""
+    sign = R.choice(_SPLITTERS)
+
+    def split(word):
+        if len(word) < 4 or not word.isalpha() or R.random() >= p:
+            return word
+        cuts = sorted(R.sample(range(1, len(word)), min(len(word) - 1, R.randint(1, 2))))
+        return sign.join(word[i:j] for i, j in zip([0] + cuts, cuts + [len(word)]))
+
+    return " ".join(split(w) for w in text.split(" "))
+
+
+OBFUSCATIONS = {"homoglyph": homoglyphs, "zero_width": zero_width, "fullwidth": fullwidth, "spaced": spaced,
+                "leet": leet, "split": split_words}
+# the methods of a config that names none (stress-obfuscated, written before leet and split)
+_FIRST_OBFUSCATIONS = ("fullwidth", "homoglyph", "spaced", "zero_width")
 
 
 def obfuscate_template(R, template, methods, strength):
@@ -392,7 +420,8 @@ def gen_obfuscated_campaign(b, name, spec, R):
     W = b.cfg["wrappers"]
     extra = spec.get("extra_wrappers", [])
     for camo in ms.camo_flags(b, R, spec):
-        mset = R.sample(sorted(OBFUSCATIONS), R.randint(1, len(OBFUSCATIONS)))
+        methods = sorted(spec.get("methods", _FIRST_OBFUSCATIONS))
+        mset = R.sample(methods, R.randint(1, len(methods)))
         scen = name + ("_camo" if camo else "")
         ci = b.new_campaign(scen, camo)
         families = [w for w in spec.get("wrappers", ["cot"]) if W.get(w)]

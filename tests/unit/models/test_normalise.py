@@ -61,7 +61,43 @@ def mixed(text: str) -> str:
     return zero_width(cyrillic_lookalikes(fullwidth(text[: len(text) // 2])) + noise_marks(text[len(text) // 2:]))
 
 
-TRICKS = [cyrillic_lookalikes, zero_width, fullwidth, spaced_out, dotted, math_bold, noise_marks, mixed]
+_LEET = str.maketrans("aeiostlAEIOSTL", "4310571@3!0$71")
+
+
+def leet(text: str) -> str:
+    """Letters of words of three or more letters as digits and signs, but the first
+    ("r3@50n1ng", "t0015"; a word of digits alone reads as a number, to a model too); an option
+    label "(A)" stays a label, and a tool's call signature stays what the model must call back
+    ("search(query)")."""
+    return " ".join(word[0] + word[1:].translate(_LEET) if sum(map(str.isalpha, word)) >= 3 and "(" not in word
+                    else word for word in text.split(" "))
+
+
+def signs_inside(text: str) -> str:
+    """A sign inside every word of four letters or more, one sign a prompt ("rea-soning", "st*ep")."""
+    out = []
+    for i, word in enumerate(text.split(" ")):
+        core = word.rstrip("?.:,!")
+        if len(core) >= 4 and core.isalpha():
+            sign = "-*~^+"[i % 5]
+            word = core[:2] + sign + core[2:] + word[len(core):]
+        out.append(word)
+    return " ".join(out)
+
+
+def underscored(text: str) -> str:
+    """Words joined by underscores where two plain words meet ("show_your_reasoning")."""
+    words = text.split(" ")
+    return "".join(word + ("_" if word.isalpha() and i + 1 < len(words) and words[i + 1].isalpha() else " ")
+                   for i, word in enumerate(words)).rstrip()
+
+
+def leet_mixed(text: str) -> str:
+    return cyrillic_lookalikes(signs_inside(leet(text[: len(text) // 2]))) + zero_width(leet(text[len(text) // 2:]))
+
+
+TRICKS = [cyrillic_lookalikes, zero_width, fullwidth, spaced_out, dotted, math_bold, noise_marks, mixed,
+          leet, signs_inside, underscored, leet_mixed]
 
 
 @pytest.mark.parametrize("trick", TRICKS, ids=lambda t: t.__name__)
@@ -195,3 +231,42 @@ def test_a_disguised_system_prompt_is_read_like_the_plain_one(trick):
     disguised = featurize(_event_with_system("What is the capital of France? Paris.", trick(system)))
     assert plain.style >= 0.5
     assert (disguised.style, disguised.families) == (plain.style, plain.families)
+
+
+# Ordinary text full of what disguises are made of: ordinals, versions, chemistry, code
+# identifiers, hyphenated words, abbreviations, prices and handles.
+ORDINARY_MIXED = [
+    "On the 4th of July 1776, the 2nd Continental Congress met; the 13 colonies' 1st step.",
+    "Is gpt-4o better than web3 for h2o molecule sims on x86_64? Covid-19 data from 2020.",
+    "def get_api_key(user_id):\n    return os.environ['first_name'] + re_write(step_1)",
+    "Our well-known state-of-the-art e-mail tool (e.g. u.s. users) costs $5 or 4.99 euros.",
+    "Ping @john_doe and @4lex about the re-do of the log-in page, v2.3.1 vs v3.0.",
+    "Mix 3 eggs, 1/2 cup milk & 2 tbsp sugar; bake at 350f for 25-30 min.",
+]
+
+
+@pytest.mark.parametrize("text", ORDINARY_MIXED, ids=range(len(ORDINARY_MIXED)))
+def test_ordinary_digits_and_signs_inside_words_gain_no_extraction_style(text):
+    assert featurize_text(text).style == 0.0 and featurize_text(text).families == 0
+
+
+def test_a_disguise_is_read_only_as_a_word_the_signals_look_for():
+    from distillguard.models.normalise import repair_words
+
+    vocabulary = frozenset({"step", "answer", "only", "letter", "rate", "response"})
+    assert repair_words(normalise("4nsw3r w1th th3 l3tt3r 0nly, st*ep by st-ep; R4t3 th3 r3sp0n5e"), vocabulary) == \
+        "answer w1th th3 letter only, step by step; rate th3 response"  # (with, the: not the vocabulary's)
+    assert repair_words(normalise("4th web3 h2o 60km 1.5 x86_64 e.g. well-known api_key"), vocabulary) is None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_ALPHABETS)
+@example("st-ep_by_st-ep")
+@example("3" * 40 + "a")
+def test_the_second_reading_is_total_and_keeps_what_it_cannot_read(text):
+    from distillguard.models.features import _STYLE_VOCABULARY
+    from distillguard.models.normalise import repair_words
+
+    norm = normalise(text)
+    repaired = repair_words(norm, _STYLE_VOCABULARY)
+    assert repaired is None or (isinstance(repaired, str) and repaired != norm)
