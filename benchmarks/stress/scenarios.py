@@ -480,8 +480,9 @@ def gen_fabricated_conv(b, name, spec, R):
     """Sweeps that claim to be conversation turns. ``modes``: reused (a handful of ids across
     hundreds of requests, turn index climbing or random), unopened (a fresh id per request or
     per few, turn index > 0, its turn 0 never sent), borrowed (ids of other keys'
-    conversations). Filler like "Thanks! Next one:" on a share of requests; claimed history
-    may be reflected in input tokens or not at all; machine timing."""
+    conversations), opened (claims that hold: ``_emit_opened``). Filler like "Thanks! Next
+    one:" on a share of requests; claimed history may be reflected in input tokens or not at
+    all; timing from ``interval_s``/``cv``."""
     for camo in ms.camo_flags(b, R, spec):
         mode = wchoice(R, spec.get("modes", [["reused", 0.4], ["unopened", 0.4], ["borrowed", 0.2]]))
         scen = f"{name}_{mode}" + ("_camo" if camo else "")
@@ -505,6 +506,9 @@ def gen_fabricated_conv(b, name, spec, R):
         turn_climbs = R.random() < 0.5
         ep = b.endpoint(R, prof["kind"])
         system = ms._attack_system(b, R, spec, camo)
+        if mode == "opened":
+            _emit_opened(b, R, spec, key, recs, times, wrap, fillers, filler_p, pstyle, camo, model, ep, prof, system)
+            continue
         for i, (rec, ts) in enumerate(zip(recs, times)):
             p, med = wrap(rec, R)
             if R.random() < filler_p:
@@ -520,6 +524,25 @@ def gen_fabricated_conv(b, name, spec, R):
             b.emit(R, key, ts, p, params=b.vary(R, pstyle) if camo else pstyle, model=model, endpoint=ep,
                    client=b.client(R, prof), system=system, conv=cid, turn=turn, attack=True, out_median=med,
                    hist=hist)
+
+
+def _emit_opened(b, R, spec, key, recs, times, wrap, fillers, filler_p, pstyle, camo, model, ep, prof, system):
+    """Mode ``opened`` (written 2026-12-03): claims that hold. The key opens every conversation
+    itself (turn 0 sent, no filler), goes on turn by turn for ``conv_turns`` items, and resends
+    the whole history each turn as a stateless chat API wants (input tokens grow by every
+    earlier turn's prompt and answer): an attacker who read conversation_claims.py."""
+    turn, length, cid, hist = 0, 0, None, 0
+    for rec, ts in zip(recs, times):
+        if turn >= length:
+            turn, length, cid, hist = 0, draw_num(R, spec.get("conv_turns", [3, 12])), "conv_" + hexid(R, 64), 0
+        p, med = wrap(rec, R)
+        if turn and R.random() < filler_p:
+            p = R.choice(fillers) + R.choice([" ", "\n", "\n\n"]) + p
+        _, used = b.emit(R, key, ts, p, params=b.vary(R, pstyle) if camo else pstyle, model=model, endpoint=ep,
+                         client=b.client(R, prof), system=system, conv=cid, turn=turn, attack=True, out_median=med,
+                         hist=hist)
+        hist += used
+        turn += 1
 
 
 @register("multi_turn_users")

@@ -39,6 +39,20 @@ def check_claim(ids: list, marks: list, conversation: int, turn: int, sent: int,
     return -1
 
 
+def new_item(style: float, content_words: int, item_words: int) -> bool:
+    """Whether a follow-up whose claim holds is a new item dressed as a turn: it carries
+    extraction style and a task of its own (``item_words`` content words or more). A person
+    answering the previous turn writes "why?" or "and for b)?" (homework-app follow-ups: 0-2
+    content words, their style from the app's system prompt); an attacker who opens every
+    conversation itself and resends the history sends the next wrapped item as turn 1, 2, 3
+    (stress-fabricated-conversations-b: 97 % of such follow-ups; people's follow-ups 2-3 %).
+
+    >>> new_item(1.0, 25, 8), new_item(1.0, 2, 8), new_item(0.0, 25, 8)
+    (True, False, False)
+    """
+    return style > 0 and content_words >= item_words
+
+
 def remember_turn(ids: list, marks: list, conversation: int, turn: int, kind: int, sent: int, got: int) -> None:
     """Move the event's conversation to the front of the key's sketch (updated in place), with
     its turn, its context (input + output tokens) and whether the key opened it."""
@@ -83,6 +97,9 @@ class ConversationClaims(KeySignal):
         The share of the previous turn's context a follow-up must resend.
     max_skip
         The most turns a follow-up may move ahead of the last one the key sent.
+    item_words
+        Content words from which a follow-up with extraction style is a new item, not a turn
+        (``new_item``).
 
     Examples
     --------
@@ -103,12 +120,14 @@ class ConversationClaims(KeySignal):
 
     state_fields = ("n", "share", "claims", "broken", "ids", "marks", "kinds")
 
-    def __init__(self, alpha: float = 0.03, ring: int = 16, history_ratio: float = 0.5, max_skip: int = 3) -> None:
+    def __init__(self, alpha: float = 0.03, ring: int = 16, history_ratio: float = 0.5, max_skip: int = 3,
+                 item_words: int = 8) -> None:
         super().__init__()
         self.alpha = alpha
         self.ring = ring
         self.history_ratio = history_ratio
         self.max_skip = max_skip
+        self.item_words = item_words
         self.share = 0.0
         self.claims = 0  # follow-up claims seen
         self.broken = 0  # of which did not hold
@@ -127,8 +146,11 @@ class ConversationClaims(KeySignal):
                            x.get("input_tokens", -1), self.max_skip, self.history_ratio)
 
     def holds(self, x: dict) -> bool:
-        """Whether the event is a conversation turn: a follow-up claim that holds."""
-        return x.get("turn", 0) > 0 and self.check(x) < 0
+        """Whether the event is a conversation turn: a follow-up claim that holds, and no new
+        item dressed as a turn (``new_item``). Such an item is not a broken claim (its ids and
+        turns hold): it only does not count as conversation."""
+        return x.get("turn", 0) > 0 and self.check(x) < 0 and \
+            not new_item(x.get("extraction_style", 0.0), x.get("content_words", 0), self.item_words)
 
     def score_one(self, x: dict) -> float:
         return 0.0 if self.check(x) < 0 else 1.0
