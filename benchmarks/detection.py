@@ -48,7 +48,8 @@ STRESS_SEEDS = {"paraphrased-a": 23, "paraphrased-b": 24, "unwrapped": 21, "unwr
                 "multilingual": 31, "obfuscated": 32, "fabricated-conversations": 33, "content-cohort": 34,
                 "harvest-plain": 35, "product-negatives": 36, "content-cohort-b": 37,
                 "content-cohort-c": 38, "product-negatives-b": 39, "multilingual-reworded": 40,
-                "content-cohort-aged": 41, "obfuscated-b": 42, "fabricated-conversations-b": 43}
+                "content-cohort-aged": 41, "obfuscated-b": 42, "fabricated-conversations-b": 43,
+                "fabricated-conversations-c": 44}
 # The builder with the kinds of stress/scenarios.py registered (a superset of make_stream's).
 STRESS_BUILDER = STRESS / "scenarios.py"
 

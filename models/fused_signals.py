@@ -101,7 +101,8 @@ class FusedSignals:
         st.claims_share = self.claims_keep * st.claims_share + self.claims_alpha * broken if n else broken
         if f.conversation:
             remember_turn(st.conv_ids, st.conv_marks, f.conversation, turn, kind, f.input_tokens, f.output_tokens)
-        return turn > 0 and kind < 0 and not new_item(f.style, f.content_words, c.item_words)
+        return turn > 0 and kind < 0 and not new_item(f.style, f.content_words, f.output_tokens, c.item_words,
+                                                      c.plain_item_words, c.long_answer_tokens)
 
     def _learn_onset(self, st, out: int, follow_up: bool, n: int) -> None:
         """HarvestOnset."""

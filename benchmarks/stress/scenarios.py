@@ -488,8 +488,13 @@ def gen_fabricated_conv(b, name, spec, R):
         scen = f"{name}_{mode}" + ("_camo" if camo else "")
         ci = b.new_campaign(scen, camo)
         n = draw_num(R, spec["events"])
-        recs = b.attack_walk(R, n, spec)
+        if "corpora_names" in spec:  # plain items of the corpora named (fabricated-conversations-c)
+            recs = walk(R, spec_pools(b, spec), n, draw_num(R, spec.get("per_group", [30, 300])))
+        else:
+            recs = b.attack_walk(R, n, spec)
         wrap = b.make_wrapper(R, spec)
+        if "answer_tokens" in spec:
+            wrap = _with_answers(wrap, R.uniform(*spec["answer_tokens"]))
         prof, pstyle, model = attack_identity(b, R, spec, camo)
         times = ms._sweep_times(b, R, spec, n)
         acc = b.new_account(R, times[0], "benign" if camo else "attack",
@@ -524,6 +529,11 @@ def gen_fabricated_conv(b, name, spec, R):
             b.emit(R, key, ts, p, params=b.vary(R, pstyle) if camo else pstyle, model=model, endpoint=ep,
                    client=b.client(R, prof), system=system, conv=cid, turn=turn, attack=True, out_median=med,
                    hist=hist)
+
+
+def _with_answers(wrap, out_median):
+    """``wrap`` with every answer's median length ``out_median`` (a reasoning model answering)."""
+    return lambda rec, RR: (wrap(rec, RR)[0], out_median)
 
 
 def _emit_opened(b, R, spec, key, recs, times, wrap, fillers, filler_p, pstyle, camo, model, ep, prof, system):
