@@ -18,7 +18,7 @@ import math
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare, FollowUpShare,
                         HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
                         TemplateRepetition, TopicNovelty)
-from .detectors.conversation_claims import check_claim, new_item, remember_turn
+from .detectors.conversation_claims import check_claim, remember_turn
 from .features import EventFeatures, answered_style
 
 
@@ -101,8 +101,7 @@ class FusedSignals:
         st.claims_share = self.claims_keep * st.claims_share + self.claims_alpha * broken if n else broken
         if f.conversation:
             remember_turn(st.conv_ids, st.conv_marks, f.conversation, turn, kind, f.input_tokens, f.output_tokens)
-        return turn > 0 and kind < 0 and not new_item(f.style, f.content_words, f.output_tokens, c.item_words,
-                                                      c.plain_item_words, c.long_answer_tokens)
+        return turn > 0 and kind < 0
 
     def _learn_onset(self, st, out: int, follow_up: bool, n: int) -> None:
         """HarvestOnset."""

@@ -41,8 +41,7 @@ def signal_inputs(f: EventFeatures) -> dict:
     is the client's claim; ``KeyPipeline`` replaces it with whether the claim holds."""
     return {"extraction_style": answered_style(f), "output_tokens": f.output_tokens, "follow_up": f.followup,
             "simhash": f.simhash, "template": f.template_hash, "max_tokens": f.max_tokens, "ts_ms": f.ts_ms,
-            "conversation": f.conversation, "turn": f.turn, "input_tokens": f.input_tokens,
-            "content_words": f.content_words}
+            "conversation": f.conversation, "turn": f.turn, "input_tokens": f.input_tokens}
 
 
 @dataclass(slots=True)

@@ -719,7 +719,9 @@ def _short_question(R, text):
 def gen_homework_app(b, name, spec, R):
     """A homework-help app: one or a few keys of a mature verified account, a fixed tutoring
     wrapper (system prompt or template) around many distinct students' short questions, with
-    real follow-ups at human pace (each student's conversation on its own id)."""
+    real follow-ups at human pace (each student's conversation on its own id). ``next_question_p``:
+    the share of follow-ups that are the worksheet's next item pasted into the same conversation
+    (wrapped by the app's template, as every question the student asks)."""
     for _ in range(b.scaled(spec.get("count", 0))):
         acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier3", 0.5], ["tier4", 0.5]]), org_p=1.0,
                             created=b.t0 - int(R.uniform(120, 900) * DAY_MS))
@@ -744,20 +746,31 @@ def gen_homework_app(b, name, spec, R):
                 pool = R.choice(pools)
                 items = [t for t, _a in pool.take(q, allow_wrap=True)]
                 convs = []
+                next_question_p = spec.get("next_question_p", 0.0)
                 for text in items:
                     # a student's question: a short one, or an item pasted from the worksheet
                     turns = [_short_question(R, text) if R.random() < 0.5 else text]
+                    asked = [True]
                     while R.random() < spec.get("follow_up_p", 0.55) and len(turns) < 6:
-                        turns.append(R.choice(FOLLOW_UPS))
-                    convs.append(turns)
+                        if next_question_p and R.random() < next_question_p:
+                            # the worksheet's next item pasted into the same conversation
+                            turns.append(pool.take(1, allow_wrap=True)[0][0])
+                            asked.append(True)
+                        else:
+                            turns.append(R.choice(FOLLOW_UPS))
+                            asked.append(False)
+                    convs.append((turns, asked))
+                asked_of = [asked for _, asked in convs]
+                convs = [turns for turns, _ in convs]
                 times = b.layout_sessions(R, convs, tz, "casual", sess_mean=2.0,
                                           think={"median": 40.0, "sigma": 0.8})
                 ip, asn, acc_cc = R.choice(ips)
-                for turns, tl in zip(convs, times):
+                for turns, tl, asked in zip(convs, times, asked_of):
                     cid = "conv_" + hexid(R, 64)
                     hist = 0
                     for ti, (text, ts) in enumerate(zip(turns, tl)):
-                        prompt = fill(template, text) if template and ti == 0 else text
+                        # the app wraps every question the student asks, the first or a next one
+                        prompt = fill(template, text) if template and asked[ti] else text
                         _, used = b.emit(R, key, ts, prompt, params=pstyle, model=model, endpoint="/v1/messages",
                                          client=(ip, ua, asn, acc_cc), system=system, conv=cid, turn=ti,
                                          out_median=R.uniform(250, 600), hist=hist)

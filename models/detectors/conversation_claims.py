@@ -39,29 +39,6 @@ def check_claim(ids: list, marks: list, conversation: int, turn: int, sent: int,
     return -1
 
 
-def new_item(style: float, content_words: int, output_tokens: int, item_words: int, plain_item_words: int,
-             long_answer_tokens: int) -> bool:
-    """Whether a follow-up whose claim holds is a new item dressed as a turn: a task of its own
-    with extraction style (``item_words`` content words or more), or without any, a task of
-    its own (``plain_item_words``) answered at length (``long_answer_tokens``): what a harvest
-    keeps. A person answering the previous turn writes "why?" or "and for b)?" (homework-app
-    follow-ups: 0-2 content words, their style from the app's system prompt); an attacker who
-    opens every conversation itself and resends the history sends the next item as turn 1,
-    2, 3. Measured on the follow-ups of the stress streams: wrapped items
-    (fabricated-conversations-b) 97 % by the first test, plain ones answered by a reasoning
-    model (-c) 67-77 % by the second; people's follow-ups 2-3 % by each (the second is the
-    answer's length: plain items answered at an ordinary length stay conversation).
-
-    >>> new_item(1.0, 25, 300, 8, 6, 900), new_item(1.0, 2, 900, 8, 6, 900), new_item(0.0, 25, 300, 8, 6, 900)
-    (True, False, False)
-    >>> new_item(0.0, 12, 1500, 8, 6, 900), new_item(0.0, 4, 1500, 8, 6, 900)
-    (True, False)
-    """
-    if style > 0:
-        return content_words >= item_words
-    return content_words >= plain_item_words and output_tokens >= long_answer_tokens
-
-
 def remember_turn(ids: list, marks: list, conversation: int, turn: int, kind: int, sent: int, got: int) -> None:
     """Move the event's conversation to the front of the key's sketch (updated in place), with
     its turn, its context (input + output tokens) and whether the key opened it."""
@@ -106,9 +83,6 @@ class ConversationClaims(KeySignal):
         The share of the previous turn's context a follow-up must resend.
     max_skip
         The most turns a follow-up may move ahead of the last one the key sent.
-    item_words, plain_item_words, long_answer_tokens
-        When a follow-up is a new item, not a turn (``new_item``): content words with
-        extraction style; content words without, and the answer's output tokens.
 
     Examples
     --------
@@ -129,16 +103,12 @@ class ConversationClaims(KeySignal):
 
     state_fields = ("n", "share", "claims", "broken", "ids", "marks", "kinds")
 
-    def __init__(self, alpha: float = 0.03, ring: int = 16, history_ratio: float = 0.5, max_skip: int = 3,
-                 item_words: int = 8, plain_item_words: int = 6, long_answer_tokens: int = 900) -> None:
+    def __init__(self, alpha: float = 0.03, ring: int = 16, history_ratio: float = 0.5, max_skip: int = 3) -> None:
         super().__init__()
         self.alpha = alpha
         self.ring = ring
         self.history_ratio = history_ratio
         self.max_skip = max_skip
-        self.item_words = item_words
-        self.plain_item_words = plain_item_words
-        self.long_answer_tokens = long_answer_tokens
         self.share = 0.0
         self.claims = 0  # follow-up claims seen
         self.broken = 0  # of which did not hold
@@ -157,12 +127,8 @@ class ConversationClaims(KeySignal):
                            x.get("input_tokens", -1), self.max_skip, self.history_ratio)
 
     def holds(self, x: dict) -> bool:
-        """Whether the event is a conversation turn: a follow-up claim that holds, and no new
-        item dressed as a turn (``new_item``). Such an item is not a broken claim (its ids and
-        turns hold): it only does not count as conversation."""
-        return x.get("turn", 0) > 0 and self.check(x) < 0 and \
-            not new_item(x.get("extraction_style", 0.0), x.get("content_words", 0), x.get("output_tokens", -1),
-                         self.item_words, self.plain_item_words, self.long_answer_tokens)
+        """Whether the event is a conversation turn: a follow-up claim that holds."""
+        return x.get("turn", 0) > 0 and self.check(x) < 0
 
     def score_one(self, x: dict) -> float:
         return 0.0 if self.check(x) < 0 else 1.0

@@ -181,10 +181,9 @@ def test_evidence_ignores_a_population_rate_of_style_and_short_or_conversational
     assert run(pipeline, _diluted_campaign(1500, 20, 700))[1] == []
     # every prompt styled, answered in a word: an evaluation, nothing harvested
     assert run(pipeline, _diluted_campaign(1500, 1, 40))[1] == []
-    # a tutoring conversation: follow-up turns asking for the steps of the last answer are
-    # conversation, not a sweep (the key opened each conversation, and every turn resends the
-    # history before it; a new wrapped item as a turn is not: test_claims_and_harvest.py)
-    chat = [ev(i, prompt="Why? Show your steps.", turn_index=i % 4, conversation_id=f"c{i // 4}",
+    # a tutoring conversation: follow-up turns asking for steps are conversation, not a sweep
+    # (the key opened each conversation, and every turn resends the history before it)
+    chat = [ev(i, turn_index=i % 4, conversation_id=f"c{i // 4}",
                usage={"input_tokens": 80 + 780 * (i % 4), "output_tokens": 700}) if i % 4 else
             ev(i, prompt=PLAIN[i % 5].format(i=i), conversation_id=f"c{i // 4}", **_usage(700)) for i in range(1500)]
     state = run(pipeline, chat)[0]
