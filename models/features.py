@@ -355,21 +355,26 @@ def _style_read(norm: str, words: list[str] | None = None) -> tuple[float, int]:
     True
     """
     style, families = _style_normalised(norm, words)
-    repaired = repair_words(norm if len(norm) <= 800 else norm[:500] + "\n" + norm[-300:], _STYLE_VOCABULARY)
+    repaired = repair_words(_instruction_zones(norm), _STYLE_VOCABULARY)
     if repaired is None:
         return style, families
     repaired_style, repaired_families = _style_normalised(repaired)
     return max(style, repaired_style), families | repaired_families
 
 
+def _instruction_zones(norm: str) -> str:
+    """Where a prompt's instructions sit: its start and its end (the middle is pasted material);
+    the whole of a short prompt."""
+    return norm if len(norm) <= 800 else norm[:500] + "\n" + norm[-300:]
+
+
 def _style_normalised(norm: str, words: list[str] | None = None) -> tuple[float, int]:
     """``norm``: the text as ``normalise`` returns it; ``words``: the words ``_WORD`` finds in
     the whole of it, when the caller has them."""
     whole = norm  # where a judged answer's section is looked for
+    lower = _instruction_zones(norm)
     # the words of the instruction zones: the caller's when the whole text is instruction zone
-    zone_words = words if words is not None and len(whole) <= 800 else None
-    # Instructions sit at the start or the end of a prompt; the middle is pasted material.
-    lower = norm if len(norm) <= 800 else norm[:500] + "\n" + norm[-300:]
+    zone_words = words if words is not None and lower is whole else None
     families, best, present = 0, 0.0, 0
     if words is None:  # the zones' words, needed below anyway: found once
         zone_words = _WORD.findall(lower)

@@ -745,7 +745,7 @@ def gen_homework_app(b, name, spec, R):
                 q = R.randint(1, 4)
                 pool = R.choice(pools)
                 items = [t for t, _a in pool.take(q, allow_wrap=True)]
-                convs = []
+                convs, asked_of = [], []  # each conversation's turns, and which of them are questions
                 next_question_p = spec.get("next_question_p", 0.0)
                 for text in items:
                     # a student's question: a short one, or an item pasted from the worksheet
@@ -759,9 +759,8 @@ def gen_homework_app(b, name, spec, R):
                         else:
                             turns.append(R.choice(FOLLOW_UPS))
                             asked.append(False)
-                    convs.append((turns, asked))
-                asked_of = [asked for _, asked in convs]
-                convs = [turns for turns, _ in convs]
+                    convs.append(turns)
+                    asked_of.append(asked)
                 times = b.layout_sessions(R, convs, tz, "casual", sess_mean=2.0,
                                           think={"median": 40.0, "sigma": 0.8})
                 ip, asn, acc_cc = R.choice(ips)
