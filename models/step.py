@@ -109,13 +109,17 @@ def _reason_class(reason: str) -> str:
 class Record:
     """One input record. ``position``: where it sits in its partition for the key state's
     duplicate test (``models.positions``: the epoch above the offset); None when unknown (a
-    file replayed), then only the key's event-id ring recognises duplicates."""
+    file replayed), then only the key's event-id ring recognises duplicates. ``applied``: its
+    event is in its key's state already, applied at another position (a new log's record
+    that a worker read at its old fetch position before it found the log replaced:
+    streams/epochs.py); it only moves the key's position up to its own."""
 
     value: bytes | None
     key: bytes | None = None
     partition: int = -1
     offset: int = -1
     position: int | None = None
+    applied: bool = False
 
 
 @dataclass(slots=True)
@@ -228,12 +232,34 @@ class RequestProcessor:
                 out.dead_letters.append(event)
                 yield record
                 continue
+            if record.applied:
+                self._reposition(decoded, states, event, record)
+                yield record
+                continue
             st = decoded.get(event.api_key_id)
             if st is None:
                 st = decoded[event.api_key_id] = decode_state(states.get(event.api_key_id))
             self._step_one(st, event, record, out)
             yield record
         out.states = {key: encode_state(st) for key, st in decoded.items()}
+
+    def _reposition(self, decoded: dict[str, KeyState], states: Mapping[str, bytes], event: RequestEvent,
+                    record: Record) -> None:
+        """A record whose event its key's state holds already (``Record.applied``): counted as a
+        duplicate, and the key's position moved up to the record's. Skipping it alone was not
+        enough: its key's position stayed where the old epoch put it, below every position of
+        the new one, and the same record delivered again later in the epoch (Faust hands a
+        rewound partition on again, a rejoin reads it from the start) was applied a second
+        time (tests/integration/test_partition_epochs.py: a key learned 14 events of 12)."""
+        self.counters.duplicates += 1
+        st = decoded.get(event.api_key_id)
+        if st is None:
+            state = states.get(event.api_key_id)
+            if state is None:
+                return  # no state to protect (evicted): nothing to move
+            st = decoded[event.api_key_id] = decode_state(state)
+        if record.position is not None and record.position > st.last_offset:
+            st.last_offset = record.position
 
     def _step_one(self, st: KeyState, event: RequestEvent, record: Record, out: BatchResult) -> None:
         position = record.position

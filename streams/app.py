@@ -357,8 +357,7 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             return await self.handle_envelope(event)
         message = event.message
         record = Record(message.value, message.key, message.partition, message.offset)
-        record.position = await self.input_position(message)
-        if record.position is None:  # stored already, under the previous epoch
+        if not await self.place_record(record, message):  # a new epoch began here and stepped it
             self.count_duplicate_read()
             return
         await self.step_records([record], message.partition)

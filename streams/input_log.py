@@ -39,22 +39,26 @@ class InputLog:
     ``settings``, ``sink``, ``metrics``, ``holes``, ``epochs``, ``progress``, ``input_turn``,
     ``process`` and ``flush``)."""
 
-    async def input_position(self, message) -> int | None:
-        """The record's position in its partition's current epoch (None: stored already, under
-        the previous one); a new epoch begins here when the record differs from the one
-        stored at its offset."""
+    async def place_record(self, record, message) -> bool:
+        """Set the record's position in its partition's current epoch, and whether its event was
+        applied already (stored under the previous epoch: ``Record.applied``). False when a new
+        epoch begins at this record (it differs from the one stored at its offset): the epoch
+        read it back from the broker and stepped it, this delivery is done."""
         epochs = self.epochs
         partition, offset = message.partition, message.offset
         stored = self.sink.stored_position(message.topic, partition)
         if epochs.replaced(partition):  # seen by verify_input_logs
-            return await self.begin_epoch(message, stored)
+            await self.begin_epoch(message, stored)
+            return False
         if epochs.needs_check(partition, offset, stored):
             found = await self._stored_record(message.topic, partition, epochs.position(partition, offset, stored))
             if epochs.decide(partition, offset, found, self.record_event_id(message.value)) == NEW:
-                return await self.begin_epoch(message, stored)
-        if epochs.carrying(partition) and epochs.stored_before(partition, offset, self.record_event_id(message.value)):
-            return None
-        return epochs.position(partition, offset, stored)
+                await self.begin_epoch(message, stored)
+                return False
+        record.applied = (epochs.carrying(partition)
+                          and epochs.stored_before(partition, offset, self.record_event_id(message.value)))
+        record.position = epochs.position(partition, offset, stored)
+        return True
 
     async def carry_from_old_epoch(self, topic: str, new, processed_until: int | None) -> None:
         """The event ids stored under the previous epoch at the offsets this worker had

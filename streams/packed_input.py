@@ -47,7 +47,8 @@ class PackedInput(RecordStep):
         for index, size in envelope.truncated.items():
             await self._dead_letter_cut(envelope.records[index], size)
         records = [r for i, r in enumerate(envelope.records) if i not in envelope.truncated]
-        await self.step_records(self._not_stored_before(records, message.partition), message.partition)
+        self._mark_applied_before(records, message.partition)
+        await self.step_records(records, message.partition)
         if envelope.records:
             self.source_next[message.partition] = envelope.records[-1].offset + 1
         # One envelope is ~500 steps of CPU with no await that suspends: without a turn of the
@@ -55,19 +56,14 @@ class PackedInput(RecordStep):
         # ran 18 s late, rows and alerts with it).
         await asyncio.sleep(0)
 
-    def _not_stored_before(self, records: list, partition: int) -> list:
+    def _mark_applied_before(self, records: list, partition: int) -> None:
         """Records of a new log that the worker stored under the previous epoch, having read
-        them at its old position before the log was found replaced, are left out (as on the
-        direct path: streams/input_log.py)."""
+        them at its old position before the log was found replaced, are marked applied: they
+        only move their keys' positions (as on the direct path: streams/input_log.py)."""
         if not self.epochs.carrying(partition):
-            return records
-        kept = []
+            return
         for record in records:
-            if self.epochs.stored_before(partition, record.offset, self.record_event_id(record.value)):
-                self.count_duplicate_read()
-            else:
-                kept.append(record)
-        return kept
+            record.applied = self.epochs.stored_before(partition, record.offset, self.record_event_id(record.value))
 
     async def _check_source_log(self, first, stored: int) -> None:
         """Whether ``llm.requests`` was replaced under the packer (a broker back empty, the topic

@@ -37,7 +37,8 @@ class RecordStep:
         self._count_batch(before)
 
     def count_duplicate_read(self) -> None:
-        """A record not stepped: stored already (under the previous epoch, see streams/epochs.py)."""
+        """A delivery not stepped: a new epoch began at its record, which the epoch read back and
+        stepped (streams/input_log.py ``begin_epoch``)."""
         self.processor.counters.events += 1
         self.processor.counters.duplicates += 1
         self.metrics.duplicates.inc()

@@ -90,3 +90,25 @@ def test_the_cluster_detector_gets_the_link_records_in_order_and_its_alerts_foll
     assert any(a["entity_type"] == "cluster" for a in alerts)
     assert [a for a in alerts if a["entity_type"] == "key"] == list(key_alerts)
     assert [a for a in alerts if a["entity_type"] != "key"] == expected
+
+
+def _event(event_id: str, key: str = "k1") -> bytes:
+    return json.dumps({"schema": "llm.request.v1", "event_id": event_id, "ts": "2026-02-01T00:00:00Z",
+                       "api_key_id": key, "account_id": "a1", "model": "m", "prompt": f"question {event_id}"}).encode()
+
+
+def test_a_record_applied_before_only_moves_its_keys_position():
+    step = RequestProcessor(KeyPipeline(), source_topic="llm.requests")
+    states = step.run([Record(_event("e1"), position=5)], {}).states
+    out = step.run([Record(_event("e2"), position=9, applied=True)], states)
+    assert out.rows == [] and out.alerts == [] and out.links == []
+    assert step.pipeline.describe_state(out.states["k1"])["events"] == 1  # not learned
+    assert step.pipeline.describe_state(out.states["k1"])["last_offset"] == 9
+    assert step.counters.duplicates == 1 and step.counters.processed == 1
+    # the same record delivered again, not marked: a duplicate by position (its id never reached the ring)
+    again = step.run([Record(_event("e2"), position=9)], out.states)
+    assert again.rows == [] and step.counters.duplicates == 2
+    # a position below the key's is never moved back; a key with no state gets none
+    lower = step.run([Record(_event("e3"), position=7, applied=True),
+                      Record(_event("e4", "k2"), position=10, applied=True)], out.states)
+    assert step.pipeline.describe_state(lower.states["k1"])["last_offset"] == 9 and "k2" not in lower.states

@@ -237,3 +237,25 @@ def test_a_partition_rewound_after_verify_input_logs_is_decided_by_content():
     worker.take(pack(2, RECORDS))
     assert worker.metrics.epochs.value == 0 and not worker.epochs.replaced(2)
     assert [row[2] for row in worker.sink.rows] == [100, 101, 104]
+
+
+def test_records_applied_under_the_old_epoch_stay_applied_once_when_delivered_again():
+    # k2's request at new-log offsets 10 and 11 were read at the old fetch position and applied
+    # under epoch 0, before its ten earlier ones (offsets 0..9) are read in epoch 1: by then its
+    # event-id ring (8) no longer holds them. After the carry is passed (offset 12), Faust
+    # delivers 10 and 11 again (a rewound partition handed on again, a rejoin reading from the
+    # start): they must be duplicates by the key's position (they were applied twice: CI saw
+    # a key learn 14 events of the 12 it sent).
+    worker = Harness()
+    old = [(b"k1", event(f"old-{i}", "k1"), i) for i in range(10)]
+    new = [(b"k2", event(f"new-{i}", "k2"), i) for i in range(12)] + [(b"k1", event("new-12", "k1"), 12)]
+    worker.take(pack(2, old + new[10:12]), offset=0)  # epoch 0: the old log, then the new log's 10..11
+    worker.sink.stored_up_to = position(0, 11)
+    worker.sink.stored_records = {position(0, offset): StoredRecord("row", json.loads(value)["event_id"])
+                                  for _, value, offset in old + new[10:12]}
+    worker.epochs.mark_replaced(2)
+    worker.take(pack(2, new), offset=1)  # rewound: the new log from its start, epoch 1
+    worker.take(pack(2, new[10:12]), offset=2)  # delivered again
+    learned = worker.processor.pipeline.describe_state(worker.key_state.data[b"k2"])["events"]
+    assert learned == 12 and worker.metrics.epochs.value == 1
+    assert [row[0] for row in worker.sink.rows].count("new-10") == 1
