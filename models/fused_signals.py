@@ -18,7 +18,7 @@ import math
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare, FollowUpShare,
                         HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
                         TemplateRepetition, TopicNovelty)
-from .detectors.conversation_claims import check_claim, remember_turn
+from .detectors.conversation_claims import added_tokens, check_claim, counts_as_turn, person_before, remember_turn
 from .features import EventFeatures, answered_style
 
 
@@ -50,8 +50,9 @@ class FusedSignals:
     def learn(self, st, f: EventFeatures, n: int) -> None:
         """Learn the event of features ``f`` into the key's state ``st`` (``n``: its events
         before this one; the caller advances ``st.n``)."""
+        prompt_tokens = f.input_tokens
         if f.turn or f.conversation:
-            follow_up = self._learn_claims(st, f, n)
+            follow_up, prompt_tokens = self._learn_claims(st, f, n)
         else:  # no claim and no conversation to sketch (most events): the claims' share decays
             follow_up = False
             st.claims_share = self.claims_keep * st.claims_share if n else 0.0  # (learning 0.0)
@@ -83,25 +84,36 @@ class FusedSignals:
         evidence = st.evidence + llr  # max(0.0, min(cap, ...)), as comparisons (same floats, no calls)
         st.evidence = 0.0 if not evidence > 0.0 else evidence if evidence < self.evidence_cap else self.evidence_cap
         self._learn_timing(st, f.ts_ms, n)
-        if f.input_tokens > 0:  # PromptLength: only prompts with usage, seeded by the first
-            value = math.log(1.0 + f.input_tokens)
+        if prompt_tokens > 0:  # PromptLength: only prompts with usage, seeded by the first
+            value = math.log(1.0 + prompt_tokens)
             st.prompt_log = self.prompt_keep * st.prompt_log + self.prompt_alpha * value if st.prompt_log else value
 
-    def _learn_claims(self, st, f: EventFeatures, n: int) -> bool:
-        """ConversationClaims; whether the event is a follow-up whose claim holds."""
+    def _learn_claims(self, st, f: EventFeatures, n: int) -> tuple[bool, int]:
+        """ConversationClaims; whether the event is a conversation turn (a follow-up whose claim
+        holds, not a new item), and its own prompt's input tokens (``prompt_tokens``)."""
         c, turn = self.claims, f.turn
         kind = check_claim(st.conv_ids, st.conv_marks, f.conversation, turn, f.input_tokens, c.max_skip,
                            c.history_ratio)
+        turn_held, prompt_tokens = False, f.input_tokens
         if turn > 0:
+            person = person_before(st.person_ew, st.claims_n, c.person_prior)
+            short = 1.0 if f.content_words <= c.person_words else 0.0
+            st.person_ew = (1.0 - c.person_alpha) * person + c.person_alpha * short
             st.claims_n += 1
             if kind >= 0:
                 st.claims_broken += 1
                 st.claim_kinds[kind] = min(65535, st.claim_kinds[kind] + 1)
+            else:
+                turn_held = counts_as_turn(person, c.person_share, answered_style(f), f.content_words,
+                                           f.output_tokens, c.item_words, c.plain_item_words, c.long_answer_tokens)
+                if not turn_held:
+                    prompt_tokens = added_tokens(st.conv_ids, st.conv_marks, f.conversation, f.input_tokens,
+                                                 f.prompt_chars)
         broken = 0.0 if kind < 0 else 1.0
         st.claims_share = self.claims_keep * st.claims_share + self.claims_alpha * broken if n else broken
         if f.conversation:
             remember_turn(st.conv_ids, st.conv_marks, f.conversation, turn, kind, f.input_tokens, f.output_tokens)
-        return turn > 0 and kind < 0
+        return turn_held, prompt_tokens
 
     def _learn_onset(self, st, out: int, follow_up: bool, n: int) -> None:
         """HarvestOnset."""

@@ -27,7 +27,7 @@ from .constants import BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, HARVEST_H
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
                         FollowUpShare, HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
                         TemplateRepetition, TopicNovelty, regularity)
-from .detectors.conversation_claims import CLAIM_KINDS
+from .detectors.conversation_claims import CLAIM_KINDS, PERSON_PRIOR
 from .events import RequestEvent
 from .features import EventFeatures, answered_style, featurize
 from .fused_signals import FusedSignals
@@ -41,7 +41,8 @@ def signal_inputs(f: EventFeatures) -> dict:
     is the client's claim; ``KeyPipeline`` replaces it with whether the claim holds."""
     return {"extraction_style": answered_style(f), "output_tokens": f.output_tokens, "follow_up": f.followup,
             "simhash": f.simhash, "template": f.template_hash, "max_tokens": f.max_tokens, "ts_ms": f.ts_ms,
-            "conversation": f.conversation, "turn": f.turn, "input_tokens": f.input_tokens}
+            "conversation": f.conversation, "turn": f.turn, "input_tokens": f.input_tokens,
+            "content_words": f.content_words, "prompt_chars": f.prompt_chars}
 
 
 @dataclass(slots=True)
@@ -96,7 +97,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 8
+STATE_VERSION = 9
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
@@ -112,7 +113,9 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             # the key's current run of long answers (HarvestOnset): its evidence, the events before it
             "harvest_evidence", "harvest_start",
             # typical prompt length (PromptLength): log(1 + input tokens), 0.0 before any
-            "prompt_log")
+            "prompt_log",
+            # share of the follow-ups short as a person's (ConversationClaims.person)
+            "person_ew")
 _RING = 8
 _CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
 _CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
@@ -146,6 +149,11 @@ _OLD_LAYOUTS[6] = (struct.Struct(f"<B{_V6_SCALARS}d{_RINGS}"), _V6_SCALARS)
 # v7: every ring and the signal counts, scalars up to "harvest_start"
 _V7_SCALARS = _SCALARS.index("prompt_log")
 _OLD_LAYOUTS[7] = (struct.Struct(f"<B{_V7_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H"), _V7_SCALARS)
+# v8: v7 and the typical prompt length; no share of a person's follow-ups (read as the prior a
+# new key starts from, PERSON_PRIOR: read as 0, every app key would have its pasted questions
+# stop counting as conversation at the upgrade, until short follow-ups raised it again)
+_V8_SCALARS = _SCALARS.index("person_ew")
+_OLD_LAYOUTS[8] = (struct.Struct(f"<B{_V8_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H"), _V8_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -280,12 +288,15 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
-        if count == _V7_SCALARS:  # v7: all but the typical prompt length
-            return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
-        if count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
-            return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)
-        return KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:]
-                        + (0,) * (2 * _CONV + _CLAIM_VALUES + _SIGNAL_VALUES))
+        if count in (_V7_SCALARS, _V8_SCALARS):  # v7, v8: all but their missing trailing scalars
+            st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
+        elif count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
+            st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)
+        else:
+            st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:]
+                          + (0,) * (2 * _CONV + _CLAIM_VALUES + _SIGNAL_VALUES))
+        st.person_ew = PERSON_PRIOR  # (see _V8_SCALARS)
+        return st
     # New key, or an unknown layout (a newer worker's): start afresh rather than misread it.
     return KeyState()
 
@@ -436,7 +447,7 @@ class KeyPipeline:
         # only the answers with usage). The conversation claim first (see _learn_through_contract).
         self._bindings = (
             (self._claims, ("n", "claims_share", "claims_n", "claims_broken", "conv_ids", "conv_marks",
-                            "claim_kinds")),
+                            "claim_kinds", "person_ew")),
             (self._length, ("answer_n", "answer_log")),
             (self._harvest_onset, ("n", "harvest_evidence", "harvest_start")),  # (after the claim check)
             (self._style, ("n", "style_ew")),
@@ -528,6 +539,7 @@ class KeyPipeline:
         x = signal_inputs(f)
         claims, fields = self._bindings[0]
         self._load(claims, fields, st, n)
+        x["prompt_tokens"] = claims.prompt_tokens(x)
         x["follow_up"] = claims.holds(x)
         for detector, fields in self._bindings:
             if detector is not claims:

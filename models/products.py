@@ -55,6 +55,13 @@ class ProductEvidenceConfig:
       that turned to a sweep, product-negatives stress stream: 0.05 or less when they alert).
     - ``app_min_conversations`` 20: conversations the key opened before the evidence counts
       (an app reaches the 50 events a key needs to alert with 20-30).
+    - ``app_min_person_share`` 0.15: the key's follow-ups are often a person's (a few
+      words: ``ConversationClaims.person``, the key state's ``person_ew``). A follow-up of 300
+      characters is also a whole new item: a sweep that opens its conversations itself and
+      sends its next plain instruction as each turn, at a person's pace, had consistent
+      follow-up shares of 0.3-0.8 and was capped at info as an app
+      (stress-fabricated-conversations-c). Its follow-ups are never a person's (0.0-0.02); a
+      homework app's students, pasting their next question as well as asking "why?", 0.2-0.8.
     - ``transform_min_input_tokens`` 150 / ``transform_max_ratio`` 2.5: material pasted for
       transformation, answered at most 2.5x its size (translation ~1x, summary < 1x; a
       harvested worked solution is 5-50x its question).
@@ -68,6 +75,7 @@ class ProductEvidenceConfig:
     short_turn_chars: int = 300
     app_follow_up_share: float = 0.2
     app_min_conversations: int = 20
+    app_min_person_share: float = 0.15
     transform_min_input_tokens: int = 150
     transform_max_ratio: float = 2.5
     transform_share: float = 0.6
@@ -84,7 +92,8 @@ class ProductEvidence:
     """Learns a key's exculpatory evidence from each event and says whether it holds.
 
     Works on the key's state object (``models.pipeline.KeyState``): the scalars ``app_ew``,
-    ``transform_ew``, ``convs`` and the rings ``app_conv_ids`` / ``app_conv_ts`` (seconds).
+    ``transform_ew``, ``convs`` and the rings ``app_conv_ids`` / ``app_conv_ts`` (seconds); it
+    reads ``person_ew`` (learned by ``ConversationClaims``).
 
     >>> from types import SimpleNamespace
     >>> st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, convs=0.0, app_conv_ids=[0] * 8, app_conv_ts=[0] * 8)
@@ -154,7 +163,8 @@ class ProductEvidence:
         c = self.config
         if event.account_created_ms is None or event.ts_ms - event.account_created_ms < c.min_account_age_days * DAY_MS:
             return None
-        if st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations:
+        if st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations \
+                and st.person_ew >= c.app_min_person_share:
             return "app_conversations"
         if st.transform_ew >= c.transform_share and template_share >= c.template_share:
             return "templated_transformation"

@@ -39,6 +39,68 @@ def check_claim(ids: list, marks: list, conversation: int, turn: int, sent: int,
     return -1
 
 
+def new_item(style: float, content_words: int, output_tokens: int, item_words: int, plain_item_words: int,
+             long_answer_tokens: int) -> bool:
+    """Whether a follow-up whose claim holds reads as a new item rather than an answer to the
+    previous turn: a task of its own with extraction style (``item_words`` content words or
+    more), or without any, a task of its own (``plain_item_words``) answered at length
+    (``long_answer_tokens``): what a harvest keeps. People's follow-ups match this 2-3 % of
+    the time; a sweep that opens every conversation itself and resends the history
+    (fabricated-conversations-b/-c) sends its next item as turn 1, 2, 3: 97 % of its wrapped
+    items by the first test, 67-77 % of plain ones answered by a reasoning model by the
+    second. Students of a homework app also paste their next question into the conversation:
+    see ``ConversationClaims`` (``person_share``) for when the rule applies.
+
+    >>> new_item(1.0, 25, 300, 8, 6, 900), new_item(1.0, 2, 900, 8, 6, 900), new_item(0.0, 25, 300, 8, 6, 900)
+    (True, False, False)
+    >>> new_item(0.0, 12, 1500, 8, 6, 900), new_item(0.0, 4, 1500, 8, 6, 900)
+    (True, False)
+    """
+    if style > 0:
+        return content_words >= item_words
+    return content_words >= plain_item_words and output_tokens >= long_answer_tokens
+
+
+# What a key's share of a person's follow-ups is taken to be before its first follow-up
+# (and after an upgrade from a layout without it): a key is not presumed a sweep's until its own
+# follow-ups say so (a homework app's first turns include pasted questions: from 0, its first
+# dozen events' new questions stopped counting as conversation, and 3 of its keys were paged at
+# warning, one critical, on stress-product-negatives-c; from 0.5, a sweep's follow-ups bring it
+# under ``person_share`` in 12 turns).
+PERSON_PRIOR = 0.5
+
+
+def person_before(person: float, claims: int, prior: float) -> float:
+    """The key's share of a person's follow-ups as the next one finds it: ``prior`` before its
+    first follow-up claim (``claims``)."""
+    return person if claims else prior
+
+
+def counts_as_turn(person: float, person_share: float, style: float, content_words: int, output_tokens: int,
+                   item_words: int, plain_item_words: int, long_answer_tokens: int) -> bool:
+    """Whether a follow-up whose claim holds counts as a conversation turn: always on a key whose
+    follow-ups are often a person's (``person``, the key's share of short ones, at
+    ``person_share`` or more), else unless it is a ``new_item``."""
+    return person >= person_share or not new_item(style, content_words, output_tokens, item_words,
+                                                  plain_item_words, long_answer_tokens)
+
+
+def added_tokens(ids: list, marks: list, conversation: int, sent: int, prompt_chars: int) -> int:
+    """The input tokens a follow-up adds to its conversation: what it sent beyond the previous
+    turn's context (input + output, kept in the key's sketch), and at most what its own text
+    (``prompt``: the last user turn, in the contract) can be: ``prompt_chars`` / 3 + 1 (English
+    runs ~4 characters a token). The bound holds when a client's history is not the previous
+    turn's exactly (the stream generator resends every earlier request whole, so its input
+    doubles each turn); a client that trims old turns sends less than the context, and then
+    only the bound is known."""
+    bound = prompt_chars // 3 + 1
+    if sent > 0 and conversation in ids:
+        context = marks[ids.index(conversation)] & _CONTEXT_MAX
+        if context and sent > context:
+            return min(sent - context, bound)
+    return min(sent, bound) if sent > 0 else sent
+
+
 def remember_turn(ids: list, marks: list, conversation: int, turn: int, kind: int, sent: int, got: int) -> None:
     """Move the event's conversation to the front of the key's sketch (updated in place), with
     its turn, its context (input + output tokens) and whether the key opened it."""
@@ -68,6 +130,17 @@ class ConversationClaims(KeySignal):
     output (the ratio leaves room for clients that trim old turns). Unknown usage (absent,
     -1, or 0 for a refused request) is not held against the claim.
 
+    A claim that holds can still be a sweep's: a key that opens every conversation itself and
+    resends the history can send its next item as turn 1, 2, 3, and each counted as
+    conversation (which discounts extraction style). So a held follow-up that is a
+    ``new_item`` does not count as a turn, unless the key's follow-ups are often a
+    person's: ``person`` is the exponentially weighted share of its follow-up claims (held or
+    not) with at most ``person_words`` content words ("why?", "and for b)?"), and from
+    ``person_share`` up every held follow-up counts. A homework app's students paste their next question into the conversation as
+    well as ask "why?" (stress stream product-negatives-c: 0.5-0.7); a sweep's follow-ups are
+    all items (0.0-0.1). A sweep that mixes in one short turn in six to pass costs itself a
+    sixth more requests, each answered in context it does not want.
+
     ``score_one`` is 1.0 for an event whose follow-up claim does not hold, else 0.0;
     ``level`` is its exponentially weighted share over the key's events; ``holds`` tells
     the pipeline whether the event is a conversation turn; ``kinds`` counts the broken
@@ -83,6 +156,13 @@ class ConversationClaims(KeySignal):
         The share of the previous turn's context a follow-up must resend.
     max_skip
         The most turns a follow-up may move ahead of the last one the key sent.
+    item_words, plain_item_words, long_answer_tokens
+        When a held follow-up is a new item (``new_item``): content words with extraction
+        style; content words without, and the answer's output tokens.
+    person_words, person_alpha, person_share, person_prior
+        A person's follow-up: at most this many content words; the weight of each
+        follow-up claim in ``person``; the share from which every held follow-up counts as a turn;
+        the share taken before the key's first follow-up claim (``person_before``).
 
     Examples
     --------
@@ -99,16 +179,35 @@ class ConversationClaims(KeySignal):
     >>> claims.learn_one(fabricated)
     >>> claims.claims, claims.broken, claims.kinds
     (2, 1, [1, 0, 0, 0])
+    >>> item = {"conversation": 11, "turn": 2, "input_tokens": 900, "output_tokens": 1200,
+    ...         "extraction_style": 1.0, "content_words": 24}
+    >>> round(claims.person, 2), claims.holds(item)  # two short follow-ups after the prior (0.5)
+    (0.6, True)
+    >>> for turn in range(2, 16):  # turns that are each a new item: the key's follow-ups are not a person's
+    ...     claims.learn_one(dict(item, turn=turn, input_tokens=2200 * turn))
+    >>> round(claims.person, 2), claims.holds(dict(item, turn=16, input_tokens=2200 * 16))
+    (0.14, False)
     """
 
-    state_fields = ("n", "share", "claims", "broken", "ids", "marks", "kinds")
+    state_fields = ("n", "share", "claims", "broken", "ids", "marks", "kinds", "person")
 
-    def __init__(self, alpha: float = 0.03, ring: int = 16, history_ratio: float = 0.5, max_skip: int = 3) -> None:
+    def __init__(self, alpha: float = 0.03, ring: int = 16, history_ratio: float = 0.5, max_skip: int = 3,
+                 item_words: int = 8, plain_item_words: int = 6, long_answer_tokens: int = 500,
+                 person_words: int = 3, person_alpha: float = 0.1, person_share: float = 0.15,
+                 person_prior: float = PERSON_PRIOR) -> None:
         super().__init__()
         self.alpha = alpha
         self.ring = ring
         self.history_ratio = history_ratio
         self.max_skip = max_skip
+        self.item_words = item_words
+        self.plain_item_words = plain_item_words
+        self.long_answer_tokens = long_answer_tokens
+        self.person_words = person_words
+        self.person_alpha = person_alpha
+        self.person_share = person_share
+        self.person_prior = person_prior
+        self.person = 0.0  # share of the follow-ups with at most person_words content words
         self.share = 0.0
         self.claims = 0  # follow-up claims seen
         self.broken = 0  # of which did not hold
@@ -127,8 +226,25 @@ class ConversationClaims(KeySignal):
                            x.get("input_tokens", -1), self.max_skip, self.history_ratio)
 
     def holds(self, x: dict) -> bool:
-        """Whether the event is a conversation turn: a follow-up claim that holds."""
-        return x.get("turn", 0) > 0 and self.check(x) < 0
+        """Whether the event is a conversation turn: a follow-up claim that holds and, on a key
+        whose follow-ups are seldom a person's, no new item (``counts_as_turn``). Such an item
+        is not a broken claim (its ids and turns hold): it only does not count as conversation."""
+        person = person_before(self.person, self.claims, self.person_prior)
+        return x.get("turn", 0) > 0 and self.check(x) < 0 and counts_as_turn(
+            person, self.person_share, x.get("extraction_style", 0.0), x.get("content_words", 0),
+            x.get("output_tokens", -1), self.item_words, self.plain_item_words, self.long_answer_tokens)
+
+    def prompt_tokens(self, x: dict) -> int:
+        """The input tokens of the event's own prompt: for a held follow-up that is a new item
+        (``holds`` is False though the claim holds), the item alone, without the history it
+        resends (``added_tokens``); otherwise all its input tokens. A sweep that resends the
+        history makes its prompts look like a conversation's context, and its answers no
+        longer many times its prompts (fabricated-conversations-c: its typical prompt
+        4,000-20,000 tokens for answers of 600-2,500)."""
+        sent = x.get("input_tokens", -1)
+        if x.get("turn", 0) > 0 and self.check(x) < 0 and not self.holds(x):
+            return added_tokens(self.ids, self.marks, x.get("conversation", 0), sent, x.get("prompt_chars", 0))
+        return sent
 
     def score_one(self, x: dict) -> float:
         return 0.0 if self.check(x) < 0 else 1.0
@@ -137,6 +253,9 @@ class ConversationClaims(KeySignal):
         kind = self.check(x)
         turn = x.get("turn", 0)
         if turn > 0:
+            person = person_before(self.person, self.claims, self.person_prior)
+            short = 1.0 if x.get("content_words", 0) <= self.person_words else 0.0
+            self.person = (1.0 - self.person_alpha) * person + self.person_alpha * short
             self.claims += 1
             if kind >= 0:
                 self.broken += 1

@@ -7,8 +7,11 @@ from .base import KeySignal
 
 
 class PromptLength(KeySignal):
-    """Exponentially weighted mean of ``log(1 + x["input_tokens"])`` (a geometric mean: one
-    pasted document does not make a key's prompts long).
+    """Exponentially weighted mean of ``log(1 + x["prompt_tokens"])`` (a geometric mean: one
+    pasted document does not make a key's prompts long). ``prompt_tokens``: the input tokens
+    of the request's own prompt when the pipeline sets it (a new item sent as a turn of a
+    conversation whose history it resends: the item alone, ``ConversationClaims.prompt_tokens``),
+    else ``input_tokens``.
 
     A sweep of free-form items sends each item bare: "Give a synonym of 'sober'." is a dozen
     input tokens in any language, and what it collects is the answer, many times longer. A
@@ -74,7 +77,7 @@ class PromptLength(KeySignal):
         return max(0.0, min(1.0, ramp))
 
     def learn_one(self, x: dict) -> None:
-        tokens = x.get("input_tokens", -1) or -1
+        tokens = x.get("prompt_tokens", x.get("input_tokens", -1)) or -1
         if tokens > 0:
             value = math.log(1.0 + tokens)
             # seeded by the key's first prompt with usage (not its first event: that may have none)

@@ -73,19 +73,64 @@ def test_a_sweep_claiming_conversation_turns_is_not_discounted_as_conversation()
     assert "unopened" in why["conversation_claims_broken_by"]
 
 
-def test_the_same_prompts_in_real_conversations_still_count_as_conversation():
+FOLLOW_UPS = ("Why? Show your steps.", "Explain that step by step.", "And for b)? Steps please.",
+              "Walk me through the second step.")
+
+
+def test_a_person_asking_for_steps_in_follow_ups_still_counts_as_conversation():
     # a person who opens each conversation, answers the previous turn (history resent) and
-    # asks for steps in a few follow-ups, at human pace
+    # asks for the steps of what the model just said, at human pace
     rng, at, events, context = random.Random(4), T0, [], 0
     for i in range(400):
         t = i % 4
         at += timedelta(seconds=rng.expovariate(1 / 240) if t else rng.expovariate(1 / 7200))
         context = 0 if t == 0 else context
         sent = context + 60
-        prompt = question(rng) if t == 0 else STYLED.format(q="and " + question(rng))
+        prompt = question(rng) if t == 0 else rng.choice(FOLLOW_UPS)
         events.append(event(i, at, prompt, 700, sent, turn_index=t, conversation_id=f"c{i // 4}"))
         context = sent + 700
     assert run(events) == []
+
+
+def opened_sweep(n: int = 400, seed: int = 3, gap_s: float = 60.0, styled: bool = True,
+                 out: int = 900) -> list[RequestEvent]:
+    """A sweep whose claims hold: it opens every conversation itself, resends the whole history
+    each turn, and sends the next item as turn 1, 2, 3 ("Thanks! Next one: ..."), at a person's
+    pace by default (an attacker who read conversation_claims.py). ``styled``: each item
+    wrapped in a reasoning instruction; else a plain item of its own."""
+    rng, events, context = random.Random(seed), [], 0
+    for i, at in enumerate(script(n, gap_s, 0.6, seed)):
+        t = i % 10
+        context = 0 if t == 0 else context
+        sent = context + 80
+        item = STYLED.format(q=question(rng)) if styled else \
+            "Write about how the {} and the {} shape the {}, the {} and the {} today.".format(*rng.sample(WORDS, 5))
+        prompt = ("Thanks! Next one: " if t else "") + item
+        events.append(event(i, at, prompt, int(out * rng.uniform(0.8, 1.25)), sent, turn_index=t,
+                            conversation_id=f"c{i // 10}"))
+        context = sent + out
+    return events
+
+
+def test_new_items_sent_as_turns_of_opened_conversations_are_not_conversation():
+    # every claim holds (opened, in order, history resent), yet each turn is a new wrapped item:
+    # a person answering the previous turn does not send one (without the new-item rule the
+    # key is discounted as conversation and never alerts)
+    alerts = run(opened_sweep())
+    assert alerts and alerts[0]["events_seen"] <= 60 and alerts[-1]["severity"] == "critical"
+    assert reasons(alerts[-1]).get("conversation_claims_inconsistent", 0) == 0  # no claim is broken
+    # the same prompts in the same opened conversations, each answered by a person's short
+    # follow-up instead of the next item, are conversation (the test above)
+
+
+def test_plain_items_sent_as_turns_and_answered_at_length_are_a_harvest():
+    # no extraction wording: each turn a plain item of its own, answered at a reasoning model's
+    # length, on a script's clock (without the rule the turns count as conversation: no alert)
+    alerts = run(opened_sweep(styled=False, out=2000, gap_s=8.0))
+    assert alerts and alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+    assert {a["severity"] for a in alerts} <= {"info", "warning"}  # no wording: never a page on its own
+    # answered at an ordinary length, the same turns stay conversation (a person's questions)
+    assert run(opened_sweep(styled=False, out=350, gap_s=8.0)) == []
 
 
 # -- item 5: harvest without wording -----------------------------------------------------

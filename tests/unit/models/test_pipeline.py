@@ -11,6 +11,7 @@ import pytest
 from distillguard.devtools.demo_traffic import demo_events
 from distillguard.models.events import RequestEvent, parse_event
 from distillguard.models.pipeline import ROW_COLUMNS, STATE_BYTES, DetectorConfig, KeyPipeline
+from distillguard.models.detectors.conversation_claims import PERSON_PRIOR
 
 CONTENT = ["Explain the key idea behind {i} in thermodynamics. Think step by step and show all your reasoning.",
            "Answer with the letter of the correct option only: which of these is a prime, case {i}? (A) 4 (B) 9",
@@ -181,9 +182,10 @@ def test_evidence_ignores_a_population_rate_of_style_and_short_or_conversational
     assert run(pipeline, _diluted_campaign(1500, 20, 700))[1] == []
     # every prompt styled, answered in a word: an evaluation, nothing harvested
     assert run(pipeline, _diluted_campaign(1500, 1, 40))[1] == []
-    # a tutoring conversation: follow-up turns asking for steps are conversation, not a sweep
-    # (the key opened each conversation, and every turn resends the history before it)
-    chat = [ev(i, turn_index=i % 4, conversation_id=f"c{i // 4}",
+    # a tutoring conversation: follow-up turns asking for the steps of the last answer are
+    # conversation, not a sweep (the key opened each conversation, and every turn resends the
+    # history before it; a new wrapped item as a turn is not: test_claims_and_harvest.py)
+    chat = [ev(i, prompt="Why? Show your steps.", turn_index=i % 4, conversation_id=f"c{i // 4}",
                usage={"input_tokens": 80 + 780 * (i % 4), "output_tokens": 700}) if i % 4 else
             ev(i, prompt=PLAIN[i % 5].format(i=i), conversation_id=f"c{i // 4}", **_usage(700)) for i in range(1500)]
     state = run(pipeline, chat)[0]
@@ -249,14 +251,30 @@ def test_a_v7_state_keeps_its_history_and_learns_its_typical_prompt_from_the_upg
     state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[7]
-    assert count == p._NS - 1  # written before the typical prompt length
+    assert count == p._NS - 2  # written before the typical prompt length (and the person share)
     old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:])
-    assert len(old) == p.STATE_BYTES - 8
+    assert len(old) == p.STATE_BYTES - 16
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_ids == was.conv_ids
     assert upgraded.prompt_log == 0.0 and round(was.prompt_log, 6) == round(math.log(31), 6)
+    assert upgraded.person_ew == PERSON_PRIOR  # a new key's prior, not 0 (see models/pipeline.py)
     after = p.decode_state(KeyPipeline().step(old, ev(500, usage={"input_tokens": 30, "output_tokens": 500})).state)
     assert after.prompt_log == math.log(31)  # seeded by the first prompt it sees
+
+
+def test_a_v8_state_keeps_its_history_and_reads_the_person_share_as_a_new_keys():
+    from distillguard.models import pipeline as p
+
+    state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
+    current = p._STRUCT.unpack(state)
+    layout, count = p._OLD_LAYOUTS[8]
+    assert count == p._NS - 1  # written before the share of a person's follow-ups
+    old = layout.pack(8, *current[1:count + 1], *current[p._NS + 1:])
+    assert len(old) == p.STATE_BYTES - 8
+    upgraded, was = p.decode_state(old), p.decode_state(state)
+    assert upgraded.n == 120 and upgraded.prompt_log == was.prompt_log and upgraded.signals == was.signals
+    assert upgraded.person_ew == PERSON_PRIOR
+    assert KeyPipeline().step(old, ev(500)).state[0] == p.STATE_VERSION
 
 
 def test_a_reasoning_eval_with_mostly_short_answers_does_not_page_on_its_few_long_ones():
