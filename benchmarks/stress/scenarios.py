@@ -540,18 +540,28 @@ def _emit_opened(b, R, spec, key, recs, times, wrap, fillers, filler_p, pstyle, 
     """Mode ``opened`` (written 2026-12-03): claims that hold. The key opens every conversation
     itself (turn 0 sent, no filler), goes on turn by turn for ``conv_turns`` items, and resends
     the whole history each turn as a stateless chat API wants (input tokens grow by every
-    earlier turn's prompt and answer): an attacker who read conversation_claims.py."""
+    earlier turn's prompt and answer): an attacker who read conversation_claims.py.
+    ``exact_history`` (fabricated-conversations-d): the history is the previous request and its
+    answer, as a chat API counts it (without it, make_stream's accounting: every earlier request
+    whole again, the input doubling each turn). ``short_turn_p``: before an item, a person-like
+    turn ("why?") on this share of turns, to look like a person's conversation."""
     turn, length, cid, hist = 0, 0, None, 0
+    exact, short_p = spec.get("exact_history", False), spec.get("short_turn_p", 0.0)
+    emit_args = dict(params=b.vary(R, pstyle) if camo else pstyle, model=model, endpoint=ep, system=system,
+                     attack=True)
     for rec, ts in zip(recs, times):
         if turn >= length:
             turn, length, cid, hist = 0, draw_num(R, spec.get("conv_turns", [3, 12])), "conv_" + hexid(R, 64), 0
         p, med = wrap(rec, R)
+        if turn and short_p and R.random() < short_p:
+            _, used = b.emit(R, key, ts - 1, R.choice(FOLLOW_UPS), client=b.client(R, prof),
+                             conv=cid, turn=turn, out_median=med, hist=hist, **emit_args)
+            hist, turn = (used if exact else hist + used), turn + 1
         if turn and R.random() < filler_p:
             p = R.choice(fillers) + R.choice([" ", "\n", "\n\n"]) + p
-        _, used = b.emit(R, key, ts, p, params=b.vary(R, pstyle) if camo else pstyle, model=model, endpoint=ep,
-                         client=b.client(R, prof), system=system, conv=cid, turn=turn, attack=True, out_median=med,
-                         hist=hist)
-        hist += used
+        _, used = b.emit(R, key, ts, p, client=b.client(R, prof), conv=cid, turn=turn, out_median=med, hist=hist,
+                         **emit_args)
+        hist = used if exact else hist + used
         turn += 1
 
 
@@ -778,6 +788,65 @@ def gen_homework_app(b, name, spec, R):
 
 EVAL_WRAPPERS = ["{text}\n\nAnswer with the letter of the correct option only.", "Question: {text}\nAnswer:",
                  "{text}", "{text}\n\nRespond with just the final answer."]
+
+
+EDITS = ["make the {} paragraph shorter and more formal, and keep the part about the {}",
+         "rewrite the {} paragraph for a general reader and explain what the {} means",
+         "add a sentence about the {} after the {} paragraph and fix the tone throughout",
+         "turn the {} part into a bulleted list and move the {} to the end",
+         "can you make the whole thing sound friendlier and cut the bit about the {} and the {}",
+         "now translate the {} paragraph into plain English and keep the numbers about the {}",
+         "merge the {} and the {} paragraphs and give it a better title"]
+EDIT_WORDS = ["first", "second", "third", "last", "opening", "closing", "budget", "deadline", "results", "method",
+              "team", "customer", "price", "schedule", "summary", "risks"]
+THANKS = ["thanks", "perfect", "great, thank you", "ok", "looks good"]
+
+
+@register("editor_app")
+def gen_editor_app(b, name, spec, R):
+    """A writing assistant (written 2026-12-03 after the person-share rule of conversation claims,
+    to test it as a hard negative, not used for tuning): a mature account's keys, each many users
+    who paste a text and then ask for edits in sentences of their own ("make the second
+    paragraph shorter and more formal, and keep the part about the budget": 8-12 content words),
+    rarely a short turn (``short_p``), each answered with the whole text rewritten (long
+    answers), at a person's pace, history resent as a chat API wants. Follow-ups that are not a
+    person's short ones, new requests of 6+ words with long answers: what the new-item rule
+    looks for."""
+    for _ in range(b.scaled(spec.get("count", 0))):
+        acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier3", 0.5], ["tier4", 0.5]]), org_p=1.0,
+                            created=b.t0 - int(R.uniform(60, 900) * DAY_MS))
+        pools = spec_pools(b, spec, "material_corpora") or b.C.attack
+        backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
+        ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(2, 6))]
+        ua, model = b.ua(R, "sdk"), wchoice(R, [["frontier-3-haiku", 0.5], ["frontier-3-sonnet", 0.5]])
+        system = "You are a careful editor. Apply the user's requested edits to their text and return the full revised text."
+        pstyle = {"max_tokens": 4096, "temperature": 0.7, "stream": True, "tools": 0}
+        for _k in range(R.randint(1, spec.get("max_keys", 3))):
+            key = b.new_key(name, "benign", None, acc, "editor_app")
+            for _u in range(draw_num(R, spec.get("users", [80, 250]))):
+                cc = wchoice(R, {c: v[1] for c, v in b.cfg["countries"].items()})
+                pool = R.choice(pools)
+                convs = []
+                for _c in range(R.randint(1, 3)):
+                    material = "\n\n".join(t for t, _a in pool.take(R.randint(2, 4), allow_wrap=True))
+                    turns = [R.choice(["Please edit this:\n\n", "Here is my draft:\n\n", ""]) + material]
+                    while len(turns) < 8 and R.random() < spec.get("follow_up_p", 0.75):
+                        if R.random() < spec.get("short_p", 0.08):
+                            turns.append(R.choice(THANKS))
+                        else:
+                            edit = R.choice(EDITS)
+                            turns.append(edit.format(*R.sample(EDIT_WORDS, edit.count("{}"))))
+                    convs.append(turns)
+                times = b.layout_sessions(R, convs, b.tz_of(R, cc), "casual", sess_mean=2.0,
+                                          think={"median": 60.0, "sigma": 0.8})
+                ip, asn, acc_cc = R.choice(ips)
+                for turns, tl in zip(convs, times):
+                    cid, hist, size = "conv_" + hexid(R, 64), 0, max(200.0, len(turns[0]) / 4 * R.uniform(0.9, 1.3))
+                    for ti, (text, ts) in enumerate(zip(turns, tl)):
+                        _, used = b.emit(R, key, ts, text, params=pstyle, model=model, endpoint="/v1/messages",
+                                         client=(ip, ua, asn, acc_cc), system=system, conv=cid, turn=ti,
+                                         out_median=size if text not in THANKS else 40.0, hist=hist)
+                        hist = used  # the previous request and its answer: what a chat API resends
 
 
 @register("eval_company")

@@ -310,3 +310,15 @@ def test_a_key_that_turns_to_a_harvest_at_a_persons_pace_reads_turned():
     assert alerts and {a["severity"] for a in alerts} == {"info"}
     first = reasons(alerts[0])
     assert first["key_history"] == "turned" and 115 <= first["events_before_extraction"] <= 130
+
+
+def test_plain_items_sent_as_turns_at_a_persons_pace_are_a_harvest_of_their_own_prompts():
+    # At a person's pace no clock proves a script; what is left is the run of long answers to
+    # short new items. Each turn resends the conversation's history, so its input tokens are
+    # the history's: the typical prompt is the item alone (ConversationClaims.prompt_tokens),
+    # else the answers are not many times the prompts and the key is never named.
+    events = opened_sweep(n=500, styled=False, out=2000, gap_s=60.0)
+    alerts = run(events)
+    assert alerts and alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+    assert reasons(alerts[0])["typical_prompt_tokens"] <= 100  # the items: 80 tokens each, the history up to 20k
+    assert {a["severity"] for a in alerts} == {"info"}

@@ -5,6 +5,8 @@ import json
 import random
 from datetime import datetime, timedelta, timezone
 
+from distillguard.models import pipeline as pipeline_module
+from distillguard.models.detectors import ConversationClaims
 from distillguard.models.events import RequestEvent, parse_event
 from distillguard.models.pipeline import KeyPipeline, decode_state
 from distillguard.models.products import ProductEvidence, ProductEvidenceConfig
@@ -175,3 +177,79 @@ def test_the_link_record_says_whether_the_keys_product_evidence_holds_and_a_turn
             result = KeyPipeline().step(state, ev, offset)
             state = result.state
             assert not result.product
+
+
+ITEMS = ["Write about how the {} and the {} shape the {}, the {} and the {} today.",
+         "Describe in detail the history of the {}, the {} and the {} for a general reader.",
+         "Compare the {} with the {} and explain which suits the {} better and why."]
+WORDS = ["river", "market", "engine", "garden", "library", "museum", "harbour", "factory", "forest", "railway",
+         "village", "theatre", "bridge", "island", "festival", "kitchen"]
+
+
+def opened_conversations(conversations: int, key: str, next_item_p: float, seed: int = 3, out: int = 600,
+                         turns: tuple[int, int] = (1, 2), wrapped: bool = True,
+                         wrapped_items: bool = True) -> list[RequestEvent]:
+    """Conversations the key opens itself, each turn resending the history (claims that hold), at
+    a person's pace, on a mature account. A follow-up is, with ``next_item_p``, a new item of its
+    own; else a student's short question. ``out``: the answers' tokens; ``wrapped``: each
+    conversation opens with a question in the app's wrapper, else with an item; ``wrapped_items``:
+    the new items too (the app wraps every question its students ask), else plain instructions."""
+    rng, ts, events = random.Random(seed), T0, []
+    for c in range(conversations):
+        cid, context = f"conv-{key}-{c}", 0
+        for t in range(1 + rng.randint(*turns)):
+            if t == 0 and wrapped:
+                prompt = WRAPPER.format(q=f"{rng.choice(TOPICS)} (worksheet {c})")
+            elif wrapped_items and rng.random() < next_item_p:
+                prompt = WRAPPER.format(q=f"{rng.choice(TOPICS)} (worksheet {c}, question {t + 1})")
+            elif t == 0 or (not wrapped_items and rng.random() < next_item_p):
+                prompt = rng.choice(ITEMS).format(*rng.sample(WORDS, 5))
+            else:
+                prompt = rng.choice(FOLLOW_UPS)
+            sent = context + len(prompt) // 4 + 8
+            events.append(event(len(events), ts, prompt, key, usage=(sent, out), conversation_id=cid, turn_index=t))
+            context = sent + out
+            ts += timedelta(seconds=40 * rng.uniform(0.8, 1.5))
+        ts += timedelta(minutes=rng.uniform(2, 20))
+    return events
+
+
+def _final_state(events):
+    pipeline, state = KeyPipeline(), None
+    for offset, ev in enumerate(events):
+        state = pipeline.step(state, ev, offset).state
+    return decode_state(state)
+
+
+def test_an_app_whose_students_also_paste_their_next_question_stays_at_info(monkeypatch):
+    # Four follow-ups in ten are the student's next question, pasted into the conversation and
+    # wrapped by the app: new items, yet the key's follow-ups are a person's (the rest are
+    # "why?"), so they stay conversation turns and the app stays at info.
+    traffic = opened_conversations(150, "app", next_item_p=0.4)
+    alerts = run(traffic)
+    assert alerts and worst(alerts) == SEVERITY["info"]
+    gated = _final_state(traffic)
+    assert gated.person_ew >= 0.3
+
+    # Without the person share (every held new item out of conversation, the rule as first
+    # written) the pasted questions stop counting as turns.
+    class Ungated(ConversationClaims):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, person_share=2.0, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "ConversationClaims", Ungated)
+    assert _final_state(traffic).followup_ew < gated.followup_ew - 0.1
+
+
+def test_a_sweep_of_items_sent_as_turns_at_a_persons_pace_is_not_an_app():
+    # Every follow-up is the next plain item (claims hold, history resent, a person's pace),
+    # answered at length: consistent follow-ups by the app's measure. Before the person share
+    # the app evidence held and capped such keys at info (stress-fabricated-conversations-c).
+    events = opened_conversations(120, "sweep", next_item_p=1.0, out=1500, turns=(4, 8), wrapped=False,
+                                  wrapped_items=False)
+    alerts = run(events)
+    assert alerts and all(r["signal"] != "exculpatory" for a in alerts for r in a["reasons"])
+    st = _final_state(events)
+    assert st.app_ew >= 0.2 and st.convs >= 20 and st.person_ew < 0.15
+    assert not ProductEvidence().holds(st, events[-1], st.template_ew)
+    assert ProductEvidence(ProductEvidenceConfig(app_min_person_share=0.0)).holds(st, events[-1], st.template_ew)
