@@ -216,6 +216,9 @@ _PACED_RUN = (100.0, 200.0)
 _PACED_EXPANSION = (math.log(4.0), math.log(6.0))
 _PACED_CAP = 0.6  # over the default info level (0.5), under warning (0.65)
 _NS = len(_SCALARS)
+# Held follow-ups a key needs before an alert says they are seldom a person's (a few could be
+# a person's by chance: the share starts at its prior and moves 0.1 a follow-up).
+_PERSON_REASON_MIN_HELD = 10
 
 
 def _count_signals(counts: list, families: int) -> None:
@@ -756,17 +759,22 @@ class KeyPipeline:
                             "weight": None})
         return reasons
 
-    @staticmethod
-    def _claim_reasons(st: KeyState) -> list[dict]:
+    def _claim_reasons(self, st: KeyState) -> list[dict]:
         """The key's follow-up claims that did not hold, and why: a sweep dressed up as
         conversation (turns of conversations the key never opened, turns that go back or
-        skip ahead, follow-ups that do not resend the history)."""
+        skip ahead, follow-ups that do not resend the history). And, for a key with held
+        follow-ups, when they are seldom a person's (``person_ew`` under the bar): its new items
+        sent as turns did not count as conversation (a sweep inside conversations it opened)."""
+        reasons = []
+        if st.claims_n - st.claims_broken >= _PERSON_REASON_MIN_HELD and st.person_ew < self._claims.person_share:
+            reasons.append({"signal": "follow_ups_a_persons_share", "value": round(float(st.person_ew), 3),
+                            "baseline": self._claims.person_share, "weight": None})
         if not st.claims_broken:
-            return []
+            return reasons
         why = ", ".join(f"{name} {count}" for name, count in zip(CLAIM_KINDS, st.claim_kinds) if count)
         return [{"signal": "conversation_claims_inconsistent", "value": int(st.claims_broken),
                  "baseline": int(st.claims_n), "weight": None},
-                {"signal": "conversation_claims_broken_by", "value": why, "baseline": None, "weight": None}]
+                {"signal": "conversation_claims_broken_by", "value": why, "baseline": None, "weight": None}] + reasons
 
     def key_history(self, st: KeyState) -> str:
         """What the key was before its current run of extraction evidence: ``turned`` (an

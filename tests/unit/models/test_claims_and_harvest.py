@@ -119,6 +119,7 @@ def test_new_items_sent_as_turns_of_opened_conversations_are_not_conversation():
     alerts = run(opened_sweep())
     assert alerts and alerts[0]["events_seen"] <= 60 and alerts[-1]["severity"] == "critical"
     assert reasons(alerts[-1]).get("conversation_claims_inconsistent", 0) == 0  # no claim is broken
+    assert reasons(alerts[-1])["follow_ups_a_persons_share"] < 0.15  # what on-call reads instead
     # the same prompts in the same opened conversations, each answered by a person's short
     # follow-up instead of the next item, are conversation (the test above)
 

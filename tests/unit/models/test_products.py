@@ -230,6 +230,7 @@ def test_an_app_whose_students_also_paste_their_next_question_stays_at_info(monk
     assert alerts and worst(alerts) == SEVERITY["info"]
     gated = _final_state(traffic)
     assert gated.person_ew >= 0.3
+    assert all(r["signal"] != "follow_ups_a_persons_share" for a in alerts for r in a["reasons"])
 
     # Without the person share (every held new item out of conversation, the rule as first
     # written) the pasted questions stop counting as turns.
