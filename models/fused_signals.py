@@ -18,7 +18,7 @@ import math
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare, FollowUpShare,
                         HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
                         TemplateRepetition, TopicNovelty)
-from .detectors.conversation_claims import added_tokens, check_claim, counts_as_turn, person_before, remember_turn
+from .detectors.conversation_claims import added_tokens, check_claim, counts_as_turn, learn_person, remember_turn
 from .features import EventFeatures, answered_style
 
 
@@ -96,9 +96,8 @@ class FusedSignals:
                            c.history_ratio)
         turn_held, prompt_tokens = False, f.input_tokens
         if turn > 0:
-            person = person_before(st.person_ew, st.claims_n, c.person_prior)
-            short = 1.0 if f.content_words <= c.person_words else 0.0
-            st.person_ew = (1.0 - c.person_alpha) * person + c.person_alpha * short
+            person = st.person_ew  # (as the follow-up finds it: counts_as_turn below)
+            st.person_ew = learn_person(person, f.content_words, c.person_words, c.person_alpha)
             st.claims_n += 1
             if kind >= 0:
                 st.claims_broken += 1

@@ -149,8 +149,8 @@ _OLD_LAYOUTS[6] = (struct.Struct(f"<B{_V6_SCALARS}d{_RINGS}"), _V6_SCALARS)
 # v7: every ring and the signal counts, scalars up to "harvest_start"
 _V7_SCALARS = _SCALARS.index("prompt_log")
 _OLD_LAYOUTS[7] = (struct.Struct(f"<B{_V7_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H"), _V7_SCALARS)
-# v8: v7 and the typical prompt length; no share of a person's follow-ups (read as the prior a
-# new key starts from, PERSON_PRIOR: read as 0, every app key would have its pasted questions
+# v8: v7 and the typical prompt length; no share of a person's follow-ups (read as where a
+# new key's starts, PERSON_PRIOR: read as 0, every app key would have its pasted questions
 # stop counting as conversation at the upgrade, until short follow-ups raised it again)
 _V8_SCALARS = _SCALARS.index("person_ew")
 _OLD_LAYOUTS[8] = (struct.Struct(f"<B{_V8_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H"), _V8_SCALARS)
@@ -258,6 +258,7 @@ class KeyState:
             for name in _SCALARS:
                 setattr(self, name, 0.0)
             self.last_offset = -1.0
+            self.person_ew = PERSON_PRIOR
             self.ids, self.sketch, self.templates = [0] * _RING, [0] * _RING, [0] * _RING
             self.hist = [0] * _BINS
             self.app_conv_ids, self.app_conv_ts = [0] * _CONV, [0] * _CONV

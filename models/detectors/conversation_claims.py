@@ -61,19 +61,19 @@ def new_item(style: float, content_words: int, output_tokens: int, item_words: i
     return content_words >= plain_item_words and output_tokens >= long_answer_tokens
 
 
-# What a key's share of a person's follow-ups is taken to be before its first follow-up
-# (and after an upgrade from a layout without it): a key is not presumed a sweep's until its own
-# follow-ups say so (a homework app's first turns include pasted questions: from 0, its first
-# dozen events' new questions stopped counting as conversation, and 3 of its keys were paged at
-# warning, one critical, on stress-product-negatives-c; from 0.5, a sweep's follow-ups bring it
-# under ``person_share`` in 12 turns).
+# Where a key's share of a person's follow-ups starts (a new key, and one read from a layout
+# without it): a key is not presumed a sweep's until its own follow-ups say so (a homework app's
+# first turns include pasted questions: from 0, its first dozen events' new questions stopped
+# counting as conversation, and 3 of its keys were paged at warning, one critical, on
+# stress-product-negatives-c; from 0.5, a sweep's follow-ups bring it under ``person_share``
+# in 12 turns).
 PERSON_PRIOR = 0.5
 
 
-def person_before(person: float, claims: int, prior: float) -> float:
-    """The key's share of a person's follow-ups as the next one finds it: ``prior`` before its
-    first follow-up claim (``claims``)."""
-    return person if claims else prior
+def learn_person(person: float, content_words: int, person_words: int, alpha: float) -> float:
+    """The key's share of a person's follow-ups after one more follow-up claim of
+    ``content_words`` (a person's when at most ``person_words``)."""
+    return (1.0 - alpha) * person + alpha * (1.0 if content_words <= person_words else 0.0)
 
 
 def counts_as_turn(person: float, person_share: float, style: float, content_words: int, output_tokens: int,
@@ -136,9 +136,9 @@ class ConversationClaims(KeySignal):
     ``new_item`` does not count as a turn, unless the key's follow-ups are often a
     person's: ``person`` is the exponentially weighted share of its follow-up claims (held or
     not) with at most ``person_words`` content words ("why?", "and for b)?"), and from
-    ``person_share`` up every held follow-up counts. A homework app's students paste their next question into the conversation as
-    well as ask "why?" (stress stream product-negatives-c: 0.5-0.7); a sweep's follow-ups are
-    all items (0.0-0.1). A sweep that mixes in one short turn in six to pass costs itself a
+    ``person_share`` up every held follow-up counts. A homework app's students paste their next
+    question into the conversation as well as ask "why?" (stress stream product-negatives-c:
+    0.5-0.7); a sweep's follow-ups are all items (0.0-0.1). A sweep that mixes in one short turn in six to pass costs itself a
     sixth more requests, each answered in context it does not want.
 
     ``score_one`` is 1.0 for an event whose follow-up claim does not hold, else 0.0;
@@ -162,7 +162,7 @@ class ConversationClaims(KeySignal):
     person_words, person_alpha, person_share, person_prior
         A person's follow-up: at most this many content words; the weight of each
         follow-up claim in ``person``; the share from which every held follow-up counts as a turn;
-        the share taken before the key's first follow-up claim (``person_before``).
+        where ``person`` starts, before the key's first follow-up claim.
 
     Examples
     --------
@@ -207,7 +207,7 @@ class ConversationClaims(KeySignal):
         self.person_alpha = person_alpha
         self.person_share = person_share
         self.person_prior = person_prior
-        self.person = 0.0  # share of the follow-ups with at most person_words content words
+        self.person = person_prior  # share of the follow-ups with at most person_words content words
         self.share = 0.0
         self.claims = 0  # follow-up claims seen
         self.broken = 0  # of which did not hold
@@ -229,9 +229,8 @@ class ConversationClaims(KeySignal):
         """Whether the event is a conversation turn: a follow-up claim that holds and, on a key
         whose follow-ups are seldom a person's, no new item (``counts_as_turn``). Such an item
         is not a broken claim (its ids and turns hold): it only does not count as conversation."""
-        person = person_before(self.person, self.claims, self.person_prior)
         return x.get("turn", 0) > 0 and self.check(x) < 0 and counts_as_turn(
-            person, self.person_share, x.get("extraction_style", 0.0), x.get("content_words", 0),
+            self.person, self.person_share, x.get("extraction_style", 0.0), x.get("content_words", 0),
             x.get("output_tokens", -1), self.item_words, self.plain_item_words, self.long_answer_tokens)
 
     def prompt_tokens(self, x: dict) -> int:
@@ -253,9 +252,7 @@ class ConversationClaims(KeySignal):
         kind = self.check(x)
         turn = x.get("turn", 0)
         if turn > 0:
-            person = person_before(self.person, self.claims, self.person_prior)
-            short = 1.0 if x.get("content_words", 0) <= self.person_words else 0.0
-            self.person = (1.0 - self.person_alpha) * person + self.person_alpha * short
+            self.person = learn_person(self.person, x.get("content_words", 0), self.person_words, self.person_alpha)
             self.claims += 1
             if kind >= 0:
                 self.broken += 1
