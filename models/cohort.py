@@ -51,14 +51,23 @@ What an attacker who reads this cannot easily change without giving up the harve
   that another key sent already, ``max_overlap``); many users re-sending one popular
   benchmark, or an evaluation re-run, overlap.
 
-Account maturity is no free pass: a key of a mature account never starts or counts toward a
-wave, but one that sweeps like a member on its first requests (the link stage forwards every
-key's first ``FIRST_KEY_EVENTS``, for this detector only: ``min_mature_records`` of them, nearly
-every answer at harvest length, none of its items another key's) and whose prompts fit the
-wave's profile closely (``min_mature_affinity``, judged again on twice as many prompts by a
-bar lower by the square root of 2) is named in the family's open incident
-(``cohort_mature_members``). An evaluation account re-running a benchmark beside a wave gets
+Account maturity is no free pass: a key of a mature account never counts toward a wave of
+young keys, but one that sweeps like a member on its first requests (the link stage forwards
+every key's first ``FIRST_KEY_EVENTS``, for this detector only: ``min_mature_records`` of them,
+nearly every answer at harvest length, none of its items another key's) is a *mature member*:
+named in the family's open incident (``cohort_mature_members``) if its prompts fit the wave's
+profile closely (``min_mature_affinity``, judged again on twice as many prompts by a bar lower
+by the square root of 2). An evaluation account re-running a benchmark beside a wave gets
 short graded answers or sends items other keys sent before, and is not named.
+A campaign that buys aged accounts for every head has no young wave to join: mature members
+alone make a wave (``_mature_wave``) when more *accounts* than ``min_members`` and than
+``baseline_ratio`` times the family's history of mature members began within ``window_ms``
+(one customer's many keys are one account), and ``min_members`` accounts of them fit one
+another closely (``_mature_fits``): the mature members' profile by the mature bar; in a
+free-form family also their ``neighbours`` nearest by ``min_mature_neighbour_affinity``, or,
+for a member that sent at machine rate, its nearest among those that did too by
+``min_mature_machine_neighbour_affinity`` (judged once); once the incident is open, its named
+members' profile by the mature bar (the campaign's content, undiluted by old users).
 A mature key whose first requests came on a rotation's beat (minutes apart, to the second:
 ``_on_beat``) is judged as a young key instead: a hydra that buys aged accounts hands each head
 its requests in turn. Such keys count toward waves of members on a timer's beat only. Such a
@@ -340,9 +349,25 @@ class _Family:
     by_neighbours: int = 0  # ... whose content fit its nearest members', not the wave's profile
     paced: int = 0  # ... that sent at machine rate or on a timer's beat (_machine_paced)
     aged_on_beat: int = 0  # ... on mature accounts, judged as young keys for their beat (_on_beat)
-    # Mature keys that swept like members before an incident opened (key -> first request ts,
-    # sketch): named when one opens, if they fit it. Bounded by max_members, kept two windows.
-    mature_waiting: OrderedDict = field(default_factory=OrderedDict)
+    # Mature keys that swept like members (key -> first request ts, sketch, account hash, fit):
+    # named when an incident opens if they fit it, and what a wave of mature members alone is
+    # counted on (_mature_wave). Bounded by max_members, kept two windows.
+    mature_recent: OrderedDict = field(default_factory=OrderedDict)
+    # Their sketches added up: what a wave of mature members is about.
+    mature_profile: list = field(default_factory=lambda: [0] * _SIMHASH_BITS)
+    mature_profile_total: int = 0
+    mature_quiet: int = 0  # mature members that left the window never named: their baseline
+    # ... and their sketches added up (halved when over a bound): what the family's ordinary
+    # old users ask, that a wave of mature members is told apart from (_ordinary_rates).
+    mature_ordinary: list = field(default_factory=lambda: [0] * _SIMHASH_BITS)
+    mature_ordinary_total: int = 0
+    mature_first_ts: int = -1  # the family's first mature member
+    mature_judged_at: int = 0  # mature members when its unfit ones were last judged again
+    mature_only: bool = False  # the open incident's wave was of mature members alone (_mature_wave)
+    # ... and then its named mature members' sketches added up: what the campaign is about,
+    # undiluted by the ordinary old users among the family's mature members (_mature_fits).
+    core_profile: list = field(default_factory=lambda: [0] * _SIMHASH_BITS)
+    core_total: int = 0
     rejudged_at: int = 0  # recent members when its unfit members were last judged again
     beat_only: bool = False  # the open incident's wave was of members on a timer's beat only (_join)
 
@@ -366,7 +391,10 @@ class CohortDetector:
                  neighbours: int = 10,
                  min_neighbour_affinity: float = 1.5, machine_gap_ms: int = 60_000,
                  min_machine_neighbour_affinity: float = 0.5, min_items_from_named: int = 2,
-                 max_paced_variation: float = 0.35, rejudge_growth: float = 2.0) -> None:
+                 max_paced_variation: float = 0.35, rejudge_growth: float = 2.0,
+                 min_mature_neighbour_affinity: float = 2.5,
+                 min_mature_machine_neighbour_affinity: float = 0.75,
+                 family_ordinary_prior: float = 20.0) -> None:
         # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
         self.young_ms = young_ms
         self.min_key_events = min_key_events
@@ -416,6 +444,25 @@ class CohortDetector:
         self.min_mature_records = min_mature_records
         self.max_mature_short_share = max_mature_short_share
         self.min_mature_affinity = min_mature_affinity
+        # A wave of mature members alone (_mature_wave) names those whose prompts fit the other
+        # mature members' profile by the mature bar, or, in a free-form family (where several
+        # cohorts' item sets and old users' long requests mix in the profile), their nearest
+        # mature members' by ``min_mature_neighbour_affinity``: ordinary old users' reached 2.2
+        # (product-negatives-b +2000), content-cohort-aged's heads 0.65-12 (median 1.5).
+        self.min_mature_neighbour_affinity = min_mature_neighbour_affinity
+        # ... or, for one that sent at machine rate (most gaps under ``machine_gap_ms``), its
+        # nearest among the family's mature members that did too by
+        # ``min_mature_machine_neighbour_affinity``: ordinary old keys at machine rate (batch
+        # jobs, a quick session) reached 0.73 there, content-cohort-aged's automated heads
+        # 0.5 and more for 83-97 % of them.
+        self.min_mature_machine_neighbour_affinity = min_mature_machine_neighbour_affinity
+        # Mature members are judged against what the family's own ordinary old users ask (its
+        # mature members that left the window never named, _ordinary_rates), ordinary traffic's
+        # rates counting as ``family_ordinary_prior`` prompts beside theirs: against chat, any
+        # multiple-choice questions fit one another by their shared frame (aged users each on
+        # their own subject: 2.8 nats a prompt in a unit test; 11 such users seen before, and
+        # 45 more are no wave with 20, still 18 named with 100).
+        self.family_ordinary_prior = family_ordinary_prior
         # Several cohorts sweeping one free-form family at once (each its own item set) make a
         # wave profile that is a mix: a member fits only its own cohort's part of it. So a member
         # may fit its ``neighbours`` nearest recent members instead (their pooled sketches), by
@@ -556,7 +603,7 @@ class CohortDetector:
             elif len(self._items) > self.max_items:
                 self._items.popitem(last=False)
         if not young:
-            alerts.extend(self._join_mature(rec.api_key_id, cand))
+            alerts.extend(self._join_mature(rec.api_key_id, cand, rec.account_id))
             return alerts
         family = self._member_family(cand)
         if family is not None:
@@ -573,10 +620,15 @@ class CohortDetector:
 
     def _name_mature(self, fam: _Family, key: str, cand: _Candidate | None, sketch) -> bool:
         """Name a mature key in the open incident if it began within its wave's window and its
-        prompts fit the wave's profile by ``min_mature_affinity``."""
-        if cand is None or len(fam.named) >= self.max_members or \
-                not fam.totals[4] - self.window_ms <= cand.first_ts <= fam.totals[5] + self.window_ms or \
-                self._affinity(fam, sketch, own=False) < self._mature_bar(sketch[1]):
+        prompts fit the wave's profile by ``min_mature_affinity`` (the young members' profile;
+        in an incident of mature members alone, theirs: _mature_fits)."""
+        if cand is None or cand.named or len(fam.named) >= self.max_members or \
+                not fam.totals[4] - self.window_ms <= cand.first_ts <= fam.totals[5] + self.window_ms:
+            return False
+        if fam.mature_only:
+            if not self._mature_fits(cand.family, fam, key):
+                return False
+        elif self._affinity(fam, sketch, own=False) < self._mature_bar(sketch[1]):
             return False
         self._name(fam, key, cand, sketch)
         fam.mature += 1
@@ -610,12 +662,12 @@ class CohortDetector:
         self._pending.add(cand.family)
         return []
 
-    def _join_mature(self, key: str, cand: _Candidate) -> list[dict]:
+    def _join_mature(self, key: str, cand: _Candidate, account: str | None) -> list[dict]:
         """A mature key sweeping like a member (on its few forwarded records, none of its items
         sent before by another key) joins the family's open incident when its prompts fit the
-        wave's profile closely. Mature keys are not counted into waves nor the profile: an
-        evaluation account or a long-time user is paged only beside a wave of young keys about
-        the same items, and an evaluation re-running a benchmark overlaps other keys' items."""
+        wave's profile closely, or counts toward a wave of mature members alone (_offer_mature).
+        Mature keys are not counted into young keys' waves nor their profile; an evaluation
+        re-running a benchmark overlaps other keys' items, and gets short graded answers."""
         # Nearly every answer at harvest length (not on average: an evaluation's few long chats
         # beside its short graded answers), none of its items another key's. (Nearly: answer
         # lengths spread, and of the 8+ answers it is judged on a harvest's own items leave one
@@ -635,7 +687,7 @@ class CohortDetector:
             cand.on_beat = True
             return self._join(key, cand, family)
         cand.family = family
-        return self._offer_mature(key, cand)
+        return self._offer_mature(key, cand, account)
 
     def _on_beat(self, cand: _Candidate) -> bool:
         """Whether a mature key sent its first requests on a rotation's beat: gaps of a minute
@@ -686,28 +738,173 @@ class CohortDetector:
         if cand.events != 2 * self.min_mature_records or \
                 cand.short_answers > self.max_mature_short_share * cand.reported:
             return []
-        return self._offer_mature(rec.api_key_id, cand)
+        return self._offer_mature(rec.api_key_id, cand, rec.account_id)
 
-    def _offer_mature(self, key: str, cand: _Candidate) -> list[dict]:
-        """Name a mature member in its family's open incident if its prompts fit it, or keep it
-        waiting for one."""
+    def _offer_mature(self, key: str, cand: _Candidate, account: str | None) -> list[dict]:
+        """Keep a mature member among its family's recent mature members; name it in the open
+        incident if its prompts fit it, or count the family's wave of mature members."""
         family = cand.family
         fam = self._families.setdefault(family, _Family())
         sketch = (bytes(cand.bits), cand.sketched)
-        if fam.incident is None:
-            fam.mature_waiting.pop(key, None)  # (judged again: its newer sketch, in arrival order)
-            fam.mature_waiting[key] = (cand.first_ts, sketch)
-            horizon = self._clock - 2 * self.window_ms
-            while fam.mature_waiting and (next(iter(fam.mature_waiting.values()))[0] < horizon
-                                          or len(fam.mature_waiting) > self.max_members):
-                fam.mature_waiting.popitem(last=False)
+        self._mature_add(fam, key, cand, sketch, account)
+        if fam.incident is not None and cand.first_ts - fam.totals[5] <= self.window_ms:
+            named = len(fam.named)
+            self._name_mature(fam, key, cand, sketch)
+            if fam.mature_only and len(fam.mature_recent) >= self.rejudge_growth * fam.mature_judged_at:
+                self._rejudge_mature_unfit(family, fam)
+            if len(fam.named) == named:
+                return []
+            if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
+                return [self._alert(family, fam)]
+            self._pending.add(family)
             return []
-        if not self._name_mature(fam, key, cand, sketch):
+        return self._mature_wave(family, fam, cand)
+
+    def _mature_add(self, fam: _Family, key: str, cand: _Candidate, sketch, account: str | None) -> None:
+        """Count a mature member (again, with its newer sketch: in arrival order) into the
+        family's recent mature members and their profile; those gone two windows back, never
+        named, are the baseline of a wave of mature members."""
+        if fam.mature_first_ts < 0:
+            fam.mature_first_ts = cand.first_ts
+        old = fam.mature_recent.pop(key, None)
+        if old is not None:
+            self._profile_add_to(fam.mature_profile, old[1], -1)
+            fam.mature_profile_total -= old[1][1]
+        # [first request ts, sketch, account, fit (None: not judged yet), sent at machine rate,
+        # judged by its machine-rate peers already]
+        fam.mature_recent[key] = [cand.first_ts, sketch, account, None, cand.at_machine_rate(), False]
+        self._profile_add_to(fam.mature_profile, sketch, 1)
+        fam.mature_profile_total += sketch[1]
+        horizon = self._clock - 2 * self.window_ms
+        while fam.mature_recent and (next(iter(fam.mature_recent.values()))[0] < horizon
+                                     or len(fam.mature_recent) > self.max_members):
+            gone, entry = fam.mature_recent.popitem(last=False)
+            self._profile_add_to(fam.mature_profile, entry[1], -1)
+            fam.mature_profile_total -= entry[1][1]
+            gone_cand = self._mature.get(gone)
+            if gone_cand is None or not gone_cand.named:
+                fam.mature_quiet += 1
+                self._profile_add_to(fam.mature_ordinary, entry[1], 1)
+                fam.mature_ordinary_total += entry[1][1]
+                if fam.mature_ordinary_total > self.background_size:
+                    fam.mature_ordinary = [n // 2 for n in fam.mature_ordinary]
+                    fam.mature_ordinary_total //= 2
+
+    def _mature_wave(self, family: int, fam: _Family, cand: _Candidate) -> list[dict]:
+        """Open an incident of mature members alone: more accounts than ``min_members`` and
+        than ``baseline_ratio`` times the family's history of mature members began within a
+        window of ``cand``'s first request, and ``min_members`` accounts of them fit one
+        another's content closely (_mature_fits). Account age is no free pass: a campaign that
+        buys aged accounts for every head has no young wave to join (content-cohort-aged)."""
+        window = self.window_ms
+        wave = [k for k, entry in fam.mature_recent.items()
+                if abs(entry[0] - cand.first_ts) <= window and not self.is_linked(k)]
+        # Accounts, not keys: one product's several keys under its account are one customer.
+        accounts = {fam.mature_recent[k][2] for k in wave}
+        if len(accounts) < max(self.min_members, self.baseline_ratio * self._baseline(
+                fam, fam.mature_quiet, fam.mature_first_ts)):
             return []
-        if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
-            return [self._alert(family, fam)]
-        self._pending.add(family)
-        return []
+        rejudge = len(fam.mature_recent) >= self.rejudge_growth * fam.mature_judged_at
+        if rejudge:
+            fam.mature_judged_at = len(fam.mature_recent)
+        fitting = [k for k in wave if fam.mature_recent[k][3] or (
+            (fam.mature_recent[k][3] is None or rejudge) and self._mature_fits(family, fam, k))]
+        if len({fam.mature_recent[k][2] for k in fitting}) < self.min_members:
+            return []
+        alerts = self._close(family, fam) if fam.incident is not None else []
+        first = min(fam.mature_recent[k][0] for k in fitting)
+        fam.beat_only, fam.mature_only = False, True
+        fam.incident = "cluster:cohort-" + member_family_name(family) + "-" + datetime.fromtimestamp(
+            first // DAY_MS * DAY_MS / 1000, timezone.utc).strftime("%Y%m%d")
+        for key in fitting:
+            member = self._mature.get(key)
+            if member is not None and not member.named:
+                self._name(fam, key, member, fam.mature_recent[key][1])
+                fam.mature += 1
+        self._rejudge_mature_unfit(family, fam)
+        alerts.append(self._alert(family, fam))
+        return alerts
+
+    def _rejudge_mature_unfit(self, family: int, fam: _Family) -> None:
+        """Judge again the recent mature members of an incident of mature members alone that
+        did not fit (now against its named members' profile too: _mature_fits), within its
+        window. Asked when it opens and each time the family's mature members grew by
+        ``rejudge_growth``: a few times per wave."""
+        fam.mature_judged_at = len(fam.mature_recent)
+        earliest, latest = fam.totals[4], fam.totals[5]
+        for key, entry in list(fam.mature_recent.items()):
+            member = self._mature.get(key)
+            if member is not None and not member.named and entry[3] is not True \
+                    and earliest - self.window_ms <= entry[0] <= latest + self.window_ms:
+                self._name_mature(fam, key, member, entry[1])
+
+    def _mature_fits(self, family: int, fam: _Family, key: str) -> bool:
+        """Whether a recent mature member's prompts fit the other mature members' profile by
+        the mature bar (_mature_bar), or, in a free-form family, its nearest mature members' by
+        ``min_mature_neighbour_affinity``: ordinary old users who write long requests are many,
+        and about what everyone asks about; a campaign's heads share one item set's vocabulary.
+        Judged on the mature members alone (kept in ``fam.mature_recent``)."""
+        entry = fam.mature_recent[key]
+        sketch = entry[1]
+        bar = self._mature_bar(sketch[1])
+        ordinary = self._ordinary_rates(fam)
+        fits = self._affinity_to(fam.mature_profile, fam.mature_profile_total, sketch, ordinary=ordinary) >= bar
+        if not fits and _is_free_form(family):
+            fits = self._neighbour_affinity(fam.mature_recent, key, sketch, ordinary) >= \
+                self.min_mature_neighbour_affinity
+        if not fits and _is_free_form(family) and entry[4] and not entry[5]:
+            # Sent at machine rate: its nearest among the mature members that did too. An old
+            # account's own batch jobs are few in a family and about different things; a
+            # campaign's automated heads are many and about one item set. Judged once (on this
+            # sketch): the nearest of many are near by chance too, and an ordinary key's quick
+            # session judged again as the family's heads grew passed (0.82 and 0.87 on the
+            # fifth and second judgement; 7 of 72 heads named this way needed a second).
+            entry[5] = True
+            machine = OrderedDict((k, e) for k, e in fam.mature_recent.items() if e[4])
+            fits = self._neighbour_affinity(machine, key, sketch, ordinary) >= self.min_mature_machine_neighbour_affinity
+        if not fits and fam.mature_only and fam.core_total > 0:
+            # Once an incident of them is open: its named members' profile, by the same bar.
+            # The family's mature members mix the campaign's heads with ordinary old users
+            # (content-cohort-aged: 122 such beside 244 heads in one free-form family), which
+            # dilutes the profile every head is judged against; the named members are the
+            # campaign's (no ordinary key of any stress stream fitted the first judgement).
+            fits = self._affinity_to(fam.core_profile, fam.core_total, sketch, own=False, ordinary=ordinary) >= bar
+        entry[3] = fits
+        return fits
+
+    def _ordinary_rates(self, fam: _Family | None = None) -> list[float]:
+        """Each SimHash bit's rate in ordinary traffic: established keys' first requests, and,
+        for ``fam``, its mature members that left the window never named once they hold
+        ``profile_prior`` prompts, worth what they hold (ordinary traffic's rates count as
+        ``family_ordinary_prior`` prompts beside them). Against chat,
+        any two multiple-choice questions read alike by their shared frame (options, labels,
+        "which of the following"): a family's own ordinary old users, once it has them, are what
+        a wave of mature members must stand out from, not chat.
+
+        >>> det = CohortDetector(family_ordinary_prior=20.0)
+        >>> fam = _Family(mature_ordinary=[300] + [0] * 63, mature_ordinary_total=300)
+        >>> det._ordinary_rates()[0], round(det._ordinary_rates(fam)[0], 3), round(det._ordinary_rates(fam)[1], 3)
+        (0.5, 0.967, 0.033)
+        """
+        self._fold_background()
+        total = self._background_total + 2 * _SMOOTHING
+        rates = [(n + _SMOOTHING) / total for n in self._background]
+        if fam is None or fam.mature_ordinary_total < self.profile_prior:
+            return rates  # (a few prompts' rates stray: fits against them would be chance)
+        own, prior = fam.mature_ordinary_total, self.family_ordinary_prior
+        return [(n + _SMOOTHING + prior * rate) / (own + 2 * _SMOOTHING + prior)
+                for n, rate in zip(fam.mature_ordinary, rates)]
+
+    def _close(self, family: int, fam: _Family) -> list[dict]:
+        """Close the family's open incident (a new wave began a window after its latest member):
+        its last members sent first."""
+        alerts = [self._alert(family, fam)] if len(fam.named) > fam.sent else []
+        fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, []
+        fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0], 0, 0, 0
+        fam.paced, fam.aged_on_beat = 0, 0
+        fam.beat_only, fam.mature_only = False, False
+        fam.core_profile, fam.core_total = [0] * _SIMHASH_BITS, 0
+        return alerts
 
     def _member_family(self, cand: _Candidate, min_events: int | None = None) -> int | None:
         """The family a candidate sweeps, once it looks like a member: enough requests, most in
@@ -746,12 +943,13 @@ class CohortDetector:
             return top
         return None
 
-    def _baseline(self, fam: _Family, quiet: int) -> float:
+    def _baseline(self, fam: _Family, quiet: int, since: int | None = None) -> float:
         """Members the family's ordinary history predicts in one window: ``quiet`` of its
         members (``fam.quiet``, or those on a timer's beat) left the window without being named
         in an incident (a wave's own members would raise the bar in the middle of a long wave),
-        per window of its history (0 without history)."""
-        history_ms = self._clock - 2 * self.window_ms - fam.first_ts
+        per window of its history (0 without history) since ``since`` (its first member's first
+        request; ``fam.first_ts`` unless given)."""
+        history_ms = self._clock - 2 * self.window_ms - (fam.first_ts if since is None else since)
         if quiet <= 0 or history_ms <= 0:
             return 0.0
         return quiet * self.window_ms / max(history_ms, self.window_ms)
@@ -796,11 +994,7 @@ class CohortDetector:
         alerts = []
         if fam.incident is not None and cand.first_ts - fam.totals[5] > self.window_ms:
             # A wave a window after the open incident's latest member began: a new incident.
-            if len(fam.named) > fam.sent:
-                alerts.append(self._alert(family, fam))  # its last members, before it closes
-            fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, []
-            fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0], 0, 0, 0
-            fam.paced, fam.aged_on_beat = 0, 0
+            alerts.extend(self._close(family, fam))
         if fam.incident is None:
             # Members whose content is the wave's, not ordinary traffic's: young users who keep
             # to free-form requests arrive during a wave too, about what everyone asks about.
@@ -823,9 +1017,8 @@ class CohortDetector:
             for member in members:
                 self._name(fam, member)
             self._name_earlier(fam, set(wave))
-            for member, (_, sketch) in fam.mature_waiting.items():
-                self._name_mature(fam, member, self._mature.get(member), sketch)
-            fam.mature_waiting.clear()
+            for member, entry in list(fam.mature_recent.items()):
+                self._name_mature(fam, member, self._mature.get(member), entry[1])
             fam.rejudged_at = len(fam.recent)
         elif len(fam.named) < self.max_members and not self.is_linked(key) and self._may_join(fam, cand) and \
                 self._content_fits(family, fam, key):
@@ -906,10 +1099,13 @@ class CohortDetector:
 
     @staticmethod
     def _profile_add(fam: _Family, sketch, sign: int) -> None:
-        bits, n = sketch
-        for i, count in enumerate(bits):
-            fam.profile[i] += sign * count
-        fam.profile_total += sign * n
+        CohortDetector._profile_add_to(fam.profile, sketch, sign)
+        fam.profile_total += sign * sketch[1]
+
+    @staticmethod
+    def _profile_add_to(profile: list, sketch, sign: int) -> None:
+        for i, count in enumerate(sketch[0]):
+            profile[i] += sign * count
 
     def _content_fits(self, family: int, fam: _Family, key: str) -> bool:
         """Whether a member of a wave (in ``fam.recent``) is about what the wave is about: the
@@ -925,7 +1121,7 @@ class CohortDetector:
             machine = cand is not None and self._machine_paced(cand)
             bar = self.min_machine_neighbour_affinity if machine or self._draws_on_incident(fam, cand) \
                 else self.min_neighbour_affinity
-            fits = self._neighbour_affinity(fam, key, sketch) >= bar
+            fits = self._neighbour_affinity(fam.recent, key, sketch) >= bar
         if cand is not None:
             cand.unfit = not fits  # (judged again as the wave grows: _rejudge_unfit)
         return fits
@@ -952,9 +1148,10 @@ class CohortDetector:
         named = set(fam.named)
         return sum(source in named for source in cand.sources) >= self.min_items_from_named
 
-    def _neighbour_affinity(self, fam: _Family, key: str, sketch) -> float:
+    def _neighbour_affinity(self, members: OrderedDict, key: str, sketch, ordinary: list | None = None) -> float:
         """How much likelier a member's prompts are under its ``neighbours`` nearest recent
-        members' pooled sketches than under ordinary traffic's (mean log ratio per prompt, as
+        members' pooled sketches (``members``: key -> (first request ts, sketch, ...), the
+        family's recent young members or its mature ones) than under ordinary traffic's (mean log ratio per prompt, as
         ``_affinity``). Nearest: the cosine of their bit rates' departures from ordinary
         traffic's, so that one cohort's members find each other in a family several cohorts
         sweep at once. Vectorised over the family's recent members (at most ``max_members``);
@@ -967,16 +1164,15 @@ class CohortDetector:
         ...     for i in range(64):
         ...         counts[i] = 8 * (word >> i & 1)
         ...     fam.recent[f"k{k}"] = (0, (bytes(counts), 8))
-        >>> near = {k: det._neighbour_affinity(fam, k, fam.recent[k][1]) for k in ("k0", "k2")}
+        >>> near = {k: det._neighbour_affinity(fam.recent, k, fam.recent[k][1]) for k in ("k0", "k2")}
         >>> near["k0"] > near["k2"]  # k0 has two like it, k2 none
         True
         """
         bits, n = sketch
-        others = [s for k, (_, s) in fam.recent.items() if k != key and s[1] > 0]
+        others = [entry[1] for k, entry in members.items() if k != key and entry[1][1] > 0]
         if n <= 0 or not others:
             return 0.0
-        self._fold_background()
-        ordinary = (np.asarray(self._background, dtype=float) + _SMOOTHING) / (self._background_total + 2 * _SMOOTHING)
+        ordinary = np.asarray(self._ordinary_rates() if ordinary is None else ordinary, dtype=float)
         counts = np.frombuffer(b"".join(b for b, _ in others), dtype=np.uint8).reshape(len(others), _SIMHASH_BITS)
         totals = np.fromiter((m for _, m in others), dtype=float, count=len(others))
         departures = (counts + _SMOOTHING) / (totals[:, None] + 2 * _SMOOTHING) - ordinary
@@ -991,27 +1187,32 @@ class CohortDetector:
         return float(ratio) / n
 
     def _affinity(self, fam: _Family, sketch, own: bool = True) -> float:
+        """``_affinity_to`` the family's profile of its recent young members."""
+        return self._affinity_to(fam.profile, fam.profile_total, sketch, own)
+
+    def _affinity_to(self, profile: list, profile_total: int, sketch, own: bool = True,
+                     ordinary: list | None = None) -> float:
         """How much likelier a member's prompts are under the other recent members' profile
         than under ordinary traffic's: the mean log-likelihood ratio per prompt of its SimHash
         bits, each bit a coin per profile (its own prompts left out of the wave's). Keys sweeping
         one item set share its vocabulary, which biases SimHash bits alike (> 0); a person's
         requests are about what everyone's are (<= 0). Without a sketch (records of an older
-        worker): 0.0.
+        worker): 0.0. ``ordinary``: each bit's rate in ordinary traffic (_ordinary_rates).
         """
         bits, n = sketch
         if n <= 0:
             return 0.0
         # own: the sketch is in the profile (a young member), left out of it here
-        others = max(0, fam.profile_total - n) if own else fam.profile_total
-        self._fold_background()
-        ordinary = self._background_total + 2 * _SMOOTHING
+        others = max(0, profile_total - n) if own else profile_total
+        if ordinary is None:
+            ordinary = self._ordinary_rates()
         ratio = 0.0
         for i, count in enumerate(bits):
-            p_ordinary = (self._background[i] + _SMOOTHING) / ordinary
+            p_ordinary = ordinary[i]
             # The wave's rate starts from ordinary traffic's, worth ``profile_prior`` prompts: a
             # small wave's few prompts cannot make a profile that people's prompts fit by chance.
             # (clamped: a key no longer in the profile counts as an outsider to it)
-            p_wave = (min(max(0, fam.profile[i] - own * count), others) + self.profile_prior * p_ordinary) / (
+            p_wave = (min(max(0, profile[i] - own * count), others) + self.profile_prior * p_ordinary) / (
                 others + self.profile_prior)
             ratio += count * math.log(p_wave / p_ordinary) + (n - count) * math.log((1 - p_wave) / (1 - p_ordinary))
         return ratio / n
@@ -1038,10 +1239,14 @@ class CohortDetector:
         t[3] += cand.reported
         t[4] = cand.first_ts if t[4] is None else min(t[4], cand.first_ts)
         t[5] = cand.first_ts if t[5] is None else max(t[5], cand.first_ts)
-        affinity = self._affinity(fam, sketch, own=False) if sketch is not None else \
-            self._affinity(fam, fam.recent[key][1]) if key in fam.recent else 0.0
+        affinity = self._affinity_to(fam.mature_profile, fam.mature_profile_total, sketch) \
+            if sketch is not None and fam.mature_only else self._affinity(fam, sketch, own=False) \
+            if sketch is not None else self._affinity(fam, fam.recent[key][1]) if key in fam.recent else 0.0
         t[6] += affinity
         fam.member_requests.append(cand.events)
+        if fam.mature_only and sketch is not None:
+            self._profile_add_to(fam.core_profile, sketch, 1)
+            fam.core_total += sketch[1]
         # why it was named, for the alert: camouflaged, or on its nearest members' content only
         fam.partial += cand.partial
         fam.by_neighbours += sketch is None and affinity < self.min_content_affinity and (
@@ -1071,8 +1276,11 @@ class CohortDetector:
             severity=Severity.CRITICAL if critical else Severity.WARNING,
             reasons=[
                 {"signal": "content_cohort", "value": member_family_name(family), "baseline": None, "weight": 1.0},
+                # baseline: the family's usual members per window (of mature members alone, for a
+                # wave of them)
                 {"signal": "cohort_members", "value": n,
-                 "baseline": round(self._baseline(fam, fam.quiet), 1), "weight": 1.0},
+                 "baseline": round(self._baseline(fam, fam.mature_quiet, fam.mature_first_ts) if fam.mature_only
+                                   else self._baseline(fam, fam.quiet), 1), "weight": 1.0},
                 {"signal": "cohort_item_overlap", "value": round(shared / events, 3) if events else 0.0,
                  "baseline": self.max_overlap, "weight": None},
                 {"signal": "cohort_items_covered", "value": events - shared, "baseline": None, "weight": None},
@@ -1100,7 +1308,8 @@ class CohortDetector:
                 # members on aged accounts that sent on a rotation's beat, judged as young keys
                 {"signal": "cohort_aged_members_on_a_beat", "value": fam.aged_on_beat, "baseline": None, "weight": None},
                 {"signal": "linked_by", "value": "content and pace: keys on a timer's beat sweeping one item family"
-                 if fam.beat_only else "content only: young accounts sweeping one item family",
+                 if fam.beat_only else "content only: aged accounts sweeping one item set, their prompts alike"
+                 if fam.mature_only else "content only: young accounts sweeping one item family",
                  "baseline": None, "weight": None},
             ],
             events_seen=events,

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
-from distillguard.models.cohort import (CohortDetector, _Candidate, content_family, family_name, item_fingerprint,
-                                       member_family)
+from distillguard.models.cohort import (CohortDetector, _Candidate, _Family, content_family, family_name,
+                                       item_fingerprint, member_family)
 from distillguard.errors import ConfigError
 from distillguard.models.events import parse_event
 from distillguard.models.pipeline import KeyPipeline
@@ -48,16 +48,16 @@ def iso(ms: int) -> str:
 
 
 def event(key: str, n: int, ts_ms: int, prompt: str, *, account_age_days: float, output_tokens: int = 700,
-          payment: bool = True) -> bytes:
-    """A request of its own account, payment method (or none: a free account), /24 and client:
-    no shared infrastructure."""
+          payment: bool = True, account_id: str | None = None) -> bytes:
+    """A request of its own account (or ``account_id``), payment method (or none: a free account),
+    /24 and client: no shared infrastructure."""
     created = ts_ms - int(account_age_days * DAY_MS)
     h = abs(hash(key)) % 200
     account = {"created_at": iso(created), "payment_fingerprint": f"pf-{key}"} if payment else \
         {"created_at": iso(created)}
     return json.dumps({
         "schema": "llm.request.v1", "event_id": f"{key}-{n}", "ts": iso(ts_ms), "api_key_id": key,
-        "account_id": f"acct-{key}", "model": "m", "prompt": prompt, "turn_index": 0,
+        "account_id": account_id or f"acct-{key}", "model": "m", "prompt": prompt, "turn_index": 0,
         "usage": {"input_tokens": 80, "output_tokens": output_tokens},
         "client": {"ip": f"10.{h}.{n % 7}.{h % 50 + 1}", "user_agent": f"client-{key}", "asn": 1000 + h},
         "account": account,
@@ -72,10 +72,11 @@ def person_times(key: str, n: int, mean_ms: int) -> list[int]:
 
 def sweep(n_keys: int, per_key: int, *, account_age_days: float = 2.0, items=item, shared_items: bool = False,
           output_tokens: int = 700, enrol_hours: float = 1.5, gap_ms: int = 240_000,
-          steady: bool = True) -> list[bytes]:
+          steady: bool = True, account_id: str | None = None) -> list[bytes]:
     """``n_keys`` keys enrolled ``enrol_hours`` apart, each sending ``per_key`` requests
     ``gap_ms`` apart (on average and bursty, as a person sends, unless ``steady``): a disjoint
-    slice of one item set each (or all the same items)."""
+    slice of one item set each (or all the same items); each key on its own account, or all on
+    ``account_id``."""
     raws = []
     for k in range(n_keys):
         start = T0 + int(k * enrol_hours * 3_600_000)
@@ -83,8 +84,8 @@ def sweep(n_keys: int, per_key: int, *, account_age_days: float = 2.0, items=ite
         times = _gaps(random.Random(key), per_key, gap_ms, steady)
         for i, at in enumerate(times):
             n = i if shared_items else k * per_key + i
-            raws.append((start + at, event(key, i, start + at, items(n),
-                                           account_age_days=account_age_days, output_tokens=output_tokens)))
+            raws.append((start + at, event(key, i, start + at, items(n), account_age_days=account_age_days,
+                                           output_tokens=output_tokens, account_id=account_id)))
     return [raw for _, raw in sorted(raws)]
 
 
@@ -136,31 +137,52 @@ def test_a_large_cohort_is_critical():
     assert found[-1]["severity"] == "critical" and len(found[-1]["api_key_ids"]) == 60
 
 
-@pytest.mark.parametrize("case", ["old accounts", "short answers", "one item set re-sent by every key",
-                                  "ordinary chat", "too few members", "too few requests each"])
-def test_what_is_not_a_content_cohort(case):
+@pytest.mark.parametrize("age_days", [2.0, 400.0], ids=["young accounts", "aged accounts"])
+@pytest.mark.parametrize("case", ["short answers", "one item set re-sent by every key", "ordinary chat",
+                                  "too few members", "too few requests each"])
+def test_what_is_not_a_content_cohort(case, age_days):
+    kw = {"account_age_days": age_days, "steady": age_days < 30}  # (aged keys on a beat: see below)
     raws = {
-        "old accounts": lambda: sweep(30, 20, account_age_days=400, steady=False),  # (on a beat: see below)
-        "short answers": lambda: sweep(30, 20, output_tokens=3),  # an evaluation wants the letter
-        "one item set re-sent by every key": lambda: sweep(30, 20, shared_items=True),
-        "ordinary chat": lambda: sweep(30, 20, items=chat),  # short prose: the family of most chat
-        "too few members": lambda: sweep(11, 20),
-        "too few requests each": lambda: sweep(30, 7),
+        "short answers": lambda: sweep(30, 20, output_tokens=3, **kw),  # an evaluation wants the letter
+        "one item set re-sent by every key": lambda: sweep(30, 20, shared_items=True, **kw),
+        "ordinary chat": lambda: sweep(30, 20, items=chat, **kw),  # short prose: the family of most chat
+        "too few members": lambda: sweep(11, 20, **kw),
+        "too few requests each": lambda: sweep(30, 7, **kw),
     }[case]()
     assert not cohort_alerts(replay(raws))
+
+
+@pytest.mark.parametrize("gap_ms", [240_000, 20_000], ids=["a person's pace", "a batch job's rate"])
+def test_aged_accounts_splitting_one_item_set_are_a_cohort_of_their_own(gap_ms):
+    # A campaign that buys aged accounts for every head has no young wave to join: 30 accounts
+    # a year old, each sweeping its own slice of one exam bank with long answers, at its own
+    # pace. Before, none was named (content-cohort-aged: key recall 0.065-0.117).
+    found = cohort_alerts(replay(sweep(30, 20, account_age_days=400, steady=False, gap_ms=gap_ms)))
+    assert found and {a["alert_id"] for a in found} == {found[0]["alert_id"]}
+    assert found[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(30)]
+    assert found[-1]["severity"] == "warning"
+    reasons = {r["signal"]: r["value"] for r in found[-1]["reasons"]}
+    assert reasons["cohort_mature_members"] == 30 and reasons["cohort_aged_members_on_a_beat"] == 0
+    assert reasons["linked_by"].startswith("content only: aged accounts")
+    assert reasons["cohort_content_affinity"] > 1.25
+
+
+def test_one_customers_keys_on_its_aged_account_are_no_cohort():
+    # An app or a team running 30 keys under one old account is one customer: a wave of mature
+    # members counts accounts, not keys.
+    assert not cohort_alerts(replay(sweep(30, 20, account_age_days=400, steady=False, account_id="acct-app")))
 
 
 def test_aged_accounts_sweeping_on_a_rotations_beat_are_a_cohort():
     # A hydra that buys aged accounts hands each head its requests in turn: each head sends on
     # the rotation's beat (here every 4 minutes, to the second). Judged as young keys, the 30
-    # heads are one wave. The same accounts at a person's pace are not (the "old accounts"
-    # case above), nor at a batch job's machine rate (20 s apart): an account's own pipeline.
+    # heads are one wave of members on a beat (at their own paces: a wave of mature members,
+    # above).
     found = cohort_alerts(replay(sweep(30, 20, account_age_days=400)))
     assert found and found[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(30)]
     reasons = {r["signal"]: r["value"] for r in found[-1]["reasons"]}
     assert reasons["cohort_machine_paced_members"] == reasons["cohort_aged_members_on_a_beat"] == 30
     assert reasons["linked_by"].startswith("content and pace")
-    assert not cohort_alerts(replay(sweep(30, 20, account_age_days=400, gap_ms=20_000)))
 
 
 def test_a_mature_key_s_pace_is_read_from_its_gaps_not_its_requests():
@@ -702,7 +724,7 @@ def test_nearest_members_are_the_members_of_ones_own_cohort():
     fam = det._families[det._keys["c0m0"].family]
     key = next(k for k in fam.recent if k.startswith("c0"))
     sketch = fam.recent[key][1]
-    assert det._neighbour_affinity(fam, key, sketch) > det._affinity(fam, sketch) + 0.3
+    assert det._neighbour_affinity(fam.recent, key, sketch) > det._affinity(fam, sketch) + 0.3
 
 
 def test_members_that_began_in_the_window_before_a_wave_opened_are_named_if_their_content_fits():
@@ -860,3 +882,126 @@ def test_the_background_counts_an_established_key_s_first_requests_only():
     assert det._background_total == 4 and det._background[0] == 4
     with pytest.raises(ConfigError):
         CohortDetector(background_key_events=0)
+
+
+def _aged_family(heads: int, users: int, *, head_gap_ms: int, bias: float = 0.75, loose: int = 0,
+                 loose_bias: float = 0.72, user_gap_ms: int = 1_800_000) -> list[LinkRecord]:
+    """Established accounts' ordinary traffic, then, all on accounts a year old and in one
+    free-form family: ``heads`` keys of one campaign (an item set: bits leaning alike with
+    ``bias``, 16 requests each ``head_gap_ms`` apart on average, irregularly), ``loose`` more of
+    it whose prompts lean less (``loose_bias``), and ``users`` ordinary users writing long
+    requests at their own pace (``user_gap_ms``), about what everyone asks about."""
+    r = random.Random(11)
+    recs = [LinkRecord(f"old{i % 300}", "a", T0 - DAY_MS + i * 20_000, 0.0, 0, 0, output_tokens=300,
+                       account_created_ms=T0 - 400 * DAY_MS, simhash=_simhash(r, None)) for i in range(4000)]
+    for h in range(heads + loose):
+        start, lean = T0 + h * 1_800_000, bias if h < heads else loose_bias
+        recs += [LinkRecord(f"head{h}", f"h{h}", start + at, 0.0, 0, 0, output_tokens=600,
+                            account_created_ms=T0 - 400 * DAY_MS, family=FREE_FORM, item=h * 100 + i,
+                            key_events=i + 1, simhash=_simhash(r, 0, bias=lean))
+                 for i, at in enumerate(_gaps(r, 16, head_gap_ms, steady=False))]
+    for u in range(users):
+        start = T0 + u * 1_200_000 + 600_000
+        recs += [LinkRecord(f"user{u}", f"u{u}", start + at, 0.0, 0, 0, output_tokens=600,
+                            account_created_ms=T0 - 400 * DAY_MS, family=FREE_FORM, item=10**6 + u * 100 + i,
+                            key_events=i + 1, simhash=_simhash(r, None))
+                 for i, at in enumerate(_gaps(r, 16, user_gap_ms, steady=False))]
+    return sorted(recs, key=lambda rec: rec.ts_ms)
+
+
+def test_aged_heads_at_machine_rate_are_named_by_their_machine_rate_peers():
+    # 30 automated heads on aged accounts among 60 old users writing long requests: the
+    # family's profile is mostly the users', and no head fits it or its nearest members by the
+    # mature bars. Among the mature members that sent at machine rate, the heads are each
+    # other's nearest, and fit.
+    recs = _aged_family(30, 60, head_gap_ms=20_000, bias=0.68)
+    named = _named(CohortDetector(), recs)
+    assert sum(key.startswith("head") for key in named) >= 12
+    assert not any(key.startswith("user") for key in named)
+    # Guard: without the machine-rate peers' fit, none is.
+    assert not _named(CohortDetector(min_mature_machine_neighbour_affinity=99.0), recs)
+
+
+def test_aged_heads_that_fit_loosely_are_named_once_their_campaign_s_incident_is_open():
+    # 20 heads whose prompts lean closely alike open an incident of mature members; 20 more of
+    # the campaign lean less, and fit only its named members' profile (the family's, diluted by
+    # 60 old users, they do not). Without the close heads there is no incident to fit.
+    named = _named(CohortDetector(), _aged_family(20, 60, head_gap_ms=1_800_000, bias=0.8, loose=20))
+    assert {f"head{h}" for h in range(20)} <= named
+    assert sum(key in named for key in (f"head{h}" for h in range(20, 40))) >= 8
+    assert not any(key.startswith("user") for key in named)
+    assert not _named(CohortDetector(), _aged_family(0, 60, head_gap_ms=1_800_000, loose=20))
+
+
+@pytest.mark.parametrize("user_gap_ms", [1_800_000, 20_000], ids=["a person's pace", "machine rate"])
+def test_old_users_writing_long_requests_are_no_wave_of_mature_members(user_gap_ms):
+    assert not _named(CohortDetector(), _aged_family(0, 90, head_gap_ms=0, user_gap_ms=user_gap_ms))
+
+
+def test_a_mature_member_at_machine_rate_is_judged_by_its_machine_rate_peers_once():
+    # The nearest of many members are near by chance too: an ordinary key's quick session,
+    # judged again each time the family's heads grew, passed (content-cohort-aged). Judged
+    # once, a member that did not fit its peers then is not named by them later.
+    det = CohortDetector(min_mature_affinity=99.0, min_mature_neighbour_affinity=99.0)
+    r, fam, family = random.Random(3), _Family(), member_family(FREE_FORM)
+
+    def sketch(block):
+        counts = bytearray(64)
+        for _ in range(16):
+            h = _simhash(r, block, bias=0.9)
+            for i in range(64):
+                counts[i] += h >> i & 1
+        return bytes(counts), 16
+    det._background, det._background_total = [500] * 64, 1000
+    for k in range(20):
+        fam.mature_recent[f"other{k}"] = [T0, sketch(k % 5 + 1), f"a{k}", None, True, False]
+    fam.mature_recent["late"] = [T0, sketch(0), "late", None, True, False]
+    assert not det._mature_fits(family, fam, "late")  # no peer about what it is about
+    for k in range(20):
+        fam.mature_recent[f"peer{k}"] = [T0, sketch(0), f"p{k}", None, True, False]
+    assert not det._mature_fits(family, fam, "late")  # judged once
+    fam.mature_recent["fresh"] = [T0, sketch(0), "fresh", None, True, False]
+    assert det._mature_fits(family, fam, "fresh")
+
+
+SUBJECT_WORDS = [a + b + c for a in ("ka", "lo", "mi", "nu", "pe", "ro", "su", "ti")
+                 for b in ("ba", "de", "fi", "go", "hu", "ja", "ke", "li")
+                 for c in ("mon", "nar", "pex", "qui", "ril", "sot", "tav", "vug")]
+
+
+def own_subject_item(user: int, n: int) -> str:
+    """A multiple-choice question of ``user``'s own subject (its own 20 of 512 words), in the
+    frame every such question shares."""
+    r, words = random.Random(n * 7919 + user), random.Random(1000 + user).sample(SUBJECT_WORDS, 20)
+    stem = " ".join(r.choice(words) for _ in range(8))
+    options = "\n".join(f"({letter}) {r.choice(words)} {r.randint(1, 999)}" for letter in "ABCD")
+    return f"Item {n}: which {stem} fits best?\n{options}"
+
+
+def aged_users(first: int, count: int, start_day: float, items=own_subject_item) -> list[tuple[int, bytes]]:
+    """``count`` keys of accounts a year old from ``start_day``, half an hour apart, 20 questions
+    each at a person's pace, long answers: (ts, raw event)."""
+    raws = []
+    for k in range(first, first + count):
+        start, key = T0 + int(start_day * DAY_MS) + (k - first) * 1_800_000, f"user{k:03d}"
+        raws += [(start + at, event(key, i, start + at, items(k, i), account_age_days=400))
+                 for i, at in enumerate(person_times(key, 20, 240_000))]
+    return raws
+
+
+def test_a_wave_of_mature_members_stands_out_from_the_family_s_own_ordinary_old_users():
+    # Against chat, any multiple-choice questions fit one another by their shared frame: 45
+    # aged users, each on their own subject, are a wave when the family has no history (the
+    # cost of a cold start). Once 11 such users left the window, the family's own picture of
+    # ordinary requests is theirs: the frame counts for nothing, and the 45 are no wave; a
+    # campaign splitting one item set still is.
+    def named(raws, **settings):
+        found = cohort_alerts(replay([raw for _, raw in sorted(raws)], ClusterDetector(cohort=CohortDetector(**settings))))
+        return set(found[-1]["api_key_ids"]) if found else set()
+    assert len(named(aged_users(100, 45, 5.0))) >= 30
+    assert not named(aged_users(0, 11, 0.0) + aged_users(100, 45, 5.0))
+    # Guard: the 11 users' picture weighed as nothing, the 45 are a wave again (the baseline
+    # of 11 mature members per window does not hold them).
+    assert len(named(aged_users(0, 11, 0.0) + aged_users(100, 45, 5.0), family_ordinary_prior=1e9)) >= 12
+    campaign = aged_users(100, 45, 5.0, items=lambda user, n: item(user * 20 + n))
+    assert named(aged_users(0, 11, 0.0) + campaign) == {f"user{k:03d}" for k in range(100, 145)}
