@@ -657,10 +657,7 @@ class CohortDetector:
                 not self._content_fits(cand.family, fam, rec.api_key_id):
             return []
         self._name(fam, rec.api_key_id)
-        if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
-            return [self._alert(cand.family, fam)]
-        self._pending.add(cand.family)
-        return []
+        return self._send_or_hold(cand.family, fam)
 
     def _join_mature(self, key: str, cand: _Candidate, account: str | None) -> list[dict]:
         """A mature key sweeping like a member (on its few forwarded records, none of its items
@@ -752,12 +749,7 @@ class CohortDetector:
             self._name_mature(fam, key, cand, sketch)
             if fam.mature_only and len(fam.mature_recent) >= self.rejudge_growth * fam.mature_judged_at:
                 self._rejudge_mature_unfit(family, fam)
-            if len(fam.named) == named:
-                return []
-            if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
-                return [self._alert(family, fam)]
-            self._pending.add(family)
-            return []
+            return self._send_or_hold(family, fam) if len(fam.named) > named else []
         return self._mature_wave(family, fam, cand)
 
     def _mature_add(self, fam: _Family, key: str, cand: _Candidate, sketch, account: str | None) -> None:
@@ -1026,11 +1018,18 @@ class CohortDetector:
         if fam.incident is not None and _is_free_form(family) and \
                 len(fam.recent) >= self.rejudge_growth * fam.rejudged_at:
             self._rejudge_unfit(family, fam)
-        if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
-            alerts.append(self._alert(family, fam))
-        elif len(fam.named) > fam.sent:
-            self._pending.add(family)
+        alerts.extend(self._send_or_hold(family, fam))
         return alerts
+
+    def _send_or_hold(self, family: int, fam: _Family) -> list[dict]:
+        """The open incident's alert, re-sent once its members grew by ``regrow`` or its
+        ``update_interval_ms`` passed; else members named since its last alert wait in
+        ``_pending`` for _due_updates."""
+        if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
+            return [self._alert(family, fam)]
+        if len(fam.named) > fam.sent:
+            self._pending.add(family)
+        return []
 
     def _name_earlier(self, fam: _Family, counted: set) -> None:
         """Name the members that began within the window before the new incident's earliest

@@ -614,6 +614,13 @@ def _simhash(r: random.Random, block: int | None, bias: float = 0.75, width: int
                for b in range(64))
 
 
+def _established_traffic(r: random.Random, start_ms: int = T0 - DAY_MS) -> list[LinkRecord]:
+    """Ordinary traffic of 300 established keys from ``start_ms``: 4,000 requests 20 s apart,
+    about what everyone asks about (the detector's picture of ordinary traffic)."""
+    return [LinkRecord(f"old{i % 300}", "a", start_ms + i * 20_000, 0.0, 0, 0, output_tokens=300,
+                       account_created_ms=T0 - 400 * DAY_MS, simhash=_simhash(r, None)) for i in range(4000)]
+
+
 def _gaps(r: random.Random, n: int, mean_ms: int, steady: bool) -> list[int]:
     """``n`` request times from 0: ``mean_ms`` apart on a timer's beat (``steady``), or at
     random (exponential gaps, as bursty as people are: their variation is about 1)."""
@@ -632,8 +639,7 @@ def _cohorts_in_one_family(cohorts: int, members: int, users: int, gap_ms: int,
     young users sending long free-form requests at a person's pace (half an hour apart on
     average, irregularly), about what everyone asks about."""
     r = random.Random(7)
-    recs = [LinkRecord(f"old{i % 300}", "a", T0 - DAY_MS + i * 20_000, 0.0, 0, 0, output_tokens=300,
-                       account_created_ms=T0 - 400 * DAY_MS, simhash=_simhash(r, None)) for i in range(4000)]
+    recs = _established_traffic(r)
     for n in range(cohorts * members):
         c, start = n % cohorts, T0 + n * 1_800_000
         recs += [LinkRecord(f"c{c}m{n // cohorts}", f"a{n}", start + at, 0.0, 0, 0, output_tokens=600,
@@ -738,8 +744,7 @@ def test_members_that_began_in_the_window_before_a_wave_opened_are_named_if_thei
     # items are about what everyone asks about, a member that began two windows earlier.
     r = random.Random(3)
     hour = 3_600_000
-    recs = [LinkRecord(f"old{i % 300}", "a", T0 - 3 * DAY_MS + i * 20_000, 0.0, 0, 0, output_tokens=300,
-                       account_created_ms=T0 - 400 * DAY_MS, simhash=_simhash(r, None)) for i in range(4000)]
+    recs = _established_traffic(r, start_ms=T0 - 3 * DAY_MS)
 
     def member(key: str, start: int, *, block: int | None = 0, tokens=lambda i: 600) -> None:
         recs.extend(LinkRecord(key, f"a-{key}", start + i * 600_000, 0.0, 0, 0, output_tokens=tokens(i),
@@ -785,8 +790,7 @@ def test_camouflaged_members_keeping_to_their_items_only_partly_are_named_if_the
     # send as many exam items but about what everyone asks about: the cohort is named (its
     # members on probation, by content), the users are not.
     r = random.Random(11)
-    recs = [LinkRecord(f"old{i % 300}", "a", T0 - DAY_MS + i * 20_000, 0.0, 0, 0, output_tokens=300,
-                       account_created_ms=T0 - 400 * DAY_MS, simhash=_simhash(r, None)) for i in range(4000)]
+    recs = _established_traffic(r)
     recs += _camouflaged("camo", 20, 2, r) + _camouflaged("user", 15, None, r)
     det = CohortDetector()
     alerts = [a for rec in sorted(recs, key=lambda rec: rec.ts_ms) for a in det.learn_one(rec)]
@@ -892,8 +896,7 @@ def _aged_family(heads: int, users: int, *, head_gap_ms: int, bias: float = 0.75
     it whose prompts lean less (``loose_bias``), and ``users`` ordinary users writing long
     requests at their own pace (``user_gap_ms``), about what everyone asks about."""
     r = random.Random(11)
-    recs = [LinkRecord(f"old{i % 300}", "a", T0 - DAY_MS + i * 20_000, 0.0, 0, 0, output_tokens=300,
-                       account_created_ms=T0 - 400 * DAY_MS, simhash=_simhash(r, None)) for i in range(4000)]
+    recs = _established_traffic(r)
     for h in range(heads + loose):
         start, lean = T0 + h * 1_800_000, bias if h < heads else loose_bias
         recs += [LinkRecord(f"head{h}", f"h{h}", start + at, 0.0, 0, 0, output_tokens=600,
