@@ -373,6 +373,14 @@ class _Family:
     beat_only: bool = False  # the open incident's wave was of members on a timer's beat only (_join)
 
 
+def _directions(counts: np.ndarray, totals: np.ndarray, ordinary: np.ndarray) -> np.ndarray:
+    """Each sketch's bit rates' departure from ``ordinary``'s, as a unit vector (zero stays
+    zero): their dot products are the cosines by which members find their nearest."""
+    departures = (counts + _SMOOTHING) / (totals[:, None] + 2 * _SMOOTHING) - ordinary
+    norms = np.linalg.norm(departures, axis=1, keepdims=True)
+    return departures / np.where(norms > 0, norms, 1.0)
+
+
 class CohortDetector:
     """Online cohort detection over link records; ``learn_one`` returns the alerts raised."""
 
@@ -464,13 +472,14 @@ class CohortDetector:
         # their own subject: 2.8 nats a prompt in a unit test; 11 such users seen before, and
         # 45 more are no wave with 20, still 18 named with 100).
         self.family_ordinary_prior = family_ordinary_prior
-        # The fitting members of a wave of mature members must fit one another too: each one's
-        # prompts under the others' profile by ``min_mature_wave_cohesion`` nats a prompt on
-        # average, in groups of ``min_members`` (_cohesive). Each rule above is judged member by member, so among hundreds of
-        # ordinary old users in a family some pass by chance, each for its own reasons (its own
-        # nearest users, its own quick peers): 13 such of 431 (fabricated-conversations-c, ten
-        # casual users on one corpus' questions, three sweeps) made a wave whose members fitted
-        # one another by 0.49. content-cohort-aged's heads at opening: 1.36, 4.2, 7.2.
+        # The fitting members of a wave of mature members must fit one another too, in groups of
+        # ``min_members``: each one's prompts under the others' pooled sketches by
+        # ``min_mature_wave_cohesion`` nats a prompt on average (_cohesive). Each rule above is
+        # judged member by member, so among hundreds of ordinary old users in a family some pass
+        # by chance, each for its own reasons (its own nearest users, its own quick peers): 13
+        # such of 431 (fabricated-conversations-c: ten casual users on one corpus' questions,
+        # three sweeps) made a wave whose members fitted one another by 0.49.
+        # content-cohort-aged's heads at opening: 1.36, 4.2, 7.2.
         self.min_mature_wave_cohesion = min_mature_wave_cohesion
         # Several cohorts sweeping one free-form family at once (each its own item set) make a
         # wave profile that is a mix: a member fits only its own cohort's part of it. So a member
@@ -812,7 +821,9 @@ class CohortDetector:
             (fam.mature_recent[k][3] is None or rejudge) and self._mature_fits(family, fam, k))]
         if len({fam.mature_recent[k][2] for k in fitting}) < self.min_members or len(fitting) == fam.wave_checked:
             return []
-        fam.wave_checked = len(fitting)  # (the fitting members only grow within a window)
+        # Looked for again once the fitting members' count changes (fits stick; members leave
+        # the window only as others arrive, which changes it too, save by coincidence).
+        fam.wave_checked = len(fitting)
         fitting = self._cohesive(fam, fitting)
         if len({fam.mature_recent[k][2] for k in fitting}) < self.min_members:
             return []
@@ -853,16 +864,15 @@ class CohortDetector:
         (True, [])
         """
         size = self.min_members
-        sketches = [fam.mature_recent[key][1] for key in keys]
         if len(keys) < size:
             return []
+        sketches = [fam.mature_recent[key][1] for key in keys]
         ordinary = np.asarray(self._ordinary_rates(fam), dtype=float)
         counts = np.frombuffer(b"".join(b for b, _ in sketches), dtype=np.uint8).reshape(len(keys), _SIMHASH_BITS)
         counts = counts.astype(float)
         totals = np.fromiter((max(1, n) for _, n in sketches), dtype=float, count=len(keys))
-        departures = (counts + _SMOOTHING) / (totals[:, None] + 2 * _SMOOTHING) - ordinary
-        norms = np.linalg.norm(departures, axis=1)
-        closeness = departures @ departures.T / np.outer(np.where(norms > 0, norms, 1.0), np.where(norms > 0, norms, 1.0))
+        directions = _directions(counts, totals, ordinary)
+        closeness = directions @ directions.T
         np.fill_diagonal(closeness, np.inf)  # each group holds its own key first
         groups = np.argsort(-closeness, axis=1, kind="stable")[:, :size]  # (keys, size)
         member_counts, member_totals = counts[groups], totals[groups]  # (keys, size, 64), (keys, size)
@@ -1234,11 +1244,9 @@ class CohortDetector:
         ordinary = np.asarray(self._ordinary_rates() if ordinary is None else ordinary, dtype=float)
         counts = np.frombuffer(b"".join(b for b, _ in others), dtype=np.uint8).reshape(len(others), _SIMHASH_BITS)
         totals = np.fromiter((m for _, m in others), dtype=float, count=len(others))
-        departures = (counts + _SMOOTHING) / (totals[:, None] + 2 * _SMOOTHING) - ordinary
         own_counts = np.frombuffer(bits, dtype=np.uint8).astype(float)
-        own = (own_counts + _SMOOTHING) / (n + 2 * _SMOOTHING) - ordinary
-        norms = np.linalg.norm(departures, axis=1) * (np.linalg.norm(own) or 1.0)
-        closeness = departures @ own / np.where(norms > 0, norms, 1.0)
+        closeness = _directions(counts, totals, ordinary) @ _directions(own_counts[None, :], np.array([float(n)]),
+                                                                        ordinary)[0]
         nearest = np.argsort(-closeness, kind="stable")[:self.neighbours]
         pooled, pooled_n = counts[nearest].sum(axis=0), totals[nearest].sum()
         p_near = (pooled + self.profile_prior * ordinary) / (pooled_n + self.profile_prior)
