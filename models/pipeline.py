@@ -506,8 +506,10 @@ class KeyPipeline:
             "template_repetition": st.template_ew, "topic_novelty": st.novelty_ew,
             "extraction_evidence": st.evidence,
         }
-        return StepResult(b"", row, alert, features=f, key_events=int(st.n),
-                          product=self._products.holds(st, event, st.template_ew))
+        # A key whose app evidence is pending counts as a product's for its cluster too: the
+        # cluster opens at info and escalates once a member's evidence fails (models.products).
+        product = self._products.holds(st, event, st.template_ew) or self._products.pending(st, event)
+        return StepResult(b"", row, alert, features=f, key_events=int(st.n), product=product)
 
     # -- learning --------------------------------------------------------------------------
     def _learn(self, st: KeyState, f: EventFeatures) -> float:
@@ -809,6 +811,10 @@ class KeyPipeline:
         exculpatory = self._products.exculpation(st, event, st.template_ew) if level else []
         if exculpatory:
             level = 1
+        elif level and not st.alerting and self._products.pending(st, event):
+            # an app's evidence still counting its conversations: the incident waits until it
+            # can be judged (a bounded wait, models.products), not opened to be capped later
+            return None
         if st.alerting:
             if score < cfg.close_ratio * thresholds[0]:
                 st.quiet += 1

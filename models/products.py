@@ -25,6 +25,18 @@ Maturity is no free pass: the evidence is a recent-window share, so a key that t
 without the conversations, or without the material) loses it within a few dozen events and
 its incident escalates as before (``key_history: turned``).
 
+``pending``: an app's conversations take time to count. A homework app whose students ask
+"why?" after every second question has opened 15-20 conversations by a key's 50th event, when
+the key's incident may open; its cluster (apps on one tutoring template link by their frame)
+opens after a few events per key. A key on a mature account whose follow-ups are a person's
+and already half the app's share, but that has not yet opened ``app_min_conversations``
+conversations, is *pending*: its own
+incident waits until the evidence can be judged (the 20th conversation, at most its
+``app_pending_max_events``-th event), and its link record counts as a product's, so a cluster
+of such keys opens at info and escalates as soon as one member's evidence fails. A sweep
+asks no follow-ups (pending never holds); one that fakes them at a person's pace in a
+person's words is what the evidence itself accepts, and pending only delays its judgment.
+
 State per key: three scalars and a ring of recent conversations (id hash, last turn time),
 held in the key's fixed-layout record by ``models.pipeline``. Pure, no I/O.
 """
@@ -68,6 +80,13 @@ class ProductEvidenceConfig:
     - ``transform_share`` 0.6 with ``template_share`` 0.5: most of the key's recent prompts
       are such transformations under a repeated frame.
     - ``min_account_age_days`` 30: an account that old, by the provider's own records.
+    - ``app_pending_share`` 0.1: the follow-up share a pending key needs, half the app's bar:
+      over a key's first handful of turns the share is a mean of a few (a homework app with
+      follow-ups on 45 % of its turns showed 1 in 7 at its 8th event, and one member of its
+      cluster without the evidence pages the cluster); a sweep sends none.
+    - ``app_pending_max_events`` 100: how long a pending key's incident may wait (twice the
+      events a key needs to alert; an app with follow-ups on a third of its questions opens
+      20 conversations in about 30 events, one with three turns a conversation in 60).
     """
 
     alpha: float = 0.05
@@ -81,6 +100,8 @@ class ProductEvidenceConfig:
     transform_share: float = 0.6
     template_share: float = 0.5
     min_account_age_days: float = 30.0
+    app_pending_share: float = 0.1
+    app_pending_max_events: int = 100
 
 
 def conversation_hash(conversation_id: str) -> int:
@@ -169,6 +190,39 @@ class ProductEvidence:
         if st.transform_ew >= c.transform_share and template_share >= c.template_share:
             return "templated_transformation"
         return None
+
+    def pending(self, st, event: RequestEvent) -> bool:
+        """Whether this key's app evidence is pending at ``event`` (after ``learn_one`` and the
+        key's count ``st.n``, this event included): a mature account whose follow-ups reach
+        ``app_pending_share`` and are a person's (``app_min_person_share``), short of
+        ``app_min_conversations`` conversations, before its ``app_pending_max_events``-th event.
+
+        The follow-up share is ``app_ew`` without its first event's weight (a key's first
+        event opens a conversation, so at its 10th event the exponential average is still
+        60 % that first zero): the mean over the events since, as ``alpha`` weighs them.
+
+        >>> from types import SimpleNamespace
+        >>> import json
+        >>> from .events import parse_event
+        >>> event = parse_event(json.dumps({"schema": "llm.request.v1", "event_id": "e", "ts": "2026-02-01T00:00:00Z",
+        ...                                 "api_key_id": "k", "account_id": "a", "model": "m", "prompt": "why?",
+        ...                                 "account": {"created_at": "2025-01-01T00:00:00Z"}}))
+        >>> st = SimpleNamespace(n=10, app_ew=0.16, convs=7.0, person_ew=0.6)
+        >>> ProductEvidence().pending(st, event)  # 0.16 of which the first event's zero weighs 0.63: 0.4
+        True
+        >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=10.0, person_ew=0.5), event)
+        False
+        >>> ProductEvidence().pending(SimpleNamespace(n=60, app_ew=0.4, convs=20.0, person_ew=0.6), event)
+        False
+        """
+        c = self.config
+        if st.n < 2 or st.n >= c.app_pending_max_events or st.convs >= c.app_min_conversations \
+                or st.person_ew < c.app_min_person_share:
+            return False
+        if event.account_created_ms is None or event.ts_ms - event.account_created_ms < c.min_account_age_days * DAY_MS:
+            return False
+        share = st.app_ew / (1.0 - (1.0 - c.alpha) ** (st.n - 1))
+        return share >= c.app_pending_share
 
     def exculpation(self, st, event: RequestEvent, template_share: float) -> list[dict]:
         """The reasons that cap this key's incident at info, first the kind

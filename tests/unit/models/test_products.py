@@ -152,23 +152,27 @@ def test_the_conversation_ring_is_bounded_and_forgets_the_longest_idle():
 
 def test_the_link_record_says_whether_the_keys_product_evidence_holds_and_a_turned_key_loses_it():
     """The cluster detector holds a cluster of real products at info by this flag (clusters
-    scoring.product_cap): it must be what the key's own incident is capped by, event by event."""
+    scoring.product_cap): it must be what the key's own incident is capped by, event by event,
+    or the evidence pending (an app still counting its first conversations)."""
     from distillguard.models.clusters import link_record
 
     app = app_traffic(150)
     after = datetime.fromtimestamp(app[-1].ts_ms / 1000, timezone.utc) + timedelta(hours=1)
-    pipeline, state, flags, capped = KeyPipeline(), None, [], []
+    pipeline, state, flags, capped, pending = KeyPipeline(), None, [], [], []
     for offset, ev in enumerate(app + sweep(300, after, first=len(app))):
         result = pipeline.step(state, ev, offset)
         state = result.state
         st = decode_state(state)
         flags.append(result.product)
         capped.append(bool(pipeline._products.exculpation(st, ev, st.template_ew)))
+        pending.append(pipeline._products.pending(st, ev))
         rec = link_record(ev, result)
         if rec is not None:
             assert rec.product == int(result.product)
-    assert flags == capped
-    assert not any(flags[:30]) and flags[len(app) - 1], "earned once the app has its conversations"
+    assert flags == [c or p for c, p in zip(capped, pending)]
+    assert not any(capped[:30]) and capped[len(app) - 1], "earned once the app has its conversations"
+    assert all(flags[2:len(app)]), "pending from the app's first follow-up until it is earned"
+    assert not any(c and p for c, p in zip(capped, pending))
     assert not flags[-1], "lost after turning to a sweep"
     # a young account's app, or one of unknown age, never earns it
     for age in (3.0, None):
