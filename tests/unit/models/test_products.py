@@ -258,3 +258,121 @@ def test_a_sweep_of_items_sent_as_turns_at_a_persons_pace_is_not_an_app():
     assert st.app_ew >= 0.2 and st.convs >= 20 and st.person_ew < 0.15
     assert not ProductEvidence().holds(st, events[-1], st.template_ew)
     assert ProductEvidence(ProductEvidenceConfig(app_min_person_share=0.0)).holds(st, events[-1], st.template_ew)
+
+
+def three_turn_app(conversations: int, key: str = "app", seed: int = 5, pf: str | None = None,
+                   start: datetime = T0) -> list[RequestEvent]:
+    """A homework app whose students ask two or three follow-ups on each question: about 3.5
+    events a conversation, so at a key's 50th event (when its incident may open) it has opened
+    14-15 conversations, short of the 20 its evidence counts."""
+    def build(i, ts, prompt, key, age, **over):
+        doc = event_doc(i, ts, prompt, key, age, **over)
+        if pf is not None:
+            doc["account"]["payment_fingerprint"] = pf
+        return parse_event(json.dumps(doc).encode())
+
+    rng, ts, events = random.Random(seed), start, []
+    for c in range(conversations):
+        cid = f"conv-{key}-{c}"
+        turns = [WRAPPER.format(q=f"{rng.choice(TOPICS)} (worksheet {c}, question {rng.randint(1, 40)})")]
+        turns += [rng.choice(FOLLOW_UPS) for _ in range(rng.randint(2, 3))]
+        for t, prompt in enumerate(turns):
+            events.append(build(len(events), ts, prompt, key, 400.0, conversation_id=cid, turn_index=t))
+            ts += timedelta(seconds=40 * rng.uniform(0.8, 1.5))
+        ts += timedelta(minutes=rng.uniform(2, 20))
+    return events
+
+
+def _pending_off() -> ProductEvidence:
+    return ProductEvidence(ProductEvidenceConfig(app_pending_share=2.0))
+
+
+def test_an_apps_incident_waits_for_its_evidence_instead_of_opening_before_it_can_be_judged():
+    """At its 50th event the app has 14-15 conversations: without the wait its incident opens
+    there, uncapped (the warning that paged homework apps in product-negatives-c); with it, the
+    first alert is the exculpated one, once 20 conversations are in."""
+    app = three_turn_app(60)
+    convs_at_50 = decode_state(_states(app[:50])["app"]).convs
+    assert 10 <= convs_at_50 < ProductEvidenceConfig().app_min_conversations
+    alerts = run(app)
+    assert alerts and worst(alerts) == SEVERITY["info"]
+    assert alerts[0]["reasons"][0]["value"] == "app_conversations", "no alert before the evidence is judged"
+    assert alerts[0]["events_seen"] > 50
+    # guard: the same traffic without the wait opens an uncapped incident at its 50th event
+    pipeline = KeyPipeline()
+    pipeline._products = _pending_off()
+    early = _run_with(pipeline, app)
+    assert early and early[0]["events_seen"] == 50
+    assert all(r["signal"] != "exculpatory" for r in early[0]["reasons"])
+
+
+def test_the_wait_is_bounded_a_key_whose_evidence_never_comes_alerts_by_its_100th_event():
+    """A key that keeps its follow-ups a person's but never reaches the conversations the
+    evidence needs (here: the bar set out of reach) is judged at app_pending_max_events."""
+    app = three_turn_app(60)
+    pipeline = KeyPipeline()
+    pipeline._products = ProductEvidence(ProductEvidenceConfig(app_min_conversations=10**6))
+    alerts = _run_with(pipeline, app)
+    assert alerts and alerts[0]["events_seen"] == ProductEvidenceConfig().app_pending_max_events
+    assert all(r["signal"] != "exculpatory" for r in alerts[0]["reasons"])
+
+
+def test_a_sweep_without_follow_ups_on_a_mature_account_is_never_pending():
+    """Pending needs follow-ups: a sweep's incident opens where it did (the wait off)."""
+    items = sweep(120, T0, key="sweeper")
+    with_wait = run(items)
+    pipeline = KeyPipeline()
+    pipeline._products = _pending_off()
+    assert with_wait and with_wait == _run_with(pipeline, items)
+    pipeline, state = KeyPipeline(), None
+    for offset, ev in enumerate(items):
+        result = pipeline.step(state, ev, offset)
+        state = result.state
+        assert not result.product
+
+
+def test_a_cluster_of_apps_on_one_template_is_at_info_from_its_first_events():
+    """Twelve mature customers' app keys sharing a payment fingerprint and the tutoring wrapper
+    link after a few events a key, long before any has 20 conversations: their link records
+    carry the pending evidence, so the cluster opens at info. Guard: without the wait it pages."""
+    from distillguard.models.clusters import ClusterDetector, link_record
+
+    events = sorted((ev for k in range(12) for ev in three_turn_app(
+        25, key=f"app{k}", seed=k, pf="pf-template", start=T0 + timedelta(minutes=3 * k))),
+        key=lambda ev: ev.ts_ms)
+
+    def cluster_alerts(products: ProductEvidence | None) -> list[dict]:
+        pipeline, states, detector, alerts = KeyPipeline(), {}, ClusterDetector(), []
+        if products is not None:
+            pipeline._products = products
+        for offset, ev in enumerate(events):
+            result = pipeline.step(states.get(ev.api_key_id), ev, offset)
+            states[ev.api_key_id] = result.state
+            rec = link_record(ev, result)
+            if rec is not None:
+                alerts += [a for a in detector.observe_link(rec) if a["entity_type"] == "cluster"]
+        return alerts
+
+    held = cluster_alerts(None)
+    assert held, "the wrapper reads as extraction: the cluster is still reported"
+    assert {a["severity"] for a in held} == {"info"}
+    assert "product_members" in {r["value"] for r in held[0]["reasons"]}
+    paged = cluster_alerts(_pending_off())
+    assert paged and paged[0]["severity"] != "info"
+
+
+def _states(events) -> dict:
+    pipeline, states = KeyPipeline(), {}
+    for offset, ev in enumerate(events):
+        states[ev.api_key_id] = pipeline.step(states.get(ev.api_key_id), ev, offset).state
+    return states
+
+
+def _run_with(pipeline: KeyPipeline, events) -> list[dict]:
+    states, alerts = {}, []
+    for offset, ev in enumerate(events):
+        result = pipeline.step(states.get(ev.api_key_id), ev, offset)
+        states[ev.api_key_id] = result.state
+        if result.alert:
+            alerts.append(result.alert)
+    return alerts
