@@ -788,6 +788,12 @@ def gen_homework_app(b, name, spec, R):
 
 EVAL_WRAPPERS = ["{text}\n\nAnswer with the letter of the correct option only.", "Question: {text}\nAnswer:",
                  "{text}", "{text}\n\nRespond with just the final answer."]
+# Chain-of-thought evaluations (an eval harness's CoT prompts): the model reasons before its
+# answer, so the answers are long, as a harvest's are.
+EVAL_COT_WRAPPERS = ["{text}\n\nThink step by step, then give the final answer on the last line as 'Answer: X'.",
+                     "Question: {text}\nLet's think step by step.",
+                     "Solve the following problem. Show your reasoning, then state the final answer.\n\n{text}",
+                     "{text}\n\nExplain your reasoning briefly before answering. Format:\nReasoning: ...\nAnswer: ..."]
 
 
 EDITS = ["make the {} paragraph shorter and more formal, and keep the part about the {}",
@@ -852,7 +858,9 @@ def gen_editor_app(b, name, spec, R):
 @register("eval_company")
 def gen_eval_company(b, name, spec, R):
     """An evaluation company: one benchmark item set re-run across several models on several
-    days from an old verified account (enterprise tier, an org), at machine rate, temperature 0."""
+    days from an old verified account (enterprise tier, an org), at machine rate, temperature 0.
+    ``cot_p``: the share of companies whose harness asks for reasoning before the answer
+    (``EVAL_COT_WRAPPERS``, answers of ``cot_out`` tokens); default 0, the letter only."""
     for _ in range(b.scaled(spec.get("count", 0))):
         acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier4", 0.5], ["enterprise", 0.5]]), org_p=1.0,
                             created=b.t0 - int(R.uniform(300, 1500) * DAY_MS))
@@ -862,14 +870,17 @@ def gen_eval_company(b, name, spec, R):
         pool = R.choice(pools)
         size = draw_num(R, spec.get("items", [150, 600]))
         items = [t for t, _a in pool.recs[:size]]  # the same fixed set every run (not consumed)
-        template = R.choice(EVAL_WRAPPERS)
+        cot = spec.get("cot_p", 0.0) > 0 and R.random() < spec["cot_p"]  # (no draw without it: older streams unchanged)
+        template = R.choice(EVAL_COT_WRAPPERS if cot else EVAL_WRAPPERS)
+        out_median = R.uniform(*spec.get("cot_out", [300.0, 900.0])) if cot else 20.0
         models = R.sample([m for m, _w in b.cfg["models"]["benign"]] + [b.cfg["models"]["new_model"]],
                           R.randint(2, 4))
         prof = b.profile(R, {"cloud": 0.6, "office": 0.4}, {"sdk": 0.7, "http": 0.3}, n_ips=1)
         tz = b.tz_of(R, prof["cc"])
         runs = draw_num(R, spec.get("runs", [3, 6]))
         days = sorted(R.sample(range(int(b.days)), min(int(b.days), runs)))
-        style = {"max_tokens": R.choice([16, 64, 512]), "temperature": 0.0, "stream": False, "tools": 0}
+        style = {"max_tokens": R.choice([1024, 2048, 4096] if cot else [16, 64, 512]), "temperature": 0.0,
+                 "stream": False, "tools": 0}
         for day in days:
             for model in R.sample(models, R.randint(1, len(models))):
                 start = b.sample_hours(R, 1, tz, "work", day, day + 1)[0]
@@ -877,7 +888,7 @@ def gen_eval_company(b, name, spec, R):
                                           end=b.t0 + (day + 1) * DAY_MS + 6 * HOUR_MS)
                 for text, ts in zip(items, times):
                     b.emit(R, key, ts, fill(template, text), params=style, model=model,
-                           endpoint=b.endpoint(R, prof["kind"]), client=b.client(R, prof), out_median=20.0)
+                           endpoint=b.endpoint(R, prof["kind"]), client=b.client(R, prof), out_median=out_median)
 
 
 LONGFORM_TEMPLATES = [
