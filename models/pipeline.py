@@ -215,6 +215,21 @@ _PACED_EVIDENCE = (12.0, 18.0)
 _PACED_RUN = (100.0, 200.0)
 _PACED_EXPANSION = (math.log(4.0), math.log(6.0))
 _PACED_CAP = 0.6  # over the default info level (0.5), under warning (0.65)
+# A harvest on a strict clock (KeyPipeline._clocked_run): a script sending new one-shot
+# items on a clock far stricter than the harvest's bar (regularity 0.9+: a fixed sleep with
+# little jitter) for a hundred events or more collects chat-length answers (200-300 tokens
+# and up) as a dataset, where a harvest of reasoning needs AnswerLength's 400-800. Built for a
+# drifting key of stress-unwrapped-plain-corpora (1,820 plain one-shot requests of every
+# corpus at a 5 s clock, regularity 0.90-0.92, typical answer 335 tokens: missed on every
+# path). People fail the clock (dev-s1 casual and reseller keys 0.2-0.47); developers'
+# scripts over varied questions, 0.70-0.71 with answers of 250-310 tokens (power_dev of
+# seed 2 and product-negatives-d/-e), and a script with +-30 % jitter, 0.85
+# (test_claims_and_harvest), stay under it; scripts with fixed frames fail breadth; scripts
+# that converse fail one-shot. An evaluation of free-form instructions at a strict clock is
+# named at info (its first run is, by its traffic, a harvest). At most info, as the paced run.
+_CLOCKED_REGULARITY = (0.84, 0.9)
+_CLOCKED_ANSWER_LOG = (math.log(200.0), math.log(300.0))
+_CLOCKED_RUN = (100.0, 150.0)  # the key's events
 _NS = len(_SCALARS)
 # Held follow-ups a key needs before an alert says they are seldom a person's (a few could be
 # a person's by chance: the share starts at its prior and moves 0.1 a follow-up).
@@ -569,8 +584,9 @@ class KeyPipeline:
         clock), broad (new content, no fixed frame), collects long answers and does not
         converse is harvesting outputs, whatever its prompts say. Each is necessary: the
         weakest scores. A key whose conversation claims do not hold is disguising its sweep:
-        that stands in for long answers. At most ``_HARVEST_CAP``: no wording to show a
-        human, so it raises info or warning, never a page at critical on its own."""
+        that stands in for long answers; so, at most info, do a strict clock and a hundred
+        events for chat-length answers (``_clocked_run``). At most ``_HARVEST_CAP``: no wording
+        to show a human, so it raises info or warning, never a page at critical on its own."""
         if st.n < _HARVEST_MIN_EVENTS:
             return 0.0
         # the cheap conditions first: most keys fail one of them
@@ -582,8 +598,11 @@ class KeyPipeline:
         if weakest <= 0.0:
             return 0.0
         answers = self._long_answers(st)
+        clocked = 0.0
         if kind == "new_items":
             answers = max(answers, _ramp(st.claims_share, *_HARVEST_DISGUISE), self._bare_items(st))
+            if answers < 1.0:
+                clocked = _PACED_CAP * min(weakest, self._clocked_run(st))
         elif answers > 0.0:
             # Resending the same prompts harvests only when each answer is a long sample (a
             # reasoning model's worked solution): with a few hundred tokens, or in disguise, it
@@ -591,11 +610,20 @@ class KeyPipeline:
             answers = _ramp(st.answer_log, *_RESAMPLED_ANSWER_LOG)
         weakest = min(weakest, answers)
         if weakest <= 0.0:
-            return 0.0
+            return clocked
         scripted = _HARVEST_CAP * min(weakest, _ramp(regularity(st.gap_var), *_HARVEST_REGULARITY))
         if kind != "new_items" or scripted >= _PACED_CAP:
             return scripted
-        return max(scripted, _PACED_CAP * min(weakest, self._paced_run(st)))
+        return max(scripted, clocked, _PACED_CAP * min(weakest, self._paced_run(st)))
+
+    @staticmethod
+    def _clocked_run(st: KeyState) -> float:
+        """How much the key is a script collecting chat-length answers: a strict clock, a
+        hundred events and more, answers of a few hundred tokens (``_CLOCKED_*``)."""
+        if st.answer_n < _HARVEST_MIN_ANSWERS:
+            return 0.0
+        return min(_ramp(regularity(st.gap_var), *_CLOCKED_REGULARITY), _ramp(st.n, *_CLOCKED_RUN),
+                   _ramp(st.answer_log, *_CLOCKED_ANSWER_LOG))
 
     @staticmethod
     def _paced_run(st: KeyState) -> float:

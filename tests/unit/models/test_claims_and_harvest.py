@@ -181,6 +181,29 @@ def test_a_script_relaying_short_chat_messages_for_chat_replies_is_not_a_harvest
     assert run(plain_harvest(600, 280, sent=13)) == []
 
 
+def test_a_script_on_a_strict_clock_collecting_chat_length_answers_is_a_harvest_at_info():
+    """New one-shot items on a clock with little jitter (a fixed sleep: regularity 0.9+),
+    answered at chat length (~330 tokens, under the long answers' bar, x6 the prompt): a
+    dataset collected, named at info once a hundred-odd events are in. The same script with
+    +-30 % jitter (regularity ~0.85) is still a developer's script (test above)."""
+    alerts = run(plain_harvest(400, 330, jitter=0.05, sent=50))
+    assert alerts and 100 <= alerts[0]["events_seen"] <= 160
+    first = reasons(alerts[0])
+    assert alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+    assert first["typical_answer_tokens"] < 400 and first["timing_regularity"] >= 0.88
+    assert {a["severity"] for a in alerts} == {"info"}
+    # guard: the jittered script of the same answers and prompts
+    assert run(plain_harvest(400, 330, jitter=0.3, sent=50)) == []
+
+
+def test_a_script_on_a_strict_clock_with_short_answers_or_one_frame_is_not_a_harvest():
+    assert run(plain_harvest(400, 120, jitter=0.05, sent=50)) == [], "short answers: a classifier's"
+    rng = random.Random(4)
+    framed = [event(i, at, "Summarise this support ticket in two sentences: order " + str(rng.randint(1, 99)),
+                    int(330 * rng.lognormvariate(0, 0.5)), 50) for i, at in enumerate(script(400, 6.0, 0.05))]
+    assert run(framed) == [], "one fixed frame: a templated job, no breadth"
+
+
 def paced(n: int, out: int, seed: int = 6, sent: int = 60, **over) -> list[RequestEvent]:
     """Requests at a person's irregular pace (about one every 5 minutes), new questions."""
     rng, at, events = random.Random(seed), T0, []
