@@ -81,7 +81,9 @@ class LinkRecord:
     simhash: int = -1  # the prompt's 64-bit SimHash of content words (features), -1 unknown: its content sketch
     # 1: the key's traffic held a real product's exculpatory evidence at this event (many
     # consistent end-user conversations, or templated transformation, on a mature account:
-    # models.products); 0: it did not, or an older writer did not say.
+    # models.products); 2: that evidence was pending (an app's follow-ups while it counts its
+    # first conversations: ProductEvidence.pending), which a cluster counts as a product's;
+    # 0: neither, or an older writer did not say.
     product: int = 0
     # 1: forwarded for the content-cohort detector only (one of a key's first requests, which
     # every key's are: models.clusters.records.link_record); the cluster detector's links and

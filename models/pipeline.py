@@ -53,9 +53,10 @@ class StepResult:
     duplicate: bool = False
     features: "EventFeatures | None" = None  # for the cross-key (cluster) detector
     key_events: int = 0  # the key's events with this one (0: a duplicate)
-    # The key's traffic holds a real product's exculpatory evidence at this event
-    # (models.products): the cluster detector holds a cluster of such keys at info.
-    product: bool = False
+    # The key's traffic holds a real product's exculpatory evidence at this event (1) or that
+    # evidence is pending (2), else 0 (models.products, LinkRecord.product): the cluster
+    # detector holds a cluster of such keys at info.
+    product: int = 0
 
 
 # The feature row written to ClickHouse for every processed event (sinks.clickhouse owns the
@@ -523,7 +524,7 @@ class KeyPipeline:
         }
         # A key whose app evidence is pending counts as a product's for its cluster too: the
         # cluster opens at info and escalates once a member's evidence fails (models.products).
-        product = self._products.holds(st, event, st.template_ew) or self._products.pending(st, event)
+        product = 1 if self._products.holds(st, event, st.template_ew) else 2 if self._products.pending(st, event) else 0
         return StepResult(b"", row, alert, features=f, key_events=int(st.n), product=product)
 
     # -- learning --------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def link_record(event: RequestEvent, result, min_score: float = 0.01, *, partiti
 
 
 def link_record_of(event: RequestEvent, f: EventFeatures, partition: int = -1, offset: int = -1,
-                   key_events: int = -1, product: bool = False) -> LinkRecord:
+                   key_events: int = -1, product: int = 0) -> LinkRecord:
     """The link record of one event with its features (whether or not it is forwarded)."""
     style = round(harvest_style(f), 4)
     # The content family and item only for young accounts' events and a key's first
@@ -60,12 +60,12 @@ def link_record_of(event: RequestEvent, f: EventFeatures, partition: int = -1, o
         # forwarded records; they are the sampled events of keys with any extraction score).
         return LinkRecord(event.api_key_id, event.account_id, event.ts_ms, style, f.template_hash, -1,
                           event.payment_fingerprint, None, None, None, f.output_tokens, event.account_created_ms,
-                          partition, offset, f.topic_bucket, key_events, family, item, f.simhash, int(product))
+                          partition, offset, f.topic_bucket, key_events, family, item, f.simhash, product)
     return LinkRecord(event.api_key_id, event.account_id, event.ts_ms, style, f.template_hash,
                       tail_frame(event.prompt), event.payment_fingerprint, ip_prefix(event.client_ip), event.asn,
                       _h64(event.user_agent) if event.user_agent else None, f.output_tokens,
                       event.account_created_ms, partition, offset, f.topic_bucket, key_events, family, item,
-                      f.simhash, int(product))
+                      f.simhash, product)
 
 
 def harvest_style(f: EventFeatures) -> float:

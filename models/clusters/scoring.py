@@ -74,7 +74,7 @@ def cluster_alert(alert_id: str, ts_ms: int, rank: int, found: ClusterFindings, 
     exculpatory evidence (``products_only``: ``product_cap``)."""
     score, joint, one_member = cluster_score(found)
     capped = (mature_customer_cap(found.stats, mature_days, keys_per_account)
-              or product_cap(products_only, len(found.members)))
+              or product_cap(products_only, len(found.members), sum(1 for s in found.stats if s.product_pending)))
     if capped:
         rank = 1
     spans = [s.last_ts - s.first_ts for s in found.stats]
@@ -142,12 +142,13 @@ def mature_account_cap(age_days: float | None, mature_days: float,
             {"signal": "severity_capped", "value": why, "baseline": None, "weight": None}]
 
 
-def product_cap(products_only: bool, members: int) -> list[dict]:
+def product_cap(products_only: bool, members: int, pending: int = 0) -> list[dict]:
     """The reasons that hold a cluster's incident at info when ``products_only``: every one of
     its ``members`` named is a key whose own traffic holds a real product's exculpatory
     evidence as of its latest record (``LinkRecord.product``: many consistent end-user
     conversations, or templated transformation, on an account 30+ days old, see
-    ``models.products``); [] otherwise.
+    ``models.products``), or whose evidence is pending (``pending`` of them: an app's
+    follow-ups while it counts its first conversations); [] otherwise.
 
     Apps built on one tutoring template by different customers send the same frame in
     lockstep at the hours students work: the frame links them, and their extraction-style
@@ -158,13 +159,21 @@ def product_cap(products_only: bool, members: int) -> list[dict]:
 
     >>> product_cap(True, 17)[1]["value"], product_cap(False, 17)
     (17, [])
+    >>> [(r["signal"], r["value"]) for r in product_cap(True, 8, pending=6)][1:3]
+    [('members_with_product_evidence', 2), ('members_with_evidence_pending', 6)]
     """
     if not products_only:
         return []
-    return [{"signal": "exculpatory", "value": "product_members", "baseline": None, "weight": None},
-            {"signal": "members_with_product_evidence", "value": members, "baseline": members, "weight": None},
-            {"signal": "severity_capped", "value": "every member's own traffic is a real product's", "baseline": None,
-             "weight": None}]
+    reasons = [{"signal": "exculpatory", "value": "product_members", "baseline": None, "weight": None},
+               {"signal": "members_with_product_evidence", "value": members - pending, "baseline": members,
+                "weight": None}]
+    if pending:
+        # on-call reads that the cap waits on evidence still being counted, not on evidence held
+        reasons.append({"signal": "members_with_evidence_pending", "value": pending, "baseline": 0, "weight": None})
+    why = ("every member's own traffic is a real product's" if not pending else
+           "every member's own traffic is a real product's or, for the members pending, an app's follow-ups "
+           "while it counts its first conversations")
+    return reasons + [{"signal": "severity_capped", "value": why, "baseline": None, "weight": None}]
 
 
 def mature_customer_cap(stats: list[KeyStats], mature_days: float, keys_per_account: float) -> list[dict]:

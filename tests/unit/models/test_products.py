@@ -169,7 +169,7 @@ def test_the_link_record_says_whether_the_keys_product_evidence_holds_and_a_turn
         rec = link_record(ev, result)
         if rec is not None:
             assert rec.product == int(result.product)
-    assert flags == [c or p for c, p in zip(capped, pending)]
+    assert flags == [1 if c else 2 if p else 0 for c, p in zip(capped, pending)]
     assert not any(capped[:30]) and capped[len(app) - 1], "earned once the app has its conversations"
     assert all(flags[2:len(app)]), "pending from the app's first follow-up until it is earned"
     assert not any(c and p for c, p in zip(capped, pending))
@@ -356,7 +356,11 @@ def test_a_cluster_of_apps_on_one_template_is_at_info_from_its_first_events():
     held = cluster_alerts(None)
     assert held, "the wrapper reads as extraction: the cluster is still reported"
     assert {a["severity"] for a in held} == {"info"}
-    assert "product_members" in {r["value"] for r in held[0]["reasons"]}
+    first = {r["signal"]: r["value"] for r in held[0]["reasons"]}
+    assert first["exculpatory"] == "product_members"
+    assert first["members_with_evidence_pending"] >= 1, "says the cap waits on evidence being counted"
+    assert first["members_with_product_evidence"] + first["members_with_evidence_pending"] \
+        == len(held[0]["api_key_ids"])
     paged = cluster_alerts(_pending_off())
     assert paged and paged[0]["severity"] != "info"
 
