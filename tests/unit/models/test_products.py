@@ -69,8 +69,8 @@ def sweep(n: int, start: datetime, key: str = "app", first: int = 0, build=event
             for i in range(n)]
 
 
-def run(events) -> list[dict]:
-    pipeline, states, alerts = KeyPipeline(), {}, []
+def run(events, pipeline: KeyPipeline | None = None) -> list[dict]:
+    pipeline, states, alerts = pipeline or KeyPipeline(), {}, []
     for offset, ev in enumerate(events):
         result = pipeline.step(states.get(ev.api_key_id), ev, offset)
         states[ev.api_key_id] = result.state
@@ -301,7 +301,7 @@ def test_an_apps_incident_waits_for_its_evidence_instead_of_opening_before_it_ca
     # guard: the same traffic without the wait opens an uncapped incident at its 50th event
     pipeline = KeyPipeline()
     pipeline._products = _pending_off()
-    early = _run_with(pipeline, app)
+    early = run(app, pipeline)
     assert early and early[0]["events_seen"] == 50
     assert all(r["signal"] != "exculpatory" for r in early[0]["reasons"])
 
@@ -312,7 +312,7 @@ def test_the_wait_is_bounded_a_key_whose_evidence_never_comes_alerts_by_its_100t
     app = three_turn_app(60)
     pipeline = KeyPipeline()
     pipeline._products = ProductEvidence(ProductEvidenceConfig(app_min_conversations=10**6))
-    alerts = _run_with(pipeline, app)
+    alerts = run(app, pipeline)
     assert alerts and alerts[0]["events_seen"] == ProductEvidenceConfig().app_pending_max_events
     assert all(r["signal"] != "exculpatory" for r in alerts[0]["reasons"])
 
@@ -323,7 +323,7 @@ def test_a_sweep_without_follow_ups_on_a_mature_account_is_never_pending():
     with_wait = run(items)
     pipeline = KeyPipeline()
     pipeline._products = _pending_off()
-    assert with_wait and with_wait == _run_with(pipeline, items)
+    assert with_wait and with_wait == run(items, pipeline)
     pipeline, state = KeyPipeline(), None
     for offset, ev in enumerate(items):
         result = pipeline.step(state, ev, offset)
@@ -370,13 +370,3 @@ def _states(events) -> dict:
     for offset, ev in enumerate(events):
         states[ev.api_key_id] = pipeline.step(states.get(ev.api_key_id), ev, offset).state
     return states
-
-
-def _run_with(pipeline: KeyPipeline, events) -> list[dict]:
-    states, alerts = {}, []
-    for offset, ev in enumerate(events):
-        result = pipeline.step(states.get(ev.api_key_id), ev, offset)
-        states[ev.api_key_id] = result.state
-        if result.alert:
-            alerts.append(result.alert)
-    return alerts
