@@ -9,7 +9,11 @@
     python benchmarks/detection.py --seed 2 ... --seed 7 --stress all   # everything: the figures of the README
 
 Streams are built with ``../shared/tools/make_stream.py`` into ``var/streams/`` (never
-committed). Writes ``benchmarks/results/detection.json`` and ``detection.md``: the scorer's
+committed) and reused while they exist. Each built stream keeps the fingerprint of what built
+it (``builder.txt``: the builder's files, its config, the corpora's manifest, the seed); every
+result says whether the stream reused was built by today's builder (``stream_builder``), and a
+stale one is named on stderr and in the report: rebuild it with ``--rebuild-stale``, since a
+builder that changed draws other bytes, and figures from a stale stream are not today's. Writes ``benchmarks/results/detection.json`` and ``detection.md``: the scorer's
 figures per stream (recall/FPR per scenario, events-to-detect), the detector core's
 throughput (events/s, one process, one core) and the bytes of state per key.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import hashlib
 import json
 import platform
 import subprocess
@@ -30,12 +35,57 @@ SHARED = ROOT.parent / "shared"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def build_stream(seed: int, out: Path) -> Path:
-    if not (out / "events.jsonl.gz").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(SHARED / "tools" / "make_stream.py"), "--prompts",
-                        str(SHARED / "data" / "prompts"), "--out", str(out), "--seed", str(seed)], check=True)
+BUILDER_STAMP = "builder.txt"  # in a stream's folder: the fingerprint of what built it
+
+
+def builder_fingerprint(files: list[Path], config: str, seed: int) -> str:
+    """What builds a stream, in 16 hex digits: the bytes of ``files`` (the builder, the
+    scenario kinds, the corpora's manifest; a missing one counts as empty), its ``config``
+    and its ``seed``."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes() if path.is_file() else b"")
+        digest.update(b"\0")
+    digest.update(config.encode())
+    digest.update(f"\0{seed}".encode())
+    return digest.hexdigest()[:16]
+
+
+def stream_builder(out: Path, fingerprint: str) -> dict:
+    """Whether the stream in ``out`` was built by ``fingerprint``: ``built_by`` is None when it
+    predates the stamp (unknown, not known stale)."""
+    stamp = out / BUILDER_STAMP
+    built_by = stamp.read_text().strip() if stamp.is_file() else None
+    return {"fingerprint": fingerprint, "built_by": built_by, "stale": built_by is not None and built_by != fingerprint}
+
+
+def _reuse_or_build(out: Path, fingerprint: str, rebuild_stale: bool, build) -> Path:
+    """The stream in ``out``, built (and stamped) when absent, or when stale and
+    ``rebuild_stale``; a stale one reused is named on stderr."""
+    if (out / "events.jsonl.gz").exists():
+        if not stream_builder(out, fingerprint)["stale"]:
+            return out
+        if not rebuild_stale:
+            print(f"{out.name}: built by another builder than today's ({BUILDER_STAMP}); reused as it is "
+                  "(--rebuild-stale builds it again)", file=sys.stderr)
+            return out
+        (out / "events.jsonl.gz").unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    build()
+    (out / BUILDER_STAMP).write_text(fingerprint + "\n")
     return out
+
+
+def seed_fingerprint(seed: int) -> str:
+    """``builder_fingerprint`` of a seed stream: the shared builder, its corpora's manifest, the seed."""
+    return builder_fingerprint([SHARED / "tools" / "make_stream.py", SHARED / "data" / "prompts" / "MANIFEST.json"],
+                               "", seed)
+
+
+def build_stream(seed: int, out: Path, rebuild_stale: bool = False) -> Path:
+    return _reuse_or_build(out, seed_fingerprint(seed), rebuild_stale, lambda: subprocess.run(
+        [sys.executable, str(SHARED / "tools" / "make_stream.py"), "--prompts", str(SHARED / "data" / "prompts"),
+         "--out", str(out), "--seed", str(seed)], check=True))
 
 
 # Stress streams: the builder with a config from benchmarks/stress/ (campaigns reworded or
@@ -55,16 +105,27 @@ STRESS_SEEDS = {"paraphrased-a": 23, "paraphrased-b": 24, "unwrapped": 21, "unwr
 STRESS_BUILDER = STRESS / "scenarios.py"
 
 
-def build_stress_stream(name: str, out: Path, reseed: int = 0) -> Path:
+def stress_fingerprint(name: str, reseed: int = 0) -> str:
+    """``builder_fingerprint`` of a stress stream: the shared builder, the scenario kinds, the
+    config, the corpora's manifest and the seed."""
+    config = (STRESS / f"{name}.json").read_text()
+    prompts = SHARED / "data" / json.loads(config).get("_prompts", "prompts")
+    return builder_fingerprint([SHARED / "tools" / "make_stream.py", STRESS_BUILDER, prompts / "MANIFEST.json"],
+                               config, STRESS_SEEDS[name] + reseed)
+
+
+def build_stress_stream(name: str, out: Path, reseed: int = 0, rebuild_stale: bool = False) -> Path:
     """``name``: a config in benchmarks/stress/. Its ``_prompts`` names the corpora folder of
     ../shared/data (default ``prompts``; ``prompts-ml`` adds ~30 languages); its ``_drop_corpora``
     are left out of the prompt corpora (a directory of links with a reduced manifest); the rest
     goes to the builder, at the stream's seed + ``reseed``."""
-    if (out / "events.jsonl.gz").exists():
-        return out
+    return _reuse_or_build(out, stress_fingerprint(name, reseed), rebuild_stale,
+                           lambda: _build_stress(name, out, reseed))
+
+
+def _build_stress(name: str, out: Path, reseed: int) -> None:
     config = json.loads((STRESS / f"{name}.json").read_text())
     prompts = SHARED / "data" / config.pop("_prompts", "prompts")
-    out.mkdir(parents=True, exist_ok=True)
     drop = config.pop("_drop_corpora", [])
     if drop:
         reduced = out / "prompts"
@@ -82,10 +143,9 @@ def build_stress_stream(name: str, out: Path, reseed: int = 0) -> Path:
     subprocess.run([sys.executable, str(STRESS_BUILDER), "--prompts", str(prompts),
                     "--out", str(out), "--seed", str(STRESS_SEEDS[name] + reseed), "--config", str(out / "config.json")],
                    check=True)
-    return out
 
 
-def run_stream(name: str, stream: Path, work: Path) -> dict:
+def run_stream(name: str, stream: Path, work: Path, builder: dict | None = None) -> dict:
     from distillguard.replay import run_replay
 
     alerts, exculpated = work / f"{name}-alerts.jsonl", work / f"{name}-exculpated.jsonl"
@@ -98,7 +158,7 @@ def run_stream(name: str, stream: Path, work: Path) -> dict:
     return {"clusters": cluster_incidents(alerts, stream / "labels.csv"),
             "benign_alerted": benign_alerted(alerts, stream / "labels.csv"),
             "key_history": key_histories(stream / "events.jsonl.gz", alerts, stream / "labels.csv"),
-            "stream": name, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
+            "stream": name, "stream_builder": builder, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
             # recorded, not sent (contracts.alert.is_exculpated): the scorer never sees them
             "exculpated": summary.exculpated,
             "benign_keys_exculpated": benign_keys_named(exculpated, stream / "labels.csv"),
@@ -241,9 +301,31 @@ def _table(columns: list[str], rows) -> list[str]:
         "| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
 
 
+def builders_line(results: list[dict]) -> str:
+    """Which built streams today's builder built (``stream_builder``), which another (stale),
+    which predate the stamp.
+
+    >>> builders_line([{"stream": "a", "stream_builder": {"built_by": "f", "fingerprint": "f", "stale": False}},
+    ...                {"stream": "b", "stream_builder": {"built_by": "e", "fingerprint": "f", "stale": True}},
+    ...                {"stream": "c", "stream_builder": {"built_by": None, "fingerprint": "f", "stale": False}},
+    ...                {"stream": "dev-s1", "stream_builder": None}]).split("; ")
+    ["Streams built: 1 by today's builder", 'STALE (another builder, rebuild with --rebuild-stale): b', 'built before the builder was recorded: c.']
+    """
+    built = [r for r in results if r.get("stream_builder")]
+    stale = [r["stream"] for r in built if r["stream_builder"]["stale"]]
+    unknown = [r["stream"] for r in built if r["stream_builder"]["built_by"] is None]
+    line = f"Streams built: {len(built) - len(stale) - len(unknown)} by today's builder"
+    if stale:
+        line += f"; STALE (another builder, rebuild with --rebuild-stale): {', '.join(stale)}"
+    if unknown:
+        line += f"; built before the builder was recorded: {', '.join(unknown)}"
+    return line + "."
+
+
 def markdown(results: list[dict]) -> str:
     lines = ["# Detection benchmark", "", f"Command: `python benchmarks/detection.py {' '.join(sys.argv[1:])}`",
              f"Machine: {platform.machine()}, Python {platform.python_version()}, one process.", ""]
+    lines += [builders_line(results), ""]
     lines += _table(
         ["stream", "events", "key recall", "campaign recall", "benign FPR", "etd median (key)", "events/s",
          "state B/key", "cluster detector records/s", "exculpated, recorded (benign keys)"],
@@ -291,6 +373,8 @@ def main() -> int:
     parser.add_argument("--reseed", type=int, default=0,
                         help="build the --stress streams at their seed + N (var/streams/stress-NAME+N): the same "
                         "settings drawn again, to see whether a figure was one draw's")
+    parser.add_argument("--rebuild-stale", action="store_true",
+                        help="build again every stream whose builder.txt names another builder than today's")
     parser.add_argument("--results-name", default="detection",
                         help="write benchmarks/results/NAME.{json,md} (default: detection)")
     args = parser.parse_args()
@@ -302,11 +386,12 @@ def main() -> int:
     if not args.no_dev:
         results.append(run_stream("dev-s1", SHARED / "data" / "streams" / "dev-s1", work))
     for seed in args.seed:
-        results.append(run_stream(f"seed-{seed}", build_stream(seed, ROOT / "var" / "streams" / f"seed-{seed}"),
-                                  work))
+        out = build_stream(seed, ROOT / "var" / "streams" / f"seed-{seed}", args.rebuild_stale)
+        results.append(run_stream(f"seed-{seed}", out, work, stream_builder(out, seed_fingerprint(seed))))
     for name in args.stress:
         label = f"stress-{name}" + (f"+{args.reseed}" if args.reseed else "")
-        results.append(run_stream(label, build_stress_stream(name, ROOT / "var" / "streams" / label, args.reseed), work))
+        out = build_stress_stream(name, ROOT / "var" / "streams" / label, args.reseed, args.rebuild_stale)
+        results.append(run_stream(label, out, work, stream_builder(out, stress_fingerprint(name, args.reseed))))
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
     (RESULTS / f"{args.results_name}.json").write_text(json.dumps(payload, indent=1, default=str))

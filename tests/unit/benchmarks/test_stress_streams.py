@@ -131,3 +131,37 @@ def test_benign_keys_are_counted_by_the_highest_severity_that_named_them(tmp_pat
                                                  "from_start_keys_told": 0, "from_start_called_from_first_events": None},
                                  "benign_alerted": counts}])
     assert "| s | 4 | 1 | 1 | 1 | homework_app (1/2) |" in table
+
+
+def test_a_cached_stream_says_whether_todays_builder_built_it_and_is_rebuilt_only_when_asked(tmp_path, capsys):
+    """A stream reused from var/streams/ is today's only if its builder.txt names today's
+    builder: a changed builder file, config or seed is another fingerprint, and the stream is
+    reported stale (rebuilt with --rebuild-stale); a stream without a stamp is unknown."""
+    detection = load_detection_benchmark()
+    builder = tmp_path / "make_stream.py"
+    builder.write_text("v1")
+    today = detection.builder_fingerprint([builder], "{}", 7)
+    assert today == detection.builder_fingerprint([builder], "{}", 7)
+    assert today != detection.builder_fingerprint([builder], "{}", 8)
+    assert today != detection.builder_fingerprint([builder], '{"count": 2}', 7)
+    builds = []
+
+    def build(out):
+        builds.append(out)
+        (out / "events.jsonl.gz").write_bytes(b"stream")
+
+    out = tmp_path / "stream"
+    detection._reuse_or_build(out, today, False, lambda: build(out))
+    assert len(builds) == 1 and detection.stream_builder(out, today) == {
+        "fingerprint": today, "built_by": today, "stale": False}
+    detection._reuse_or_build(out, today, True, lambda: build(out))
+    assert len(builds) == 1, "today's stream is reused"
+    builder.write_text("v2")  # the builder changed under the cached stream
+    changed = detection.builder_fingerprint([builder], "{}", 7)
+    assert detection.stream_builder(out, changed)["stale"]
+    detection._reuse_or_build(out, changed, False, lambda: build(out))
+    assert len(builds) == 1 and "another builder" in capsys.readouterr().err
+    detection._reuse_or_build(out, changed, True, lambda: build(out))
+    assert len(builds) == 2 and not detection.stream_builder(out, changed)["stale"]
+    (out / detection.BUILDER_STAMP).unlink()
+    assert detection.stream_builder(out, changed) == {"fingerprint": changed, "built_by": None, "stale": False}
