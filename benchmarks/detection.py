@@ -13,8 +13,10 @@ committed) and reused while they exist. Each built stream keeps the fingerprint 
 it (``builder.txt``: the builder's files, its config, the corpora's manifest, the seed); every
 result says whether the stream reused was built by today's builder (``stream_builder``), and a
 stale one is named on stderr and in the report: rebuild it with ``--rebuild-stale``, since a
-builder that changed draws other bytes, and figures from a stale stream are not today's. Writes ``benchmarks/results/detection.json`` and ``detection.md``: the scorer's
-figures per stream (recall/FPR per scenario, events-to-detect), the detector core's
+builder that changed draws other bytes, and figures from a stale stream are not today's.
+
+Writes ``benchmarks/results/detection.json`` and ``detection.md``: the scorer's figures per
+stream (recall/FPR per scenario, events-to-detect), the detector core's
 throughput (events/s, one process, one core) and the bytes of state per key.
 """
 from __future__ import annotations
