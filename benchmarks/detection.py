@@ -160,7 +160,8 @@ def run_stream(name: str, stream: Path, work: Path, builder: dict | None = None)
     return {"clusters": cluster_incidents(alerts, stream / "labels.csv"),
             "benign_alerted": benign_alerted(alerts, stream / "labels.csv"),
             "key_history": key_histories(stream / "events.jsonl.gz", alerts, stream / "labels.csv"),
-            "stream": name, "stream_builder": builder, "events": summary.events, "keys": summary.keys, "alerts": summary.alerts,
+            "stream": name, "stream_builder": builder, "events": summary.events, "keys": summary.keys,
+            "alerts": summary.alerts,
             # recorded, not sent (contracts.alert.is_exculpated): the scorer never sees them
             "exculpated": summary.exculpated,
             "benign_keys_exculpated": benign_keys_named(exculpated, stream / "labels.csv"),

@@ -182,7 +182,7 @@ class ProductEvidence:
         """Which evidence holds at ``event``: ``app_conversations``, ``templated_transformation``
         or None (the one test ``holds`` and ``exculpation`` share)."""
         c = self.config
-        if event.account_created_ms is None or event.ts_ms - event.account_created_ms < c.min_account_age_days * DAY_MS:
+        if not self._mature(event):
             return None
         if st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations \
                 and st.person_ew >= c.app_min_person_share:
@@ -190,6 +190,12 @@ class ProductEvidence:
         if st.transform_ew >= c.transform_share and template_share >= c.template_share:
             return "templated_transformation"
         return None
+
+    def _mature(self, event: RequestEvent) -> bool:
+        """The account is ``min_account_age_days`` old or older by the provider's records (an
+        unknown age is not): what either kind of evidence, and a pending one, needs first."""
+        return (event.account_created_ms is not None
+                and event.ts_ms - event.account_created_ms >= self.config.min_account_age_days * DAY_MS)
 
     def pending(self, st, event: RequestEvent) -> bool:
         """Whether this key's app evidence is pending at ``event`` (after ``learn_one`` and the
@@ -219,7 +225,7 @@ class ProductEvidence:
         if st.n < 2 or st.n >= c.app_pending_max_events or st.convs >= c.app_min_conversations \
                 or st.person_ew < c.app_min_person_share:
             return False
-        if event.account_created_ms is None or event.ts_ms - event.account_created_ms < c.min_account_age_days * DAY_MS:
+        if not self._mature(event):
             return False
         share = st.app_ew / (1.0 - (1.0 - c.alpha) ** (st.n - 1))
         return share >= c.app_pending_share
