@@ -33,7 +33,8 @@ from .features import EventFeatures, answered_style, featurize
 from .fused_signals import FusedSignals
 from .multilingual import LANGUAGE_SHIFT, LANGUAGES
 from .population import PopulationProfile
-from .products import CONVERSATION_RING, ProductEvidence
+from .products import CONVERSATION_RING, ProductEvidence, ProductEvidenceConfig
+from .reruns import RERUN_SAMPLE
 
 
 def signal_inputs(f: EventFeatures) -> dict:
@@ -98,7 +99,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 9
+STATE_VERSION = 10
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
@@ -116,7 +117,9 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             # typical prompt length (PromptLength): log(1 + input tokens), 0.0 before any
             "prompt_log",
             # share of the follow-ups short as a person's (ConversationClaims.person)
-            "person_ew")
+            "person_ew",
+            # re-runs of one item set (models.reruns): share among recent probes, their count
+            "rerun_ew", "rerun_hits")
 _RING = 8
 _CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
 _CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
@@ -134,7 +137,8 @@ EXTRACTION_SIGNALS = ("reasoning_elicitation", "grading", "answer_format", "data
 _SIGNAL_VALUES = len(EXTRACTION_SIGNALS) + 1
 _SIGNAL_BITS = (1 << len(EXTRACTION_SIGNALS)) - 1
 _RINGS = f"{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I{_CLAIM_ARRAYS}"
-_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RINGS}{_SIGNAL_VALUES}H")
+_RERUN = RERUN_SAMPLE  # the re-run sample (models.reruns): fingerprints, model mark + hour
+_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I")
 STATE_BYTES = _STRUCT.size
 # Older layouts are the current one with fewer trailing scalars (v3: up to "yield_n", v4: up to
 # "evidence", v5: up to "run_share") and no conversation rings: read them with the missing
@@ -155,6 +159,10 @@ _OLD_LAYOUTS[7] = (struct.Struct(f"<B{_V7_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H"), 
 # stop counting as conversation at the upgrade, until short follow-ups raised it again)
 _V8_SCALARS = _SCALARS.index("person_ew")
 _OLD_LAYOUTS[8] = (struct.Struct(f"<B{_V8_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H"), _V8_SCALARS)
+# v9: v8 and the share of a person's follow-ups; no re-run sample (read as empty: a key's
+# evaluation evidence starts afresh at the upgrade)
+_V9_SCALARS = _SCALARS.index("rerun_ew")
+_OLD_LAYOUTS[9] = (struct.Struct(f"<B{_V9_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H"), _V9_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -264,10 +272,10 @@ def _long_answer_run(st: "KeyState") -> int:
 
 
 class KeyState:
-    """One key's decoded state: named scalars, three rings and the topic histogram."""
+    """One key's decoded state: named scalars, its rings and the topic histogram."""
 
     __slots__ = _SCALARS + ("ids", "sketch", "templates", "hist", "app_conv_ids", "app_conv_ts", "conv_ids",
-                            "conv_marks", "claim_kinds", "signals")
+                            "conv_marks", "claim_kinds", "signals", "rerun_ids", "rerun_meta")
 
     def __init__(self, values: tuple | None = None) -> None:
         if values is None:
@@ -281,6 +289,7 @@ class KeyState:
             self.conv_ids, self.conv_marks = [0] * _CONVERSATIONS, [0] * _CONVERSATIONS
             self.claim_kinds = [0] * len(CLAIM_KINDS)
             self.signals = [0] * _SIGNAL_VALUES
+            self.rerun_ids, self.rerun_meta = [0] * _RERUN, [0] * _RERUN
             return
         for name, value in zip(_SCALARS, values[1:_NS + 1]):
             setattr(self, name, value)
@@ -298,7 +307,12 @@ class KeyState:
         self.conv_marks = list(values[at + _CONVERSATIONS:at + 2 * _CONVERSATIONS])
         at += 2 * _CONVERSATIONS
         self.claim_kinds = list(values[at:at + len(CLAIM_KINDS)])
-        self.signals = list(values[at + len(CLAIM_KINDS):])
+        at += len(CLAIM_KINDS)
+        self.signals = list(values[at:at + _SIGNAL_VALUES])
+        at += _SIGNAL_VALUES
+        # (a layout before v10 ends here: an empty re-run sample)
+        self.rerun_ids = list(values[at:at + _RERUN]) or [0] * _RERUN
+        self.rerun_meta = list(values[at + _RERUN:at + 2 * _RERUN]) or [0] * _RERUN
 
 
 def decode_state(data: bytes | None) -> KeyState:
@@ -308,14 +322,15 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
-        if count in (_V7_SCALARS, _V8_SCALARS):  # v7, v8: all but their missing trailing scalars
+        if count in (_V7_SCALARS, _V8_SCALARS, _V9_SCALARS):  # v7-v9: all but their missing trailing scalars
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
         elif count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)
         else:
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:]
                           + (0,) * (2 * _CONV + _CLAIM_VALUES + _SIGNAL_VALUES))
-        st.person_ew = PERSON_PRIOR  # (see _V8_SCALARS)
+        if count < _V9_SCALARS:
+            st.person_ew = PERSON_PRIOR  # (see _V8_SCALARS)
         return st
     # New key, or an unknown layout (a newer worker's): start afresh rather than misread it.
     return KeyState()
@@ -340,7 +355,7 @@ _GET_SCALARS = operator.attrgetter(*_SCALARS)
 def encode_state(st: KeyState) -> bytes:
     return _STRUCT.pack(STATE_VERSION, *_GET_SCALARS(st), *st.ids, *st.sketch, *st.templates, *st.hist,
                         *st.app_conv_ids, *st.app_conv_ts, *st.conv_ids, *st.conv_marks, *st.claim_kinds,
-                        *st.signals)
+                        *st.signals, *st.rerun_ids, *st.rerun_meta)
 
 
 @dataclass(frozen=True)
@@ -370,10 +385,16 @@ class DetectorConfig:
     base_rate: float = BASE_EXTRACTION_RATE
     campaign_rate: float = CAMPAIGN_EXTRACTION_RATE
     evidence_threshold: float = 15.0
+    #: the provider's account tiers reached only with a payment history: with an organisation and
+    #: half a year of age, an account verified for the evaluation evidence (models.products)
+    verified_tiers: frozenset[str] = ProductEvidenceConfig.verified_tiers
+    #: the deployment's secret key of the re-run sample's fingerprints (models.reruns, up to 64
+    #: bytes): with the public default, an attacker can tell which of its items are sampled
+    sample_key: str = field(default="", repr=False)
 
     #: what an operator's overrides file may set (``from_mapping``)
     OVERRIDABLE = ("thresholds", "min_events", "allow_keys", "allow_accounts", "key_threshold_scale",
-                   "account_threshold_scale")
+                   "account_threshold_scale", "verified_tiers", "sample_key")
 
     @classmethod
     def from_mapping(cls, overrides: dict) -> "DetectorConfig":
@@ -403,7 +424,11 @@ class DetectorConfig:
                 if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                     raise ValueError("min_events: a whole number of events, 1 or more")
                 fields[name] = value
-            elif name in ("allow_keys", "allow_accounts"):
+            elif name == "sample_key":
+                if not isinstance(value, str) or len(value.encode()) > 64:
+                    raise ValueError("sample_key: a secret string of at most 64 bytes")
+                fields[name] = value
+            elif name in ("allow_keys", "allow_accounts", "verified_tiers"):
                 if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
                     raise ValueError(f"{name}: a list of ids")
                 fields[name] = frozenset(value)
@@ -457,7 +482,9 @@ class KeyPipeline:
         self._evidence = ExtractionRateCUSUM(c.base_rate, c.campaign_rate, c.evidence_threshold, _HARVEST_LO,
                                              _HARVEST_HI)
         self._timing = InterArrivalTiming(c.alpha)
-        self._products = ProductEvidence()  # exculpatory evidence: caps an incident at info
+        # exculpatory evidence: caps an incident at info
+        self._products = ProductEvidence(ProductEvidenceConfig(verified_tiers=c.verified_tiers,
+                                                               sample_key=c.sample_key.encode()))
         self._claims = ConversationClaims(c.alpha, _CONVERSATIONS)
         self._length = AnswerLength(c.alpha)
         self._harvest_onset = HarvestOnset()
@@ -524,7 +551,7 @@ class KeyPipeline:
         }
         # A key whose app evidence is pending counts as a product's for its cluster too: the
         # cluster opens at info and escalates once a member's evidence fails (models.products).
-        product = 1 if self._products.holds(st, event, st.template_ew) else 2 if self._products.pending(st, event) else 0
+        product = 1 if self._products.holds(st, event, st.template_ew) else 2 if self._pending(st, event) else 0
         return StepResult(b"", row, alert, features=f, key_events=int(st.n), product=product)
 
     # -- learning --------------------------------------------------------------------------
@@ -821,6 +848,15 @@ class KeyPipeline:
             return "turned"
         return "turned" if st.run_share < _ORDINARY_SHARE else "recurring"
 
+    def _evaluation_pending(self, st: KeyState, event: RequestEvent) -> bool:
+        """``ProductEvidence.evaluation_pending`` for a key with no past before its extraction
+        (a verified key that turns is judged as it is)."""
+        return self._products.evaluation_pending(st, event) and self.key_history(st) != "turned"
+
+    def _pending(self, st: KeyState, event: RequestEvent) -> bool:
+        """Whether the key's product evidence is pending (its link record's ``product`` = 2)."""
+        return self._products.pending(st, event) or self._evaluation_pending(st, event)
+
     # -- incidents ---------------------------------------------------------------------------
     def _thresholds(self, event: RequestEvent) -> tuple[float, ...]:
         if not (self.config.key_threshold_scale or self.config.account_threshold_scale):
@@ -844,6 +880,11 @@ class KeyPipeline:
             # an app's evidence still counting its conversations: the incident waits until it
             # can be judged (a bounded wait, models.products), not opened to be capped later
             return None
+        elif level > 1 and self._evaluation_pending(st, event):
+            # maybe an evaluation whose re-run has not come yet: opened at info, saying so, and
+            # escalated when the wait ends without the re-run (models.products)
+            level = 1
+            exculpatory = self._products.evaluation_pending_reasons(st, event)
         if st.alerting:
             if score < cfg.close_ratio * thresholds[0]:
                 st.quiet += 1

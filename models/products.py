@@ -17,6 +17,10 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     rewriting): the answer is about the size of the input or smaller. A harvest asks short
     questions for long answers; the output/input token ratio (both gateway-measured) is
     what separates them, whatever the words.
+``evaluation_reruns``
+    One item set re-run on another model or another day (``models.reruns``), from a
+    *verified* account: ``eval_min_account_age_days`` old, an organisation, a tier that takes a
+    payment history (``verified_tiers``). A harvest sends each item once.
 
 Either holds only on an account older than ``min_account_age_days`` (``account.created_at``
 comes from the provider's account records, not from the client). It never clears a key:
@@ -37,8 +41,19 @@ of such keys opens at info and escalates as soon as one member's evidence fails.
 asks no follow-ups (pending never holds); one that fakes them at a person's pace in a
 person's words is what the evidence itself accepts, and pending only delays its judgment.
 
+``evaluation_pending``: an evaluation's first run is, by its traffic, a sweep (chain-of-thought
+items at machine rate), and its re-run comes after it: one item set later, often days later.
+A key of a verified account that sends at temperature 0 (a harness's setting) and has no past
+before its extraction (``key_history`` is not ``turned``, checked by ``models.pipeline``) has
+its incident capped at info, with the reason, until its items are re-run (the evidence: it
+stays at info) or until its ``eval_pending_max_events``-th event (it escalates to what its
+score says). The cost, stated: an attacker on a bought verified account gets that many
+requests at info before a page; it must also re-run the whole set to keep the cap, since the
+sample is keyed (``models.reruns``).
+
 State per key: three scalars and a ring of recent conversations (id hash, last turn time),
-held in the key's fixed-layout record by ``models.pipeline``. Pure, no I/O.
+and the re-run sample (two scalars, 8 + 8 uint32), held in the key's fixed-layout record by
+``models.pipeline``. Pure, no I/O.
 """
 from __future__ import annotations
 
@@ -47,6 +62,7 @@ from dataclasses import dataclass
 
 from .constants import DAY_MS
 from .events import RequestEvent
+from .reruns import ItemReruns, item_fingerprint
 
 #: recent conversations a key's record keeps (id hash + last turn time, 8 bytes each)
 CONVERSATION_RING = 8
@@ -87,6 +103,15 @@ class ProductEvidenceConfig:
     - ``app_pending_max_events`` 100: how long a pending key's incident may wait (twice the
       events a key needs to alert; an app with follow-ups on a third of its questions opens
       20 conversations in about 30 events, one with three turns a conversation in 60).
+    - ``verified_tiers`` / ``eval_min_account_age_days`` 180: what makes an account verified for
+      the evaluation evidence, beside an organisation: tiers reached only with a payment
+      history (the provider's names: set them for yours), half a year old. The hydra accounts
+      of 2026 were days old and on free or low tiers.
+    - ``eval_pending_max_events`` 1000: an evaluation's first run is its item set (150-600
+      items in the product-negatives stress streams; a benchmark of thousands pages before its
+      re-run: allow that partner with ``allow_accounts``).
+    - ``sample_key``: the key of the re-run sample's fingerprints (``DetectorConfig.sample_key``,
+      a deployment secret: with the public default an attacker can tell which items are sampled).
     """
 
     alpha: float = 0.05
@@ -102,6 +127,10 @@ class ProductEvidenceConfig:
     min_account_age_days: float = 30.0
     app_pending_share: float = 0.1
     app_pending_max_events: int = 100
+    verified_tiers: frozenset[str] = frozenset({"tier4", "tier5", "enterprise"})
+    eval_min_account_age_days: float = 180.0
+    eval_pending_max_events: int = 1000
+    sample_key: bytes = b""
 
 
 def conversation_hash(conversation_id: str) -> int:
@@ -128,6 +157,7 @@ class ProductEvidence:
 
     def __init__(self, config: ProductEvidenceConfig | None = None) -> None:
         self.config = config or ProductEvidenceConfig()
+        self.reruns = ItemReruns()
 
     # -- learning ----------------------------------------------------------------------------
     def learn_one(self, st, event: RequestEvent) -> None:
@@ -143,6 +173,9 @@ class ProductEvidence:
             st.transform_ew += alpha * (transform - st.transform_ew)
         else:
             st.app_ew, st.transform_ew = float(follow_up), float(transform)
+        if self._verified(event):  # (the sample costs a keyed hash: only where it can count)
+            self.reruns.learn_one(st, item_fingerprint(event.prompt, self.config.sample_key), event.model,
+                                  event.ts_ms)
 
     def conversation_follow_up(self, st, conversation_id: str, turn_index: int, ts_ms: int, prompt: str) -> bool:
         """Record the turn in the key's conversation ring; True when it is a consistent
@@ -189,6 +222,8 @@ class ProductEvidence:
             return "app_conversations"
         if st.transform_ew >= c.transform_share and template_share >= c.template_share:
             return "templated_transformation"
+        if st.rerun_hits and self.reruns.holds(st) and self._verified(event):
+            return "evaluation_reruns"
         return None
 
     def _mature(self, event: RequestEvent) -> bool:
@@ -196,6 +231,33 @@ class ProductEvidence:
         unknown age is not): what either kind of evidence, and a pending one, needs first."""
         return (event.account_created_ms is not None
                 and event.ts_ms - event.account_created_ms >= self.config.min_account_age_days * DAY_MS)
+
+    def _verified(self, event: RequestEvent) -> bool:
+        """The account is verified for the evaluation evidence: ``eval_min_account_age_days``
+        old by the provider's records, an organisation's, on one of ``verified_tiers``."""
+        c = self.config
+        return (event.org_id is not None and event.tier in c.verified_tiers and event.account_created_ms is not None
+                and event.ts_ms - event.account_created_ms >= c.eval_min_account_age_days * DAY_MS)
+
+    def evaluation_pending(self, st, event: RequestEvent) -> bool:
+        """Whether this key may be an evaluation whose re-run has not come yet (after
+        ``learn_one``): a verified account, temperature 0, before its
+        ``eval_pending_max_events``-th event, its re-runs not yet the evidence. Whether the key
+        had a past before its extraction is the caller's to check (``key_history``)."""
+        return (event.temperature == 0 and st.n < self.config.eval_pending_max_events and self._verified(event)
+                and not self.reruns.holds(st))
+
+    def evaluation_pending_reasons(self, st, event: RequestEvent) -> list[dict]:
+        """The reasons of an incident held at info while its evaluation evidence is pending:
+        the kind first (an exculpated detection, ``contracts.alert.is_exculpated``), then the
+        events it has waited of the most it may, and what the account is."""
+        c = self.config
+        return [{"signal": "exculpatory", "value": "evaluation_pending", "baseline": None, "weight": None},
+                {"signal": "events_waiting_for_rerun", "value": int(st.n), "baseline": c.eval_pending_max_events,
+                 "weight": None},
+                {"signal": "account_tier", "value": event.tier, "baseline": None, "weight": None},
+                {"signal": "account_age_days", "value": round((event.ts_ms - event.account_created_ms) / DAY_MS, 1),
+                 "baseline": c.eval_min_account_age_days, "weight": None}]
 
     def pending(self, st, event: RequestEvent) -> bool:
         """Whether this key's app evidence is pending at ``event`` (after ``learn_one`` and the
@@ -242,6 +304,12 @@ class ProductEvidence:
                          "baseline": c.app_follow_up_share, "weight": None},
                         {"signal": "conversations_opened", "value": int(st.convs),
                          "baseline": c.app_min_conversations, "weight": None}]
+        elif kind == "evaluation_reruns":
+            evidence = [{"signal": "item_rerun_share", "value": round(float(st.rerun_ew), 3),
+                         "baseline": self.reruns.min_share, "weight": None},
+                        {"signal": "items_rerun", "value": int(st.rerun_hits), "baseline": self.reruns.min_hits,
+                         "weight": None},
+                        {"signal": "account_tier", "value": event.tier, "baseline": None, "weight": None}]
         else:
             evidence = [{"signal": "transformation_share", "value": round(float(st.transform_ew), 3),
                          "baseline": c.transform_share, "weight": None},
@@ -249,4 +317,5 @@ class ProductEvidence:
                          "baseline": c.template_share, "weight": None}]
         return [{"signal": "exculpatory", "value": kind, "baseline": None, "weight": None}, *evidence,
                 {"signal": "account_age_days", "value": round((event.ts_ms - event.account_created_ms) / DAY_MS, 1),
-                 "baseline": c.min_account_age_days, "weight": None}]
+                 "baseline": c.eval_min_account_age_days if kind == "evaluation_reruns" else c.min_account_age_days,
+                 "weight": None}]

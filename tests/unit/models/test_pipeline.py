@@ -212,10 +212,10 @@ def test_an_older_state_is_read_with_its_history_after_an_upgrade(version):
     layout, count = p._OLD_LAYOUTS[version]
     # the same key, written by an older worker: its layout ends its scalars earlier and has no
     # conversation rings (the products' and the claims')
-    tail = 2 * p._CONV + p._CLAIM_VALUES + p._SIGNAL_VALUES
+    tail = 2 * p._CONV + p._CLAIM_VALUES + p._SIGNAL_VALUES + 2 * p._RERUN
     old = layout.pack(version, *current[1:count + 1], *current[p._NS + 1:-tail])
     assert len(old) == p.STATE_BYTES - 8 * (p._NS - count) - 8 * p._CONV - struct.calcsize(f"<{p._CLAIM_ARRAYS}") \
-        - 2 * p._SIGNAL_VALUES
+        - 2 * p._SIGNAL_VALUES - 8 * p._RERUN
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.score == p.decode_state(state).score
     assert upgraded.hist == p.decode_state(state).hist
@@ -237,8 +237,8 @@ def test_a_v6_state_keeps_its_conversation_rings_and_counts_signals_from_the_upg
     current = p._STRUCT.unpack(state)
     layout, _ = p._OLD_LAYOUTS[6]
     count = p._V6_SCALARS  # written before the harvest run's scalars and the signal counts
-    old = layout.pack(6, *current[1:count + 1], *current[p._NS + 1:-p._SIGNAL_VALUES])
-    assert len(old) == p.STATE_BYTES - 2 * p._SIGNAL_VALUES - 8 * (p._NS - count)
+    old = layout.pack(6, *current[1:count + 1], *current[p._NS + 1:-p._SIGNAL_VALUES - 2 * p._RERUN])
+    assert len(old) == p.STATE_BYTES - 2 * p._SIGNAL_VALUES - 8 * (p._NS - count) - 8 * p._RERUN
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.conv_marks == was.conv_marks and upgraded.claim_kinds == was.claim_kinds
     assert upgraded.signals == [0] * p._SIGNAL_VALUES and was.signals[0] >= 60  # ev(): reasoning in half
@@ -251,9 +251,9 @@ def test_a_v7_state_keeps_its_history_and_learns_its_typical_prompt_from_the_upg
     state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[7]
-    assert count == p._NS - 2  # written before the typical prompt length (and the person share)
-    old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:])
-    assert len(old) == p.STATE_BYTES - 16
+    assert count == p._NS - 4  # written before the typical prompt length (and the person share, re-runs)
+    old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN])
+    assert len(old) == p.STATE_BYTES - 32 - 8 * p._RERUN
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_ids == was.conv_ids
     assert upgraded.prompt_log == 0.0 and round(was.prompt_log, 6) == round(math.log(31), 6)
@@ -268,12 +268,30 @@ def test_a_v8_state_keeps_its_history_and_reads_the_person_share_as_a_new_keys()
     state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[8]
-    assert count == p._NS - 1  # written before the share of a person's follow-ups
-    old = layout.pack(8, *current[1:count + 1], *current[p._NS + 1:])
-    assert len(old) == p.STATE_BYTES - 8
+    assert count == p._NS - 3  # written before the share of a person's follow-ups (and re-runs)
+    old = layout.pack(8, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN])
+    assert len(old) == p.STATE_BYTES - 24 - 8 * p._RERUN
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.prompt_log == was.prompt_log and upgraded.signals == was.signals
     assert upgraded.person_ew == PERSON_PRIOR
+    assert KeyPipeline().step(old, ev(500)).state[0] == p.STATE_VERSION
+
+
+def test_a_v9_state_keeps_its_person_share_and_starts_an_empty_rerun_sample():
+    from distillguard.models import pipeline as p
+
+    events = [ev(i, turn_index=1 if i % 2 else 0, prompt="why?" if i % 2 else f"Explain {i} step by step.")
+              for i in range(120)]
+    state, _, _ = run(KeyPipeline(), events)
+    current = p._STRUCT.unpack(state)
+    layout, count = p._OLD_LAYOUTS[9]
+    assert count == p._NS - 2  # written before the re-run share and count
+    old = layout.pack(9, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN])
+    assert len(old) == p.STATE_BYTES - 16 - 8 * p._RERUN
+    upgraded, was = p.decode_state(old), p.decode_state(state)
+    assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_marks == was.conv_marks
+    assert upgraded.person_ew == was.person_ew != PERSON_PRIOR  # v9 had it: kept, not reset
+    assert upgraded.rerun_ids == upgraded.rerun_meta == [0] * p._RERUN and upgraded.rerun_hits == 0.0
     assert KeyPipeline().step(old, ev(500)).state[0] == p.STATE_VERSION
 
 
