@@ -389,12 +389,13 @@ class DetectorConfig:
     #: half a year of age, an account verified for the evaluation evidence (models.products)
     verified_tiers: frozenset[str] = ProductEvidenceConfig.verified_tiers
     #: the deployment's secret key of the re-run sample's fingerprints (models.reruns, up to 64
-    #: bytes): with the public default, an attacker can tell which of its items are sampled
+    #: bytes; the workers' DG_DETECTOR_SAMPLE_KEY, never the overrides file): with the public
+    #: default, an attacker can tell which of its items are sampled
     sample_key: str = field(default="", repr=False)
 
     #: what an operator's overrides file may set (``from_mapping``)
     OVERRIDABLE = ("thresholds", "min_events", "allow_keys", "allow_accounts", "key_threshold_scale",
-                   "account_threshold_scale", "verified_tiers", "sample_key")
+                   "account_threshold_scale", "verified_tiers")
 
     @classmethod
     def from_mapping(cls, overrides: dict) -> "DetectorConfig":
@@ -423,10 +424,6 @@ class DetectorConfig:
             elif name == "min_events":
                 if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                     raise ValueError("min_events: a whole number of events, 1 or more")
-                fields[name] = value
-            elif name == "sample_key":
-                if not isinstance(value, str) or len(value.encode()) > 64:
-                    raise ValueError("sample_key: a secret string of at most 64 bytes")
                 fields[name] = value
             elif name in ("allow_keys", "allow_accounts", "verified_tiers"):
                 if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
@@ -472,6 +469,8 @@ class KeyPipeline:
         than through each detector's contract (the reference it is proven identical to)."""
         self.config = config or DetectorConfig()
         c = self.config
+        if len(c.sample_key.encode()) > 64:
+            raise ValueError("sample_key: at most 64 bytes (BLAKE2b's key)")
         # One detector of each kind, loaded with a key's state for each event (see _learn).
         self._style = ExtractionShare(c.alpha, _HARVEST_LO, _HARVEST_HI)
         self._follow_up = FollowUpShare(c.alpha)

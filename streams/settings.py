@@ -7,6 +7,7 @@ production (``docker-compose.yml``, ``deploy/``).
 """
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from pathlib import Path
 from typing import Literal
@@ -193,6 +194,11 @@ class WorkerSettings(KafkaSettings):
     # threshold scales per key or account, thresholds, minimum events before any alert. Read
     # at start; a bad file stops the worker with the reason (never a silent default).
     detector_overrides_file: Path | None = None
+    # The secret key of the detector's re-run sample (models.reruns: which of a key's prompts
+    # are sampled to tell an evaluation's re-runs), up to 64 bytes, the same in every worker and
+    # in replay (a different key samples other items: the evidence starts afresh). Unset, the
+    # public default: an attacker who reads the code can tell which items are sampled.
+    detector_sample_key: SecretStr | None = None
     # Alerts already on the alerts topic are not sent again (a restart re-applies the events
     # after the last commit, which raise them again): the worker learns them from the last
     # alert_dedup_tail records of each alerts partition, before its first alert and after each
@@ -223,12 +229,18 @@ class WorkerSettings(KafkaSettings):
         from distillguard.models.pipeline import DetectorConfig
 
         path = path or self.detector_overrides_file
-        if path is None:
-            return DetectorConfig()
-        import yaml  # JSON is YAML too
+        config = DetectorConfig()
+        if path is not None:
+            import yaml  # JSON is YAML too
 
-        try:
-            overrides = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-            return DetectorConfig.from_mapping(overrides)
-        except (OSError, yaml.YAMLError, ValueError) as exc:
-            raise OverridesError(f"detector overrides {path}: {exc}") from None
+            try:
+                overrides = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+                config = DetectorConfig.from_mapping(overrides)
+            except (OSError, yaml.YAMLError, ValueError) as exc:
+                raise OverridesError(f"detector overrides {path}: {exc}") from None
+        if self.detector_sample_key is not None:
+            key = self.detector_sample_key.get_secret_value()
+            if len(key.encode()) > 64:
+                raise OverridesError("DG_DETECTOR_SAMPLE_KEY: at most 64 bytes")
+            config = dataclasses.replace(config, sample_key=key)
+        return config
