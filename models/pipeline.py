@@ -55,7 +55,8 @@ class StepResult:
     features: "EventFeatures | None" = None  # for the cross-key (cluster) detector
     key_events: int = 0  # the key's events with this one (0: a duplicate)
     # The key's traffic holds a real product's exculpatory evidence at this event (1) or that
-    # evidence is pending (2), else 0 (models.products, LinkRecord.product): the cluster
+    # evidence is pending (2: an app's, 3: an evaluation's), else 0 (models.products,
+    # LinkRecord.product): the cluster
     # detector holds a cluster of such keys at info.
     product: int = 0
 
@@ -550,7 +551,8 @@ class KeyPipeline:
         }
         # A key whose app evidence is pending counts as a product's for its cluster too: the
         # cluster opens at info and escalates once a member's evidence fails (models.products).
-        product = 1 if self._products.holds(st, event, st.template_ew) else 2 if self._pending(st, event) else 0
+        product = (1 if self._products.holds(st, event, st.template_ew) else 2 if self._products.pending(st, event)
+                   else 3 if self._evaluation_pending(st, event) else 0)
         return StepResult(b"", row, alert, features=f, key_events=int(st.n), product=product)
 
     # -- learning --------------------------------------------------------------------------
@@ -851,10 +853,6 @@ class KeyPipeline:
         """``ProductEvidence.evaluation_pending`` for a key with no past before its extraction
         (a verified key that turns is judged as it is)."""
         return self._products.evaluation_pending(st, event) and self.key_history(st) != "turned"
-
-    def _pending(self, st: KeyState, event: RequestEvent) -> bool:
-        """Whether the key's product evidence is pending (its link record's ``product`` = 2)."""
-        return self._products.pending(st, event) or self._evaluation_pending(st, event)
 
     # -- incidents ---------------------------------------------------------------------------
     def _thresholds(self, event: RequestEvent) -> tuple[float, ...]:

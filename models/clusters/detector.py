@@ -379,7 +379,8 @@ class ClusterDetector:
         stats = self._touch_key(key, rec.ts_ms, suspicious, min(1.0, max(0.0, rec.style)))
         stats.key_events = max(stats.key_events, rec.key_events if rec.key_events > 0 else stats.key_events + 1)
         stats.account = rec.account_id
-        stats.product, stats.product_pending = bool(rec.product), rec.product == 2
+        stats.product, stats.product_pending, stats.evaluation_pending = \
+            bool(rec.product), rec.product in (2, 3), rec.product == 3
         if rec.source_offset >= 0:
             stats.source = (rec.source_partition, rec.source_offset)
         if rec.output_tokens >= 0:
@@ -493,6 +494,13 @@ class ClusterDetector:
         # Not once the incident was raised above info: on-call was paged for it, and its update
         # would be an exculpated detection, recorded but not sent (contracts.alert.is_exculpated).
         products_only = n_named > 0 and unexcused <= 0 and (previous is None or not previous[4])
+        if products_only:
+            # An evaluation's pending evidence is one company's (one account re-running its set):
+            # pending evaluations of several accounts in one cluster are a hydra on verified
+            # accounts, and excuse none of it.
+            evaluations = {self._keys[k].account for k in linked
+                           if k in self._keys and self._keys[k].named and self._keys[k].evaluation_pending}
+            products_only = len(evaluations) <= 1
         if products_only:
             rank = 1
         now = max(ts_ms, self._clock)

@@ -42,7 +42,8 @@ class KeyStats:
     # Its latest record said its traffic holds a real product's exculpatory evidence
     # (LinkRecord.product): a cluster of such keys only is held at info (scoring.product_cap).
     product: bool = False
-    product_pending: bool = False  # ... that evidence pending (LinkRecord.product 2)
+    product_pending: bool = False  # ... that evidence pending (LinkRecord.product 2 or 3)
+    evaluation_pending: bool = False  # ... an evaluation's, pending (3): one account's only
     unexcused: bool = False  # counted in its cluster's totals as named without that evidence
 
 

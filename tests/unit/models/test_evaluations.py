@@ -27,12 +27,15 @@ def item(i: int) -> str:
 
 
 def event(i: int, ts: datetime, prompt: str, model: str = "model-a", key: str = "eval", tier: str = "enterprise",
-          age_days: float = 700.0, org: str | None = "org-eval", temperature: float = 0.0) -> RequestEvent:
+          age_days: float = 700.0, org: str | None = "org-eval", temperature: float = 0.0,
+          pf: str | None = None) -> RequestEvent:
     doc = {"schema": "llm.request.v1", "event_id": f"{key}-{i}", "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
            "api_key_id": key, "account_id": f"acct-{key}", "model": model, "prompt": prompt,
            "params": {"temperature": temperature, "max_tokens": 2048},
            "usage": {"input_tokens": 60, "output_tokens": 700},
            "account": {"created_at": (T0 - timedelta(days=age_days)).strftime("%Y-%m-%dT%H:%M:%SZ"), "tier": tier}}
+    if pf is not None:
+        doc["account"]["payment_fingerprint"] = pf
     if org is not None:
         doc["org_id"] = org
     parsed = parse_event(json.dumps(doc).encode())
@@ -199,7 +202,7 @@ def test_the_link_record_counts_a_held_evaluation_as_a_products_and_a_pending_on
         rec = link_record(ev, result)
         if rec is not None:
             assert rec.product == result.product
-    assert set(flags[:200]) == {2}, "pending through the first run"
+    assert set(flags[:200]) == {3}, "an evaluation's evidence pending through the first run"
     assert flags[-1] == 1, "held once the set was re-run"
     young = evaluation(100, models=("model-a",), age_days=20.0)
     state = None
@@ -207,6 +210,39 @@ def test_the_link_record_counts_a_held_evaluation_as_a_products_and_a_pending_on
         result = KeyPipeline().step(state, ev, offset)
         state = result.state
         assert not result.product
+
+
+def _cluster_alerts(events) -> list[dict]:
+    from distillguard.models.clusters import ClusterDetector
+
+    pipeline, states, detector, alerts = KeyPipeline(), {}, ClusterDetector(), []
+    for offset, ev in enumerate(sorted(events, key=lambda e: e.ts_ms)):
+        result = pipeline.step(states.get(ev.api_key_id), ev, offset)
+        states[ev.api_key_id] = result.state
+        rec = link_record(ev, result)
+        if rec is not None:
+            alerts += [a for a in detector.observe_link(rec) if a["entity_type"] == "cluster"]
+    return alerts
+
+
+def test_pending_evaluations_of_many_verified_accounts_in_one_cluster_page_one_beside_apps_does_not():
+    """A hydra on bought verified accounts, its heads at temperature 0 and linked by one payment
+    method, each pending as an evaluation: the cluster pages, as one evaluation company's key
+    never spans accounts. One evaluation key linked to a homework app's keys (their frames in
+    lockstep, stress-product-negatives-e +2000) is excused with them."""
+    from tests.unit.models.test_products import three_turn_app
+
+    heads = [event(i, T0 + timedelta(minutes=2 * h, seconds=3 * i), item(h * 1000 + i), key=f"head{h}",
+                   org=f"org-{h}", pf="pf-shared") for h in range(8) for i in range(60)]
+    alerts = _cluster_alerts(heads)
+    assert alerts and worst(alerts) >= SEVERITY["warning"]
+    assert not any(r["signal"] == "exculpatory" for r in alerts[0]["reasons"])
+    apps = [ev for k in range(6) for ev in three_turn_app(25, key=f"app{k}", seed=k, pf="pf-shared",
+                                                          start=T0 + timedelta(minutes=3 * k))]
+    one = [event(i, T0 + timedelta(minutes=1, seconds=3 * i), item(i), pf="pf-shared") for i in range(120)]
+    alerts = _cluster_alerts(apps + one)
+    assert alerts and worst(alerts) == SEVERITY["info"]
+    assert any("eval" in a["api_key_ids"] for a in alerts), "the evaluation key is in the excused cluster"
 
 
 def test_operators_name_their_verified_tiers_in_the_overrides_and_the_samples_key_in_a_secret(monkeypatch, tmp_path):
