@@ -212,35 +212,22 @@ def test_the_link_record_counts_a_held_evaluation_as_a_products_and_a_pending_on
         assert not result.product
 
 
-def _cluster_alerts(events) -> list[dict]:
-    from distillguard.models.clusters import ClusterDetector
-
-    pipeline, states, detector, alerts = KeyPipeline(), {}, ClusterDetector(), []
-    for offset, ev in enumerate(sorted(events, key=lambda e: e.ts_ms)):
-        result = pipeline.step(states.get(ev.api_key_id), ev, offset)
-        states[ev.api_key_id] = result.state
-        rec = link_record(ev, result)
-        if rec is not None:
-            alerts += [a for a in detector.observe_link(rec) if a["entity_type"] == "cluster"]
-    return alerts
-
-
 def test_pending_evaluations_of_many_verified_accounts_in_one_cluster_page_one_beside_apps_does_not():
     """A hydra on bought verified accounts, its heads at temperature 0 and linked by one payment
     method, each pending as an evaluation: the cluster pages, as one evaluation company's key
     never spans accounts. One evaluation key linked to a homework app's keys (their frames in
     lockstep, stress-product-negatives-e +2000) is excused with them."""
-    from tests.unit.models.test_products import three_turn_app
+    from tests.unit.models.test_products import cluster_alerts, three_turn_app
 
     heads = [event(i, T0 + timedelta(minutes=2 * h, seconds=3 * i), item(h * 1000 + i), key=f"head{h}",
                    org=f"org-{h}", pf="pf-shared") for h in range(8) for i in range(60)]
-    alerts = _cluster_alerts(heads)
+    alerts = cluster_alerts(heads)
     assert alerts and worst(alerts) >= SEVERITY["warning"]
     assert not any(r["signal"] == "exculpatory" for r in alerts[0]["reasons"])
     apps = [ev for k in range(6) for ev in three_turn_app(25, key=f"app{k}", seed=k, pf="pf-shared",
                                                           start=T0 + timedelta(minutes=3 * k))]
     one = [event(i, T0 + timedelta(minutes=1, seconds=3 * i), item(i), pf="pf-shared") for i in range(120)]
-    alerts = _cluster_alerts(apps + one)
+    alerts = cluster_alerts(apps + one)
     assert alerts and worst(alerts) == SEVERITY["info"]
     assert any("eval" in a["api_key_ids"] for a in alerts), "the evaluation key is in the excused cluster"
 

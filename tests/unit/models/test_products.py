@@ -331,29 +331,34 @@ def test_a_sweep_without_follow_ups_on_a_mature_account_is_never_pending():
         assert not result.product
 
 
+def cluster_alerts(events, pipeline: KeyPipeline | None = None) -> list[dict]:
+    """The cluster alerts of ``events`` (in time order), their link records from ``pipeline``."""
+    from distillguard.models.clusters import ClusterDetector, link_record
+
+    pipeline, states, detector, alerts = pipeline or KeyPipeline(), {}, ClusterDetector(), []
+    for offset, ev in enumerate(sorted(events, key=lambda e: e.ts_ms)):
+        result = pipeline.step(states.get(ev.api_key_id), ev, offset)
+        states[ev.api_key_id] = result.state
+        rec = link_record(ev, result)
+        if rec is not None:
+            alerts += [a for a in detector.observe_link(rec) if a["entity_type"] == "cluster"]
+    return alerts
+
+
 def test_a_cluster_of_apps_on_one_template_is_at_info_from_its_first_events():
     """Twelve mature customers' app keys sharing a payment fingerprint and the tutoring wrapper
     link after a few events a key, long before any has 20 conversations: their link records
     carry the pending evidence, so the cluster opens at info. Guard: without the wait it pages."""
-    from distillguard.models.clusters import ClusterDetector, link_record
-
     events = sorted((ev for k in range(12) for ev in three_turn_app(
         25, key=f"app{k}", seed=k, pf="pf-template", start=T0 + timedelta(minutes=3 * k))),
         key=lambda ev: ev.ts_ms)
 
-    def cluster_alerts(products: ProductEvidence | None) -> list[dict]:
-        pipeline, states, detector, alerts = KeyPipeline(), {}, ClusterDetector(), []
-        if products is not None:
-            pipeline._products = products
-        for offset, ev in enumerate(events):
-            result = pipeline.step(states.get(ev.api_key_id), ev, offset)
-            states[ev.api_key_id] = result.state
-            rec = link_record(ev, result)
-            if rec is not None:
-                alerts += [a for a in detector.observe_link(rec) if a["entity_type"] == "cluster"]
-        return alerts
+    def with_products(products: ProductEvidence) -> KeyPipeline:
+        pipeline = KeyPipeline()
+        pipeline._products = products
+        return pipeline
 
-    held = cluster_alerts(None)
+    held = cluster_alerts(events)
     assert held, "the wrapper reads as extraction: the cluster is still reported"
     assert {a["severity"] for a in held} == {"info"}
     first = {r["signal"]: r["value"] for r in held[0]["reasons"]}
@@ -361,7 +366,7 @@ def test_a_cluster_of_apps_on_one_template_is_at_info_from_its_first_events():
     assert first["members_with_evidence_pending"] >= 1, "says the cap waits on evidence being counted"
     assert first["members_with_product_evidence"] + first["members_with_evidence_pending"] \
         == len(held[0]["api_key_ids"])
-    paged = cluster_alerts(_pending_off())
+    paged = cluster_alerts(events, with_products(_pending_off()))
     assert paged and paged[0]["severity"] != "info"
 
 
