@@ -22,8 +22,8 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     *verified* account: ``eval_min_account_age_days`` old, an organisation, a tier that takes a
     payment history (``verified_tiers``). A harvest sends each item once.
 
-Either holds only on an account older than ``min_account_age_days`` (``account.created_at``
-comes from the provider's account records, not from the client). It never clears a key:
+Each holds only on an account older than ``min_account_age_days`` (``account.created_at``
+comes from the provider's account records, not from the client; an evaluation's, a verified one). It never clears a key:
 it caps the key's incident at ``info``, with the evidence as the alert's first reasons.
 Maturity is no free pass: the evidence is a recent-window share, so a key that turns (sweeps
 without the conversations, or without the material) loses it within a few dozen events and
