@@ -878,8 +878,8 @@ class KeyPipeline:
             # can be judged (a bounded wait, models.products), not opened to be capped later
             return None
         elif level > 1 and self._evaluation_pending(st, event):
-            # maybe an evaluation whose re-run has not come yet: opened at info, saying so, and
-            # escalated when the wait ends without the re-run (models.products)
+            # maybe an evaluation whose re-run has not come yet: opened at info (sent, never a
+            # page), saying so, and escalated when the wait ends without the re-run (models.products)
             level = 1
             exculpatory = self._products.evaluation_pending_reasons(st, event)
         if st.alerting:

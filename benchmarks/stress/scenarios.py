@@ -14,7 +14,8 @@ stream; nothing here may key on what the detector looks for.
 
 Kinds: ``ml_campaign``, ``ml_casual`` (multilingual); ``obfuscated_campaign``;
 ``fabricated_conv``, ``multi_turn_users``; ``content_cohort``; ``harvest_plain``;
-``homework_app``, ``eval_company``, ``longform_service``, ``turned_mature`` (products).
+``homework_app``, ``eval_company``, ``longform_service``, ``turned_mature`` (products), ``eval_mimic``
+(a harvest dressed as an evaluation).
 """
 from __future__ import annotations
 
@@ -889,6 +890,51 @@ def gen_eval_company(b, name, spec, R):
                 for text, ts in zip(items, times):
                     b.emit(R, key, ts, fill(template, text), params=style, model=model,
                            endpoint=b.endpoint(R, prof["kind"]), client=b.client(R, prof), out_median=out_median)
+
+
+@register("eval_mimic")
+def gen_eval_mimic(b, name, spec, R):
+    """A harvest dressed as an evaluation by an attacker who has read ``models/products.py``
+    and ``models/reruns.py`` (written 2026-12-04 after the evaluation evidence, not used to tune
+    it): each head a fresh key on a bought verified account (an organisation, tier4 or
+    enterprise, ``account_age_days`` old), temperature 0, an evaluation harness's
+    chain-of-thought frame (``EVAL_COT_WRAPPERS``) around its own slice of one item family, at
+    machine rate, long answers. With ``rerun_p`` a head re-sends a share (``rerun_share``) of
+    its items to another model a day later, hoping to show re-runs without paying for the whole
+    set (it cannot tell which of its items the keyed sample holds). Heads share no network,
+    client or payment method."""
+    for camo in ms.camo_flags(b, R, spec):
+        scen = name + ("_camo" if camo else "")
+        ci = b.new_campaign(scen, camo)
+        heads = draw_num(R, spec.get("keys", [1, 4]))
+        n = draw_num(R, spec["events"])
+        pools = attack_pools(b, corpora=[R.choice(spec.get("families") or sorted({p.corpus for p in b.C.attack}))])
+        recs = walk(R, pools, n * heads, draw_num(R, spec.get("per_group", [50, 500])), spill=b.C.attack)
+        template = R.choice(EVAL_COT_WRAPPERS)
+        out_median = R.uniform(*spec.get("answer_tokens", [400.0, 1200.0]))
+        models = [m for m, _w in b.cfg["models"]["benign"]]
+        for h in range(heads):
+            mine = recs[h * n:(h + 1) * n]
+            prof = b.profile(R, {"cloud": 0.6, "hosting": 0.2, "office": 0.2}, {"sdk": 0.7, "http": 0.3}, n_ips=1)
+            times = ms._sweep_times(b, R, spec, len(mine))
+            acc = b.new_account(R, times[0], "benign", tier=wchoice(R, [["tier4", 0.5], ["enterprise", 0.5]]),
+                                org_p=1.0, created=times[0] - int(R.uniform(*spec.get("account_age_days", [200, 1500]))
+                                                                   * DAY_MS))
+            key = b.new_key(scen, "attack", ci, acc, "eval_mimic")
+            key.attack_from = times[0] - times[0] % 1000
+            model = R.choice(models)
+            style = {"max_tokens": R.choice([2048, 4096]), "temperature": 0.0, "stream": False, "tools": 0}
+            ep = b.endpoint(R, prof["kind"])
+            for (text, _ans, _g), ts in zip(mine, times):
+                b.emit(R, key, ts, fill(template, text), params=style, model=model, endpoint=ep,
+                       client=b.client(R, prof), conv=None, attack=True, out_median=out_median)
+            if R.random() < spec.get("rerun_p", 0.0):
+                again = R.sample(mine, max(1, int(len(mine) * R.uniform(*spec.get("rerun_share", [0.1, 0.3])))))
+                later = ms._sweep_times(b, R, spec, len(again), start=times[-1] + DAY_MS)
+                other = R.choice([m for m in models if m != model] or models)
+                for (text, _ans, _g), ts in zip(again, later):
+                    b.emit(R, key, ts, fill(template, text), params=style, model=other, endpoint=ep,
+                           client=b.client(R, prof), conv=None, attack=True, out_median=out_median)
 
 
 LONGFORM_TEMPLATES = [
