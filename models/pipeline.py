@@ -394,6 +394,10 @@ class DetectorConfig:
     #: default, an attacker can tell which of its items are sampled
     sample_key: str = field(default="", repr=False)
 
+    def __post_init__(self) -> None:
+        if len(self.sample_key.encode()) > 64:
+            raise ValueError("sample_key: at most 64 bytes (BLAKE2b's key)")
+
     #: what an operator's overrides file may set (``from_mapping``)
     OVERRIDABLE = ("thresholds", "min_events", "allow_keys", "allow_accounts", "key_threshold_scale",
                    "account_threshold_scale", "verified_tiers")
@@ -470,8 +474,6 @@ class KeyPipeline:
         than through each detector's contract (the reference it is proven identical to)."""
         self.config = config or DetectorConfig()
         c = self.config
-        if len(c.sample_key.encode()) > 64:
-            raise ValueError("sample_key: at most 64 bytes (BLAKE2b's key)")
         # One detector of each kind, loaded with a key's state for each event (see _learn).
         self._style = ExtractionShare(c.alpha, _HARVEST_LO, _HARVEST_HI)
         self._follow_up = FollowUpShare(c.alpha)

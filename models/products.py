@@ -225,7 +225,7 @@ class ProductEvidence:
             return "app_conversations"
         if st.transform_ew >= c.transform_share and template_share >= c.template_share:
             return "templated_transformation"
-        if st.rerun_hits and self.reruns.holds(st) and self._verified(event):
+        if self.reruns.holds(st) and self._verified(event):
             return "evaluation_reruns"
         return None
 
@@ -259,8 +259,7 @@ class ProductEvidence:
         return [{"signal": "evaluation_pending", "value": int(st.n), "baseline": c.eval_pending_max_events,
                  "weight": None},
                 {"signal": "account_tier", "value": event.tier, "baseline": None, "weight": None},
-                {"signal": "account_age_days", "value": round((event.ts_ms - event.account_created_ms) / DAY_MS, 1),
-                 "baseline": c.eval_min_account_age_days, "weight": None}]
+                _account_age_reason(event, c.eval_min_account_age_days)]
 
     def pending(self, st, event: RequestEvent) -> bool:
         """Whether this key's app evidence is pending at ``event`` (after ``learn_one`` and the
@@ -319,6 +318,12 @@ class ProductEvidence:
                         {"signal": "template_repetition", "value": round(float(template_share), 3),
                          "baseline": c.template_share, "weight": None}]
         return [{"signal": "exculpatory", "value": kind, "baseline": None, "weight": None}, *evidence,
-                {"signal": "account_age_days", "value": round((event.ts_ms - event.account_created_ms) / DAY_MS, 1),
-                 "baseline": c.eval_min_account_age_days if kind == "evaluation_reruns" else c.min_account_age_days,
-                 "weight": None}]
+                _account_age_reason(event, c.eval_min_account_age_days if kind == "evaluation_reruns"
+                                    else c.min_account_age_days)]
+
+
+def _account_age_reason(event: RequestEvent, baseline: float) -> dict:
+    """The alert reason that states the account's age (days, by the provider's records) against
+    the age the evidence needs."""
+    return {"signal": "account_age_days", "value": round((event.ts_ms - event.account_created_ms) / DAY_MS, 1),
+            "baseline": baseline, "weight": None}

@@ -239,8 +239,8 @@ class WorkerSettings(KafkaSettings):
             except (OSError, yaml.YAMLError, ValueError) as exc:
                 raise OverridesError(f"detector overrides {path}: {exc}") from None
         if self.detector_sample_key is not None:
-            key = self.detector_sample_key.get_secret_value()
-            if len(key.encode()) > 64:
-                raise OverridesError("DG_DETECTOR_SAMPLE_KEY: at most 64 bytes")
-            config = dataclasses.replace(config, sample_key=key)
+            try:
+                config = dataclasses.replace(config, sample_key=self.detector_sample_key.get_secret_value())
+            except ValueError as exc:  # (DetectorConfig checks the key's length)
+                raise OverridesError(f"DG_DETECTOR_SAMPLE_KEY: {exc}") from None
         return config

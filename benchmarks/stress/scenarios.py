@@ -925,16 +925,17 @@ def gen_eval_mimic(b, name, spec, R):
             model = R.choice(models)
             style = {"max_tokens": R.choice([2048, 4096]), "temperature": 0.0, "stream": False, "tools": 0}
             ep = b.endpoint(R, prof["kind"])
-            for (text, _ans, _g), ts in zip(mine, times):
-                b.emit(R, key, ts, fill(template, text), params=style, model=model, endpoint=ep,
-                       client=b.client(R, prof), conv=None, attack=True, out_median=out_median)
+
+            def send(items, at, to, key=key, prof=prof, style=style, ep=ep):
+                for (text, _ans, _g), ts in zip(items, at):
+                    b.emit(R, key, ts, fill(template, text), params=style, model=to, endpoint=ep,
+                           client=b.client(R, prof), conv=None, attack=True, out_median=out_median)
+
+            send(mine, times, model)
             if R.random() < spec.get("rerun_p", 0.0):
                 again = R.sample(mine, max(1, int(len(mine) * R.uniform(*spec.get("rerun_share", [0.1, 0.3])))))
                 later = ms._sweep_times(b, R, spec, len(again), start=times[-1] + DAY_MS)
-                other = R.choice([m for m in models if m != model] or models)
-                for (text, _ans, _g), ts in zip(again, later):
-                    b.emit(R, key, ts, fill(template, text), params=style, model=other, endpoint=ep,
-                           client=b.client(R, prof), conv=None, attack=True, out_median=out_median)
+                send(again, later, R.choice([m for m in models if m != model] or models))
 
 
 LONGFORM_TEMPLATES = [

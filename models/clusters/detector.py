@@ -379,8 +379,7 @@ class ClusterDetector:
         stats = self._touch_key(key, rec.ts_ms, suspicious, min(1.0, max(0.0, rec.style)))
         stats.key_events = max(stats.key_events, rec.key_events if rec.key_events > 0 else stats.key_events + 1)
         stats.account = rec.account_id
-        stats.product, stats.product_pending, stats.evaluation_pending = \
-            bool(rec.product), rec.product in (2, 3), rec.product == 3
+        stats.product = rec.product
         if rec.source_offset >= 0:
             stats.source = (rec.source_partition, rec.source_offset)
         if rec.output_tokens >= 0:

@@ -39,12 +39,21 @@ class KeyStats:
     pf_ring: bool = False  # joined by its payment method to a key enrolled with it
     ring: bool = False  # a member of a payment ring (see ring_member)
     ring_events: int = 0
-    # Its latest record said its traffic holds a real product's exculpatory evidence
-    # (LinkRecord.product): a cluster of such keys only is held at info (scoring.product_cap).
-    product: bool = False
-    product_pending: bool = False  # ... that evidence pending (LinkRecord.product 2 or 3)
-    evaluation_pending: bool = False  # ... an evaluation's, pending (3): one account's only
+    # What its latest record said of its traffic's real-product evidence (LinkRecord.product:
+    # 0 none, 1 holds, 2 an app's pending, 3 an evaluation's pending): a cluster of such keys
+    # only is held at info (scoring.product_cap).
+    product: int = 0
     unexcused: bool = False  # counted in its cluster's totals as named without that evidence
+
+    @property
+    def product_pending(self) -> bool:
+        """Its product evidence is pending (an app's or an evaluation's)."""
+        return self.product in (2, 3)
+
+    @property
+    def evaluation_pending(self) -> bool:
+        """An evaluation's evidence is pending: it excuses a cluster only as one account's."""
+        return self.product == 3
 
 
 def may_be_member(stats: KeyStats) -> bool:
