@@ -153,6 +153,7 @@ class EventFeatures:
     conversation: int = 0   # 32-bit hash of conversation_id (never 0 when there is one), 0 without
     turn: int = 0           # turn_index as claimed
     input_tokens: int = -1  # -1 when the gateway did not report usage
+    latency_ms: int = 0     # the gateway's, 0 when unknown (ReadingPace)
 
 
 def _h64(data: str) -> int:
@@ -477,6 +478,7 @@ def featurize(event: RequestEvent) -> EventFeatures:
         if event.conversation_id else 0,
         turn=event.turn_index,
         input_tokens=-1 if event.input_tokens is None else event.input_tokens,
+        latency_ms=event.latency_ms or 0,
     )
 
 

@@ -3,7 +3,7 @@
 ``KeyPipeline`` can drive its detectors through their contract (``models.detectors.base``:
 load the key's state with ``set_state``, ``learn_one`` a feature dict, read it back with
 ``get_state``): that is the reference, and what a new detector plugs into. Per event it
-builds a dict, moves ~30 values into and out of twelve objects and calls a method per
+builds a dict, moves ~30 values into and out of thirteen objects and calls a method per
 detector: ~40 % of the key step's CPU. This class does the same arithmetic, in the same
 order, on the decoded ``KeyState`` in place, with every hyperparameter read from the
 detectors it is built from (their ``__init__`` stays the one place they are set).
@@ -17,18 +17,21 @@ import math
 
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare, FollowUpShare,
                         HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
-                        TemplateRepetition, TopicNovelty)
+                        ReadingPace, TemplateRepetition, TopicNovelty)
 from .detectors.conversation_claims import added_tokens, check_claim, counts_as_turn, learn_person, remember_turn
+from .detectors.reading_pace import reply_ready
 from .features import EventFeatures, answered_style
 
 
 class FusedSignals:
-    """``learn(st, f, n)``: what the twelve detectors' ``learn_one`` do to a key's state."""
+    """``learn(st, f, n)``: what the thirteen detectors' ``learn_one`` do to a key's state."""
 
-    def __init__(self, claims: ConversationClaims, length: AnswerLength, onset: HarvestOnset,
+    def __init__(self, reading: ReadingPace, claims: ConversationClaims, length: AnswerLength, onset: HarvestOnset,
                  style: ExtractionShare, follow_up: FollowUpShare, novelty: TopicNovelty,
                  repetition: TemplateRepetition, budget: LargeOutputBudget, yield_: OutputYield,
                  evidence: ExtractionRateCUSUM, timing: InterArrivalTiming, prompt_length: PromptLength) -> None:
+        self.reading_keep, self.reading_alpha = 1.0 - reading.alpha, reading.alpha
+        self.read_ms_per_token = reading.read_ms_per_token
         self.claims = claims  # (its rule runs as check_claim / remember_turn, on the key's sketch)
         self.claims_keep, self.claims_alpha = 1.0 - claims.alpha, claims.alpha
         self.length_keep, self.length_alpha = 1.0 - length.alpha, length.alpha
@@ -51,8 +54,12 @@ class FusedSignals:
         """Learn the event of features ``f`` into the key's state ``st`` (``n``: its events
         before this one; the caller advances ``st.n``)."""
         prompt_tokens = f.input_tokens
+        # ReadingPace: sent before the key's previous answer could be read (the claim asks it too)
+        unread = n > 0 and f.ts_ms < st.reply_ready
+        st.unread_ew = self.reading_keep * st.unread_ew + self.reading_alpha * unread if n > 1 else float(unread)
+        st.reply_ready = reply_ready(f.ts_ms, f.latency_ms, f.output_tokens, self.read_ms_per_token)
         if f.turn or f.conversation:
-            follow_up, prompt_tokens = self._learn_claims(st, f, n)
+            follow_up, prompt_tokens = self._learn_claims(st, f, n, unread)
         else:  # no claim and no conversation to sketch (most events): the claims' share decays
             follow_up = False
             st.claims_share = self.claims_keep * st.claims_share if n else 0.0  # (learning 0.0)
@@ -88,7 +95,7 @@ class FusedSignals:
             value = math.log(1.0 + prompt_tokens)
             st.prompt_log = self.prompt_keep * st.prompt_log + self.prompt_alpha * value if st.prompt_log else value
 
-    def _learn_claims(self, st, f: EventFeatures, n: int) -> tuple[bool, int]:
+    def _learn_claims(self, st, f: EventFeatures, n: int, unread: bool) -> tuple[bool, int]:
         """ConversationClaims; whether the event is a conversation turn (a follow-up whose claim
         holds, not a new item), and its own prompt's input tokens (``prompt_tokens``)."""
         c, turn = self.claims, f.turn
@@ -104,7 +111,8 @@ class FusedSignals:
                 st.claim_kinds[kind] = min(65535, st.claim_kinds[kind] + 1)
             else:
                 turn_held = counts_as_turn(person, c.person_share, answered_style(f), f.content_words,
-                                           f.output_tokens, c.item_words, c.plain_item_words, c.long_answer_tokens)
+                                           f.output_tokens, c.item_words, c.plain_item_words, c.long_answer_tokens,
+                                           unread, c.unread_item_words)
                 if not turn_held:
                     prompt_tokens = added_tokens(st.conv_ids, st.conv_marks, f.conversation, f.input_tokens,
                                                  f.prompt_chars)

@@ -26,7 +26,7 @@ from ..contracts.alert import iso_ms as _iso  # the one time format of every rec
 from .constants import BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
                         FollowUpShare, HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
-                        TemplateRepetition, TopicNovelty, regularity)
+                        ReadingPace, TemplateRepetition, TopicNovelty, regularity)
 from .detectors.conversation_claims import CLAIM_KINDS, PERSON_PRIOR
 from .events import RequestEvent
 from .features import EventFeatures, answered_style, featurize
@@ -43,7 +43,7 @@ def signal_inputs(f: EventFeatures) -> dict:
     return {"extraction_style": answered_style(f), "output_tokens": f.output_tokens, "follow_up": f.followup,
             "simhash": f.simhash, "template": f.template_hash, "max_tokens": f.max_tokens, "ts_ms": f.ts_ms,
             "conversation": f.conversation, "turn": f.turn, "input_tokens": f.input_tokens,
-            "content_words": f.content_words, "prompt_chars": f.prompt_chars}
+            "content_words": f.content_words, "prompt_chars": f.prompt_chars, "latency_ms": f.latency_ms}
 
 
 @dataclass(slots=True)
@@ -100,7 +100,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 10
+STATE_VERSION = 11
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
@@ -120,7 +120,10 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             # share of the follow-ups short as a person's (ConversationClaims.person)
             "person_ew",
             # re-runs of one item set (models.reruns): share among recent probes, their count
-            "rerun_ew", "rerun_hits")
+            "rerun_ew", "rerun_hits",
+            # when the key's previous answer could have been read, share of requests sent before
+            # (ReadingPace)
+            "reply_ready", "unread_ew")
 _RING = 8
 _CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
 _CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
@@ -164,6 +167,10 @@ _OLD_LAYOUTS[8] = (struct.Struct(f"<B{_V8_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H"), 
 # evaluation evidence starts afresh at the upgrade)
 _V9_SCALARS = _SCALARS.index("rerun_ew")
 _OLD_LAYOUTS[9] = (struct.Struct(f"<B{_V9_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H"), _V9_SCALARS)
+# v10: v9 and the re-run sample; no reading pace (read as 0: no request unread so far, the next
+# one judged against nothing, as a new key's)
+_V10_SCALARS = _SCALARS.index("reply_ready")
+_OLD_LAYOUTS[10] = (struct.Struct(f"<B{_V10_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I"), _V10_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -188,6 +195,9 @@ _ORDINARY_SHARE = 0.15
 # template scores near 0, a sweep 0.7-0.8. Disguise: share of events whose conversation
 # claim does not hold. One-shot: 1 - share of conversation turns that hold.
 _HARVEST_REGULARITY = (0.5, 0.65)
+# ... or its requests' share sent before the previous answer could be read (ReadingPace): people's
+# keys on the stress streams 0-0.1, scripts 0.5-0.98
+_HARVEST_UNREAD = (0.4, 0.6)
 _HARVEST_BREADTH = (0.4, 0.6)
 # Resampling (1 - topic novelty): the same few prompts sent again and again for fresh long
 # answers (several samples per item, as distillation by rejection sampling wants) is a harvest
@@ -323,7 +333,7 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
-        if count in (_V7_SCALARS, _V8_SCALARS, _V9_SCALARS):  # v7-v9: all but their missing trailing scalars
+        if count in (_V7_SCALARS, _V8_SCALARS, _V9_SCALARS, _V10_SCALARS):  # v7-v10: all but their missing trailing scalars
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
         elif count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)
@@ -491,10 +501,13 @@ class KeyPipeline:
         self._length = AnswerLength(c.alpha)
         self._harvest_onset = HarvestOnset()
         self._prompt_length = PromptLength(c.alpha)
+        self._reading = ReadingPace()
         # Each detector with the KeyState fields its state_fields are loaded from and stored
         # to, in learning order ("n": the key's event count; yield and answer length count
-        # only the answers with usage). The conversation claim first (see _learn_through_contract).
+        # only the answers with usage). The reading pace and the conversation claim first (see
+        # _learn_through_contract).
         self._bindings = (
+            (self._reading, ("n", "reply_ready", "unread_ew")),
             (self._claims, ("n", "claims_share", "claims_n", "claims_broken", "conv_ids", "conv_marks",
                             "claim_kinds", "person_ew")),
             (self._length, ("answer_n", "answer_log")),
@@ -587,14 +600,17 @@ class KeyPipeline:
         """The reference path: each detector is loaded with the key's state, learns the event
         (scoring it against the key's past first) and hands its state back. The conversation
         claim first: a turn counts as conversation (which discounts extraction) only when the
-        claim holds against what the key itself sent."""
+        claim holds against what the key itself sent, and was not sent before the key's
+        previous answer could be read (the reading pace's score, before it learns the event)."""
         x = signal_inputs(f)
-        claims, fields = self._bindings[0]
+        (reading, reading_fields), (claims, fields) = self._bindings[:2]
+        self._load(reading, reading_fields, st, n)
+        x["unread"] = reading.score_one(x) > 0.0
         self._load(claims, fields, st, n)
         x["prompt_tokens"] = claims.prompt_tokens(x)
         x["follow_up"] = claims.holds(x)
         for detector, fields in self._bindings:
-            if detector is not claims:
+            if detector is not claims and detector is not reading:
                 self._load(detector, fields, st, n)
             detector.learn_one(x)
             for name, value in zip(fields, detector.get_state()):
@@ -642,10 +658,18 @@ class KeyPipeline:
         weakest = min(weakest, answers)
         if weakest <= 0.0:
             return clocked
-        scripted = _HARVEST_CAP * min(weakest, _ramp(regularity(st.gap_var), *_HARVEST_REGULARITY))
+        scripted = _HARVEST_CAP * min(weakest, self._automated(st))
         if kind != "new_items" or scripted >= _PACED_CAP:
             return scripted
         return max(scripted, clocked, _PACED_CAP * min(weakest, self._paced_run(st)))
+
+    @staticmethod
+    def _automated(st: KeyState) -> float:
+        """How much the key is a script: requests on a clock (``_HARVEST_REGULARITY``), or sent
+        before its answers could be read (``ReadingPace``, ``_HARVEST_UNREAD``), whichever says
+        more. A script that jitters its gaps to a person's spread still collects its answers
+        faster than anyone reads them."""
+        return max(_ramp(regularity(st.gap_var), *_HARVEST_REGULARITY), _ramp(st.unread_ew, *_HARVEST_UNREAD))
 
     @staticmethod
     def _clocked_run(st: KeyState) -> float:
@@ -760,7 +784,11 @@ class KeyPipeline:
                        # harvest at a person's pace is judged by (timing_regularity says the pace)
                        {"signal": "long_answer_run",
                         "value": _long_answer_run(st),
-                        "baseline": int(_PACED_RUN[0]), "weight": None}] + reasons
+                        "baseline": int(_PACED_RUN[0]), "weight": None},
+                       # requests sent before the previous answer could be read: a script,
+                       # whatever its timing's regularity (ReadingPace)
+                       {"signal": "sent_before_answer_read_share", "value": round(float(st.unread_ew), 3),
+                        "baseline": _HARVEST_UNREAD[0], "weight": None}] + reasons
         # Sustained evidence that this key's harvested extraction rate is a campaign's, not the
         # population's (log-likelihood ratio; baseline = the level that opens an incident).
         # Leads the list when the share alone would not have reached the info level.

@@ -14,9 +14,10 @@ from .inter_arrival_timing import InterArrivalTiming, regularity
 from .large_output_budget import LargeOutputBudget
 from .output_yield import OutputYield
 from .prompt_length import PromptLength
+from .reading_pace import ReadingPace
 from .template_repetition import TemplateRepetition
 from .topic_novelty import TopicNovelty
 
 __all__ = ["KeySignal", "EWShare", "AnswerLength", "ConversationClaims", "ExtractionRateCUSUM", "ExtractionShare",
-           "FollowUpShare", "HarvestOnset", "InterArrivalTiming", "LargeOutputBudget", "OutputYield", "PromptLength", "TemplateRepetition", "TopicNovelty",
-           "regularity"]
+           "FollowUpShare", "HarvestOnset", "InterArrivalTiming", "LargeOutputBudget", "OutputYield", "PromptLength", "ReadingPace",
+           "TemplateRepetition", "TopicNovelty", "regularity"]

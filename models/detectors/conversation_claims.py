@@ -77,10 +77,21 @@ def learn_person(person: float, content_words: int, person_words: int, alpha: fl
 
 
 def counts_as_turn(person: float, person_share: float, style: float, content_words: int, output_tokens: int,
-                   item_words: int, plain_item_words: int, long_answer_tokens: int) -> bool:
-    """Whether a follow-up whose claim holds counts as a conversation turn: always on a key whose
-    follow-ups are often a person's (``person``, the key's share of short ones, at
-    ``person_share`` or more), else unless it is a ``new_item``."""
+                   item_words: int, plain_item_words: int, long_answer_tokens: int, unread: bool = False,
+                   unread_item_words: int = 4) -> bool:
+    """Whether a follow-up whose claim holds counts as a conversation turn: never when it came
+    before the previous answer could be read (``unread``: ``ReadingPace``) with a task of its
+    own (``unread_item_words`` content words or more: no one answers what they have not read);
+    else always on a key whose follow-ups are often a person's (``person``, the key's share of
+    short ones, at ``person_share`` or more), else unless it is a ``new_item``.
+
+    >>> counts_as_turn(0.0, 0.15, 0.0, 5, 1800, 8, 6, 500), counts_as_turn(0.0, 0.15, 0.0, 5, 1800, 8, 6, 500, True)
+    (True, False)
+    >>> counts_as_turn(0.0, 0.15, 0.0, 2, 1800, 8, 6, 500, True)  # "and b)?" before reading: a turn still
+    True
+    """
+    if unread and content_words >= unread_item_words:
+        return False
     return person >= person_share or not new_item(style, content_words, output_tokens, item_words,
                                                   plain_item_words, long_answer_tokens)
 
@@ -139,7 +150,12 @@ class ConversationClaims(KeySignal):
     ``person_share`` up every held follow-up counts. A homework app's students paste their next
     question into the conversation as well as ask "why?" (stress stream product-negatives-c:
     0.5-0.7); a sweep's follow-ups are all items (0.0-0.1). A sweep that mixes in one short turn in six to pass costs itself a
-    sixth more requests, each answered in context it does not want.
+    sixth more requests, each answered in context it does not want. Whatever the key's
+    person share, a follow-up sent before the previous answer could be read (``x["unread"]``,
+    from ``ReadingPace``) with a task of its own (``unread_item_words``) is no turn either: a
+    sweep inside conversations it opened sends its next item while the last answer streams
+    (fabricated-conversations-c: 55-100 % of its requests), however short the item or the
+    answer it gets.
 
     ``score_one`` is 1.0 for an event whose follow-up claim does not hold, else 0.0;
     ``level`` is its exponentially weighted share over the key's events; ``holds`` tells
@@ -163,6 +179,9 @@ class ConversationClaims(KeySignal):
         A person's follow-up: at most this many content words; the weight of each
         follow-up claim in ``person``; the share from which every held follow-up counts as a turn;
         where ``person`` starts, before the key's first follow-up claim.
+    unread_item_words
+        A follow-up sent before the previous answer could be read is a new task with this many
+        content words or more.
 
     Examples
     --------
@@ -194,7 +213,7 @@ class ConversationClaims(KeySignal):
     def __init__(self, alpha: float = 0.03, ring: int = 16, history_ratio: float = 0.5, max_skip: int = 3,
                  item_words: int = 8, plain_item_words: int = 6, long_answer_tokens: int = 500,
                  person_words: int = 3, person_alpha: float = 0.1, person_share: float = 0.15,
-                 person_prior: float = PERSON_PRIOR) -> None:
+                 person_prior: float = PERSON_PRIOR, unread_item_words: int = 4) -> None:
         super().__init__()
         self.alpha = alpha
         self.ring = ring
@@ -207,6 +226,7 @@ class ConversationClaims(KeySignal):
         self.person_alpha = person_alpha
         self.person_share = person_share
         self.person_prior = person_prior
+        self.unread_item_words = unread_item_words
         self.person = person_prior  # share of the follow-ups with at most person_words content words
         self.share = 0.0
         self.claims = 0  # follow-up claims seen
@@ -227,11 +247,12 @@ class ConversationClaims(KeySignal):
 
     def holds(self, x: dict) -> bool:
         """Whether the event is a conversation turn: a follow-up claim that holds and, on a key
-        whose follow-ups are seldom a person's, no new item (``counts_as_turn``). Such an item
+        whose follow-ups are seldom a person's, no new item, and no task sent unread (``counts_as_turn``). Such an item
         is not a broken claim (its ids and turns hold): it only does not count as conversation."""
         return x.get("turn", 0) > 0 and self.check(x) < 0 and counts_as_turn(
             self.person, self.person_share, x.get("extraction_style", 0.0), x.get("content_words", 0),
-            x.get("output_tokens", -1), self.item_words, self.plain_item_words, self.long_answer_tokens)
+            x.get("output_tokens", -1), self.item_words, self.plain_item_words, self.long_answer_tokens,
+            x.get("unread", False), self.unread_item_words)
 
     def prompt_tokens(self, x: dict) -> int:
         """The input tokens of the event's own prompt: for a held follow-up that is a new item

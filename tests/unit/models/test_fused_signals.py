@@ -2,7 +2,7 @@
 (``KeyPipeline(fused=False)``: set_state / learn_one / get_state per detector) bit for bit:
 the same rows, alerts, dead letters and packed key states on generated streams that hit
 every detector's branches (conversations whose claims hold or break, harvests with and
-without wording, unknown usage, huge budgets, out-of-order, late and duplicate events,
+without wording, requests sent before or after the previous answer could be read, unknown usage, huge budgets, out-of-order, late and duplicate events,
 malformed records)."""
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ def _key_events(rng: random.Random, key: str, n: int) -> list[dict]:
         if rng.random() < 0.85:
             sent = rng.choice([10, 60, 400, 3000])
             doc["usage"] = {"input_tokens": sent, "output_tokens": rng.choice([0, 3, 150, 290, 450, 700, 1500, 4000])}
+        if rng.random() < 0.9:  # requests sent before the previous answer could be read, and after
+            doc["latency_ms"] = rng.choice([300, 4_000, 20_000, 90_000])
         if rng.random() < 0.3:
             doc["params"] = {"max_tokens": rng.choice([256, 4096, 32000])}
         if rng.random() < 0.2:
@@ -109,6 +111,7 @@ def test_the_fused_step_is_the_contract_path_bit_for_bit(seed):
     assert any(st.claims_broken for st in decoded) and any(st.claims_n > st.claims_broken for st in decoded)
     assert any(st.harvest_evidence for st in decoded) and any(st.evidence for st in decoded)
     assert any(st.bigout_ew for st in decoded) and any(st.yield_n < st.n for st in decoded)
+    assert any(0.0 < st.unread_ew < 1.0 for st in decoded) and any(st.reply_ready for st in decoded)
 
 
 def test_fused_is_the_default():

@@ -58,7 +58,7 @@ RIVER_DATASET_CHECKS = [common.check_learn_one, common.check_pickling, common.ch
 
 
 def test_every_detector_is_checked():
-    assert len(DETECTORS) == 12 and all(issubclass(d, detectors.KeySignal) for d in DETECTORS)
+    assert len(DETECTORS) == 13 and all(issubclass(d, detectors.KeySignal) for d in DETECTORS)
 
 
 @pytest.mark.parametrize("check", RIVER_CHECKS, ids=lambda c: c.__name__)
