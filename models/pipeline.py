@@ -663,13 +663,17 @@ class KeyPipeline:
             return scripted
         return max(scripted, clocked, _PACED_CAP * min(weakest, self._paced_run(st)))
 
-    @staticmethod
-    def _automated(st: KeyState) -> float:
+    def _automated(self, st: KeyState) -> float:
         """How much the key is a script: requests on a clock (``_HARVEST_REGULARITY``), or sent
-        before its answers could be read (``ReadingPace``, ``_HARVEST_UNREAD``), whichever says
-        more. A script that jitters its gaps to a person's spread still collects its answers
-        faster than anyone reads them."""
-        return max(_ramp(regularity(st.gap_var), *_HARVEST_REGULARITY), _ramp(st.unread_ew, *_HARVEST_UNREAD))
+        before its answers could be read (``ReadingPace``, ``_HARVEST_UNREAD``) as far as those
+        answers are long (``_long_answers``), whichever says more. A script that jitters its
+        gaps to a person's spread still collects its long answers faster than anyone reads
+        them. Chat-length answers take a reader a second or two: a developer's job sending terse
+        prompts for 300-400-token answers unread (bare items by their expansion) is no more a
+        harvest for it (stress-content-cohort-b's power user: named at info without the bound)."""
+        clock = _ramp(regularity(st.gap_var), *_HARVEST_REGULARITY)
+        unread = _ramp(st.unread_ew, *_HARVEST_UNREAD)
+        return clock if unread <= clock else max(clock, min(unread, self._long_answers(st)))
 
     @staticmethod
     def _clocked_run(st: KeyState) -> float:
