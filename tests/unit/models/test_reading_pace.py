@@ -14,6 +14,7 @@ import pytest
 from distillguard.models import pipeline as p
 from distillguard.models.events import RequestEvent, parse_event
 from distillguard.models.pipeline import KeyPipeline, decode_state
+from tests.unit.models.test_pipeline import run
 
 T0_MS = 1_769_904_000_000
 
@@ -56,12 +57,7 @@ def _sweep(n: int, median_gap_s: float, output_tokens: int, latency_ms: int, see
 
 
 def _run(events):
-    pipeline, state, alerts = KeyPipeline(), None, []
-    for offset, event in enumerate(events):
-        result = pipeline.step(state, event, offset)
-        state = result.state
-        if result.alert:
-            alerts.append(result.alert)
+    state, alerts, _ = run(KeyPipeline(), events)
     return decode_state(state), alerts
 
 
