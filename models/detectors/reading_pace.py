@@ -1,7 +1,7 @@
 """Whether a key's requests leave time to read the answers they get."""
 from __future__ import annotations
 
-from .base import KeySignal
+from .base import EWShare
 
 
 def reply_ready(ts_ms: float, latency_ms: int, output_tokens: int, read_ms_per_token: float) -> float:
@@ -11,7 +11,7 @@ def reply_ready(ts_ms: float, latency_ms: int, output_tokens: int, read_ms_per_t
     return ts_ms + latency_ms + max(0, output_tokens) * read_ms_per_token
 
 
-class ReadingPace(KeySignal):
+class ReadingPace(EWShare):
     """The share of a key's requests sent before its previous answer could have been read.
 
     A person sends the next request after the answer to the last one arrived and was read; a
@@ -26,13 +26,13 @@ class ReadingPace(KeySignal):
     and ``ConversationClaims`` does not count an unread follow-up carrying a new task as a
     turn.
 
-    On the stress streams, people's keys (casual, multi-turn, resellers) send 0-10 % of
-    their requests unread; scripts (power users' jobs, small evaluations) 50-98 %, and
-    sweeps dressed as conversations 55-100 %.
+    On fabricated-conversations-c and dev-s1, people's keys (casual, multi-turn, resellers)
+    send 0-9 % of their requests unread; developers' jobs 52-95 %, small evaluations 12-13 % in
+    the median and up to 98 %, and sweeps dressed as conversations 55-100 %.
 
     ``score_one`` is 1.0 for an unread request, else 0.0 (the key's first: nothing to read);
-    ``level`` is its exponentially weighted share, seeded by the key's second request (the
-    first with a previous answer). An out-of-order event is unread and dates ``ready`` itself.
+    ``level`` is its exponentially weighted share (``EWShare``), seeded by the key's second
+    request (the first with a previous answer). An out-of-order event is unread and dates ``ready`` itself.
 
     Parameters
     ----------
@@ -56,15 +56,9 @@ class ReadingPace(KeySignal):
     state_fields = ("n", "ready", "share")
 
     def __init__(self, alpha: float = 0.05, read_ms_per_token: float = 5.0) -> None:
-        super().__init__()
-        self.alpha = alpha
+        super().__init__(alpha)
         self.read_ms_per_token = read_ms_per_token
         self.ready = 0.0  # when the key's previous answer could have been read (ms)
-        self.share = 0.0
-
-    @property
-    def level(self) -> float:
-        return self.share
 
     def score_one(self, x: dict) -> float:
         return 1.0 if self.n and x.get("ts_ms", 0) < self.ready else 0.0

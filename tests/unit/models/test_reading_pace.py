@@ -146,13 +146,17 @@ def _state(unread: float, gap_var: float, answer_tokens: float):
     return st
 
 
+def _automated(pipeline: KeyPipeline, st) -> float:
+    return pipeline._automated(st, pipeline._long_answers(st))
+
+
 def test_unread_answers_count_as_automation_as_far_as_they_are_long():
     pipeline = KeyPipeline()
     irregular = 1.2  # regularity 0.48: under the clock's ramp
-    assert pipeline._automated(_state(1.0, irregular, 1600)) == 1.0  # long answers, unread: a script
-    assert pipeline._automated(_state(0.05, irregular, 1600)) == 0.0  # read, each of them: a person
+    assert _automated(pipeline, _state(1.0, irregular, 1600)) == 1.0  # long answers, unread: a script
+    assert _automated(pipeline, _state(0.05, irregular, 1600)) == 0.0  # read, each of them: a person
     # chat-length answers take a reader a second or two: unread, they say no more than the clock
     # (a developer's job of terse prompts, stress-content-cohort-b: named at info without the bound)
-    assert pipeline._automated(_state(1.0, irregular, 330)) == 0.0
-    assert pipeline._automated(_state(1.0, irregular, 566)) == pytest.approx(0.5, abs=0.01)
-    assert pipeline._automated(_state(1.0, 0.1, 330)) == 1.0  # a clock is a clock
+    assert _automated(pipeline, _state(1.0, irregular, 330)) == 0.0
+    assert _automated(pipeline, _state(1.0, irregular, 566)) == pytest.approx(0.5, abs=0.01)
+    assert _automated(pipeline, _state(1.0, 0.1, 330)) == 1.0  # a clock is a clock
