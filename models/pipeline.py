@@ -100,7 +100,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 11
+STATE_VERSION = 12
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
@@ -123,7 +123,10 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             "rerun_ew", "rerun_hits",
             # when the key's previous answer could have been read, share of requests sent before
             # (ReadingPace)
-            "reply_ready", "unread_ew")
+            "reply_ready", "unread_ew",
+            # share of requests that continue a conversation the key opened and are answered
+            # briefly, and whether it holds as an agent's (models.products: tool-call steps)
+            "agent_ew", "agent_held")
 _RING = 8
 _CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
 _CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
@@ -171,6 +174,10 @@ _OLD_LAYOUTS[9] = (struct.Struct(f"<B{_V9_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H"), 
 # one judged against nothing, as a new key's)
 _V10_SCALARS = _SCALARS.index("reply_ready")
 _OLD_LAYOUTS[10] = (struct.Struct(f"<B{_V10_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I"), _V10_SCALARS)
+# v11: v10 and the reading pace; no agent-step share (read as 0, not held: the agent evidence
+# starts afresh, a few dozen of the key's events)
+_V11_SCALARS = _SCALARS.index("agent_ew")
+_OLD_LAYOUTS[11] = (struct.Struct(f"<B{_V11_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I"), _V11_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -334,7 +341,7 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
-        if count in (_V7_SCALARS, _V8_SCALARS, _V9_SCALARS, _V10_SCALARS):  # v7-v10: all but their missing trailing scalars
+        if count in (_V7_SCALARS, _V8_SCALARS, _V9_SCALARS, _V10_SCALARS, _V11_SCALARS):  # v7-v11: all but their missing trailing scalars
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
         elif count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)

@@ -17,6 +17,23 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     rewriting): the answer is about the size of the input or smaller. A harvest asks short
     questions for long answers; the output/input token ratio (both gateway-measured) is
     what separates them, whatever the words.
+``agent_loops``
+    A coding or tool-using agent: many of the key's requests continue a conversation the key
+    opened (a tool's result sent back as the next turn, history and all), with tools declared,
+    and are answered briefly (a tool call: the share weighs each such turn by how little its
+    gateway-measured answer harvests, 1 under ``HARVEST_LO_TOKENS`` output tokens, 0 from
+    ``HARVEST_HI_TOKENS``). Its follow-ups are no person's (long tool output, sent as soon as
+    the tool ran, many content words), so the conversation claims count them as new items, and
+    a system prompt that says "work step by step" made every such key a critical harvest (stress
+    stream product-negatives-f: 11 of 11 agent keys paged). A harvest wants long answers: one
+    that keeps ``agent_step_share`` of its requests to brief answers inside its own
+    conversations pays for that many requests that harvest little; the declared tools are a
+    claim that costs nothing and only narrows the evidence to agents' traffic. An agent's share
+    swings with its work (a run of long code edits, a new task's first turns: 0.3-0.9 on
+    product-negatives-f), so the evidence, once held, is let go only under
+    ``agent_release_share`` (a key that turns to one-shot items drops under it within about 20
+    events); sweeps dressed as conversations stayed at 0.37 or under (fabricated-conversations-b,
+    -c, -d, -e, even with their tools claimed).
 ``evaluation_reruns``
     One item set re-run on another model or another day (``models.reruns``), from a
     *verified* account: ``eval_min_account_age_days`` old, an organisation, a tier that takes a
@@ -54,7 +71,7 @@ its 27 heads unnamed. The cost, stated: such an attacker gets that many requests
 before a page; it must also re-run its whole set to keep the cap, since the sample is keyed
 (``models.reruns``).
 
-State per key: three scalars and a ring of recent conversations (id hash, last turn time),
+State per key: five scalars and a ring of recent conversations (id hash, last turn time),
 and the re-run sample (two scalars, 8 + 8 uint32), held in the key's fixed-layout record by
 ``models.pipeline``. Pure, no I/O.
 """
@@ -63,7 +80,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from .constants import DAY_MS
+from .constants import DAY_MS, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
 from .events import RequestEvent
 from .reruns import ItemReruns, item_fingerprint
 
@@ -106,6 +123,18 @@ class ProductEvidenceConfig:
     - ``app_pending_max_events`` 100: how long a pending key's incident may wait (twice the
       events a key needs to alert; an app with follow-ups on a third of its questions opens
       20 conversations in about 30 events, one with three turns a conversation in 60).
+    - ``agent_step_share`` 0.4 / ``agent_release_share`` 0.2 / ``agent_min_conversations`` 3: an
+      agent's steps continue the conversations the key opened and are mostly tool calls
+      (product-negatives-f: 94 % of an agent key's requests continue a conversation, answers
+      79 / 155 / 355 tokens at the quartiles; its brief-turn share 0.31-0.75 after its 50th
+      event); a harvest's answers are long (fabricated conversations: their continued turns'
+      answers 230-1,230 tokens at the quartiles, brief-turn share at most 0.37). Five tasks
+      opened before it counts, one for each 10 of the 50 events a key needs to alert.
+    - ``agent_pending_share`` 0.2: half the agent bar, as the app's pending share is half the
+      app's: over an agent's first task the share is a mean of a few steps, one long code edit
+      among them (product-negatives-f: a cluster of agent keys of several customers, linked by
+      their framework's system prompt, opened at warning while one member had sent a task and
+      an edit).
     - ``verified_tiers`` / ``eval_min_account_age_days`` 180: what makes an account verified for
       the evaluation evidence, beside an organisation: tiers reached only with a payment
       history (the provider's names: set them for yours), half a year old. The hydra accounts
@@ -130,6 +159,10 @@ class ProductEvidenceConfig:
     min_account_age_days: float = 30.0
     app_pending_share: float = 0.1
     app_pending_max_events: int = 100
+    agent_step_share: float = 0.4
+    agent_release_share: float = 0.2
+    agent_pending_share: float = 0.2
+    agent_min_conversations: int = 3
     verified_tiers: frozenset[str] = frozenset({"tier4", "tier5", "enterprise"})
     eval_min_account_age_days: float = 180.0
     eval_pending_max_events: int = 1000
@@ -145,11 +178,12 @@ class ProductEvidence:
     """Learns a key's exculpatory evidence from each event and says whether it holds.
 
     Works on the key's state object (``models.pipeline.KeyState``): the scalars ``app_ew``,
-    ``transform_ew``, ``convs`` and the rings ``app_conv_ids`` / ``app_conv_ts`` (seconds); it
+    ``transform_ew``, ``agent_ew``, ``agent_held``, ``convs`` and the rings ``app_conv_ids`` / ``app_conv_ts`` (seconds); it
     reads ``person_ew`` (learned by ``ConversationClaims``).
 
     >>> from types import SimpleNamespace
-    >>> st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, convs=0.0, app_conv_ids=[0] * 8, app_conv_ts=[0] * 8)
+    >>> st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, agent_ew=0.0, agent_held=0.0, convs=0.0,
+    ...                      app_conv_ids=[0] * 8, app_conv_ts=[0] * 8)
     >>> ProductEvidence().conversation_follow_up(st, "c1", 0, 1_000, "What is 2+2? Explain step by step.")
     False
     >>> ProductEvidence().conversation_follow_up(st, "c1", 1, 40_000, "why?")  # 39 s later, short
@@ -166,16 +200,28 @@ class ProductEvidence:
     def learn_one(self, st, event: RequestEvent) -> None:
         """Fold one event into the key's evidence (``st.n``: the key's events before it)."""
         # (runs for every event: plain arithmetic on bools, no per-event allocation)
-        follow_up = (event.conversation_id is not None and
-                     self.conversation_follow_up(st, event.conversation_id, event.turn_index, event.ts_ms,
-                                                 event.prompt))
+        continued = follow_up = False
+        if event.conversation_id is not None:
+            continued, follow_up = self.continued_turn(st, event.conversation_id, event.turn_index, event.ts_ms,
+                                                       event.prompt)
         transform = not event.turn_index and self.transformation(event.input_tokens, event.output_tokens)
+        # an agent's step: a turn of its own conversation, tools declared, answered briefly
+        agent_step = 0.0
+        if continued and event.tools and event.output_tokens is not None:
+            agent_step = 1.0 - min(1.0, max(0.0, (event.output_tokens - HARVEST_LO_TOKENS)
+                                             / (HARVEST_HI_TOKENS - HARVEST_LO_TOKENS)))
         if st.n:
             alpha = self.config.alpha
             st.app_ew += alpha * (follow_up - st.app_ew)
             st.transform_ew += alpha * (transform - st.transform_ew)
+            st.agent_ew += alpha * (agent_step - st.agent_ew)
         else:
-            st.app_ew, st.transform_ew = float(follow_up), float(transform)
+            st.app_ew, st.transform_ew, st.agent_ew = float(follow_up), float(transform), agent_step
+        c = self.config
+        if st.agent_held:
+            st.agent_held = float(st.agent_ew >= c.agent_release_share)
+        else:
+            st.agent_held = float(st.agent_ew >= c.agent_step_share and st.convs >= c.agent_min_conversations)
         if self._verified(event):  # (the sample costs a keyed hash: only where it can count)
             self.reruns.learn_one(st, item_fingerprint(event.prompt, self.config.sample_key), event.model,
                                   event.ts_ms)
@@ -183,6 +229,12 @@ class ProductEvidence:
     def conversation_follow_up(self, st, conversation_id: str, turn_index: int, ts_ms: int, prompt: str) -> bool:
         """Record the turn in the key's conversation ring; True when it is a consistent
         follow-up: a conversation this key opened, at a person's pace, in a short user turn."""
+        return self.continued_turn(st, conversation_id, turn_index, ts_ms, prompt)[1]
+
+    def continued_turn(self, st, conversation_id: str, turn_index: int, ts_ms: int, prompt: str) -> tuple[bool, bool]:
+        """Record the turn in the key's conversation ring: whether it continues a conversation
+        this key opened recently, and whether it is also a consistent follow-up (at a person's
+        pace, in a short user turn)."""
         h, now = conversation_hash(conversation_id), ts_ms // 1000
         ids, times = st.app_conv_ids, st.app_conv_ts
         if turn_index == 0:
@@ -190,15 +242,15 @@ class ProductEvidence:
             slot = times.index(min(times))
             ids[slot], times[slot] = h, now & 0xFFFF_FFFF
             st.convs = min(65535.0, st.convs + 1)
-            return False
+            return False, False
         try:
             slot = ids.index(h)
         except ValueError:
-            return False  # not opened by this key, or long ago: no claim either way
+            return False, False  # not opened by this key, or long ago: no claim either way
         low, high = self.config.human_gap_s
         gap = now - times[slot]
         times[slot] = max(times[slot], now & 0xFFFF_FFFF)
-        return low <= gap <= high and len(prompt) <= self.config.short_turn_chars
+        return True, low <= gap <= high and len(prompt) <= self.config.short_turn_chars
 
     def transformation(self, input_tokens: int | None, output_tokens: int | None) -> bool:
         """The answer is a transformation of material given: long input, answer at most
@@ -215,14 +267,17 @@ class ProductEvidence:
         return self._kind(st, event, template_share) is not None
 
     def _kind(self, st, event: RequestEvent, template_share: float) -> str | None:
-        """Which evidence holds at ``event``: ``app_conversations``, ``templated_transformation``
-        or None (the one test ``holds`` and ``exculpation`` share)."""
+        """Which evidence holds at ``event``: ``app_conversations``, ``agent_loops``,
+        ``templated_transformation``, ``evaluation_reruns`` or None (the one test ``holds`` and
+        ``exculpation`` share)."""
         c = self.config
         if not self._mature(event):
             return None
         if st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations \
                 and st.person_ew >= c.app_min_person_share:
             return "app_conversations"
+        if st.agent_held:
+            return "agent_loops"
         if st.transform_ew >= c.transform_share and template_share >= c.template_share:
             return "templated_transformation"
         if self.reruns.holds(st) and self._verified(event):
@@ -262,10 +317,13 @@ class ProductEvidence:
                 _account_age_reason(event, c.eval_min_account_age_days)]
 
     def pending(self, st, event: RequestEvent) -> bool:
-        """Whether this key's app evidence is pending at ``event`` (after ``learn_one`` and the
-        key's count ``st.n``, this event included): a mature account whose follow-ups reach
-        ``app_pending_share`` and are a person's (``app_min_person_share``), short of
-        ``app_min_conversations`` conversations, before its ``app_pending_max_events``-th event.
+        """Whether this key's app or agent evidence is pending at ``event`` (after ``learn_one``
+        and the key's count ``st.n``, this event included), before its ``app_pending_max_events``-th
+        event, on a mature account: its follow-ups reach ``app_pending_share`` and are a
+        person's (``app_min_person_share``), short of ``app_min_conversations`` conversations; or
+        its agent steps reach ``agent_pending_share`` and the agent evidence does not hold yet
+        (``agent_min_conversations`` not opened, or the share not yet there with the first
+        event's weight counted).
 
         The follow-up share is ``app_ew`` without its first event's weight (a key's first
         event opens a conversation, so at its 10th event the exponential average is still
@@ -277,22 +335,30 @@ class ProductEvidence:
         >>> event = parse_event(json.dumps({"schema": "llm.request.v1", "event_id": "e", "ts": "2026-02-01T00:00:00Z",
         ...                                 "api_key_id": "k", "account_id": "a", "model": "m", "prompt": "why?",
         ...                                 "account": {"created_at": "2025-01-01T00:00:00Z"}}))
-        >>> st = SimpleNamespace(n=10, app_ew=0.16, convs=7.0, person_ew=0.6)
+        >>> st = SimpleNamespace(n=10, app_ew=0.16, convs=7.0, person_ew=0.6, agent_ew=0.0, agent_held=0.0)
         >>> ProductEvidence().pending(st, event)  # 0.16 of which the first event's zero weighs 0.63: 0.4
         True
-        >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=10.0, person_ew=0.5), event)
+        >>> no_agent = dict(agent_ew=0.0, agent_held=0.0)
+        >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=10.0, person_ew=0.5, **no_agent), event)
         False
-        >>> ProductEvidence().pending(SimpleNamespace(n=60, app_ew=0.4, convs=20.0, person_ew=0.6), event)
+        >>> ProductEvidence().pending(SimpleNamespace(n=60, app_ew=0.4, convs=20.0, person_ew=0.6, **no_agent), event)
         False
+
+        An agent's steps pending the same way, until its share holds (``agent_held``):
+
+        >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=1.0, person_ew=0.0, agent_ew=0.3,
+        ...                                           agent_held=0.0), event)  # 0.3 / 0.63: 0.48
+        True
         """
         c = self.config
-        if st.n < 2 or st.n >= c.app_pending_max_events or st.convs >= c.app_min_conversations \
-                or st.person_ew < c.app_min_person_share:
+        if st.n < 2 or st.n >= c.app_pending_max_events or not self._mature(event):
             return False
-        if not self._mature(event):
+        weight = 1.0 - (1.0 - c.alpha) ** (st.n - 1)
+        if not st.agent_held and st.agent_ew / weight >= c.agent_pending_share:
+            return True  # an agent's steps, before its conversations or its share count
+        if st.convs >= c.app_min_conversations or st.person_ew < c.app_min_person_share:
             return False
-        share = st.app_ew / (1.0 - (1.0 - c.alpha) ** (st.n - 1))
-        return share >= c.app_pending_share
+        return st.app_ew / weight >= c.app_pending_share
 
     def exculpation(self, st, event: RequestEvent, template_share: float) -> list[dict]:
         """The reasons that cap this key's incident at info, first the kind
@@ -306,6 +372,11 @@ class ProductEvidence:
                          "baseline": c.app_follow_up_share, "weight": None},
                         {"signal": "conversations_opened", "value": int(st.convs),
                          "baseline": c.app_min_conversations, "weight": None}]
+        elif kind == "agent_loops":
+            evidence = [{"signal": "brief_answered_turn_share", "value": round(float(st.agent_ew), 3),
+                         "baseline": c.agent_step_share, "weight": None},
+                        {"signal": "conversations_opened", "value": int(st.convs),
+                         "baseline": c.agent_min_conversations, "weight": None}]
         elif kind == "evaluation_reruns":
             evidence = [{"signal": "item_rerun_share", "value": round(float(st.rerun_ew), 3),
                          "baseline": self.reruns.min_share, "weight": None},

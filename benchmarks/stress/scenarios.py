@@ -14,7 +14,7 @@ stream; nothing here may key on what the detector looks for.
 
 Kinds: ``ml_campaign``, ``ml_casual`` (multilingual); ``obfuscated_campaign``;
 ``fabricated_conv``, ``multi_turn_users``; ``content_cohort``; ``harvest_plain``;
-``homework_app``, ``eval_company``, ``longform_service``, ``turned_mature`` (products), ``eval_mimic``
+``homework_app``, ``editor_app``, ``coding_agent``, ``eval_company``, ``longform_service``, ``turned_mature`` (products), ``eval_mimic``
 (a harvest dressed as an evaluation).
 """
 from __future__ import annotations
@@ -981,6 +981,118 @@ def gen_turned_mature(b, name, spec, R):
         acc["created"] = b.t0 - int(R.uniform(*spec.get("account_age_days", [300.0, 1500.0])) * DAY_MS)
         acc["tier"] = wchoice(R, [["tier3", 0.5], ["tier4", 0.5]])
         key.kind = "turned_mature"
+
+
+# ---- coding agents: a product whose follow-ups are tool results, sent as soon as the tool ran
+
+AGENT_SYSTEM = ("You are an autonomous coding agent working in the user's repository. Use the tools to read files, "
+                "search the code, run commands and edit files. Work step by step until the task is done, then "
+                "summarise what you changed.")
+AGENT_TASKS = ["fix the failing test in {test}", "add a --{flag} option to the {cmd} command",
+               "why does {func} return None when the {thing} is empty?", "refactor {module} so it stops using {lib}",
+               "bump {lib} and fix whatever breaks", "write tests for {func}", "the {cmd} command crashes on {thing}, fix it",
+               "rename {func} to {func2} everywhere", "add type hints to {module}", "make {func} handle a missing {thing}",
+               "ci is red on main, find out why", "add logging to {module} and keep it quiet by default"]
+AGENT_WORDS = {"test": ["tests/test_parser.py", "tests/test_api.py::test_login", "tests/unit/test_cache.py",
+                        "test_sync.py", "spec/orders_spec.rb"],
+               "flag": ["verbose", "dry-run", "json", "since", "limit", "no-color", "config"],
+               "cmd": ["export", "sync", "import", "report", "serve", "migrate", "build"],
+               "func": ["parse_date", "load_config", "get_user", "merge_rows", "render_page", "retry_request",
+                        "normalize_path", "compute_total"],
+               "func2": ["parse_iso_date", "read_config", "fetch_user", "merge_records", "render", "with_retries"],
+               "thing": ["input file", "config", "list", "header", "cache", "timezone", "payload"],
+               "module": ["src/app/models.py", "lib/storage.js", "pkg/server/handler.go", "app/services/billing.rb",
+                          "src/utils.ts", "core/cache.py"],
+               "lib": ["requests", "moment", "lodash", "sqlalchemy 1.4", "the old logger", "urllib3 1.x"]}
+AGENT_NAMES = ["user", "config", "result", "rows", "path", "cache", "payload", "items", "total", "session", "retry",
+               "value", "record", "token", "handler", "request", "response", "logger", "options", "buffer"]
+
+
+def _agent_tool_result(R, task_words):
+    """What a coding agent's tool returns: a file, a test run, a search, a command's output."""
+    names = R.sample(AGENT_NAMES, 6)
+    kind = R.random()
+    if kind < 0.35:  # a file viewed
+        lines = []
+        for i in range(R.randint(8, 60)):
+            a, b_ = R.choice(names), R.choice(names)
+            lines.append(R.choice([f"def {a}_{b_}(self, {a}):", f"    {a} = self.{b_}.get({a!r})", f"    if not {a}:",
+                                   f"        return {b_}", f"    for {a} in {b_}:", f"import {a}", f"class {a.title()}{b_.title()}:",
+                                   f"    # {a} is cached per {b_}", f"    raise ValueError(f\"bad {a}: {{{b_}}}\")",
+                                   f"    return {{'{a}': {a}, '{b_}': {b_}}}"]))
+        start = R.randint(1, 400)
+        return "\n".join(f"{start + i:6d}\t{line}" for i, line in enumerate(lines))
+    if kind < 0.6:  # a test run
+        failed, passed = R.randint(0, 4), R.randint(5, 300)
+        out = [f"collected {failed + passed} items", "", f"{task_words} " + "." * R.randint(5, 40) + "F" * failed]
+        for _ in range(failed):
+            a, b_ = R.choice(names), R.choice(names)
+            out += [f"___ test_{a}_{b_} ___", f">       assert {a}({b_}) == expected", f"E       AssertionError: "
+                    f"assert None == {{'{a}': 1}}", f"src/{b_}.py:{R.randint(10, 400)}: AssertionError"]
+        out.append(f"=== {failed} failed, {passed} passed in {R.uniform(0.3, 40):.2f}s ===")
+        return "\n".join(out)
+    if kind < 0.8:  # a search
+        return "\n".join(f"src/{R.choice(names)}/{R.choice(names)}.py:{R.randint(1, 900)}:    "
+                         f"{R.choice(names)} = {R.choice(names)}({R.choice(names)})" for _ in range(R.randint(1, 25)))
+    if kind < 0.9:  # an edit applied
+        return f"The file src/{names[0]}.py has been edited. {R.randint(1, 30)} lines changed."
+    return "\n".join(R.choice([f"$ git status", f"modified:   src/{names[0]}.py", f"Successfully installed {names[1]}-"
+                               f"{R.randint(1, 9)}.{R.randint(0, 30)}", f"exit code {R.choice([0, 0, 1, 2])}",
+                               f"npm WARN deprecated {names[2]}@{R.randint(1, 5)}.0.0"]) for _ in range(R.randint(2, 12)))
+
+
+@register("coding_agent")
+def gen_coding_agent(b, name, spec, R):
+    """A coding-agent product (written 2026-12-04 as a hard negative, not used for tuning): a
+    mature verified account's keys, each many developers' tasks; a task is the developer's short
+    request, then the agent's loop in the same conversation: each follow-up is a tool's result (a
+    file, a test run, a search, a command's output: many content words), sent as soon as the tool
+    ran (0.2-30 s after the answer, never read by a person), history resent; tools declared,
+    temperature 0-0.2, answers mostly short tool calls, some long code edits; now and then the
+    developer adds a short turn of their own."""
+    for _ in range(b.scaled(spec.get("count", 0))):
+        acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier3", 0.4], ["tier4", 0.4], ["enterprise", 0.2]]),
+                            org_p=1.0, created=b.t0 - int(R.uniform(60, 900) * DAY_MS))
+        backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
+        ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(2, 6))]
+        ua = b.ua(R, "sdk")
+        model = wchoice(R, [["frontier-3-sonnet", 0.7], ["frontier-3-opus", 0.3]])
+        pstyle = {"max_tokens": R.choice([4096, 8192]), "temperature": R.choice([0.0, 0.2]),
+                  "stream": R.random() < 0.5, "tools": R.randint(6, 20)}
+        for _k in range(R.randint(1, spec.get("max_keys", 3))):
+            key = b.new_key(name, "benign", None, acc, "coding_agent")
+            for _d in range(draw_num(R, spec.get("developers", [20, 80]))):
+                cc = wchoice(R, {c: v[1] for c, v in b.cfg["countries"].items()})
+                tasks = [[None] for _ in range(R.randint(1, 8))]
+                starts = b.layout_sessions(R, tasks, b.tz_of(R, cc), "work", sess_mean=1.5,
+                                           gap={"median": 1800.0, "sigma": 1.0})
+                ip, asn, acc_cc = R.choice(ips)
+                for start in starts:
+                    if not start:
+                        continue
+                    words = R.choice(AGENT_TASKS).format(**{k: R.choice(v) for k, v in AGENT_WORDS.items()})
+                    cid, hist, ts = "conv_" + hexid(R, 64), 0, start[0]
+                    steps = max(2, min(120, int(R.lognormvariate(math.log(spec.get("steps_median", 12)), 0.8))))
+                    for turn in range(steps):
+                        if turn == 0:
+                            prompt, out_median = words, R.uniform(80, 250)
+                        elif R.random() < spec.get("developer_turn_p", 0.05):
+                            prompt, out_median = R.choice(["also update the docs", "looks good, run the linter too",
+                                                           "no, keep the old name", "stop, use the existing helper",
+                                                           "thanks, now commit it"]), R.uniform(80, 250)
+                        else:
+                            prompt = _agent_tool_result(R, words)
+                            out_median = R.uniform(600, 1500) if R.random() < spec.get("edit_p", 0.2) else R.uniform(40, 220)
+                        if ts >= b.t1:
+                            break
+                        _, used = b.emit(R, key, ts, prompt, params=pstyle, model=model, endpoint="/v1/messages",
+                                         client=(ip, ua, asn, acc_cc), system=AGENT_SYSTEM, conv=cid, turn=turn,
+                                         out_median=out_median, hist=hist)
+                        hist = used  # (its input, the history resent, and this answer)
+                        latency = b.events[-1][12]
+                        # the tool runs as soon as the answer is in; a developer's own turn takes a person's time
+                        pause = R.lognormvariate(math.log(1.5), 1.0) if R.random() > 0.05 else R.uniform(20, 120)
+                        ts += latency + int(1000 * min(30.0, max(0.2, pause)))
 
 
 if __name__ == "__main__":

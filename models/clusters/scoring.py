@@ -172,7 +172,7 @@ def product_cap(products_only: bool, members: int, pending: int = 0) -> list[dic
         reasons.append({"signal": "members_with_evidence_pending", "value": pending, "baseline": 0, "weight": None})
     why = ("every member's own traffic is a real product's" if not pending else
            "every member's own traffic is a real product's or, for the members pending, an app's follow-ups "
-           "while it counts its first conversations")
+           "or an agent's steps while its first conversations are counted")
     return reasons + [{"signal": "severity_capped", "value": why, "baseline": None, "weight": None}]
 
 

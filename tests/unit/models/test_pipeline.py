@@ -251,9 +251,9 @@ def test_a_v7_state_keeps_its_history_and_learns_its_typical_prompt_from_the_upg
     state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[7]
-    assert count == p._NS - 6  # written before the typical prompt length (person share, re-runs, reading)
+    assert count == p._NS - 8  # written before the typical prompt length (person share, re-runs, reading, agent)
     old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN])
-    assert len(old) == p.STATE_BYTES - 48 - 8 * p._RERUN
+    assert len(old) == p.STATE_BYTES - 64 - 8 * p._RERUN
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_ids == was.conv_ids
     assert upgraded.prompt_log == 0.0 and round(was.prompt_log, 6) == round(math.log(31), 6)
@@ -268,9 +268,9 @@ def test_a_v8_state_keeps_its_history_and_reads_the_person_share_as_a_new_keys()
     state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[8]
-    assert count == p._NS - 5  # written before the share of a person's follow-ups (re-runs, reading)
+    assert count == p._NS - 7  # written before the share of a person's follow-ups (re-runs, reading, agent)
     old = layout.pack(8, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN])
-    assert len(old) == p.STATE_BYTES - 40 - 8 * p._RERUN
+    assert len(old) == p.STATE_BYTES - 56 - 8 * p._RERUN
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.prompt_log == was.prompt_log and upgraded.signals == was.signals
     assert upgraded.person_ew == PERSON_PRIOR
@@ -285,9 +285,9 @@ def test_a_v9_state_keeps_its_person_share_and_starts_an_empty_rerun_sample():
     state, _, _ = run(KeyPipeline(), events)
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[9]
-    assert count == p._NS - 4  # written before the re-run share and count (and the reading pace)
+    assert count == p._NS - 6  # written before the re-run share and count (and the reading pace, the agent share)
     old = layout.pack(9, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN])
-    assert len(old) == p.STATE_BYTES - 32 - 8 * p._RERUN
+    assert len(old) == p.STATE_BYTES - 48 - 8 * p._RERUN
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_marks == was.conv_marks
     assert upgraded.person_ew == was.person_ew != PERSON_PRIOR  # v9 had it: kept, not reset
@@ -304,15 +304,34 @@ def test_a_v10_state_keeps_its_rerun_sample_and_starts_its_reading_pace_afresh()
     was = p.decode_state(state)
     assert was.unread_ew > 0.99 and was.reply_ready > was.last_ts
     layout, count = p._OLD_LAYOUTS[10]
-    assert count == p._NS - 2  # written before the reading pace
+    assert count == p._NS - 4  # written before the reading pace (and the agent share)
     current = p._STRUCT.unpack(state)
     old = layout.pack(10, *current[1:count + 1], *current[p._NS + 1:])
-    assert len(old) == p.STATE_BYTES - 16
+    assert len(old) == p.STATE_BYTES - 32
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.rerun_ids == was.rerun_ids and upgraded.conv_marks == was.conv_marks
     assert upgraded.unread_ew == upgraded.reply_ready == 0.0  # nothing unread yet: judged afresh
     after = p.decode_state(KeyPipeline().step(old, ev(120, usage={"output_tokens": 1500}, latency_ms=90_000)).state)
     assert after.n == 121 and after.unread_ew == 0.0 and after.reply_ready > after.last_ts
+
+
+def test_a_v11_state_keeps_its_reading_pace_and_starts_its_agent_share_afresh():
+    from distillguard.models import pipeline as p
+
+    # an agent's loops: three tasks, every later request of each a tool's result answered by a short tool call
+    events = [ev(i, conversation_id=f"task-{i // 20}", turn_index=i % 20, params={"tools": 6},
+                 usage={"input_tokens": 400 * (i % 20 + 1), "output_tokens": 60}, latency_ms=2_000) for i in range(60)]
+    state, _, _ = run(KeyPipeline(), events)
+    was = p.decode_state(state)
+    assert was.agent_ew > 0.9 and was.agent_held == 1.0
+    layout, count = p._OLD_LAYOUTS[11]
+    assert count == p._NS - 2  # written before the agent share
+    current = p._STRUCT.unpack(state)
+    old = layout.pack(11, *current[1:count + 1], *current[p._NS + 1:])
+    assert len(old) == p.STATE_BYTES - 16
+    upgraded = p.decode_state(old)
+    assert upgraded.n == 60 and upgraded.unread_ew == was.unread_ew and upgraded.conv_marks == was.conv_marks
+    assert upgraded.agent_ew == upgraded.agent_held == 0.0  # judged afresh
 
 
 def test_a_reasoning_eval_with_mostly_short_answers_does_not_page_on_its_few_long_ones():
