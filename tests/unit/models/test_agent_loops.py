@@ -1,0 +1,131 @@
+"""A coding agent's traffic as a real product's (``models.products``: ``agent_loops``): its
+tool-call steps inside its own conversations cap its incident at info; never a free pass."""
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+from distillguard.models.events import RequestEvent, parse_event
+from distillguard.models.products import ProductEvidence, ProductEvidenceConfig
+from tests.unit.models.test_products import SEVERITY, T0, cluster_alerts, event_doc, run, sweep, worst
+
+# An agent framework's system prompt: it asks for step-by-step work, which reads as extraction
+AGENT_SYSTEM = ("You are an autonomous coding agent. Use the tools to read files, run commands and edit code. "
+                "Work step by step until the task is done.")
+NAMES = ["parser", "cache", "billing", "session", "export", "config", "router", "retry"]
+
+
+def tool_result(rng: random.Random) -> str:
+    """What a tool returns: a test run, or a file's lines (many content words, no person's)."""
+    name, other = rng.sample(NAMES, 2)
+    if rng.random() < 0.5:
+        return (f"collected {rng.randint(20, 90)} items\n\ntests/test_{name}.py ....F..\n___ test_{name}_{other} ___\n"
+                f">       assert load_{name}({other}) == expected\nE       AssertionError: assert None == "
+                f"{{'{other}': 1}}\n=== 1 failed, {rng.randint(20, 90)} passed in {rng.uniform(1, 9):.2f}s ===")
+    return "\n".join(f"{rng.randint(1, 400):6d}\t    {name}_{other} = self.{other}.get({name}, default_{other})"
+                     for _ in range(rng.randint(6, 30)))
+
+
+def agent_traffic(tasks: int, key: str = "agent", account_age_days: float | None = 400.0, tools: int | None = 8,
+                  seed: int = 7, step_tokens: tuple[int, int] = (40, 200), edit_tokens: int = 900,
+                  start: datetime = T0, pf: str | None = None) -> list[RequestEvent]:
+    """Developers' tasks, each an agent loop in one conversation: the task, then every turn a
+    tool's result sent back 0.3-4 s after the answer (history resent), answered by a tool call
+    of ``step_tokens``; every fifth turn a code edit of ``edit_tokens``."""
+    rng, ts, events = random.Random(seed), start, []
+    for t in range(tasks):
+        cid, context = f"task-{key}-{t}", 0
+        for turn in range(rng.randint(8, 16)):
+            prompt = f"fix the failing test in tests/test_{rng.choice(NAMES)}.py" if turn == 0 else tool_result(rng)
+            out = edit_tokens if turn and turn % 5 == 0 else rng.randint(*step_tokens)
+            context += len(prompt) // 4 + 8
+            doc = event_doc(len(events), ts, prompt, key, account_age_days, (context, out),
+                            system_prompt=AGENT_SYSTEM, conversation_id=cid, turn_index=turn,
+                            params={"temperature": 0.0, **({"tools": tools} if tools is not None else {})},
+                            latency_ms=800 + 15 * out)
+            if pf is not None:
+                doc["account"]["payment_fingerprint"] = pf
+            parsed = parse_event(json.dumps(doc).encode())
+            assert isinstance(parsed, RequestEvent), parsed
+            events.append(parsed)
+            context += out
+            ts += timedelta(seconds=0.8 + 0.015 * out + rng.uniform(0.3, 4.0))
+        ts += timedelta(minutes=rng.uniform(2, 30))
+    return events
+
+
+def test_a_coding_agent_on_a_mature_account_is_info_at_most_with_its_reasons():
+    alerts = run(agent_traffic(14))
+    assert alerts, "the framework's system prompt reads as extraction: the key is still reported"
+    assert worst(alerts) == SEVERITY["info"]
+    assert alerts[0]["reasons"][0] == {"signal": "exculpatory", "value": "agent_loops", "baseline": None,
+                                       "weight": None}
+    reasons = {r["signal"]: r["value"] for r in alerts[0]["reasons"]}
+    assert reasons["brief_answered_turn_share"] >= 0.4 and reasons["conversations_opened"] >= 3
+    assert reasons["account_age_days"] >= 30
+
+
+def test_the_same_loops_page_on_a_young_account_or_without_tools_declared():
+    assert worst(run(agent_traffic(14, account_age_days=3.0))) >= SEVERITY["warning"]
+    # the tools claim costs nothing: it only narrows the evidence to agents' traffic
+    assert worst(run(agent_traffic(14, tools=None))) >= SEVERITY["warning"]
+
+
+def test_a_harvest_dressed_as_agent_loops_with_long_answers_pages():
+    """Tools claimed, its own conversations, tool-like prompts: but every answer at harvest
+    length, which is what it came for."""
+    assert worst(run(agent_traffic(14, step_tokens=(600, 900)))) == SEVERITY["critical"]
+
+
+def test_a_mature_agent_key_that_turns_to_a_sweep_is_still_paged():
+    loops = agent_traffic(14)
+    after = datetime.fromtimestamp(loops[-1].ts_ms / 1000, T0.tzinfo) + timedelta(hours=1)
+    alerts = run(loops + sweep(300, after, key="agent", first=len(loops)))
+    as_an_agent = [a for a in alerts if a["events_seen"] <= len(loops)]
+    assert as_an_agent and worst(as_an_agent) == SEVERITY["info"]
+    assert worst(alerts) == SEVERITY["critical"]
+    paged = next(a for a in alerts if a["severity"] != "info")
+    assert all(r["signal"] != "exculpatory" for r in paged["reasons"])
+
+
+def _step(evidence: ProductEvidence, st, i: int, turn: int, out: int) -> None:
+    doc = event_doc(i, T0 + timedelta(seconds=5 * i), "tool output line one two three four", "agent", 400.0,
+                    (1000, out), conversation_id=f"task-{i // 20}", turn_index=turn, params={"tools": 4})
+    evidence.learn_one(st, parse_event(json.dumps(doc).encode()))
+    st.n += 1
+
+
+def test_the_evidence_once_held_survives_a_run_of_long_edits_and_goes_when_the_loops_stop():
+    evidence = ProductEvidence()
+    st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, agent_ew=0.0, agent_held=0.0, convs=0.0,
+                         app_conv_ids=[0] * 8, app_conv_ts=[0] * 8, rerun_ew=0.0, rerun_hits=0.0)
+    for i in range(60):  # three tasks of brief tool calls
+        _step(evidence, st, i, i % 20, 80)
+    assert st.agent_held and st.agent_ew > 0.9
+    for i in range(60, 80):  # twenty long edits in a row: the share sinks to about 0.35
+        _step(evidence, st, i, i % 20, 1200)
+    assert 0.2 < st.agent_ew < 0.4 and st.agent_held, "held through the agent's own swing"
+    for i in range(80, 100):  # then no brief turns at all
+        _step(evidence, st, i, i % 20, 1200)
+    assert st.agent_ew < 0.2 and not st.agent_held
+    assert ProductEvidenceConfig().agent_release_share < ProductEvidenceConfig().agent_step_share
+
+
+def test_a_cluster_of_customers_agents_on_one_framework_is_at_info_from_its_first_events():
+    """Eight customers' agent keys on one framework (its system prompt) and one payment
+    fingerprint link after a few events a key, before any has opened three tasks: their link
+    records carry the pending evidence, so the cluster opens at info. Guard: without the wait
+    it does not."""
+    events = sorted((ev for k in range(8) for ev in agent_traffic(
+        6, key=f"agent{k}", seed=k, pf="pf-framework", start=T0 + timedelta(minutes=2 * k))),
+        key=lambda ev: ev.ts_ms)
+    held = cluster_alerts(events)
+    assert held and {a["severity"] for a in held} == {"info"}
+    from distillguard.models.pipeline import KeyPipeline
+
+    no_wait = KeyPipeline()
+    no_wait._products = ProductEvidence(ProductEvidenceConfig(agent_pending_share=2.0))
+    paged = cluster_alerts(events, no_wait)
+    assert paged and paged[0]["severity"] != "info"
