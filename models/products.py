@@ -128,8 +128,9 @@ class ProductEvidenceConfig:
       (product-negatives-f: 94 % of an agent key's requests continue a conversation, answers
       79 / 155 / 355 tokens at the quartiles; its brief-turn share 0.31-0.75 after its 50th
       event); a harvest's answers are long (fabricated conversations: their continued turns'
-      answers 230-1,230 tokens at the quartiles, brief-turn share at most 0.37). Five tasks
-      opened before it counts, one for each 10 of the 50 events a key needs to alert.
+      answers 230-1,230 tokens at the quartiles, brief-turn share at most 0.37). Three tasks
+      opened before it counts: an agent's tasks run 8-40 turns, and its third began by about its
+      50th event, when its incident may open.
     - ``agent_pending_share`` 0.2: half the agent bar, as the app's pending share is half the
       app's: over an agent's first task the share is a mean of a few steps, one long code edit
       among them (product-negatives-f: a cluster of agent keys of several customers, linked by
@@ -178,8 +179,8 @@ class ProductEvidence:
     """Learns a key's exculpatory evidence from each event and says whether it holds.
 
     Works on the key's state object (``models.pipeline.KeyState``): the scalars ``app_ew``,
-    ``transform_ew``, ``agent_ew``, ``agent_held``, ``convs`` and the rings ``app_conv_ids`` / ``app_conv_ts`` (seconds); it
-    reads ``person_ew`` (learned by ``ConversationClaims``).
+    ``transform_ew``, ``agent_ew``, ``agent_held``, ``convs`` and the rings ``app_conv_ids`` /
+    ``app_conv_ts`` (seconds); it reads ``person_ew`` (learned by ``ConversationClaims``).
 
     >>> from types import SimpleNamespace
     >>> st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, agent_ew=0.0, agent_held=0.0, convs=0.0,
