@@ -33,7 +33,16 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     product-negatives-f), so the evidence, once held, is let go only under
     ``agent_release_share`` (a key that turns to one-shot items drops under it within about 20
     events); sweeps dressed as conversations stayed at 0.37 or under (fabricated-conversations-b,
-    -c, -d, -e, even with their tools claimed).
+    -c, -d, -e, even with their tools claimed). Only an organisation's account earns it (an
+    agent product is a business's), 30+ days old as for the others.
+
+    What it gives away, stated: an attacker who distils tool use itself (the tool calls an
+    agent makes, short answers by nature) by running agent loops with tools declared, on bought
+    aged organisation accounts, is capped at info (recorded, not sent), also when its system
+    prompt asks for step-by-step work; the same traces without such wording were never named
+    by the per-key signals, whose harvest is long answers. Young accounts, accounts of no
+    organisation and infrastructure a hydra shares are not excused (the cluster's own cap
+    needs every named member's evidence).
 ``evaluation_reruns``
     One item set re-run on another model or another day (``models.reruns``), from a
     *verified* account: ``eval_min_account_age_days`` old, an organisation, a tier that takes a
@@ -277,7 +286,7 @@ class ProductEvidence:
         if st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations \
                 and st.person_ew >= c.app_min_person_share:
             return "app_conversations"
-        if st.agent_held:
+        if st.agent_held and event.org_id is not None:
             return "agent_loops"
         if st.transform_ew >= c.transform_share and template_share >= c.template_share:
             return "templated_transformation"
@@ -322,7 +331,8 @@ class ProductEvidence:
         and the key's count ``st.n``, this event included), before its ``app_pending_max_events``-th
         event, on a mature account: its follow-ups reach ``app_pending_share`` and are a
         person's (``app_min_person_share``), short of ``app_min_conversations`` conversations; or
-        its agent steps reach ``agent_pending_share`` and the agent evidence does not hold yet
+        its agent steps reach ``agent_pending_share`` on an organisation's account and the agent
+        evidence does not hold yet
         (``agent_min_conversations`` not opened, or the share not yet there with the first
         event's weight counted).
 
@@ -334,7 +344,8 @@ class ProductEvidence:
         >>> import json
         >>> from .events import parse_event
         >>> event = parse_event(json.dumps({"schema": "llm.request.v1", "event_id": "e", "ts": "2026-02-01T00:00:00Z",
-        ...                                 "api_key_id": "k", "account_id": "a", "model": "m", "prompt": "why?",
+        ...                                 "api_key_id": "k", "account_id": "a", "org_id": "o", "model": "m",
+        ...                                 "prompt": "why?",
         ...                                 "account": {"created_at": "2025-01-01T00:00:00Z"}}))
         >>> st = SimpleNamespace(n=10, app_ew=0.16, convs=7.0, person_ew=0.6, agent_ew=0.0, agent_held=0.0)
         >>> ProductEvidence().pending(st, event)  # 0.16 of which the first event's zero weighs 0.63: 0.4
@@ -355,7 +366,7 @@ class ProductEvidence:
         if st.n < 2 or st.n >= c.app_pending_max_events or not self._mature(event):
             return False
         weight = 1.0 - (1.0 - c.alpha) ** (st.n - 1)
-        if not st.agent_held and st.agent_ew / weight >= c.agent_pending_share:
+        if not st.agent_held and st.agent_ew / weight >= c.agent_pending_share and event.org_id is not None:
             return True  # an agent's steps, before its conversations or its share count
         if st.convs >= c.app_min_conversations or st.person_ew < c.app_min_person_share:
             return False

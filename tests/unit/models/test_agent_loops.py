@@ -30,7 +30,7 @@ def tool_result(rng: random.Random) -> str:
 
 def agent_traffic(tasks: int, key: str = "agent", account_age_days: float | None = 400.0, tools: int | None = 8,
                   seed: int = 7, step_tokens: tuple[int, int] = (40, 200), edit_tokens: int = 900,
-                  start: datetime = T0, pf: str | None = None) -> list[RequestEvent]:
+                  start: datetime = T0, pf: str | None = None, org: bool = True) -> list[RequestEvent]:
     """Developers' tasks, each an agent loop in one conversation: the task, then every turn a
     tool's result sent back 0.3-4 s after the answer (history resent), answered by a tool call
     of ``step_tokens``; every fifth turn a code edit of ``edit_tokens``."""
@@ -44,7 +44,7 @@ def agent_traffic(tasks: int, key: str = "agent", account_age_days: float | None
             doc = event_doc(len(events), ts, prompt, key, account_age_days, (context, out),
                             system_prompt=AGENT_SYSTEM, conversation_id=cid, turn_index=turn,
                             params={"temperature": 0.0, **({"tools": tools} if tools is not None else {})},
-                            latency_ms=800 + 15 * out)
+                            latency_ms=800 + 15 * out, **({"org_id": f"org-{key}"} if org else {}))
             if pf is not None:
                 doc["account"]["payment_fingerprint"] = pf
             parsed = parse_event(json.dumps(doc).encode())
@@ -67,8 +67,9 @@ def test_a_coding_agent_on_a_mature_account_is_info_at_most_with_its_reasons():
     assert reasons["account_age_days"] >= 30
 
 
-def test_the_same_loops_page_on_a_young_account_or_without_tools_declared():
+def test_the_same_loops_page_on_a_young_account_one_of_no_organisation_or_without_tools_declared():
     assert worst(run(agent_traffic(14, account_age_days=3.0))) >= SEVERITY["warning"]
+    assert worst(run(agent_traffic(14, org=False))) >= SEVERITY["warning"]
     # the tools claim costs nothing: it only narrows the evidence to agents' traffic
     assert worst(run(agent_traffic(14, tools=None))) >= SEVERITY["warning"]
 
