@@ -15,7 +15,7 @@ stream; nothing here may key on what the detector looks for.
 Kinds: ``ml_campaign``, ``ml_casual`` (multilingual); ``obfuscated_campaign``;
 ``fabricated_conv``, ``multi_turn_users``; ``content_cohort``; ``harvest_plain``;
 ``homework_app``, ``editor_app``, ``coding_agent``, ``eval_company``, ``longform_service``, ``turned_mature`` (products), ``eval_mimic``
-(a harvest dressed as an evaluation).
+(a harvest dressed as an evaluation); ``agent_harvest`` (tool-use traces harvested by agent loops).
 """
 from __future__ import annotations
 
@@ -1093,6 +1093,55 @@ def gen_coding_agent(b, name, spec, R):
                         # the tool runs as soon as the answer is in; a developer's own turn takes a person's time
                         pause = R.lognormvariate(math.log(1.5), 1.0) if R.random() > 0.05 else R.uniform(20, 120)
                         ts += latency + int(1000 * min(30.0, max(0.2, pause)))
+
+
+AGENT_HARVEST_SYSTEMS = [
+    "You are an expert software engineering agent. Think step by step and explain your reasoning in detail "
+    "before every tool call.",
+    "You are a coding agent. Before each action, write out your full chain of thought, then call one tool.",
+    "You are an autonomous developer. Use the tools to complete the task."]
+
+
+@register("agent_harvest")
+def gen_agent_harvest(b, name, spec, R):
+    """Tool-use traces harvested by running agent loops (written 2026-12-04 after the agent
+    evidence, by an attacker who has read it; not used for tuning): campaigns of heads, each
+    sweeping many coding tasks as agent loops in conversations it opens, tools declared, the
+    tool results fabricated, sent at once; a share of the heads on bought aged organisation
+    accounts, the rest on young ones; a system prompt that asks for reasoning before each tool
+    call (``styled_p``: answers of reasoning and a tool call) or none (tool calls alone)."""
+    for _c in range(b.scaled(spec.get("campaigns", 0))):
+        ci = b.new_campaign(name, False)
+        styled = R.random() < spec.get("styled_p", 0.6)
+        system = R.choice(AGENT_HARVEST_SYSTEMS[:2]) if styled else AGENT_HARVEST_SYSTEMS[2]
+        out_range = spec.get("styled_tokens", [150, 600]) if styled else spec.get("plain_tokens", [40, 200])
+        for _h in range(draw_num(R, spec.get("heads", [3, 10]))):
+            start = b.t0 + int(R.uniform(*spec.get("start_days", [0.0, 3.0])) * DAY_MS)
+            if R.random() < spec.get("aged_p", 0.5):
+                acc = b.new_account(R, start, "attack", tier=wchoice(R, [["tier2", 0.5], ["tier3", 0.5]]), org_p=1.0,
+                                    created=start - int(R.uniform(60, 700) * DAY_MS))
+            else:
+                acc = young_account(b, R, start, spec)
+            key = b.new_key(name, "attack", ci, acc, "agent_harvest")
+            key.attack_from = start - start % 1000
+            prof = b.profile(R, {"cloud": 0.6, "hosting": 0.4}, {"sdk": 0.7, "http": 0.3}, n_ips=R.randint(1, 3))
+            pstyle = {"max_tokens": R.choice([4096, 8192]), "temperature": R.choice([0.0, 0.2, 0.7]), "stream": False,
+                      "tools": R.randint(5, 15)}
+            model = wchoice(R, [["frontier-3-sonnet", 0.6], ["frontier-3-opus", 0.4]])
+            ts = start
+            for _t in range(draw_num(R, spec.get("tasks", [15, 60]))):
+                words = R.choice(AGENT_TASKS).format(**{k: R.choice(v) for k, v in AGENT_WORDS.items()})
+                cid, hist = "conv_" + hexid(R, 64), 0
+                for turn in range(max(2, min(60, int(R.lognormvariate(math.log(10), 0.6))))):
+                    if ts >= b.t1:
+                        break
+                    prompt = words if turn == 0 else _agent_tool_result(R, words)
+                    _, used = b.emit(R, key, ts, prompt, params=pstyle, model=model, endpoint="/v1/messages",
+                                     client=b.client(R, prof), system=system, conv=cid, turn=turn, attack=True,
+                                     out_median=R.uniform(*out_range), hist=hist)
+                    hist = used
+                    ts += b.events[-1][12] + int(1000 * R.uniform(0.2, 5.0))
+                ts += int(1000 * R.uniform(5, 600))
 
 
 if __name__ == "__main__":

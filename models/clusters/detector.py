@@ -505,7 +505,8 @@ class ClusterDetector:
         now = max(ts_ms, self._clock)
         if previous is not None and not self._update_due(root, previous, n_named, rank, now):
             return None
-        found = self._findings(root, linked, share, suspicious, events, n_named, ring_accounts, paying_together)
+        found = self._findings(root, linked, share, suspicious, events, n_named, ring_accounts, paying_together,
+                               excuse_products=not products_only)
         alert_id = previous[0] if previous is not None else self._incident_id(root, found.core, found.members)
         alert = cluster_alert(alert_id, ts_ms, rank, found, self.detector, c.mature_account_days, products_only,
                               keys_per_account=c.mature_customer_keys_per_account)
@@ -569,8 +570,11 @@ class ClusterDetector:
         return True
 
     def _findings(self, root: str, linked: set[str], share: float, suspicious: int, events: int, n_named: int,
-                  ring_accounts: int, paying_together: bool) -> ClusterFindings:
-        """The cluster's members by role, for its alert."""
+                  ring_accounts: int, paying_together: bool, excuse_products: bool = False) -> ClusterFindings:
+        """The cluster's members by role, for its alert. ``excuse_products``: a cluster that
+        pages for its other members does not name those whose own traffic shows a real
+        product's evidence, held or pending (``KeyStats.product_shown``,
+        ``scoring.excused_products``), unless none would be left."""
         # The core (mostly-extraction members) makes the cluster; camouflaged members are named
         # with it but do not dilute the share that decided it. Listed only when alerting.
         keys = self._keys
@@ -578,7 +582,14 @@ class ClusterDetector:
         named = {k for k in linked if k in keys and keys[k].named and not keys[k].core}
         camouflaged = {k for k in named if style_named(keys[k], self.config)}
         paying = named - camouflaged  # named as payment-ring members only
+        # (what the cluster is, its accounts and ages, is judged on every member, excused or not)
         stats = [keys[k] for k in core] + [keys[k] for k in named]
         events += sum(keys[k].events for k in named)
+        excused = {k for k in core | named if keys[k].product_shown} if excuse_products else set()
+        if excused and excused != core | named:
+            core, camouflaged, paying = core - excused, camouflaged - excused, paying - excused
+            named -= excused
+        else:
+            excused = set()
         return ClusterFindings(core, core | named, camouflaged, paying, stats, share, suspicious, events, n_named,
-                               ring_accounts, paying_together, self._evidence.get(root, {}))
+                               ring_accounts, paying_together, self._evidence.get(root, {}), excused)

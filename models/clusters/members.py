@@ -46,6 +46,12 @@ class KeyStats:
     unexcused: bool = False  # counted in its cluster's totals as named without that evidence
 
     @property
+    def product_shown(self) -> bool:
+        """Its own traffic holds a real product's evidence, or an app's or agent's pending
+        (an evaluation's pending is not shown: until its re-run it is a harvest's traffic)."""
+        return self.product in (1, 2)
+
+    @property
     def product_pending(self) -> bool:
         """Its product evidence is pending (an app's or an evaluation's)."""
         return self.product in (2, 3)

@@ -5,7 +5,7 @@ is handed over as :class:`ClusterFindings`, and the alert is built here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ...contracts.alert import Alert, Severity
@@ -34,6 +34,9 @@ class ClusterFindings:
     ring_accounts: int  # accounts of its payment-ring members
     paying_together: bool  # it is a payment ring
     evidence: dict[str, int]  # link kind -> joins
+    # members left unnamed by a cluster that pages for its other members: their own traffic
+    # holds a real product's evidence (their own incidents are info at most on it too)
+    excused: set[str] = field(default_factory=set)
 
 
 def incident_id(began_ms: int, grid_ms: int) -> str:
@@ -106,10 +109,28 @@ def cluster_alert(alert_id: str, ts_ms: int, rank: int, found: ClusterFindings, 
              "weight": None},
             {"signal": "linked_by", "value": describe_evidence(found.evidence), "baseline": None,
              "weight": None},
-        ] + capped,
+        ] + excused_products(found.excused) + capped,
         events_seen=found.events,
         detector=detector,
     ).to_dict()
+
+
+def excused_products(excused: set[str]) -> list[dict]:
+    """The reason that says how many linked keys a paging cluster left unnamed for their own
+    real-product evidence, held or pending ([] when none): agent products of several customers
+    send the same tool output (a test run's closing line) in lockstep with a harvest's heads
+    running the same tools, and were paged with them (stress-agent-harvest: 14 agent keys in a
+    critical cluster, most of them named while their evidence was pending). Such a key is still
+    a member: once its records stop carrying the evidence it is named in the cluster's next
+    update, and its own incident pages as it scores. What the cluster is (its accounts, ages,
+    joint share) is judged on every member.
+
+    >>> excused_products({"k1", "k2"})[0]["value"], excused_products(set())
+    (2, [])
+    """
+    if not excused:
+        return []
+    return [{"signal": "members_excused_as_products", "value": len(excused), "baseline": 0, "weight": None}]
 
 
 def account_alert(account_id: str, ts_ms: int, keys: set[str], events_seen: int, account_min_keys: int,

@@ -145,6 +145,29 @@ def test_a_cluster_whose_members_are_all_real_products_is_held_at_info_and_says_
     assert [a["api_key_ids"] for a in products] == [a["api_key_ids"] for a in apps(lambda k, i: 0)]
 
 
+def test_a_paging_cluster_does_not_name_the_members_whose_own_traffic_is_a_products():
+    """Agent products send the same tool output in lockstep with a harvest's heads running the
+    same tools: linked, the cluster pages for the heads, and names them only. A product member
+    is named again once its records stop carrying the evidence."""
+    mature = T0 - 400 * DAY
+
+    def mixed(product_of) -> list[dict]:
+        return _one_cluster([dataclasses.replace(rec(f"k{k}", i, pf="pf-shared", account_created_ms=mature),
+                                                 product=product_of(k, i)) for i in range(10) for k in range(20)])
+
+    heads = {f"k{k}" for k in range(15, 20)}
+    alerts = mixed(lambda k, i: int(k < 15))
+    assert alerts[-1]["severity"] == "critical" and set(alerts[-1]["api_key_ids"]) == heads
+    reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
+    assert reasons["members_excused_as_products"] == 15 and reasons["cluster_keys"] == 5
+    # an app's or an agent's pending evidence excuses too (a new agent key's first tasks); an
+    # evaluation's pending does not (until its re-run it is a harvest's traffic)
+    assert set(mixed(lambda k, i: 2 if k < 15 else 0)[-1]["api_key_ids"]) == heads
+    evaluations = mixed(lambda k, i: 3 if k < 15 else 0)
+    assert len(evaluations[-1]["api_key_ids"]) == 20
+    assert "members_excused_as_products" not in {r["signal"] for r in evaluations[-1]["reasons"]}
+
+
 def test_an_incident_paged_before_its_members_show_product_evidence_keeps_paging():
     """The products-only cap holds a cluster at info from its start; an incident already paged
     is not capped later (its capped update would be an exculpated detection, recorded and not
