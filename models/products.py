@@ -40,9 +40,10 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     agent makes, short answers by nature) by running agent loops with tools declared, on bought
     aged organisation accounts, is capped at info (recorded, not sent), also when its system
     prompt asks for step-by-step work; the same traces without such wording were never named
-    by the per-key signals, whose harvest is long answers. Young accounts, accounts of no
-    organisation and infrastructure a hydra shares are not excused (the cluster's own cap
-    needs every named member's evidence).
+    by the per-key signals, whose harvest is long answers. Young accounts and accounts of no
+    organisation are not excused. A cluster such heads share with others still pages for the
+    others, but leaves the heads that show the evidence unnamed
+    (``clusters.scoring.excused_products``), as it does the real agents linked to it.
 ``evaluation_reruns``
     One item set re-run on another model or another day (``models.reruns``), from a
     *verified* account: ``eval_min_account_age_days`` old, an organisation, a tier that takes a
@@ -90,6 +91,7 @@ import zlib
 from dataclasses import dataclass
 
 from .constants import DAY_MS, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
+from .detectors.base import harvested_share
 from .events import RequestEvent
 from .reruns import ItemReruns, item_fingerprint
 
@@ -218,8 +220,7 @@ class ProductEvidence:
         # an agent's step: a turn of its own conversation, tools declared, answered briefly
         agent_step = 0.0
         if continued and event.tools and event.output_tokens is not None:
-            agent_step = 1.0 - min(1.0, max(0.0, (event.output_tokens - HARVEST_LO_TOKENS)
-                                             / (HARVEST_HI_TOKENS - HARVEST_LO_TOKENS)))
+            agent_step = 1.0 - harvested_share(event.output_tokens, HARVEST_LO_TOKENS, HARVEST_HI_TOKENS)
         if st.n:
             alpha = self.config.alpha
             st.app_ew += alpha * (follow_up - st.app_ew)

@@ -1008,6 +1008,11 @@ AGENT_NAMES = ["user", "config", "result", "rows", "path", "cache", "payload", "
                "value", "record", "token", "handler", "request", "response", "logger", "options", "buffer"]
 
 
+def _agent_task(R):
+    """A developer's task for a coding agent ("fix the failing test in tests/test_api.py")."""
+    return R.choice(AGENT_TASKS).format(**{k: R.choice(v) for k, v in AGENT_WORDS.items()})
+
+
 def _agent_tool_result(R, task_words):
     """What a coding agent's tool returns: a file, a test run, a search, a command's output."""
     names = R.sample(AGENT_NAMES, 6)
@@ -1070,7 +1075,7 @@ def gen_coding_agent(b, name, spec, R):
                 for start in starts:
                     if not start:
                         continue
-                    words = R.choice(AGENT_TASKS).format(**{k: R.choice(v) for k, v in AGENT_WORDS.items()})
+                    words = _agent_task(R)
                     cid, hist, ts = "conv_" + hexid(R, 64), 0, start[0]
                     steps = max(2, min(120, int(R.lognormvariate(math.log(spec.get("steps_median", 12)), 0.8))))
                     for turn in range(steps):
@@ -1130,7 +1135,7 @@ def gen_agent_harvest(b, name, spec, R):
             model = wchoice(R, [["frontier-3-sonnet", 0.6], ["frontier-3-opus", 0.4]])
             ts = start
             for _t in range(draw_num(R, spec.get("tasks", [15, 60]))):
-                words = R.choice(AGENT_TASKS).format(**{k: R.choice(v) for k, v in AGENT_WORDS.items()})
+                words = _agent_task(R)
                 cid, hist = "conv_" + hexid(R, 64), 0
                 for turn in range(max(2, min(60, int(R.lognormvariate(math.log(10), 0.6))))):
                     if ts >= b.t1:

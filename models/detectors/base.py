@@ -76,6 +76,16 @@ class EWShare(KeySignal):
         self.n += 1
 
 
+def harvested_share(output_tokens: float, harvest_lo: float, harvest_hi: float) -> float:
+    """How much of a harvest one answer of ``output_tokens`` is: 0 under ``harvest_lo`` (a
+    letter, a label, a verdict), 1 from ``harvest_hi``, linear between.
+
+    >>> harvested_share(5, 100, 300), harvested_share(200, 100, 300), harvested_share(900, 100, 300)
+    (0.0, 0.5, 1.0)
+    """
+    return max(0.0, min(1.0, (output_tokens - harvest_lo) / (harvest_hi - harvest_lo)))
+
+
 def harvested_style(x: dict, harvest_lo: float, harvest_hi: float) -> float:
     """The event's extraction style as harvested: an answer under ``harvest_lo`` output
     tokens (a letter, a label, a verdict) collected no reasoning, whatever the prompt asked
@@ -93,5 +103,5 @@ def harvested_style(x: dict, harvest_lo: float, harvest_hi: float) -> float:
     style = x.get("extraction_style", 0.0)
     out = x.get("output_tokens", -1)
     if out >= 0 and style:
-        style *= max(0.0, min(1.0, (out - harvest_lo) / (harvest_hi - harvest_lo)))
+        style *= harvested_share(out, harvest_lo, harvest_hi)
     return style
