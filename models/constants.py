@@ -13,6 +13,7 @@ the defaults they take, so that changing one changes it everywhere it means the 
 from __future__ import annotations
 
 import math
+from enum import IntEnum
 
 # -- time ---------------------------------------------------------------------------------------
 DAY_MS = 86_400_000  # event times are epoch milliseconds
@@ -48,3 +49,13 @@ def likelihood_ratios(rate: float, base_rate: float) -> tuple[float, float]:
     """The log-likelihood ratios of one Bernoulli observation, ``rate`` against ``base_rate``:
     what a hit adds to a sequential test and what a miss adds (negative)."""
     return math.log(rate / base_rate), math.log((1.0 - rate) / (1.0 - base_rate))
+
+
+class ProductStatus(IntEnum):
+    """What a key's own traffic says of a real product's exculpatory evidence as of its latest
+    event (``StepResult.product``, carried on ``LinkRecord.product`` to the cluster detector;
+    an int on the wire)."""
+    NONE = 0
+    HOLDS = 1  # an app's, an evaluation's, an agent's or a transformation service's evidence holds
+    PENDING = 2  # an app's or an agent's evidence is pending (bias-corrected, not yet held)
+    EVALUATION_PENDING = 3  # an evaluation's first run, its re-run not yet seen: a harvest's traffic so far

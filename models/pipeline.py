@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from ..contracts.alert import Alert, Severity
 from ..contracts.alert import iso_ms as _iso  # the one time format of every record
-from .constants import BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
+from .constants import (BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS,
+                        ProductStatus)
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
                         FollowUpShare, HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
                         ReadingPace, TemplateRepetition, TopicNovelty, regularity)
@@ -574,8 +575,10 @@ class KeyPipeline:
         }
         # A key whose app evidence is pending counts as a product's for its cluster too: the
         # cluster opens at info and escalates once a member's evidence fails (models.products).
-        product = (1 if self._products.holds(st, event, st.template_ew) else 2 if self._products.pending(st, event)
-                   else 3 if self._evaluation_pending(st, event) else 0)
+        product = (ProductStatus.HOLDS if self._products.holds(st, event, st.template_ew)
+                   else ProductStatus.PENDING if self._products.pending(st, event)
+                   else ProductStatus.EVALUATION_PENDING if self._evaluation_pending(st, event)
+                   else ProductStatus.NONE)
         return StepResult(b"", row, alert, features=f, key_events=int(st.n), product=product)
 
     # -- learning --------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..constants import MIN_HARVEST_TOKENS
+from ..constants import MIN_HARVEST_TOKENS, ProductStatus
 from .config import ClusterConfig
 
 
@@ -39,9 +39,8 @@ class KeyStats:
     pf_ring: bool = False  # joined by its payment method to a key enrolled with it
     ring: bool = False  # a member of a payment ring (see ring_member)
     ring_events: int = 0
-    # What its latest record said of its traffic's real-product evidence (LinkRecord.product:
-    # 0 none, 1 holds, 2 an app's pending, 3 an evaluation's pending): a cluster of such keys
-    # only is held at info (scoring.product_cap).
+    # What its latest record said of its traffic's real-product evidence (LinkRecord.product,
+    # a ProductStatus): a cluster of such keys only is held at info (scoring.product_cap).
     product: int = 0
     unexcused: bool = False  # counted in its cluster's totals as named without that evidence
 
@@ -49,17 +48,17 @@ class KeyStats:
     def product_shown(self) -> bool:
         """Its own traffic holds a real product's evidence, or an app's or agent's pending
         (an evaluation's pending is not shown: until its re-run it is a harvest's traffic)."""
-        return self.product in (1, 2)
+        return self.product in (ProductStatus.HOLDS, ProductStatus.PENDING)
 
     @property
     def product_pending(self) -> bool:
         """Its product evidence is pending (an app's or an evaluation's)."""
-        return self.product in (2, 3)
+        return self.product in (ProductStatus.PENDING, ProductStatus.EVALUATION_PENDING)
 
     @property
     def evaluation_pending(self) -> bool:
         """An evaluation's evidence is pending: it excuses a cluster only as one account's."""
-        return self.product == 3
+        return self.product == ProductStatus.EVALUATION_PENDING
 
 
 def may_be_member(stats: KeyStats) -> bool:
