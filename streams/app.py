@@ -28,6 +28,7 @@ from distillguard.contracts.alert import alert_bytes, split_exculpated
 from distillguard.contracts.link_record import link_batch_bytes
 from distillguard.devtools.faults import FaultInjection
 from distillguard.models.clusters import link_value_key
+from distillguard.models.events import parse_rfc3339_ms
 from distillguard.models.step import DeadLetter, Record, RequestProcessor
 from distillguard.sinks.errors import SinkBackpressureError
 
@@ -326,6 +327,7 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
     async def process(self, event) -> None:
         """Handle one record (a worker never dies on a record: a failure is dead-lettered),
         then hold its ack for the flush."""
+        self.metrics.input_age_seconds.observe(max(0.0, time.time() - event.message.timestamp))
         try:
             await self.handle(event)
         except asyncio.CancelledError:
@@ -425,6 +427,7 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
     async def _send_alert(self, key: bytes, alert: dict) -> None:
         await self.alerts.send(key=key, value=alert_bytes(alert))
         self.metrics.alerts.labels(severity=alert["severity"]).inc()
+        self.metrics.alert_delay_seconds.observe(max(0.0, time.time() - parse_rfc3339_ms(alert["ts"]) / 1000))
 
     def _alerts_sent_before(self) -> list[bytes]:
         settings = self.settings

@@ -5,6 +5,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
+# Seconds: a healthy worker's delays are sub-second; minutes and hours are a backlog.
+_DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 3600.0)
+
+
 class WorkerMetrics:
     """One registry per worker app (tests build several apps in one process)."""
 
@@ -41,6 +45,20 @@ class WorkerMetrics:
                                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0,
                                                      2.0, 5.0, 15.0, 60.0),
                                             registry=r)
+        # Detection delay as on-call sees it, two halves. Input age: how long a message (an envelope
+        # behind the packer, else one request) waited on its topic before the worker stepped it
+        # (its broker timestamp to the step; observed once a message, not per event): the worker
+        # falling behind shows here in seconds, where consumer_lag counts records. Alert delay:
+        # from the event that raised an alert (its ts, the gateway's clock) to the alert's send,
+        # the pipeline's whole event -> page time; a backfill or a restart's catch-up lands in
+        # the top buckets.
+        self.input_age_seconds = Histogram("distillguard_input_age_seconds",
+                                           "Seconds an input message waited on its topic before the worker "
+                                           "stepped it (broker timestamp to step)",
+                                           buckets=_DELAY_BUCKETS, registry=r)
+        self.alert_delay_seconds = Histogram("distillguard_alert_delay_seconds",
+                                             "Seconds from the event that raised an alert (its ts) to the "
+                                             "alert's send", buckets=_DELAY_BUCKETS, registry=r)
         # How late the loop's watcher woke up (streams/loop_lag.py): the longest callback that
         # held the one loop of the agents, flushes and pages, which every event queued behind it waits out.
         self.event_loop_lag_seconds = Histogram("distillguard_event_loop_lag_seconds",

@@ -323,6 +323,11 @@ def test_worker_serves_metrics_and_the_dashboard_after_a_demo_run(pipeline, brow
     # every alert sent said how long it waited to be sent (cluster alerts counted alike)
     assert values["distillguard_alert_hold_seconds_count"] == sent
     assert 0 < values["distillguard_alert_hold_seconds_sum"] < 60 * sent
+    # and how long after its event (the demo's event times are the past: the top buckets)
+    assert values["distillguard_alert_delay_seconds_count"] == sent
+    # every record (the bad ones too) said how long it waited on the topic: seconds, not days
+    assert values["distillguard_input_age_seconds_count"] >= len(records)
+    assert 0 < values["distillguard_input_age_seconds_sum"] < 60 * values["distillguard_input_age_seconds_count"]
     # the event loop's watcher woke ~10 times a second while the worker ran
     assert values["distillguard_event_loop_lag_seconds_count"] >= 50
     assert values["distillguard_state_bytes"] > 0 and values["distillguard_keys_in_state"] > 0
