@@ -79,10 +79,11 @@ class LinkRecord:
     family: int = -1  # the prompt's content family (cohort.content_family), -1 unknown
     item: int = -1  # the prompt's item fingerprint (cohort.item_fingerprint), -1 unknown
     simhash: int = -1  # the prompt's 64-bit SimHash of content words (features), -1 unknown: its content sketch
-    # 1: the key's traffic held a real product's exculpatory evidence at this event (many
-    # consistent end-user conversations, or templated transformation, on a mature account:
-    # models.products); 2: that evidence was pending (an app's follow-ups while it counts its
-    # first conversations: ProductEvidence.pending), which a cluster counts as a product's;
+    # A models.constants.ProductStatus. 1: the key's traffic held a real product's exculpatory
+    # evidence at this event (many consistent end-user conversations, or templated
+    # transformation, on a mature account: models.products); 2: that evidence was pending (an
+    # app's follow-ups while it counts its first conversations: ProductEvidence.pending), which
+    # a cluster counts as a product's;
     # 3: an evaluation's evidence pending (ProductEvidence.evaluation_pending), counted so only
     # while the cluster's such members are one account's (one evaluation company; a hydra on
     # bought verified accounts spans many); 0: neither, or an older writer did not say (an
