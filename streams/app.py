@@ -337,10 +337,10 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             await self._dead_letter_failed(event.message, exc)
         self.checkpoint.processed(event)
         self.holes.processed(event.message.partition, event.message.offset)
-        if (self.sink.should_flush() or len(self.outbox)) and not self.checkpoint.flushing:
+        if (self.sink.should_flush() or self.alerts_stuck()) and not self.checkpoint.flushing:
             # Flush beside the stream, not in it: the agent keeps scoring while ClickHouse
             # writes (back-pressure, not this await, is what stops it when CH is behind).
-            # An alert still queued (its send failed) flushes at once: the flush retries it.
+            # An alert still queued after its send failed flushes at once: the flush retries it.
             self.app.loop.create_task(self.flush())
 
     async def _dead_letter_failed(self, message, exc: Exception) -> None:
@@ -402,6 +402,13 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             self.outbox.add(alert["entity_id"].encode("utf-8", "surrogatepass"), alert)
         if sent:
             self.send_alerts_soon()  # now, not awaited: a page does not wait for the rows' flush
+
+    def alerts_stuck(self) -> bool:
+        """Alerts queued with no send under way: their send failed (the broker is away), and a
+        flush retries them before any ack. Alerts just raised are not: their own task is sending
+        them (until 2026-12-05 a record that raised an alert also started a flush when none was
+        under way, each a chDB insert of ~70-100 ms of CPU, on top of the flush timer's)."""
+        return bool(len(self.outbox)) and (self._alert_sender is None or self._alert_sender.done())
 
     def send_alerts_soon(self) -> None:
         """Send the alerts just raised now, in a task of their own, before their rows are stored
