@@ -6,26 +6,15 @@ import asyncio
 
 import pytest
 
-from distillguard.streams import feedback_follower
-from distillguard.streams.app import DetectorWorker
-from distillguard.streams.settings import WorkerSettings
-
 ALERT = {"alert_id": "key:k1:1", "ts": "2026-02-01T00:00:00.000Z", "entity_type": "key", "entity_id": "k1",
          "api_key_ids": ["k1"], "score": 0.9, "severity": "critical", "reasons": [], "events_seen": 50,
          "detector": "test"}
 
 
-class _NoSink:
-    client = None
-
-
 @pytest.fixture
-def worker(monkeypatch, tmp_path):
-    monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
-    monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
-    worker = DetectorWorker(WorkerSettings(), pipeline=object(), sink=_NoSink())
-    worker.outbox._read_sent = lambda: []  # the alerts topic's tail: empty (no broker here)
-    return worker
+def worker(offline_worker):
+    offline_worker.outbox._read_sent = lambda: []  # the alerts topic's tail: empty (no broker here)
+    return offline_worker
 
 
 def _raise_and_send(worker, send) -> tuple[bool, bool]:

@@ -22,10 +22,8 @@ class _NoSink:
 
 
 @pytest.fixture
-def app(monkeypatch, tmp_path):
-    monkeypatch.setattr(feedback_follower.FeedbackFollower, "catch_up", lambda self: None)
-    monkeypatch.setenv("DG_DATA_DIR", str(tmp_path))
-    return worker_app(WorkerSettings(), pipeline=object(), sink=_NoSink())
+def app(offline_worker):
+    return offline_worker.app  # (what worker_app returns; tests/unit/streams/conftest.py)
 
 
 def _health(app) -> tuple[int, dict]:
