@@ -25,7 +25,8 @@ Phases:
 * ``packed``: side by side in one run (issue #20 item 2): 1 worker reading ``llm.requests``
   directly, 1 worker behind ``distillguard packer`` (DG_READ_PACKED), 2 workers behind the
   packer, and the latency phase behind the packer at ``--load`` (60 %) of the rate one packed
-  worker reaches on the latency traffic itself (measured first, as a throughput run); writes ``--markdown`` (benchmarks/results/worker-packed.md) beside the JSON.
+  worker reaches on the latency traffic itself (measured first, as a throughput run); writes
+  ``--markdown`` (benchmarks/results/worker-packed.md) beside the JSON.
   With ``--base REV`` (issue #20's targets are ratios against main when it began, 55718be) one
   worker of that revision runs first and last through the same harness, for the ratios.
 
@@ -174,7 +175,7 @@ def _start_packer(broker, work: Path, settings_env: dict | None = None) -> Worke
 
 def run_throughput(n_events: int, n_workers: int, broker_kind: str, packed: bool = False,
                    python_path: Path | None = None, records: list[tuple[bytes, bytes]] | None = None) -> dict:
-    """``records``: (key, value) pairs to send instead of the first ``n_events`` of dev-s1."""
+    """The first ``n_events`` of dev-s1, or ``records`` ((key, value) pairs) when given."""
     work = WORK / f"throughput-{n_workers}{'-packed' if packed else ''}{'-base' if python_path else ''}"
     shutil.rmtree(work, ignore_errors=True)
     records = records if records is not None else _dev_records(n_events)
@@ -472,11 +473,13 @@ def run_packed_comparison(n_events: int, broker_kind: str, load: float, seconds:
             if base:
                 remove(Path(scratch) / f"tree-{base}")
     # The latency phase's rate is a share of what one packed worker sustains on the latency
-    # traffic itself, not on dev-s1: that traffic costs the worker more per event (its sweepers
-    # grow clusters, its users are fewer and busier), and 60 % of the dev-s1 rate kept the
-    # worker 90 %+ busy (measured 2026-12-04: 687 against 434 ms of CPU per 1k events).
-    capacity = run_throughput(0, 1, broker_kind, packed=True,
-                              records=_latency_records(packed["events_per_second"], seconds))
+    # traffic itself, not on dev-s1: the two cost the worker differently per event (as a
+    # backlog, 389-415 against 489-496 ms of CPU per 1k events on 2026-12-05). Offered below
+    # that rate the worker still costs more per event than in a backlog (the work paid per
+    # flush, per send and per link batch does not shrink with the rate): ``worker_busy_share``
+    # says how busy the offered load kept it.
+    latency_records = _latency_records(packed["events_per_second"], seconds)
+    capacity = run_throughput(len(latency_records), 1, broker_kind, packed=True, records=latency_records)
     rate = round(load * capacity["events_per_second"])
     latency = run_latency(rate, seconds, broker_kind, packed=True)
     result = {"direct_1": direct, "packed_1": packed, "packed_2": two, "latency_packed": latency,

@@ -68,9 +68,9 @@ class Checkpoint:
 
     def flushed_since_asked(self) -> bool:
         """Whether a flush went through since the last call: the worker's flush timer skips a
-        tick that another flush (a failed alert send's retry, a full sink's) did the work of. Each flush costs
-        ~70 ms of chDB CPU whatever its size (~100 ms with an alert row): with alerts flushing
-        at once, ticks on top of them took a core's fifth at 400 events/s."""
+        tick that another flush (a failed alert send's retry, a full sink's) did the work of.
+        Each flush costs ~70 ms of chDB CPU whatever its size (~100 ms with an alert row): when
+        every alert flushed at once, ticks on top of them took a core's fifth at 400 events/s."""
         flushed, self._flushes_seen = self._flushes != self._flushes_seen, self._flushes
         return flushed
 
