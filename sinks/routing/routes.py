@@ -20,6 +20,10 @@ from distillguard.contracts.alert import Severity
 from .errors import RoutesError
 
 EntityType = Literal["key", "account", "cluster"]
+# How a cluster incident's members were joined: ``linked`` by what they share (payment method,
+# account, network, opening or closing frame in lockstep: hydras, payment rings), or as a
+# ``content_cohort``, by nothing but what they ask (reason ``content_cohort``).
+ClusterKind = Literal["linked", "content_cohort"]
 ActionName = Literal["throttle", "perturb_outputs", "require_verification", "suspend"]
 
 
@@ -36,6 +40,11 @@ class Match(_Model):
     org: list[str] = Field(default_factory=list)
     min_score: float | None = None
     min_severity: Severity | None = None
+    # Cluster incidents of these kinds only (``cluster_kind``); key and account incidents match no
+    # kind. A content cohort names its members by how well their prompts fit the wave's, so a
+    # few ordinary keys can be among them (docs/measurements.md, "Known gaps"): a policy can give
+    # it a softer action than a cluster whose members share a payment method or a network.
+    cluster_kind: list[ClusterKind] = Field(default_factory=list)
 
     def matches(self, alert: dict) -> bool:
         if self.severity and alert.get("severity") not in self.severity:
@@ -48,7 +57,26 @@ class Match(_Model):
             return False
         if self.min_score is not None and float(alert.get("score", 0.0)) < self.min_score:
             return False
+        if self.cluster_kind and cluster_kind(alert) not in self.cluster_kind:
+            return False
         return True
+
+
+def cluster_kind(alert: dict) -> ClusterKind | None:
+    """How a cluster incident's members were joined (``ClusterKind``); None for a key or an
+    account incident.
+
+    >>> cluster_kind({"entity_type": "cluster", "reasons": [{"signal": "content_cohort", "value": "latin-options"}]})
+    'content_cohort'
+    >>> cluster_kind({"entity_type": "cluster", "reasons": [{"signal": "linked_by", "value": "shared IP prefix x3"}]})
+    'linked'
+    >>> cluster_kind({"entity_type": "key", "reasons": []}) is None
+    True
+    """
+    if alert.get("entity_type") != "cluster":
+        return None
+    reasons = alert.get("reasons") or ()
+    return "content_cohort" if any(reason.get("signal") == "content_cohort" for reason in reasons) else "linked"
 
 
 class Lifecycle(_Model):

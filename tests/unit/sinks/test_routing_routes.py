@@ -70,3 +70,41 @@ def test_a_bad_routes_file_is_named_with_the_bad_field(tmp_path):
     with pytest.raises(ConfigError) as raised:
         load_routes(path)
     assert str(path) in str(raised.value) and "lifecycle.tick_s" in str(raised.value)
+
+
+def _cohort(make_alert, severity="critical"):
+    alert = make_alert("cohort-latin-free-form-20260201", entity_type="cluster", severity=severity,
+                       keys=[f"k{i}" for i in range(12)])
+    alert["reasons"] = [{"signal": "content_cohort", "value": "latin-free-form", "baseline": None, "weight": None},
+                        {"signal": "cohort_members", "value": 12, "baseline": None, "weight": None}]
+    return alert
+
+
+def test_rules_tell_a_content_cohort_from_a_linked_cluster(make_alert):
+    """A content cohort names members by content fit alone (a few ordinary keys can be among
+    them): ``cluster_kind`` lets a policy act on it more softly than on a linked hydra."""
+    from distillguard.sinks.routing.routes import Match
+    cohort, hydra = _cohort(make_alert), make_alert("c7", entity_type="cluster", severity="critical",
+                                                    linked_by="shared IP prefix x4")
+    key, account = make_alert(severity="critical"), make_alert("a1", entity_type="account", severity="critical")
+    assert Match(cluster_kind=["content_cohort"]).matches(cohort)
+    assert not Match(cluster_kind=["content_cohort"]).matches(hydra)
+    assert Match(cluster_kind=["linked"]).matches(hydra) and not Match(cluster_kind=["linked"]).matches(cohort)
+    assert not any(Match(cluster_kind=["linked", "content_cohort"]).matches(a) for a in (key, account))
+    assert all(Match().matches(a) for a in (cohort, hydra, key, account))
+
+
+def test_the_example_policy_verifies_linked_clusters_and_perturbs_cohorts(make_alert):
+    config = load_routes(Path(__file__).parents[3] / "deploy" / "routes.example.yaml")
+    hydra = make_alert("c7", entity_type="cluster", severity="critical")
+    assert config.actions.action_for(hydra) == "require_verification"
+    assert config.actions.action_for(make_alert("a1", entity_type="account", severity="critical")) == \
+        "require_verification"
+    assert config.actions.action_for(_cohort(make_alert)) == "perturb_outputs"
+    assert config.actions.action_for(_cohort(make_alert, "warning")) == "throttle"
+    assert config.actions.action_for(make_alert(severity="critical")) == "perturb_outputs"
+
+
+def test_an_unknown_cluster_kind_is_a_config_error(routes_text):
+    with pytest.raises(ConfigError, match="cluster_kind"):
+        parse_routes(routes_text.replace("entity_type: [cluster]}", "entity_type: [cluster], cluster_kind: [hydra]}"))
