@@ -128,6 +128,23 @@ FROM {db}.{table}
 WHERE api_key_id IN {keys:Array(String)} AND bucket >= {t0:DateTime} AND bucket < {t1:DateTime}
 GROUP BY api_key_id, t
 ORDER BY api_key_id, t""",
+    # Each member's own evidence over the incident's window, from the events rows (features only):
+    # a content cohort names members by content fit, so on-call looks at its quietest members
+    # (few requests at a person's pace) before acting on every key (docs/runbook.md).
+    "incident_member_evidence": """
+SELECT api_key_id, count() AS events, min(ts) AS first_seen, max(ts) AS last_seen,
+       if(count() > 1, round(arrayReduce('median',
+           arrayPopFront(arrayDifference(arraySort(groupArray(toUnixTimestamp64Milli(ts)))))) / 1000, 1),
+          NULL) AS median_gap_s,
+       if(count() > 1, round(arrayCount(gap -> gap < 60000,
+           arrayPopFront(arrayDifference(arraySort(groupArray(toUnixTimestamp64Milli(ts)))))) / (count() - 1), 3),
+          NULL) AS gaps_under_a_minute,
+       toUInt32(round(avg(output_tokens))) AS mean_output_tokens, uniqExact(topic_bucket) AS topics,
+       round(avg(toFloat64(extraction_style)), 3) AS extraction_share, round(max(toFloat64(score)), 3) AS max_score
+FROM {db}.events
+WHERE api_key_id IN {keys:Array(String)} AND ts >= {t0:DateTime} AND ts < {t1:DateTime}
+GROUP BY api_key_id
+ORDER BY events, api_key_id""",
     "data_range": """
 SELECT min(bucket) AS first, max(bucket) AS last, count() AS buckets FROM {db}.key_hour""",
     "orgs": """
@@ -143,6 +160,7 @@ def panel_sql(name: str, db: str, table: str = "key_minute") -> str:
     return sql.replace("{db}", db).replace("{table}", table).strip()
 
 
+MAX_MEMBER_ROWS = 500  # the incident page's member table (a router action page holds as many)
 _NAME = re.compile(r"^[A-Za-z0-9_.:@/+=-]{0,200}$")
 _STEPS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
@@ -291,7 +309,11 @@ class DashboardQueries:
         keys = list(incident["api_key_ids"])[:20]
         members = self.rows("incident_members", {"keys": keys, "t0": window.t0, "t1": window.t1,
                                                  "step": window.step}, window.table) if keys else []
-        return {"incident": incident, "versions": versions, "members": members, "window": window}
+        named = list(incident["api_key_ids"])[:MAX_MEMBER_ROWS]
+        evidence = self.rows("incident_member_evidence", {"keys": named, "t0": window.t0, "t1": window.t1}) \
+            if named else []
+        return {"incident": incident, "versions": versions, "members": members, "window": window,
+                "member_evidence": evidence}
 
 
 def _naive(value) -> datetime:

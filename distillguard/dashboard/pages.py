@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime
 from urllib.parse import quote
 
-from distillguard.sinks.queries import RANGES, DashboardQueries, Filters
+from distillguard.sinks.queries import MAX_MEMBER_ROWS, RANGES, DashboardQueries, Filters
 
 from .charts import (PALETTE, RANK_NAMES, SEVERITY_COLOURS, _e, bar_chart, line_chart, stacked_bars,
                      timeline_chart)
@@ -180,6 +180,19 @@ def render_dashboard(q: DashboardQueries, query: dict) -> str:
     return _page("dashboard", body, _filter_form(f, q.orgs()))
 
 
+MEMBER_COLUMNS = ["api_key_id", "events", "median_gap_s", "gaps_under_a_minute", "mean_output_tokens", "topics",
+                  "extraction_share", "max_score", "first_seen", "last_seen"]
+
+
+def _member_rows(api_key_ids: list[str], evidence: list[dict]) -> list[dict]:
+    """The member table: members with no event stored in the window first (expired, or sent
+    before it), then the query's rows, quietest first; a measure a single event has none of is
+    blank."""
+    stored = {row["api_key_id"] for row in evidence}
+    missing = [{"api_key_id": key, "events": 0} for key in api_key_ids[:MAX_MEMBER_ROWS] if key not in stored]
+    return missing + [{name: "" if value is None else value for name, value in row.items()} for row in evidence]
+
+
 def render_incident(q: DashboardQueries, incident_id: str) -> str | None:
     found = q.incident(incident_id)
     if found is None:
@@ -198,7 +211,7 @@ def render_incident(q: DashboardQueries, incident_id: str) -> str | None:
         series[r["api_key_id"]].append((r["t"], float(r["max_score"])))
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
     member_link = lambda row: "../?" + Filters(t0=window.t0, t1=window.t1).query_string(key=row["api_key_id"])  # noqa: E731
-    member_rows = [{"api_key_id": k} for k in inc["api_key_ids"]]
+    member_rows = _member_rows(list(inc["api_key_ids"]), found["member_evidence"])
     body = ("<main>"
             + _section("incident", "Incident", "the latest version of this incident", summary)
             + _section("reasons", "Reasons", "the signals behind the latest score (value vs baseline)",
@@ -208,8 +221,12 @@ def render_incident(q: DashboardQueries, incident_id: str) -> str | None:
             + _section("incident_members", "Member keys over time",
                        "max score per bucket of the member keys (first 20), two hours either side",
                        line_chart("incident_members", dict(series), window.t0, window.t1, top=1.0, label="score",
-                                  colours=colours) + _legend(list(series), colours)
-                       + _table(member_rows, ["api_key_id"], {"api_key_id": member_link}))
+                                  colours=colours) + _legend(list(series), colours))
+            + _section("incident_member_evidence", "Each member's evidence",
+                       "every member key over the same window, quietest first: a content cohort names members by "
+                       "content fit, so look at the ones with few requests at a person's pace (long median gap, "
+                       "few gaps under a minute) before acting on every key",
+                       _table(member_rows, MEMBER_COLUMNS, {"api_key_id": member_link}))
             + "</main>")
     return _page(f"incident {incident_id}", body, root="../")
 

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -272,6 +273,15 @@ def test_incident_page_has_reasons_and_timeline(dashboard, browser):
     assert plots["incident_members"]["lines"] >= 2  # member keys of the cluster
     status, body = _get(cluster)
     assert status == 200 and "cluster_keys" in body and "Reasons" in body
+    # every member's own evidence from the stored events, quietest first
+    members = int(re.search(r"<th>members</th>.*?<tbody><tr>(?:<td[^>]*>.*?</td>){5}<td>(\d+)</td>", body).group(1))
+    section = body[body.index('id="incident_member_evidence"'):]
+    rows = [re.findall(r"<td[^>]*>(?:<a [^>]*>)?(.*?)(?:</a>)?</td>", row) for row in
+            re.findall(r"<tr>(.*?)</tr>", section)[1:]]
+    assert len(rows) == members >= 2
+    events = [int(row[1]) for row in rows]
+    assert events == sorted(events) and events[-1] >= 2
+    assert any(float(row[2]) >= 0 for row in rows if row[2])  # a median gap measured in ClickHouse
 
 
 def test_read_only_and_validated(dashboard):

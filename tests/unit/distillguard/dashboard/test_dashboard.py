@@ -56,6 +56,10 @@ class FakeQueries(DashboardQueries):
                                    "members": 1, "reasons": "[]"}],
             "incident_members": [{"api_key_id": EVIL, "t": x, "max_score": 0.5, "events": 2,
                                   "extraction_share": 0.5} for x in t],
+            "incident_member_evidence": [
+                {"api_key_id": EVIL, "events": 1, "first_seen": t[0], "last_seen": t[0], "median_gap_s": None,
+                 "gaps_under_a_minute": None, "mean_output_tokens": 300, "topics": 1, "extraction_share": 0.0,
+                 "max_score": 0.2}],
         }[name]
 
 
@@ -98,3 +102,37 @@ def test_exculpated_detections_are_listed_with_their_evidence():
     empty = re.search(r'<section class="panel" id="exculpated">(.*?)</section>',
                       render_dashboard(FakeQueries(empty=True), {}), re.S).group(1)
     assert "none in this range" in empty and "<table" not in empty
+
+
+class CohortQueries(FakeQueries):
+    """A content cohort of three named keys: one quiet at a person's pace, one sweeping, and one
+    with no event stored in the incident's window."""
+
+    def rows(self, name, params, table="key_minute"):
+        if name == "incident":
+            return [{"incident_id": "cluster:cohort-latin-free-form-1", "entity_type": "cluster",
+                     "entity_id": "cohort-latin-free-form-1", "api_key_ids": ["sweeper", "casual", "expired"],
+                     "severity": "critical", "score": 0.9, "reasons": '[{"signal": "content_cohort", "value": "x"}]',
+                     "events_seen": 300, "detector": "d", "opened_at": T0, "updated_at": T0 + timedelta(hours=1),
+                     "updates": 3}]
+        if name == "incident_member_evidence":
+            self.asked_keys = params["keys"]
+            return [{"api_key_id": "casual", "events": 2, "first_seen": T0, "last_seen": T0 + timedelta(hours=3),
+                     "median_gap_s": 10800.0, "gaps_under_a_minute": 0.0, "mean_output_tokens": 310, "topics": 2,
+                     "extraction_share": 0.0, "max_score": 0.1},
+                    {"api_key_id": "sweeper", "events": 40, "first_seen": T0, "last_seen": T0 + timedelta(hours=1),
+                     "median_gap_s": 8.5, "gaps_under_a_minute": 0.97, "mean_output_tokens": 900, "topics": 31,
+                     "extraction_share": 0.0, "max_score": 0.8}]
+        return super().rows(name, params, table)
+
+
+def test_incident_page_shows_each_members_evidence_quietest_first():
+    queries = CohortQueries()
+    page = render_incident(queries, "cluster:cohort-latin-free-form-1")
+    assert queries.asked_keys == ["sweeper", "casual", "expired"]  # every member, not the plot's first 20
+    section = page[page.index('id="incident_member_evidence"'):]
+    rows = re.findall(r"<tr>(.*?)</tr>", section)
+    cells = [re.findall(r"<td[^>]*>(?:<a [^>]*>)?(.*?)(?:</a>)?</td>", row) for row in rows[1:]]
+    assert [c[0] for c in cells] == ["expired", "casual", "sweeper"]
+    assert cells[0][1] == "0" and cells[1][1:4] == ["2", "10800.000", "0.000"] and cells[2][2] == "8.500"
+    assert "None" not in section and "nan" not in section
