@@ -22,7 +22,7 @@ from datetime import datetime
 
 from distillguard.contracts.alert import Severity
 
-from .routes import Lifecycle
+from .routes import Lifecycle, cluster_kind
 
 ACTIVE = ("open", "escalated", "acknowledged")
 MAX_REASONS = 5
@@ -87,6 +87,7 @@ def _refresh(state: dict, alert: dict, now_ms: int) -> None:
     # As big as the alert that carried them, which Kafka's message size bounds.
     state["keys"] = list(alert.get("api_key_ids") or [])
     state["reasons"] = list(alert.get("reasons") or [])[:MAX_REASONS]
+    state["cluster_kind"] = cluster_kind(alert)  # (from every reason, before they are cut)
     state["events_seen"] = int(alert.get("events_seen", 0) or 0)
     state["alert_ts"] = alert.get("ts", "")
     state["detector"] = alert.get("detector", "")

@@ -57,14 +57,15 @@ class Match(_Model):
             return False
         if self.min_score is not None and float(alert.get("score", 0.0)) < self.min_score:
             return False
-        if self.cluster_kind and cluster_kind(alert) not in self.cluster_kind:
+        if self.cluster_kind and (alert.get("cluster_kind") or cluster_kind(alert)) not in self.cluster_kind:
             return False
         return True
 
 
 def cluster_kind(alert: dict) -> ClusterKind | None:
     """How a cluster incident's members were joined (``ClusterKind``); None for a key or an
-    account incident.
+    account incident. (An incident's state records it from each whole alert as ``cluster_kind``,
+    which a rule reads first: the state keeps only the first few reasons.)
 
     >>> cluster_kind({"entity_type": "cluster", "reasons": [{"signal": "content_cohort", "value": "latin-options"}]})
     'content_cohort'

@@ -108,3 +108,28 @@ def test_the_example_policy_verifies_linked_clusters_and_perturbs_cohorts(make_a
 def test_an_unknown_cluster_kind_is_a_config_error(routes_text):
     with pytest.raises(ConfigError, match="cluster_kind"):
         parse_routes(routes_text.replace("entity_type: [cluster]}", "entity_type: [cluster], cluster_kind: [hydra]}"))
+
+
+def test_the_router_recommends_by_cluster_kind_through_an_incidents_state(make_alert):
+    """What the router acts on is the incident's state, which keeps only the first few reasons:
+    the kind is recorded from the whole alert, so a cohort whose ``content_cohort`` reason came
+    late in the list is still one; a state from before the kind was recorded falls back to its
+    kept reasons."""
+    from distillguard.sinks.routing import actions, lifecycle
+    from distillguard.sinks.routing.routes import Lifecycle
+    config = load_routes(Path(__file__).parents[3] / "deploy" / "routes.example.yaml")
+    cohort = _cohort(make_alert)
+    cohort["reasons"] = [{"signal": f"filler_{i}", "value": i, "baseline": None, "weight": None}
+                         for i in range(lifecycle.MAX_REASONS)] + cohort["reasons"]
+    hydra = make_alert("20260201T0500Z", entity_type="cluster", severity="critical")
+
+    def recommended(alert):
+        state = lifecycle.on_alert(None, alert, now_ms=1, partition=0, lifecycle=Lifecycle()).state
+        return state, actions.next_action(state, config.actions, 2).action
+
+    state, action = recommended(cohort)
+    assert "content_cohort" not in [r["signal"] for r in state["reasons"]] and action == "perturb_outputs"
+    assert recommended(hydra)[1] == "require_verification"
+    old_state, _ = recommended(_cohort(make_alert))
+    del old_state["cluster_kind"]
+    assert actions.next_action(old_state, config.actions, 2).action == "perturb_outputs"
