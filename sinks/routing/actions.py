@@ -18,7 +18,7 @@ from distillguard.contracts.action import Action
 from distillguard.contracts.alert import Severity, iso_ms
 
 from .lifecycle import ACTIVE
-from .routes import ActionPolicy, cluster_kind
+from .routes import ActionPolicy
 from .text import summary
 
 
@@ -66,9 +66,11 @@ def next_action(state: dict, policy: ActionPolicy, now_ms: int) -> Action | None
     if state["status"] in ACTIVE:
         if state.get("acted_v", 0) >= state["version"]:
             return None
-        # (a state from before cluster_kind was recorded: its kept reasons, the kind's reason first)
+        # the kind recorded from the whole alert; a state from before it was recorded has its kept
+        # reasons, the kind's reason first, which the rule reads instead (Match.matches)
         facts = {"severity": state["severity"], "entity_type": state["entity_type"], "score": state["score"],
-                 "org_id": state.get("org_id"), "cluster_kind": state.get("cluster_kind") or cluster_kind(state)}
+                 "org_id": state.get("org_id"), "cluster_kind": state.get("cluster_kind"),
+                 "reasons": state.get("reasons")}
         action = policy.action_for(facts)
         if action is None:
             return None

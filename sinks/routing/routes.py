@@ -57,6 +57,7 @@ class Match(_Model):
             return False
         if self.min_score is not None and float(alert.get("score", 0.0)) < self.min_score:
             return False
+        # (an incident's state carries the kind it recorded from the whole alert: read it first)
         if self.cluster_kind and (alert.get("cluster_kind") or cluster_kind(alert)) not in self.cluster_kind:
             return False
         return True
