@@ -20,8 +20,8 @@ from pathlib import Path
 
 from .contracts.alert import iso_time
 from .errors import DistillguardError
+from .sinks.queries import MAX_MEMBER_ROWS
 
-MAX_KEYS = 500
 MAX_HOURS = 2000
 
 
@@ -86,7 +86,7 @@ def collect(client, db: str, reference: str, *, include_prompts: bool = False) -
     if not timeline:
         raise EvidenceError(f"no incident {value!r} in {db}")
     latest = timeline[-1]
-    keys = sorted({k for row in timeline for k in row["api_key_ids"]})[:MAX_KEYS]
+    keys = sorted({k for row in timeline for k in row["api_key_ids"]})[:MAX_MEMBER_ROWS]
     per_key = _rows(client, f"""
         SELECT api_key_id, any(account_id) AS account_id, countMerge(events) AS events,
                min(bucket) AS first_hour, max(bucket) AS last_hour,

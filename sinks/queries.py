@@ -132,18 +132,19 @@ ORDER BY api_key_id, t""",
     # a content cohort names members by content fit, so on-call looks at its quietest members
     # (few requests at a person's pace) before acting on every key (docs/runbook.md).
     "incident_member_evidence": """
-SELECT api_key_id, count() AS events, min(ts) AS first_seen, max(ts) AS last_seen,
-       if(count() > 1, round(arrayReduce('median',
-           arrayPopFront(arrayDifference(arraySort(groupArray(toUnixTimestamp64Milli(ts)))))) / 1000, 1),
-          NULL) AS median_gap_s,
-       if(count() > 1, round(arrayCount(gap -> gap < 60000,
-           arrayPopFront(arrayDifference(arraySort(groupArray(toUnixTimestamp64Milli(ts)))))) / (count() - 1), 3),
-          NULL) AS gaps_under_a_minute,
-       toUInt32(round(avg(output_tokens))) AS mean_output_tokens, uniqExact(topic_bucket) AS topics,
-       round(avg(toFloat64(extraction_style)), 3) AS extraction_share, round(max(toFloat64(score)), 3) AS max_score
-FROM {db}.events
-WHERE api_key_id IN {keys:Array(String)} AND ts >= {t0:DateTime} AND ts < {t1:DateTime}
-GROUP BY api_key_id
+SELECT api_key_id, events, first_seen, last_seen,
+       if(events > 1, round(arrayReduce('median', gaps_ms) / 1000, 1), NULL) AS median_gap_s,
+       if(events > 1, round(arrayCount(gap -> gap < 60000, gaps_ms) / (events - 1), 3), NULL) AS gaps_under_a_minute,
+       mean_output_tokens, topics, extraction_share, max_score
+FROM (
+    SELECT api_key_id, count() AS events, min(ts) AS first_seen, max(ts) AS last_seen,
+           arrayPopFront(arrayDifference(arraySort(groupArray(toUnixTimestamp64Milli(ts))))) AS gaps_ms,
+           toUInt32(round(avg(output_tokens))) AS mean_output_tokens, uniqExact(topic_bucket) AS topics,
+           round(avg(toFloat64(extraction_style)), 3) AS extraction_share, round(max(toFloat64(score)), 3) AS max_score
+    FROM {db}.events
+    WHERE api_key_id IN {keys:Array(String)} AND ts >= {t0:DateTime} AND ts < {t1:DateTime}
+    GROUP BY api_key_id
+)
 ORDER BY events, api_key_id""",
     "data_range": """
 SELECT min(bucket) AS first, max(bucket) AS last, count() AS buckets FROM {db}.key_hour""",
@@ -160,7 +161,9 @@ def panel_sql(name: str, db: str, table: str = "key_minute") -> str:
     return sql.replace("{db}", db).replace("{table}", table).strip()
 
 
-MAX_MEMBER_ROWS = 500  # the incident page's member table (a router action page holds as many)
+# Member keys read per incident: the incident page's member table and the evidence bundle's
+# per-key rows (a router action page holds as many).
+MAX_MEMBER_ROWS = 500
 _NAME = re.compile(r"^[A-Za-z0-9_.:@/+=-]{0,200}$")
 _STEPS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
@@ -306,14 +309,14 @@ class DashboardQueries:
             v["reasons"] = _json_list(v["reasons"])
         opened, updated = _naive(incident["opened_at"]), _naive(incident["updated_at"])
         window = Filters(t0=opened - timedelta(hours=2), t1=updated + timedelta(hours=2))
-        keys = list(incident["api_key_ids"])[:20]
+        named = list(incident["api_key_ids"])[:MAX_MEMBER_ROWS]  # the member table's keys
+        keys = named[:20]  # the plot's
         members = self.rows("incident_members", {"keys": keys, "t0": window.t0, "t1": window.t1,
                                                  "step": window.step}, window.table) if keys else []
-        named = list(incident["api_key_ids"])[:MAX_MEMBER_ROWS]
         evidence = self.rows("incident_member_evidence", {"keys": named, "t0": window.t0, "t1": window.t1}) \
             if named else []
         return {"incident": incident, "versions": versions, "members": members, "window": window,
-                "member_evidence": evidence}
+                "member_keys": named, "member_evidence": evidence}
 
 
 def _naive(value) -> datetime:

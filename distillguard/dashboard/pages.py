@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime
 from urllib.parse import quote
 
-from distillguard.sinks.queries import MAX_MEMBER_ROWS, RANGES, DashboardQueries, Filters
+from distillguard.sinks.queries import RANGES, DashboardQueries, Filters
 
 from .charts import (PALETTE, RANK_NAMES, SEVERITY_COLOURS, _e, bar_chart, line_chart, stacked_bars,
                      timeline_chart)
@@ -185,11 +185,11 @@ MEMBER_COLUMNS = ["api_key_id", "events", "median_gap_s", "gaps_under_a_minute",
 
 
 def _member_rows(api_key_ids: list[str], evidence: list[dict]) -> list[dict]:
-    """The member table: members with no event stored in the window first (expired, or sent
-    before it), then the query's rows, quietest first; a measure a single event has none of is
-    blank."""
+    """The member table of the keys asked for: those with no event stored in the window first
+    (expired, or sent before it), then the query's rows, quietest first; a measure a single
+    event has none of is blank."""
     stored = {row["api_key_id"] for row in evidence}
-    missing = [{"api_key_id": key, "events": 0} for key in api_key_ids[:MAX_MEMBER_ROWS] if key not in stored]
+    missing = [{"api_key_id": key, "events": 0} for key in api_key_ids if key not in stored]
     return missing + [{name: "" if value is None else value for name, value in row.items()} for row in evidence]
 
 
@@ -211,7 +211,7 @@ def render_incident(q: DashboardQueries, incident_id: str) -> str | None:
         series[r["api_key_id"]].append((r["t"], float(r["max_score"])))
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
     member_link = lambda row: "../?" + Filters(t0=window.t0, t1=window.t1).query_string(key=row["api_key_id"])  # noqa: E731
-    member_rows = _member_rows(list(inc["api_key_ids"]), found["member_evidence"])
+    member_rows = _member_rows(found["member_keys"], found["member_evidence"])
     body = ("<main>"
             + _section("incident", "Incident", "the latest version of this incident", summary)
             + _section("reasons", "Reasons", "the signals behind the latest score (value vs baseline)",
