@@ -92,13 +92,18 @@ class LinkRecord:
     # every key's are: models.clusters.records.link_record); the cluster detector's links and
     # key statistics never see it. 0: forwarded for linking as well, or an older writer's.
     cohort_only: int = 0
+    # How the prompt opens: a 32-bit hash of its first two words, normalised
+    # (cohort.prompt_opening); -1 unknown (not computed, or an older writer's record). Set
+    # where family is (a young account's events and a key's first ones).
+    opening: int = -1
 
     def to_bytes(self) -> bytes:
         """The record on the links topic: its fields as a compact JSON array."""
         fields = [self.api_key_id, self.account_id, self.ts_ms, self.style, self.head, self.tail,
                   self.payment_fingerprint, self.net, self.asn, self.ua_hash, self.output_tokens,
                   self.account_created_ms, self.source_partition, self.source_offset, self.topic_bucket,
-                  self.key_events, self.family, self.item, self.simhash, self.product, self.cohort_only]
+                  self.key_events, self.family, self.item, self.simhash, self.product, self.cohort_only,
+                  self.opening]
         try:
             return _encode(fields)
         except UnicodeEncodeError:

@@ -258,6 +258,51 @@ def family_name(family: int) -> str:
     return f"{_SCRIPTS[script]}-{_SHAPES[shape]}-{_BANDS[band]}{instructed}"
 
 
+# The opening of a prompt: its first two runs of letters (digits, signs and spacing left out),
+# cased alike. One item set opens its items in few ways ("You are a ...", "Imagine you are",
+# "Write a ...", "Which of the following"), whatever each is about; a person's chat opens in
+# every way there is. A key's sketch keeps, of each of its sketched prompts, the opening's
+# bucket in each of two hashes (OPENINGS buckets each: _opening_buckets); a prompt's opening
+# fits a profile by the lesser of its two buckets' fits, so that an opening of its own that
+# shares a bucket with a frequent one of the wave's (one hash, 64 buckets: a casual key was
+# named at critical on content-cohort-aged so) does not fit unless both hashes say it does.
+# (one match of the first two runs of letters: 0.6 us, where findall over the 200 characters took 9)
+_OPENING_LETTERS = re.compile(r"[\W\d_]*([^\W\d_]+)(?:[\W\d_]+([^\W\d_]+))?")
+OPENINGS = 256
+# A script written without spaces (Chinese, Japanese): a run of letters is a whole clause,
+# and its first characters (about two words) open it.
+_UNSPACED_SCRIPT = re.compile(r"[\u3040-\u9fff\uf900-\ufaff]")
+_UNSPACED_OPENING = 4
+
+
+def prompt_opening(normalised: str) -> int:
+    """A 32-bit hash of the prompt's opening: its first two runs of letters, casefolded. Give it
+    the normalised prompt (``features.normalise_prompt``): look-alike letters, zero-width and
+    fullwidth characters read as the letters they stand for.
+
+    >>> prompt_opening("You are a pirate. Describe the sea.") == prompt_opening("  you ARE, 3 wizards...")
+    True
+    >>> opening = prompt_opening("次の文を読んで答えなさい。")
+    >>> opening == prompt_opening("次の文を訳しなさい"), opening == prompt_opening("下の問題に答えよ")
+    (True, False)
+    """
+    opening = _OPENING_LETTERS.match(normalised, 0, 200)
+    runs = [run for run in opening.groups() if run] if opening else []
+    if runs and _UNSPACED_SCRIPT.match(runs[0]):
+        runs = [runs[0][:_UNSPACED_OPENING]]
+    return zlib.crc32(" ".join(runs).casefold().encode("utf-8", "surrogatepass"))
+
+
+def _opening_buckets(opening: int) -> bytes:
+    """A prompt's opening (``prompt_opening``) as its bucket in each of the two hashes: two bytes
+    (bits 0-7 and 16-23 of the CRC, which vary independently).
+
+    >>> list(_opening_buckets(0x00AB_00CD))
+    [205, 171]
+    """
+    return bytes((opening & 0xFF, opening >> 16 & 0xFF))
+
+
 def item_fingerprint(text: str) -> int:
     """A 32-bit hash of the item (its first 2000 characters), case and spacing ignored: the
     same item re-sent is the same."""
@@ -281,6 +326,10 @@ class _Candidate:
     # prompt's SimHash (64 counts), and how many requests that is.
     bits: bytearray = field(default_factory=lambda: bytearray(_SIMHASH_BITS))
     sketched: int = 0
+    # ... and how those requests opened: two bytes each (_opening_buckets; none when its records
+    # carried no opening), at most 2 * sketch_events.
+    openings: bytes = b""
+    by_openings: bool = False  # its fit, when last one reached its bar, did only by how its prompts open
     family: int = -1  # the family it joined as a member (-1: not a member)
     named: bool = False  # named in a cohort incident
     linked: bool = False  # in a cluster of ClusterDetector's linking: not a cohort candidate
@@ -324,13 +373,23 @@ _MAX_FAMILIES = 4
 _MAX_SOURCES = 8
 _SIMHASH_BITS = 64  # LinkRecord.simhash
 _SMOOTHING = 0.5  # added to each bit's set and unset counts: no bit is certain
+# A profile (a family's members' sketches added up): the count of each SimHash bit, then of each
+# opening bucket of the first hash, then of the second (_profile_add_to).
+_PROFILE_SIZE = _SIMHASH_BITS + 2 * OPENINGS
+_OPENING_SMOOTHING = 2 * _SMOOTHING / OPENINGS
+_SMOOTHINGS = [_SMOOTHING] * _SIMHASH_BITS + [_OPENING_SMOOTHING] * (2 * OPENINGS)
+
+
+def _openings_of(sketch) -> bytes:
+    """A sketch's openings (``_Candidate.openings``); a sketch of (bits, prompts) has none."""
+    return sketch[2] if len(sketch) > 2 else b""
 
 
 @dataclass(slots=True)
 class _Family:
     recent: OrderedDict = field(default_factory=OrderedDict)  # member key -> (first request ts, its sketch)
     # The recent members' sketches added up: what the wave's item set is about.
-    profile: list = field(default_factory=lambda: [0] * _SIMHASH_BITS)
+    profile: list = field(default_factory=lambda: [0] * _PROFILE_SIZE)
     profile_total: int = 0
     quiet: int = 0  # members that left the window never named in an incident: its baseline
     quiet_beat: int = 0  # ... of which on a timer's beat: the baseline of a wave of such members
@@ -347,6 +406,7 @@ class _Family:
     mature: int = 0  # the open incident's members on mature accounts (named on content evidence)
     partial: int = 0  # ... that kept to the family only partly (camouflaged, named on content)
     by_neighbours: int = 0  # ... whose content fit its nearest members', not the wave's profile
+    by_openings: int = 0  # ... whose prompts fit only by how they open (_opening_fit)
     paced: int = 0  # ... that sent at machine rate or on a timer's beat (_machine_paced)
     aged_on_beat: int = 0  # ... on mature accounts, judged as young keys for their beat (_on_beat)
     # Mature keys that swept like members (key -> first request ts, sketch, account hash, fit):
@@ -354,12 +414,12 @@ class _Family:
     # counted on (_mature_wave). Bounded by max_members, kept two windows.
     mature_recent: OrderedDict = field(default_factory=OrderedDict)
     # Their sketches added up: what a wave of mature members is about.
-    mature_profile: list = field(default_factory=lambda: [0] * _SIMHASH_BITS)
+    mature_profile: list = field(default_factory=lambda: [0] * _PROFILE_SIZE)
     mature_profile_total: int = 0
     mature_quiet: int = 0  # mature members that left the window never named: their baseline
     # ... and their sketches added up (halved when over a bound): what the family's ordinary
     # old users ask, that a wave of mature members is told apart from (_ordinary_rates).
-    mature_ordinary: list = field(default_factory=lambda: [0] * _SIMHASH_BITS)
+    mature_ordinary: list = field(default_factory=lambda: [0] * _PROFILE_SIZE)
     mature_ordinary_total: int = 0
     mature_first_ts: int = -1  # the family's first mature member
     mature_judged_at: int = 0  # mature members when its unfit ones were last judged again
@@ -367,7 +427,7 @@ class _Family:
     mature_only: bool = False  # the open incident's wave was of mature members alone (_mature_wave)
     # ... and then its named mature members' sketches added up: what the campaign is about,
     # undiluted by the ordinary old users among the family's mature members (_mature_fits).
-    core_profile: list = field(default_factory=lambda: [0] * _SIMHASH_BITS)
+    core_profile: list = field(default_factory=lambda: [0] * _PROFILE_SIZE)
     core_total: int = 0
     rejudged_at: int = 0  # recent members when its unfit members were last judged again
     beat_only: bool = False  # the open incident's wave was of members on a timer's beat only (_join)
@@ -403,7 +463,8 @@ class CohortDetector:
                  max_paced_variation: float = 0.35, rejudge_growth: float = 2.0,
                  min_mature_neighbour_affinity: float = 2.5,
                  min_mature_machine_neighbour_affinity: float = 0.75,
-                 family_ordinary_prior: float = 20.0, min_mature_wave_cohesion: float = 1.0) -> None:
+                 family_ordinary_prior: float = 20.0, min_mature_wave_cohesion: float = 1.0,
+                 opening_weight: float = 0.7) -> None:
         # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
         self.young_ms = young_ms
         self.min_key_events = min_key_events
@@ -522,6 +583,14 @@ class CohortDetector:
         if rejudge_growth <= 1.0:
             raise ConfigError(f"rejudge_growth must be over 1, not {rejudge_growth}")
         self.rejudge_growth = rejudge_growth
+        # How much a prompt's opening weighs beside its SimHash (_opening_fit), once a family's
+        # incident is open: it names more of a campaign whose heads' prompts are about different
+        # things but open as its item set's do (content-cohort-aged: gpteacher's "You are a ...").
+        # Not more: one corpus's ordinary users open their requests alike too.
+        if not 0.0 <= opening_weight <= 1.0:
+            raise ConfigError(f"opening_weight must be within [0, 1], not {opening_weight}")
+        self.opening_weight = opening_weight
+        self._opening_part = 0.0  # of the last fit computed, the openings' share (_reaches)
         self._keys: OrderedDict[str, _Candidate] = OrderedDict()
         # Mature candidates apart: the many ordinary old keys must not evict the young ones.
         self._mature: OrderedDict[str, _Candidate] = OrderedDict()
@@ -532,6 +601,10 @@ class CohortDetector:
         # cohort's item set is told apart from. Halved when full: bounded, and it follows drift.
         self._background = [0] * _SIMHASH_BITS
         self._background_total = 0
+        # ... and how they opened: each opening bucket's count, of the first hash then the
+        # second (_opening_buckets), over this many prompts. Halved with the bits.
+        self._background_openings = [0] * (2 * OPENINGS)
+        self._background_opened = 0
         # SimHashes learned but not yet counted into _background: counted in one vectorised
         # pass when a judgement reads it or the count is due to halve (the same counts, at a
         # fraction of a per-bit Python loop on every established account's request).
@@ -569,7 +642,7 @@ class CohortDetector:
                 return alerts
             cand.newest = rec.key_events
         if not young and rec.simhash >= 0 and rec.style <= 0 and rec.key_events <= self.background_key_events:
-            self._learn_background(rec.simhash)
+            self._learn_background(rec.simhash, rec.opening)
         if rec.family < 0:
             return alerts
         if cand is None:
@@ -612,6 +685,8 @@ class CohortDetector:
         if rec.simhash >= 0 and cand.sketched < self.sketch_events:
             _add_bits(cand.bits, rec.simhash)
             cand.sketched += 1
+            if rec.opening >= 0:
+                cand.openings += _opening_buckets(rec.opening)
         if rec.item >= 0:
             first = self._items.setdefault(rec.item, rec.api_key_id)
             if first != rec.api_key_id:
@@ -646,7 +721,7 @@ class CohortDetector:
         if fam.mature_only:
             if not self._mature_fits(cand.family, fam, key):
                 return False
-        elif self._affinity(fam, sketch, own=False) < self._mature_bar(sketch[1]):
+        elif not self._reaches(self._affinity(fam, sketch, own=False, openings=True), self._mature_bar(sketch[1]), cand):
             return False
         self._name(fam, key, cand, sketch)
         fam.mature += 1
@@ -664,9 +739,11 @@ class CohortDetector:
         first, old = fam.recent[rec.api_key_id]
         _add_bits(cand.bits, rec.simhash)
         cand.sketched += 1
+        if rec.opening >= 0:
+            cand.openings += _opening_buckets(rec.opening)
         if cand.sketched & (cand.sketched - 1):
             return []  # judged again at 16 and 32 prompts: a few affinity sums per member
-        sketch = (bytes(cand.bits), cand.sketched)
+        sketch = (bytes(cand.bits), cand.sketched, cand.openings)
         self._profile_add(fam, old, -1)
         fam.recent[rec.api_key_id] = (first, sketch)
         self._profile_add(fam, sketch, 1)
@@ -748,6 +825,8 @@ class CohortDetector:
         if rec.simhash >= 0:
             _add_bits(cand.bits, rec.simhash)
             cand.sketched += 1
+            if rec.opening >= 0:
+                cand.openings += _opening_buckets(rec.opening)
         cand.events += 1
         self._count_answer(cand, rec.output_tokens)
         if cand.events != 2 * self.min_mature_records or \
@@ -760,7 +839,7 @@ class CohortDetector:
         incident if its prompts fit it, or count the family's wave of mature members."""
         family = cand.family
         fam = self._families.setdefault(family, _Family())
-        sketch = (bytes(cand.bits), cand.sketched)
+        sketch = (bytes(cand.bits), cand.sketched, cand.openings)
         self._mature_add(fam, key, cand, sketch, account)
         if fam.incident is not None and cand.first_ts - fam.totals[5] <= self.window_ms:
             named = len(fam.named)
@@ -867,10 +946,11 @@ class CohortDetector:
         if len(keys) < size:
             return []
         sketches = [fam.mature_recent[key][1] for key in keys]
-        ordinary = np.asarray(self._ordinary_rates(fam), dtype=float)
-        counts = np.frombuffer(b"".join(b for b, _ in sketches), dtype=np.uint8).reshape(len(keys), _SIMHASH_BITS)
+        # (what they are about only: openings are one corpus's frame, its ordinary users share it)
+        ordinary = np.asarray(self._ordinary_rates(fam)[:_SIMHASH_BITS], dtype=float)
+        counts = np.frombuffer(b"".join(sk[0] for sk in sketches), dtype=np.uint8).reshape(len(keys), _SIMHASH_BITS)
         counts = counts.astype(float)
-        totals = np.fromiter((max(1, n) for _, n in sketches), dtype=float, count=len(keys))
+        totals = np.fromiter((max(1, sk[1]) for sk in sketches), dtype=float, count=len(keys))
         directions = _directions(counts, totals, ordinary)
         closeness = directions @ directions.T
         np.fill_diagonal(closeness, np.inf)  # each group holds its own key first
@@ -910,10 +990,13 @@ class CohortDetector:
         sketch = entry[1]
         bar = self._mature_bar(sketch[1])
         ordinary = self._ordinary_rates(fam)
-        fits = self._affinity_to(fam.mature_profile, fam.mature_profile_total, sketch, ordinary=ordinary) >= bar
+        openings = fam.mature_only and fam.incident is not None  # (as in _content_fits)
+        cand = self._mature.get(key)
+        fits = self._reaches(self._affinity_to(fam.mature_profile, fam.mature_profile_total, sketch, ordinary=ordinary,
+                                               openings=openings), bar, cand)
         if not fits and _is_free_form(family):
-            fits = self._neighbour_affinity(fam.mature_recent, key, sketch, ordinary) >= \
-                self.min_mature_neighbour_affinity
+            fits = self._reaches(self._neighbour_affinity(fam.mature_recent, key, sketch, ordinary, openings),
+                                 self.min_mature_neighbour_affinity, cand)
         if not fits and _is_free_form(family) and entry[4] and not entry[5]:
             # Sent at machine rate: its nearest among the mature members that did too. An old
             # account's own batch jobs are few in a family and about different things; a
@@ -923,14 +1006,16 @@ class CohortDetector:
             # fifth and second judgement; 7 of 72 heads named this way needed a second).
             entry[5] = True
             machine = OrderedDict((k, e) for k, e in fam.mature_recent.items() if e[4])
-            fits = self._neighbour_affinity(machine, key, sketch, ordinary) >= self.min_mature_machine_neighbour_affinity
+            fits = self._reaches(self._neighbour_affinity(machine, key, sketch, ordinary, openings),
+                                 self.min_mature_machine_neighbour_affinity, cand)
         if not fits and fam.mature_only and fam.core_total > 0:
             # Once an incident of them is open: its named members' profile, by the same bar.
             # The family's mature members mix the campaign's heads with ordinary old users
             # (content-cohort-aged: 122 such beside 244 heads in one free-form family), which
             # dilutes the profile every head is judged against; the named members are the
             # campaign's (no ordinary key of any stress stream fitted the first judgement).
-            fits = self._affinity_to(fam.core_profile, fam.core_total, sketch, own=False, ordinary=ordinary) >= bar
+            fits = self._reaches(self._affinity_to(fam.core_profile, fam.core_total, sketch, own=False,
+                                                   ordinary=ordinary, openings=openings), bar, cand)
         entry[3] = fits
         return fits
 
@@ -951,11 +1036,16 @@ class CohortDetector:
         self._fold_background()
         total = self._background_total + 2 * _SMOOTHING
         rates = [(n + _SMOOTHING) / total for n in self._background]
+        # Then each opening bucket's (of each hash): a prompt takes one, so the same one count of
+        # smoothing is spread over the buckets, not a half given to each (a half would make every
+        # bucket a sketch has not taken look rare).
+        opened = self._background_opened + 2 * _SMOOTHING
+        rates += [(n + _OPENING_SMOOTHING) / opened for n in self._background_openings]
         if fam is None or fam.mature_ordinary_total < self.profile_prior:
             return rates  # (a few prompts' rates stray: fits against them would be chance)
         own, prior = fam.mature_ordinary_total, self.family_ordinary_prior
-        return [(n + _SMOOTHING + prior * rate) / (own + 2 * _SMOOTHING + prior)
-                for n, rate in zip(fam.mature_ordinary, rates)]
+        return [(n + smoothing + prior * rate) / (own + 2 * _SMOOTHING + prior)
+                for n, rate, smoothing in zip(fam.mature_ordinary, rates, _SMOOTHINGS)]
 
     def _close(self, family: int, fam: _Family) -> list[dict]:
         """Close the family's open incident (a new wave began a window after its latest member):
@@ -963,9 +1053,10 @@ class CohortDetector:
         alerts = [self._alert(family, fam)] if len(fam.named) > fam.sent else []
         fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, []
         fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0], 0, 0, 0
+        fam.by_openings = 0
         fam.paced, fam.aged_on_beat = 0, 0
         fam.beat_only, fam.mature_only = False, False
-        fam.core_profile, fam.core_total = [0] * _SIMHASH_BITS, 0
+        fam.core_profile, fam.core_total = [0] * _PROFILE_SIZE, 0
         return alerts
 
     def _member_family(self, cand: _Candidate, min_events: int | None = None) -> int | None:
@@ -1021,7 +1112,7 @@ class CohortDetector:
         fam = self._families.setdefault(family, _Family())
         if fam.first_ts < 0:
             fam.first_ts = cand.first_ts
-        sketch = (bytes(cand.bits), cand.sketched)
+        sketch = (bytes(cand.bits), cand.sketched, cand.openings)
         fam.recent[key] = (cand.first_ts, sketch)
         self._profile_add(fam, sketch, 1)
         # Kept two windows back from the latest member's first request; the wave is counted
@@ -1113,7 +1204,7 @@ class CohortDetector:
         for key, first, sketch, cand in self._unnamed_members(fam):
             if key not in counted and earliest - self.window_ms <= first <= latest + self.window_ms \
                     and self._may_join(fam, cand) and cand.short_answers <= self.max_mature_short_share * cand.reported \
-                    and self._affinity(fam, sketch) >= self._mature_bar(sketch[1]):
+                    and self._reaches(self._affinity(fam, sketch, openings=True), self._mature_bar(sketch[1]), cand):
                 self._name(fam, key)
 
     def _rejudge_unfit(self, family: int, fam: _Family) -> None:
@@ -1140,12 +1231,19 @@ class CohortDetector:
             if cand is not None and not cand.named and not self.is_linked(key):
                 yield key, first, sketch, cand
 
-    def _learn_background(self, simhash: int) -> None:
+    def _learn_background(self, simhash: int, opening: int = -1) -> None:
         self._background_pending.append(simhash)
+        if opening >= 0:
+            first, second = _opening_buckets(opening)
+            self._background_openings[first] += 1
+            self._background_openings[OPENINGS + second] += 1
+            self._background_opened += 1
         if self._background_total + len(self._background_pending) >= self.background_size:
             self._fold_background()
             self._background = [n // 2 for n in self._background]
             self._background_total //= 2
+            self._background_openings = [n // 2 for n in self._background_openings]
+            self._background_opened //= 2
 
     def _fold_background(self) -> None:
         """Count the pending SimHashes' bits into ``_background``.
@@ -1175,6 +1273,10 @@ class CohortDetector:
     def _profile_add_to(profile: list, sketch, sign: int) -> None:
         for i, count in enumerate(sketch[0]):
             profile[i] += sign * count
+        openings = _openings_of(sketch)
+        for k in range(0, len(openings), 2):
+            profile[_SIMHASH_BITS + openings[k]] += sign
+            profile[_SIMHASH_BITS + OPENINGS + openings[k + 1]] += sign
 
     def _content_fits(self, family: int, fam: _Family, key: str) -> bool:
         """Whether a member of a wave (in ``fam.recent``) is about what the wave is about: the
@@ -1185,15 +1287,29 @@ class CohortDetector:
         if not _is_free_form(family) and not (cand is not None and cand.partial):
             return True
         sketch = fam.recent[key][1]
-        fits = self._affinity(fam, sketch) >= self.min_content_affinity
+        # How its prompts open counts once the family's incident is open: whether a wave exists
+        # stands on what its members are about (SimHash bits alone). One corpus's ordinary users
+        # open their requests alike too ("Given this paragraph about ..."): fitting by openings,
+        # 29 casual keys made a wave of their own on fabricated-conversations-c.
+        openings = fam.incident is not None
+        fits = self._reaches(self._affinity(fam, sketch, openings=openings), self.min_content_affinity, cand)
         if not fits:
             machine = cand is not None and self._machine_paced(cand)
             bar = self.min_machine_neighbour_affinity if machine or self._draws_on_incident(fam, cand) \
                 else self.min_neighbour_affinity
-            fits = self._neighbour_affinity(fam.recent, key, sketch) >= bar
+            fits = self._reaches(self._neighbour_affinity(fam.recent, key, sketch, openings=openings), bar, cand)
         if cand is not None:
             cand.unfit = not fits  # (judged again as the wave grows: _rejudge_unfit)
         return fits
+
+    def _reaches(self, fit: float, bar: float, cand: _Candidate | None) -> bool:
+        """Whether a fit just computed (``_affinity_to``, ``_neighbour_affinity``) reaches ``bar``;
+        if it does, notes on ``cand`` whether only by how its prompts open (for the alert)."""
+        if fit < bar:
+            return False
+        if cand is not None:
+            cand.by_openings = fit - self._opening_part < bar
+        return True
 
     def _may_join(self, fam: _Family, cand: _Candidate) -> bool:
         """Whether a young member may join the family's open incident: any, but only one on a
@@ -1217,7 +1333,8 @@ class CohortDetector:
         named = set(fam.named)
         return sum(source in named for source in cand.sources) >= self.min_items_from_named
 
-    def _neighbour_affinity(self, members: OrderedDict, key: str, sketch, ordinary: list | None = None) -> float:
+    def _neighbour_affinity(self, members: OrderedDict, key: str, sketch, ordinary: list | None = None,
+                            openings: bool = False) -> float:
         """How much likelier a member's prompts are under its ``neighbours`` nearest recent
         members' pooled sketches (``members``: key -> (first request ts, sketch, ...), the
         family's recent young members or its mature ones) than under ordinary traffic's (mean log ratio per prompt, as
@@ -1237,13 +1354,14 @@ class CohortDetector:
         >>> near["k0"] > near["k2"]  # k0 has two like it, k2 none
         True
         """
-        bits, n = sketch
+        bits, n = sketch[0], sketch[1]
         others = [entry[1] for k, entry in members.items() if k != key and entry[1][1] > 0]
         if n <= 0 or not others:
             return 0.0
-        ordinary = np.asarray(self._ordinary_rates() if ordinary is None else ordinary, dtype=float)
-        counts = np.frombuffer(b"".join(b for b, _ in others), dtype=np.uint8).reshape(len(others), _SIMHASH_BITS)
-        totals = np.fromiter((m for _, m in others), dtype=float, count=len(others))
+        all_rates = self._ordinary_rates() if ordinary is None else ordinary
+        ordinary = np.asarray(all_rates[:_SIMHASH_BITS], dtype=float)
+        counts = np.frombuffer(b"".join(sk[0] for sk in others), dtype=np.uint8).reshape(len(others), _SIMHASH_BITS)
+        totals = np.fromiter((sk[1] for sk in others), dtype=float, count=len(others))
         own_counts = np.frombuffer(bits, dtype=np.uint8).astype(float)
         closeness = _directions(counts, totals, ordinary) @ _directions(own_counts[None, :], np.array([float(n)]),
                                                                         ordinary)[0]
@@ -1251,22 +1369,30 @@ class CohortDetector:
         pooled, pooled_n = counts[nearest].sum(axis=0), totals[nearest].sum()
         p_near = (pooled + self.profile_prior * ordinary) / (pooled_n + self.profile_prior)
         ratio = own_counts @ np.log(p_near / ordinary) + (n - own_counts) @ np.log((1 - p_near) / (1 - ordinary))
-        return float(ratio) / n
+        self._opening_part = 0.0
+        if openings and _openings_of(sketch):
+            # The nearest (by what they are about) pooled into a profile of openings too.
+            pooled_openings = [0] * _PROFILE_SIZE
+            for i in nearest:
+                self._profile_add_to(pooled_openings, (b"", 0, _openings_of(others[i])), 1)
+            self._opening_part = self._opening_fit(_openings_of(sketch), pooled_openings, int(pooled_n), all_rates) / n
+        return float(ratio) / n + self._opening_part
 
-    def _affinity(self, fam: _Family, sketch, own: bool = True) -> float:
+    def _affinity(self, fam: _Family, sketch, own: bool = True, openings: bool = False) -> float:
         """``_affinity_to`` the family's profile of its recent young members."""
-        return self._affinity_to(fam.profile, fam.profile_total, sketch, own)
+        return self._affinity_to(fam.profile, fam.profile_total, sketch, own, openings=openings)
 
     def _affinity_to(self, profile: list, profile_total: int, sketch, own: bool = True,
-                     ordinary: list | None = None) -> float:
+                     ordinary: list | None = None, openings: bool = False) -> float:
         """How much likelier a member's prompts are under the other recent members' profile
         than under ordinary traffic's: the mean log-likelihood ratio per prompt of its SimHash
         bits, each bit a coin per profile (its own prompts left out of the wave's). Keys sweeping
         one item set share its vocabulary, which biases SimHash bits alike (> 0); a person's
         requests are about what everyone's are (<= 0). Without a sketch (records of an older
         worker): 0.0. ``ordinary``: each bit's rate in ordinary traffic (_ordinary_rates).
+        ``openings``: how its prompts open counts too (_opening_fit).
         """
-        bits, n = sketch
+        bits, n = sketch[0], sketch[1]
         if n <= 0:
             return 0.0
         # own: the sketch is in the profile (a young member), left out of it here
@@ -1282,7 +1408,54 @@ class CohortDetector:
             p_wave = (min(max(0, profile[i] - own * count), others) + self.profile_prior * p_ordinary) / (
                 others + self.profile_prior)
             ratio += count * math.log(p_wave / p_ordinary) + (n - count) * math.log((1 - p_wave) / (1 - p_ordinary))
-        return ratio / n
+        self._opening_part = 0.0
+        if openings and _openings_of(sketch):
+            own_openings = _openings_of(sketch) if own else b""
+            self._opening_part = self._opening_fit(_openings_of(sketch), profile, others, ordinary, own_openings) / n
+        return ratio / n + self._opening_part
+
+    def _opening_fit(self, openings: bytes, profile: list, others: int, ordinary: list,
+                     own_openings: bytes = b"") -> float:
+        """How much likelier a key's prompts' openings (``_Candidate.openings``) are under a
+        profile's (``_profile_add_to``, of ``others`` prompts; ``own_openings``: the key's own,
+        counted in it, left out) than under ordinary traffic's: for each of its distinct
+        openings, the lesser log ratio of its two hashes' buckets (an opening of its own that
+        shares one bucket with the profile's frequent one is not the profile's), summed and
+        weighed by ``opening_weight``. Each opening bucket's rate starts from ordinary
+        traffic's, as each bit's does.
+
+        >>> det = CohortDetector(opening_weight=1.0)
+        >>> ordinary = [0.5] * _SIMHASH_BITS + [1 / OPENINGS] * (2 * OPENINGS)
+        >>> profile = [0] * _PROFILE_SIZE
+        >>> det._profile_add_to(profile, (b"", 0, bytes([7, 9]) * 300), 1)  # 300 prompts opened one way
+        >>> round(det._opening_fit(bytes([7, 9]), profile, 300, ordinary), 2)  # the same opening
+        5.26
+        >>> det._opening_fit(bytes([7, 10]), profile, 300, ordinary) < 0  # another: one bucket shared
+        True
+        >>> det._opening_fit(bytes([7, 9]) * 5, profile, 300, ordinary) == det._opening_fit(bytes([7, 9]), profile, 300, ordinary)
+        True
+        """
+        own_counts = {}
+        for k in range(len(own_openings)):
+            index = _SIMHASH_BITS + (k % 2) * OPENINGS + own_openings[k]
+            own_counts[index] = own_counts.get(index, 0) + 1
+        prior, fits, total = self.profile_prior, {}, 0.0
+        # Each of its openings once, however often it opened so: a slice of an item set opens
+        # in several of the set's ways; a person who opens every request alike has a habit (a
+        # casual user who opened 13 requests "Classify ...", from one corpus a wave swept too,
+        # was named at critical on content-cohort-aged when repeats counted).
+        for k in {openings[k:k + 2]: k for k in range(0, len(openings), 2)}.values():
+            lesser = math.inf
+            for index in (_SIMHASH_BITS + openings[k], _SIMHASH_BITS + OPENINGS + openings[k + 1]):
+                fit = fits.get(index)
+                if fit is None:
+                    p_ordinary = ordinary[index]
+                    p_profile = (min(max(0, profile[index] - own_counts.get(index, 0)), others)
+                                 + prior * p_ordinary) / (others + prior)
+                    fit = fits[index] = math.log(p_profile / p_ordinary)
+                lesser = min(lesser, fit)
+            total += lesser
+        return self.opening_weight * total
 
     def _due_updates(self) -> list[dict]:
         """Members that joined an open incident since its last alert, once its interval passed."""
@@ -1320,6 +1493,7 @@ class CohortDetector:
             _is_free_form(cand.family) or cand.partial)
         fam.paced += self._machine_paced(cand)
         fam.aged_on_beat += cand.on_beat
+        fam.by_openings += cand.by_openings
 
     def _overlap(self, members) -> float:
         stats = [self._keys[k] for k in members if k in self._keys]
@@ -1370,6 +1544,9 @@ class CohortDetector:
                  "weight": None},
                 # members that sent at machine rate or on a timer's beat: no person's pace
                 {"signal": "cohort_machine_paced_members", "value": fam.paced, "baseline": None, "weight": None},
+                # members whose prompts fit the incident's only by how they open ("You are a ...")
+                {"signal": "cohort_members_fit_by_openings", "value": fam.by_openings, "baseline": None,
+                 "weight": None},
                 # members that interleaved other requests with their items (camouflage), named on content
                 {"signal": "cohort_camouflaged_members", "value": fam.partial, "baseline": None, "weight": None},
                 # members on aged accounts that sent on a rotation's beat, judged as young keys

@@ -221,7 +221,7 @@ def template_fingerprint(text: str) -> int:
     >>> a == template_fingerprint("Classify ticket 98 into billing, technical or other: the app crashes")
     True
     """
-    return _template_hash(normalise(text[:_MAX_PROMPT_CHARS])[:400])
+    return _template_hash(normalise(text[:MAX_PROMPT_CHARS])[:400])
 
 
 def _template_hash(head: str) -> int:
@@ -425,7 +425,7 @@ def style_score(text: str) -> float:
     return _style(text)[0]
 
 
-_MAX_PROMPT_CHARS = 20_000
+MAX_PROMPT_CHARS = 20_000
 # The text normalise_prompt read last and its normal form, as one tuple (swapped whole, so a
 # reader never pairs one text with another's form).
 _last_normalised: tuple[str, str] = ("", "")
@@ -449,7 +449,7 @@ def normalise_prompt(text: str) -> str:
 
 
 def featurize(event: RequestEvent) -> EventFeatures:
-    norm = normalise_prompt(event.prompt[:_MAX_PROMPT_CHARS])
+    norm = normalise_prompt(event.prompt[:MAX_PROMPT_CHARS])
     words = list(filterfalse(_STOP.__contains__, _WORD.findall(norm)))  # (in C: no per-word bytecode)
     if not norm.isascii():  # Chinese has no words _WORD finds: character bigrams instead
         words += multilingual.script_tokens(norm, 100)  # (each new bigram costs a hash: 100 suffice)

@@ -10,10 +10,10 @@ import functools
 import ipaddress
 
 from ...contracts.link_record import LinkRecord
-from ..cohort import FIRST_KEY_EVENTS, MAX_KEY_EVENTS, content_family, item_fingerprint, young_account
+from ..cohort import FIRST_KEY_EVENTS, MAX_KEY_EVENTS, content_family, item_fingerprint, prompt_opening, young_account
 from ..constants import LINK_MIN_STYLE, MIN_HARVEST_TOKENS
 from ..events import RequestEvent
-from ..features import BENCHMARK_FORMAT, EventFeatures, _h64, answered_style, normalise_prompt
+from ..features import BENCHMARK_FORMAT, MAX_PROMPT_CHARS, EventFeatures, _h64, answered_style, normalise_prompt
 
 
 def link_record(event: RequestEvent, result, min_score: float = 0.01, *, partition: int = -1,
@@ -53,6 +53,8 @@ def link_record_of(event: RequestEvent, f: EventFeatures, partition: int = -1, o
     for_cohort = young_account(event.ts_ms, event.account_created_ms) or 0 < key_events <= MAX_KEY_EVENTS
     family = content_family(event.prompt, bool(f.families & BENCHMARK_FORMAT)) if for_cohort else -1
     item = item_fingerprint(event.prompt) if for_cohort else -1
+    # (normalised as featurize read it: its text was normalised just before, and is remembered)
+    opening = prompt_opening(normalise_prompt(event.prompt[:MAX_PROMPT_CHARS])) if for_cohort else -1
     if style < LINK_MIN_STYLE:
         # A record under the linking style offers no link value but its payment method
         # (ClusterDetector.values_to_link): its closing frame (a normalisation of the prompt's
@@ -60,12 +62,13 @@ def link_record_of(event: RequestEvent, f: EventFeatures, partition: int = -1, o
         # forwarded records; they are the sampled events of keys with any extraction score).
         return LinkRecord(event.api_key_id, event.account_id, event.ts_ms, style, f.template_hash, -1,
                           event.payment_fingerprint, None, None, None, f.output_tokens, event.account_created_ms,
-                          partition, offset, f.topic_bucket, key_events, family, item, f.simhash, product)
+                          partition, offset, f.topic_bucket, key_events, family, item, f.simhash, product,
+                          opening=opening)
     return LinkRecord(event.api_key_id, event.account_id, event.ts_ms, style, f.template_hash,
                       tail_frame(event.prompt), event.payment_fingerprint, ip_prefix(event.client_ip), event.asn,
                       _h64(event.user_agent) if event.user_agent else None, f.output_tokens,
                       event.account_created_ms, partition, offset, f.topic_bucket, key_events, family, item,
-                      f.simhash, product)
+                      f.simhash, product, opening=opening)
 
 
 def harvest_style(f: EventFeatures) -> float:

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
-from distillguard.models.cohort import (CohortDetector, _Candidate, _Family, content_family, family_name,
-                                       item_fingerprint, member_family)
+from distillguard.models.cohort import (OPENINGS, CohortDetector, _Candidate, _Family, _opening_buckets, content_family,
+                                       family_name, item_fingerprint, member_family, prompt_opening)
 from distillguard.errors import ConfigError
 from distillguard.models.events import parse_event
 from distillguard.models.pipeline import KeyPipeline
@@ -539,11 +539,33 @@ def test_young_keys_plain_requests_reach_the_cluster_detector():
 
 
 def test_link_records_carry_family_item_and_sketch_and_older_records_read_as_unknown():
-    rec = LinkRecord("k", "a", 1, 0.0, 2, 3, family=7, item=99, simhash=2**63 + 5)
+    rec = LinkRecord("k", "a", 1, 0.0, 2, 3, family=7, item=99, simhash=2**63 + 5, opening=2**32 - 1)
     assert LinkRecord.from_bytes(rec.to_bytes()) == rec
-    older = json.loads(rec.to_bytes())[:-5]  # a record of a worker from before the cohorts
+    fields = [f.name for f in dataclasses.fields(LinkRecord)]
+    older = json.loads(rec.to_bytes())[:fields.index("family")]  # a record of a worker from before the cohorts
     assert LinkRecord.from_fields(older).family == -1 and LinkRecord.from_fields(older).item == -1
     assert LinkRecord.from_fields(older).simhash == -1
+    before_openings = json.loads(rec.to_bytes())[:fields.index("opening")]
+    assert LinkRecord.from_fields(before_openings).opening == -1
+
+
+def test_link_records_carry_how_the_prompt_opens_read_through_disguises():
+    from distillguard.models.clusters import link_record_of
+    from distillguard.models.features import featurize
+
+    def opening(prompt: str, account_age_days: float = 400.0) -> int:
+        ev = parse_event(event("k", 0, T0, prompt, account_age_days=account_age_days))
+        return link_record_of(ev, featurize(ev), key_events=1).opening
+
+    plain = opening("You are a lighthouse keeper. Describe your night.")
+    # look-alike Cyrillic letters, a zero-width space, fullwidth letters: the same opening
+    assert opening("Yоu \u200bаre a pirate captain. What do you see?") == plain
+    assert opening("Ｙｏｕ ａｒｅ an astronaut on Mars.") == plain
+    assert opening("Imagine you are a pirate. Describe your night.") != plain
+    # Not computed for a mature key's later requests (the cohort detector reads only a key's
+    # first ones): unknown.
+    ev = parse_event(event("k", 0, T0, "You are a pirate.", account_age_days=400.0))
+    assert link_record_of(ev, featurize(ev), key_events=500).opening == -1
 
 
 def test_cohort_state_is_bounded():
@@ -888,26 +910,67 @@ def test_the_background_counts_an_established_key_s_first_requests_only():
         CohortDetector(background_key_events=0)
 
 
+def test_the_background_counts_how_ordinary_prompts_open_and_halves_them_with_the_bits():
+    det = CohortDetector(background_size=100)
+    for n in range(99):
+        det.learn_one(LinkRecord(f"old{n}", "a", T0 + n, 0.0, 0, 0, account_created_ms=T0 - 400 * DAY_MS,
+                                 key_events=1, simhash=1, opening=_opening("Hello there" if n % 3 else "Write a")))
+    rates = det._ordinary_rates()
+    first, second = _opening_buckets(_opening("Hello there"))
+    assert det._background_opened == 99 and sum(det._background_openings) == 2 * 99
+    assert rates[64 + first] == pytest.approx(2 / 3, abs=0.01) and rates[64 + OPENINGS + second] == pytest.approx(2 / 3, abs=0.01)
+    assert sum(rates[64:]) == pytest.approx(2.0)  # each hash's buckets: one opening a prompt
+    det.learn_one(LinkRecord("old99", "a", T0 + 99, 0.0, 0, 0, account_created_ms=T0 - 400 * DAY_MS, key_events=1,
+                             simhash=1, opening=_opening("Write a")))
+    assert det._background_opened == 50 and det._background_total == 50  # halved together
+    # A record of an older writer (no opening) counts its SimHash only.
+    det.learn_one(LinkRecord("old100", "a", T0 + 100, 0.0, 0, 0, account_created_ms=T0 - 400 * DAY_MS, key_events=1,
+                             simhash=1))
+    det._fold_background()
+    assert det._background_opened == 50 and det._background_total == 51
+
+
+def _opening(words: str) -> int:
+    """A link record's opening (``cohort.prompt_opening``) of a prompt that opens with ``words``."""
+    return prompt_opening(words + " and the rest of the prompt")
+
+
+# How a role-play item set's items open (gpteacher-like: "You are a renowned symbologist ...").
+_ROLE_PLAY_OPENINGS = ("You are", "Imagine you", "Take the", "Pretend you", "Act as", "As a", "Role play",
+                       "Assume the")
+
+
 def _aged_family(heads: int, users: int, *, head_gap_ms: int, bias: float = 0.75, loose: int = 0,
-                 loose_bias: float = 0.72, user_gap_ms: int = 1_800_000) -> list[LinkRecord]:
+                 loose_bias: float = 0.72, user_gap_ms: int = 1_800_000, openings: bool = False,
+                 users_open_alike: bool = False) -> list[LinkRecord]:
     """Established accounts' ordinary traffic, then, all on accounts a year old and in one
     free-form family: ``heads`` keys of one campaign (an item set: bits leaning alike with
     ``bias``, 16 requests each ``head_gap_ms`` apart on average, irregularly), ``loose`` more of
     it whose prompts lean less (``loose_bias``), and ``users`` ordinary users writing long
-    requests at their own pace (``user_gap_ms``), about what everyone asks about."""
+    requests at their own pace (``user_gap_ms``), about what everyone asks about.
+
+    ``openings``: the records carry how their prompts open. Ordinary prompts open in any of
+    10,240 ways; the campaign's items in its item set's 8 ("You are a ...", "Imagine you are ..."); with
+    ``users_open_alike`` every user's prompt opens one way of its own corpus, not the campaign's."""
     r = random.Random(11)
     recs = _established_traffic(r)
+    ordinary = lambda: _opening(f"{r.choice(SUBJECT_WORDS)} {r.choice(WORDS)}") if openings else -1  # noqa: E731
+    if openings:  # (four times the ordinary traffic: the campaign's first requests are in its picture too)
+        recs += [dataclasses.replace(rec, ts_ms=rec.ts_ms - day * DAY_MS) for day in (1, 2, 3) for rec in recs]
+        recs = [dataclasses.replace(rec, opening=ordinary()) for rec in recs]
     for h in range(heads + loose):
         start, lean = T0 + h * 1_800_000, bias if h < heads else loose_bias
         recs += [LinkRecord(f"head{h}", f"h{h}", start + at, 0.0, 0, 0, output_tokens=600,
                             account_created_ms=T0 - 400 * DAY_MS, family=FREE_FORM, item=h * 100 + i,
-                            key_events=i + 1, simhash=_simhash(r, 0, bias=lean))
+                            key_events=i + 1, simhash=_simhash(r, 0, bias=lean),
+                            opening=_opening(r.choice(_ROLE_PLAY_OPENINGS)) if openings else -1)
                  for i, at in enumerate(_gaps(r, 16, head_gap_ms, steady=False))]
     for u in range(users):
         start = T0 + u * 1_200_000 + 600_000
         recs += [LinkRecord(f"user{u}", f"u{u}", start + at, 0.0, 0, 0, output_tokens=600,
                             account_created_ms=T0 - 400 * DAY_MS, family=FREE_FORM, item=10**6 + u * 100 + i,
-                            key_events=i + 1, simhash=_simhash(r, None))
+                            key_events=i + 1, simhash=_simhash(r, None),
+                            opening=_opening("given this") if users_open_alike else ordinary())
                  for i, at in enumerate(_gaps(r, 16, user_gap_ms, steady=False))]
     return sorted(recs, key=lambda rec: rec.ts_ms)
 
@@ -951,6 +1014,36 @@ def test_aged_heads_that_fit_loosely_are_named_once_their_campaign_s_incident_is
     assert sum(key in named for key in (f"head{h}" for h in range(20, 40))) >= 8
     assert not any(key.startswith("user") for key in named)
     assert not _named(CohortDetector(), _aged_family(0, 60, head_gap_ms=1_800_000, loose=20))
+
+
+def test_heads_whose_items_open_as_the_campaign_s_do_are_named_once_its_incident_is_open():
+    # 20 heads whose prompts lean closely alike open an incident of mature members; 20 more of
+    # the campaign lean too little to fit by what they are about (SimHash bits), but their items
+    # open in the item set's few ways ("You are a ...", "Imagine you are ..."), as the named
+    # heads' do, where ordinary prompts open in hundreds: they fit the named heads' profile.
+    recs = _aged_family(20, 60, head_gap_ms=1_800_000, bias=0.8, loose=20, loose_bias=0.62, openings=True)
+    det = CohortDetector()
+    alerts = [a for rec in recs for a in det.learn_one(rec)]
+    named = {key for a in alerts for key in a["api_key_ids"]}
+    assert {f"head{h}" for h in range(20)} <= named
+    loose = sum(key in named for key in (f"head{h}" for h in range(20, 40)))
+    assert loose >= 10
+    assert not any(key.startswith("user") for key in named)
+    reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
+    assert reasons["cohort_members_fit_by_openings"] >= 8  # the on-call human sees why
+    # Guard: by what they are about alone, few of the 20 are named.
+    loose_named = _named(CohortDetector(opening_weight=0.0), recs)
+    assert sum(key in loose_named for key in (f"head{h}" for h in range(20, 40))) <= 4
+    # Openings are weighed once an incident is open, not to make one: 60 old users whose
+    # prompts all open one way of their own corpus ("Given this paragraph ...") are no wave,
+    # even when an opening weighs as much as a whole prompt's SimHash.
+    alike = _aged_family(0, 60, head_gap_ms=0, openings=True, users_open_alike=True)
+    assert not _named(CohortDetector(opening_weight=1.0, min_mature_neighbour_affinity=-99.0), alike)
+
+
+def test_an_opening_weight_outside_0_and_1_is_a_config_error():
+    with pytest.raises(ConfigError, match="opening_weight"):
+        CohortDetector(opening_weight=1.5)
 
 
 @pytest.mark.parametrize("user_gap_ms", [1_800_000, 20_000], ids=["a person's pace", "machine rate"])
