@@ -47,6 +47,10 @@ What an attacker who reads this cannot easily change without giving up the harve
 * **camouflage costs the probation**: a young key that keeps to an item shape for only
   ``min_partial_share`` of its requests (its slice interleaved with other requests) is a
   member only if its content fits the wave as a free-form member's must;
+* **an item set's items open alike**: in a few of the set's ways ("You are a ...", "Imagine
+  you are ..."), whatever each is about; once a family's incident is open, a member's
+  distinct openings fit its profile too (``opening_weight``, ``_opening_fit``). Rewording
+  every item's opening costs a pass over the set;
 * **their items do not overlap**: a cohort splits one set (the share of a member's requests
   that another key sent already, ``max_overlap``); many users re-sending one popular
   benchmark, or an evaluation re-run, overlap.
