@@ -389,6 +389,14 @@ def _openings_of(sketch) -> bytes:
     return sketch[2] if len(sketch) > 2 else b""
 
 
+def _add_openings(counts: list, openings: bytes, sign: int) -> None:
+    """Count ``openings`` (two bytes a prompt: _opening_buckets) into a profile's opening
+    buckets (``counts``: laid out as a profile, _PROFILE_SIZE)."""
+    for k in range(0, len(openings), 2):
+        counts[_SIMHASH_BITS + openings[k]] += sign
+        counts[_SIMHASH_BITS + OPENINGS + openings[k + 1]] += sign
+
+
 @dataclass(slots=True)
 class _Family:
     recent: OrderedDict = field(default_factory=OrderedDict)  # member key -> (first request ts, its sketch)
@@ -1277,10 +1285,7 @@ class CohortDetector:
     def _profile_add_to(profile: list, sketch, sign: int) -> None:
         for i, count in enumerate(sketch[0]):
             profile[i] += sign * count
-        openings = _openings_of(sketch)
-        for k in range(0, len(openings), 2):
-            profile[_SIMHASH_BITS + openings[k]] += sign
-            profile[_SIMHASH_BITS + OPENINGS + openings[k + 1]] += sign
+        _add_openings(profile, _openings_of(sketch), sign)
 
     def _content_fits(self, family: int, fam: _Family, key: str) -> bool:
         """Whether a member of a wave (in ``fam.recent``) is about what the wave is about: the
@@ -1378,7 +1383,7 @@ class CohortDetector:
             # The nearest (by what they are about) pooled into a profile of openings too.
             pooled_openings = [0] * _PROFILE_SIZE
             for i in nearest:
-                self._profile_add_to(pooled_openings, (b"", 0, _openings_of(others[i])), 1)
+                _add_openings(pooled_openings, _openings_of(others[i]), 1)
             self._opening_part = self._opening_fit(_openings_of(sketch), pooled_openings, int(pooled_n), all_rates) / n
         return float(ratio) / n + self._opening_part
 
@@ -1431,7 +1436,7 @@ class CohortDetector:
         >>> det = CohortDetector(opening_weight=1.0)
         >>> ordinary = [0.5] * _SIMHASH_BITS + [1 / OPENINGS] * (2 * OPENINGS)
         >>> profile = [0] * _PROFILE_SIZE
-        >>> det._profile_add_to(profile, (b"", 0, bytes([7, 9]) * 300), 1)  # 300 prompts opened one way
+        >>> _add_openings(profile, bytes([7, 9]) * 300, 1)  # 300 prompts opened one way
         >>> round(det._opening_fit(bytes([7, 9]), profile, 300, ordinary), 2)  # the same opening
         5.26
         >>> det._opening_fit(bytes([7, 10]), profile, 300, ordinary) < 0  # another: one bucket shared
@@ -1439,10 +1444,8 @@ class CohortDetector:
         >>> det._opening_fit(bytes([7, 9]) * 5, profile, 300, ordinary) == det._opening_fit(bytes([7, 9]), profile, 300, ordinary)
         True
         """
-        own_counts = {}
-        for k in range(len(own_openings)):
-            index = _SIMHASH_BITS + (k % 2) * OPENINGS + own_openings[k]
-            own_counts[index] = own_counts.get(index, 0) + 1
+        own_counts = [0] * _PROFILE_SIZE
+        _add_openings(own_counts, own_openings, 1)
         prior, fits, total = self.profile_prior, {}, 0.0
         # Each of its openings once, however often it opened so: a slice of an item set opens
         # in several of the set's ways; a person who opens every request alike has a habit (a
@@ -1454,7 +1457,7 @@ class CohortDetector:
                 fit = fits.get(index)
                 if fit is None:
                     p_ordinary = ordinary[index]
-                    p_profile = (min(max(0, profile[index] - own_counts.get(index, 0)), others)
+                    p_profile = (min(max(0, profile[index] - own_counts[index]), others)
                                  + prior * p_ordinary) / (others + prior)
                     fit = fits[index] = math.log(p_profile / p_ordinary)
                 lesser = min(lesser, fit)
