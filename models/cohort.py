@@ -445,6 +445,24 @@ class _Family:
     beat_only: bool = False  # the open incident's wave was of members on a timer's beat only (_join)
 
 
+class _Fit(float):
+    """A content fit (mean log ratio per prompt) that carries its openings' share of it
+    (``_opening_fit``, 0.0 when openings did not count): ``_reaches`` tells by it a member that
+    fits only by how its prompts open. Arithmetic on it gives a plain float.
+
+    >>> fit = _Fit(1.5, 0.75)
+    >>> fit, fit.openings, CohortDetector._reaches(fit, 1.0, None)
+    (1.5, 0.75, True)
+    """
+
+    __slots__ = ("openings",)
+
+    def __new__(cls, fit: float, openings: float = 0.0) -> "_Fit":
+        self = super().__new__(cls, fit)
+        self.openings = openings
+        return self
+
+
 def _directions(counts: np.ndarray, totals: np.ndarray, ordinary: np.ndarray) -> np.ndarray:
     """Each sketch's bit rates' departure from ``ordinary``'s, as a unit vector (zero stays
     zero): their dot products are the cosines by which members find their nearest."""
@@ -602,7 +620,6 @@ class CohortDetector:
         if not 0.0 <= opening_weight <= 1.0:
             raise ConfigError(f"opening_weight must be within [0, 1], not {opening_weight}")
         self.opening_weight = opening_weight
-        self._opening_part = 0.0  # of the last fit computed, the openings' share (_reaches)
         self._keys: OrderedDict[str, _Candidate] = OrderedDict()
         # Mature candidates apart: the many ordinary old keys must not evict the young ones.
         self._mature: OrderedDict[str, _Candidate] = OrderedDict()
@@ -1311,13 +1328,14 @@ class CohortDetector:
             cand.unfit = not fits  # (judged again as the wave grows: _rejudge_unfit)
         return fits
 
-    def _reaches(self, fit: float, bar: float, cand: _Candidate | None) -> bool:
-        """Whether a fit just computed (``_affinity_to``, ``_neighbour_affinity``) reaches ``bar``;
-        if it does, notes on ``cand`` whether only by how its prompts open (for the alert)."""
+    @staticmethod
+    def _reaches(fit: float, bar: float, cand: _Candidate | None) -> bool:
+        """Whether a fit (``_affinity_to``, ``_neighbour_affinity``) reaches ``bar``; if it does,
+        notes on ``cand`` whether only by how its prompts open (for the alert)."""
         if fit < bar:
             return False
         if cand is not None:
-            cand.by_openings = fit - self._opening_part < bar
+            cand.by_openings = fit - getattr(fit, "openings", 0.0) < bar
         return True
 
     def _may_join(self, fam: _Family, cand: _Candidate) -> bool:
@@ -1378,14 +1396,14 @@ class CohortDetector:
         pooled, pooled_n = counts[nearest].sum(axis=0), totals[nearest].sum()
         p_near = (pooled + self.profile_prior * ordinary) / (pooled_n + self.profile_prior)
         ratio = own_counts @ np.log(p_near / ordinary) + (n - own_counts) @ np.log((1 - p_near) / (1 - ordinary))
-        self._opening_part = 0.0
+        opening_part = 0.0
         if openings and _openings_of(sketch):
             # The nearest (by what they are about) pooled into a profile of openings too.
             pooled_openings = [0] * _PROFILE_SIZE
             for i in nearest:
                 _add_openings(pooled_openings, _openings_of(others[i]), 1)
-            self._opening_part = self._opening_fit(_openings_of(sketch), pooled_openings, int(pooled_n), all_rates) / n
-        return float(ratio) / n + self._opening_part
+            opening_part = self._opening_fit(_openings_of(sketch), pooled_openings, int(pooled_n), all_rates) / n
+        return _Fit(float(ratio) / n + opening_part, opening_part)
 
     def _affinity(self, fam: _Family, sketch, own: bool = True, openings: bool = False) -> float:
         """``_affinity_to`` the family's profile of its recent young members."""
@@ -1417,11 +1435,11 @@ class CohortDetector:
             p_wave = (min(max(0, profile[i] - own * count), others) + self.profile_prior * p_ordinary) / (
                 others + self.profile_prior)
             ratio += count * math.log(p_wave / p_ordinary) + (n - count) * math.log((1 - p_wave) / (1 - p_ordinary))
-        self._opening_part = 0.0
+        opening_part = 0.0
         if openings and _openings_of(sketch):
             own_openings = _openings_of(sketch) if own else b""
-            self._opening_part = self._opening_fit(_openings_of(sketch), profile, others, ordinary, own_openings) / n
-        return ratio / n + self._opening_part
+            opening_part = self._opening_fit(_openings_of(sketch), profile, others, ordinary, own_openings) / n
+        return _Fit(ratio / n + opening_part, opening_part)
 
     def _opening_fit(self, openings: bytes, profile: list, others: int, ordinary: list,
                      own_openings: bytes = b"") -> float:
