@@ -44,12 +44,16 @@ def new_item(style: float, content_words: int, output_tokens: int, item_words: i
     """Whether a follow-up whose claim holds reads as a new item rather than an answer to the
     previous turn: a task of its own with extraction style (``item_words`` content words or
     more), or without any, a task of its own (``plain_item_words``) answered at length
-    (``long_answer_tokens``): what a harvest keeps. People's follow-ups match this 2-3 % of
-    the time; a sweep that opens every conversation itself and resends the history
-    (fabricated-conversations-b/-c) sends its next item as turn 1, 2, 3: 97 % of its wrapped
-    items by the first test, 67-77 % of plain ones answered by a reasoning model by the
-    second. Students of a homework app also paste their next question into the conversation:
-    see ``ConversationClaims`` (``person_share``) for when the rule applies.
+    (``long_answer_tokens``): what a harvest keeps. People's follow-ups match the first test
+    2-3 % of the time, and one or the other 15-18 % (dev-s1: casual users 2.7 % and 16.6 %,
+    resellers' users 2.3 % and 15.5 %); a sweep that opens every conversation itself and
+    resends the history (fabricated-conversations-b/-c) sends its next item as turn 1, 2, 3:
+    97 % of its wrapped items by the first test, 67-77 % of plain ones answered by a reasoning
+    model by the second. So the rule is asked only of keys whose follow-ups are seldom a
+    person's short ones: see ``ConversationClaims`` (``person_share``), also for the students
+    of a homework app, who paste their next question into the conversation. (A lower answer
+    bar, 200 tokens, made 43-53 % of people's follow-ups new items, for one more sweep found
+    on fabricated-conversations-e: not taken.)
 
     >>> new_item(1.0, 25, 300, 8, 6, 900), new_item(1.0, 2, 900, 8, 6, 900), new_item(0.0, 25, 300, 8, 6, 900)
     (True, False, False)
