@@ -36,9 +36,9 @@ from .alert_outbox import AlertOutbox, read_topic_tail
 from .checkpoint import Checkpoint
 from .clusters_stage import ClusterStage
 from .epochs import EpochTracker
-from .faust_compat import (acked_offsets, add_commit_gap, app_agent_error, faust_commit, known_commit,
-                           per_batch_monitor, rewind_uncommitted_after_seeks, set_agent_error_hook,
-                           use_fetch_max_wait)
+from .faust_compat import (acked_offsets, add_commit_gap, app_agent_error, faust_commit,
+                           flush_while_waiting_empty, known_commit, per_batch_monitor,
+                           rewind_uncommitted_after_seeks, set_agent_error_hook, use_fetch_max_wait)
 from .feedback_follower import FeedbackFollower
 from .holes import HoleGuard, processed_head_gap
 from .input_log import InputLog
@@ -105,6 +105,9 @@ def worker_app(settings: WorkerSettings, *, pipeline=None, sink=None) -> faust.A
     return DetectorWorker(settings, pipeline=pipeline, sink=sink).app
 
 
+# How often the worker flushes while Faust waits for its records' acks (stopping, revoking):
+# each flush that has rows stores them (a chDB insert), so not every tick of the wait.
+WAIT_EMPTY_FLUSH_INTERVAL_S = 0.25
 LINK_BATCH_MAX = 2000  # link records a links-topic message, ~300 KB: under Kafka's 1 MiB default
 
 
@@ -289,6 +292,9 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         async def on_revoked(app, revoked, **kwargs) -> None:
             self.forget_clusters_if_revoked(revoked)
 
+        # Stopping, Faust waits for the acks that only a flush gives, its timers ended.
+        flush_while_waiting_empty(app, self.flush_pending, WAIT_EMPTY_FLUSH_INTERVAL_S)
+
     async def _on_agent_error(self, agent, exc: BaseException) -> None:
         self.crashed[agent.name] = type(exc).__name__  # no message: it could quote a record
         log.error("agent %s crashed (%s): /health now reports unhealthy", agent.name, type(exc).__name__)
@@ -463,6 +469,20 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
                 await asyncio.sleep(exc.retry_after)
 
     # -- flush -> changelog -> ack -------------------------------------------------------
+    async def flush_pending(self) -> None:
+        """Flush what waits for a flush, the link members' checkpoint too (with the link-values
+        stage); a failure is logged and kept for the next call, as the timers' are."""
+        try:
+            if len(self.checkpoint) or self.sink.should_flush():
+                await self.flush()
+            link_checkpoint = getattr(self, "link_checkpoint", None)
+            if link_checkpoint is not None and len(link_checkpoint):
+                await link_checkpoint.flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - kept for the next flush; the wait goes on
+            log.warning("flush while Faust waits for acks failed (%s): kept for the next", type(exc).__name__)
+
     async def flush(self) -> bool:
         """Link records out, then the sink's rows stored, alerts sent, states changelogged and
         the records acked (the Checkpoint's order); a failure keeps them for the next flush.

@@ -6,6 +6,7 @@ relied on here, so that upgrading Faust fails a unit test instead of a worker in
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Awaitable, Callable, Iterable
 
@@ -191,6 +192,37 @@ def per_batch_monitor():
             return None
 
     return PerBatchMonitor()
+
+
+def flush_while_waiting_empty(app, flush: Callable[[], Awaitable[object]], interval_s: float) -> None:
+    """Run ``flush`` every ``interval_s`` while Faust waits for the records its agents took to
+    be acked (``App._consumer_wait_empty``: when the app stops, and when partitions are revoked).
+
+    This worker acks a record only once its checkpoint's flush has stored what it produced,
+    and a timer runs that flush. When the app stops, Faust ends its timers first (their loop
+    ends once the app is stopping) and then waits for those acks: the last flush interval's
+    records were never acked, and a worker asked to stop with SIGTERM waited until it was
+    killed (Faust logged ``wait_empty: Waiting for tasks`` for a links-topic record; 10 s in
+    every integration test that stopped a worker, until its SIGKILL). Flushing beside the wait
+    stores, changelogs, acks and lets Faust commit before the worker leaves its group. During a
+    revocation the timers still run; the extra flushes only end the wait sooner. ``flush``
+    must not raise (a failure is kept for its next call, as the timer's is)."""
+    wait = app._consumer_wait_empty  # noqa: SLF001 - no hook between Faust's fetcher stop and this wait
+
+    async def flush_every_interval() -> None:
+        while True:
+            await flush()
+            await asyncio.sleep(interval_s)
+
+    async def _consumer_wait_empty(consumer, logger) -> None:
+        flusher = asyncio.ensure_future(flush_every_interval())
+        try:
+            await wait(consumer, logger)
+        finally:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+
+    app._consumer_wait_empty = _consumer_wait_empty  # noqa: SLF001
 
 
 def faust_worker(app, loglevel: str):

@@ -142,3 +142,50 @@ def test_faust_worker_keeps_the_root_logger_at_the_log_level(tmp_path, root_logg
     # what it works around: Faust's own Worker puts the root logger at DEBUG for its spinner
     level, handlers = _logging_of(faust.Worker(app, loglevel="warn", quiet=True, redirect_stdouts=False))
     assert level == logging.DEBUG and "SpinnerHandler" in handlers
+
+
+def test_faust_waits_for_acks_after_ending_its_timers_and_calls_the_wait_through_the_app():
+    # Stopping, Faust ends the app's timers (mode's itertimer stops once the service is stopping)
+    # and then waits for the acks in App._consumer_wait_empty, called through the instance (the
+    # worker's flush beside the wait replaces it there); a revocation waits there too.
+    stop_consumer = inspect.getsource(App._stop_consumer)
+    assert "await self._consumer_wait_empty(consumer, self.log)" in stop_consumer
+    assert "self._consumer_wait_empty" in inspect.getsource(App._on_partitions_revoked)
+    assert list(inspect.signature(App._consumer_wait_empty).parameters) == ["self", "consumer", "logger"]
+    assert "await consumer.wait_empty()" in inspect.getsource(App._consumer_wait_empty)
+    assert "self._unacked_messages" in inspect.getsource(Consumer.wait_empty)
+    import mode
+
+    assert "self.itertimer(" in inspect.getsource(App.timer)  # the app's timers are mode's
+    itertimer = inspect.getsource(mode.Service.itertimer)
+    assert "should_stop = self.should_stop" in itertimer and "break" in itertimer
+
+
+def test_the_flush_runs_beside_faust_wait_for_acks_until_it_ends():
+    import asyncio
+
+    acked = asyncio.Event()
+    calls = []
+
+    class StoppingApp:
+        async def _consumer_wait_empty(self, consumer, logger):
+            calls.append(("wait", consumer))
+            await acked.wait()  # Faust's wait: until the flush has acked every record
+            calls.append(("waited", consumer))
+
+    async def flush():
+        calls.append("flush")
+        if calls.count("flush") == 3:
+            acked.set()
+
+    async def scenario():
+        app = StoppingApp()
+        faust_compat.flush_while_waiting_empty(app, flush, interval_s=0.01)
+        await asyncio.wait_for(app._consumer_wait_empty("consumer", None), timeout=5)
+        flushed = calls.count("flush")
+        await asyncio.sleep(0.05)  # the flusher stopped with the wait
+        return flushed
+
+    flushed = asyncio.run(scenario())
+    assert calls[0] == ("wait", "consumer") and calls[-1] == ("waited", "consumer")
+    assert flushed == calls.count("flush") == 3
