@@ -471,10 +471,11 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
     # -- flush -> changelog -> ack -------------------------------------------------------
     async def flush_pending(self) -> None:
         """Flush what waits for a flush, the link members' checkpoint too (with the link-values
-        stage); a failure is logged and kept for the next call, as the timers' are."""
+        stage); a failure is logged and kept for the next call, as the timers' are, and the
+        next waits a flush interval (ClickHouse or the broker down: retried on the timer's clock)."""
         try:
-            if len(self.checkpoint) or self.sink.should_flush():
-                await self.flush()
+            if (len(self.checkpoint) or self.sink.should_flush()) and not await self.flush():
+                await asyncio.sleep(self.settings.flush_interval_s)
             link_checkpoint = getattr(self, "link_checkpoint", None)
             if link_checkpoint is not None and len(link_checkpoint):
                 await link_checkpoint.flush()
