@@ -18,7 +18,8 @@ import math
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare, FollowUpShare,
                         HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
                         ReadingPace, TemplateRepetition, TopicNovelty)
-from .detectors.conversation_claims import added_tokens, check_claim, counts_as_turn, learn_person, remember_turn
+from .detectors.conversation_claims import (added_tokens, check_claim, counts_as_turn, learn_person, on_a_clock,
+                                            remember_turn)
 from .detectors.reading_pace import reply_ready
 from .features import EventFeatures, answered_style
 
@@ -112,7 +113,7 @@ class FusedSignals:
             else:
                 turn_held = counts_as_turn(person, c.person_share, answered_style(f), f.content_words,
                                            f.output_tokens, c.item_words, c.plain_item_words, c.long_answer_tokens,
-                                           unread, c.unread_item_words)
+                                           unread, c.unread_item_words, on_a_clock(n, st.gap_var))
                 if not turn_held:
                     prompt_tokens = added_tokens(st.conv_ids, st.conv_marks, f.conversation, f.input_tokens,
                                                  f.prompt_chars)

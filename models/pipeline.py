@@ -28,7 +28,7 @@ from .constants import (BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, HARVEST_
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
                         FollowUpShare, HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
                         ReadingPace, TemplateRepetition, TopicNovelty, regularity)
-from .detectors.conversation_claims import CLAIM_KINDS, PERSON_PRIOR
+from .detectors.conversation_claims import CLAIM_KINDS, PERSON_PRIOR, on_a_clock
 from .events import RequestEvent
 from .features import EventFeatures, answered_style, featurize
 from .fused_signals import FusedSignals
@@ -617,6 +617,7 @@ class KeyPipeline:
         (reading, reading_fields), (claims, fields) = self._bindings[:2]
         self._load(reading, reading_fields, st, n)
         x["unread"] = reading.score_one(x) > 0.0
+        x["clocked"] = on_a_clock(n, st.gap_var)  # (the key's pace before this event)
         self._load(claims, fields, st, n)
         x["prompt_tokens"] = claims.prompt_tokens(x)
         x["follow_up"] = claims.holds(x)

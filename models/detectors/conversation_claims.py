@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import KeySignal
+from .inter_arrival_timing import regularity
 
 # Why a follow-up claim does not hold (index into ``kinds``, named in alert reasons)
 UNOPENED, TURN_BACKWARDS, TURNS_SKIPPED, NO_HISTORY = range(4)
@@ -53,7 +54,7 @@ def new_item(style: float, content_words: int, output_tokens: int, item_words: i
     person's short ones: see ``ConversationClaims`` (``person_share``), also for the students
     of a homework app, who paste their next question into the conversation. (A lower answer
     bar, 200 tokens, made 43-53 % of people's follow-ups new items, for one more sweep found
-    on fabricated-conversations-e: not taken.)
+    on fabricated-conversations-e: not taken; ``on_a_clock`` finds it.)
 
     >>> new_item(1.0, 25, 300, 8, 6, 900), new_item(1.0, 2, 900, 8, 6, 900), new_item(0.0, 25, 300, 8, 6, 900)
     (True, False, False)
@@ -63,6 +64,22 @@ def new_item(style: float, content_words: int, output_tokens: int, item_words: i
     if style > 0:
         return content_words >= item_words
     return content_words >= plain_item_words and output_tokens >= long_answer_tokens
+
+
+# A key on a clock: its requests' regularity (``InterArrivalTiming``) at the harvest's bar for a
+# script (people's keys 0.2-0.47 on dev-s1, scripts 0.6 and up), once it has the few dozen
+# gaps the estimate needs. No person answers the previous turn on a clock.
+CLOCK_REGULARITY = 0.65
+CLOCK_MIN_EVENTS = 30
+
+
+def on_a_clock(events: int, gap_var: float) -> bool:
+    """Whether a key of ``events`` events whose log gaps vary by ``gap_var`` sends on a clock.
+
+    >>> on_a_clock(100, 0.01), on_a_clock(100, 1.0), on_a_clock(10, 0.01)
+    (True, False, False)
+    """
+    return events >= CLOCK_MIN_EVENTS and regularity(gap_var) >= CLOCK_REGULARITY
 
 
 # Where a key's share of a person's follow-ups starts (a new key, and one read from a layout
@@ -82,19 +99,22 @@ def learn_person(person: float, content_words: int, person_words: int, alpha: fl
 
 def counts_as_turn(person: float, person_share: float, style: float, content_words: int, output_tokens: int,
                    item_words: int, plain_item_words: int, long_answer_tokens: int, unread: bool = False,
-                   unread_item_words: int = 4) -> bool:
+                   unread_item_words: int = 4, clocked: bool = False) -> bool:
     """Whether a follow-up whose claim holds counts as a conversation turn: never when it came
-    before the previous answer could be read (``unread``: ``ReadingPace``) with a task of its
-    own (``unread_item_words`` content words or more: no one answers what they have not read);
-    else always on a key whose follow-ups are often a person's (``person``, the key's share of
-    short ones, at ``person_share`` or more), else unless it is a ``new_item``.
+    before the previous answer could be read (``unread``: ``ReadingPace``), or from a key on a
+    clock (``clocked``: ``on_a_clock``), with a task of its own (``unread_item_words`` content
+    words or more: no one answers what they have not read, nor on a clock); else always on a
+    key whose follow-ups are often a person's (``person``, the key's share of short ones, at
+    ``person_share`` or more), else unless it is a ``new_item``.
 
     >>> counts_as_turn(0.0, 0.15, 0.0, 5, 1800, 8, 6, 500), counts_as_turn(0.0, 0.15, 0.0, 5, 1800, 8, 6, 500, True)
     (True, False)
     >>> counts_as_turn(0.0, 0.15, 0.0, 2, 1800, 8, 6, 500, True)  # "and b)?" before reading: a turn still
     True
+    >>> counts_as_turn(0.0, 0.15, 0.0, 12, 300, 8, 6, 500), counts_as_turn(0.0, 0.15, 0.0, 12, 300, 8, 6, 500, clocked=True)
+    (True, False)
     """
-    if unread and content_words >= unread_item_words:
+    if (unread or clocked) and content_words >= unread_item_words:
         return False
     return person >= person_share or not new_item(style, content_words, output_tokens, item_words,
                                                   plain_item_words, long_answer_tokens)
@@ -159,7 +179,9 @@ class ConversationClaims(KeySignal):
     from ``ReadingPace``) with a task of its own (``unread_item_words``) is no turn either: a
     sweep inside conversations it opened sends its next item while the last answer streams
     (fabricated-conversations-c: 55-100 % of its requests), however short the item or the
-    answer it gets.
+    answer it gets. Nor is one from a key on a clock (``x["clocked"]``, ``on_a_clock``: the
+    pipeline's reading of the key's pace before the event): a sweep that waits for each answer
+    to be read still sends its items on a script's beat (fabricated-conversations-e).
 
     ``score_one`` is 1.0 for an event whose follow-up claim does not hold, else 0.0;
     ``level`` is its exponentially weighted share over the key's events; ``holds`` tells
@@ -184,8 +206,8 @@ class ConversationClaims(KeySignal):
         follow-up claim in ``person``; the share from which every held follow-up counts as a turn;
         where ``person`` starts, before the key's first follow-up claim.
     unread_item_words
-        A follow-up sent before the previous answer could be read is a new task with this many
-        content words or more.
+        A follow-up sent before the previous answer could be read, or from a key on a clock, is
+        a new task with this many content words or more.
 
     Examples
     --------
@@ -256,7 +278,7 @@ class ConversationClaims(KeySignal):
         return x.get("turn", 0) > 0 and self.check(x) < 0 and counts_as_turn(
             self.person, self.person_share, x.get("extraction_style", 0.0), x.get("content_words", 0),
             x.get("output_tokens", -1), self.item_words, self.plain_item_words, self.long_answer_tokens,
-            x.get("unread", False), self.unread_item_words)
+            x.get("unread", False), self.unread_item_words, x.get("clocked", False))
 
     def prompt_tokens(self, x: dict) -> int:
         """The input tokens of the event's own prompt: for a held follow-up that is a new item

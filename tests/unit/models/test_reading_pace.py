@@ -98,14 +98,17 @@ def test_a_script_collecting_chat_length_answers_unread_is_not_a_harvest():
     assert alerts == []
 
 
-def _opened_conversations(n: int, gap_s: float, output_tokens: int, latency_ms: int, seed: int = 3):
+def _opened_conversations(n: int, gap_s: float, output_tokens: int, latency_ms: int, seed: int = 3,
+                          spread: float = 0.0):
     """A sweep inside conversations the key opened: turn 0, then items as turns 1-5, each
     resending the history (its claims hold), with a filler ("Thanks! Next one:") and a short
-    item of its own (5 content words: under ``new_item``'s 6 for plain items)."""
+    item of its own (5 content words: under ``new_item``'s 6 for plain items). Gaps of
+    ``gap_s`` +-20 % (a script's clock), or spread as a person's (``spread``: the log gap's
+    standard deviation)."""
     rng = random.Random(seed)
     ts, events, context = T0_MS, [], 0
     for i in range(n):
-        ts += gap_s * 1000 * rng.uniform(0.8, 1.2)
+        ts += gap_s * 1000 * (rng.lognormvariate(0.0, spread) if spread else rng.uniform(0.8, 1.2))
         turn = i % 6
         conversation = f"conv-{i // 6}"
         context = 0 if turn == 0 else context + 25 + output_tokens
@@ -123,10 +126,21 @@ def test_follow_ups_sent_before_the_answer_was_read_do_not_count_as_conversation
 
 
 def test_the_same_follow_ups_at_a_readers_pace_count_as_conversation():
-    # Guard: read first (3 minutes after each answer), the same short items are turns
-    st, alerts = _run(_opened_conversations(150, 180.0, 1800, 25_000))
+    # Guard: read first (3 minutes after each answer, at a person's uneven pace), the same
+    # short items are turns
+    st, alerts = _run(_opened_conversations(150, 180.0, 1800, 25_000, spread=1.2))
+    assert p.regularity(st.gap_var) < 0.5 and st.unread_ew < 0.1
     assert st.claims_broken == 0 and st.followup_ew > 0.5
     assert alerts == []
+
+
+def test_the_same_follow_ups_read_first_but_on_a_clock_do_not_count_as_conversation():
+    # Read first (3 minutes +-20 % after each answer: none unread), but sent on a clock: no
+    # person answers the previous turn on a clock; the turns are new items of a script
+    st, alerts = _run(_opened_conversations(150, 180.0, 1800, 25_000))
+    assert p.regularity(st.gap_var) > 0.8 and st.unread_ew < 0.1
+    assert st.claims_broken == 0 and st.followup_ew < 0.05
+    assert alerts and _reason(alerts[0], "harvest_without_wording") is not None
 
 
 @pytest.mark.parametrize("latency_ms", [0, None])
