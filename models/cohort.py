@@ -351,6 +351,18 @@ class _Candidate:
     # on the set named members swept is held to the machine-rate fit (_content_fits).
     sources: tuple = ()  # (shared by every candidate until one re-sends an item: no cost per key)
 
+    def sketch_prompt(self, simhash: int, opening: int) -> None:
+        """Count one prompt into its sketch: its SimHash's bits and, when its record carried one,
+        its opening's buckets (``_opening_buckets``)."""
+        _add_bits(self.bits, simhash)
+        self.sketched += 1
+        if opening >= 0:
+            self.openings += _opening_buckets(opening)
+
+    def sketch(self) -> tuple[bytes, int, bytes]:
+        """Its sketch as a family keeps it: (bit counts, prompts, openings)."""
+        return bytes(self.bits), self.sketched, self.openings
+
     def at_machine_rate(self) -> bool:
         """Whether most gaps between its counted requests were under ``machine_gap_ms``."""
         return self.gaps > 0 and 2 * self.quick_gaps > self.gaps
@@ -389,12 +401,13 @@ def _openings_of(sketch) -> bytes:
     return sketch[2] if len(sketch) > 2 else b""
 
 
-def _add_openings(counts: list, openings: bytes, sign: int) -> None:
-    """Count ``openings`` (two bytes a prompt: _opening_buckets) into a profile's opening
-    buckets (``counts``: laid out as a profile, _PROFILE_SIZE)."""
+def _add_openings(counts: list, openings: bytes, sign: int, at: int = _SIMHASH_BITS) -> None:
+    """Count ``openings`` (two bytes a prompt: _opening_buckets) into the opening buckets of
+    ``counts``, the first hash's from ``at``, the second's after them: a profile's (laid out as
+    _PROFILE_SIZE, after its SimHash bits) or, from 0, the background's own."""
     for k in range(0, len(openings), 2):
-        counts[_SIMHASH_BITS + openings[k]] += sign
-        counts[_SIMHASH_BITS + OPENINGS + openings[k + 1]] += sign
+        counts[at + openings[k]] += sign
+        counts[at + OPENINGS + openings[k + 1]] += sign
 
 
 @dataclass(slots=True)
@@ -712,10 +725,7 @@ class CohortDetector:
         cand.long += _is_long(rec.family)
         cand.instructed += rec.family >= 0 and bool(rec.family & ANSWER_INSTRUCTED)
         if rec.simhash >= 0 and cand.sketched < self.sketch_events:
-            _add_bits(cand.bits, rec.simhash)
-            cand.sketched += 1
-            if rec.opening >= 0:
-                cand.openings += _opening_buckets(rec.opening)
+            cand.sketch_prompt(rec.simhash, rec.opening)
         if rec.item >= 0:
             first = self._items.setdefault(rec.item, rec.api_key_id)
             if first != rec.api_key_id:
@@ -766,13 +776,10 @@ class CohortDetector:
                 or rec.api_key_id not in fam.recent:
             return []
         first, old = fam.recent[rec.api_key_id]
-        _add_bits(cand.bits, rec.simhash)
-        cand.sketched += 1
-        if rec.opening >= 0:
-            cand.openings += _opening_buckets(rec.opening)
+        cand.sketch_prompt(rec.simhash, rec.opening)
         if cand.sketched & (cand.sketched - 1):
             return []  # judged again at 16 and 32 prompts: a few affinity sums per member
-        sketch = (bytes(cand.bits), cand.sketched, cand.openings)
+        sketch = cand.sketch()
         self._profile_add(fam, old, -1)
         fam.recent[rec.api_key_id] = (first, sketch)
         self._profile_add(fam, sketch, 1)
@@ -852,10 +859,7 @@ class CohortDetector:
         its answers) and is judged again on twice ``min_mature_records``: a sketch of 8 prompts
         is noisy, 16 tell a member's item set from a person's requests more surely."""
         if rec.simhash >= 0:
-            _add_bits(cand.bits, rec.simhash)
-            cand.sketched += 1
-            if rec.opening >= 0:
-                cand.openings += _opening_buckets(rec.opening)
+            cand.sketch_prompt(rec.simhash, rec.opening)
         cand.events += 1
         self._count_answer(cand, rec.output_tokens)
         if cand.events != 2 * self.min_mature_records or \
@@ -868,7 +872,7 @@ class CohortDetector:
         incident if its prompts fit it, or count the family's wave of mature members."""
         family = cand.family
         fam = self._families.setdefault(family, _Family())
-        sketch = (bytes(cand.bits), cand.sketched, cand.openings)
+        sketch = cand.sketch()
         self._mature_add(fam, key, cand, sketch, account)
         if fam.incident is not None and cand.first_ts - fam.totals[5] <= self.window_ms:
             named = len(fam.named)
@@ -1141,7 +1145,7 @@ class CohortDetector:
         fam = self._families.setdefault(family, _Family())
         if fam.first_ts < 0:
             fam.first_ts = cand.first_ts
-        sketch = (bytes(cand.bits), cand.sketched, cand.openings)
+        sketch = cand.sketch()
         fam.recent[key] = (cand.first_ts, sketch)
         self._profile_add(fam, sketch, 1)
         # Kept two windows back from the latest member's first request; the wave is counted
@@ -1263,9 +1267,7 @@ class CohortDetector:
     def _learn_background(self, simhash: int, opening: int = -1) -> None:
         self._background_pending.append(simhash)
         if opening >= 0:
-            first, second = _opening_buckets(opening)
-            self._background_openings[first] += 1
-            self._background_openings[OPENINGS + second] += 1
+            _add_openings(self._background_openings, _opening_buckets(opening), 1, at=0)
             self._background_opened += 1
         if self._background_total + len(self._background_pending) >= self.background_size:
             self._fold_background()
