@@ -28,7 +28,7 @@ from .constants import (BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, HARVEST_
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
                         FollowUpShare, HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
                         ReadingPace, TemplateRepetition, TopicNovelty, regularity)
-from .detectors.conversation_claims import CLAIM_KINDS, PERSON_PRIOR, on_a_clock
+from .detectors.conversation_claims import CLAIM_KINDS, CLOCK_MIN_EVENTS, CLOCK_REGULARITY, PERSON_PRIOR, on_a_clock
 from .events import RequestEvent
 from .features import EventFeatures, answered_style, featurize
 from .fused_signals import FusedSignals
@@ -202,7 +202,7 @@ _ORDINARY_SHARE = 0.15
 # and reseller keys 0.2-0.47). Breadth (topic novelty x no repeated frame): an app's
 # template scores near 0, a sweep 0.7-0.8. Disguise: share of events whose conversation
 # claim does not hold. One-shot: 1 - share of conversation turns that hold.
-_HARVEST_REGULARITY = (0.5, 0.65)
+_HARVEST_REGULARITY = (0.5, CLOCK_REGULARITY)  # (fully a script where a key is on a clock: 0.65)
 # ... or its requests' share sent before the previous answer could be read (ReadingPace): people's
 # keys 0-0.09 (fabricated-conversations-c, dev-s1), developers' jobs 0.52-0.95, small evaluations
 # 0.12-0.13 in the median and up to 0.98
@@ -228,7 +228,7 @@ _HARVEST_DISGUISE = (0.2, 0.5)
 _HARVEST_EXPANSION = (math.log(12.0), math.log(20.0))
 _BARE_ITEMS_RUN = (12.0, 18.0)  # HarvestOnset evidence (cap 20)
 _HARVEST_ONE_SHOT = (0.7, 0.9)
-_HARVEST_MIN_EVENTS = 30  # the timing estimate needs a few dozen gaps
+_HARVEST_MIN_EVENTS = CLOCK_MIN_EVENTS  # the timing estimate needs a few dozen gaps (30)
 _HARVEST_MIN_ANSWERS = 10
 _HARVEST_CAP = 0.7  # over the default info (0.5) and warning (0.65) levels, under critical (0.8)
 # A harvest at a person's pace (KeyPipeline._paced_run): no clock to prove a script, so it

@@ -68,7 +68,8 @@ def new_item(style: float, content_words: int, output_tokens: int, item_words: i
 
 # A key on a clock: its requests' regularity (``InterArrivalTiming``) at the harvest's bar for a
 # script (people's keys 0.2-0.47 on dev-s1, scripts 0.6 and up), once it has the few dozen
-# gaps the estimate needs. No person answers the previous turn on a clock.
+# gaps the estimate needs. No person answers the previous turn on a clock. (The pipeline's
+# harvest takes both from here: one bar for a script.)
 CLOCK_REGULARITY = 0.65
 CLOCK_MIN_EVENTS = 30
 
