@@ -11,6 +11,7 @@ from pathlib import Path
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from distillguard.errors import ConfigError
+    from distillguard.gc_tuning import tune_gc
     from distillguard.models.pipeline import KeyPipeline
     from distillguard.streams.app import worker_app
     from distillguard.streams.faust_compat import faust_worker
@@ -27,6 +28,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         return 2
     ensure_topics(settings)
     app = worker_app(settings, pipeline=KeyPipeline(config))
+    tune_gc()
     faust_worker(app, settings.log_level).execute_from_commandline()
     return 0
 
@@ -170,6 +172,7 @@ def _jobs(text: str) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from distillguard.errors import ConfigError, DistillguardError
+    from distillguard.gc_tuning import tune_gc
     from distillguard.replay import run_replay
     from distillguard.streams.settings import WorkerSettings
 
@@ -185,6 +188,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             from distillguard.sinks.clickhouse import ClickHouseSettings, ClickHouseSink
 
             sink = ClickHouseSink(ClickHouseSettings())
+        tune_gc()
         summary = run_replay(events, args.alerts, dlq_path=args.dlq, progress=not args.quiet, config=config,
                              allowed_lateness_ms=int(settings.allowed_lateness_s * 1000), sink=sink,
                              exculpated_path=args.exculpated,
