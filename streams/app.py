@@ -36,8 +36,8 @@ from .alert_outbox import AlertOutbox, read_topic_tail
 from .checkpoint import Checkpoint
 from .clusters_stage import ClusterStage
 from .epochs import EpochTracker
-from .faust_compat import (acked_offsets, add_commit_gap, app_agent_error, faust_commit,
-                           flush_while_waiting_empty, known_commit, per_batch_monitor,
+from .faust_compat import (acked_offsets, add_commit_gap, allow_rebalance_return_after_end, app_agent_error,
+                           faust_commit, flush_while_waiting_empty, known_commit, per_batch_monitor,
                            rewind_uncommitted_after_seeks, set_agent_error_hook, use_fetch_max_wait)
 from .feedback_follower import FeedbackFollower
 from .holes import HoleGuard, processed_head_gap
@@ -83,6 +83,7 @@ def faust_app(settings: KafkaSettings, data_dir: Path, *, auto_offset_reset: str
         table_standby_replicas=settings.table_standby_replicas,
         monitor=per_batch_monitor(),  # Faust's own sensor, without its per-message bookkeeping
     )
+    allow_rebalance_return_after_end(app)  # (a warning at every start, Faust's own bug)
     resolve_replication_on_start(app, settings, replication_probe_topic)
     return app
 

@@ -189,3 +189,35 @@ def test_the_flush_runs_beside_faust_wait_for_acks_until_it_ends():
     flushed = asyncio.run(scenario())
     assert calls[0] == ("wait", "consumer") and calls[-1] == ("waited", "consumer")
     assert flushed == calls.count("flush") == 3
+
+
+def _rebalance_warnings(caplog, app, steps) -> list[str]:
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        for step in steps:
+            getattr(app, step)()
+    return [r.getMessage().split(": ", 1)[-1] for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_rebalance_that_ended_before_its_return_logs_no_warning(tmp_path, caplog):
+    from distillguard.streams.app import faust_app
+    from distillguard.streams.settings import WorkerSettings
+
+    # Faust calls the return after the assignment callbacks, whose recovery may end the
+    # rebalance (clearing its sensor state) first: what the worker's start did every time.
+    assert "self.app.on_rebalance_return()" in inspect.getsource(Consumer.on_partitions_assigned)
+    assert "self._rebalancing_sensor_state = None" in inspect.getsource(App.on_rebalance_end)
+    settings = WorkerSettings()
+    late_return = ["on_rebalance_start", "on_rebalance_end", "on_rebalance_return"]
+    plain = App("plain-faust", broker="kafka://localhost:1", datadir=str(tmp_path / "plain"))
+    plain.sensors.add(plain.monitor)  # (as the app adds it when it starts)
+    assert _rebalance_warnings(caplog, plain, late_return) == ["Missing sensor state for rebalance #1"]
+
+    app = faust_app(settings, tmp_path, auto_offset_reset="earliest", replication_probe_topic=settings.requests_topic)
+    app.sensors.add(app.monitor)
+    assert _rebalance_warnings(caplog, app, late_return) == []
+    assert any("ended before its assignment returned" in r.getMessage() for r in caplog.records)
+    # in order, the sensors hear all three; a return with no rebalance begun still warns
+    assert _rebalance_warnings(caplog, app, ["on_rebalance_start", "on_rebalance_return", "on_rebalance_end"]) == []
+    app.rebalancing = True
+    assert _rebalance_warnings(caplog, app, ["on_rebalance_return"]) == ["Missing sensor state for rebalance #2"]
