@@ -38,6 +38,38 @@ class WorkerMetrics:
                                "range, an invalid ASN unknown, lone surrogates replaced)", ["field"], registry=r)
         self.sink_flush_seconds = Histogram("distillguard_sink_flush_seconds", "ClickHouse flush latency",
                                             registry=r)
+        self._delay_histograms(r)
+        self.cluster_errors = Counter("distillguard_cluster_errors", "Link records the cluster detector failed on",
+                                      registry=r)
+        self.alerts_deduplicated = Counter("distillguard_alerts_deduplicated",
+                                           "Alerts raised again after a restart or rebalance and not sent: "
+                                           "already on the alerts topic", registry=r)
+        self.alerts_suppressed = Counter("distillguard_alerts_suppressed",
+                                         "Alerts not sent: their entity was marked a false positive",
+                                         ["entity_type"], registry=r)
+        self.alerts_exculpated = Counter("distillguard_alerts_exculpated",
+                                         "Exculpated detections recorded in ClickHouse, not sent: incidents held at "
+                                         "info on exculpatory evidence (a real product, one mature account)",
+                                         ["entity_type"], registry=r)
+        self.holes = Counter("distillguard_consumer_holes",
+                             "Input records that never reached the worker's agent and were read back from "
+                             "the broker", registry=r)
+        self.hole_errors = Counter("distillguard_consumer_hole_errors",
+                                   "Holes in an input partition the worker could not read back (logged with "
+                                   "their offsets)", registry=r)
+        self.link_values_expired = Counter("distillguard_link_values_expired",
+                                           "Link values dropped from the link-members table after idling",
+                                           registry=r)
+        self.incidents_held = Gauge("distillguard_cluster_incidents_held",
+                                    "New cluster incidents waiting for every link-values partition to judge their "
+                                    "members' values (DG_LINK_VALUES_PARTITIONED)", registry=r)
+        self._health_gauges(r)
+        # Events processed, counted as a plain int per event (a Prometheus counter takes a lock
+        # on every inc) and added to ``events`` per flush and before each scrape.
+        self.events_tally = 0
+
+    def _delay_histograms(self, r: CollectorRegistry) -> None:
+        """How long alerts and input waited, and how late the event loop woke."""
         # From the step that raised an alert to its send (its own task, or the flush's retry
         # after a failed send), not the input's lag. What on-call reads when pages come late.
         self.alert_hold_seconds = Histogram("distillguard_alert_hold_seconds",
@@ -67,34 +99,6 @@ class WorkerMetrics:
                                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                                                          10.0),
                                                 registry=r)
-        self.cluster_errors = Counter("distillguard_cluster_errors", "Link records the cluster detector failed on",
-                                      registry=r)
-        self.alerts_deduplicated = Counter("distillguard_alerts_deduplicated",
-                                           "Alerts raised again after a restart or rebalance and not sent: "
-                                           "already on the alerts topic", registry=r)
-        self.alerts_suppressed = Counter("distillguard_alerts_suppressed",
-                                         "Alerts not sent: their entity was marked a false positive",
-                                         ["entity_type"], registry=r)
-        self.alerts_exculpated = Counter("distillguard_alerts_exculpated",
-                                         "Exculpated detections recorded in ClickHouse, not sent: incidents held at "
-                                         "info on exculpatory evidence (a real product, one mature account)",
-                                         ["entity_type"], registry=r)
-        self.holes = Counter("distillguard_consumer_holes",
-                             "Input records that never reached the worker's agent and were read back from "
-                             "the broker", registry=r)
-        self.hole_errors = Counter("distillguard_consumer_hole_errors",
-                                   "Holes in an input partition the worker could not read back (logged with "
-                                   "their offsets)", registry=r)
-        self.link_values_expired = Counter("distillguard_link_values_expired",
-                                           "Link values dropped from the link-members table after idling",
-                                           registry=r)
-        self.incidents_held = Gauge("distillguard_cluster_incidents_held",
-                                    "New cluster incidents waiting for every link-values partition to judge their "
-                                    "members' values (DG_LINK_VALUES_PARTITIONED)", registry=r)
-        self._health_gauges(r)
-        # Events processed, counted as a plain int per event (a Prometheus counter takes a lock
-        # on every inc) and added to ``events`` per flush and before each scrape.
-        self.events_tally = 0
 
     def _health_gauges(self, r: CollectorRegistry) -> None:
         """What /health and the alert rules of deploy/prometheus read: state, lag, stalls."""
