@@ -166,3 +166,23 @@ def test_the_command_line_replays_with_the_jobs_asked_and_refuses_zero(stream, t
         assert cli.main(["replay", str(stream), "--alerts", str(out), "-q", "--jobs", jobs]) == 0
         outs.append(out.read_bytes())
     assert outs[0] and outs[0] == outs[1]
+
+
+def test_a_record_whose_routing_key_is_not_its_key_fails_the_replay(stream, tmp_path, monkeypatch):
+    """The owner of a key is chosen from ``routing_key``; a process that begins the state of a
+    key it was not given (the two disagreed: a bug) fails the replay, never splits the key."""
+    import distillguard.replay_shards as replay_shards
+
+    monkeypatch.setattr(replay_shards, "routing_key", lambda raw: "not-" + (routing_key(raw) or ""))
+    with pytest.raises(ReplayWorkerError, match="which does not own them"):
+        run_replay(stream, tmp_path / "alerts.jsonl", progress=False, pipeline=_pipeline(), jobs=2)
+
+
+def test_keys_go_to_the_process_with_the_fewest_records():
+    from distillguard.replay_shards import KeyOwners
+
+    owners = KeyOwners(2)
+    keys = ["busy"] * 600 + [f"user_{i}" for i in range(400)] + ["busy"] * 200 + [f"late_{i}" for i in range(300)]
+    placed = [owners.of(key) for key in keys]
+    assert owners.records == [placed.count(0), placed.count(1)] == [800, 700]  # crc32 mod 2 can put all on one
+    assert all(placed[i] == 0 for i, key in enumerate(keys) if key == "busy")
