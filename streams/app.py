@@ -233,7 +233,7 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
         async def flush_on_age() -> None:
             self.metrics.publish_tallies()
             # (a flush since the last tick leaves rows at most two ticks old: see Checkpoint)
-            if (len(self.checkpoint) or self.sink.should_flush()) and not self.checkpoint.flushed_since_asked():
+            if self.flush_waiting() and not self.checkpoint.flushed_since_asked():
                 await self.flush()
 
         @app.timer(settings.commit_interval_s)
@@ -470,16 +470,19 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
                 await asyncio.sleep(exc.retry_after)
 
     # -- flush -> changelog -> ack -------------------------------------------------------
+    def flush_waiting(self) -> bool:
+        """Whether records wait for a flush to be acked, or the sink's rows to be stored."""
+        return bool(len(self.checkpoint)) or self.sink.should_flush()
+
     async def flush_pending(self) -> None:
         """Flush what waits for a flush, the link members' checkpoint too (with the link-values
         stage); a failure is logged and kept for the next call, as the timers' are, and the
         next waits a flush interval (ClickHouse or the broker down: retried on the timer's clock)."""
         try:
-            if (len(self.checkpoint) or self.sink.should_flush()) and not await self.flush():
+            if self.flush_waiting() and not await self.flush():
                 await asyncio.sleep(self.settings.flush_interval_s)
-            link_checkpoint = getattr(self, "link_checkpoint", None)
-            if link_checkpoint is not None and len(link_checkpoint):
-                await link_checkpoint.flush()
+            if self.settings.link_values_partitioned:
+                await self.changelog_link_members()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - kept for the next flush; the wait goes on

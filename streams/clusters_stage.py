@@ -61,6 +61,11 @@ class ClusterStage:
         # and the records are acked only after their values' changelog records are queued.
         self.link_checkpoint = Checkpoint(self.link_members, flush_producer=self._flush_producer)
 
+    async def changelog_link_members(self) -> None:
+        """The link members changed since the last flush to their changelog, their records acked."""
+        if len(self.link_checkpoint):
+            await self.link_checkpoint.flush()
+
     def link_value_agents(self) -> list:
         """The link-values agent and its timers (only with DG_LINK_VALUES_PARTITIONED)."""
         if not self.settings.link_values_partitioned:
@@ -73,9 +78,8 @@ class ClusterStage:
                 await self.take_link_value(event)
 
         @app.timer(0.5)
-        async def changelog_link_members() -> None:
-            if len(self.link_checkpoint):
-                await self.link_checkpoint.flush()
+        async def changelog_link_members_on_age() -> None:
+            await self.changelog_link_members()
 
         @app.timer(interval=self.settings.link_expiry_interval_s)
         async def expire_link_values() -> None:
