@@ -10,7 +10,8 @@ alike. A ``gc.callbacks`` hook times every collection, by generation. Recorded p
 in the collector, collections per generation, the process's CPU time, its peak resident
 memory (what fewer collections could cost), and a digest of the alerts (they must not
 differ). The stream: dev-s1 by default (``../shared``: benchmarks only), and every
-``--stress`` stream as ``benchmarks/detection.py`` built it into ``var/streams/``.
+``--stress`` stream as ``benchmarks/detection.py`` builds it into ``var/streams/``
+(``replay_speed.stress_stream``).
 
 Writes ``benchmarks/results/gc.json`` and ``.md`` (``--results-name``).
 """
@@ -26,7 +27,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEV_S1 = ROOT.parent / "shared" / "data" / "streams" / "dev-s1" / "events.jsonl.gz"
 SETTINGS = ("defaults", "tuned")
 
 
@@ -68,14 +68,10 @@ def _run(setting: str, stream: Path, out: Path) -> dict:
 
 
 def _streams(args) -> list[tuple[str, Path]]:
-    streams = [("dev-s1", DEV_S1)]
-    for name in args.stress:
-        folder = ROOT / "var" / "streams" / f"stress-{name}"
-        found = sorted(folder.glob("events.jsonl*"))
-        if not found:
-            sys.exit(f"{folder}: not built (python benchmarks/detection.py --no-dev --stress {name})")
-        streams.append((f"stress-{name}", found[0]))
-    return streams
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from replay_speed import DEV_STREAM, stress_stream  # (the same streams, built by detection.py's builder)
+
+    return [("dev-s1", DEV_STREAM)] + [(f"stress-{name}", stress_stream(name)) for name in args.stress]
 
 
 def main() -> int:
