@@ -294,7 +294,8 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
             self.forget_clusters_if_revoked(revoked)
 
         # Stopping, Faust waits for the acks that only a flush gives, its timers ended.
-        flush_while_waiting_empty(app, self.flush_pending, WAIT_EMPTY_FLUSH_INTERVAL_S)
+        flush_while_waiting_empty(app, self.flush_pending, WAIT_EMPTY_FLUSH_INTERVAL_S,
+                                  self.settings.stop_timeout_s)
 
     async def _on_agent_error(self, agent, exc: BaseException) -> None:
         self.crashed[agent.name] = type(exc).__name__  # no message: it could quote a record

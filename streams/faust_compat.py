@@ -194,7 +194,8 @@ def per_batch_monitor():
     return PerBatchMonitor()
 
 
-def flush_while_waiting_empty(app, flush: Callable[[], Awaitable[object]], interval_s: float) -> None:
+def flush_while_waiting_empty(app, flush: Callable[[], Awaitable[object]], interval_s: float,
+                              stop_timeout_s: float) -> None:
     """Run ``flush`` every ``interval_s`` while Faust waits for the records its agents took to
     be acked (``App._consumer_wait_empty``: when the app stops, and when partitions are revoked).
 
@@ -206,7 +207,14 @@ def flush_while_waiting_empty(app, flush: Callable[[], Awaitable[object]], inter
     every integration test that stopped a worker, until its SIGKILL). Flushing beside the wait
     stores, changelogs, acks and lets Faust commit before the worker leaves its group. During a
     revocation the timers still run; the extra flushes only end the wait sooner. ``flush``
-    must not raise (a failure is kept for its next call, as the timer's is)."""
+    must not raise (a failure is kept for its next call, as the timer's is).
+
+    When the app stops, the wait ends after ``stop_timeout_s`` even with records unacked:
+    during a ClickHouse outage no flush can store them, and Faust would wait until the
+    orchestrator's SIGKILL. Only what was acked is committed, so the partitions' next owner
+    reads the rest again (at least once); the consumer's own stop does not wait again (its
+    loop ends once it is stopping). A revocation still waits for every ack: its records stay
+    this worker's until then."""
     wait = app._consumer_wait_empty  # noqa: SLF001 - no hook between Faust's fetcher stop and this wait
 
     async def flush_every_interval() -> None:
@@ -214,10 +222,33 @@ def flush_while_waiting_empty(app, flush: Callable[[], Awaitable[object]], inter
             await flush()
             await asyncio.sleep(interval_s)
 
+    async def wait_stopping(consumer, logger) -> None:
+        # Consumer.wait_empty's loop with a deadline. Its own has none, and cancelling it does
+        # not end it: its wait for an ack (Consumer._wait_for_ack) swallows CancelledError.
+        if not app.conf.stream_wait_empty:
+            await wait(consumer, logger)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + stop_timeout_s
+        while consumer._unacked_messages and loop.time() < deadline:  # noqa: SLF001 - as wait_empty
+            await consumer.commit()
+            if not consumer._unacked_messages:  # noqa: SLF001
+                break
+            await consumer._wait_for_ack(timeout=1)  # noqa: SLF001 - woken by an ack, else 1 s
+            consumer._clean_unacked_messages()  # noqa: SLF001
+        if consumer._unacked_messages:  # noqa: SLF001
+            log.error("stopping with %d records not stored after %g s (DG_STOP_TIMEOUT_S; is ClickHouse "
+                      "down?): their offsets are not committed, the partitions' next owner reads them again",
+                      len(consumer._unacked_messages), stop_timeout_s)  # noqa: SLF001
+        await consumer.commit_and_end_transactions()  # what was acked, as wait_empty ends
+
     async def _consumer_wait_empty(consumer, logger) -> None:
         flusher = asyncio.ensure_future(flush_every_interval())
         try:
-            await wait(consumer, logger)
+            if app.should_stop:
+                await wait_stopping(consumer, logger)
+            else:
+                await wait(consumer, logger)
         finally:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)

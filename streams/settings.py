@@ -158,6 +158,10 @@ class WorkerSettings(KafkaSettings):
     # into one packed worker the worker spent 4-9 % less CPU per event (4 paired runs,
     # benchmarks/results/latency-flush-interval.md).
     flush_interval_s: float = Field(1.0, gt=0)
+    # Asked to stop (SIGTERM), the worker stores, acks and commits what it processed; records it
+    # cannot store within this long (ClickHouse down) are left uncommitted for the partitions'
+    # next owner and the worker exits. Below the orchestrator's grace period (k8s: 30 s).
+    stop_timeout_s: float = Field(20.0, gt=0)
     # How long a fetch may wait at the broker for records. Faust fixes it at 1,500 ms; the
     # embedded tansu broker holds every fetch that long, which made it the floor of event ->
     # alert latency (p50 1.5 s at 600 events/s; 0.24 s with 100 ms).

@@ -444,3 +444,22 @@ def test_the_monitoring_component_scrapes_with_the_token_and_loads_the_pipelines
     assert jobs_in_rules and jobs_in_rules <= jobs  # the rules' up{job=...} see these targets
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
     assert rule["spec"]["groups"] == rules["groups"]
+
+
+def test_workers_get_longer_to_stop_than_they_take_to_give_up(manifests):
+    # Asked to stop during a ClickHouse outage the worker gives up after DG_STOP_TIMEOUT_S;
+    # a grace period shorter than that kills it before it commits what it stored.
+    from distillguard.streams.settings import WorkerSettings
+
+    stop_timeout_s = WorkerSettings.model_fields["stop_timeout_s"].default
+    workers = 0
+    for workload, container in _containers(manifests):
+        if container.get("args", container.get("command", []))[-1:] != ["worker"]:
+            continue
+        env = _container_env(manifests, container)
+        timeout = float(env.get("DG_STOP_TIMEOUT_S", stop_timeout_s))
+        assert workload["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= timeout + 10
+        workers += 1
+    assert workers == 1
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["worker"]
+    assert compose["stop_grace_period"].endswith("s") and float(compose["stop_grace_period"][:-1]) >= stop_timeout_s + 10

@@ -4,6 +4,7 @@ These fail when a Faust upgrade renames or changes one of them, instead of a wor
 quietly stops committing, rewinding or reporting crashed agents."""
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections import defaultdict
@@ -156,6 +157,21 @@ def test_faust_waits_for_acks_after_ending_its_timers_and_calls_the_wait_through
     assert "self._unacked_messages" in inspect.getsource(Consumer.wait_empty)
     import mode
 
+    # The stop timeout: the app is stopping (should_stop) before it waits; once the wait gave
+    # up, the consumer's own stop skips a second wait and commits what was acked.
+    service_stop = inspect.getsource(mode.Service.stop)
+    assert service_stop.index("self._stopped_set()") < service_stop.index("await self.on_stop()")
+    assert "await self._stop_consumer()" in inspect.getsource(App.on_stop)
+    assert "while not self.should_stop and self._unacked_messages" in inspect.getsource(Consumer.wait_empty)
+    assert "commit_and_end_transactions" in inspect.getsource(Consumer.wait_empty)
+    assert "self.wait_empty()" in inspect.getsource(Consumer.on_stop)
+    # ... and the stopping wait is wait_empty's loop with a deadline, through these:
+    wait_empty = inspect.getsource(Consumer.wait_empty)
+    for step in ("await T(self.commit)()", "await T(self._wait_for_ack)(timeout=1)",
+                 "self._clean_unacked_messages()", "await T(self.commit_and_end_transactions)()"):
+        assert step in wait_empty, step
+    # why not cancel Faust's wait instead: its wait for an ack swallows the cancellation
+    assert "asyncio.CancelledError" in inspect.getsource(Consumer._wait_for_ack)
     assert "self.itertimer(" in inspect.getsource(App.timer)  # the app's timers are mode's
     itertimer = inspect.getsource(mode.Service.itertimer)
     assert "should_stop = self.should_stop" in itertimer and "break" in itertimer
@@ -167,7 +183,9 @@ def test_the_flush_runs_beside_faust_wait_for_acks_until_it_ends():
     acked = asyncio.Event()
     calls = []
 
-    class StoppingApp:
+    class RevokingApp:
+        should_stop = False
+
         async def _consumer_wait_empty(self, consumer, logger):
             calls.append(("wait", consumer))
             await acked.wait()  # Faust's wait: until the flush has acked every record
@@ -179,16 +197,102 @@ def test_the_flush_runs_beside_faust_wait_for_acks_until_it_ends():
             acked.set()
 
     async def scenario():
-        app = StoppingApp()
-        faust_compat.flush_while_waiting_empty(app, flush, interval_s=0.01)
+        app = RevokingApp()
+        faust_compat.flush_while_waiting_empty(app, flush, interval_s=0.01, stop_timeout_s=5)
         await asyncio.wait_for(app._consumer_wait_empty("consumer", None), timeout=5)
         flushed = calls.count("flush")
         await asyncio.sleep(0.05)  # the flusher stopped with the wait
         return flushed
 
     flushed = asyncio.run(scenario())
-    assert calls[0] == ("wait", "consumer") and calls[-1] == ("waited", "consumer")
+    assert ("wait", "consumer") in calls and calls[-1] == ("waited", "consumer")
     assert flushed == calls.count("flush") == 3
+
+
+class _StoppingConsumer:
+    """The parts of Faust's consumer that the stopping wait uses; acked by the ``acks_at``-th flush."""
+
+    def __init__(self, unacked: int):
+        self._unacked_messages = set(range(unacked))
+        self.commits = []
+
+    def ack_all(self) -> None:
+        self._unacked_messages.clear()
+
+    async def commit(self):
+        self.commits.append("commit")
+
+    async def _wait_for_ack(self, timeout: float) -> None:
+        await asyncio.sleep(0.01)
+
+    def _clean_unacked_messages(self) -> None:
+        pass
+
+    async def commit_and_end_transactions(self):
+        self.commits.append("end")
+
+
+class _StoppingApp:
+    should_stop = True
+    conf = SimpleNamespace(stream_wait_empty=True)
+
+    async def _consumer_wait_empty(self, consumer, logger):
+        raise AssertionError("Faust's wait has no deadline: not used while stopping")
+
+
+def _stop(consumer, *, acks_at: int | None, stop_timeout_s: float) -> tuple[int, float]:
+    app, flushes = _StoppingApp(), []
+
+    async def flush():
+        flushes.append("flush")
+        if len(flushes) == acks_at:
+            consumer.ack_all()
+
+    async def scenario() -> float:
+        faust_compat.flush_while_waiting_empty(app, flush, interval_s=0.01, stop_timeout_s=stop_timeout_s)
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(app._consumer_wait_empty(consumer, None), timeout=10)
+        return asyncio.get_running_loop().time() - started
+
+    took = asyncio.run(scenario())
+    return len(flushes), took
+
+
+def test_a_stopping_worker_waits_for_the_flush_to_ack_then_commits(caplog):
+    consumer = _StoppingConsumer(unacked=5)
+    with caplog.at_level(logging.ERROR, logger=faust_compat.__name__):
+        flushes, took = _stop(consumer, acks_at=3, stop_timeout_s=5)
+    assert flushes == 3 and took < 2 and consumer.commits[-1] == "end"
+    assert not consumer._unacked_messages and not caplog.records
+
+
+def test_a_stopping_worker_gives_up_on_records_it_cannot_store_after_the_stop_timeout(caplog):
+    consumer = _StoppingConsumer(unacked=5)  # ClickHouse down: no flush acks
+    with caplog.at_level(logging.ERROR, logger=faust_compat.__name__):
+        flushes, took = _stop(consumer, acks_at=None, stop_timeout_s=0.2)
+    assert 0.2 <= took < 2 and flushes >= 3  # it kept flushing until the deadline
+    assert consumer.commits[-1] == "end" and len(consumer._unacked_messages) == 5  # acked offsets only
+    assert any("5 records not stored after" in r.getMessage() for r in caplog.records)
+
+
+def test_a_revocation_waits_for_every_ack_however_long():
+    # the revoked partitions' records stay this worker's until acked: no deadline there
+    class RevokingApp:
+        should_stop = False
+
+        async def _consumer_wait_empty(self, consumer, logger):
+            await asyncio.Event().wait()  # never acked
+
+    async def flush():
+        pass
+
+    async def scenario():
+        app = RevokingApp()
+        faust_compat.flush_while_waiting_empty(app, flush, interval_s=0.01, stop_timeout_s=0.05)
+        await asyncio.wait_for(app._consumer_wait_empty("consumer", None), timeout=0.5)
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(scenario())
 
 
 def _rebalance_warnings(caplog, app, steps) -> list[str]:
