@@ -295,7 +295,8 @@ class DetectorWorker(InputLog, PackedInput, ClusterStage, WorkerPages):
 
         # Stopping, Faust waits for the acks that only a flush gives, its timers ended.
         flush_while_waiting_empty(app, self.flush_pending, WAIT_EMPTY_FLUSH_INTERVAL_S,
-                                  self.settings.stop_timeout_s)
+                                  stop_timeout_s=self.settings.stop_timeout_s,
+                                  revoke_timeout_s=self.settings.revoke_timeout_s)
 
     async def _on_agent_error(self, agent, exc: BaseException) -> None:
         self.crashed[agent.name] = type(exc).__name__  # no message: it could quote a record

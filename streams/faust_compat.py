@@ -10,6 +10,8 @@ import asyncio
 import logging
 from typing import Awaitable, Callable, Iterable
 
+from distillguard.errors import DistillguardError
+
 log = logging.getLogger(__name__)
 
 
@@ -194,8 +196,12 @@ def per_batch_monitor():
     return PerBatchMonitor()
 
 
-def flush_while_waiting_empty(app, flush: Callable[[], Awaitable[object]], interval_s: float,
-                              stop_timeout_s: float) -> None:
+class RebalanceBlocked(DistillguardError):
+    """Revoked partitions' records could not be stored and acked in time (ClickHouse down?)."""
+
+
+def flush_while_waiting_empty(app, flush: Callable[[], Awaitable[object]], interval_s: float, *,
+                              stop_timeout_s: float, revoke_timeout_s: float) -> None:
     """Run ``flush`` every ``interval_s`` while Faust waits for the records its agents took to
     be acked (``App._consumer_wait_empty``: when the app stops, and when partitions are revoked).
 
@@ -209,46 +215,62 @@ def flush_while_waiting_empty(app, flush: Callable[[], Awaitable[object]], inter
     revocation the timers still run; the extra flushes only end the wait sooner. ``flush``
     must not raise (a failure is kept for its next call, as the timer's is).
 
-    When the app stops, the wait ends after ``stop_timeout_s`` even with records unacked:
-    during a ClickHouse outage no flush can store them, and Faust would wait until the
-    orchestrator's SIGKILL. Only what was acked is committed, so the partitions' next owner
-    reads the rest again (at least once); the consumer's own stop does not wait again (its
-    loop ends once it is stopping). A revocation still waits for every ack: its records stay
-    this worker's until then."""
+    During a ClickHouse outage no flush can store, so no ack comes, and Faust's wait has no
+    end. Stopping, the wait ends after ``stop_timeout_s`` (else it lasts until the
+    orchestrator's SIGKILL). Revoking, after ``revoke_timeout_s`` the wait raises
+    ``RebalanceBlocked``, which crashes the app: the worker exits non-zero to be restarted
+    (else the whole group waits for this member, and no worker detects anything until
+    ClickHouse is back). Either way only what was acked is committed, so the partitions' next
+    owner reads the rest again, as after a crash (at least once); the consumer's own stop does
+    not wait again (its loop ends once it is stopping)."""
     wait = app._consumer_wait_empty  # noqa: SLF001 - no hook between Faust's fetcher stop and this wait
+    gave_up = False
 
     async def flush_every_interval() -> None:
         while True:
             await flush()
             await asyncio.sleep(interval_s)
 
-    async def wait_stopping(consumer, logger) -> None:
+    async def all_acked_within(consumer, timeout_s: float) -> bool:
         # Consumer.wait_empty's loop with a deadline. Its own has none, and cancelling it does
         # not end it: its wait for an ack (Consumer._wait_for_ack) swallows CancelledError.
-        if not app.conf.stream_wait_empty:
-            await wait(consumer, logger)
-            return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + stop_timeout_s
+        deadline = loop.time() + timeout_s
         while consumer._unacked_messages and loop.time() < deadline:  # noqa: SLF001 - as wait_empty
             await consumer.commit()
             if not consumer._unacked_messages:  # noqa: SLF001
                 break
             await consumer._wait_for_ack(timeout=1)  # noqa: SLF001 - woken by an ack, else 1 s
             consumer._clean_unacked_messages()  # noqa: SLF001
-        if consumer._unacked_messages:  # noqa: SLF001
-            log.error("stopping with %d records not stored after %g s (DG_STOP_TIMEOUT_S; is ClickHouse "
-                      "down?): their offsets are not committed, the partitions' next owner reads them again",
-                      len(consumer._unacked_messages), stop_timeout_s)  # noqa: SLF001
         await consumer.commit_and_end_transactions()  # what was acked, as wait_empty ends
+        return not consumer._unacked_messages  # noqa: SLF001
+
+    async def bounded_wait(consumer) -> None:
+        nonlocal gave_up
+        stopping = app.should_stop
+        timeout_s = 0.0 if gave_up else stop_timeout_s if stopping else revoke_timeout_s
+        if await all_acked_within(consumer, timeout_s):
+            return
+        unacked = len(consumer._unacked_messages)  # noqa: SLF001
+        if stopping:
+            if not gave_up:
+                log.error("stopping with %d records not stored after %g s (DG_STOP_TIMEOUT_S; is ClickHouse "
+                          "down?): their offsets are not committed, the partitions' next owner reads them "
+                          "again", unacked, timeout_s)
+            return
+        gave_up = True
+        log.error("a rebalance waited %g s (DG_REVOKE_TIMEOUT_S) for %d records not stored (is ClickHouse "
+                  "down?): the worker exits to be restarted so the group can go on; their offsets are not "
+                  "committed, the partitions' next owner reads them again", timeout_s, unacked)
+        raise RebalanceBlocked(f"{unacked} records not stored within {timeout_s:g} s of a revocation")
 
     async def _consumer_wait_empty(consumer, logger) -> None:
+        if not app.conf.stream_wait_empty:
+            await wait(consumer, logger)
+            return
         flusher = asyncio.ensure_future(flush_every_interval())
         try:
-            if app.should_stop:
-                await wait_stopping(consumer, logger)
-            else:
-                await wait(consumer, logger)
+            await bounded_wait(consumer)
         finally:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)

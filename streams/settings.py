@@ -162,6 +162,10 @@ class WorkerSettings(KafkaSettings):
     # cannot store within this long (ClickHouse down) are left uncommitted for the partitions'
     # next owner and the worker exits. Below the orchestrator's grace period (k8s: 30 s).
     stop_timeout_s: float = Field(20.0, gt=0)
+    # A rebalance waits for the revoked partitions' records to be stored and acked; records it
+    # cannot store within this long (ClickHouse down) make the worker exit non-zero, to be
+    # restarted: else the whole group waits for it and no worker detects anything.
+    revoke_timeout_s: float = Field(30.0, gt=0)
     # How long a fetch may wait at the broker for records. Faust fixes it at 1,500 ms; the
     # embedded tansu broker holds every fetch that long, which made it the floor of event ->
     # alert latency (p50 1.5 s at 600 events/s; 0.24 s with 100 ms).

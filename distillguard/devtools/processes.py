@@ -45,6 +45,11 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The process's exit code once it has ended by itself, else None."""
+        return self._proc.poll() if self._proc else None
+
     def start(self, ready_timeout: float = 90.0) -> "WorkerProcess":
         self.web_port = self.web_port or free_port()
         env = dict(os.environ)

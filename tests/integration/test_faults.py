@@ -243,3 +243,46 @@ def test_worker_asked_to_stop_during_clickhouse_outage_exits_and_loses_nothing(p
         info = restarted.get(f"/query/state?key={key}")["info"]
         assert info is not None and info["events"] == per_key[key], (key, info)
     assert_alerts_complete(pipeline, restarted)
+
+
+def test_a_rebalance_during_clickhouse_outage_does_not_freeze_the_group(pipeline, tmp_path):
+    """A second worker joins while ClickHouse refuses every write. The first cannot store, so
+    cannot ack, the records of the partitions it must give up, and the whole group waited for
+    it: neither worker read a record until ClickHouse was back (measured 2026-12-05: 60 s,
+    nothing read). After DG_REVOKE_TIMEOUT_S it exits non-zero (to be restarted); the other
+    worker takes every partition, reads from the last commit, and detection goes on."""
+    from distillguard.devtools.processes import WorkerProcess
+
+    events = demo_events(seed=7, users=30, campaign_events=400)
+    records = list(iter_encoded(events))
+    first, during = records[:300], records[300:]
+    down = tmp_path / "clickhouse-down"
+    env = {"DG_CLICKHOUSE_FAULT_FILE": str(down), "DG_CLICKHOUSE_MAX_BUFFERED_ROWS": "100000",
+           "DG_CLICKHOUSE_RETRY_AFTER_S": "0.5", "DG_REVOKE_TIMEOUT_S": "3"}
+    blocked = pipeline.start_worker(**env)
+    pipeline.produce(first)
+    wait_rows(blocked, len(first))
+    wait_for(lambda: committed(pipeline) == len(first), "offsets of the first batch committed")
+
+    down.touch()
+    pipeline.produce(during[:200])
+    wait_for(lambda: counters_of(blocked)["events"] == len(first) + 200, "records read during the outage")
+    wait_for(lambda: metric(blocked, "distillguard_sink_errors_total") > 0, "a failed flush")
+    # A second worker (its own chDB: one process per data dir) makes the group rebalance.
+    joined = WorkerProcess(pipeline.broker.bootstrap, pipeline.root / "data-joined", env={**pipeline.env, **env},
+                           log_path=pipeline.root / "worker-joined.log")
+    pipeline.workers.append(joined)
+    joined.start()
+    pipeline.produce(during[200:])
+
+    wait_for(lambda: blocked.exit_code is not None, "the blocked worker exited", timeout=60)
+    assert blocked.exit_code != 0  # a crash: restart me
+    assert "a rebalance waited 3 s (DG_REVOKE_TIMEOUT_S)" in blocked.log_path.read_text()
+    assert committed(pipeline) == len(first)  # nothing committed past what was stored
+    # The other worker reads every record since the last commit, still during the outage.
+    wait_for(lambda: counters_of(joined)["events"] == len(during), "the joined worker read the rest", timeout=90)
+
+    down.unlink()
+    tables = wait_rows(joined, len(during))
+    assert tables["events"] == len(during)
+    wait_for(lambda: committed(pipeline) == len(records), "every offset committed after the outage")

@@ -151,7 +151,11 @@ def test_faust_waits_for_acks_after_ending_its_timers_and_calls_the_wait_through
     # worker's flush beside the wait replaces it there); a revocation waits there too.
     stop_consumer = inspect.getsource(App._stop_consumer)
     assert "await self._consumer_wait_empty(consumer, self.log)" in stop_consumer
-    assert "self._consumer_wait_empty" in inspect.getsource(App._on_partitions_revoked)
+    revoked = inspect.getsource(App._on_partitions_revoked)
+    assert "self._consumer_wait_empty" in revoked
+    # a revocation's wait that raises (RebalanceBlocked) crashes the app, which exits non-zero
+    assert revoked.index("_consumer_wait_empty") < revoked.index("except Exception as exc:")
+    assert "await self.crash(exc)" in revoked
     assert list(inspect.signature(App._consumer_wait_empty).parameters) == ["self", "consumer", "logger"]
     assert "await consumer.wait_empty()" in inspect.getsource(App._consumer_wait_empty)
     assert "self._unacked_messages" in inspect.getsource(Consumer.wait_empty)
@@ -177,40 +181,8 @@ def test_faust_waits_for_acks_after_ending_its_timers_and_calls_the_wait_through
     assert "should_stop = self.should_stop" in itertimer and "break" in itertimer
 
 
-def test_the_flush_runs_beside_faust_wait_for_acks_until_it_ends():
-    import asyncio
-
-    acked = asyncio.Event()
-    calls = []
-
-    class RevokingApp:
-        should_stop = False
-
-        async def _consumer_wait_empty(self, consumer, logger):
-            calls.append(("wait", consumer))
-            await acked.wait()  # Faust's wait: until the flush has acked every record
-            calls.append(("waited", consumer))
-
-    async def flush():
-        calls.append("flush")
-        if calls.count("flush") == 3:
-            acked.set()
-
-    async def scenario():
-        app = RevokingApp()
-        faust_compat.flush_while_waiting_empty(app, flush, interval_s=0.01, stop_timeout_s=5)
-        await asyncio.wait_for(app._consumer_wait_empty("consumer", None), timeout=5)
-        flushed = calls.count("flush")
-        await asyncio.sleep(0.05)  # the flusher stopped with the wait
-        return flushed
-
-    flushed = asyncio.run(scenario())
-    assert ("wait", "consumer") in calls and calls[-1] == ("waited", "consumer")
-    assert flushed == calls.count("flush") == 3
-
-
-class _StoppingConsumer:
-    """The parts of Faust's consumer that the stopping wait uses; acked by the ``acks_at``-th flush."""
+class _WaitingConsumer:
+    """The parts of Faust's consumer that the bounded wait uses (those of Consumer.wait_empty)."""
 
     def __init__(self, unacked: int):
         self._unacked_messages = set(range(unacked))
@@ -232,16 +204,22 @@ class _StoppingConsumer:
         self.commits.append("end")
 
 
-class _StoppingApp:
-    should_stop = True
+class _WaitingApp:
+    """An app stopping (``should_stop``) or revoking partitions; Faust's own wait is never used."""
+
     conf = SimpleNamespace(stream_wait_empty=True)
 
+    def __init__(self, *, should_stop: bool):
+        self.should_stop = should_stop
+
     async def _consumer_wait_empty(self, consumer, logger):
-        raise AssertionError("Faust's wait has no deadline: not used while stopping")
+        raise AssertionError("Faust's wait has no deadline: not used")
 
 
-def _stop(consumer, *, acks_at: int | None, stop_timeout_s: float) -> tuple[int, float]:
-    app, flushes = _StoppingApp(), []
+def _wait(app, consumer, *, acks_at: int | None, stop_timeout_s: float = 5, revoke_timeout_s: float = 5,
+          installed: bool = False) -> tuple[int, float]:
+    """Flushes made and seconds taken by one wait for acks; the ``acks_at``-th flush acks all."""
+    flushes = []
 
     async def flush():
         flushes.append("flush")
@@ -249,7 +227,9 @@ def _stop(consumer, *, acks_at: int | None, stop_timeout_s: float) -> tuple[int,
             consumer.ack_all()
 
     async def scenario() -> float:
-        faust_compat.flush_while_waiting_empty(app, flush, interval_s=0.01, stop_timeout_s=stop_timeout_s)
+        if not installed:
+            faust_compat.flush_while_waiting_empty(app, flush, interval_s=0.01, stop_timeout_s=stop_timeout_s,
+                                                   revoke_timeout_s=revoke_timeout_s)
         started = asyncio.get_running_loop().time()
         await asyncio.wait_for(app._consumer_wait_empty(consumer, None), timeout=10)
         return asyncio.get_running_loop().time() - started
@@ -258,41 +238,38 @@ def _stop(consumer, *, acks_at: int | None, stop_timeout_s: float) -> tuple[int,
     return len(flushes), took
 
 
-def test_a_stopping_worker_waits_for_the_flush_to_ack_then_commits(caplog):
-    consumer = _StoppingConsumer(unacked=5)
+@pytest.mark.parametrize("stopping", [True, False])
+def test_the_flush_runs_beside_the_wait_for_acks_until_they_come_then_commits(stopping, caplog):
+    consumer = _WaitingConsumer(unacked=5)
     with caplog.at_level(logging.ERROR, logger=faust_compat.__name__):
-        flushes, took = _stop(consumer, acks_at=3, stop_timeout_s=5)
+        flushes, took = _wait(_WaitingApp(should_stop=stopping), consumer, acks_at=3)
     assert flushes == 3 and took < 2 and consumer.commits[-1] == "end"
     assert not consumer._unacked_messages and not caplog.records
 
 
 def test_a_stopping_worker_gives_up_on_records_it_cannot_store_after_the_stop_timeout(caplog):
-    consumer = _StoppingConsumer(unacked=5)  # ClickHouse down: no flush acks
+    consumer = _WaitingConsumer(unacked=5)  # ClickHouse down: no flush acks
     with caplog.at_level(logging.ERROR, logger=faust_compat.__name__):
-        flushes, took = _stop(consumer, acks_at=None, stop_timeout_s=0.2)
+        flushes, took = _wait(_WaitingApp(should_stop=True), consumer, acks_at=None, stop_timeout_s=0.2)
     assert 0.2 <= took < 2 and flushes >= 3  # it kept flushing until the deadline
     assert consumer.commits[-1] == "end" and len(consumer._unacked_messages) == 5  # acked offsets only
     assert any("5 records not stored after" in r.getMessage() for r in caplog.records)
 
 
-def test_a_revocation_waits_for_every_ack_however_long():
-    # the revoked partitions' records stay this worker's until acked: no deadline there
-    class RevokingApp:
-        should_stop = False
-
-        async def _consumer_wait_empty(self, consumer, logger):
-            await asyncio.Event().wait()  # never acked
-
-    async def flush():
-        pass
-
-    async def scenario():
-        app = RevokingApp()
-        faust_compat.flush_while_waiting_empty(app, flush, interval_s=0.01, stop_timeout_s=0.05)
-        await asyncio.wait_for(app._consumer_wait_empty("consumer", None), timeout=0.5)
-
-    with pytest.raises(asyncio.TimeoutError):
-        asyncio.run(scenario())
+def test_a_revocation_blocked_by_records_it_cannot_store_crashes_the_app_then_stops_at_once(caplog):
+    consumer = _WaitingConsumer(unacked=5)
+    app = _WaitingApp(should_stop=False)
+    with caplog.at_level(logging.ERROR, logger=faust_compat.__name__):
+        with pytest.raises(faust_compat.RebalanceBlocked, match="5 records not stored within 0.2 s"):
+            _wait(app, consumer, acks_at=None, revoke_timeout_s=0.2)  # Faust crashes the app on it
+    assert consumer.commits[-1] == "end" and len(consumer._unacked_messages) == 5
+    assert any("a rebalance waited 0.2 s" in r.getMessage() for r in caplog.records)
+    # the crash stops the app: no second wait for the same records
+    app.should_stop = True
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger=faust_compat.__name__):
+        _, took = _wait(app, consumer, acks_at=None, installed=True)
+    assert took < 0.5 and consumer.commits[-1] == "end" and not caplog.records
 
 
 def _rebalance_warnings(caplog, app, steps) -> list[str]:
