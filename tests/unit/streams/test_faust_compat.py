@@ -171,7 +171,8 @@ def test_faust_waits_for_acks_after_ending_its_timers_and_calls_the_wait_through
     assert "self.wait_empty()" in inspect.getsource(Consumer.on_stop)
     # ... and the stopping wait is wait_empty's loop with a deadline, through these:
     wait_empty = inspect.getsource(Consumer.wait_empty)
-    for step in ("await T(self.commit)()", "await T(self._wait_for_ack)(timeout=1)",
+    assert "self._unacked_messages = WeakSet()" in inspect.getsource(Consumer.__init__)
+    for step in ("gc.collect()", "await T(self.commit)()", "await T(self._wait_for_ack)(timeout=1)",
                  "self._clean_unacked_messages()", "await T(self.commit_and_end_transactions)()"):
         assert step in wait_empty, step
     # why not cancel Faust's wait instead: its wait for an ack swallows the cancellation
