@@ -258,7 +258,8 @@ def test_a_rebalance_during_clickhouse_outage_does_not_freeze_the_group(pipeline
     assert "a rebalance waited 3 s (DG_REVOKE_TIMEOUT_S)" in blocked.log_path.read_text()
     assert committed(pipeline) == len(first)  # nothing committed past what was stored
     # The other worker reads every record since the last commit, still during the outage.
-    wait_for(lambda: counters_of(joined)["events"] == len(during), "the joined worker read the rest", timeout=90)
+    # (>=: a record handed over twice in the rebalances is counted twice, and stored once)
+    wait_for(lambda: counters_of(joined)["events"] >= len(during), "the joined worker read the rest", timeout=90)
 
     down.unlink()
     tables = wait_rows(joined, len(during))
