@@ -259,7 +259,10 @@ def test_a_rebalance_during_clickhouse_outage_does_not_freeze_the_group(pipeline
     assert committed(pipeline) == len(first)  # nothing committed past what was stored
     # The other worker reads every record since the last commit, still during the outage.
     # (>=: a record handed over twice in the rebalances is counted twice, and stored once)
-    wait_for(lambda: counters_of(joined)["events"] >= len(during), "the joined worker read the rest", timeout=90)
+    try:
+        wait_for(lambda: counters_of(joined)["events"] >= len(during), "the joined worker read the rest", timeout=90)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {counters_of(joined)}") from None
 
     down.unlink()
     tables = wait_rows(joined, len(during))
