@@ -160,7 +160,8 @@ class WorkerSettings(KafkaSettings):
     flush_interval_s: float = Field(1.0, gt=0)
     # Asked to stop (SIGTERM), the worker stores, acks and commits what it processed; records it
     # cannot store within this long (ClickHouse down) are left uncommitted for the partitions'
-    # next owner and the worker exits. Below the orchestrator's grace period (k8s: 30 s).
+    # next owner and the worker exits. Keep it below the orchestrator's grace period (k8s's
+    # default and compose's stop_grace_period here: 30 s; deploy/k8s gives 60 s).
     stop_timeout_s: float = Field(20.0, gt=0)
     # A rebalance waits for the revoked partitions' records to be stored and acked; records it
     # cannot store within this long (ClickHouse down) make the worker exit non-zero, to be
