@@ -128,8 +128,10 @@ class Pipeline:
         ensure_topics(self.settings)
         self.workers: list[WorkerProcess] = []
 
-    def start_worker(self, **env) -> WorkerProcess:
-        worker = WorkerProcess(self.broker.bootstrap, self.root / "data", env={**self.env, **env},
+    def start_worker(self, data: str = "data", **env) -> WorkerProcess:
+        """A worker on the pipeline's broker, its ClickHouse under ``root / data`` (chDB: one
+        process per data dir, so a second worker running beside the first needs its own)."""
+        worker = WorkerProcess(self.broker.bootstrap, self.root / data, env={**self.env, **env},
                                log_path=self.root / f"worker-{len(self.workers)}.log")
         self.workers.append(worker)
         return worker.start()

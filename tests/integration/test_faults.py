@@ -229,8 +229,6 @@ def test_a_rebalance_during_clickhouse_outage_does_not_freeze_the_group(pipeline
     it: neither worker read a record until ClickHouse was back (measured 2026-12-05: 60 s,
     nothing read). After DG_REVOKE_TIMEOUT_S it exits non-zero (to be restarted); the other
     worker takes every partition, reads from the last commit, and detection goes on."""
-    from distillguard.devtools.processes import WorkerProcess
-
     events = demo_events(seed=7, users=30, campaign_events=400)
     records = list(iter_encoded(events))
     first, during = records[:300], records[300:]
@@ -247,10 +245,7 @@ def test_a_rebalance_during_clickhouse_outage_does_not_freeze_the_group(pipeline
     wait_for(lambda: counters_of(blocked)["events"] == len(first) + 200, "records read during the outage")
     wait_for(lambda: metric(blocked, "distillguard_sink_errors_total") > 0, "a failed flush")
     # A second worker (its own chDB: one process per data dir) makes the group rebalance.
-    joined = WorkerProcess(pipeline.broker.bootstrap, pipeline.root / "data-joined", env={**pipeline.env, **env},
-                           log_path=pipeline.root / "worker-joined.log")
-    pipeline.workers.append(joined)
-    joined.start()
+    joined = pipeline.start_worker("data-joined", **env)
     pipeline.produce(during[200:])
 
     wait_for(lambda: blocked.exit_code is not None, "the blocked worker exited", timeout=60)

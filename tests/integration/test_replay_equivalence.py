@@ -119,16 +119,12 @@ def test_cluster_incidents_are_replays_after_a_kill_and_restart(pipeline, tmp_pa
 def test_cluster_incidents_are_replays_across_a_rebalance(pipeline, tmp_path):
     # A second worker joins mid-stream: the input partitions (and perhaps the links partition,
     # whose new owner rebuilds the cluster detector from the links topic) move between them.
-    from distillguard.devtools.processes import WorkerProcess
 
     events, hydras = _hydras()
     replayed = _replay(events, tmp_path)
     records = list(iter_encoded(events))
     worker, second = pipeline.mid_stream(records)
-    joining = WorkerProcess(pipeline.broker.bootstrap, pipeline.root / "data-joining", env=pipeline.env,
-                            log_path=pipeline.root / "worker-joining.log")
-    pipeline.workers.append(joining)  # (stopped with the pipeline)
-    joining.start()
+    joining = pipeline.start_worker("data-joining")  # (its own chDB; stopped with the pipeline)
     # The second half goes in once the joining worker holds input partitions: produced
     # before, the first worker could process all of it before the rebalance ended, and the
     # joining worker then never saw an event (seen once in the full suite).
