@@ -113,7 +113,8 @@ class FusedSignals:
             else:
                 turn_held = counts_as_turn(person, c.person_share, answered_style(f), f.content_words,
                                            f.output_tokens, c.item_words, c.plain_item_words, c.long_answer_tokens,
-                                           unread, c.unread_item_words, on_a_clock(n, st.gap_var))
+                                           unread, c.unread_item_words, on_a_clock(n, st.gap_var),
+                                           c.rare_person_share, c.rare_person_answer_tokens)
                 if not turn_held:
                     prompt_tokens = added_tokens(st.conv_ids, st.conv_marks, f.conversation, f.input_tokens,
                                                  f.prompt_chars)

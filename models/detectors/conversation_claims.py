@@ -52,9 +52,9 @@ def new_item(style: float, content_words: int, output_tokens: int, item_words: i
     97 % of its wrapped items by the first test, 67-77 % of plain ones answered by a reasoning
     model by the second. So the rule is asked only of keys whose follow-ups are seldom a
     person's short ones: see ``ConversationClaims`` (``person_share``), also for the students
-    of a homework app, who paste their next question into the conversation. (A lower answer
-    bar, 200 tokens, made 43-53 % of people's follow-ups new items, for one more sweep found
-    on fabricated-conversations-e: not taken; ``on_a_clock`` finds it.)
+    of a homework app, who paste their next question into the conversation. A lower answer
+    bar, 200 tokens, made 43-53 % of people's follow-ups new items: it is asked only of keys
+    whose follow-ups are almost never a person's (``counts_as_turn``'s ``rare_person_share``).
 
     >>> new_item(1.0, 25, 300, 8, 6, 900), new_item(1.0, 2, 900, 8, 6, 900), new_item(0.0, 25, 300, 8, 6, 900)
     (True, False, False)
@@ -100,13 +100,20 @@ def learn_person(person: float, content_words: int, person_words: int, alpha: fl
 
 def counts_as_turn(person: float, person_share: float, style: float, content_words: int, output_tokens: int,
                    item_words: int, plain_item_words: int, long_answer_tokens: int, unread: bool = False,
-                   unread_item_words: int = 4, clocked: bool = False) -> bool:
+                   unread_item_words: int = 4, clocked: bool = False, rare_person_share: float = 0.0,
+                   rare_person_answer_tokens: int = 0) -> bool:
     """Whether a follow-up whose claim holds counts as a conversation turn: never when it came
     before the previous answer could be read (``unread``: ``ReadingPace``), or from a key on a
     clock (``clocked``: ``on_a_clock``), with a task of its own (``unread_item_words`` content
     words or more: no one answers what they have not read, nor on a clock); else always on a
     key whose follow-ups are often a person's (``person``, the key's share of short ones, at
-    ``person_share`` or more), else unless it is a ``new_item``.
+    ``person_share`` or more), else unless it is a ``new_item``: answered at
+    ``long_answer_tokens`` or more when plain, at ``rare_person_answer_tokens`` on a key whose
+    follow-ups are almost never a person's (``person`` under ``rare_person_share``: from the
+    prior, 22 or more follow-ups in a row of more than a few words). A sweep that opens every
+    conversation and waits for each answer gets answers of 300-500 tokens for half its plain
+    items (fabricated-conversations-e): each of those counted as a turn, a third of its
+    requests stayed "conversation", and its harvest was never seen.
 
     >>> counts_as_turn(0.0, 0.15, 0.0, 5, 1800, 8, 6, 500), counts_as_turn(0.0, 0.15, 0.0, 5, 1800, 8, 6, 500, True)
     (True, False)
@@ -114,11 +121,17 @@ def counts_as_turn(person: float, person_share: float, style: float, content_wor
     True
     >>> counts_as_turn(0.0, 0.15, 0.0, 12, 300, 8, 6, 500), counts_as_turn(0.0, 0.15, 0.0, 12, 300, 8, 6, 500, clocked=True)
     (True, False)
+    >>> [counts_as_turn(person, 0.15, 0.0, 12, 300, 8, 6, 500, rare_person_share=0.05, rare_person_answer_tokens=200)
+    ...  for person in (0.2, 0.1, 0.01)]  # a plain item answered at 300 tokens: a turn but on a key of no person
+    [True, True, False]
     """
     if (unread or clocked) and content_words >= unread_item_words:
         return False
-    return person >= person_share or not new_item(style, content_words, output_tokens, item_words,
-                                                  plain_item_words, long_answer_tokens)
+    if person >= person_share:
+        return True
+    if person < rare_person_share:
+        long_answer_tokens = rare_person_answer_tokens
+    return not new_item(style, content_words, output_tokens, item_words, plain_item_words, long_answer_tokens)
 
 
 def added_tokens(ids: list, marks: list, conversation: int, sent: int, prompt_chars: int) -> int:
@@ -209,6 +222,9 @@ class ConversationClaims(KeySignal):
     unread_item_words
         A follow-up sent before the previous answer could be read, or from a key on a clock, is
         a new task with this many content words or more.
+    rare_person_share, rare_person_answer_tokens
+        Under this ``person``, a plain new item is one answered at this many tokens or more
+        (``long_answer_tokens`` above it).
 
     Examples
     --------
@@ -240,7 +256,8 @@ class ConversationClaims(KeySignal):
     def __init__(self, alpha: float = 0.03, ring: int = 16, history_ratio: float = 0.5, max_skip: int = 3,
                  item_words: int = 8, plain_item_words: int = 6, long_answer_tokens: int = 500,
                  person_words: int = 3, person_alpha: float = 0.1, person_share: float = 0.15,
-                 person_prior: float = PERSON_PRIOR, unread_item_words: int = 4) -> None:
+                 person_prior: float = PERSON_PRIOR, unread_item_words: int = 4, rare_person_share: float = 0.05,
+                 rare_person_answer_tokens: int = 200) -> None:
         super().__init__()
         self.alpha = alpha
         self.ring = ring
@@ -254,6 +271,8 @@ class ConversationClaims(KeySignal):
         self.person_share = person_share
         self.person_prior = person_prior
         self.unread_item_words = unread_item_words
+        self.rare_person_share = rare_person_share
+        self.rare_person_answer_tokens = rare_person_answer_tokens
         self.person = person_prior  # share of the follow-ups with at most person_words content words
         self.share = 0.0
         self.claims = 0  # follow-up claims seen
@@ -279,7 +298,8 @@ class ConversationClaims(KeySignal):
         return x.get("turn", 0) > 0 and self.check(x) < 0 and counts_as_turn(
             self.person, self.person_share, x.get("extraction_style", 0.0), x.get("content_words", 0),
             x.get("output_tokens", -1), self.item_words, self.plain_item_words, self.long_answer_tokens,
-            x.get("unread", False), self.unread_item_words, x.get("clocked", False))
+            x.get("unread", False), self.unread_item_words, x.get("clocked", False), self.rare_person_share,
+            self.rare_person_answer_tokens)
 
     def prompt_tokens(self, x: dict) -> int:
         """The input tokens of the event's own prompt: for a held follow-up that is a new item

@@ -346,3 +346,46 @@ def test_plain_items_sent_as_turns_at_a_persons_pace_are_a_harvest_of_their_own_
     assert alerts and alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
     assert reasons(alerts[0])["typical_prompt_tokens"] <= 100  # the items: 80 tokens each, the history up to 20k
     assert {a["severity"] for a in alerts} == {"info"}
+
+
+def read_sweep(n: int, seed: int = 7, lo: int = 300, hi: int = 2500) -> list[RequestEvent]:
+    """A sweep in conversations it opens, resending the history, that waits for each answer to
+    be read (90-400 s between requests: no clock, nothing sent unread) and asks for answers of
+    ``lo``-``hi`` tokens (log-uniform): many of its plain items come back at 300-500 tokens,
+    an ordinary answer's length (fabricated-conversations-e)."""
+    rng, events, context, at = random.Random(seed), [], 0, T0
+    for i in range(n):
+        at += timedelta(seconds=rng.uniform(90, 400))
+        t = i % 8
+        context = 0 if t == 0 else context
+        sent = context + 80
+        out = int(lo * (hi / lo) ** rng.random())
+        item = "Write about how the {} and the {} shape the {}, the {} and the {} today.".format(*rng.sample(WORDS, 5))
+        events.append(event(i, at, ("Thanks! Next one: " if t else "") + item, out, sent, turn_index=t,
+                            conversation_id=f"c{i // 8}"))
+        context = sent + out
+    return events
+
+
+def test_plain_items_in_opened_conversations_are_no_turns_on_a_key_of_no_person():
+    # Its follow-ups are never a person's short ones: past ~22 of them (``person`` under
+    # rare_person_share) a plain item answered at 200+ tokens is an item, not a turn. With the
+    # 500-token bar alone, a third of its requests counted as conversation and it was never named.
+    alerts = run(read_sweep(400))
+    assert alerts and alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+    assert alerts[0]["events_seen"] <= 100
+    assert reasons(alerts[0])["follow_ups_a_persons_share"] < 0.05
+    assert {a["severity"] for a in alerts} <= {"info", "warning"}  # no wording: never a page on its own
+
+
+def test_a_person_whose_follow_ups_are_sometimes_short_keeps_their_turns():
+    # The same conversations with one short follow-up in four ("why?") keep ``person`` over
+    # rare_person_share: the turns answered at ordinary length stay conversation, no alert.
+    events = read_sweep(400)
+    rng = random.Random(8)
+    for i, e in enumerate(events):
+        if e.turn_index and rng.random() < 0.25:
+            events[i] = event(i, datetime.fromtimestamp(e.ts_ms / 1000, timezone.utc), "Why is that?",
+                              e.output_tokens, e.input_tokens, turn_index=e.turn_index,
+                              conversation_id=e.conversation_id)
+    assert run(events) == []
