@@ -107,8 +107,26 @@ _FOREIGN_JUDGED = {normalise(word) for _, judged in cues.JUDGING.values() for wo
 _VERDICT_WORDS = frozenset(words(_TABLES["judging"]["verdict_words"])) | {
     normalise(word) for verdict, _ in cues.JUDGING.values() for word in verdict}
 _JUDGED_WORDS = frozenset(words(_TABLES["judging"]["judged_words"])) | _FOREIGN_JUDGED
-_ANSWER_SECTION = re.compile(_TABLES["judging"]["answer_section"] + r"|(^|\n)[^\n:：]{0,30}(?<!\w)(" + "|".join(
-    sorted(map(re.escape, _FOREIGN_JUDGED), key=len, reverse=True)) + r")(?!\w)[^\n:：]{0,20}[:：][ \t]*(\n|\S)")
+# Where a judged answer's section begins: a line that labels it ("Response:", "[1]"), in every
+# language of the judged words. Every alternative starts a line ("(^|\n)"); the definition:
+ANSWER_SECTION_PATTERN = _TABLES["judging"]["answer_section"] + r"|(^|\n)[^\n:：]{0,30}(?<!\w)(" + "|".join(
+    sorted(map(re.escape, _FOREIGN_JUDGED), key=len, reverse=True)) + r")(?!\w)[^\n:：]{0,20}[:：][ \t]*(\n|\S)"
+_LINE_START = "(^|\\n)"
+
+
+def _at_line_starts(pattern: str) -> "re.Pattern":
+    """``pattern`` (alternatives that each begin with ``(^|\\n)``) as one "\\n(?:...)" to be
+    searched in the text after a newline: a pattern that opens on a literal lets the regex
+    engine skip from newline to newline, where the alternation was tried at every position
+    (~26 -> ~9 us a long prompt; the same matches: tests/unit/models/test_fast_paths.py)."""
+    alternatives = pattern.split("|" + _LINE_START)
+    if not alternatives[0].startswith(_LINE_START) or any(_LINE_START in a for a in alternatives[1:]):
+        raise ValueError("every alternative must start with (^|\\n), and only there")
+    alternatives[0] = alternatives[0][len(_LINE_START):]
+    return re.compile("\n(?:" + "|".join(alternatives) + ")")
+
+
+_ANSWER_SECTION = _at_line_starts(ANSWER_SECTION_PATTERN)
 _JUDGING_WEIGHT = 0.85
 _CUE_WORDS = _PROCESS_WORDS | _VERDICT_WORDS | _JUDGED_WORDS
 
@@ -407,7 +425,7 @@ def _style_normalised(norm: str, words: list[str] | None = None) -> tuple[float,
         families |= PROCESS_ELICITATION
         style = max(style, process)
     if not hits.isdisjoint(_VERDICT_WORDS) and not hits.isdisjoint(_JUDGED_WORDS) and \
-            _ANSWER_SECTION.search(whole[:6000]):
+            _ANSWER_SECTION.search("\n" + whole[:6000]):
         families |= JUDGING
         style = max(style, _JUDGING_WEIGHT)
     return style, families

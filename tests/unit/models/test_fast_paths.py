@@ -185,3 +185,27 @@ def test_every_precheck_passes_a_text_its_rule_matches():
         for text in texts:
             assert features._families_present(text) >> family & 1
             assert features._families_present(text) == families_reference(text)
+
+
+_SECTION_WORDS = sorted(features._FOREIGN_JUDGED)[:40] + [
+    "answer", "response", "reply", "output", "assistant", "said", "wrote", "solution", "Answer", "answers",
+    ":", "：", " :", ": ", ":\n", "\n", "\n\n", " ", "\t", "[1]", "[12]", " [3]", "\n [2]", "x", "é", "_", "-", "\r"]
+_section_text = st.lists(st.one_of(st.sampled_from(_SECTION_WORDS), st.sampled_from(_ODD), st.text(max_size=8)),
+                         max_size=40).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_section_text)
+def test_answer_section_at_line_starts_is_its_definition(text):
+    import re
+    definition = re.compile(features.ANSWER_SECTION_PATTERN)
+    assert bool(features._ANSWER_SECTION.search("\n" + text)) == bool(definition.search(text))
+
+
+def test_answer_section_needs_every_alternative_at_a_line_start():
+    import pytest
+    with pytest.raises(ValueError):
+        features._at_line_starts(r"a|(^|\n)b")
+    with pytest.raises(ValueError):
+        features._at_line_starts(r"(^|\n)a|(^|\n)b(^|\n)")
+    assert features._at_line_starts(r"(^|\n)a:|(^|\n)\[\d\]").search("\nx\n[1]")
