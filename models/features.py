@@ -114,16 +114,47 @@ ANSWER_SECTION_PATTERN = _TABLES["judging"]["answer_section"] + r"|(^|\n)[^\n:ï¼
 _LINE_START = "(^|\\n)"
 
 
+def _top_level_alternatives(pattern: str) -> list[str]:
+    """``pattern`` split at its top-level ``|`` (not inside a group or a character class, not
+    escaped).
+
+    >>> _top_level_alternatives("(^|x)a[|]b|(c|d)e"), _top_level_alternatives("[]|]a|[^]|]b")
+    (['(^|x)a[|]b', '(c|d)e'], ['[]|]a', '[^]|]b'])
+    """
+    alternatives, depth, start, at = [], 0, 0, 0
+    while at < len(pattern):
+        char = pattern[at]
+        if char == "\\":
+            at += 1  # (the escaped character is no operator)
+        elif char == "[":  # a class ends at the first "]" after its first member ("[]|]", "[^]|]")
+            at = pattern.index("]", at + (3 if pattern.startswith("[^", at) else 2))
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            alternatives.append(pattern[start:at])
+            start = at + 1
+        at += 1
+    return alternatives + [pattern[start:]]
+
+
 def _at_line_starts(pattern: str) -> "re.Pattern":
-    """``pattern`` (alternatives that each begin with ``(^|\\n)``) as one "\\n(?:...)" to be
-    searched in the text after a newline: a pattern that opens on a literal lets the regex
-    engine skip from newline to newline, where the alternation was tried at every position
-    (~26 -> ~9 us a long prompt; the same matches: tests/unit/models/test_fast_paths.py)."""
-    alternatives = pattern.split("|" + _LINE_START)
-    if not alternatives[0].startswith(_LINE_START) or any(_LINE_START in a for a in alternatives[1:]):
-        raise ValueError("every alternative must start with (^|\\n), and only there")
-    alternatives[0] = alternatives[0][len(_LINE_START):]
-    return re.compile("\n(?:" + "|".join(alternatives) + ")")
+    """``pattern``, whose every top-level alternative begins with ``(^|\\n)``, as one
+    "\\n(?:...)" to be searched in the text after a newline: a pattern that opens on a literal
+    lets the regex engine skip from newline to newline, where the alternation was tried at every
+    position (~26 -> ~9 us a long prompt; the same matches: tests/unit/models/test_fast_paths.py).
+    Nothing after an alternative's ``(^|\\n)`` may tell the text's start from a newline: no other
+    ``^`` or ``\\A`` outside a class, no lookbehind but ``(?<!\\w)`` (a newline is no word
+    character, as nothing before the start is)."""
+    alternatives = _top_level_alternatives(pattern)
+    rests = [alternative[len(_LINE_START):] for alternative in alternatives]
+    for alternative, rest in zip(alternatives, rests):
+        outside_classes = re.sub(r"\\.|\[\^?\]?[^\]]*\]", "", rest.replace("(?<!\\w)", ""))
+        if not alternative.startswith(_LINE_START) or "^" in outside_classes or "(?<" in outside_classes \
+                or "\\A" in rest:
+            raise ValueError(f"not an alternative of line starts that reads the same after a newline: {alternative!r}")
+    return re.compile("\n(?:" + "|".join(rests) + ")")
 
 
 _ANSWER_SECTION = _at_line_starts(ANSWER_SECTION_PATTERN)
