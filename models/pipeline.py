@@ -35,6 +35,7 @@ from .fused_signals import FusedSignals
 from .multilingual import LANGUAGE_SHIFT, LANGUAGES
 from .population import PopulationProfile
 from .products import CONVERSATION_RING, ProductEvidence, ProductEvidenceConfig
+from .batches import TABLE as BATCH_TABLE
 from .reruns import RERUN_SAMPLE
 
 
@@ -101,7 +102,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 12
+STATE_VERSION = 13
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
@@ -127,7 +128,11 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             "reply_ready", "unread_ew",
             # share of requests that continue a conversation the key opened and are answered
             # briefly, and whether it holds as an agent's (models.products: tool-call steps)
-            "agent_ew", "agent_held")
+            "agent_ew", "agent_held",
+            # graded batches (models.batches): share of one-shot requests repeating a recurring line,
+            # batches retired, the event count at the last and its first-seen count (the table of
+            # recurring lines is the layout's last array)
+            "batch_ew", "batches", "batch_last", "batch_begun")
 _RING = 8
 _CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
 _CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
@@ -146,7 +151,8 @@ _SIGNAL_VALUES = len(EXTRACTION_SIGNALS) + 1
 _SIGNAL_BITS = (1 << len(EXTRACTION_SIGNALS)) - 1
 _RINGS = f"{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I{_CLAIM_ARRAYS}"
 _RERUN = RERUN_SAMPLE  # the re-run sample (models.reruns): fingerprints, model mark + hour
-_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I")
+_BATCH_TABLE = BATCH_TABLE  # graded batches (models.batches): the key's recurring lines, uint64 each
+_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I{_BATCH_TABLE}Q")
 STATE_BYTES = _STRUCT.size
 # Older layouts are the current one with fewer trailing scalars (v3: up to "yield_n", v4: up to
 # "evidence", v5: up to "run_share") and no conversation rings: read them with the missing
@@ -179,6 +185,10 @@ _OLD_LAYOUTS[10] = (struct.Struct(f"<B{_V10_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_
 # starts afresh, a few dozen of the key's events)
 _V11_SCALARS = _SCALARS.index("agent_ew")
 _OLD_LAYOUTS[11] = (struct.Struct(f"<B{_V11_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I"), _V11_SCALARS)
+# v12: v11 and the agent-step share; no graded batches (read as 0, an empty table: the evidence
+# starts afresh)
+_V12_SCALARS = _SCALARS.index("batch_ew")
+_OLD_LAYOUTS[12] = (struct.Struct(f"<B{_V12_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I"), _V12_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -295,7 +305,7 @@ class KeyState:
     """One key's decoded state: named scalars, its rings and the topic histogram."""
 
     __slots__ = _SCALARS + ("ids", "sketch", "templates", "hist", "app_conv_ids", "app_conv_ts", "conv_ids",
-                            "conv_marks", "claim_kinds", "signals", "rerun_ids", "rerun_meta")
+                            "conv_marks", "claim_kinds", "signals", "rerun_ids", "rerun_meta", "batch_table")
 
     def __init__(self, values: tuple | None = None) -> None:
         if values is None:
@@ -310,6 +320,7 @@ class KeyState:
             self.claim_kinds = [0] * len(CLAIM_KINDS)
             self.signals = [0] * _SIGNAL_VALUES
             self.rerun_ids, self.rerun_meta = [0] * _RERUN, [0] * _RERUN
+            self.batch_table = [0] * _BATCH_TABLE
             return
         for name, value in zip(_SCALARS, values[1:_NS + 1]):
             setattr(self, name, value)
@@ -333,6 +344,9 @@ class KeyState:
         # (a layout before v10 ends here: an empty re-run sample)
         self.rerun_ids = list(values[at:at + _RERUN]) or [0] * _RERUN
         self.rerun_meta = list(values[at + _RERUN:at + 2 * _RERUN]) or [0] * _RERUN
+        at += 2 * _RERUN
+        # (a layout before v13 ends before it: an empty table)
+        self.batch_table = list(values[at:at + _BATCH_TABLE]) or [0] * _BATCH_TABLE
 
 
 def decode_state(data: bytes | None) -> KeyState:
@@ -342,7 +356,8 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
-        if count in (_V7_SCALARS, _V8_SCALARS, _V9_SCALARS, _V10_SCALARS, _V11_SCALARS):  # v7-v11: all but their missing trailing scalars
+        if count in (_V7_SCALARS, _V8_SCALARS, _V9_SCALARS, _V10_SCALARS, _V11_SCALARS,
+                     _V12_SCALARS):  # v7-v12: all but their missing trailing scalars
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
         elif count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)
@@ -375,7 +390,7 @@ _GET_SCALARS = operator.attrgetter(*_SCALARS)
 def encode_state(st: KeyState) -> bytes:
     return _STRUCT.pack(STATE_VERSION, *_GET_SCALARS(st), *st.ids, *st.sketch, *st.templates, *st.hist,
                         *st.app_conv_ids, *st.app_conv_ts, *st.conv_ids, *st.conv_marks, *st.claim_kinds,
-                        *st.signals, *st.rerun_ids, *st.rerun_meta)
+                        *st.signals, *st.rerun_ids, *st.rerun_meta, *st.batch_table)
 
 
 @dataclass(frozen=True)
@@ -919,9 +934,10 @@ class KeyPipeline:
         exculpatory = self._products.exculpation(st, event, st.template_ew) if level else []
         if exculpatory:
             level = 1
-        elif level and not st.alerting and self._products.pending(st, event):
-            # an app's evidence still counting its conversations: the incident waits until it
-            # can be judged (a bounded wait, models.products), not opened to be capped later
+        elif level and (not st.alerting or level > st.severity) and self._products.pending(st, event):
+            # an app's evidence still counting its conversations (a grader's its batches): the
+            # incident waits until it can be judged (a bounded wait, models.products), not opened
+            # to be capped later, nor raised from the info another evidence held it at
             return None
         elif level > 1 and self._evaluation_pending(st, event):
             # maybe an evaluation whose re-run has not come yet: opened at info (sent, never a

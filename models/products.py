@@ -44,6 +44,24 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     organisation are not excused. A cluster such heads share with others still pages for the
     others, but leaves the heads that show the evidence unnamed
     (``clusters.scoring.excused_products``), as it does the real agents linked to it.
+``graded_batches``
+    A grading product (an auto-marker for schools, a reviewer of support answers): one frame,
+    one question and its rubric around each submission of a batch, then the next question
+    (``models.batches``). Its prompts carry every grading word a rubric harvest carries
+    ("grade", "rubric", "marks out of 10") at machine rate; what a harvest does not do is ask
+    one question many times over and then stop asking it. It holds when ``batch_min_batches``
+    questions have been retired, the last within the last 300 events, and ``batch_share`` of the key's
+    recent one-shot requests repeat a recurring line, the answers are verdicts (typical answer
+    at most ``batch_max_answer_tokens``, where a harvest of worked solutions or reasoning runs
+    to 600-3,000), on an organisation's account 30+ days old. A sweep of distinct items under
+    one frame retires nothing, nor do wrappers rotated at random. Its first batches are
+    *pending* like an app's first conversations (``batch_pending_max_events``).
+
+    What it gives away, stated: an attacker who grades many candidate answers of one question
+    at a time (a reward-model harvest), retiring a question every few dozen requests, on bought
+    aged organisation accounts, for verdicts of a few hundred tokens, is capped at info
+    (recorded, not sent); so is one that changes a meaningless line of its frame as often.
+    Rubric harvests of distinct items (stress streams judging-a/-b) retire nothing.
 ``evaluation_reruns``
     One item set re-run on another model or another day (``models.reruns``), from a
     *verified* account: ``eval_min_account_age_days`` old, an organisation, a tier that takes a
@@ -87,12 +105,14 @@ and the re-run sample (two scalars, 8 + 8 uint32), held in the key's fixed-layou
 """
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 
 from .constants import DAY_MS, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
 from .detectors.base import harvested_share
 from .events import RequestEvent
+from .batches import GradedBatches, line_marks
 from .reruns import ItemReruns, item_fingerprint
 
 #: recent conversations a key's record keeps (id hash + last turn time, 8 bytes each)
@@ -154,6 +174,13 @@ class ProductEvidenceConfig:
     - ``eval_pending_max_events`` 1000: an evaluation's first run is its item set (150-600
       items in the product-negatives stress streams; a benchmark of thousands pages before its
       re-run: allow that partner with ``allow_accounts``).
+    - ``batch_share`` 0.5 / ``batch_min_batches`` 2: half the key's recent one-shot requests
+      repeat a recurring line, and two questions retired: three batches seen.
+    - ``batch_max_answer_tokens`` 600: a score and its feedback (graders' typical answers
+      150-400 tokens); not the answer over the prompt: a grader's short questions and answers
+      made that ratio 3.3-4.6 over its first 50 events, as high as the judging streams' sweeps.
+    - ``batch_pending_max_events`` 400: a grader of classes of 15-120 students has retired two
+      questions by then; a sweep under one frame waits at most that long.
     - ``sample_key``: the key of the re-run sample's fingerprints (``DetectorConfig.sample_key``,
       a deployment secret: with the public default an attacker can tell which items are sampled).
     """
@@ -178,6 +205,10 @@ class ProductEvidenceConfig:
     verified_tiers: frozenset[str] = frozenset({"tier4", "tier5", "enterprise"})
     eval_min_account_age_days: float = 180.0
     eval_pending_max_events: int = 1000
+    batch_share: float = 0.5
+    batch_min_batches: int = 2
+    batch_max_answer_tokens: float = 600.0
+    batch_pending_max_events: int = 400
     sample_key: bytes = b""
 
 
@@ -207,6 +238,7 @@ class ProductEvidence:
     def __init__(self, config: ProductEvidenceConfig | None = None) -> None:
         self.config = config or ProductEvidenceConfig()
         self.reruns = ItemReruns()
+        self.batches = GradedBatches()
 
     # -- learning ----------------------------------------------------------------------------
     def learn_one(self, st, event: RequestEvent) -> None:
@@ -233,9 +265,15 @@ class ProductEvidence:
             st.agent_held = float(st.agent_ew >= c.agent_release_share)
         else:
             st.agent_held = float(st.agent_ew >= c.agent_step_share and st.convs >= c.agent_min_conversations)
+        if event.org_id is not None and self._mature(event):  # (reads the prompt's lines: only where it counts)
+            self.batches.learn_one(st, line_marks(event.prompt), int(st.n), not event.turn_index)
         if self._verified(event):  # (the sample costs a keyed hash: only where it can count)
             self.reruns.learn_one(st, item_fingerprint(event.prompt, self.config.sample_key), event.model,
                                   event.ts_ms)
+
+    def _brief(self, st) -> bool:
+        """The key's typical answer is at most ``batch_max_answer_tokens`` (a verdict)."""
+        return st.answer_n > 0 and st.answer_log <= math.log(self.config.batch_max_answer_tokens)
 
     def conversation_follow_up(self, st, conversation_id: str, turn_index: int, ts_ms: int, prompt: str) -> bool:
         """Record the turn in the key's conversation ring; True when it is a consistent
@@ -279,7 +317,7 @@ class ProductEvidence:
 
     def _kind(self, st, event: RequestEvent, template_share: float) -> str | None:
         """Which evidence holds at ``event``: ``app_conversations``, ``agent_loops``,
-        ``templated_transformation``, ``evaluation_reruns`` or None (the one test ``holds`` and
+        ``templated_transformation``, ``graded_batches``, ``evaluation_reruns`` or None (the one test ``holds`` and
         ``exculpation`` share)."""
         c = self.config
         if not self._mature(event):
@@ -291,6 +329,9 @@ class ProductEvidence:
             return "agent_loops"
         if st.transform_ew >= c.transform_share and template_share >= c.template_share:
             return "templated_transformation"
+        if st.batch_ew >= c.batch_share and event.org_id is not None and self._brief(st) \
+                and self.batches.batches(st, int(st.n)) >= c.batch_min_batches:
+            return "graded_batches"
         if self.reruns.holds(st) and self._verified(event):
             return "evaluation_reruns"
         return None
@@ -328,14 +369,16 @@ class ProductEvidence:
                 _account_age_reason(event, c.eval_min_account_age_days)]
 
     def pending(self, st, event: RequestEvent) -> bool:
-        """Whether this key's app or agent evidence is pending at ``event`` (after ``learn_one``
-        and the key's count ``st.n``, this event included), before its ``app_pending_max_events``-th
-        event, on a mature account: its follow-ups reach ``app_pending_share`` and are a
-        person's (``app_min_person_share``), short of ``app_min_conversations`` conversations; or
-        its agent steps reach ``agent_pending_share`` on an organisation's account and the agent
-        evidence does not hold yet
-        (``agent_min_conversations`` not opened, or the share not yet there with the first
-        event's weight counted).
+        """Whether this key's app, agent or grader evidence is pending at ``event`` (after
+        ``learn_one`` and the key's count ``st.n``, this event included), on a mature account:
+        before its ``app_pending_max_events``-th event, its follow-ups reach ``app_pending_share``
+        and are a person's (``app_min_person_share``), short of ``app_min_conversations``
+        conversations; or its agent steps reach ``agent_pending_share`` on an organisation's
+        account and the agent evidence does not hold yet (``agent_min_conversations`` not
+        opened, or the share not yet there with the first event's weight counted); or, before
+        its ``batch_pending_max_events``-th event, on an organisation's account, its requests
+        are within a batch (``batch_share``) with verdict-sized answers, short of
+        ``batch_min_batches`` batches.
 
         The follow-up share is ``app_ew`` without its first event's weight (a key's first
         event opens a conversation, so at its 10th event the exponential average is still
@@ -348,10 +391,11 @@ class ProductEvidence:
         ...                                 "api_key_id": "k", "account_id": "a", "org_id": "o", "model": "m",
         ...                                 "prompt": "why?",
         ...                                 "account": {"created_at": "2025-01-01T00:00:00Z"}}))
-        >>> st = SimpleNamespace(n=10, app_ew=0.16, convs=7.0, person_ew=0.6, agent_ew=0.0, agent_held=0.0)
+        >>> no_batch = dict(batch_ew=0.0, batches=0.0, batch_last=0.0, answer_n=0.0, answer_log=0.0)
+        >>> st = SimpleNamespace(n=10, app_ew=0.16, convs=7.0, person_ew=0.6, agent_ew=0.0, agent_held=0.0, **no_batch)
         >>> ProductEvidence().pending(st, event)  # 0.16 of which the first event's zero weighs 0.63: 0.4
         True
-        >>> no_agent = dict(agent_ew=0.0, agent_held=0.0)
+        >>> no_agent = dict(agent_ew=0.0, agent_held=0.0, **no_batch)
         >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=10.0, person_ew=0.5, **no_agent), event)
         False
         >>> ProductEvidence().pending(SimpleNamespace(n=60, app_ew=0.4, convs=20.0, person_ew=0.6, **no_agent), event)
@@ -360,13 +404,28 @@ class ProductEvidence:
         An agent's steps pending the same way, until its share holds (``agent_held``):
 
         >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=1.0, person_ew=0.0, agent_ew=0.3,
-        ...                                           agent_held=0.0), event)  # 0.3 / 0.63: 0.48
+        ...                                           agent_held=0.0, **no_batch), event)  # 0.3 / 0.63: 0.48
         True
+
+        A grader's first batch (its requests near one another, answers of ~300 tokens), until
+        its third batch or its 400th event:
+
+        >>> grader = dict(app_ew=0.0, convs=0.0, person_ew=0.0, agent_ew=0.0, agent_held=0.0, batch_ew=0.7,
+        ...               answer_n=50.0, answer_log=5.7)
+        >>> [ProductEvidence().pending(SimpleNamespace(n=n, batches=b, batch_last=last, **grader), event)
+        ...  for n, b, last in ((50, 0.0, 0.0), (150, 2.0, 140.0), (399, 1.0, 380.0), (400, 1.0, 380.0))]
+        [True, False, True, False]
         """
         c = self.config
-        if st.n < 2 or st.n >= c.app_pending_max_events or not self._mature(event):
+        if st.n < 2 or not self._mature(event):
             return False
         weight = 1.0 - (1.0 - c.alpha) ** (st.n - 1)
+        if st.batch_ew / weight >= c.batch_share and st.n < c.batch_pending_max_events \
+                and event.org_id is not None and self._brief(st) \
+                and self.batches.batches(st, int(st.n)) < c.batch_min_batches:
+            return True  # a grader's first batches, before its third
+        if st.n >= c.app_pending_max_events:
+            return False
         if not st.agent_held and st.agent_ew / weight >= c.agent_pending_share and event.org_id is not None:
             return True  # an agent's steps, before its conversations or its share count
         if st.convs >= c.app_min_conversations or st.person_ew < c.app_min_person_share:
@@ -390,6 +449,13 @@ class ProductEvidence:
                          "baseline": c.agent_step_share, "weight": None},
                         {"signal": "conversations_opened", "value": int(st.convs),
                          "baseline": c.agent_min_conversations, "weight": None}]
+        elif kind == "graded_batches":
+            evidence = [{"signal": "recurring_line_share", "value": round(float(st.batch_ew), 3),
+                         "baseline": c.batch_share, "weight": None},
+                        {"signal": "batches_retired", "value": self.batches.batches(st, int(st.n)),
+                         "baseline": c.batch_min_batches, "weight": None},
+                        {"signal": "typical_answer_tokens", "value": round(math.exp(st.answer_log)),
+                         "baseline": c.batch_max_answer_tokens, "weight": None}]
         elif kind == "evaluation_reruns":
             evidence = [{"signal": "item_rerun_share", "value": round(float(st.rerun_ew), 3),
                          "baseline": self.reruns.min_share, "weight": None},

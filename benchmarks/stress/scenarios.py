@@ -14,7 +14,7 @@ stream; nothing here may key on what the detector looks for.
 
 Kinds: ``ml_campaign``, ``ml_casual`` (multilingual); ``obfuscated_campaign``;
 ``fabricated_conv``, ``multi_turn_users``; ``content_cohort``; ``harvest_plain``;
-``homework_app``, ``editor_app``, ``coding_agent``, ``eval_company``, ``longform_service``, ``turned_mature`` (products), ``eval_mimic``
+``homework_app``, ``editor_app``, ``coding_agent``, ``grading_app``, ``eval_company``, ``longform_service``, ``turned_mature`` (products), ``eval_mimic``
 (a harvest dressed as an evaluation); ``agent_harvest`` (tool-use traces harvested by agent loops).
 """
 from __future__ import annotations
@@ -854,6 +854,91 @@ def gen_editor_app(b, name, spec, R):
                                          client=(ip, ua, asn, acc_cc), system=system, conv=cid, turn=ti,
                                          out_median=size if text not in THANKS else 40.0, hist=hist)
                         hist = used  # the previous request and its answer: what a chat API resends
+
+
+GRADER_SYSTEMS = [
+    "You help teachers grade coursework. Grade strictly by the rubric you are given and be fair to the student.",
+    "You are MarkMate, an assistant that drafts marks and feedback for teachers. A teacher reviews every mark.",
+    None,
+]
+GRADER_TEMPLATES = [
+    "Assignment question:\n{question}\n\nRubric:\n{rubric}\n\nStudent answer:\n{answer}\n\n"
+    "Give a score from 0 to {top} and a short justification. Format:\nScore: <n>\nFeedback: <two sentences>",
+    "Grade the student's response.\nQuestion: {question}\nModel answer: {reference}\nStudent response: {answer}\n"
+    "Is the response correct? Award marks out of {top} and explain what is missing.",
+    "Evaluate this submission against the marking scheme below and write feedback the student can act on.\n\n"
+    "Marking scheme: {rubric}\n\nTask: {question}\n\nSubmission:\n{answer}\n\nMark (out of {top}):",
+    "Bewerte die Antwort des Schülers anhand des Bewertungsschemas.\nAufgabe: {question}\nSchema: {rubric}\n"
+    "Antwort: {answer}\nGib Punkte von 0 bis {top} und eine kurze Begründung.",
+    "Corrige la réponse de l'élève selon le barème.\nQuestion : {question}\nBarème : {rubric}\n"
+    "Réponse de l'élève : {answer}\nDonne une note sur {top} et un commentaire de deux phrases.",
+]
+RUBRICS = ["correct method (4), correct result (3), clear explanation (3)",
+           "identifies the main idea (2), supports it with evidence (4), organisation (2), language (2)",
+           "accuracy (5), completeness (3), use of subject vocabulary (2)",
+           "full marks only for a correct answer with working; half marks for a correct method",
+           "content 50 %, structure 25 %, spelling and grammar 25 %"]
+STUDENT_OPENINGS = ["", "", "I think ", "The answer is ", "In my opinion ", "So basically ", "first of all ",
+                    "Answer: ", "my answer: "]
+
+
+def _student_answer(b, R, question, reference):
+    """What a student hands in for one question: the reference answer or part of the question's
+    own wording, in their own words (cut, a typo, a stray sentence of something else)."""
+    parts = []
+    if reference and R.random() < 0.6:
+        parts.append(reference[: R.randint(20, 600)])
+    else:
+        words = question.split()
+        R.shuffle(words)
+        parts.append(" ".join(words[: R.randint(5, 40)]))
+    if R.random() < 0.5:
+        parts.append(b.fragment(R)[: R.randint(40, 500)])
+    text = R.choice(STUDENT_OPENINGS) + " ".join(parts)
+    return b.vary_text(R, text) if R.random() < 0.5 else text
+
+
+@register("grading_app")
+def gen_grading_app(b, name, spec, R):
+    """An auto-grading product for schools (written 2026-12-05 as a hard negative, not used for
+    tuning): a mature verified account with 1-3 keys, each serving many teachers; a teacher grades
+    a class at once, so each batch is one assignment's question and rubric around 15-120
+    students' answers, sent by the app one after another at machine rate (0.5-4 s), temperature
+    0-0.2, a score and feedback back (150-400 tokens). Its prompts carry every grading word
+    ("grade", "rubric", "score", "marks out of 10", "evaluate this submission") that the rubric
+    harvests of the judging streams carry; what they lack is breadth: a batch asks one question
+    many times over, and a teacher grades a few assignments a week."""
+    for _ in range(b.scaled(spec.get("count", 0))):
+        acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier3", 0.4], ["tier4", 0.4], ["enterprise", 0.2]]),
+                            org_p=1.0, created=b.t0 - int(R.uniform(150, 1200) * DAY_MS))
+        system = R.choice(GRADER_SYSTEMS)
+        template = R.choice(GRADER_TEMPLATES)
+        pools = spec_pools(b, spec, "question_corpora") or b.C.attack
+        backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
+        ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(1, 4))]
+        ua = b.ua(R, "sdk")
+        model = wchoice(R, [["frontier-3-haiku", 0.5], ["frontier-3-sonnet", 0.5]])
+        style = {"max_tokens": R.choice([512, 1024]), "temperature": R.choice([0.0, 0.0, 0.2]), "stream": False,
+                 "tools": 0}
+        out_median = R.uniform(150, 400)
+        for _k in range(R.randint(1, spec.get("max_keys", 3))):
+            key = b.new_key(name, "benign", None, acc, "grading_app")
+            for _t in range(draw_num(R, spec.get("teachers", [5, 25]))):
+                tz = b.tz_of(R, wchoice(R, {c: v[1] for c, v in b.cfg["countries"].items()}))
+                rubric, top = R.choice(RUBRICS), R.choice([5, 10, 10, 20])
+                for _batch in range(draw_num(R, spec.get("batches", [1, 4]))):
+                    pool = R.choice(pools)
+                    (question, reference), = pool.take(1, allow_wrap=True)
+                    students = draw_num(R, spec.get("students", [15, 120]))
+                    start = b.sample_hours(R, 1, tz, "work", 0, b.days - 0.2)[0]
+                    times = b.automated_times(R, students, start, R.uniform(0.5, 4.0), R.uniform(0.2, 0.6))
+                    ip, asn, cc = R.choice(ips)
+                    for ts in times:
+                        prompt = (template.replace("{question}", question).replace("{rubric}", rubric)
+                                  .replace("{reference}", reference or "(none given)").replace("{top}", str(top))
+                                  .replace("{answer}", _student_answer(b, R, question, reference)))
+                        b.emit(R, key, ts, prompt, params=style, model=model, endpoint="/v1/messages",
+                               client=(ip, ua, asn, cc), system=system, out_median=out_median)
 
 
 @register("eval_company")

@@ -212,10 +212,10 @@ def test_an_older_state_is_read_with_its_history_after_an_upgrade(version):
     layout, count = p._OLD_LAYOUTS[version]
     # the same key, written by an older worker: its layout ends its scalars earlier and has no
     # conversation rings (the products' and the claims')
-    tail = 2 * p._CONV + p._CLAIM_VALUES + p._SIGNAL_VALUES + 2 * p._RERUN
+    tail = 2 * p._CONV + p._CLAIM_VALUES + p._SIGNAL_VALUES + 2 * p._RERUN + p._BATCH_TABLE
     old = layout.pack(version, *current[1:count + 1], *current[p._NS + 1:-tail])
     assert len(old) == p.STATE_BYTES - 8 * (p._NS - count) - 8 * p._CONV - struct.calcsize(f"<{p._CLAIM_ARRAYS}") \
-        - 2 * p._SIGNAL_VALUES - 8 * p._RERUN
+        - 2 * p._SIGNAL_VALUES - 8 * p._RERUN - 8 * p._BATCH_TABLE
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.score == p.decode_state(state).score
     assert upgraded.hist == p.decode_state(state).hist
@@ -237,8 +237,8 @@ def test_a_v6_state_keeps_its_conversation_rings_and_counts_signals_from_the_upg
     current = p._STRUCT.unpack(state)
     layout, _ = p._OLD_LAYOUTS[6]
     count = p._V6_SCALARS  # written before the harvest run's scalars and the signal counts
-    old = layout.pack(6, *current[1:count + 1], *current[p._NS + 1:-p._SIGNAL_VALUES - 2 * p._RERUN])
-    assert len(old) == p.STATE_BYTES - 2 * p._SIGNAL_VALUES - 8 * (p._NS - count) - 8 * p._RERUN
+    old = layout.pack(6, *current[1:count + 1], *current[p._NS + 1:-p._SIGNAL_VALUES - 2 * p._RERUN - p._BATCH_TABLE])
+    assert len(old) == p.STATE_BYTES - 2 * p._SIGNAL_VALUES - 8 * (p._NS - count) - 8 * p._RERUN - 8 * p._BATCH_TABLE
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.conv_marks == was.conv_marks and upgraded.claim_kinds == was.claim_kinds
     assert upgraded.signals == [0] * p._SIGNAL_VALUES and was.signals[0] >= 60  # ev(): reasoning in half
@@ -251,9 +251,9 @@ def test_a_v7_state_keeps_its_history_and_learns_its_typical_prompt_from_the_upg
     state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[7]
-    assert count == p._NS - 8  # written before the typical prompt length (person share, re-runs, reading, agent)
-    old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN])
-    assert len(old) == p.STATE_BYTES - 64 - 8 * p._RERUN
+    assert count == p._NS - 12  # written before the typical prompt length (person share, re-runs, reading, agent, batches)
+    old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
+    assert len(old) == p.STATE_BYTES - 96 - 8 * p._RERUN - 8 * p._BATCH_TABLE
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_ids == was.conv_ids
     assert upgraded.prompt_log == 0.0 and round(was.prompt_log, 6) == round(math.log(31), 6)
@@ -268,9 +268,9 @@ def test_a_v8_state_keeps_its_history_and_reads_the_person_share_as_a_new_keys()
     state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[8]
-    assert count == p._NS - 7  # written before the share of a person's follow-ups (re-runs, reading, agent)
-    old = layout.pack(8, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN])
-    assert len(old) == p.STATE_BYTES - 56 - 8 * p._RERUN
+    assert count == p._NS - 11  # written before the share of a person's follow-ups (re-runs, reading, agent, batches)
+    old = layout.pack(8, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
+    assert len(old) == p.STATE_BYTES - 88 - 8 * p._RERUN - 8 * p._BATCH_TABLE
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.prompt_log == was.prompt_log and upgraded.signals == was.signals
     assert upgraded.person_ew == PERSON_PRIOR
@@ -285,9 +285,9 @@ def test_a_v9_state_keeps_its_person_share_and_starts_an_empty_rerun_sample():
     state, _, _ = run(KeyPipeline(), events)
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[9]
-    assert count == p._NS - 6  # written before the re-run share and count (and the reading pace, the agent share)
-    old = layout.pack(9, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN])
-    assert len(old) == p.STATE_BYTES - 48 - 8 * p._RERUN
+    assert count == p._NS - 10  # written before the re-run share and count (and the reading pace, agent share, batches)
+    old = layout.pack(9, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
+    assert len(old) == p.STATE_BYTES - 80 - 8 * p._RERUN - 8 * p._BATCH_TABLE
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_marks == was.conv_marks
     assert upgraded.person_ew == was.person_ew != PERSON_PRIOR  # v9 had it: kept, not reset
@@ -304,10 +304,10 @@ def test_a_v10_state_keeps_its_rerun_sample_and_starts_its_reading_pace_afresh()
     was = p.decode_state(state)
     assert was.unread_ew > 0.99 and was.reply_ready > was.last_ts
     layout, count = p._OLD_LAYOUTS[10]
-    assert count == p._NS - 4  # written before the reading pace (and the agent share)
+    assert count == p._NS - 8  # written before the reading pace (and the agent share, the batches)
     current = p._STRUCT.unpack(state)
-    old = layout.pack(10, *current[1:count + 1], *current[p._NS + 1:])
-    assert len(old) == p.STATE_BYTES - 32
+    old = layout.pack(10, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE])
+    assert len(old) == p.STATE_BYTES - 64 - 8 * p._BATCH_TABLE
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.rerun_ids == was.rerun_ids and upgraded.conv_marks == was.conv_marks
     assert upgraded.unread_ew == upgraded.reply_ready == 0.0  # nothing unread yet: judged afresh
@@ -325,13 +325,35 @@ def test_a_v11_state_keeps_its_reading_pace_and_starts_its_agent_share_afresh():
     was = p.decode_state(state)
     assert was.agent_ew > 0.9 and was.agent_held == 1.0
     layout, count = p._OLD_LAYOUTS[11]
-    assert count == p._NS - 2  # written before the agent share
+    assert count == p._NS - 6  # written before the agent share (and the batches)
     current = p._STRUCT.unpack(state)
-    old = layout.pack(11, *current[1:count + 1], *current[p._NS + 1:])
-    assert len(old) == p.STATE_BYTES - 16
+    old = layout.pack(11, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE])
+    assert len(old) == p.STATE_BYTES - 48 - 8 * p._BATCH_TABLE
     upgraded = p.decode_state(old)
     assert upgraded.n == 60 and upgraded.unread_ew == was.unread_ew and upgraded.conv_marks == was.conv_marks
     assert upgraded.agent_ew == upgraded.agent_held == 0.0  # judged afresh
+
+
+def test_a_v12_state_keeps_its_agent_share_and_starts_its_batches_afresh():
+    from distillguard.models import pipeline as p
+
+    # a grader's batches on a mature organisation's key: three questions, 40 answers each
+    frame = "Grade the student answer against the rubric, out of 10, with a short reason."
+    events = [ev(i, org_id="org-school", account={"created_at": "2025-01-01T00:00:00Z"},
+                 prompt=f"{frame}\nQuestion: explain topic number {i // 40} in a paragraph\nStudent answer: take {i}",
+                 usage={"input_tokens": 120, "output_tokens": 250}) for i in range(120)]
+    state, _, _ = run(KeyPipeline(), events)
+    was = p.decode_state(state)
+    assert was.batches == 2 and was.batch_ew > 0.9 and any(was.batch_table)
+    layout, count = p._OLD_LAYOUTS[12]
+    assert count == p._NS - 4  # written before the batches
+    current = p._STRUCT.unpack(state)
+    old = layout.pack(12, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE])
+    assert len(old) == p.STATE_BYTES - 32 - 8 * p._BATCH_TABLE
+    upgraded = p.decode_state(old)
+    assert upgraded.n == 120 and upgraded.agent_ew == was.agent_ew and upgraded.rerun_ids == was.rerun_ids
+    assert upgraded.batches == upgraded.batch_ew == 0.0 and upgraded.batch_table == [0] * p._BATCH_TABLE
+    assert KeyPipeline().step(old, ev(500)).state[0] == p.STATE_VERSION
 
 
 def test_a_reasoning_eval_with_mostly_short_answers_does_not_page_on_its_few_long_ones():
