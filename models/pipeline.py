@@ -934,16 +934,22 @@ class KeyPipeline:
         exculpatory = self._products.exculpation(st, event, st.template_ew) if level else []
         if exculpatory:
             level = 1
-        elif level and (not st.alerting or level > st.severity) and self._products.pending(st, event):
-            # an app's evidence still counting its conversations (a grader's its batches): the
-            # incident waits until it can be judged (a bounded wait, models.products), not opened
-            # to be capped later, nor raised from the info another evidence held it at
+        elif level and not st.alerting and self._products.pending(st, event):
+            # an app's evidence still counting its conversations: the incident waits until it
+            # can be judged (a bounded wait, models.products), not opened to be capped later
             return None
         elif level > 1 and self._evaluation_pending(st, event):
             # maybe an evaluation whose re-run has not come yet: opened at info (sent, never a
             # page), saying so, and escalated when the wait ends without the re-run (models.products)
             level = 1
             exculpatory = self._products.evaluation_pending_reasons(st, event)
+        elif level > 1 and self._products.graded(st, event):
+            # a grader's batches (or its first ones): at info, sent, never a page; escalated when
+            # its questions stop retiring (models.products). Not asked whether the key turned: a
+            # grader whose first batch read weakly as grading (a plain "evaluate this submission"
+            # frame) gathers its extraction evidence after 20+ events, and reads as turned
+            level = 1
+            exculpatory = self._products.graded_reasons(st, event)
         if st.alerting:
             if score < cfg.close_ratio * thresholds[0]:
                 st.quiet += 1

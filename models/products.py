@@ -44,24 +44,6 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     organisation are not excused. A cluster such heads share with others still pages for the
     others, but leaves the heads that show the evidence unnamed
     (``clusters.scoring.excused_products``), as it does the real agents linked to it.
-``graded_batches``
-    A grading product (an auto-marker for schools, a reviewer of support answers): one frame,
-    one question and its rubric around each submission of a batch, then the next question
-    (``models.batches``). Its prompts carry every grading word a rubric harvest carries
-    ("grade", "rubric", "marks out of 10") at machine rate; what a harvest does not do is ask
-    one question many times over and then stop asking it. It holds when ``batch_min_batches``
-    questions have been retired, the last within the last 300 events, and ``batch_share`` of the key's
-    recent one-shot requests repeat a recurring line, the answers are verdicts (typical answer
-    at most ``batch_max_answer_tokens``, where a harvest of worked solutions or reasoning runs
-    to 600-3,000), on an organisation's account 30+ days old. A sweep of distinct items under
-    one frame retires nothing, nor do wrappers rotated at random. Its first batches are
-    *pending* like an app's first conversations (``batch_pending_max_events``).
-
-    What it gives away, stated: an attacker who grades many candidate answers of one question
-    at a time (a reward-model harvest), retiring a question every few dozen requests, on bought
-    aged organisation accounts, for verdicts of a few hundred tokens, is capped at info
-    (recorded, not sent); so is one that changes a meaningless line of its frame as often.
-    Rubric harvests of distinct items (stress streams judging-a/-b) retire nothing.
 ``evaluation_reruns``
     One item set re-run on another model or another day (``models.reruns``), from a
     *verified* account: ``eval_min_account_age_days`` old, an organisation, a tier that takes a
@@ -85,6 +67,25 @@ incident waits until the evidence can be judged (the 20th conversation, at most 
 of such keys opens at info and escalates as soon as one member's evidence fails. A sweep
 asks no follow-ups (pending never holds); one that fakes them at a person's pace in a
 person's words is what the evidence itself accepts, and pending only delays its judgment.
+
+``graded_batches``: a grading product (an auto-marker for schools, a reviewer of support
+answers) sends one frame, one question and its rubric around each submission of a batch, a
+class at once at machine rate, then the next question (``models.batches``). Its prompts carry
+every grading word a rubric harvest carries ("grade", "rubric", "marks out of 10"), and on an
+organisation's account 30+ days old such a key whose recent one-shot requests mostly
+(``batch_share``) repeat a recurring line of its own, answered with verdicts (typical answer at
+most ``batch_max_answer_tokens``: worked solutions and reasoning run to 600-3,000), has its
+incident capped at info, with the reason (``graded_batches``: questions retired so far), while
+it retires questions (``batch_min_batches`` of them, the last within the key's last 300
+events) or before its ``batch_pending_max_events``-th event (its first batches). The info alert
+is *sent*, not held as an exculpated detection: a sweep through a benchmark in subject order
+has the same structure (each subject's header line recurs, then retires), and a harvest of
+chain-of-thought items with verdict-sized answers on bought aged organisation accounts held
+silently went unnamed (stress stream evaluation-mimic: 1 and 3 heads on two draws). What it
+gives away, stated: such an attacker is named at info, not paged, for 400 requests, and for as
+long as it retires a recurring line every few dozen to 300 requests; a sweep of distinct items
+under one frame retires nothing and pages by its 400th event (its frame line, once 300 events
+old, no longer counts).
 
 ``evaluation_pending``: an evaluation's first run is, by its traffic, a sweep (chain-of-thought
 items at machine rate), and its re-run comes after it: one item set later, often days later.
@@ -180,7 +181,7 @@ class ProductEvidenceConfig:
       150-400 tokens); not the answer over the prompt: a grader's short questions and answers
       made that ratio 3.3-4.6 over its first 50 events, as high as the judging streams' sweeps.
     - ``batch_pending_max_events`` 400: a grader of classes of 15-120 students has retired two
-      questions by then; a sweep under one frame waits at most that long.
+      questions by then; a sweep under one frame is at info at most that long.
     - ``sample_key``: the key of the re-run sample's fingerprints (``DetectorConfig.sample_key``,
       a deployment secret: with the public default an attacker can tell which items are sampled).
     """
@@ -317,7 +318,7 @@ class ProductEvidence:
 
     def _kind(self, st, event: RequestEvent, template_share: float) -> str | None:
         """Which evidence holds at ``event``: ``app_conversations``, ``agent_loops``,
-        ``templated_transformation``, ``graded_batches``, ``evaluation_reruns`` or None (the one test ``holds`` and
+        ``templated_transformation``, ``evaluation_reruns`` or None (the one test ``holds`` and
         ``exculpation`` share)."""
         c = self.config
         if not self._mature(event):
@@ -329,9 +330,6 @@ class ProductEvidence:
             return "agent_loops"
         if st.transform_ew >= c.transform_share and template_share >= c.template_share:
             return "templated_transformation"
-        if st.batch_ew >= c.batch_share and event.org_id is not None and self._brief(st) \
-                and self.batches.batches(st, int(st.n)) >= c.batch_min_batches:
-            return "graded_batches"
         if self.reruns.holds(st) and self._verified(event):
             return "evaluation_reruns"
         return None
@@ -368,17 +366,55 @@ class ProductEvidence:
                 {"signal": "account_tier", "value": event.tier, "baseline": None, "weight": None},
                 _account_age_reason(event, c.eval_min_account_age_days)]
 
+    def graded(self, st, event: RequestEvent) -> bool:
+        """Whether this key grades in batches (after ``learn_one``): on an organisation's account
+        ``min_account_age_days`` old, its recent one-shot requests repeat a recurring line of its
+        own (``batch_share``, without the weight of the events before the key could count), its
+        answers are verdicts, and it has retired ``batch_min_batches`` questions recently or is
+        before its ``batch_pending_max_events``-th event (its first batches).
+
+        >>> from types import SimpleNamespace
+        >>> import json
+        >>> from .events import parse_event
+        >>> event = parse_event(json.dumps({"schema": "llm.request.v1", "event_id": "e", "ts": "2026-02-01T00:00:00Z",
+        ...                                 "api_key_id": "k", "account_id": "a", "org_id": "o", "model": "m",
+        ...                                 "prompt": "Grade it", "account": {"created_at": "2025-01-01T00:00:00Z"}}))
+        >>> grader = dict(batch_ew=0.7, answer_n=50.0, answer_log=5.7)  # answers of ~300 tokens
+        >>> [ProductEvidence().graded(SimpleNamespace(n=n, batches=b, batch_last=last, **grader), event)
+        ...  for n, b, last in ((50, 0.0, 0.0), (399, 1.0, 380.0), (400, 1.0, 380.0), (900, 2.0, 880.0))]
+        [True, True, False, True]
+        """
+        c = self.config
+        if st.n < 2 or event.org_id is None or not self._brief(st) or not self._mature(event):
+            return False
+        if st.batch_ew / (1.0 - (1.0 - c.alpha) ** (st.n - 1)) < c.batch_share:
+            return False
+        return st.n < c.batch_pending_max_events or self.batches.batches(st, int(st.n)) >= c.batch_min_batches
+
+    def graded_reasons(self, st, event: RequestEvent) -> list[dict]:
+        """The reasons of an incident held at info because the key grades in batches, first:
+        the questions it retired (against the number that keeps the cap past its first
+        batches), its share of requests repeating a recurring line, its typical answer, the
+        account's age. Not exculpatory: the alert is sent (a benchmark swept in subject order
+        has the same structure)."""
+        c = self.config
+        return [{"signal": "graded_batches", "value": self.batches.batches(st, int(st.n)),
+                 "baseline": c.batch_min_batches, "weight": None},
+                {"signal": "recurring_line_share", "value": round(float(st.batch_ew), 3), "baseline": c.batch_share,
+                 "weight": None},
+                {"signal": "typical_answer_tokens", "value": round(math.exp(st.answer_log)),
+                 "baseline": c.batch_max_answer_tokens, "weight": None},
+                _account_age_reason(event, c.min_account_age_days)]
+
     def pending(self, st, event: RequestEvent) -> bool:
-        """Whether this key's app, agent or grader evidence is pending at ``event`` (after
-        ``learn_one`` and the key's count ``st.n``, this event included), on a mature account:
-        before its ``app_pending_max_events``-th event, its follow-ups reach ``app_pending_share``
-        and are a person's (``app_min_person_share``), short of ``app_min_conversations``
-        conversations; or its agent steps reach ``agent_pending_share`` on an organisation's
-        account and the agent evidence does not hold yet (``agent_min_conversations`` not
-        opened, or the share not yet there with the first event's weight counted); or, before
-        its ``batch_pending_max_events``-th event, on an organisation's account, its requests
-        are within a batch (``batch_share``) with verdict-sized answers, short of
-        ``batch_min_batches`` batches.
+        """Whether this key's app or agent evidence is pending at ``event`` (after ``learn_one``
+        and the key's count ``st.n``, this event included), before its ``app_pending_max_events``-th
+        event, on a mature account: its follow-ups reach ``app_pending_share`` and are a
+        person's (``app_min_person_share``), short of ``app_min_conversations`` conversations; or
+        its agent steps reach ``agent_pending_share`` on an organisation's account and the agent
+        evidence does not hold yet
+        (``agent_min_conversations`` not opened, or the share not yet there with the first
+        event's weight counted).
 
         The follow-up share is ``app_ew`` without its first event's weight (a key's first
         event opens a conversation, so at its 10th event the exponential average is still
@@ -391,11 +427,10 @@ class ProductEvidence:
         ...                                 "api_key_id": "k", "account_id": "a", "org_id": "o", "model": "m",
         ...                                 "prompt": "why?",
         ...                                 "account": {"created_at": "2025-01-01T00:00:00Z"}}))
-        >>> no_batch = dict(batch_ew=0.0, batches=0.0, batch_last=0.0, answer_n=0.0, answer_log=0.0)
-        >>> st = SimpleNamespace(n=10, app_ew=0.16, convs=7.0, person_ew=0.6, agent_ew=0.0, agent_held=0.0, **no_batch)
+        >>> st = SimpleNamespace(n=10, app_ew=0.16, convs=7.0, person_ew=0.6, agent_ew=0.0, agent_held=0.0)
         >>> ProductEvidence().pending(st, event)  # 0.16 of which the first event's zero weighs 0.63: 0.4
         True
-        >>> no_agent = dict(agent_ew=0.0, agent_held=0.0, **no_batch)
+        >>> no_agent = dict(agent_ew=0.0, agent_held=0.0)
         >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=10.0, person_ew=0.5, **no_agent), event)
         False
         >>> ProductEvidence().pending(SimpleNamespace(n=60, app_ew=0.4, convs=20.0, person_ew=0.6, **no_agent), event)
@@ -404,28 +439,14 @@ class ProductEvidence:
         An agent's steps pending the same way, until its share holds (``agent_held``):
 
         >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=1.0, person_ew=0.0, agent_ew=0.3,
-        ...                                           agent_held=0.0, **no_batch), event)  # 0.3 / 0.63: 0.48
+        ...                                           agent_held=0.0), event)  # 0.3 / 0.63: 0.48
         True
 
-        A grader's first batch (its requests near one another, answers of ~300 tokens), until
-        its third batch or its 400th event:
-
-        >>> grader = dict(app_ew=0.0, convs=0.0, person_ew=0.0, agent_ew=0.0, agent_held=0.0, batch_ew=0.7,
-        ...               answer_n=50.0, answer_log=5.7)
-        >>> [ProductEvidence().pending(SimpleNamespace(n=n, batches=b, batch_last=last, **grader), event)
-        ...  for n, b, last in ((50, 0.0, 0.0), (150, 2.0, 140.0), (399, 1.0, 380.0), (400, 1.0, 380.0))]
-        [True, False, True, False]
         """
         c = self.config
-        if st.n < 2 or not self._mature(event):
+        if st.n < 2 or st.n >= c.app_pending_max_events or not self._mature(event):
             return False
         weight = 1.0 - (1.0 - c.alpha) ** (st.n - 1)
-        if st.batch_ew / weight >= c.batch_share and st.n < c.batch_pending_max_events \
-                and event.org_id is not None and self._brief(st) \
-                and self.batches.batches(st, int(st.n)) < c.batch_min_batches:
-            return True  # a grader's first batches, before its third
-        if st.n >= c.app_pending_max_events:
-            return False
         if not st.agent_held and st.agent_ew / weight >= c.agent_pending_share and event.org_id is not None:
             return True  # an agent's steps, before its conversations or its share count
         if st.convs >= c.app_min_conversations or st.person_ew < c.app_min_person_share:
@@ -449,13 +470,6 @@ class ProductEvidence:
                          "baseline": c.agent_step_share, "weight": None},
                         {"signal": "conversations_opened", "value": int(st.convs),
                          "baseline": c.agent_min_conversations, "weight": None}]
-        elif kind == "graded_batches":
-            evidence = [{"signal": "recurring_line_share", "value": round(float(st.batch_ew), 3),
-                         "baseline": c.batch_share, "weight": None},
-                        {"signal": "batches_retired", "value": self.batches.batches(st, int(st.n)),
-                         "baseline": c.batch_min_batches, "weight": None},
-                        {"signal": "typical_answer_tokens", "value": round(math.exp(st.answer_log)),
-                         "baseline": c.batch_max_answer_tokens, "weight": None}]
         elif kind == "evaluation_reruns":
             evidence = [{"signal": "item_rerun_share", "value": round(float(st.rerun_ew), 3),
                          "baseline": self.reruns.min_share, "weight": None},

@@ -8,6 +8,7 @@ import random
 from datetime import timedelta
 
 from distillguard.models.pipeline import KeyPipeline, decode_state
+from distillguard.contracts.alert import is_exculpated
 from distillguard.models.batches import GradedBatches, _State, line_marks
 from distillguard.models.products import ProductEvidenceConfig
 
@@ -50,16 +51,21 @@ def grader(batches: int, per_batch: int = 40, key: str = "grader", org: str | No
     return events
 
 
-def test_a_grader_on_a_mature_organisations_account_is_info_at_most_with_its_batches():
-    alerts = run(grader(6))
+def test_a_grader_on_a_mature_organisations_account_is_named_at_info_never_paged():
+    events = grader(12)  # 480 requests: past its first batches, the retired questions keep the cap
+    alerts = run(events)
     assert alerts, "its rubric prompts read as a judging harvest: the key is still reported"
     assert worst(alerts) == SEVERITY["info"]
-    held = alerts[-1]
-    assert held["reasons"][0] == {"signal": "exculpatory", "value": "graded_batches", "baseline": None,
-                                  "weight": None}
-    reasons = {r["signal"]: r["value"] for r in held["reasons"]}
-    assert reasons["batches_retired"] >= 2 and reasons["recurring_line_share"] >= 0.5
-    assert reasons["typical_answer_tokens"] <= 600 and reasons["account_age_days"] >= 30
+    first = alerts[0]
+    assert first["reasons"][0] == {"signal": "graded_batches", "value": 0, "baseline": 2, "weight": None}
+    reasons = {r["signal"]: r["value"] for r in first["reasons"]}
+    assert reasons["recurring_line_share"] >= 0.5 and reasons["typical_answer_tokens"] <= 600
+    assert reasons["account_age_days"] >= 30
+    assert not is_exculpated(first), "sent, not held: a benchmark swept in subject order looks the same"
+    pipeline, state = KeyPipeline(), None
+    for offset, ev in enumerate(events):
+        state = pipeline.step(state, ev, offset).state
+    assert GradedBatches().batches(decode_state(state), len(events)) >= 10
 
 
 def test_the_same_batches_page_without_an_organisation_a_mature_account_or_on_long_answers():
@@ -71,17 +77,11 @@ def test_the_same_batches_page_without_an_organisation_a_mature_account_or_on_lo
     assert worst(run(grader(6, answer_tokens=1500))) == SEVERITY["critical"]
 
 
-def test_its_first_batch_waits_instead_of_paging_and_the_wait_is_bounded():
-    pipeline, state = KeyPipeline(), None
-    for offset, ev in enumerate(grader(1, per_batch=120)):
-        result = pipeline.step(state, ev, offset)
-        state = result.state
-        if offset >= 50:
-            assert pipeline._products.pending(decode_state(state), ev), offset
-            assert result.alert is None or result.alert["severity"] == "info"
-    # one question for ever (what a sweep under one long constant frame looks like): nothing
-    # retires, and once its lines are older than the window or the wait is over, it pages
+def test_one_question_for_ever_is_no_grader_it_pages_once_its_first_batches_are_over():
+    # what a sweep under one long constant frame looks like: nothing retires; once its lines are
+    # older than the window, or by its 400th event, it pages
     alerts = run(grader(1, per_batch=450))
+    assert alerts[0]["severity"] == "info"
     paged = [a["events_seen"] for a in alerts if a["severity"] == "critical"]
     assert paged and GradedBatches().window <= min(paged) <= ProductEvidenceConfig().batch_pending_max_events
 
