@@ -113,35 +113,44 @@ class GradedBatches:
         ``one_shot``: not a conversation's later turn, which resends the previous ones)."""
         table, now = st.batch_table, n & _U16
         repeats = False
+        slots = {entry >> 48: slot for slot, entry in enumerate(table) if entry}  # (one dict, not a scan a line)
         for mark in marks:
-            for slot, entry in enumerate(table):
-                if entry and entry >> 48 == mark:
-                    count = entry & _COUNT
-                    if count >= self.min_count - 1 and _age(n, entry >> 32 & _U16) <= self.window:
-                        repeats = True  # (counted before this prompt: it repeats a young recurring line)
-                    table[slot] = (entry >> 32) << 32 | now << 16 | (entry & _RETIRED) | min(count + 1, _COUNT)
-                    break
-            else:
-                table[self._free_slot(table, n)] = mark << 48 | now << 32 | now << 16 | 1
+            slot = slots.get(mark)
+            if slot is None:
+                slot = self._free_slot(table, now)
+                if table[slot]:
+                    del slots[table[slot] >> 48]
+                table[slot], slots[mark] = mark << 48 | now << 32 | now << 16 | 1, slot
+                continue
+            entry = table[slot]
+            count = entry & _COUNT
+            if count >= self.min_count - 1 and _age(n, entry >> 32 & _U16) <= self.window:
+                repeats = True  # (counted before this prompt: it repeats a young recurring line)
+            table[slot] = (entry >> 32) << 32 | now << 16 | (entry & _RETIRED) | min(count + 1, _COUNT)
         for slot, entry in enumerate(table):  # the recurring lines that have just retired
             if entry & _COUNT >= self.min_count and not entry & _RETIRED \
                     and _age(n, entry >> 16 & _U16) >= self.retire_after:
                 table[slot] = entry | _RETIRED
-                began = entry >> 32 & _U16
-                last = int(st.batch_begun)
+                began, last = entry >> 32 & _U16, int(st.batch_begun)
                 if not st.batches or min(_age(began, last), _age(last, began)) >= self.min_count:
                     st.batches = min(float(_U16), st.batches + 1)
                     st.batch_begun, st.batch_last = float(began), float(n)
         st.batch_ew += self.alpha * ((repeats and one_shot) - st.batch_ew)
 
-    def _free_slot(self, table: list[int], n: int) -> int:
+    @staticmethod
+    def _free_slot(table: list[int], now: int) -> int:
         """An empty slot, else the line seen once longest ago (a student's answer), else the
         line seen longest ago; not one this prompt has just put in (its question, new)."""
         if 0 in table:
             return table.index(0)
-        older = [slot for slot, entry in enumerate(table) if _age(n, entry >> 16 & _U16)]  # (not this prompt's)
-        once = [slot for slot in older if table[slot] & _COUNT == 1]
-        return max(once or older or range(len(table)), key=lambda slot: _age(n, table[slot] >> 16 & _U16))
+        best, best_rank = 0, -1
+        for slot, entry in enumerate(table):
+            age = (now - (entry >> 16)) & _U16
+            if age:  # (not this prompt's)
+                rank = age + (0x10000 if entry & _COUNT == 1 else 0)  # once-seen lines first
+                if rank > best_rank:
+                    best, best_rank = slot, rank
+        return best
 
     def batches(self, st, n: int) -> int:
         """The batches counted, while the last of them retired within the last ``window``
