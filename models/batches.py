@@ -152,6 +152,11 @@ class GradedBatches:
                     best, best_rank = slot, rank
         return best
 
+    def share(self, st, n: int) -> float:
+        """``batch_ew`` without the weight of the zero it started from (``n``: the key's events
+        so far, 2 or more): the mean over the events since, as ``alpha`` weighs them."""
+        return st.batch_ew / (1.0 - (1.0 - self.alpha) ** (n - 1))
+
     def batches(self, st, n: int) -> int:
         """The batches counted, while the last of them retired within the last ``window``
         events (``n``: the key's events so far), else 0."""

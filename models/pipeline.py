@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ..contracts.alert import Alert, Severity
 from ..contracts.alert import iso_ms as _iso  # the one time format of every record
+from .batches import TABLE as BATCH_TABLE
 from .constants import (BASE_EXTRACTION_RATE, CAMPAIGN_EXTRACTION_RATE, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS,
                         ProductStatus)
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare,
@@ -35,7 +36,6 @@ from .fused_signals import FusedSignals
 from .multilingual import LANGUAGE_SHIFT, LANGUAGES
 from .population import PopulationProfile
 from .products import CONVERSATION_RING, ProductEvidence, ProductEvidenceConfig
-from .batches import TABLE as BATCH_TABLE
 from .reruns import RERUN_SAMPLE
 
 

@@ -112,8 +112,8 @@ from dataclasses import dataclass
 
 from .constants import DAY_MS, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
 from .detectors.base import harvested_share
-from .events import RequestEvent
 from .batches import GradedBatches, line_marks
+from .events import RequestEvent
 from .reruns import ItemReruns, item_fingerprint
 
 #: recent conversations a key's record keeps (id hash + last turn time, 8 bytes each)
@@ -272,10 +272,6 @@ class ProductEvidence:
             self.reruns.learn_one(st, item_fingerprint(event.prompt, self.config.sample_key), event.model,
                                   event.ts_ms)
 
-    def _brief(self, st) -> bool:
-        """The key's typical answer is at most ``batch_max_answer_tokens`` (a verdict)."""
-        return st.answer_n > 0 and st.answer_log <= math.log(self.config.batch_max_answer_tokens)
-
     def conversation_follow_up(self, st, conversation_id: str, turn_index: int, ts_ms: int, prompt: str) -> bool:
         """Record the turn in the key's conversation ring; True when it is a consistent
         follow-up: a conversation this key opened, at a person's pace, in a short user turn."""
@@ -387,9 +383,13 @@ class ProductEvidence:
         c = self.config
         if st.n < 2 or event.org_id is None or not self._brief(st) or not self._mature(event):
             return False
-        if st.batch_ew / (1.0 - (1.0 - c.alpha) ** (st.n - 1)) < c.batch_share:
+        if self.batches.share(st, int(st.n)) < c.batch_share:
             return False
         return st.n < c.batch_pending_max_events or self.batches.batches(st, int(st.n)) >= c.batch_min_batches
+
+    def _brief(self, st) -> bool:
+        """The key's typical answer is at most ``batch_max_answer_tokens`` (a verdict)."""
+        return st.answer_n > 0 and st.answer_log <= math.log(self.config.batch_max_answer_tokens)
 
     def graded_reasons(self, st, event: RequestEvent) -> list[dict]:
         """The reasons of an incident held at info because the key grades in batches, first:
@@ -441,7 +441,6 @@ class ProductEvidence:
         >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=1.0, person_ew=0.0, agent_ew=0.3,
         ...                                           agent_held=0.0), event)  # 0.3 / 0.63: 0.48
         True
-
         """
         c = self.config
         if st.n < 2 or st.n >= c.app_pending_max_events or not self._mature(event):

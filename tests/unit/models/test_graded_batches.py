@@ -7,9 +7,9 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from distillguard.models.pipeline import KeyPipeline, decode_state
 from distillguard.contracts.alert import is_exculpated
 from distillguard.models.batches import GradedBatches, _State, line_marks
+from distillguard.models.pipeline import KeyPipeline, decode_state
 from distillguard.models.products import ProductEvidenceConfig
 
 from tests.unit.models.test_products import SEVERITY, T0, event, run, worst
