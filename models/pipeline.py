@@ -102,7 +102,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 13
+STATE_VERSION = 14
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
@@ -132,7 +132,10 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             # graded batches (models.batches): share of one-shot requests repeating a recurring line,
             # batches retired, the event count at the last and its first-seen count (the table of
             # recurring lines is the layout's last array)
-            "batch_ew", "batches", "batch_last", "batch_begun")
+            "batch_ew", "batches", "batch_last", "batch_begun",
+            # whether the app evidence holds (models.products: held at the app's bar, let go under
+            # a lower one)
+            "app_held")
 _RING = 8
 _CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
 _CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
@@ -189,6 +192,11 @@ _OLD_LAYOUTS[11] = (struct.Struct(f"<B{_V11_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_
 # starts afresh)
 _V12_SCALARS = _SCALARS.index("batch_ew")
 _OLD_LAYOUTS[12] = (struct.Struct(f"<B{_V12_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I"), _V12_SCALARS)
+# v13: v12 and the graded batches; the app evidence not held yet (read as 0: it holds again at
+# the app's bar, as a new key's does)
+_V13_SCALARS = _SCALARS.index("app_held")
+_OLD_LAYOUTS[13] = (struct.Struct(f"<B{_V13_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I{_BATCH_TABLE}Q"),
+                    _V13_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -357,7 +365,7 @@ def decode_state(data: bytes | None) -> KeyState:
         layout, count = old
         values = layout.unpack(data)
         if count in (_V7_SCALARS, _V8_SCALARS, _V9_SCALARS, _V10_SCALARS, _V11_SCALARS,
-                     _V12_SCALARS):  # v7-v12: all but their missing trailing scalars
+                     _V12_SCALARS, _V13_SCALARS):  # v7-v13: all but their missing trailing scalars
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
         elif count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)

@@ -133,6 +133,13 @@ class ProductEvidenceConfig:
     - ``app_follow_up_share`` 0.2: share of all the key's recent events that are such
       follow-ups (a homework app with follow-ups on about half its questions: 0.4-0.6; keys
       that turned to a sweep, product-negatives stress stream: 0.05 or less when they alert).
+    - ``app_release_share`` 0.1: once held, the app evidence is let go only under half the app's
+      bar. The share is a mean over about 20-40 events and swings with an app's users: a quiz
+      maker whose teachers ask for changes after a fifth of their quizzes ("make them harder")
+      held at 0.2-0.46 and dipped under 0.2 now and then, and each dip let its incident escalate
+      to a page that never came down (stress stream product-negatives-h: every such key paged
+      at critical). A key that turns to a sweep asks no follow-ups: its share falls from 0.3
+      under 0.1 within about 22 events.
     - ``app_min_conversations`` 20: conversations the key opened before the evidence counts
       (an app reaches the 50 events a key needs to alert with 20-30).
     - ``app_min_person_share`` 0.15: the key's follow-ups are often a person's (a few
@@ -190,6 +197,7 @@ class ProductEvidenceConfig:
     human_gap_s: tuple[float, float] = (5.0, 1800.0)
     short_turn_chars: int = 300
     app_follow_up_share: float = 0.2
+    app_release_share: float = 0.1
     app_min_conversations: int = 20
     app_min_person_share: float = 0.15
     transform_min_input_tokens: int = 150
@@ -222,12 +230,12 @@ class ProductEvidence:
     """Learns a key's exculpatory evidence from each event and says whether it holds.
 
     Works on the key's state object (``models.pipeline.KeyState``): the scalars ``app_ew``,
-    ``transform_ew``, ``agent_ew``, ``agent_held``, ``convs`` and the rings ``app_conv_ids`` /
+    ``app_held``, ``transform_ew``, ``agent_ew``, ``agent_held``, ``convs`` and the rings ``app_conv_ids`` /
     ``app_conv_ts`` (seconds); it reads ``person_ew`` (learned by ``ConversationClaims``).
 
     >>> from types import SimpleNamespace
-    >>> st = SimpleNamespace(n=0, app_ew=0.0, transform_ew=0.0, agent_ew=0.0, agent_held=0.0, convs=0.0,
-    ...                      app_conv_ids=[0] * 8, app_conv_ts=[0] * 8)
+    >>> st = SimpleNamespace(n=0, app_ew=0.0, app_held=0.0, transform_ew=0.0, agent_ew=0.0, agent_held=0.0,
+    ...                      convs=0.0, app_conv_ids=[0] * 8, app_conv_ts=[0] * 8)
     >>> ProductEvidence().conversation_follow_up(st, "c1", 0, 1_000, "What is 2+2? Explain step by step.")
     False
     >>> ProductEvidence().conversation_follow_up(st, "c1", 1, 40_000, "why?")  # 39 s later, short
@@ -266,6 +274,13 @@ class ProductEvidence:
             st.agent_held = float(st.agent_ew >= c.agent_release_share)
         else:
             st.agent_held = float(st.agent_ew >= c.agent_step_share and st.convs >= c.agent_min_conversations)
+        # (a person's share of the follow-ups is a bar held to throughout: a sweep that keeps a
+        # tenth of its requests as turns of its own conversations has none)
+        person = st.person_ew >= c.app_min_person_share
+        if st.app_held:
+            st.app_held = float(person and st.app_ew >= c.app_release_share)
+        else:
+            st.app_held = float(person and st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations)
         if event.org_id is not None and self._mature(event):  # (reads the prompt's lines: only where it counts)
             self.batches.learn_one(st, line_marks(event.prompt), int(st.n), not event.turn_index)
         if self._verified(event):  # (the sample costs a keyed hash: only where it can count)
@@ -319,8 +334,7 @@ class ProductEvidence:
         c = self.config
         if not self._mature(event):
             return None
-        if st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations \
-                and st.person_ew >= c.app_min_person_share:
+        if st.app_held:
             return "app_conversations"
         if st.agent_held and event.org_id is not None:
             return "agent_loops"

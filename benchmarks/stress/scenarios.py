@@ -14,7 +14,7 @@ stream; nothing here may key on what the detector looks for.
 
 Kinds: ``ml_campaign``, ``ml_casual`` (multilingual); ``obfuscated_campaign``;
 ``fabricated_conv``, ``multi_turn_users``; ``content_cohort``; ``harvest_plain``;
-``homework_app``, ``editor_app``, ``coding_agent``, ``grading_app``, ``eval_company``, ``longform_service``, ``turned_mature`` (products), ``eval_mimic``
+``homework_app``, ``editor_app``, ``coding_agent``, ``grading_app``, ``quiz_app``, ``eval_company``, ``longform_service``, ``turned_mature`` (products), ``eval_mimic``
 (a harvest dressed as an evaluation); ``agent_harvest`` (tool-use traces harvested by agent loops).
 """
 from __future__ import annotations
@@ -939,6 +939,102 @@ def gen_grading_app(b, name, spec, R):
                                   .replace("{answer}", _student_answer(b, R, question, reference)))
                         b.emit(R, key, ts, prompt, params=style, model=model, endpoint="/v1/messages",
                                client=(ip, ua, asn, cc), system=system, out_median=out_median)
+
+
+QUIZ_SYSTEMS = [
+    "You are QuizForge, an assistant that writes quizzes for teachers. Return JSON: a list of objects with "
+    "question, options, answer and explanation.",
+    "You write classroom quizzes and worksheets. Questions must be age-appropriate and factually correct.",
+    None,
+]
+# A quiz maker's templates: the teacher's topic (or a pasted lesson text), a count, a kind and a
+# level, in the teacher's language. Every one asks to generate numbered questions with answers and
+# explanations: what a dataset-generation sweep asks for.
+QUIZ_TEMPLATES = [
+    "Generate {n} multiple-choice questions about {topic} for {level} students. Give four options for each, "
+    "mark the correct answer and add a one-sentence explanation.",
+    "Create a quiz of {n} questions on the topic \"{topic}\" ({level}). Mix multiple choice and short answer. "
+    "Include an answer key with explanations.",
+    "Write {n} flashcards (question on the front, answer on the back) to help {level} students revise {topic}.",
+    "Make {n} true/false questions with explanations from this lesson text for {level} students:\n\n{material}",
+    "Create {n} comprehension questions with model answers based on the following text ({level}):\n\n{material}",
+    "Erstelle {n} Multiple-Choice-Fragen zum Thema {topic} für Schüler der {level_de}. Gib jeweils vier "
+    "Antwortmöglichkeiten, markiere die richtige und erkläre sie in einem Satz.",
+    "Crée un quiz de {n} questions sur « {topic} » pour des élèves de {level_fr}, avec le corrigé et une courte "
+    "explication pour chaque réponse.",
+    "Genera {n} preguntas de opción múltiple sobre {topic} para alumnos de {level_es}, con la respuesta correcta "
+    "y una breve explicación.",
+]
+QUIZ_TOPICS = [
+    "photosynthesis", "the water cycle", "the French Revolution", "fractions", "the solar system", "World War I",
+    "cell division", "the Roman Empire", "plate tectonics", "linear equations", "the human heart", "electricity",
+    "the Industrial Revolution", "ecosystems and food chains", "the periodic table", "Shakespeare's Macbeth",
+    "climate change", "ancient Egypt", "probability", "the American Civil War", "volcanoes", "DNA and genes",
+    "the causes of World War II", "Pythagoras' theorem", "renewable energy", "the digestive system",
+    "the Cold War", "acids and bases", "weather and climate", "the Renaissance", "magnetism", "percentages",
+    "the rainforest", "the Tudors", "forces and motion", "verb tenses", "the Great Depression", "simple machines",
+    "the immune system", "the European Union", "area and perimeter", "light and sound", "the Aztecs",
+    "chemical reactions", "the Silk Road", "rocks and minerals", "quadratic equations", "the nervous system",
+    "Die Weimarer Republik", "die Photosynthese", "la Révolution française", "le cycle de l'eau",
+    "la Segunda Guerra Mundial", "el sistema solar", "Bruchrechnung", "les fractions", "las fracciones",
+]
+QUIZ_LEVELS = ["grade 5", "grade 7", "grade 8", "year 9", "high-school", "GCSE", "middle-school", "A-level",
+               "first-year university", "grade 10"]
+QUIZ_FOLLOW_UPS = ["make them a bit harder", "add 5 more questions", "now only the answer key please",
+                   "can you make question 3 less ambiguous", "shorter explanations please",
+                   "translate the quiz into Spanish", "make it suitable for younger students",
+                   "replace the true/false ones with multiple choice", "thanks, perfect", "mehr Fragen bitte",
+                   "plus difficile s'il te plaît"]
+
+
+@register("quiz_app")
+def gen_quiz_app(b, name, spec, R):
+    """A quiz and worksheet maker for teachers (written 2026-12-05 as a hard negative, not used for
+    tuning): a mature verified account's keys, each serving many teachers at work hours; a request
+    is the app's template around a teacher's topic or a pasted lesson text ("Generate 10
+    multiple-choice questions about photosynthesis for grade 7 students ... with explanations"),
+    answered with the whole quiz (600-2,500 tokens); popular topics come back from many teachers;
+    now and then the teacher asks for changes in the same conversation ("make them a bit harder").
+    Its prompts ask for what a dataset-generation sweep asks for: numbered questions with answers
+    and explanations, many times a day."""
+    for _ in range(b.scaled(spec.get("count", 0))):
+        acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier3", 0.4], ["tier4", 0.4], ["enterprise", 0.2]]),
+                            org_p=1.0, created=b.t0 - int(R.uniform(100, 1200) * DAY_MS))
+        system = R.choice(QUIZ_SYSTEMS)
+        templates = R.sample(QUIZ_TEMPLATES, R.randint(3, len(QUIZ_TEMPLATES)))
+        backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
+        ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(1, 4))]
+        ua = b.ua(R, "sdk")
+        model = wchoice(R, [["frontier-3-haiku", 0.4], ["frontier-3-sonnet", 0.6]])
+        style = {"max_tokens": R.choice([4096, 8192]), "temperature": R.choice([0.7, 0.8, 1.0]), "stream": True,
+                 "tools": 0}
+        for _k in range(R.randint(1, spec.get("max_keys", 3))):
+            key = b.new_key(name, "benign", None, acc, "quiz_app")
+            for _t in range(draw_num(R, spec.get("teachers", [30, 150]))):
+                cc = wchoice(R, {c: v[1] for c, v in b.cfg["countries"].items()})
+                convs = []
+                for _q in range(draw_num(R, spec.get("quizzes", [1, 6]))):
+                    level = R.choice(QUIZ_LEVELS)
+                    prompt = R.choice(templates).format(
+                        n=R.choice([5, 8, 10, 10, 12, 15, 20]), topic=R.choice(QUIZ_TOPICS), level=level,
+                        level_de=R.choice(["7. Klasse", "9. Klasse", "Oberstufe"]),
+                        level_fr=R.choice(["4e", "3e", "seconde"]), level_es=R.choice(["ESO", "bachillerato"]),
+                        material=b.fragment(R)[: R.randint(300, 1500)])
+                    turns = [prompt]
+                    while len(turns) < 4 and R.random() < spec.get("follow_up_p", 0.3):
+                        turns.append(R.choice(QUIZ_FOLLOW_UPS))
+                    convs.append(turns)
+                times = b.layout_sessions(R, convs, b.tz_of(R, cc), "work", sess_mean=1.5,
+                                          think={"median": 90.0, "sigma": 0.8})
+                ip, asn, acc_cc = R.choice(ips)
+                for turns, tl in zip(convs, times):
+                    cid, hist = "conv_" + hexid(R, 64), 0
+                    for ti, (text, ts) in enumerate(zip(turns, tl)):
+                        _, used = b.emit(R, key, ts, text, params=style, model=model, endpoint="/v1/messages",
+                                         client=(ip, ua, asn, acc_cc), system=system, conv=cid, turn=ti,
+                                         out_median=R.uniform(600, 2500) if ti == 0 else R.uniform(300, 2000),
+                                         hist=hist)
+                        hist = used  # the previous request and its answer, as a chat API resends
 
 
 @register("eval_company")

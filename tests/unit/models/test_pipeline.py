@@ -251,9 +251,9 @@ def test_a_v7_state_keeps_its_history_and_learns_its_typical_prompt_from_the_upg
     state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[7]
-    assert count == p._NS - 12  # written before the typical prompt length (person share, re-runs, reading, agent, batches)
+    assert count == p._NS - 13  # written before the typical prompt length (person share, re-runs, reading, agent, batches, app hold)
     old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 96 - 8 * p._RERUN - 8 * p._BATCH_TABLE
+    assert len(old) == p.STATE_BYTES - 104 - 8 * p._RERUN - 8 * p._BATCH_TABLE
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_ids == was.conv_ids
     assert upgraded.prompt_log == 0.0 and round(was.prompt_log, 6) == round(math.log(31), 6)
@@ -268,9 +268,9 @@ def test_a_v8_state_keeps_its_history_and_reads_the_person_share_as_a_new_keys()
     state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[8]
-    assert count == p._NS - 11  # written before the share of a person's follow-ups (re-runs, reading, agent, batches)
+    assert count == p._NS - 12  # written before the share of a person's follow-ups (re-runs, reading, agent, batches, app hold)
     old = layout.pack(8, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 88 - 8 * p._RERUN - 8 * p._BATCH_TABLE
+    assert len(old) == p.STATE_BYTES - 96 - 8 * p._RERUN - 8 * p._BATCH_TABLE
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.prompt_log == was.prompt_log and upgraded.signals == was.signals
     assert upgraded.person_ew == PERSON_PRIOR
@@ -285,9 +285,9 @@ def test_a_v9_state_keeps_its_person_share_and_starts_an_empty_rerun_sample():
     state, _, _ = run(KeyPipeline(), events)
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[9]
-    assert count == p._NS - 10  # written before the re-run share and count (and the reading pace, agent share, batches)
+    assert count == p._NS - 11  # written before the re-run share and count (and the reading pace, agent share, batches, app hold)
     old = layout.pack(9, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 80 - 8 * p._RERUN - 8 * p._BATCH_TABLE
+    assert len(old) == p.STATE_BYTES - 88 - 8 * p._RERUN - 8 * p._BATCH_TABLE
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_marks == was.conv_marks
     assert upgraded.person_ew == was.person_ew != PERSON_PRIOR  # v9 had it: kept, not reset
@@ -304,10 +304,10 @@ def test_a_v10_state_keeps_its_rerun_sample_and_starts_its_reading_pace_afresh()
     was = p.decode_state(state)
     assert was.unread_ew > 0.99 and was.reply_ready > was.last_ts
     layout, count = p._OLD_LAYOUTS[10]
-    assert count == p._NS - 8  # written before the reading pace (and the agent share, the batches)
+    assert count == p._NS - 9  # written before the reading pace (and the agent share, the batches, the app hold)
     current = p._STRUCT.unpack(state)
     old = layout.pack(10, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 64 - 8 * p._BATCH_TABLE
+    assert len(old) == p.STATE_BYTES - 72 - 8 * p._BATCH_TABLE
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.rerun_ids == was.rerun_ids and upgraded.conv_marks == was.conv_marks
     assert upgraded.unread_ew == upgraded.reply_ready == 0.0  # nothing unread yet: judged afresh
@@ -325,10 +325,10 @@ def test_a_v11_state_keeps_its_reading_pace_and_starts_its_agent_share_afresh():
     was = p.decode_state(state)
     assert was.agent_ew > 0.9 and was.agent_held == 1.0
     layout, count = p._OLD_LAYOUTS[11]
-    assert count == p._NS - 6  # written before the agent share (and the batches)
+    assert count == p._NS - 7  # written before the agent share (and the batches, the app hold)
     current = p._STRUCT.unpack(state)
     old = layout.pack(11, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 48 - 8 * p._BATCH_TABLE
+    assert len(old) == p.STATE_BYTES - 56 - 8 * p._BATCH_TABLE
     upgraded = p.decode_state(old)
     assert upgraded.n == 60 and upgraded.unread_ew == was.unread_ew and upgraded.conv_marks == was.conv_marks
     assert upgraded.agent_ew == upgraded.agent_held == 0.0  # judged afresh
@@ -346,10 +346,10 @@ def test_a_v12_state_keeps_its_agent_share_and_starts_its_batches_afresh():
     was = p.decode_state(state)
     assert was.batches == 2 and was.batch_ew > 0.9 and any(was.batch_table)
     layout, count = p._OLD_LAYOUTS[12]
-    assert count == p._NS - 4  # written before the batches
+    assert count == p._NS - 5  # written before the batches (and the app hold)
     current = p._STRUCT.unpack(state)
     old = layout.pack(12, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 32 - 8 * p._BATCH_TABLE
+    assert len(old) == p.STATE_BYTES - 40 - 8 * p._BATCH_TABLE
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.agent_ew == was.agent_ew and upgraded.rerun_ids == was.rerun_ids
     assert upgraded.batches == upgraded.batch_ew == 0.0 and upgraded.batch_table == [0] * p._BATCH_TABLE
@@ -447,3 +447,28 @@ def test_an_english_phrase_sweep_names_its_families_and_no_language():
     _, alerts, _ = run(KeyPipeline(), [ev(i, **_usage(900)) for i in range(120)])
     value = _reason(alerts[0], "extraction_signals")
     assert "reasoning_elicitation" in value and "grading" in value and "other_language_cue" not in value
+
+
+def _app_event(i: int) -> RequestEvent:
+    """A homework app's traffic on a mature organisation's key: a student's question, then their
+    "why?" a minute later in the same conversation."""
+    return ev(i, org_id="org-app", account={"created_at": "2025-01-01T00:00:00Z"}, conversation_id=f"c{i // 2}",
+              turn_index=i % 2, prompt="why?" if i % 2 else f"Explain question {i} step by step.")
+
+
+def test_a_v13_state_keeps_its_batches_and_holds_the_app_evidence_again_at_the_apps_bar():
+    from distillguard.models import pipeline as p
+
+    state, _, _ = run(KeyPipeline(), [_app_event(i) for i in range(120)])
+    was = p.decode_state(state)
+    assert was.app_held == 1.0 and was.app_ew > 0.4
+    layout, count = p._OLD_LAYOUTS[13]
+    assert count == p._NS - 1  # written before the app hold
+    current = p._STRUCT.unpack(state)
+    old = layout.pack(13, *current[1:count + 1], *current[p._NS + 1:])
+    assert len(old) == p.STATE_BYTES - 8
+    upgraded = p.decode_state(old)
+    assert upgraded.n == 120 and upgraded.app_ew == was.app_ew and upgraded.batch_table == was.batch_table
+    assert upgraded.app_held == 0.0  # not held at the upgrade: held again at the app's bar, by its next event
+    after = p.decode_state(KeyPipeline().step(old, _app_event(120)).state)
+    assert after.n == 121 and after.app_held == 1.0

@@ -256,8 +256,13 @@ def test_a_sweep_of_items_sent_as_turns_at_a_persons_pace_is_not_an_app():
     assert alerts and all(r["signal"] != "exculpatory" for a in alerts for r in a["reasons"])
     st = _final_state(events)
     assert st.app_ew >= 0.2 and st.convs >= 20 and st.person_ew < 0.15
-    assert not ProductEvidence().holds(st, events[-1], st.template_ew)
-    assert ProductEvidence(ProductEvidenceConfig(app_min_person_share=0.0)).holds(st, events[-1], st.template_ew)
+    assert not st.app_held and not ProductEvidence().holds(st, events[-1], st.template_ew)
+    # the person share is what keeps it out: without that bar the app evidence holds
+    ungated, state = KeyPipeline(), None
+    ungated._products = ProductEvidence(ProductEvidenceConfig(app_min_person_share=0.0))
+    for offset, event in enumerate(events):
+        state = ungated.step(state, event, offset).state
+    assert decode_state(state).app_held == 1.0
 
 
 def three_turn_app(conversations: int, key: str = "app", seed: int = 5, pf: str | None = None,
