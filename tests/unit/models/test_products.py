@@ -380,3 +380,46 @@ def _states(events) -> dict:
     for offset, ev in enumerate(events):
         states[ev.api_key_id] = pipeline.step(states.get(ev.api_key_id), ev, offset).state
     return states
+
+
+QUIZ = "Generate 10 multiple-choice questions about {topic} for grade 7 students, with the correct answer and an " \
+       "explanation for each."
+
+
+def quiz_traffic(pattern: str, key: str = "quiz", seed: int = 3, start: datetime = T0) -> list[RequestEvent]:
+    """A quiz maker for teachers: each teacher's request in the app's template, answered with the
+    whole quiz (1,500 tokens), and, where ``pattern`` says ``f``, the teacher's short request for
+    changes a minute later in the same conversation (``-``: none)."""
+    rng, ts, events = random.Random(seed), start, []
+    for c, mark in enumerate(pattern):
+        cid = f"conv-{key}-{c}"
+        turns = [QUIZ.format(topic=f"{rng.choice(TOPICS)} (class {c})")] + (["make them a bit harder"] if mark == "f" else [])
+        for t, prompt in enumerate(turns):
+            events.append(event(len(events), ts, prompt, key, usage=(40, 1500 if t == 0 else 900), conversation_id=cid,
+                                turn_index=t))
+            ts += timedelta(seconds=rng.uniform(50, 90))
+        ts += timedelta(minutes=rng.uniform(2, 10))
+    return events
+
+
+def test_an_app_whose_follow_ups_dip_for_a_while_keeps_its_evidence_and_a_key_that_turns_loses_it():
+    # Teachers ask for changes after every second quiz, then for 14 quizzes in a row nobody does
+    # (the share dips to about 0.16, under the app's bar of 0.2), then they do again.
+    pattern = "f-" * 25 + "-" * 14 + "f-" * 25
+    traffic = quiz_traffic(pattern)
+    shares, pipeline, state = [], KeyPipeline(), None
+    for offset, ev in enumerate(traffic):
+        state = pipeline.step(state, ev, offset).state
+        shares.append(decode_state(state).app_ew)
+    assert min(shares[60:]) < ProductEvidenceConfig().app_follow_up_share < max(shares[60:])
+    alerts = run(traffic)
+    assert alerts and worst(alerts) == SEVERITY["info"]
+    assert all(a["reasons"][0]["value"] == "app_conversations" for a in alerts)
+    # Guard: let go at the app's own bar (no hysteresis), the dip escalates the incident for good.
+    flapping = KeyPipeline()
+    flapping._products = ProductEvidence(ProductEvidenceConfig(app_release_share=0.2))
+    assert worst(run(traffic, flapping)) >= SEVERITY["warning"]
+    # A key that turns to one-shot items asks no follow-ups: it loses the evidence and pages.
+    after = datetime.fromtimestamp(traffic[-1].ts_ms / 1000 + 300, timezone.utc)
+    turned = run(traffic + sweep(120, after, key="quiz", first=len(traffic)))
+    assert worst(turned) == SEVERITY["critical"] and "exculpatory" not in {r["signal"] for r in turned[-1]["reasons"]}
