@@ -159,14 +159,6 @@ class ProductEvidenceConfig:
       over a key's first handful of turns the share is a mean of a few (a homework app with
       follow-ups on 45 % of its turns showed 1 in 7 at its 8th event, and one member of its
       cluster without the evidence pages the cluster); a sweep sends none.
-    - ``app_opening_events`` 10: a key of a mature account each of whose first requests opened a
-      conversation of its own, as an app's first users do, is pending until its 10th event: too
-      early for any follow-up to show. A campaign whose frame opens as one of a quiz maker's
-      templates does ("Create a quiz of 10 questions on the topic ...") linked the maker's new
-      keys into its cluster in lockstep at their first 1-5 requests, before a teacher had asked
-      for a change, and the cluster named them (stress stream product-negatives-h: 5-8 quiz keys a
-      draw, warning or critical). A sweep sends no conversation ids or continues its own (agent
-      loops, fabricated histories): it is not pending so.
     - ``app_pending_max_events`` 100: how long a pending key's incident may wait (twice the
       events a key needs to alert; an app with follow-ups on a third of its questions opens
       20 conversations in about 30 events, one with three turns a conversation in 60).
@@ -214,7 +206,6 @@ class ProductEvidenceConfig:
     template_share: float = 0.5
     min_account_age_days: float = 30.0
     app_pending_share: float = 0.1
-    app_opening_events: int = 10
     app_pending_max_events: int = 100
     agent_step_share: float = 0.4
     agent_release_share: float = 0.2
@@ -435,10 +426,9 @@ class ProductEvidence:
         event, on a mature account: its follow-ups reach ``app_pending_share`` and are a
         person's (``app_min_person_share``), short of ``app_min_conversations`` conversations; or
         its agent steps reach ``agent_pending_share`` on an organisation's account and the agent
-        evidence does not hold yet (``agent_min_conversations`` not opened, or the share not yet
-        there with the first event's weight counted); or, before its ``app_opening_events``-th
-        event, each of its events opened a conversation of its own (an app's first users, before a
-        follow-up could come).
+        evidence does not hold yet
+        (``agent_min_conversations`` not opened, or the share not yet there with the first
+        event's weight counted).
 
         The follow-up share is ``app_ew`` without its first event's weight (a key's first
         event opens a conversation, so at its 10th event the exponential average is still
@@ -457,11 +447,6 @@ class ProductEvidence:
         >>> no_agent = dict(agent_ew=0.0, agent_held=0.0)
         >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=10.0, person_ew=0.5, **no_agent), event)
         False
-
-        Its first requests, each opening a conversation of its own, before a follow-up could come:
-
-        >>> ProductEvidence().pending(SimpleNamespace(n=3, app_ew=0.0, convs=3.0, person_ew=0.5, **no_agent), event)
-        True
         >>> ProductEvidence().pending(SimpleNamespace(n=60, app_ew=0.4, convs=20.0, person_ew=0.6, **no_agent), event)
         False
 
@@ -472,11 +457,7 @@ class ProductEvidence:
         True
         """
         c = self.config
-        if st.n >= c.app_pending_max_events or not self._mature(event):
-            return False
-        if st.n < c.app_opening_events and st.convs >= st.n:
-            return True  # each of its first requests opened a conversation: an app's first users
-        if st.n < 2:
+        if st.n < 2 or st.n >= c.app_pending_max_events or not self._mature(event):
             return False
         weight = 1.0 - (1.0 - c.alpha) ** (st.n - 1)
         if not st.agent_held and st.agent_ew / weight >= c.agent_pending_share and event.org_id is not None:

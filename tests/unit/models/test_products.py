@@ -423,3 +423,4 @@ def test_an_app_whose_follow_ups_dip_for_a_while_keeps_its_evidence_and_a_key_th
     after = datetime.fromtimestamp(traffic[-1].ts_ms / 1000 + 300, timezone.utc)
     turned = run(traffic + sweep(120, after, key="quiz", first=len(traffic)))
     assert worst(turned) == SEVERITY["critical"] and "exculpatory" not in {r["signal"] for r in turned[-1]["reasons"]}
+
