@@ -121,6 +121,14 @@ def attack_identity(b, R, spec, camo):
     return prof, style, model
 
 
+def product_backend(b, R, per_network=(2, 6)):
+    """A product's backend: 1-2 cloud networks with ``per_network`` addresses each, and one SDK
+    client: its addresses as (ip, asn, country), and its user agent."""
+    backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
+    ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(*per_network))]
+    return ips, b.ua(R, "sdk")
+
+
 # --------------------------------------------------------------------------- 1. multilingual
 
 # Written for this stream (not taken from any detector's cue list): elicitation of worked
@@ -741,9 +749,7 @@ def gen_homework_app(b, name, spec, R):
         system = R.choice(TUTOR_SYSTEMS) if use_system else None
         template = None if use_system else R.choice(TUTOR_TEMPLATES)
         pools = spec_pools(b, spec, "question_corpora") or b.C.attack
-        backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
-        ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(2, 6))]
-        ua = b.ua(R, "sdk")
+        ips, ua = product_backend(b, R)
         model = wchoice(R, [["frontier-3-haiku", 0.5], ["frontier-3-sonnet", 0.5]])
         pstyle = {"max_tokens": R.choice([1024, 2048]), "temperature": R.choice([0.3, 0.5, 0.7]), "stream": True,
                   "tools": 0}
@@ -823,9 +829,8 @@ def gen_editor_app(b, name, spec, R):
         acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier3", 0.5], ["tier4", 0.5]]), org_p=1.0,
                             created=b.t0 - int(R.uniform(60, 900) * DAY_MS))
         pools = spec_pools(b, spec, "material_corpora") or b.C.attack
-        backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
-        ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(2, 6))]
-        ua, model = b.ua(R, "sdk"), wchoice(R, [["frontier-3-haiku", 0.5], ["frontier-3-sonnet", 0.5]])
+        ips, ua = product_backend(b, R)
+        model = wchoice(R, [["frontier-3-haiku", 0.5], ["frontier-3-sonnet", 0.5]])
         system = "You are a careful editor. Apply the user's requested edits to their text and return the full revised text."
         pstyle = {"max_tokens": 4096, "temperature": 0.7, "stream": True, "tools": 0}
         for _k in range(R.randint(1, spec.get("max_keys", 3))):
@@ -914,9 +919,7 @@ def gen_grading_app(b, name, spec, R):
         system = R.choice(GRADER_SYSTEMS)
         template = R.choice(GRADER_TEMPLATES)
         pools = spec_pools(b, spec, "question_corpora") or b.C.attack
-        backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
-        ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(1, 4))]
-        ua = b.ua(R, "sdk")
+        ips, ua = product_backend(b, R, (1, 4))
         model = wchoice(R, [["frontier-3-haiku", 0.5], ["frontier-3-sonnet", 0.5]])
         style = {"max_tokens": R.choice([512, 1024]), "temperature": R.choice([0.0, 0.0, 0.2]), "stream": False,
                  "tools": 0}
@@ -1002,9 +1005,7 @@ def gen_quiz_app(b, name, spec, R):
                             org_p=1.0, created=b.t0 - int(R.uniform(100, 1200) * DAY_MS))
         system = R.choice(QUIZ_SYSTEMS)
         templates = R.sample(QUIZ_TEMPLATES, R.randint(3, len(QUIZ_TEMPLATES)))
-        backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
-        ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(1, 4))]
-        ua = b.ua(R, "sdk")
+        ips, ua = product_backend(b, R, (1, 4))
         model = wchoice(R, [["frontier-3-haiku", 0.4], ["frontier-3-sonnet", 0.6]])
         style = {"max_tokens": R.choice([4096, 8192]), "temperature": R.choice([0.7, 0.8, 1.0]), "stream": True,
                  "tools": 0}
@@ -1239,9 +1240,7 @@ def gen_coding_agent(b, name, spec, R):
     for _ in range(b.scaled(spec.get("count", 0))):
         acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier3", 0.4], ["tier4", 0.4], ["enterprise", 0.2]]),
                             org_p=1.0, created=b.t0 - int(R.uniform(60, 900) * DAY_MS))
-        backend = [b.asn_entry(R, "cloud") for _ in range(R.randint(1, 2))]
-        ips = [(b.rand_ip(R, a[0], False), a[0], a[1]) for a in backend for _ in range(R.randint(2, 6))]
-        ua = b.ua(R, "sdk")
+        ips, ua = product_backend(b, R)
         model = wchoice(R, [["frontier-3-sonnet", 0.7], ["frontier-3-opus", 0.3]])
         pstyle = {"max_tokens": R.choice([4096, 8192]), "temperature": R.choice([0.0, 0.2]),
                   "stream": R.random() < 0.5, "tools": R.randint(6, 20)}
