@@ -474,8 +474,9 @@ class ProductEvidence:
             return []
         c = self.config
         if kind == "app_conversations":
+            # (its bar once held: it holds at app_follow_up_share, and is let go only under this)
             evidence = [{"signal": "consistent_follow_up_share", "value": round(float(st.app_ew), 3),
-                         "baseline": c.app_follow_up_share, "weight": None},
+                         "baseline": c.app_release_share, "weight": None},
                         {"signal": "conversations_opened", "value": int(st.convs),
                          "baseline": c.app_min_conversations, "weight": None}]
         elif kind == "agent_loops":

@@ -415,6 +415,8 @@ def test_an_app_whose_follow_ups_dip_for_a_while_keeps_its_evidence_and_a_key_th
     alerts = run(traffic)
     assert alerts and worst(alerts) == SEVERITY["info"]
     assert all(a["reasons"][0]["value"] == "app_conversations" for a in alerts)
+    share = next(r for r in alerts[-1]["reasons"] if r["signal"] == "consistent_follow_up_share")
+    assert share["baseline"] == ProductEvidenceConfig().app_release_share  # the bar it is held against
     # Guard: let go at the app's own bar (no hysteresis), the dip escalates the incident for good.
     flapping = KeyPipeline()
     flapping._products = ProductEvidence(ProductEvidenceConfig(app_release_share=0.2))
