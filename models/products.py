@@ -426,9 +426,8 @@ class ProductEvidence:
         event, on a mature account: its follow-ups reach ``app_pending_share`` and are a
         person's (``app_min_person_share``), short of ``app_min_conversations`` conversations; or
         its agent steps reach ``agent_pending_share`` on an organisation's account and the agent
-        evidence does not hold yet
-        (``agent_min_conversations`` not opened, or the share not yet there with the first
-        event's weight counted).
+        evidence does not hold yet (``agent_min_conversations`` not opened, or the share not yet
+        there with the first event's weight counted).
 
         The follow-up share is ``app_ew`` without its first event's weight (a key's first
         event opens a conversation, so at its 10th event the exponential average is still

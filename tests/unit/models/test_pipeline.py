@@ -251,7 +251,8 @@ def test_a_v7_state_keeps_its_history_and_learns_its_typical_prompt_from_the_upg
     state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[7]
-    assert count == p._NS - 13  # written before the typical prompt length (person share, re-runs, reading, agent, batches, app hold)
+    # written before the typical prompt length (person share, re-runs, reading, agent, batches, app hold)
+    assert count == p._NS - 13
     old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
     assert len(old) == p.STATE_BYTES - 104 - 8 * p._RERUN - 8 * p._BATCH_TABLE
     upgraded, was = p.decode_state(old), p.decode_state(state)
@@ -268,7 +269,8 @@ def test_a_v8_state_keeps_its_history_and_reads_the_person_share_as_a_new_keys()
     state, _, _ = run(KeyPipeline(), [ev(i, usage={"input_tokens": 30, "output_tokens": 500}) for i in range(120)])
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[8]
-    assert count == p._NS - 12  # written before the share of a person's follow-ups (re-runs, reading, agent, batches, app hold)
+    # written before the share of a person's follow-ups (re-runs, reading, agent, batches, app hold)
+    assert count == p._NS - 12
     old = layout.pack(8, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
     assert len(old) == p.STATE_BYTES - 96 - 8 * p._RERUN - 8 * p._BATCH_TABLE
     upgraded, was = p.decode_state(old), p.decode_state(state)
@@ -285,7 +287,8 @@ def test_a_v9_state_keeps_its_person_share_and_starts_an_empty_rerun_sample():
     state, _, _ = run(KeyPipeline(), events)
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[9]
-    assert count == p._NS - 11  # written before the re-run share and count (and the reading pace, agent share, batches, app hold)
+    # written before the re-run share and count (and the reading pace, agent share, batches, app hold)
+    assert count == p._NS - 11
     old = layout.pack(9, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
     assert len(old) == p.STATE_BYTES - 88 - 8 * p._RERUN - 8 * p._BATCH_TABLE
     upgraded, was = p.decode_state(old), p.decode_state(state)

@@ -393,7 +393,9 @@ def quiz_traffic(pattern: str, key: str = "quiz", seed: int = 3, start: datetime
     rng, ts, events = random.Random(seed), start, []
     for c, mark in enumerate(pattern):
         cid = f"conv-{key}-{c}"
-        turns = [QUIZ.format(topic=f"{rng.choice(TOPICS)} (class {c})")] + (["make them a bit harder"] if mark == "f" else [])
+        turns = [QUIZ.format(topic=f"{rng.choice(TOPICS)} (class {c})")]
+        if mark == "f":
+            turns.append("make them a bit harder")
         for t, prompt in enumerate(turns):
             events.append(event(len(events), ts, prompt, key, usage=(40, 1500 if t == 0 else 900), conversation_id=cid,
                                 turn_index=t))
