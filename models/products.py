@@ -206,6 +206,7 @@ class ProductEvidenceConfig:
     template_share: float = 0.5
     min_account_age_days: float = 30.0
     app_pending_share: float = 0.1
+    app_opening_events: int = 10
     app_pending_max_events: int = 100
     agent_step_share: float = 0.4
     agent_release_share: float = 0.2
@@ -277,15 +278,36 @@ class ProductEvidence:
         # (a person's share of the follow-ups is a bar held to throughout: a sweep that keeps a
         # tenth of its requests as turns of its own conversations has none)
         person = st.person_ew >= c.app_min_person_share
+        share = self.follow_up_share(st, int(st.n) + 1)
         if st.app_held:
-            st.app_held = float(person and st.app_ew >= c.app_release_share)
+            st.app_held = float(person and share >= c.app_release_share)
         else:
-            st.app_held = float(person and st.app_ew >= c.app_follow_up_share and st.convs >= c.app_min_conversations)
+            st.app_held = float(person and share >= c.app_follow_up_share and st.convs >= c.app_min_conversations)
         if event.org_id is not None and self._mature(event):  # (reads the prompt's lines: only where it counts)
             self.batches.learn_one(st, line_marks(event.prompt), int(st.n), not event.turn_index)
         if self._verified(event):  # (the sample costs a keyed hash: only where it can count)
             self.reruns.learn_one(st, item_fingerprint(event.prompt, self.config.sample_key), event.model,
                                   event.ts_ms)
+
+    def follow_up_share(self, st, events: int) -> float:
+        """The key's consistent follow-up share over its ``events`` events so far: ``app_ew``
+        without its first event's weight. A key's first event opens a conversation, so its zero
+        still weighs (1 - alpha) ** (events - 1) of the average: 0.32 at the 23rd event, when an
+        app opens its 20th conversation and the evidence is first judged. Read as it is, a quiz
+        maker whose teachers asked for changes after a fifth of their quizzes showed 0.09-0.18
+        there, fell between its pending evidence (which removes that weight) and the held one,
+        and was named in a campaign's cluster in that gap (product-negatives-h: 5-8 keys a draw).
+        Past the 60th event the two differ by under 5 %.
+
+        >>> from types import SimpleNamespace
+        >>> round(ProductEvidence().follow_up_share(SimpleNamespace(app_ew=0.136), 23), 2)
+        0.2
+        >>> ProductEvidence().follow_up_share(SimpleNamespace(app_ew=0.0), 1)
+        0.0
+        """
+        if events <= 1:
+            return float(st.app_ew)
+        return st.app_ew / (1.0 - (1.0 - self.config.alpha) ** (events - 1))
 
     def conversation_follow_up(self, st, conversation_id: str, turn_index: int, ts_ms: int, prompt: str) -> bool:
         """Record the turn in the key's conversation ring; True when it is a consistent
@@ -423,15 +445,20 @@ class ProductEvidence:
     def pending(self, st, event: RequestEvent) -> bool:
         """Whether this key's app or agent evidence is pending at ``event`` (after ``learn_one``
         and the key's count ``st.n``, this event included), before its ``app_pending_max_events``-th
-        event, on a mature account: its follow-ups reach ``app_pending_share`` and are a
-        person's (``app_min_person_share``), short of ``app_min_conversations`` conversations; or
-        its agent steps reach ``agent_pending_share`` on an organisation's account and the agent
-        evidence does not hold yet (``agent_min_conversations`` not opened, or the share not yet
-        there with the first event's weight counted).
+        event, on a mature account:
 
-        The follow-up share is ``app_ew`` without its first event's weight (a key's first
-        event opens a conversation, so at its 10th event the exponential average is still
-        60 % that first zero): the mean over the events since, as ``alpha`` weighs them.
+        - an organisation's key before its ``app_opening_events``-th event, each of whose events
+          opened a conversation of its own (an app's first users, before any could reply);
+        - its agent steps reach ``agent_pending_share`` on an organisation's account and the agent
+          evidence does not hold yet (``agent_min_conversations`` not opened, or the share not yet
+          there with the first event's weight counted);
+        - its follow-ups reach ``app_pending_share`` and are a person's (``app_min_person_share``),
+          and the app evidence does not hold (yet, or no longer: then it is pending only while
+          the share stays over that bar, which is the release's).
+
+        The follow-up share is ``follow_up_share``: ``app_ew`` without its first event's weight
+        (a key's first event opens a conversation, so at its 10th event the exponential average
+        is still 60 % that first zero).
 
         >>> from types import SimpleNamespace
         >>> import json
@@ -440,30 +467,48 @@ class ProductEvidence:
         ...                                 "api_key_id": "k", "account_id": "a", "org_id": "o", "model": "m",
         ...                                 "prompt": "why?",
         ...                                 "account": {"created_at": "2025-01-01T00:00:00Z"}}))
-        >>> st = SimpleNamespace(n=10, app_ew=0.16, convs=7.0, person_ew=0.6, agent_ew=0.0, agent_held=0.0)
+        >>> no_agent = dict(agent_ew=0.0, agent_held=0.0)
+        >>> st = SimpleNamespace(n=10, app_ew=0.16, app_held=0.0, convs=7.0, person_ew=0.6, **no_agent)
         >>> ProductEvidence().pending(st, event)  # 0.16 of which the first event's zero weighs 0.63: 0.4
         True
-        >>> no_agent = dict(agent_ew=0.0, agent_held=0.0)
-        >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=10.0, person_ew=0.5, **no_agent), event)
+        >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, app_held=0.0, convs=10.0, person_ew=0.5,
+        ...                                           **no_agent), event)
         False
-        >>> ProductEvidence().pending(SimpleNamespace(n=60, app_ew=0.4, convs=20.0, person_ew=0.6, **no_agent), event)
+
+        Its first requests, each opening a conversation of its own (an organisation's key):
+
+        >>> ProductEvidence().pending(SimpleNamespace(n=3, app_ew=0.0, app_held=0.0, convs=3.0, person_ew=0.5,
+        ...                                           **no_agent), event)
+        True
+
+        Judged at its 20th conversation at 0.13, short of the app's 0.2: pending until its 100th event.
+
+        >>> ProductEvidence().pending(SimpleNamespace(n=24, app_ew=0.09, app_held=0.0, convs=20.0, person_ew=0.6,
+        ...                                           **no_agent), event)
+        True
+        >>> ProductEvidence().pending(SimpleNamespace(n=60, app_ew=0.4, app_held=1.0, convs=40.0, person_ew=0.6,
+        ...                                           **no_agent), event)  # held: not pending
         False
 
         An agent's steps pending the same way, until its share holds (``agent_held``):
 
-        >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, convs=1.0, person_ew=0.0, agent_ew=0.3,
-        ...                                           agent_held=0.0), event)  # 0.3 / 0.63: 0.48
+        >>> ProductEvidence().pending(SimpleNamespace(n=10, app_ew=0.0, app_held=0.0, convs=1.0, person_ew=0.0,
+        ...                                           agent_ew=0.3, agent_held=0.0), event)  # 0.3 / 0.63: 0.48
         True
         """
         c = self.config
-        if st.n < 2 or st.n >= c.app_pending_max_events or not self._mature(event):
+        if st.n >= c.app_pending_max_events or not self._mature(event):
+            return False
+        if st.n < c.app_opening_events and st.convs >= st.n and event.org_id is not None:
+            return True  # each of its first requests opened a conversation: an app's first users
+        if st.n < 2:
             return False
         weight = 1.0 - (1.0 - c.alpha) ** (st.n - 1)
         if not st.agent_held and st.agent_ew / weight >= c.agent_pending_share and event.org_id is not None:
             return True  # an agent's steps, before its conversations or its share count
-        if st.convs >= c.app_min_conversations or st.person_ew < c.app_min_person_share:
+        if st.app_held or st.person_ew < c.app_min_person_share:
             return False
-        return st.app_ew / weight >= c.app_pending_share
+        return self.follow_up_share(st, int(st.n)) >= c.app_pending_share
 
     def exculpation(self, st, event: RequestEvent, template_share: float) -> list[dict]:
         """The reasons that cap this key's incident at info, first the kind
@@ -474,7 +519,7 @@ class ProductEvidence:
         c = self.config
         if kind == "app_conversations":
             # (its bar once held: it holds at app_follow_up_share, and is let go only under this)
-            evidence = [{"signal": "consistent_follow_up_share", "value": round(float(st.app_ew), 3),
+            evidence = [{"signal": "consistent_follow_up_share", "value": round(self.follow_up_share(st, int(st.n)), 3),
                          "baseline": c.app_release_share, "weight": None},
                         {"signal": "conversations_opened", "value": int(st.convs),
                          "baseline": c.app_min_conversations, "weight": None}]
