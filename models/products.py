@@ -62,11 +62,16 @@ the key's incident may open; its cluster (apps on one tutoring template link by 
 opens after a few events per key. A key on a mature account whose follow-ups are a person's
 and already half the app's share, but that has not yet opened ``app_min_conversations``
 conversations, is *pending*: its own
-incident waits until the evidence can be judged (the 20th conversation, at most its
+incident waits until the evidence can be judged (the 20th conversation; judged short of the
+app's share there but over half of it, until the share holds or its
 ``app_pending_max_events``-th event), and its link record counts as a product's, so a cluster
 of such keys opens at info and escalates as soon as one member's evidence fails. A sweep
 asks no follow-ups (pending never holds); one that fakes them at a person's pace in a
 person's words is what the evidence itself accepts, and pending only delays its judgment.
+An organisation's new key each of whose first requests opened a conversation of its own is
+pending too, until its ``app_opening_events``-th event: an app's first users, before any of
+them could reply. What that gives away, stated: a head on a mature organisation's account
+that opens a conversation per request is not named by its cluster over its first 9 requests.
 
 ``graded_batches``: a grading product (an auto-marker for schools, a reviewer of support
 answers) sends one frame, one question and its rubric around each submission of a batch, a
@@ -131,7 +136,7 @@ class ProductEvidenceConfig:
       at once) and a conversation idle for over half an hour is a new visit.
     - ``short_turn_chars`` 300: a user's follow-up ("why?", "and for b)?"), not a new item.
     - ``app_follow_up_share`` 0.2: share of all the key's recent events that are such
-      follow-ups (a homework app with follow-ups on about half its questions: 0.4-0.6; keys
+      follow-ups (``follow_up_share``: without the first event's weight) (a homework app with follow-ups on about half its questions: 0.4-0.6; keys
       that turned to a sweep, product-negatives stress stream: 0.05 or less when they alert).
     - ``app_release_share`` 0.1: once held, the app evidence is let go only under half the app's
       bar. The share is a mean over about 20-40 events and swings with an app's users: a quiz
@@ -159,6 +164,15 @@ class ProductEvidenceConfig:
       over a key's first handful of turns the share is a mean of a few (a homework app with
       follow-ups on 45 % of its turns showed 1 in 7 at its 8th event, and one member of its
       cluster without the evidence pages the cluster); a sweep sends none.
+    - ``app_opening_events`` 10: an organisation's key on a mature account each of whose first
+      requests opened a conversation of its own, as an app's first users do, is pending until
+      its 10th event, too early for a follow-up to show. A campaign whose frame opens as a quiz
+      maker's template does ("Create a quiz of 10 questions on the topic ...") linked the maker's
+      new keys into its cluster in lockstep at their first 1-5 requests, and the paging cluster
+      named them (stress stream product-negatives-h). A sweep sends no conversation ids, or
+      continues its own (agent loops, fabricated histories): it is not pending so. An
+      individual's account is not either: a proxy hydra's aged heads each opening a
+      conversation per request were (unwrapped +2000: key recall 0.993 -> 0.983 when it was).
     - ``app_pending_max_events`` 100: how long a pending key's incident may wait (twice the
       events a key needs to alert; an app with follow-ups on a third of its questions opens
       20 conversations in about 30 events, one with three turns a conversation in 60).

@@ -22,7 +22,7 @@ from .records import link_record_of
 from .scoring import ClusterFindings, account_alert, cluster_alert, incident_id
 
 _ALL_JUDGED = 1 << 62  # a link-values partition with nothing waiting (ClusterDetector.observe_progress)
-_TOTALS = 7  # the per-root running totals (ClusterDetector._totals)
+_TOTALS = 8  # the per-root running totals (ClusterDetector._totals)
 _NO_TOTALS = (0,) * _TOTALS
 
 
@@ -416,6 +416,7 @@ class ClusterDetector:
         events, suspicious = (stats.events, stats.suspicious) if core else (0, 0)
         ring_events = stats.key_events if ring else 0
         unexcused = named and not stats.product
+        shown = named and stats.product_shown
         root = self._find(key)
         totals = self._totals.setdefault(root, [0] * _TOTALS)
         totals[0] += core - stats.core
@@ -425,13 +426,14 @@ class ClusterDetector:
         totals[4] += ring - stats.ring
         totals[5] += ring_events - stats.ring_events
         totals[6] += unexcused - stats.unexcused
+        totals[7] += shown - stats.shown
         if ring != stats.ring:
             accounts = self._ring_accounts.setdefault(root, {})
             accounts[stats.account] = accounts.get(stats.account, 0) + (1 if ring else -1)
             if accounts[stats.account] <= 0:
                 del accounts[stats.account]
         stats.core, stats.named, stats.core_events, stats.core_suspicious = core, named, events, suspicious
-        stats.ring, stats.ring_events, stats.unexcused = ring, ring_events, unexcused
+        stats.ring, stats.ring_events, stats.unexcused, stats.shown = ring, ring_events, unexcused, shown
 
     def _incident_id(self, root: str, core: set[str], members: set[str]) -> str:
         """A new incident's id: the hour (``incident_grid_ms``) in which the earliest of its
@@ -466,7 +468,7 @@ class ClusterDetector:
         linked = self._members.get(root, {root})
         if len(linked) < c.min_keys:
             return None
-        n_core, events, suspicious, n_named, n_ring, ring_events, unexcused = self._totals.get(root, _NO_TOTALS)
+        n_core, events, suspicious, n_named, n_ring, ring_events, unexcused, shown = self._totals.get(root, _NO_TOTALS)
         previous = self._alerted.get(root)
         if not events and previous is not None:
             # An open incident whose core has left (its heads turned to ordinary traffic):
@@ -503,7 +505,12 @@ class ClusterDetector:
         if products_only:
             rank = 1
         now = max(ts_ms, self._clock)
-        if previous is not None and not self._update_due(root, previous, n_named, rank, now):
+        # The members its alert lists: a paging cluster leaves out those showing a product's
+        # evidence unless none would be left (_findings). Compared with the count its last alert
+        # listed: counted with them, every record of a cluster with excused members looked like
+        # growth and re-sent the alert (dev-s1: one incident sent 144 times instead of 31).
+        listed = n_named - shown if not products_only and shown < n_named else n_named
+        if previous is not None and not self._update_due(root, previous, listed, rank, now):
             return None
         found = self._findings(root, linked, share, suspicious, events, n_named, ring_accounts, paying_together,
                                excuse_products=not products_only)

@@ -43,6 +43,7 @@ class KeyStats:
     # a ProductStatus): a cluster of such keys only is held at info (scoring.product_cap).
     product: int = 0
     unexcused: bool = False  # counted in its cluster's totals as named without that evidence
+    shown: bool = False  # counted in its cluster's totals as named with a product's evidence shown
 
     @property
     def product_shown(self) -> bool:

@@ -428,3 +428,73 @@ def test_an_app_whose_follow_ups_dip_for_a_while_keeps_its_evidence_and_a_key_th
     turned = run(traffic + sweep(120, after, key="quiz", first=len(traffic)))
     assert worst(turned) == SEVERITY["critical"] and "exculpatory" not in {r["signal"] for r in turned[-1]["reasons"]}
 
+
+
+def _statuses(events, pipeline: KeyPipeline | None = None) -> list[tuple[int, float, float]]:
+    """(product status, app_ew, conversations) after each event of one key."""
+    pipeline, state, out = pipeline or KeyPipeline(), None, []
+    for offset, ev in enumerate(events):
+        result = pipeline.step(state, ev, offset)
+        state = result.state
+        st = decode_state(state)
+        out.append((int(result.product), st.app_ew, st.convs))
+    return out
+
+
+def test_an_app_judged_at_its_20th_conversation_short_of_the_bar_stays_pending_until_it_holds():
+    """A quiz maker whose teachers ask for changes after about a sixth of their first quizzes,
+    then a third: at its 20th conversation the raw average (its first event's zero still weighs
+    a third of it) reads under the app's 0.2. Judged on that, the key fell from pending to no
+    evidence there, and a campaign's cluster named it in that gap (product-negatives-h). Its
+    share without that weight is over the release bar: it stays pending, then holds."""
+    pattern = "-----f" * 4 + "--f" * 20
+    statuses = _statuses(quiz_traffic(pattern, seed=7))
+    at_20 = next(i for i, (_, _, convs) in enumerate(statuses) if convs >= 20)
+    assert statuses[at_20][1] < ProductEvidenceConfig().app_follow_up_share, "guard: the raw average is short"
+    assert all(status for status, _, _ in statuses[at_20:]), "pending from its 20th conversation until it holds"
+    assert statuses[-1][0] == 1, "the app's evidence holds in the end"
+    assert worst(run(quiz_traffic(pattern, seed=7))) <= SEVERITY["info"]
+
+
+def test_an_organisations_new_key_is_pending_while_each_of_its_first_requests_opens_a_conversation():
+    """Before any teacher could ask for a change, an organisation's new quiz key is pending (its
+    link record counts as a product's) until its 10th event; then the follow-ups must show."""
+    quizzes = quiz_traffic("-" * 12)
+    org = [event(i, datetime.fromtimestamp(ev.ts_ms / 1000, timezone.utc), ev.prompt, "quiz", usage=(40, 1500),
+                 conversation_id=ev.conversation_id, turn_index=0, org_id="org-school") for i, ev in enumerate(quizzes)]
+    statuses = [s for s, _, _ in _statuses(org)]
+    opening = ProductEvidenceConfig().app_opening_events
+    assert statuses[:opening - 1] == [2] * (opening - 1) and not any(statuses[opening - 1:])
+    # not an individual's account, not requests without conversations, not a claimed history
+    assert not any(s for s, _, _ in _statuses(quizzes))
+    bare = [event(i, datetime.fromtimestamp(ev.ts_ms / 1000, timezone.utc), ev.prompt, "quiz", usage=(40, 1500),
+                  org_id="org-school") for i, ev in enumerate(quizzes)]
+    assert not any(s for s, _, _ in _statuses(bare))
+    claimed = [event(i, datetime.fromtimestamp(ev.ts_ms / 1000, timezone.utc), ev.prompt, "quiz", usage=(40, 1500),
+                     conversation_id=f"c{i}", turn_index=3, org_id="org-school") for i, ev in enumerate(quizzes)]
+    assert not any(s for s, _, _ in _statuses(claimed))
+
+
+def test_a_quiz_makers_new_key_sending_a_campaigns_frame_in_lockstep_is_not_named_in_its_cluster():
+    """A hydra of young accounts harvests quizzes under a quiz maker's own template; the maker's
+    new key, on its organisation's account, sends the same frame in the same hour. The cluster
+    pages for the hydra's heads; the maker's key, pending, is not named. Guard: without the
+    opening rule it is."""
+    heads = [ev for h in range(6) for ev in sweep_in_frame(f"head{h}", 18, T0 + timedelta(minutes=h))]
+    maker = [event(i, T0 + timedelta(minutes=7 + 9 * i), QUIZ.format(topic=f"{TOPICS[i]} (class {i})"), "maker",
+                   usage=(40, 1500), conversation_id=f"maker-c{i}", turn_index=0, org_id="org-school")
+             for i in range(6)]
+    alerts = cluster_alerts(heads + maker)
+    assert alerts and max(SEVERITY[a["severity"]] for a in alerts) >= SEVERITY["warning"]
+    assert {f"head{h}" for h in range(6)} <= set(alerts[-1]["api_key_ids"])
+    assert all("maker" not in a["api_key_ids"] for a in alerts)
+    without = KeyPipeline()
+    without._products = ProductEvidence(ProductEvidenceConfig(app_opening_events=0))
+    assert any("maker" in a["api_key_ids"] for a in cluster_alerts(heads + maker, without))
+
+
+def sweep_in_frame(key: str, n: int, start: datetime) -> list[RequestEvent]:
+    """A hydra head on a two-day-old account: quizzes in the maker's template, a minute apart."""
+    return [event(i, start + timedelta(seconds=60 * i), QUIZ.format(topic=f"item {key}-{i} of the set"), key,
+                  account_age_days=2.0, usage=(40, 1500), payment_fingerprint="pf-hydra")
+            for i in range(n)]

@@ -238,7 +238,7 @@ def test_running_cluster_totals_match_a_recount_through_merges_and_evictions():
         r = rec(key, i, style=COT if rnd.random() < extraction else 0.0, head=rnd.randrange(400),
                 pf=f"pf{rnd.randrange(40)}" if rnd.random() < 0.05 else None, minutes=0.05,
                 output_tokens=rnd.choice((-1, 40, 700, 900)))
-        r.product = int(rnd.random() < 0.3)  # a key's product evidence comes and goes
+        r.product = (0, 0, 1, 2, 3)[int(rnd.random() * 5)]  # a key's product evidence comes and goes, held or pending
         before = len(det._totals)
         det.observe_link(r)
         merges += len(det._totals) < before
@@ -249,8 +249,9 @@ def test_running_cluster_totals_match_a_recount_through_merges_and_evictions():
             ring = [s for s in members if ring_member(s, det.config)]
             expected = [len(core), sum(s.events for s in core), sum(s.suspicious for s in core),
                         sum(named(s, det.config) for s in members), len(ring), sum(s.key_events for s in ring),
-                        sum(named(s, det.config) and not s.product for s in members)]
-            assert list(det._totals.get(root, [0] * 7)) == expected, (i, root)
+                        sum(named(s, det.config) and not s.product for s in members),
+                        sum(named(s, det.config) and s.product_shown for s in members)]
+            assert list(det._totals.get(root, [0] * 8)) == expected, (i, root)
             accounts = {}
             for s in ring:
                 accounts[s.account] = accounts.get(s.account, 0) + 1

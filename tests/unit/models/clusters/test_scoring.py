@@ -197,3 +197,21 @@ def test_a_mature_accounts_cluster_joined_by_other_products_stays_at_info():
     assert [r["signal"] for r in alerts[0]["reasons"]][-2:] == ["account_age_days", "severity_capped"]
     assert "b0" in alerts[-1]["api_key_ids"]
     assert "product_members" in {r["value"] for r in alerts[-1]["reasons"]}
+
+
+def test_an_incident_with_excused_members_is_re_sent_only_when_it_names_more_or_escalates():
+    """Its alert lists the members without a product's evidence; growth is judged on that
+    count. Judged on every member named, each product key that qualified after the incident
+    opened looked like growth and re-sent the same alert (dev-s1: one incident 144 times, not 31)."""
+    mature = T0 - 400 * DAY
+    heads = [dataclasses.replace(rec(f"head{k}", i, pf="pf-shared", account_created_ms=mature), product=0)
+             for i in range(10) for k in range(5)]
+    products = [dataclasses.replace(rec(f"app{k}", 12 + 2 * k + i, pf="pf-shared", account_created_ms=mature),
+                                    product=1) for i in range(10) for k in range(15)]
+    alerts = _one_cluster(heads + products)
+    assert alerts and alerts[-1]["severity"] == "critical"
+    assert set(alerts[-1]["api_key_ids"]) == {f"head{k}" for k in range(5)}
+    rank = {"info": 1, "warning": 2, "critical": 3}
+    for before, after in zip(alerts, alerts[1:]):
+        assert set(after["api_key_ids"]) > set(before["api_key_ids"]) or \
+            rank[after["severity"]] > rank[before["severity"]], (before["ts"], after["ts"])
