@@ -504,6 +504,13 @@ class ClusterDetector:
             products_only = len(evaluations) <= 1
         if products_only:
             rank = 1
+        elif previous is not None and shown >= n_named > 0:
+            # Raised for members without a product's evidence, every member named now shows one
+            # (a hydra's heads running agent loops are pending agents as a coding agent is): it
+            # has nobody to name who is not a product's, and an update would name them all,
+            # products included (stress-agent-harvest +1000: three coding agents at warning).
+            # The incident stays as last sent until a member's evidence fails.
+            return None
         now = max(ts_ms, self._clock)
         # The members its alert lists: a paging cluster leaves out those showing a product's
         # evidence unless none would be left (_findings). Compared with the count its last alert

@@ -171,15 +171,20 @@ def test_a_paging_cluster_does_not_name_the_members_whose_own_traffic_is_a_produ
 def test_an_incident_paged_before_its_members_show_product_evidence_keeps_paging():
     """The products-only cap holds a cluster at info from its start; an incident already paged
     is not capped later (its capped update would be an exculpated detection, recorded and not
-    sent: on-call would never learn how it went on)."""
+    sent: on-call would never learn how it went on). While every member shows a product's
+    evidence it has nobody to name who is not a product's, and sends nothing (an update would
+    have named them all); once their evidence fails, its updates page and name them."""
     mature = T0 - 400 * DAY
-    records = [dataclasses.replace(rec(f"k{k}", i, pf="pf-shared", account_created_ms=mature), product=int(i >= 4))
-               for i in range(40) for k in range(60)]
+    records = [dataclasses.replace(rec(f"k{k}", i, pf="pf-shared", account_created_ms=mature),
+                                   product=int(4 <= i < 20)) for i in range(40) for k in range(60)]
     alerts = _one_cluster(records)
     assert alerts[0]["severity"] == "critical"
-    late = [a for a in alerts if a["ts"] > "2026-02-01T00:04"]
-    assert late, "an update after every member carried the evidence"
-    assert {a["severity"] for a in late} == {"critical"}
+    first_named = set(alerts[0]["api_key_ids"])
+    shown = [a for a in alerts if "2026-02-01T00:04" < a["ts"] < "2026-02-01T00:20"]
+    assert all(set(a["api_key_ids"]) == first_named for a in shown), "no product member named while all show it"
+    late = [a for a in alerts if a["ts"] > "2026-02-01T00:20"]
+    assert late, "an update once the evidence failed"
+    assert {a["severity"] for a in late} == {"critical"} and len(late[-1]["api_key_ids"]) == 60
     assert not {r["signal"] for a in alerts for r in a["reasons"]} & {"exculpatory", "severity_capped"}
 
 
