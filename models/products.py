@@ -136,8 +136,9 @@ class ProductEvidenceConfig:
       at once) and a conversation idle for over half an hour is a new visit.
     - ``short_turn_chars`` 300: a user's follow-up ("why?", "and for b)?"), not a new item.
     - ``app_follow_up_share`` 0.2: share of all the key's recent events that are such
-      follow-ups (``follow_up_share``: without the first event's weight) (a homework app with follow-ups on about half its questions: 0.4-0.6; keys
-      that turned to a sweep, product-negatives stress stream: 0.05 or less when they alert).
+      follow-ups, read without the first event's weight (``follow_up_share``). A homework app
+      with follow-ups on about half its questions: 0.4-0.6; keys that turned to a sweep,
+      product-negatives stress stream: 0.05 or less when they alert.
     - ``app_release_share`` 0.1: once held, the app evidence is let go only under half the app's
       bar. The share is a mean over about 20-40 events and swings with an app's users: a quiz
       maker whose teachers ask for changes after a fifth of their quizzes ("make them harder")
@@ -310,7 +311,7 @@ class ProductEvidence:
         app opens its 20th conversation and the evidence is first judged. Read as it is, a quiz
         maker whose teachers asked for changes after a fifth of their quizzes showed 0.09-0.18
         there, fell between its pending evidence (which removes that weight) and the held one,
-        and was named in a campaign's cluster in that gap (product-negatives-h: 5-8 keys a draw).
+        and was named in a campaign's cluster in that gap (product-negatives-h: 2-3 keys a draw).
         Past the 60th event the two differ by under 5 %.
 
         >>> from types import SimpleNamespace
