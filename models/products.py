@@ -320,9 +320,14 @@ class ProductEvidence:
         >>> ProductEvidence().follow_up_share(SimpleNamespace(app_ew=0.0), 1)
         0.0
         """
+        return self._without_first_event(st.app_ew, events)
+
+    def _without_first_event(self, average: float, events: int) -> float:
+        """An exponential average started on a key's first event (``alpha``), over its ``events``
+        events so far, without that first event's weight: the mean of the events since."""
         if events <= 1:
-            return float(st.app_ew)
-        return st.app_ew / (1.0 - (1.0 - self.config.alpha) ** (events - 1))
+            return float(average)
+        return average / (1.0 - (1.0 - self.config.alpha) ** (events - 1))
 
     def conversation_follow_up(self, st, conversation_id: str, turn_index: int, ts_ms: int, prompt: str) -> bool:
         """Record the turn in the key's conversation ring; True when it is a consistent
@@ -518,8 +523,8 @@ class ProductEvidence:
             return True  # each of its first requests opened a conversation: an app's first users
         if st.n < 2:
             return False
-        weight = 1.0 - (1.0 - c.alpha) ** (st.n - 1)
-        if not st.agent_held and st.agent_ew / weight >= c.agent_pending_share and event.org_id is not None:
+        if not st.agent_held and self._without_first_event(st.agent_ew, int(st.n)) >= c.agent_pending_share \
+                and event.org_id is not None:
             return True  # an agent's steps, before its conversations or its share count
         if st.app_held or st.person_ew < c.app_min_person_share:
             return False

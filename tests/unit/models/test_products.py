@@ -429,7 +429,6 @@ def test_an_app_whose_follow_ups_dip_for_a_while_keeps_its_evidence_and_a_key_th
     assert worst(turned) == SEVERITY["critical"] and "exculpatory" not in {r["signal"] for r in turned[-1]["reasons"]}
 
 
-
 def _statuses(events, pipeline: KeyPipeline | None = None) -> list[tuple[int, float, float]]:
     """(product status, app_ew, conversations) after each event of one key."""
     pipeline, state, out = pipeline or KeyPipeline(), None, []
@@ -460,18 +459,20 @@ def test_an_organisations_new_key_is_pending_while_each_of_its_first_requests_op
     """Before any teacher could ask for a change, an organisation's new quiz key is pending (its
     link record counts as a product's) until its 10th event; then the follow-ups must show."""
     quizzes = quiz_traffic("-" * 12)
-    org = [event(i, datetime.fromtimestamp(ev.ts_ms / 1000, timezone.utc), ev.prompt, "quiz", usage=(40, 1500),
-                 conversation_id=ev.conversation_id, turn_index=0, org_id="org-school") for i, ev in enumerate(quizzes)]
+
+    def rebuilt(conversation=lambda i, ev: {}) -> list[RequestEvent]:
+        """The same quizzes on an organisation's account, each with ``conversation(i, ev)``'s fields."""
+        return [event(i, datetime.fromtimestamp(ev.ts_ms / 1000, timezone.utc), ev.prompt, "quiz", usage=(40, 1500),
+                      org_id="org-school", **conversation(i, ev)) for i, ev in enumerate(quizzes)]
+
+    org = rebuilt(lambda i, ev: {"conversation_id": ev.conversation_id, "turn_index": 0})
     statuses = [s for s, _, _ in _statuses(org)]
     opening = ProductEvidenceConfig().app_opening_events
     assert statuses[:opening - 1] == [2] * (opening - 1) and not any(statuses[opening - 1:])
     # not an individual's account, not requests without conversations, not a claimed history
     assert not any(s for s, _, _ in _statuses(quizzes))
-    bare = [event(i, datetime.fromtimestamp(ev.ts_ms / 1000, timezone.utc), ev.prompt, "quiz", usage=(40, 1500),
-                  org_id="org-school") for i, ev in enumerate(quizzes)]
-    assert not any(s for s, _, _ in _statuses(bare))
-    claimed = [event(i, datetime.fromtimestamp(ev.ts_ms / 1000, timezone.utc), ev.prompt, "quiz", usage=(40, 1500),
-                     conversation_id=f"c{i}", turn_index=3, org_id="org-school") for i, ev in enumerate(quizzes)]
+    assert not any(s for s, _, _ in _statuses(rebuilt()))
+    claimed = rebuilt(lambda i, ev: {"conversation_id": f"c{i}", "turn_index": 3})
     assert not any(s for s, _, _ in _statuses(claimed))
 
 
