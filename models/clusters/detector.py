@@ -513,10 +513,12 @@ class ClusterDetector:
             return None
         now = max(ts_ms, self._clock)
         # The members its alert lists: a paging cluster leaves out those showing a product's
-        # evidence unless none would be left (_findings). Compared with the count its last alert
-        # listed: counted with them, every record of a cluster with excused members looked like
-        # growth and re-sent the alert (dev-s1: one incident sent 144 times instead of 31).
-        listed = n_named - shown if not products_only and shown < n_named else n_named
+        # evidence (_findings; some member without it is left here: an incident all of whose
+        # members show it returned above, a new one is products_only or has a member without it).
+        # Compared with the count its last alert listed: counted with them, every record of a
+        # cluster with excused members looked like growth and re-sent the alert (dev-s1: one
+        # incident sent 144 times instead of 31).
+        listed = n_named if products_only else n_named - shown
         if previous is not None and not self._update_due(root, previous, listed, rank, now):
             return None
         found = self._findings(root, linked, share, suspicious, events, n_named, ring_accounts, paying_together,
