@@ -46,7 +46,7 @@ from distillguard.models.events import parse_event  # noqa: E402
 from distillguard.models.features import _STOP, _WORD, featurize, normalise_prompt  # noqa: E402
 
 FIRST = 16  # a key's first prompts: what the cohort detector sketches
-GROUP = 12  # a wave's floor of members (min_members)
+GROUP = 12  # a free-form wave's floor of members (min_members; item families: min_item_members, 8)
 PRIOR = 100.0  # prompts of ordinary traffic in every group's rates (profile_prior)
 
 

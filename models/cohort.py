@@ -19,7 +19,9 @@ What an attacker who reads this cannot easily change without giving up the harve
 * **the content family is the item's shape, not its wording**: the script it is written in
   and its kind (``member_family`` of ``content_family``). Rewording an item keeps its shape;
   changing the shape changes the data harvested;
-* **many such keys arrive in one family within days**: ``min_members`` or more (and
+* **many such keys arrive in one family within days**: ``min_members`` or more in a
+  free-form family, ``min_item_members`` in a family of an item's shape (options, an answer
+  label, math, code: few ordinary young users keep to one) (and
   ``baseline_ratio`` times the family's own rate of such keys outside incidents) whose first request
   fell within ``window_ms``, while ordinary young users of a family arrive a few a day and
   mostly chat (dev-s1: 23 young keys with 8+ requests of one family and long answers, over
@@ -86,7 +88,7 @@ requests; re-sent (an update, never a new page) as members join. Severity is ``w
 (no text: a family code, an item hash and a SimHash, see ``LinkRecord``); bounded in keys,
 families, members and items.
 
->>> det = CohortDetector(min_members=3, min_key_events=4)
+>>> det = CohortDetector(min_members=3, min_item_members=3, min_key_events=4)
 >>> from distillguard.models.clusters import LinkRecord
 >>> day = 86_400_000
 >>> alerts = []
@@ -492,7 +494,8 @@ class CohortDetector:
     def __init__(self, *, young_ms: int = YOUNG_MS, min_key_events: int = 8, max_key_events: int = MAX_KEY_EVENTS,
                  min_family_share: float = 0.75, min_free_form_share: float = 0.9,
                  min_item_length_share: float = 0.5, min_harvest_tokens: int = MIN_HARVEST_TOKENS,
-                 min_members: int = 12, min_content_affinity: float = 0.25, sketch_events: int = 32,
+                 min_members: int = 12, min_item_members: int = 8, min_content_affinity: float = 0.25,
+                 sketch_events: int = 32,
                  profile_prior: float = 100.0, background_size: int = 1 << 16,
                  background_key_events: int = FIRST_KEY_EVENTS,
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
@@ -518,6 +521,14 @@ class CohortDetector:
         self.min_item_length_share = min_item_length_share
         self.min_harvest_tokens = min_harvest_tokens
         self.min_members = min_members
+        # A family of an item's shape (options, an answer label, math, code) takes a smaller wave
+        # than a free-form one: few ordinary young users keep to such items, and the sealed
+        # adaptive stream's campaigns average about 12 keys. At 12 everywhere a cohort of 8-11
+        # made no wave (content-cohort-b +1000: a styled 20-key campaign named by 3 keys; by 17
+        # at 8); at 8 everywhere, chance groups of casual young users made free-form waves
+        # (fabricated-conversations-b +1000, -c +1000, obfuscated-b +2000: 3-4 casual keys named
+        # at warning each).
+        self.min_item_members = min_item_members
         # 0.25 nats a prompt: a 10-request member's prompts are e**2.5 (~12) times likelier under
         # the wave's profile than under ordinary traffic's; an outsider's expected ratio is below
         # 0, and the 64 bits are not independent (the ratio overstates), hence the margin.
@@ -912,6 +923,11 @@ class CohortDetector:
                     fam.mature_ordinary = [n // 2 for n in fam.mature_ordinary]
                     fam.mature_ordinary_total //= 2
 
+    def _wave_floor(self, family: int) -> int:
+        """The fewest young members that make a wave in ``family`` (a member family): free-form
+        is the shape of ordinary chat, so it needs more than an item's shape does."""
+        return self.min_members if _is_free_form(family) else self.min_item_members
+
     def _mature_wave(self, family: int, fam: _Family, cand: _Candidate) -> list[dict]:
         """Open an incident of mature members alone: more accounts than ``min_members`` and
         than ``baseline_ratio`` times the family's history of mature members began within a
@@ -1167,14 +1183,15 @@ class CohortDetector:
         # judged as young ones for their beat (_on_beat) count toward a wave of members on a
         # beat only (below).
         promoted = {k for k in wave if (member := self._keys.get(k)) is not None and member.on_beat}
-        young_wave = len(wave) - len(promoted) >= max(self.min_members, self.baseline_ratio * self._baseline(fam, fam.quiet))
+        floor = self._wave_floor(family)
+        young_wave = len(wave) - len(promoted) >= max(floor, self.baseline_ratio * self._baseline(fam, fam.quiet))
         # Or a wave of members on a timer's beat, more than the family's history of such: its
         # ordinary young users write at a person's pace (stress-unwrapped +2000: a busy
         # free-form family's 45 quiet members hid a hydra's heads, each on its rotation's beat).
         # Such a wave is of its members on a beat only: the people of the family beside it, a
         # quick session of chat among them, are not named in it.
         beat = [k for k in wave if (member := self._keys.get(k)) is not None and self._keeps_beat(member)]
-        beat_wave = len(beat) >= max(self.min_members, self.baseline_ratio * self._baseline(fam, fam.quiet_beat))
+        beat_wave = len(beat) >= max(floor, self.baseline_ratio * self._baseline(fam, fam.quiet_beat))
         if not young_wave and not beat_wave:
             return []
         alerts = []
@@ -1187,12 +1204,12 @@ class CohortDetector:
             # (judged once: the wave holds every member on a beat)
             fitting = [k for k in (wave if young_wave else beat) if self._content_fits(family, fam, k)]
             members, beat_only = [], False
-            if young_wave and len(fitting) - len(promoted.intersection(fitting)) >= self.min_members:
+            if young_wave and len(fitting) - len(promoted.intersection(fitting)) >= floor:
                 members = fitting  # (fewer: a burst of young users with nothing in common but the family)
             elif beat_wave:
                 on_beat = set(beat)
                 members, beat_only, wave = [k for k in fitting if k in on_beat], True, beat
-            if len(members) < self.min_members:
+            if len(members) < floor:
                 return alerts
             if self._overlap(members) > self.max_overlap:
                 return alerts  # many keys re-sending one set: an evaluation or a popular benchmark

@@ -128,7 +128,7 @@ def test_young_keys_splitting_one_item_set_raise_one_cohort_incident_naming_ever
 def test_the_cohort_is_found_by_nothing_else():
     # Guard on the test above: the keys are plain and unlinked, so the cluster detector's own
     # linking never names them (what the cohort detector is for).
-    alerts = replay(sweep(30, 20), ClusterDetector(cohort=CohortDetector(min_members=10_000)))
+    alerts = replay(sweep(30, 20), ClusterDetector(cohort=CohortDetector(min_members=10_000, min_item_members=10_000)))
     assert not alerts
 
 
@@ -146,7 +146,7 @@ def test_what_is_not_a_content_cohort(case, age_days):
         "short answers": lambda: sweep(30, 20, output_tokens=3, **kw),  # an evaluation wants the letter
         "one item set re-sent by every key": lambda: sweep(30, 20, shared_items=True, **kw),
         "ordinary chat": lambda: sweep(30, 20, items=chat, **kw),  # short prose: the family of most chat
-        "too few members": lambda: sweep(11, 20, **kw),
+        "too few members": lambda: sweep(7, 20, **kw),  # (an item family: min_item_members 8)
         "too few requests each": lambda: sweep(30, 7, **kw),
     }[case]()
     assert not cohort_alerts(replay(raws))
@@ -480,14 +480,33 @@ def test_ordinary_users_after_a_wave_are_not_named_in_its_incident():
 
 
 def test_a_family_busy_with_ordinary_young_users_needs_a_bigger_wave():
-    # A week of 10 ordinary young users per window (under min_members), then 14 in one window:
+    # A week of 10 ordinary young users per window (under the floor, here 12), then 14 in one window:
     # ordinary for this family (its baseline: 3 x 10 per window), no incident. The same 14
     # in a quiet family are a wave.
-    busy = CohortDetector(min_members=12)
+    busy = CohortDetector(min_item_members=12)
     assert not _members(busy, range(35), 4.8, T0, prefix="u", steady=False)
     assert not _members(busy, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w", steady=False)
-    quiet = CohortDetector(min_members=12)
+    quiet = CohortDetector(min_item_members=12)
     assert _members(quiet, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w", steady=False)
+
+
+def test_a_small_cohort_in_a_quiet_item_family_is_a_wave():
+    # The sealed adaptive stream's campaigns average about 12 keys: a floor of 12 let cohorts of
+    # 8-11 through. In a family of an item's shape (options here) 9 members in a quiet family
+    # within the window are a wave; 7 are not.
+    small = CohortDetector()
+    found = _members(small, range(9), 3.0, T0, prefix="w", steady=False)
+    assert found and set(found[-1]["api_key_ids"]) == {f"w{k}" for k in range(9)}
+    assert not _members(CohortDetector(), range(7), 3.0, T0, prefix="w", steady=False)
+
+
+def test_a_free_form_family_keeps_the_larger_floor():
+    # Free-form is the shape of ordinary chat: chance groups of 8-11 casual young keys made
+    # waves there at the item floor (fabricated-conversations-b +1000, -c +1000, obfuscated-b
+    # +2000: 3-4 casual keys named at warning each). 10 sweepers are no wave; 13 are.
+    assert not cohort_alerts(replay(free_form_wave(sweepers=10)))
+    found = cohort_alerts(replay(free_form_wave(sweepers=13)))
+    assert found and found[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(13)]
 
 
 def test_a_wave_on_a_timers_beat_stands_out_in_a_family_busy_with_people():
@@ -496,7 +515,7 @@ def test_a_wave_on_a_timers_beat_stands_out_in_a_family_busy_with_people():
     # (stress-unwrapped +2000: a hydra's young heads, on its rotation's beat, hid among a
     # free-form family's 45 ordinary young users.) Were its users on a beat too, they are the
     # family's history of paced members, and 14 more are no wave.
-    busy = CohortDetector(min_members=12)
+    busy = CohortDetector(min_item_members=12)
     assert not _members(busy, range(35), 4.8, T0, prefix="u", steady=False)
     found = _members(busy, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w", steady=True)
     # and people in a quick session (most gaps under a minute, bursty) while it runs
@@ -504,7 +523,7 @@ def test_a_wave_on_a_timers_beat_stands_out_in_a_family_busy_with_people():
     assert found and set(found[-1]["api_key_ids"]) == {f"w{k}" for k in range(14)}
     assert busy._keys["q0"].at_machine_rate()  # machine-paced, and no beat: not named in this wave
     assert {r["signal"]: r["value"] for r in found[-1]["reasons"]}["linked_by"].startswith("content and pace")
-    paced_users = CohortDetector(min_members=12)
+    paced_users = CohortDetector(min_item_members=12)
     assert not _members(paced_users, range(35), 4.8, T0, prefix="u", steady=True)
     assert not _members(paced_users, range(14), 3.0, T0 + 7 * DAY_MS + 3_600_000, prefix="w", steady=True)
 
