@@ -376,7 +376,7 @@ class ProductEvidence:
         c = self.config
         if not self._mature(event):
             return None
-        if st.app_held:
+        if st.app_held and event.org_id is not None:
             return "app_conversations"
         if st.agent_held and event.org_id is not None:
             return "agent_loops"
@@ -398,6 +398,28 @@ class ProductEvidence:
         c = self.config
         return (event.org_id is not None and event.tier in c.verified_tiers and event.account_created_ms is not None
                 and event.ts_ms - event.account_created_ms >= c.eval_min_account_age_days * DAY_MS)
+
+    def unverified_app(self, st, event: RequestEvent) -> bool:
+        """Whether this key shows an app's conversations (``app_held``) on a mature account of no
+        organisation: its incident is capped at info and *sent* (``unverified_app_reasons``), not
+        held as an exculpated detection. A product that serves end users is a business's; a
+        sweep dressed as a tutoring app on bought aged accounts of individuals (the commodity a
+        hydra is built from: stress stream app-mimic) showed every follow-up the evidence counts
+        and was held silently."""
+        return bool(st.app_held) and event.org_id is None and self._mature(event)
+
+    def unverified_app_reasons(self, st, event: RequestEvent) -> list[dict]:
+        """The reasons of an incident held at info by an app's conversations on an account of no
+        organisation, first: the key's consistent follow-up share (against the share that keeps
+        the evidence), the conversations it opened, the account (no organisation) and its age.
+        Not exculpatory: the alert is sent, at info, never a page."""
+        c = self.config
+        return [{"signal": "unverified_app_conversations", "value": round(self.follow_up_share(st, int(st.n)), 3),
+                 "baseline": c.app_release_share, "weight": None},
+                {"signal": "conversations_opened", "value": int(st.convs), "baseline": c.app_min_conversations,
+                 "weight": None},
+                {"signal": "account_organisation", "value": None, "baseline": None, "weight": None},
+                _account_age_reason(event, c.min_account_age_days)]
 
     def evaluation_pending(self, st, event: RequestEvent) -> bool:
         """Whether this key may be an evaluation whose re-run has not come yet (after

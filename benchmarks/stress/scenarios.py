@@ -15,7 +15,7 @@ stream; nothing here may key on what the detector looks for.
 Kinds: ``ml_campaign``, ``ml_casual`` (multilingual); ``obfuscated_campaign``;
 ``fabricated_conv``, ``multi_turn_users``; ``content_cohort``; ``harvest_plain``;
 ``homework_app``, ``editor_app``, ``coding_agent``, ``grading_app``, ``quiz_app``, ``eval_company``, ``longform_service``, ``turned_mature`` (products), ``eval_mimic``
-(a harvest dressed as an evaluation); ``agent_harvest`` (tool-use traces harvested by agent loops).
+(a harvest dressed as an evaluation); ``app_mimic`` (a sweep dressed as a homework app); ``agent_harvest`` (tool-use traces harvested by agent loops).
 """
 from __future__ import annotations
 
@@ -1118,6 +1118,57 @@ def gen_eval_mimic(b, name, spec, R):
                 again = R.sample(mine, max(1, int(len(mine) * R.uniform(*spec.get("rerun_share", [0.1, 0.3])))))
                 later = ms._sweep_times(b, R, spec, len(again), start=times[-1] + DAY_MS)
                 send(again, later, R.choice([m for m in models if m != model] or models))
+
+
+@register("app_mimic")
+def gen_app_mimic(b, name, spec, R):
+    """A sweep dressed as a homework app by an attacker who has read ``models/products.py``
+    (written 2026-12-06 after the app evidence, not used to tune it): each head a key on a
+    bought account ``account_age_days`` old (an organisation's on ``org_p`` of them), a tutoring
+    app's own frame (``TUTOR_SYSTEMS`` or ``TUTOR_TEMPLATES``) around its slice of one item
+    family, each item opening a conversation of its own, and a person's follow-up
+    (``FOLLOW_UPS``: "why?", "I don't get the second step") after ``follow_up_p`` of them,
+    ``follow_up_gap_s`` after the item: every follow-up the app evidence counts (a conversation
+    the key opened, a person's pace, a person's few words), and one more long answer harvested.
+    The conversations interleave, so a head runs at the pace of ``interval_s`` whatever a
+    person's is. Heads share no network, client or payment method."""
+    for camo in ms.camo_flags(b, R, spec):
+        scen = name + ("_camo" if camo else "")
+        ci = b.new_campaign(scen, camo)
+        heads = draw_num(R, spec.get("keys", [1, 6]))
+        n = draw_num(R, spec["events"])
+        pools = attack_pools(b, corpora=[R.choice(spec.get("families") or sorted({p.corpus for p in b.C.attack}))])
+        recs = walk(R, pools, n * heads, draw_num(R, spec.get("per_group", [50, 500])), spill=b.C.attack)
+        use_system = R.random() < 0.5
+        system = R.choice(TUTOR_SYSTEMS) if use_system else None
+        template = None if use_system else R.choice(TUTOR_TEMPLATES)
+        follow_up_p = R.uniform(*spec.get("follow_up_p", [0.3, 0.6]))
+        out_median = R.uniform(*spec.get("answer_tokens", [400.0, 1200.0]))
+        for h in range(heads):
+            mine = recs[h * n:(h + 1) * n]
+            prof, pstyle, model = attack_identity(b, R, spec, camo)
+            times = ms._sweep_times(b, R, spec, len(mine))
+            org = R.random() < spec.get("org_p", 0.5)
+            tiers = spec.get("org_tiers" if org else "tiers", [["tier2", 0.5], ["tier3", 0.5]])
+            acc = b.new_account(R, times[0], "benign" if camo else "attack", tier=wchoice(R, tiers),
+                                org_p=1.0 if org else 0.0,
+                                created=times[0] - int(R.uniform(*spec.get("account_age_days", [60, 700])) * DAY_MS))
+            key = b.new_key(scen, "attack", ci, acc, "app_mimic")
+            key.attack_from = times[0] - times[0] % 1000
+            ep = b.endpoint(R, prof["kind"])
+            style = b.vary(R, pstyle) if camo else pstyle
+            for (text, _ans, _g), ts in zip(mine, times):
+                cid = "conv_" + hexid(R, 64)
+                prompt = fill(template, text) if template else text
+                _, used = b.emit(R, key, ts, prompt, params=style, model=model, endpoint=ep, client=b.client(R, prof),
+                                 system=system, conv=cid, turn=0, attack=True, out_median=out_median)
+                turn, at = 1, ts
+                while R.random() < (follow_up_p if turn == 1 else spec.get("more_p", 0.3)) and turn < 4:
+                    at += int(R.uniform(*spec.get("follow_up_gap_s", [8.0, 300.0])) * 1000)
+                    _, more = b.emit(R, key, at, R.choice(FOLLOW_UPS), params=style, model=model, endpoint=ep,
+                                     client=b.client(R, prof), system=system, conv=cid, turn=turn, attack=True,
+                                     out_median=out_median * 0.6, hist=used)
+                    used, turn = used + more, turn + 1
 
 
 LONGFORM_TEMPLATES = [

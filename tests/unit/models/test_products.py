@@ -5,7 +5,9 @@ import json
 import random
 from datetime import datetime, timedelta, timezone
 
+from distillguard.contracts.alert import is_exculpated
 from distillguard.models import pipeline as pipeline_module
+from distillguard.models.constants import ProductStatus
 from distillguard.models.detectors import ConversationClaims
 from distillguard.models.events import RequestEvent, parse_event
 from distillguard.models.pipeline import KeyPipeline, decode_state
@@ -43,11 +45,14 @@ def event_doc(i: int, ts: datetime, prompt: str, key: str = "app", account_age_d
 
 
 def app_traffic(conversations: int, key: str = "app", account_age_days: float | None = 400.0,
-                gap_s: float = 40.0, opened_by_key: bool = True, seed: int = 1, build=event) -> list[RequestEvent]:
+                gap_s: float = 40.0, opened_by_key: bool = True, seed: int = 1, build=event,
+                organisation: bool = True) -> list[RequestEvent]:
     """A homework app: each student's question in the wrapper (long answer), then short
     follow-ups ``gap_s`` apart on the same conversation; a new student a few minutes later.
-    ``build``: ``event_doc`` for the records themselves."""
+    ``build``: ``event_doc`` for the records themselves. ``organisation``: the account is an
+    organisation's (an app is a business's), else an individual's."""
     rng, ts, events = random.Random(seed), T0, []
+    org = {"org_id": f"org-{key}"} if organisation else {}
     for c in range(conversations):
         q = f"{rng.choice(TOPICS)} (worksheet {c}, question {rng.randint(1, 40)})"
         cid = f"conv-{key}-{c}"
@@ -57,7 +62,7 @@ def app_traffic(conversations: int, key: str = "app", account_age_days: float | 
             # this key never opened
             turn = t if opened_by_key else t + 1
             events.append(build(len(events), ts, prompt, key, account_age_days, conversation_id=cid,
-                                turn_index=turn))
+                                turn_index=turn, **org))
             ts += timedelta(seconds=gap_s * rng.uniform(0.8, 1.5))
         ts += timedelta(minutes=rng.uniform(2, 20))
     return events
@@ -282,7 +287,8 @@ def three_turn_app(conversations: int, key: str = "app", seed: int = 5, pf: str 
         turns = [WRAPPER.format(q=f"{rng.choice(TOPICS)} (worksheet {c}, question {rng.randint(1, 40)})")]
         turns += [rng.choice(FOLLOW_UPS) for _ in range(rng.randint(2, 3))]
         for t, prompt in enumerate(turns):
-            events.append(build(len(events), ts, prompt, key, 400.0, conversation_id=cid, turn_index=t))
+            events.append(build(len(events), ts, prompt, key, 400.0, conversation_id=cid, turn_index=t,
+                                org_id=f"org-{key}"))
             ts += timedelta(seconds=40 * rng.uniform(0.8, 1.5))
         ts += timedelta(minutes=rng.uniform(2, 20))
     return events
@@ -398,7 +404,7 @@ def quiz_traffic(pattern: str, key: str = "quiz", seed: int = 3, start: datetime
             turns.append("make them a bit harder")
         for t, prompt in enumerate(turns):
             events.append(event(len(events), ts, prompt, key, usage=(40, 1500 if t == 0 else 900), conversation_id=cid,
-                                turn_index=t))
+                                turn_index=t, org_id=f"org-{key}"))
             ts += timedelta(seconds=rng.uniform(50, 90))
         ts += timedelta(minutes=rng.uniform(2, 10))
     return events
@@ -460,17 +466,19 @@ def test_an_organisations_new_key_is_pending_while_each_of_its_first_requests_op
     link record counts as a product's) until its 10th event; then the follow-ups must show."""
     quizzes = quiz_traffic("-" * 12)
 
-    def rebuilt(conversation=lambda i, ev: {}) -> list[RequestEvent]:
-        """The same quizzes on an organisation's account, each with ``conversation(i, ev)``'s fields."""
+    def rebuilt(conversation=lambda i, ev: {}, org_id: str | None = "org-school") -> list[RequestEvent]:
+        """The same quizzes on an organisation's account (``org_id``; None: an individual's), each
+        with ``conversation(i, ev)``'s fields."""
         return [event(i, datetime.fromtimestamp(ev.ts_ms / 1000, timezone.utc), ev.prompt, "quiz", usage=(40, 1500),
-                      org_id="org-school", **conversation(i, ev)) for i, ev in enumerate(quizzes)]
+                      org_id=org_id, **conversation(i, ev)) for i, ev in enumerate(quizzes)]
 
-    org = rebuilt(lambda i, ev: {"conversation_id": ev.conversation_id, "turn_index": 0})
+    opened = lambda i, ev: {"conversation_id": ev.conversation_id, "turn_index": 0}  # noqa: E731
+    org = rebuilt(opened)
     statuses = [s for s, _, _ in _statuses(org)]
     opening = ProductEvidenceConfig().app_opening_events
     assert statuses[:opening - 1] == [2] * (opening - 1) and not any(statuses[opening - 1:])
     # not an individual's account, not requests without conversations, not a claimed history
-    assert not any(s for s, _, _ in _statuses(quizzes))
+    assert not any(s for s, _, _ in _statuses(rebuilt(opened, org_id=None)))
     assert not any(s for s, _, _ in _statuses(rebuilt()))
     claimed = rebuilt(lambda i, ev: {"conversation_id": f"c{i}", "turn_index": 3})
     assert not any(s for s, _, _ in _statuses(claimed))
@@ -499,3 +507,27 @@ def sweep_in_frame(key: str, n: int, start: datetime) -> list[RequestEvent]:
     return [event(i, start + timedelta(seconds=60 * i), QUIZ.format(topic=f"item {key}-{i} of the set"), key,
                   account_age_days=2.0, usage=(40, 1500), payment_fingerprint="pf-hydra")
             for i in range(n)]
+
+
+def test_an_apps_conversations_on_an_individuals_account_are_sent_at_info_not_held():
+    """A product that serves end users is a business's. On an individual's aged account (what a
+    hydra buys by the thousand) the same conversations cap the incident at info, but the alert
+    is sent, saying so, instead of being held as an exculpated detection: a sweep dressed as a
+    tutoring app there (stress stream app-mimic) was held silently."""
+    business = run(app_traffic(150))
+    assert worst(business) == SEVERITY["info"] and all(is_exculpated(a) for a in business)
+    individual = run(app_traffic(150, organisation=False))
+    assert individual and worst(individual) == SEVERITY["info"]
+    assert not any(is_exculpated(a) for a in individual), "sent: on-call sees it on the dashboard"
+    reasons = {r["signal"]: r["value"] for r in individual[0]["reasons"]}
+    assert individual[0]["reasons"][0]["signal"] == "unverified_app_conversations"
+    assert reasons["unverified_app_conversations"] >= ProductEvidenceConfig().app_release_share
+    assert reasons["conversations_opened"] >= 20 and "account_organisation" in reasons
+    assert reasons["account_age_days"] >= 30
+    # its link record does not count as a product's: a cluster it shares names it
+    statuses = [status for status, _, _ in _statuses(app_traffic(150, organisation=False))]
+    assert int(ProductStatus.HOLDS) not in statuses
+    # and it is no free pass either: turned to a sweep, it pages
+    app = app_traffic(150, organisation=False)
+    after = datetime.fromtimestamp(app[-1].ts_ms / 1000, timezone.utc) + timedelta(hours=1)
+    assert worst(run(app + sweep(300, after, first=len(app)))) == SEVERITY["critical"]
