@@ -946,7 +946,7 @@ class KeyPipeline:
             # an app's evidence still counting its conversations: the incident waits until it
             # can be judged (a bounded wait, models.products), not opened to be capped later
             return None
-        elif level > 1 and self._products.unverified_app(st, event):
+        elif level and self._products.unverified_app(st, event):
             # an app's conversations on an individual's account: at info, sent, never a page
             # (a product serving end users is a business's; models.products)
             level = 1

@@ -11,7 +11,15 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     ``human_gap_s`` after that conversation's previous turn, and is short. A conversation id
     and a turn index are claims a client sets for free; a stream in which a large share of
     all requests are such follow-ups, over dozens of conversations, is not: every one of
-    them is a request spent on "why?" instead of a new item.
+    them is a request spent on "why?" instead of a new item. It holds (an exculpated
+    detection, recorded, not sent) only on an organisation's account: a product serving end
+    users is a business's. On an individual's account the same conversations cap the incident
+    at info and the alert is sent (``unverified_app``): a sweep dressed as a tutoring app, each
+    item its own conversation and a "why?" after a share of them (a long answer harvested
+    too), pays nothing for the follow-ups, and bought aged accounts of individuals are what a
+    hydra is made of (stress stream app-mimic: held silently, 11 of its 38 heads unnamed).
+    What it still gives away, stated: the same on a bought aged *organisation's* account is
+    held at info, unsent.
 ``templated_transformation``
     One fixed frame around material the model transforms (translation, summarisation,
     rewriting): the answer is about the size of the input or smaller. A harvest asks short
