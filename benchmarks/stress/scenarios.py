@@ -1074,6 +1074,18 @@ def gen_eval_company(b, name, spec, R):
                            endpoint=b.endpoint(R, prof["kind"]), client=b.client(R, prof), out_median=out_median)
 
 
+def _headed_campaign(b, name, spec, R, camo, heads_default):
+    """A campaign of several heads over one item family: (scenario name, campaign, heads, events
+    a head, the records of every head in turn: ``events`` each, walked ``per_group`` at a time)."""
+    scen = name + ("_camo" if camo else "")
+    ci = b.new_campaign(scen, camo)
+    heads = draw_num(R, spec.get("keys", heads_default))
+    n = draw_num(R, spec["events"])
+    pools = attack_pools(b, corpora=[R.choice(spec.get("families") or sorted({p.corpus for p in b.C.attack}))])
+    recs = walk(R, pools, n * heads, draw_num(R, spec.get("per_group", [50, 500])), spill=b.C.attack)
+    return scen, ci, heads, n, recs
+
+
 @register("eval_mimic")
 def gen_eval_mimic(b, name, spec, R):
     """A harvest dressed as an evaluation by an attacker who has read ``models/products.py``
@@ -1086,12 +1098,7 @@ def gen_eval_mimic(b, name, spec, R):
     set (it cannot tell which of its items the keyed sample holds). Heads share no network,
     client or payment method."""
     for camo in ms.camo_flags(b, R, spec):
-        scen = name + ("_camo" if camo else "")
-        ci = b.new_campaign(scen, camo)
-        heads = draw_num(R, spec.get("keys", [1, 4]))
-        n = draw_num(R, spec["events"])
-        pools = attack_pools(b, corpora=[R.choice(spec.get("families") or sorted({p.corpus for p in b.C.attack}))])
-        recs = walk(R, pools, n * heads, draw_num(R, spec.get("per_group", [50, 500])), spill=b.C.attack)
+        scen, ci, heads, n, recs = _headed_campaign(b, name, spec, R, camo, [1, 4])
         template = R.choice(EVAL_COT_WRAPPERS)
         out_median = R.uniform(*spec.get("answer_tokens", [400.0, 1200.0]))
         models = [m for m, _w in b.cfg["models"]["benign"]]
@@ -1133,12 +1140,7 @@ def gen_app_mimic(b, name, spec, R):
     The conversations interleave, so a head runs at the pace of ``interval_s`` whatever a
     person's is. Heads share no network, client or payment method."""
     for camo in ms.camo_flags(b, R, spec):
-        scen = name + ("_camo" if camo else "")
-        ci = b.new_campaign(scen, camo)
-        heads = draw_num(R, spec.get("keys", [1, 6]))
-        n = draw_num(R, spec["events"])
-        pools = attack_pools(b, corpora=[R.choice(spec.get("families") or sorted({p.corpus for p in b.C.attack}))])
-        recs = walk(R, pools, n * heads, draw_num(R, spec.get("per_group", [50, 500])), spill=b.C.attack)
+        scen, ci, heads, n, recs = _headed_campaign(b, name, spec, R, camo, [1, 6])
         use_system = R.random() < 0.5
         system = R.choice(TUTOR_SYSTEMS) if use_system else None
         template = None if use_system else R.choice(TUTOR_TEMPLATES)
