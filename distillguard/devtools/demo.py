@@ -74,6 +74,9 @@ def run_demo(*, data_dir: Path, broker_kind: str = "tansu", forever: bool = Fals
                     if target > time.monotonic():
                         time.sleep(target - time.monotonic())
             producer.flush(15)
+            # Destroyed now, while the broker runs: left to the interpreter's exit, librdkafka
+            # reconnected to the broker already stopped and printed "Connection refused".
+            del producer
             out.write(f"\nproduced {len(records)} records ({len(bad_records())} bad) in "
                       f"{time.monotonic() - started:.1f}s; waiting for the worker to catch up ...\n")
             deadline = time.monotonic() + 60
