@@ -421,13 +421,19 @@ class ProductEvidence:
         organisation, first: the key's consistent follow-up share (against the share that keeps
         the evidence), the conversations it opened, the account (no organisation) and its age.
         Not exculpatory: the alert is sent, at info, never a page."""
+        return [*self._app_evidence(st, "unverified_app_conversations"),
+                {"signal": "account_organisation", "value": None, "baseline": None, "weight": None},
+                _account_age_reason(event, self.config.min_account_age_days)]
+
+    def _app_evidence(self, st, share_signal: str) -> list[dict]:
+        """An app's evidence as reasons: its consistent follow-up share (as ``share_signal``)
+        against the bar that keeps it once held, and the conversations it opened."""
         c = self.config
-        return [{"signal": "unverified_app_conversations", "value": round(self.follow_up_share(st, int(st.n)), 3),
+        # (its bar once held: it holds at app_follow_up_share, and is let go only under this)
+        return [{"signal": share_signal, "value": round(self.follow_up_share(st, int(st.n)), 3),
                  "baseline": c.app_release_share, "weight": None},
                 {"signal": "conversations_opened", "value": int(st.convs), "baseline": c.app_min_conversations,
-                 "weight": None},
-                {"signal": "account_organisation", "value": None, "baseline": None, "weight": None},
-                _account_age_reason(event, c.min_account_age_days)]
+                 "weight": None}]
 
     def evaluation_pending(self, st, event: RequestEvent) -> bool:
         """Whether this key may be an evaluation whose re-run has not come yet (after
@@ -568,11 +574,7 @@ class ProductEvidence:
             return []
         c = self.config
         if kind == "app_conversations":
-            # (its bar once held: it holds at app_follow_up_share, and is let go only under this)
-            evidence = [{"signal": "consistent_follow_up_share", "value": round(self.follow_up_share(st, int(st.n)), 3),
-                         "baseline": c.app_release_share, "weight": None},
-                        {"signal": "conversations_opened", "value": int(st.convs),
-                         "baseline": c.app_min_conversations, "weight": None}]
+            evidence = self._app_evidence(st, "consistent_follow_up_share")
         elif kind == "agent_loops":
             evidence = [{"signal": "brief_answered_turn_share", "value": round(float(st.agent_ew), 3),
                          "baseline": c.agent_step_share, "weight": None},
