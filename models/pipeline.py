@@ -946,11 +946,11 @@ class KeyPipeline:
             # an app's evidence still counting its conversations: the incident waits until it
             # can be judged (a bounded wait, models.products), not opened to be capped later
             return None
-        elif level and self._products.unverified_app(st, event):
-            # an app's conversations on an individual's account: at info, sent, never a page
+        elif level and (unverified := self._products.unverified_product(st, event, st.template_ew)):
+            # a product's evidence on an individual's account: at info, sent, never a page
             # (a product serving end users is a business's; models.products)
             level = 1
-            exculpatory = self._products.unverified_app_reasons(st, event)
+            exculpatory = self._products.unverified_product_reasons(st, event, unverified, st.template_ew)
         elif level > 1 and self._evaluation_pending(st, event):
             # maybe an evaluation whose re-run has not come yet: opened at info (sent, never a
             # page), saying so, and escalated when the wait ends without the re-run (models.products)

@@ -14,7 +14,7 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     them is a request spent on "why?" instead of a new item. It holds (an exculpated
     detection, recorded, not sent) only on an organisation's account: a product serving end
     users is a business's. On an individual's account the same conversations cap the incident
-    at info and the alert is sent (``unverified_app``): a sweep dressed as a tutoring app, each
+    at info and the alert is sent (``unverified_product``): a sweep dressed as a tutoring app, each
     item its own conversation and a "why?" after a share of them (a long answer harvested
     too), pays nothing for the follow-ups, and bought aged accounts of individuals are what a
     hydra is made of (stress stream app-mimic: held silently, 11 of its 38 heads unnamed).
@@ -24,7 +24,15 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     One fixed frame around material the model transforms (translation, summarisation,
     rewriting): the answer is about the size of the input or smaller. A harvest asks short
     questions for long answers; the output/input token ratio (both gateway-measured) is
-    what separates them, whatever the words.
+    what separates them, whatever the words. The input counted is the prompt's share of it: a
+    long fixed system prompt is no material (padded around short items, it made any harvest's
+    answers "smaller than the input"). Like the app evidence it holds only on an
+    organisation's account; on an individual's the incident is capped at info and sent
+    (``unverified_product``): long-context harvests under one frame (a passage and a question,
+    ``max_tokens`` kept under the ratio), or items padded by worked examples inside every
+    prompt, on bought aged accounts were held silently (stress stream transformation-mimic).
+    What it still gives away, stated: the same on a bought aged *organisation's* account is
+    held at info, unsent.
 ``agent_loops``
     A coding or tool-using agent: many of the key's requests continue a conversation the key
     opened (a tool's result sent back as the next turn, history and all), with tools declared,
@@ -281,7 +289,8 @@ class ProductEvidence:
         if event.conversation_id is not None:
             continued, follow_up = self.continued_turn(st, event.conversation_id, event.turn_index, event.ts_ms,
                                                        event.prompt)
-        transform = not event.turn_index and self.transformation(event.input_tokens, event.output_tokens)
+        transform = not event.turn_index and self.transformation(event.input_tokens, event.output_tokens,
+                                                                 len(event.prompt), len(event.system_prompt or ""))
         # an agent's step: a turn of its own conversation, tools declared, answered briefly
         agent_step = 0.0
         if continued and event.tools and event.output_tokens is not None:
@@ -363,11 +372,26 @@ class ProductEvidence:
         times[slot] = max(times[slot], now & 0xFFFF_FFFF)
         return True, low <= gap <= high and len(prompt) <= self.config.short_turn_chars
 
-    def transformation(self, input_tokens: int | None, output_tokens: int | None) -> bool:
+    def transformation(self, input_tokens: int | None, output_tokens: int | None, prompt_chars: int = 1,
+                       system_chars: int = 0) -> bool:
         """The answer is a transformation of material given: long input, answer at most
-        ``transform_max_ratio`` times its size (gateway-measured usage; unknown: no)."""
+        ``transform_max_ratio`` times its size (gateway-measured usage; unknown: no). The
+        material is the prompt's share of the input tokens (its characters against the system
+        prompt's): a fixed system prompt is no material, and one of a thousand tokens around
+        short items made any harvest's answers "smaller than the input".
+
+        >>> evidence = ProductEvidence()
+        >>> evidence.transformation(900, 850, prompt_chars=3_600), evidence.transformation(40, 900)
+        (True, False)
+        >>> evidence.transformation(1_050, 850, prompt_chars=200, system_chars=4_000)  # padding, not material
+        False
+        """
         c = self.config
-        if input_tokens is None or output_tokens is None or input_tokens < c.transform_min_input_tokens:
+        if input_tokens is None or output_tokens is None:
+            return False
+        if system_chars:
+            input_tokens = input_tokens * prompt_chars / (prompt_chars + system_chars)
+        if input_tokens < c.transform_min_input_tokens:
             return False
         return output_tokens <= c.transform_max_ratio * input_tokens
 
@@ -388,7 +412,7 @@ class ProductEvidence:
             return "app_conversations"
         if st.agent_held and event.org_id is not None:
             return "agent_loops"
-        if st.transform_ew >= c.transform_share and template_share >= c.template_share:
+        if event.org_id is not None and self._transforms(st, template_share):
             return "templated_transformation"
         if self.reruns.holds(st) and self._verified(event):
             return "evaluation_reruns"
@@ -407,23 +431,50 @@ class ProductEvidence:
         return (event.org_id is not None and event.tier in c.verified_tiers and event.account_created_ms is not None
                 and event.ts_ms - event.account_created_ms >= c.eval_min_account_age_days * DAY_MS)
 
-    def unverified_app(self, st, event: RequestEvent) -> bool:
-        """Whether this key shows an app's conversations (``app_held``) on a mature account of no
-        organisation: its incident is capped at info and *sent* (``unverified_app_reasons``), not
-        held as an exculpated detection. A product that serves end users is a business's; a
-        sweep dressed as a tutoring app on bought aged accounts of individuals (the commodity a
-        hydra is built from: stress stream app-mimic) showed every follow-up the evidence counts
-        and was held silently."""
-        return bool(st.app_held) and event.org_id is None and self._mature(event)
+    def _transforms(self, st, template_share: float) -> bool:
+        """Most of the key's recent prompts are transformations under a repeated frame."""
+        c = self.config
+        return st.transform_ew >= c.transform_share and template_share >= c.template_share
 
-    def unverified_app_reasons(self, st, event: RequestEvent) -> list[dict]:
-        """The reasons of an incident held at info by an app's conversations on an account of no
-        organisation, first: the key's consistent follow-up share (against the share that keeps
-        the evidence), the conversations it opened, the account (no organisation) and its age.
-        Not exculpatory: the alert is sent, at info, never a page."""
-        return [*self._app_evidence(st, "unverified_app_conversations"),
-                {"signal": "account_organisation", "value": None, "baseline": None, "weight": None},
+    def unverified_product(self, st, event: RequestEvent, template_share: float) -> str | None:
+        """Which product's evidence this key shows on a mature account of no organisation
+        (``app_conversations`` or ``templated_transformation``; None: neither, or an
+        organisation's account, where it holds): its incident is capped at info and *sent*
+        (``unverified_product_reasons``), not held as an exculpated detection. A product that
+        serves end users is a business's. Sweeps dressed as a tutoring app on bought aged
+        accounts of individuals (the commodity a hydra is built from: stress stream app-mimic)
+        showed every follow-up the app evidence counts and were held silently; so were
+        long-context harvests under one frame answered at most 2.5x their input
+        (transformation-mimic)."""
+        if event.org_id is not None or not self._mature(event):
+            return None
+        if st.app_held:
+            return "app_conversations"
+        if self._transforms(st, template_share):
+            return "templated_transformation"
+        return None
+
+    def unverified_product_reasons(self, st, event: RequestEvent, kind: str, template_share: float) -> list[dict]:
+        """The reasons of an incident held at info by a product's evidence (``kind``, from
+        ``unverified_product``) on an account of no organisation, first: the evidence as
+        ``unverified_<kind>`` (an app's consistent follow-up share, or the transformation share,
+        against the share that keeps it), then the account (no organisation) and its age. Not
+        exculpatory: the alert is sent, at info, never a page."""
+        if kind == "app_conversations":
+            evidence = self._app_evidence(st, "unverified_app_conversations")
+        else:
+            evidence = self._transformation_evidence(st, template_share, "unverified_templated_transformation")
+        return [*evidence, {"signal": "account_organisation", "value": None, "baseline": None, "weight": None},
                 _account_age_reason(event, self.config.min_account_age_days)]
+
+    def _transformation_evidence(self, st, template_share: float, share_signal: str) -> list[dict]:
+        """The transformation evidence as reasons: its share (as ``share_signal``) and the
+        repetition of the key's frame, each against its bar."""
+        c = self.config
+        return [{"signal": share_signal, "value": round(float(st.transform_ew), 3), "baseline": c.transform_share,
+                 "weight": None},
+                {"signal": "template_repetition", "value": round(float(template_share), 3),
+                 "baseline": c.template_share, "weight": None}]
 
     def _app_evidence(self, st, share_signal: str) -> list[dict]:
         """An app's evidence as reasons: its consistent follow-up share (as ``share_signal``)
@@ -587,10 +638,7 @@ class ProductEvidence:
                          "weight": None},
                         {"signal": "account_tier", "value": event.tier, "baseline": None, "weight": None}]
         else:
-            evidence = [{"signal": "transformation_share", "value": round(float(st.transform_ew), 3),
-                         "baseline": c.transform_share, "weight": None},
-                        {"signal": "template_repetition", "value": round(float(template_share), 3),
-                         "baseline": c.template_share, "weight": None}]
+            evidence = self._transformation_evidence(st, template_share, "transformation_share")
         return [{"signal": "exculpatory", "value": kind, "baseline": None, "weight": None}, *evidence,
                 _account_age_reason(event, c.eval_min_account_age_days if kind == "evaluation_reruns"
                                     else c.min_account_age_days)]

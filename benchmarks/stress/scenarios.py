@@ -15,7 +15,8 @@ stream; nothing here may key on what the detector looks for.
 Kinds: ``ml_campaign``, ``ml_casual`` (multilingual); ``obfuscated_campaign``;
 ``fabricated_conv``, ``multi_turn_users``; ``content_cohort``; ``harvest_plain``;
 ``homework_app``, ``editor_app``, ``coding_agent``, ``grading_app``, ``quiz_app``, ``eval_company``, ``longform_service``, ``turned_mature`` (products), ``eval_mimic``
-(a harvest dressed as an evaluation); ``app_mimic`` (a sweep dressed as a homework app); ``agent_harvest`` (tool-use traces harvested by agent loops).
+(a harvest dressed as an evaluation); ``app_mimic`` (a sweep dressed as a homework app); ``transformation_mimic`` (a harvest dressed as a
+translation or summarisation service); ``agent_harvest`` (tool-use traces harvested by agent loops).
 """
 from __future__ import annotations
 
@@ -1173,6 +1174,109 @@ def gen_app_mimic(b, name, spec, R):
                     used, turn = used + more, turn + 1
 
 
+# ---- transformation mimics: harvests dressed as a translation or summarisation service
+
+PASSAGE_FRAMES = [
+    "Read the document below and answer the question at its end. Think it through step by step and show "
+    "your reasoning before the answer.\n\n{text}",
+    "You are given a text. Work through it carefully, explaining each step of your reasoning, then give the "
+    "final answer.\n\n{text}",
+    "Analyse the following material in detail and answer what it asks, reasoning step by step:\n\n{text}",
+]
+PADDING_SYSTEMS = [
+    "You are an expert assistant for a document-processing platform. Follow the platform's style guide: "
+    "write in complete sentences, define every technical term on first use, keep a neutral register, use "
+    "the metric system, prefer active voice, avoid idioms, number every step of a procedure, cite the "
+    "section of the input you rely on, and never omit a caveat that the source states. ",
+    "You are a careful analyst working for a research firm. House rules: be precise, be complete, explain "
+    "your reasoning in numbered steps, state assumptions explicitly, flag uncertainty, use plain English, "
+    "never invent facts, keep tables aligned, and close with a one-line summary of the result. ",
+]
+PREAMBLE_EXAMPLES = [
+    "Example task: A train leaves at 9:00 and travels 120 km at 60 km/h. When does it arrive?\nExample answer: "
+    "The distance is 120 km and the speed 60 km/h, so the time taken is 120 / 60 = 2 hours. Leaving at 9:00, "
+    "it arrives at 11:00.\n\n",
+    "Example task: Which is larger, 3/7 or 5/12?\nExample answer: Bring both to a common denominator of 84: "
+    "3/7 = 36/84 and 5/12 = 35/84. Since 36 > 35, 3/7 is larger.\n\n",
+    "Example task: Summarise why leaves change colour in autumn.\nExample answer: Shorter days slow the "
+    "production of chlorophyll; as it breaks down, yellow and orange carotenoids already in the leaf show, and "
+    "some trees make red anthocyanins from trapped sugars.\n\n",
+]
+
+
+def _documents(recs, min_chars):
+    """Records joined in turn into documents of ``min_chars`` or more (a long passage stands
+    alone; short items go several to a document, numbered, as a batch of questions)."""
+    docs, parts, size = [], [], 0
+    for text, answer, group in recs:
+        parts.append(text)
+        size += len(text)
+        if size >= min_chars:
+            body = parts[0] if len(parts) == 1 else "\n\n".join(f"{i}. {p}" for i, p in enumerate(parts, 1))
+            docs.append((body, answer, group))
+            parts, size = [], 0
+    return docs
+
+
+@register("transformation_mimic")
+def gen_transformation_mimic(b, name, spec, R):
+    """A harvest dressed as a translation or summarisation service by an attacker who has read
+    ``models/products.py`` (written 2026-12-06 after the ``templated_transformation`` evidence,
+    not used to tune it): answers no larger than ``transform_max_ratio`` times the input and one
+    frame repeated. Each head a key on a bought account ``account_age_days`` old (an
+    organisation's on ``org_p`` of them), at a sweep's pace, one of three dresses a campaign:
+    ``passage`` long-context items (a passage and a question; short items several to a
+    document, ``min_item_chars`` or longer) under a reasoning frame, ``max_tokens`` set to
+    ``passage_ratio`` times each request's input and one answer a request;
+    ``system`` a long fixed system prompt (``PADDING_SYSTEMS``, ``padding_chars``) around
+    ordinary items; ``preamble`` the same padding as worked examples inside every prompt, before
+    the item (``PREAMBLE_EXAMPLES``). Heads share no network, client or payment method."""
+    for camo in ms.camo_flags(b, R, spec):
+        dress = wchoice(R, spec.get("dresses", [["passage", 0.4], ["system", 0.3], ["preamble", 0.3]]))
+        families = spec.get("passage_families") if dress == "passage" else spec.get("families")
+        scen, ci, heads, n, recs = _headed_campaign(b, name, dict(spec, families=families), R, camo, [1, 5])
+        if dress == "passage":
+            recs = _documents(recs, spec.get("min_item_chars", 560))
+        frame = R.choice(PASSAGE_FRAMES) if dress == "passage" else "{text}"
+        target = R.uniform(*spec.get("padding_chars", [2500.0, 5000.0]))
+        padding = ""
+        while dress != "passage" and len(padding) < target:
+            padding += R.choice(PADDING_SYSTEMS if dress == "system" else PREAMBLE_EXAMPLES)
+        system = padding if dress == "system" else None
+        if dress == "preamble":
+            frame = "Solve the task the way the examples do.\n\n" + padding.replace("{", "(").replace("}", ")") \
+                + "Task: {text}\nAnswer:"
+        ratio = R.uniform(*spec.get("passage_ratio", [1.2, 2.2]))
+        out_median = R.uniform(*spec.get("answer_tokens", [400.0, 1200.0]))
+        per_head = max(1, len(recs) // heads)
+        for h in range(heads):
+            mine = recs[h * per_head:(h + 1) * per_head]
+            if not mine:
+                break
+            prof, pstyle, model = attack_identity(b, R, spec, camo)
+            times = ms._sweep_times(b, R, spec, len(mine))
+            org = R.random() < spec.get("org_p", 0.5)
+            tiers = spec.get("org_tiers" if org else "tiers", [["tier2", 0.5], ["tier3", 0.5]])
+            acc = b.new_account(R, times[0], "benign" if camo else "attack", tier=wchoice(R, tiers),
+                                org_p=1.0 if org else 0.0,
+                                created=times[0] - int(R.uniform(*spec.get("account_age_days", [60, 700])) * DAY_MS))
+            key = b.new_key(scen, "attack", ci, acc, "transformation_mimic")
+            key.attack_from = times[0] - times[0] % 1000
+            ep = b.endpoint(R, prof["kind"])
+            style = b.vary(R, pstyle) if camo else dict(pstyle)
+            for (text, _ans, _g), ts in zip(mine, times):
+                prompt = fill(frame, text)
+                params, median = style, out_median
+                if dress == "passage":
+                    # what the gateway will count as input (the builder's estimate), and the answer
+                    # kept under the ratio by max_tokens
+                    in_tok = len(prompt) // 4 + 8
+                    params = dict(style, max_tokens=max(64, int(ratio * in_tok)), n=1)
+                    median = ratio * in_tok * 0.8
+                b.emit(R, key, ts, prompt, params=params, model=model, endpoint=ep, client=b.client(R, prof),
+                       system=system, conv=None, attack=True, out_median=median)
+
+
 LONGFORM_TEMPLATES = [
     ("You are a professional translator.", "Translate the following text into English. Keep the formatting.\n\n{text}", 500),
     ("You are a professional translator.", "Translate into German, preserving tone and paragraph breaks:\n\n{text}", 600),
@@ -1185,7 +1289,9 @@ LONGFORM_TEMPLATES = [
 @register("longform_service")
 def gen_longform_service(b, name, spec, R):
     """A translation / summarisation service: one fixed template around customers' texts
-    (including other-language source texts), long outputs, steady backend traffic."""
+    (including other-language source texts), long outputs, steady backend traffic. With
+    ``document_chars`` each text is a whole document that long, answered at ``answer_ratio`` of
+    its size; ``org_p`` of the services are an organisation's (0.9)."""
     ml_texts = [text for t in b.C.benign_topics if t.corpus.startswith("ml_") for ch in t.chains[:50] for text in ch]
     for _ in range(b.scaled(spec.get("count", 0))):
         system, template, outm = R.choice(LONGFORM_TEMPLATES)
@@ -1193,7 +1299,7 @@ def gen_longform_service(b, name, spec, R):
         prof = b.profile(R, {"cloud": 0.8, "hosting": 0.2}, {"sdk": 0.6, "http": 0.4}, n_ips=R.randint(1, 4))
         times = b.sample_hours(R, n, b.tz_of(R, prof["cc"]), R.choice(["casual", "work", "flat"]))
         acc = b.new_account(R, times[0], "benign", tier=wchoice(R, [["tier3", 0.4], ["tier4", 0.4], ["enterprise", 0.2]]),
-                            org_p=0.9)
+                            org_p=spec.get("org_p", 0.9))
         key = b.new_key(name, "benign", None, acc, "longform_service")
         style = {"max_tokens": R.choice([4096, 8192]), "temperature": R.choice([0.0, 0.2, 0.3]), "stream": False,
                  "tools": 0}
@@ -1201,8 +1307,17 @@ def gen_longform_service(b, name, spec, R):
         ep = b.endpoint(R, prof["kind"])
         for ts in times:
             text = R.choice(ml_texts) if ml_texts and R.random() < 0.4 else b.fragment(R)
-            b.emit(R, key, ts, fill(template, text), params=style, model=model, endpoint=ep, client=b.client(R, prof),
-                   system=system, out_median=outm * R.uniform(0.7, 1.5))
+            client = b.client(R, prof)  # (drawn before the answer's size, as the streams before documents were)
+            out_median = outm * R.uniform(0.7, 1.5)
+            if spec.get("document_chars"):
+                # whole documents (``document_chars`` long), answered at about their size: a
+                # translation ~1x, a summary under it
+                target = R.uniform(*spec["document_chars"])
+                while len(text) < target:
+                    text += "\n\n" + (R.choice(ml_texts) if ml_texts and R.random() < 0.4 else b.fragment(R))
+                out_median = len(text) / 4 * R.uniform(*spec.get("answer_ratio", [0.5, 1.3]))
+            b.emit(R, key, ts, fill(template, text), params=style, model=model, endpoint=ep, client=client,
+                   system=system, out_median=out_median)
 
 
 @register("turned_mature")

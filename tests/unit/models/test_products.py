@@ -134,13 +134,39 @@ def test_a_mature_app_key_that_turns_to_a_sweep_is_still_paged():
 def test_templated_transformation_of_long_material_is_info_at_most_short_questions_with_long_answers_page():
     frame = "Rewrite the passage below step by step, explaining your reasoning for each change:\n\n{text}"
     material = [event(i, T0 + timedelta(seconds=4 * i), frame.format(text=f"passage {i} " + "lorem ipsum " * 300),
-                      "tr", usage=(900, 850)) for i in range(200)]
+                      "tr", usage=(900, 850), org_id="org-tr") for i in range(200)]
     alerts = run(material)
     assert alerts and worst(alerts) == SEVERITY["info"]
-    assert alerts[0]["reasons"][0]["value"] == "templated_transformation"
+    assert alerts[0]["reasons"][0]["value"] == "templated_transformation" and is_exculpated(alerts[0])
     questions = [event(i, T0 + timedelta(seconds=4 * i), frame.format(text=f"passage {i}: tides"), "tr",
-                       usage=(40, 900)) for i in range(200)]
+                       usage=(40, 900), org_id="org-tr") for i in range(200)]
     assert worst(run(questions)) >= SEVERITY["warning"]
+
+
+def test_a_transformation_on_an_individuals_account_is_sent_at_info_not_held():
+    """The same service on an account of no organisation: capped at info, but sent with its
+    reasons (a long-context harvest under one frame on a bought aged account looks alike)."""
+    frame = "Rewrite the passage below step by step, explaining your reasoning for each change:\n\n{text}"
+    material = [event(i, T0 + timedelta(seconds=4 * i), frame.format(text=f"passage {i} " + "lorem ipsum " * 300),
+                      "tr", usage=(900, 850)) for i in range(200)]
+    alerts = run(material)
+    assert alerts and worst(alerts) == SEVERITY["info"] and not any(is_exculpated(a) for a in alerts)
+    reasons = {r["signal"]: r["value"] for r in alerts[0]["reasons"]}
+    assert alerts[0]["reasons"][0]["signal"] == "unverified_templated_transformation"
+    assert reasons["unverified_templated_transformation"] >= ProductEvidenceConfig().transform_share
+    assert "account_organisation" in reasons and reasons["account_age_days"] >= 30
+
+
+def test_a_long_system_prompt_around_short_items_is_no_material_to_transform():
+    """Input tokens padded by a fixed system prompt: the prompt's own share is what counts, so
+    short items with long answers stay a harvest and page, on an organisation's account too."""
+    padding = "You are a meticulous tutor. " * 150  # ~4,200 characters, ~1,050 tokens every request
+    frame = "Explain step by step, showing all your reasoning: {q}"
+    padded = [event(i, T0 + timedelta(seconds=4 * i), frame.format(q=f"{TOPICS[i % 16]} item {i}"), "pad",
+                    usage=(1_070, 850), org_id="org-pad", system_prompt=padding) for i in range(200)]
+    alerts = run(padded)
+    assert worst(alerts) >= SEVERITY["warning"]
+    assert not any(r["value"] == "templated_transformation" for a in alerts for r in a["reasons"])
 
 
 def test_the_conversation_ring_is_bounded_and_forgets_the_longest_idle():
