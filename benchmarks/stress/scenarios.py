@@ -1087,6 +1087,23 @@ def _headed_campaign(b, name, spec, R, camo, heads_default):
     return scen, ci, heads, n, recs
 
 
+def _bought_head(b, R, spec, camo, scen, ci, kind, events):
+    """One head of a campaign on a bought account ``account_age_days`` old (an organisation's on
+    ``org_p`` of them, on ``org_tiers``; else ``tiers``), at a sweep's pace: (key, client
+    profile, model, endpoint, params style, the times of its ``events`` requests)."""
+    prof, pstyle, model = attack_identity(b, R, spec, camo)
+    times = ms._sweep_times(b, R, spec, events)
+    org = R.random() < spec.get("org_p", 0.5)
+    tiers = spec.get("org_tiers" if org else "tiers", [["tier2", 0.5], ["tier3", 0.5]])
+    acc = b.new_account(R, times[0], "benign" if camo else "attack", tier=wchoice(R, tiers),
+                        org_p=1.0 if org else 0.0,
+                        created=times[0] - int(R.uniform(*spec.get("account_age_days", [60, 700])) * DAY_MS))
+    key = b.new_key(scen, "attack", ci, acc, kind)
+    key.attack_from = times[0] - times[0] % 1000
+    ep = b.endpoint(R, prof["kind"])
+    return key, prof, model, ep, b.vary(R, pstyle) if camo else pstyle, times
+
+
 @register("eval_mimic")
 def gen_eval_mimic(b, name, spec, R):
     """A harvest dressed as an evaluation by an attacker who has read ``models/products.py``
@@ -1149,17 +1166,7 @@ def gen_app_mimic(b, name, spec, R):
         out_median = R.uniform(*spec.get("answer_tokens", [400.0, 1200.0]))
         for h in range(heads):
             mine = recs[h * n:(h + 1) * n]
-            prof, pstyle, model = attack_identity(b, R, spec, camo)
-            times = ms._sweep_times(b, R, spec, len(mine))
-            org = R.random() < spec.get("org_p", 0.5)
-            tiers = spec.get("org_tiers" if org else "tiers", [["tier2", 0.5], ["tier3", 0.5]])
-            acc = b.new_account(R, times[0], "benign" if camo else "attack", tier=wchoice(R, tiers),
-                                org_p=1.0 if org else 0.0,
-                                created=times[0] - int(R.uniform(*spec.get("account_age_days", [60, 700])) * DAY_MS))
-            key = b.new_key(scen, "attack", ci, acc, "app_mimic")
-            key.attack_from = times[0] - times[0] % 1000
-            ep = b.endpoint(R, prof["kind"])
-            style = b.vary(R, pstyle) if camo else pstyle
+            key, prof, model, ep, style, times = _bought_head(b, R, spec, camo, scen, ci, "app_mimic", len(mine))
             for (text, _ans, _g), ts in zip(mine, times):
                 cid = "conv_" + hexid(R, 64)
                 prompt = fill(template, text) if template else text
@@ -1253,17 +1260,8 @@ def gen_transformation_mimic(b, name, spec, R):
             mine = recs[h * per_head:(h + 1) * per_head]
             if not mine:
                 break
-            prof, pstyle, model = attack_identity(b, R, spec, camo)
-            times = ms._sweep_times(b, R, spec, len(mine))
-            org = R.random() < spec.get("org_p", 0.5)
-            tiers = spec.get("org_tiers" if org else "tiers", [["tier2", 0.5], ["tier3", 0.5]])
-            acc = b.new_account(R, times[0], "benign" if camo else "attack", tier=wchoice(R, tiers),
-                                org_p=1.0 if org else 0.0,
-                                created=times[0] - int(R.uniform(*spec.get("account_age_days", [60, 700])) * DAY_MS))
-            key = b.new_key(scen, "attack", ci, acc, "transformation_mimic")
-            key.attack_from = times[0] - times[0] % 1000
-            ep = b.endpoint(R, prof["kind"])
-            style = b.vary(R, pstyle) if camo else dict(pstyle)
+            key, prof, model, ep, style, times = _bought_head(b, R, spec, camo, scen, ci, "transformation_mimic",
+                                                              len(mine))
             for (text, _ans, _g), ts in zip(mine, times):
                 prompt = fill(frame, text)
                 params, median = style, out_median
