@@ -372,13 +372,14 @@ class ProductEvidence:
         times[slot] = max(times[slot], now & 0xFFFF_FFFF)
         return True, low <= gap <= high and len(prompt) <= self.config.short_turn_chars
 
-    def transformation(self, input_tokens: int | None, output_tokens: int | None, prompt_chars: int = 1,
+    def transformation(self, input_tokens: int | None, output_tokens: int | None, prompt_chars: int = 0,
                        system_chars: int = 0) -> bool:
         """The answer is a transformation of material given: long input, answer at most
         ``transform_max_ratio`` times its size (gateway-measured usage; unknown: no). The
         material is the prompt's share of the input tokens (its characters against the system
-        prompt's): a fixed system prompt is no material, and one of a thousand tokens around
-        short items made any harvest's answers "smaller than the input".
+        prompt's; all of them without a system prompt): a fixed system prompt is no material,
+        and one of a thousand tokens around short items made any harvest's answers "smaller
+        than the input".
 
         >>> evidence = ProductEvidence()
         >>> evidence.transformation(900, 850, prompt_chars=3_600), evidence.transformation(40, 900)
