@@ -102,7 +102,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 14
+STATE_VERSION = 15
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
@@ -135,7 +135,9 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             "batch_ew", "batches", "batch_last", "batch_begun",
             # whether the app evidence holds (models.products: held at the app's bar, let go under
             # a lower one)
-            "app_held")
+            "app_held",
+            # share of the key's transformations whose prompt posed an item (models.products)
+            "transform_item_ew")
 _RING = 8
 _CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
 _CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
@@ -197,6 +199,11 @@ _OLD_LAYOUTS[12] = (struct.Struct(f"<B{_V12_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_
 _V13_SCALARS = _SCALARS.index("app_held")
 _OLD_LAYOUTS[13] = (struct.Struct(f"<B{_V13_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I{_BATCH_TABLE}Q"),
                     _V13_SCALARS)
+# v14: v13 and the app hold; no share of transformations that were items (read as 0: a key held
+# as a transformation holds until about 14 of its next transformations are items)
+_V14_SCALARS = _SCALARS.index("transform_item_ew")
+_OLD_LAYOUTS[14] = (struct.Struct(f"<B{_V14_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I{_BATCH_TABLE}Q"),
+                    _V14_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -365,7 +372,7 @@ def decode_state(data: bytes | None) -> KeyState:
         layout, count = old
         values = layout.unpack(data)
         if count in (_V7_SCALARS, _V8_SCALARS, _V9_SCALARS, _V10_SCALARS, _V11_SCALARS,
-                     _V12_SCALARS, _V13_SCALARS):  # v7-v13: all but their missing trailing scalars
+                     _V12_SCALARS, _V13_SCALARS, _V14_SCALARS):  # v7-v14: all but their missing trailing scalars
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
         elif count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)
@@ -578,7 +585,7 @@ class KeyPipeline:
         f = featurize(event)
         if f.event_hash in st.ids and st.n > 0:
             return StepResult(b"", None, None, duplicate=True)
-        self._products.learn_one(st, event)
+        self._products.learn_one(st, event, f)
         score = self._learn(st, f)
         alert = self._incident(st, event, score)
         if offset is not None:

@@ -26,13 +26,19 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     questions for long answers; the output/input token ratio (both gateway-measured) is
     what separates them, whatever the words. The input counted is the prompt's share of it: a
     long fixed system prompt is no material (padded around short items, it made any harvest's
-    answers "smaller than the input"). Like the app evidence it holds only on an
-    organisation's account; on an individual's the incident is capped at info and sent
-    (``unverified_product``): long-context harvests under one frame (a passage and a question,
-    ``max_tokens`` kept under the ratio), or items padded by worked examples inside every
-    prompt, on bought aged accounts were held silently (stress stream transformation-mimic).
-    What it still gives away, stated: the same on a bought aged *organisation's* account is
-    held at info, unsent.
+    answers "smaller than the input"). The material is new each time (the prompt's content
+    sketch far from the key's recent ones: the same worked examples pasted before every item
+    are not), and it is material, not items: when most of the key's transformations carry an
+    answer label or an item's shape (options, "Answer:" in any language) the key is answering
+    items. Like the app evidence it holds only on an organisation's account; on an
+    individual's the incident is capped at info and sent (``unverified_product``). Long-context
+    harvests under one frame (a passage and a question, ``max_tokens`` kept under the ratio),
+    or items padded by worked examples inside every prompt, on bought aged accounts were held
+    silently (stress stream transformation-mimic), on organisations' accounts too until the
+    material had to be new and no item. What it still gives away, stated: a long-context
+    harvest on a bought aged organisation's account whose prompts carry no answer label and no
+    item's shape (a passage and a bare question), answered under the ratio, is held at info,
+    unsent.
 ``agent_loops``
     A coding or tool-using agent: many of the key's requests continue a conversation the key
     opened (a tool's result sent back as the next turn, history and all), with tools declared,
@@ -133,12 +139,18 @@ from dataclasses import dataclass
 
 from .constants import DAY_MS, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
 from .detectors.base import harvested_share
+from .detectors.topic_novelty import sketch_novelty
 from .batches import GradedBatches, line_marks
 from .events import RequestEvent
+from .features import BENCHMARK_FORMAT, EventFeatures
+from .multilingual import ITEM_STRUCTURE
 from .reruns import ItemReruns, item_fingerprint
 
 #: recent conversations a key's record keeps (id hash + last turn time, 8 bytes each)
 CONVERSATION_RING = 8
+# A prompt that poses an item: an answer label ("Answer:", "答案：", "final answer") or an item's
+# structure (options, a numbered question), in any language (features, multilingual).
+_ITEM_SHAPE = BENCHMARK_FORMAT | ITEM_STRUCTURE
 
 
 @dataclass(frozen=True)
@@ -176,6 +188,17 @@ class ProductEvidenceConfig:
       harvested worked solution is 5-50x its question).
     - ``transform_share`` 0.6 with ``template_share`` 0.5: most of the key's recent prompts
       are such transformations under a repeated frame.
+    - ``transform_min_novelty`` 0.25: a transformation's material is new, its prompt's SimHash
+      8 or more of 64 bits from each of the key's last 8 (``sketch_novelty``). The SimHash is of
+      a prompt's first 200 content words: the same 2,500-5,000 characters of worked examples
+      pasted before every item made it 0.0 on every such prompt (transformation-mimic's
+      ``preamble`` heads, held on organisations' accounts), while real services' documents were
+      new on every transformation (0.9+ of their requests).
+    - ``transform_item_share`` 0.5: under half the key's transformations carry an answer label
+      or an item's shape (``BENCHMARK_FORMAT`` / ``ITEM_STRUCTURE``, in any language). A
+      frame that poses items does so in every request (transformation-mimic's long-context
+      harvests: 1.0); real services whose customers' documents now and then hold such lines,
+      3-5 % of their transformations.
     - ``min_account_age_days`` 30: an account that old, by the provider's own records.
     - ``app_pending_share`` 0.1: the follow-up share a pending key needs, half the app's bar:
       over a key's first handful of turns the share is a mean of a few (a homework app with
@@ -235,6 +258,8 @@ class ProductEvidenceConfig:
     transform_max_ratio: float = 2.5
     transform_share: float = 0.6
     template_share: float = 0.5
+    transform_min_novelty: float = 0.25
+    transform_item_share: float = 0.5
     min_account_age_days: float = 30.0
     app_pending_share: float = 0.1
     app_opening_events: int = 10
@@ -262,8 +287,9 @@ class ProductEvidence:
     """Learns a key's exculpatory evidence from each event and says whether it holds.
 
     Works on the key's state object (``models.pipeline.KeyState``): the scalars ``app_ew``,
-    ``app_held``, ``transform_ew``, ``agent_ew``, ``agent_held``, ``convs`` and the rings ``app_conv_ids`` /
-    ``app_conv_ts`` (seconds); it reads ``person_ew`` (learned by ``ConversationClaims``).
+    ``app_held``, ``transform_ew``, ``transform_item_ew``, ``agent_ew``, ``agent_held``, ``convs`` and the
+    rings ``app_conv_ids`` / ``app_conv_ts`` (seconds); it reads ``person_ew`` (learned by
+    ``ConversationClaims``) and ``sketch`` (the key's recent prompts' SimHashes, ``TopicNovelty``'s).
 
     >>> from types import SimpleNamespace
     >>> st = SimpleNamespace(n=0, app_ew=0.0, app_held=0.0, transform_ew=0.0, agent_ew=0.0, agent_held=0.0,
@@ -282,15 +308,22 @@ class ProductEvidence:
         self.batches = GradedBatches()
 
     # -- learning ----------------------------------------------------------------------------
-    def learn_one(self, st, event: RequestEvent) -> None:
-        """Fold one event into the key's evidence (``st.n``: the key's events before it)."""
+    def learn_one(self, st, event: RequestEvent, features: EventFeatures) -> None:
+        """Fold one event (and its ``features``) into the key's evidence (``st.n``: the key's
+        events before it; ``st.sketch``: its recent prompts' SimHashes, this one's not yet)."""
         # (runs for every event: plain arithmetic on bools, no per-event allocation)
+        c = self.config
         continued = follow_up = False
         if event.conversation_id is not None:
             continued, follow_up = self.continued_turn(st, event.conversation_id, event.turn_index, event.ts_ms,
                                                        event.prompt)
-        transform = not event.turn_index and self.transformation(event.input_tokens, event.output_tokens,
-                                                                 len(event.prompt), len(event.system_prompt or ""))
+        transform = False
+        if not event.turn_index and self.transformation(event.input_tokens, event.output_tokens, len(event.prompt),
+                                                        len(event.system_prompt or "")):
+            # material new to the key, not the same padding again; and whether it is an item
+            transform = sketch_novelty(features.simhash, st.sketch) >= c.transform_min_novelty
+            item = float(bool(features.families & _ITEM_SHAPE))
+            st.transform_item_ew += (c.alpha * (item - st.transform_item_ew)) if st.n else item
         # an agent's step: a turn of its own conversation, tools declared, answered briefly
         agent_step = 0.0
         if continued and event.tools and event.output_tokens is not None:
@@ -302,7 +335,6 @@ class ProductEvidence:
             st.agent_ew += alpha * (agent_step - st.agent_ew)
         else:
             st.app_ew, st.transform_ew, st.agent_ew = float(follow_up), float(transform), agent_step
-        c = self.config
         if st.agent_held:
             st.agent_held = float(st.agent_ew >= c.agent_release_share)
         else:
@@ -433,9 +465,11 @@ class ProductEvidence:
                 and event.ts_ms - event.account_created_ms >= c.eval_min_account_age_days * DAY_MS)
 
     def _transforms(self, st, template_share: float) -> bool:
-        """Most of the key's recent prompts are transformations under a repeated frame."""
+        """Most of the key's recent prompts are transformations of new material under a
+        repeated frame, and most of those are no items."""
         c = self.config
-        return st.transform_ew >= c.transform_share and template_share >= c.template_share
+        return (st.transform_ew >= c.transform_share and template_share >= c.template_share
+                and st.transform_item_ew < c.transform_item_share)
 
     def unverified_product(self, st, event: RequestEvent, template_share: float) -> str | None:
         """Which product's evidence this key shows on a mature account of no organisation
@@ -469,13 +503,16 @@ class ProductEvidence:
                 _account_age_reason(event, self.config.min_account_age_days)]
 
     def _transformation_evidence(self, st, template_share: float, share_signal: str) -> list[dict]:
-        """The transformation evidence as reasons: its share (as ``share_signal``) and the
-        repetition of the key's frame, each against its bar."""
+        """The transformation evidence as reasons: its share (as ``share_signal``), the
+        repetition of the key's frame and the share of its transformations that were items, each
+        against its bar (the last one's a ceiling)."""
         c = self.config
         return [{"signal": share_signal, "value": round(float(st.transform_ew), 3), "baseline": c.transform_share,
                  "weight": None},
                 {"signal": "template_repetition", "value": round(float(template_share), 3),
-                 "baseline": c.template_share, "weight": None}]
+                 "baseline": c.template_share, "weight": None},
+                {"signal": "transformed_items", "value": round(float(st.transform_item_ew), 3),
+                 "baseline": c.transform_item_share, "weight": None}]
 
     def _app_evidence(self, st, share_signal: str) -> list[dict]:
         """An app's evidence as reasons: its consistent follow-up share (as ``share_signal``)

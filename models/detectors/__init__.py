@@ -16,8 +16,9 @@ from .output_yield import OutputYield
 from .prompt_length import PromptLength
 from .reading_pace import ReadingPace
 from .template_repetition import TemplateRepetition
-from .topic_novelty import TopicNovelty
+from .topic_novelty import TopicNovelty, sketch_novelty
 
 __all__ = ["KeySignal", "EWShare", "AnswerLength", "ConversationClaims", "ExtractionRateCUSUM", "ExtractionShare",
            "FollowUpShare", "HarvestOnset", "InterArrivalTiming", "LargeOutputBudget", "OutputYield", "PromptLength", "ReadingPace",
-           "TemplateRepetition", "TopicNovelty", "regularity"]
+           "TemplateRepetition", "TopicNovelty", "regularity",
+           "sketch_novelty"]

@@ -4,6 +4,16 @@ from __future__ import annotations
 from .base import KeySignal
 
 
+def sketch_novelty(simhash: int, sketches) -> float:
+    """How new a prompt's 64-bit SimHash is against ``sketches`` (0 marks an empty slot): the
+    Hamming distance to the nearest, over 32, capped at 1 (1.0 when there is none).
+
+    >>> sketch_novelty(0xFF, [0, 0xFF]), sketch_novelty(0xFF << 16, [0xFF]), sketch_novelty(0xFF, [0, 0])
+    (0.0, 0.5, 1.0)
+    """
+    return min(1.0, min(((simhash ^ s).bit_count() for s in sketches if s), default=32) / 32.0)
+
+
 class TopicNovelty(KeySignal):
     """Exponentially weighted novelty of each prompt's content sketch.
 
@@ -42,8 +52,7 @@ class TopicNovelty(KeySignal):
         return self.novelty
 
     def score_one(self, x: dict) -> float:
-        simhash = x.get("simhash", 0)
-        return min(1.0, min(((simhash ^ s).bit_count() for s in self.sketches if s), default=32) / 32.0)
+        return sketch_novelty(x.get("simhash", 0), self.sketches)
 
     def learn_one(self, x: dict) -> None:
         self.novelty = self._ew(self.novelty, self.score_one(x))

@@ -7,6 +7,7 @@ import random
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
+from distillguard.models.features import featurize
 from distillguard.models.events import RequestEvent, parse_event
 from distillguard.models.products import ProductEvidence, ProductEvidenceConfig
 from tests.unit.models.test_products import SEVERITY, T0, cluster_alerts, event_doc, run, sweep, worst
@@ -94,7 +95,8 @@ def test_a_mature_agent_key_that_turns_to_a_sweep_is_still_paged():
 def _step(evidence: ProductEvidence, st, i: int, turn: int, out: int) -> None:
     doc = event_doc(i, T0 + timedelta(seconds=5 * i), "tool output line one two three four", "agent", 400.0,
                     (1000, out), conversation_id=f"task-{i // 20}", turn_index=turn, params={"tools": 4})
-    evidence.learn_one(st, parse_event(json.dumps(doc).encode()))
+    event = parse_event(json.dumps(doc).encode())
+    evidence.learn_one(st, event, featurize(event))
     st.n += 1
 
 
@@ -102,7 +104,7 @@ def test_the_evidence_once_held_survives_a_run_of_long_edits_and_goes_when_the_l
     evidence = ProductEvidence()
     st = SimpleNamespace(n=0, app_ew=0.0, app_held=0.0, person_ew=0.0, transform_ew=0.0, agent_ew=0.0,
                          agent_held=0.0, convs=0.0, app_conv_ids=[0] * 8, app_conv_ts=[0] * 8, rerun_ew=0.0,
-                         rerun_hits=0.0)
+                         rerun_hits=0.0, transform_item_ew=0.0, sketch=[0] * 8)
     for i in range(60):  # three tasks of brief tool calls
         _step(evidence, st, i, i % 20, 80)
     assert st.agent_held and st.agent_ew > 0.9

@@ -131,14 +131,27 @@ def test_a_mature_app_key_that_turns_to_a_sweep_is_still_paged():
     assert all(r["signal"] != "exculpatory" for r in paged["reasons"])
 
 
+# A rewriting service's frame (it asks for reasoning: words alone do not make a harvest)
+REWRITE = "Rewrite the passage below step by step, explaining your reasoning for each change:\n\n{text}"
+SYLLABLES = ["ka", "lo", "mir", "te", "sun", "vo", "ra", "pel", "di", "nu", "ost", "ber", "gi", "fa", "ul", "zen"]
+
+
+def document(i: int, words: int = 300) -> str:
+    """A customer's document: ``words`` words of its own (each document new, as a real
+    service's are: its content sketch far from the last ones)."""
+    rng = random.Random(i)
+    return " ".join("".join(rng.choice(SYLLABLES) for _ in range(3)) for _ in range(words))
+
+
 def test_templated_transformation_of_long_material_is_info_at_most_short_questions_with_long_answers_page():
-    frame = "Rewrite the passage below step by step, explaining your reasoning for each change:\n\n{text}"
-    material = [event(i, T0 + timedelta(seconds=4 * i), frame.format(text=f"passage {i} " + "lorem ipsum " * 300),
-                      "tr", usage=(900, 850), org_id="org-tr") for i in range(200)]
+    material = [event(i, T0 + timedelta(seconds=4 * i), REWRITE.format(text=document(i)), "tr", usage=(900, 850),
+                      org_id="org-tr") for i in range(200)]
     alerts = run(material)
     assert alerts and worst(alerts) == SEVERITY["info"]
     assert alerts[0]["reasons"][0]["value"] == "templated_transformation" and is_exculpated(alerts[0])
-    questions = [event(i, T0 + timedelta(seconds=4 * i), frame.format(text=f"passage {i}: tides"), "tr",
+    reasons = {r["signal"]: r["value"] for r in alerts[0]["reasons"]}
+    assert reasons["transformed_items"] < ProductEvidenceConfig().transform_item_share
+    questions = [event(i, T0 + timedelta(seconds=4 * i), REWRITE.format(text=f"passage {i}: tides"), "tr",
                        usage=(40, 900), org_id="org-tr") for i in range(200)]
     assert worst(run(questions)) >= SEVERITY["warning"]
 
@@ -146,9 +159,8 @@ def test_templated_transformation_of_long_material_is_info_at_most_short_questio
 def test_a_transformation_on_an_individuals_account_is_sent_at_info_not_held():
     """The same service on an account of no organisation: capped at info, but sent with its
     reasons (a long-context harvest under one frame on a bought aged account looks alike)."""
-    frame = "Rewrite the passage below step by step, explaining your reasoning for each change:\n\n{text}"
-    material = [event(i, T0 + timedelta(seconds=4 * i), frame.format(text=f"passage {i} " + "lorem ipsum " * 300),
-                      "tr", usage=(900, 850)) for i in range(200)]
+    material = [event(i, T0 + timedelta(seconds=4 * i), REWRITE.format(text=document(i)), "tr", usage=(900, 850))
+                for i in range(200)]
     alerts = run(material)
     assert alerts and worst(alerts) == SEVERITY["info"] and not any(is_exculpated(a) for a in alerts)
     reasons = {r["signal"]: r["value"] for r in alerts[0]["reasons"]}
@@ -166,6 +178,33 @@ def test_a_long_system_prompt_around_short_items_is_no_material_to_transform():
                     usage=(1_070, 850), org_id="org-pad", system_prompt=padding) for i in range(200)]
     alerts = run(padded)
     assert worst(alerts) >= SEVERITY["warning"]
+    assert not any(r["value"] == "templated_transformation" for a in alerts for r in a["reasons"])
+
+
+def test_the_same_worked_examples_before_every_item_are_no_new_material():
+    """The rewriting service's frame and usage (the test above: held), but its material one
+    block of worked examples the same in every prompt with a short item after it, on an aged
+    organisation's account: the prompts' content sketches are alike, so there is no new
+    material to transform, and the harvest pages."""
+    examples = "".join(f"Example task: {document(900 + j, 40)}\nExample solution: {document(950 + j, 60)}\n\n"
+                       for j in range(6))  # ~3,900 characters
+    padded = [event(i, T0 + timedelta(seconds=4 * i), REWRITE.format(text=f"{examples}Task: {TOPICS[i % 16]}, {i}."),
+                    "pad", usage=(900, 850), org_id="org-pad") for i in range(200)]
+    alerts = run(padded)
+    assert worst(alerts) >= SEVERITY["warning"]
+    assert not any(is_exculpated(a) for a in alerts)
+
+
+def test_long_context_items_with_an_answer_label_are_no_transformation():
+    """A passage and a question with an answer label in every prompt, ``max_tokens`` kept
+    under the ratio, on an aged organisation's account: the key answers items, it does not
+    transform material, and the harvest pages (the reasons say nothing of a transformation)."""
+    frame = "Read the document and answer the question at its end.\n\n{text}\n\nQuestion: {q}?\nAnswer:"
+    items = [event(i, T0 + timedelta(seconds=4 * i), frame.format(text=document(i), q=f"what is {TOPICS[i % 16]}"),
+                   "rc", usage=(900, 850), org_id="org-rc") for i in range(200)]
+    alerts = run(items)
+    assert worst(alerts) >= SEVERITY["warning"]
+    assert not any(is_exculpated(a) for a in alerts)
     assert not any(r["value"] == "templated_transformation" for a in alerts for r in a["reasons"])
 
 
