@@ -35,7 +35,7 @@ from .features import EventFeatures, answered_style, featurize
 from .fused_signals import FusedSignals
 from .multilingual import LANGUAGE_SHIFT, LANGUAGES
 from .population import PopulationProfile
-from .products import CONVERSATION_RING, ProductEvidence, ProductEvidenceConfig
+from .products import CONVERSATION_RING, MATERIAL_RING, ProductEvidence, ProductEvidenceConfig
 from .reruns import RERUN_SAMPLE
 
 
@@ -157,7 +157,8 @@ _SIGNAL_BITS = (1 << len(EXTRACTION_SIGNALS)) - 1
 _RINGS = f"{_RING}I{_RING}Q{_RING}I{_BINS}H{_CONV}I{_CONV}I{_CLAIM_ARRAYS}"
 _RERUN = RERUN_SAMPLE  # the re-run sample (models.reruns): fingerprints, model mark + hour
 _BATCH_TABLE = BATCH_TABLE  # graded batches (models.batches): the key's recurring lines, uint64 each
-_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I{_BATCH_TABLE}Q")
+_MATERIAL = MATERIAL_RING  # products: material sketches of the key's last transformations, uint64 each
+_STRUCT = struct.Struct(f"<B{len(_SCALARS)}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I{_BATCH_TABLE}Q{_MATERIAL}Q")
 STATE_BYTES = _STRUCT.size
 # Older layouts are the current one with fewer trailing scalars (v3: up to "yield_n", v4: up to
 # "evidence", v5: up to "run_share") and no conversation rings: read them with the missing
@@ -199,8 +200,9 @@ _OLD_LAYOUTS[12] = (struct.Struct(f"<B{_V12_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_
 _V13_SCALARS = _SCALARS.index("app_held")
 _OLD_LAYOUTS[13] = (struct.Struct(f"<B{_V13_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I{_BATCH_TABLE}Q"),
                     _V13_SCALARS)
-# v14: v13 and the app hold; no share of transformations that were items (read as 0: a key held
-# as a transformation holds until about 14 of its next transformations are items)
+# v14: v13 and the app hold; no share of transformations that were items, no material sketches
+# (read as 0 and empty: a key held as a transformation holds until about 14 of its next
+# transformations are items, or until its next is the same material as one before)
 _V14_SCALARS = _SCALARS.index("transform_item_ew")
 _OLD_LAYOUTS[14] = (struct.Struct(f"<B{_V14_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I{_BATCH_TABLE}Q"),
                     _V14_SCALARS)
@@ -320,7 +322,8 @@ class KeyState:
     """One key's decoded state: named scalars, its rings and the topic histogram."""
 
     __slots__ = _SCALARS + ("ids", "sketch", "templates", "hist", "app_conv_ids", "app_conv_ts", "conv_ids",
-                            "conv_marks", "claim_kinds", "signals", "rerun_ids", "rerun_meta", "batch_table")
+                            "conv_marks", "claim_kinds", "signals", "rerun_ids", "rerun_meta", "batch_table",
+                            "material")
 
     def __init__(self, values: tuple | None = None) -> None:
         if values is None:
@@ -336,6 +339,7 @@ class KeyState:
             self.signals = [0] * _SIGNAL_VALUES
             self.rerun_ids, self.rerun_meta = [0] * _RERUN, [0] * _RERUN
             self.batch_table = [0] * _BATCH_TABLE
+            self.material = [0] * _MATERIAL
             return
         for name, value in zip(_SCALARS, values[1:_NS + 1]):
             setattr(self, name, value)
@@ -362,6 +366,9 @@ class KeyState:
         at += 2 * _RERUN
         # (a layout before v13 ends before it: an empty table)
         self.batch_table = list(values[at:at + _BATCH_TABLE]) or [0] * _BATCH_TABLE
+        at += _BATCH_TABLE
+        # (a layout before v15 ends before it: no material sketches)
+        self.material = list(values[at:at + _MATERIAL]) or [0] * _MATERIAL
 
 
 def decode_state(data: bytes | None) -> KeyState:
@@ -405,7 +412,7 @@ _GET_SCALARS = operator.attrgetter(*_SCALARS)
 def encode_state(st: KeyState) -> bytes:
     return _STRUCT.pack(STATE_VERSION, *_GET_SCALARS(st), *st.ids, *st.sketch, *st.templates, *st.hist,
                         *st.app_conv_ids, *st.app_conv_ts, *st.conv_ids, *st.conv_marks, *st.claim_kinds,
-                        *st.signals, *st.rerun_ids, *st.rerun_meta, *st.batch_table)
+                        *st.signals, *st.rerun_ids, *st.rerun_meta, *st.batch_table, *st.material)
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     questions for long answers; the output/input token ratio (both gateway-measured) is
     what separates them, whatever the words. The input counted is the prompt's share of it: a
     long fixed system prompt is no material (padded around short items, it made any harvest's
-    answers "smaller than the input"). The material is new each time (the prompt's content
-    sketch far from the key's recent ones: the same worked examples pasted before every item
-    are not), and it is material, not items: when most of the key's transformations carry an
-    answer label or an item's shape (options, "Answer:" in any language) the key is answering
-    items. Like the app evidence it holds only on an organisation's account; on an
+    answers "smaller than the input"). The material is new each time (a sketch of all the
+    prompt's words far from the key's last transformations': the same worked examples pasted
+    into every item's prompt, in any order, are not), and it is material, not items: when most
+    of the key's transformations carry an answer label or an item's shape (options, "Answer:"
+    in any language) the key is answering items. Like the app evidence it holds only on an organisation's account; on an
     individual's the incident is capped at info and sent (``unverified_product``). Long-context
     harvests under one frame (a passage and a question, ``max_tokens`` kept under the ratio),
     or items padded by worked examples inside every prompt, on bought aged accounts were held
@@ -142,12 +142,14 @@ from .detectors.base import harvested_share
 from .detectors.topic_novelty import sketch_novelty
 from .batches import GradedBatches, line_marks
 from .events import RequestEvent
-from .features import BENCHMARK_FORMAT, EventFeatures
+from .features import BENCHMARK_FORMAT, EventFeatures, material_sketch
 from .multilingual import ITEM_STRUCTURE
 from .reruns import ItemReruns, item_fingerprint
 
 #: recent conversations a key's record keeps (id hash + last turn time, 8 bytes each)
 CONVERSATION_RING = 8
+#: material sketches of a key's last transformations its record keeps (uint64 each)
+MATERIAL_RING = 4
 # A prompt that poses an item: an answer label ("Answer:", "答案：", "final answer") or an item's
 # structure (options, a numbered question), in any language (features, multilingual).
 _ITEM_SHAPE = BENCHMARK_FORMAT | ITEM_STRUCTURE
@@ -188,12 +190,14 @@ class ProductEvidenceConfig:
       harvested worked solution is 5-50x its question).
     - ``transform_share`` 0.6 with ``template_share`` 0.5: most of the key's recent prompts
       are such transformations under a repeated frame.
-    - ``transform_min_novelty`` 0.25: a transformation's material is new, its prompt's SimHash
-      8 or more of 64 bits from each of the key's last 8 (``sketch_novelty``). The SimHash is of
-      a prompt's first 200 content words: the same 2,500-5,000 characters of worked examples
-      pasted before every item made it 0.0 on every such prompt (transformation-mimic's
-      ``preamble`` heads, held on organisations' accounts), while real services' documents were
-      new on every transformation (0.9+ of their requests).
+    - ``transform_min_novelty`` 0.25: a transformation's material is new: the SimHash of all
+      its prompt's words (``features.material_sketch``) 8 or more of 64 bits from each of the
+      key's last ``MATERIAL_RING`` transformations' (``sketch_novelty``). The same 2,500-5,000
+      characters of worked examples pasted before every item (transformation-mimic's
+      ``preamble`` heads, held on organisations' accounts) are 0.0-0.03 from the last, and
+      shuffled into another order each time 0.03-0.16 (10th-90th percentile); real services'
+      documents 0.7-0.97. The sketch of the first 200 words alone (``EventFeatures.simhash``)
+      was told apart by shuffling (0.13-0.66).
     - ``transform_item_share`` 0.5: under half the key's transformations carry an answer label
       or an item's shape (``BENCHMARK_FORMAT`` / ``ITEM_STRUCTURE``, in any language). A
       frame that poses items does so in every request (transformation-mimic's long-context
@@ -288,8 +292,8 @@ class ProductEvidence:
 
     Works on the key's state object (``models.pipeline.KeyState``): the scalars ``app_ew``,
     ``app_held``, ``transform_ew``, ``transform_item_ew``, ``agent_ew``, ``agent_held``, ``convs`` and the
-    rings ``app_conv_ids`` / ``app_conv_ts`` (seconds); it reads ``person_ew`` (learned by
-    ``ConversationClaims``) and ``sketch`` (the key's recent prompts' SimHashes, ``TopicNovelty``'s).
+    rings ``app_conv_ids`` / ``app_conv_ts`` (seconds) and ``material`` (``MATERIAL_RING``
+    sketches); it reads ``person_ew`` (learned by ``ConversationClaims``).
 
     >>> from types import SimpleNamespace
     >>> st = SimpleNamespace(n=0, app_ew=0.0, app_held=0.0, transform_ew=0.0, agent_ew=0.0, agent_held=0.0,
@@ -310,7 +314,7 @@ class ProductEvidence:
     # -- learning ----------------------------------------------------------------------------
     def learn_one(self, st, event: RequestEvent, features: EventFeatures) -> None:
         """Fold one event (and its ``features``) into the key's evidence (``st.n``: the key's
-        events before it; ``st.sketch``: its recent prompts' SimHashes, this one's not yet)."""
+        events before it)."""
         # (runs for every event: plain arithmetic on bools, no per-event allocation)
         c = self.config
         continued = follow_up = False
@@ -321,7 +325,9 @@ class ProductEvidence:
         if not event.turn_index and self.transformation(event.input_tokens, event.output_tokens, len(event.prompt),
                                                         len(event.system_prompt or "")):
             # material new to the key, not the same padding again; and whether it is an item
-            transform = sketch_novelty(features.simhash, st.sketch) >= c.transform_min_novelty
+            material = material_sketch(event.prompt)
+            transform = sketch_novelty(material, st.material) >= c.transform_min_novelty
+            st.material = [material, *st.material[:-1]]
             item = float(bool(features.families & _ITEM_SHAPE))
             st.transform_item_ew += (c.alpha * (item - st.transform_item_ew)) if st.n else item
         # an agent's step: a turn of its own conversation, tools declared, answered briefly

@@ -104,7 +104,7 @@ def test_the_evidence_once_held_survives_a_run_of_long_edits_and_goes_when_the_l
     evidence = ProductEvidence()
     st = SimpleNamespace(n=0, app_ew=0.0, app_held=0.0, person_ew=0.0, transform_ew=0.0, agent_ew=0.0,
                          agent_held=0.0, convs=0.0, app_conv_ids=[0] * 8, app_conv_ts=[0] * 8, rerun_ew=0.0,
-                         rerun_hits=0.0, transform_item_ew=0.0, sketch=[0] * 8)
+                         rerun_hits=0.0, transform_item_ew=0.0, material=[0] * 4)
     for i in range(60):  # three tasks of brief tool calls
         _step(evidence, st, i, i % 20, 80)
     assert st.agent_held and st.agent_ew > 0.9

@@ -147,3 +147,19 @@ def test_a_tool_catalogue_in_any_words_is_extraction_style(catalogue):
 ])
 def test_pasted_code_with_calls_is_not_a_tool_catalogue(text):
     assert not featurize(_event(text)).families & TOOL_USE
+
+
+def test_the_material_sketch_is_the_same_with_or_without_the_words_featurize_remembered():
+    from distillguard.models import features
+
+    long_text = " ".join(f"word{i % 97} 光合作用{i % 13}" for i in range(600))
+    other = "A short letter to translate, nothing like the other one."
+    features.featurize_text(long_text)
+    remembered = features.material_sketch(long_text)
+    features.featurize_text(other)  # featurize's last prompt is another now: the words are found again
+    assert features.material_sketch(long_text) == remembered
+    assert features.material_sketch(other) != remembered
+    # all the words count, not the first 200 SimHash reads: the same words in another order match
+    shuffled = " ".join(reversed(long_text.split(" ")))
+    assert features.material_sketch(shuffled) == remembered
+    assert features.featurize_text(shuffled).simhash != features.featurize_text(long_text).simhash

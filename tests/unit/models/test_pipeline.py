@@ -212,10 +212,10 @@ def test_an_older_state_is_read_with_its_history_after_an_upgrade(version):
     layout, count = p._OLD_LAYOUTS[version]
     # the same key, written by an older worker: its layout ends its scalars earlier and has no
     # conversation rings (the products' and the claims')
-    tail = 2 * p._CONV + p._CLAIM_VALUES + p._SIGNAL_VALUES + 2 * p._RERUN + p._BATCH_TABLE
+    tail = 2 * p._CONV + p._CLAIM_VALUES + p._SIGNAL_VALUES + 2 * p._RERUN + p._BATCH_TABLE + p._MATERIAL
     old = layout.pack(version, *current[1:count + 1], *current[p._NS + 1:-tail])
     assert len(old) == p.STATE_BYTES - 8 * (p._NS - count) - 8 * p._CONV - struct.calcsize(f"<{p._CLAIM_ARRAYS}") \
-        - 2 * p._SIGNAL_VALUES - 8 * p._RERUN - 8 * p._BATCH_TABLE
+        - 2 * p._SIGNAL_VALUES - 8 * p._RERUN - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.score == p.decode_state(state).score
     assert upgraded.hist == p.decode_state(state).hist
@@ -237,8 +237,10 @@ def test_a_v6_state_keeps_its_conversation_rings_and_counts_signals_from_the_upg
     current = p._STRUCT.unpack(state)
     layout, _ = p._OLD_LAYOUTS[6]
     count = p._V6_SCALARS  # written before the harvest run's scalars and the signal counts
-    old = layout.pack(6, *current[1:count + 1], *current[p._NS + 1:-p._SIGNAL_VALUES - 2 * p._RERUN - p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 2 * p._SIGNAL_VALUES - 8 * (p._NS - count) - 8 * p._RERUN - 8 * p._BATCH_TABLE
+    tail = p._SIGNAL_VALUES + 2 * p._RERUN + p._BATCH_TABLE + p._MATERIAL
+    old = layout.pack(6, *current[1:count + 1], *current[p._NS + 1:-tail])
+    assert len(old) == p.STATE_BYTES - 2 * p._SIGNAL_VALUES - 8 * (p._NS - count) - 8 * p._RERUN \
+        - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.conv_marks == was.conv_marks and upgraded.claim_kinds == was.claim_kinds
     assert upgraded.signals == [0] * p._SIGNAL_VALUES and was.signals[0] >= 60  # ev(): reasoning in half
@@ -253,8 +255,8 @@ def test_a_v7_state_keeps_its_history_and_learns_its_typical_prompt_from_the_upg
     layout, count = p._OLD_LAYOUTS[7]
     # written before the typical prompt length (person share, re-runs, reading, agent, batches, app hold)
     assert count == p._NS - 14
-    old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 112 - 8 * p._RERUN - 8 * p._BATCH_TABLE
+    old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE - p._MATERIAL])
+    assert len(old) == p.STATE_BYTES - 112 - 8 * p._RERUN - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_ids == was.conv_ids
     assert upgraded.prompt_log == 0.0 and round(was.prompt_log, 6) == round(math.log(31), 6)
@@ -271,8 +273,8 @@ def test_a_v8_state_keeps_its_history_and_reads_the_person_share_as_a_new_keys()
     layout, count = p._OLD_LAYOUTS[8]
     # written before the share of a person's follow-ups (re-runs, reading, agent, batches, app hold)
     assert count == p._NS - 13
-    old = layout.pack(8, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 104 - 8 * p._RERUN - 8 * p._BATCH_TABLE
+    old = layout.pack(8, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE - p._MATERIAL])
+    assert len(old) == p.STATE_BYTES - 104 - 8 * p._RERUN - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.prompt_log == was.prompt_log and upgraded.signals == was.signals
     assert upgraded.person_ew == PERSON_PRIOR
@@ -289,8 +291,8 @@ def test_a_v9_state_keeps_its_person_share_and_starts_an_empty_rerun_sample():
     layout, count = p._OLD_LAYOUTS[9]
     # written before the re-run share and count (and the reading pace, agent share, batches, app hold)
     assert count == p._NS - 12
-    old = layout.pack(9, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 96 - 8 * p._RERUN - 8 * p._BATCH_TABLE
+    old = layout.pack(9, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE - p._MATERIAL])
+    assert len(old) == p.STATE_BYTES - 96 - 8 * p._RERUN - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_marks == was.conv_marks
     assert upgraded.person_ew == was.person_ew != PERSON_PRIOR  # v9 had it: kept, not reset
@@ -310,8 +312,8 @@ def test_a_v10_state_keeps_its_rerun_sample_and_starts_its_reading_pace_afresh()
     # written before the reading pace (and the agent share, the batches, the app hold, the items)
     assert count == p._NS - 10
     current = p._STRUCT.unpack(state)
-    old = layout.pack(10, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 80 - 8 * p._BATCH_TABLE
+    old = layout.pack(10, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE - p._MATERIAL])
+    assert len(old) == p.STATE_BYTES - 80 - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.rerun_ids == was.rerun_ids and upgraded.conv_marks == was.conv_marks
     assert upgraded.unread_ew == upgraded.reply_ready == 0.0  # nothing unread yet: judged afresh
@@ -331,8 +333,8 @@ def test_a_v11_state_keeps_its_reading_pace_and_starts_its_agent_share_afresh():
     layout, count = p._OLD_LAYOUTS[11]
     assert count == p._NS - 8  # written before the agent share (and the batches, the app hold, the items)
     current = p._STRUCT.unpack(state)
-    old = layout.pack(11, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 64 - 8 * p._BATCH_TABLE
+    old = layout.pack(11, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE - p._MATERIAL])
+    assert len(old) == p.STATE_BYTES - 64 - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded = p.decode_state(old)
     assert upgraded.n == 60 and upgraded.unread_ew == was.unread_ew and upgraded.conv_marks == was.conv_marks
     assert upgraded.agent_ew == upgraded.agent_held == 0.0  # judged afresh
@@ -352,8 +354,8 @@ def test_a_v12_state_keeps_its_agent_share_and_starts_its_batches_afresh():
     layout, count = p._OLD_LAYOUTS[12]
     assert count == p._NS - 6  # written before the batches (and the app hold, the items)
     current = p._STRUCT.unpack(state)
-    old = layout.pack(12, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE])
-    assert len(old) == p.STATE_BYTES - 48 - 8 * p._BATCH_TABLE
+    old = layout.pack(12, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE - p._MATERIAL])
+    assert len(old) == p.STATE_BYTES - 48 - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.agent_ew == was.agent_ew and upgraded.rerun_ids == was.rerun_ids
     assert upgraded.batches == upgraded.batch_ew == 0.0 and upgraded.batch_table == [0] * p._BATCH_TABLE
@@ -469,8 +471,8 @@ def test_a_v13_state_keeps_its_batches_and_holds_the_app_evidence_again_at_the_a
     layout, count = p._OLD_LAYOUTS[13]
     assert count == p._NS - 2  # written before the app hold (and the items)
     current = p._STRUCT.unpack(state)
-    old = layout.pack(13, *current[1:count + 1], *current[p._NS + 1:])
-    assert len(old) == p.STATE_BYTES - 16
+    old = layout.pack(13, *current[1:count + 1], *current[p._NS + 1:-p._MATERIAL])
+    assert len(old) == p.STATE_BYTES - 16 - 8 * p._MATERIAL
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.app_ew == was.app_ew and upgraded.batch_table == was.batch_table
     assert upgraded.app_held == 0.0  # not held at the upgrade: held again at the app's bar, by its next event
@@ -496,10 +498,11 @@ def test_a_v14_state_keeps_its_app_hold_and_counts_its_transformations_items_afr
     layout, count = p._OLD_LAYOUTS[14]
     assert count == p._NS - 1  # written before the items
     current = p._STRUCT.unpack(state)
-    old = layout.pack(14, *current[1:count + 1], *current[p._NS + 1:])
-    assert len(old) == p.STATE_BYTES - 8
+    old = layout.pack(14, *current[1:count + 1], *current[p._NS + 1:-p._MATERIAL])
+    assert len(old) == p.STATE_BYTES - 8 - 8 * p._MATERIAL
     upgraded = p.decode_state(old)
     assert upgraded.n == 60 and upgraded.app_held == was.app_held and upgraded.transform_ew == was.transform_ew
-    assert upgraded.transform_item_ew == 0.0  # counted afresh from the next transformation
+    assert upgraded.transform_item_ew == 0.0 and upgraded.material == [0] * p._MATERIAL  # afresh
+    assert any(was.material)
     after = p.decode_state(KeyPipeline().step(old, _item_event(60)).state)
     assert after.n == 61 and 0.0 < after.transform_item_ew < was.transform_item_ew

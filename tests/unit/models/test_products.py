@@ -181,15 +181,20 @@ def test_a_long_system_prompt_around_short_items_is_no_material_to_transform():
     assert not any(r["value"] == "templated_transformation" for a in alerts for r in a["reasons"])
 
 
-def test_the_same_worked_examples_before_every_item_are_no_new_material():
-    """The rewriting service's frame and usage (the test above: held), but its material one
-    block of worked examples the same in every prompt with a short item after it, on an aged
-    organisation's account: the prompts' content sketches are alike, so there is no new
-    material to transform, and the harvest pages."""
-    examples = "".join(f"Example task: {document(900 + j, 40)}\nExample solution: {document(950 + j, 60)}\n\n"
-                       for j in range(6))  # ~3,900 characters
-    padded = [event(i, T0 + timedelta(seconds=4 * i), REWRITE.format(text=f"{examples}Task: {TOPICS[i % 16]}, {i}."),
-                    "pad", usage=(900, 850), org_id="org-pad") for i in range(200)]
+def test_the_same_worked_examples_in_any_order_before_every_item_are_no_new_material():
+    """The rewriting service's frame and usage (the test above: held), but its material the
+    same worked examples in every prompt, shuffled into another order each time, with a short
+    item after them, on an aged organisation's account: the sketches of all their words are
+    alike, so there is no new material to transform, and the harvest pages."""
+    examples = [f"Example task: {document(900 + j, 40)}\nExample solution: {document(950 + j, 60)}\n\n"
+                for j in range(6)]  # ~3,900 characters
+
+    def prompt(i: int) -> str:
+        shuffled = "".join(random.Random(i).sample(examples, len(examples)))
+        return REWRITE.format(text=f"{shuffled}Task: {TOPICS[i % 16]}, {i}.")
+
+    padded = [event(i, T0 + timedelta(seconds=4 * i), prompt(i), "pad", usage=(900, 850), org_id="org-pad")
+              for i in range(200)]
     alerts = run(padded)
     assert worst(alerts) >= SEVERITY["warning"]
     assert not any(is_exculpated(a) for a in alerts)
