@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -1211,6 +1212,18 @@ PREAMBLE_EXAMPLES = [
 ]
 
 
+# transformation_mimic's ``bare`` dress: frames that ask nothing of the answer's form, and the
+# answer label an item ends with taken off ("答案：", "Answer:"), written after the evidence
+# counted answer labels and items' shapes (2026-12-06)
+BARE_FRAMES = [
+    "Read the document below and respond to the question at its end.\n\n{text}",
+    "Here is a text, followed by a question about it.\n\n{text}",
+    "{text}",
+]
+_ANSWER_LABEL = re.compile(r"\s*(?:Answer|答案|答え|回答|Antwort|Réponse|Respuesta|Ответ|정답)\s*[:：]\s*$",
+                           re.IGNORECASE)
+
+
 def _documents(recs, min_chars):
     """Records joined in turn into documents of ``min_chars`` or more (a long passage stands
     alone; short items go several to a document, numbered, as a batch of questions)."""
@@ -1237,17 +1250,30 @@ def gen_transformation_mimic(b, name, spec, R):
     ``passage_ratio`` times each request's input and one answer a request;
     ``system`` a long fixed system prompt (``PADDING_SYSTEMS``, ``padding_chars``) around
     ordinary items; ``preamble`` the same padding as worked examples inside every prompt, before
-    the item (``PREAMBLE_EXAMPLES``). Heads share no network, client or payment method."""
+    the item (``PREAMBLE_EXAMPLES``). Heads share no network, client or payment method.
+
+    Three more dresses (``dresses`` in the spec; written 2026-12-06 after the evidence asked for
+    new material and no items): ``bare`` a passage and a bare question (its answer label taken
+    off, a frame that asks nothing of the answer's form, no reasoning asked); ``shuffled`` one
+    set of other items of the family as worked examples before every item, in a new order each
+    request, no answer label; ``subset`` examples drawn afresh for every request from a pool of
+    the family's items (``subset_pool``)."""
     for camo in ms.camo_flags(b, R, spec):
         dress = wchoice(R, spec.get("dresses", [["passage", 0.4], ["system", 0.3], ["preamble", 0.3]]))
-        families = spec.get("passage_families") if dress == "passage" else spec.get("families")
+        families = spec.get("passage_families") if dress in ("passage", "bare") else spec.get("families")
         scen, ci, heads, n, recs = _headed_campaign(b, name, dict(spec, families=families), R, camo, [1, 5])
-        if dress == "passage":
+        if dress == "bare":
+            recs = [(_ANSWER_LABEL.sub("", text), answer, group) for text, answer, group in recs]
+        if dress in ("passage", "bare"):
             recs = _documents(recs, spec.get("min_item_chars", 560))
-        frame = R.choice(PASSAGE_FRAMES) if dress == "passage" else "{text}"
+        frame = {"passage": PASSAGE_FRAMES, "bare": BARE_FRAMES}.get(dress)
+        frame = R.choice(frame) if frame else "{text}"
         target = R.uniform(*spec.get("padding_chars", [2500.0, 5000.0]))
+        if dress in ("shuffled", "subset"):
+            examples = _example_padding(R, recs, target, dress, spec.get("subset_pool", 40))
+            recs = recs[len(recs) // 4:]  # (the first quarter of the walk gave the examples)
         padding = ""
-        while dress != "passage" and len(padding) < target:
+        while dress in ("system", "preamble") and len(padding) < target:
             padding += R.choice(PADDING_SYSTEMS if dress == "system" else PREAMBLE_EXAMPLES)
         system = padding if dress == "system" else None
         if dress == "preamble":
@@ -1264,8 +1290,10 @@ def gen_transformation_mimic(b, name, spec, R):
                                                               len(mine))
             for (text, _ans, _g), ts in zip(mine, times):
                 prompt = fill(frame, text)
+                if dress in ("shuffled", "subset"):
+                    prompt = "Solve the task the way the examples do.\n\n" + examples() + "Task: " + text
                 params, median = style, out_median
-                if dress == "passage":
+                if dress in ("passage", "bare"):
                     # what the gateway will count as input (the builder's estimate), and the answer
                     # kept under the ratio by max_tokens
                     in_tok = len(prompt) // 4 + 8
@@ -1273,6 +1301,31 @@ def gen_transformation_mimic(b, name, spec, R):
                     median = ratio * in_tok * 0.8
                 b.emit(R, key, ts, prompt, params=params, model=model, endpoint=ep, client=b.client(R, prof),
                        system=system, conv=None, attack=True, out_median=median)
+
+
+def _example_padding(R, recs, target, dress, pool_size):
+    """The worked examples of a ``shuffled`` or ``subset`` head, as a function giving each
+    request's padding (``target`` characters or more): ``shuffled`` one set of the walk's first
+    items in a new order every time, ``subset`` items drawn afresh from a pool of
+    ``pool_size``. Labelled "Example task" / "Worked solution", never "Answer"."""
+    blocks = [f"Example task: {text}\nWorked solution: reasoned through in full, then the result.\n\n"
+              for text, _answer, _group in recs[:max(1, len(recs) // 4)]]
+    if dress == "shuffled":
+        chosen, size = [], 0
+        for block in blocks:
+            if size >= target:
+                break
+            chosen.append(block)
+            size += len(block)
+        return lambda: "".join(R.sample(chosen, len(chosen)))
+    pool = blocks[:pool_size]
+
+    def subset() -> str:
+        out = ""
+        while len(out) < target:
+            out += R.choice(pool)
+        return out
+    return subset
 
 
 LONGFORM_TEMPLATES = [
