@@ -30,15 +30,16 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     prompt's words far from the key's last transformations': the same worked examples pasted
     into every item's prompt, in any order, are not), and it is material, not items: when most
     of the key's transformations carry an answer label or an item's shape (options, "Answer:"
-    in any language) the key is answering items. Like the app evidence it holds only on an organisation's account; on an
-    individual's the incident is capped at info and sent (``unverified_product``). Long-context
-    harvests under one frame (a passage and a question, ``max_tokens`` kept under the ratio),
-    or items padded by worked examples inside every prompt, on bought aged accounts were held
-    silently (stress stream transformation-mimic), on organisations' accounts too until the
-    material had to be new and no item. What it still gives away, stated: a long-context
-    harvest on a bought aged organisation's account whose prompts carry no answer label and no
-    item's shape (a passage and a bare question), answered under the ratio, is held at info,
-    unsent.
+    in any language) the key is answering items. Like the app evidence it holds only on an
+    organisation's account; on an individual's the incident is capped at info and sent
+    (``unverified_product``). Long-context harvests under one frame (a passage and a question,
+    ``max_tokens`` kept under the ratio), or items padded by worked examples inside every
+    prompt, on bought aged accounts were held silently (stress stream transformation-mimic), on
+    organisations' accounts too until the material had to be new and no item. What it still
+    gives away, stated: a long-context harvest on a bought aged organisation's account whose
+    prompts carry no answer label and no item's shape (a passage and a bare question), answered
+    under the ratio, is held at info, unsent, where it raises an incident at all (most such
+    heads of stress stream transformation-mimic-b raise none: document QA by every signal).
 ``agent_loops``
     A coding or tool-using agent: many of the key's requests continue a conversation the key
     opened (a tool's result sent back as the next turn, history and all), with tools declared,
