@@ -316,7 +316,8 @@ class ProductEvidence:
     def learn_one(self, st, event: RequestEvent, features: EventFeatures) -> None:
         """Fold one event (and its ``features``) into the key's evidence (``st.n``: the key's
         events before it)."""
-        # (runs for every event: plain arithmetic on bools, no per-event allocation)
+        # (runs for every event: plain arithmetic on bools, no per-event allocation but a
+        # transformation's material ring)
         c = self.config
         continued = follow_up = False
         if event.conversation_id is not None:
