@@ -504,6 +504,11 @@ def normalise_prompt(text: str) -> str:
 MATERIAL_TOKENS = 4_000
 
 
+def _content_words(norm: str) -> list[str]:
+    """The words of a normal form but stop words (in C: no per-word bytecode)."""
+    return list(filterfalse(_STOP.__contains__, _WORD.findall(norm)))
+
+
 def material_sketch(prompt: str) -> int:
     """A 64-bit SimHash of *all* a prompt's content words (and other scripts' tokens, up to
     ``MATERIAL_TOKENS``), where ``EventFeatures.simhash`` reads its first 200: what a
@@ -520,7 +525,7 @@ def material_sketch(prompt: str) -> int:
     norm = normalise_prompt(prompt[:MAX_PROMPT_CHARS])
     last_norm, words = _last_words
     if norm is not last_norm:  # (another prompt than featurize's last)
-        words = list(filterfalse(_STOP.__contains__, _WORD.findall(norm)))
+        words = _content_words(norm)
     if not norm.isascii():
         words = words + multilingual.script_tokens(norm, MATERIAL_TOKENS)
     return _simhash(words[:MATERIAL_TOKENS])
@@ -529,7 +534,7 @@ def material_sketch(prompt: str) -> int:
 def featurize(event: RequestEvent) -> EventFeatures:
     global _last_words
     norm = normalise_prompt(event.prompt[:MAX_PROMPT_CHARS])
-    words = list(filterfalse(_STOP.__contains__, _WORD.findall(norm)))  # (in C: no per-word bytecode)
+    words = _content_words(norm)
     _last_words = (norm, words)  # (material_sketch's, for the same prompt)
     if not norm.isascii():  # Chinese has no words _WORD finds: character bigrams instead
         words = words + multilingual.script_tokens(norm, 100)  # (each new bigram costs a hash: 100 suffice)

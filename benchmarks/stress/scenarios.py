@@ -1220,6 +1220,7 @@ BARE_FRAMES = [
     "Here is a text, followed by a question about it.\n\n{text}",
     "{text}",
 ]
+_SOLVE_LIKE_EXAMPLES = "Solve the task the way the examples do.\n\n"  # the worked examples' frame
 _ANSWER_LABEL = re.compile(r"\s*(?:Answer|答案|答え|回答|Antwort|Réponse|Respuesta|Ответ|정답)\s*[:：]\s*$",
                            re.IGNORECASE)
 
@@ -1273,12 +1274,11 @@ def gen_transformation_mimic(b, name, spec, R):
             examples = _example_padding(R, recs, target, dress, spec.get("subset_pool", 40))
             recs = recs[len(recs) // 4:]  # (the first quarter of the walk gave the examples)
         padding = ""
-        while dress in ("system", "preamble") and len(padding) < target:
-            padding += R.choice(PADDING_SYSTEMS if dress == "system" else PREAMBLE_EXAMPLES)
+        if dress in ("system", "preamble"):
+            padding = _padding(R, PADDING_SYSTEMS if dress == "system" else PREAMBLE_EXAMPLES, target)
         system = padding if dress == "system" else None
         if dress == "preamble":
-            frame = "Solve the task the way the examples do.\n\n" + padding.replace("{", "(").replace("}", ")") \
-                + "Task: {text}\nAnswer:"
+            frame = _SOLVE_LIKE_EXAMPLES + padding.replace("{", "(").replace("}", ")") + "Task: {text}\nAnswer:"
         ratio = R.uniform(*spec.get("passage_ratio", [1.2, 2.2]))
         out_median = R.uniform(*spec.get("answer_tokens", [400.0, 1200.0]))
         per_head = max(1, len(recs) // heads)
@@ -1289,9 +1289,10 @@ def gen_transformation_mimic(b, name, spec, R):
             key, prof, model, ep, style, times = _bought_head(b, R, spec, camo, scen, ci, "transformation_mimic",
                                                               len(mine))
             for (text, _ans, _g), ts in zip(mine, times):
-                prompt = fill(frame, text)
                 if dress in ("shuffled", "subset"):
-                    prompt = "Solve the task the way the examples do.\n\n" + examples() + "Task: " + text
+                    prompt = _SOLVE_LIKE_EXAMPLES + examples() + "Task: " + text
+                else:
+                    prompt = fill(frame, text)
                 params, median = style, out_median
                 if dress in ("passage", "bare"):
                     # what the gateway will count as input (the builder's estimate), and the answer
@@ -1319,13 +1320,15 @@ def _example_padding(R, recs, target, dress, pool_size):
             size += len(block)
         return lambda: "".join(R.sample(chosen, len(chosen)))
     pool = blocks[:pool_size]
+    return lambda: _padding(R, pool, target)
 
-    def subset() -> str:
-        out = ""
-        while len(out) < target:
-            out += R.choice(pool)
-        return out
-    return subset
+
+def _padding(R, pool, target):
+    """Blocks drawn from ``pool`` until ``target`` characters or more."""
+    out = ""
+    while len(out) < target:
+        out += R.choice(pool)
+    return out
 
 
 LONGFORM_TEMPLATES = [
