@@ -49,6 +49,10 @@ What an attacker who reads this cannot easily change without giving up the harve
 * **camouflage costs the probation**: a young key that keeps to an item shape for only
   ``min_partial_share`` of its requests (its slice interleaved with other requests) is a
   member only if its content fits the wave as a free-form member's must;
+* **a mixed set is a family too**: a sweep of a set that mixes item shapes and scripts (a
+  capability sweep) dealt to its heads in turn gives each head the same mix, and no one
+  family: a machine-paced key that keeps to none, ``min_mixed_share`` of whose requests carry
+  answer options or an answer label, is a member of ``mixed-items`` on the same probation;
 * **an item set's items open alike**: in a few of the set's ways ("You are a ...", "Imagine
   you are ..."), whatever each is about; once a family's incident is open, a member's
   distinct openings fit its profile too (``opening_weight``, ``_opening_fit``). Rewording
@@ -228,8 +232,22 @@ def member_family(family: int) -> int:
 
 
 def member_family_name(family: int) -> str:
+    """A member family's name, as incidents show it.
+
+    >>> member_family_name(member_family(content_family("Which?\\nA) 4\\nB) 7"))), member_family_name(MIXED_ITEMS)
+    ('latin-options', 'mixed-items')
+    """
+    if family == MIXED_ITEMS:
+        return "mixed-items"
     script, kind = divmod(family, len(_KINDS))
     return f"{_SCRIPTS[script]}-{_KINDS[kind]}" if 0 <= script < len(_SCRIPTS) else f"family{family}"
+
+
+# The member family of a key that keeps to no one family, a share of whose requests are items
+# (answer options or an answer label, any script): past every script's codes, of the options
+# kind (not free-form, not unlabelled).
+MIXED_ITEMS = len(_SCRIPTS) * len(_KINDS) + _KINDS.index("options")
+_LABELLED_KINDS = (_KINDS.index("options"), _ANSWER_LABEL_KIND)
 
 
 def _is_free_form(family: int) -> bool:
@@ -503,6 +521,7 @@ class CohortDetector:
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1,
                  min_mature_records: int = 8, min_mature_affinity: float = 1.25,
                  max_mature_short_share: float = 0.25, min_partial_share: float = 0.5,
+                 min_mixed_share: float = 0.2,
                  neighbours: int = 10,
                  min_neighbour_affinity: float = 1.5, machine_gap_ms: int = 60_000,
                  min_machine_neighbour_affinity: float = 0.5, min_items_from_named: int = 2,
@@ -517,6 +536,15 @@ class CohortDetector:
         self.max_key_events = max_key_events
         self.min_family_share = min_family_share
         self.min_partial_share = min_partial_share
+        # A capability sweep walks a set of several item shapes and scripts (free-form
+        # instructions, then multiple-choice items in Japanese, then exam items in another
+        # script) and deals it to its heads in turn: each head got 40-60 % free-form and the
+        # rest options in two scripts, and kept to no family (stress-attack-shift: a 152-head
+        # hydra, 92 heads unnamed). Such a member must send at machine rate or on a timer's beat:
+        # a student pastes quiz items into a share of its chats at a person's pace, and 20 of
+        # them in two days fitted one another by the quiz's frame (a unit test). On probation
+        # too: named only if its content fits a wave of 12 such members.
+        self.min_mixed_share = min_mixed_share
         self.min_free_form_share = min_free_form_share
         self.min_item_length_share = min_item_length_share
         self.min_harvest_tokens = min_harvest_tokens
@@ -815,9 +843,12 @@ class CohortDetector:
                 or cand.short_answers > self.max_mature_short_share * cand.reported:
             return []
         family = self._member_family(cand, self.min_mature_records)
+        on_beat = self._on_beat(cand)
+        if family is None and on_beat:
+            family = self._member_family(cand)  # as a young key's: a mix or a partial share, on probation
         if family is None:
             return []
-        if self._on_beat(cand):
+        if on_beat:
             # Judged as a young key from now on: counted toward waves and the wave's profile.
             del self._mature[key]
             self._keys[key] = cand
@@ -925,8 +956,9 @@ class CohortDetector:
 
     def _wave_floor(self, family: int) -> int:
         """The fewest young members that make a wave in ``family`` (a member family): free-form
-        is the shape of ordinary chat, so it needs more than an item's shape does."""
-        return self.min_members if _is_free_form(family) else self.min_item_members
+        is the shape of ordinary chat, so it needs more than an item's shape does; a mix of
+        shapes is no one shape either."""
+        return self.min_members if _is_free_form(family) or family == MIXED_ITEMS else self.min_item_members
 
     def _mature_wave(self, family: int, fam: _Family, cand: _Candidate) -> list[dict]:
         """Open an incident of mature members alone: more accounts than ``min_members`` and
@@ -1143,6 +1175,11 @@ class CohortDetector:
         if min_events is None and not _is_free_form(top) and top_n >= self.min_partial_share * cand.events:
             cand.partial = True
             return top
+        if min_events is None and len(cand.families) > 1 and self._machine_paced(cand) and sum(
+                count for f, count in cand.families.items()
+                if f % len(_KINDS) in _LABELLED_KINDS) >= self.min_mixed_share * cand.events:
+            cand.partial = True
+            return MIXED_ITEMS
         return None
 
     def _baseline(self, fam: _Family, quiet: int, since: int | None = None) -> float:
@@ -1226,7 +1263,7 @@ class CohortDetector:
         elif len(fam.named) < self.max_members and not self.is_linked(key) and self._may_join(fam, cand) and \
                 self._content_fits(family, fam, key):
             self._name(fam, key)
-        if fam.incident is not None and _is_free_form(family) and \
+        if fam.incident is not None and (_is_free_form(family) or family == MIXED_ITEMS) and \
                 len(fam.recent) >= self.rejudge_growth * fam.rejudged_at:
             self._rejudge_unfit(family, fam)
         alerts.extend(self._send_or_hold(family, fam))

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
-from distillguard.models.cohort import (OPENINGS, CohortDetector, _Candidate, _Family, _opening_buckets, content_family,
+from distillguard.models.cohort import (MIXED_ITEMS, OPENINGS, CohortDetector, _Candidate, _Family, _opening_buckets, content_family,
                                        family_name, item_fingerprint, member_family, prompt_opening)
 from distillguard.errors import ConfigError
 from distillguard.models.events import parse_event
@@ -312,6 +312,64 @@ def test_young_users_chatting_at_length_during_a_free_form_wave_are_not_named():
 def test_a_burst_of_young_users_chatting_at_length_is_no_cohort():
     # The same users without a sweep: 20 in two days keep to one family, but share no content.
     assert not cohort_alerts(replay(free_form_wave(users=20, sweepers=0)))
+
+
+def mixed_item(n: int) -> str:
+    """The n-th item of a capability sweep's mixed set: free-form items, multiple-choice items
+    and multiple-choice items in another script, in turn (as a sweep walks a mixed set)."""
+    if n % 5 < 3:
+        return free_item(n)
+    if n % 5 == 3:
+        return item(n)
+    r = random.Random(n)
+    options = "\n".join(f"{letter}) {r.choice(CYRILLIC)} {r.randint(1, 99)}" for letter in "АБВГ")
+    return f"Вопрос {n}: какой {' '.join(r.choice(CYRILLIC) for _ in range(6))} верен?\n{options}"
+
+
+CYRILLIC = "река гора двигатель белок гавань скрипка ледник медь фонарь сад сокол карьер".split()
+
+
+def test_heads_dealt_a_mixed_item_set_in_turn_are_one_cohort():
+    # stress-attack-shift: a 152-head hydra dealt a sweep of instructions, Japanese and other
+    # multiple-choice items in turn; each head got 40-60 % free-form and the rest options in
+    # two scripts, kept to no family, and 92 heads went unnamed.
+    raws = sweep(30, 20, items=mixed_item)
+    det = ClusterDetector()
+    found = cohort_alerts(replay(raws, det))
+    assert found and {a["alert_id"] for a in found} == {found[0]["alert_id"]}
+    assert found[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(30)]
+    reasons = {r["signal"]: r["value"] for r in found[-1]["reasons"]}
+    assert reasons["content_cohort"] == "mixed-items" and reasons["cohort_camouflaged_members"] == 30
+    # ... and without the mixed family, none of them is a member of any
+    assert not cohort_alerts(replay(raws, ClusterDetector(cohort=CohortDetector(min_mixed_share=1.01))))
+
+
+def test_young_users_who_paste_a_quiz_item_now_and_then_are_no_mixed_cohort():
+    # Students chatting at length who paste a quiz question of their own into every fourth
+    # request, at a person's pace: no members of the mixed family. (Members, 20 of them in two
+    # days fitted one another by the quiz's frame and made a wave: the machine pace is what
+    # keeps them out, checked below on the same requests sent on a timer.)
+    def student(u: int, i: int) -> str:
+        if i % 4:
+            return long_chat(u * 100 + i)
+        r = random.Random(u * 1000 + i)
+        options = "\n".join(f"({letter}) {r.choice(GENERAL)}" for letter in "ABCD")
+        return f"Quiz: which {' '.join(r.choice(GENERAL) for _ in range(6))} is right?\n{options}"
+
+    def students(steady: bool) -> tuple[list[dict], ClusterDetector]:
+        raws = free_form_wave(sweepers=0)
+        for u in range(20):
+            start = T0 + int(u * 2.2 * 3_600_000) + 1_800_000
+            times = _gaps(random.Random(u), 12, 900_000, steady)
+            raws += [event(f"user{u:03d}", i, start + at, student(u, i), account_age_days=1)
+                     for i, at in enumerate(times)]
+        det = ClusterDetector()
+        return cohort_alerts(replay(sorted(raws, key=lambda raw: json.loads(raw)["ts"]), det)), det
+
+    found, det = students(steady=False)
+    assert not found and {det.cohort._keys[f"user{u:03d}"].family for u in range(20)} == {-1}
+    found, det = students(steady=True)
+    assert found and {det.cohort._keys[f"user{u:03d}"].family for u in range(20)} == {MIXED_ITEMS}
 
 
 def test_established_sweeps_are_not_what_ordinary_traffic_is_about():
