@@ -734,14 +734,18 @@ class CohortDetector:
                 keys.popitem(last=False)
         else:
             keys.move_to_end(rec.api_key_id)
-        if young and cand.family >= 0 and not cand.named and not cand.linked and not linked:
+        # A mixed member not named yet keeps counting its requests' families: at its 8th request
+        # a key may not keep to one family yet (an agent's tool output ending on a label) that
+        # keeps to one by its 12th (agent-harvest: a head of a free-form cohort, mixed at 10).
+        mixed = cand.family == MIXED_ITEMS and not cand.named and young
+        if young and cand.family >= 0 and not mixed and not cand.named and not cand.linked and not linked:
             alerts.extend(self._resketch(rec, cand))
             return alerts
         if not young and cand.family >= 0 and not cand.named and not linked \
                 and cand.events < 2 * self.min_mature_records:
             alerts.extend(self._rejudge_mature(rec, cand))
             return alerts
-        if cand.family >= 0 or cand.events >= self.max_key_events or cand.linked:
+        if (cand.family >= 0 and not mixed) or cand.events >= self.max_key_events or cand.linked:
             return alerts  # a member already, judged on its first requests and not one, or linked
         if linked:
             cand.linked = True
@@ -776,10 +780,23 @@ class CohortDetector:
         if not young:
             alerts.extend(self._join_mature(rec.api_key_id, cand, rec.account_id))
             return alerts
+        if mixed:
+            cand.partial = False  # judged afresh: set again by a partial or mixed family
         family = self._member_family(cand)
-        if family is not None:
+        if mixed and family != MIXED_ITEMS:
+            self._leave_mixed(rec.api_key_id, cand)
+        if family is not None and family != cand.family:
             alerts.extend(self._join(rec.api_key_id, cand, family))
         return alerts
+
+    def _leave_mixed(self, key: str, cand: _Candidate) -> None:
+        """Take a member of ``mixed-items`` not named out of it (it keeps to one family now,
+        or to none): out of the family's recent members and profile."""
+        fam = self._families.get(MIXED_ITEMS)
+        entry = fam.recent.pop(key, None) if fam is not None else None
+        if entry is not None:
+            self._profile_add(fam, entry[1], -1)
+        cand.family, cand.unfit = -1, False
 
     def _count_answer(self, cand: _Candidate, output_tokens: int) -> None:
         """Count one answer's length into ``cand`` (0 or unknown: no answer, a refused or failed

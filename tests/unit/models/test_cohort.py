@@ -344,6 +344,21 @@ def test_heads_dealt_a_mixed_item_set_in_turn_are_one_cohort():
     assert not cohort_alerts(replay(raws, ClusterDetector(cohort=CohortDetector(min_mixed_share=1.01))))
 
 
+def test_a_mixed_member_that_keeps_to_one_family_later_moves_to_it():
+    # agent-harvest: a head of a free-form cohort whose tool outputs ended on a label twice in
+    # its first 8 requests was a mixed member; it kept to free-form by its 20th, and was left
+    # out of its cohort's incident while it stayed mixed.
+    det = CohortDetector()
+    prompts = [free_item(0), item(1), free_item(2), item(3)] + [free_item(n) for n in range(4, 20)]
+    for i, prompt in enumerate(prompts):
+        det.learn_one(LinkRecord("k", "a", T0 + i * 20_000, 0.0, 0, 0, output_tokens=600, account_created_ms=T0,
+                                 family=content_family(prompt), item=i, key_events=i + 1, simhash=i))
+        if i == 7:
+            assert det._keys["k"].family == MIXED_ITEMS and "k" in det._families[MIXED_ITEMS].recent
+    assert det._keys["k"].family == member_family(content_family(free_item(0)))
+    assert "k" not in det._families[MIXED_ITEMS].recent and "k" in det._families[det._keys["k"].family].recent
+
+
 def test_young_users_who_paste_a_quiz_item_now_and_then_are_no_mixed_cohort():
     # Students chatting at length who paste a quiz question of their own into every fourth
     # request, at a person's pace: no members of the mixed family. (Members, 20 of them in two
