@@ -255,6 +255,13 @@ def _is_free_form(family: int) -> bool:
     return family % len(_KINDS) == 0
 
 
+def _of_no_one_shape(family: int) -> bool:
+    """Whether a member family is no one item shape: free-form (the shape of ordinary chat) or
+    ``MIXED_ITEMS`` (a mix of shapes). Its waves need ``min_members``, and its unfit
+    machine-paced members are judged again as the wave grows."""
+    return _is_free_form(family) or family == MIXED_ITEMS
+
+
 def _unlabelled(family: int) -> bool:
     """Whether a member family's items carry no answer options or answer label."""
     return _KINDS[family % len(_KINDS)] in ("free-form", "math", "code")
@@ -975,7 +982,7 @@ class CohortDetector:
         """The fewest young members that make a wave in ``family`` (a member family): free-form
         is the shape of ordinary chat, so it needs more than an item's shape does; a mix of
         shapes is no one shape either."""
-        return self.min_members if _is_free_form(family) or family == MIXED_ITEMS else self.min_item_members
+        return self.min_members if _of_no_one_shape(family) else self.min_item_members
 
     def _mature_wave(self, family: int, fam: _Family, cand: _Candidate) -> list[dict]:
         """Open an incident of mature members alone: more accounts than ``min_members`` and
@@ -1280,7 +1287,7 @@ class CohortDetector:
         elif len(fam.named) < self.max_members and not self.is_linked(key) and self._may_join(fam, cand) and \
                 self._content_fits(family, fam, key):
             self._name(fam, key)
-        if fam.incident is not None and (_is_free_form(family) or family == MIXED_ITEMS) and \
+        if fam.incident is not None and _of_no_one_shape(family) and \
                 len(fam.recent) >= self.rejudge_growth * fam.rejudged_at:
             self._rejudge_unfit(family, fam)
         alerts.extend(self._send_or_hold(family, fam))

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from distillguard.models.clusters import ClusterDetector, LinkRecord, link_record
-from distillguard.models.cohort import (MIXED_ITEMS, OPENINGS, CohortDetector, _Candidate, _Family, _opening_buckets, content_family,
-                                       family_name, item_fingerprint, member_family, prompt_opening)
+from distillguard.models.cohort import (MIXED_ITEMS, OPENINGS, CohortDetector, _Candidate, _Family, _opening_buckets,
+                                       content_family, family_name, item_fingerprint, member_family, prompt_opening)
 from distillguard.errors import ConfigError
 from distillguard.models.events import parse_event
 from distillguard.models.pipeline import KeyPipeline
@@ -314,6 +314,9 @@ def test_a_burst_of_young_users_chatting_at_length_is_no_cohort():
     assert not cohort_alerts(replay(free_form_wave(users=20, sweepers=0)))
 
 
+CYRILLIC = "река гора двигатель белок гавань скрипка ледник медь фонарь сад сокол карьер".split()
+
+
 def mixed_item(n: int) -> str:
     """The n-th item of a capability sweep's mixed set: free-form items, multiple-choice items
     and multiple-choice items in another script, in turn (as a sweep walks a mixed set)."""
@@ -324,9 +327,6 @@ def mixed_item(n: int) -> str:
     r = random.Random(n)
     options = "\n".join(f"{letter}) {r.choice(CYRILLIC)} {r.randint(1, 99)}" for letter in "АБВГ")
     return f"Вопрос {n}: какой {' '.join(r.choice(CYRILLIC) for _ in range(6))} верен?\n{options}"
-
-
-CYRILLIC = "река гора двигатель белок гавань скрипка ледник медь фонарь сад сокол карьер".split()
 
 
 def test_heads_dealt_a_mixed_item_set_in_turn_are_one_cohort():
