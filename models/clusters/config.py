@@ -93,9 +93,12 @@ class ClusterConfig:
     # hydra's heads on one card within 1-24 minutes), each with ring_min_key_events or
     # more requests answered at harvest length (a point of link_record's sample, 1, 2,
     # 4, 8, ...: what the detector knows of a key's count). No extraction style needed:
-    # hydras that word their prompts as plain instructions still pay.
+    # hydras that word their prompts as plain instructions still pay. Four, not eight: a
+    # hydra that read the old bar sends seven requests a head (stress-attack-shift: 51 heads
+    # of 5-7 requests on the named heads' cards went unnamed); the ring's own bars (accounts,
+    # enrolment within minutes, harvest-length answers) are what keeps one customer out.
     ring_min_accounts: int = 3
-    ring_min_key_events: int = 8
+    ring_min_key_events: int = 4
     ring_enrollment_ms: int = 1_800_000
 
     # -- bounds --------------------------------------------------------------------------------
