@@ -14,8 +14,9 @@ What an attacker who reads this cannot easily change without giving up the harve
   requests of one item kind (answer options, an answer label, math, code), or
   ``min_free_form_share`` of them free of options and labels (instructions, questions,
   problems: the shape of ordinary chat too) and then ``min_item_length_share`` of them
-  item-sized, where a person's chat is mostly short turns (or sent at machine rate: short
-  general instructions one after another, which no person chatting does);
+  item-sized, where a person's chat is mostly short turns (or sent at machine rate or on a
+  timer's beat: short general instructions one after another, or hours apart to the minute
+  all day and night, which no person chatting does);
 * **the content family is the item's shape, not its wording**: the script it is written in
   and its kind (``member_family`` of ``content_family``). Rewording an item keeps its shape;
   changing the shape changes the data harvested;
@@ -1185,8 +1186,10 @@ class CohortDetector:
         # turns ("thanks", "why?", "make it shorter").
         if n >= self.min_free_form_share * cand.events:
             # Short items sent at machine rate count too: a general-instruction set ("Rewrite
-            # this sentence ...") is short, yet no person sends request after request a minute apart.
-            return family if cand.long >= self.min_item_length_share * cand.events or cand.at_machine_rate() else None
+            # this sentence ...") is short, yet no person sends request after request a minute apart,
+            # nor on a timer's beat hours apart all day and night (a slow round-robin's heads).
+            return family if cand.long >= self.min_item_length_share * cand.events or cand.at_machine_rate() \
+                or self._keeps_beat(cand) else None
         # Answer labels, by label or by instruction: a wrapper that ends some items on "Answer:"
         # and tells the model "answer with the letter only" after the others asks for labelled
         # answers all along (a share of each alone is neither the label kind's nor free-form's).

@@ -508,10 +508,27 @@ def test_a_short_chat_is_no_free_form_member():
     # Free-form keys must send mostly item-sized requests: chat's short turns, at a person's
     # pace (minutes apart), do not qualify.
     det = CohortDetector(min_key_events=4)
-    for i in range(8):
-        det.learn_one(LinkRecord("k", "a", T0 + i * 300_000, 0.0, 0, 0, output_tokens=600, account_created_ms=T0,
+    at = T0
+    for i, gap in enumerate((0, 240_000, 45_000, 900_000, 120_000, 2_400_000, 60_000, 600_000)):
+        at += gap
+        det.learn_one(LinkRecord("k", "a", at, 0.0, 0, 0, output_tokens=600, account_created_ms=T0,
                                  family=content_family("why is the sky blue?"), item=i, key_events=i + 1))
     assert det._keys["k"].family == -1
+
+
+@pytest.mark.parametrize("account_age_days", [0, 400])
+def test_short_free_form_items_on_a_timers_beat_make_a_member(account_age_days):
+    # A slow round-robin hands each head a short instruction every hour and a half, day and
+    # night (stress-attack-shift +1000: 59 heads on aged accounts, gap variation under 0.05):
+    # no person's chat keeps that beat. Young or aged (an aged key on a beat is judged as a
+    # young one), such a key is a member; the same requests at a person's bursty pace are not
+    # (above).
+    det = CohortDetector()
+    for i in range(8):
+        det.learn_one(LinkRecord("k", "a", T0 + i * 5_460_000 + (i % 3) * 40_000, 0.0, 0, 0, output_tokens=600,
+                                 account_created_ms=T0 - account_age_days * DAY_MS,
+                                 family=content_family("why is the sky blue?"), item=i, key_events=i + 1))
+    assert det._keys["k"].family == member_family(content_family("why is the sky blue?"))
 
 
 def test_short_free_form_items_at_machine_rate_make_a_member():
