@@ -145,7 +145,9 @@ def test_what_is_not_a_content_cohort(case, age_days):
     raws = {
         "short answers": lambda: sweep(30, 20, output_tokens=3, **kw),  # an evaluation wants the letter
         "one item set re-sent by every key": lambda: sweep(30, 20, shared_items=True, **kw),
-        "ordinary chat": lambda: sweep(30, 20, items=chat, **kw),  # short prose: the family of most chat
+        # short prose, the family of most chat, at a person's pace (on a timer's beat short
+        # prose is a sweep of short instructions: test_short_free_form_items_on_a_timers_beat_...)
+        "ordinary chat": lambda: sweep(30, 20, items=chat, **{**kw, "steady": False}),
         "too few members": lambda: sweep(7, 20, **kw),  # (an item family: min_item_members 8)
         "too few requests each": lambda: sweep(30, 7, **kw),
     }[case]()

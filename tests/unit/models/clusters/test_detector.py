@@ -329,12 +329,21 @@ def test_a_payment_ring_of_plain_prompts_raises_one_warning_cluster():
     assert reasons["joint_extraction_style_share"] == 0.0 and "shared payment fingerprint" in reasons["linked_by"]
 
 
+@pytest.mark.parametrize("events", [5, 7])
+def test_ring_heads_of_a_few_requests_each_are_named(events):
+    # A hydra that read the old bar (8 requests) sends 5-7 a head (stress-attack-shift: 51 heads
+    # on the named heads' cards went unnamed). The link sample knows a key's 4th request.
+    alerts = feed(ClusterDetector(regrow=1.01), _ring(keys=12, accounts=6, events=events))
+    assert alerts and set(alerts[-1]["api_key_ids"]) == {f"r{k}" for k in range(12)}
+    assert {a["severity"] for a in alerts} == {"warning"}
+
+
 @pytest.mark.parametrize("case", [
     dict(accounts=1),              # one customer's keys share its card
     dict(accounts=2),              # under ring_min_accounts
     dict(tokens=40),               # short answers: a classifier, an eval: nothing harvested
     dict(spread_minutes=45.0),     # keys that began apart, not enrolled together
-    dict(events=5),                # a few requests per key
+    dict(events=3),                # a few requests per key (under ring_min_key_events)
     dict(pf=None),                 # nothing shared
 ])
 def test_what_is_not_a_payment_ring(case):
