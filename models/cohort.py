@@ -458,6 +458,7 @@ class _Family:
     member_requests: list = field(default_factory=list)
     mature: int = 0  # the open incident's members on mature accounts (named on content evidence)
     partial: int = 0  # ... that kept to the family only partly (camouflaged, named on content)
+    few: int = 0  # ... that joined it with fewer than min_key_events requests (_late_member_family)
     by_neighbours: int = 0  # ... whose content fit its nearest members', not the wave's profile
     by_openings: int = 0  # ... whose prompts fit only by how they open (_opening_fit)
     paced: int = 0  # ... that sent at machine rate or on a timer's beat (_machine_paced)
@@ -529,7 +530,7 @@ class CohortDetector:
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1,
                  min_mature_records: int = 8, min_mature_affinity: float = 1.25,
                  max_mature_short_share: float = 0.25, min_partial_share: float = 0.5,
-                 min_mixed_share: float = 0.2,
+                 min_mixed_share: float = 0.2, min_late_events: int = 4, max_late_variation: float = 0.1,
                  neighbours: int = 10,
                  min_neighbour_affinity: float = 1.5, machine_gap_ms: int = 60_000,
                  min_machine_neighbour_affinity: float = 0.5, min_items_from_named: int = 2,
@@ -553,6 +554,19 @@ class CohortDetector:
         # them in two days fitted one another by the quiz's frame (a unit test). On probation
         # too: named only if its content fits a wave of 12 such members.
         self.min_mixed_share = min_mixed_share
+        # A young key of ``min_late_events`` to ``min_key_events`` - 1 requests that keeps to the
+        # family of an open incident, begun within its window, joins it on probation
+        # (_late_member_family). A hydra that read ``min_key_events`` sends fewer requests a head
+        # (stress-attack-shift: heads of 5-7 requests went unnamed): those heads open no wave,
+        # but the incident its larger heads opened names them when their content fits it.
+        if min_late_events < 3:
+            raise ConfigError(f"min_late_events must be 3 or more (two gaps to tell a pace by), not {min_late_events}")
+        self.min_late_events = min_late_events
+        # ... and it must have kept a clock's beat: gaps varying by under ``max_late_variation``
+        # (a round-robin's heads: 0.06 and under over their first 3 gaps). Over 3-6 gaps a
+        # person's bursty pace varies by under ``max_paced_variation`` (0.35) by chance too often
+        # (a test's exponential gaps: 6 keys of 20), and a few prompts fit a wave by chance.
+        self.max_late_variation = max_late_variation
         self.min_free_form_share = min_free_form_share
         self.min_item_length_share = min_item_length_share
         self.min_harvest_tokens = min_harvest_tokens
@@ -742,18 +756,21 @@ class CohortDetector:
                 keys.popitem(last=False)
         else:
             keys.move_to_end(rec.api_key_id)
-        # A mixed member not named yet keeps counting its requests' families: at its 8th request
-        # a key may not keep to one family yet (an agent's tool output ending on a label) that
-        # keeps to one by its 12th (agent-harvest: a head of a free-form cohort, mixed at 10).
-        mixed = cand.family == MIXED_ITEMS and not cand.named and young
-        if young and cand.family >= 0 and not mixed and not cand.named and not cand.linked and not linked:
+        # A provisional member not named yet keeps counting its requests' families: a mixed one
+        # (at its 8th request a key may not keep to one family yet, an agent's tool output ending
+        # on a label, that keeps to one by its 12th: agent-harvest, a head of a free-form cohort
+        # mixed at 10), and a late one of fewer than min_key_events requests, judged again as any
+        # member once it has sent them (_late_member_family).
+        late = young and cand.family >= 0 and not cand.named and cand.events < self.min_key_events
+        provisional = late or (cand.family == MIXED_ITEMS and not cand.named and young)
+        if young and cand.family >= 0 and not provisional and not cand.named and not cand.linked and not linked:
             alerts.extend(self._resketch(rec, cand))
             return alerts
         if not young and cand.family >= 0 and not cand.named and not linked \
                 and cand.events < 2 * self.min_mature_records:
             alerts.extend(self._rejudge_mature(rec, cand))
             return alerts
-        if (cand.family >= 0 and not mixed) or cand.events >= self.max_key_events or cand.linked:
+        if (cand.family >= 0 and not provisional) or cand.events >= self.max_key_events or cand.linked:
             return alerts  # a member already, judged on its first requests and not one, or linked
         if linked:
             cand.linked = True
@@ -788,19 +805,22 @@ class CohortDetector:
         if not young:
             alerts.extend(self._join_mature(rec.api_key_id, cand, rec.account_id))
             return alerts
-        if mixed:
-            cand.partial = False  # judged afresh: set again by a partial or mixed family
+        if provisional:
+            cand.partial = False  # judged afresh: set again by a partial, mixed or late family
         family = self._member_family(cand)
-        if mixed and family != MIXED_ITEMS:
-            self._leave_mixed(rec.api_key_id, cand)
+        if family is None and self.min_late_events <= cand.events < self.min_key_events:
+            family = self._late_member_family(cand)
+        if provisional and (family != cand.family or late and cand.events >= self.min_key_events):
+            self._leave(rec.api_key_id, cand)
         if family is not None and family != cand.family:
             alerts.extend(self._join(rec.api_key_id, cand, family))
         return alerts
 
-    def _leave_mixed(self, key: str, cand: _Candidate) -> None:
-        """Take a member of ``mixed-items`` not named out of it (it keeps to one family now,
-        or to none): out of the family's recent members and profile."""
-        fam = self._families.get(MIXED_ITEMS)
+    def _leave(self, key: str, cand: _Candidate) -> None:
+        """Take a provisional member not named out of its family (a mixed one that keeps to one
+        family now, or to none; a late one judged again as any member): out of the family's
+        recent members and profile."""
+        fam = self._families.get(cand.family)
         entry = fam.recent.pop(key, None) if fam is not None else None
         if entry is not None:
             self._profile_add(fam, entry[1], -1)
@@ -1159,7 +1179,7 @@ class CohortDetector:
         alerts = [self._alert(family, fam)] if len(fam.named) > fam.sent else []
         fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, []
         fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0], 0, 0, 0
-        fam.by_openings = 0
+        fam.by_openings, fam.few = 0, 0
         fam.paced, fam.aged_on_beat = 0, 0
         fam.beat_only, fam.mature_only = False, False
         fam.core_profile, fam.core_total = [0] * _PROFILE_SIZE, 0
@@ -1209,6 +1229,25 @@ class CohortDetector:
             return MIXED_ITEMS
         return None
 
+    def _late_member_family(self, cand: _Candidate) -> int | None:
+        """The family of an open incident that a young key of fewer than ``min_key_events``
+        requests keeps to strictly (no partial share, no mix), when it began within the
+        incident's window; else None. It joins on probation: named only if its content fits the
+        wave, in an item family too (a student with a few exam items during an exam wave is
+        the false positive to expect). It counts toward no wave but the one open. It must have
+        sent on a clock's beat (``max_late_variation``, over every gap it has): a person's few
+        requests fit a wave's content by chance too often on so small a sketch. (A small head at
+        machine rate with a jittered pace is not told from a person's quick session: not here.)"""
+        if cand.gaps < cand.events - 1 or cand.gap_variation() >= self.max_late_variation:
+            return None
+        family = self._member_family(cand, self.min_late_events)
+        fam = self._families.get(family) if family is not None else None
+        if fam is None or fam.incident is None or fam.totals[4] is None or \
+                not fam.totals[4] - self.window_ms <= cand.first_ts <= fam.totals[5] + self.window_ms:
+            return None
+        cand.partial = True
+        return family
+
     def _baseline(self, fam: _Family, quiet: int, since: int | None = None) -> float:
         """Members the family's ordinary history predicts in one window: ``quiet`` of its
         members (``fam.quiet``, or those on a timer's beat) left the window without being named
@@ -1239,8 +1278,10 @@ class CohortDetector:
             if gone_cand is None or not gone_cand.named:
                 fam.quiet += 1
                 fam.quiet_beat += gone_cand is not None and self._keeps_beat(gone_cand)
+        # (a late member of fewer requests joined the open incident only: it counts toward no wave)
         wave = [k for k, (first, _) in fam.recent.items()
-                if abs(first - cand.first_ts) <= self.window_ms and not self.is_linked(k)]
+                if abs(first - cand.first_ts) <= self.window_ms and not self.is_linked(k)
+                and ((member := self._keys.get(k)) is None or member.events >= self.min_key_events)]
         # A wave: more members arrived in one window than min_members and than the family's own
         # history predicts. Members join an open incident only while its wave lasts: a family
         # open for good would name every ordinary young user who later keeps to it. Mature keys
@@ -1401,9 +1442,14 @@ class CohortDetector:
         # open their requests alike too ("Given this paragraph about ..."): fitting by openings,
         # 29 casual keys made a wave of their own on fabricated-conversations-c.
         openings = fam.incident is not None
-        fits = self._reaches(self._affinity(fam, sketch, openings=openings), self.min_content_affinity, cand)
+        # A late member's sketch of a few prompts strays more: the bar rises by the square root
+        # of how many fewer it has, and its pace lowers no bar (it is what let it join).
+        late = cand is not None and cand.events < self.min_key_events
+        bar = self.min_content_affinity * math.sqrt(self.min_key_events / cand.events) if late \
+            else self.min_content_affinity
+        fits = self._reaches(self._affinity(fam, sketch, openings=openings), bar, cand)
         if not fits:
-            machine = cand is not None and self._machine_paced(cand)
+            machine = cand is not None and not late and self._machine_paced(cand)
             bar = self.min_machine_neighbour_affinity if machine or self._draws_on_incident(fam, cand) \
                 else self.min_neighbour_affinity
             fits = self._reaches(self._neighbour_affinity(fam.recent, key, sketch, openings=openings), bar, cand)
@@ -1432,8 +1478,10 @@ class CohortDetector:
 
     def _keeps_beat(self, cand: _Candidate) -> bool:
         """Sent on a timer's regular beat: gaps that vary by under ``max_paced_variation``, over
-        ``min_key_events`` - 1 gaps or more, however long they are."""
-        return cand.gaps >= self.min_key_events - 1 and cand.gap_variation() < self.max_paced_variation
+        ``min_key_events`` - 1 gaps or more, however long they are (a late member of fewer
+        requests, over every gap it has, ``min_late_events`` - 1 at least: _late_member_family)."""
+        need = self.min_key_events if cand.events >= self.min_key_events else max(cand.events, self.min_late_events)
+        return cand.gaps >= need - 1 and cand.gap_variation() < self.max_paced_variation
 
     def _draws_on_incident(self, fam: _Family, cand: _Candidate | None) -> bool:
         """Whether ``cand`` re-sent ``min_items_from_named`` items first sent by members named
@@ -1596,7 +1644,9 @@ class CohortDetector:
             self._profile_add_to(fam.core_profile, sketch, 1)
             fam.core_total += sketch[1]
         # why it was named, for the alert: camouflaged, or on its nearest members' content only
-        fam.partial += cand.partial
+        few = cand.events < self.min_key_events
+        fam.few += few
+        fam.partial += cand.partial and not few
         fam.by_neighbours += sketch is None and affinity < self.min_content_affinity and (
             _is_free_form(cand.family) or cand.partial)
         fam.paced += self._machine_paced(cand)
@@ -1657,6 +1707,11 @@ class CohortDetector:
                  "weight": None},
                 # members that interleaved other requests with their items (camouflage), named on content
                 {"signal": "cohort_camouflaged_members", "value": fam.partial, "baseline": None, "weight": None},
+                # members that joined the open incident on fewer requests than a wave's members
+                # need (baseline), on a clock's beat and named on content: a hydra's small heads
+                # (and larger ones that began while it was open, named on their first requests)
+                {"signal": "cohort_members_joined_on_few_requests", "value": fam.few, "baseline": self.min_key_events,
+                 "weight": None},
                 # members on aged accounts that sent on a rotation's beat, judged as young keys
                 {"signal": "cohort_aged_members_on_a_beat", "value": fam.aged_on_beat, "baseline": None, "weight": None},
                 {"signal": "linked_by", "value": "content and pace: keys on a timer's beat sweeping one item family"

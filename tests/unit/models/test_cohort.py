@@ -125,6 +125,48 @@ def test_young_keys_splitting_one_item_set_raise_one_cohort_incident_naming_ever
     assert reasons["members_enrolled_within_hours"] == pytest.approx(29 * 1.5, abs=0.1)
 
 
+def _small_heads(n_keys: int, per_key: int, *, steady: bool, items=item) -> list[bytes]:
+    """``n_keys`` young keys enrolled an hour apart from the 20th hour, ``per_key`` requests each
+    4 minutes apart (on a timer's beat if ``steady``): slices of the same set as ``sweep``'s
+    keys, further on in it."""
+    raws = []
+    for k in range(n_keys):
+        start = T0 + (20 + k) * 3_600_000
+        for i, at in enumerate(_gaps(random.Random(f"few{k}"), per_key, 240_000, steady)):
+            raws.append((start + at, event(f"few{k:02d}", i, start + at, items(100_000 + k * per_key + i),
+                                           account_age_days=2.0)))
+    return [raw for _, raw in sorted(raws)]
+
+
+@pytest.mark.parametrize("per_key", [5, 7])
+def test_small_heads_on_a_beat_join_the_open_incident_of_their_set(per_key):
+    # A hydra that read min_key_events (8) sends fewer requests a head. Its heads of 5-7
+    # requests open no wave, but once its larger heads' incident is open, those that kept to
+    # its family on a timer's beat join it on probation and are named when their content fits.
+    raws = sorted(sweep(30, 20) + _small_heads(20, per_key, steady=True), key=lambda raw: json.loads(raw)["ts"])
+    found = cohort_alerts(replay(raws))
+    named = set(found[-1]["api_key_ids"])
+    assert {f"key{k:03d}" for k in range(30)} <= named
+    assert sum(key.startswith("few") for key in named) >= 15
+    reasons = {r["signal"]: r["value"] for r in found[-1]["reasons"]}
+    # (the larger heads that began once it was open joined on their first requests too)
+    assert reasons["cohort_members_joined_on_few_requests"] >= sum(key.startswith("few") for key in named)
+
+
+@pytest.mark.parametrize("case", ["a person's pace", "too few requests", "no incident open"])
+def test_what_small_heads_do_not_join(case):
+    # At a person's pace a few requests' content fits a wave by chance too often; under
+    # min_late_events (4) nothing is told; and small heads alone open no wave.
+    heads = {"a person's pace": lambda: _small_heads(20, 7, steady=False),
+             "too few requests": lambda: _small_heads(20, 3, steady=True),
+             "no incident open": lambda: _small_heads(40, 7, steady=True)}[case]()
+    raws = sorted((sweep(30, 20) if case != "no incident open" else []) + heads, key=lambda raw: json.loads(raw)["ts"])
+    found = cohort_alerts(replay(raws))
+    assert not any(key.startswith("few") for a in found for key in a["api_key_ids"])
+    if case != "no incident open":
+        assert {f"key{k:03d}" for k in range(30)} <= set(found[-1]["api_key_ids"])
+
+
 def test_the_cohort_is_found_by_nothing_else():
     # Guard on the test above: the keys are plain and unlinked, so the cluster detector's own
     # linking never names them (what the cohort detector is for).
@@ -931,7 +973,10 @@ def test_camouflaged_members_keeping_to_their_items_only_partly_are_named_if_the
     assert sum(key.startswith("camo") for key in named) >= 15
     assert not any(key.startswith("user") for key in named)
     reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
-    assert reasons["cohort_camouflaged_members"] == len(alerts[-1]["api_key_ids"])
+    # (those on a minute's beat that kept to the items over their first 4 requests joined the
+    # open incident then, on probation too: members with few requests)
+    assert reasons["cohort_camouflaged_members"] + reasons["cohort_members_joined_on_few_requests"] == \
+        len(alerts[-1]["api_key_ids"])
 
 
 def _re_sending(recs: list[LinkRecord], source_of) -> list[LinkRecord]:
