@@ -15,8 +15,8 @@ What an attacker who reads this cannot easily change without giving up the harve
   ``min_free_form_share`` of them free of options and labels (instructions, questions,
   problems: the shape of ordinary chat too) and then ``min_item_length_share`` of them
   item-sized, where a person's chat is mostly short turns (or sent at machine rate or on a
-  timer's beat: short general instructions one after another, or hours apart to the minute
-  all day and night, which no person chatting does);
+  clock's beat, ``max_clock_variation``: short general instructions one after another, or
+  hours apart to the minute all day and night, which no person chatting does);
 * **the content family is the item's shape, not its wording**: the script it is written in
   and its kind (``member_family`` of ``content_family``). Rewording an item keeps its shape;
   changing the shape changes the data harvested;
@@ -530,7 +530,7 @@ class CohortDetector:
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1,
                  min_mature_records: int = 8, min_mature_affinity: float = 1.25,
                  max_mature_short_share: float = 0.25, min_partial_share: float = 0.5,
-                 min_mixed_share: float = 0.2, min_late_events: int = 4, max_late_variation: float = 0.1,
+                 min_mixed_share: float = 0.2, min_late_events: int = 4, max_clock_variation: float = 0.1,
                  neighbours: int = 10,
                  min_neighbour_affinity: float = 1.5, machine_gap_ms: int = 60_000,
                  min_machine_neighbour_affinity: float = 0.5, min_items_from_named: int = 2,
@@ -562,11 +562,14 @@ class CohortDetector:
         if min_late_events < 3:
             raise ConfigError(f"min_late_events must be 3 or more (two gaps to tell a pace by), not {min_late_events}")
         self.min_late_events = min_late_events
-        # ... and it must have kept a clock's beat: gaps varying by under ``max_late_variation``
-        # (a round-robin's heads: 0.06 and under over their first 3 gaps). Over 3-6 gaps a
-        # person's bursty pace varies by under ``max_paced_variation`` (0.35) by chance too often
-        # (a test's exponential gaps: 6 keys of 20), and a few prompts fit a wave by chance.
-        self.max_late_variation = max_late_variation
+        # ... and it must have kept a clock's beat (_keeps_clock): gaps varying by under
+        # ``max_clock_variation`` (a round-robin's heads: 0.06 and under over their first 3 gaps).
+        # Over 3-6 gaps a person's bursty pace varies by under ``max_paced_variation`` (0.35) by
+        # chance too often (a test's exponential gaps: 6 keys of 20), and a few prompts fit a
+        # wave by chance. The clock is also what makes short free-form requests a member's
+        # (_member_family): a person's quick session of short questions 2-5 minutes apart varied
+        # by 0.33 (stress-judging-a: a casual key named in a wave on a beat, under 0.35).
+        self.max_clock_variation = max_clock_variation
         self.min_free_form_share = min_free_form_share
         self.min_item_length_share = min_item_length_share
         self.min_harvest_tokens = min_harvest_tokens
@@ -1207,9 +1210,9 @@ class CohortDetector:
         if n >= self.min_free_form_share * cand.events:
             # Short items sent at machine rate count too: a general-instruction set ("Rewrite
             # this sentence ...") is short, yet no person sends request after request a minute apart,
-            # nor on a timer's beat hours apart all day and night (a slow round-robin's heads).
+            # nor on a clock's beat hours apart all day and night (a slow round-robin's heads).
             return family if cand.long >= self.min_item_length_share * cand.events or cand.at_machine_rate() \
-                or self._keeps_beat(cand) else None
+                or self._keeps_clock(cand) else None
         # Answer labels, by label or by instruction: a wrapper that ends some items on "Answer:"
         # and tells the model "answer with the letter only" after the others asks for labelled
         # answers all along (a share of each alone is neither the label kind's nor free-form's).
@@ -1235,10 +1238,10 @@ class CohortDetector:
         incident's window; else None. It joins on probation: named only if its content fits the
         wave, in an item family too (a student with a few exam items during an exam wave is
         the false positive to expect). It counts toward no wave but the one open. It must have
-        sent on a clock's beat (``max_late_variation``, over every gap it has): a person's few
-        requests fit a wave's content by chance too often on so small a sketch. (A small head at
-        machine rate with a jittered pace is not told from a person's quick session: not here.)"""
-        if cand.gaps < cand.events - 1 or cand.gap_variation() >= self.max_late_variation:
+        sent on a clock's beat (_keeps_clock): a person's few requests fit a wave's content by
+        chance too often on so small a sketch. (A small head at machine rate with a jittered pace
+        is not told from a person's quick session: not here.)"""
+        if not self._keeps_clock(cand):
             return None
         family = self._member_family(cand, self.min_late_events)
         fam = self._families.get(family) if family is not None else None
@@ -1482,6 +1485,23 @@ class CohortDetector:
         requests, over every gap it has, ``min_late_events`` - 1 at least: _late_member_family)."""
         need = self.min_key_events if cand.events >= self.min_key_events else max(cand.events, self.min_late_events)
         return cand.gaps >= need - 1 and cand.gap_variation() < self.max_paced_variation
+
+    def _keeps_clock(self, cand: _Candidate) -> bool:
+        """Sent on a clock's beat: gaps that vary by under ``max_clock_variation`` (a scheduler's,
+        not a person's: a quick session varies by 0.3 and more), over every gap it has (a mature
+        key's first ``min_mature_records``), ``min_late_events`` - 1 at least.
+
+        >>> det = CohortDetector()
+        >>> clock, session = _Candidate(0, events=8), _Candidate(0, events=8)
+        >>> for gap in (5_460_000, 5_500_000, 5_420_000, 5_470_000, 5_450_000, 5_480_000, 5_440_000):
+        ...     clock.gaps += 1; clock.gap_sum += gap; clock.gap_squares += gap * gap
+        >>> for gap in (290_000, 130_000, 187_000, 272_000, 210_000, 305_000, 110_000):
+        ...     session.gaps += 1; session.gap_sum += gap; session.gap_squares += gap * gap
+        >>> det._keeps_clock(clock), det._keeps_clock(session), det._keeps_beat(session)
+        (True, False, True)
+        """
+        return cand.gaps >= max(min(cand.events, self.min_key_events), self.min_late_events) - 1 \
+            and cand.gap_variation() < self.max_clock_variation
 
     def _draws_on_incident(self, fam: _Family, cand: _Candidate | None) -> bool:
         """Whether ``cand`` re-sent ``min_items_from_named`` items first sent by members named

@@ -585,6 +585,22 @@ def test_short_free_form_items_at_machine_rate_make_a_member():
     assert det._keys["k"].family == member_family(content_family("why is the sky blue?"))
 
 
+@pytest.mark.parametrize("account_age_days", [0, 400])
+def test_a_quick_session_of_short_questions_is_no_member(account_age_days):
+    # A person's quick session: 8 short questions 2-5 minutes apart (gap variation 0.33, under
+    # the beat rule's 0.35: stress-judging-a named such a casual key in a wave on a beat). Short
+    # free-form requests make a member only on a clock's beat (max_clock_variation 0.1).
+    det = CohortDetector()
+    at = T0
+    for i, gap in enumerate((0, 290_000, 130_000, 187_000, 272_000, 210_000, 305_000, 110_000)):
+        at += gap
+        det.learn_one(LinkRecord("k", "a", at, 0.0, 0, 0, output_tokens=600,
+                                 account_created_ms=T0 - account_age_days * DAY_MS,
+                                 family=content_family("why is the sky blue?"), item=i, key_events=i + 1))
+    cand = det._keys.get("k") or det._mature["k"]
+    assert cand.family == -1 and det._keeps_beat(cand) and not det._keeps_clock(cand)
+
+
 def _members(det: CohortDetector, keys: range, every_hours: float, start_ms: int, prefix: str = "s",
              steady: bool = True, gap_ms: int = 600_000) -> list[dict]:
     """Keys that each keep to one item family (10 long-answered requests ``gap_ms`` apart, on
