@@ -1448,7 +1448,7 @@ class CohortDetector:
         # A late member's sketch of a few prompts strays more: the bar rises by the square root
         # of how many fewer it has, and its pace lowers no bar (it is what let it join).
         late = cand is not None and cand.events < self.min_key_events
-        bar = self.min_content_affinity * math.sqrt(self.min_key_events / cand.events) if late \
+        bar = self.min_content_affinity * math.sqrt(self.min_key_events / max(1, cand.events)) if late \
             else self.min_content_affinity
         fits = self._reaches(self._affinity(fam, sketch, openings=openings), bar, cand)
         if not fits:
