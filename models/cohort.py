@@ -1281,10 +1281,11 @@ class CohortDetector:
             if gone_cand is None or not gone_cand.named:
                 fam.quiet += 1
                 fam.quiet_beat += gone_cand is not None and self._keeps_beat(gone_cand)
-        # (a late member of fewer requests joined the open incident only: it counts toward no wave)
+        # (a late member of fewer requests not named joined the open incident only: it counts
+        # toward no wave; one named in it is as much a member as those it was named with)
         wave = [k for k, (first, _) in fam.recent.items()
                 if abs(first - cand.first_ts) <= self.window_ms and not self.is_linked(k)
-                and ((member := self._keys.get(k)) is None or member.events >= self.min_key_events)]
+                and ((member := self._keys.get(k)) is None or member.named or member.events >= self.min_key_events)]
         # A wave: more members arrived in one window than min_members and than the family's own
         # history predicts. Members join an open incident only while its wave lasts: a family
         # open for good would name every ordinary young user who later keeps to it. Mature keys
