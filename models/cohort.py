@@ -842,7 +842,7 @@ class CohortDetector:
         prompts fit the wave's profile by ``min_mature_affinity`` (the young members' profile;
         in an incident of mature members alone, theirs: _mature_fits)."""
         if cand is None or cand.named or len(fam.named) >= self.max_members or \
-                not fam.totals[4] - self.window_ms <= cand.first_ts <= fam.totals[5] + self.window_ms:
+                not self._in_incident_window(fam, cand.first_ts):
             return False
         if fam.mature_only:
             if not self._mature_fits(cand.family, fam, key):
@@ -1232,6 +1232,12 @@ class CohortDetector:
             return MIXED_ITEMS
         return None
 
+    def _in_incident_window(self, fam: _Family, first_ts: int) -> bool:
+        """Whether a key whose first request was at ``first_ts`` began within a window of the
+        open incident's named members' first requests (none named yet: not)."""
+        earliest, latest = fam.totals[4], fam.totals[5]
+        return earliest is not None and earliest - self.window_ms <= first_ts <= latest + self.window_ms
+
     def _late_member_family(self, cand: _Candidate) -> int | None:
         """The family of an open incident that a young key of fewer than ``min_key_events``
         requests keeps to strictly (no partial share, no mix), when it began within the
@@ -1245,8 +1251,7 @@ class CohortDetector:
             return None
         family = self._member_family(cand, self.min_late_events)
         fam = self._families.get(family) if family is not None else None
-        if fam is None or fam.incident is None or fam.totals[4] is None or \
-                not fam.totals[4] - self.window_ms <= cand.first_ts <= fam.totals[5] + self.window_ms:
+        if fam is None or fam.incident is None or not self._in_incident_window(fam, cand.first_ts):
             return None
         cand.partial = True
         return family
@@ -1484,8 +1489,7 @@ class CohortDetector:
         """Sent on a timer's regular beat: gaps that vary by under ``max_paced_variation``, over
         ``min_key_events`` - 1 gaps or more, however long they are (a late member of fewer
         requests, over every gap it has, ``min_late_events`` - 1 at least: _late_member_family)."""
-        need = self.min_key_events if cand.events >= self.min_key_events else max(cand.events, self.min_late_events)
-        return cand.gaps >= need - 1 and cand.gap_variation() < self.max_paced_variation
+        return cand.gaps >= self._gaps_to_tell(cand) and cand.gap_variation() < self.max_paced_variation
 
     def _keeps_clock(self, cand: _Candidate) -> bool:
         """Sent on a clock's beat: gaps that vary by under ``max_clock_variation`` (a scheduler's,
@@ -1501,8 +1505,14 @@ class CohortDetector:
         >>> det._keeps_clock(clock), det._keeps_clock(session), det._keeps_beat(session)
         (True, False, True)
         """
-        return cand.gaps >= max(min(cand.events, self.min_key_events), self.min_late_events) - 1 \
-            and cand.gap_variation() < self.max_clock_variation
+        return cand.gaps >= self._gaps_to_tell(cand) and cand.gap_variation() < self.max_clock_variation
+
+    def _gaps_to_tell(self, cand: _Candidate) -> int:
+        """The gaps a pace is told by: ``min_key_events`` - 1, or every gap of a late member of
+        fewer requests, ``min_late_events`` - 1 at least (_keeps_beat, _keeps_clock)."""
+        if cand.events >= self.min_key_events:
+            return self.min_key_events - 1
+        return max(cand.events, self.min_late_events) - 1
 
     def _draws_on_incident(self, fam: _Family, cand: _Candidate | None) -> bool:
         """Whether ``cand`` re-sent ``min_items_from_named`` items first sent by members named
