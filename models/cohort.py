@@ -485,6 +485,14 @@ class _Family:
     core_total: int = 0
     rejudged_at: int = 0  # recent members when its unfit members were last judged again
     beat_only: bool = False  # the open incident's wave was of members on a timer's beat only (_join)
+    # Young keys of fewer than min_key_events requests that kept to the family on a clock's
+    # beat while no incident of it was open, or outside its window (key -> first request ts):
+    # judged as late members when one opens (_name_waiting). Bounded by max_members, kept two
+    # windows.
+    waiting: OrderedDict = field(default_factory=OrderedDict)
+    # A mixed item set's open incident: the families its named members' requests keep to, when
+    # it opened (_mixed_parts): a small head keeping to one of them joins it (_late_member_family).
+    parts: set = field(default_factory=set)
 
 
 class _Fit(float):
@@ -808,11 +816,24 @@ class CohortDetector:
         if not young:
             alerts.extend(self._join_mature(rec.api_key_id, cand, rec.account_id))
             return alerts
+        if cand.on_beat and not cand.named and cand.events == self.min_mature_records and not self._on_beat(cand):
+            # A mature key judged as a young one for its clock while it had few requests
+            # (_join_small_aged), whose first min_mature_records are on no rotation's beat: back
+            # to the mature keys' judgement, as if it had never been promoted.
+            if provisional:
+                self._leave(rec.api_key_id, cand)
+            cand.on_beat = cand.partial = False
+            del self._keys[rec.api_key_id]
+            self._mature[rec.api_key_id] = cand
+            if len(self._mature) > self.max_keys:
+                self._mature.popitem(last=False)
+            alerts.extend(self._join_mature(rec.api_key_id, cand, rec.account_id))
+            return alerts
         if provisional:
             cand.partial = False  # judged afresh: set again by a partial, mixed or late family
         family = self._member_family(cand)
         if family is None and self.min_late_events <= cand.events < self.min_key_events:
-            family = self._late_member_family(cand)
+            family = self._late_member_family(rec.api_key_id, cand)
         if provisional and (family != cand.family or late and cand.events >= self.min_key_events):
             self._leave(rec.api_key_id, cand)
         if family is not None and family != cand.family:
@@ -887,9 +908,10 @@ class CohortDetector:
         # beside its short graded answers), none of its items another key's. (Nearly: answer
         # lengths spread, and of the 8+ answers it is judged on a harvest's own items leave one
         # or two under the bar; every one was asked of the 4 sampled records once judged on.)
-        if cand.events < self.min_mature_records or cand.shared > self.max_overlap * cand.events \
-                or cand.short_answers > self.max_mature_short_share * cand.reported:
+        if cand.shared > self.max_overlap * cand.events or cand.short_answers > self.max_mature_short_share * cand.reported:
             return []
+        if cand.events < self.min_mature_records:
+            return self._join_small_aged(key, cand) if cand.events >= self.min_late_events else []
         family = self._member_family(cand, self.min_mature_records)
         on_beat = self._on_beat(cand)
         if family is None and on_beat:
@@ -906,6 +928,26 @@ class CohortDetector:
             return self._join(key, cand, family)
         cand.family = family
         return self._offer_mature(key, cand, account)
+
+    def _join_small_aged(self, key: str, cand: _Candidate) -> list[dict]:
+        """A mature key of ``min_late_events`` to ``min_mature_records`` - 1 requests sent on a
+        clock's beat minutes apart (not a batch job's machine rate), keeping to one family: a
+        hydra's small head on a bought aged account (stress-attack-shift: 18 of 36 unnamed heads
+        of 5-7 requests). Judged as a young key from then on (``on_beat``, as _on_beat's keys):
+        a late member of the family's open incident on probation, or waiting for one
+        (_late_member_family). Back to the mature keys' judgement at its ``min_mature_records``-th
+        request unless those keep a rotation's beat (learn_one): a person's few gaps keep a
+        clock by chance now and then, and must not buy a young key's lower bars for good."""
+        if cand.at_machine_rate() or not self._keeps_clock(cand) \
+                or self._member_family(cand, self.min_late_events) is None:
+            return []
+        del self._mature[key]
+        self._keys[key] = cand
+        if len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+        cand.on_beat = True
+        family = self._late_member_family(key, cand)
+        return self._join(key, cand, family) if family is not None else []
 
     def _on_beat(self, cand: _Candidate) -> bool:
         """Whether a mature key sent its first requests on a rotation's beat: gaps of a minute
@@ -1184,7 +1226,7 @@ class CohortDetector:
         fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0], 0, 0, 0
         fam.by_openings, fam.few = 0, 0
         fam.paced, fam.aged_on_beat = 0, 0
-        fam.beat_only, fam.mature_only = False, False
+        fam.beat_only, fam.mature_only, fam.parts = False, False, set()
         fam.core_profile, fam.core_total = [0] * _PROFILE_SIZE, 0
         return alerts
 
@@ -1238,7 +1280,7 @@ class CohortDetector:
         earliest, latest = fam.totals[4], fam.totals[5]
         return earliest is not None and earliest - self.window_ms <= first_ts <= latest + self.window_ms
 
-    def _late_member_family(self, cand: _Candidate) -> int | None:
+    def _late_member_family(self, key: str, cand: _Candidate) -> int | None:
         """The family of an open incident that a young key of fewer than ``min_key_events``
         requests keeps to strictly (no partial share, no mix), when it began within the
         incident's window; else None. It joins on probation: named only if its content fits the
@@ -1246,15 +1288,85 @@ class CohortDetector:
         the false positive to expect). It counts toward no wave but the one open. It must have
         sent on a clock's beat (_keeps_clock): a person's few requests fit a wave's content by
         chance too often on so small a sketch. (A small head at machine rate with a jittered pace
-        is not told from a person's quick session: not here.)"""
-        if not self._keeps_clock(cand):
+        is not told from a person's quick session: not here.)
+
+        One that keeps to a family with no incident open in its window waits for one
+        (``_Family.waiting``): a hydra's small heads on a slow beat send their last request
+        before its larger heads reach ``min_key_events`` and open the incident
+        (stress-attack-shift: heads of 5-7 requests 111 minutes apart, done hours before it)."""
+        family = self._small_head_family(cand)
+        if family is None:
             return None
-        family = self._member_family(cand, self.min_late_events)
-        fam = self._families.get(family) if family is not None else None
-        if fam is None or fam.incident is None or not self._in_incident_window(fam, cand.first_ts):
+        fam = self._families.setdefault(family, _Family())
+        if fam.incident is None or not self._in_incident_window(fam, cand.first_ts):
+            mixed = self._families.get(MIXED_ITEMS)
+            if mixed is not None and mixed.incident is not None and family in mixed.parts \
+                    and self._in_incident_window(mixed, cand.first_ts):
+                cand.partial = True
+                return MIXED_ITEMS  # a part of an open mixed incident's set (_name_waiting)
+            fam.waiting[key] = cand.first_ts
+            fam.waiting.move_to_end(key)
+            horizon = self._clock - 2 * self.window_ms
+            while fam.waiting and (next(iter(fam.waiting.values())) < horizon
+                                   or len(fam.waiting) > self.max_members):
+                fam.waiting.popitem(last=False)
             return None
         cand.partial = True
         return family
+
+    def _small_head_family(self, cand: _Candidate) -> int | None:
+        """The family a key of few requests keeps to strictly, if it sent on a clock's beat."""
+        return self._member_family(cand, self.min_late_events) if self._keeps_clock(cand) else None
+
+    def _name_waiting(self, family: int, fam: _Family) -> None:
+        """Judge the keys waiting for an incident of the family (``_Family.waiting``) as late
+        members of the one just opened, once each: those that still keep to it on a clock's
+        beat and began within its window join its recent members on probation, and are named
+        if their content fits it (as _join judges a late member on its own request).
+
+        A mixed item set's incident also takes those waiting in each part of the set (a family
+        that ``min_mixed_share`` of its named members' requests keep to): a hydra deals its set
+        in turn, and a head of 5-7 requests gets one part only (stress-attack-shift: the
+        free-form instructions that a 152-head hydra dealt before its multiple-choice items)."""
+        parts = fam.parts = self._mixed_parts(fam) if family == MIXED_ITEMS else set()
+        waiting, fam.waiting = fam.waiting, OrderedDict()
+        for part in parts:
+            part_fam = self._families.get(part)
+            if part_fam is not None:
+                waiting.update((key, first) for key, first in part_fam.waiting.items() if key not in waiting)
+        joined = []
+        for key in waiting:
+            cand = self._keys.get(key)
+            if cand is None or cand.named or cand.family >= 0 or cand.linked or self.is_linked(key) \
+                    or cand.events >= self.min_key_events:
+                continue
+            if parts:
+                if self._small_head_family(cand) not in parts or not self._in_incident_window(fam, cand.first_ts):
+                    continue
+                cand.partial = True
+            elif self._late_member_family(key, cand) != family:
+                continue
+            cand.family = family
+            sketch = cand.sketch()
+            fam.recent[key] = (cand.first_ts, sketch)
+            self._profile_add(fam, sketch, 1)
+            joined.append((key, cand))
+        for key, cand in joined:
+            if len(fam.named) < self.max_members and self._may_join(fam, cand) \
+                    and self._content_fits(family, fam, key):
+                self._name(fam, key)
+
+    def _mixed_parts(self, fam: _Family) -> set:
+        """The families that ``min_mixed_share`` or more of a mixed incident's named members'
+        requests keep to (their counts at joining: _Candidate.families)."""
+        counts: dict[int, int] = {}
+        for key in fam.named:
+            member = self._keys.get(key)
+            if member is not None:
+                for part, n in member.families.items():
+                    counts[part] = counts.get(part, 0) + n
+        total = sum(counts.values())
+        return {part for part, n in counts.items() if n >= self.min_mixed_share * total}
 
     def _baseline(self, fam: _Family, quiet: int, since: int | None = None) -> float:
         """Members the family's ordinary history predicts in one window: ``quiet`` of its
@@ -1336,6 +1448,7 @@ class CohortDetector:
             self._name_earlier(fam, set(wave))
             for member, entry in list(fam.mature_recent.items()):
                 self._name_mature(fam, member, self._mature.get(member), entry[1])
+            self._name_waiting(family, fam)
             fam.rejudged_at = len(fam.recent)
         elif len(fam.named) < self.max_members and not self.is_linked(key) and self._may_join(fam, cand) and \
                 self._content_fits(family, fam, key):

@@ -125,16 +125,17 @@ def test_young_keys_splitting_one_item_set_raise_one_cohort_incident_naming_ever
     assert reasons["members_enrolled_within_hours"] == pytest.approx(29 * 1.5, abs=0.1)
 
 
-def _small_heads(n_keys: int, per_key: int, *, steady: bool, items=item) -> list[bytes]:
-    """``n_keys`` young keys enrolled an hour apart from the 20th hour, ``per_key`` requests each
+def _small_heads(n_keys: int, per_key: int, *, steady: bool, items=item, from_hour: int = 20,
+                 account_age_days: float = 2.0) -> list[bytes]:
+    """``n_keys`` keys enrolled an hour apart from ``from_hour``, ``per_key`` requests each
     4 minutes apart (on a timer's beat if ``steady``): slices of the same set as ``sweep``'s
     keys, further on in it."""
     raws = []
     for k in range(n_keys):
-        start = T0 + (20 + k) * 3_600_000
+        start = T0 + (from_hour + k) * 3_600_000
         for i, at in enumerate(_gaps(random.Random(f"few{k}"), per_key, 240_000, steady)):
             raws.append((start + at, event(f"few{k:02d}", i, start + at, items(100_000 + k * per_key + i),
-                                           account_age_days=2.0)))
+                                           account_age_days=account_age_days)))
     return [raw for _, raw in sorted(raws)]
 
 
@@ -165,6 +166,47 @@ def test_what_small_heads_do_not_join(case):
     assert not any(key.startswith("few") for a in found for key in a["api_key_ids"])
     if case != "no incident open":
         assert {f"key{k:03d}" for k in range(30)} <= set(found[-1]["api_key_ids"])
+
+
+@pytest.mark.parametrize("per_key", [5, 7])
+def test_small_heads_done_before_the_incident_opened_are_named_when_it_opens(per_key):
+    # A hydra on a slow beat: its small heads send their last request hours before its larger
+    # heads reach min_key_events and open the incident (stress-attack-shift: heads of 5-7
+    # requests 111 minutes apart). They wait for it, and are judged when it opens.
+    raws = sorted(sweep(30, 20) + _small_heads(10, per_key, steady=True, from_hour=0),
+                  key=lambda raw: json.loads(raw)["ts"])
+    found = cohort_alerts(replay(raws))
+    assert sum(key.startswith("few") for key in found[0]["api_key_ids"]) >= 8
+    # every one of them was done before the incident's first alert
+    opened = found[0]["ts"]
+    assert max(json.loads(raw)["ts"] for raw in raws if json.loads(raw)["api_key_id"].startswith("few")) < opened
+
+
+@pytest.mark.parametrize("steady", [True, False], ids=["on a clock", "at a person's pace"])
+def test_small_heads_on_aged_accounts_join_on_a_clock_only(steady):
+    # A hydra that buys aged accounts for its small heads: on a clock's beat they are judged as
+    # young keys' small heads (a person's pace is the mature keys' judgement, at 8 requests).
+    raws = sorted(sweep(30, 20) + _small_heads(20, 6, steady=steady, account_age_days=400),
+                  key=lambda raw: json.loads(raw)["ts"])
+    named = {key for a in cohort_alerts(replay(raws)) for key in a["api_key_ids"]}
+    assert {f"key{k:03d}" for k in range(30)} <= named
+    assert (sum(key.startswith("few") for key in named) >= 15) if steady else not any(
+        key.startswith("few") for key in named)
+
+
+def test_an_aged_key_whose_clock_did_not_hold_goes_back_to_the_mature_judgement():
+    # Judged as a young key for its first few gaps on a clock, a mature key whose first 8
+    # requests keep no rotation's beat is a mature key again: a person's gaps keep a clock by
+    # chance now and then, and must not buy the young keys' lower bars for good.
+    det = CohortDetector()
+    times = [0, 600_000, 1_200_000, 1_800_000, 2_400_000, 2_500_000, 9_000_000, 9_030_000, 20_000_000]
+    for i, at in enumerate(times):
+        det.learn_one(LinkRecord("aged", "a", T0 + at, 0.0, 0, 0, output_tokens=700, key_events=i + 1,
+                                 account_created_ms=T0 - 400 * DAY_MS, family=content_family(item(i)),
+                                 simhash=i, item=item_fingerprint(item(i))))
+        if i == 4:
+            assert "aged" in det._keys and det._keys["aged"].on_beat  # 4 gaps 10 minutes apart
+    assert "aged" not in det._keys and "aged" in det._mature and not det._mature["aged"].on_beat
 
 
 def test_the_cohort_is_found_by_nothing_else():
@@ -386,6 +428,23 @@ def test_heads_dealt_a_mixed_item_set_in_turn_are_one_cohort():
     assert reasons["content_cohort"] == "mixed-items" and reasons["cohort_camouflaged_members"] == 30
     # ... and without the mixed family, none of them is a member of any
     assert not cohort_alerts(replay(raws, ClusterDetector(cohort=CohortDetector(min_mixed_share=1.01))))
+
+
+@pytest.mark.parametrize("from_hour", [0, 40], ids=["done before it opened", "begun once it was open"])
+def test_small_heads_dealt_one_part_of_a_mixed_set_join_its_incident(from_hour):
+    # The same hydra's heads of 5 requests get the set's free-form part only (it deals its
+    # instructions before its items): they keep to the free-form family, whose own incident
+    # never opens, and join the mixed set's incident on probation, as a part of its set.
+    raws = sorted(sweep(30, 20, items=mixed_item) + _small_heads(10, 5, steady=True, items=free_item,
+                                                                 from_hour=from_hour),
+                  key=lambda raw: json.loads(raw)["ts"])
+    found = cohort_alerts(replay(raws))
+    assert found and {a["alert_id"] for a in found} == {found[0]["alert_id"]}
+    named = set(found[-1]["api_key_ids"])
+    assert {f"key{k:03d}" for k in range(30)} <= named and sum(key.startswith("few") for key in named) >= 8
+    # ... which without the mixed incident's parts they do not
+    found = cohort_alerts(replay(raws, ClusterDetector(cohort=CohortDetector(min_mixed_share=1.01))))
+    assert not any(key.startswith("few") for a in found for key in a["api_key_ids"])
 
 
 def test_a_mixed_member_that_keeps_to_one_family_later_moves_to_it():
