@@ -209,6 +209,19 @@ def test_an_aged_key_whose_clock_did_not_hold_goes_back_to_the_mature_judgement(
     assert "aged" not in det._keys and "aged" in det._mature and not det._mature["aged"].on_beat
 
 
+@pytest.mark.parametrize("requests", [4, 5])
+def test_an_aged_key_is_told_by_a_clock_over_four_gaps(requests):
+    # A person's first 3 gaps keep a clock now and then, a day's rhythm most of all
+    # (unwrapped-plain-corpora: a casual old key's 15, 12 and 14 hours, named in a free-form
+    # wave); on an aged account, where there are many more keys, a clock is told over 4 gaps.
+    det = CohortDetector()
+    for i in range(requests):
+        det.learn_one(LinkRecord("aged", "a", T0 + i * 600_000, 0.0, 0, 0, output_tokens=700, key_events=i + 1,
+                                 account_created_ms=T0 - 400 * DAY_MS, family=content_family(item(i)),
+                                 simhash=i, item=item_fingerprint(item(i))))
+    assert ("aged" in det._keys) == (requests == 5) and ("aged" in det._mature) == (requests == 4)
+
+
 def test_the_cohort_is_found_by_nothing_else():
     # Guard on the test above: the keys are plain and unlinked, so the cluster detector's own
     # linking never names them (what the cohort detector is for).
