@@ -918,7 +918,8 @@ class CohortDetector:
         # beside its short graded answers), none of its items another key's. (Nearly: answer
         # lengths spread, and of the 8+ answers it is judged on a harvest's own items leave one
         # or two under the bar; every one was asked of the 4 sampled records once judged on.)
-        if cand.shared > self.max_overlap * cand.events or cand.short_answers > self.max_mature_short_share * cand.reported:
+        if cand.shared > self.max_overlap * cand.events \
+                or cand.short_answers > self.max_mature_short_share * cand.reported:
             return []
         if cand.events < self.min_mature_records:
             return self._join_small_aged(key, cand) if cand.events >= self.min_aged_late_events else []
@@ -948,8 +949,7 @@ class CohortDetector:
         (_late_member_family). Back to the mature keys' judgement at its ``min_mature_records``-th
         request unless those keep a rotation's beat (learn_one): a person's few gaps keep a
         clock by chance now and then, and must not buy a young key's lower bars for good."""
-        if cand.at_machine_rate() or not self._keeps_clock(cand) \
-                or self._member_family(cand, self.min_late_events) is None:
+        if cand.at_machine_rate() or self._small_head_family(cand) is None:
             return []
         del self._mature[key]
         self._keys[key] = cand
