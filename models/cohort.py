@@ -931,11 +931,7 @@ class CohortDetector:
             return []
         if on_beat:
             # Judged as a young key from now on: counted toward waves and the wave's profile.
-            del self._mature[key]
-            self._keys[key] = cand
-            if len(self._keys) > self.max_keys:
-                self._keys.popitem(last=False)
-            cand.on_beat = True
+            self._judge_as_young(key, cand)
             return self._join(key, cand, family)
         cand.family = family
         return self._offer_mature(key, cand, account)
@@ -951,13 +947,18 @@ class CohortDetector:
         clock by chance now and then, and must not buy a young key's lower bars for good."""
         if cand.at_machine_rate() or self._small_head_family(cand) is None:
             return []
+        self._judge_as_young(key, cand)
+        family = self._late_member_family(key, cand)
+        return self._join(key, cand, family) if family is not None else []
+
+    def _judge_as_young(self, key: str, cand: _Candidate) -> None:
+        """Move a mature candidate to the young ones, marked ``on_beat`` (learn_one finds it
+        there by that mark)."""
         del self._mature[key]
         self._keys[key] = cand
         if len(self._keys) > self.max_keys:
             self._keys.popitem(last=False)
         cand.on_beat = True
-        family = self._late_member_family(key, cand)
-        return self._join(key, cand, family) if family is not None else []
 
     def _on_beat(self, cand: _Candidate) -> bool:
         """Whether a mature key sent its first requests on a rotation's beat: gaps of a minute
@@ -1350,12 +1351,8 @@ class CohortDetector:
             if cand is None or cand.named or cand.family >= 0 or cand.linked or self.is_linked(key) \
                     or cand.events >= self.min_key_events:
                 continue
-            if parts:
-                if self._small_head_family(cand) not in parts or not self._in_incident_window(fam, cand.first_ts):
-                    continue
-                cand.partial = True
-            elif self._late_member_family(key, cand) != family:
-                continue
+            if self._late_member_family(key, cand) != family:
+                continue  # (a part's small head: MIXED_ITEMS once fam.parts holds its family)
             cand.family = family
             sketch = cand.sketch()
             fam.recent[key] = (cand.first_ts, sketch)
