@@ -1260,6 +1260,46 @@ def test_aged_heads_that_fit_loosely_are_named_once_their_campaign_s_incident_is
     assert not _named(CohortDetector(), _aged_family(0, 60, head_gap_ms=1_800_000, loose=20))
 
 
+def _two_aged_campaigns(seed: int) -> list[LinkRecord]:
+    """Established accounts' ordinary traffic, then, all on accounts a year old, in one free-form
+    family and enrolled in a shuffled order half an hour apart: campaign A's 20 heads (an item
+    set: leaning bits of block 0 by 0.9), campaign B's 10 heads (block 1, 0.9) and 10 more of B
+    whose prompts lean less (0.8), and 60 ordinary old users writing long requests; 16
+    requests each, about half an hour apart, irregularly."""
+    r = random.Random(seed)
+    recs = _established_traffic(r)
+    heads = [("a", 0, 0.9)] * 20 + [("b", 1, 0.9)] * 10 + [("loose_b", 1, 0.8)] * 10
+    order = list(range(len(heads)))
+    r.shuffle(order)
+    for slot, h in enumerate(order):
+        prefix, block, lean = heads[h]
+        recs += [LinkRecord(f"{prefix}{h}", f"h{h}", T0 + slot * 1_800_000 + at, 0.0, 0, 0, output_tokens=600,
+                            account_created_ms=T0 - 400 * DAY_MS, family=FREE_FORM, item=h * 100 + i,
+                            key_events=i + 1, simhash=_simhash(r, block, bias=lean))
+                 for i, at in enumerate(_gaps(r, 16, 1_800_000, steady=False))]
+    for u in range(60):
+        start = T0 + u * 1_200_000 + 600_000
+        recs += [LinkRecord(f"user{u}", f"u{u}", start + at, 0.0, 0, 0, output_tokens=600,
+                            account_created_ms=T0 - 400 * DAY_MS, family=FREE_FORM, item=10**6 + u * 100 + i,
+                            key_events=i + 1, simhash=_simhash(r, None))
+                 for i, at in enumerate(_gaps(r, 16, 1_800_000, steady=False))]
+    return sorted(recs, key=lambda rec: rec.ts_ms)
+
+
+@pytest.mark.parametrize("seed", [12, 13])
+def test_a_second_campaign_s_loose_heads_fit_their_nearest_named_members(seed):
+    # Campaign A opens an incident of mature members, B's close heads are named in it too. The
+    # named profile is mostly A's: B's loose heads fit neither it nor their nearest mature
+    # members by the mature bars, but their nearest named members are B's, and they fit those.
+    recs = _two_aged_campaigns(seed)
+    named = _named(CohortDetector(), recs)
+    assert {f"a{h}" for h in range(20)} <= named
+    assert sum(key.startswith("loose_b") for key in named) >= 3
+    assert not any(key.startswith("user") for key in named)
+    # Guard: without the nearest named members' fit, no loose head is named.
+    assert not any(key.startswith("loose_b") for key in _named(CohortDetector(min_named_neighbour_affinity=99.0), recs))
+
+
 def test_heads_whose_items_open_as_the_campaign_s_do_are_named_once_its_incident_is_open():
     # 20 heads whose prompts lean closely alike open an incident of mature members; 20 more of
     # the campaign lean too little to fit by what they are about (SimHash bits), but their items
