@@ -1824,7 +1824,9 @@ class CohortDetector:
         # why it was named, for the alert: camouflaged, or on its nearest members' content only
         few = cand.events < self.min_key_events
         fam.few += few
-        fam.partial += cand.partial and not few
+        # (a mixed set's member keeps to no one family by the set's design, not to hide: its
+        # incident's family says so; camouflaged members interleave other requests)
+        fam.partial += cand.partial and not few and cand.family != MIXED_ITEMS
         fam.by_neighbours += sketch is None and affinity < self.min_content_affinity and (
             _is_free_form(cand.family) or cand.partial)
         fam.paced += self._machine_paced(cand)

@@ -438,7 +438,8 @@ def test_heads_dealt_a_mixed_item_set_in_turn_are_one_cohort():
     assert found and {a["alert_id"] for a in found} == {found[0]["alert_id"]}
     assert found[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(30)]
     reasons = {r["signal"]: r["value"] for r in found[-1]["reasons"]}
-    assert reasons["content_cohort"] == "mixed-items" and reasons["cohort_camouflaged_members"] == 30
+    assert reasons["content_cohort"] == "mixed-items" and reasons["cohort_machine_paced_members"] == 30
+    assert reasons["cohort_camouflaged_members"] == 0  # dealt a mix by the set's design, not hiding
     # ... and without the mixed family, none of them is a member of any
     assert not cohort_alerts(replay(raws, ClusterDetector(cohort=CohortDetector(min_mixed_share=1.01))))
 
