@@ -841,11 +841,7 @@ class CohortDetector:
             # to the mature keys' judgement, as if it had never been promoted.
             if provisional:
                 self._leave(rec.api_key_id, cand)
-            cand.on_beat = cand.partial = False
-            del self._keys[rec.api_key_id]
-            self._mature[rec.api_key_id] = cand
-            if len(self._mature) > self.max_keys:
-                self._mature.popitem(last=False)
+            self._judge_as_mature(rec.api_key_id, cand)
             alerts.extend(self._join_mature(rec.api_key_id, cand, rec.account_id))
             return alerts
         if provisional:
@@ -968,6 +964,15 @@ class CohortDetector:
         if len(self._keys) > self.max_keys:
             self._keys.popitem(last=False)
         cand.on_beat = True
+
+    def _judge_as_mature(self, key: str, cand: _Candidate) -> None:
+        """Move a candidate _judge_as_young moved back to the mature ones, unmarked (learn_one:
+        its clock did not hold to its ``min_mature_records``-th request)."""
+        del self._keys[key]
+        self._mature[key] = cand
+        if len(self._mature) > self.max_keys:
+            self._mature.popitem(last=False)
+        cand.on_beat = cand.partial = False
 
     def _on_beat(self, cand: _Candidate) -> bool:
         """Whether a mature key sent its first requests on a rotation's beat: gaps of a minute
