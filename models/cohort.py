@@ -380,6 +380,7 @@ class _Candidate:
     # The keys that sent first the items it re-sent (at most _MAX_SOURCES): a member that draws
     # on the set named members swept is held to the machine-rate fit (_content_fits).
     sources: tuple = ()  # (shared by every candidate until one re-sends an item: no cost per key)
+    later: int = 0  # a member's requests of its family since it joined (counted, not judged: _count_later)
 
     def sketch_prompt(self, simhash: int, opening: int) -> None:
         """Count one prompt into its sketch: its SimHash's bits and, when its record carried one,
@@ -453,11 +454,12 @@ class _Family:
     named: list = field(default_factory=list)  # its members, in order of joining
     sent: int = 0  # members named in the last alert sent
     updated_ts: int = 0
-    # The named members' totals, kept as they join (a member's counts stop at joining), so an
-    # update costs O(1) but for listing the members: requests, of which items sent before by
-    # another key, output tokens, answers with usage, earliest and latest first request.
-    totals: list = field(default_factory=lambda: [0, 0, 0, 0, None, None, 0.0])
-    member_requests: list = field(default_factory=list)
+    # The named members' totals, kept as they join and send on (_count_later), so an update
+    # costs O(1) but for listing the members: their requests of the family, earliest and latest
+    # first request; and of the requests judged (those up to joining): the requests, of which
+    # items sent before by another key, output tokens, answers with usage.
+    totals: list = field(default_factory=lambda: [0, 0, 0, 0, None, None, 0.0, 0])
+    member_requests: dict = field(default_factory=dict)  # named member -> its requests of the family
     mature: int = 0  # the open incident's members on mature accounts (named on content evidence)
     partial: int = 0  # ... that kept to the family only partly (camouflaged, named on content)
     few: int = 0  # ... that joined it with fewer than min_key_events requests (_late_member_family)
@@ -766,6 +768,7 @@ class CohortDetector:
             promoted = self._keys.get(rec.api_key_id)
             if promoted is not None and promoted.on_beat:
                 young, keys, cand = True, self._keys, promoted  # judged as a young key (_join_mature)
+        sampled = 1  # the key's requests this record stands for (past a mature key's first, a few)
         if cand is not None and rec.key_events > 0:
             if rec.key_events <= cand.newest:
                 # Sent again for an event a worker re-applied (its key states restored older
@@ -773,6 +776,8 @@ class CohortDetector:
                 # records' repeats by their source offsets; a mature key's first requests
                 # reach only this detector.)
                 return alerts
+            if not young and cand.newest > 0:
+                sampled = rec.key_events - cand.newest
             cand.newest = rec.key_events
         if not young and rec.simhash >= 0 and rec.style <= 0 and rec.key_events <= self.background_key_events:
             self._learn_background(rec.simhash, rec.opening)
@@ -794,6 +799,7 @@ class CohortDetector:
         late = young and cand.family >= 0 and not cand.named and cand.events < self.min_key_events
         provisional = late or (cand.family == MIXED_ITEMS and not cand.named and young)
         if young and cand.family >= 0 and not provisional and not cand.named and not cand.linked and not linked:
+            self._count_later(rec.api_key_id, cand, sampled)
             alerts.extend(self._resketch(rec, cand))
             return alerts
         if not young and cand.family >= 0 and not cand.named and not linked \
@@ -801,6 +807,8 @@ class CohortDetector:
             alerts.extend(self._rejudge_mature(rec, cand))
             return alerts
         if (cand.family >= 0 and not provisional) or cand.events >= self.max_key_events or cand.linked:
+            if cand.family >= 0 and not provisional:
+                self._count_later(rec.api_key_id, cand, sampled)
             return alerts  # a member already, judged on its first requests and not one, or linked
         if linked:
             cand.linked = True
@@ -854,6 +862,20 @@ class CohortDetector:
         if family is not None and family != cand.family:
             alerts.extend(self._join(rec.api_key_id, cand, family))
         return alerts
+
+    def _count_later(self, key: str, cand: _Candidate, requests: int) -> None:
+        """Count a member's requests of its family since it joined (``requests``: those its
+        record stands for), into its open incident's when it is named: the incident's reasons
+        say what its members sent, not the few requests each had sent when it joined (a wave's
+        first members join at their 4th-8th request of 10-40). Its judged counts stay those at
+        joining."""
+        cand.later += requests
+        if cand.named:
+            fam = self._families.get(cand.family)
+            counted = fam.member_requests.get(key) if fam is not None else None
+            if counted is not None:  # (None: named in an incident closed since)
+                fam.member_requests[key] = counted + requests
+                fam.totals[0] += requests
 
     def _leave(self, key: str, cand: _Candidate) -> None:
         """Take a provisional member not named out of its family (a mixed one that keeps to one
@@ -1265,8 +1287,8 @@ class CohortDetector:
         """Close the family's open incident (a new wave began a window after its latest member):
         its last members sent first."""
         alerts = [self._alert(family, fam)] if len(fam.named) > fam.sent else []
-        fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, []
-        fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0], 0, 0, 0
+        fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, {}
+        fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0, 0], 0, 0, 0
         fam.by_openings, fam.few = 0, 0
         fam.paced, fam.aged_on_beat = 0, 0
         fam.beat_only, fam.mature_only, fam.parts = False, False, set()
@@ -1812,7 +1834,8 @@ class CohortDetector:
         cand.named = True
         fam.named.append(key)
         t = fam.totals
-        t[0] += cand.events
+        t[0] += cand.events + cand.later
+        t[7] += cand.events
         t[1] += cand.shared
         t[2] += cand.tokens
         t[3] += cand.reported
@@ -1822,7 +1845,7 @@ class CohortDetector:
             if sketch is not None and fam.mature_only else self._affinity(fam, sketch, own=False) \
             if sketch is not None else self._affinity(fam, fam.recent[key][1]) if key in fam.recent else 0.0
         t[6] += affinity
-        fam.member_requests.append(cand.events)
+        fam.member_requests[key] = cand.events + cand.later
         if fam.mature_only and sketch is not None:
             self._profile_add_to(fam.core_profile, sketch, 1)
             fam.core_total += sketch[1]
@@ -1846,8 +1869,11 @@ class CohortDetector:
     def _alert(self, family: int, fam: _Family) -> dict:
         fam.sent, fam.updated_ts = len(fam.named), self._clock
         self._pending.discard(family)
-        events, shared, tokens, reported, first, last, affinity = fam.totals
-        per_key = sorted(fam.member_requests) or [0]
+        events, shared, tokens, reported, first, last, affinity, judged = fam.totals
+        # the share of items sent before by another key, as judged: applied to all they sent
+        overlap = shared / judged if judged else 0.0
+        covered = events - round(events * overlap)
+        per_key = sorted(fam.member_requests.values()) or [0]
         n = len(fam.named)
         critical = n >= self.critical_members
         return Alert(
@@ -1865,14 +1891,14 @@ class CohortDetector:
                 {"signal": "cohort_members", "value": n,
                  "baseline": round(self._baseline(fam, fam.mature_quiet, fam.mature_first_ts) if fam.mature_only
                                    else self._baseline(fam, fam.quiet), 1), "weight": 1.0},
-                {"signal": "cohort_item_overlap", "value": round(shared / events, 3) if events else 0.0,
-                 "baseline": self.max_overlap, "weight": None},
-                {"signal": "cohort_items_covered", "value": events - shared, "baseline": None, "weight": None},
+                {"signal": "cohort_item_overlap", "value": round(overlap, 3), "baseline": self.max_overlap,
+                 "weight": None},
+                {"signal": "cohort_items_covered", "value": covered, "baseline": None, "weight": None},
                 {"signal": "median_member_requests", "value": per_key[len(per_key) // 2], "baseline": None,
                  "weight": None},
                 # joint coverage against one member's: the set the members split between them
                 {"signal": "cohort_coverage_per_member",
-                 "value": round((events - shared) / max(1, per_key[len(per_key) // 2]), 1), "baseline": 1.0, "weight": None},
+                 "value": round(covered / max(1, per_key[len(per_key) // 2]), 1), "baseline": 1.0, "weight": None},
                 # members' prompts: likelier under the wave's profile than ordinary traffic's (log ratio)
                 {"signal": "cohort_content_affinity", "value": round(affinity / n, 3) if n else None,
                  "baseline": self.min_content_affinity, "weight": None},

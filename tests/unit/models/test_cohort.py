@@ -123,6 +123,11 @@ def test_young_keys_splitting_one_item_set_raise_one_cohort_incident_naming_ever
     assert reasons["content_cohort"] == "latin-options"
     assert reasons["cohort_members"] == 30 and reasons["cohort_item_overlap"] == 0.0
     assert reasons["members_enrolled_within_hours"] == pytest.approx(29 * 1.5, abs=0.1)
+    # What the members sent, not what each had sent when it joined (its 4th request): the last
+    # member, named at its 4th, sends its other 16 after the last alert. (Before: 4 and 152.)
+    assert reasons["median_member_requests"] == 20
+    assert 29 * 20 < reasons["cohort_items_covered"] == found[-1]["events_seen"] < 30 * 20
+    assert reasons["cohort_coverage_per_member"] == round(reasons["cohort_items_covered"] / 20, 1)
 
 
 def _small_heads(n_keys: int, per_key: int, *, steady: bool, items=item, from_hour: int = 20,
@@ -264,6 +269,9 @@ def test_aged_accounts_splitting_one_item_set_are_a_cohort_of_their_own(gap_ms):
     assert reasons["cohort_mature_members"] == 30 and reasons["cohort_aged_members_on_a_beat"] == 0
     assert reasons["linked_by"].startswith("content only: aged accounts")
     assert reasons["cohort_content_affinity"] > 1.25
+    # a mature member's requests past its first 16 reach the detector as a sample: counted by
+    # the key's own count of its requests
+    assert reasons["median_member_requests"] == 20 and reasons["cohort_items_covered"] > 29 * 20
 
 
 def test_one_customers_keys_on_its_aged_account_are_no_cohort():
