@@ -381,6 +381,7 @@ class _Candidate:
     # on the set named members swept is held to the machine-rate fit (_content_fits).
     sources: tuple = ()  # (shared by every candidate until one re-sends an item: no cost per key)
     later: int = 0  # a member's requests of its family since it joined (counted, not judged: _count_later)
+    by_clock: bool = False  # its fit, when last judged, was its clock's only (_shares_clock)
 
     def sketch_prompt(self, simhash: int, opening: int) -> None:
         """Count one prompt into its sketch: its SimHash's bits and, when its record carried one,
@@ -465,6 +466,10 @@ class _Family:
     few: int = 0  # ... that joined it with fewer than min_key_events requests (_late_member_family)
     by_neighbours: int = 0  # ... whose content fit its nearest members', not the wave's profile
     by_openings: int = 0  # ... whose prompts fit only by how they open (_opening_fit)
+    by_clock: int = 0  # ... whose prompts did not fit, named for keeping the named members' clock (_shares_clock)
+    # The open incident's members named on their content that kept a clock's beat: how many at
+    # each mean gap, in buckets of the detector's clock tolerance (at most a few hundred).
+    clocks: dict = field(default_factory=dict)
     paced: int = 0  # ... that sent at machine rate or on a timer's beat (_machine_paced)
     aged_on_beat: int = 0  # ... on mature accounts, judged as young keys for their beat (_on_beat)
     # Mature keys that swept like members (key -> first request ts, sketch, account hash, fit):
@@ -552,7 +557,7 @@ class CohortDetector:
                  min_mature_machine_neighbour_affinity: float = 0.75,
                  min_named_neighbour_affinity: float = 1.25,
                  family_ordinary_prior: float = 20.0, min_mature_wave_cohesion: float = 1.0,
-                 opening_weight: float = 0.7) -> None:
+                 opening_weight: float = 0.7, min_clock_peers: int = 8, clock_tolerance: float = 0.03) -> None:
         # At most YOUNG_MS: older accounts' events are not forwarded by link_record at all.
         self.young_ms = young_ms
         self.min_key_events = min_key_events
@@ -726,6 +731,20 @@ class CohortDetector:
         if not 0.0 <= opening_weight <= 1.0:
             raise ConfigError(f"opening_weight must be within [0, 1], not {opening_weight}")
         self.opening_weight = opening_weight
+        # A member on a clock's beat (_keeps_clock) whose prompts fit neither the wave nor its
+        # nearest members fits the open incident if ``min_clock_peers`` of the members named on
+        # their content keep the same clock: their mean gaps within about twice
+        # ``clock_tolerance`` of its own (_shares_clock). A hydra's scheduler hands each head its
+        # requests in turn: every head sends once a rotation, to the minute (attack-shift: 152
+        # heads of one campaign, each every 6,630-6,720 s over 5-20 requests), and a head dealt
+        # the odd items of a mixed set fits no content bar. No person keeps a clock; two
+        # customers' scripts keep one period only by chance, and then not in one item family
+        # within the wave's days beside 8 named members.
+        if min_clock_peers < 1 or not 0.0 < clock_tolerance < 0.5:
+            raise ConfigError(f"min_clock_peers must be 1 or more and clock_tolerance within (0, 0.5), not "
+                              f"{min_clock_peers} and {clock_tolerance}")
+        self.min_clock_peers = min_clock_peers
+        self._clock_step = math.log1p(clock_tolerance)
         self._keys: OrderedDict[str, _Candidate] = OrderedDict()
         # Mature candidates apart: the many ordinary old keys must not evict the young ones.
         self._mature: OrderedDict[str, _Candidate] = OrderedDict()
@@ -1289,7 +1308,7 @@ class CohortDetector:
         alerts = [self._alert(family, fam)] if len(fam.named) > fam.sent else []
         fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, {}
         fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0, 0], 0, 0, 0
-        fam.by_openings, fam.few = 0, 0
+        fam.by_openings, fam.few, fam.by_clock, fam.clocks = 0, 0, 0, {}
         fam.paced, fam.aged_on_beat = 0, 0
         fam.beat_only, fam.mature_only, fam.parts = False, False, set()
         fam.core_profile, fam.core_total = [0] * _PROFILE_SIZE, 0
@@ -1636,9 +1655,26 @@ class CohortDetector:
             bar = self.min_machine_neighbour_affinity if machine or self._draws_on_incident(fam, cand) \
                 else self.min_neighbour_affinity
             fits = self._reaches(self._neighbour_affinity(fam.recent, key, sketch, openings=openings), bar, cand)
+        by_clock = not fits and self._shares_clock(fam, cand)
         if cand is not None:
-            cand.unfit = not fits  # (judged again as the wave grows: _rejudge_unfit)
-        return fits
+            cand.unfit = not fits and not by_clock  # (judged again as the wave grows: _rejudge_unfit)
+            cand.by_clock = by_clock
+        return fits or by_clock
+
+    def _clock_bucket(self, cand: _Candidate) -> int:
+        """Its mean gap per request, in buckets of ``clock_tolerance`` (log scale)."""
+        return round(math.log(max(1.0, cand.gap_sum / cand.gaps)) / self._clock_step)
+
+    def _shares_clock(self, fam: _Family, cand: _Candidate | None) -> bool:
+        """Whether ``cand`` keeps a clock's beat (``_keeps_clock``) with the mean gap of
+        ``min_clock_peers`` or more of the open incident's members named on their content: the
+        heads of one scheduler's rotation."""
+        if cand is None or not fam.clocks or fam.incident is None or not self._keeps_clock(cand) \
+                or cand.gap_sum < self.machine_gap_ms * cand.gaps:
+            return False  # (at machine rate the gaps are the model's latency, alike for every script)
+        bucket = self._clock_bucket(cand)
+        return fam.clocks.get(bucket - 1, 0) + fam.clocks.get(bucket, 0) + fam.clocks.get(bucket + 1, 0) \
+            >= self.min_clock_peers
 
     @staticmethod
     def _reaches(fit: float, bar: float, cand: _Candidate | None) -> bool:
@@ -1860,6 +1896,12 @@ class CohortDetector:
         fam.paced += self._machine_paced(cand)
         fam.aged_on_beat += cand.on_beat
         fam.by_openings += cand.by_openings
+        if cand.by_clock:
+            fam.by_clock += 1
+            cand.by_clock = False
+        elif cand.gaps and cand.gap_sum >= self.machine_gap_ms * cand.gaps and self._keeps_clock(cand):
+            bucket = self._clock_bucket(cand)
+            fam.clocks[bucket] = fam.clocks.get(bucket, 0) + 1
 
     def _overlap(self, members) -> float:
         stats = [self._keys[k] for k in members if k in self._keys]
@@ -1913,6 +1955,10 @@ class CohortDetector:
                  "weight": None},
                 # members that sent at machine rate or on a timer's beat: no person's pace
                 {"signal": "cohort_machine_paced_members", "value": fam.paced, "baseline": None, "weight": None},
+                # members whose prompts fit no content bar, named for sending on the clock of 8+
+                # members named on their content (the same mean gap within ~6 %): a rotation's heads
+                {"signal": "cohort_members_on_the_named_members_clock", "value": fam.by_clock, "baseline": None,
+                 "weight": None},
                 # members whose prompts fit the incident's only by how they open ("You are a ...")
                 {"signal": "cohort_members_fit_by_openings", "value": fam.by_openings, "baseline": None,
                  "weight": None},

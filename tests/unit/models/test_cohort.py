@@ -1041,15 +1041,18 @@ OPTIONS = content_family("Which statement is true?\n(A) Paris is on the Rhine\n(
 CHAT = content_family("thanks, and how long should I let the dough rest before baking it?")
 
 
-def _camouflaged(prefix: str, keys: int, leaning: int | None, r: random.Random) -> list[LinkRecord]:
-    """``keys`` young keys, each 16 requests a minute apart: 10 items of answer options (their
-    SimHash leaning ``leaning``'s bits, None: ordinary content) interleaved with 6 chat turns."""
+def _camouflaged(prefix: str, keys: int, leaning: int | None, r: random.Random,
+                 steady: bool = True) -> list[LinkRecord]:
+    """``keys`` young keys, each 16 requests a minute apart (on a timer's beat, or on average at
+    a person's pace): 10 items of answer options (their SimHash leaning ``leaning``'s bits,
+    None: ordinary content) interleaved with 6 chat turns."""
     recs = []
     for k in range(keys):
         start = T0 + k * 2_400_000
+        times = _gaps(random.Random(f"{prefix}{k}"), 16, 60_000, steady)
         for i in range(16):
             item_request = i % 8 not in (1, 4, 6)
-            recs.append(LinkRecord(f"{prefix}{k}", f"{prefix}-a{k}", start + i * 60_000, 0.0, 0, 0, output_tokens=600,
+            recs.append(LinkRecord(f"{prefix}{k}", f"{prefix}-a{k}", start + times[i], 0.0, 0, 0, output_tokens=600,
                                    account_created_ms=start - DAY_MS, family=OPTIONS if item_request else CHAT,
                                    item=hash((prefix, k, i)) & 0xFFFF_FFFF, key_events=i + 1,
                                    simhash=_simhash(r, leaning if item_request else None)))
@@ -1059,11 +1062,12 @@ def _camouflaged(prefix: str, keys: int, leaning: int | None, r: random.Random) 
 def test_camouflaged_members_keeping_to_their_items_only_partly_are_named_if_their_content_fits():
     # A cohort of 20 whose members interleave chat with their slice of an exam bank (10 of 16
     # requests items: under min_family_share, so no member before), beside 15 young users who
-    # send as many exam items but about what everyone asks about: the cohort is named (its
-    # members on probation, by content), the users are not.
+    # send as many exam items at a person's pace but about what everyone asks about: the cohort
+    # is named (its members on probation, by content), the users are not. (Users on the
+    # members' own clock would be named by it: _shares_clock.)
     r = random.Random(11)
     recs = _established_traffic(r)
-    recs += _camouflaged("camo", 20, 2, r) + _camouflaged("user", 15, None, r)
+    recs += _camouflaged("camo", 20, 2, r) + _camouflaged("user", 15, None, r, steady=False)
     det = CohortDetector()
     alerts = [a for rec in sorted(recs, key=lambda rec: rec.ts_ms) for a in det.learn_one(rec)]
     named = {key for a in alerts for key in a["api_key_ids"]}
@@ -1411,3 +1415,54 @@ def test_a_wave_of_mature_members_stands_out_from_the_family_s_own_ordinary_old_
     assert len(named(aged_users(0, 11, 0.0) + aged_users(100, 45, 5.0), family_ordinary_prior=1e9)) >= 12
     campaign = aged_users(100, 45, 5.0, items=lambda user, n: item(user * 20 + n))
     assert named(aged_users(0, 11, 0.0) + campaign) == {f"user{k:03d}" for k in range(100, 145)}
+
+
+def _rotation(period_ms: int, **config) -> tuple[set[str], list[dict]]:
+    """Ordinary traffic, then a hydra's rotation: 30 young heads enrolled a minute apart, each
+    sending 12 free-form items once every ``period_ms`` (+-1 %), 24 of them about their item
+    set (leaning bits) and 6 dealt items that read like anything else; and 6 young keys about
+    anything, on a clock of 1.5 times the period. The named keys and the alerts."""
+    r = random.Random(5)
+    recs = _established_traffic(r)
+
+    def head(key: str, j: int, leaning: int | None, period: int) -> list[LinkRecord]:
+        start = T0 + j * 60_000
+        return [LinkRecord(key, f"a-{key}", start + i * period + r.randint(-period // 90, period // 90), 0.0, 0, 0,
+                           output_tokens=600, account_created_ms=start - DAY_MS, family=FREE_FORM,
+                           item=hash((key, i)) & 0xFFFF_FFFF, key_events=i + 1, simhash=_simhash(r, leaning))
+                for i in range(12)]
+    for j in range(24):
+        recs += head(f"head{j}", j, 3, period_ms)
+    for j in range(6):
+        recs += head(f"odd{j}", 24 + j, None, period_ms)
+        recs += head(f"other{j}", 30 + j, None, period_ms * 3 // 2)
+    det = CohortDetector(**config)
+    alerts = [a for rec in sorted(recs, key=lambda rec: rec.ts_ms) for a in det.learn_one(rec)]
+    return {key for a in alerts for key in a["api_key_ids"]}, alerts
+
+
+def test_heads_on_the_named_members_clock_are_named_though_their_prompts_fit_nothing():
+    # A rotation's heads each send once a rotation (every 30 minutes, to the minute). Six of
+    # them were dealt items whose wording fits neither the wave nor their nearest members (a
+    # mixed set's odd items): they keep the clock of the 24 named on their content, and are
+    # named for it; six keys on a clock of their own are not. (attack-shift: 21 heads of one
+    # campaign of 152, each every 6,630-6,720 s, were missed on their prompts.)
+    named, alerts = _rotation(1_800_000)
+    assert {f"head{j}" for j in range(24)} <= named
+    assert {f"odd{j}" for j in range(6)} <= named
+    reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
+    assert reasons["cohort_members_on_the_named_members_clock"] >= 5  # (one may fit by chance)
+    # without the rule, on their prompts alone: one at most; the keys on a clock of their own
+    # are named by a chance fit of their prompts only (at machine-paced members' lower bar),
+    # no more often with the rule
+    unruled, _ = _rotation(1_800_000, min_clock_peers=10**6)
+    assert sum(key.startswith("odd") for key in unruled) <= 1
+    assert {key for key in named if key.startswith("other")} <= {key for key in unruled if key.startswith("other")}
+
+
+def test_keys_at_machine_rate_are_not_named_for_their_clock():
+    # At machine rate a script's gaps are the model's latency, alike for every script: no clock
+    # a scheduler set.
+    named, alerts = _rotation(40_000)
+    assert not any(a for a in alerts
+                   if {r["signal"]: r["value"] for r in a["reasons"]}["cohort_members_on_the_named_members_clock"])
