@@ -18,7 +18,7 @@ import math
 from .detectors import (AnswerLength, ConversationClaims, ExtractionRateCUSUM, ExtractionShare, FollowUpShare,
                         HarvestOnset, InterArrivalTiming, LargeOutputBudget, OutputYield, PromptLength,
                         ReadingPace, TemplateRepetition, TopicNovelty)
-from .detectors.conversation_claims import (added_tokens, check_claim, counts_as_turn, learn_person, on_a_clock,
+from .detectors.conversation_claims import (added_tokens, check_claim, learn_person, on_a_clock,
                                             remember_turn)
 from .detectors.reading_pace import reply_ready
 from .features import EventFeatures, answered_style
@@ -111,10 +111,8 @@ class FusedSignals:
                 st.claims_broken += 1
                 st.claim_kinds[kind] = min(65535, st.claim_kinds[kind] + 1)
             else:
-                turn_held = counts_as_turn(person, c.person_share, answered_style(f), f.content_words,
-                                           f.output_tokens, c.item_words, c.plain_item_words, c.long_answer_tokens,
-                                           unread, c.unread_item_words, on_a_clock(n, st.gap_var),
-                                           c.rare_person_share, c.rare_person_answer_tokens)
+                turn_held = c.counts_as_turn(person, answered_style(f), f.content_words, f.output_tokens, unread,
+                                             on_a_clock(n, st.gap_var))
                 if not turn_held:
                     prompt_tokens = added_tokens(st.conv_ids, st.conv_marks, f.conversation, f.input_tokens,
                                                  f.prompt_chars)

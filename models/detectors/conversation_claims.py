@@ -98,42 +98,6 @@ def learn_person(person: float, content_words: int, person_words: int, alpha: fl
     return (1.0 - alpha) * person + alpha * (1.0 if content_words <= person_words else 0.0)
 
 
-def counts_as_turn(person: float, person_share: float, style: float, content_words: int, output_tokens: int,
-                   item_words: int, plain_item_words: int, long_answer_tokens: int, unread: bool = False,
-                   unread_item_words: int = 4, clocked: bool = False, rare_person_share: float = 0.0,
-                   rare_person_answer_tokens: int = 0) -> bool:
-    """Whether a follow-up whose claim holds counts as a conversation turn: never when it came
-    before the previous answer could be read (``unread``: ``ReadingPace``), or from a key on a
-    clock (``clocked``: ``on_a_clock``), with a task of its own (``unread_item_words`` content
-    words or more: no one answers what they have not read, nor on a clock); else always on a
-    key whose follow-ups are often a person's (``person``, the key's share of short ones, at
-    ``person_share`` or more), else unless it is a ``new_item``: answered at
-    ``long_answer_tokens`` or more when plain, at ``rare_person_answer_tokens`` on a key whose
-    follow-ups are almost never a person's (``person`` under ``rare_person_share``: from the
-    prior, 22 or more follow-ups in a row of more than a few words). A sweep that opens every
-    conversation and waits for each answer gets answers of 300-500 tokens for half its plain
-    items (fabricated-conversations-e): each of those counted as a turn, a third of its
-    requests stayed "conversation", and its harvest was never seen.
-
-    >>> counts_as_turn(0.0, 0.15, 0.0, 5, 1800, 8, 6, 500), counts_as_turn(0.0, 0.15, 0.0, 5, 1800, 8, 6, 500, True)
-    (True, False)
-    >>> counts_as_turn(0.0, 0.15, 0.0, 2, 1800, 8, 6, 500, True)  # "and b)?" before reading: a turn still
-    True
-    >>> counts_as_turn(0.0, 0.15, 0.0, 12, 300, 8, 6, 500), counts_as_turn(0.0, 0.15, 0.0, 12, 300, 8, 6, 500, clocked=True)
-    (True, False)
-    >>> [counts_as_turn(person, 0.15, 0.0, 12, 300, 8, 6, 500, rare_person_share=0.05, rare_person_answer_tokens=200)
-    ...  for person in (0.2, 0.1, 0.01)]  # a plain item answered at 300 tokens: a turn but on a key of no person
-    [True, True, False]
-    """
-    if (unread or clocked) and content_words >= unread_item_words:
-        return False
-    if person >= person_share:
-        return True
-    if person < rare_person_share:
-        long_answer_tokens = rare_person_answer_tokens
-    return not new_item(style, content_words, output_tokens, item_words, plain_item_words, long_answer_tokens)
-
-
 def added_tokens(ids: list, marks: list, conversation: int, sent: int, prompt_chars: int) -> int:
     """The input tokens a follow-up adds to its conversation: what it sent beyond the previous
     turn's context (input + output, kept in the key's sketch), and at most what its own text
@@ -187,8 +151,8 @@ class ConversationClaims(KeySignal):
     not) with at most ``person_words`` content words ("why?", "and for b)?"), and from
     ``person_share`` up every held follow-up counts. A homework app's students paste their next
     question into the conversation as well as ask "why?" (stress stream product-negatives-c:
-    0.5-0.7); a sweep's follow-ups are all items (0.0-0.1). A sweep that mixes in one short turn in six to pass costs itself a
-    sixth more requests, each answered in context it does not want. Whatever the key's
+    0.5-0.7); a sweep's follow-ups are all items (0.0-0.1). A sweep that mixes in one short turn
+    in six to pass costs itself a sixth more requests, each answered in context it does not want. Whatever the key's
     person share, a follow-up sent before the previous answer could be read (``x["unread"]``,
     from ``ReadingPace``) with a task of its own (``unread_item_words``) is no turn either: a
     sweep inside conversations it opened sends its next item while the last answer streams
@@ -295,11 +259,44 @@ class ConversationClaims(KeySignal):
         """Whether the event is a conversation turn: a follow-up claim that holds and, on a key
         whose follow-ups are seldom a person's, no new item, and no task sent unread (``counts_as_turn``). Such an item
         is not a broken claim (its ids and turns hold): it only does not count as conversation."""
-        return x.get("turn", 0) > 0 and self.check(x) < 0 and counts_as_turn(
-            self.person, self.person_share, x.get("extraction_style", 0.0), x.get("content_words", 0),
-            x.get("output_tokens", -1), self.item_words, self.plain_item_words, self.long_answer_tokens,
-            x.get("unread", False), self.unread_item_words, x.get("clocked", False), self.rare_person_share,
-            self.rare_person_answer_tokens)
+        return x.get("turn", 0) > 0 and self.check(x) < 0 and self.counts_as_turn(
+            self.person, x.get("extraction_style", 0.0), x.get("content_words", 0), x.get("output_tokens", -1),
+            x.get("unread", False), x.get("clocked", False))
+
+    def counts_as_turn(self, person: float, style: float, content_words: int, output_tokens: int,
+                       unread: bool = False, clocked: bool = False) -> bool:
+        """Whether a follow-up whose claim holds counts as a conversation turn, on a key whose
+        share of a person's follow-ups is ``person`` (before this one): never when it came
+        before the previous answer could be read (``unread``: ``ReadingPace``), or from a key on
+        a clock (``clocked``: ``on_a_clock``), with a task of its own (``unread_item_words``
+        content words or more: no one answers what they have not read, nor on a clock); else
+        always on a key whose follow-ups are often a person's (``person`` at ``person_share`` or
+        more), else unless it is a ``new_item``: answered at ``long_answer_tokens`` or more when
+        plain, at ``rare_person_answer_tokens`` on a key whose follow-ups are almost never a
+        person's (``person`` under ``rare_person_share``: from the prior, 22 or more follow-ups
+        in a row of more than a few words). A sweep that opens every conversation and waits for
+        each answer gets answers of 300-500 tokens for half its plain items
+        (fabricated-conversations-e): each of those counted as a turn, a third of its requests
+        stayed "conversation", and its harvest was never seen.
+
+        >>> claims, no_rare = ConversationClaims(), ConversationClaims(rare_person_share=0.0)
+        >>> no_rare.counts_as_turn(0.0, 0.0, 5, 1800), no_rare.counts_as_turn(0.0, 0.0, 5, 1800, unread=True)
+        (True, False)
+        >>> no_rare.counts_as_turn(0.0, 0.0, 2, 1800, unread=True)  # "and b)?" before reading: a turn still
+        True
+        >>> no_rare.counts_as_turn(0.0, 0.0, 12, 300), no_rare.counts_as_turn(0.0, 0.0, 12, 300, clocked=True)
+        (True, False)
+        >>> [claims.counts_as_turn(person, 0.0, 12, 300) for person in (0.2, 0.1, 0.01)]  # a plain item
+        [True, True, False]
+        """
+        if (unread or clocked) and content_words >= self.unread_item_words:
+            return False
+        if person >= self.person_share:
+            return True
+        long_answer_tokens = self.rare_person_answer_tokens if person < self.rare_person_share \
+            else self.long_answer_tokens
+        return not new_item(style, content_words, output_tokens, self.item_words, self.plain_item_words,
+                            long_answer_tokens)
 
     def prompt_tokens(self, x: dict) -> int:
         """The input tokens of the event's own prompt: for a held follow-up that is a new item
