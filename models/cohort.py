@@ -1661,6 +1661,11 @@ class CohortDetector:
             cand.by_clock = by_clock
         return fits or by_clock
 
+    def _keeps_rotation_clock(self, cand: _Candidate) -> bool:
+        """Sent on a clock's beat (``_keeps_clock``) a minute or more apart on average: at machine
+        rate the gaps are the model's latency, alike for every script, no scheduler's clock."""
+        return self._keeps_clock(cand) and cand.gap_sum >= self.machine_gap_ms * cand.gaps
+
     def _clock_bucket(self, cand: _Candidate) -> int:
         """Its mean gap per request, in buckets of ``clock_tolerance`` (log scale)."""
         return round(math.log(max(1.0, cand.gap_sum / cand.gaps)) / self._clock_step)
@@ -1669,9 +1674,8 @@ class CohortDetector:
         """Whether ``cand`` keeps a clock's beat (``_keeps_clock``) with the mean gap of
         ``min_clock_peers`` or more of the open incident's members named on their content: the
         heads of one scheduler's rotation."""
-        if cand is None or not fam.clocks or fam.incident is None or not self._keeps_clock(cand) \
-                or cand.gap_sum < self.machine_gap_ms * cand.gaps:
-            return False  # (at machine rate the gaps are the model's latency, alike for every script)
+        if cand is None or not fam.clocks or fam.incident is None or not self._keeps_rotation_clock(cand):
+            return False
         bucket = self._clock_bucket(cand)
         return fam.clocks.get(bucket - 1, 0) + fam.clocks.get(bucket, 0) + fam.clocks.get(bucket + 1, 0) \
             >= self.min_clock_peers
@@ -1899,7 +1903,7 @@ class CohortDetector:
         if cand.by_clock:
             fam.by_clock += 1
             cand.by_clock = False
-        elif cand.gaps and cand.gap_sum >= self.machine_gap_ms * cand.gaps and self._keeps_clock(cand):
+        elif self._keeps_rotation_clock(cand):
             bucket = self._clock_bucket(cand)
             fam.clocks[bucket] = fam.clocks.get(bucket, 0) + 1
 
