@@ -784,10 +784,16 @@ class CohortDetector:
         keys = self._keys if young else self._mature
         cand = keys.get(rec.api_key_id)
         if cand is None and not young:
+            # Judged as a young key: one _join_mature promoted for its beat, or one whose account
+            # turned young_ms old since its first request (a member is the same member a day
+            # later; a second, mature candidate of it was named again in its own incident).
             promoted = self._keys.get(rec.api_key_id)
-            if promoted is not None and promoted.on_beat:
-                young, keys, cand = True, self._keys, promoted  # judged as a young key (_join_mature)
-        sampled = 1  # the key's requests this record stands for (past a mature key's first, a few)
+            if promoted is not None:
+                young, keys, cand = True, self._keys, promoted
+        # the key's requests this record stands for: its requests since its last record (past a
+        # mature account's first FIRST_KEY_EVENTS, a young one's first MAX_KEY_EVENTS, only
+        # sampled or scored records are forwarded)
+        sampled = 1
         if cand is not None and rec.key_events > 0:
             if rec.key_events <= cand.newest:
                 # Sent again for an event a worker re-applied (its key states restored older
@@ -795,7 +801,7 @@ class CohortDetector:
                 # records' repeats by their source offsets; a mature key's first requests
                 # reach only this detector.)
                 return alerts
-            if not young and cand.newest > 0:
+            if cand.newest > 0:
                 sampled = rec.key_events - cand.newest
             cand.newest = rec.key_events
         if not young and rec.simhash >= 0 and rec.style <= 0 and rec.key_events <= self.background_key_events:
@@ -1871,6 +1877,9 @@ class CohortDetector:
         cand = cand or self._keys.get(key)
         if cand is None:
             return  # evicted since it joined: too old to name
+        if key in fam.member_requests:
+            cand.named = True  # named already, as a candidate evicted since: one member, counted once
+            return
         cand.named = True
         fam.named.append(key)
         t = fam.totals

@@ -199,6 +199,47 @@ def test_small_heads_on_aged_accounts_join_on_a_clock_only(steady):
         key.startswith("few") for key in named)
 
 
+def _accounts_opened_before_their_keys(raws: list[bytes], age_days: float) -> list[bytes]:
+    """``raws`` with each key's account opened ``age_days`` before the key's first request
+    (``event`` opens it that long before each request: an account that never ages)."""
+    first, out = {}, []
+    for raw in raws:
+        ev = json.loads(raw)
+        start = first.setdefault(ev["api_key_id"], datetime.fromisoformat(ev["ts"].replace("Z", "+00:00")))
+        ev["account"]["created_at"] = iso(int(start.timestamp() * 1000 - age_days * DAY_MS))
+        out.append(json.dumps(ev).encode())
+    return out
+
+
+@pytest.mark.parametrize("age_days", [2.0, 13.97, 13.99], ids=["young throughout", "turns 14 days at its 12th",
+                                                                "turns 14 days at its 4th"])
+def test_a_member_whose_account_turns_mature_mid_sweep_is_one_member(age_days):
+    # 30 heads of 40 requests 4 minutes apart (a steady clock), on accounts that turn 14 days
+    # old during the sweep: the same 30 members, each named once and counted for all it sent.
+    # (Before: a second, mature candidate of the key, judged as a young key again for its
+    # clock, was named again: 53 "members", 23 of them twice, past critical_members' bar.)
+    alerts = cohort_alerts(replay(_accounts_opened_before_their_keys(sweep(30, 40), age_days)))
+    assert alerts
+    assert all(len(a["api_key_ids"]) == len(set(a["api_key_ids"])) for a in alerts)
+    reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
+    assert alerts[-1]["api_key_ids"] == [f"key{k:03d}" for k in range(30)]
+    assert reasons["cohort_members"] == 30 and alerts[-1]["severity"] == "warning"
+    # past a mature account's 16th request only its sampled records come: each stands for the
+    # requests since the key's last one
+    assert reasons["median_member_requests"] == 40
+
+
+def test_a_member_is_named_once_in_its_incident():
+    # A member named, evicted from the candidates (too many keys since), judged again and
+    # found once more: one member, counted once.
+    det, fam = CohortDetector(), _Family()
+    cand = det._keys["k"] = _Candidate(T0, events=8)
+    det._name(fam, "k", cand)
+    again = _Candidate(T0, events=8)
+    det._name(fam, "k", again)
+    assert fam.named == ["k"] and fam.member_requests == {"k": 8} and fam.totals[0] == 8 and again.named
+
+
 def test_an_aged_key_whose_clock_did_not_hold_goes_back_to_the_mature_judgement():
     # Judged as a young key for its first few gaps on a clock, a mature key whose first 8
     # requests keep no rotation's beat is a mature key again: a person's gaps keep a clock by
