@@ -454,6 +454,7 @@ class _Family:
     incident: str | None = None  # the open incident's id
     named: list = field(default_factory=list)  # its members, in order of joining
     sent: int = 0  # members named in the last alert sent
+    sent_requests: int = 0  # ... and their requests of the family in it (totals[0])
     updated_ts: int = 0
     # The named members' totals, kept as they join and send on (_count_later), so an update
     # costs O(1) but for listing the members: their requests of the family, earliest and latest
@@ -545,6 +546,7 @@ class CohortDetector:
                  window_ms: int = 2 * DAY_MS, max_overlap: float = 0.2, baseline_ratio: float = 3.0,
                  critical_members: int = 48, max_keys: int = 100_000, max_members: int = 2048,
                  max_items: int = 200_000, update_interval_ms: int = 600_000, regrow: float = 1.1,
+                 recount_growth: float = 2.0,
                  min_mature_records: int = 8, min_mature_affinity: float = 1.25,
                  max_mature_short_share: float = 0.25, min_partial_share: float = 0.5,
                  min_mixed_share: float = 0.2, min_late_events: int = 4, min_aged_late_events: int = 5,
@@ -639,6 +641,11 @@ class CohortDetector:
         self.max_items = max_items
         self.update_interval_ms = update_interval_ms
         self.regrow = regrow
+        # An open incident's alert is sent again, at most every update_interval_ms, once its
+        # members' requests grew by ``recount_growth`` since the last: a wave's members join at
+        # their 4th-8th request and may send ten times as many after the last one joined, and
+        # on-call sizes the campaign by the alert's counts.
+        self.recount_growth = recount_growth
         # Mature accounts (older than young_ms) are judged on their first requests (the link
         # stage forwards every key's first FIRST_KEY_EVENTS): ``min_mature_records`` of them, of
         # which at most ``max_mature_short_share`` answered under harvest length, and a closer
@@ -750,7 +757,8 @@ class CohortDetector:
         self._mature: OrderedDict[str, _Candidate] = OrderedDict()
         self._items: OrderedDict[int, str] = OrderedDict()  # item -> the key that sent it first
         self._families: dict[int, _Family] = {}
-        self._pending: set[int] = set()  # families whose open incident has members not yet sent
+        # families whose open incident has members not yet sent, or counts grown since sent
+        self._pending: set[int] = set()
         # SimHash bits of established keys' first requests: what ordinary traffic is about, that a
         # cohort's item set is told apart from. Halved when full: bounded, and it follows drift.
         self._background = [0] * _SIMHASH_BITS
@@ -901,6 +909,8 @@ class CohortDetector:
             if counted is not None:  # (None: named in an incident closed since)
                 fam.member_requests[key] = counted + requests
                 fam.totals[0] += requests
+                if fam.totals[0] >= self.recount_growth * fam.sent_requests:
+                    self._pending.add(cand.family)  # sent again with the counts (_due_updates)
 
     def _leave(self, key: str, cand: _Candidate) -> None:
         """Take a provisional member not named out of its family (a mixed one that keeps to one
@@ -1310,9 +1320,9 @@ class CohortDetector:
 
     def _close(self, family: int, fam: _Family) -> list[dict]:
         """Close the family's open incident (a new wave began a window after its latest member):
-        its last members sent first."""
-        alerts = [self._alert(family, fam)] if len(fam.named) > fam.sent else []
-        fam.incident, fam.named, fam.sent, fam.member_requests = None, [], 0, {}
+        its last members and counts sent first."""
+        alerts = [self._alert(family, fam)] if len(fam.named) > fam.sent or family in self._pending else []
+        fam.incident, fam.named, fam.sent, fam.sent_requests, fam.member_requests = None, [], 0, 0, {}
         fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0, 0], 0, 0, 0
         fam.by_openings, fam.few, fam.by_clock, fam.clocks = 0, 0, 0, {}
         fam.paced, fam.aged_on_beat = 0, 0
@@ -1865,7 +1875,8 @@ class CohortDetector:
         return self.opening_weight * total
 
     def _due_updates(self) -> list[dict]:
-        """Members that joined an open incident since its last alert, once its interval passed."""
+        """Members that joined an open incident since its last alert, or its members' requests
+        grown by ``recount_growth``, once its interval passed."""
         if not self._pending:
             return []
         due = [family for family in self._pending
@@ -1925,6 +1936,7 @@ class CohortDetector:
         fam.sent, fam.updated_ts = len(fam.named), self._clock
         self._pending.discard(family)
         events, shared, tokens, reported, first, last, affinity, judged = fam.totals
+        fam.sent_requests = events
         # the share of items sent before by another key, as judged: applied to all they sent
         overlap = shared / judged if judged else 0.0
         covered = events - round(events * overlap)

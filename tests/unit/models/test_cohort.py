@@ -130,6 +130,18 @@ def test_young_keys_splitting_one_item_set_raise_one_cohort_incident_naming_ever
     assert reasons["cohort_coverage_per_member"] == round(reasons["cohort_items_covered"] / 20, 1)
 
 
+def test_an_incident_is_sent_again_when_its_members_requests_double():
+    # 30 heads enrolled 3 minutes apart, all named by their 8th request, each sending 60 in 10
+    # hours: the incident is sent again as their requests double (at most every 10 minutes), so
+    # its last alert is within a factor 2 of what they sent. (Before: its last alert, when the
+    # last member joined, said 8 requests a member and 237 items of 1,800.)
+    found = cohort_alerts(replay(sweep(30, 60, enrol_hours=0.05, gap_ms=600_000)))
+    reasons = {r["signal"]: r["value"] for r in found[-1]["reasons"]}
+    assert reasons["cohort_members"] == 30
+    assert 2 * reasons["median_member_requests"] >= 60 and 2 * reasons["cohort_items_covered"] >= 30 * 60
+    assert len(found) <= 8  # a few updates, not one per request
+
+
 def _small_heads(n_keys: int, per_key: int, *, steady: bool, items=item, from_hour: int = 20,
                  account_age_days: float = 2.0) -> list[bytes]:
     """``n_keys`` keys enrolled an hour apart from ``from_hour``, ``per_key`` requests each
