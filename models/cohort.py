@@ -791,12 +791,16 @@ class CohortDetector:
         # (it never starts a wave; see _join_mature).
         keys = self._keys if young else self._mature
         cand = keys.get(rec.api_key_id)
+        # what ordinary traffic of mature accounts is about is learned from their keys' first
+        # requests (but those of one promoted for its beat)
+        background = not young
         if cand is None and not young:
             # Judged as a young key: one _join_mature promoted for its beat, or one whose account
             # turned young_ms old since its first request (a member is the same member a day
             # later; a second, mature candidate of it was named again in its own incident).
             promoted = self._keys.get(rec.api_key_id)
             if promoted is not None:
+                background = not promoted.on_beat
                 young, keys, cand = True, self._keys, promoted
         # the key's requests this record stands for: its requests since its last record (past a
         # mature account's first FIRST_KEY_EVENTS, a young one's first MAX_KEY_EVENTS, only
@@ -812,7 +816,7 @@ class CohortDetector:
             if cand.newest > 0:
                 sampled = rec.key_events - cand.newest
             cand.newest = rec.key_events
-        if not young and rec.simhash >= 0 and rec.style <= 0 and rec.key_events <= self.background_key_events:
+        if background and rec.simhash >= 0 and rec.style <= 0 and rec.key_events <= self.background_key_events:
             self._learn_background(rec.simhash, rec.opening)
         if rec.family < 0:
             return alerts
