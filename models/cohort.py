@@ -795,11 +795,13 @@ class CohortDetector:
         # requests (but those of one promoted for its beat)
         background = not young
         if cand is None and not young:
-            # Judged as a young key: one _join_mature promoted for its beat, or one whose account
-            # turned young_ms old since its first request (a member is the same member a day
-            # later; a second, mature candidate of it was named again in its own incident).
+            # Judged as a young key: one _join_mature promoted for its beat, or a member whose
+            # account turned young_ms old since it joined (the same member a day later: a
+            # second, mature candidate of it was named again in the same incident). A young
+            # key not a member by then is judged afresh as a mature one: a person's few
+            # requests before the account came of age buy no young key's bars.
             promoted = self._keys.get(rec.api_key_id)
-            if promoted is not None:
+            if promoted is not None and (promoted.on_beat or promoted.family >= 0):
                 background = not promoted.on_beat
                 young, keys, cand = True, self._keys, promoted
         # the key's requests this record stands for: its requests since its last record (past a
