@@ -1894,10 +1894,9 @@ class CohortDetector:
         cand = cand or self._keys.get(key)
         if cand is None:
             return  # evicted since it joined: too old to name
-        if key in fam.member_requests:
-            cand.named = True  # named already, as a candidate evicted since: one member, counted once
-            return
         cand.named = True
+        if key in fam.member_requests:
+            return  # named already, as a candidate evicted since: one member, counted once
         fam.named.append(key)
         t = fam.totals
         t[0] += cand.events + cand.later

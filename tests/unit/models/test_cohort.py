@@ -48,10 +48,11 @@ def iso(ms: int) -> str:
 
 
 def event(key: str, n: int, ts_ms: int, prompt: str, *, account_age_days: float, output_tokens: int = 700,
-          payment: bool = True, account_id: str | None = None) -> bytes:
+          payment: bool = True, account_id: str | None = None, account_created_ms: int | None = None) -> bytes:
     """A request of its own account (or ``account_id``), payment method (or none: a free account),
-    /24 and client: no shared infrastructure."""
-    created = ts_ms - int(account_age_days * DAY_MS)
+    /24 and client: no shared infrastructure. The account opened ``account_age_days`` before the
+    request, or at ``account_created_ms``."""
+    created = ts_ms - int(account_age_days * DAY_MS) if account_created_ms is None else account_created_ms
     h = abs(hash(key)) % 200
     account = {"created_at": iso(created), "payment_fingerprint": f"pf-{key}"} if payment else \
         {"created_at": iso(created)}
@@ -72,20 +73,23 @@ def person_times(key: str, n: int, mean_ms: int) -> list[int]:
 
 def sweep(n_keys: int, per_key: int, *, account_age_days: float = 2.0, items=item, shared_items: bool = False,
           output_tokens: int = 700, enrol_hours: float = 1.5, gap_ms: int = 240_000,
-          steady: bool = True, account_id: str | None = None) -> list[bytes]:
+          steady: bool = True, account_id: str | None = None, ageing: bool = False) -> list[bytes]:
     """``n_keys`` keys enrolled ``enrol_hours`` apart, each sending ``per_key`` requests
     ``gap_ms`` apart (on average and bursty, as a person sends, unless ``steady``): a disjoint
     slice of one item set each (or all the same items); each key on its own account, or all on
-    ``account_id``."""
+    ``account_id``. Every request ``account_age_days`` after its account opened (an account that
+    never ages), or, ``ageing``, the key's first: its account ages during the sweep."""
     raws = []
     for k in range(n_keys):
         start = T0 + int(k * enrol_hours * 3_600_000)
         key = f"key{k:03d}"
         times = _gaps(random.Random(key), per_key, gap_ms, steady)
+        created = start + times[0] - int(account_age_days * DAY_MS) if ageing else None
         for i, at in enumerate(times):
             n = i if shared_items else k * per_key + i
             raws.append((start + at, event(key, i, start + at, items(n), account_age_days=account_age_days,
-                                           output_tokens=output_tokens, account_id=account_id)))
+                                           output_tokens=output_tokens, account_id=account_id,
+                                           account_created_ms=created)))
     return [raw for _, raw in sorted(raws)]
 
 
@@ -211,18 +215,6 @@ def test_small_heads_on_aged_accounts_join_on_a_clock_only(steady):
         key.startswith("few") for key in named)
 
 
-def _accounts_opened_before_their_keys(raws: list[bytes], age_days: float) -> list[bytes]:
-    """``raws`` with each key's account opened ``age_days`` before the key's first request
-    (``event`` opens it that long before each request: an account that never ages)."""
-    first, out = {}, []
-    for raw in raws:
-        ev = json.loads(raw)
-        start = first.setdefault(ev["api_key_id"], datetime.fromisoformat(ev["ts"].replace("Z", "+00:00")))
-        ev["account"]["created_at"] = iso(int(start.timestamp() * 1000 - age_days * DAY_MS))
-        out.append(json.dumps(ev).encode())
-    return out
-
-
 @pytest.mark.parametrize("age_days", [2.0, 13.97, 13.99], ids=["young throughout", "turns 14 days at its 12th",
                                                                 "turns 14 days at its 4th"])
 def test_a_member_whose_account_turns_mature_mid_sweep_is_one_member(age_days):
@@ -230,7 +222,7 @@ def test_a_member_whose_account_turns_mature_mid_sweep_is_one_member(age_days):
     # old during the sweep: the same 30 members, each named once and counted for all it sent.
     # (Before: a second, mature candidate of the key, judged as a young key again for its
     # clock, was named again: 53 "members", 23 of them twice, past critical_members' bar.)
-    alerts = cohort_alerts(replay(_accounts_opened_before_their_keys(sweep(30, 40), age_days)))
+    alerts = cohort_alerts(replay(sweep(30, 40, account_age_days=age_days, ageing=True)))
     assert alerts
     assert all(len(a["api_key_ids"]) == len(set(a["api_key_ids"])) for a in alerts)
     reasons = {r["signal"]: r["value"] for r in alerts[-1]["reasons"]}
