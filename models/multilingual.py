@@ -112,21 +112,40 @@ _ASCII_TRIGGERS = frozenset(_BY_WORD)
 
 def _cue_bits(zones: str, ascii_words, foreign: bool) -> int:
     """The family bits of the cue phrases in ``zones``, with ``OTHER_LANGUAGE_CUE`` and the
-    language of the first phrase found when there is one."""
-    found = 0
+    language of the cue that comes first in the text when there is one.
+
+    The language is chosen by the text, not by the order the candidates come in: that order
+    is a set's (of trigger words, of first letters), which follows the process's string
+    hashes, so "paso a paso ... Schritt für Schritt" was Spanish in one process and German in
+    another (a worker's alert and replay's named different languages).
+
+    >>> cue_language(_cue_bits(normalise("Schritt für Schritt, luego paso a paso"), ["schritt", "paso"], True))
+    'de'
+    """
+    found, first = 0, None  # first: (position, -length, bit) of the earliest cue
     for word in _ASCII_TRIGGERS.intersection(ascii_words):
         for bit, phrase in _BY_WORD[word]:
-            if not found & bit & FAMILY_BITS and phrase in zones:
-                found |= bit if not found else bit & FAMILY_BITS
+            at = zones.find(phrase)
+            if at >= 0:
+                found |= bit
+                cue = (at, -len(phrase), bit)
+                if first is None or cue < first:
+                    first = cue
     if foreign:
         scripts = _scripts(zones)
         letters = set(zones) if scripts else ()
         for by_first in scripts:
-            for first in by_first.keys() & letters:
-                for bit, phrase in by_first[first]:
-                    if not found & bit & FAMILY_BITS and phrase in zones:
-                        found |= bit if not found else bit & FAMILY_BITS
-    return found
+            for letter in by_first.keys() & letters:
+                for bit, phrase in by_first[letter]:
+                    at = zones.find(phrase)
+                    if at >= 0:
+                        found |= bit
+                        cue = (at, -len(phrase), bit)
+                        if first is None or cue < first:
+                            first = cue
+    if first is None:
+        return 0
+    return found & FAMILY_BITS | first[2]
 
 
 # A letter that is not ASCII (nor Latin-1 punctuation, general punctuation, currency, arrows,

@@ -216,3 +216,28 @@ def test_an_instruction_reworded_in_another_language_is_read_by_its_cue_words(si
 ])
 def test_a_question_about_ones_own_answer_is_not_grading(prompt):
     assert not featurize_text(prompt).families & features.JUDGING
+
+
+MIXED = ("Resuelve paso a paso, luego Schritt für Schritt, и наконец шаг за шагом: 17 x 23?",
+         "Schritt für Schritt bitte, dann paso a paso: 17 x 23?",
+         "Шаг за шагом, потом paso a paso: 17 x 23?")
+
+
+@pytest.mark.parametrize("prompt, lang", list(zip(MIXED, ("es", "de", "ru"))))
+def test_the_cue_language_of_mixed_text_is_its_first_cues(prompt, lang):
+    f = featurize_text(prompt)
+    assert f.families & REASONING and multilingual.cue_language(f.families) == lang
+
+
+def test_the_cue_language_does_not_depend_on_the_process_string_hashes():
+    # A worker and replay are processes with their own hash seeds: an alert's cue_language
+    # must be the same in both (it came from the order of a set of words or letters).
+    import os
+    import subprocess
+    import sys
+    code = ("from distillguard.models.features import featurize_text as f\n"
+            "from distillguard.models.multilingual import cue_language as c\n"
+            f"print([c(f(p).families) for p in {list(MIXED)!r}])")
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(1, 7)}
+    assert seen == {"['es', 'de', 'ru']\n"}
