@@ -296,9 +296,13 @@ def script_tokens(norm: str, limit: int = 200) -> list[str]:
     first = _FOREIGN_LETTER.search(norm, 0, 2000) if _foreign(norm[:2000]) else None
     if first is None:
         return tokens
-    for run in _SCRIPT_RUN.findall(norm, first.start(), first.start() + 8 * limit):
+    start, end = first.start(), first.start() + 8 * limit
+    runs = _SCRIPT_RUN.findall(norm, start, end)
+    if _UNSPACED.search(norm, start, end) is None:  # spaced scripts only: each run a word (no search per run)
+        return [run for run in runs if len(run) >= 2][:limit]
+    for run in runs:
         if _UNSPACED.search(run):
-            run = run.translate(_DROP_FUNCTION)
+            run = run.translate(_DROP_FUNCTION)[:limit - len(tokens) + 1]  # (the bigrams wanted, no more)
             tokens += [run[i:i + 2] for i in range(len(run) - 1)]
         elif len(run) >= 2:
             tokens.append(run)

@@ -301,6 +301,10 @@ def _skeleton(text: str) -> str:
         mapped = _drop_noise_marks(_skeleton_pass(text))
         if mapped == text:
             return text
+        if mapped.isascii() or _FOLDABLE.isdisjoint(mapped):
+            # nothing left to map: another pass would return it unchanged (dropping the marks
+            # is idempotent), so it is not made (accented Latin text: one pass, not two)
+            return mapped
         text = mapped
 
 
