@@ -143,3 +143,54 @@ class Checkpoint:
             for partition, (key, value) in last.items():
                 self.table.send_changelog(partition, key, value)
             await self._flush_producer()
+
+
+class ChangelogSeals:
+    """Changelog partitions written since they were last sealed, for tables that send their
+    changelog records as they change (the router's incidents, positions and snoozes).
+
+    A broker that reports a short high watermark (the embedded tansu broker: the first offset
+    of the last batch + 1) makes a restarted app stop its table recovery early: two incidents
+    opened in the same millisecond went out in one batch, and the router that took over knew
+    only the first (CI, test_router_restart: the other incidents were never posted again and
+    expired on Alertmanager). :meth:`seal` flushes the producer, then sends each written
+    partition's last key again, as the table holds it *now*, in a batch of its own: a no-op for
+    the table (the same value, or the same tombstone), and the reported end is the true end.
+    Read from the table at the moment it is sent, never from a value kept earlier, so a newer
+    write made meanwhile is never overwritten by an older one.
+
+    >>> class Table:
+    ...     def __init__(self): self.data, self.sent = {}, []
+    ...     def send_changelog(self, partition, key, value): self.sent.append((partition, key, value))
+    >>> async def flush(): pass
+    >>> incidents, seals = Table(), ChangelogSeals(flush)
+    >>> incidents.data[b"a"] = b"open"; seals.written(incidents, 2, b"a")
+    >>> incidents.data[b"b"] = b"open"; seals.written(incidents, 2, b"b")
+    >>> incidents.data[b"b"] = b"resolved"  # (changed again before the seal)
+    >>> import asyncio; asyncio.run(seals.seal()); incidents.sent
+    [(2, b'b', b'resolved')]
+    >>> asyncio.run(seals.seal()); incidents.sent  # nothing written since
+    [(2, b'b', b'resolved')]
+    """
+
+    def __init__(self, flush_producer: Callable[[], Awaitable[None]]) -> None:
+        self._flush_producer = flush_producer
+        self._last: dict[tuple[int, int], tuple[object, bytes]] = {}  # (table, partition) -> (table, last key)
+
+    def written(self, table, partition: int, key: bytes) -> None:
+        """``key``'s changelog record was sent to ``partition`` (bounded: one entry a partition)."""
+        self._last[(id(table), partition)] = (table, key)
+
+    async def seal(self) -> None:
+        if not self._last:
+            return
+        last, self._last = self._last, {}
+        try:
+            await self._flush_producer()
+            for (_, partition), (table, key) in last.items():
+                table.send_changelog(partition, key, table.data.get(key))
+            await self._flush_producer()
+        except BaseException:
+            for slot, entry in last.items():
+                self._last.setdefault(slot, entry)  # sealed next time (a newer write there stands)
+            raise

@@ -39,6 +39,7 @@ from distillguard.sinks.routing import lifecycle
 from distillguard.sinks.routing.delivery import AlertmanagerClient
 from distillguard.sinks.routing.routes import RoutesConfig
 
+from .checkpoint import ChangelogSeals
 from .holes import read_partition
 from .settings import KafkaSettings
 
@@ -146,6 +147,11 @@ class RouterMetrics:
 POST_BATCH = 500
 
 
+def _log_seal_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("sealing the router's changelogs failed (tried again at the next tick): %r", task.exception())
+
+
 def create_router_app(settings: RouterSettings, config: RoutesConfig, *, clock=time.time,
                       kafka_config: dict | None = None) -> faust.App:
     """Build the router app from its settings and a validated routes file."""
@@ -178,6 +184,10 @@ class AlertRouter:
         self.replicas = range(len(self.client.urls))
         self.firing_for_ms = int(settings.alertmanager_ends_after_ticks * config.lifecycle.tick_s * 1000)
         self._topics_and_tables()
+        # Changelog partitions written since the last tick, sealed at the tick and at a stop
+        # (ChangelogSeals: so a router that takes over restores every incident on tansu too).
+        self.seals = ChangelogSeals(self._flush_producer)
+        self.seal_task: asyncio.Future | None = None
         self.idle_since = time.monotonic()  # 0 while the alerts agent is inside a record
         self.locks: dict[bytes, asyncio.Lock] = {}
         # One poster per replica (replica_poster): a slow or black-holed replica delays only its
@@ -278,10 +288,18 @@ class AlertRouter:
     async def close(self) -> None:
         if self.silence_task is not None:
             self.silence_task.cancel()  # the next router's tick reconciles again
+        try:  # what changed since the last tick, before the producer stops (bounded: a broker
+            # gone at shutdown must not hold the stop; the records sent stand)
+            await asyncio.wait_for(self.seals.seal(), timeout=5.0)
+        except Exception:  # noqa: BLE001
+            log.warning("sealing the router's changelogs at shutdown failed", exc_info=True)
         await self.client.close()
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    async def _flush_producer(self) -> None:
+        await self.app.producer.flush()
 
     # -- incidents ---------------------------------------------------------------------
     def save(self, key: bytes, state: dict | None, partition: int) -> None:
@@ -289,10 +307,12 @@ class AlertRouter:
         if state is None:
             if incidents.data.pop(key, None) is not None:
                 incidents.send_changelog(partition, key, None)
+                self.seals.written(incidents, partition, key)
             return
         value = lifecycle.encode(state)
         incidents.data[key] = value
         incidents.send_changelog(partition, key, value)
+        self.seals.written(incidents, partition, key)
 
     def lock(self, key: bytes) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -374,6 +394,7 @@ class AlertRouter:
             key, value = str(partition).encode(), str(offset).encode()
             self.positions.data[key] = value
             self.positions.send_changelog(partition, key, value)
+            self.seals.written(self.positions, partition, key)
 
     def forget_positions(self, revoked) -> None:
         for tp in revoked:
@@ -433,6 +454,15 @@ class AlertRouter:
             self.locks.pop(key, None)  # bounded: no lock left behind for expired incidents
         for status in ("open", "escalated", "acknowledged", "resolved"):
             self.metrics.incidents.labels(status=status).set(counts.get(status, 0))
+        self.request_seal()
+
+    def request_seal(self) -> None:
+        """Seal the changelogs written since the last tick (``ChangelogSeals``) in a task of its
+        own: a broker that does not answer must not hold the tick, whose re-posts keep the
+        incidents firing on Alertmanager."""
+        if self.seal_task is None or self.seal_task.done():
+            self.seal_task = asyncio.ensure_future(self.seals.seal())
+            self.seal_task.add_done_callback(_log_seal_failure)
 
     async def tick_incident(self, key: bytes) -> dict | None:
         """Move one incident on by the clock; its state after (None: gone, or not looked at now)."""
@@ -569,11 +599,14 @@ class AlertRouter:
         if entry is None:
             old = snoozes.data.pop(key, None)
             if old is not None:
-                snoozes.send_changelog(json.loads(old)["p"], key, None)
+                partition = json.loads(old)["p"]
+                snoozes.send_changelog(partition, key, None)
+                self.seals.written(snoozes, partition, key)
             return
         value = json.dumps(entry, separators=(",", ":")).encode()
         snoozes.data[key] = value
         snoozes.send_changelog(entry["p"], key, value)
+        self.seals.written(snoozes, entry["p"], key)
 
     def snooze_entry(self, key: bytes) -> dict | None:
         value = self.snoozes.data.get(key)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from distillguard.streams.checkpoint import Checkpoint
+from distillguard.streams.checkpoint import ChangelogSeals, Checkpoint
 
 
 class Table:
@@ -166,3 +166,60 @@ def test_the_next_flush_stores_while_one_changelogs_and_acks_keep_their_order(ta
     records = [entry for entry in log if entry[0] in ("record", "ack")]
     assert records.index(("ack", 0, 10)) < records.index(("record", 0, b"k1", b"s2")) < records.index(("ack", 0, 11))
     assert records[-1] == ("ack", 0, 11)
+
+
+def _seals(log: list) -> ChangelogSeals:
+    async def flush_producer():
+        log.append(("flush",))
+    return ChangelogSeals(flush_producer)
+
+
+def test_seals_resend_each_written_partitions_last_key_alone_after_a_flush():
+    # tansu reports a partition's end as its last batch's start + 1: a restarted router's
+    # recovery stops there. The seal flushes what was sent, then sends one record per
+    # partition in a batch of its own (flushed), so the reported end is the true end.
+    incidents, positions = Table(), Table()
+    seals = _seals(incidents.changelog)
+    for key, partition in ((b"a", 0), (b"b", 0), (b"c", 1)):
+        incidents.data[key] = b"open:" + key
+        incidents.send_changelog(partition, key, incidents.data[key])
+        seals.written(incidents, partition, key)
+    positions.data[b"0"] = b"41"
+    seals.written(positions, 0, b"0")
+    asyncio.run(seals.seal())
+    assert incidents.changelog[3:] == [("flush",), ("record", 0, b"b", b"open:b"), ("record", 1, b"c", b"open:c"),
+                                       ("flush",)]
+    assert positions.changelog == [("record", 0, b"0", b"41")]  # one table's partition 0 is not another's
+
+
+def test_a_seal_sends_the_tables_value_as_it_is_when_sealed_and_tombstones_for_deleted_keys():
+    table = Table()
+    seals = _seals(table.changelog)
+    table.data[b"a"] = b"v1"
+    seals.written(table, 0, b"a")
+    table.data[b"a"] = b"v2"  # changed again, its record not yet seen by the seal
+    table.data[b"b"] = b"x"
+    seals.written(table, 1, b"b")
+    del table.data[b"b"]  # deleted: the last record of partition 1 is its tombstone
+    asyncio.run(seals.seal())
+    assert table.changelog == [("flush",), ("record", 0, b"a", b"v2"), ("record", 1, b"b", None), ("flush",)]
+    asyncio.run(seals.seal())  # nothing written since: nothing sent, no flush
+    assert len(table.changelog) == 4
+
+
+def test_a_failed_seal_keeps_its_partitions_for_the_next_one():
+    table, log = Table(), []
+    fail = [True]
+
+    async def flush_producer():
+        if fail[0]:
+            raise ConnectionError("broker gone")
+        log.append("flush")
+    seals = ChangelogSeals(flush_producer)
+    table.data[b"a"] = b"v1"
+    seals.written(table, 0, b"a")
+    with pytest.raises(ConnectionError):
+        asyncio.run(seals.seal())
+    fail[0] = False
+    asyncio.run(seals.seal())
+    assert table.changelog == [("record", 0, b"a", b"v1")] and log == ["flush", "flush"]
