@@ -123,33 +123,25 @@ def _cue_bits(zones: str, ascii_words, foreign: bool) -> int:
     language of the cue that comes first in the text when there is one.
 
     The language is chosen by the text, not by the order the candidates come in: that order
-    is a set's (of trigger words, of first letters), which follows the process's string
+    was a set's (of trigger words, of first letters), which follows the process's string
     hashes, so "paso a paso ... Schritt für Schritt" was Spanish in one process and German in
     another (a worker's alert and replay's named different languages).
 
     >>> cue_language(_cue_bits(normalise("Schritt für Schritt, luego paso a paso"), ["schritt", "paso"], True))
     'de'
     """
-    found, first = 0, None  # first: (position, -length, bit) of the earliest cue
-    for word in _ASCII_TRIGGERS.intersection(ascii_words):
-        for bit, phrase in _BY_WORD[word]:
-            at = zones.find(phrase)
-            if at >= 0:
-                found |= bit
-                cue = (at, -len(phrase), bit)
-                if first is None or cue < first:
-                    first = cue
+    # each cue found: (where it starts, -its length, its bit); min() is the earliest, then the longest
+    found = [(at, -len(phrase), bit) for word in _ASCII_TRIGGERS.intersection(ascii_words)
+             for bit, phrase in _BY_WORD[word] if (at := zones.find(phrase)) >= 0]
     if foreign:
-        for automaton in _scripts(zones):
-            for end, (length, bits) in automaton.iter(zones):  # (every occurrence, by where it ends)
-                for bit in bits:
-                    found |= bit
-                    cue = (end + 1 - length, -length, bit)
-                    if first is None or cue < first:
-                        first = cue
-    if first is None:
+        found += [(end + 1 - length, -length, bit) for automaton in _scripts(zones)
+                  for end, (length, bits) in automaton.iter(zones) for bit in bits]
+    if not found:
         return 0
-    return found & FAMILY_BITS | first[2]
+    families = 0
+    for _, _, bit in found:
+        families |= bit
+    return families & FAMILY_BITS | min(found)[2]
 
 
 # A letter that is not ASCII (nor Latin-1 punctuation, general punctuation, currency, arrows,
@@ -306,7 +298,7 @@ def script_tokens(norm: str, limit: int = 200) -> list[str]:
         return [run for run in runs if len(run) >= 2][:limit]
     for run in runs:
         if _UNSPACED.search(run):
-            run = run.translate(_DROP_FUNCTION)[:limit - len(tokens) + 1]  # (the bigrams wanted, no more)
+            run = run.translate(_DROP_FUNCTION)
             tokens += [run[i:i + 2] for i in range(len(run) - 1)]
         elif len(run) >= 2:
             tokens.append(run)

@@ -306,13 +306,17 @@ class AlertRouter:
         incidents = self.incidents
         if state is None:
             if incidents.data.pop(key, None) is not None:
-                incidents.send_changelog(partition, key, None)
-                self.seals.written(incidents, partition, key)
+                self.changelog(incidents, partition, key, None)
             return
         value = lifecycle.encode(state)
         incidents.data[key] = value
-        incidents.send_changelog(partition, key, value)
-        self.seals.written(incidents, partition, key)
+        self.changelog(incidents, partition, key, value)
+
+    def changelog(self, table, partition: int, key: bytes, value: bytes | None) -> None:
+        """Every changelog record of the router's tables goes out here: sent, and its partition
+        marked for the tick's seal (``ChangelogSeals``)."""
+        table.send_changelog(partition, key, value)
+        self.seals.written(table, partition, key)
 
     def lock(self, key: bytes) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -393,8 +397,7 @@ class AlertRouter:
             self.applied[partition] = offset
             key, value = str(partition).encode(), str(offset).encode()
             self.positions.data[key] = value
-            self.positions.send_changelog(partition, key, value)
-            self.seals.written(self.positions, partition, key)
+            self.changelog(self.positions, partition, key, value)
 
     def forget_positions(self, revoked) -> None:
         for tp in revoked:
@@ -599,14 +602,11 @@ class AlertRouter:
         if entry is None:
             old = snoozes.data.pop(key, None)
             if old is not None:
-                partition = json.loads(old)["p"]
-                snoozes.send_changelog(partition, key, None)
-                self.seals.written(snoozes, partition, key)
+                self.changelog(snoozes, json.loads(old)["p"], key, None)
             return
         value = json.dumps(entry, separators=(",", ":")).encode()
         snoozes.data[key] = value
-        snoozes.send_changelog(entry["p"], key, value)
-        self.seals.written(snoozes, entry["p"], key)
+        self.changelog(snoozes, entry["p"], key, value)
 
     def snooze_entry(self, key: bytes) -> dict | None:
         value = self.snoozes.data.get(key)

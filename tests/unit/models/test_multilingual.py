@@ -1,6 +1,10 @@
 """Extraction style and topic sketch of prompts that are not English (small written examples)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from distillguard.models import features, multilingual
@@ -232,9 +236,6 @@ def test_the_cue_language_of_mixed_text_is_its_first_cues(prompt, lang):
 def test_the_cue_language_does_not_depend_on_the_process_string_hashes():
     # A worker and replay are processes with their own hash seeds: an alert's cue_language
     # must be the same in both (it came from the order of a set of words or letters).
-    import os
-    import subprocess
-    import sys
     code = ("from distillguard.models.features import featurize_text as f\n"
             "from distillguard.models.multilingual import cue_language as c\n"
             f"print([c(f(p).families) for p in {list(MIXED)!r}])")
