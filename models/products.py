@@ -186,6 +186,14 @@ class ProductEvidenceConfig:
       follow-up shares of 0.3-0.8 and was capped at info as an app
       (stress-fabricated-conversations-c). Its follow-ups are never a person's (0.0-0.02); a
       homework app's students, pasting their next question as well as asking "why?", 0.2-0.8.
+    - ``app_release_person_share`` 0.075: once the evidence holds, it is released when the
+      person share falls under half its bar, as the follow-up share's ``app_release_share`` is
+      half of ``app_follow_up_share``. The share is a moving mean (weight 0.1) of whether each
+      follow-up has at most 3 content words, and the words are counted with English stop words:
+      a Vietnamese app's students ("mình không hiểu bước hai", "tại sao?") wrote that few in
+      about half their follow-ups, and a key at 0.28-0.74 over 1,000 events dipped under 0.15
+      once and was paged at critical (stress stream product-negatives-j, +1000 draw). Sweeps
+      that send items as turns stay at 0.0-0.02.
     - ``transform_min_input_tokens`` 150 / ``transform_max_ratio`` 2.5: material pasted for
       transformation, answered at most 2.5x its size (translation ~1x, summary < 1x; a
       harvested worked solution is 5-50x its question).
@@ -259,6 +267,7 @@ class ProductEvidenceConfig:
     app_release_share: float = 0.1
     app_min_conversations: int = 20
     app_min_person_share: float = 0.15
+    app_release_person_share: float = 0.075
     transform_min_input_tokens: int = 150
     transform_max_ratio: float = 2.5
     transform_share: float = 0.6
@@ -348,13 +357,14 @@ class ProductEvidence:
         else:
             st.agent_held = float(st.agent_ew >= c.agent_step_share and st.convs >= c.agent_min_conversations)
         # (a person's share of the follow-ups is a bar held to throughout: a sweep that keeps a
-        # tenth of its requests as turns of its own conversations has none)
-        person = st.person_ew >= c.app_min_person_share
+        # tenth of its requests as turns of its own conversations has none), released only under
+        # half of it, as the follow-up share is: it is a moving mean of a few dozen follow-ups
         share = self.follow_up_share(st, int(st.n) + 1)
         if st.app_held:
-            st.app_held = float(person and share >= c.app_release_share)
+            st.app_held = float(st.person_ew >= c.app_release_person_share and share >= c.app_release_share)
         else:
-            st.app_held = float(person and share >= c.app_follow_up_share and st.convs >= c.app_min_conversations)
+            st.app_held = float(st.person_ew >= c.app_min_person_share and share >= c.app_follow_up_share
+                                and st.convs >= c.app_min_conversations)
         if event.org_id is not None and self._mature(event):  # (reads the prompt's lines: only where it counts)
             self.batches.learn_one(st, line_marks(event.prompt), int(st.n), not event.turn_index)
         if self._verified(event):  # (the sample costs a keyed hash: only where it can count)

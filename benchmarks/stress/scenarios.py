@@ -14,7 +14,7 @@ stream; nothing here may key on what the detector looks for.
 
 Kinds: ``ml_campaign``, ``ml_casual`` (multilingual); ``obfuscated_campaign``;
 ``fabricated_conv``, ``multi_turn_users``; ``content_cohort``; ``harvest_plain``;
-``homework_app``, ``editor_app``, ``coding_agent``, ``grading_app``, ``quiz_app``, ``eval_company``, ``longform_service``, ``turned_mature`` (products), ``eval_mimic``
+``homework_app``, ``editor_app``, ``coding_agent``, ``grading_app``, ``quiz_app``, ``eval_company``, ``longform_service``, ``item_bank_service``, ``turned_mature`` (products), ``eval_mimic``
 (a harvest dressed as an evaluation); ``app_mimic`` (a sweep dressed as a homework app); ``transformation_mimic`` (a harvest dressed as a
 translation or summarisation service); ``agent_harvest`` (tool-use traces harvested by agent loops).
 """
@@ -729,6 +729,53 @@ FOLLOW_UPS = ["why?", "I don't get the second step", "can you explain that again
               "my teacher did it differently", "explain like I'm 12", "and if the number was negative?"]
 
 
+# Tutoring apps of other languages (written 2026-12-07 for product-negatives-j, not taken from
+# any cue list): (system prompts, templates, students' follow-ups) of a homework app in each.
+ML_TUTOR = {
+    "de": (["Du bist Lernfreund, ein geduldiger Nachhilfelehrer. Erkläre jede Lösung Schritt für Schritt.",
+            "Du hilfst Schülern bei den Hausaufgaben. Zeige immer den Rechenweg, damit sie die Methode lernen."],
+           ["Erkläre mir Schritt für Schritt: {text}", "{text}\n\n(Bitte Schritt für Schritt für einen Schüler erklären.)"],
+           ["warum?", "den zweiten Schritt verstehe ich nicht", "kannst du das einfacher erklären?", "und bei b)?",
+            "danke!! und die nächste?", "also ist die Antwort C?", "wie merke ich mir das für die Klausur",
+            "meine Lehrerin hat das anders gemacht", "was heißt das Wort", "ok, verstanden"]),
+    "pl": (["Jesteś cierpliwym korepetytorem dla uczniów liceum. Wyjaśniaj każde rozwiązanie krok po kroku.",
+            "Pomagasz uczniom w pracy domowej. Zawsze pokazuj tok rozumowania, żeby nauczyli się metody."],
+           ["Wyjaśnij mi krok po kroku: {text}", "{text}\n\n(Wytłumacz to krok po kroku dla ucznia.)"],
+           ["dlaczego?", "nie rozumiem drugiego kroku", "możesz prościej?", "a w b)?", "dzięki!! a następne?",
+            "czyli odpowiedź to C?", "jak to zapamiętać na sprawdzian", "pani robiła to inaczej", "ok, rozumiem"]),
+    "tr": (["Sen sabırlı bir özel öğretmensin. Her çözümü adım adım açıkla.",
+            "Öğrencilere ödevlerinde yardım ediyorsun. Yöntemi öğrenmeleri için her zaman çözüm yolunu göster."],
+           ["Bunu adım adım açıklar mısın: {text}", "{text}\n\n(Bir öğrenci için adım adım açıkla.)"],
+           ["neden?", "ikinci adımı anlamadım", "daha basit anlatır mısın?", "peki b şıkkı?", "teşekkürler! sıradaki?",
+            "yani cevap C mi?", "sınav için bunu nasıl hatırlarım", "öğretmenim farklı yaptı", "tamam anladım"]),
+    "vi": (["Bạn là gia sư kiên nhẫn cho học sinh cấp ba. Hãy giải thích từng bước mọi lời giải.",
+            "Bạn giúp học sinh làm bài tập về nhà. Luôn trình bày cách làm để các em học được phương pháp."],
+           ["Giải thích từng bước giúp mình: {text}", "{text}\n\n(Giải thích từng bước cho học sinh.)"],
+           ["tại sao?", "mình không hiểu bước hai", "giải thích đơn giản hơn được không?", "còn câu b?",
+            "cảm ơn! câu tiếp theo?", "vậy đáp án là C à?", "làm sao nhớ cái này để thi", "ok mình hiểu rồi"]),
+    "ja": (["あなたは高校生のための優しい家庭教師です。解き方を一歩ずつ説明してください。",
+            "宿題を手伝うアシスタントです。生徒が方法を学べるよう、必ず考え方の手順を示してください。"],
+           ["この問題を順を追って説明してください：{text}", "{text}\n\n（生徒向けに一つずつ解説してください）"],
+           ["なんで？", "二つ目のところがわからない", "もっと簡単に説明して", "じゃあbは？", "ありがとう！次の問題は？",
+            "つまり答えはC？", "テストのためにどう覚えればいい？", "先生のやり方と違う", "わかった"]),
+    "zh": (["你是一位耐心的中学辅导老师。请一步一步讲解每道题的解法。",
+            "你是作业辅导助手。总是写出解题思路，让学生学会方法。"],
+           ["请一步步给我讲讲这道题：{text}", "{text}\n\n（请为学生逐步讲解）"],
+           ["为什么？", "第二步没看懂", "能讲得简单点吗？", "那b呢？", "谢谢！下一题呢？", "所以答案是C吗？",
+            "考试的时候怎么记住这个", "老师的做法不一样", "好的懂了"]),
+    "pt": (["Você é um tutor paciente para alunos do ensino médio. Explique cada solução passo a passo.",
+            "Você ajuda alunos com a lição de casa. Sempre mostre o raciocínio para que aprendam o método."],
+           ["Me explica passo a passo: {text}", "{text}\n\n(Explique passo a passo para um aluno.)"],
+           ["por quê?", "não entendi o segundo passo", "pode explicar mais simples?", "e a b)?", "valeu! e a próxima?",
+            "então a resposta é C?", "como eu decoro isso pra prova", "a professora fez diferente", "ok entendi"]),
+    "ru": (["Ты терпеливый репетитор для школьников. Объясняй каждое решение шаг за шагом.",
+            "Ты помогаешь ученикам с домашним заданием. Всегда показывай ход решения, чтобы они поняли метод."],
+           ["Объясни по шагам: {text}", "{text}\n\n(Объясни пошагово для ученика.)"],
+           ["почему?", "не понял второй шаг", "можешь объяснить проще?", "а в б)?", "спасибо! а следующая?",
+            "значит ответ C?", "как это запомнить к контрольной", "учительница решала по-другому", "понятно"]),
+}
+
+
 def _short_question(R, text):
     """The first line of an item, cut at a word near 60-300 characters: what a student types."""
     line = text.strip().split("\n", 1)[0]
@@ -742,15 +789,22 @@ def gen_homework_app(b, name, spec, R):
     wrapper (system prompt or template) around many distinct students' short questions, with
     real follow-ups at human pace (each student's conversation on its own id). ``next_question_p``:
     the share of follow-ups that are the worksheet's next item pasted into the same conversation
-    (wrapped by the app's template, as every question the student asks)."""
+    (wrapped by the app's template, as every question the student asks). ``languages``: each app
+    is a tutoring app of one of these languages (``ML_TUTOR``: its frame and its students'
+    follow-ups in that language, questions from that language's item groups)."""
     for _ in range(b.scaled(spec.get("count", 0))):
         acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier3", 0.5], ["tier4", 0.5]]), org_p=1.0,
                             created=b.t0 - int(R.uniform(120, 900) * DAY_MS))
         n_keys = R.randint(1, spec.get("max_keys", 3))
         use_system = R.random() < 0.5
-        system = R.choice(TUTOR_SYSTEMS) if use_system else None
-        template = None if use_system else R.choice(TUTOR_TEMPLATES)
+        systems, templates, follow_ups = TUTOR_SYSTEMS, TUTOR_TEMPLATES, FOLLOW_UPS
         pools = spec_pools(b, spec, "question_corpora") or b.C.attack
+        if spec.get("languages"):  # (no draw without it: older streams unchanged)
+            lang = R.choice(spec["languages"])
+            systems, templates, follow_ups = ML_TUTOR[lang]
+            pools = [p for p in pools if p.group.split(":", 1)[0] == lang] or attack_pools(b, langs=[lang])
+        system = R.choice(systems) if use_system else None
+        template = None if use_system else R.choice(templates)
         ips, ua = product_backend(b, R)
         model = wchoice(R, [["frontier-3-haiku", 0.5], ["frontier-3-sonnet", 0.5]])
         pstyle = {"max_tokens": R.choice([1024, 2048]), "temperature": R.choice([0.3, 0.5, 0.7]), "stream": True,
@@ -776,7 +830,7 @@ def gen_homework_app(b, name, spec, R):
                             turns.append(pool.take(1, allow_wrap=True)[0][0])
                             asked.append(True)
                         else:
-                            turns.append(R.choice(FOLLOW_UPS))
+                            turns.append(R.choice(follow_ups))
                             asked.append(False)
                     convs.append(turns)
                     asked_of.append(asked)
@@ -1157,12 +1211,17 @@ def gen_app_mimic(b, name, spec, R):
     ``follow_up_gap_s`` after the item: every follow-up the app evidence counts (a conversation
     the key opened, a person's pace, a person's few words), and one more long answer harvested.
     The conversations interleave, so a head runs at the pace of ``interval_s`` whatever a
-    person's is. Heads share no network, client or payment method."""
+    person's is. Heads share no network, client or payment method. ``native_frame``: a campaign
+    whose items are in a language of ``ML_TUTOR`` wears that language's app frame and
+    follow-ups (a homework app of that country)."""
     for camo in ms.camo_flags(b, R, spec):
         scen, ci, heads, n, recs = _headed_campaign(b, name, spec, R, camo, [1, 6])
         use_system = R.random() < 0.5
-        system = R.choice(TUTOR_SYSTEMS) if use_system else None
-        template = None if use_system else R.choice(TUTOR_TEMPLATES)
+        systems, templates, follow_ups = TUTOR_SYSTEMS, TUTOR_TEMPLATES, FOLLOW_UPS
+        if spec.get("native_frame") and recs and recs[0][2].split(":", 1)[0] in ML_TUTOR:
+            systems, templates, follow_ups = ML_TUTOR[recs[0][2].split(":", 1)[0]]
+        system = R.choice(systems) if use_system else None
+        template = None if use_system else R.choice(templates)
         follow_up_p = R.uniform(*spec.get("follow_up_p", [0.3, 0.6]))
         out_median = R.uniform(*spec.get("answer_tokens", [400.0, 1200.0]))
         for h in range(heads):
@@ -1176,7 +1235,7 @@ def gen_app_mimic(b, name, spec, R):
                 turn, at = 1, ts
                 while R.random() < (follow_up_p if turn == 1 else spec.get("more_p", 0.3)) and turn < 4:
                     at += int(R.uniform(*spec.get("follow_up_gap_s", [8.0, 300.0])) * 1000)
-                    _, more = b.emit(R, key, at, R.choice(FOLLOW_UPS), params=style, model=model, endpoint=ep,
+                    _, more = b.emit(R, key, at, R.choice(follow_ups), params=style, model=model, endpoint=ep,
                                      client=b.client(R, prof), system=system, conv=cid, turn=turn, attack=True,
                                      out_median=out_median * 0.6, hist=used)
                     used, turn = used + more, turn + 1
@@ -1549,6 +1608,72 @@ def gen_agent_harvest(b, name, spec, R):
                     hist = used
                     ts += b.events[-1][12] + int(1000 * R.uniform(0.2, 5.0))
                 ts += int(1000 * R.uniform(5, 600))
+
+
+# --------------------------------------------------------------------------- item-bank jobs
+
+# Written 2026-12-07 for product-negatives-i: the batch jobs an education or localisation
+# company runs over its own question bank. None asks for the answer or its reasoning: a
+# translation, a hint that must not give the answer away, tags, a new variant of the item.
+# (template, answer size: "same" = about the item's own size, else a token median)
+ITEM_BANK_JOBS = [
+    ("Translate the following exam question and its answer options into {lang}. Keep the option letters "
+     "and the formatting. Output only the translation.\n\n{text}", "same"),
+    ("You are localising a question bank. Translate the item below into {lang} for students in {country}; "
+     "keep names of units and formulas unchanged. Return the translated item only.\n\n---\n{text}\n---", "same"),
+    ("Here is an item from our question bank:\n\n{text}\n\nWrite a short hint (one or two sentences) that "
+     "points a student in the right direction without revealing the answer.", 60),
+    ("Tag the following exam item. Return JSON with the keys subject, topic, difficulty (1-5), bloom_level "
+     "and skills (a list). No other text.\n\n{text}", 50),
+    ("Rewrite the following question as a new variant that tests the same skill with different numbers, "
+     "names or wording. Keep the same format and the same number of options. Do not solve it.\n\n{text}", "same"),
+    ("Check the following item for ambiguity, typos and more than one defensible answer. Reply with OK, or "
+     "a list of the problems you found.\n\n{text}", 40),
+]
+ITEM_BANK_LANGS = [("German", "Germany"), ("French", "France"), ("Spanish", "Mexico"), ("Portuguese", "Brazil"),
+                   ("Japanese", "Japan"), ("Indonesian", "Indonesia"), ("Turkish", "Turkey"), ("Polish", "Poland")]
+
+
+@register("item_bank_service")
+def gen_item_bank_service(b, name, spec, R):
+    """An education or localisation company's batch jobs over its own question bank (written
+    2026-12-07 as a hard negative, not used for tuning): a mature organisation's account
+    (tier3/tier4/enterprise, 100-1,500 days), 1-2 backend keys; each job is one template
+    (``ITEM_BANK_JOBS``: translate an item into another language, write a hint that must not give
+    the answer, tag it as JSON, write a variant, proof-read it) around every item of a slice of
+    the bank (exam and QA items with their options), at machine rate, temperature 0-0.3; one
+    slice goes through several jobs, and a translation into several languages, so the same
+    items come back on other days. Its traffic is a sweep's: item after item of one family,
+    answer formats in the item, no conversation; its answers are the item's own size or short,
+    and none is the item's answer."""
+    for _ in range(b.scaled(spec.get("count", 0))):
+        acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier3", 0.3], ["tier4", 0.4], ["enterprise", 0.3]]),
+                            org_p=1.0, created=b.t0 - int(R.uniform(*spec.get("account_age_days", [100, 1500])) * DAY_MS))
+        fam = R.choice(spec.get("families") or sorted({p.corpus for p in b.C.attack}))
+        bank = [t for pool in attack_pools(b, corpora=[fam]) for t, _a in pool.recs[: spec.get("bank", 3000)]]
+        R.shuffle(bank)
+        jobs = R.sample(ITEM_BANK_JOBS, R.randint(2, 4))
+        prof = b.profile(R, {"cloud": 0.8, "office": 0.2}, {"sdk": 0.7, "http": 0.3}, n_ips=R.randint(1, 3))
+        tz = b.tz_of(R, prof["cc"])
+        model = wchoice(R, [["frontier-3-haiku", 0.5], ["frontier-3-sonnet", 0.5]])
+        keys = [b.new_key(name, "benign", None, acc, "item_bank_service") for _k in range(R.randint(1, 2))]
+        for _j in range(draw_num(R, spec.get("jobs", [3, 8]))):
+            template, size = R.choice(jobs)
+            n = draw_num(R, spec.get("items", [150, 1200]))
+            lo = R.randrange(max(1, len(bank) - n))
+            items = bank[lo: lo + n]
+            lang, country = R.choice(ITEM_BANK_LANGS)
+            day = R.randrange(int(b.days))
+            start = b.sample_hours(R, 1, tz, R.choice(["work", "flat"]), day, day + 1)[0]
+            times = b.automated_times(R, len(items), start, R.uniform(0.5, 6.0), R.uniform(0.1, 0.5))
+            key = R.choice(keys)
+            style = {"max_tokens": R.choice([1024, 2048, 4096]), "temperature": R.choice([0.0, 0.0, 0.2, 0.3]),
+                     "stream": False, "tools": 0}
+            for text, ts in zip(items, times):
+                prompt = template.replace("{lang}", lang).replace("{country}", country).replace("{text}", text)
+                out_median = len(text) / 4 * R.uniform(0.9, 1.4) if size == "same" else size * R.uniform(0.6, 1.6)
+                b.emit(R, key, ts, prompt, params=style, model=model, endpoint=b.endpoint(R, prof["kind"]),
+                       client=b.client(R, prof), out_median=out_median)
 
 
 if __name__ == "__main__":

@@ -165,3 +165,16 @@ def test_a_cached_stream_says_whether_todays_builder_built_it_and_is_rebuilt_onl
     assert len(builds) == 2 and not detection.stream_builder(out, changed)["stale"]
     (out / detection.BUILDER_STAMP).unlink()
     assert detection.stream_builder(out, changed) == {"fingerprint": changed, "built_by": None, "stale": False}
+
+
+def test_the_other_language_apps_have_a_frame_and_follow_ups_in_each_language_they_name():
+    """product-negatives-j's homework apps and its mimics draw their frame and their students'
+    follow-ups from ``ML_TUTOR``; a language missing there would fall back to English apps."""
+    tutor = scenario_table("ML_TUTOR")
+    scenarios = json.loads((STRESS / "product-negatives-j.json").read_text())["scenarios"]
+    assert set(scenarios["homework_app"]["languages"]) <= set(tutor)
+    assert scenarios["app_mimic"]["native_frame"] is True
+    english = set(scenario_table("FOLLOW_UPS"))
+    for lang, (systems, templates, follow_ups) in tutor.items():
+        assert systems and follow_ups and all("{text}" in t for t in templates), lang
+        assert not english & set(follow_ups), lang
