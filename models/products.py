@@ -356,9 +356,9 @@ class ProductEvidence:
             st.agent_held = float(st.agent_ew >= c.agent_release_share)
         else:
             st.agent_held = float(st.agent_ew >= c.agent_step_share and st.convs >= c.agent_min_conversations)
-        # (a person's share of the follow-ups is a bar held to throughout: a sweep that keeps a
-        # tenth of its requests as turns of its own conversations has none), released only under
-        # half of it, as the follow-up share is: it is a moving mean of a few dozen follow-ups
+        # (a person's share of the follow-ups is a bar the evidence is earned at: a sweep that
+        # keeps a tenth of its requests as turns of its own conversations has none; released only
+        # under half of it, as the follow-up share is: it is a moving mean of a few dozen follow-ups)
         share = self.follow_up_share(st, int(st.n) + 1)
         if st.app_held:
             st.app_held = float(st.person_ew >= c.app_release_person_share and share >= c.app_release_share)

@@ -14,7 +14,8 @@ stream; nothing here may key on what the detector looks for.
 
 Kinds: ``ml_campaign``, ``ml_casual`` (multilingual); ``obfuscated_campaign``;
 ``fabricated_conv``, ``multi_turn_users``; ``content_cohort``; ``harvest_plain``;
-``homework_app``, ``editor_app``, ``coding_agent``, ``grading_app``, ``quiz_app``, ``eval_company``, ``longform_service``, ``item_bank_service``, ``turned_mature`` (products), ``eval_mimic``
+``homework_app``, ``editor_app``, ``coding_agent``, ``grading_app``, ``quiz_app``, ``eval_company``,
+``longform_service``, ``item_bank_service``, ``turned_mature`` (products), ``eval_mimic``
 (a harvest dressed as an evaluation); ``app_mimic`` (a sweep dressed as a homework app); ``transformation_mimic`` (a harvest dressed as a
 translation or summarisation service); ``agent_harvest`` (tool-use traces harvested by agent loops).
 """
@@ -734,7 +735,8 @@ FOLLOW_UPS = ["why?", "I don't get the second step", "can you explain that again
 ML_TUTOR = {
     "de": (["Du bist Lernfreund, ein geduldiger Nachhilfelehrer. Erkläre jede Lösung Schritt für Schritt.",
             "Du hilfst Schülern bei den Hausaufgaben. Zeige immer den Rechenweg, damit sie die Methode lernen."],
-           ["Erkläre mir Schritt für Schritt: {text}", "{text}\n\n(Bitte Schritt für Schritt für einen Schüler erklären.)"],
+           ["Erkläre mir Schritt für Schritt: {text}",
+            "{text}\n\n(Bitte Schritt für Schritt für einen Schüler erklären.)"],
            ["warum?", "den zweiten Schritt verstehe ich nicht", "kannst du das einfacher erklären?", "und bei b)?",
             "danke!! und die nächste?", "also ist die Antwort C?", "wie merke ich mir das für die Klausur",
             "meine Lehrerin hat das anders gemacht", "was heißt das Wort", "ok, verstanden"]),
@@ -776,6 +778,11 @@ ML_TUTOR = {
 }
 
 
+def tutor_frame(lang: str | None = None):
+    """(system prompts, templates, follow-ups) of a tutoring app in ``lang`` (``ML_TUTOR``), the
+    English ones (``TUTOR_SYSTEMS``, ``TUTOR_TEMPLATES``, ``FOLLOW_UPS``) for any other."""
+    return ML_TUTOR.get(lang, (TUTOR_SYSTEMS, TUTOR_TEMPLATES, FOLLOW_UPS))
+
 def _short_question(R, text):
     """The first line of an item, cut at a word near 60-300 characters: what a student types."""
     line = text.strip().split("\n", 1)[0]
@@ -797,11 +804,11 @@ def gen_homework_app(b, name, spec, R):
                             created=b.t0 - int(R.uniform(120, 900) * DAY_MS))
         n_keys = R.randint(1, spec.get("max_keys", 3))
         use_system = R.random() < 0.5
-        systems, templates, follow_ups = TUTOR_SYSTEMS, TUTOR_TEMPLATES, FOLLOW_UPS
+        # (no draw without ``languages``: older streams unchanged)
+        lang = R.choice(spec["languages"]) if spec.get("languages") else None
+        systems, templates, follow_ups = tutor_frame(lang)
         pools = spec_pools(b, spec, "question_corpora") or b.C.attack
-        if spec.get("languages"):  # (no draw without it: older streams unchanged)
-            lang = R.choice(spec["languages"])
-            systems, templates, follow_ups = ML_TUTOR[lang]
+        if lang:
             pools = [p for p in pools if p.group.split(":", 1)[0] == lang] or attack_pools(b, langs=[lang])
         system = R.choice(systems) if use_system else None
         template = None if use_system else R.choice(templates)
@@ -1217,9 +1224,8 @@ def gen_app_mimic(b, name, spec, R):
     for camo in ms.camo_flags(b, R, spec):
         scen, ci, heads, n, recs = _headed_campaign(b, name, spec, R, camo, [1, 6])
         use_system = R.random() < 0.5
-        systems, templates, follow_ups = TUTOR_SYSTEMS, TUTOR_TEMPLATES, FOLLOW_UPS
-        if spec.get("native_frame") and recs and recs[0][2].split(":", 1)[0] in ML_TUTOR:
-            systems, templates, follow_ups = ML_TUTOR[recs[0][2].split(":", 1)[0]]
+        systems, templates, follow_ups = tutor_frame(recs[0][2].split(":", 1)[0]
+                                                     if spec.get("native_frame") and recs else None)
         system = R.choice(systems) if use_system else None
         template = None if use_system else R.choice(templates)
         follow_up_p = R.uniform(*spec.get("follow_up_p", [0.3, 0.6]))
@@ -1648,7 +1654,8 @@ def gen_item_bank_service(b, name, spec, R):
     and none is the item's answer."""
     for _ in range(b.scaled(spec.get("count", 0))):
         acc = b.new_account(R, b.t0, "benign", tier=wchoice(R, [["tier3", 0.3], ["tier4", 0.4], ["enterprise", 0.3]]),
-                            org_p=1.0, created=b.t0 - int(R.uniform(*spec.get("account_age_days", [100, 1500])) * DAY_MS))
+                            org_p=1.0,
+                            created=b.t0 - int(R.uniform(*spec.get("account_age_days", [100, 1500])) * DAY_MS))
         fam = R.choice(spec.get("families") or sorted({p.corpus for p in b.C.attack}))
         bank = [t for pool in attack_pools(b, corpora=[fam]) for t, _a in pool.recs[: spec.get("bank", 3000)]]
         R.shuffle(bank)
