@@ -189,7 +189,8 @@ class EventFeatures:
     simhash: int            # 64-bit SimHash of the content words
     template_hash: int      # 64-bit fingerprint of the masked template
     prompt_chars: int
-    content_words: int
+    content_words: int      # ASCII content words and other scripts' tokens (bigrams of Chinese)
+    turn_words: int         # a follow-up's content words counted alike in every language (0: no follow-up)
     followup: bool          # a later turn of a conversation
     has_system: bool
     max_tokens: int
@@ -533,9 +534,12 @@ def material_sketch(prompt: str) -> int:
 
 def featurize(event: RequestEvent) -> EventFeatures:
     global _last_words
-    norm = normalise_prompt(event.prompt[:MAX_PROMPT_CHARS])
+    text = event.prompt[:MAX_PROMPT_CHARS]
+    norm = normalise_prompt(text)
     words = _content_words(norm)
     _last_words = (norm, words)  # (material_sketch's, for the same prompt)
+    # a follow-up's length as a person's few words are told, alike in every language
+    turn_words = multilingual.turn_words(text, norm, words) if event.turn_index > 0 else 0
     if not norm.isascii():  # Chinese has no words _WORD finds: character bigrams instead
         words = words + multilingual.script_tokens(norm, 100)  # (each new bigram costs a hash: 100 suffice)
     simhash = _simhash(words[:200])
@@ -552,6 +556,7 @@ def featurize(event: RequestEvent) -> EventFeatures:
         template_hash=_template_hash(norm[:400]),
         prompt_chars=len(event.prompt),
         content_words=len(words),
+        turn_words=turn_words,
         followup=event.turn_index > 0,
         has_system=bool(event.system_prompt),
         max_tokens=event.max_tokens or 0,

@@ -105,7 +105,7 @@ class FusedSignals:
         turn_held, prompt_tokens = False, f.input_tokens
         if turn > 0:
             person = st.person_ew  # (as the follow-up finds it: counts_as_turn below)
-            st.person_ew = learn_person(person, f.content_words, c.person_words, c.person_alpha)
+            st.person_ew = learn_person(person, f.turn_words, c.person_words, c.person_alpha)
             st.claims_n += 1
             if kind >= 0:
                 st.claims_broken += 1

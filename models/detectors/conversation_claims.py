@@ -92,10 +92,11 @@ def on_a_clock(events: int, gap_var: float) -> bool:
 PERSON_PRIOR = 0.5
 
 
-def learn_person(person: float, content_words: int, person_words: int, alpha: float) -> float:
+def learn_person(person: float, turn_words: int, person_words: int, alpha: float) -> float:
     """The key's share of a person's follow-ups after one more follow-up claim of
-    ``content_words`` (a person's when at most ``person_words``)."""
-    return (1.0 - alpha) * person + alpha * (1.0 if content_words <= person_words else 0.0)
+    ``turn_words`` content words (a person's when at most ``person_words``; counted alike in
+    every language: ``multilingual.turn_words``)."""
+    return (1.0 - alpha) * person + alpha * (1.0 if turn_words <= person_words else 0.0)
 
 
 def added_tokens(ids: list, marks: list, conversation: int, sent: int, prompt_chars: int) -> int:
@@ -148,7 +149,8 @@ class ConversationClaims(KeySignal):
     conversation (which discounts extraction style). So a held follow-up that is a
     ``new_item`` does not count as a turn, unless the key's follow-ups are often a
     person's: ``person`` is the exponentially weighted share of its follow-up claims (held or
-    not) with at most ``person_words`` content words ("why?", "and for b)?"), and from
+    not) with at most ``person_words`` content words ("why?", "and for b)?", "warum?", "为什么？":
+    ``x["turn_words"]``, counted alike in every language by ``multilingual.turn_words``), and from
     ``person_share`` up every held follow-up counts. A homework app's students paste their next
     question into the conversation as well as ask "why?" (stress stream product-negatives-c:
     0.5-0.7); a sweep's follow-ups are all items (0.0-0.1). A sweep that mixes in one short turn
@@ -317,7 +319,8 @@ class ConversationClaims(KeySignal):
         kind = self.check(x)
         turn = x.get("turn", 0)
         if turn > 0:
-            self.person = learn_person(self.person, x.get("content_words", 0), self.person_words, self.person_alpha)
+            words = x.get("turn_words", x.get("content_words", 0))  # (counted alike in every language)
+            self.person = learn_person(self.person, words, self.person_words, self.person_alpha)
             self.claims += 1
             if kind >= 0:
                 self.broken += 1

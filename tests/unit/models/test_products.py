@@ -9,7 +9,9 @@ from distillguard.contracts.alert import is_exculpated
 from distillguard.models import pipeline as pipeline_module
 from distillguard.models.constants import ProductStatus
 from distillguard.models.detectors import ConversationClaims
+from distillguard.models.detectors.conversation_claims import PERSON_PRIOR, learn_person
 from distillguard.models.events import RequestEvent, parse_event
+from distillguard.models.features import featurize
 from distillguard.models.pipeline import KeyPipeline, decode_state
 from distillguard.models.products import ProductEvidence, ProductEvidenceConfig
 
@@ -508,8 +510,10 @@ def test_an_app_whose_follow_ups_dip_for_a_while_keeps_its_evidence_and_a_key_th
 # Students' follow-ups of a few words in English, and of more in a language whose words are
 # syllables (Vietnamese, as the normal form reads it): not a person's by the share's count.
 FEW_WORDS = ["tai sao?", "why?", "so the answer is C?"]
-MORE_WORDS = ["minh khong hieu buoc hai", "lam sao nho cai nay de thi", "giai thich don gian hon duoc khong",
-              "cam on cau tiep theo"]
+# (follow-ups of four to six content words in any language's count: multilingual.turn_words)
+MORE_WORDS = ["can you redo the second step with smaller numbers", "my teacher solved this with a different formula",
+              "please check whether my homework answer matches yours",
+              "explain the last paragraph of the proof once more slowly"]
 
 
 def person_dip_app(pattern: str, key: str = "app", seed: int = 7) -> list[RequestEvent]:
@@ -543,6 +547,37 @@ def test_an_apps_evidence_survives_a_dip_of_its_person_share_and_is_released_und
     assert worst(run(traffic, flapping)) == SEVERITY["critical"]
     # Under half the bar, the evidence is let go.
     assert worst(run(person_dip_app("p" * 60 + "l" * 30 + "p" * 40))) == SEVERITY["critical"]
+
+
+# A Vietnamese homework app: its frame, and its students' follow-ups ("I don't get step two",
+# "how do I remember this for the test", "why is it like that?", "explain it more simply",
+# "my teacher solved it differently"): five to seven syllables, each written as a word.
+VI_WRAPPER = "Giải thích từng bước cho học sinh: {q}"
+VI_FOLLOW_UPS = ["mình không hiểu bước hai", "làm sao nhớ cái này để thi", "tại sao lại như vậy?",
+                 "giải thích đơn giản hơn được không", "cô giáo mình giải khác"]
+
+
+def test_a_homework_app_in_vietnamese_holds_a_persons_share_of_follow_ups_counted_as_english_it_did_not():
+    rng, ts, events = random.Random(11), T0, []
+    for c in range(80):
+        q = f"{rng.choice(TOPICS)} (bài {c}, câu {rng.randint(1, 40)})"
+        turns = [VI_WRAPPER.format(q=q)] + [rng.choice(VI_FOLLOW_UPS) for _ in range(rng.randint(1, 2))]
+        for t, prompt in enumerate(turns):
+            events.append(event(len(events), ts, prompt, "vi-app", conversation_id=f"conv-vi-{c}", turn_index=t,
+                                org_id="org-vi-app"))
+            ts += timedelta(seconds=40 * rng.uniform(0.8, 1.5))
+        ts += timedelta(minutes=rng.uniform(2, 20))
+    st = _final_state(events)
+    config = ProductEvidenceConfig()
+    assert st.person_ew >= config.app_min_person_share and st.app_held
+    assert worst(run(events)) <= SEVERITY["info"]
+    # Guard: counted as English words (one per syllable), its follow-ups were seldom a person's
+    # few words, and the person share fell under the bar (stress-product-negatives-j).
+    claims, person = ConversationClaims(), PERSON_PRIOR
+    for ev in events:
+        if ev.turn_index > 0:
+            person = learn_person(person, featurize(ev).content_words, claims.person_words, claims.person_alpha)
+    assert person < config.app_min_person_share
 
 
 def _statuses(events, pipeline: KeyPipeline | None = None) -> list[tuple[int, float, float]]:
