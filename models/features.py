@@ -539,7 +539,8 @@ def featurize(event: RequestEvent) -> EventFeatures:
     words = _content_words(norm)
     _last_words = (norm, words)  # (material_sketch's, for the same prompt)
     # a follow-up's length as a person's few words are told, alike in every language
-    turn_words = multilingual.turn_words(text, norm, words) if event.turn_index > 0 else 0
+    turn_words = multilingual.turn_words(text, norm, words, len(_WORD.findall(norm)) - len(words)) \
+        if event.turn_index > 0 else 0
     if not norm.isascii():  # Chinese has no words _WORD finds: character bigrams instead
         words = words + multilingual.script_tokens(norm, 100)  # (each new bigram costs a hash: 100 suffice)
     simhash = _simhash(words[:200])

@@ -339,12 +339,14 @@ _HANGUL = re.compile("[\uac00-\ud7af\u1100-\u11ff]")
 _VIETNAMESE = re.compile("[\u0111\u0110\u01a0\u01a1\u01af\u01b0\u1ea0-\u1ef9]")
 
 
-def turn_words(text: str, norm: str, ascii_words: list[str]) -> int:
+def turn_words(text: str, norm: str, ascii_words: list[str], english_stop_words: int) -> int:
     """How many words carry content in a user's turn ``text`` (``norm``: its normal form),
     counted alike in every language: what tells a person's few words ("why?", "warum?",
     "为什么？") from an item. ``ascii_words`` are the words ``features`` counts (ASCII, English
-    stop words dropped); the stop words of 31 other languages are dropped from them too
-    (``FOREIGN_STOP``), and the words of other scripts are counted: a spaced script's words
+    stop words dropped, ``english_stop_words`` of them); the stop words of 31 other languages
+    are dropped from them too (``FOREIGN_STOP``) when they outnumber the English ones: some
+    lists hold English words ("dog", "email", "point", "take"), which an English turn keeps.
+    The words of other scripts are counted: a spaced script's words
     but its stop words (Cyrillic, Greek, Arabic, Devanagari, Hangul ...); in scripts without
     spaces, a word per two Chinese characters or katakana and per four hiragana (which write
     particles and endings: hiragana are counted all the same, or an item written in them alone
@@ -362,12 +364,16 @@ def turn_words(text: str, norm: str, ascii_words: list[str]) -> int:
     >>> from .normalise import normalise
     >>> def count(text):
     ...     norm = normalise(text)
-    ...     return turn_words(text, norm, [w for w in re.findall(r"[a-z][a-z0-9']{2,}", norm) if w not in {"the"}])
+    ...     words = re.findall(r"[a-z][a-z0-9']{2,}", norm)
+    ...     kept = [w for w in words if w not in {"the", "with", "could", "there"}]
+    ...     return turn_words(text, norm, kept, len(words) - len(kept))
     >>> [count(t) for t in ("nie rozumiem drugiego kroku", "Warum ist das so?", "не понял второй шаг",
     ...                     "mình không hiểu bước hai", "考试的时候怎么记住这个", "テストのためにどう覚えればいい？")]
     [3, 0, 2, 2, 3, 3]
     >>> count("Die Zellmembran besteht aus einer Doppelschicht von Phospholipiden, in die Proteine eingelagert sind.")
     6
+    >>> count("could there be a dog with five legs?"), count("meine Lehrerin hat das anders gemacht")
+    (3, 2)
     >>> count("Cho biết thủ đô của nước Pháp là thành phố nào và giải thích lý do.")
     5
     >>> count("ทำไมถึงเป็นแบบนั้น"), count("อธิบายกระบวนการสังเคราะห์แสงของพืชอย่างละเอียด")
@@ -377,7 +383,8 @@ def turn_words(text: str, norm: str, ascii_words: list[str]) -> int:
     >>> count("光合作用的光反应阶段发生在叶绿体的哪个部位？请选择正确答案。")
     11
     """
-    count = len(ascii_words) - sum(map(FOREIGN_STOP.__contains__, ascii_words))
+    foreign_stop_words = sum(map(FOREIGN_STOP.__contains__, ascii_words))
+    count = len(ascii_words) - (foreign_stop_words if foreign_stop_words > english_stop_words else 0)
     if text.isascii():
         return count
     if _foreign(norm):
