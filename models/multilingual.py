@@ -313,10 +313,9 @@ def _foreign_stop_words() -> frozenset[str]:
     """The stop words of the languages the ``stop-words`` package lists, but English (whose
     words ``features`` already drops with its own list: the package's holds content words,
     "area", "asked", "amount", that would make English items read shorter) and Vietnamese
-    (its syllables fold to ASCII, where its list's 1,900 entries made "thủ đô" and "thành phố"
-    stop words: ``turn_words`` halves its syllables instead). Single words only, in the forms
-    normalised text holds them (``_variants``: accents folded in Latin text, kept in another
-    script's)."""
+    (its syllables fold to ASCII, where its list made "thu do" and "thanh pho" stop words:
+    ``VIETNAMESE_STOP`` reads them as written). Single words only, in the forms normalised text
+    holds them (``_variants``: accents folded in Latin text, kept in another script's)."""
     found: set[str] = set()
     for code in stop_words.LANGUAGE_MAPPING:
         if code not in ("en", "vi"):
@@ -326,6 +325,13 @@ def _foreign_stop_words() -> frozenset[str]:
 
 
 FOREIGN_STOP = _foreign_stop_words()
+# Vietnamese stop syllables as written, with their marks ("không", "của", "này"), each with the
+# form it folds to in normalised text: only a syllable written so is dropped from a turn's words,
+# so an English word ("can", "the") never is, nor one an English item wears marks on to look
+# Vietnamese (its words are not Vietnamese stop syllables)
+VIETNAMESE_STOP = {word: normalise(word) for word in map(str.strip, stop_words.get_stop_words("vi", cache=False))
+                   if word and " " not in word and not word.isascii()}
+_LETTERS = re.compile(r"[^\W\d_]+")
 # the function characters of Chinese and Japanese that a turn's length leaves out: those the
 # topic sketch drops, and the one-character stop words of the package's Chinese and Japanese lists
 _HAN_FUNCTION = str.maketrans("", "", "".join(
@@ -334,8 +340,7 @@ _HAN_FUNCTION = str.maketrans("", "", "".join(
 _HAN_KATAKANA = re.compile("[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _HIRAGANA = re.compile("[\u3040-\u309f]")
 _HANGUL = re.compile("[\uac00-\ud7af\u1100-\u11ff]")
-# letters only Vietnamese writes (horned o and u, d with stroke, the dotted and hooked vowels):
-# its words are syllables, written apart, most words two of them
+# letters only Vietnamese writes (horned o and u, d with stroke, the dotted and hooked vowels)
 _VIETNAMESE = re.compile("[\u0111\u0110\u01a0\u01a1\u01af\u01b0\u1ea0-\u1ef9]")
 
 
@@ -352,8 +357,9 @@ def turn_words(text: str, norm: str, ascii_words: list[str], english_stop_words:
     particles and endings: hiragana are counted all the same, or an item written in them alone
     would be no words), function characters dropped (the package's Chinese and Japanese stop
     characters too), and a content word per eight letters of Thai, Lao, Khmer or Burmese (words
-    of about four letters, half of them function words, which no list here drops); in
-    Vietnamese a word per two syllables.
+    of about four letters, half of them function words, which no list here drops). Vietnamese
+    writes a word's syllables apart, and its stop syllables are dropped as written
+    (``VIETNAMESE_STOP``).
 
     Counted with English stop words only, "nie rozumiem drugiego kroku" had four content
     words, "mình không hiểu bước hai" five and "考试的时候怎么记住这个" seven (its bigrams): a
@@ -369,13 +375,13 @@ def turn_words(text: str, norm: str, ascii_words: list[str], english_stop_words:
     ...     return turn_words(text, norm, kept, len(words) - len(kept))
     >>> [count(t) for t in ("nie rozumiem drugiego kroku", "Warum ist das so?", "не понял второй шаг",
     ...                     "mình không hiểu bước hai", "考试的时候怎么记住这个", "テストのためにどう覚えればいい？")]
-    [3, 0, 2, 2, 3, 3]
+    [3, 0, 2, 0, 3, 3]
     >>> count("Die Zellmembran besteht aus einer Doppelschicht von Phospholipiden, in die Proteine eingelagert sind.")
     6
     >>> count("could there be a dog with five legs?"), count("meine Lehrerin hat das anders gemacht")
     (3, 2)
     >>> count("Cho biết thủ đô của nước Pháp là thành phố nào và giải thích lý do.")
-    5
+    6
     >>> count("ทำไมถึงเป็นแบบนั้น"), count("อธิบายกระบวนการสังเคราะห์แสงของพืชอย่างละเอียด")
     (2, 5)
     >>> count("ひかりごうせいのしくみをくわしくせつめいしてください")  # an item in hiragana alone
@@ -383,10 +389,13 @@ def turn_words(text: str, norm: str, ascii_words: list[str], english_stop_words:
     >>> count("光合作用的光反应阶段发生在叶绿体的哪个部位？请选择正确答案。")
     11
     """
+    if text.isascii():
+        foreign_stop_words = sum(map(FOREIGN_STOP.__contains__, ascii_words))
+        return len(ascii_words) - (foreign_stop_words if foreign_stop_words > english_stop_words else 0)
+    if _VIETNAMESE.search(text):
+        ascii_words = _without_vietnamese_stop_syllables(text, ascii_words)
     foreign_stop_words = sum(map(FOREIGN_STOP.__contains__, ascii_words))
     count = len(ascii_words) - (foreign_stop_words if foreign_stop_words > english_stop_words else 0)
-    if text.isascii():
-        return count
     if _foreign(norm):
         eighths = 0  # of a word, summed over the runs (which marks and punctuation cut), then rounded once
         for run in _SCRIPT_RUN.findall(norm):
@@ -398,4 +407,20 @@ def turn_words(text: str, norm: str, ascii_words: list[str], english_stop_words:
             else:
                 eighths += len(run)
         count += (eighths + 4) // 8
-    return (count + 1) // 2 if _VIETNAMESE.search(text) else count
+    return count
+
+
+def _without_vietnamese_stop_syllables(text: str, ascii_words: list[str]) -> list[str]:
+    """``ascii_words`` (folded) but one for each Vietnamese stop syllable ``text`` writes.
+
+    >>> _without_vietnamese_stop_syllables("mình không hiểu bước hai", ["minh", "khong", "hieu", "buoc", "hai"])
+    ['hai']
+    >>> _without_vietnamese_stop_syllables("Nạme thrẹe primạry colọrs", ["name", "three", "primary", "colors"])
+    ['name', 'three', 'primary', 'colors']
+    """
+    words = list(ascii_words)
+    for syllable in _LETTERS.findall(text.lower()):
+        folded = VIETNAMESE_STOP.get(syllable)
+        if folded is not None and folded in words:
+            words.remove(folded)
+    return words

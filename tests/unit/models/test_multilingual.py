@@ -320,3 +320,13 @@ def test_the_english_only_count_made_most_of_those_follow_ups_items():
 def test_only_a_follow_up_pays_for_its_length_in_words():
     assert featurize_text("den zweiten Schritt verstehe ich nicht").turn_words == 0  # a first turn
     assert follow_up("why?").turn_words == 0 and follow_up("I don't get the second step").turn_words == 3
+
+
+def test_an_english_item_wearing_vietnamese_marks_counts_its_words():
+    # Vietnamese stop syllables are dropped only as Vietnamese writes them: marks put on an
+    # English item ("Nạme thrẹe primạry colọrs") take none of its words away, as halving
+    # every syllable of a text holding a Vietnamese letter did.
+    plain, marked = follow_up("Name three primary colors and explain each"), follow_up(
+        "Nạme thrẹe primạry colọrs ạnd ẹxplain ẹach")
+    assert marked.turn_words == plain.turn_words > ConversationClaims().person_words
+    assert follow_up("mình không hiểu bước hai").turn_words <= ConversationClaims().person_words
