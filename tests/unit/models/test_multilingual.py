@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from distillguard.models import features, multilingual
 from distillguard.models.detectors import ConversationClaims
@@ -330,3 +332,11 @@ def test_an_english_item_wearing_vietnamese_marks_counts_its_words():
         "Nạme thrẹe primạry colọrs ạnd ẹxplain ẹach")
     assert marked.turn_words == plain.turn_words > ConversationClaims().person_words
     assert follow_up("mình không hiểu bước hai").turn_words <= ConversationClaims().person_words
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("ạđơư光のテひ한ทไ "), max_size=120))
+def test_a_follow_ups_word_count_never_fails_and_never_exceeds_its_characters(text):
+    # any text a client sends as a turn is counted (a worker never dies on a record)
+    f = follow_up(text)
+    assert 0 <= f.turn_words <= len(text)
