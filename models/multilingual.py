@@ -308,6 +308,11 @@ def script_tokens(norm: str, limit: int = 200) -> list[str]:
     return tokens
 
 
+def _single_words(language: str) -> list[str]:
+    """The ``stop-words`` package's stop words of ``language`` that are one word (no phrases)."""
+    return [word for word in map(str.strip, stop_words.get_stop_words(language, cache=False))
+            if word and " " not in word]
+
 
 def _foreign_stop_words() -> frozenset[str]:
     """The stop words of the languages the ``stop-words`` package lists, but English (whose
@@ -316,12 +321,8 @@ def _foreign_stop_words() -> frozenset[str]:
     (its syllables fold to ASCII, where its list made "thu do" and "thanh pho" stop words:
     ``VIETNAMESE_STOP`` reads them as written). Single words only, in the forms normalised text
     holds them (``_variants``: accents folded in Latin text, kept in another script's)."""
-    found: set[str] = set()
-    for code in stop_words.LANGUAGE_MAPPING:
-        if code not in ("en", "vi"):
-            found.update(form for word in stop_words.get_stop_words(code, cache=False)
-                         if word.strip() and " " not in word.strip() for form in _variants(word.strip()))
-    return frozenset(found)
+    return frozenset(form for code in stop_words.LANGUAGE_MAPPING if code not in ("en", "vi")
+                     for word in _single_words(code) for form in _variants(word))
 
 
 FOREIGN_STOP = _foreign_stop_words()
@@ -329,14 +330,12 @@ FOREIGN_STOP = _foreign_stop_words()
 # form it folds to in normalised text: only a syllable written so is dropped from a turn's words,
 # so an English word ("can", "the") never is, nor one an English item wears marks on to look
 # Vietnamese (its words are not Vietnamese stop syllables)
-VIETNAMESE_STOP = {word: normalise(word) for word in map(str.strip, stop_words.get_stop_words("vi", cache=False))
-                   if word and " " not in word and not word.isascii()}
+VIETNAMESE_STOP = {word: normalise(word) for word in _single_words("vi") if not word.isascii()}
 _LETTERS = re.compile(r"[^\W\d_]+")
 # the function characters of Chinese and Japanese that a turn's length leaves out: those the
 # topic sketch drops, and the one-character stop words of the package's Chinese and Japanese lists
 _HAN_FUNCTION = str.maketrans("", "", "".join(
-    {char for code in ("zh", "ja") for char in stop_words.get_stop_words(code, cache=False) if len(char) == 1}
-    | set(_FUNCTION_CHARS)))
+    {char for code in ("zh", "ja") for char in _single_words(code) if len(char) == 1} | set(_FUNCTION_CHARS)))
 _HAN_KATAKANA = re.compile("[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _HIRAGANA = re.compile("[\u3040-\u309f]")
 _HANGUL = re.compile("[\uac00-\ud7af\u1100-\u11ff]")
@@ -389,14 +388,12 @@ def turn_words(text: str, norm: str, ascii_words: list[str], english_stop_words:
     >>> count("光合作用的光反应阶段发生在叶绿体的哪个部位？请选择正确答案。")
     11
     """
-    if text.isascii():
-        foreign_stop_words = sum(map(FOREIGN_STOP.__contains__, ascii_words))
-        return len(ascii_words) - (foreign_stop_words if foreign_stop_words > english_stop_words else 0)
-    if _VIETNAMESE.search(text):
+    ascii_text = text.isascii()
+    if not ascii_text and _VIETNAMESE.search(text):
         ascii_words = _without_vietnamese_stop_syllables(text, ascii_words)
     foreign_stop_words = sum(map(FOREIGN_STOP.__contains__, ascii_words))
     count = len(ascii_words) - (foreign_stop_words if foreign_stop_words > english_stop_words else 0)
-    if _foreign(norm):
+    if not ascii_text and _foreign(norm):
         eighths = 0  # of a word, summed over the runs (which marks and punctuation cut), then rounded once
         for run in _SCRIPT_RUN.findall(norm):
             if _UNSPACED.search(run) is None or _HANGUL.search(run):  # a spaced script's word

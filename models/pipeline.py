@@ -45,7 +45,8 @@ def signal_inputs(f: EventFeatures) -> dict:
     return {"extraction_style": answered_style(f), "output_tokens": f.output_tokens, "follow_up": f.followup,
             "simhash": f.simhash, "template": f.template_hash, "max_tokens": f.max_tokens, "ts_ms": f.ts_ms,
             "conversation": f.conversation, "turn": f.turn, "input_tokens": f.input_tokens,
-            "content_words": f.content_words, "turn_words": f.turn_words, "prompt_chars": f.prompt_chars, "latency_ms": f.latency_ms}
+            "content_words": f.content_words, "turn_words": f.turn_words, "prompt_chars": f.prompt_chars,
+            "latency_ms": f.latency_ms}
 
 
 @dataclass(slots=True)

@@ -189,11 +189,12 @@ class ProductEvidenceConfig:
     - ``app_release_person_share`` 0.075: once the evidence holds, it is released when the
       person share falls under half its bar, as the follow-up share's ``app_release_share`` is
       half of ``app_follow_up_share``. The share is a moving mean (weight 0.1) of whether each
-      follow-up has at most 3 content words, and the words are counted with English stop words:
-      a Vietnamese app's students ("mình không hiểu bước hai", "tại sao?") wrote that few in
-      about half their follow-ups, and a key at 0.28-0.74 over 1,000 events dipped under 0.15
-      once and was paged at critical (stress stream product-negatives-j, +1000 draw). Sweeps
-      that send items as turns stay at 0.0-0.02.
+      follow-up has at most 3 content words. When the words were counted with English stop
+      words only, a Vietnamese app's students ("mình không hiểu bước hai", "tại sao?") wrote
+      that few in about half their follow-ups, and a key at 0.28-0.74 over 1,000 events dipped
+      under 0.15 once and was paged at critical (stress stream product-negatives-j, +1000 draw);
+      they are counted alike in every language now (``multilingual.turn_words``). Sweeps that
+      send items as turns stay at 0.0-0.02.
     - ``transform_min_input_tokens`` 150 / ``transform_max_ratio`` 2.5: material pasted for
       transformation, answered at most 2.5x its size (translation ~1x, summary < 1x; a
       harvested worked solution is 5-50x its question).

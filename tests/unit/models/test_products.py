@@ -48,7 +48,8 @@ def event_doc(i: int, ts: datetime, prompt: str, key: str = "app", account_age_d
 
 def app_traffic(conversations: int, key: str = "app", account_age_days: float | None = 400.0,
                 gap_s: float = 40.0, opened_by_key: bool = True, seed: int = 1, build=event,
-                organisation: bool = True) -> list[RequestEvent]:
+                organisation: bool = True, wrapper: str = WRAPPER,
+                follow_ups: list[str] = FOLLOW_UPS) -> list[RequestEvent]:
     """A homework app: each student's question in the wrapper (long answer), then short
     follow-ups ``gap_s`` apart on the same conversation; a new student a few minutes later.
     ``build``: ``event_doc`` for the records themselves. ``organisation``: the account is an
@@ -58,7 +59,7 @@ def app_traffic(conversations: int, key: str = "app", account_age_days: float | 
     for c in range(conversations):
         q = f"{rng.choice(TOPICS)} (worksheet {c}, question {rng.randint(1, 40)})"
         cid = f"conv-{key}-{c}"
-        turns = [WRAPPER.format(q=q)] + [rng.choice(FOLLOW_UPS) for _ in range(rng.randint(1, 2))]
+        turns = [wrapper.format(q=q)] + [rng.choice(follow_ups) for _ in range(rng.randint(1, 2))]
         for t, prompt in enumerate(turns):
             # a fabricated history: the item itself claims to be a later turn of a conversation
             # this key never opened
@@ -507,8 +508,7 @@ def test_an_app_whose_follow_ups_dip_for_a_while_keeps_its_evidence_and_a_key_th
     assert worst(turned) == SEVERITY["critical"] and "exculpatory" not in {r["signal"] for r in turned[-1]["reasons"]}
 
 
-# Students' follow-ups of a few words in English, and of more in a language whose words are
-# syllables (Vietnamese, as the normal form reads it): not a person's by the share's count.
+# Students' follow-ups of a few words (a person's by the share's count), and of more (not).
 FEW_WORDS = ["tai sao?", "why?", "so the answer is C?"]
 # (follow-ups of four to six content words in any language's count: multilingual.turn_words)
 MORE_WORDS = ["can you redo the second step with smaller numbers", "my teacher solved this with a different formula",
@@ -558,15 +558,7 @@ VI_FOLLOW_UPS = ["mình không hiểu bước hai", "làm sao nhớ cái này đ
 
 
 def test_a_homework_app_in_vietnamese_holds_a_persons_share_of_follow_ups_counted_as_english_it_did_not():
-    rng, ts, events = random.Random(11), T0, []
-    for c in range(80):
-        q = f"{rng.choice(TOPICS)} (bài {c}, câu {rng.randint(1, 40)})"
-        turns = [VI_WRAPPER.format(q=q)] + [rng.choice(VI_FOLLOW_UPS) for _ in range(rng.randint(1, 2))]
-        for t, prompt in enumerate(turns):
-            events.append(event(len(events), ts, prompt, "vi-app", conversation_id=f"conv-vi-{c}", turn_index=t,
-                                org_id="org-vi-app"))
-            ts += timedelta(seconds=40 * rng.uniform(0.8, 1.5))
-        ts += timedelta(minutes=rng.uniform(2, 20))
+    events = app_traffic(80, "vi-app", seed=11, wrapper=VI_WRAPPER, follow_ups=VI_FOLLOW_UPS)
     st = _final_state(events)
     config = ProductEvidenceConfig()
     assert st.person_ew >= config.app_min_person_share and st.app_held
