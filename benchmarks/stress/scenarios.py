@@ -1616,6 +1616,69 @@ def gen_agent_harvest(b, name, spec, R):
                 ts += int(1000 * R.uniform(5, 600))
 
 
+
+# A coding CLI's own system prompts: every user of one tool sends the same one.
+NEWCOMER_CLI_SYSTEMS = [AGENT_SYSTEM,
+                        "You are a command-line coding assistant. You can read and edit files and run shell commands "
+                        "in the user's project. Keep changes minimal, explain briefly, and ask before anything "
+                        "destructive."]
+
+
+@register("agent_newcomer")
+def gen_agent_newcomer(b, name, spec, R):
+    """Developers who just signed up to run a coding CLI on their own projects (written
+    2026-12-07 as a hard negative, not used for tuning): a launch brings ``count`` new
+    individual accounts within ``start_days`` (created hours to days before their first
+    request), one key each, the same tool's system prompt, tools declared; each developer works
+    through ``tasks`` of their own over working sessions, each an agent loop in one conversation
+    (the task, then tool results sent as soon as the tool ran: files with line numbers, test runs,
+    searches, command output), now and then a short turn of their own. What they share is what
+    ``agent_harvest``'s young heads share: young accounts, one frame, coding tasks, short tool
+    calls, begun within days; what they do not do is sweep an item set."""
+    system = R.choice(NEWCOMER_CLI_SYSTEMS)
+    for _ in range(b.scaled(spec.get("count", 0))):
+        start_day = R.uniform(*spec.get("start_days", [0.0, 2.0]))
+        prof = b.profile(R, {"residential": 0.7, "office": 0.3}, {"sdk": 1.0}, n_ips=R.randint(1, 2))
+        first = b.t0 + int(start_day * DAY_MS)
+        acc = b.new_account(R, first, "benign", tier=wchoice(R, [["free", 0.4], ["tier1", 0.4], ["tier2", 0.2]]),
+                            org_p=spec.get("org_p", 0.2),
+                            created=first - int(R.uniform(*spec.get("account_age_days", [0.05, 6.0])) * DAY_MS))
+        key = b.new_key(name, "benign", None, acc, "agent_newcomer")
+        pstyle = {"max_tokens": R.choice([4096, 8192]), "temperature": R.choice([0.0, 0.2]),
+                  "stream": R.random() < 0.5, "tools": R.randint(6, 20)}
+        model = wchoice(R, [["frontier-3-sonnet", 0.7], ["frontier-3-opus", 0.3]])
+        tasks = [[None] for _ in range(draw_num(R, spec.get("tasks", [2, 15])))]
+        starts = b.layout_sessions(R, tasks, b.tz_of(R, prof["cc"]), "work", day_lo=start_day, sess_mean=1.5,
+                                   gap={"median": 1800.0, "sigma": 1.0})
+        for start in starts:
+            if not start:
+                continue
+            words = _agent_task(R)
+            cid, hist, ts = "conv_" + hexid(R, 64), 0, start[0]
+            for turn in range(max(2, min(120, int(R.lognormvariate(math.log(spec.get("steps_median", 12)), 0.8))))):
+                if ts >= b.t1:
+                    break
+                own_turn = turn > 0 and R.random() < spec.get("developer_turn_p", 0.08)
+                if turn == 0 or own_turn:
+                    prompt = words if turn == 0 else R.choice(NEWCOMER_TURNS)
+                    out_median = R.uniform(80, 250)
+                else:
+                    prompt = _agent_tool_result(R, words)
+                    out_median = R.uniform(600, 1500) if R.random() < spec.get("edit_p", 0.2) else R.uniform(40, 220)
+                _, used = b.emit(R, key, ts, prompt, params=pstyle, model=model, endpoint="/v1/messages",
+                                 client=b.client(R, prof), system=system, conv=cid, turn=turn,
+                                 out_median=out_median, hist=hist)
+                hist = used
+                # the tool runs as soon as the answer is in; the developer's own turn takes a person's time
+                pause = R.uniform(20, 240) if own_turn else R.lognormvariate(math.log(1.5), 1.0)
+                ts += b.events[-1][12] + int(1000 * min(240.0, max(0.2, pause)))
+
+
+NEWCOMER_TURNS = ["wait, that's the wrong file", "ok now run the tests", "can you also handle the empty case?",
+                  "why did you change that?", "revert the last edit", "looks good", "use pytest not unittest",
+                  "hm, still failing", "commit it", "no, the config lives in /etc"]
+
+
 # --------------------------------------------------------------------------- item-bank jobs
 
 # Written 2026-12-07 for product-negatives-i: the batch jobs an education or localisation
