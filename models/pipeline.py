@@ -613,7 +613,9 @@ class KeyPipeline:
         }
         # A key whose app evidence is pending counts as a product's for its cluster too: the
         # cluster opens at info and escalates once a member's evidence fails (models.products).
+        # So does a developer's coding agent: one CLI's users share its frame in lockstep.
         product = (ProductStatus.HOLDS if self._products.holds(st, event, st.template_ew)
+                   or self._products.developer_agent(st, event)
                    else ProductStatus.PENDING if self._products.pending(st, event)
                    else ProductStatus.EVALUATION_PENDING if self._evaluation_pending(st, event)
                    else ProductStatus.NONE)
@@ -966,6 +968,11 @@ class KeyPipeline:
             # (a product serving end users is a business's; models.products)
             level = 1
             exculpatory = self._products.unverified_product_reasons(st, event, unverified, st.template_ew)
+        elif level > 1 and self._products.developer_agent(st, event):
+            # a developer's coding agent on a young or personal account (models.products): at
+            # info, sent, never a page; escalated when its tasks come at a harvest's rate
+            level = 1
+            exculpatory = self._products.developer_agent_reasons(st, event)
         elif level > 1 and self._evaluation_pending(st, event):
             # maybe an evaluation whose re-run has not come yet: opened at info (sent, never a
             # page), saying so, and escalated when the wait ends without the re-run (models.products)

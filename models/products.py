@@ -243,6 +243,11 @@ class ProductEvidenceConfig:
       among them (product-negatives-f: a cluster of agent keys of several customers, linked by
       their framework's system prompt, opened at warning while one member had sent a task and
       an edit).
+    - ``developer_max_tasks`` 8 / ``developer_task_window_hours`` 6: a developer's coding agent
+      on a young or personal account (``developer_agent``) opens at most 8 tasks a 6 hours on
+      average since its first request (agent-newcomers: 1-8 in a developer's busiest 6 hours,
+      15-59 in a tool-use harvest's head's). An attacker who keeps to that rate needs several
+      times the accounts for the same traces, and is named at info, sent.
     - ``verified_tiers`` / ``eval_min_account_age_days`` 180: what makes an account verified for
       the evaluation evidence, beside an organisation: tiers reached only with a payment
       history (the provider's names: set them for yours), half a year old. The hydra accounts
@@ -283,6 +288,8 @@ class ProductEvidenceConfig:
     agent_release_share: float = 0.2
     agent_pending_share: float = 0.2
     agent_min_conversations: int = 3
+    developer_max_tasks: float = 8.0
+    developer_task_window_hours: float = 6.0
     verified_tiers: frozenset[str] = frozenset({"tier4", "tier5", "enterprise"})
     eval_min_account_age_days: float = 180.0
     eval_pending_max_events: int = 1000
@@ -507,6 +514,40 @@ class ProductEvidence:
         if self._transforms(st, template_share):
             return "templated_transformation"
         return None
+
+    def developer_agent(self, st, event: RequestEvent) -> bool:
+        """Whether the key is a developer's coding agent on an account the agent evidence does
+        not excuse (young, or of no organisation): its agent evidence holds (``agent_held``)
+        and it opens tasks at a developer's rate (``task_rate``). Its incident is capped at info
+        and *sent* (``developer_agent_reasons``), as an unverified product's is: a coding CLI's
+        system prompt ("work step by step") is extraction wording on every request of every
+        developer who runs it on a personal key (stress stream agent-newcomers: 24 of 60 new
+        developers paged at critical by their own incidents)."""
+        if not st.agent_held or (event.org_id is not None and self._mature(event)):
+            return False
+        return self.task_rate(st, event) <= self.config.developer_max_tasks
+
+    def task_rate(self, st, event: RequestEvent) -> float:
+        """The conversations the key opened per ``developer_task_window_hours``, on average
+        since its first request (its first window counted whole). A harvest of tool-use traces
+        runs task after task: 15-59 in its busiest 6 hours on agent-newcomers' three draws,
+        where a developer opened 1-8."""
+        hours = self.config.developer_task_window_hours
+        return st.convs / max(1.0, (event.ts_ms - st.first_ts) / (hours * 3_600_000))
+
+    def developer_agent_reasons(self, st, event: RequestEvent) -> list[dict]:
+        """The reasons of an incident capped at info as a developer's agent, first the agent
+        evidence as ``unverified_agent_loops``, then the task rate against its bar, the account's
+        organisation and age. Not exculpatory: the alert is sent, at info, never a page."""
+        c = self.config
+        return [{"signal": "unverified_agent_loops", "value": round(float(st.agent_ew), 3),
+                 "baseline": c.agent_step_share, "weight": None},
+                {"signal": "conversations_opened", "value": int(st.convs), "baseline": c.agent_min_conversations,
+                 "weight": None},
+                {"signal": "tasks_per_window", "value": round(self.task_rate(st, event), 2),
+                 "baseline": c.developer_max_tasks, "weight": None},
+                {"signal": "account_organisation", "value": event.org_id, "baseline": None, "weight": None},
+                _account_age_reason(event, c.min_account_age_days)]
 
     def unverified_product_reasons(self, st, event: RequestEvent, kind: str, template_share: float) -> list[dict]:
         """The reasons of an incident held at info by a product's evidence (``kind``, from
