@@ -650,13 +650,14 @@ class ProductEvidence:
     def pending(self, st, event: RequestEvent) -> bool:
         """Whether this key's app or agent evidence is pending at ``event`` (after ``learn_one``
         and the key's count ``st.n``, this event included), before its ``app_pending_max_events``-th
-        event, on a mature account:
+        event, on a mature account (a developer's agent: on any):
 
         - an organisation's key before its ``app_opening_events``-th event, each of whose events
           opened a conversation of its own (an app's first users, before any could reply);
         - its agent steps reach ``agent_pending_share`` on an organisation's account and the agent
           evidence does not hold yet (``agent_min_conversations`` not opened, or the share not yet
-          there with the first event's weight counted);
+          there with the first event's weight counted); on a young or personal account the same,
+          while it opens tasks at a developer's rate (``developer_agent``), whatever its age;
         - its follow-ups reach ``app_pending_share`` and are a person's (``app_min_person_share``),
           and the app evidence does not hold (yet, or no longer: then it is pending only while
           the share stays over that bar, which is the release's).
@@ -702,7 +703,15 @@ class ProductEvidence:
         True
         """
         c = self.config
-        if st.n >= c.app_pending_max_events or not self._mature(event):
+        if st.n >= c.app_pending_max_events:
+            return False
+        if not (event.org_id is not None and self._mature(event)) and not st.agent_held and st.n >= 2 \
+                and self._without_first_event(st.agent_ew, int(st.n)) >= c.agent_pending_share \
+                and self.task_rate(st, event) <= c.developer_max_tasks:
+            # a developer's agent on a young or personal account, before its conversations or its
+            # share count: its cluster opens at info (one CLI's users share its frame in lockstep)
+            return True
+        if not self._mature(event):
             return False
         if st.n < c.app_opening_events and st.convs >= st.n and event.org_id is not None:
             return True  # each of its first requests opened a conversation: an app's first users

@@ -31,18 +31,21 @@ def tool_result(rng: random.Random) -> str:
 
 def agent_traffic(tasks: int, key: str = "agent", account_age_days: float | None = 400.0, tools: int | None = 8,
                   seed: int = 7, step_tokens: tuple[int, int] = (40, 200), edit_tokens: int = 900,
-                  start: datetime = T0, pf: str | None = None, org: bool = True) -> list[RequestEvent]:
+                  start: datetime = T0, pf: str | None = None, org: bool = True,
+                  task_gap_minutes: tuple[float, float] = (2, 30), first: int = 0) -> list[RequestEvent]:
     """Developers' tasks, each an agent loop in one conversation: the task, then every turn a
     tool's result sent back 0.3-4 s after the answer (history resent), answered by a tool call
-    of ``step_tokens``; every fifth turn a code edit of ``edit_tokens``."""
+    of ``step_tokens``; every fifth turn a code edit of ``edit_tokens``; the next task
+    ``task_gap_minutes`` after (the default: a product's many developers, or a harvest).
+    ``first``: the index of its first event and task (traffic that goes on a key's earlier)."""
     rng, ts, events = random.Random(seed), start, []
     for t in range(tasks):
-        cid, context = f"task-{key}-{t}", 0
+        cid, context = f"task-{key}-{first + t}", 0
         for turn in range(rng.randint(8, 16)):
             prompt = f"fix the failing test in tests/test_{rng.choice(NAMES)}.py" if turn == 0 else tool_result(rng)
             out = edit_tokens if turn and turn % 5 == 0 else rng.randint(*step_tokens)
             context += len(prompt) // 4 + 8
-            doc = event_doc(len(events), ts, prompt, key, account_age_days, (context, out),
+            doc = event_doc(first + len(events), ts, prompt, key, account_age_days, (context, out),
                             system_prompt=AGENT_SYSTEM, conversation_id=cid, turn_index=turn,
                             params={"temperature": 0.0, **({"tools": tools} if tools is not None else {})},
                             latency_ms=800 + 15 * out, **({"org_id": f"org-{key}"} if org else {}))
@@ -53,7 +56,7 @@ def agent_traffic(tasks: int, key: str = "agent", account_age_days: float | None
             events.append(parsed)
             context += out
             ts += timedelta(seconds=0.8 + 0.015 * out + rng.uniform(0.3, 4.0))
-        ts += timedelta(minutes=rng.uniform(2, 30))
+        ts += timedelta(minutes=rng.uniform(*task_gap_minutes))
     return events
 
 
@@ -68,11 +71,85 @@ def test_a_coding_agent_on_a_mature_account_is_info_at_most_with_its_reasons():
     assert reasons["account_age_days"] >= 30
 
 
-def test_the_same_loops_page_on_a_young_account_one_of_no_organisation_or_without_tools_declared():
+def test_the_same_loops_at_a_harvests_task_rate_page_on_a_young_account_one_of_no_organisation_or_without_tools():
+    """14 tasks in a few hours: more than a developer opens (``developer_max_tasks``)."""
     assert worst(run(agent_traffic(14, account_age_days=3.0))) >= SEVERITY["warning"]
     assert worst(run(agent_traffic(14, org=False))) >= SEVERITY["warning"]
     # the tools claim costs nothing: it only narrows the evidence to agents' traffic
     assert worst(run(agent_traffic(14, tools=None))) >= SEVERITY["warning"]
+
+
+# A developer's pace: the next task an hour or two after the last (4-6 in six hours); tool calls
+# of 80-260 tokens (their reasoning shown), so that the CLI's wording reaches a page uncapped
+DEVELOPER_PACE = (60, 120)
+DEVELOPER_STEPS = (80, 260)
+
+
+def test_a_developers_agent_on_a_young_or_personal_account_is_info_sent_with_its_reasons():
+    """A coding CLI whose system prompt says "work step by step", run by a developer on a new
+    personal key: its incident is capped at info and sent (not an exculpated detection), with
+    the agent evidence, the task rate and the account. Guard: the same traffic with no task
+    rate allowed pages."""
+    from distillguard.contracts.alert import is_exculpated
+    from distillguard.models.pipeline import KeyPipeline
+
+    pace = dict(task_gap_minutes=DEVELOPER_PACE, step_tokens=DEVELOPER_STEPS)
+    for traffic in (agent_traffic(14, account_age_days=3.0, org=False, **pace),
+                    agent_traffic(14, account_age_days=3.0, **pace), agent_traffic(14, org=False, **pace)):
+        alerts = run(traffic)
+        assert alerts and worst(alerts) == SEVERITY["info"]
+        first = alerts[0]["reasons"]
+        assert first[0]["signal"] == "unverified_agent_loops" and first[0]["value"] >= 0.4
+        reasons = {r["signal"]: r["value"] for r in first}
+        assert reasons["tasks_per_window"] <= ProductEvidenceConfig().developer_max_tasks
+        assert reasons["conversations_opened"] >= 3 and "account_age_days" in reasons
+        assert not is_exculpated(alerts[0]), "sent: the traffic may still be a harvest's"
+    strict = KeyPipeline()
+    strict._products = ProductEvidence(ProductEvidenceConfig(developer_max_tasks=0.0))
+    assert worst(run(agent_traffic(14, account_age_days=3.0, org=False, **pace), strict)) >= SEVERITY["warning"]
+
+
+def test_a_developers_agent_that_turns_to_a_harvests_task_rate_is_paged():
+    """Eight tasks at a developer's pace, then forty back to back: the rate passes the bar and
+    the incident escalates from info."""
+    slow = agent_traffic(8, key="dev", account_age_days=3.0, org=False, task_gap_minutes=DEVELOPER_PACE,
+                         step_tokens=DEVELOPER_STEPS)
+    after = datetime.fromtimestamp(slow[-1].ts_ms / 1000, T0.tzinfo) + timedelta(minutes=30)
+    fast = agent_traffic(40, key="dev", account_age_days=3.0, org=False, seed=8, start=after, first=len(slow))
+    alerts = run(slow + fast)
+    assert alerts[0]["severity"] == "info" and alerts[0]["reasons"][0]["signal"] == "unverified_agent_loops"
+    assert worst(alerts) >= SEVERITY["warning"]
+
+
+def test_developers_of_one_cli_linked_in_a_cluster_are_at_info_from_their_first_events():
+    """Eight developers on new personal keys, one CLI, linked (here by a payment fingerprint)
+    before any has opened three tasks: their link records carry the pending evidence, so the
+    cluster opens at info. Guard: with no task rate allowed it opens at warning."""
+    from distillguard.models.pipeline import KeyPipeline
+
+    events = sorted((ev for k in range(8) for ev in agent_traffic(
+        8, key=f"dev{k}", seed=k, pf="pf-same", account_age_days=3.0, org=False, task_gap_minutes=DEVELOPER_PACE,
+        step_tokens=DEVELOPER_STEPS, start=T0 + timedelta(minutes=2 * k))), key=lambda ev: ev.ts_ms)
+    held = cluster_alerts(events)
+    assert held and {a["severity"] for a in held} == {"info"}
+    strict = KeyPipeline()
+    strict._products = ProductEvidence(ProductEvidenceConfig(developer_max_tasks=0.0))
+    paged = cluster_alerts(events, strict)
+    assert paged and paged[0]["severity"] != "info"
+
+
+def test_the_task_rate_counts_the_first_window_whole():
+    evidence = ProductEvidence()
+    hour = 3_600_000
+    st = SimpleNamespace(convs=8.0, first_ts=0, agent_held=1.0)
+    event = SimpleNamespace(ts_ms=hour, org_id=None, account_created_ms=0)
+    assert evidence.task_rate(st, event) == 8.0  # 8 tasks in the first hour: the first 6 hours' count
+    assert evidence.developer_agent(st, event)
+    st.convs = 9.0
+    assert not evidence.developer_agent(st, event)
+    assert evidence.task_rate(st, SimpleNamespace(ts_ms=18 * hour, org_id=None)) == 3.0  # 9 over three windows
+    st.agent_held = 0.0
+    assert not evidence.developer_agent(st, SimpleNamespace(ts_ms=18 * hour, org_id=None, account_created_ms=0))
 
 
 def test_a_harvest_dressed_as_agent_loops_with_long_answers_pages():
