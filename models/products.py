@@ -67,6 +67,17 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     organisation are not excused. A cluster such heads share with others still pages for the
     others, but leaves the heads that show the evidence unnamed
     (``clusters.scoring.excused_products``), as it does the real agents linked to it.
+
+    A *developer's* agent on a young or personal account (``developer_agent``: the same
+    evidence, tasks opened at a developer's rate, ``developer_max_tasks`` a
+    ``developer_task_window_hours`` on average) is not excused either: its incident is capped
+    at info and *sent* (``unverified_agent_loops``), and its link records count as a product's
+    (pending before its evidence holds), so its cluster opens at info. A coding CLI's launch
+    (stress stream agent-newcomers: 60 developers on new personal keys, the CLI's system prompt
+    asking for step-by-step work) had 24 and 17 of them paged at critical by their own
+    incidents on two draws, and 36 on one by the cluster linking their CLI's frame. What it gives away, stated: a tool-use harvest
+    that keeps each head to a developer's few tasks is named at info, not paged, by these two
+    paths, and needs several times the accounts for the same traces.
 ``evaluation_reruns``
     One item set re-run on another model or another day (``models.reruns``), from a
     *verified* account: ``eval_min_account_age_days`` old, an organisation, a tier that takes a
@@ -705,7 +716,9 @@ class ProductEvidence:
         c = self.config
         if st.n >= c.app_pending_max_events:
             return False
-        if not (event.org_id is not None and self._mature(event)) and not st.agent_held and st.n >= 2 \
+        # (most keys take no agent steps: the cheap test first)
+        if st.agent_ew > 0.0 and not st.agent_held and st.n >= 2 \
+                and not (event.org_id is not None and self._mature(event)) \
                 and self._without_first_event(st.agent_ew, int(st.n)) >= c.agent_pending_share \
                 and self.task_rate(st, event) <= c.developer_max_tasks:
             # a developer's agent on a young or personal account, before its conversations or its
