@@ -125,16 +125,22 @@ def test_developers_of_one_cli_linked_in_a_cluster_are_at_info_from_their_first_
     """Eight developers on new personal keys, one CLI, linked (here by a payment fingerprint)
     before any has opened three tasks: their link records carry the pending evidence, so the
     cluster opens at info. Guard: with no task rate allowed it opens at warning."""
-    from distillguard.models.pipeline import KeyPipeline
-
     events = sorted((ev for k in range(8) for ev in agent_traffic(
         8, key=f"dev{k}", seed=k, pf="pf-same", account_age_days=3.0, org=False, task_gap_minutes=DEVELOPER_PACE,
         step_tokens=DEVELOPER_STEPS, start=T0 + timedelta(minutes=2 * k))), key=lambda ev: ev.ts_ms)
+    assert_cluster_at_info_but_paged_with(events, developer_max_tasks=0.0)
+
+
+def assert_cluster_at_info_but_paged_with(events, **guard) -> None:
+    """The cluster of ``events`` is at info all along, and opens above info with the product
+    evidence's ``guard`` settings (which take the evidence away)."""
+    from distillguard.models.pipeline import KeyPipeline
+
     held = cluster_alerts(events)
     assert held and {a["severity"] for a in held} == {"info"}
-    strict = KeyPipeline()
-    strict._products = ProductEvidence(ProductEvidenceConfig(developer_max_tasks=0.0))
-    paged = cluster_alerts(events, strict)
+    without = KeyPipeline()
+    without._products = ProductEvidence(ProductEvidenceConfig(**guard))
+    paged = cluster_alerts(events, without)
     assert paged and paged[0]["severity"] != "info"
 
 
@@ -202,11 +208,4 @@ def test_a_cluster_of_customers_agents_on_one_framework_is_at_info_from_its_firs
     events = sorted((ev for k in range(8) for ev in agent_traffic(
         6, key=f"agent{k}", seed=k, pf="pf-framework", start=T0 + timedelta(minutes=2 * k))),
         key=lambda ev: ev.ts_ms)
-    held = cluster_alerts(events)
-    assert held and {a["severity"] for a in held} == {"info"}
-    from distillguard.models.pipeline import KeyPipeline
-
-    no_wait = KeyPipeline()
-    no_wait._products = ProductEvidence(ProductEvidenceConfig(agent_pending_share=2.0))
-    paged = cluster_alerts(events, no_wait)
-    assert paged and paged[0]["severity"] != "info"
+    assert_cluster_at_info_but_paged_with(events, agent_pending_share=2.0)
