@@ -75,9 +75,10 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     (pending before its evidence holds), so its cluster opens at info. A coding CLI's launch
     (stress stream agent-newcomers: 60 developers on new personal keys, the CLI's system prompt
     asking for step-by-step work) had 24 and 17 of them paged at critical by their own
-    incidents on two draws, and 36 on one by the cluster linking their CLI's frame. What it gives away, stated: a tool-use harvest
-    that keeps each head to a developer's few tasks is named at info, not paged, by these two
-    paths, and needs several times the accounts for the same traces.
+    incidents on two draws, and 36 on one by the cluster linking their CLI's frame. What it
+    gives away, stated: a tool-use harvest that keeps each head to a developer's few tasks is
+    named at info, not paged, by these two paths, and needs several times the accounts for the
+    same traces.
 ``evaluation_reruns``
     One item set re-run on another model or another day (``models.reruns``), from a
     *verified* account: ``eval_min_account_age_days`` old, an organisation, a tier that takes a
@@ -384,7 +385,7 @@ class ProductEvidence:
         else:
             st.app_held = float(st.person_ew >= c.app_min_person_share and share >= c.app_follow_up_share
                                 and st.convs >= c.app_min_conversations)
-        if event.org_id is not None and self._mature(event):  # (reads the prompt's lines: only where it counts)
+        if self._mature_organisation(event):  # (reads the prompt's lines: only where it counts)
             self.batches.learn_one(st, line_marks(event.prompt), int(st.n), not event.turn_index)
         if self._verified(event):  # (the sample costs a keyed hash: only where it can count)
             self.reruns.learn_one(st, item_fingerprint(event.prompt, self.config.sample_key), event.model,
@@ -494,6 +495,11 @@ class ProductEvidence:
         return (event.account_created_ms is not None
                 and event.ts_ms - event.account_created_ms >= self.config.min_account_age_days * DAY_MS)
 
+    def _mature_organisation(self, event: RequestEvent) -> bool:
+        """The account is an organisation's and ``min_account_age_days`` old: the one an agent's
+        (and a grader's) evidence counts on."""
+        return event.org_id is not None and self._mature(event)
+
     def _verified(self, event: RequestEvent) -> bool:
         """The account is verified for the evaluation evidence: ``eval_min_account_age_days``
         old by the provider's records, an organisation's, on one of ``verified_tiers``."""
@@ -534,7 +540,7 @@ class ProductEvidence:
         system prompt ("work step by step") is extraction wording on every request of every
         developer who runs it on a personal key (stress stream agent-newcomers: 24 of 60 new
         developers paged at critical by their own incidents)."""
-        if not st.agent_held or (event.org_id is not None and self._mature(event)):
+        if not st.agent_held or self._mature_organisation(event):
             return False
         return self.task_rate(st, event) <= self.config.developer_max_tasks
 
@@ -716,13 +722,13 @@ class ProductEvidence:
         c = self.config
         if st.n >= c.app_pending_max_events:
             return False
-        # (most keys take no agent steps: the cheap test first)
+        # An agent's steps, before its conversations or its share count: an organisation's agent
+        # on a mature account, or a developer's at a developer's rate on any other (its cluster
+        # opens at info: one CLI's users share its frame in lockstep). Most keys take no agent
+        # steps: that test first.
         if st.agent_ew > 0.0 and not st.agent_held and st.n >= 2 \
-                and not (event.org_id is not None and self._mature(event)) \
                 and self._without_first_event(st.agent_ew, int(st.n)) >= c.agent_pending_share \
-                and self.task_rate(st, event) <= c.developer_max_tasks:
-            # a developer's agent on a young or personal account, before its conversations or its
-            # share count: its cluster opens at info (one CLI's users share its frame in lockstep)
+                and (self._mature_organisation(event) or self.task_rate(st, event) <= c.developer_max_tasks):
             return True
         if not self._mature(event):
             return False
@@ -730,9 +736,6 @@ class ProductEvidence:
             return True  # each of its first requests opened a conversation: an app's first users
         if st.n < 2:
             return False
-        if not st.agent_held and self._without_first_event(st.agent_ew, int(st.n)) >= c.agent_pending_share \
-                and event.org_id is not None:
-            return True  # an agent's steps, before its conversations or its share count
         if st.app_held or st.person_ew < c.app_min_person_share:
             return False
         return self.follow_up_share(st, int(st.n)) >= c.app_pending_share
