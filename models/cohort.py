@@ -122,7 +122,8 @@ import numpy as np
 from ..contracts.alert import Alert, Severity
 from ..contracts.alert import iso_ms as _iso  # the one time format of every record
 from ..errors import ConfigError
-from .constants import DAY_MS, MIN_HARVEST_TOKENS
+from .constants import DAY_MS, MIN_HARVEST_TOKENS, ProductStatus
+from .exculpation import excused_products, product_cap, shows_product
 
 # An account this young at the key's event is a cohort candidate (the key's request is
 # forwarded to the cluster detector by ``link_record`` until ``MAX_KEY_EVENTS``).
@@ -382,6 +383,9 @@ class _Candidate:
     sources: tuple = ()  # (shared by every candidate until one re-sends an item: no cost per key)
     later: int = 0  # a member's requests of its family since it joined (counted, not judged: _count_later)
     by_clock: bool = False  # its fit, when last judged, was its clock's only (_shares_clock)
+    # What its latest record said of its own real-product evidence (LinkRecord.product): a
+    # member showing it is left out of a paging incident (exculpation.shows_product)
+    product: int = 0
 
     def sketch_prompt(self, simhash: int, opening: int) -> None:
         """Count one prompt into its sketch: its SimHash's bits and, when its record carried one,
@@ -503,6 +507,9 @@ class _Family:
     # A mixed item set's open incident: the families its named members' requests keep to, when
     # it opened (_mixed_parts): a small head keeping to one of them joins it (_late_member_family).
     parts: set = field(default_factory=set)
+    # The open incident was sent above info: on-call was paged, it is not held at info again
+    # when every member listed since shows a real product's evidence (_alert).
+    raised: bool = False
 
 
 class _Fit(float):
@@ -818,6 +825,8 @@ class CohortDetector:
             if cand.newest > 0:
                 sampled = rec.key_events - cand.newest
             cand.newest = rec.key_events
+        if cand is not None:
+            alerts.extend(self._learn_product(rec.api_key_id, cand, rec.product))
         if background and rec.simhash >= 0 and rec.style <= 0 and rec.key_events <= self.background_key_events:
             self._learn_background(rec.simhash, rec.opening)
         if rec.family < 0:
@@ -825,7 +834,7 @@ class CohortDetector:
         if cand is None:
             if rec.key_events > self.max_key_events:
                 return alerts  # an older key, first seen late: its first requests are not known
-            cand = keys[rec.api_key_id] = _Candidate(rec.ts_ms, newest=rec.key_events)
+            cand = keys[rec.api_key_id] = _Candidate(rec.ts_ms, newest=rec.key_events, product=rec.product)
             if len(keys) > self.max_keys:
                 keys.popitem(last=False)
         else:
@@ -901,6 +910,22 @@ class CohortDetector:
         if family is not None and family != cand.family:
             alerts.extend(self._join(rec.api_key_id, cand, family))
         return alerts
+
+    def _learn_product(self, key: str, cand: _Candidate, product: int) -> list[dict]:
+        """Note what a key's latest record says of its own real-product evidence. A named
+        member that shows it now is left out of its incident's next update; one whose records
+        stop showing it is named in it, at once when the incident was held at info for it (a
+        harvest's head at a developer's pace over its first tasks, that speeds up)."""
+        shown, cand.product = shows_product(cand.product), product
+        if shows_product(product) == shown or not cand.named:
+            return []
+        fam = self._families.get(cand.family)
+        if fam is None or fam.incident is None or key not in fam.member_requests:
+            return []  # (named in an incident closed since)
+        if shown and not fam.raised:
+            return self._alert(cand.family, fam)
+        self._pending.add(cand.family)
+        return []
 
     def _count_later(self, key: str, cand: _Candidate, requests: int) -> None:
         """Count a member's requests of its family since it joined (``requests``: those its
@@ -1176,7 +1201,7 @@ class CohortDetector:
                 self._name(fam, key, member, fam.mature_recent[key][1])
                 fam.mature += 1
         self._rejudge_mature_unfit(family, fam)
-        alerts.append(self._alert(family, fam))
+        alerts.extend(self._alert(family, fam))
         return alerts
 
     def _cohesive(self, fam: _Family, keys: list[str]) -> list[str]:
@@ -1327,12 +1352,12 @@ class CohortDetector:
     def _close(self, family: int, fam: _Family) -> list[dict]:
         """Close the family's open incident (a new wave began a window after its latest member):
         its last members and counts sent first."""
-        alerts = [self._alert(family, fam)] if len(fam.named) > fam.sent or family in self._pending else []
+        alerts = self._alert(family, fam) if len(fam.named) > fam.sent or family in self._pending else []
         fam.incident, fam.named, fam.sent, fam.sent_requests, fam.member_requests = None, [], 0, 0, {}
         fam.totals, fam.mature, fam.partial, fam.by_neighbours = [0, 0, 0, 0, None, None, 0.0, 0], 0, 0, 0
         fam.by_openings, fam.few, fam.by_clock, fam.clocks = 0, 0, 0, {}
         fam.paced, fam.aged_on_beat = 0, 0
-        fam.beat_only, fam.mature_only, fam.parts = False, False, set()
+        fam.beat_only, fam.mature_only, fam.parts, fam.raised = False, False, set(), False
         fam.core_profile, fam.core_total = [0] * _PROFILE_SIZE, 0
         return alerts
 
@@ -1566,7 +1591,7 @@ class CohortDetector:
         ``update_interval_ms`` passed; else members named since its last alert wait in
         ``_pending`` for _due_updates."""
         if len(fam.named) >= fam.sent * self.regrow or self._clock - fam.updated_ts >= self.update_interval_ms:
-            return [self._alert(family, fam)]
+            return self._alert(family, fam)
         if len(fam.named) > fam.sent:
             self._pending.add(family)
         return []
@@ -1887,7 +1912,7 @@ class CohortDetector:
             return []
         due = [family for family in self._pending
                if self._clock - self._families[family].updated_ts >= self.update_interval_ms]
-        return [self._alert(family, self._families[family]) for family in sorted(due)]
+        return [alert for family in sorted(due) for alert in self._alert(family, self._families[family])]
 
     def _name(self, fam: _Family, key: str, cand: _Candidate | None = None, sketch=None) -> None:
         """Name a member (``cand``, ``sketch``: a mature key's, which is not in ``fam.recent``)."""
@@ -1937,25 +1962,55 @@ class CohortDetector:
         events = sum(s.events for s in stats)
         return sum(s.shared for s in stats) / events if events else 0.0
 
-    def _alert(self, family: int, fam: _Family) -> dict:
+    def _excused(self, fam: _Family) -> set[str]:
+        """The named members whose latest records show a real product's evidence, held or
+        pending (``exculpation.shows_product``): a coding CLI's developers on new accounts
+        sweep no item set, but their tool output is machine-paced free-form text that does
+        not overlap, like a tool-use harvest's beside them (stress-agent-newcomers: 34 of
+        60 developers paged at critical in the harvest's cohort)."""
+        excused = set()
+        for key in fam.named:
+            cand = self._keys.get(key) or self._mature.get(key)
+            if cand is not None and shows_product(cand.product):
+                excused.add(key)
+        return excused
+
+    def _alert(self, family: int, fam: _Family) -> list[dict]:
+        """The open incident's alert (none while every member named shows a real product's
+        evidence after it was sent above info: it stays as last sent until one's fails).
+
+        Its members are judged and counted all together (what the wave swept); the alert lists
+        those without a product's evidence, and pages on their count. When every member shows
+        it, all are listed at info, held as an exculpated detection (``exculpation.product_cap``):
+        each member's own incident is capped at info on the same evidence or sent at info.
+        """
         fam.sent, fam.updated_ts = len(fam.named), self._clock
         self._pending.discard(family)
+        excused = self._excused(fam)
+        products_only = len(excused) == len(fam.named) > 0
+        if products_only and fam.raised:
+            return []
+        fam.raised |= not products_only
         events, shared, tokens, reported, first, last, affinity, judged = fam.totals
         fam.sent_requests = events
         # the share of items sent before by another key, as judged: applied to all they sent
         overlap = shared / judged if judged else 0.0
         covered = events - round(events * overlap)
         per_key = sorted(fam.member_requests.values()) or [0]
-        n = len(fam.named)
-        critical = n >= self.critical_members
-        return Alert(
+        listed = fam.named if products_only else [key for key in fam.named if key not in excused]
+        n = len(listed)
+        pending = sum(1 for key in listed if (self._keys.get(key) or self._mature.get(key)).product
+                      == ProductStatus.PENDING) if products_only else 0
+        capped = product_cap(products_only, n, pending)
+        severity = Severity.INFO if capped else Severity.CRITICAL if n >= self.critical_members else Severity.WARNING
+        return [Alert(
             alert_id=fam.incident,
             ts=_iso(self._clock),
             entity_type="cluster",
             entity_id=fam.incident.split(":", 1)[1],
-            api_key_ids=sorted(fam.named),
+            api_key_ids=sorted(listed),
             score=round(min(0.99, 0.65 + 0.3 * min(1.0, n / (2 * self.critical_members))), 4),
-            severity=Severity.CRITICAL if critical else Severity.WARNING,
+            severity=severity,
             reasons=[
                 {"signal": "content_cohort", "value": member_family_name(family), "baseline": None, "weight": 1.0},
                 # baseline: the family's usual members per window (of mature members alone, for a
@@ -2005,7 +2060,7 @@ class CohortDetector:
                  if fam.beat_only else "content only: aged accounts sweeping one item set, their prompts alike"
                  if fam.mature_only else "content only: young accounts sweeping one item family",
                  "baseline": None, "weight": None},
-            ],
+            ] + ([] if products_only else excused_products(excused)) + capped,
             events_seen=events,
             detector=self.detector,
-        ).to_dict()
+        ).to_dict()]

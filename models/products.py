@@ -66,7 +66,7 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     by the per-key signals, whose harvest is long answers. Young accounts and accounts of no
     organisation are not excused. A cluster such heads share with others still pages for the
     others, but leaves the heads that show the evidence unnamed
-    (``clusters.scoring.excused_products``), as it does the real agents linked to it.
+    (``exculpation.excused_products``), as it does the real agents linked to it.
 
     A *developer's* agent on a young or personal account (``developer_agent``: the same
     evidence, tasks opened at a developer's rate, ``developer_max_tasks`` a

@@ -402,7 +402,7 @@ class ClusterDetector:
         root = self._find(key)
         # An alerted cluster is re-scored only when its membership may have changed, when an
         # update naming new members is waiting for its interval, or when a member's product
-        # evidence came or went (it may lift the info cap: scoring.product_cap).
+        # evidence came or went (it may lift the info cap: exculpation.product_cap).
         if (root in self._alerted and root not in self._pending and not merged
                 and qualified_before == stats.core and named_before == stats.named
                 and unexcused_before == stats.unexcused):
@@ -489,7 +489,7 @@ class ClusterDetector:
         # Critical takes extraction: a payment ring alone (no extraction-style prompts) is a
         # warning, for a human to look at what its keys ask.
         rank = 3 if n_named >= 4 * c.min_keys and (extracting or previous is not None and previous[2] == 3) else 2
-        # Every member named is a real product by its own traffic (scoring.product_cap): info.
+        # Every member named is a real product by its own traffic (exculpation.product_cap): info.
         # Judged here, before an update is due, so that a member turning (its records lose
         # the evidence) escalates the incident at once, as any rise in rank does.
         # Not once the incident was raised above info: on-call was paged for it, and its update
@@ -590,7 +590,7 @@ class ClusterDetector:
         """The cluster's members by role, for its alert. ``excuse_products``: a cluster that
         pages for its other members does not name those whose own traffic shows a real
         product's evidence, held or pending (``KeyStats.product_shown``,
-        ``scoring.excused_products``), unless none would be left."""
+        ``exculpation.excused_products``), unless none would be left."""
         # The core (mostly-extraction members) makes the cluster; camouflaged members are named
         # with it but do not dilute the share that decided it. Listed only when alerting.
         keys = self._keys

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..constants import MIN_HARVEST_TOKENS, ProductStatus
+from ..exculpation import shows_product
 from .config import ClusterConfig
 
 
@@ -40,7 +41,7 @@ class KeyStats:
     ring: bool = False  # a member of a payment ring (see ring_member)
     ring_events: int = 0
     # What its latest record said of its traffic's real-product evidence (LinkRecord.product,
-    # a ProductStatus): a cluster of such keys only is held at info (scoring.product_cap).
+    # a ProductStatus): a cluster of such keys only is held at info (exculpation.product_cap).
     product: int = 0
     unexcused: bool = False  # counted in its cluster's totals as named without that evidence
     shown: bool = False  # counted in its cluster's totals as named with a product's evidence shown
@@ -48,8 +49,8 @@ class KeyStats:
     @property
     def product_shown(self) -> bool:
         """Its own traffic holds a real product's evidence, or an app's or agent's pending
-        (an evaluation's pending is not shown: until its re-run it is a harvest's traffic)."""
-        return self.product in (ProductStatus.HOLDS, ProductStatus.PENDING)
+        (exculpation.SHOWN)."""
+        return shows_product(self.product)
 
     @property
     def product_pending(self) -> bool:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from ...contracts.alert import Alert, Severity
 from ...contracts.alert import iso_ms as _iso  # the one time format of every record
 from ..constants import BASE_EXTRACTION_RATE, DAY_MS
+from ..exculpation import excused_products, product_cap
 from .members import KeyStats
 
 EVIDENCE_NAMES = {"pf": "shared payment fingerprint", "acct": "same account", "net": "shared IP prefix",
@@ -115,24 +116,6 @@ def cluster_alert(alert_id: str, ts_ms: int, rank: int, found: ClusterFindings, 
     ).to_dict()
 
 
-def excused_products(excused: set[str]) -> list[dict]:
-    """The reason that says how many linked keys a paging cluster left unnamed for their own
-    real-product evidence, held or pending ([] when none): agent products of several customers
-    send the same tool output (a test run's closing line) in lockstep with a harvest's heads
-    running the same tools, and were paged with them (stress-agent-harvest: 14 agent keys in a
-    critical cluster, most of them named while their evidence was pending). Such a key is still
-    a member: once its records stop carrying the evidence it is named in the cluster's next
-    update, and its own incident pages as it scores. What the cluster is (its accounts, ages,
-    joint share) is judged on every member.
-
-    >>> excused_products({"k1", "k2"})[0]["value"], excused_products(set())
-    (2, [])
-    """
-    if not excused:
-        return []
-    return [{"signal": "members_excused_as_products", "value": len(excused), "baseline": 0, "weight": None}]
-
-
 def account_alert(account_id: str, ts_ms: int, keys: set[str], events_seen: int, account_min_keys: int,
                   detector: str, account_age_days: float | None, mature_days: float) -> dict:
     """The ``entity_type: account`` alert of an account holding many extraction-like keys;
@@ -161,40 +144,6 @@ def mature_account_cap(age_days: float | None, mature_days: float,
         return []
     return [{"signal": "account_age_days", "value": round(age_days, 1), "baseline": mature_days, "weight": None},
             {"signal": "severity_capped", "value": why, "baseline": None, "weight": None}]
-
-
-def product_cap(products_only: bool, members: int, pending: int = 0) -> list[dict]:
-    """The reasons that hold a cluster's incident at info when ``products_only``: every one of
-    its ``members`` named is a key whose own traffic holds a real product's exculpatory
-    evidence as of its latest record (``LinkRecord.product``: many consistent end-user
-    conversations, or templated transformation, on an account 30+ days old, see
-    ``models.products``), or whose evidence is pending (``pending`` of them: an app's
-    follow-ups while it counts its first conversations); [] otherwise.
-
-    Apps built on one tutoring template by different customers send the same frame in
-    lockstep at the hours students work: the frame links them, and their extraction-style
-    wrapper makes them look like a hydra's heads. Each key's incident is already capped at info
-    on the same evidence; the cluster's is its members' and follows it. A key that turns
-    loses the evidence within a few dozen events: its own incident pages, and so does the
-    cluster's at once (``ClusterDetector`` keeps the count of members without the evidence).
-
-    >>> product_cap(True, 17)[1]["value"], product_cap(False, 17)
-    (17, [])
-    >>> [(r["signal"], r["value"]) for r in product_cap(True, 8, pending=6)][1:3]
-    [('members_with_product_evidence', 2), ('members_with_evidence_pending', 6)]
-    """
-    if not products_only:
-        return []
-    reasons = [{"signal": "exculpatory", "value": "product_members", "baseline": None, "weight": None},
-               {"signal": "members_with_product_evidence", "value": members - pending, "baseline": members,
-                "weight": None}]
-    if pending:
-        # on-call reads that the cap waits on evidence still being counted, not on evidence held
-        reasons.append({"signal": "members_with_evidence_pending", "value": pending, "baseline": 0, "weight": None})
-    why = ("every member's own traffic is a real product's" if not pending else
-           "every member's own traffic is a real product's or, for the members pending, an app's follow-ups "
-           "or an agent's steps while its first conversations are counted")
-    return reasons + [{"signal": "severity_capped", "value": why, "baseline": None, "weight": None}]
 
 
 def mature_customer_cap(stats: list[KeyStats], mature_days: float, keys_per_account: float) -> list[dict]:

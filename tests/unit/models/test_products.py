@@ -229,8 +229,8 @@ def test_the_conversation_ring_is_bounded_and_forgets_the_longest_idle():
 
 
 def test_the_link_record_says_whether_the_keys_product_evidence_holds_and_a_turned_key_loses_it():
-    """The cluster detector holds a cluster of real products at info by this flag (clusters
-    scoring.product_cap): it must be what the key's own incident is capped by, event by event,
+    """The cluster detector holds a cluster of real products at info by this flag (exculpation
+    .product_cap): it must be what the key's own incident is capped by, event by event,
     or the evidence pending (an app still counting its first conversations)."""
     from distillguard.models.clusters import link_record
 
