@@ -85,8 +85,10 @@ class LinkRecord:
     # app's follow-ups while it counts its first conversations: ProductEvidence.pending), which
     # a cluster counts as a product's; 3: an evaluation's evidence pending
     # (ProductEvidence.evaluation_pending), counted so only while the cluster's such members are
-    # one account's (one evaluation company; a hydra on bought verified accounts spans many); 0:
-    # neither, or an older writer did not say (an older reader takes 3 as 1).
+    # one account's (one evaluation company; a hydra on bought verified accounts spans many); 4:
+    # pending as 2, on an organisation's key whose first requests each opened a conversation (an
+    # app's first users), counted by a cluster as 2, by a content cohort as 0; 0: neither, or an
+    # older writer did not say (an older reader takes 3 as 1, 4 as 0).
     product: int = 0
     # 1: forwarded for the content-cohort detector only (one of a key's first requests, which
     # every key's are: models.clusters.records.link_record); the cluster detector's links and

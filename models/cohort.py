@@ -91,7 +91,9 @@ young users, a hydra's heads on its rotation's beat stand out, and the people be
 
 One incident per family wave names every member, also members that each sent only 10-40
 requests; re-sent (an update, never a new page) as members join. Severity is ``warning``,
-``critical`` only with ``critical_members`` or more members. The detector sees link records
+``critical`` only with ``critical_members`` or more members. Members whose own records show a
+real product's evidence (``LinkRecord.product``: a developer's coding agent, an app) are left
+out of a paging alert and held at ``info`` when all are such (``models.exculpation``). The detector sees link records
 (no text: a family code, an item hash and a SimHash, see ``LinkRecord``); bounded in keys,
 families, members and items.
 
@@ -916,8 +918,8 @@ class CohortDetector:
         member that shows it now is left out of its incident's next update; one whose records
         stop showing it is named in it, at once when the incident was held at info for it (a
         harvest's head at a developer's pace over its first tasks, that speeds up)."""
-        shown, cand.product = shows_product(cand.product), product
-        if shows_product(product) == shown or not cand.named:
+        shown, cand.product = shows_product(cand.product, cohort=True), product
+        if shows_product(product, cohort=True) == shown or not cand.named:
             return []
         fam = self._families.get(cand.family)
         if fam is None or fam.incident is None or key not in fam.member_requests:
@@ -1971,7 +1973,7 @@ class CohortDetector:
         excused = set()
         for key in fam.named:
             cand = self._keys.get(key) or self._mature.get(key)
-            if cand is not None and shows_product(cand.product):
+            if cand is not None and shows_product(cand.product, cohort=True):
                 excused.add(key)
         return excused
 

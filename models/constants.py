@@ -59,3 +59,8 @@ class ProductStatus(IntEnum):
     HOLDS = 1  # an app's, an evaluation's, an agent's or a transformation service's evidence holds
     PENDING = 2  # an app's or an agent's evidence is pending (bias-corrected, not yet held)
     EVALUATION_PENDING = 3  # an evaluation's first run, its re-run not yet seen: a harvest's traffic so far
+    # An organisation's key on a mature account whose first requests each opened a conversation
+    # of its own: an app's first users, before any could reply. Pending for a cluster's member;
+    # no excuse in a content cohort, whose item sweep opens a conversation per item too
+    # (stress-attack-shift: a proxy hydra's heads of 5-8 requests on aged organisation accounts).
+    FIRST_USERS_PENDING = 4

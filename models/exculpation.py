@@ -12,19 +12,25 @@ from __future__ import annotations
 
 from .constants import ProductStatus
 
-# What a member's latest record may say to be excused: the evidence holds, or an app's or an
-# agent's is pending (an evaluation's pending is not shown: until its re-run it is a
+# What a member's latest record may say to be excused from a cluster: the evidence holds, or an
+# app's or an agent's is pending (an evaluation's pending is not shown: until its re-run it is a
 # harvest's traffic).
-SHOWN = frozenset({ProductStatus.HOLDS, ProductStatus.PENDING})
+SHOWN = frozenset({ProductStatus.HOLDS, ProductStatus.PENDING, ProductStatus.FIRST_USERS_PENDING})
+# ... from a content cohort: not an organisation key's first requests each opening a
+# conversation of its own, which is what an item sweep's are.
+SHOWN_TO_A_COHORT = SHOWN - {ProductStatus.FIRST_USERS_PENDING}
 
 
-def shows_product(status: int) -> bool:
-    """Whether a link record's product status excuses its key from a cross-key incident.
+def shows_product(status: int, cohort: bool = False) -> bool:
+    """Whether a link record's product status excuses its key from a cluster's incident (a
+    content ``cohort``'s).
 
     >>> shows_product(ProductStatus.PENDING), shows_product(ProductStatus.EVALUATION_PENDING)
     (True, False)
+    >>> shows_product(ProductStatus.FIRST_USERS_PENDING), shows_product(ProductStatus.FIRST_USERS_PENDING, cohort=True)
+    (True, False)
     """
-    return status in SHOWN
+    return status in (SHOWN_TO_A_COHORT if cohort else SHOWN)
 
 
 def excused_products(excused: set[str]) -> list[dict]:

@@ -616,9 +616,8 @@ class KeyPipeline:
         # So does a developer's coding agent: one CLI's users share its frame in lockstep.
         product = (ProductStatus.HOLDS if self._products.holds(st, event, st.template_ew)
                    or self._products.developer_agent(st, event)
-                   else ProductStatus.PENDING if self._products.pending(st, event)
-                   else ProductStatus.EVALUATION_PENDING if self._evaluation_pending(st, event)
-                   else ProductStatus.NONE)
+                   else self._products.pending_status(st, event)
+                   or (ProductStatus.EVALUATION_PENDING if self._evaluation_pending(st, event) else ProductStatus.NONE))
         return StepResult(b"", row, alert, features=f, key_events=int(st.n), product=product)
 
     # -- learning --------------------------------------------------------------------------

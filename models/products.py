@@ -150,7 +150,7 @@ import math
 import zlib
 from dataclasses import dataclass
 
-from .constants import DAY_MS, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS
+from .constants import DAY_MS, HARVEST_HI_TOKENS, HARVEST_LO_TOKENS, ProductStatus
 from .detectors.base import harvested_share
 from .detectors.topic_novelty import sketch_novelty
 from .batches import GradedBatches, line_marks
@@ -665,12 +665,17 @@ class ProductEvidence:
                 _account_age_reason(event, c.min_account_age_days)]
 
     def pending(self, st, event: RequestEvent) -> bool:
+        """Whether this key's app or agent evidence is pending (``pending_status``)."""
+        return self.pending_status(st, event) != ProductStatus.NONE
+
+    def pending_status(self, st, event: RequestEvent) -> ProductStatus:
         """Whether this key's app or agent evidence is pending at ``event`` (after ``learn_one``
         and the key's count ``st.n``, this event included), before its ``app_pending_max_events``-th
         event, on a mature account (a developer's agent: on any):
 
         - an organisation's key before its ``app_opening_events``-th event, each of whose events
-          opened a conversation of its own (an app's first users, before any could reply);
+          opened a conversation of its own (an app's first users, before any could reply:
+          ``FIRST_USERS_PENDING``, which excuses a cluster's member but no content cohort's);
         - its agent steps reach ``agent_pending_share`` on an organisation's account and the agent
           evidence does not hold yet (``agent_min_conversations`` not opened, or the share not yet
           there with the first event's weight counted); on a young or personal account the same,
@@ -719,9 +724,9 @@ class ProductEvidence:
         ...                                           agent_ew=0.3, agent_held=0.0), event)  # 0.3 / 0.63: 0.48
         True
         """
-        c = self.config
+        c, none = self.config, ProductStatus.NONE
         if st.n >= c.app_pending_max_events:
-            return False
+            return none
         # An agent's steps, before its conversations or its share count: an organisation's agent
         # on a mature account, or a developer's at a developer's rate on any other (its cluster
         # opens at info: one CLI's users share its frame in lockstep). Most keys take no agent
@@ -729,16 +734,17 @@ class ProductEvidence:
         if st.agent_ew > 0.0 and not st.agent_held and st.n >= 2 \
                 and self._without_first_event(st.agent_ew, int(st.n)) >= c.agent_pending_share \
                 and (self._mature_organisation(event) or self.task_rate(st, event) <= c.developer_max_tasks):
-            return True
+            return ProductStatus.PENDING
         if not self._mature(event):
-            return False
+            return none
         if st.n < c.app_opening_events and st.convs >= st.n and event.org_id is not None:
-            return True  # each of its first requests opened a conversation: an app's first users
+            # each of its first requests opened a conversation: an app's first users
+            return ProductStatus.FIRST_USERS_PENDING
         if st.n < 2:
-            return False
+            return none
         if st.app_held or st.person_ew < c.app_min_person_share:
-            return False
-        return self.follow_up_share(st, int(st.n)) >= c.app_pending_share
+            return none
+        return ProductStatus.PENDING if self.follow_up_share(st, int(st.n)) >= c.app_pending_share else none
 
     def exculpation(self, st, event: RequestEvent, template_share: float) -> list[dict]:
         """The reasons that cap this key's incident at info, first the kind

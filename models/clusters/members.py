@@ -55,7 +55,8 @@ class KeyStats:
     @property
     def product_pending(self) -> bool:
         """Its product evidence is pending (an app's or an evaluation's)."""
-        return self.product in (ProductStatus.PENDING, ProductStatus.EVALUATION_PENDING)
+        return self.product in (ProductStatus.PENDING, ProductStatus.FIRST_USERS_PENDING,
+                                ProductStatus.EVALUATION_PENDING)
 
     @property
     def evaluation_pending(self) -> bool:

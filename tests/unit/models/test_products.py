@@ -243,11 +243,12 @@ def test_the_link_record_says_whether_the_keys_product_evidence_holds_and_a_turn
         st = decode_state(state)
         flags.append(result.product)
         capped.append(bool(pipeline._products.exculpation(st, ev, st.template_ew)))
-        pending.append(pipeline._products.pending(st, ev))
+        pending.append(pipeline._products.pending_status(st, ev))
+        assert bool(pending[-1]) == pipeline._products.pending(st, ev)
         rec = link_record(ev, result)
         if rec is not None:
             assert rec.product == int(result.product)
-    assert flags == [1 if c else 2 if p else 0 for c, p in zip(capped, pending)]
+    assert flags == [1 if c else int(p) for c, p in zip(capped, pending)]
     assert not any(capped[:30]) and capped[len(app) - 1], "earned once the app has its conversations"
     assert all(flags[2:len(app)]), "pending from the app's first follow-up until it is earned"
     assert not any(c and p for c, p in zip(capped, pending))
@@ -600,7 +601,8 @@ def test_an_app_judged_at_its_20th_conversation_short_of_the_bar_stays_pending_u
 
 def test_an_organisations_new_key_is_pending_while_each_of_its_first_requests_opens_a_conversation():
     """Before any teacher could ask for a change, an organisation's new quiz key is pending (its
-    link record counts as a product's) until its 10th event; then the follow-ups must show."""
+    link record counts as a product's for a cluster, not for a content cohort: an item sweep
+    opens a conversation per item too) until its 10th event; then the follow-ups must show."""
     quizzes = quiz_traffic("-" * 12)
 
     def rebuilt(conversation=lambda i, ev: {}, org_id: str | None = "org-school") -> list[RequestEvent]:
@@ -613,7 +615,8 @@ def test_an_organisations_new_key_is_pending_while_each_of_its_first_requests_op
     org = rebuilt(opened)
     statuses = [s for s, _, _ in _statuses(org)]
     opening = ProductEvidenceConfig().app_opening_events
-    assert statuses[:opening - 1] == [2] * (opening - 1) and not any(statuses[opening - 1:])
+    assert statuses[:opening - 1] == [ProductStatus.FIRST_USERS_PENDING] * (opening - 1)
+    assert not any(statuses[opening - 1:])
     # not an individual's account, not requests without conversations, not a claimed history
     assert not any(s for s, _, _ in _statuses(rebuilt(opened, org_id=None)))
     assert not any(s for s, _, _ in _statuses(rebuilt()))
