@@ -1964,17 +1964,17 @@ class CohortDetector:
         events = sum(s.events for s in stats)
         return sum(s.shared for s in stats) / events if events else 0.0
 
-    def _excused(self, fam: _Family) -> set[str]:
+    def _excused(self, fam: _Family) -> dict[str, int]:
         """The named members whose latest records show a real product's evidence, held or
-        pending (``exculpation.shows_product``): a coding CLI's developers on new accounts
-        sweep no item set, but their tool output is machine-paced free-form text that does
-        not overlap, like a tool-use harvest's beside them (stress-agent-newcomers: 34 of
-        60 developers paged at critical in the harvest's cohort)."""
-        excused = set()
+        pending (``exculpation.shows_product``), each with that status: a coding CLI's
+        developers on new accounts sweep no item set, but their tool output is machine-paced
+        free-form text that does not overlap, like a tool-use harvest's beside them
+        (stress-agent-newcomers: 34 of 60 developers paged at critical in the harvest's cohort)."""
+        excused = {}
         for key in fam.named:
             cand = self._keys.get(key) or self._mature.get(key)
             if cand is not None and shows_product(cand.product, cohort=True):
-                excused.add(key)
+                excused[key] = cand.product
         return excused
 
     def _alert(self, family: int, fam: _Family) -> list[dict]:
@@ -2001,8 +2001,7 @@ class CohortDetector:
         per_key = sorted(fam.member_requests.values()) or [0]
         listed = fam.named if products_only else [key for key in fam.named if key not in excused]
         n = len(listed)
-        pending = sum(1 for key in listed if (self._keys.get(key) or self._mature.get(key)).product
-                      == ProductStatus.PENDING) if products_only else 0
+        pending = sum(1 for status in excused.values() if status == ProductStatus.PENDING) if products_only else 0
         capped = product_cap(products_only, n, pending)
         severity = Severity.INFO if capped else Severity.CRITICAL if n >= self.critical_members else Severity.WARNING
         return [Alert(
@@ -2062,7 +2061,7 @@ class CohortDetector:
                  if fam.beat_only else "content only: aged accounts sweeping one item set, their prompts alike"
                  if fam.mature_only else "content only: young accounts sweeping one item family",
                  "baseline": None, "weight": None},
-            ] + ([] if products_only else excused_products(excused)) + capped,
+            ] + ([] if products_only else excused_products(excused.keys())) + capped,
             events_seen=events,
             detector=self.detector,
         ).to_dict()]

@@ -10,6 +10,8 @@ info (``product_cap``), one that pages for its other members does not name them
 """
 from __future__ import annotations
 
+from typing import AbstractSet
+
 from .constants import ProductStatus
 
 # What a member's latest record may say to be excused from a cluster: the evidence holds, or an
@@ -33,7 +35,7 @@ def shows_product(status: int, cohort: bool = False) -> bool:
     return status in (SHOWN_TO_A_COHORT if cohort else SHOWN)
 
 
-def excused_products(excused: set[str]) -> list[dict]:
+def excused_products(excused: AbstractSet[str]) -> list[dict]:
     """The reason that says how many members a paging incident (a cluster's, a content
     cohort's) left unnamed for their own real-product evidence, held or pending ([] when none):
     agent products of several customers
