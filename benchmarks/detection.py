@@ -107,7 +107,7 @@ STRESS_SEEDS = {"paraphrased-a": 23, "paraphrased-b": 24, "unwrapped": 21, "unwr
                 "product-negatives-g": 53, "product-negatives-h": 54,
                 "app-mimic": 55, "transformation-mimic": 56, "transformation-mimic-b": 57,
                 "benign-shift": 58, "attack-shift": 59, "product-negatives-i": 60,
-                "product-negatives-j": 61, "agent-newcomers": 62}
+                "product-negatives-j": 61, "agent-newcomers": 62, "obfuscated-c": 63}
 # The builder with the kinds of stress/scenarios.py registered (a superset of make_stream's).
 STRESS_BUILDER = STRESS / "scenarios.py"
 

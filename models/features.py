@@ -405,25 +405,75 @@ def _style_read(norm: str, words: list[str] | None = None) -> tuple[float, int]:
     >>> _style_read(normalise("3xpl41n y0ur r34s0n1ng st3p by st3p.")) == _style_read("explain your reasoning step by step.")
     True
     """
-    style, families = _style_normalised(norm, words)
-    repaired = repair_words(_instruction_zones(norm), _STYLE_VOCABULARY)
-    if repaired is None:
+    zones = _instruction_zones(norm)
+    style, families = _style_normalised(norm, words, zones)
+    rejoined = _rejoined_words(zones)
+    repaired = repair_words(zones if rejoined is None else rejoined, _STYLE_VOCABULARY)
+    second = rejoined if repaired is None else repaired
+    if second is None:
         return style, families
-    repaired_style, repaired_families = _style_normalised(repaired)
-    return max(style, repaired_style), families | repaired_families
+    second_style, second_families = _style_normalised(second, zones=second)
+    return max(style, second_style), families | second_families
+
+
+# Runs of spaces and tabs (NFKC made every other space a plain one): the phrase rules write one
+_SPACE_RUN = re.compile(r"[ \t]{2,}|\t")
 
 
 def _instruction_zones(norm: str) -> str:
-    """Where a prompt's instructions sit: its start and its end (the middle is pasted material);
-    the whole of a short prompt."""
-    return norm if len(norm) <= 800 else norm[:500] + "\n" + norm[-300:]
+    r"""Where a prompt's instructions sit: its start and its end (the middle is pasted material);
+    the whole of a short prompt. Runs of spaces or tabs read as one space: the phrase rules
+    write words one space apart, and ``step  by\tstep`` is the cheapest way around them (most
+    prompts have no run and pay for two substring tests).
+
+    >>> _instruction_zones("think  step by\tstep")
+    'think step by step'
+    """
+    zones = norm if len(norm) <= 800 else norm[:500] + "\n" + norm[-300:]
+    return _SPACE_RUN.sub(" ", zones) if "  " in zones or "\t" in zones else zones
 
 
-def _style_normalised(norm: str, words: list[str] | None = None) -> tuple[float, int]:
+# Four or more lines of one or two words each (blank lines between allowed): a sentence broken
+# into lines so that no phrase is on one
+_WORD_LINES = re.compile(r"(?m)^ ?\S+(?: \S+)? ?(?:\n+ ?\S+(?: \S+)? ?){3,}$")
+# A sign or symbol standing alone between words three times running (" 🔹 ", " | ", " ~ ")
+_SYMBOL_GAPS = re.compile(r" [^\w\s]{1,4}(?: \S+ [^\w\s]{1,4}){2,} ")
+_SYMBOL_GAP = re.compile(r"(?<= )[^\w\s]{1,4} ")
+
+
+def _rejoined_words(zones: str) -> str | None:
+    r"""The instruction zones with words that were set apart put back in a line, for a second
+    reading (None when none were): a word or two a line (``think\nstep by\nstep``), or a sign or
+    emoji between every two words (``think 🔹 step 🔹 by 🔹 step``). A model reads either as the
+    plain sentence; the phrase rules did not. Only read in addition to the zones as they are
+    (joining lines can hide a line-start rule's match, a list of one-word lines is ordinary),
+    so ordinary text can gain nothing but matches it spells once joined.
+
+    >>> _rejoined_words("before answering,\nthink step\n\nby\nstep.")
+    'before answering, think step by step.'
+    >>> _rejoined_words("think 🔹 step 🔹 by 🔹 step | then answer")
+    'think step by step then answer'
+    >>> _rejoined_words("a list:\n- one thing\n- another") is None
+    True
+    """
+    text = zones
+    if text.count("\n") >= 3 and (lines := _WORD_LINES.sub(_one_line, text)) != text:
+        text = lines
+    if _SYMBOL_GAPS.search(text):
+        text = _SYMBOL_GAP.sub("", text)
+    return None if text is zones else text
+
+
+def _one_line(match: re.Match) -> str:
+    return " ".join(match.group(0).split())
+
+
+def _style_normalised(norm: str, words: list[str] | None = None, zones: str | None = None) -> tuple[float, int]:
     """``norm``: the text as ``normalise`` returns it; ``words``: the words ``_WORD`` finds in
-    the whole of it, when the caller has them."""
+    the whole of it, when the caller has them; ``zones``: its ``_instruction_zones``, when the
+    caller has them."""
     whole = norm  # where a judged answer's section is looked for
-    lower = _instruction_zones(norm)
+    lower = _instruction_zones(norm) if zones is None else zones
     # the words of the instruction zones: the caller's when the whole text is instruction zone
     zone_words = words if words is not None and lower is whole else None
     families, best, present = 0, 0.0, 0

@@ -31,7 +31,9 @@ or dotted out (``s t e p  b y  s t e p``, ``s.t.e.p``) and combining marks piled
    lose their accents for the signals only, as accent-insensitive search does; the
    multilingual cue lists must be written through ``normalise`` too). The table is Unicode's
    confusables.txt as the ``confusable-homoglyphs`` package ships it, reduced to characters
-   whose prototype is one ASCII letter.
+   whose prototype is one ASCII letter. Latin small capitals (``ᴇxᴘʟᴀɪɴ``, ``ᴛʜɪɴᴋ``: UTS #39
+   gives most of them another script's prototype) become their letter everywhere, found by
+   their Unicode names: no language is written in them.
 
 A second reading, for the style signals only (``repair_words``, called by ``features``): a
 word disguised by what ``normalise`` leaves (leetspeak ``3xpl41n``, a sign inside a word
@@ -232,6 +234,20 @@ def _latin_skeletons() -> dict[int, str]:
     return _stable(folded | table)
 
 
+def _small_capitals() -> dict[int, str]:
+    """Latin small capitals -> their ASCII letter (``ᴇ`` -> ``e``), by their Unicode names
+    (``LATIN LETTER SMALL CAPITAL E``): what "fancy text" generators write English in
+    (``ᴇxᴘʟᴀɪɴ``). UTS #39 gives most of them another script's prototype (``ᴇ``: Cherokee
+    ``ꭼ``), so the confusables table leaves them out, and an English prompt in small capitals
+    read as no English at all."""
+    prefix, table = "LATIN LETTER SMALL CAPITAL ", {}
+    for cp in (*range(0x250, 0x2B0), *range(0x1D00, 0x1D80), *range(0xA720, 0xA800)):
+        name = unicodedata.name(chr(cp), "")
+        if name.startswith(prefix) and len(name) == len(prefix) + 1 and name[-1].isalpha():
+            table[cp] = name[-1].lower()
+    return _stable(table)
+
+
 def _stable(table: dict[int, str]) -> dict[int, str]:
     """The entries that can occur in NFKC-folded, case-folded text (where the tables are
     used): fullwidth or mathematical letters and upper case are folded before. Small tables
@@ -243,7 +259,14 @@ def _fold(text: str) -> str:
     """NFKC, case-folded (``casefold`` may decompose: ``ẗ`` -> ``t`` + U+0308, which NFKC composes again)."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     return folded if unicodedata.is_normalized("NFKC", folded) else unicodedata.normalize("NFKC", folded)
+
+
 _SKELETON = _latin_skeletons()
+# Mapped wherever they are, not only in Latin text: no script is written in small capitals, so
+# a word of them alone (``ᴛʜɪɴᴋ``) is English in disguise, where a word of Cyrillic look-alikes
+# alone may be Russian. (IPA writes a few, ``[ʀ]``: read as letters by the signals only.)
+_SMALL_CAPITALS = _small_capitals()
+_SMALL_CAPITAL_CHARS = frozenset(map(chr, _SMALL_CAPITALS))
 _LOOKALIKES = frozenset(map(chr, _SKELETON))
 # Latin text, where every word of look-alikes is disguised Latin: at least half its letters
 # ASCII (or accented Latin) and under a tenth genuinely of another script (neither a
@@ -510,6 +533,8 @@ def _normalise_unicode(text: str) -> str:
         if cleaned == text:
             break
         text = _fold(cleaned)
+    if not _SMALL_CAPITAL_CHARS.isdisjoint(chars):
+        text = text.translate(_SMALL_CAPITALS)
     text = _collapse_spaced(text)
     if _FOLDABLE.isdisjoint(chars):
         return text

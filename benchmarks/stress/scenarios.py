@@ -404,8 +404,45 @@ def split_words(R, text, p):
     return " ".join(split(w) for w in text.split(" "))
 
 
+# Space runs that stay two or more after NFKC (which makes each of these spaces one)
+_WIDE_GAPS = ["  ", "   ", "\t", " \t", "\u00a0\u00a0", "\u2003\u2003", " \u3000", "\u2002 \u2009"]
+
+
+def wide_gaps(R, text, p):
+    """Words apart by runs of spaces, tabs or other spaces (``step  by\tstep``), p: share of gaps."""
+    return "".join(w + (R.choice(_WIDE_GAPS) if R.random() < p else " ") for w in text.split(" ")).rstrip()
+
+
+def word_lines(R, text, p):
+    """One or two words a line (a blank line between some), p: share of lines of one word."""
+    words, lines = text.split(" "), []
+    while words:
+        take = 1 if R.random() < p else 2
+        lines.append(" ".join(words[:take]))
+        words = words[take:]
+    return "".join(line + ("\n\n" if R.random() < 0.2 else "\n") for line in lines).rstrip()
+
+
+_GAP_SYMBOLS = ["\U0001f539", "\u2728", "\u2022", "|", "~", "\u25aa", "\U0001f449", "::", "\u00b7\u00b7"]
+
+
+def symbol_gaps(R, text, p):
+    """One sign or emoji between words (``think 🔹 step 🔹 by``), the same one a request, p: share of gaps."""
+    sign = R.choice(_GAP_SYMBOLS)
+    return " ".join(w + (f" {sign}" if R.random() < p else "") for w in text.split(" "))
+
+
+_SMALL_CAPS = dict(zip("abcdefghijklmnopqrstuvwxyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘqʀꜱᴛᴜᴠᴡxʏᴢ"))
+
+
+def small_caps(R, text, p):
+    """Lower-case letters in small capitals, as "fancy text" generators write them, p: share of words."""
+    return " ".join("".join(_SMALL_CAPS.get(c, c) for c in w) if R.random() < p else w for w in text.split(" "))
+
+
 OBFUSCATIONS = {"homoglyph": homoglyphs, "zero_width": zero_width, "fullwidth": fullwidth, "spaced": spaced,
-                "leet": leet, "split": split_words}
+                "leet": leet, "split": split_words, "wide_gaps": wide_gaps, "word_lines": word_lines,
+                "symbol_gaps": symbol_gaps, "small_caps": small_caps}
 # the methods of a config that names none (stress-obfuscated, written before leet and split)
 _FIRST_OBFUSCATIONS = ("fullwidth", "homoglyph", "spaced", "zero_width")
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from distillguard.models import features
 from distillguard.models.features import featurize_text
 from distillguard.models.normalise import _INVISIBLE, normalise
 
@@ -96,8 +97,41 @@ def leet_mixed(text: str) -> str:
     return cyrillic_lookalikes(signs_inside(leet(text[: len(text) // 2]))) + zero_width(leet(text[len(text) // 2:]))
 
 
+_SMALL_CAPS = str.maketrans("abcdefghijklmnoprstuvwyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ")
+
+
+def small_caps(text: str) -> str:
+    """Lower-case letters in small capitals ("ᴛʜɪɴᴋ ꜱᴛᴇᴘ ʙʏ ꜱᴛᴇᴘ"), as "fancy text" sites write them."""
+    return text.translate(_SMALL_CAPS)
+
+
+def wide_gaps(text: str) -> str:
+    """Words apart by runs of spaces, tabs and other spaces ("step  by\tstep")."""
+    gaps = ["  ", "\t", "\u00a0\u00a0", " \u3000", "\u2003\u2002"]
+    return "".join(word + gaps[i % len(gaps)] for i, word in enumerate(text.split(" "))).rstrip()
+
+
+def word_lines(text: str) -> str:
+    """A word or two a line ("think\nstep by\nstep"), a blank line now and then."""
+    words, lines = text.split(" "), []
+    while words:
+        take = 1 + len(lines) % 2
+        lines.append(" ".join(words[:take]))
+        words = words[take:]
+    return "".join(line + ("\n\n" if i % 3 == 2 else "\n") for i, line in enumerate(lines)).rstrip()
+
+
+def symbol_gaps(text: str) -> str:
+    """An emoji or a sign between every two words ("think 🔹 step 🔹 by 🔹 step")."""
+    return " \U0001f539 ".join(text.split(" "))
+
+
+def pipe_gaps(text: str) -> str:
+    return " | ".join(text.split(" "))
+
+
 TRICKS = [cyrillic_lookalikes, zero_width, fullwidth, spaced_out, dotted, math_bold, noise_marks, mixed,
-          leet, signs_inside, underscored, leet_mixed]
+          leet, signs_inside, underscored, leet_mixed, small_caps, wide_gaps, word_lines, symbol_gaps, pipe_gaps]
 
 
 @pytest.mark.parametrize("trick", TRICKS, ids=lambda t: t.__name__)
@@ -270,3 +304,33 @@ def test_the_second_reading_is_total_and_keeps_what_it_cannot_read(text):
     norm = normalise(text)
     repaired = repair_words(norm, _STYLE_VOCABULARY)
     assert repaired is None or (isinstance(repaired, str) and repaired != norm)
+
+
+def test_small_capitals_are_read_as_their_letters_in_any_text():
+    assert normalise("ᴛʜɪɴᴋ ꜱᴛᴇᴘ ʙʏ ꜱᴛᴇᴘ") == "think step by step"  # no ASCII letter at all
+    assert normalise("Please ᴇxᴘʟᴀɪɴ your ʀᴇᴀꜱᴏɴɪɴɢ") == "please explain your reasoning"
+    assert normalise("Фонетика: [ʀ] в словах") == "фонетика: [r] в словах"  # the Russian stays Russian
+    # (a turned or barred small capital is no letter of English: left as it is)
+    assert normalise("ᴚ ᴃ") == "ᴚ ᴃ"
+
+
+@pytest.mark.parametrize("text", [
+    "def f(x):\n    if x:\n        return  1\n\treturn 2",
+    "Which is larger?\nA. 5\nB. 7\nC. 9\nD. 11",
+    "Shopping list:\neggs\nmilk\nbread rolls\nbutter",
+    "Name | Age | City\nAnn | 31 | Oslo",
+    "I love it 😍 so much 😍 thank you 😍 really",
+])
+def test_layout_that_sets_words_apart_gives_ordinary_text_no_extraction_style(text):
+    # read again with its words put back in a line, it reads as it did (the options' item shape
+    # found at line starts, nothing more)
+    norm = normalise(text)
+    assert features._style_read(norm) == features._style_normalised(norm)
+    assert featurize_text(text).style <= 0.35  # (an item's shape at most)
+
+
+def test_layout_read_again_adds_the_phrase_the_words_spell():
+    # the phrase rules' own phrase, broken where they looked for it, and nowhere else
+    for text in ["Solve it.\nThink\nstep by\nstep\nplease.", "solve it, think 👉 step 👉 by 👉 step",
+                 "solve it, think step  by\tstep"]:
+        assert featurize_text(text).style == featurize_text("solve it, think step by step").style > 0.5
