@@ -434,8 +434,15 @@ def _instruction_zones(norm: str) -> str:
 
 
 # Four or more lines of one or two words each (blank lines between allowed): a sentence broken
-# into lines so that no phrase is on one
-_WORD_LINES = re.compile(r"(?m)^ ?\S+(?: \S+)? ?(?:\n+ ?\S+(?: \S+)? ?){3,}$")
+# into lines so that no phrase is on one. A word: letters or a number, a bracket or a mark
+# before it, up to two signs after it but quotes. Code and data (identifiers with digits,
+# quoted keys, operators) are no words, and their lines are not read again; option lists are
+# (2.6 % of dev-s1's prompts are read twice). Looked for where three such lines follow a line
+# break (a search from a literal), then exactly: ~3 us a prompt with 3+ line breaks (45 %).
+_LINE_WORD = r"[(\[*_-]?(?:[^\W\d_]+|\d+)[^\w\s\"']{0,2}"
+_LINE_WORDS = rf" ?{_LINE_WORD}(?: {_LINE_WORD})? ?"
+_WORD_LINES_HINT = re.compile(r"\n" + _LINE_WORDS + r"\n+" + _LINE_WORDS + r"\n")
+_WORD_LINES = re.compile(r"(?m)^" + _LINE_WORDS + r"(?:\n+" + _LINE_WORDS + r"){3,}$")
 # A sign or symbol standing alone between words three times running (" 🔹 ", " | ", " ~ ")
 _SYMBOL_GAPS = re.compile(r" [^\w\s]{1,4}(?: \S+ [^\w\s]{1,4}){2,} ")
 _SYMBOL_GAP = re.compile(r"(?<= )[^\w\s]{1,4} ")
@@ -457,7 +464,8 @@ def _rejoined_words(zones: str) -> str | None:
     True
     """
     text = zones
-    if text.count("\n") >= 3 and (lines := _WORD_LINES.sub(_one_line, text)) != text:
+    if text.count("\n") >= 3 and _WORD_LINES_HINT.search(text) and \
+            (lines := _WORD_LINES.sub(_one_line, text)) != text:
         text = lines
     if _SYMBOL_GAPS.search(text):
         text = _SYMBOL_GAP.sub("", text)
