@@ -526,6 +526,9 @@ def _normalise_unicode(text: str) -> str:
     for _ in range(4):
         chars = set(text)
         cleaned = text
+        if not _SMALL_CAPITAL_CHARS.isdisjoint(chars):
+            # (before the marks: one piled on a small capital is noise on an ASCII letter now)
+            cleaned = cleaned.translate(_SMALL_CAPITALS)
         if not _INVISIBLE_CHARS.isdisjoint(chars):
             cleaned = _INVISIBLE_RE.sub("", cleaned)
         if not _MARK_CHARS.isdisjoint(chars):
@@ -533,8 +536,6 @@ def _normalise_unicode(text: str) -> str:
         if cleaned == text:
             break
         text = _fold(cleaned)
-    if not _SMALL_CAPITAL_CHARS.isdisjoint(chars):
-        text = text.translate(_SMALL_CAPITALS)
     text = _collapse_spaced(text)
     if _FOLDABLE.isdisjoint(chars):
         return text

@@ -233,7 +233,7 @@ def test_plain_ascii_is_only_lower_cased():
 _ALPHABETS = st.sampled_from([
     st.text(),  # any code point, lone surrogates included
     st.text(alphabet=st.sampled_from("aAeEoOpPcCxXsS iIjJ.-_*|/·" "аеорсхуіѕјԁɡ АЕОРСХ" "\u200b\u00ad\u0301\u0308"
-                                     "ｓｔｅｐ𝐬𝐭𝐞𝐩 ëäßİıς")),
+                                     "ｓｔｅｐ𝐬𝐭𝐞𝐩 ëäßİıς" "ᴀᴇꜱᴛɪʀ")),
     st.text(alphabet=st.characters(codec="utf-8")),
 ]).flatmap(lambda strategy: strategy)
 
@@ -241,6 +241,7 @@ _ALPHABETS = st.sampled_from([
 @settings(max_examples=1500, deadline=None)
 @given(_ALPHABETS)
 @example("A_\u0104\u0300_A_A")  # a letter with marks between spaced letters: mapped, it makes a run
+@example("\u1d07\u0301xplain")  # a mark on a small capital: on an ASCII letter once mapped
 def test_normalise_is_idempotent_and_total(text):
     once = normalise(text)
     assert isinstance(once, str)
