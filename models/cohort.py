@@ -124,8 +124,8 @@ import numpy as np
 from ..contracts.alert import Alert, Severity
 from ..contracts.alert import iso_ms as _iso  # the one time format of every record
 from ..errors import ConfigError
-from .constants import DAY_MS, MIN_HARVEST_TOKENS, ProductStatus
-from .exculpation import excused_products, product_cap, shows_product
+from .constants import DAY_MS, MIN_HARVEST_TOKENS
+from .exculpation import PENDING, excused_products, product_cap, shows_product
 
 # An account this young at the key's event is a cohort candidate (the key's request is
 # forwarded to the cluster detector by ``link_record`` until ``MAX_KEY_EVENTS``).
@@ -2001,7 +2001,7 @@ class CohortDetector:
         per_key = sorted(fam.member_requests.values()) or [0]
         listed = fam.named if products_only else [key for key in fam.named if key not in excused]
         n = len(listed)
-        pending = sum(1 for status in excused.values() if status == ProductStatus.PENDING) if products_only else 0
+        pending = sum(1 for status in excused.values() if status in PENDING) if products_only else 0
         capped = product_cap(products_only, n, pending)
         severity = Severity.INFO if capped else Severity.CRITICAL if n >= self.critical_members else Severity.WARNING
         return [Alert(

@@ -21,6 +21,9 @@ SHOWN = frozenset({ProductStatus.HOLDS, ProductStatus.PENDING, ProductStatus.FIR
 # ... from a content cohort: not an organisation key's first requests each opening a
 # conversation of its own, which is what an item sweep's are.
 SHOWN_TO_A_COHORT = SHOWN - {ProductStatus.FIRST_USERS_PENDING}
+# The statuses whose evidence is pending, not held: counted in a held incident's reasons
+# (``product_cap``'s ``pending``) by the cluster and the cohort alike.
+PENDING = frozenset({ProductStatus.PENDING, ProductStatus.FIRST_USERS_PENDING, ProductStatus.EVALUATION_PENDING})
 
 
 def shows_product(status: int, cohort: bool = False) -> bool:

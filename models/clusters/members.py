@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..constants import MIN_HARVEST_TOKENS, ProductStatus
-from ..exculpation import shows_product
+from ..exculpation import PENDING, shows_product
 from .config import ClusterConfig
 
 
@@ -55,8 +55,7 @@ class KeyStats:
     @property
     def product_pending(self) -> bool:
         """Its product evidence is pending (an app's or an evaluation's)."""
-        return self.product in (ProductStatus.PENDING, ProductStatus.FIRST_USERS_PENDING,
-                                ProductStatus.EVALUATION_PENDING)
+        return self.product in PENDING
 
     @property
     def evaluation_pending(self) -> bool:
