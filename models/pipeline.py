@@ -103,7 +103,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 # pickle. Decoded into plain Python numbers for the step: numpy scalar access costs more
 # than the arithmetic on a few dozen values.
 # ---------------------------------------------------------------------------------------
-STATE_VERSION = 15
+STATE_VERSION = 16
 _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew", "novelty_ew", "template_ew",
             "gap_mean", "gap_var", "bigout_ew", "score", "incident", "alerting", "severity",
             "quiet", "yield_ew", "yield_n", "evidence",
@@ -138,7 +138,10 @@ _SCALARS = ("n", "last_offset", "last_ts", "first_ts", "style_ew", "followup_ew"
             # a lower one)
             "app_held",
             # share of the key's transformations whose prompt posed an item (models.products)
-            "transform_item_ew")
+            "transform_item_ew",
+            # the app's long-run consistent follow-up share, capped (models.products: a quiet spell
+            # of an app with a long history of follow-ups does not let its evidence go)
+            "app_memory")
 _RING = 8
 _CONVERSATIONS = 16  # the key's most recent conversations checked claims are held against
 _CLAIM_ARRAYS = f"{_CONVERSATIONS}I{_CONVERSATIONS}I{len(CLAIM_KINDS)}H"
@@ -207,6 +210,11 @@ _OLD_LAYOUTS[13] = (struct.Struct(f"<B{_V13_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_
 _V14_SCALARS = _SCALARS.index("transform_item_ew")
 _OLD_LAYOUTS[14] = (struct.Struct(f"<B{_V14_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I{_BATCH_TABLE}Q"),
                     _V14_SCALARS)
+# v15: v14 and the items' share and material sketches; no long-run follow-up share (read as 0: a
+# held app's evidence is let go at the short-run bars alone, as before, until its history builds)
+_V15_SCALARS = _SCALARS.index("app_memory")
+_OLD_LAYOUTS[15] = (struct.Struct(
+    f"<B{_V15_SCALARS}d{_RINGS}{_SIGNAL_VALUES}H{_RERUN}I{_RERUN}I{_BATCH_TABLE}Q{_MATERIAL}Q"), _V15_SCALARS)
 # Per-event harvest ramp of the evidence test: an answer under _HARVEST_LO output tokens
 # carries no reasoning worth distilling (a letter, a label, a number), one of _HARVEST_HI or
 # more is a full harvest.
@@ -380,7 +388,8 @@ def decode_state(data: bytes | None) -> KeyState:
         layout, count = old
         values = layout.unpack(data)
         if count in (_V7_SCALARS, _V8_SCALARS, _V9_SCALARS, _V10_SCALARS, _V11_SCALARS,
-                     _V12_SCALARS, _V13_SCALARS, _V14_SCALARS):  # v7-v14: all but their missing trailing scalars
+                     _V12_SCALARS, _V13_SCALARS, _V14_SCALARS, _V15_SCALARS):  # v7-v15: all but their missing
+            # trailing scalars
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
         elif count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)

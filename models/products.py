@@ -189,6 +189,17 @@ class ProductEvidenceConfig:
       to a page that never came down (stress stream product-negatives-h: every such key paged
       at critical). A key that turns to a sweep asks no follow-ups: its share falls from 0.3
       under 0.1 within about 22 events.
+    - ``app_memory_alpha`` 0.02 / ``app_memory_cap`` 0.4 / ``app_memory_share`` 0.15: the app's
+      long-run follow-up share (a window of about 100 events, each follow-up counted at most up to
+      the cap) keeps the evidence through a quiet spell: the release needs it under 0.15 as well.
+      A quiz maker's teachers batch-write quizzes for an hour without asking for a change (runs of
+      up to 32 requests with no follow-up over a long-run share of 0.3): the short-run share fell
+      under its release bar mid-spell and the key was paged at critical (stress stream
+      product-negatives-h +1000 and +2000: 3 keys). A key that turns to a sweep sends no follow-up
+      again: on the product-negatives streams' 47 turned mature keys the long-run share was already
+      under 0.15 when the short-run one fell under 0.1, so none was released later. The cap bounds
+      what a history bought with follow-ups is worth: from 0.4 the long-run share falls under 0.15
+      within 50 events of the last follow-up, about 25 after the short-run share has.
     - ``app_min_conversations`` 20: conversations the key opened before the evidence counts
       (an app reaches the 50 events a key needs to alert with 20-30).
     - ``app_min_person_share`` 0.15: the key's follow-ups are often a person's (a few
@@ -283,6 +294,9 @@ class ProductEvidenceConfig:
     short_turn_chars: int = 300
     app_follow_up_share: float = 0.2
     app_release_share: float = 0.1
+    app_memory_alpha: float = 0.02
+    app_memory_cap: float = 0.4
+    app_memory_share: float = 0.15
     app_min_conversations: int = 20
     app_min_person_share: float = 0.15
     app_release_person_share: float = 0.075
@@ -321,8 +335,8 @@ class ProductEvidence:
     """Learns a key's exculpatory evidence from each event and says whether it holds.
 
     Works on the key's state object (``models.pipeline.KeyState``): the scalars ``app_ew``,
-    ``app_held``, ``transform_ew``, ``transform_item_ew``, ``agent_ew``, ``agent_held``, ``convs`` and the
-    rings ``app_conv_ids`` / ``app_conv_ts`` (seconds) and ``material`` (``MATERIAL_RING``
+    ``app_memory``, ``app_held``, ``transform_ew``, ``transform_item_ew``, ``agent_ew``, ``agent_held``,
+    ``convs`` and the rings ``app_conv_ids`` / ``app_conv_ts`` (seconds) and ``material`` (``MATERIAL_RING``
     sketches); it reads ``person_ew`` (learned by ``ConversationClaims``).
 
     >>> from types import SimpleNamespace
@@ -368,10 +382,12 @@ class ProductEvidence:
         if st.n:
             alpha = self.config.alpha
             st.app_ew += alpha * (follow_up - st.app_ew)
+            st.app_memory = min(c.app_memory_cap, st.app_memory + c.app_memory_alpha * (follow_up - st.app_memory))
             st.transform_ew += alpha * (transform - st.transform_ew)
             st.agent_ew += alpha * (agent_step - st.agent_ew)
         else:
             st.app_ew, st.transform_ew, st.agent_ew = float(follow_up), float(transform), agent_step
+            st.app_memory = min(c.app_memory_cap, float(follow_up))
         if st.agent_held:
             st.agent_held = float(st.agent_ew >= c.agent_release_share)
         else:
@@ -381,7 +397,9 @@ class ProductEvidence:
         # under half of it, as the follow-up share is: it is a moving mean of a few dozen follow-ups)
         share = self.follow_up_share(st, int(st.n) + 1)
         if st.app_held:
-            st.app_held = float(st.person_ew >= c.app_release_person_share and share >= c.app_release_share)
+            # (a quiet spell of a long-time app is no turn: its long-run share keeps it, app_memory_*)
+            st.app_held = float(st.person_ew >= c.app_release_person_share
+                                and (share >= c.app_release_share or st.app_memory >= c.app_memory_share))
         else:
             st.app_held = float(st.person_ew >= c.app_min_person_share and share >= c.app_follow_up_share
                                 and st.convs >= c.app_min_conversations)

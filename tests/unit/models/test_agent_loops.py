@@ -185,7 +185,7 @@ def _step(evidence: ProductEvidence, st, i: int, turn: int, out: int) -> None:
 
 def test_the_evidence_once_held_survives_a_run_of_long_edits_and_goes_when_the_loops_stop():
     evidence = ProductEvidence()
-    st = SimpleNamespace(n=0, app_ew=0.0, app_held=0.0, person_ew=0.0, transform_ew=0.0, agent_ew=0.0,
+    st = SimpleNamespace(n=0, app_ew=0.0, app_memory=0.0, app_held=0.0, person_ew=0.0, transform_ew=0.0, agent_ew=0.0,
                          agent_held=0.0, convs=0.0, app_conv_ids=[0] * 8, app_conv_ts=[0] * 8, rerun_ew=0.0,
                          rerun_hits=0.0, transform_item_ew=0.0, material=[0] * 4)
     for i in range(60):  # three tasks of brief tool calls

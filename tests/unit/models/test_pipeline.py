@@ -254,9 +254,9 @@ def test_a_v7_state_keeps_its_history_and_learns_its_typical_prompt_from_the_upg
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[7]
     # written before the typical prompt length (person share, re-runs, reading, agent, batches, app hold)
-    assert count == p._NS - 14
+    assert count == p._NS - 15
     old = layout.pack(7, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE - p._MATERIAL])
-    assert len(old) == p.STATE_BYTES - 112 - 8 * p._RERUN - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
+    assert len(old) == p.STATE_BYTES - 120 - 8 * p._RERUN - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_ids == was.conv_ids
     assert upgraded.prompt_log == 0.0 and round(was.prompt_log, 6) == round(math.log(31), 6)
@@ -272,9 +272,9 @@ def test_a_v8_state_keeps_its_history_and_reads_the_person_share_as_a_new_keys()
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[8]
     # written before the share of a person's follow-ups (re-runs, reading, agent, batches, app hold)
-    assert count == p._NS - 13
+    assert count == p._NS - 14
     old = layout.pack(8, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE - p._MATERIAL])
-    assert len(old) == p.STATE_BYTES - 104 - 8 * p._RERUN - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
+    assert len(old) == p.STATE_BYTES - 112 - 8 * p._RERUN - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.prompt_log == was.prompt_log and upgraded.signals == was.signals
     assert upgraded.person_ew == PERSON_PRIOR
@@ -290,9 +290,9 @@ def test_a_v9_state_keeps_its_person_share_and_starts_an_empty_rerun_sample():
     current = p._STRUCT.unpack(state)
     layout, count = p._OLD_LAYOUTS[9]
     # written before the re-run share and count (and the reading pace, agent share, batches, app hold)
-    assert count == p._NS - 12
+    assert count == p._NS - 13
     old = layout.pack(9, *current[1:count + 1], *current[p._NS + 1:-2 * p._RERUN - p._BATCH_TABLE - p._MATERIAL])
-    assert len(old) == p.STATE_BYTES - 96 - 8 * p._RERUN - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
+    assert len(old) == p.STATE_BYTES - 104 - 8 * p._RERUN - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded, was = p.decode_state(old), p.decode_state(state)
     assert upgraded.n == 120 and upgraded.signals == was.signals and upgraded.conv_marks == was.conv_marks
     assert upgraded.person_ew == was.person_ew != PERSON_PRIOR  # v9 had it: kept, not reset
@@ -310,10 +310,10 @@ def test_a_v10_state_keeps_its_rerun_sample_and_starts_its_reading_pace_afresh()
     assert was.unread_ew > 0.99 and was.reply_ready > was.last_ts
     layout, count = p._OLD_LAYOUTS[10]
     # written before the reading pace (and the agent share, the batches, the app hold, the items)
-    assert count == p._NS - 10
+    assert count == p._NS - 11
     current = p._STRUCT.unpack(state)
     old = layout.pack(10, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE - p._MATERIAL])
-    assert len(old) == p.STATE_BYTES - 80 - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
+    assert len(old) == p.STATE_BYTES - 88 - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.rerun_ids == was.rerun_ids and upgraded.conv_marks == was.conv_marks
     assert upgraded.unread_ew == upgraded.reply_ready == 0.0  # nothing unread yet: judged afresh
@@ -331,10 +331,10 @@ def test_a_v11_state_keeps_its_reading_pace_and_starts_its_agent_share_afresh():
     was = p.decode_state(state)
     assert was.agent_ew > 0.9 and was.agent_held == 1.0
     layout, count = p._OLD_LAYOUTS[11]
-    assert count == p._NS - 8  # written before the agent share (and the batches, the app hold, the items)
+    assert count == p._NS - 9  # written before the agent share (and the batches, the app hold, the items)
     current = p._STRUCT.unpack(state)
     old = layout.pack(11, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE - p._MATERIAL])
-    assert len(old) == p.STATE_BYTES - 64 - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
+    assert len(old) == p.STATE_BYTES - 72 - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded = p.decode_state(old)
     assert upgraded.n == 60 and upgraded.unread_ew == was.unread_ew and upgraded.conv_marks == was.conv_marks
     assert upgraded.agent_ew == upgraded.agent_held == 0.0  # judged afresh
@@ -352,10 +352,10 @@ def test_a_v12_state_keeps_its_agent_share_and_starts_its_batches_afresh():
     was = p.decode_state(state)
     assert was.batches == 2 and was.batch_ew > 0.9 and any(was.batch_table)
     layout, count = p._OLD_LAYOUTS[12]
-    assert count == p._NS - 6  # written before the batches (and the app hold, the items)
+    assert count == p._NS - 7  # written before the batches (and the app hold, the items)
     current = p._STRUCT.unpack(state)
     old = layout.pack(12, *current[1:count + 1], *current[p._NS + 1:-p._BATCH_TABLE - p._MATERIAL])
-    assert len(old) == p.STATE_BYTES - 48 - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
+    assert len(old) == p.STATE_BYTES - 56 - 8 * p._BATCH_TABLE - 8 * p._MATERIAL
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.agent_ew == was.agent_ew and upgraded.rerun_ids == was.rerun_ids
     assert upgraded.batches == upgraded.batch_ew == 0.0 and upgraded.batch_table == [0] * p._BATCH_TABLE
@@ -469,10 +469,10 @@ def test_a_v13_state_keeps_its_batches_and_holds_the_app_evidence_again_at_the_a
     was = p.decode_state(state)
     assert was.app_held == 1.0 and was.app_ew > 0.4
     layout, count = p._OLD_LAYOUTS[13]
-    assert count == p._NS - 2  # written before the app hold (and the items)
+    assert count == p._NS - 3  # written before the app hold (and the items, the app memory)
     current = p._STRUCT.unpack(state)
     old = layout.pack(13, *current[1:count + 1], *current[p._NS + 1:-p._MATERIAL])
-    assert len(old) == p.STATE_BYTES - 16 - 8 * p._MATERIAL
+    assert len(old) == p.STATE_BYTES - 24 - 8 * p._MATERIAL
     upgraded = p.decode_state(old)
     assert upgraded.n == 120 and upgraded.app_ew == was.app_ew and upgraded.batch_table == was.batch_table
     assert upgraded.app_held == 0.0  # not held at the upgrade: held again at the app's bar, by its next event
@@ -489,6 +489,25 @@ def _item_event(i: int) -> RequestEvent:
               usage={"input_tokens": 900, "output_tokens": 850})
 
 
+def test_a_v15_state_keeps_its_app_hold_and_builds_its_long_run_follow_up_share_afresh():
+    from distillguard.models import pipeline as p
+
+    state, _, _ = run(KeyPipeline(), [_app_event(i) for i in range(120)])
+    was = p.decode_state(state)
+    assert was.app_held == 1.0 and was.app_memory > 0.3
+    layout, count = p._OLD_LAYOUTS[15]
+    assert count == p._NS - 1  # written before the app memory
+    current = p._STRUCT.unpack(state)
+    old = layout.pack(15, *current[1:count + 1], *current[p._NS + 1:])
+    assert len(old) == p.STATE_BYTES - 8
+    upgraded = p.decode_state(old)
+    assert upgraded.n == 120 and upgraded.app_held == 1.0 and upgraded.material == was.material
+    assert upgraded.app_memory == 0.0  # built afresh: released at the short-run bars alone meanwhile
+    pipeline = KeyPipeline()
+    after = p.decode_state(pipeline.step(pipeline.step(old, _app_event(120)).state, _app_event(121)).state)
+    assert after.n == 122 and after.app_held == 1.0 and 0.0 < after.app_memory < was.app_memory  # a "why?" counted
+
+
 def test_a_v14_state_keeps_its_app_hold_and_counts_its_transformations_items_afresh():
     from distillguard.models import pipeline as p
 
@@ -496,10 +515,10 @@ def test_a_v14_state_keeps_its_app_hold_and_counts_its_transformations_items_afr
     was = p.decode_state(state)
     assert was.transform_item_ew > 0.9
     layout, count = p._OLD_LAYOUTS[14]
-    assert count == p._NS - 1  # written before the items
+    assert count == p._NS - 2  # written before the items (and the app memory)
     current = p._STRUCT.unpack(state)
     old = layout.pack(14, *current[1:count + 1], *current[p._NS + 1:-p._MATERIAL])
-    assert len(old) == p.STATE_BYTES - 8 - 8 * p._MATERIAL
+    assert len(old) == p.STATE_BYTES - 16 - 8 * p._MATERIAL
     upgraded = p.decode_state(old)
     assert upgraded.n == 60 and upgraded.app_held == was.app_held and upgraded.transform_ew == was.transform_ew
     assert upgraded.transform_item_ew == 0.0 and upgraded.material == [0] * p._MATERIAL  # afresh

@@ -499,14 +499,44 @@ def test_an_app_whose_follow_ups_dip_for_a_while_keeps_its_evidence_and_a_key_th
     assert all(a["reasons"][0]["value"] == "app_conversations" for a in alerts)
     share = next(r for r in alerts[-1]["reasons"] if r["signal"] == "consistent_follow_up_share")
     assert share["baseline"] == ProductEvidenceConfig().app_release_share  # the bar it is held against
-    # Guard: let go at the app's own bar (no hysteresis), the dip escalates the incident for good.
+    # Guard: let go at the app's own bar (no hysteresis, no long-run share), the dip escalates the
+    # incident for good.
     flapping = KeyPipeline()
-    flapping._products = ProductEvidence(ProductEvidenceConfig(app_release_share=0.2))
+    flapping._products = ProductEvidence(ProductEvidenceConfig(app_release_share=0.2, app_memory_share=1.0))
     assert worst(run(traffic, flapping)) >= SEVERITY["warning"]
     # A key that turns to one-shot items asks no follow-ups: it loses the evidence and pages.
     after = datetime.fromtimestamp(traffic[-1].ts_ms / 1000 + 300, timezone.utc)
     turned = run(traffic + sweep(120, after, key="quiz", first=len(traffic)))
     assert worst(turned) == SEVERITY["critical"] and "exculpatory" not in {r["signal"] for r in turned[-1]["reasons"]}
+
+
+def test_a_quiet_spell_of_a_long_time_app_keeps_its_evidence_and_a_key_that_turns_still_pages_soon():
+    # Teachers ask for changes after every second quiz for 80 quizzes, then batch-write 26 in a row
+    # without asking (the short-run share falls to about 0.07, under its release bar of 0.1: the
+    # quiz maker of product-negatives-h was paged at critical there), then ask again.
+    pattern = "f-" * 40 + "-" * 26 + "f-" * 20
+    traffic = quiz_traffic(pattern)
+    pipeline, state, lowest = KeyPipeline(), None, (1.0, 0.0)
+    for offset, ev in enumerate(traffic):
+        state = pipeline.step(state, ev, offset).state
+        st = decode_state(state)
+        if offset > 120 and st.app_ew < lowest[0]:
+            lowest = (st.app_ew, st.app_memory)
+    config = ProductEvidenceConfig()
+    assert lowest[0] < config.app_release_share and lowest[1] >= config.app_memory_share, lowest
+    alerts = run(traffic)
+    assert alerts and worst(alerts) == SEVERITY["info"]
+    assert all(a["reasons"][0]["value"] == "app_conversations" for a in alerts)
+    # Guard: without the long-run share the quiet spell lets the evidence go and the key pages.
+    forgetful = KeyPipeline()
+    forgetful._products = ProductEvidence(ProductEvidenceConfig(app_memory_share=1.0))
+    assert worst(run(traffic, forgetful)) >= SEVERITY["warning"]
+    # A key that turns after that history asks no follow-ups again: paged within about 60 items.
+    after = datetime.fromtimestamp(traffic[-1].ts_ms / 1000 + 300, timezone.utc)
+    turned = run(traffic + sweep(120, after, key="quiz", first=len(traffic)))
+    paged = next(a for a in turned if a["severity"] == "critical")
+    assert paged["events_seen"] - len(traffic) <= 60
+    assert "exculpatory" not in {r["signal"] for r in paged["reasons"]}
 
 
 # Students' follow-ups of a few words (a person's by the share's count), and of more (not).
