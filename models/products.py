@@ -189,17 +189,20 @@ class ProductEvidenceConfig:
       to a page that never came down (stress stream product-negatives-h: every such key paged
       at critical). A key that turns to a sweep asks no follow-ups: its share falls from 0.3
       under 0.1 within about 22 events.
-    - ``app_memory_alpha`` 0.02 / ``app_memory_cap`` 0.4 / ``app_memory_share`` 0.15: the app's
-      long-run follow-up share (a window of about 100 events, each follow-up counted at most up to
-      the cap) keeps the evidence through a quiet spell: the release needs it under 0.15 as well.
-      A quiz maker's teachers batch-write quizzes for an hour without asking for a change (runs of
-      up to 32 requests with no follow-up over a long-run share of 0.3): the short-run share fell
-      under its release bar mid-spell and the key was paged at critical (stress stream
-      product-negatives-h +1000 and +2000: 3 keys). A key that turns to a sweep sends no follow-up
-      again: on the product-negatives streams' 47 turned mature keys the long-run share was already
-      under 0.15 when the short-run one fell under 0.1, so none was released later. The cap bounds
-      what a history bought with follow-ups is worth: from 0.4 the long-run share falls under 0.15
-      within 50 events of the last follow-up, about 25 after the short-run share has.
+    - ``app_memory_alpha`` 0.02 / ``app_memory_cap`` 0.4 / ``app_memory_share`` 0.1: the app's
+      long-run follow-up share (a window of about 100 events, capped) keeps the evidence through a
+      quiet spell: the release needs it under the release bar too, the same bar over a longer
+      window. A quiz maker's teachers batch-write quizzes for an hour without asking for a change
+      (runs of up to 35 requests with no follow-up over a long-run share of 0.3): the short-run
+      share fell under its release bar mid-spell and the key was paged at critical (stress stream
+      product-negatives-h +1000 and +2000: 3 keys; with a long-run bar of 0.15, one of them still).
+      A key that turns to a sweep sends no follow-up again: of the product-negatives streams' 47
+      turned mature keys that had held it, 30 lost the evidence at the same event as before, the
+      others 1-28 events later. The cap bounds what a history bought with follow-ups is worth: from
+      0.4 the long-run share falls under 0.1 within 70 events of the last follow-up. What it gives
+      away, stated: an app mimic on an organisation's account that had held the evidence for 100+
+      events and lets it lapse for a spell is no longer released by the spell (app-mimic +1000 and
+      product-negatives-j +1000: one head each).
     - ``app_min_conversations`` 20: conversations the key opened before the evidence counts
       (an app reaches the 50 events a key needs to alert with 20-30).
     - ``app_min_person_share`` 0.15: the key's follow-ups are often a person's (a few
@@ -296,7 +299,7 @@ class ProductEvidenceConfig:
     app_release_share: float = 0.1
     app_memory_alpha: float = 0.02
     app_memory_cap: float = 0.4
-    app_memory_share: float = 0.15
+    app_memory_share: float = 0.1
     app_min_conversations: int = 20
     app_min_person_share: float = 0.15
     app_release_person_share: float = 0.075
