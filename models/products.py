@@ -613,12 +613,15 @@ class ProductEvidence:
                  "baseline": c.transform_item_share, "weight": None}]
 
     def _app_evidence(self, st, share_signal: str) -> list[dict]:
-        """An app's evidence as reasons: its consistent follow-up share (as ``share_signal``)
-        against the bar that keeps it once held, and the conversations it opened."""
+        """An app's evidence as reasons: its consistent follow-up share (as ``share_signal``) and
+        its long-run share (``long_run_follow_up_share``, which keeps it through a quiet spell),
+        each against the bar that keeps it once held, and the conversations it opened."""
         c = self.config
         # (its bar once held: it holds at app_follow_up_share, and is let go only under this)
         return [{"signal": share_signal, "value": round(self.follow_up_share(st, int(st.n)), 3),
                  "baseline": c.app_release_share, "weight": None},
+                {"signal": "long_run_follow_up_share", "value": round(float(st.app_memory), 3),
+                 "baseline": c.app_memory_share, "weight": None},
                 {"signal": "conversations_opened", "value": int(st.convs), "baseline": c.app_min_conversations,
                  "weight": None}]
 

@@ -527,6 +527,8 @@ def test_a_quiet_spell_of_a_long_time_app_keeps_its_evidence_and_a_key_that_turn
     alerts = run(traffic)
     assert alerts and worst(alerts) == SEVERITY["info"]
     assert all(a["reasons"][0]["value"] == "app_conversations" for a in alerts)
+    long_run = next(r for r in alerts[0]["reasons"] if r["signal"] == "long_run_follow_up_share")
+    assert long_run["baseline"] == config.app_memory_share and 0.0 < long_run["value"] <= config.app_memory_cap
     # Guard: without the long-run share the quiet spell lets the evidence go and the key pages.
     forgetful = KeyPipeline()
     forgetful._products = ProductEvidence(ProductEvidenceConfig(app_memory_share=1.0))
