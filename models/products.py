@@ -269,6 +269,15 @@ class ProductEvidenceConfig:
       among them (product-negatives-f: a cluster of agent keys of several customers, linked by
       their framework's system prompt, opened at warning while one member had sent a task and
       an edit).
+    - ``pending_early_events`` 20: over a key's first 20 events either pending share is a mean of
+      a handful of turns, and one long code edit or one teacher's quiz without a change moves it
+      by a fifth: its bar there is half (0.05 for the app's, 0.1 for the agent's). A quiz maker's
+      new key at one follow-up in its first 11 requests (0.09) and a developer's agent whose second
+      task opened with three long edits (0.18 at its 6th request) each left pending for a request
+      or two, and a campaign's paging cluster linked by the same frame in lockstep named them at
+      critical there (product-negatives-h +2000, agent-newcomers +2000). What it gives away,
+      stated: a head that shows one consistent follow-up of a person's words (or a few brief tool
+      turns) in its first 20 requests is not named by its cluster over them.
     - ``developer_max_tasks`` 8 / ``developer_task_window_hours`` 6: a developer's coding agent
       on a young or personal account (``developer_agent``) opens at most 8 tasks a 6 hours on
       average since its first request (agent-newcomers: 1-8 in a developer's busiest 6 hours,
@@ -317,6 +326,7 @@ class ProductEvidenceConfig:
     agent_release_share: float = 0.2
     agent_pending_share: float = 0.2
     agent_min_conversations: int = 3
+    pending_early_events: int = 20
     developer_max_tasks: float = 8.0
     developer_task_window_hours: float = 6.0
     verified_tiers: frozenset[str] = frozenset({"tier4", "tier5", "enterprise"})
@@ -700,11 +710,13 @@ class ProductEvidence:
         - an organisation's key before its ``app_opening_events``-th event, each of whose events
           opened a conversation of its own (an app's first users, before any could reply:
           ``FIRST_USERS_PENDING``, which excuses a cluster's member but no content cohort's);
-        - its agent steps reach ``agent_pending_share`` on an organisation's account and the agent
+        - its agent steps reach ``agent_pending_share`` (half of it over the key's first
+          ``pending_early_events``: ``_pending_bar``) on an organisation's account and the agent
           evidence does not hold yet (``agent_min_conversations`` not opened, or the share not yet
           there with the first event's weight counted); on a young or personal account the same,
           while it opens tasks at a developer's rate (``developer_agent``), whatever its age;
-        - its follow-ups reach ``app_pending_share`` and are a person's (``app_min_person_share``),
+        - its follow-ups reach ``app_pending_share`` (``_pending_bar`` too) and are a person's
+          (``app_min_person_share``),
           and the app evidence does not hold (yet, or no longer: then it is pending only while
           the share stays over that bar, which is the release's).
 
@@ -756,7 +768,7 @@ class ProductEvidence:
         # opens at info: one CLI's users share its frame in lockstep). Most keys take no agent
         # steps: that test first.
         if st.agent_ew > 0.0 and not st.agent_held and st.n >= 2 \
-                and self._without_first_event(st.agent_ew, int(st.n)) >= c.agent_pending_share \
+                and self._without_first_event(st.agent_ew, int(st.n)) >= self._pending_bar(c.agent_pending_share, st) \
                 and (self._mature_organisation(event) or self.task_rate(st, event) <= c.developer_max_tasks):
             return ProductStatus.PENDING
         if not self._mature(event):
@@ -768,7 +780,13 @@ class ProductEvidence:
             return none
         if st.app_held or st.person_ew < c.app_min_person_share:
             return none
-        return ProductStatus.PENDING if self.follow_up_share(st, int(st.n)) >= c.app_pending_share else none
+        share = self.follow_up_share(st, int(st.n))
+        return ProductStatus.PENDING if share >= self._pending_bar(c.app_pending_share, st) else none
+
+    def _pending_bar(self, bar: float, st) -> float:
+        """A pending share's bar at the key's count ``st.n``: half of it over the key's first
+        ``pending_early_events`` events, where the share is a mean of a handful of turns."""
+        return bar / 2 if st.n < self.config.pending_early_events else bar
 
     def exculpation(self, st, event: RequestEvent, template_share: float) -> list[dict]:
         """The reasons that cap this key's incident at info, first the kind

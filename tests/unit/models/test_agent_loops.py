@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from distillguard.models.features import featurize
+from distillguard.models.constants import ProductStatus
 from distillguard.models.events import RequestEvent, parse_event
 from distillguard.models.products import ProductEvidence, ProductEvidenceConfig
-from tests.unit.models.test_products import SEVERITY, T0, cluster_alerts, event_doc, run, sweep, worst
+from tests.unit.models.test_products import (SEVERITY, T0, _product_statuses, cluster_alerts, event_doc, run,
+                                             sweep, worst)
 
 # An agent framework's system prompt: it asks for step-by-step work, which reads as extraction
 AGENT_SYSTEM = ("You are an autonomous coding agent. Use the tools to read files, run commands and edit code. "
@@ -209,3 +211,22 @@ def test_a_cluster_of_customers_agents_on_one_framework_is_at_info_from_its_firs
         6, key=f"agent{k}", seed=k, pf="pf-framework", start=T0 + timedelta(minutes=2 * k))),
         key=lambda ev: ev.ts_ms)
     assert_cluster_at_info_but_paged_with(events, agent_pending_share=2.0)
+
+
+def test_a_developers_agent_stays_pending_while_its_second_task_opens_with_long_edits():
+    # A developer on a new personal account: a first task of two steps, a day later a second that
+    # opens with three long code edits (the brief-turn share, a mean of a handful, falls to 0.18)
+    rng, ts, events = random.Random(3), T0, []
+    for cid, outs in (("a", [54, 93]), ("b", [73, 564, 305, 361, 313, 131, 91, 168, 31, 64, 52, 13])):
+        for turn, out in enumerate(outs):
+            prompt = "fix the failing test in tests/test_cache.py" if turn == 0 else tool_result(rng)
+            events.append(parse_event(json.dumps(event_doc(
+                len(events), ts, prompt, "dev", 5.0, (400 * (turn + 1), out), system_prompt=AGENT_SYSTEM,
+                conversation_id=f"task-{cid}", turn_index=turn, params={"tools": 8})).encode()))
+            ts += timedelta(seconds=4)
+        ts += timedelta(days=1)
+    statuses = _product_statuses(events)
+    assert all(s != ProductStatus.NONE for s in statuses[1:]), statuses
+    # Guard: at the full bar from the first request it falls out of pending at its 6th
+    strict = _product_statuses(events, ProductEvidenceConfig(pending_early_events=0))
+    assert ProductStatus.NONE in strict[1:]
