@@ -198,11 +198,13 @@ class ProductEvidenceConfig:
       product-negatives-h +1000 and +2000: 3 keys; with a long-run bar of 0.15, one of them still).
       A key that turns to a sweep sends no follow-up again: of the product-negatives streams' 47
       turned mature keys that had held it, 30 lost the evidence at the same event as before, the
-      others 1-28 events later. The cap bounds what a history bought with follow-ups is worth: from
-      0.4 the long-run share falls under 0.1 within 70 events of the last follow-up. What it gives
-      away, stated: an app mimic on an organisation's account that had held the evidence for 100+
-      events and lets it lapse for a spell is no longer released by the spell (app-mimic +1000 and
-      product-negatives-j +1000: one head each).
+      others 1-28 events later (simulated on the streams). The cap bounds what a history bought
+      with follow-ups is worth: from 0.4 the long-run share falls under 0.1 within 70 events of the
+      last follow-up. What it gives away, stated: a sweep dressed as a tutoring app on an
+      organisation's account whose share dips under the bar by chance is no longer released and
+      paged by the dip (app-mimic: 3 heads of 38 on its first draw; product-negatives-j: 2 of 33,
+      one a whole campaign, and 1 of 41 on +1000); an attacker that keeps its share over the bar
+      was never released.
     - ``app_min_conversations`` 20: conversations the key opened before the evidence counts
       (an app reaches the 50 events a key needs to alert with 20-30).
     - ``app_min_person_share`` 0.15: the key's follow-ups are often a person's (a few
