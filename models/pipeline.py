@@ -387,9 +387,7 @@ def decode_state(data: bytes | None) -> KeyState:
     if old is not None and len(data) == old[0].size:
         layout, count = old
         values = layout.unpack(data)
-        if count in (_V7_SCALARS, _V8_SCALARS, _V9_SCALARS, _V10_SCALARS, _V11_SCALARS,
-                     _V12_SCALARS, _V13_SCALARS, _V14_SCALARS, _V15_SCALARS):  # v7-v15: all but their missing
-            # trailing scalars
+        if count >= _V7_SCALARS:  # v7 and later: every array, all but their missing trailing scalars
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:])
         elif count == _V6_SCALARS:  # v6: the conversation rings, no signal counts
             st = KeyState(values[:count + 1] + (0.0,) * (_NS - count) + values[count + 1:] + (0,) * _SIGNAL_VALUES)

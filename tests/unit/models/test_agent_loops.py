@@ -11,8 +11,7 @@ from distillguard.models.features import featurize
 from distillguard.models.constants import ProductStatus
 from distillguard.models.events import RequestEvent, parse_event
 from distillguard.models.products import ProductEvidence, ProductEvidenceConfig
-from tests.unit.models.test_products import (SEVERITY, T0, _product_statuses, cluster_alerts, event_doc, run,
-                                             sweep, worst)
+from tests.unit.models.test_products import SEVERITY, T0, _statuses, cluster_alerts, event_doc, run, sweep, worst
 
 # An agent framework's system prompt: it asks for step-by-step work, which reads as extraction
 AGENT_SYSTEM = ("You are an autonomous coding agent. Use the tools to read files, run commands and edit code. "
@@ -214,6 +213,8 @@ def test_a_cluster_of_customers_agents_on_one_framework_is_at_info_from_its_firs
 
 
 def test_a_developers_agent_stays_pending_while_its_second_task_opens_with_long_edits():
+    from distillguard.models.pipeline import KeyPipeline
+
     # A developer on a new personal account: a first task of two steps, a day later a second that
     # opens with three long code edits (the brief-turn share, a mean of a handful, falls to 0.18)
     rng, ts, events = random.Random(3), T0, []
@@ -225,8 +226,9 @@ def test_a_developers_agent_stays_pending_while_its_second_task_opens_with_long_
                 conversation_id=f"task-{cid}", turn_index=turn, params={"tools": 8})).encode()))
             ts += timedelta(seconds=4)
         ts += timedelta(days=1)
-    statuses = _product_statuses(events)
+    statuses = [status for status, _, _ in _statuses(events)]
     assert all(s != ProductStatus.NONE for s in statuses[1:]), statuses
     # Guard: at the full bar from the first request it falls out of pending at its 6th
-    strict = _product_statuses(events, ProductEvidenceConfig(pending_early_events=0))
-    assert ProductStatus.NONE in strict[1:]
+    strict = KeyPipeline()
+    strict._products = ProductEvidence(ProductEvidenceConfig(pending_early_events=0))
+    assert ProductStatus.NONE in [status for status, _, _ in _statuses(events, strict)][1:]

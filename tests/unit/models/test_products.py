@@ -541,31 +541,21 @@ def test_a_quiet_spell_of_a_long_time_app_keeps_its_evidence_and_a_key_that_turn
     assert "exculpatory" not in {r["signal"] for r in paged["reasons"]}
 
 
-def _product_statuses(traffic, config: ProductEvidenceConfig | None = None) -> list:
-    pipeline, state, statuses = KeyPipeline(), None, []
-    if config is not None:
-        pipeline._products = ProductEvidence(config)
-    for offset, ev in enumerate(traffic):
-        result = pipeline.step(state, ev, offset)
-        state = result.state
-        statuses.append(result.product)
-    return statuses
-
-
 def test_a_new_quiz_makers_key_stays_pending_over_its_first_requests_between_its_first_follow_ups():
     # A teacher asks for a change after the 2nd quiz, then nobody does for eight: over the key's
     # first 20 requests its share is a mean of a handful of turns (one follow-up in 11: 0.09)
     traffic = quiz_traffic("-f" + "-" * 8 + "f-" * 15, key="newquiz")
-    statuses = _product_statuses(traffic)
+    statuses = [status for status, _, _ in _statuses(traffic)]
     first = next(i for i, ev in enumerate(traffic) if ev.turn_index)
     assert all(s != ProductStatus.NONE for s in statuses[first:20]), statuses[:20]
     # Guard: at the full bar from the first request, the key falls out of pending on the way, where
     # a campaign's cluster that links it by the same frame names it
-    strict = _product_statuses(traffic, ProductEvidenceConfig(pending_early_events=0))
-    assert any(s == ProductStatus.NONE for s in strict[first:20])
+    strict = KeyPipeline()
+    strict._products = ProductEvidence(ProductEvidenceConfig(pending_early_events=0))
+    assert any(s == ProductStatus.NONE for s, _, _ in _statuses(traffic, strict)[first:20])
     # Past its first 20 events the full bar: a mature key whose follow-ups are this rare is no app
     sparse = quiz_traffic("-f" + "-" * 8 + "f" + "-" * 40, key="sparse")
-    assert _product_statuses(sparse)[-1] == ProductStatus.NONE
+    assert _statuses(sparse)[-1][0] == ProductStatus.NONE
 
 
 # Students' follow-ups of a few words (a person's by the share's count), and of more (not).
