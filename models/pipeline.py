@@ -295,6 +295,23 @@ _PACED_CAP = 0.6  # over the default info level (0.5), under warning (0.65)
 _CLOCKED_REGULARITY = (0.84, 0.9)
 _CLOCKED_ANSWER_LOG = (math.log(200.0), math.log(300.0))
 _CLOCKED_RUN = (100.0, 150.0)  # the key's events
+# A harvest of tool-use traces (KeyPipeline._tool_use_harvest): agent loops (a turn of the key's
+# own conversation, tools declared, answered briefly: models.products' agent step share) whose
+# follow-ups are tool output, not a person's, opening tasks faster than a developer does. On
+# stress-agent-newcomers' three draws the developers' agents opened 1-7.5 tasks a 6 hours on
+# average since their first request (products' ``task_rate``, the window of
+# ``developer_task_window_hours``) at agent step shares of 0.3-0.67; the harvest's heads 15-60,
+# and the plain heads on young personal accounts that no other path named (14 over the three
+# draws) 26-59 at 0.53-0.70. Developers' scripts that declare tools reach 25-30 tasks but take
+# agent steps on 0.15-0.17 of their requests. A product's agents on an organisation's mature
+# account open 10-16 (product-negatives-f, agent-harvest): their agent evidence holds them at
+# info whatever the score (models.products), so the rule only speaks where that evidence does not
+# excuse. At most info: a coding agent's sub-agents open conversations too, so a busy developer
+# may pass the rate; the record says why, the page is the cohort's or a cluster's to make.
+_TOOL_USE_STEPS = (0.3, 0.4)  # agent step share
+_TOOL_USE_TASKS = (10.0, 15.0)  # tasks a developer_task_window_hours
+_TOOL_USE_PERSON = (0.7, 0.8)  # 1 - share of the follow-ups short as a person's
+_TOOL_USE_CAP = 0.6  # the paced harvest's: over the default info level (0.5), under warning (0.65)
 _NS = len(_SCALARS)
 # Held follow-ups a key needs before an alert says they are seldom a person's (a few could be
 # a person's by chance: the share starts at its prior and moves 0.1 a follow-up).
@@ -685,6 +702,32 @@ class KeyPipeline:
                                            self._harvest_score(st)))))
 
     def _harvest_score(self, st: KeyState) -> float:
+        """How much the key harvests without wording: its answers (``_output_harvest``) or tool-use
+        traces (``_tool_use_harvest``), whichever says more."""
+        if st.n < _HARVEST_MIN_EVENTS:
+            return 0.0
+        return max(self._output_harvest(st), self._tool_use_harvest(st))
+
+    def _tool_use_harvest(self, st: KeyState) -> float:
+        """How much the key is a harvest of tool-use traces: agent loops (``agent_ew``) fed with
+        tool output rather than a person's turns (``person_ew``), opening tasks faster than a
+        developer (``_TOOL_USE_TASKS``). At most ``_TOOL_USE_CAP`` (info).
+
+        >>> from types import SimpleNamespace
+        >>> key = SimpleNamespace(agent_ew=0.6, person_ew=0.0, convs=40.0, first_ts=0.0, last_ts=6 * 3_600_000.0)
+        >>> KeyPipeline()._tool_use_harvest(key)
+        0.6
+        >>> key.convs = 7.0  # a developer's few tasks
+        >>> KeyPipeline()._tool_use_harvest(key)
+        0.0
+        """
+        if st.agent_ew <= _TOOL_USE_STEPS[0] or st.person_ew >= 1.0 - _TOOL_USE_PERSON[0]:
+            return 0.0
+        tasks = self._products.tasks_per_window(st, st.last_ts)
+        return _TOOL_USE_CAP * min(_ramp(st.agent_ew, *_TOOL_USE_STEPS), _ramp(1.0 - st.person_ew, *_TOOL_USE_PERSON),
+                                   _ramp(tasks, *_TOOL_USE_TASKS))
+
+    def _output_harvest(self, st: KeyState) -> float:
         """A harvest needs no extraction wording: a key that is automated (requests on a
         clock), broad (new content, no fixed frame), collects long answers and does not
         converse is harvesting outputs, whatever its prompts say. Each is necessary: the
@@ -829,7 +872,22 @@ class KeyPipeline:
             reasons[at:at] = signals
         reasons = self._claim_reasons(st) + reasons
         harvest = self._harvest_score(st)
-        if harvest > self._share_score(st) and harvest >= self._evidence_score(st):
+        if harvest > self._share_score(st) and harvest >= self._evidence_score(st) \
+                and self._tool_use_harvest(st) > self._output_harvest(st):
+            # tool-use traces: the agent loops and the rate of tasks
+            tasks = self._products.tasks_per_window(st, st.last_ts)
+            reasons = [{"signal": "harvest_without_wording", "value": round(harvest, 3),
+                        "baseline": self.config.thresholds[0], "weight": None},
+                       {"signal": "harvest_content", "value": "tool_use_tasks", "baseline": None, "weight": None},
+                       {"signal": "tasks_per_window", "value": round(tasks, 2), "baseline": _TOOL_USE_TASKS[0],
+                        "weight": None},
+                       {"signal": "brief_answered_turn_share", "value": round(float(st.agent_ew), 3),
+                        "baseline": _TOOL_USE_STEPS[0], "weight": None},
+                       {"signal": "conversations_opened", "value": int(st.convs), "baseline": None, "weight": None},
+                       {"signal": "follow_ups_a_persons_share", "value": round(float(st.person_ew), 3),
+                        "baseline": round(1.0 - _TOOL_USE_PERSON[0], 3), "weight": None}] + \
+                [r for r in reasons if r["signal"] != "follow_ups_a_persons_share"]
+        elif harvest > self._share_score(st) and harvest >= self._evidence_score(st):
             # what made the score: no wording, so say what the key does instead
             reasons = [{"signal": "harvest_without_wording", "value": round(harvest, 3),
                         "baseline": self.config.thresholds[0], "weight": None},
@@ -885,7 +943,7 @@ class KeyPipeline:
             runs.append((int(st.run_n), "extraction"))
         # (HarvestOnset dates a run of long answers: a harvest of bare items for chat-length
         # answers walks it up and down, and its last zero is no onset)
-        if st.harvest_evidence > 0.0 and self._harvest_score(st) > 0.0 and \
+        if st.harvest_evidence > 0.0 and self._output_harvest(st) > 0.0 and \
                 self._long_answers(st) >= self._bare_items(st):
             runs.append((int(st.harvest_start), "harvest"))
         return min(runs) if runs else None

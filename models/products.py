@@ -582,8 +582,12 @@ class ProductEvidence:
         since its first request (its first window counted whole). A harvest of tool-use traces
         runs task after task: 15-59 in its busiest 6 hours on agent-newcomers' three draws,
         where a developer opened 1-8."""
+        return self.tasks_per_window(st, event.ts_ms)
+
+    def tasks_per_window(self, st, ts_ms: float) -> float:
+        """``task_rate`` at ``ts_ms`` (the key's pipeline reads it at its last event's time)."""
         hours = self.config.developer_task_window_hours
-        return st.convs / max(1.0, (event.ts_ms - st.first_ts) / (hours * 3_600_000))
+        return st.convs / max(1.0, (ts_ms - st.first_ts) / (hours * 3_600_000))
 
     def developer_agent_reasons(self, st, event: RequestEvent) -> list[dict]:
         """The reasons of an incident capped at info as a developer's agent, first the agent

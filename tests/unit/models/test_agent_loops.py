@@ -33,7 +33,8 @@ def tool_result(rng: random.Random) -> str:
 def agent_traffic(tasks: int, key: str = "agent", account_age_days: float | None = 400.0, tools: int | None = 8,
                   seed: int = 7, step_tokens: tuple[int, int] = (40, 200), edit_tokens: int = 900,
                   start: datetime = T0, pf: str | None = None, org: bool = True,
-                  task_gap_minutes: tuple[float, float] = (2, 30), first: int = 0) -> list[RequestEvent]:
+                  task_gap_minutes: tuple[float, float] = (2, 30), first: int = 0,
+                  system_prompt: str = AGENT_SYSTEM) -> list[RequestEvent]:
     """Developers' tasks, each an agent loop in one conversation: the task, then every turn a
     tool's result sent back 0.3-4 s after the answer (history resent), answered by a tool call
     of ``step_tokens``; every fifth turn a code edit of ``edit_tokens``; the next task
@@ -47,7 +48,7 @@ def agent_traffic(tasks: int, key: str = "agent", account_age_days: float | None
             out = edit_tokens if turn and turn % 5 == 0 else rng.randint(*step_tokens)
             context += len(prompt) // 4 + 8
             doc = event_doc(first + len(events), ts, prompt, key, account_age_days, (context, out),
-                            system_prompt=AGENT_SYSTEM, conversation_id=cid, turn_index=turn,
+                            system_prompt=system_prompt, conversation_id=cid, turn_index=turn,
                             params={"temperature": 0.0, **({"tools": tools} if tools is not None else {})},
                             latency_ms=800 + 15 * out, **({"org_id": f"org-{key}"} if org else {}))
             if pf is not None:
@@ -120,6 +121,59 @@ def test_a_developers_agent_that_turns_to_a_harvests_task_rate_is_paged():
     alerts = run(slow + fast)
     assert alerts[0]["severity"] == "info" and alerts[0]["reasons"][0]["signal"] == "unverified_agent_loops"
     assert worst(alerts) >= SEVERITY["warning"]
+
+
+# A framework's system prompt with no extraction wording: only what the key does can name it
+PLAIN_AGENT_SYSTEM = "You are a coding agent with access to a repository. Use the tools provided."
+
+
+def test_plain_agent_loops_at_a_harvests_task_rate_are_named_at_info_with_the_rate(monkeypatch):
+    """Tool-use traces harvested without a word of extraction: agent loops fed with tool output,
+    30 tasks in a few hours on a new personal account. Named at info (``_tool_use_harvest``)
+    with the rate, the agent step share and the person share. Guard: the same traffic with the
+    rate's bar out of reach raises nothing."""
+    from distillguard.models import pipeline
+
+    harvest = agent_traffic(30, account_age_days=3.0, org=False, system_prompt=PLAIN_AGENT_SYSTEM)
+    alerts = run(harvest)
+    assert alerts and worst(alerts) == SEVERITY["info"]
+    reasons = {r["signal"]: r for r in alerts[0]["reasons"]}
+    assert alerts[0]["reasons"][0]["signal"] == "harvest_without_wording"
+    assert reasons["harvest_content"]["value"] == "tool_use_tasks"
+    assert reasons["tasks_per_window"]["value"] >= reasons["tasks_per_window"]["baseline"]
+    assert reasons["brief_answered_turn_share"]["value"] >= 0.4
+    assert reasons["follow_ups_a_persons_share"]["value"] < 0.2
+    monkeypatch.setattr(pipeline, "_TOOL_USE_TASKS", (1000.0, 1001.0))
+    assert not run(harvest)
+
+
+def test_plain_agent_loops_at_a_developers_pace_or_a_persons_turns_raise_nothing(monkeypatch):
+    """The same loops at a developer's few tasks a 6 hours raise nothing; so do tool-using
+    conversations at a harvest's rate whose follow-ups are a person's short turns (a support
+    bot's users), which no agent loop sends. Guards: a bar of one task, and no person test,
+    name them."""
+    from distillguard.models import pipeline
+
+    pace = dict(task_gap_minutes=DEVELOPER_PACE, step_tokens=DEVELOPER_STEPS)
+    developer = agent_traffic(30, account_age_days=3.0, org=False, system_prompt=PLAIN_AGENT_SYSTEM, **pace)
+    assert not run(developer)
+    rng, ts, chats = random.Random(5), T0, []
+    replies = ["ok thanks", "can you check again", "it still says pending", "what about the refund"]
+    for conv in range(60):
+        for turn in range(6):
+            prompt = f"where is my order {rng.randint(1000, 9999)}?" if turn == 0 else rng.choice(replies)
+            chats.append(parse_event(json.dumps(event_doc(
+                len(chats), ts, prompt, "bot", 3.0, (200 + 40 * turn, rng.randint(30, 90)),
+                system_prompt=PLAIN_AGENT_SYSTEM, conversation_id=f"c{conv}", turn_index=turn,
+                params={"tools": 3})).encode()))
+            ts += timedelta(seconds=rng.uniform(20, 60))
+        ts += timedelta(seconds=rng.uniform(5, 30))
+    assert not run(chats)
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, "_TOOL_USE_TASKS", (1.0, 2.0))
+        assert run(developer)
+    monkeypatch.setattr(pipeline, "_TOOL_USE_PERSON", (-1.0, -0.5))
+    assert run(chats)
 
 
 def test_developers_of_one_cli_linked_in_a_cluster_are_at_info_from_their_first_events():
