@@ -457,6 +457,14 @@ class DetectorConfig:
 
     thresholds: tuple[float, float, float] = (0.5, 0.65, 0.8)
     min_events: int = 50
+    #: a key on a young account (or one of unknown age) whose score is at the critical level opens
+    #: its incident from this many events (at most ``min_events``): a content cohort's or a hydra's
+    #: styled heads send 10-40 requests each, and a score at critical over 20 of them is no chance
+    #: run of an ordinary key's. Only where no product evidence could cap the incident later (an
+    #: app's, a transformation's, a grader's, an evaluation's need a mature account;
+    #: ProductEvidence.mature_account): a real service on a mature account needs its first 50
+    #: requests to show its evidence (a rewriting service's "step by step" frame reads at critical)
+    critical_min_events: int = 20
     alpha: float = 0.03
     close_ratio: float = 0.6
     close_after: int = 200
@@ -480,8 +488,8 @@ class DetectorConfig:
             raise ValueError("sample_key: at most 64 bytes (BLAKE2b's key)")
 
     #: what an operator's overrides file may set (``from_mapping``)
-    OVERRIDABLE = ("thresholds", "min_events", "allow_keys", "allow_accounts", "key_threshold_scale",
-                   "account_threshold_scale", "verified_tiers")
+    OVERRIDABLE = ("thresholds", "min_events", "critical_min_events", "allow_keys", "allow_accounts",
+                   "key_threshold_scale", "account_threshold_scale", "verified_tiers")
 
     @classmethod
     def from_mapping(cls, overrides: dict) -> "DetectorConfig":
@@ -493,7 +501,7 @@ class DetectorConfig:
         >>> DetectorConfig.from_mapping({"allow_key": ["x"]})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: unknown detector setting 'allow_key' (known: thresholds, min_events, allow_keys, ...)
+        ValueError: unknown detector setting 'allow_key' (known: thresholds, min_events, critical_min_events, ...)
         """
         if not isinstance(overrides, dict):
             raise ValueError("detector overrides must be a mapping of setting -> value")
@@ -507,9 +515,9 @@ class DetectorConfig:
                         or not 0 < value[0] <= value[1] <= value[2] <= 1):
                     raise ValueError("thresholds: three increasing numbers in (0, 1] (info, warning, critical)")
                 fields[name] = tuple(float(t) for t in value)
-            elif name == "min_events":
+            elif name in ("min_events", "critical_min_events"):
                 if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                    raise ValueError("min_events: a whole number of events, 1 or more")
+                    raise ValueError(f"{name}: a whole number of events, 1 or more")
                 fields[name] = value
             elif name in ("allow_keys", "allow_accounts", "verified_tiers"):
                 if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
@@ -1012,6 +1020,15 @@ class KeyPipeline:
                                                     self.config.account_threshold_scale.get(event.account_id, 1.0))
         return tuple(t * scale for t in self.config.thresholds)
 
+    def _min_events(self, critical: bool, event: RequestEvent) -> int:
+        """The events a key needs before its incident opens: ``min_events``, or
+        ``critical_min_events`` at the critical level on an account no product evidence can
+        excuse (young, or of unknown age)."""
+        cfg = self.config
+        if critical and not self._products.mature_account(event):
+            return min(cfg.critical_min_events, cfg.min_events)
+        return cfg.min_events
+
     def _incident(self, st: KeyState, event: RequestEvent, score: float) -> dict | None:
         cfg = self.config
         if event.api_key_id in cfg.allow_keys or event.account_id in cfg.allow_accounts:
@@ -1059,7 +1076,7 @@ class KeyPipeline:
             st.quiet = 0
             if level <= st.severity:
                 return None
-        elif level == 0 or st.n < cfg.min_events:
+        elif level == 0 or st.n < self._min_events(level == len(thresholds), event):
             return None
         else:
             st.incident += 1

@@ -528,6 +528,12 @@ class ProductEvidence:
         return (event.account_created_ms is not None
                 and event.ts_ms - event.account_created_ms >= self.config.min_account_age_days * DAY_MS)
 
+    def mature_account(self, event: RequestEvent) -> bool:
+        """``_mature``: whether an app's, a transformation's, a grader's or an evaluation's
+        evidence may ever excuse this account's keys (a developer's agent is judged on any, and
+        pending from its first agent steps)."""
+        return self._mature(event)
+
     def _mature_organisation(self, event: RequestEvent) -> bool:
         """The account is an organisation's and ``min_account_age_days`` old: the one an agent's
         (and a grader's) evidence counts on."""

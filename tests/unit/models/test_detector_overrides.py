@@ -21,6 +21,7 @@ key_threshold_scale: {key_eval_1: 1.5}
 account_threshold_scale: {acct_big_reseller: 1.2}
 thresholds: [0.55, 0.7, 0.85]
 min_events: 80
+critical_min_events: 30
 """
 
 
@@ -32,6 +33,7 @@ def test_an_overrides_file_sets_every_overridable_setting(tmp_path):
     assert config.key_threshold_scale == {"key_eval_1": 1.5}
     assert config.account_threshold_scale == {"acct_big_reseller": 1.2}
     assert config.thresholds == (0.55, 0.7, 0.85) and config.min_events == 80
+    assert config.critical_min_events == 30
     assert WorkerSettings().detector_config() == DetectorConfig()  # no file: the defaults
 
 
@@ -40,6 +42,7 @@ def test_an_overrides_file_sets_every_overridable_setting(tmp_path):
     ("thresholds: [0.8, 0.6, 0.9]", "three increasing numbers"),
     ("thresholds: [0.5, 0.6]", "three increasing numbers"),
     ("min_events: 0", "min_events"),
+    ("critical_min_events: 1.5", "critical_min_events: a whole number"),
     ("allow_keys: key_a", "allow_keys: a list of ids"),
     ("key_threshold_scale: {key_a: -1}", "a number above 0"),
     ("key_threshold_scale: {key_a: yes}", "a number above 0"),

@@ -72,7 +72,7 @@ def test_sweep_opens_one_incident_without_a_storm():
     ranks = [("info", "warning", "critical").index(a["severity"]) for a in alerts]
     assert ranks == sorted(set(ranks)), "re-sent only to escalate"
     first = alerts[0]
-    assert first["events_seen"] >= KeyPipeline().config.min_events
+    assert first["events_seen"] >= KeyPipeline().config.critical_min_events
     assert first["schema"] == "distill.alert.v1" and first["entity_type"] == "key"
     assert first["reasons"][0]["signal"] and "value" in first["reasons"][0]
 
@@ -97,8 +97,32 @@ def test_allowlist_and_threshold_overrides():
     assert run(KeyPipeline(DetectorConfig(allow_keys=frozenset({"k1"}))), sweep)[1] == []
     assert run(KeyPipeline(DetectorConfig(allow_accounts=frozenset({"acct"}))), sweep)[1] == []
     assert run(KeyPipeline(DetectorConfig(key_threshold_scale={"k1": 5.0})), sweep)[1] == []
-    late = run(KeyPipeline(DetectorConfig(min_events=300)), sweep)[1]
+    late = run(KeyPipeline(DetectorConfig(min_events=300, critical_min_events=300)), sweep)[1]
     assert late and late[0]["events_seen"] >= 300
+
+
+def test_a_key_at_the_critical_level_opens_from_critical_min_events_and_no_other_level_before_min_events():
+    """A hydra's styled head sends 10-40 requests: a score at critical over 20 of them opens the
+    incident, at critical, on a young account or one of unknown age; a score under critical, or
+    a mature account (whose real services need their first 50 requests to show their evidence),
+    waits for ``min_events`` as before. Guard: with ``critical_min_events`` at ``min_events`` the
+    same head raises nothing."""
+    head = [ev(i) for i in range(40)]
+    alerts = run(KeyPipeline(), head)[1]
+    assert alerts and alerts[0]["severity"] == "critical"
+    assert DetectorConfig().critical_min_events <= alerts[0]["events_seen"] < DetectorConfig().min_events
+    young = [ev(i, account={"created_at": "2026-01-29T00:00:00Z"}) for i in range(40)]
+    assert run(KeyPipeline(), young)[1][0]["events_seen"] < DetectorConfig().min_events
+    mature = [ev(i, account={"created_at": "2025-01-01T00:00:00Z"}) for i in range(60)]
+    assert run(KeyPipeline(), mature)[1][0]["events_seen"] >= DetectorConfig().min_events
+    assert run(KeyPipeline(DetectorConfig(critical_min_events=50)), head)[1] == []
+    # a lower bar than the critical level's: nothing before min_events, whatever critical_min_events says
+    warning_only = KeyPipeline(DetectorConfig(thresholds=(0.5, 0.65, 1.01)))
+    longer = run(warning_only, [ev(i) for i in range(200)])[1]
+    assert longer and longer[0]["events_seen"] >= DetectorConfig().min_events
+    assert longer[0]["severity"] != "critical"
+    # never later than min_events: an operator's lower min_events wins
+    assert run(KeyPipeline(DetectorConfig(min_events=10)), head)[1][0]["events_seen"] < 20
 
 
 def test_deterministic_and_pickle_safe():
