@@ -460,10 +460,12 @@ class DetectorConfig:
     #: a key on a young account (or one of unknown age) whose score is at the critical level opens
     #: its incident from this many events (at most ``min_events``): a content cohort's or a hydra's
     #: styled heads send 10-40 requests each, and a score at critical over 20 of them is no chance
-    #: run of an ordinary key's. Only where no product evidence could cap the incident later (an
-    #: app's, a transformation's, a grader's, an evaluation's need a mature account;
-    #: ProductEvidence.mature_account): a real service on a mature account needs its first 50
-    #: requests to show its evidence (a rewriting service's "step by step" frame reads at critical)
+    #: run of an ordinary key's. Such an incident opens at warning (reason
+    #: ``opened_before_min_events``) and pages at critical from ``min_events`` as any key's: the
+    #: heads' campaign pages once, by its cluster. Only where no product evidence could cap the
+    #: incident later (an app's, a transformation's, a grader's, an evaluation's need a mature
+    #: account; ProductEvidence.mature_account): a real service on a mature account needs its first
+    #: 50 requests to show its evidence (a rewriting service's "step by step" frame reads at critical)
     critical_min_events: int = 20
     alpha: float = 0.03
     close_ratio: float = 0.6
@@ -1066,6 +1068,10 @@ class KeyPipeline:
             # frame) gathers its extraction evidence after 20+ events, and reads as turned
             level = 1
             exculpatory = self._products.graded_reasons(st, event)
+        # An incident opened before min_events (critical_min_events) stays at warning until then:
+        # a hydra's heads would each page at critical beside their campaign's cluster page
+        # (dev-s1: 151 more key alerts); a head that goes on is paged at min_events as any key.
+        ceiling = len(thresholds) - 1 if st.n < cfg.min_events else len(thresholds)
         if st.alerting:
             if score < cfg.close_ratio * thresholds[0]:
                 st.quiet += 1
@@ -1074,7 +1080,7 @@ class KeyPipeline:
                     st.severity = 0
                 return None
             st.quiet = 0
-            if level <= st.severity:
+            if min(level, ceiling) <= st.severity:
                 return None
         elif level == 0 or st.n < self._min_events(level == len(thresholds), event):
             return None
@@ -1082,6 +1088,10 @@ class KeyPipeline:
             st.incident += 1
             st.alerting = 1
             st.quiet = 0
+        if level > ceiling:
+            level = ceiling
+            exculpatory = [{"signal": "opened_before_min_events", "value": int(st.n), "baseline": cfg.min_events,
+                            "weight": None}]
         st.severity = level
         return Alert(
             alert_id=f"key:{event.api_key_id}:{int(st.incident)}",

@@ -109,8 +109,14 @@ def test_a_key_at_the_critical_level_opens_from_critical_min_events_and_no_other
     same head raises nothing."""
     head = [ev(i) for i in range(40)]
     alerts = run(KeyPipeline(), head)[1]
-    assert alerts and alerts[0]["severity"] == "critical"
+    assert len(alerts) == 1 and alerts[0]["severity"] == "warning", "a head pages by its campaign's cluster"
     assert DetectorConfig().critical_min_events <= alerts[0]["events_seen"] < DetectorConfig().min_events
+    assert alerts[0]["reasons"][0] == {"signal": "opened_before_min_events", "value": alerts[0]["events_seen"],
+                                       "baseline": DetectorConfig().min_events, "weight": None}
+    # a head that goes on is paged at min_events, as any key
+    going_on = run(KeyPipeline(), [ev(i) for i in range(60)])[1]
+    assert [a["severity"] for a in going_on] == ["warning", "critical"]
+    assert going_on[1]["events_seen"] == DetectorConfig().min_events
     young = [ev(i, account={"created_at": "2026-01-29T00:00:00Z"}) for i in range(40)]
     assert run(KeyPipeline(), young)[1][0]["events_seen"] < DetectorConfig().min_events
     mature = [ev(i, account={"created_at": "2025-01-01T00:00:00Z"}) for i in range(60)]
@@ -121,8 +127,9 @@ def test_a_key_at_the_critical_level_opens_from_critical_min_events_and_no_other
     longer = run(warning_only, [ev(i) for i in range(200)])[1]
     assert longer and longer[0]["events_seen"] >= DetectorConfig().min_events
     assert longer[0]["severity"] != "critical"
-    # never later than min_events: an operator's lower min_events wins
-    assert run(KeyPipeline(DetectorConfig(min_events=10)), head)[1][0]["events_seen"] < 20
+    # never later than min_events: an operator's lower min_events wins (and pages from it)
+    eager = run(KeyPipeline(DetectorConfig(min_events=10)), head)[1][0]
+    assert eager["events_seen"] < 20 and eager["severity"] == "critical"
 
 
 def test_deterministic_and_pickle_safe():
