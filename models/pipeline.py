@@ -1070,7 +1070,7 @@ class KeyPipeline:
             exculpatory = self._products.graded_reasons(st, event)
         # An incident opened before min_events (critical_min_events) stays at warning until then:
         # a hydra's heads would each page at critical beside their campaign's cluster page
-        # (dev-s1: 151 more key alerts); a head that goes on is paged at min_events as any key.
+        # (dev-s1: 163 heads); a head that goes on is paged at min_events as any key.
         ceiling = len(thresholds) - 1 if st.n < cfg.min_events else len(thresholds)
         if st.alerting:
             if score < cfg.close_ratio * thresholds[0]:
@@ -1088,10 +1088,11 @@ class KeyPipeline:
             st.incident += 1
             st.alerting = 1
             st.quiet = 0
+        early = []
         if level > ceiling:
             level = ceiling
-            exculpatory = [{"signal": "opened_before_min_events", "value": int(st.n), "baseline": cfg.min_events,
-                            "weight": None}]
+            early = [{"signal": "opened_before_min_events", "value": int(st.n), "baseline": cfg.min_events,
+                      "weight": None}]
         st.severity = level
         return Alert(
             alert_id=f"key:{event.api_key_id}:{int(st.incident)}",
@@ -1101,7 +1102,7 @@ class KeyPipeline:
             api_key_ids=[event.api_key_id],
             score=round(score, 4),
             severity=Severity.of_rank(level),
-            reasons=exculpatory + self._reasons(st),
+            reasons=early + exculpatory + self._reasons(st),
             events_seen=int(st.n),
             detector=self.detector,
         ).to_dict()
