@@ -882,22 +882,10 @@ class KeyPipeline:
             reasons[at:at] = signals
         reasons = self._claim_reasons(st) + reasons
         harvest = self._harvest_score(st)
-        if harvest > self._share_score(st) and harvest >= self._evidence_score(st) \
-                and self._tool_use_harvest(st) > self._output_harvest(st):
-            # tool-use traces: the agent loops and the rate of tasks
-            tasks = self._products.tasks_per_window(st, st.last_ts)
-            reasons = [{"signal": "harvest_without_wording", "value": round(harvest, 3),
-                        "baseline": self.config.thresholds[0], "weight": None},
-                       {"signal": "harvest_content", "value": "tool_use_tasks", "baseline": None, "weight": None},
-                       {"signal": "tasks_per_window", "value": round(tasks, 2), "baseline": _TOOL_USE_TASKS[0],
-                        "weight": None},
-                       {"signal": "brief_answered_turn_share", "value": round(float(st.agent_ew), 3),
-                        "baseline": _TOOL_USE_STEPS[0], "weight": None},
-                       {"signal": "conversations_opened", "value": int(st.convs), "baseline": None, "weight": None},
-                       {"signal": "follow_ups_a_persons_share", "value": round(float(st.person_ew), 3),
-                        "baseline": round(1.0 - _TOOL_USE_PERSON[0], 3), "weight": None}] + \
-                [r for r in reasons if r["signal"] != "follow_ups_a_persons_share"]
-        elif harvest > self._share_score(st) and harvest >= self._evidence_score(st):
+        wordless = harvest > self._share_score(st) and harvest >= self._evidence_score(st)
+        if wordless and self._tool_use_harvest(st) > self._output_harvest(st):
+            reasons = self._tool_use_reasons(st, harvest, reasons)
+        elif wordless:
             # what made the score: no wording, so say what the key does instead
             reasons = [{"signal": "harvest_without_wording", "value": round(harvest, 3),
                         "baseline": self.config.thresholds[0], "weight": None},
@@ -942,6 +930,22 @@ class KeyPipeline:
                 reasons.append({"signal": "extraction_style_share_before", "value": round(float(st.run_share), 3),
                                 "baseline": BASE_EXTRACTION_RATE, "weight": None})
         return reasons
+
+    def _tool_use_reasons(self, st: KeyState, harvest: float, reasons: list[dict]) -> list[dict]:
+        """What made a tool-use harvest's score (``_tool_use_harvest``) first: the agent loops, the
+        rate of tasks and the person share (moved up from the claim reasons), then ``reasons``."""
+        tasks = self._products.tasks_per_window(st, st.last_ts)
+        return [{"signal": "harvest_without_wording", "value": round(harvest, 3),
+                 "baseline": self.config.thresholds[0], "weight": None},
+                {"signal": "harvest_content", "value": "tool_use_tasks", "baseline": None, "weight": None},
+                {"signal": "tasks_per_window", "value": round(tasks, 2), "baseline": _TOOL_USE_TASKS[0],
+                 "weight": None},
+                {"signal": "brief_answered_turn_share", "value": round(float(st.agent_ew), 3),
+                 "baseline": _TOOL_USE_STEPS[0], "weight": None},
+                {"signal": "conversations_opened", "value": int(st.convs), "baseline": None, "weight": None},
+                {"signal": "follow_ups_a_persons_share", "value": round(float(st.person_ew), 3),
+                 "baseline": round(1.0 - _TOOL_USE_PERSON[0], 3), "weight": None},
+                ] + [r for r in reasons if r["signal"] != "follow_ups_a_persons_share"]
 
     def _onset(self, st: KeyState) -> tuple[int, str] | None:
         """The key's events before its current run, and the run's kind: ``extraction`` (the

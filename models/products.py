@@ -510,7 +510,7 @@ class ProductEvidence:
         ``templated_transformation``, ``evaluation_reruns`` or None (the one test ``holds`` and
         ``exculpation`` share)."""
         c = self.config
-        if not self._mature(event):
+        if not self.mature_account(event):
             return None
         if st.app_held and event.org_id is not None:
             return "app_conversations"
@@ -522,22 +522,18 @@ class ProductEvidence:
             return "evaluation_reruns"
         return None
 
-    def _mature(self, event: RequestEvent) -> bool:
+    def mature_account(self, event: RequestEvent) -> bool:
         """The account is ``min_account_age_days`` old or older by the provider's records (an
-        unknown age is not): what either kind of evidence, and a pending one, needs first."""
+        unknown age is not): what either kind of evidence, and a pending one, needs first (an
+        app's, a transformation's, a grader's, an evaluation's; a developer's agent is judged on
+        any account, and pending from its first agent steps)."""
         return (event.account_created_ms is not None
                 and event.ts_ms - event.account_created_ms >= self.config.min_account_age_days * DAY_MS)
-
-    def mature_account(self, event: RequestEvent) -> bool:
-        """``_mature``: whether an app's, a transformation's, a grader's or an evaluation's
-        evidence may ever excuse this account's keys (a developer's agent is judged on any, and
-        pending from its first agent steps)."""
-        return self._mature(event)
 
     def _mature_organisation(self, event: RequestEvent) -> bool:
         """The account is an organisation's and ``min_account_age_days`` old: the one an agent's
         (and a grader's) evidence counts on."""
-        return event.org_id is not None and self._mature(event)
+        return event.org_id is not None and self.mature_account(event)
 
     def _verified(self, event: RequestEvent) -> bool:
         """The account is verified for the evaluation evidence: ``eval_min_account_age_days``
@@ -563,7 +559,7 @@ class ProductEvidence:
         showed every follow-up the app evidence counts and were held silently; so were
         long-context harvests under one frame answered at most 2.5x their input
         (transformation-mimic)."""
-        if event.org_id is not None or not self._mature(event):
+        if event.org_id is not None or not self.mature_account(event):
             return None
         if st.app_held:
             return "app_conversations"
@@ -685,7 +681,7 @@ class ProductEvidence:
         [True, True, False, True]
         """
         c = self.config
-        if st.n < 2 or event.org_id is None or not self._brief(st) or not self._mature(event):
+        if st.n < 2 or event.org_id is None or not self._brief(st) or not self.mature_account(event):
             return False
         if self.batches.share(st, int(st.n)) < c.batch_share:
             return False
@@ -783,7 +779,7 @@ class ProductEvidence:
                 and self._without_first_event(st.agent_ew, int(st.n)) >= self._pending_bar(c.agent_pending_share, st) \
                 and (self._mature_organisation(event) or self.task_rate(st, event) <= c.developer_max_tasks):
             return ProductStatus.PENDING
-        if not self._mature(event):
+        if not self.mature_account(event):
             return none
         if st.n < c.app_opening_events and st.convs >= st.n and event.org_id is not None:
             # each of its first requests opened a conversation: an app's first users

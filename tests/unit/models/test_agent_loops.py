@@ -11,7 +11,8 @@ from distillguard.models.features import featurize
 from distillguard.models.constants import ProductStatus
 from distillguard.models.events import RequestEvent, parse_event
 from distillguard.models.products import ProductEvidence, ProductEvidenceConfig
-from tests.unit.models.test_products import SEVERITY, T0, _statuses, cluster_alerts, event_doc, run, sweep, worst
+from tests.unit.models.test_products import (SEVERITY, T0, _statuses, cluster_alerts, event_doc, pipeline_with,
+                                             run, sweep, worst)
 
 # An agent framework's system prompt: it asks for step-by-step work, which reads as extraction
 AGENT_SYSTEM = ("You are an autonomous coding agent. Use the tools to read files, run commands and edit code. "
@@ -93,7 +94,6 @@ def test_a_developers_agent_on_a_young_or_personal_account_is_info_sent_with_its
     the agent evidence, the task rate and the account. Guard: the same traffic with no task
     rate allowed pages."""
     from distillguard.contracts.alert import is_exculpated
-    from distillguard.models.pipeline import KeyPipeline
 
     pace = dict(task_gap_minutes=DEVELOPER_PACE, step_tokens=DEVELOPER_STEPS)
     for traffic in (agent_traffic(14, account_age_days=3.0, org=False, **pace),
@@ -106,8 +106,7 @@ def test_a_developers_agent_on_a_young_or_personal_account_is_info_sent_with_its
         assert reasons["tasks_per_window"] <= ProductEvidenceConfig().developer_max_tasks
         assert reasons["conversations_opened"] >= 3 and "account_age_days" in reasons
         assert not is_exculpated(alerts[0]), "sent: the traffic may still be a harvest's"
-    strict = KeyPipeline()
-    strict._products = ProductEvidence(ProductEvidenceConfig(developer_max_tasks=0.0))
+    strict = pipeline_with(developer_max_tasks=0.0)
     assert worst(run(agent_traffic(14, account_age_days=3.0, org=False, **pace), strict)) >= SEVERITY["warning"]
 
 
@@ -189,12 +188,9 @@ def test_developers_of_one_cli_linked_in_a_cluster_are_at_info_from_their_first_
 def assert_cluster_at_info_but_paged_with(events, **guard) -> None:
     """The cluster of ``events`` is at info all along, and opens above info with the product
     evidence's ``guard`` settings (which take the evidence away)."""
-    from distillguard.models.pipeline import KeyPipeline
-
     held = cluster_alerts(events)
     assert held and {a["severity"] for a in held} == {"info"}
-    without = KeyPipeline()
-    without._products = ProductEvidence(ProductEvidenceConfig(**guard))
+    without = pipeline_with(**guard)
     paged = cluster_alerts(events, without)
     assert paged and paged[0]["severity"] != "info"
 
@@ -267,8 +263,6 @@ def test_a_cluster_of_customers_agents_on_one_framework_is_at_info_from_its_firs
 
 
 def test_a_developers_agent_stays_pending_while_its_second_task_opens_with_long_edits():
-    from distillguard.models.pipeline import KeyPipeline
-
     # A developer on a new personal account: a first task of two steps, a day later a second that
     # opens with three long code edits (the brief-turn share, a mean of a handful, falls to 0.18)
     rng, ts, events = random.Random(3), T0, []
@@ -283,6 +277,5 @@ def test_a_developers_agent_stays_pending_while_its_second_task_opens_with_long_
     statuses = [status for status, _, _ in _statuses(events)]
     assert all(s != ProductStatus.NONE for s in statuses[1:]), statuses
     # Guard: at the full bar from the first request it falls out of pending at its 6th
-    strict = KeyPipeline()
-    strict._products = ProductEvidence(ProductEvidenceConfig(pending_early_events=0))
+    strict = pipeline_with(pending_early_events=0)
     assert ProductStatus.NONE in [status for status, _, _ in _statuses(events, strict)][1:]

@@ -77,6 +77,14 @@ def sweep(n: int, start: datetime, key: str = "app", first: int = 0, build=event
             for i in range(n)]
 
 
+def pipeline_with(**product_config) -> KeyPipeline:
+    """A key pipeline whose product evidence has these ``ProductEvidenceConfig`` settings (a
+    guard's: the evidence taken away or made stricter)."""
+    pipeline = KeyPipeline()
+    pipeline._products = ProductEvidence(ProductEvidenceConfig(**product_config))
+    return pipeline
+
+
 def run(events, pipeline: KeyPipeline | None = None) -> list[dict]:
     pipeline, states, alerts = pipeline or KeyPipeline(), {}, []
     for offset, ev in enumerate(events):
@@ -337,8 +345,7 @@ def test_a_sweep_of_items_sent_as_turns_at_a_persons_pace_is_not_an_app():
     assert st.app_ew >= 0.2 and st.convs >= 20 and st.person_ew < 0.15
     assert not st.app_held and not ProductEvidence().holds(st, events[-1], st.template_ew)
     # the person share is what keeps it out: without that bar the app evidence holds
-    ungated, state = KeyPipeline(), None
-    ungated._products = ProductEvidence(ProductEvidenceConfig(app_min_person_share=0.0))
+    ungated, state = pipeline_with(app_min_person_share=0.0), None
     for offset, event in enumerate(events):
         state = ungated.step(state, event, offset).state
     assert decode_state(state).app_held == 1.0
@@ -395,8 +402,7 @@ def test_the_wait_is_bounded_a_key_whose_evidence_never_comes_alerts_by_its_100t
     """A key that keeps its follow-ups a person's but never reaches the conversations the
     evidence needs (here: the bar set out of reach) is judged at app_pending_max_events."""
     app = three_turn_app(60)
-    pipeline = KeyPipeline()
-    pipeline._products = ProductEvidence(ProductEvidenceConfig(app_min_conversations=10**6))
+    pipeline = pipeline_with(app_min_conversations=10**6)
     alerts = run(app, pipeline)
     assert alerts and alerts[0]["events_seen"] == ProductEvidenceConfig().app_pending_max_events
     assert all(r["signal"] != "exculpatory" for r in alerts[0]["reasons"])
@@ -501,8 +507,7 @@ def test_an_app_whose_follow_ups_dip_for_a_while_keeps_its_evidence_and_a_key_th
     assert share["baseline"] == ProductEvidenceConfig().app_release_share  # the bar it is held against
     # Guard: let go at the app's own bar (no hysteresis, no long-run share), the dip escalates the
     # incident for good.
-    flapping = KeyPipeline()
-    flapping._products = ProductEvidence(ProductEvidenceConfig(app_release_share=0.2, app_memory_share=1.0))
+    flapping = pipeline_with(app_release_share=0.2, app_memory_share=1.0)
     assert worst(run(traffic, flapping)) >= SEVERITY["warning"]
     # A key that turns to one-shot items asks no follow-ups: it loses the evidence and pages.
     after = datetime.fromtimestamp(traffic[-1].ts_ms / 1000 + 300, timezone.utc)
@@ -530,8 +535,7 @@ def test_a_quiet_spell_of_a_long_time_app_keeps_its_evidence_and_a_key_that_turn
     long_run = next(r for r in alerts[0]["reasons"] if r["signal"] == "long_run_follow_up_share")
     assert long_run["baseline"] == config.app_memory_share and 0.0 < long_run["value"] <= config.app_memory_cap
     # Guard: without the long-run share the quiet spell lets the evidence go and the key pages.
-    forgetful = KeyPipeline()
-    forgetful._products = ProductEvidence(ProductEvidenceConfig(app_memory_share=1.0))
+    forgetful = pipeline_with(app_memory_share=1.0)
     assert worst(run(traffic, forgetful)) >= SEVERITY["warning"]
     # A key that turns after that history asks no follow-ups again: paged within about 60 items.
     after = datetime.fromtimestamp(traffic[-1].ts_ms / 1000 + 300, timezone.utc)
@@ -550,8 +554,7 @@ def test_a_new_quiz_makers_key_stays_pending_over_its_first_requests_between_its
     assert all(s != ProductStatus.NONE for s in statuses[first:20]), statuses[:20]
     # Guard: at the full bar from the first request, the key falls out of pending on the way, where
     # a campaign's cluster that links it by the same frame names it
-    strict = KeyPipeline()
-    strict._products = ProductEvidence(ProductEvidenceConfig(pending_early_events=0))
+    strict = pipeline_with(pending_early_events=0)
     assert any(s == ProductStatus.NONE for s, _, _ in _statuses(traffic, strict)[first:20])
     # Past its first 20 events the full bar: a mature key whose follow-ups are this rare is no app
     sparse = quiz_traffic("-f" + "-" * 8 + "f" + "-" * 40, key="sparse")
@@ -592,8 +595,7 @@ def test_an_apps_evidence_survives_a_dip_of_its_person_share_and_is_released_und
     assert worst(run(traffic)) == SEVERITY["info"]
     # Guard: released at the bar it is earned at, the dip pages the app (stress stream
     # product-negatives-j, +1000: a Vietnamese homework app's key at critical).
-    flapping = KeyPipeline()
-    flapping._products = ProductEvidence(ProductEvidenceConfig(app_release_person_share=config.app_min_person_share))
+    flapping = pipeline_with(app_release_person_share=config.app_min_person_share)
     assert worst(run(traffic, flapping)) == SEVERITY["critical"]
     # Under half the bar, the evidence is let go.
     assert worst(run(person_dip_app("p" * 60 + "l" * 30 + "p" * 40))) == SEVERITY["critical"]
@@ -686,8 +688,7 @@ def test_a_quiz_makers_new_key_sending_a_campaigns_frame_in_lockstep_is_not_name
     assert alerts and max(SEVERITY[a["severity"]] for a in alerts) >= SEVERITY["warning"]
     assert {f"head{h}" for h in range(6)} <= set(alerts[-1]["api_key_ids"])
     assert all("maker" not in a["api_key_ids"] for a in alerts)
-    without = KeyPipeline()
-    without._products = ProductEvidence(ProductEvidenceConfig(app_opening_events=0))
+    without = pipeline_with(app_opening_events=0)
     assert any("maker" in a["api_key_ids"] for a in cluster_alerts(heads + maker, without))
 
 
