@@ -316,6 +316,9 @@ _NS = len(_SCALARS)
 # Held follow-ups a key needs before an alert says they are seldom a person's (a few could be
 # a person's by chance: the share starts at its prior and moves 0.1 a follow-up).
 _PERSON_REASON_MIN_HELD = 10
+# The rank of an incident held at info as an exculpated detection (a developer's agent at its
+# usual pace, models.products): under info's (1), so that it is sent once it is no longer held
+_HELD_INFO = 0.5
 
 
 def _count_signals(counts: list, families: int) -> None:
@@ -1044,6 +1047,7 @@ class KeyPipeline:
         # A real product's traffic (models.products) caps the incident at info, never clears it;
         # an info alert names the evidence too, so on-call knows why it will not escalate.
         exculpatory = self._products.exculpation(st, event, st.template_ew) if level else []
+        held = False  # a developer's agent held at info (an exculpated detection) at its usual pace
         if exculpatory:
             level = 1
         elif level and not st.alerting and self._products.pending(st, event):
@@ -1055,11 +1059,13 @@ class KeyPipeline:
             # (a product serving end users is a business's; models.products)
             level = 1
             exculpatory = self._products.unverified_product_reasons(st, event, unverified, st.template_ew)
-        elif level > 1 and self._products.developer_agent(st, event):
+        elif level and self._products.developer_agent(st, event):
             # a developer's coding agent on a young or personal account (models.products): at
-            # info, sent, never a page; escalated when its tasks come at a harvest's rate
+            # info, never a page; recorded, not sent, at a developer's usual few tasks, sent over
+            # them; escalated when its tasks come at a harvest's rate
             level = 1
-            exculpatory = self._products.developer_agent_reasons(st, event)
+            held = self._products.developer_agent_held(st, event)
+            exculpatory = self._products.developer_agent_reasons(st, event, held)
         elif level > 1 and self._evaluation_pending(st, event):
             # maybe an evaluation whose re-run has not come yet: opened at info (sent, never a
             # page), saying so, and escalated when the wait ends without the re-run (models.products)
@@ -1076,6 +1082,9 @@ class KeyPipeline:
         # a hydra's heads would each page at critical beside their campaign's cluster page
         # (dev-s1: 163 heads); a head that goes on is paged at min_events as any key.
         ceiling = len(thresholds) - 1 if st.n < cfg.min_events else len(thresholds)
+        # The incident's rank: its level, or half of info while a developer's agent is held there,
+        # so that the same incident is sent at info once its tasks come faster than that
+        rank = _HELD_INFO if held else level
         if st.alerting:
             if score < cfg.close_ratio * thresholds[0]:
                 st.quiet += 1
@@ -1084,7 +1093,7 @@ class KeyPipeline:
                     st.severity = 0
                 return None
             st.quiet = 0
-            if min(level, ceiling) <= st.severity:
+            if min(rank, ceiling) <= st.severity:
                 return None
         elif level == 0 or st.n < self._min_events(level == len(thresholds), event):
             return None
@@ -1097,7 +1106,7 @@ class KeyPipeline:
             level = ceiling
             early = [{"signal": "opened_before_min_events", "value": int(st.n), "baseline": cfg.min_events,
                       "weight": None}]
-        st.severity = level
+        st.severity = min(rank, level)
         return Alert(
             alert_id=f"key:{event.api_key_id}:{int(st.incident)}",
             ts=_iso(event.ts_ms),

@@ -285,6 +285,15 @@ class ProductEvidenceConfig:
       average since its first request (agent-newcomers: 1-8 in a developer's busiest 6 hours,
       15-59 in a tool-use harvest's head's). An attacker who keeps to that rate needs several
       times the accounts for the same traces, and is named at info, sent.
+    - ``developer_held_tasks`` 4: a developer's agent at a developer's usual pace, at most 4
+      tasks a 6 hours on average since its first request, is held at info as an exculpated
+      detection (recorded, not sent); from there to ``developer_max_tasks`` it is named at info,
+      sent. agent-newcomers' developers opened 0.2-4.1 tasks a 6 hours when their incidents
+      opened (53 of 60 named at info on one draw: 1.7 % of its ordinary keys, each a Slack post
+      and a gateway webhook call); the harvest's young or individual heads 26-59. What it gives
+      away, stated: a tool-use harvest that keeps each head under 4 tasks a 6 hours (a fourth to
+      a fifteenth of what its heads ran) is recorded, not named, and needs that many times the
+      accounts for the same traces. Set it to 0 to send every developer's info alert.
     - ``verified_tiers`` / ``eval_min_account_age_days`` 180: what makes an account verified for
       the evaluation evidence, beside an organisation: tiers reached only with a payment
       history (the provider's names: set them for yours), half a year old. The hydra accounts
@@ -330,6 +339,7 @@ class ProductEvidenceConfig:
     agent_min_conversations: int = 3
     pending_early_events: int = 20
     developer_max_tasks: float = 8.0
+    developer_held_tasks: float = 4.0
     developer_task_window_hours: float = 6.0
     verified_tiers: frozenset[str] = frozenset({"tier4", "tier5", "enterprise"})
     eval_min_account_age_days: float = 180.0
@@ -591,19 +601,31 @@ class ProductEvidence:
         hours = self.config.developer_task_window_hours
         return st.convs / max(1.0, (ts_ms - st.first_ts) / (hours * 3_600_000))
 
-    def developer_agent_reasons(self, st, event: RequestEvent) -> list[dict]:
-        """The reasons of an incident capped at info as a developer's agent, first the agent
-        evidence as ``unverified_agent_loops``, then the task rate against its bar, the account's
-        organisation and age. Not exculpatory: the alert is sent, at info, never a page."""
+    def developer_agent_held(self, st, event: RequestEvent) -> bool:
+        """Whether a developer's agent (``developer_agent``) keeps a developer's usual pace, at
+        most ``developer_held_tasks`` a window: its info incident is then an exculpated detection,
+        recorded and not sent (``developer_agent_reasons``)."""
+        return self.task_rate(st, event) <= self.config.developer_held_tasks
+
+    def developer_agent_reasons(self, st, event: RequestEvent, held: bool = False) -> list[dict]:
+        """The reasons of an incident capped at info as a developer's agent: the agent evidence
+        as ``unverified_agent_loops``, then the task rate against its bar, the account's
+        organisation and age. At most ``developer_held_tasks`` (``held``) they open with
+        ``exculpatory: developer_agent_loops`` and the alert is recorded, not sent
+        (``contracts.alert.is_exculpated``); over it, the alert is sent, at info, never a page."""
         c = self.config
-        return [{"signal": "unverified_agent_loops", "value": round(float(st.agent_ew), 3),
-                 "baseline": c.agent_step_share, "weight": None},
-                {"signal": "conversations_opened", "value": int(st.convs), "baseline": c.agent_min_conversations,
-                 "weight": None},
-                {"signal": "tasks_per_window", "value": round(self.task_rate(st, event), 2),
-                 "baseline": c.developer_max_tasks, "weight": None},
-                {"signal": "account_organisation", "value": event.org_id, "baseline": None, "weight": None},
-                _account_age_reason(event, c.min_account_age_days)]
+        rate = round(self.task_rate(st, event), 2)
+        reasons = [{"signal": "exculpatory", "value": "developer_agent_loops", "baseline": None, "weight": None}] \
+            if held else []
+        return reasons + [
+            {"signal": "unverified_agent_loops", "value": round(float(st.agent_ew), 3),
+             "baseline": c.agent_step_share, "weight": None},
+            {"signal": "conversations_opened", "value": int(st.convs), "baseline": c.agent_min_conversations,
+             "weight": None},
+            {"signal": "tasks_per_window", "value": rate,
+             "baseline": c.developer_held_tasks if held else c.developer_max_tasks, "weight": None},
+            {"signal": "account_organisation", "value": event.org_id, "baseline": None, "weight": None},
+            _account_age_reason(event, c.min_account_age_days)]
 
     def unverified_product_reasons(self, st, event: RequestEvent, kind: str, template_share: float) -> list[dict]:
         """The reasons of an incident held at info by a product's evidence (``kind``, from

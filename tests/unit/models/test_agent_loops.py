@@ -110,6 +110,51 @@ def test_a_developers_agent_on_a_young_or_personal_account_is_info_sent_with_its
     assert worst(run(agent_traffic(14, account_age_days=3.0, org=False, **pace), strict)) >= SEVERITY["warning"]
 
 
+# A developer's usual pace: the next task three to five hours after the last (1-2 in six hours)
+USUAL_PACE = (180, 300)
+
+
+def test_a_developers_agent_at_its_usual_pace_is_recorded_not_sent():
+    """A coding CLI run by a developer on a new personal key, one task every few hours: its
+    incident is an exculpated detection (recorded, not sent), first reason
+    ``exculpatory: developer_agent_loops``, with the task rate against ``developer_held_tasks``.
+    Guard: with no held rate allowed the same incident is sent at info."""
+    from distillguard.contracts.alert import is_exculpated
+
+    traffic = agent_traffic(14, account_age_days=3.0, org=False, task_gap_minutes=USUAL_PACE,
+                            step_tokens=DEVELOPER_STEPS)
+    alerts = run(traffic)
+    assert alerts and worst(alerts) == SEVERITY["info"]
+    assert all(is_exculpated(alert) for alert in alerts)
+    assert alerts[0]["reasons"][0] == {"signal": "exculpatory", "value": "developer_agent_loops", "baseline": None,
+                                       "weight": None}
+    reasons = {r["signal"]: r for r in alerts[0]["reasons"]}
+    assert reasons["tasks_per_window"]["value"] <= reasons["tasks_per_window"]["baseline"] == 4.0
+    assert reasons["unverified_agent_loops"]["value"] >= 0.4
+    sent = run(traffic, pipeline_with(developer_held_tasks=0.0))
+    assert sent and worst(sent) == SEVERITY["info"] and not any(is_exculpated(alert) for alert in sent)
+
+
+def test_a_held_developers_agent_is_sent_once_its_tasks_come_faster():
+    """Eight tasks at the usual pace (held), then forty an hour apart at most: the average rate
+    passes ``developer_held_tasks`` but not ``developer_max_tasks``, and the same incident is
+    sent at info, once. Guard: with the held bar out of reach it stays recorded."""
+    from distillguard.contracts.alert import is_exculpated
+
+    slow = agent_traffic(8, key="dev", account_age_days=3.0, org=False, task_gap_minutes=USUAL_PACE,
+                         step_tokens=DEVELOPER_STEPS)
+    after = datetime.fromtimestamp(slow[-1].ts_ms / 1000, T0.tzinfo) + timedelta(minutes=30)
+    busier = agent_traffic(40, key="dev", account_age_days=3.0, org=False, seed=8, start=after, first=len(slow),
+                           task_gap_minutes=(20, 30), step_tokens=DEVELOPER_STEPS)
+    alerts = run(slow + busier)
+    assert is_exculpated(alerts[0])
+    sent = [alert for alert in alerts if not is_exculpated(alert)]
+    assert len(sent) == 1 and sent[0]["severity"] == "info" and sent[0]["alert_id"] == alerts[0]["alert_id"]
+    reasons = {r["signal"]: r for r in sent[0]["reasons"]}
+    assert 4.0 < reasons["tasks_per_window"]["value"] <= reasons["tasks_per_window"]["baseline"] == 8.0
+    assert all(is_exculpated(alert) for alert in run(slow + busier, pipeline_with(developer_held_tasks=7.9)))
+
+
 def test_a_developers_agent_that_turns_to_a_harvests_task_rate_is_paged():
     """Eight tasks at a developer's pace, then forty back to back: the rate passes the bar and
     the incident escalates from info."""
