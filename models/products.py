@@ -71,14 +71,15 @@ sweep's in ways that are expensive to fake, and that is what this module measure
     A *developer's* agent on a young or personal account (``developer_agent``: the same
     evidence, tasks opened at a developer's rate, ``developer_max_tasks`` a
     ``developer_task_window_hours`` on average) is not excused either: its incident is capped
-    at info and *sent* (``unverified_agent_loops``), and its link records count as a product's
+    at info and *sent* (``unverified_agent_loops``), or recorded and not sent at a developer's
+    usual pace (``developer_held_tasks``), and its link records count as a product's
     (pending before its evidence holds), so its cluster opens at info. A coding CLI's launch
     (stress stream agent-newcomers: 60 developers on new personal keys, the CLI's system prompt
     asking for step-by-step work) had 24 and 17 of them paged at critical by their own
     incidents on two draws, and 36 on one by the cluster linking their CLI's frame. What it
     gives away, stated: a tool-use harvest that keeps each head to a developer's few tasks is
-    named at info, not paged, by these two paths, and needs several times the accounts for the
-    same traces.
+    named at info, not paged, by these two paths (under ``developer_held_tasks``, recorded, not
+    named), and needs several times the accounts for the same traces.
 ``evaluation_reruns``
     One item set re-run on another model or another day (``models.reruns``), from a
     *verified* account: ``eval_min_account_age_days`` old, an organisation, a tier that takes a
@@ -284,7 +285,8 @@ class ProductEvidenceConfig:
       on a young or personal account (``developer_agent``) opens at most 8 tasks a 6 hours on
       average since its first request (agent-newcomers: 1-8 in a developer's busiest 6 hours,
       15-59 in a tool-use harvest's head's). An attacker who keeps to that rate needs several
-      times the accounts for the same traces, and is named at info, sent.
+      times the accounts for the same traces, and is named at info, sent (recorded only, under
+      ``developer_held_tasks``).
     - ``developer_held_tasks`` 4: a developer's agent at a developer's usual pace, at most 4
       tasks a 6 hours on average since its first request, is held at info as an exculpated
       detection (recorded, not sent); from there to ``developer_max_tasks`` it is named at info,
@@ -581,7 +583,8 @@ class ProductEvidence:
         """Whether the key is a developer's coding agent on an account the agent evidence does
         not excuse (young, or of no organisation): its agent evidence holds (``agent_held``)
         and it opens tasks at a developer's rate (``task_rate``). Its incident is capped at info
-        and *sent* (``developer_agent_reasons``), as an unverified product's is: a coding CLI's
+        and *sent* (``developer_agent_reasons``), as an unverified product's is, or recorded and
+        not sent at a developer's usual pace (``developer_agent_held``): a coding CLI's
         system prompt ("work step by step") is extraction wording on every request of every
         developer who runs it on a personal key (stress stream agent-newcomers: 24 of 60 new
         developers paged at critical by their own incidents)."""
